@@ -1,0 +1,271 @@
+"""REST half of the ARI client: the dozen calls the IVR makes.
+
+Every public method names its ARI path as a template plus path parameters, so
+``calls_made`` can be checked against Asterisk's ``/ari/api-docs`` (each
+template must exist with that method, each query parameter must be declared).
+
+>>> async def greet(client: AriClient, channel_id: str) -> None:
+...     await client.answer(channel_id)
+...     await client.play(channel_id, "sound:hello-world", playback_id=f"{channel_id}-hi")
+"""
+
+from __future__ import annotations
+
+import base64
+import json as jsonlib
+import logging
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from ivr.ari.errors import (
+    AriConnectionError,
+    AriProtocolError,
+    AriTimeout,
+    error_for_status,
+)
+from ivr.ari.models import Channel, Playback
+
+logger = logging.getLogger(__name__)
+
+QueryValue = str | int | bool | None
+CallRecord = tuple[str, str, frozenset[str]]
+
+
+def basic_auth_header(username: str, password: str) -> str:
+    # Built by hand: aiohttp.BasicAuth is deprecated in 3.14 and its
+    # replacement does not exist in the older 3.x we also support.
+    if ":" in username:
+        raise ValueError("an ARI username cannot contain ':' (RFC 7617)")
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def _query_value(value: str | int | bool) -> str:
+    # ARI parses booleans only in lower case.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class AriClient:
+    """Async client of the Asterisk REST Interface, e.g. ``http://127.0.0.1:8088/ari``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        timeout: float = 5.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": basic_auth_header(username, password)}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session = session
+        self._owns_session = session is None
+        self.calls_made: set[CallRecord] = set()
+
+    async def __aenter__(self) -> AriClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session if this client created it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        # Created on first use: aiohttp wants sessions built inside a running loop.
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        path_params: Mapping[str, str] | None = None,
+        params: Mapping[str, QueryValue] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """Send one request; return the decoded JSON body, or None for 204."""
+        query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
+        self.calls_made.add((method, path, frozenset(query)))
+        url_path = path.format_map({k: quote(v, safe="") for k, v in (path_params or {}).items()})
+        url = self._base_url + url_path
+        try:
+            async with self._get_session().request(
+                method, url, params=query, json=json, headers=self._headers, timeout=self._timeout
+            ) as resp:
+                body = await resp.text()
+                status = resp.status
+        except TimeoutError as exc:
+            # Checked first: aiohttp's ServerTimeoutError is also a connection error.
+            raise AriTimeout(
+                f"{method} {url_path}: no answer within {self._timeout.total}s"
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise AriConnectionError(f"{method} {url_path}: {exc!r}") from exc
+        logger.debug("ARI %s %s -> %s", method, url_path, status)
+        if status >= 400:
+            raise error_for_status(status, method, url_path, _error_message(body))
+        if not body:
+            return None
+        try:
+            return jsonlib.loads(body)
+        except ValueError as exc:
+            raise AriProtocolError(f"{method} {url_path}: response is not JSON") from exc
+
+    # -- asterisk ---------------------------------------------------------
+
+    async def ping(self) -> dict[str, Any]:
+        return _expect_obj(await self._request("GET", "/asterisk/ping"), "ping")
+
+    async def asterisk_info(self) -> dict[str, Any]:
+        return _expect_obj(await self._request("GET", "/asterisk/info"), "asterisk info")
+
+    async def list_applications(self) -> list[dict[str, Any]]:
+        apps = _expect_list(await self._request("GET", "/applications"), "applications")
+        return [_expect_obj(app, "application") for app in apps]
+
+    # -- channels ---------------------------------------------------------
+
+    async def list_channels(self) -> list[Channel]:
+        channels = _expect_list(await self._request("GET", "/channels"), "channels")
+        return [Channel.from_json(_expect_obj(ch, "channel")) for ch in channels]
+
+    async def get_channel(self, channel_id: str) -> Channel:
+        data = await self._request(
+            "GET", "/channels/{channelId}", path_params={"channelId": channel_id}
+        )
+        return Channel.from_json(_expect_obj(data, "channel"))
+
+    async def answer(self, channel_id: str) -> None:
+        await self._channel_post(channel_id, "/answer")
+
+    async def ring(self, channel_id: str) -> None:
+        await self._channel_post(channel_id, "/ring")
+
+    async def start_silence(self, channel_id: str) -> None:
+        await self._channel_post(channel_id, "/silence")
+
+    async def start_moh(self, channel_id: str, moh_class: str | None = None) -> None:
+        await self._channel_post(channel_id, "/moh", {"mohClass": moh_class})
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        await self._request(
+            "DELETE",
+            "/channels/{channelId}",
+            path_params={"channelId": channel_id},
+            params={"reason": reason},
+        )
+
+    async def continue_in_dialplan(
+        self,
+        channel_id: str,
+        *,
+        context: str,
+        extension: str,
+        priority: int = 1,
+        label: str | None = None,
+    ) -> None:
+        params: dict[str, QueryValue] = {
+            "context": context,
+            "extension": extension,
+            "priority": priority,
+            "label": label,
+        }
+        await self._channel_post(channel_id, "/continue", params)
+
+    async def set_variable(self, channel_id: str, variable: str, value: str) -> None:
+        await self._channel_post(channel_id, "/variable", {"variable": variable, "value": value})
+
+    async def get_variable(self, channel_id: str, variable: str) -> str:
+        data = await self._request(
+            "GET",
+            "/channels/{channelId}/variable",
+            path_params={"channelId": channel_id},
+            params={"variable": variable},
+        )
+        value = _expect_obj(data, "variable").get("value")
+        if not isinstance(value, str):
+            raise AriProtocolError(f"variable {variable}: expected string value, got {value!r}")
+        return value
+
+    async def _channel_post(
+        self, channel_id: str, action: str, params: Mapping[str, QueryValue] | None = None
+    ) -> None:
+        await self._request(
+            "POST",
+            "/channels/{channelId}" + action,
+            path_params={"channelId": channel_id},
+            params=params,
+        )
+
+    # -- playbacks --------------------------------------------------------
+
+    async def play(
+        self,
+        channel_id: str,
+        media: str | Sequence[str],
+        *,
+        playback_id: str,
+        lang: str | None = None,
+    ) -> Playback:
+        """Start playing ``media`` (one URI or several, played in order).
+
+        The caller picks ``playback_id`` so PlaybackFinished can be matched to
+        this request even if the event overtakes the HTTP response.
+        """
+        media_param = media if isinstance(media, str) else ",".join(media)
+        data = await self._request(
+            "POST",
+            "/channels/{channelId}/play/{playbackId}",
+            path_params={"channelId": channel_id, "playbackId": playback_id},
+            params={"media": media_param, "lang": lang},
+        )
+        return Playback.from_json(_expect_obj(data, "playback"))
+
+    async def stop_playback(self, playback_id: str) -> None:
+        await self._request(
+            "DELETE", "/playbacks/{playbackId}", path_params={"playbackId": playback_id}
+        )
+
+
+def _error_message(body: str) -> str:
+    # ARI errors are {"message": "..."}; the HTTP layer's own 401 is plain text.
+    try:
+        data = jsonlib.loads(body)
+    except ValueError:
+        return body.strip()[:200]
+    if isinstance(data, dict):
+        for key in ("message", "error"):
+            if isinstance(data.get(key), str):
+                return str(data[key])
+    return body.strip()[:200]
+
+
+def _expect_obj(data: Any, what: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise AriProtocolError(f"{what}: expected object, got {type(data).__name__}")
+    return data
+
+
+def _expect_list(data: Any, what: str) -> list[Any]:
+    if not isinstance(data, list):
+        raise AriProtocolError(f"{what}: expected list, got {type(data).__name__}")
+    return data

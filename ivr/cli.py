@@ -1,0 +1,260 @@
+"""The ``ivr`` command.
+
+  ivr sandbox up | down | status    a real Asterisk 22 in a chroot
+  ivr serve                         the controller, in the foreground
+  ivr call SCENARIO | --list        place a tester scenario with sipp
+  ivr flow check FILE               validate a flow file without starting anything
+  ivr db upgrade                    apply database migrations
+  ivr prompts build                 synthesize the prompts' audio
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from ivr.settings import REPO_ROOT, Settings, SettingsError
+
+logger = logging.getLogger("ivr")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    if getattr(args, "instance", None):
+        from dataclasses import replace
+
+        settings = replace(settings, instance=args.instance)
+    return _with_sandbox_ports(settings)
+
+
+def _with_sandbox_ports(settings: Settings) -> Settings:
+    """Use the ports the running sandbox was started with, when there is one."""
+    from dataclasses import replace
+
+    from ivr.sandbox.instance import InstancePaths
+
+    state = InstancePaths(settings).load()
+    if state is None:
+        return settings
+    return replace(settings, ports=state.settings_ports(), host=state.host)
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from ivr.sandbox import manager
+
+    settings = Settings.from_env()
+    if args.instance:
+        from dataclasses import replace
+
+        settings = replace(settings, instance=args.instance)
+    if args.action == "up":
+        result = manager.up(settings)
+    elif args.action == "down":
+        result = manager.down(settings)
+    else:
+        result = manager.status(settings)
+        if args.json:
+            print(manager.status_json(settings))
+            return 0 if result.running else 3
+    print("\n".join(result.lines()))
+    if args.action == "up":
+        print(f"  call it: ivr call smoke   (or a softphone: sip:4441234@{settings.host}:{result.ports['sip']})")
+    if args.action == "status":
+        return 0 if result.running and result.ari_ready else 3
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ivr.controller import serve
+
+    settings = _settings(args)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    from ivr.scenarios.runner import run_scenario
+    from ivr.scenarios.spec import list_scenarios
+
+    scenarios = list_scenarios()
+    if args.list or not args.scenario:
+        width = max(len(n) for n in scenarios)
+        for name, sc in scenarios.items():
+            print(f"{name:<{width}}  {sc.description}")
+        return 0
+    scenario = scenarios.get(args.scenario)
+    if scenario is None:
+        print(f"ivr call: no scenario {args.scenario!r}; try: ivr call --list", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    keep = Path(args.keep) if args.keep else None
+    report = run_scenario(scenario, settings, keep)
+    if args.json:
+        print(json.dumps(report.__dict__ | {"ok": report.ok}, indent=2, default=str))
+    else:
+        print_transcript(report)
+    return 0 if report.ok else 1
+
+
+def print_transcript(report: object) -> None:
+    from ivr.prompts import load_prompt_texts
+    from ivr.scenarios.runner import CallReport
+
+    assert isinstance(report, CallReport)
+    texts = {k: v.text for k, v in load_prompt_texts(REPO_ROOT / "prompts" / "prompts.yaml").items()}
+    print(f"scenario {report.scenario}  (SIP Call-ID {report.call_id_prefix}-*)")
+    for record in report.records:
+        print(f"  call {record['sip_call_id']}  flow={record['flow']}")
+        for step in record["path"]:
+            print("    " + describe_step(step, texts))
+        print(f"    => outcome {record['outcome']} ({record['end_reason']})")
+    if report.agent_headers:
+        print("  agent received: " + ", ".join(f"{k}={v}" for k, v in report.agent_headers.items()))
+    print(f"  sipp caller exit {report.sipp_rc}" + (f", agent exit {report.agent_rc}" if report.agent_rc is not None else ""))
+    if report.ok:
+        print("RESULT: PASS")
+    else:
+        for failure in report.failures:
+            print(f"  FAIL: {failure}")
+        if report.sipp_rc != 0:
+            print("  sipp said:\n" + "\n".join("    " + line for line in report.sipp_tail.splitlines()[-12:]))
+        print("RESULT: FAIL")
+
+
+def describe_step(step: dict[str, object], texts: dict[str, str]) -> str:
+    at = f"[{float(str(step.get('at', 0))):6.2f}s]"
+    kind = step.get("kind")
+    if kind == "prompt":
+        spoken = []
+        for media in step.get("media", []):  # type: ignore[attr-defined]
+            m = str(media)
+            if m.startswith("sound:citas/"):
+                spoken.append(f"«{texts.get(m.removeprefix('sound:citas/'), m)}»")
+            else:
+                spoken.append(f"<{m}>")
+        return f"{at} IVR says: " + " ".join(spoken)
+    if kind == "digits":
+        return f"{at} caller keys: {step.get('digits') or '(none)'} (ended by {step.get('ended_by')})"
+    if kind == "node":
+        return f"{at} -> {step.get('node')}"
+    rest = {k: v for k, v in step.items() if k not in ("at", "kind")}
+    return f"{at} {kind} " + " ".join(f"{k}={v}" for k, v in rest.items())
+
+
+def cmd_flow(args: argparse.Namespace) -> int:
+    from ivr.controller import action_outcomes
+    from ivr.flow.loader import FlowLoader
+    from ivr.flow.yamlsrc import ConfigError
+    from ivr.prompts import load_prompt_texts
+
+    loader = FlowLoader(load_prompt_texts(REPO_ROOT / "prompts" / "prompts.yaml").keys(), action_outcomes())
+    status = 0
+    for file in args.files:
+        try:
+            flow = loader.load(Path(file))
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{file}: flow {flow.name!r} ok ({len(flow.nodes)} nodes, starts at {flow.start})")
+    return status
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from ivr.store import Database
+
+    settings = _settings(args)
+
+    async def upgrade() -> None:
+        db = Database(settings.database_url)
+        try:
+            await db.migrate()
+        finally:
+            await db.close()
+
+    asyncio.run(upgrade())
+    print(f"database at head: {settings.database_url}")
+    return 0
+
+
+def cmd_prompts(args: argparse.Namespace) -> int:
+    from ivr.prompts import build_prompts, load_prompt_texts
+
+    texts = load_prompt_texts(REPO_ROOT / "prompts" / "prompts.yaml")
+    report = build_prompts(texts, Path(args.out), recorded_dir=REPO_ROOT / "prompts" / "recorded")
+    print(report)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ivr", description="Citas IVR on Asterisk ARI")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sb = sub.add_parser("sandbox", help="the Asterisk sandbox: up | down | status")
+    sb.add_argument("action", choices=("up", "down", "status"))
+    sb.add_argument("--instance", help="instance name (default: CITAS_INSTANCE or 'default')")
+    sb.add_argument("--json", action="store_true", help="status as JSON")
+    sb.set_defaults(func=cmd_sandbox)
+
+    sv = sub.add_parser("serve", help="run the controller in the foreground")
+    sv.add_argument("--instance")
+    sv.set_defaults(func=cmd_serve)
+
+    call = sub.add_parser("call", help="place a bundled sipp scenario against the sandbox")
+    call.add_argument("scenario", nargs="?")
+    call.add_argument("--list", action="store_true", help="list the scenarios")
+    call.add_argument("--instance")
+    call.add_argument("--json", action="store_true", help="machine-readable report")
+    call.add_argument("--keep", metavar="DIR", help="keep sipp files and logs in DIR")
+    call.set_defaults(func=cmd_call)
+
+    flow = sub.add_parser("flow", help="flow files")
+    flow_sub = flow.add_subparsers(dest="flow_command", required=True)
+    check = flow_sub.add_parser("check", help="validate flow files")
+    check.add_argument("files", nargs="+")
+    check.set_defaults(func=cmd_flow)
+
+    db = sub.add_parser("db", help="database")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="apply migrations")
+    up.add_argument("--instance")
+    up.set_defaults(func=cmd_db)
+
+    pr = sub.add_parser("prompts", help="prompt audio")
+    pr_sub = pr.add_subparsers(dest="prompts_command", required=True)
+    build = pr_sub.add_parser("build", help="synthesize prompt audio from prompts/prompts.yaml")
+    build.add_argument("--out", default=str(REPO_ROOT / "prompts" / "build"))
+    build.set_defaults(func=cmd_prompts)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"ivr: bad setting: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from ivr.flow.yamlsrc import ConfigError
+        from ivr.sandbox.errors import SandboxError
+
+        if isinstance(exc, SandboxError | ConfigError):
+            print(f"ivr: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

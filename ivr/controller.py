@@ -1,0 +1,216 @@
+"""The composition root: builds the ARI client, the event stream, the router,
+the database and the flow engine, passes them by constructor, and runs them.
+
+Call handling rules that keep callers out of silence:
+- an unknown flow, an ARI failure or a bug mid-call sends the caller to the
+  agents (the dialplan's VDN) with a reason, never to a dead line;
+- a call found in our app after a reconnect (we lost its state) is sent to
+  the agents too;
+- on shutdown, calls get a grace period, then are handed to the agents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ivr.ari import AriClient, AriError, CallContext, CallRouter, Channel, EventStream
+from ivr.channel import CallEnded, CallerHungUp, CallTransferred, ChannelError
+from ivr.flow.engine import AGENT_CONTEXT, Action, CallState, FlowEngine
+from ivr.flow.loader import FlowLoader, load_flows
+from ivr.flow.model import Flow
+from ivr.prompts import load_prompt_texts
+from ivr.settings import REPO_ROOT, Settings
+from ivr.store import CallRecordStore, Database, StoreUnavailable
+from ivr.store.records import CallRecord
+from ivr.voice import VoiceChannel, mask_number
+
+logger = logging.getLogger(__name__)
+
+PROMPTS_FILE = REPO_ROOT / "prompts" / "prompts.yaml"
+FLOWS_DIR = REPO_ROOT / "config" / "flows"
+SHUTDOWN_GRACE_S = 10.0
+
+
+def builtin_actions() -> dict[str, Action]:
+    return {}
+
+
+def action_outcomes() -> dict[str, tuple[str, ...]]:
+    return {}
+
+
+def load_all_flows(flows_dir: Path | None = None) -> dict[str, Flow]:
+    loader = FlowLoader(load_prompt_texts(PROMPTS_FILE).keys(), action_outcomes())
+    return load_flows(flows_dir or FLOWS_DIR, loader)
+
+
+@dataclass
+class Controller:
+    settings: Settings
+    client: AriClient
+    records: CallRecordStore
+    flows: Mapping[str, Flow]
+    engine: FlowEngine
+    router: CallRouter = field(init=False)
+    stream: EventStream = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.router = CallRouter(self.client, self.handle_call, on_reject=self.reject)
+        self.stream = EventStream(
+            self.settings.ari_url,
+            self.settings.ari_user,
+            self.settings.ari_password,
+            self.settings.app_name,
+            self.router.dispatch,
+            on_connected=self.reconcile,
+        )
+
+    async def handle_call(self, ctx: CallContext) -> None:
+        flow_name = ctx.args[0] if ctx.args else "citas"
+        sip_call_id = ctx.args[1] if len(ctx.args) > 1 else None
+        caller = ctx.channel.caller.number or None
+        logger.info(
+            "call %s: flow=%s caller=%s resumed=%s", ctx.channel_id, flow_name, mask_number(caller), ctx.resumed
+        )
+        record = await self._open_record(ctx, flow_name, sip_call_id, caller)
+        channel = VoiceChannel(ctx)
+        reason = "flow_end"
+        try:
+            if ctx.resumed:
+                record.step("resumed_after_reconnect")
+                await self._rescue(channel, record, "ivr-restarted")
+                return
+            flow = self.flows.get(flow_name)
+            if flow is None:
+                logger.error("call %s: no flow %r; sending to agents", ctx.channel_id, flow_name)
+                record.step("error", error=f"unknown flow {flow_name}")
+                await self._rescue(channel, record, "ivr-unknown-flow")
+                return
+            await self.engine.run(CallState(channel, record, flow))
+        except CallerHungUp:
+            reason = "caller_hangup"
+            if record.outcome is None:
+                record.outcome = "abandoned"
+            record.step("caller_hangup")
+        except CallTransferred:
+            reason = "transferred"
+        except ChannelError as exc:
+            reason = "channel_error"
+            logger.error("call %s: %s", ctx.channel_id, exc)
+            record.step("error", error=str(exc))
+            await self._rescue(channel, record, "ivr-error")
+        except asyncio.CancelledError:
+            reason = "shutdown"
+            record.step("shutdown")
+            await asyncio.shield(self._rescue(channel, record, "ivr-shutdown"))
+            raise
+        except Exception as exc:
+            # A bug in a flow action must cost one call's self-service, never the caller.
+            reason = "internal_error"
+            logger.exception("call %s: unexpected error", ctx.channel_id)
+            record.step("error", error=repr(exc))
+            await self._rescue(channel, record, "ivr-error")
+        finally:
+            await asyncio.shield(self._close_record(record, reason))
+
+    async def _rescue(self, channel: VoiceChannel, record: CallRecord, reason: str) -> None:
+        """Hand the caller to the agents with a spoken message; best effort."""
+        try:
+            with contextlib.suppress(CallEnded):
+                await channel.play(["sound:citas/service_unavailable_agent"], barge_in=False)
+            await channel.set_variables({"__CITAS_REASON": reason, "__CITAS_SEGMENT": "unknown"})
+            record.outcome = "transferred"
+            record.step("transfer", vdn=self.settings.agent_vdn, reason=reason)
+            await channel.transfer(context=AGENT_CONTEXT, extension=self.settings.agent_vdn)
+        except CallEnded:
+            pass
+        except ChannelError as exc:
+            logger.error("call %s: cannot hand over to agents: %s", channel.call_id, exc)
+            record.outcome = record.outcome or "failed"
+
+    async def _open_record(
+        self, ctx: CallContext, flow: str, sip_call_id: str | None, caller: str | None
+    ) -> CallRecord:
+        try:
+            return await self.records.open(
+                channel_id=ctx.channel_id, flow=flow, sip_call_id=sip_call_id, caller_number=caller
+            )
+        except StoreUnavailable as exc:
+            logger.warning("call %s: record not opened (%s); will write at the end", ctx.channel_id, exc)
+            return CallRecord("", ctx.channel_id, flow, sip_call_id, caller, datetime.now(UTC))
+
+    async def _close_record(self, record: CallRecord, reason: str) -> None:
+        if not record.id:
+            record.id = str(uuid.uuid4())
+        try:
+            await self.records.close(record, outcome=record.outcome or "completed", reason=reason)
+        except StoreUnavailable as exc:
+            logger.error("call %s: record %s not written: %s", record.channel_id, record.id, exc)
+
+    async def reject(self, channel: Channel) -> None:
+        """A call arriving while we shut down goes straight to the agents."""
+        try:
+            await self.client.set_variable(channel.id, "__CITAS_REASON", "ivr-shutdown")
+            await self.client.continue_in_dialplan(
+                channel.id, context=AGENT_CONTEXT, extension=self.settings.agent_vdn
+            )
+        except AriError as exc:
+            logger.warning("cannot reject %s: %s", channel.id, exc)
+
+    async def reconcile(self) -> None:
+        """After every (re)connect: Asterisk does not replay events we missed.
+
+        Channels still in our app that we do not drive are adopted (and sent
+        to the agents, since their dialogue state is lost).
+        """
+        try:
+            apps = await self.client.list_applications()
+        except AriError as exc:
+            logger.warning("reconcile: cannot list applications: %s", exc)
+            return
+        ours = next((a for a in apps if a.get("name") == self.settings.app_name), None)
+        channel_ids = [c for c in (ours or {}).get("channel_ids", []) if c not in self.router.calls]
+        for channel_id in channel_ids:
+            try:
+                channel = await self.client.get_channel(channel_id)
+            except AriError:
+                continue
+            logger.warning("reconcile: adopting orphan channel %s", channel_id)
+            await self.router.adopt(channel, ())
+        logger.info("connected to ARI app %s; %d orphan call(s) adopted", self.settings.app_name, len(channel_ids))
+
+
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+    """Run the controller until SIGTERM/SIGINT."""
+    flows = load_all_flows()
+    db = Database(settings.database_url, timeout=settings.request_timeout)
+    await db.migrate()
+    client = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, timeout=settings.request_timeout)
+    engine = FlowEngine(builtin_actions(), default_vdn=settings.agent_vdn)
+    controller = Controller(settings, client, CallRecordStore(db), flows, engine)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    stream_task = asyncio.create_task(controller.stream.run(), name="ari-events")
+    logger.info("controller serving app %s on %s (flows: %s)", settings.app_name, settings.ari_url, ", ".join(flows))
+    try:
+        if ready is not None:
+            await controller.stream.connected.wait()
+            ready.set()
+        await stop.wait()
+    finally:
+        logger.info("shutting down: %d active call(s)", controller.router.active_calls)
+        await controller.router.shutdown(SHUTDOWN_GRACE_S)
+        await controller.stream.stop()
+        await stream_task
+        await client.close()
+        await db.close()

@@ -1,0 +1,78 @@
+"""YAML loading that remembers where each key came from.
+
+A bad flow file must fail at start with file, line and field. PyYAML's safe
+loader drops positions, so mappings are built as ``Located`` dicts that keep
+the line of every key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file is invalid; the message names file, line and field."""
+
+    def __init__(self, file: str, line: int | None, field: str, problem: str) -> None:
+        self.file, self.line, self.field, self.problem = file, line, field, problem
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {field}: {problem}")
+
+
+class Located(dict[str, Any]):
+    """A mapping from a YAML file that knows its own line and each key's line."""
+
+    file: str = "<string>"
+    line: int = 0
+    key_lines: dict[str, int]
+
+    def line_of(self, key: str) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class _LocatingLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _LocatingLoader, node: yaml.MappingNode) -> Located:
+    loader.flatten_mapping(node)
+    result = Located()
+    result.file = loader.name
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str | int):
+            raise ConfigError(loader.name, key_node.start_mark.line + 1, str(key), "keys must be text")
+        key = str(key)
+        if key in result:
+            raise ConfigError(loader.name, key_node.start_mark.line + 1, key, "duplicate key")
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+_LocatingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_yaml(text: str, file: str) -> Any:
+    loader = _LocatingLoader(text)
+    loader.name = file
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ConfigError(file, line, "yaml", str(exc.problem or exc)) from None
+    finally:
+        loader.dispose()
+
+
+def load_yaml_file(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), None, "file", f"cannot read: {exc.strerror}") from None
+    return load_yaml(text, str(path))

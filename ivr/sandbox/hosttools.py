@@ -1,0 +1,58 @@
+"""Host tools the sandbox and the tester scenarios need, installed when missing.
+
+On a Debian-like machine as root, missing tools are installed with apt-get
+(from the machine's own apt configuration). Anywhere else the error says
+exactly which packages to install.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from ivr.sandbox.errors import HostToolsError
+
+logger = logging.getLogger(__name__)
+
+# command -> Debian package that provides it
+HOST_TOOLS = {
+    "debootstrap": "debootstrap",
+    "sipp": "sip-tester",
+    "espeak-ng": "espeak-ng",
+    "sox": "sox",
+    "chroot": "coreutils",
+    "mount": "mount",
+}
+
+
+def missing_tools() -> dict[str, str]:
+    return {cmd: pkg for cmd, pkg in HOST_TOOLS.items() if shutil.which(cmd) is None}
+
+
+def ensure_host_tools() -> None:
+    missing = missing_tools()
+    if not missing:
+        return
+    packages = sorted(set(missing.values()))
+    if not Path("/etc/debian_version").is_file() or shutil.which("apt-get") is None:
+        raise HostToolsError(
+            f"missing tools {sorted(missing)}; this is not a Debian-like machine: "
+            f"install the equivalents of {packages} and try again"
+        )
+    if os.geteuid() != 0:
+        raise HostToolsError(
+            f"missing tools {sorted(missing)}; run as root or install them first: "
+            f"apt-get install {' '.join(packages)}"
+        )
+    logger.info("installing host packages: %s", " ".join(packages))
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)
+        if proc.returncode != 0:
+            raise HostToolsError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    still = missing_tools()
+    if still:
+        raise HostToolsError(f"still missing after install: {sorted(still)}")

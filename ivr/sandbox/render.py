@@ -1,0 +1,73 @@
+"""Render the Asterisk configuration of one sandbox instance from `dialplans/asterisk/`.
+
+Templates use ``@@name@@`` placeholders: Asterisk's own ``${VAR}`` syntax must
+pass through untouched, so ``string.Template`` would not do. A placeholder with
+no value is an error naming the file, never an empty string in a dialplan.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from ivr.sandbox.errors import SandboxError
+from ivr.settings import REPO_ROOT, Settings
+
+TEMPLATE_DIR = REPO_ROOT / "dialplans" / "asterisk"
+_PLACEHOLDER = re.compile(r"@@([a-z_]+)@@")
+
+SMOKE_NUMBER = "4440001"
+DIALPLAN_SMOKE_NUMBER = "4440002"
+
+
+def template_values(settings: Settings, instance_dir_in_root: str) -> dict[str, str]:
+    p = settings.ports
+    return {
+        "instance": settings.instance,
+        "inst": instance_dir_in_root,
+        "host": settings.host,
+        "sip_port": str(p.sip),
+        "http_port": str(p.http),
+        "ami_port": str(p.ami),
+        "agi_port": str(p.agi),
+        "rtp_start": str(p.rtp_start),
+        "rtp_end": str(p.rtp_end),
+        "agent_sip_port": str(p.agent_sip),
+        "ops_port": str(p.ops_http),
+        "ari_user": settings.ari_user,
+        "ari_password": settings.ari_password,
+        "ami_user": settings.ami_user,
+        "ami_password": settings.ami_password,
+        "app_name": settings.app_name,
+        "citas_number": settings.citas_number,
+        "agent_vdn": settings.agent_vdn,
+        "smoke_number": SMOKE_NUMBER,
+        "dialplan_smoke_number": DIALPLAN_SMOKE_NUMBER,
+    }
+
+
+def render_text(text: str, values: Mapping[str, str], source: str) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            line = text.count("\n", 0, match.start()) + 1
+            raise SandboxError(f"{source}:{line}: unknown placeholder @@{name}@@")
+        return values[name]
+
+    return _PLACEHOLDER.sub(substitute, text)
+
+
+def render_all(out_dir: Path, values: Mapping[str, str], template_dir: Path = TEMPLATE_DIR) -> list[Path]:
+    """Write every template into ``out_dir``; returns the files written."""
+    templates = sorted(template_dir.glob("*.conf"))
+    if not templates:
+        raise SandboxError(f"no Asterisk templates in {template_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for template in templates:
+        rendered = render_text(template.read_text(encoding="utf-8"), values, str(template))
+        target = out_dir / template.name
+        target.write_text(rendered, encoding="utf-8")
+        written.append(target)
+    return written

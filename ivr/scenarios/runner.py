@@ -1,0 +1,182 @@
+"""``ivr call SCENARIO``: place a scenario with sipp and judge what happened.
+
+The verdict comes from two sides: sipp's own (the SIP dialogue went as
+scripted) and the controller's call record in the database, found by the
+SIP Call-ID we gave the call (the dialplan hands it to the Stasis app). For
+agent scenarios, the headers the agent's INVITE carried are checked too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ivr.scenarios.sippxml import agent_xml, caller_xml
+from ivr.scenarios.spec import Scenario
+from ivr.settings import Settings
+from ivr.store import CallRecordStore, Database
+from ivr.store.models import CallRecordRow
+
+RECORD_WAIT_S = 15.0
+
+
+@dataclass
+class CallReport:
+    scenario: str
+    call_id_prefix: str
+    sipp_rc: int
+    sipp_tail: str = ""
+    agent_rc: int | None = None
+    agent_headers: dict[str, str] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _sipp_base(workdir: Path, name: str, port: int) -> list[str]:
+    return [
+        "sipp", "-i", "127.0.0.1", "-p", str(port), "-mi", "127.0.0.1", "-nostdin",
+        "-trace_err", "-error_file", str(workdir / f"{name}_errors.log"),
+        "-trace_msg", "-message_file", str(workdir / f"{name}_messages.log"),
+    ]  # fmt: skip
+
+
+def place(scenario: Scenario, settings: Settings, workdir: Path) -> CallReport:
+    prefix = f"citas-{scenario.name}-{uuid.uuid4().hex[:12]}"
+    caller_file = workdir / "caller.xml"
+    caller_file.write_text(caller_xml(scenario, workdir), encoding="utf-8")
+    agent_proc = None
+    if scenario.agent:
+        (workdir / "agent.xml").write_text(agent_xml(), encoding="utf-8")
+        cmd = _sipp_base(workdir, "agent", settings.ports.agent_sip) + [
+            "-sf", str(workdir / "agent.xml"), "-m", str(scenario.calls),
+            "-mp", str(free_udp_port()), "-timeout", f"{int(scenario.timeout) + 30}s", "-timeout_error",
+        ]  # fmt: skip
+        agent_proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=workdir)
+    cmd = _sipp_base(workdir, "caller", free_udp_port()) + [
+        "-sf", str(caller_file), "-s", scenario.dial, "-m", str(scenario.calls), "-l", str(scenario.calls),
+        "-r", str(scenario.calls), "-mp", str(free_udp_port()), "-cid_str", f"{prefix}-%u@%s",
+        "-timeout", f"{int(scenario.timeout)}s", "-timeout_error",
+        f"{settings.host}:{settings.ports.sip}",
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=scenario.timeout + 30, cwd=workdir, check=False
+        )
+        rc, tail = proc.returncode, (proc.stdout + proc.stderr)[-1500:]
+    except subprocess.TimeoutExpired:
+        rc, tail = -9, "sipp did not finish in time"
+    report = CallReport(scenario.name, prefix, rc, tail)
+    if agent_proc is not None:
+        try:
+            agent_proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            agent_proc.terminate()
+            agent_proc.wait(timeout=10)
+        if agent_proc.stdout is not None:
+            agent_proc.stdout.close()
+        report.agent_rc = agent_proc.returncode
+        report.agent_headers = agent_invite_headers(workdir / "agent_messages.log")
+    return report
+
+
+def agent_invite_headers(message_file: Path) -> dict[str, str]:
+    """The X-Citas-* headers of the first INVITE the agent received."""
+    if not message_file.is_file():
+        return {}
+    text = message_file.read_text(errors="replace")
+    match = re.search(r"received[^\n]*\n+(INVITE .*?)(?:\n\s*\n)", text, re.S)
+    if not match:
+        return {}
+    headers = {}
+    for line in match.group(1).splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip().lower().startswith("x-citas-"):
+            headers[name.strip()] = value.strip()
+    return headers
+
+
+async def fetch_records(settings: Settings, prefix: str, expected: int, wait: float) -> list[CallRecordRow]:
+    db = Database(settings.database_url)
+    try:
+        store = CallRecordStore(db)
+        deadline = time.monotonic() + wait
+        while True:
+            rows = [r for r in await store.recent(200) if (r.sip_call_id or "").startswith(prefix)]
+            done = [r for r in rows if r.ended_at is not None]
+            if len(done) >= expected or time.monotonic() > deadline:
+                return rows
+            await asyncio.sleep(0.2)
+    finally:
+        await db.close()
+
+
+def judge(scenario: Scenario, report: CallReport, rows: list[CallRecordRow]) -> None:
+    exp = scenario.expect
+    if report.sipp_rc != 0:
+        report.failures.append(f"sipp caller failed (exit {report.sipp_rc})")
+    if scenario.agent:
+        if report.agent_rc != 0:
+            report.failures.append(f"sipp agent failed (exit {report.agent_rc})")
+        for name, value in exp.agent_headers.items():
+            got = report.agent_headers.get(name)
+            if got != value:
+                report.failures.append(f"agent header {name}: expected {value!r}, got {got!r}")
+    report.records = [_row_json(r) for r in rows]
+    if not exp.record:
+        if rows:
+            report.failures.append(f"expected no call record, found {len(rows)}")
+        return
+    if len(rows) < scenario.calls:
+        report.failures.append(f"expected {scenario.calls} call record(s), found {len(rows)}")
+        return
+    for row in rows:
+        if row.ended_at is None:
+            report.failures.append(f"record {row.id} was never closed")
+        if exp.outcome and row.outcome != exp.outcome:
+            report.failures.append(f"outcome: expected {exp.outcome!r}, got {row.outcome!r}")
+        visited = [s.get("node") for s in row.path if s.get("kind") == "node"]
+        missing = [n for n in exp.nodes if n not in visited]
+        if missing:
+            report.failures.append(f"nodes never visited: {missing} (path: {visited})")
+        typed = [s.get("digits") for s in row.path if s.get("kind") == "digits"]
+        if exp.digits and typed[: len(exp.digits)] != list(exp.digits):
+            report.failures.append(f"digits: expected {list(exp.digits)}, got {typed}")
+        for name, value in exp.variables.items():
+            if str(row.variables.get(name)) != value:
+                report.failures.append(f"variable {name}: expected {value!r}, got {row.variables.get(name)!r}")
+
+
+def _row_json(row: CallRecordRow) -> dict[str, Any]:
+    return {
+        "id": row.id, "sip_call_id": row.sip_call_id, "flow": row.flow, "outcome": row.outcome,
+        "end_reason": row.end_reason, "path": row.path, "variables": row.variables,
+    }  # fmt: skip
+
+
+def run_scenario(scenario: Scenario, settings: Settings, keep_dir: Path | None = None) -> CallReport:
+    with tempfile.TemporaryDirectory(prefix=f"ivr-call-{scenario.name}-") as tmp:
+        workdir = keep_dir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        report = place(scenario, settings, workdir)
+        wait = RECORD_WAIT_S if scenario.expect.record else 1.0
+        rows = asyncio.run(fetch_records(settings, report.call_id_prefix, scenario.calls, wait))
+        judge(scenario, report, rows)
+        return report

@@ -1,0 +1,150 @@
+"""sipp XML for a scenario: the caller (UAC) and the agent (UAS).
+
+Generated rather than hand-written so every scenario gets the same SIP
+handling (record routes, CSeq, in-dialog INFO) and its own DTMF captures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from ivr.scenarios.rtpevents import write_pcap
+from ivr.scenarios.spec import Scenario
+
+_HEAD = '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<!DOCTYPE scenario SYSTEM "sipp.dtd">\n'
+
+
+def _cdata(text: str) -> str:
+    return "<![CDATA[\n" + text.strip("\n") + "\n\n]]>"
+
+
+def _dialog_request(method: str, cseq: int, caller_id: str, extra: str = "", body: str = "") -> str:
+    lines = [
+        f"{method} [next_url] SIP/2.0",
+        "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
+        f"From: <sip:{caller_id}@[local_ip]:[local_port]>;tag=[pid]Citas[call_number]",
+        "To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]",
+        "[routes]",
+        "Call-ID: [call_id]",
+        f"CSeq: {cseq} {method}",
+        "Contact: <sip:caller@[local_ip]:[local_port]>",
+        "Max-Forwards: 70",
+    ]
+    if extra:
+        lines.append(extra)
+    lines.append("Content-Length: [len]")
+    return "\n".join(lines) + "\n\n" + body
+
+
+def caller_xml(scenario: Scenario, workdir: Path) -> str:
+    invite = "\n".join(
+        [
+            "INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0",
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
+            f"From: \"Citas tester\" <sip:{scenario.caller_id}@[local_ip]:[local_port]>;tag=[pid]Citas[call_number]",
+            "To: <sip:[service]@[remote_ip]:[remote_port]>",
+            "Call-ID: [call_id]",
+            "CSeq: 1 INVITE",
+            "Contact: <sip:caller@[local_ip]:[local_port]>",
+            "Max-Forwards: 70",
+            "Content-Type: application/sdp",
+            "Content-Length: [len]",
+            "",
+            "v=0",
+            "o=tester 53655765 2353687637 IN IP[local_ip_type] [local_ip]",
+            "s=-",
+            "c=IN IP[media_ip_type] [media_ip]",
+            "t=0 0",
+            "m=audio [auto_media_port] RTP/AVP 0 8 101",
+            "a=rtpmap:0 PCMU/8000",
+            "a=rtpmap:8 PCMA/8000",
+            "a=rtpmap:101 telephone-event/8000",
+            "a=fmtp:101 0-15",
+            "a=sendrecv",
+        ]
+    )
+    out = [_HEAD, f'<scenario name="{escape(scenario.name)}">']
+    out.append(f'<send retrans="500">{_cdata(invite)}</send>')
+    for code in (100, 180, 183):
+        out.append(f'<recv response="{code}" optional="true"/>')
+    out.append('<recv response="200" rtd="true" rrs="true"/>')
+    out.append(f"<send>{_cdata(_dialog_request('ACK', 1, scenario.caller_id))}</send>")
+    cseq = 2
+    seq, timestamp = 1000, 16000
+    hung_up = False
+    for index, step in enumerate(scenario.steps):
+        if step.kind == "wait":
+            out.append(f'<pause milliseconds="{int(step.seconds * 1000)}"/>')
+        elif step.kind == "dtmf" and step.mode == "rfc4733":
+            pcap = workdir / f"step{index:02d}.pcap"
+            length = write_pcap(pcap, step.digits, seq=seq, timestamp=timestamp)
+            seq += 100 * len(step.digits)
+            timestamp += 8000 * 5 * len(step.digits)
+            out.append(f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
+            out.append(f'<pause milliseconds="{int(length * 1000) + 200}"/>')
+        elif step.kind == "dtmf":
+            for digit in step.digits:
+                body = f"Signal={digit}\nDuration=160\n"
+                info = _dialog_request("INFO", cseq, scenario.caller_id, "Content-Type: application/dtmf-relay", body)
+                out.append(f"<send>{_cdata(info)}</send>")
+                out.append('<recv response="200"/>')
+                out.append('<pause milliseconds="150"/>')
+                cseq += 1
+        elif step.kind == "hangup":
+            out.append(f"<send>{_cdata(_dialog_request('BYE', cseq, scenario.caller_id))}</send>")
+            out.append('<recv response="200" crlf="true"/>')
+            hung_up = True
+            break
+    if not hung_up:
+        timeout_ms = int(scenario.timeout * 1000)
+        out.append(f'<recv request="BYE" timeout="{timeout_ms}"/>')
+        ok = "\n".join(
+            ["SIP/2.0 200 OK", "[last_Via:]", "[last_From:]", "[last_To:]", "[last_Call-ID:]", "[last_CSeq:]",
+             "Content-Length: 0"]
+        )
+        out.append(f"<send>{_cdata(ok)}</send>")
+    out.append('<ResponseTimeRepartition value="100, 500, 1000"/>')
+    out.append("</scenario>\n")
+    return "\n".join(out)
+
+
+def agent_xml(hold_ms: int = 1500) -> str:
+    """The agent answers, stays on the line ``hold_ms``, then hangs up."""
+    def reply(code: str, sdp: bool = False) -> str:
+        lines = ["SIP/2.0 " + code, "[last_Via:]", "[last_From:]", "[last_To:];tag=[pid]Agent[call_number]",
+                 "[last_Call-ID:]", "[last_CSeq:]", "Contact: <sip:agent@[local_ip]:[local_port]>"]
+        if sdp:
+            lines += ["Content-Type: application/sdp", "Content-Length: [len]", "", "v=0",
+                      "o=agent 1 1 IN IP[local_ip_type] [local_ip]", "s=-", "c=IN IP[media_ip_type] [media_ip]",
+                      "t=0 0", "m=audio [media_port] RTP/AVP 0", "a=rtpmap:0 PCMU/8000"]
+        else:
+            lines.append("Content-Length: 0")
+        return "\n".join(lines)
+
+    bye = "\n".join([
+        "BYE [next_url] SIP/2.0",
+        "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
+        "From: <sip:agent@[local_ip]:[local_port]>;tag=[pid]Agent[call_number]",
+        "To: [$caller_from]",
+        "[routes]",
+        "Call-ID: [call_id]",
+        "CSeq: 1 BYE",
+        "Max-Forwards: 70",
+        "Content-Length: 0",
+    ])
+    return "\n".join([
+        _HEAD,
+        '<scenario name="citas agent">',
+        '<recv request="INVITE" rrs="true"><action>'
+        '<ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller_from"/>'
+        "</action></recv>",
+        f"<send>{_cdata(reply('100 Trying'))}</send>",
+        f"<send>{_cdata(reply('180 Ringing'))}</send>",
+        f'<send retrans="500">{_cdata(reply("200 OK", sdp=True))}</send>',
+        '<recv request="ACK"/>',
+        f'<pause milliseconds="{hold_ms}"/>',
+        f"<send retrans=\"500\">{_cdata(bye)}</send>",
+        '<recv response="200"/>',
+        "</scenario>\n",
+    ])

@@ -1,0 +1,140 @@
+"""Runtime settings: ports, credentials, paths and the database URL.
+
+Everything has a default that works for the embedded sandbox; every value can
+be overridden with a ``CITAS_*`` environment variable. Ports come in one block
+(``CITAS_PORT_OFFSET`` shifts them all) so two sandboxes can run side by side.
+
+>>> s = Settings.from_env({"CITAS_PORT_OFFSET": "1000"})
+>>> (s.ports.sip, s.ports.http, s.ports.ami, s.ports.agi)
+(6060, 9088, 6038, 5573)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    sip: int = 5060
+    http: int = 8088
+    ami: int = 5038
+    agi: int = 4573
+    rtp_start: int = 10000
+    rtp_end: int = 10999
+    agent_sip: int = 5070
+    ops_http: int = 8080
+
+    def shifted(self, offset: int) -> Ports:
+        return Ports(
+            sip=self.sip + offset,
+            http=self.http + offset,
+            ami=self.ami + offset,
+            agi=self.agi + offset,
+            rtp_start=self.rtp_start + offset * 2,
+            rtp_end=self.rtp_end + offset * 2,
+            agent_sip=self.agent_sip + offset,
+            ops_http=self.ops_http + offset,
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance: str = "default"
+    host: str = "127.0.0.1"
+    ports: Ports = field(default_factory=Ports)
+    ari_user: str = "citas"
+    ari_password: str = "citas-sandbox"
+    ami_user: str = "citas"
+    ami_password: str = "citas-sandbox"
+    app_name: str = "citas-ivr"
+    cache_dir: Path = Path("/var/cache/citas-ivr")
+    state_dir: Path = Path("/var/lib/citas-ivr")
+    db_url: str = ""
+    flow_file: Path = REPO_ROOT / "config" / "flows" / "smoke.yaml"
+    line_file: Path = REPO_ROOT / "config" / "line.yaml"
+    citas_number: str = "4441234"
+    agent_vdn: str = "5550001"
+    request_timeout: float = 5.0
+
+    @property
+    def ari_url(self) -> str:
+        return f"http://{self.host}:{self.ports.http}/ari"
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite+aiosqlite:///{self.state_dir / self.instance / 'citas.db'}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        base = cls()
+        if os.geteuid() != 0:
+            home = Path.home()
+            base = replace(
+                base,
+                cache_dir=home / ".cache" / "citas-ivr",
+                state_dir=home / ".local" / "state" / "citas-ivr",
+            )
+        ports = base.ports.shifted(_int(env, "CITAS_PORT_OFFSET", 0))
+        ports = Ports(
+            sip=_int(env, "CITAS_SIP_PORT", ports.sip),
+            http=_int(env, "CITAS_HTTP_PORT", ports.http),
+            ami=_int(env, "CITAS_AMI_PORT", ports.ami),
+            agi=_int(env, "CITAS_AGI_PORT", ports.agi),
+            rtp_start=_int(env, "CITAS_RTP_START", ports.rtp_start),
+            rtp_end=_int(env, "CITAS_RTP_END", ports.rtp_end),
+            agent_sip=_int(env, "CITAS_AGENT_SIP_PORT", ports.agent_sip),
+            ops_http=_int(env, "CITAS_OPS_PORT", ports.ops_http),
+        )
+        return replace(
+            base,
+            instance=env.get("CITAS_INSTANCE", base.instance),
+            ports=ports,
+            ari_user=env.get("CITAS_ARI_USER", base.ari_user),
+            ari_password=env.get("CITAS_ARI_PASSWORD", base.ari_password),
+            ami_user=env.get("CITAS_AMI_USER", base.ami_user),
+            ami_password=env.get("CITAS_AMI_PASSWORD", base.ami_password),
+            app_name=env.get("CITAS_APP", base.app_name),
+            cache_dir=Path(env.get("CITAS_CACHE_DIR", str(base.cache_dir))),
+            state_dir=Path(env.get("CITAS_STATE_DIR", str(base.state_dir))),
+            db_url=env.get("CITAS_DB_URL", base.db_url),
+            flow_file=Path(env.get("CITAS_FLOW", str(base.flow_file))),
+            line_file=Path(env.get("CITAS_LINE", str(base.line_file))),
+            request_timeout=_float(env, "CITAS_REQUEST_TIMEOUT", base.request_timeout),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if value < 0 or value > 65535:
+        raise SettingsError(f"{name}={raw!r} is out of range 0-65535")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r} must be positive")
+    return value

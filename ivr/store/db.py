@@ -1,0 +1,70 @@
+"""The database engine, its migrations and the store's exception tree.
+
+StoreError
+ └── StoreUnavailable   the database cannot be reached or timed out
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class StoreError(RuntimeError):
+    """A database operation failed."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached, or did not answer in time."""
+
+
+class Database:
+    """Owns the async engine; built once by the composition root."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        parsed = make_url(url)
+        connect_args: dict[str, object] = {}
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            connect_args["timeout"] = timeout
+        self.engine: AsyncEngine = create_async_engine(url, connect_args=connect_args)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        try:
+            async with asyncio.timeout(60):
+                async with self.engine.begin() as conn:
+                    await conn.run_sync(_upgrade)
+        except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"cannot migrate the database: {exc}") from exc
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _upgrade(connection: Connection) -> None:
+    command.upgrade(alembic_config(connection), "head")

@@ -1,0 +1,30 @@
+"""Tables. Every schema change goes through an Alembic migration in ``migrations/``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CallRecordRow(Base):
+    __tablename__ = "call_records"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(64), index=True)
+    sip_call_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    flow: Mapped[str] = mapped_column(String(64))
+    caller_number: Mapped[str | None] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(32), index=True)
+    end_reason: Mapped[str | None] = mapped_column(String(128))
+    steps: Mapped[int] = mapped_column(Integer, default=0)
+    path: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
