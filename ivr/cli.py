@@ -1,11 +1,11 @@
 """The ``ivr`` command.
 
-  ivr sandbox up | down | status    a real Asterisk 22 in a chroot
-  ivr serve                         the controller, in the foreground
-  ivr call SCENARIO | --list        place a tester scenario with sipp
-  ivr flow check FILE               validate a flow file without starting anything
-  ivr db upgrade                    apply database migrations
-  ivr prompts build                 synthesize the prompts' audio
+ivr sandbox up | down | status    a real Asterisk 22 in a chroot
+ivr serve                         the controller, in the foreground
+ivr call SCENARIO | --list        place a tester scenario with sipp
+ivr flow check FILE               validate a flow file without starting anything
+ivr db upgrade                    apply database migrations
+ivr prompts build                 synthesize the prompts' audio
 """
 
 from __future__ import annotations
@@ -62,7 +62,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             return 0 if result.running else 3
     print("\n".join(result.lines()))
     if args.action == "up":
-        print(f"  call it: ivr call smoke   (or a softphone: sip:4441234@{settings.host}:{result.ports['sip']})")
+        print(
+            f"  call it: ivr call smoke   (or a softphone: sip:4441234@{settings.host}:{result.ports['sip']})"
+        )
     if args.action == "status":
         return 0 if result.running and result.ari_ready else 3
     return 0
@@ -105,7 +107,9 @@ def print_transcript(report: object) -> None:
     from ivr.scenarios.runner import CallReport
 
     assert isinstance(report, CallReport)
-    texts = {k: v.text for k, v in load_prompt_texts(REPO_ROOT / "prompts" / "prompts.yaml").items()}
+    texts = {
+        k: v.text for k, v in load_prompt_texts(REPO_ROOT / "prompts" / "prompts.yaml").items()
+    }
     print(f"scenario {report.scenario}  (SIP Call-ID {report.call_id_prefix}-*)")
     for record in report.records:
         print(f"  call {record['sip_call_id']}  flow={record['flow']}")
@@ -114,14 +118,20 @@ def print_transcript(report: object) -> None:
         print(f"    => outcome {record['outcome']} ({record['end_reason']})")
     if report.agent_headers:
         print("  agent received: " + ", ".join(f"{k}={v}" for k, v in report.agent_headers.items()))
-    print(f"  sipp caller exit {report.sipp_rc}" + (f", agent exit {report.agent_rc}" if report.agent_rc is not None else ""))
+    print(
+        f"  sipp caller exit {report.sipp_rc}"
+        + (f", agent exit {report.agent_rc}" if report.agent_rc is not None else "")
+    )
     if report.ok:
         print("RESULT: PASS")
     else:
         for failure in report.failures:
             print(f"  FAIL: {failure}")
         if report.sipp_rc != 0:
-            print("  sipp said:\n" + "\n".join("    " + line for line in report.sipp_tail.splitlines()[-12:]))
+            print(
+                "  sipp said:\n"
+                + "\n".join("    " + line for line in report.sipp_tail.splitlines()[-12:])
+            )
         print("RESULT: FAIL")
 
 
@@ -138,7 +148,9 @@ def describe_step(step: dict[str, object], texts: dict[str, str]) -> str:
                 spoken.append(f"<{m}>")
         return f"{at} IVR says: " + " ".join(spoken)
     if kind == "digits":
-        return f"{at} caller keys: {step.get('digits') or '(none)'} (ended by {step.get('ended_by')})"
+        return (
+            f"{at} caller keys: {step.get('digits') or '(none)'} (ended by {step.get('ended_by')})"
+        )
     if kind == "node":
         return f"{at} -> {step.get('node')}"
     rest = {k: v for k, v in step.items() if k not in ("at", "kind")}
@@ -151,7 +163,9 @@ def cmd_flow(args: argparse.Namespace) -> int:
     from ivr.flow.yamlsrc import ConfigError
     from ivr.prompts import load_prompt_texts
 
-    loader = FlowLoader(load_prompt_texts(REPO_ROOT / "prompts" / "prompts.yaml").keys(), action_outcomes())
+    loader = FlowLoader(
+        load_prompt_texts(REPO_ROOT / "prompts" / "prompts.yaml").keys(), action_outcomes()
+    )
     status = 0
     for file in args.files:
         try:
@@ -239,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except SettingsError as exc:

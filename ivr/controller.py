@@ -78,7 +78,11 @@ class Controller:
         sip_call_id = ctx.args[1] if len(ctx.args) > 1 else None
         caller = ctx.channel.caller.number or None
         logger.info(
-            "call %s: flow=%s caller=%s resumed=%s", ctx.channel_id, flow_name, mask_number(caller), ctx.resumed
+            "call %s: flow=%s caller=%s resumed=%s",
+            ctx.channel_id,
+            flow_name,
+            mask_number(caller),
+            ctx.resumed,
         )
         record = await self._open_record(ctx, flow_name, sip_call_id, caller)
         channel = VoiceChannel(ctx)
@@ -144,7 +148,9 @@ class Controller:
                 channel_id=ctx.channel_id, flow=flow, sip_call_id=sip_call_id, caller_number=caller
             )
         except StoreUnavailable as exc:
-            logger.warning("call %s: record not opened (%s); will write at the end", ctx.channel_id, exc)
+            logger.warning(
+                "call %s: record not opened (%s); will write at the end", ctx.channel_id, exc
+            )
             return CallRecord("", ctx.channel_id, flow, sip_call_id, caller, datetime.now(UTC))
 
     async def _close_record(self, record: CallRecord, reason: str) -> None:
@@ -185,7 +191,11 @@ class Controller:
                 continue
             logger.warning("reconcile: adopting orphan channel %s", channel_id)
             await self.router.adopt(channel, ())
-        logger.info("connected to ARI app %s; %d orphan call(s) adopted", self.settings.app_name, len(channel_ids))
+        logger.info(
+            "connected to ARI app %s; %d orphan call(s) adopted",
+            self.settings.app_name,
+            len(channel_ids),
+        )
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
@@ -193,7 +203,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     flows = load_all_flows()
     db = Database(settings.database_url, timeout=settings.request_timeout)
     await db.migrate()
-    client = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, timeout=settings.request_timeout)
+    client = AriClient(
+        settings.ari_url, settings.ari_user, settings.ari_password, timeout=settings.request_timeout
+    )
     engine = FlowEngine(builtin_actions(), default_vdn=settings.agent_vdn)
     controller = Controller(settings, client, CallRecordStore(db), flows, engine)
     stop = asyncio.Event()
@@ -201,7 +213,12 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     stream_task = asyncio.create_task(controller.stream.run(), name="ari-events")
-    logger.info("controller serving app %s on %s (flows: %s)", settings.app_name, settings.ari_url, ", ".join(flows))
+    logger.info(
+        "controller serving app %s on %s (flows: %s)",
+        settings.app_name,
+        settings.ari_url,
+        ", ".join(flows),
+    )
     try:
         if ready is not None:
             await controller.stream.connected.wait()

@@ -94,7 +94,10 @@ class VoiceChannel:
             return True  # keys typed ahead: the caller already answered this prompt
         playback_id = str(uuid.uuid4())
         await self._ari(
-            "play", self.client.play(self.call_id, list(media), playback_id=playback_id, lang=self.language)
+            "play",
+            self.client.play(
+                self.call_id, list(media), playback_id=playback_id, lang=self.language
+            ),
         )
         deadline = time.monotonic() + PLAYBACK_SAFETY_S
         while True:
@@ -163,7 +166,9 @@ class VoiceChannel:
     async def transfer(self, *, context: str, extension: str) -> None:
         await self._ari(
             "continue",
-            self.client.continue_in_dialplan(self.call_id, context=context, extension=extension, priority=1),
+            self.client.continue_in_dialplan(
+                self.call_id, context=context, extension=extension, priority=1
+            ),
         )
         raise CallTransferred(f"{self.call_id} -> {context}/{extension}")
 

@@ -18,6 +18,7 @@ logging live in one place. Registered event handlers survive a reconnect.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -68,7 +69,7 @@ class AmiConnection:
 
     async def connect(self) -> None:
         """Open the TCP connection and log in; raise ``AmiError`` on failure."""
-        self._drop_connection("reconnecting")
+        await self._shut("reconnecting")
         loop = asyncio.get_running_loop()
         try:
             _transport, protocol = await asyncio.wait_for(
@@ -174,8 +175,12 @@ class AmiConnection:
         self._disconnected.clear()
 
     async def _login(self) -> None:
-        fields = {"Action": "Login", "Username": self._username, "Secret": self._password}
-        fields["Events"] = "on"
+        fields = {
+            "Action": "Login",
+            "Username": self._username,
+            "Secret": self._password,
+            "Events": "on",
+        }
         try:
             await self._action(fields)
         except AmiActionFailed as exc:
@@ -237,7 +242,8 @@ class AmiConnection:
         protocol = self._protocol
         self._drop_connection(reason)
         if protocol is not None:
-            await asyncio.wait_for(asyncio.shield(protocol.socket_closed), self._timeout)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(protocol.socket_closed), self._timeout)
 
     def _drop_connection(self, reason: str) -> None:
         manager, self._manager, self._protocol = self._manager, None, None
@@ -292,6 +298,13 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
         super().connection_lost(exc)
         if not self.socket_closed.done():
             self.socket_closed.set_result(None)
+
+    def close(self) -> None:
+        # AmiConnection fails the pending actions itself. Upstream would queue them
+        # for a re-send and log each one whole: an Originate's channel and variables
+        # carry phone and document numbers.
+        self.responses.clear()
+        super().close()
 
 
 class _Manager(Manager):  # type: ignore[misc]

@@ -57,7 +57,7 @@ class Channel:
     language: str
     dialplan_context: str
     dialplan_exten: str
-    channelvars: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    channelvars: dict[str, str] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Channel:

@@ -76,6 +76,11 @@ class CallRouter:
         return len(self._calls)
 
     @property
+    def accepting(self) -> bool:
+        """False once shutdown() has begun: new channels go to ``on_reject``."""
+        return self._accepting
+
+    @property
     def calls(self) -> Mapping[str, CallContext]:
         return MappingProxyType(self._calls)
 
@@ -92,8 +97,9 @@ class CallRouter:
             logger.debug("no call for %s event on channel %s", ev.type, channel_id)
             return
         if isinstance(ev, StasisStart):
-            # Back in Stasis before the old handler finished; it decides.
-            logger.warning("channel %s re-entered Stasis while its call was active", channel_id)
+            # Either adopted at reconcile just before its StasisStart arrived, or
+            # back in Stasis before the old handler finished: that handler decides.
+            logger.debug("StasisStart for channel %s, which already has a call", channel_id)
         ctx.events.put_nowait(ev)
         if isinstance(ev, (StasisEnd, ChannelDestroyed)):
             ctx.gone.set()

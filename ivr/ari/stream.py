@@ -111,7 +111,12 @@ class EventStream:
             self._stopped.set()
 
     async def stop(self) -> None:
-        """Make ``run()`` return; when a run is active, wait until it has."""
+        """Make ``run()`` return; when a run is active, wait until it has.
+
+        ``run()`` returns at once, whatever it was doing (handshake, reading,
+        backoff sleep), and the websocket is closed before this returns. Called
+        from inside ``on_event``/``on_connected``, that handler is cancelled.
+        """
         self._stopping.set()
         if self._running:
             await self._stopped.wait()

@@ -108,7 +108,9 @@ class FlowEngine:
                     return
         raise FlowLoopError(f"flow {flow.name} ran {MAX_STEPS} steps without ending")
 
-    async def _play(self, state: CallState, parts: tuple[PromptPart, ...], *, barge_in: bool) -> bool:
+    async def _play(
+        self, state: CallState, parts: tuple[PromptPart, ...], *, barge_in: bool
+    ) -> bool:
         if not parts:
             return False
         media = [media_for(p, state.variables) for p in parts]
@@ -137,7 +139,9 @@ class FlowEngine:
             last = attempt == node.retries
             if not last:
                 await self._play(
-                    state, node.no_input_prompts if result.no_input else node.invalid_prompts, barge_in=True
+                    state,
+                    node.no_input_prompts if result.no_input else node.invalid_prompts,
+                    barge_in=True,
                 )
         state.record.step("max_retries", node=node.id)
         return node.on_failure
@@ -155,20 +159,30 @@ class FlowEngine:
             await self._play(state, node.prompts, barge_in=True)
             result = await state.channel.collect(request)
             self._record_digits(state, node.id, attempt, result)
-            valid = node.min_digits <= len(result.digits) <= node.max_digits and result.digits.isdigit()
+            valid = (
+                node.min_digits <= len(result.digits) <= node.max_digits and result.digits.isdigit()
+            )
             if valid:
                 state.set(node.save_as, result.digits)
                 return node.next
             if attempt < node.retries:
                 await self._play(
-                    state, node.no_input_prompts if result.no_input else node.invalid_prompts, barge_in=True
+                    state,
+                    node.no_input_prompts if result.no_input else node.invalid_prompts,
+                    barge_in=True,
                 )
         state.record.step("max_retries", node=node.id)
         return node.on_failure
 
-    def _record_digits(self, state: CallState, node_id: str, attempt: int, result: DigitResult) -> None:
+    def _record_digits(
+        self, state: CallState, node_id: str, attempt: int, result: DigitResult
+    ) -> None:
         state.record.step(
-            "digits", node=node_id, attempt=attempt + 1, digits=result.digits, ended_by=result.ended_by
+            "digits",
+            node=node_id,
+            attempt=attempt + 1,
+            digits=result.digits,
+            ended_by=result.ended_by,
         )
 
     async def _action(self, state: CallState, node: ActionNode) -> str:
@@ -184,7 +198,9 @@ class FlowEngine:
         return target
 
     async def _transfer(self, state: CallState, node: TransferNode) -> None:
-        vdn = node.vdn or str(state.variables.get("agent_vdn") or state.flow.agent_vdn or self.default_vdn)
+        vdn = node.vdn or str(
+            state.variables.get("agent_vdn") or state.flow.agent_vdn or self.default_vdn
+        )
         await self._play(state, node.prompts, barge_in=False)
         variables = {
             "__CITAS_REASON": node.reason,

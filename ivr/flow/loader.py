@@ -43,11 +43,19 @@ class _Fields:
     def error(self, key: str, problem: str) -> ConfigError:
         return ConfigError(self.data.file, self.data.line_of(key), f"{self.where}.{key}", problem)
 
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ..., check: Callable[[Any], str | None] | None = None) -> Any:
+    def get(
+        self,
+        key: str,
+        kind: type | tuple[type, ...],
+        default: Any = ...,
+        check: Callable[[Any], str | None] | None = None,
+    ) -> Any:
         self.used.add(key)
         if key not in self.data:
             if default is ...:
-                raise ConfigError(self.data.file, self.data.line, f"{self.where}.{key}", "is required")
+                raise ConfigError(
+                    self.data.file, self.data.line, f"{self.where}.{key}", "is required"
+                )
             return default
         value = self.data[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -97,9 +105,13 @@ class FlowLoader:
         nodes: dict[str, AnyNode] = {}
         for node_id, raw in raw_nodes.items():
             if not _ID.match(node_id):
-                raise ConfigError(data.file, raw_nodes.line_of(node_id), f"nodes.{node_id}", "bad node id")
+                raise ConfigError(
+                    data.file, raw_nodes.line_of(node_id), f"nodes.{node_id}", "bad node id"
+                )
             if not isinstance(raw, Located):
-                raise ConfigError(data.file, raw_nodes.line_of(node_id), f"nodes.{node_id}", "must be a mapping")
+                raise ConfigError(
+                    data.file, raw_nodes.line_of(node_id), f"nodes.{node_id}", "must be a mapping"
+                )
             nodes[node_id] = self._node(node_id, raw, defaults)
         flow = Flow(name, str(path), start, nodes, answer, language, agent_vdn)
         self._check_graph(flow, data, raw_nodes)
@@ -111,49 +123,120 @@ class FlowLoader:
         line = raw.line
         node: AnyNode
         if kind == "play":
-            node = PlayNode(node_id, line, self._parts(f, "prompt"), f.get("next", str, check=_node_id), f.get("barge_in", bool, False))
+            node = PlayNode(
+                node_id,
+                line,
+                self._parts(f, "prompt"),
+                f.get("next", str, check=_node_id),
+                f.get("barge_in", bool, False),
+            )
         elif kind == "menu":
             options = f.get("options", Located)
             for key, target in options.items():
                 if not _KEYS.match(key) or not isinstance(target, str):
-                    raise ConfigError(raw.file, options.line_of(key), f"nodes.{node_id}.options.{key}", "keys are one of 0-9 * # and values node ids")
+                    raise ConfigError(
+                        raw.file,
+                        options.line_of(key),
+                        f"nodes.{node_id}.options.{key}",
+                        "keys are one of 0-9 * # and values node ids",
+                    )
             node = MenuNode(
-                node_id, line, self._parts(f, "prompt"), dict(options), f.get("on_failure", str, check=_node_id),
-                self._timeouts(f.get("timeouts", Located, None), defaults, f"nodes.{node_id}.timeouts"),
+                node_id,
+                line,
+                self._parts(f, "prompt"),
+                dict(options),
+                f.get("on_failure", str, check=_node_id),
+                self._timeouts(
+                    f.get("timeouts", Located, None), defaults, f"nodes.{node_id}.timeouts"
+                ),
                 f.get("retries", int, 2, check=lambda v: None if 0 <= v <= 9 else "must be 0-9"),
-                self._parts(f, "no_input_prompt", required=False), self._parts(f, "invalid_prompt", required=False),
+                self._parts(f, "no_input_prompt", required=False),
+                self._parts(f, "invalid_prompt", required=False),
                 f.get("save_as", str, None, check=_node_id),
             )
         elif kind == "collect":
-            max_digits = f.get("max_digits", int, 1, check=lambda v: None if 1 <= v <= 32 else "must be 1-32")
+            max_digits = f.get(
+                "max_digits", int, 1, check=lambda v: None if 1 <= v <= 32 else "must be 1-32"
+            )
             node = CollectNode(
-                node_id, line, self._parts(f, "prompt"), f.get("next", str, check=_node_id),
-                f.get("on_failure", str, check=_node_id), f.get("save_as", str, check=_node_id),
-                f.get("min_digits", int, 1, check=lambda v: None if 1 <= v <= max_digits else f"must be 1-{max_digits}"),
+                node_id,
+                line,
+                self._parts(f, "prompt"),
+                f.get("next", str, check=_node_id),
+                f.get("on_failure", str, check=_node_id),
+                f.get("save_as", str, check=_node_id),
+                f.get(
+                    "min_digits",
+                    int,
+                    1,
+                    check=lambda v: None if 1 <= v <= max_digits else f"must be 1-{max_digits}",
+                ),
                 max_digits,
-                f.get("terminator", str, None, check=lambda v: None if v in ("#", "*") else "must be # or *"),
-                self._timeouts(f.get("timeouts", Located, None), defaults, f"nodes.{node_id}.timeouts"),
+                f.get(
+                    "terminator",
+                    str,
+                    None,
+                    check=lambda v: None if v in ("#", "*") else "must be # or *",
+                ),
+                self._timeouts(
+                    f.get("timeouts", Located, None), defaults, f"nodes.{node_id}.timeouts"
+                ),
                 f.get("retries", int, 2, check=lambda v: None if 0 <= v <= 9 else "must be 0-9"),
-                self._parts(f, "no_input_prompt", required=False), self._parts(f, "invalid_prompt", required=False),
+                self._parts(f, "no_input_prompt", required=False),
+                self._parts(f, "invalid_prompt", required=False),
             )
         elif kind == "decide":
             cases = f.get("cases", Located)
-            node = DecideNode(node_id, line, f.get("variable", str, check=_node_id), {str(k): str(v) for k, v in cases.items()}, f.get("default", str, check=_node_id))
+            node = DecideNode(
+                node_id,
+                line,
+                f.get("variable", str, check=_node_id),
+                {str(k): str(v) for k, v in cases.items()},
+                f.get("default", str, check=_node_id),
+            )
         elif kind == "action":
             action = f.get("action", str)
             if action not in self.actions:
-                raise f.error("action", f"unknown action {action!r}; known: {', '.join(sorted(self.actions))}")
+                raise f.error(
+                    "action", f"unknown action {action!r}; known: {', '.join(sorted(self.actions))}"
+                )
             outcomes = f.get("outcomes", Located)
             for key in outcomes:
                 if key not in self.actions[action]:
-                    raise ConfigError(raw.file, outcomes.line_of(key), f"nodes.{node_id}.outcomes.{key}", f"action {action} has no such outcome; it returns: {', '.join(sorted(self.actions[action]))}")
-            node = ActionNode(node_id, line, action, {str(k): str(v) for k, v in outcomes.items()}, f.get("on_failure", str, check=_node_id), dict(f.get("params", Located, Located())))
+                    raise ConfigError(
+                        raw.file,
+                        outcomes.line_of(key),
+                        f"nodes.{node_id}.outcomes.{key}",
+                        f"action {action} has no such outcome; it returns: {', '.join(sorted(self.actions[action]))}",
+                    )
+            node = ActionNode(
+                node_id,
+                line,
+                action,
+                {str(k): str(v) for k, v in outcomes.items()},
+                f.get("on_failure", str, check=_node_id),
+                dict(f.get("params", Located, Located())),
+            )
         elif kind == "transfer":
-            node = TransferNode(node_id, line, f.get("reason", str), self._parts(f, "prompt", required=False), f.get("vdn", str, None))
+            node = TransferNode(
+                node_id,
+                line,
+                f.get("reason", str),
+                self._parts(f, "prompt", required=False),
+                f.get("vdn", str, None),
+            )
         elif kind == "hangup":
-            node = HangupNode(node_id, line, f.get("outcome", str, "completed"), self._parts(f, "prompt", required=False))
+            node = HangupNode(
+                node_id,
+                line,
+                f.get("outcome", str, "completed"),
+                self._parts(f, "prompt", required=False),
+            )
         else:
-            raise f.error("kind", f"unknown node kind {kind!r}; known: play, menu, collect, decide, action, transfer, hangup")
+            raise f.error(
+                "kind",
+                f"unknown node kind {kind!r}; known: play, menu, collect, decide, action, transfer, hangup",
+            )
         f.finish()
         return node
 
@@ -170,7 +253,9 @@ class FlowLoader:
             if not sep:
                 kind, value = "prompt", item
             if kind not in PART_KINDS:
-                raise f.error(key, f"unknown part kind {kind!r} in {item!r}; known: {', '.join(PART_KINDS)}")
+                raise f.error(
+                    key, f"unknown part kind {kind!r} in {item!r}; known: {', '.join(PART_KINDS)}"
+                )
             if kind == "prompt" and value not in self.prompt_ids:
                 raise f.error(key, f"prompt {value!r} has no text in the prompt catalogue")
             parts.append(PromptPart(kind, value))
@@ -192,11 +277,15 @@ class FlowLoader:
 
     def _check_graph(self, flow: Flow, data: Located, raw_nodes: Located) -> None:
         if flow.start not in flow.nodes:
-            raise ConfigError(data.file, data.line_of("start"), "flow.start", f"no node {flow.start!r}")
+            raise ConfigError(
+                data.file, data.line_of("start"), "flow.start", f"no node {flow.start!r}"
+            )
         for node in flow.nodes.values():
             for field_name, target in targets(node):
                 if target not in flow.nodes:
-                    raise ConfigError(data.file, node.line, f"nodes.{node.id}.{field_name}", f"no node {target!r}")
+                    raise ConfigError(
+                        data.file, node.line, f"nodes.{node.id}.{field_name}", f"no node {target!r}"
+                    )
         seen, todo = set[str](), [flow.start]
         while todo:
             current = todo.pop()
@@ -206,7 +295,12 @@ class FlowLoader:
             todo.extend(t for _, t in targets(flow.nodes[current]))
         for node_id in flow.nodes:
             if node_id not in seen:
-                raise ConfigError(data.file, raw_nodes.line_of(node_id), f"nodes.{node_id}", f"unreachable from start {flow.start!r}")
+                raise ConfigError(
+                    data.file,
+                    raw_nodes.line_of(node_id),
+                    f"nodes.{node_id}",
+                    f"unreachable from start {flow.start!r}",
+                )
 
 
 def load_flows(directory: Path, loader: FlowLoader) -> dict[str, Flow]:
@@ -214,7 +308,9 @@ def load_flows(directory: Path, loader: FlowLoader) -> dict[str, Flow]:
     for path in sorted(directory.glob("*.yaml")):
         flow = loader.load(path)
         if flow.name in flows:
-            raise ConfigError(str(path), 1, "flow", f"name {flow.name!r} also used by {flows[flow.name].file}")
+            raise ConfigError(
+                str(path), 1, "flow", f"name {flow.name!r} also used by {flows[flow.name].file}"
+            )
         flows[flow.name] = flow
     if not flows:
         raise ConfigError(str(directory), None, "flows", "no flow files (*.yaml)")

@@ -46,7 +46,9 @@ def _construct_mapping(loader: _LocatingLoader, node: yaml.MappingNode) -> Locat
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str | int):
-            raise ConfigError(loader.name, key_node.start_mark.line + 1, str(key), "keys must be text")
+            raise ConfigError(
+                loader.name, key_node.start_mark.line + 1, str(key), "keys must be text"
+            )
         key = str(key)
         if key in result:
             raise ConfigError(loader.name, key_node.start_mark.line + 1, key, "duplicate key")

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -119,6 +120,9 @@ def up(settings: Settings) -> SandboxStatus:
             start_new_session=True,
             env={**os.environ, "CITAS_INSTANCE": settings.instance},
         )
+    # The supervisor outlives this command; a daemon thread reaps it if it ends
+    # while we are still running (a test session), so it never lingers as a zombie.
+    threading.Thread(target=proc.wait, name="reap-supervisor", daemon=True).start()
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -129,7 +133,9 @@ def up(settings: Settings) -> SandboxStatus:
             return status(settings)
         time.sleep(0.25)
     down(settings)
-    raise SandboxError(f"Asterisk did not answer ARI within {READY_TIMEOUT_S:.0f}s\n" + _tails(paths))
+    raise SandboxError(
+        f"Asterisk did not answer ARI within {READY_TIMEOUT_S:.0f}s\n" + _tails(paths)
+    )
 
 
 def down(settings: Settings) -> SandboxStatus:
@@ -145,7 +151,9 @@ def down(settings: Settings) -> SandboxStatus:
         while pid_alive(pid, SUPERVISOR_MARKER) and time.monotonic() < deadline:
             time.sleep(0.1)
         if pid_alive(pid, SUPERVISOR_MARKER):
-            raise SandboxError(f"the sandbox supervisor (pid {pid}) did not stop in {STOP_TIMEOUT_S}s")
+            raise SandboxError(
+                f"the sandbox supervisor (pid {pid}) did not stop in {STOP_TIMEOUT_S}s"
+            )
     return status(settings)
 
 

@@ -58,7 +58,9 @@ def render_text(text: str, values: Mapping[str, str], source: str) -> str:
     return _PLACEHOLDER.sub(substitute, text)
 
 
-def render_all(out_dir: Path, values: Mapping[str, str], template_dir: Path = TEMPLATE_DIR) -> list[Path]:
+def render_all(
+    out_dir: Path, values: Mapping[str, str], template_dir: Path = TEMPLATE_DIR
+) -> list[Path]:
     """Write every template into ``out_dir``; returns the files written."""
     templates = sorted(template_dir.glob("*.conf"))
     if not templates:

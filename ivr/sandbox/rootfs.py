@@ -90,7 +90,10 @@ def _uris_in(sources_dir: Path) -> list[str]:
             m = re.match(r"^URIs:\s*(.+)$", line.strip())
             if m:
                 uris.extend(m.group(1).split())
-    one_line = [sources_dir / "sources.list", *sorted((sources_dir / "sources.list.d").glob("*.list"))]
+    one_line = [
+        sources_dir / "sources.list",
+        *sorted((sources_dir / "sources.list.d").glob("*.list")),
+    ]
     for f in one_line:
         if not f.is_file():
             continue
@@ -135,7 +138,9 @@ def ensure_rootfs(cache_dir: Path, mirror: str | None = None) -> RootFs:
                 cmd, stdout=log, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT_S, check=False
             )
         except subprocess.TimeoutExpired:
-            raise SandboxError(f"debootstrap took over {BUILD_TIMEOUT_S}s; see {log_file}") from None
+            raise SandboxError(
+                f"debootstrap took over {BUILD_TIMEOUT_S}s; see {log_file}"
+            ) from None
     if proc.returncode != 0:
         tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-15:])
         raise SandboxError(f"debootstrap failed (exit {proc.returncode}); see {log_file}\n{tail}")

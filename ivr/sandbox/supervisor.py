@@ -64,7 +64,9 @@ class Supervisor:
                 restarts = [t for t in restarts if now - t < RESTART_WINDOW_S] + [now]
                 logger.warning("asterisk exited with %s; restart %d", code, len(restarts))
                 if len(restarts) > MAX_RESTARTS:
-                    logger.error("asterisk keeps dying; giving up (see %s)", self.paths.asterisk_log)
+                    logger.error(
+                        "asterisk keeps dying; giving up (see %s)", self.paths.asterisk_log
+                    )
                     return 1
                 # A short pause so a crash loop does not spin the CPU.
                 time.sleep(1.0)

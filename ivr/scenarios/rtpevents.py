@@ -24,7 +24,19 @@ def _frame(payload: bytes) -> bytes:
     udp_len = 8 + len(payload)
     udp = struct.pack("!HHHH", 40000, 40002, udp_len, 0) + payload
     total = 20 + udp_len
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 0, 0, 64, 17, 0, bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]))
+    ip = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        total,
+        0,
+        0,
+        64,
+        17,
+        0,
+        bytes([127, 0, 0, 1]),
+        bytes([127, 0, 0, 1]),
+    )
     eth = b"\x00" * 12 + b"\x08\x00"
     return eth + ip + udp
 
@@ -40,7 +52,9 @@ def rtp_event_packets(digits: str, *, seq: int, timestamp: int) -> list[tuple[fl
         while duration < TONE_MS * SAMPLES_PER_MS:
             duration += PACKET_MS * SAMPLES_PER_MS
             marker = 0x80 if first else 0
-            header = struct.pack("!BBHII", 0x80, marker | PAYLOAD_TYPE, seq & 0xFFFF, timestamp, SSRC)
+            header = struct.pack(
+                "!BBHII", 0x80, marker | PAYLOAD_TYPE, seq & 0xFFFF, timestamp, SSRC
+            )
             packets.append((t_ms / 1000, header + struct.pack("!BBH", code, 10, duration)))
             seq += 1
             t_ms += PACKET_MS

@@ -69,7 +69,9 @@ def place(scenario: Scenario, settings: Settings, workdir: Path) -> CallReport:
             "-sf", str(workdir / "agent.xml"), "-m", str(scenario.calls),
             "-mp", str(free_udp_port()), "-timeout", f"{int(scenario.timeout) + 30}s", "-timeout_error",
         ]  # fmt: skip
-        agent_proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=workdir)
+        agent_proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=workdir
+        )
     cmd = _sipp_base(workdir, "caller", free_udp_port()) + [
         "-sf", str(caller_file), "-s", scenario.dial, "-m", str(scenario.calls), "-l", str(scenario.calls),
         "-r", str(scenario.calls), "-mp", str(free_udp_port()), "-cid_str", f"{prefix}-%u@%s",
@@ -78,7 +80,12 @@ def place(scenario: Scenario, settings: Settings, workdir: Path) -> CallReport:
     ]  # fmt: skip
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=scenario.timeout + 30, cwd=workdir, check=False
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=scenario.timeout + 30,
+            cwd=workdir,
+            check=False,
         )
         rc, tail = proc.returncode, (proc.stdout + proc.stderr)[-1500:]
     except subprocess.TimeoutExpired:
@@ -113,9 +120,12 @@ def agent_invite_headers(message_file: Path) -> dict[str, str]:
     return headers
 
 
-async def fetch_records(settings: Settings, prefix: str, expected: int, wait: float) -> list[CallRecordRow]:
+async def fetch_records(
+    settings: Settings, prefix: str, expected: int, wait: float
+) -> list[CallRecordRow]:
     db = Database(settings.database_url)
     try:
+        await db.migrate()
         store = CallRecordStore(db)
         deadline = time.monotonic() + wait
         while True:
@@ -161,7 +171,9 @@ def judge(scenario: Scenario, report: CallReport, rows: list[CallRecordRow]) -> 
             report.failures.append(f"digits: expected {list(exp.digits)}, got {typed}")
         for name, value in exp.variables.items():
             if str(row.variables.get(name)) != value:
-                report.failures.append(f"variable {name}: expected {value!r}, got {row.variables.get(name)!r}")
+                report.failures.append(
+                    f"variable {name}: expected {value!r}, got {row.variables.get(name)!r}"
+                )
 
 
 def _row_json(row: CallRecordRow) -> dict[str, Any]:
@@ -171,7 +183,9 @@ def _row_json(row: CallRecordRow) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def run_scenario(scenario: Scenario, settings: Settings, keep_dir: Path | None = None) -> CallReport:
+def run_scenario(
+    scenario: Scenario, settings: Settings, keep_dir: Path | None = None
+) -> CallReport:
     with tempfile.TemporaryDirectory(prefix=f"ivr-call-{scenario.name}-") as tmp:
         workdir = keep_dir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,7 @@ def caller_xml(scenario: Scenario, workdir: Path) -> str:
         [
             "INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0",
             "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
-            f"From: \"Citas tester\" <sip:{scenario.caller_id}@[local_ip]:[local_port]>;tag=[pid]Citas[call_number]",
+            f'From: "Citas tester" <sip:{scenario.caller_id}@[local_ip]:[local_port]>;tag=[pid]Citas[call_number]',
             "To: <sip:[service]@[remote_ip]:[remote_port]>",
             "Call-ID: [call_id]",
             "CSeq: 1 INVITE",
@@ -86,7 +86,9 @@ def caller_xml(scenario: Scenario, workdir: Path) -> str:
         elif step.kind == "dtmf":
             for digit in step.digits:
                 body = f"Signal={digit}\nDuration=160\n"
-                info = _dialog_request("INFO", cseq, scenario.caller_id, "Content-Type: application/dtmf-relay", body)
+                info = _dialog_request(
+                    "INFO", cseq, scenario.caller_id, "Content-Type: application/dtmf-relay", body
+                )
                 out.append(f"<send>{_cdata(info)}</send>")
                 out.append('<recv response="200"/>')
                 out.append('<pause milliseconds="150"/>')
@@ -100,8 +102,15 @@ def caller_xml(scenario: Scenario, workdir: Path) -> str:
         timeout_ms = int(scenario.timeout * 1000)
         out.append(f'<recv request="BYE" timeout="{timeout_ms}"/>')
         ok = "\n".join(
-            ["SIP/2.0 200 OK", "[last_Via:]", "[last_From:]", "[last_To:]", "[last_Call-ID:]", "[last_CSeq:]",
-             "Content-Length: 0"]
+            [
+                "SIP/2.0 200 OK",
+                "[last_Via:]",
+                "[last_From:]",
+                "[last_To:]",
+                "[last_Call-ID:]",
+                "[last_CSeq:]",
+                "Content-Length: 0",
+            ]
         )
         out.append(f"<send>{_cdata(ok)}</send>")
     out.append('<ResponseTimeRepartition value="100, 500, 1000"/>')
@@ -111,40 +120,61 @@ def caller_xml(scenario: Scenario, workdir: Path) -> str:
 
 def agent_xml(hold_ms: int = 1500) -> str:
     """The agent answers, stays on the line ``hold_ms``, then hangs up."""
+
     def reply(code: str, sdp: bool = False) -> str:
-        lines = ["SIP/2.0 " + code, "[last_Via:]", "[last_From:]", "[last_To:];tag=[pid]Agent[call_number]",
-                 "[last_Call-ID:]", "[last_CSeq:]", "Contact: <sip:agent@[local_ip]:[local_port]>"]
+        lines = [
+            "SIP/2.0 " + code,
+            "[last_Via:]",
+            "[last_From:]",
+            "[last_To:];tag=[pid]Agent[call_number]",
+            "[last_Call-ID:]",
+            "[last_CSeq:]",
+            "Contact: <sip:agent@[local_ip]:[local_port]>",
+        ]
         if sdp:
-            lines += ["Content-Type: application/sdp", "Content-Length: [len]", "", "v=0",
-                      "o=agent 1 1 IN IP[local_ip_type] [local_ip]", "s=-", "c=IN IP[media_ip_type] [media_ip]",
-                      "t=0 0", "m=audio [media_port] RTP/AVP 0", "a=rtpmap:0 PCMU/8000"]
+            lines += [
+                "Content-Type: application/sdp",
+                "Content-Length: [len]",
+                "",
+                "v=0",
+                "o=agent 1 1 IN IP[local_ip_type] [local_ip]",
+                "s=-",
+                "c=IN IP[media_ip_type] [media_ip]",
+                "t=0 0",
+                "m=audio [media_port] RTP/AVP 0",
+                "a=rtpmap:0 PCMU/8000",
+            ]
         else:
             lines.append("Content-Length: 0")
         return "\n".join(lines)
 
-    bye = "\n".join([
-        "BYE [next_url] SIP/2.0",
-        "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
-        "From: <sip:agent@[local_ip]:[local_port]>;tag=[pid]Agent[call_number]",
-        "To: [$caller_from]",
-        "[routes]",
-        "Call-ID: [call_id]",
-        "CSeq: 1 BYE",
-        "Max-Forwards: 70",
-        "Content-Length: 0",
-    ])
-    return "\n".join([
-        _HEAD,
-        '<scenario name="citas agent">',
-        '<recv request="INVITE" rrs="true"><action>'
-        '<ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller_from"/>'
-        "</action></recv>",
-        f"<send>{_cdata(reply('100 Trying'))}</send>",
-        f"<send>{_cdata(reply('180 Ringing'))}</send>",
-        f'<send retrans="500">{_cdata(reply("200 OK", sdp=True))}</send>',
-        '<recv request="ACK"/>',
-        f'<pause milliseconds="{hold_ms}"/>',
-        f"<send retrans=\"500\">{_cdata(bye)}</send>",
-        '<recv response="200"/>',
-        "</scenario>\n",
-    ])
+    bye = "\n".join(
+        [
+            "BYE [next_url] SIP/2.0",
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
+            "From: <sip:agent@[local_ip]:[local_port]>;tag=[pid]Agent[call_number]",
+            "To: [$caller_from]",
+            "[routes]",
+            "Call-ID: [call_id]",
+            "CSeq: 1 BYE",
+            "Max-Forwards: 70",
+            "Content-Length: 0",
+        ]
+    )
+    return "\n".join(
+        [
+            _HEAD,
+            '<scenario name="citas agent">',
+            '<recv request="INVITE" rrs="true"><action>'
+            '<ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller_from"/>'
+            "</action></recv>",
+            f"<send>{_cdata(reply('100 Trying'))}</send>",
+            f"<send>{_cdata(reply('180 Ringing'))}</send>",
+            f'<send retrans="500">{_cdata(reply("200 OK", sdp=True))}</send>',
+            '<recv request="ACK"/>',
+            f'<pause milliseconds="{hold_ms}"/>',
+            f'<send retrans="500">{_cdata(bye)}</send>',
+            '<recv response="200"/>',
+            "</scenario>\n",
+        ]
+    )

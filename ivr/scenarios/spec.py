@@ -59,7 +59,9 @@ def _get(d: Located, key: str, kind: type | tuple[type, ...], default: Any = ...
     if kind is float and isinstance(value, int):
         value = float(value)
     if not isinstance(value, kind):
-        raise ConfigError(d.file, d.line_of(key), key, f"has the wrong type ({type(value).__name__})")
+        raise ConfigError(
+            d.file, d.line_of(key), key, f"has the wrong type ({type(value).__name__})"
+        )
     return value
 
 
@@ -76,7 +78,9 @@ def load_scenario(path: Path) -> Scenario:
         elif "dtmf" in raw:
             digits = str(raw["dtmf"])
             if not digits or set(digits) - _KEYS:
-                raise ConfigError(str(path), raw.line, "dtmf", f"keys must be 0-9 * #, got {digits!r}")
+                raise ConfigError(
+                    str(path), raw.line, "dtmf", f"keys must be 0-9 * #, got {digits!r}"
+                )
             mode = str(raw.get("mode", _get(data, "dtmf_mode", str, "rfc4733")))
             if mode not in ("rfc4733", "info"):
                 raise ConfigError(str(path), raw.line, "mode", "must be rfc4733 or info")
@@ -91,7 +95,9 @@ def load_scenario(path: Path) -> Scenario:
         outcome=_get(exp, "outcome", str, None),
         nodes=tuple(_get(exp, "nodes", list, [])),
         digits=tuple(str(d) for d in _get(exp, "digits", list, [])),
-        agent_headers={str(k): str(v) for k, v in _get(exp, "agent_headers", Located, Located()).items()},
+        agent_headers={
+            str(k): str(v) for k, v in _get(exp, "agent_headers", Located, Located()).items()
+        },
         variables={str(k): str(v) for k, v in _get(exp, "variables", Located, Located()).items()},
     )
     ends_by = _get(data, "ends_by", str, "ivr")

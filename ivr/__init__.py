@@ -1,0 +1,1 @@
+"""Citas IVR: a telephony IVR platform on Asterisk ARI."""

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Citas IVR set-up, for a fresh Debian-like machine, as root.
+#
+#   scripts/setup.sh demo   install everything, start the Asterisk sandbox and run the IVR
+#   scripts/setup.sh test   install everything and run the whole test suite (lint, types,
+#                           unit tests, and end-to-end calls through a real Asterisk 22)
+#
+# Packages come from the machine's own apt and pip configuration: no registry
+# host name is written here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode="${1:-}"
+case "$mode" in
+  demo|test|install) ;;
+  *) echo "usage: $0 demo|test|install" >&2; exit 2 ;;
+esac
+
+APT_PACKAGES=(python3 python3-venv python3-dev gcc debootstrap sip-tester espeak-ng sox
+              ca-certificates mount coreutils)
+
+log() { printf '\n==> %s\n' "$*"; }
+
+install_system() {
+  local missing=()
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    log "system packages already installed"
+    return
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing packages: ${missing[*]}; run this as root (or install them first)" >&2
+    exit 1
+  fi
+  if ! command -v apt-get >/dev/null; then
+    echo "not a Debian-like machine (no apt-get); install: ${missing[*]}" >&2
+    exit 1
+  fi
+  log "installing system packages: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+install_python() {
+  local py="${PYTHON:-python3}"
+  if [ ! -x .venv/bin/python ]; then
+    log "creating the virtualenv (.venv) with $($py --version)"
+    "$py" -m venv .venv
+  fi
+  log "installing the project and its test tools into .venv"
+  .venv/bin/python -m pip install -q -e '.[test]'
+}
+
+install_system
+install_python
+
+case "$mode" in
+  install)
+    log "installed; next: .venv/bin/ivr sandbox up && .venv/bin/ivr serve"
+    ;;
+  demo)
+    log "starting the Asterisk sandbox (first run builds it: about a minute)"
+    .venv/bin/ivr sandbox up
+    cat <<'TXT'
+
+==> The IVR is starting in the foreground (Ctrl-C stops it; `.venv/bin/ivr sandbox down` stops Asterisk).
+    In another terminal:
+      .venv/bin/ivr call --list          the bundled tester scenarios
+      .venv/bin/ivr call smoke           a sipp call that presses 1, with its transcript
+    Or a softphone (no registration needed, UDP, codec PCMU/PCMA):
+      sip:4441234@127.0.0.1:5060         the citas line
+      sip:4440001@127.0.0.1:5060         the smoke line
+TXT
+    exec .venv/bin/ivr serve
+    ;;
+  test)
+    log "lint (ruff) and types (mypy)"
+    .venv/bin/ruff check ivr tests
+    .venv/bin/mypy
+    log "tests: unit, then end-to-end through the real Asterisk sandbox"
+    .venv/bin/python -m pytest -p no:cacheprovider -ra
+    ;;
+esac

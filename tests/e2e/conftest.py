@@ -1,0 +1,136 @@
+"""End-to-end fixtures: a real Asterisk 22 sandbox and the real controller.
+
+The sandbox is built (once, cached) and started for the session with its own
+instance name and ports, so it can run beside a developer's demo sandbox. If
+it cannot be built or started, every end-to-end test errors: the suite is
+never skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ivr.sandbox import manager
+from ivr.settings import REPO_ROOT, Settings
+
+# Its own instance and ports, so it can run beside a demo sandbox (offset 0);
+# CITAS_E2E_PORT_OFFSET moves it when two test sessions share a machine.
+E2E_ENV = {
+    "CITAS_INSTANCE": os.environ.get("CITAS_E2E_INSTANCE", "e2e"),
+    "CITAS_PORT_OFFSET": os.environ.get("CITAS_E2E_PORT_OFFSET", "2000"),
+}
+
+
+@dataclass
+class Sandbox:
+    settings: Settings
+    env: dict[str, str]
+
+    def ari_get(self, path: str) -> Any:
+        s = self.settings
+        token = base64.b64encode(f"{s.ari_user}:{s.ari_password}".encode()).decode()
+        req = urllib.request.Request(
+            f"{s.ari_url}{path}", headers={"Authorization": f"Basic {token}"}
+        )
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def app_registered(self) -> bool:
+        apps = self.ari_get("/applications")
+        return any(a["name"] == self.settings.app_name for a in apps)
+
+    def call(self, scenario: str) -> dict[str, Any]:
+        """Place a scenario with the real CLI; returns its JSON report."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "ivr.cli", "call", scenario, "--json"],
+            capture_output=True, text=True, timeout=240, env=self.env, cwd=REPO_ROOT, check=False,
+        )  # fmt: skip
+        try:
+            report: dict[str, Any] = json.loads(proc.stdout)
+        except ValueError:
+            raise AssertionError(
+                f"ivr call {scenario} printed no report:\n{proc.stdout}\n{proc.stderr}"
+            ) from None
+        report["exit_code"] = proc.returncode
+        return report
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    state_dir = tmp_path_factory.mktemp("state")
+    env = {**os.environ, **E2E_ENV, "CITAS_STATE_DIR": str(state_dir)}
+    settings = Settings.from_env(env)
+    manager.up(settings)  # raises SandboxError (test error, not skip) when it cannot run
+    try:
+        yield Sandbox(settings, env)
+    finally:
+        manager.down(settings)
+
+
+class ControllerProcess:
+    """``ivr serve`` as a child process of the test session (ended by its pid)."""
+
+    def __init__(self, sandbox: Sandbox, log: Path) -> None:
+        self.sandbox, self.log = sandbox, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ivr.cli", "serve"], env=self.sandbox.env, cwd=REPO_ROOT,
+                stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        wait_until(self._ready, 30, "the controller to register its ARI app")
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(
+                f"controller exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}"
+            )
+        return self.sandbox.app_registered()
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        wait_until(lambda: not self.sandbox.app_registered(), 10, "the ARI app to unregister")
+
+
+@pytest.fixture(scope="session")
+def controller(
+    sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControllerProcess]:
+    proc = ControllerProcess(sandbox, tmp_path_factory.mktemp("controller") / "serve.log")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
