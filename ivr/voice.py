@@ -59,14 +59,14 @@ class VoiceChannel:
     def caller_number(self) -> str | None:
         return self.ctx.channel.caller.number or None
 
-    async def _next_event(self, timeout: float | None) -> Event | None:
+    async def _next_event(self, wait_s: float | None) -> Event | None:
         if self._hung_up:
             raise CallerHungUp(self.call_id)
         try:
-            if timeout is None:
+            if wait_s is None:
                 ev = await self.ctx.events.get()
             else:
-                ev = await asyncio.wait_for(self.ctx.events.get(), max(timeout, 0.0))
+                ev = await asyncio.wait_for(self.ctx.events.get(), max(wait_s, 0.0))
         except TimeoutError:
             return None
         if isinstance(ev, StasisEnd | ChannelHangupRequest | ChannelDestroyed):
@@ -147,8 +147,8 @@ class VoiceChannel:
                 return DigitResult(collected, "between_digits" if collected else "no_input")
             self.digits.append(ev)
 
-    async def _wait_digit(self, timeout: float) -> str | None:
-        deadline = time.monotonic() + timeout
+    async def _wait_digit(self, wait_s: float) -> str | None:
+        deadline = time.monotonic() + wait_s
         while True:
             ev = await self._next_event(deadline - time.monotonic())
             if ev is None:

@@ -79,7 +79,7 @@ def write_pcap(path: Path, digits: str, *, seq: int, timestamp: int) -> float:
     for offset, rtp in packets:
         frame = _frame(rtp)
         seconds = base + int(offset)
-        micros = int(round((offset - int(offset)) * 1_000_000))
+        micros = round((offset - int(offset)) * 1_000_000)
         out += struct.pack("<IIII", seconds, micros, len(frame), len(frame)) + frame
     path.write_bytes(bytes(out))
     return packets[-1][0] if packets else 0.0

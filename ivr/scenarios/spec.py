@@ -71,7 +71,7 @@ def load_scenario(path: Path) -> Scenario:
         raise ConfigError(str(path), 1, "scenario", "must be a mapping")
     steps = []
     for raw in _get(data, "steps", list, []):
-        if not isinstance(raw, Located) or len(raw) != 1 and "mode" not in raw:
+        if not isinstance(raw, Located) or (len(raw) != 1 and "mode" not in raw):
             raise ConfigError(str(path), data.line_of("steps"), "steps", f"bad step {raw!r}")
         if "wait" in raw:
             steps.append(Step("wait", seconds=float(raw["wait"])))

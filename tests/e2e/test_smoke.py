@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tests.e2e.conftest import ControllerProcess, Sandbox
-
 import pytest
+
+from tests.e2e.conftest import ControllerProcess, Sandbox
 
 pytestmark = pytest.mark.e2e
 
