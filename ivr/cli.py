@@ -254,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # panoramisk logs whole AMI messages (caller numbers) at DEBUG.
+    logging.getLogger("panoramisk").setLevel(logging.INFO)
     try:
         return int(args.func(args))
     except SettingsError as exc:

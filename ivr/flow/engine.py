@@ -58,13 +58,20 @@ class FlowLoopError(RuntimeError):
     pass
 
 
-def media_for(part: PromptPart, variables: Mapping[str, Any]) -> str:
+def media_for(part: PromptPart, variables: Mapping[str, Any]) -> list[str]:
+    if part.kind == "media":
+        value = variables.get(part.variables[0] if part.variables else part.value, [])
+        return [str(m) for m in value] if isinstance(value, list | tuple) else []
     value = part.value
     for name in part.variables:
         value = value.replace("{" + name + "}", str(variables.get(name, "")))
     if part.kind == "prompt":
-        return f"sound:citas/{value}"
-    return f"{part.kind}:{value}"
+        return [f"sound:citas/{value}"]
+    return [f"{part.kind}:{value}"]
+
+
+def mask_digits(digits: str) -> str:
+    return "*" * max(len(digits) - 3, 0) + digits[-3:]
 
 
 class FlowEngine:
@@ -113,7 +120,9 @@ class FlowEngine:
     ) -> bool:
         if not parts:
             return False
-        media = [media_for(p, state.variables) for p in parts]
+        media = [m for p in parts for m in media_for(p, state.variables)]
+        if not media:
+            return False
         state.record.step("prompt", media=media)
         interrupted = await state.channel.play(media, barge_in=barge_in)
         if interrupted:
@@ -158,12 +167,15 @@ class FlowEngine:
         for attempt in range(node.retries + 1):
             await self._play(state, node.prompts, barge_in=True)
             result = await state.channel.collect(request)
-            self._record_digits(state, node.id, attempt, result)
+            self._record_digits(state, node.id, attempt, result, sensitive=node.sensitive)
             valid = (
                 node.min_digits <= len(result.digits) <= node.max_digits and result.digits.isdigit()
             )
             if valid:
-                state.set(node.save_as, result.digits)
+                if node.sensitive:
+                    state.variables[node.save_as] = result.digits  # kept off the record
+                else:
+                    state.set(node.save_as, result.digits)
                 return node.next
             if attempt < node.retries:
                 await self._play(

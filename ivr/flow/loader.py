@@ -31,7 +31,7 @@ from ivr.flow.yamlsrc import ConfigError, Located, load_yaml_file
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _KEYS = re.compile(r"^[0-9*#]$")
-PART_KINDS = ("prompt", "number", "digits", "sound", "date", "time")
+PART_KINDS = ("prompt", "number", "digits", "sound", "media")
 
 
 class _Fields:

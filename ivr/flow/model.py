@@ -34,10 +34,12 @@ class PromptPart:
 
     ``prompt:<id>`` is one of our recorded prompts; ``number:``, ``digits:`` and
     ``sound:`` are Asterisk media (numbers are said with its Spanish sounds).
-    ``{name}`` is replaced by the call's variable at play time.
+    ``media:{name}`` plays the list of media URIs an action left in a variable
+    (a slot's date, time, doctor and site). ``{name}`` is replaced by the
+    call's variable at play time.
     """
 
-    kind: str  # prompt | number | digits | sound | date | time
+    kind: str  # prompt | number | digits | sound | media
     value: str
 
     @property
@@ -83,6 +85,7 @@ class CollectNode(Node):
     retries: int = 2
     no_input_prompts: tuple[PromptPart, ...] = ()
     invalid_prompts: tuple[PromptPart, ...] = ()
+    sensitive: bool = False  # a document number: recorded masked
 
 
 @dataclass(frozen=True)

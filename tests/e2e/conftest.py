@@ -102,7 +102,12 @@ class ControllerProcess:
                 [sys.executable, "-m", "ivr.cli", "serve"], env=self.sandbox.env, cwd=REPO_ROOT,
                 stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        wait_until(self._ready, 30, "the controller to register its ARI app")
+        try:
+            wait_until(self._ready, 30, "the controller to register its ARI app")
+        except BaseException:
+            self.proc.kill()  # ours, by its pid: never leave a stray controller behind
+            self.proc.wait(timeout=10)
+            raise
 
     def _ready(self) -> bool:
         assert self.proc is not None

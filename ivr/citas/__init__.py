@@ -1,0 +1,1 @@
+"""The citas line: reference tables, affiliates, eligibility and the flow's actions."""

@@ -1,0 +1,91 @@
+"""Who is calling: the affiliate directory.
+
+The embedded default reads ``config/citas/affiliates.yaml`` (demo data); a
+real deployment implements ``AffiliateDirectory`` over the insurer's service.
+Ages in the demo file are relative to today so the demo never goes stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Protocol
+
+from ivr.flow.yamlsrc import ConfigError, Located, load_yaml_file
+
+
+@dataclass(frozen=True)
+class Affiliate:
+    document: str
+    phone: str | None
+    name: str
+    birth_date: date
+    plan: str
+    site_id: str
+    risk_markings: frozenset[str]
+
+    @property
+    def id(self) -> str:
+        return self.document
+
+    def age_on(self, day: date) -> int:
+        years = day.year - self.birth_date.year
+        if (day.month, day.day) < (self.birth_date.month, self.birth_date.day):
+            years -= 1
+        return years
+
+
+class AffiliateDirectory(Protocol):
+    async def by_phone(self, phone: str) -> Affiliate | None: ...
+
+    async def by_document(self, document: str) -> Affiliate | None: ...
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+class YamlAffiliateDirectory:
+    def __init__(self, affiliates: list[Affiliate]) -> None:
+        self._by_doc = {a.document: a for a in affiliates}
+        self._by_phone = {a.phone: a for a in affiliates if a.phone}
+
+    @classmethod
+    def load(cls, path: Path, today: date) -> YamlAffiliateDirectory:
+        data = load_yaml_file(path)
+        if not isinstance(data, Located) or not isinstance(data.get("affiliates"), list):
+            raise ConfigError(str(path), 1, "affiliates", "must be a list under 'affiliates'")
+        affiliates = []
+        for item in data["affiliates"]:
+            if not isinstance(item, Located):
+                raise ConfigError(str(path), None, "affiliates", "each entry must be a mapping")
+            try:
+                birth = (
+                    date.fromisoformat(str(item["birth_date"]))
+                    if "birth_date" in item
+                    else _years_before(today, int(item["age"]))
+                )
+                affiliates.append(
+                    Affiliate(
+                        document=str(item["document"]),
+                        phone=str(item["phone"]) if item.get("phone") else None,
+                        name=str(item["name"]),
+                        birth_date=birth,
+                        plan=str(item["plan"]),
+                        site_id=str(item["site"]),
+                        risk_markings=frozenset(str(r) for r in item.get("risk", [])),
+                    )
+                )
+            except (KeyError, ValueError) as exc:
+                raise ConfigError(str(path), item.line, "affiliates", f"bad entry: {exc}") from None
+        return cls(affiliates)
+
+    async def by_phone(self, phone: str) -> Affiliate | None:
+        return self._by_phone.get(phone)
+
+    async def by_document(self, document: str) -> Affiliate | None:
+        return self._by_doc.get(document)
