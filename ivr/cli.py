@@ -51,6 +51,15 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         settings = replace(settings, instance=args.instance)
+    if args.action == "render":
+        from ivr.sandbox.render import render_all, template_values
+
+        if not args.target:
+            print("ivr sandbox render: give the output directory", file=sys.stderr)
+            return 2
+        written = render_all(Path(args.target), template_values(settings, args.inst))
+        print(f"rendered {len(written)} files into {args.target}")
+        return 0
     if args.action == "up":
         result = manager.up(settings)
     elif args.action == "down":
@@ -210,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sb = sub.add_parser("sandbox", help="the Asterisk sandbox: up | down | status")
-    sb.add_argument("action", choices=("up", "down", "status"))
+    sb.add_argument("action", choices=("up", "down", "status", "render"))
+    sb.add_argument("target", nargs="?", help="render: output directory")
+    sb.add_argument("--inst", default="/srv/citas/docker", help="render: instance directory inside the image")
     sb.add_argument("--instance", help="instance name (default: CITAS_INSTANCE or 'default')")
     sb.add_argument("--json", action="store_true", help="status as JSON")
     sb.set_defaults(func=cmd_sandbox)

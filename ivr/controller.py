@@ -20,10 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from ivr.ari import AriClient, AriError, CallContext, CallRouter, Channel, EventStream
 from ivr.channel import CallEnded, CallerHungUp, CallTransferred, ChannelError
 from ivr.flow.engine import AGENT_CONTEXT, Action, CallState, FlowEngine
+from ivr.sms.gateways import FileSmsGateway
+from ivr.sms.outbox import SmsOutbox
+from ivr.sms.worker import SmsWorker
 from ivr.flow.loader import FlowLoader, load_flows
 from ivr.flow.model import Flow
 from ivr.prompts import load_prompt_texts
@@ -39,12 +43,10 @@ FLOWS_DIR = REPO_ROOT / "config" / "flows"
 SHUTDOWN_GRACE_S = 10.0
 
 
-def builtin_actions() -> dict[str, Action]:
-    return {}
-
-
 def action_outcomes() -> dict[str, tuple[str, ...]]:
-    return {}
+    from ivr.citas.actions import OUTCOMES
+
+    return dict(OUTCOMES)
 
 
 def load_all_flows(flows_dir: Path | None = None) -> dict[str, Flow]:
@@ -229,5 +231,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await controller.router.shutdown(SHUTDOWN_GRACE_S)
         await controller.stream.stop()
         await stream_task
+        sms_worker.stop()
+        await sms_task
         await client.close()
         await db.close()

@@ -65,6 +65,7 @@ class Settings:
     citas_number: str = "4441234"
     agent_vdn: str = "5550001"
     request_timeout: float = 5.0
+    seed_demo: bool = True  # seed the demo slots (sandbox/demo); off in production
 
     @property
     def ari_url(self) -> str:
@@ -111,6 +112,7 @@ class Settings:
             flow_file=Path(env.get("CITAS_FLOW", str(base.flow_file))),
             line_file=Path(env.get("CITAS_LINE", str(base.line_file))),
             request_timeout=_float(env, "CITAS_REQUEST_TIMEOUT", base.request_timeout),
+            seed_demo=env.get("CITAS_SEED_DEMO", "1") not in ("0", "false", "no"),
         )
 
 

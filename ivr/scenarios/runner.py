@@ -9,6 +9,7 @@ agent scenarios, the headers the agent's INVITE carried are checked too.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ class CallReport:
     agent_rc: int | None = None
     agent_headers: dict[str, str] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
+    sms: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -62,6 +65,10 @@ def place(scenario: Scenario, settings: Settings, workdir: Path) -> CallReport:
     prefix = f"citas-{scenario.name}-{uuid.uuid4().hex[:12]}"
     caller_file = workdir / "caller.xml"
     caller_file.write_text(caller_xml(scenario, workdir), encoding="utf-8")
+    inject: list[str] = []
+    if len(scenario.caller_ids) > 1:
+        (workdir / "callers.csv").write_text("SEQUENTIAL\n" + "".join(f"{c};\n" for c in scenario.caller_ids))
+        inject = ["-inf", str(workdir / "callers.csv")]
     agent_proc = None
     if scenario.agent:
         (workdir / "agent.xml").write_text(agent_xml(), encoding="utf-8")
@@ -75,7 +82,7 @@ def place(scenario: Scenario, settings: Settings, workdir: Path) -> CallReport:
     cmd = _sipp_base(workdir, "caller", free_udp_port()) + [
         "-sf", str(caller_file), "-s", scenario.dial, "-m", str(scenario.calls), "-l", str(scenario.calls),
         "-r", str(scenario.calls), "-mp", str(free_udp_port()), "-cid_str", f"{prefix}-%u@%s",
-        "-timeout", f"{int(scenario.timeout)}s", "-timeout_error",
+        "-timeout", f"{int(scenario.timeout)}s", "-timeout_error", *inject,
         f"{settings.host}:{settings.ports.sip}",
     ]  # fmt: skip
     try:
@@ -138,6 +145,57 @@ async def fetch_records(
         await db.close()
 
 
+async def seed(settings: Settings, name: str) -> None:
+    """Reset demo data a scenario depends on (the sandbox's database only)."""
+    from ivr.booking.db import DbSlotSource
+    from ivr.booking.seed import race_slot
+
+    if name != "race":
+        raise ValueError(f"unknown seed {name!r}")
+    db = Database(settings.database_url)
+    try:
+        await db.migrate()
+        slots = DbSlotSource(db, timeout=settings.request_timeout)
+        slot = race_slot(date.today())
+        await slots.delete_free_slots(slot.site_id)
+        await slots.seed_slots([slot])
+    finally:
+        await db.close()
+
+
+async def fetch_sms(settings: Settings, rows: list[CallRecordRow], wait: float) -> list[dict[str, Any]]:
+    """The SMS these calls queued, once the worker has dealt with them."""
+    from ivr.controller import sms_log_path
+    from ivr.sms.outbox import SmsOutbox
+
+    ids = [str(r.variables["sms_id"]) for r in rows if r.variables.get("sms_id")]
+    if not ids:
+        return []
+    db = Database(settings.database_url)
+    try:
+        outbox = SmsOutbox(db, timeout=settings.request_timeout)
+        deadline = time.monotonic() + wait
+        while True:
+            messages = [await outbox.get(i) for i in ids]
+            settled = all(m is not None and m.status in ("sent", "failed") for m in messages)
+            if settled or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await db.close()
+    log = sms_log_path(settings)
+    lines = log.read_text(encoding="utf-8").splitlines() if log.is_file() else []
+    out = []
+    for message_id, message in zip(ids, messages, strict=True):
+        sent_lines = sum(1 for line in lines if json.loads(line).get("id") == message_id)
+        out.append({
+            "id": message_id, "status": message.status if message else None,
+            "attempts": message.attempts if message else None, "gateway_lines": sent_lines,
+            "text": message.text if message else None,
+        })  # fmt: skip
+    return out
+
+
 def judge(scenario: Scenario, report: CallReport, rows: list[CallRecordRow]) -> None:
     exp = scenario.expect
     if report.sipp_rc != 0:
@@ -157,6 +215,12 @@ def judge(scenario: Scenario, report: CallReport, rows: list[CallRecordRow]) -> 
     if len(rows) < scenario.calls:
         report.failures.append(f"expected {scenario.calls} call record(s), found {len(rows)}")
         return
+    if exp.outcomes and sorted(r.outcome or "" for r in rows) != sorted(exp.outcomes):
+        report.failures.append(f"outcomes: expected {sorted(exp.outcomes)}, got {sorted(str(r.outcome) for r in rows)}")
+    if exp.sms_sent is not None:
+        sent = [m for m in report.sms if m["status"] == "sent" and m["gateway_lines"] == 1]
+        if len(sent) != exp.sms_sent or len(report.sms) != exp.sms_sent:
+            report.failures.append(f"SMS: expected {exp.sms_sent} sent exactly once, got {report.sms}")
     for row in rows:
         if row.ended_at is None:
             report.failures.append(f"record {row.id} was never closed")
@@ -189,8 +253,12 @@ def run_scenario(
     with tempfile.TemporaryDirectory(prefix=f"ivr-call-{scenario.name}-") as tmp:
         workdir = keep_dir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
+        if scenario.seed:
+            asyncio.run(seed(settings, scenario.seed))
         report = place(scenario, settings, workdir)
         wait = RECORD_WAIT_S if scenario.expect.record else 1.0
         rows = asyncio.run(fetch_records(settings, report.call_id_prefix, scenario.calls, wait))
+        if scenario.expect.sms_sent is not None:
+            report.sms = asyncio.run(fetch_sms(settings, rows, RECORD_WAIT_S))
         judge(scenario, report, rows)
         return report

@@ -38,11 +38,13 @@ def _dialog_request(method: str, cseq: int, caller_id: str, extra: str = "", bod
 
 
 def caller_xml(scenario: Scenario, workdir: Path) -> str:
+    # Several callers: their numbers come from sipp's injection file, one line per call.
+    caller = "[field0]" if len(scenario.caller_ids) > 1 else scenario.caller_id
     invite = "\n".join(
         [
             "INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0",
             "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
-            f'From: "Citas tester" <sip:{scenario.caller_id}@[local_ip]:[local_port]>;tag=[pid]Citas[call_number]',
+            f'From: "Citas tester" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]Citas[call_number]',
             "To: <sip:[service]@[remote_ip]:[remote_port]>",
             "Call-ID: [call_id]",
             "CSeq: 1 INVITE",
@@ -69,7 +71,7 @@ def caller_xml(scenario: Scenario, workdir: Path) -> str:
     for code in (100, 180, 183):
         out.append(f'<recv response="{code}" optional="true"/>')
     out.append('<recv response="200" rtd="true" rrs="true"/>')
-    out.append(f"<send>{_cdata(_dialog_request('ACK', 1, scenario.caller_id))}</send>")
+    out.append(f"<send>{_cdata(_dialog_request('ACK', 1, caller))}</send>")
     cseq = 2
     seq, timestamp = 1000, 16000
     hung_up = False
@@ -87,14 +89,14 @@ def caller_xml(scenario: Scenario, workdir: Path) -> str:
             for digit in step.digits:
                 body = f"Signal={digit}\nDuration=160\n"
                 info = _dialog_request(
-                    "INFO", cseq, scenario.caller_id, "Content-Type: application/dtmf-relay", body
+                    "INFO", cseq, caller, "Content-Type: application/dtmf-relay", body
                 )
                 out.append(f"<send>{_cdata(info)}</send>")
                 out.append('<recv response="200"/>')
                 out.append('<pause milliseconds="150"/>')
                 cseq += 1
         elif step.kind == "hangup":
-            out.append(f"<send>{_cdata(_dialog_request('BYE', cseq, scenario.caller_id))}</send>")
+            out.append(f"<send>{_cdata(_dialog_request('BYE', cseq, caller))}</send>")
             out.append('<recv response="200" crlf="true"/>')
             hung_up = True
             break

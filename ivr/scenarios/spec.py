@@ -33,6 +33,8 @@ class Expect:
     digits: tuple[str, ...] = ()
     agent_headers: dict[str, str] = field(default_factory=dict)
     variables: dict[str, str] = field(default_factory=dict)
+    outcomes: tuple[str, ...] = ()  # several calls: their outcomes, in any order
+    sms_sent: int | None = None  # SMS handed to the gateway for these calls
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Scenario:
     name: str
     description: str
     dial: str
-    caller_id: str
+    caller_ids: tuple[str, ...]  # one per call (sipp injection file when several)
     steps: tuple[Step, ...]
     ends_by: str  # ivr (we wait for the BYE) | caller (we send BYE)
     agent: bool
@@ -48,6 +50,11 @@ class Scenario:
     expect: Expect
     timeout: float = 90.0
     calls: int = 1
+    seed: str | None = None  # demo data to reset before the call (e.g. "race")
+
+    @property
+    def caller_id(self) -> str:
+        return self.caller_ids[0]
 
 
 def _get(d: Located, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
@@ -99,6 +106,8 @@ def load_scenario(path: Path) -> Scenario:
             str(k): str(v) for k, v in _get(exp, "agent_headers", Located, Located()).items()
         },
         variables={str(k): str(v) for k, v in _get(exp, "variables", Located, Located()).items()},
+        outcomes=tuple(str(o) for o in _get(exp, "outcomes", list, [])),
+        sms_sent=_get(exp, "sms_sent", int, None),
     )
     ends_by = _get(data, "ends_by", str, "ivr")
     if ends_by not in ("ivr", "caller"):
@@ -107,7 +116,7 @@ def load_scenario(path: Path) -> Scenario:
         name=_get(data, "name", str),
         description=_get(data, "description", str),
         dial=str(_get(data, "dial", (str, int))),
-        caller_id=str(_get(data, "caller_id", (str, int), "3000000000")),
+        caller_ids=_caller_ids(data),
         steps=tuple(steps),
         ends_by=ends_by,
         agent=_get(data, "agent", bool, False),
@@ -115,7 +124,17 @@ def load_scenario(path: Path) -> Scenario:
         expect=expect,
         timeout=_get(data, "timeout", float, 90.0),
         calls=_get(data, "calls", int, 1),
+        seed=_get(data, "seed", str, None),
     )
+
+
+def _caller_ids(data: Located) -> tuple[str, ...]:
+    raw = _get(data, "caller_id", (str, int, list), "3000000000")
+    ids = tuple(str(c) for c in raw) if isinstance(raw, list) else (str(raw),)
+    for c in ids:
+        if not c.isdigit():
+            raise ConfigError(data.file, data.line_of("caller_id"), "caller_id", f"{c!r} is not a number")
+    return ids
 
 
 def list_scenarios(directory: Path = SCENARIO_DIR) -> dict[str, Scenario]:

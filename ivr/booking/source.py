@@ -1,0 +1,44 @@
+"""Where free slots come from and where bookings go: the ``SlotSource`` protocol.
+
+Two implementations: ``DbSlotSource`` (our own database, the embedded default)
+and ``HttpSlotSource`` (the insurer's scheduling web service).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Protocol
+
+from ivr.booking.model import Booking, Slot
+
+
+class SlotSource(Protocol):
+    async def find(
+        self,
+        *,
+        site_id: str,
+        cups: str,
+        after: datetime | None = None,
+        time_band: str | None = None,
+        doctor_id: str | None = None,
+        exclude_doctor_id: str | None = None,
+        exclude_ids: Collection[str] = (),
+        limit: int = 1,
+    ) -> list[Slot]:
+        """Free slots starting after now (and after ``after``), earliest first.
+
+        Raises ``BookingUnavailable``.
+        """
+        ...
+
+    async def book(self, slot_id: str, *, affiliate_id: str, call_id: str | None) -> Booking:
+        """Book the slot atomically.
+
+        Raises ``SlotTaken``, ``BookingRejected`` or ``BookingUnavailable``.
+        """
+        ...
+
+    async def health(self) -> bool:
+        """True when the source answers; never raises."""
+        ...

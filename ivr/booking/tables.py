@@ -1,0 +1,68 @@
+"""The ``slots`` and ``bookings`` tables (created by migration 0002).
+
+A slot is free while ``booked_by`` is NULL. Booking flips it with a conditional
+UPDATE and inserts the booking in the same transaction; the UNIQUE constraint
+on ``bookings.slot_id`` is the second safety net against a double booking.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Dialect, ForeignKey, Index, String, TypeDecorator, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ivr.store.models import Base
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike.
+
+    SQLite keeps no offset: values are stored as UTC text so that ordering and
+    comparisons in SQL stay correct.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: give it a timezone")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class SlotRow(Base):
+    __tablename__ = "slots"
+    __table_args__ = (Index("ix_slots_site_cups_starts", "site_id", "cups", "starts_at"),)
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64))
+    doctor_id: Mapped[str] = mapped_column(String(64))
+    cups: Mapped[str] = mapped_column(String(16))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    time_band: Mapped[str] = mapped_column(String(16))
+    booked_by: Mapped[str | None] = mapped_column(String(64))
+    booked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class BookingRow(Base):
+    __tablename__ = "bookings"
+    __table_args__ = (
+        UniqueConstraint("slot_id", name="uq_bookings_slot_id"),
+        Index("ix_bookings_affiliate_id", "affiliate_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    slot_id: Mapped[str] = mapped_column(String(128), ForeignKey("slots.id"))
+    affiliate_id: Mapped[str] = mapped_column(String(64))
+    call_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
