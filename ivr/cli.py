@@ -221,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     sb = sub.add_parser("sandbox", help="the Asterisk sandbox: up | down | status")
     sb.add_argument("action", choices=("up", "down", "status", "render"))
     sb.add_argument("target", nargs="?", help="render: output directory")
-    sb.add_argument("--inst", default="/srv/citas/docker", help="render: instance directory inside the image")
+    sb.add_argument(
+        "--inst", default="/srv/citas/docker", help="render: instance directory inside the image"
+    )
     sb.add_argument("--instance", help="instance name (default: CITAS_INSTANCE or 'default')")
     sb.add_argument("--json", action="store_true", help="status as JSON")
     sb.set_defaults(func=cmd_sandbox)

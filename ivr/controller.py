@@ -25,13 +25,13 @@ from zoneinfo import ZoneInfo
 from ivr.ari import AriClient, AriError, CallContext, CallRouter, Channel, EventStream
 from ivr.channel import CallEnded, CallerHungUp, CallTransferred, ChannelError
 from ivr.flow.engine import AGENT_CONTEXT, Action, CallState, FlowEngine
-from ivr.sms.gateways import FileSmsGateway
-from ivr.sms.outbox import SmsOutbox
-from ivr.sms.worker import SmsWorker
 from ivr.flow.loader import FlowLoader, load_flows
 from ivr.flow.model import Flow
 from ivr.prompts import load_prompt_texts
 from ivr.settings import REPO_ROOT, Settings
+from ivr.sms.gateways import FileSmsGateway
+from ivr.sms.outbox import SmsOutbox
+from ivr.sms.worker import SmsWorker
 from ivr.store import CallRecordStore, Database, StoreUnavailable
 from ivr.store.records import CallRecord
 from ivr.voice import VoiceChannel, mask_number
@@ -200,6 +200,28 @@ class Controller:
         )
 
 
+def sms_log_path(settings: Settings) -> Path:
+    """Where the embedded file gateway writes the SMS it "sends"."""
+    return settings.state_dir / settings.instance / "sms-sent.jsonl"
+
+
+async def build_actions(settings: Settings, db: Database) -> tuple[dict[str, Action], SmsOutbox]:
+    from ivr.booking.db import DbSlotSource
+    from ivr.booking.seed import demo_slots, load_sites
+    from ivr.citas.actions import CitasActions
+    from ivr.citas.affiliates import YamlAffiliateDirectory
+    from ivr.citas.reference import CITAS_DIR, load_reference
+
+    reference = load_reference()
+    today = datetime.now(ZoneInfo(reference.line.timezone)).date()
+    directory = YamlAffiliateDirectory.load(CITAS_DIR / "affiliates.yaml", today)
+    slots = DbSlotSource(db, timeout=settings.request_timeout)
+    if settings.seed_demo:
+        await slots.seed_slots(demo_slots(today, load_sites(CITAS_DIR / "sites.yaml")))
+    outbox = SmsOutbox(db, timeout=settings.request_timeout)
+    return CitasActions(reference, directory, slots, outbox).registry(), outbox
+
+
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run the controller until SIGTERM/SIGINT."""
     flows = load_all_flows()
@@ -208,8 +230,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     client = AriClient(
         settings.ari_url, settings.ari_user, settings.ari_password, timeout=settings.request_timeout
     )
-    engine = FlowEngine(builtin_actions(), default_vdn=settings.agent_vdn)
+    actions, outbox = await build_actions(settings, db)
+    engine = FlowEngine(actions, default_vdn=settings.agent_vdn)
     controller = Controller(settings, client, CallRecordStore(db), flows, engine)
+    sms_worker = SmsWorker(outbox, FileSmsGateway(sms_log_path(settings)))
+    sms_task = asyncio.create_task(sms_worker.run(), name="sms-worker")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

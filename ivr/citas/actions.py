@@ -80,7 +80,11 @@ class CitasActions:
             return "not_found"
         affiliate = await self.directory.by_phone(number)
         if affiliate is None:
-            logger.info("call %s: caller %s not in the directory", state.channel.call_id, mask_number(number))
+            logger.info(
+                "call %s: caller %s not in the directory",
+                state.channel.call_id,
+                mask_number(number),
+            )
             return "not_found"
         self._identified(state, affiliate, "caller_id")
         return "found"
@@ -91,7 +95,12 @@ class CitasActions:
         document = str(state.variables.get("document", ""))
         affiliate = await self.directory.by_document(document) if document else None
         if affiliate is None:
-            logger.info("call %s: document %s not found (try %d)", state.channel.call_id, mask_number(document), tries)
+            logger.info(
+                "call %s: document %s not found (try %d)",
+                state.channel.call_id,
+                mask_number(document),
+                tries,
+            )
             return "exhausted" if tries >= MAX_DOCUMENT_TRIES else "not_found"
         self._identified(state, affiliate, "document")
         return "found"
@@ -117,7 +126,11 @@ class CitasActions:
             phone_booking_open=site.phone_booking_open(today) if site else False,
             tables=self.ref.eligibility,
         )
-        vdn = self.ref.line.vdn_default if result.segment == "target" else self.ref.line.vdn_non_target
+        vdn = (
+            self.ref.line.vdn_default
+            if result.segment == "target"
+            else self.ref.line.vdn_non_target
+        )
         state.set("segment", result.segment)
         state.set("eligibility_route", result.route)
         state.set("eligibility_reasons", list(result.reasons))
@@ -169,7 +182,9 @@ class CitasActions:
         ]
         if local.minute:
             media += ["sound:citas/slot_and", f"number:{local.minute}"]
-        media.append("sound:citas/slot_morning" if local.hour < 12 else "sound:citas/slot_afternoon")
+        media.append(
+            "sound:citas/slot_morning" if local.hour < 12 else "sound:citas/slot_afternoon"
+        )
         media += [
             "sound:citas/slot_with_doctor", f"sound:citas/doctor_{slot.doctor_id}",
             "sound:citas/slot_at_site", f"sound:citas/site_{slot.site_id}",
@@ -210,12 +225,16 @@ class CitasActions:
     # --- digital redirect ---------------------------------------------------
     async def send_whatsapp_sms(self, state: CallState, params: Mapping[str, object]) -> str:
         affiliate = state.variables.get("_affiliate")
-        phone = (affiliate.phone if isinstance(affiliate, Affiliate) else None) or state.channel.caller_number
+        phone = (
+            affiliate.phone if isinstance(affiliate, Affiliate) else None
+        ) or state.channel.caller_number
         if not phone:
             state.set("sms", "no_number")
             return "queued"
         line = self.ref.line
-        text = line.sms_text.format(link=whatsapp_link(line.whatsapp_number, line.whatsapp_prefilled))
+        text = line.sms_text.format(
+            link=whatsapp_link(line.whatsapp_number, line.whatsapp_prefilled)
+        )
         # One SMS per call: a retried node or a replayed call must not send twice.
         message_id = await self.outbox.enqueue(
             to_number=phone, text=text, dedupe_key=f"whatsapp:{state.record.id}"

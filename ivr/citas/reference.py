@@ -104,7 +104,9 @@ def _date(value: Any, d: Located, key: str, where: str) -> date | None:
     try:
         return date.fromisoformat(str(value))
     except ValueError:
-        raise ConfigError(d.file, d.line_of(key), f"{where}.{key}", "must be a date YYYY-MM-DD") from None
+        raise ConfigError(
+            d.file, d.line_of(key), f"{where}.{key}", "must be a date YYYY-MM-DD"
+        ) from None
 
 
 def load_line(path: Path) -> LineConfig:
@@ -114,7 +116,9 @@ def load_line(path: Path) -> LineConfig:
     booking = _req(d, "booking", Located, "line")
     sms_text = _req(wa, "sms_text", str, "whatsapp")
     if "{link}" not in sms_text:
-        raise ConfigError(d.file, wa.line_of("sms_text"), "whatsapp.sms_text", "must contain {link}")
+        raise ConfigError(
+            d.file, wa.line_of("sms_text"), "whatsapp.sms_text", "must contain {link}"
+        )
     return LineConfig(
         number=_req(d, "number", str, "line"),
         timezone=_req(d, "timezone", str, "line"),
@@ -135,7 +139,9 @@ def load_services(path: Path) -> dict[str, Service]:
     services = {}
     for key, item in raw.items():
         if key not in "0123456789" or len(key) != 1:
-            raise ConfigError(d.file, raw.line_of(key), f"services.{key}", "the key must be one digit")
+            raise ConfigError(
+                d.file, raw.line_of(key), f"services.{key}", "the key must be one digit"
+            )
         item = _map(item, path, f"services.{key}")
         where = f"services.{key}"
         services[key] = Service(
@@ -158,7 +164,9 @@ def load_sites(path: Path) -> dict[str, Site]:
                            _req(doc, "specialty", str, f"{where}.doctors.{doc_id}"))
             for doc_id, doc in doctors_raw.items()
         }  # fmt: skip
-        closed = _date(item.get("phone_booking_closed_from"), item, "phone_booking_closed_from", where)
+        closed = _date(
+            item.get("phone_booking_closed_from"), item, "phone_booking_closed_from", where
+        )
         sites[site_id] = Site(site_id, _req(item, "name", str, where), closed, doctors)
     return sites
 
@@ -168,7 +176,9 @@ def load_eligibility(path: Path) -> EligibilityTables:
     band = _req(d, "age_band", Located, "eligibility")
     age_min, age_max = _req(band, "min", int, "age_band"), _req(band, "max", int, "age_band")
     if not 0 <= age_min <= age_max <= 130:
-        raise ConfigError(d.file, d.line_of("age_band"), "eligibility.age_band", "needs 0 <= min <= max <= 130")
+        raise ConfigError(
+            d.file, d.line_of("age_band"), "eligibility.age_band", "needs 0 <= min <= max <= 130"
+        )
     return EligibilityTables(
         age_min,
         age_max,

@@ -187,14 +187,17 @@ class FlowEngine:
         return node.on_failure
 
     def _record_digits(
-        self, state: CallState, node_id: str, attempt: int, result: DigitResult
+        self,
+        state: CallState,
+        node_id: str,
+        attempt: int,
+        result: DigitResult,
+        *,
+        sensitive: bool = False,
     ) -> None:
+        digits = mask_digits(result.digits) if sensitive and result.digits else result.digits
         state.record.step(
-            "digits",
-            node=node_id,
-            attempt=attempt + 1,
-            digits=result.digits,
-            ended_by=result.ended_by,
+            "digits", node=node_id, attempt=attempt + 1, digits=digits, ended_by=result.ended_by
         )
 
     async def _action(self, state: CallState, node: ActionNode) -> str:

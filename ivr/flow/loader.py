@@ -184,6 +184,7 @@ class FlowLoader:
                 f.get("retries", int, 2, check=lambda v: None if 0 <= v <= 9 else "must be 0-9"),
                 self._parts(f, "no_input_prompt", required=False),
                 self._parts(f, "invalid_prompt", required=False),
+                f.get("sensitive", bool, False),
             )
         elif kind == "decide":
             cases = f.get("cases", Located)

@@ -45,6 +45,9 @@ def _construct_mapping(loader: _LocatingLoader, node: yaml.MappingNode) -> Locat
     result.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, bool) and isinstance(key_node, yaml.ScalarNode):
+            # YAML 1.1 reads `yes:`/`no:` keys as booleans; a flow means the word.
+            key = key_node.value
         if not isinstance(key, str | int):
             raise ConfigError(
                 loader.name, key_node.start_mark.line + 1, str(key), "keys must be text"

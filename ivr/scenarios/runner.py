@@ -67,7 +67,9 @@ def place(scenario: Scenario, settings: Settings, workdir: Path) -> CallReport:
     caller_file.write_text(caller_xml(scenario, workdir), encoding="utf-8")
     inject: list[str] = []
     if len(scenario.caller_ids) > 1:
-        (workdir / "callers.csv").write_text("SEQUENTIAL\n" + "".join(f"{c};\n" for c in scenario.caller_ids))
+        (workdir / "callers.csv").write_text(
+            "SEQUENTIAL\n" + "".join(f"{c};\n" for c in scenario.caller_ids)
+        )
         inject = ["-inf", str(workdir / "callers.csv")]
     agent_proc = None
     if scenario.agent:
@@ -163,7 +165,9 @@ async def seed(settings: Settings, name: str) -> None:
         await db.close()
 
 
-async def fetch_sms(settings: Settings, rows: list[CallRecordRow], wait: float) -> list[dict[str, Any]]:
+async def fetch_sms(
+    settings: Settings, rows: list[CallRecordRow], wait: float
+) -> list[dict[str, Any]]:
     """The SMS these calls queued, once the worker has dealt with them."""
     from ivr.controller import sms_log_path
     from ivr.sms.outbox import SmsOutbox
@@ -216,11 +220,15 @@ def judge(scenario: Scenario, report: CallReport, rows: list[CallRecordRow]) -> 
         report.failures.append(f"expected {scenario.calls} call record(s), found {len(rows)}")
         return
     if exp.outcomes and sorted(r.outcome or "" for r in rows) != sorted(exp.outcomes):
-        report.failures.append(f"outcomes: expected {sorted(exp.outcomes)}, got {sorted(str(r.outcome) for r in rows)}")
+        report.failures.append(
+            f"outcomes: expected {sorted(exp.outcomes)}, got {sorted(str(r.outcome) for r in rows)}"
+        )
     if exp.sms_sent is not None:
         sent = [m for m in report.sms if m["status"] == "sent" and m["gateway_lines"] == 1]
         if len(sent) != exp.sms_sent or len(report.sms) != exp.sms_sent:
-            report.failures.append(f"SMS: expected {exp.sms_sent} sent exactly once, got {report.sms}")
+            report.failures.append(
+                f"SMS: expected {exp.sms_sent} sent exactly once, got {report.sms}"
+            )
     for row in rows:
         if row.ended_at is None:
             report.failures.append(f"record {row.id} was never closed")

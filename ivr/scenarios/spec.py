@@ -133,7 +133,9 @@ def _caller_ids(data: Located) -> tuple[str, ...]:
     ids = tuple(str(c) for c in raw) if isinstance(raw, list) else (str(raw),)
     for c in ids:
         if not c.isdigit():
-            raise ConfigError(data.file, data.line_of("caller_id"), "caller_id", f"{c!r} is not a number")
+            raise ConfigError(
+                data.file, data.line_of("caller_id"), "caller_id", f"{c!r} is not a number"
+            )
     return ids
 
 

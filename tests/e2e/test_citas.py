@@ -29,7 +29,9 @@ def bookings_for_call(sandbox: Sandbox, record_id: str) -> int:
         db = Database(sandbox.settings.database_url)
         try:
             async with db.engine.connect() as conn:
-                result = await conn.execute(text("SELECT count(*) FROM bookings WHERE call_id = :c"), {"c": record_id})
+                result = await conn.execute(
+                    text("SELECT count(*) FROM bookings WHERE call_id = :c"), {"c": record_id}
+                )
                 return int(result.scalar_one())
         finally:
             await db.close()
@@ -37,11 +39,15 @@ def bookings_for_call(sandbox: Sandbox, record_id: str) -> int:
     return asyncio.run(count())
 
 
-def test_target_caller_books_the_first_slot(sandbox: Sandbox, controller: ControllerProcess) -> None:
+def test_target_caller_books_the_first_slot(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
     (record,) = ok(sandbox.call("target-booked"))["records"]
     assert record["variables"]["booking_id"]
     assert bookings_for_call(sandbox, record["id"]) == 1
-    offer = next(s for s in path_kinds(record, "prompt") if "sound:citas/slot_offer_intro" in s["media"])
+    offer = next(
+        s for s in path_kinds(record, "prompt") if "sound:citas/slot_offer_intro" in s["media"]
+    )
     media = offer["media"]
     # Date, time, doctor and site are read with Asterisk's Spanish sounds and our prompts.
     assert any(m.startswith("sound:digits/mon-") for m in media)
@@ -52,14 +58,18 @@ def test_target_caller_books_the_first_slot(sandbox: Sandbox, controller: Contro
     assert not any("890201" in m for s in path_kinds(record, "prompt") for m in s["media"])
 
 
-def test_target_without_slots_gets_whatsapp_sms_once(sandbox: Sandbox, controller: ControllerProcess) -> None:
+def test_target_without_slots_gets_whatsapp_sms_once(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
     report = ok(sandbox.call("target-no-slots"))
     (sms,) = report["sms"]
     assert sms["status"] == "sent" and sms["gateway_lines"] == 1 and sms["attempts"] == 1
     assert "https://wa.me/" in sms["text"] and "text=" in sms["text"]
 
 
-def test_non_target_declines_and_reaches_agent_with_context(sandbox: Sandbox, controller: ControllerProcess) -> None:
+def test_non_target_declines_and_reaches_agent_with_context(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
     report = ok(sandbox.call("non-target-agent"))
     (record,) = report["records"]
     assert record["variables"]["eligibility_reasons"] == ["age_out_of_band:70"]
@@ -68,7 +78,9 @@ def test_non_target_declines_and_reaches_agent_with_context(sandbox: Sandbox, co
     assert transfer == {**transfer, "vdn": "5550001", "reason": "non-target"}
 
 
-def test_invalid_and_silent_input_end_with_an_agent(sandbox: Sandbox, controller: ControllerProcess) -> None:
+def test_invalid_and_silent_input_end_with_an_agent(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
     report = ok(sandbox.call("invalid-input-agent"))
     (record,) = report["records"]
     attempts = [(s["digits"], s["ended_by"]) for s in path_kinds(record, "digits")]
@@ -77,21 +89,27 @@ def test_invalid_and_silent_input_end_with_an_agent(sandbox: Sandbox, controller
     assert path_kinds(record, "prompt")[-1]["media"] == ["sound:citas/max_retries_agent"]
 
 
-def test_document_typed_with_sip_info_is_masked_in_the_record(sandbox: Sandbox, controller: ControllerProcess) -> None:
+def test_document_typed_with_sip_info_is_masked_in_the_record(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
     (record,) = ok(sandbox.call("document-booked"))["records"]
     typed = path_kinds(record, "digits")[0]
     assert typed["digits"] == "*******010" and typed["ended_by"] == "terminator"
     assert "1010101010" not in str(record["path"])
 
 
-def test_hangup_midflow_closes_record_without_booking(sandbox: Sandbox, controller: ControllerProcess) -> None:
+def test_hangup_midflow_closes_record_without_booking(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
     (record,) = ok(sandbox.call("hangup-midflow"))["records"]
     assert record["end_reason"] == "caller_hangup"
     assert "booking_id" not in record["variables"]
     assert bookings_for_call(sandbox, record["id"]) == 0
 
 
-def test_two_callers_race_for_the_last_slot(sandbox: Sandbox, controller: ControllerProcess) -> None:
+def test_two_callers_race_for_the_last_slot(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
     records = ok(sandbox.call("race-last-slot"))["records"]
     winner = next(r for r in records if r["outcome"] == "booked")
     loser = next(r for r in records if r["outcome"] == "redirected_whatsapp")

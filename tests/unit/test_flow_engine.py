@@ -1,4 +1,7 @@
-"""FlowEngine.run over a scripted in-process CallChannel."""
+"""FlowEngine.run over a scripted in-process CallChannel: collect, menu, hang-ups.
+
+``ScriptedChannel`` and the helpers here are shared with test_flow_engine_routing.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +12,19 @@ import pytest
 
 from ivr.channel import CallerHungUp, CallTransferred, DigitRequest, DigitResult
 from ivr.flow.engine import (
-    AGENT_CONTEXT,
-    MAX_STEPS,
     Action,
-    ActionFailed,
     CallState,
     FlowEngine,
-    FlowLoopError,
-    media_for,
 )
 from ivr.flow.loader import FlowLoader
 from ivr.flow.model import (
-    ActionNode,
     AnyNode,
     CollectNode,
-    DecideNode,
     Flow,
     HangupNode,
     MenuNode,
-    PlayNode,
     PromptPart,
     Timeouts,
-    TransferNode,
 )
 from ivr.prompts import load_prompt_texts
 from ivr.settings import REPO_ROOT
@@ -96,7 +90,10 @@ FAILED = HangupNode("failed", 91, "max_retries", prompt("goodbye"))
 
 def state_for(channel: ScriptedChannel, start: str, *nodes: AnyNode, **variables: str) -> CallState:
     all_nodes = {n.id: n for n in (*nodes, BYE, FAILED)}
-    flow = Flow("test", "test.yaml", start, all_nodes, agent_vdn=None)
+    return new_state(channel, Flow("test", "test.yaml", start, all_nodes), **variables)
+
+
+def new_state(channel: ScriptedChannel, flow: Flow, **variables: str) -> CallState:
     record = CallRecord(
         id="rec-1",
         channel_id=channel.call_id,
@@ -245,89 +242,17 @@ async def test_menu_silence_twice_takes_on_failure_without_a_last_retry_prompt()
     assert state.record.outcome == "max_retries"
 
 
-@pytest.mark.parametrize(("segment", "outcome"), [("1", "completed"), ("7", "max_retries")])
-async def test_decide_takes_the_matching_case_or_the_default(segment: str, outcome: str) -> None:
-    decide = DecideNode("route", 1, "segment", {"1": "bye"}, "failed")
-    state = state_for(ScriptedChannel(), "route", decide, segment=segment)
+async def test_a_sensitive_entry_stays_off_the_call_record() -> None:
+    channel = ScriptedChannel(DigitResult("1234", "terminator"))
+    state = state_for(channel, "ask", collect_node(sensitive=True))
 
     await engine().run(state)
 
-    assert state.record.outcome == outcome
-    expected_next = "bye" if segment == "1" else "failed"
-    assert steps(state, "decision") == [
-        {"variable": "segment", "value": segment, "next": expected_next}
-    ]
-
-
-def action_node() -> ActionNode:
-    return ActionNode("who", 1, "identify", {"found": "bye"}, "failed", {"source": "ani"})
-
-
-@pytest.mark.parametrize(
-    ("returns", "outcome"), [("found", "completed"), ("not_in_the_flow", "max_retries")]
-)
-async def test_action_outcome_picks_the_next_node(returns: str, outcome: str) -> None:
-    seen: list[Mapping[str, object]] = []
-
-    async def identify(state: CallState, params: Mapping[str, object]) -> str:
-        seen.append(params)
-        state.set("affiliate_id", "A-1")
-        return returns
-
-    state = state_for(ScriptedChannel(), "who", action_node())
-
-    await engine({"identify": identify}).run(state)
-
-    assert seen == [{"source": "ani"}]
-    assert state.record.outcome == outcome
-    assert state.record.variables["affiliate_id"] == "A-1"
-    assert steps(state, "action")[0]["outcome"] == returns
-
-
-async def test_action_failed_takes_on_failure() -> None:
-    async def identify(state: CallState, params: Mapping[str, object]) -> str:
-        raise ActionFailed("affiliates service timed out")
-
-    state = state_for(ScriptedChannel(), "who", action_node())
-
-    await engine({"identify": identify}).run(state)
-
-    assert state.record.outcome == "max_retries"
-    assert steps(state, "action") == [
-        {"action": "identify", "outcome": "failed", "error": "affiliates service timed out"}
-    ]
-
-
-async def test_transfer_sets_context_variables_and_hands_over() -> None:
-    channel = ScriptedChannel()
-    transfer = TransferNode("agent", 1, "asked-for-agent", prompt("agent_transfer"))
-    state = state_for(channel, "agent", transfer, segment="contributivo", affiliate_id="A-77")
-
-    with pytest.raises(CallTransferred):
-        await engine().run(state)
-
-    assert channel.variables == {
-        "__CITAS_REASON": "asked-for-agent",
-        "__CITAS_SEGMENT": "contributivo",
-        "__CITAS_AFFILIATE": "A-77",
-    }
-    assert channel.log[-2:] == [
-        ("play-no-barge", "sound:citas/agent_transfer"),
-        ("transfer", AGENT_CONTEXT, "5550001"),
-    ]
-    assert state.record.outcome == "transferred"
-    assert steps(state, "transfer") == [{"vdn": "5550001", "reason": "asked-for-agent"}]
-
-
-async def test_transfer_without_segment_says_unknown_and_uses_the_node_vdn() -> None:
-    channel = ScriptedChannel()
-    state = state_for(channel, "agent", TransferNode("agent", 1, "no-id", vdn="5550009"))
-
-    with pytest.raises(CallTransferred):
-        await engine().run(state)
-
-    assert channel.variables == {"__CITAS_REASON": "no-id", "__CITAS_SEGMENT": "unknown"}
-    assert channel.log[-1] == ("transfer", AGENT_CONTEXT, "5550009")
+    assert state.variables["document"] == "1234"  # the actions still get it
+    assert "document" not in state.record.variables
+    recorded = [str(v) for step in state.record.path for v in step.detail.values()]
+    assert not [v for v in recorded if "1234" in v]
+    assert state.record.outcome == "completed"
 
 
 async def test_caller_hang_up_unwinds_the_run() -> None:
@@ -339,41 +264,14 @@ async def test_caller_hang_up_unwinds_the_run() -> None:
     assert state.record.outcome is None
 
 
-def test_media_for_substitutes_variables() -> None:
-    assert media_for(PromptPart("digits", "{smoke_digit}"), {"smoke_digit": 7}) == "digits:7"
-    assert media_for(PromptPart("prompt", "goodbye"), {}) == "sound:citas/goodbye"
-    assert media_for(PromptPart("number", "{n}"), {}) == "number:"
-
-
 async def test_the_real_smoke_flow_plays_back_the_key_pressed() -> None:
     prompts = load_prompt_texts(REPO_ROOT / "prompts" / "prompts.yaml").keys()
     flow = FlowLoader(prompts, {}).load(REPO_ROOT / "config" / "flows" / "smoke.yaml")
     channel = ScriptedChannel(DigitResult("7", "complete"))
-    state = state_for(channel, "welcome", *flow.nodes.values())
+    state = new_state(channel, flow)
 
     await engine().run(state)
 
-    assert ("play", "sound:citas/smoke_you_pressed", "digits:7") in channel.log
+    assert ("play-no-barge", "sound:citas/smoke_you_pressed", "digits:7") in channel.log
     assert state.record.variables == {"smoke_digit": "7"}
     assert state.record.outcome == "completed"
-
-
-async def test_a_loop_without_end_stops_at_max_steps() -> None:
-    spin = DecideNode("spin", 1, "never_set", {}, "spin")
-    state = state_for(ScriptedChannel(), "spin", spin)
-
-    with pytest.raises(FlowLoopError, match=f"ran {MAX_STEPS} steps"):
-        await engine().run(state)
-
-    assert len(steps(state, "node")) == MAX_STEPS
-
-
-async def test_no_answer_when_the_flow_says_so() -> None:
-    channel = ScriptedChannel()
-    state = state_for(channel, "bye")
-    state.flow = Flow("test", "t.yaml", "bye", {"bye": BYE}, answer=False)
-
-    await engine().run(state)
-
-    assert channel.log == [("play-no-barge", "sound:citas/goodbye"), ("hangup",)]
-    assert [s.kind for s in state.record.path] == ["node", "prompt", "hangup"]

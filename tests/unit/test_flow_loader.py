@@ -208,6 +208,33 @@ def test_without_flow_timeouts_nodes_get_the_model_defaults(tmp_path: Path) -> N
     assert ask.timeouts == Timeouts()
 
 
+def test_a_collect_node_can_be_marked_sensitive(tmp_path: Path) -> None:
+    # model.CollectNode.sensitive: a document number is kept off the call record.
+    path = write(
+        tmp_path,
+        """
+        flow: doc
+        start: ask
+        nodes:
+          ask:
+            kind: collect
+            prompt: welcome
+            save_as: document
+            max_digits: 12
+            terminator: "#"
+            sensitive: true
+            next: bye
+            on_failure: bye
+          bye: {kind: hangup}
+        """,
+    )
+
+    ask = loader().load(path).node("ask")
+
+    assert isinstance(ask, CollectNode)
+    assert (ask.sensitive, ask.terminator, ask.max_digits) == (True, "#", 12)
+
+
 def test_load_flows_refuses_two_files_with_one_flow_name(tmp_path: Path) -> None:
     body = """
         flow: same

@@ -93,7 +93,11 @@ def test_a_missing_file_is_a_config_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         FlowLoader(PROMPTS, ACTIONS).load(missing)
 
-    assert (caught.value.file, caught.value.line, caught.value.field) == (str(missing), None, "file")
+    assert (caught.value.file, caught.value.line, caught.value.field) == (
+        str(missing),
+        None,
+        "file",
+    )
     assert str(caught.value).startswith(f"{missing}: file: cannot read")
 
 

@@ -1,0 +1,30 @@
+"""Self-service booking: find a free slot, book it, never twice.
+
+``model`` (slots, bookings, the exception tree), ``source`` (the ``SlotSource``
+protocol), ``db`` (our own tables), ``http`` (the insurer's scheduling
+service), ``seed`` (sites and demo slots).
+"""
+
+from ivr.booking.model import (
+    AFTERNOON,
+    MORNING,
+    Booking,
+    BookingError,
+    BookingRejected,
+    BookingUnavailable,
+    Slot,
+    SlotTaken,
+)
+from ivr.booking.source import SlotSource
+
+__all__ = [
+    "AFTERNOON",
+    "MORNING",
+    "Booking",
+    "BookingError",
+    "BookingRejected",
+    "BookingUnavailable",
+    "Slot",
+    "SlotSource",
+    "SlotTaken",
+]

@@ -1,0 +1,210 @@
+"""``HttpSlotSource``: the insurer's scheduling web service (contract in docs/booking-service.md).
+
+Errors map onto the booking tree: a timeout, a connection failure, a 5xx or an
+answer we cannot read is ``BookingUnavailable``; 409 is ``SlotTaken``; 422 is
+``BookingRejected`` with the service's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Collection
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from ivr.booking.model import (
+    TIME_BANDS,
+    Booking,
+    BookingRejected,
+    BookingUnavailable,
+    Slot,
+    SlotTaken,
+)
+
+logger = logging.getLogger(__name__)
+
+_KNOWN_SLOTS = 512  # slots remembered from find(), to describe what book() booked
+
+
+class HttpSlotSource:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None,
+        timeout: float,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._session = session
+        self._owns_session = session is None
+        self._known: OrderedDict[str, Slot] = OrderedDict()
+
+    async def __aenter__(self) -> HttpSlotSource:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session, only if this source created it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def find(
+        self,
+        *,
+        site_id: str,
+        cups: str,
+        after: datetime | None = None,
+        time_band: str | None = None,
+        doctor_id: str | None = None,
+        exclude_doctor_id: str | None = None,
+        exclude_ids: Collection[str] = (),
+        limit: int = 1,
+    ) -> list[Slot]:
+        # The contract has no parameter for excluded slot ids: ask for enough
+        # to drop them here and still fill the limit.
+        params = {"site_id": site_id, "cups": cups, "limit": str(limit + len(exclude_ids))}
+        optional = {
+            "after": after.isoformat() if after is not None else None,
+            "time_band": time_band,
+            "doctor_id": doctor_id,
+            "exclude_doctor_id": exclude_doctor_id,
+        }
+        params.update({k: v for k, v in optional.items() if v is not None})
+        status, body = await self._request("GET", "/slots", params=params)
+        if status != 200:
+            raise _unexpected("find slots", status, body)
+        slots = [s for s in _parse_slots(body) if s.id not in exclude_ids][:limit]
+        for slot in slots:
+            self._remember(slot)
+        return slots
+
+    async def book(self, slot_id: str, *, affiliate_id: str, call_id: str | None) -> Booking:
+        # Same call, same slot, same key: a retry after a lost answer cannot
+        # book twice. Without a call there is nothing to retry against.
+        key = f"{call_id}:{slot_id}" if call_id is not None else str(uuid.uuid4())
+        payload = {"slot_id": slot_id, "affiliate_id": affiliate_id, "call_id": call_id}
+        status, body = await self._request(
+            "POST", "/bookings", payload=payload, headers={"Idempotency-Key": key}
+        )
+        if status == 409:
+            raise SlotTaken(slot_id)
+        if status == 422:
+            message = body.get("message") if isinstance(body, dict) else None
+            raise BookingRejected(str(message or "the booking service refused the booking"))
+        if status not in (200, 201):
+            raise _unexpected(f"book slot {slot_id}", status, body)
+        booking = self._booking(body, slot_id, affiliate_id, call_id)
+        logger.info("call %s: booked slot %s as %s", call_id, slot_id, booking.id)
+        return booking
+
+    async def health(self) -> bool:
+        try:
+            status, _ = await self._request("GET", "/health")
+        except BookingUnavailable as exc:
+            logger.warning("booking service unhealthy: %s", exc)
+            return False
+        return status == 200
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        payload: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        url = self.base_url + path
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=payload,
+                    headers={**self._headers, **(headers or {})},
+                ) as response:
+                    if response.status >= 500:
+                        raise BookingUnavailable(f"{method} {path}: HTTP {response.status}")
+                    text = await response.text()
+        except TimeoutError as exc:
+            raise BookingUnavailable(f"{method} {path}: no answer in {self.timeout}s") from exc
+        except aiohttp.ClientError as exc:
+            raise BookingUnavailable(f"{method} {path}: {exc}") from exc
+        return response.status, _json_or_text(text)
+
+    def _booking(self, body: Any, slot_id: str, affiliate_id: str, call_id: str | None) -> Booking:
+        try:
+            slot = _parse_slot(body["slot"]) if "slot" in body else self._known[slot_id]
+            created_at = _aware(body["created_at"])
+            return Booking(str(body["booking_id"]), slot, affiliate_id, call_id, created_at)
+        except (KeyError, TypeError, ValueError) as exc:
+            # The booking may well exist: say so, so an agent can check.
+            raise BookingUnavailable(
+                f"slot {slot_id} may be booked but the answer is unreadable: {exc!r}"
+            ) from exc
+
+    def _remember(self, slot: Slot) -> None:
+        self._known[slot.id] = slot
+        self._known.move_to_end(slot.id)
+        while len(self._known) > _KNOWN_SLOTS:
+            self._known.popitem(last=False)
+
+
+def _parse_slots(body: Any) -> list[Slot]:
+    try:
+        return [_parse_slot(item) for item in body["slots"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BookingUnavailable(f"unreadable slots from the booking service: {exc!r}") from exc
+
+
+def _parse_slot(item: Any) -> Slot:
+    band = str(item["time_band"])
+    if band not in TIME_BANDS:
+        raise ValueError(f"unknown time_band {band!r}")
+    return Slot(
+        id=str(item["id"]),
+        site_id=str(item["site_id"]),
+        doctor_id=str(item["doctor_id"]),
+        cups=str(item["cups"]),
+        starts_at=_aware(item["starts_at"]),
+        time_band=band,
+    )
+
+
+def _aware(value: Any) -> datetime:
+    parsed = datetime.fromisoformat(str(value))
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp without an offset: {value!r}")
+    return parsed
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text
+
+
+def _unexpected(what: str, status: int, body: Any) -> BookingUnavailable:
+    return BookingUnavailable(f"cannot {what}: unexpected HTTP {status}: {str(body)[:200]}")

@@ -1,0 +1,301 @@
+"""The SMS outbox: a message is stored before anything tries to send it.
+
+A message's life::
+
+    pending ──claim──▶ sending ──▶ sent
+       ▲                  │  └───▶ failed
+       └──── retry ───────┘
+
+Claiming takes a lease. A worker that dies mid-send leaves its message in
+``sending``; once the lease has expired any worker claims it again, so a
+message is never lost (at worst it is sent again, which is why the HTTP
+gateway sends an idempotency key). ``dedupe_key`` makes ``enqueue`` idempotent:
+a retried flow node or a replayed call cannot queue a second SMS.
+
+Storage failures raise ``ivr.store.StoreUnavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import (
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    and_,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ivr.sms import mask_phone
+from ivr.store.db import Database, StoreUnavailable
+from ivr.store.models import Base
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC out; SQLite stores UTC text so SQL comparisons hold."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: give it a timezone")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SmsOutboxRow(Base):
+    __tablename__ = "sms_outbox"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", name="uq_sms_outbox_dedupe_key"),
+        Index("ix_sms_outbox_status_next", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(255))
+    to_number: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    provider_id: Mapped[str | None] = mapped_column(String(255))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    id: str
+    dedupe_key: str
+    to_number: str
+    text: str
+    status: str
+    attempts: int  # sends started, counted when claimed
+    next_attempt_at: datetime
+    lease_until: datetime | None
+    provider_id: str | None
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class SmsOutbox:
+    def __init__(
+        self, db: Database, *, timeout: float, clock: Callable[[], datetime] = _utcnow
+    ) -> None:
+        self.db = db
+        self.timeout = timeout
+        self._clock = clock
+        self.wakeup = asyncio.Event()  # set when a message is queued
+
+    async def enqueue(self, *, to_number: str, text: str, dedupe_key: str) -> str:
+        """Queue a message; the same ``dedupe_key`` again returns the first one's id."""
+        existing = await self._id_for(dedupe_key)
+        if existing is not None:
+            return existing
+        now = self._clock()
+        message_id = str(uuid.uuid4())
+        row = SmsOutboxRow(
+            id=message_id,
+            dedupe_key=dedupe_key,
+            to_number=to_number,
+            text=text,
+            status=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        if not await self._insert(row):
+            # Lost the race to a concurrent enqueue of the same key.
+            winner = await self._id_for(dedupe_key)
+            if winner is None:
+                raise StoreUnavailable(f"sms {dedupe_key} neither inserted nor found")
+            return winner
+        logger.info("sms %s queued for %s (%s)", message_id, mask_phone(to_number), dedupe_key)
+        self.wakeup.set()
+        return message_id
+
+    async def claim_due(
+        self, now: datetime, lease_s: float, limit: int
+    ) -> builtins.list[OutboxMessage]:
+        """Lease up to ``limit`` due messages to the caller, atomically.
+
+        Due: pending and its time has come, or sending with an expired lease
+        (its worker died). Two workers never get the same message: on
+        PostgreSQL the SELECT locks the rows it picks and skips those another
+        claim holds; on SQLite writers take turns and the UPDATE re-checks
+        that each row is still due, so a row claimed meanwhile is left out.
+        (One UPDATE with the SELECT as a subquery is not safe on PostgreSQL:
+        the planner may rescan a SKIP LOCKED subquery and claim past the limit.)
+        """
+        due = or_(
+            and_(SmsOutboxRow.status == PENDING, SmsOutboxRow.next_attempt_at <= now),
+            and_(SmsOutboxRow.status == SENDING, SmsOutboxRow.lease_until < now),
+        )
+        pick = (
+            select(SmsOutboxRow.id)
+            .where(due)
+            .order_by(SmsOutboxRow.next_attempt_at, SmsOutboxRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+
+        async def op(session: AsyncSession) -> builtins.list[OutboxMessage]:
+            ids = builtins.list(await session.scalars(pick))
+            if not ids:
+                return []
+            claim = (
+                update(SmsOutboxRow)
+                .where(SmsOutboxRow.id.in_(ids), due)
+                .values(
+                    status=SENDING,
+                    lease_until=now + timedelta(seconds=lease_s),
+                    attempts=SmsOutboxRow.attempts + 1,
+                )
+                .returning(SmsOutboxRow)
+                .execution_options(synchronize_session=False)
+            )
+            return [_message(row) for row in await session.scalars(claim)]
+
+        claimed = await self._run("claim due sms", op)
+        return sorted(claimed, key=lambda m: (m.next_attempt_at, m.id))
+
+    async def mark_sent(self, id: str, provider_id: str) -> None:
+        await self._update(
+            id, "mark sent", status=SENT, provider_id=provider_id, sent_at=self._clock()
+        )
+
+    async def mark_retry(self, id: str, error: str, next_attempt_at: datetime) -> None:
+        await self._update(
+            id, "mark for retry", status=PENDING, last_error=error, next_attempt_at=next_attempt_at
+        )
+
+    async def mark_failed(self, id: str, error: str) -> None:
+        await self._update(id, "mark failed", status=FAILED, last_error=error)
+
+    async def get(self, id: str) -> OutboxMessage | None:
+        async def op(session: AsyncSession) -> OutboxMessage | None:
+            row = await session.get(SmsOutboxRow, id)
+            return _message(row) if row is not None else None
+
+        return await self._run(f"read sms {id}", op)
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest pending message is due or the earliest lease expires."""
+
+        async def op(session: AsyncSession) -> datetime | None:
+            pending = await session.scalar(
+                select(func.min(SmsOutboxRow.next_attempt_at)).where(SmsOutboxRow.status == PENDING)
+            )
+            leased = await session.scalar(
+                select(func.min(SmsOutboxRow.lease_until)).where(SmsOutboxRow.status == SENDING)
+            )
+            times = [t for t in (pending, leased) if t is not None]
+            return min(times) if times else None
+
+        return await self._run("find the next due sms", op)
+
+    async def list(self, status: str | None = None) -> builtins.list[OutboxMessage]:
+        query = select(SmsOutboxRow).order_by(SmsOutboxRow.created_at, SmsOutboxRow.id)
+        if status is not None:
+            query = query.where(SmsOutboxRow.status == status)
+
+        async def op(session: AsyncSession) -> builtins.list[OutboxMessage]:
+            return [_message(row) for row in await session.scalars(query)]
+
+        return await self._run("list sms", op)
+
+    async def _id_for(self, dedupe_key: str) -> str | None:
+        async def op(session: AsyncSession) -> str | None:
+            return await session.scalar(
+                select(SmsOutboxRow.id).where(SmsOutboxRow.dedupe_key == dedupe_key)
+            )
+
+        return await self._run(f"look up sms {dedupe_key}", op)
+
+    async def _insert(self, row: SmsOutboxRow) -> bool:
+        """False when the dedupe key is already there."""
+        try:
+            async with asyncio.timeout(self.timeout), self.db.sessions.begin() as session:
+                session.add(row)
+        except IntegrityError:
+            return False
+        except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"cannot queue sms {row.dedupe_key}: {exc}") from exc
+        return True
+
+    async def _update(self, id: str, what: str, **values: object) -> None:
+        # A sent message stays sent, whatever a late or confused worker says.
+        change = (
+            update(SmsOutboxRow)
+            .where(SmsOutboxRow.id == id, SmsOutboxRow.status != SENT)
+            .values(lease_until=None, **values)
+            .execution_options(synchronize_session=False)
+        )
+
+        async def op(session: AsyncSession) -> None:
+            await session.execute(change)
+
+        await self._run(f"{what} sms {id}", op)
+
+    async def _run(self, what: str, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        try:
+            async with asyncio.timeout(self.timeout), self.db.sessions.begin() as session:
+                return await op(session)
+        except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+
+
+def _message(row: SmsOutboxRow) -> OutboxMessage:
+    return OutboxMessage(
+        id=row.id,
+        dedupe_key=row.dedupe_key,
+        to_number=row.to_number,
+        text=row.text,
+        status=row.status,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        lease_until=row.lease_until,
+        provider_id=row.provider_id,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+    )

@@ -1,0 +1,111 @@
+"""Settings from CITAS_* variables: port blocks, overrides, and refused values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr.settings import Ports, Settings, SettingsError
+
+
+def test_defaults_without_any_variable() -> None:
+    s = Settings.from_env({})
+
+    assert s.ports == Ports()
+    assert (s.instance, s.host, s.app_name) == ("default", "127.0.0.1", "citas-ivr")
+    assert s.ari_url == "http://127.0.0.1:8088/ari"
+    assert s.request_timeout == 5.0
+
+
+def test_offset_shifts_every_port_and_the_rtp_range_twice() -> None:
+    s = Settings.from_env({"CITAS_PORT_OFFSET": "1000"})
+
+    assert s.ports == Ports(
+        sip=6060, http=9088, ami=6038, agi=5573, rtp_start=12000, rtp_end=12999,
+        agent_sip=6070, ops_http=9080,
+    )  # fmt: skip
+    assert s.ari_url == "http://127.0.0.1:9088/ari"
+
+
+def test_two_offsets_give_disjoint_port_blocks() -> None:
+    def used(p: Ports) -> set[int]:
+        return {p.sip, p.http, p.ami, p.agi, p.agent_sip, p.ops_http} | set(
+            range(p.rtp_start, p.rtp_end + 1)
+        )
+
+    a = Settings.from_env({"CITAS_PORT_OFFSET": "0"}).ports
+    b = Settings.from_env({"CITAS_PORT_OFFSET": "1000"}).ports
+
+    assert not used(a) & used(b)
+
+
+def test_explicit_port_variables_win_over_the_offset() -> None:
+    s = Settings.from_env(
+        {"CITAS_PORT_OFFSET": "10", "CITAS_SIP_PORT": "5999", "CITAS_RTP_START": "20000"}
+    )
+
+    assert (s.ports.sip, s.ports.rtp_start) == (5999, 20000)
+    assert (s.ports.http, s.ports.rtp_end) == (8098, 11019)  # still shifted
+
+
+def test_empty_values_mean_the_default() -> None:
+    s = Settings.from_env(
+        {"CITAS_PORT_OFFSET": "", "CITAS_SIP_PORT": "", "CITAS_REQUEST_TIMEOUT": ""}
+    )
+
+    assert s.ports.sip == 5060
+    assert s.request_timeout == 5.0
+
+
+def test_text_settings_and_paths() -> None:
+    s = Settings.from_env(
+        {
+            "CITAS_INSTANCE": "b",
+            "CITAS_ARI_USER": "u",
+            "CITAS_ARI_PASSWORD": "p",
+            "CITAS_APP": "citas-test",
+            "CITAS_STATE_DIR": "/tmp/citas-state",
+            "CITAS_FLOW": "/etc/citas/flow.yaml",
+            "CITAS_REQUEST_TIMEOUT": "2.5",
+        }
+    )
+
+    assert (s.instance, s.ari_user, s.ari_password, s.app_name) == ("b", "u", "p", "citas-test")
+    assert s.flow_file == Path("/etc/citas/flow.yaml")
+    assert s.request_timeout == 2.5
+    assert s.database_url == "sqlite+aiosqlite:////tmp/citas-state/b/citas.db"
+
+
+def test_an_explicit_database_url_wins() -> None:
+    url = "postgresql+asyncpg://citas@db.example.invalid/citas"
+
+    assert Settings.from_env({"CITAS_DB_URL": url}).database_url == url
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("CITAS_PORT_OFFSET", "ten", "is not an integer"),
+        ("CITAS_PORT_OFFSET", "-5", "is out of range 0-65535"),
+        ("CITAS_SIP_PORT", "70000", "is out of range 0-65535"),
+        ("CITAS_HTTP_PORT", "80.5", "is not an integer"),
+        ("CITAS_RTP_END", "1e4", "is not an integer"),
+        ("CITAS_REQUEST_TIMEOUT", "soon", "is not a number"),
+        ("CITAS_REQUEST_TIMEOUT", "0", "must be positive"),
+        ("CITAS_REQUEST_TIMEOUT", "-1", "must be positive"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str, problem: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({name: value})
+
+    assert str(caught.value) == f"{name}={value!r} {problem}"
+
+
+def test_an_offset_that_pushes_ports_past_65535_is_refused() -> None:
+    # 30000 passes the 0-65535 check on its own, but the RTP range moves by
+    # twice the offset, to 70000-70999: ports that cannot exist must be refused
+    # here, naming the variable, not fail later inside Asterisk.
+    with pytest.raises(SettingsError, match="CITAS_PORT_OFFSET"):
+        Settings.from_env({"CITAS_PORT_OFFSET": "30000"})

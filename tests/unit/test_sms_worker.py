@@ -1,0 +1,269 @@
+"""SmsWorker over a real SQLite outbox, with a controllable clock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from ivr.sms.gateways import FileSmsGateway, SmsPermanentError, SmsTemporaryError
+from ivr.sms.outbox import FAILED, PENDING, SENT, OutboxMessage, SmsOutbox
+from ivr.sms.worker import SmsWorker
+from ivr.store.db import Database
+
+PHONE = "3001234567"
+PG_URL = os.environ.get("CITAS_TEST_PG_URL", "")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+@dataclass
+class Clock:
+    now: datetime = datetime(2025, 3, 7, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class ScriptedGateway:
+    """Fails with the scripted errors first, then sends; records every try."""
+
+    failures: list[Exception] = field(default_factory=list)
+    tries: list[str] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)
+    delivered: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def send(self, msg: OutboxMessage) -> str:
+        self.tries.append(msg.id)
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(msg.id)
+        self.delivered.set()
+        return f"prov-{len(self.sent)}"
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}", timeout=5.0)
+    await database.migrate()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def outbox(db: Database, clock: Clock) -> SmsOutbox:
+    return SmsOutbox(db, timeout=5.0, clock=clock)
+
+
+def lines(path: Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+async def test_run_once_sends_once_and_marks_sent(
+    outbox: SmsOutbox, clock: Clock, tmp_path: Path
+) -> None:
+    log = tmp_path / "deep" / "sms.jsonl"
+    worker = SmsWorker(outbox, FileSmsGateway(log), clock=clock)
+    first = await outbox.enqueue(to_number=PHONE, text="Agende por WhatsApp", dedupe_key="w:c1")
+    second = await outbox.enqueue(to_number="3109876543", text="otro", dedupe_key="w:c2")
+
+    assert await worker.run_once() == 2
+    assert await worker.run_once() == 0
+
+    written = lines(log)
+    assert sorted(line["id"] for line in written) == sorted([first, second])
+    line = next(line for line in written if line["id"] == first)
+    assert (line["dedupe_key"], line["to"], line["text"]) == ("w:c1", PHONE, "Agende por WhatsApp")
+    message = await outbox.get(first)
+    assert message is not None
+    assert (message.status, message.provider_id, message.attempts) == (SENT, f"file-{first}", 1)
+
+
+async def test_a_temporary_error_is_retried_with_backoff(outbox: SmsOutbox, clock: Clock) -> None:
+    gateway = ScriptedGateway([SmsTemporaryError("timeout"), SmsTemporaryError("HTTP 503")])
+    worker = SmsWorker(outbox, gateway, backoff_initial=2.0, clock=clock)
+    message_id = await outbox.enqueue(to_number=PHONE, text="hola", dedupe_key="k")
+
+    assert await worker.run_once() == 1
+    retry = await outbox.get(message_id)
+    assert retry is not None
+    assert (retry.status, retry.last_error) == (PENDING, "timeout")
+    assert retry.next_attempt_at == clock.now + timedelta(seconds=2)
+    assert await worker.run_once() == 0  # not due yet
+
+    clock.advance(2)
+    assert await worker.run_once() == 1
+    again = await outbox.get(message_id)
+    assert again is not None
+    assert again.next_attempt_at == clock.now + timedelta(seconds=4)  # doubled
+
+    clock.advance(4)
+    assert await worker.run_once() == 1
+    clock.advance(600)
+    assert await worker.run_once() == 0
+    assert gateway.sent == [message_id]
+    assert len(gateway.tries) == 3
+    done = await outbox.get(message_id)
+    assert done is not None
+    assert (done.status, done.attempts) == (SENT, 3)
+
+
+async def test_backoff_is_capped(outbox: SmsOutbox) -> None:
+    worker = SmsWorker(outbox, ScriptedGateway(), backoff_initial=2.0, backoff_max=300.0)
+    assert [worker.backoff(n) for n in (1, 2, 3, 8, 9, 30)] == [2, 4, 8, 256, 300, 300]
+
+
+async def test_a_permanent_error_fails_without_retry(outbox: SmsOutbox, clock: Clock) -> None:
+    gateway = ScriptedGateway([SmsPermanentError("HTTP 400: invalid number")])
+    worker = SmsWorker(outbox, gateway, clock=clock)
+    message_id = await outbox.enqueue(to_number=PHONE, text="hola", dedupe_key="k")
+
+    assert await worker.run_once() == 1
+    clock.advance(3600)
+    assert await worker.run_once() == 0
+
+    message = await outbox.get(message_id)
+    assert message is not None
+    assert (message.status, message.last_error) == (FAILED, "HTTP 400: invalid number")
+    assert gateway.tries == [message_id]
+
+
+async def test_max_attempts_then_failed(outbox: SmsOutbox, clock: Clock) -> None:
+    gateway = ScriptedGateway([SmsTemporaryError(f"try {i}") for i in range(10)])
+    worker = SmsWorker(outbox, gateway, max_attempts=3, backoff_initial=1.0, clock=clock)
+    message_id = await outbox.enqueue(to_number=PHONE, text="hola", dedupe_key="k")
+
+    for _ in range(6):
+        await worker.run_once()
+        clock.advance(60)
+
+    message = await outbox.get(message_id)
+    assert message is not None
+    assert (message.status, message.attempts, message.last_error) == (FAILED, 3, "try 2")
+    assert len(gateway.tries) == 3
+
+
+async def test_a_crashed_workers_message_is_sent_after_its_lease(
+    outbox: SmsOutbox, clock: Clock
+) -> None:
+    message_id = await outbox.enqueue(to_number=PHONE, text="hola", dedupe_key="k")
+    await outbox.claim_due(clock.now, lease_s=60, limit=10)  # claimed, then the worker died
+    gateway = ScriptedGateway()
+    worker = SmsWorker(outbox, gateway, lease_s=60, clock=clock)
+
+    assert await worker.run_once() == 0
+    clock.advance(61)
+    assert await worker.run_once() == 1
+
+    assert gateway.sent == [message_id]
+    message = await outbox.get(message_id)
+    assert message is not None
+    assert (message.status, message.attempts) == (SENT, 2)
+
+
+async def test_a_message_whose_lease_keeps_expiring_is_given_up(
+    outbox: SmsOutbox, clock: Clock
+) -> None:
+    message_id = await outbox.enqueue(to_number=PHONE, text="hola", dedupe_key="k")
+    for _ in range(2):
+        await outbox.claim_due(clock.now, lease_s=60, limit=10)
+        clock.advance(61)
+    gateway = ScriptedGateway()
+    worker = SmsWorker(outbox, gateway, max_attempts=2, clock=clock)
+
+    assert await worker.run_once() == 1
+
+    assert gateway.tries == []
+    message = await outbox.get(message_id)
+    assert message is not None
+    assert message.status == FAILED
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_two_workers_send_each_message_once(tmp_path: Path, backend: str) -> None:
+    url = PG_URL if backend == "postgresql" else f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}"
+    log = tmp_path / "sms.jsonl"
+    first_db, second_db = Database(url, timeout=10.0), Database(url, timeout=10.0)
+    try:
+        await first_db.migrate()
+        async with first_db.engine.begin() as conn:
+            await conn.execute(text("DELETE FROM sms_outbox"))
+        outbox = SmsOutbox(first_db, timeout=10.0)
+        ids = [
+            await outbox.enqueue(to_number=PHONE, text=f"m{i}", dedupe_key=f"k{i}")
+            for i in range(30)
+        ]
+        workers = [
+            SmsWorker(SmsOutbox(db, timeout=10.0), FileSmsGateway(log), batch=4)
+            for db in (first_db, second_db)
+        ]
+
+        async def drain(worker: SmsWorker) -> int:
+            total = 0
+            while processed := await worker.run_once():
+                total += processed
+            return total
+
+        counts = await asyncio.gather(*(drain(w) for w in workers))
+
+        assert sum(counts) == 30
+        assert sorted(line["id"] for line in lines(log)) == sorted(ids)
+        assert {m.id for m in await outbox.list(SENT)} == set(ids)
+    finally:
+        await first_db.close()
+        await second_db.close()
+
+
+async def test_run_wakes_on_enqueue_and_on_the_next_retry(outbox: SmsOutbox) -> None:
+    # Real clock: the idle wait is long, so only the wakeup event and the
+    # deadline at the next due retry can make these sends happen in time.
+    real_outbox = SmsOutbox(outbox.db, timeout=5.0)
+    gateway = ScriptedGateway([SmsTemporaryError("busy")])
+    worker = SmsWorker(real_outbox, gateway, backoff_initial=0.2, idle_wait=60.0)
+    task = asyncio.create_task(worker.run())
+    try:
+        message_id = await real_outbox.enqueue(to_number=PHONE, text="hola", dedupe_key="k")
+        await asyncio.wait_for(gateway.delivered.wait(), timeout=10)
+        assert gateway.tries == [message_id, message_id]
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, timeout=10)
+
+
+async def test_stop_before_run_returns_at_once(outbox: SmsOutbox) -> None:
+    worker = SmsWorker(outbox, ScriptedGateway(), idle_wait=60.0)
+    worker.stop()
+    await asyncio.wait_for(worker.run(), timeout=5)
+
+
+async def test_logs_mask_the_phone_number(
+    outbox: SmsOutbox, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway = ScriptedGateway([SmsTemporaryError("busy")])
+    worker = SmsWorker(outbox, gateway, clock=clock)
+    with caplog.at_level(logging.DEBUG, logger="ivr.sms"):
+        await outbox.enqueue(to_number=PHONE, text="hola", dedupe_key="k")
+        await worker.run_once()
+        clock.advance(10)
+        await worker.run_once()
+
+    assert "*******567" in caplog.text
+    assert PHONE not in caplog.text

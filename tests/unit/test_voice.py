@@ -1,0 +1,330 @@
+"""VoiceChannel over a fake ARI client and a real per-call event queue.
+
+Events are built by ``parse_event`` from messages shaped like Asterisk 22's.
+Timeouts are small deadlines; every await is bounded by ``asyncio.wait_for``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+
+from ivr import voice
+from ivr.ari import AriError, AriNotFound, AriServerError, CallContext, Channel, Event, parse_event
+from ivr.channel import CallerHungUp, CallTransferred, ChannelError, DigitRequest, DigitResult
+from ivr.voice import VoiceChannel, mask_number
+
+T = TypeVar("T")
+CHANNEL_ID = "1700000000.1"
+CHANNEL: dict[str, Any] = {
+    "id": CHANNEL_ID,
+    "name": "PJSIP/caller-00000001",
+    "state": "Up",
+    "caller": {"name": "", "number": "3001234567"},
+    "connected": {"name": "", "number": ""},
+    "dialplan": {"context": "citas-entry", "exten": "4440001", "priority": 5},
+    "language": "es",
+}
+
+
+def message(type_: str, **fields: Any) -> Event:
+    return parse_event(
+        {
+            "type": type_,
+            "application": "citas-ivr",
+            "timestamp": "2024-05-02T10:00:01.123-0500",
+            "asterisk_id": "02:42:ac:11:00:02",
+            **fields,
+        }
+    )
+
+
+def dtmf(digit: str) -> Event:
+    return message("ChannelDtmfReceived", digit=digit, duration_ms=120, channel=CHANNEL)
+
+
+def finished(playback_id: str) -> Event:
+    playback = {
+        "id": playback_id,
+        "media_uri": "sound:citas/smoke_welcome",
+        "target_uri": f"channel:{CHANNEL_ID}",
+        "language": "es",
+        "state": "done",
+    }
+    return message("PlaybackFinished", playback=playback)
+
+
+def stasis_end() -> Event:
+    return message("StasisEnd", channel=CHANNEL)
+
+
+def hangup_request() -> Event:
+    return message("ChannelHangupRequest", cause=16, soft=False, channel=CHANNEL)
+
+
+class FakeAri:
+    """The AriClient calls VoiceChannel makes, recorded; ``on_play`` says what Asterisk sends."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.events: asyncio.Queue[Event] | None = None
+        self.on_play: Callable[[str], list[Event]] = lambda pid: [finished(pid)]
+        self.fail: dict[str, AriError] = {}
+        self.last_playback_id = ""
+
+    def _call(self, *call: Any) -> None:
+        self.calls.append(call)
+        if call[0] in self.fail:
+            raise self.fail[call[0]]
+
+    async def play(self, channel_id: str, media: list[str], *, playback_id: str, lang: str) -> None:
+        self._call("play", channel_id, tuple(media), lang)
+        assert self.events is not None
+        for event in self.on_play(playback_id):
+            self.events.put_nowait(event)
+        self.last_playback_id = playback_id
+
+    async def stop_playback(self, playback_id: str) -> None:
+        self._call("stop_playback", playback_id)
+
+    async def answer(self, channel_id: str) -> None:
+        self._call("answer", channel_id)
+
+    async def hangup(self, channel_id: str) -> None:
+        self._call("hangup", channel_id)
+
+    async def set_variable(self, channel_id: str, variable: str, value: str) -> None:
+        self._call("set_variable", channel_id, variable, value)
+
+    async def continue_in_dialplan(
+        self, channel_id: str, *, context: str, extension: str, priority: int
+    ) -> None:
+        self._call("continue_in_dialplan", channel_id, context, extension, priority)
+
+
+def not_found(path: str) -> AriNotFound:
+    return AriNotFound(404, "POST", path, "Channel not found")
+
+
+@pytest.fixture
+def ari() -> FakeAri:
+    return FakeAri()
+
+
+@pytest.fixture
+def call(ari: FakeAri) -> VoiceChannel:
+    ctx = CallContext(channel=Channel.from_json(CHANNEL), args=("smoke", "sip-1"), client=ari)  # type: ignore[arg-type]
+    ari.events = ctx.events
+    return VoiceChannel(ctx)
+
+
+def queue_of(call: VoiceChannel) -> asyncio.Queue[Event]:
+    return call.ctx.events
+
+
+async def within(aw: Awaitable[T], seconds: float = 2.0) -> T:
+    return await asyncio.wait_for(aw, seconds)
+
+
+def request(**kw: Any) -> DigitRequest:
+    values = {"first_digit_timeout": 2.0, "between_digits_timeout": 2.0, "total_timeout": 5.0}
+    return DigitRequest(**{**values, **kw})
+
+
+async def test_play_waits_for_its_own_playback_finished(call: VoiceChannel, ari: FakeAri) -> None:
+    ari.on_play = lambda pid: [finished("another-playback"), finished(pid)]
+
+    interrupted = await within(call.play(["sound:citas/smoke_welcome", "digits:7"], barge_in=True))
+
+    assert interrupted is False
+    # Both events were consumed: it did not stop at the other playback's end.
+    assert queue_of(call).empty()
+    assert ari.calls == [("play", CHANNEL_ID, ("sound:citas/smoke_welcome", "digits:7"), "es")]
+
+
+async def test_barge_in_stops_the_prompt_and_keeps_the_key(
+    call: VoiceChannel, ari: FakeAri
+) -> None:
+    ari.on_play = lambda pid: [dtmf("5"), finished(pid)]
+
+    interrupted = await within(call.play(["sound:citas/smoke_welcome"], barge_in=True))
+    result = await within(call.collect(request(max_digits=1)))
+
+    assert interrupted is True
+    assert ("stop_playback", ari.last_playback_id) in ari.calls
+    assert result == DigitResult("5", "complete")
+
+
+async def test_keys_typed_ahead_skip_the_next_barge_in_prompt(
+    call: VoiceChannel, ari: FakeAri
+) -> None:
+    ari.on_play = lambda pid: [dtmf("1"), finished(pid)]
+    await within(call.play(["sound:citas/smoke_welcome"], barge_in=True))
+    plays_before = len([c for c in ari.calls if c[0] == "play"])
+
+    assert await within(call.play(["sound:citas/goodbye"], barge_in=True)) is True
+    assert len([c for c in ari.calls if c[0] == "play"]) == plays_before
+    call.flush_digits()
+    assert await within(call.collect(request(first_digit_timeout=0.05))) == DigitResult(
+        "", "no_input"
+    )
+
+
+async def test_without_barge_in_a_key_is_discarded(call: VoiceChannel, ari: FakeAri) -> None:
+    ari.on_play = lambda pid: [dtmf("5"), finished(pid)]
+
+    interrupted = await within(call.play(["sound:citas/goodbye"], barge_in=False))
+    result = await within(call.collect(request(first_digit_timeout=0.05)))
+
+    assert interrupted is False
+    assert not [c for c in ari.calls if c[0] == "stop_playback"]
+    assert result == DigitResult("", "no_input")
+
+
+async def test_a_playback_that_never_finishes_is_stopped(
+    call: VoiceChannel, ari: FakeAri, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(voice, "PLAYBACK_SAFETY_S", 0.05)
+    ari.on_play = lambda pid: []
+
+    assert await within(call.play(["sound:citas/goodbye"], barge_in=False)) is False
+    assert ari.calls[-1] == ("stop_playback", ari.last_playback_id)
+
+
+def typed(call: VoiceChannel, keys: str) -> None:
+    for key in keys:
+        queue_of(call).put_nowait(dtmf(key))
+
+
+async def test_collect_ends_at_the_terminator(call: VoiceChannel) -> None:
+    typed(call, "12#3")
+
+    result = await within(call.collect(request(max_digits=8, terminator="#")))
+
+    assert result == DigitResult("12", "terminator")
+    assert queue_of(call).qsize() == 1  # "3" stays for the next question
+
+
+async def test_collect_ends_at_max_digits(call: VoiceChannel) -> None:
+    typed(call, "1234")
+
+    result = await within(call.collect(request(max_digits=3)))
+
+    assert result == DigitResult("123", "complete")
+
+
+async def test_terminator_is_a_digit_when_the_request_has_none(call: VoiceChannel) -> None:
+    typed(call, "1#")
+
+    assert await within(call.collect(request(max_digits=2))) == DigitResult("1#", "complete")
+
+
+async def test_silence_before_the_first_key_is_no_input(call: VoiceChannel) -> None:
+    result = await within(call.collect(request(max_digits=4, first_digit_timeout=0.05)))
+
+    assert result == DigitResult("", "no_input")
+    assert result.no_input
+
+
+async def test_silence_after_a_key_ends_by_between_digits(call: VoiceChannel) -> None:
+    typed(call, "4")
+
+    result = await within(call.collect(request(max_digits=4, between_digits_timeout=0.05)))
+
+    assert result == DigitResult("4", "between_digits")
+    assert not result.no_input
+
+
+async def test_the_total_timeout_ends_a_slow_entry(call: VoiceChannel) -> None:
+    typed(call, "4")
+
+    result = await within(
+        call.collect(request(max_digits=4, between_digits_timeout=5, total_timeout=0.1))
+    )
+
+    assert result == DigitResult("4", "total")
+
+
+async def test_total_shorter_than_first_digit_is_still_no_input(call: VoiceChannel) -> None:
+    result = await within(call.collect(request(first_digit_timeout=5, total_timeout=0.05)))
+
+    assert result == DigitResult("", "no_input")
+
+
+@pytest.mark.parametrize("ending", [stasis_end, hangup_request])
+async def test_hang_up_during_play_raises(
+    call: VoiceChannel, ari: FakeAri, ending: Callable[[], Event]
+) -> None:
+    ari.on_play = lambda pid: [ending()]
+
+    with pytest.raises(CallerHungUp):
+        await within(call.play(["sound:citas/smoke_welcome"], barge_in=True))
+    # The call stays over: the next wait fails at once, with nothing queued.
+    with pytest.raises(CallerHungUp):
+        await within(call.collect(request()), 0.5)
+
+
+@pytest.mark.parametrize("ending", [stasis_end, hangup_request])
+async def test_hang_up_during_collect_raises(
+    call: VoiceChannel, ending: Callable[[], Event]
+) -> None:
+    typed(call, "1")
+    queue_of(call).put_nowait(ending())
+
+    with pytest.raises(CallerHungUp):
+        await within(call.collect(request(max_digits=4)))
+
+
+async def test_channel_gone_on_play_is_a_hang_up(call: VoiceChannel, ari: FakeAri) -> None:
+    ari.fail["play"] = not_found(f"/channels/{CHANNEL_ID}/play")
+
+    with pytest.raises(CallerHungUp):
+        await within(call.play(["sound:citas/smoke_welcome"], barge_in=True))
+
+
+async def test_other_ari_errors_are_channel_errors(call: VoiceChannel, ari: FakeAri) -> None:
+    ari.fail["answer"] = AriServerError(500, "POST", f"/channels/{CHANNEL_ID}/answer", "boom")
+
+    with pytest.raises(ChannelError, match=f"answer failed on {CHANNEL_ID}"):
+        await within(call.answer())
+
+
+async def test_transfer_continues_in_the_dialplan_then_raises(
+    call: VoiceChannel, ari: FakeAri
+) -> None:
+    await within(call.set_variables({"__CITAS_REASON": "no-id", "__CITAS_SEGMENT": "unknown"}))
+
+    with pytest.raises(CallTransferred, match="citas-agents/5550001"):
+        await within(call.transfer(context="citas-agents", extension="5550001"))
+
+    assert ari.calls == [
+        ("set_variable", CHANNEL_ID, "__CITAS_REASON", "no-id"),
+        ("set_variable", CHANNEL_ID, "__CITAS_SEGMENT", "unknown"),
+        ("continue_in_dialplan", CHANNEL_ID, "citas-agents", "5550001", 1),
+    ]
+
+
+async def test_hangup_of_a_gone_channel_is_quiet_and_final(
+    call: VoiceChannel, ari: FakeAri
+) -> None:
+    ari.fail["hangup"] = AriNotFound(404, "DELETE", f"/channels/{CHANNEL_ID}", "gone")
+
+    await within(call.hangup())
+
+    with pytest.raises(CallerHungUp):
+        await within(call.collect(request()), 0.5)
+
+
+def test_call_id_and_caller_number(call: VoiceChannel) -> None:
+    assert (call.call_id, call.caller_number) == (CHANNEL_ID, "3001234567")
+
+
+@pytest.mark.parametrize(
+    ("number", "masked"),
+    [("3001234567", "*******567"), ("1234", "*234"), ("567", "567"), ("", "-"), (None, "-")],
+)
+def test_mask_number_keeps_only_the_last_three_digits(number: str | None, masked: str) -> None:
+    assert mask_number(number) == masked
