@@ -97,6 +97,13 @@ class Settings:
             agent_sip=_int(env, "CITAS_AGENT_SIP_PORT", ports.agent_sip),
             ops_http=_int(env, "CITAS_OPS_PORT", ports.ops_http),
         )
+        for name, value in vars(ports).items():
+            if not 0 < value <= 65535:
+                raise SettingsError(
+                    f"port {name}={value} is out of range (check CITAS_PORT_OFFSET)"
+                )
+        if ports.rtp_start >= ports.rtp_end:
+            raise SettingsError(f"RTP range {ports.rtp_start}-{ports.rtp_end} is empty")
         return replace(
             base,
             instance=env.get("CITAS_INSTANCE", base.instance),

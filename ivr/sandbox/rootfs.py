@@ -37,25 +37,35 @@ class RootFs:
         """Resolve ``path`` (absolute, as seen inside the chroot) to a host path.
 
         Symlinks in the root are absolute *inside* the chroot (Debian's
-        alternatives point at ``/etc/alternatives/...``), so they are followed
-        relative to the root, not to the host.
+        alternatives point at ``/etc/alternatives/...``), so every link is
+        followed relative to the root, never through the host's file system,
+        and ``..`` never climbs above the root.
         """
-        parts = Path(path).parts[1:]
-        current = self.path
-        for part in parts:
-            candidate = current / part
-            hops = 0
-            while candidate.is_symlink():
+        todo = list(Path(path).parts[1:])
+        resolved: list[str] = []
+        hops = 0
+        while todo:
+            part = todo.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if resolved:
+                    resolved.pop()
+                continue
+            candidate = self.path.joinpath(*resolved, part)
+            if candidate.is_symlink():
                 hops += 1
                 if hops > 40:
                     raise SandboxError(f"symlink loop at {candidate}")
                 target = Path(candidate.readlink())
                 if target.is_absolute():
-                    candidate = self.inside(str(target))
+                    resolved = []
+                    todo = list(target.parts[1:]) + todo
                 else:
-                    candidate = (candidate.parent / target).resolve()
-            current = candidate
-        return current
+                    todo = list(target.parts) + todo
+                continue
+            resolved.append(part)
+        return self.path.joinpath(*resolved)
 
     @property
     def asterisk_version(self) -> str:

@@ -7,7 +7,7 @@ handling (record routes, CSeq, in-dialog INFO) and its own DTMF captures.
 from __future__ import annotations
 
 from pathlib import Path
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import quoteattr
 
 from ivr.scenarios.rtpevents import write_pcap
 from ivr.scenarios.spec import Scenario
@@ -66,7 +66,7 @@ def caller_xml(scenario: Scenario, workdir: Path) -> str:
             "a=sendrecv",
         ]
     )
-    out = [_HEAD, f'<scenario name="{escape(scenario.name)}">']
+    out = [_HEAD, f"<scenario name={quoteattr(scenario.name)}>"]
     out.append(f'<send retrans="500">{_cdata(invite)}</send>')
     for code in (100, 180, 183):
         out.append(f'<recv response="{code}" optional="true"/>')

@@ -81,7 +81,12 @@ def load_scenario(path: Path) -> Scenario:
         if not isinstance(raw, Located) or (len(raw) != 1 and "mode" not in raw):
             raise ConfigError(str(path), data.line_of("steps"), "steps", f"bad step {raw!r}")
         if "wait" in raw:
-            steps.append(Step("wait", seconds=float(raw["wait"])))
+            wait = raw["wait"]
+            if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
+                raise ConfigError(
+                    str(path), raw.line, "wait", f"must be seconds (a number), got {wait!r}"
+                )
+            steps.append(Step("wait", seconds=float(wait)))
         elif "dtmf" in raw:
             digits = str(raw["dtmf"])
             if not digits or set(digits) - _KEYS:

@@ -42,11 +42,16 @@ def test_two_offsets_give_disjoint_port_blocks() -> None:
 
 def test_explicit_port_variables_win_over_the_offset() -> None:
     s = Settings.from_env(
-        {"CITAS_PORT_OFFSET": "10", "CITAS_SIP_PORT": "5999", "CITAS_RTP_START": "20000"}
+        {"CITAS_PORT_OFFSET": "10", "CITAS_SIP_PORT": "5999", "CITAS_RTP_START": "10500"}
     )
 
-    assert (s.ports.sip, s.ports.rtp_start) == (5999, 20000)
+    assert (s.ports.sip, s.ports.rtp_start) == (5999, 10500)
     assert (s.ports.http, s.ports.rtp_end) == (8098, 11019)  # still shifted
+
+
+def test_an_empty_rtp_range_is_refused() -> None:
+    with pytest.raises(SettingsError, match="RTP range 20000-11019"):
+        Settings.from_env({"CITAS_PORT_OFFSET": "10", "CITAS_RTP_START": "20000"})
 
 
 def test_empty_values_mean_the_default() -> None:
