@@ -17,7 +17,7 @@ case "$mode" in
 esac
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc debootstrap sip-tester espeak-ng sox
-              ca-certificates mount coreutils)
+              ca-certificates mount coreutils util-linux postgresql)
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -79,7 +79,12 @@ TXT
     log "lint (ruff) and types (mypy)"
     .venv/bin/ruff check ivr tests
     .venv/bin/mypy
-    log "tests: unit, then end-to-end through the real Asterisk sandbox"
+    log "a throwaway PostgreSQL for the tests that run on both databases"
+    pg_dir="$(mktemp -d /tmp/citas-pg.XXXXXX)"
+    trap 'scripts/test-postgres.sh stop "$pg_dir"' EXIT
+    CITAS_TEST_PG_URL="$(scripts/test-postgres.sh start "$pg_dir" "${CITAS_TEST_PG_PORT:-55432}")"
+    export CITAS_TEST_PG_URL
+    log "tests: unit (SQLite and PostgreSQL), then end-to-end through the real Asterisk sandbox"
     .venv/bin/python -m pytest -p no:cacheprovider -ra
     ;;
 esac

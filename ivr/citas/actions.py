@@ -21,6 +21,7 @@ from ivr.citas.eligibility import decide
 from ivr.citas.reference import Reference
 from ivr.flow.engine import Action, ActionFailed, CallState
 from ivr.sms.outbox import SmsOutbox
+from ivr.store import StoreUnavailable
 from ivr.voice import mask_number
 
 logger = logging.getLogger(__name__)
@@ -236,9 +237,13 @@ class CitasActions:
             link=whatsapp_link(line.whatsapp_number, line.whatsapp_prefilled)
         )
         # One SMS per call: a retried node or a replayed call must not send twice.
-        message_id = await self.outbox.enqueue(
-            to_number=phone, text=text, dedupe_key=f"whatsapp:{state.record.id}"
-        )
+        try:
+            message_id = await self.outbox.enqueue(
+                to_number=phone, text=text, dedupe_key=f"whatsapp:{state.record.id}"
+            )
+        except StoreUnavailable as exc:
+            state.set("sms", "not_queued")
+            raise ActionFailed(f"SMS not queued: {exc}") from exc
         state.set("sms_id", message_id)
         state.set("sms", "queued")
         return "queued"
