@@ -9,6 +9,7 @@ and ``/dev/shm`` along, and a recursive unmount could then reach the host's.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 from pathlib import Path
 
@@ -48,3 +49,22 @@ def unmount_all(root: Path) -> None:
         if target in points:
             logger.info("unmounting %s", target)
             _run(["umount", str(target)])
+
+
+def processes_in_root(root: Path, *, exclude: int | None = None) -> list[int]:
+    """Processes whose file-system root is ``root`` (Asterisks of other instances).
+
+    Instances may keep their state in different state directories yet share
+    one cached root, so the mounts stay while any process still runs inside it.
+    """
+    found = []
+    target = str(root.resolve())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == exclude:
+            continue
+        try:
+            if os.readlink(entry / "root") == target:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

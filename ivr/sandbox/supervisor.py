@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from ivr.sandbox.instance import InstancePaths, InstanceState, other_instances_alive
-from ivr.sandbox.mounts import mount_all, unmount_all
+from ivr.sandbox.mounts import mount_all, processes_in_root, unmount_all
 from ivr.settings import Settings
 
 logger = logging.getLogger("ivr.sandbox.supervisor")
@@ -76,9 +76,10 @@ class Supervisor:
             self.state.asterisk_pid = None
             self.state.supervisor_pid = None
             self.paths.save(self.state)
-            if not other_instances_alive(
+            others = other_instances_alive(
                 self.paths.dir.parent, self.state.root, self.state.instance
-            ):
+            )
+            if not others and not processes_in_root(root):
                 unmount_all(root)
 
     def _run_once(self) -> int:
