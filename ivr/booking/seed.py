@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from ivr.booking.model import Slot, time_band_of
+from ivr.citas.reference import Doctor, Site, load_sites
 from ivr.flow.yamlsrc import ConfigError, Located, load_yaml_file
 
 BOGOTA = ZoneInfo("America/Bogota")
@@ -28,33 +28,9 @@ CUPS_BY_SPECIALTY: Mapping[str, Sequence[str]] = {
     "general": ("890201", "890301", "89020110"),
     "pediatrics": ("890283", "890383"),
 }
+__all__ = ["Doctor", "Site", "demo_slots", "load_sites", "race_slot"]
+
 RACE_SITE, RACE_DOCTOR, RACE_CUPS, RACE_TIME = "oriente", "dr_ortiz", "890201", time(9, 0)
-
-
-@dataclass(frozen=True)
-class Doctor:
-    id: str
-    name: str
-    specialty: str
-
-
-@dataclass(frozen=True)
-class Site:
-    id: str
-    name: str
-    phone_booking_closed_from: date | None
-    doctors: Mapping[str, Doctor]
-
-    def open_on(self, day: date) -> bool:
-        closed = self.phone_booking_closed_from
-        return closed is None or day < closed
-
-
-def load_sites(path: Path) -> dict[str, Site]:
-    """Read the sites file; a bad file raises ``ConfigError`` naming file, line and field."""
-    data = load_yaml_file(path)
-    sites = _mapping(data, "sites", str(path))
-    return {site_id: _site(site_id, sites) for site_id in sites}
 
 
 def load_cups_by_specialty(path: Path) -> dict[str, tuple[str, ...]]:
@@ -104,7 +80,7 @@ def demo_slots(
         for doctor_number, doctor in enumerate(site.doctors.values()):
             codes = cups_by_specialty.get(doctor.specialty, ())
             for day_number, day in enumerate(days):
-                if not codes or not site.open_on(day):
+                if not codes or not site.phone_booking_open(day):
                     continue
                 for time_number, at in enumerate(DEMO_TIMES):
                     turn = day_number * len(DEMO_TIMES) + time_number + doctor_number
@@ -138,24 +114,6 @@ def race_slot(today: date) -> Slot:
     )
 
 
-def _site(site_id: str, sites: Located) -> Site:
-    raw = _mapping(sites, site_id, sites.file)
-    doctors = _mapping(raw, "doctors", sites.file)
-    return Site(
-        id=site_id,
-        name=_text(raw, "name"),
-        phone_booking_closed_from=_optional_date(raw, "phone_booking_closed_from"),
-        doctors={
-            doctor_id: Doctor(
-                id=doctor_id,
-                name=_text(_mapping(doctors, doctor_id, sites.file), "name"),
-                specialty=_text(_mapping(doctors, doctor_id, sites.file), "specialty"),
-            )
-            for doctor_id in doctors
-        },
-    )
-
-
 def _mapping(parent: Any, key: str, file: str) -> Located:
     if not isinstance(parent, Located):
         raise ConfigError(file, None, key, "expected a mapping at the top of the file")
@@ -170,15 +128,3 @@ def _text(parent: Located, key: str) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(parent.file, parent.line_of(key), key, "expected text")
     return value
-
-
-def _optional_date(parent: Located, key: str) -> date | None:
-    value = parent.get(key)
-    if value is None or isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise ConfigError(
-            parent.file, parent.line_of(key), key, "expected a date (YYYY-MM-DD) or null"
-        ) from None

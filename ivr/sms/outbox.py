@@ -27,13 +27,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import (
-    DateTime,
-    Dialect,
     Index,
     Integer,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     and_,
     func,
@@ -48,7 +45,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ivr.sms import mask_phone
 from ivr.store.db import Database, StoreUnavailable
-from ivr.store.models import Base
+from ivr.store.models import Base, UtcDateTime
 
 logger = logging.getLogger(__name__)
 
@@ -59,25 +56,6 @@ PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware datetimes in, aware UTC out; SQLite stores UTC text so SQL comparisons hold."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: give it a timezone")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class SmsOutboxRow(Base):

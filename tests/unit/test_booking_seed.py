@@ -99,5 +99,5 @@ def test_a_bad_sites_file_names_file_line_and_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         load_sites(bad)
 
-    assert (error.value.line, error.value.field) == (4, "phone_booking_closed_from")
+    assert (error.value.line, error.value.field) == (4, "sites.norte.phone_booking_closed_from")
     assert str(bad) in str(error.value)
