@@ -165,7 +165,7 @@ class CitasActions:
         state.set("offered_ids", offered)
         state.set("slot_id", slot.id)
         state.set("slot_doctor_id", slot.doctor_id)
-        state.set("slot_starts_at", slot.starts_at.isoformat())
+        state.set("slot_starts_at", slot.starts_at.astimezone(self.tz).isoformat())
         state.set("slot_media", self.slot_media(slot))
         return "found"
 

@@ -117,3 +117,17 @@ def test_two_callers_race_for_the_last_slot(
     assert any(s.get("outcome") == "taken" for s in path_kinds(loser, "action"))
     assert bookings_for_call(sandbox, winner["id"]) == 1
     assert bookings_for_call(sandbox, loser["id"]) == 0
+
+
+def test_next_slot_and_time_band_change_then_book(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
+    (record,) = ok(sandbox.call("target-change-band"))["records"]
+    offered = record["variables"]["offered_ids"]
+    assert len(offered) == 3 and len(set(offered)) == 3  # never the same slot twice
+    assert record["variables"]["slot_id"] == offered[-1]
+    assert (
+        "T14:" in record["variables"]["slot_starts_at"]
+        or "T15:" in record["variables"]["slot_starts_at"]
+    )
+    assert bookings_for_call(sandbox, record["id"]) == 1
