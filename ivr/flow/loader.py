@@ -2,8 +2,8 @@
 
 Checked at load: unknown or missing fields, wrong types, unknown node kinds,
 references to nodes that do not exist, nodes no path reaches, prompts with no
-text in the prompt catalogue, actions the controller does not provide, and
-variables used in prompts that nothing sets.
+text in the prompt catalogue, and actions (or action outcomes) the controller
+does not provide.
 """
 
 from __future__ import annotations
