@@ -60,6 +60,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         written = render_all(Path(args.target), template_values(settings, args.inst))
         print(f"rendered {len(written)} files into {args.target}")
         return 0
+    if args.action == "prepare":
+        root = manager.prepare(settings)
+        print(f"sandbox root ready: {root.path} ({root.asterisk_version})")
+        return 0
     if args.action == "up":
         result = manager.up(settings)
     elif args.action == "down":
@@ -218,8 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sb = sub.add_parser("sandbox", help="the Asterisk sandbox: up | down | status")
-    sb.add_argument("action", choices=("up", "down", "status", "render"))
+    sb = sub.add_parser(
+        "sandbox",
+        help="the Asterisk sandbox: prepare (build the root) | up | down | status | render",
+    )
+    sb.add_argument("action", choices=("prepare", "up", "down", "status", "render"))
     sb.add_argument("target", nargs="?", help="render: output directory")
     sb.add_argument(
         "--inst", default="/srv/citas/docker", help="render: instance directory inside the image"

@@ -76,6 +76,8 @@ TXT
     exec .venv/bin/ivr serve
     ;;
   test)
+    log "the Asterisk sandbox root (built once, cached; about a minute the first time)"
+    .venv/bin/ivr sandbox prepare
     log "lint (ruff) and types (mypy)"
     .venv/bin/ruff check ivr tests
     .venv/bin/mypy

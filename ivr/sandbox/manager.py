@@ -87,6 +87,12 @@ def status(settings: Settings) -> SandboxStatus:
     )
 
 
+def prepare(settings: Settings) -> RootFs:
+    """Install the host tools and build (or find) the cached root; starts nothing."""
+    ensure_host_tools()
+    return ensure_rootfs(settings.cache_dir, os.environ.get("CITAS_DEBIAN_MIRROR") or None)
+
+
 def up(settings: Settings) -> SandboxStatus:
     current = status(settings)
     if current.running and current.ari_ready:
@@ -94,8 +100,7 @@ def up(settings: Settings) -> SandboxStatus:
         return current
     if current.running:
         down(settings)
-    ensure_host_tools()
-    root = ensure_rootfs(settings.cache_dir, os.environ.get("CITAS_DEBIAN_MIRROR") or None)
+    root = prepare(settings)
     paths = InstancePaths(settings)
     state = InstanceState(
         instance=settings.instance,
