@@ -15,7 +15,6 @@ import base64
 import json as jsonlib
 import logging
 from collections.abc import Mapping, Sequence
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +27,7 @@ from ivr.ari.errors import (
     error_for_status,
 )
 from ivr.ari.models import Channel, Playback
+from ivr.httpsession import OwnedSession
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def _query_value(value: str | int | bool) -> str:
     return str(value)
 
 
-class AriClient:
+class AriClient(OwnedSession):
     """Async client of the Asterisk REST Interface, e.g. ``http://127.0.0.1:8088/ari``."""
 
     def __init__(
@@ -66,32 +66,8 @@ class AriClient:
         self._base_url = base_url.rstrip("/")
         self._headers = {"Authorization": basic_auth_header(username, password)}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session = session
-        self._owns_session = session is None
+        super().__init__(session)
         self.calls_made: set[CallRecord] = set()
-
-    async def __aenter__(self) -> AriClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the HTTP session if this client created it."""
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        # Created on first use: aiohttp wants sessions built inside a running loop.
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
 
     async def _request(
         self,

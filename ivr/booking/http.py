@@ -14,7 +14,6 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Collection
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 import aiohttp
@@ -27,13 +26,14 @@ from ivr.booking.model import (
     Slot,
     SlotTaken,
 )
+from ivr.httpsession import OwnedSession
 
 logger = logging.getLogger(__name__)
 
 _KNOWN_SLOTS = 512  # slots remembered from find(), to describe what book() booked
 
 
-class HttpSlotSource:
+class HttpSlotSource(OwnedSession):
     def __init__(
         self,
         base_url: str,
@@ -45,26 +45,8 @@ class HttpSlotSource:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._session = session
-        self._owns_session = session is None
+        super().__init__(session)
         self._known: OrderedDict[str, Slot] = OrderedDict()
-
-    async def __aenter__(self) -> HttpSlotSource:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the HTTP session, only if this source created it."""
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
 
     async def find(
         self,
@@ -132,12 +114,11 @@ class HttpSlotSource:
         payload: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
+        session = self._get_session()
         url = self.base_url + path
         try:
             async with asyncio.timeout(self.timeout):
-                async with self._session.request(
+                async with session.request(
                     method,
                     url,
                     params=params,

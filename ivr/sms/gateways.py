@@ -16,11 +16,11 @@ import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Protocol
 
 import aiohttp
 
+from ivr.httpsession import OwnedSession
 from ivr.sms import mask_phone
 from ivr.sms.outbox import OutboxMessage
 
@@ -81,7 +81,7 @@ class FileSmsGateway:
             os.close(fd)
 
 
-class HttpSmsGateway:
+class HttpSmsGateway(OwnedSession):
     """Posts ``{to, text, reference}`` to a provider with an ``Idempotency-Key``.
 
     The key is the outbox id, so a retry after a lost answer does not send
@@ -99,34 +99,15 @@ class HttpSmsGateway:
         self.url = url
         self.timeout = timeout
         self._auth = {"Authorization": f"Bearer {token}"} if token else {}
-        self._session = session
-        self._owns_session = session is None
-
-    async def __aenter__(self) -> HttpSmsGateway:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the HTTP session, only if this gateway created it."""
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
+        super().__init__(session)
 
     async def send(self, msg: OutboxMessage) -> str:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
+        session = self._get_session()
         payload = {"to": msg.to_number, "text": msg.text, "reference": msg.id}
         headers = {**self._auth, "Idempotency-Key": msg.id}
         try:
             async with asyncio.timeout(self.timeout):
-                async with self._session.post(self.url, json=payload, headers=headers) as response:
+                async with session.post(self.url, json=payload, headers=headers) as response:
                     status = response.status
                     body = await response.text()
         except TimeoutError as exc:
