@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ivr.settings import REPO_ROOT, Settings, SettingsError
@@ -22,19 +23,20 @@ from ivr.settings import REPO_ROOT, Settings, SettingsError
 logger = logging.getLogger("ivr")
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _base_settings(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, with ``--instance`` applied."""
     settings = Settings.from_env()
     if getattr(args, "instance", None):
-        from dataclasses import replace
-
         settings = replace(settings, instance=args.instance)
-    return _with_sandbox_ports(settings)
+    return settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return _with_sandbox_ports(_base_settings(args))
 
 
 def _with_sandbox_ports(settings: Settings) -> Settings:
     """Use the ports the running sandbox was started with, when there is one."""
-    from dataclasses import replace
-
     from ivr.sandbox.instance import InstancePaths
 
     state = InstancePaths(settings).load()
@@ -46,11 +48,7 @@ def _with_sandbox_ports(settings: Settings) -> Settings:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from ivr.sandbox import manager
 
-    settings = Settings.from_env()
-    if args.instance:
-        from dataclasses import replace
-
-        settings = replace(settings, instance=args.instance)
+    settings = _base_settings(args)
     if args.action == "render":
         from ivr.sandbox.render import render_all, template_values
 
