@@ -153,11 +153,12 @@ class Controller:
             logger.warning(
                 "call %s: record not opened (%s); will write at the end", ctx.channel_id, exc
             )
-            return CallRecord("", ctx.channel_id, flow, sip_call_id, caller, datetime.now(UTC))
+            # The id exists from the start: bookings and the SMS dedupe key use it mid-call.
+            return CallRecord(
+                str(uuid.uuid4()), ctx.channel_id, flow, sip_call_id, caller, datetime.now(UTC)
+            )
 
     async def _close_record(self, record: CallRecord, reason: str) -> None:
-        if not record.id:
-            record.id = str(uuid.uuid4())
         try:
             await self.records.close(record, outcome=record.outcome or "completed", reason=reason)
         except StoreUnavailable as exc:
