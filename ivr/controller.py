@@ -27,6 +27,7 @@ from ivr.channel import CallEnded, CallerHungUp, CallTransferred, ChannelError
 from ivr.flow.engine import AGENT_CONTEXT, Action, CallState, FlowEngine
 from ivr.flow.loader import FlowLoader, load_flows
 from ivr.flow.model import Flow
+from ivr.masking import mask_number
 from ivr.prompts import load_prompt_texts
 from ivr.settings import REPO_ROOT, Settings
 from ivr.sms.gateways import FileSmsGateway
@@ -34,7 +35,7 @@ from ivr.sms.outbox import SmsOutbox
 from ivr.sms.worker import SmsWorker
 from ivr.store import CallRecordStore, Database, StoreUnavailable
 from ivr.store.records import CallRecord
-from ivr.voice import VoiceChannel, mask_number
+from ivr.voice import VoiceChannel
 
 logger = logging.getLogger(__name__)
 

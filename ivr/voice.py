@@ -35,13 +35,6 @@ logger = logging.getLogger(__name__)
 PLAYBACK_SAFETY_S = 180.0
 
 
-def mask_number(number: str | None) -> str:
-    """Phone and document numbers never appear whole in logs."""
-    if not number:
-        return "-"
-    return "*" * max(len(number) - 3, 0) + number[-3:]
-
-
 class VoiceChannel:
     def __init__(self, ctx: CallContext, *, language: str = "es") -> None:
         self.ctx = ctx

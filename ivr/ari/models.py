@@ -20,13 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ivr.ari._fields import opt_obj, opt_str, req_str, str_map
-
-
-def mask_number(number: str) -> str:
-    """Hide all but the last four digits: caller numbers are personal data in logs."""
-    if len(number) <= 4:
-        return "*" * len(number)
-    return "*" * (len(number) - 4) + number[-4:]
+from ivr.masking import mask_number
 
 
 @dataclass(frozen=True)

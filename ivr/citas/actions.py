@@ -20,9 +20,9 @@ from ivr.citas.affiliates import Affiliate, AffiliateDirectory
 from ivr.citas.eligibility import decide
 from ivr.citas.reference import Reference
 from ivr.flow.engine import Action, ActionFailed, CallState
+from ivr.masking import mask_number
 from ivr.sms.outbox import SmsOutbox
 from ivr.store import StoreUnavailable
-from ivr.voice import mask_number
 
 logger = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from ivr.flow.model import (
     PromptPart,
     TransferNode,
 )
+from ivr.masking import mask_number
 from ivr.store.records import CallRecord
 
 logger = logging.getLogger(__name__)
@@ -68,10 +69,6 @@ def media_for(part: PromptPart, variables: Mapping[str, Any]) -> list[str]:
     if part.kind == "prompt":
         return [f"sound:citas/{value}"]
     return [f"{part.kind}:{value}"]
-
-
-def mask_digits(digits: str) -> str:
-    return "*" * max(len(digits) - 3, 0) + digits[-3:]
 
 
 class FlowEngine:
@@ -195,7 +192,7 @@ class FlowEngine:
         *,
         sensitive: bool = False,
     ) -> None:
-        digits = mask_digits(result.digits) if sensitive and result.digits else result.digits
+        digits = mask_number(result.digits) if sensitive and result.digits else result.digits
         state.record.step(
             "digits", node=node_id, attempt=attempt + 1, digits=digits, ended_by=result.ended_by
         )

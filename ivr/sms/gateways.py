@@ -21,7 +21,7 @@ from typing import Protocol
 import aiohttp
 
 from ivr.httpsession import OwnedSession
-from ivr.sms import mask_phone
+from ivr.masking import mask_number
 from ivr.sms.outbox import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class HttpSmsGateway(OwnedSession):
             raise SmsTemporaryError(f"sms {msg.id}: {exc}") from exc
         if 200 <= status < 300:
             return self._provider_id(msg, body)
-        problem = f"sms {msg.id} to {mask_phone(msg.to_number)}: HTTP {status}: {body[:200]}"
+        problem = f"sms {msg.id} to {mask_number(msg.to_number)}: HTTP {status}: {body[:200]}"
         if status == 429 or status >= 500 or status < 400:
             raise SmsTemporaryError(problem)
         raise SmsPermanentError(problem)

@@ -43,7 +43,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ivr.sms import mask_phone
+from ivr.masking import mask_number
 from ivr.store.db import Database, StoreUnavailable
 from ivr.store.models import Base, UtcDateTime
 
@@ -127,7 +127,7 @@ class SmsOutbox:
             if winner is None:
                 raise StoreUnavailable(f"sms {dedupe_key} neither inserted nor found")
             return winner
-        logger.info("sms %s queued for %s (%s)", message_id, mask_phone(to_number), dedupe_key)
+        logger.info("sms %s queued for %s (%s)", message_id, mask_number(to_number), dedupe_key)
         self.wakeup.set()
         return message_id
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-from ivr.sms import mask_phone
+from ivr.masking import mask_number
 from ivr.sms.gateways import SmsError, SmsGateway, SmsPermanentError
 from ivr.sms.outbox import OutboxMessage, SmsOutbox
 from ivr.store.db import StoreUnavailable
@@ -85,7 +85,7 @@ class SmsWorker:
         return float(min(self.backoff_max, self.backoff_initial * 2 ** max(attempts - 1, 0)))
 
     async def _deliver(self, msg: OutboxMessage) -> None:
-        to = mask_phone(msg.to_number)
+        to = mask_number(msg.to_number)
         if msg.attempts > self.max_attempts:
             # Its sends kept dying with their workers (lease expired each time).
             await self._record(

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer, unused_port
 
-from ivr.sms import mask_phone
+from ivr.masking import mask_number
 from ivr.sms.gateways import (
     FileSmsGateway,
     HttpSmsGateway,
@@ -31,11 +31,11 @@ def message(id: str = "msg-1", to: str = "3001234567", text: str = "Agende aquí
     return OutboxMessage(id, f"w:{id}", to, text, PENDING, 1, NOW, None, None, None, NOW, None)
 
 
-def test_mask_phone() -> None:
-    assert mask_phone("3001234567") == "*******567"
-    assert mask_phone("+57 300 123 4567") == "+** *** *** *567"
-    assert mask_phone("123") == "123"
-    assert mask_phone("") == ""
+def test_mask_number() -> None:
+    assert mask_number("3001234567") == "*******567"
+    assert mask_number("+57 300 123 4567") == "+** *** *** *567"
+    assert mask_number("123") == "123"
+    assert mask_number("") == "-"
 
 
 async def test_file_gateway_writes_one_line_per_send(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ import pytest
 from ivr import voice
 from ivr.ari import AriError, AriNotFound, AriServerError, CallContext, Channel, Event, parse_event
 from ivr.channel import CallerHungUp, CallTransferred, ChannelError, DigitRequest, DigitResult
-from ivr.voice import VoiceChannel, mask_number
+from ivr.masking import mask_number
+from ivr.voice import VoiceChannel
 
 T = TypeVar("T")
 CHANNEL_ID = "1700000000.1"
