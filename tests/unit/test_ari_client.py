@@ -27,28 +27,11 @@ from ivr.ari import (
     AriTimeout,
     Channel,
 )
+from tests.unit.ari_samples import channel_json
 
 USER, PASSWORD = "citas", "s3cret"
 
-CHANNEL = {
-    "id": "1700000000.1",
-    "name": "PJSIP/caller-00000001",
-    "state": "Up",
-    "protocol_id": "abc@127.0.0.1",
-    "caller": {"name": "", "number": "3001234567"},
-    "connected": {"name": "", "number": ""},
-    "accountcode": "",
-    "dialplan": {
-        "context": "citas-entry",
-        "exten": "4441234",
-        "priority": 3,
-        "app_name": "Stasis",
-        "app_data": "citas-ivr",
-    },
-    "creationtime": "2024-05-02T10:00:00.000-0500",
-    "language": "es",
-    "channelvars": {},
-}
+CHANNEL = channel_json()
 
 PLAYBACK = {
     "id": "1700000000.1-welcome",

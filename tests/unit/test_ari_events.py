@@ -24,26 +24,11 @@ from ivr.ari import (
     parse_event,
 )
 from ivr.ari import events as events_module
+from tests.unit.ari_samples import channel_json
 
-CHANNEL: dict[str, Any] = {
-    "id": "1700000000.1",
-    "name": "PJSIP/caller-00000001",
-    "state": "Up",
-    "protocol_id": "abc@127.0.0.1",
-    "caller": {"name": "", "number": "3001234567"},
-    "connected": {"name": "Citas", "number": "4441234"},
-    "accountcode": "",
-    "dialplan": {
-        "context": "citas-entry",
-        "exten": "4441234",
-        "priority": 3,
-        "app_name": "Stasis",
-        "app_data": "citas-ivr",
-    },
-    "creationtime": "2024-05-02T10:00:00.000-0500",
-    "language": "es",
-    "channelvars": {"CITAS_LINE": "main"},
-}
+CHANNEL: dict[str, Any] = channel_json(
+    connected={"name": "Citas", "number": "4441234"}, channelvars={"CITAS_LINE": "main"}
+)
 
 PLAYBACK: dict[str, Any] = {
     "id": "1700000000.1-welcome",

@@ -22,30 +22,10 @@ from ivr.ari import (
     StasisStart,
     parse_event,
 )
+from tests.unit.ari_samples import channel_json
 
 DEADLINE = 2.0
 APP = "citas-ivr"
-
-
-def channel_json(channel_id: str) -> dict[str, Any]:
-    return {
-        "id": channel_id,
-        "name": f"PJSIP/caller-{channel_id[-8:]}",
-        "state": "Up",
-        "caller": {"name": "", "number": "3001234567"},
-        "connected": {"name": "", "number": ""},
-        "accountcode": "",
-        "dialplan": {
-            "context": "citas-entry",
-            "exten": "4441234",
-            "priority": 3,
-            "app_name": "Stasis",
-            "app_data": APP,
-        },
-        "creationtime": "2024-05-02T10:00:00.000-0500",
-        "language": "es",
-        "channelvars": {},
-    }
 
 
 def ev(type_: str, channel_id: str | None = None, **fields: Any) -> Event:

@@ -15,28 +15,12 @@ from aiohttp.test_utils import TestServer
 
 from ivr.ari import ChannelDtmfReceived, Event, EventStream, StasisStart
 from ivr.ari.stream import events_url, full_jitter
+from tests.unit.ari_samples import channel_json
 
 APP, USER, PASSWORD = "citas-ivr", "citas", "s3cret"
 DEADLINE = 2.0
 
-CHANNEL: dict[str, Any] = {
-    "id": "1700000000.1",
-    "name": "PJSIP/caller-00000001",
-    "state": "Up",
-    "caller": {"name": "", "number": "3001234567"},
-    "connected": {"name": "", "number": ""},
-    "accountcode": "",
-    "dialplan": {
-        "context": "citas-entry",
-        "exten": "4441234",
-        "priority": 3,
-        "app_name": "Stasis",
-        "app_data": APP,
-    },
-    "creationtime": "2024-05-02T10:00:00.000-0500",
-    "language": "es",
-    "channelvars": {},
-}
+CHANNEL: dict[str, Any] = channel_json()
 
 
 def event(type_: str, **fields: Any) -> dict[str, Any]:
