@@ -7,15 +7,13 @@ SQLite always; PostgreSQL too when CITAS_TEST_PG_URL names one
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from ivr.booking import Booking, BookingRejected, BookingUnavailable, Slot, SlotTaken
 from ivr.booking.db import DbSlotSource
@@ -23,8 +21,6 @@ from ivr.booking.seed import BOGOTA, demo_slots, load_sites, race_slot
 from ivr.booking.tables import BookingRow
 from ivr.store.db import Database
 
-PG_URL = os.environ.get("CITAS_TEST_PG_URL", "")
-BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 SITES = Path(__file__).resolve().parents[2] / "config" / "citas" / "sites.yaml"
 
 NOW = datetime(2025, 3, 7, 12, 0, tzinfo=UTC)  # a Friday
@@ -55,23 +51,6 @@ C = slot("c", days=4, hour=8)
 OTHER_CUPS = slot("d", days=3, hour=9, cups="890301")
 OTHER_SITE = slot("e", days=3, hour=9, site_id="sur", doctor_id="dr_torres")
 PAST = slot("past", days=0, hour=6)  # 06:00 Bogotá is 11:00 UTC, before NOW
-
-
-@pytest.fixture(params=BACKENDS)
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}", timeout=5.0)
-    else:
-        database = Database(PG_URL, timeout=5.0)
-    await database.migrate()
-    if request.param == "postgresql":
-        async with database.engine.begin() as conn:
-            await conn.execute(text("DELETE FROM bookings"))
-            await conn.execute(text("DELETE FROM slots"))
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 @pytest.fixture

@@ -7,36 +7,14 @@ table is emptied first).
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from ivr.sms.outbox import FAILED, PENDING, SENDING, SENT, SmsOutbox
 from ivr.store.db import Database
 
 NOW = datetime(2025, 3, 7, 12, 0, tzinfo=UTC)
-PG_URL = os.environ.get("CITAS_TEST_PG_URL", "")
-BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
-
-
-@pytest.fixture(params=BACKENDS)
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}", timeout=5.0)
-    else:
-        database = Database(PG_URL, timeout=5.0)
-    await database.migrate()
-    if request.param == "postgresql":
-        async with database.engine.begin() as conn:
-            await conn.execute(text("DELETE FROM sms_outbox"))
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,10 +17,9 @@ from ivr.sms.gateways import FileSmsGateway, SmsPermanentError, SmsTemporaryErro
 from ivr.sms.outbox import FAILED, PENDING, SENT, OutboxMessage, SmsOutbox
 from ivr.sms.worker import SmsWorker
 from ivr.store.db import Database
+from tests.unit.databases import BACKENDS, url_for
 
 PHONE = "3001234567"
-PG_URL = os.environ.get("CITAS_TEST_PG_URL", "")
-BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 
 @dataclass
@@ -199,7 +197,7 @@ async def test_a_message_whose_lease_keeps_expiring_is_given_up(
 
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_two_workers_send_each_message_once(tmp_path: Path, backend: str) -> None:
-    url = PG_URL if backend == "postgresql" else f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}"
+    url = url_for(backend, tmp_path)
     log = tmp_path / "sms.jsonl"
     first_db, second_db = Database(url, timeout=10.0), Database(url, timeout=10.0)
     try:

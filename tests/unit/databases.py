@@ -1,0 +1,36 @@
+"""The databases the store tests run on: SQLite always, PostgreSQL when
+CITAS_TEST_PG_URL names one (``scripts/setup.sh test`` starts a throwaway one)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+
+from ivr.store.db import Database
+
+PG_URL = os.environ.get("CITAS_TEST_PG_URL", "")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+# Emptied between tests on PostgreSQL, which outlives one test (children first).
+APP_TABLES = ("bookings", "slots", "sms_outbox")
+
+
+def url_for(backend: str, tmp_path: Path) -> str:
+    return PG_URL if backend == "postgresql" else f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}"
+
+
+@asynccontextmanager
+async def migrated_database(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(url_for(backend, tmp_path), timeout=5.0)
+    await database.migrate()
+    if backend == "postgresql":
+        async with database.engine.begin() as conn:
+            for table in APP_TABLES:
+                await conn.execute(text(f"DELETE FROM {table}"))
+    try:
+        yield database
+    finally:
+        await database.close()
