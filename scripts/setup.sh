@@ -17,7 +17,7 @@ case "$mode" in
 esac
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc debootstrap sip-tester espeak-ng sox
-              ca-certificates mount coreutils util-linux postgresql)
+              ca-certificates mount coreutils util-linux postgresql chromium chromium-driver)
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -49,8 +49,8 @@ install_python() {
     log "creating the virtualenv (.venv) with $($py --version)"
     "$py" -m venv .venv
   fi
-  log "installing the project and its test tools into .venv"
-  .venv/bin/python -m pip install -q -e '.[test]'
+  log "installing the project, its test tools and the benchmark's plotting into .venv"
+  .venv/bin/python -m pip install -q -e '.[test,bench]'
 }
 
 install_system
