@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.flow.yamlsrc import ConfigError, Located, load_yaml_file
+from ivr.ops.flags import FlagRegistry, citas_flags
 from ivr.settings import REPO_ROOT
 
 CITAS_DIR = REPO_ROOT / "config" / "citas"
@@ -194,4 +195,15 @@ def load_reference(directory: Path = CITAS_DIR) -> Reference:
         services=load_services(directory / "services.yaml"),
         sites=load_sites(directory / "sites.yaml"),
         eligibility=load_eligibility(directory / "eligibility.yaml"),
+    )
+
+
+def flag_registry(reference: Reference) -> FlagRegistry:
+    """The line's operations flags; their defaults are the reference tables."""
+    tables = reference.eligibility
+    return citas_flags(
+        age_min=tables.age_min,
+        age_max=tables.age_max,
+        cups_in_scope=tables.cups_in_scope,
+        sites={s.id: s.phone_booking_closed_from for s in reference.sites.values()},
     )

@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+T = TypeVar("T")
 
 
 class StoreError(RuntimeError):
@@ -53,6 +62,19 @@ class Database:
                     await conn.run_sync(_upgrade)
         except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"cannot migrate the database: {exc}") from exc
+
+    async def run(self, what: str, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run ``op`` in one transaction within the timeout; failures are StoreUnavailable.
+
+        A constraint violation (IntegrityError) is a conflict the caller handles, not an outage.
+        """
+        try:
+            async with asyncio.timeout(self.timeout), self.sessions.begin() as session:
+                return await op(session)
+        except IntegrityError:
+            raise
+        except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"cannot {what}: {exc}") from exc
 
     async def close(self) -> None:
         await self.engine.dispose()
