@@ -6,6 +6,7 @@ ivr call SCENARIO | --list        place a tester scenario with sipp
 ivr flow check FILE               validate a flow file without starting anything
 ivr db upgrade                    apply database migrations
 ivr prompts build                 synthesize the prompts' audio
+ivr bench [--quick]               capacity and reaction-time benchmark (docs/PERFORMANCE.md)
 """
 
 from __future__ import annotations
@@ -169,14 +170,10 @@ def describe_step(step: dict[str, object], texts: dict[str, str]) -> str:
 
 
 def cmd_flow(args: argparse.Namespace) -> int:
-    from ivr.controller import action_outcomes
-    from ivr.flow.loader import FlowLoader
+    from ivr.controller import flow_loader
     from ivr.flow.yamlsrc import ConfigError
-    from ivr.prompts import load_prompt_texts
 
-    loader = FlowLoader(
-        load_prompt_texts(REPO_ROOT / "prompts" / "prompts.yaml").keys(), action_outcomes()
-    )
+    loader = flow_loader()
     status = 0
     for file in args.files:
         try:
@@ -262,6 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     build = pr_sub.add_parser("build", help="synthesize prompt audio from prompts/prompts.yaml")
     build.add_argument("--out", default=str(REPO_ROOT / "prompts" / "build"))
     build.set_defaults(func=cmd_prompts)
+
+    from ivr.bench.cli import add_parser as add_bench_parser
+
+    add_bench_parser(sub)  # ivr bench: capacity and reaction-time benchmark
     return parser
 
 

@@ -23,11 +23,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ivr.ari import AriClient, AriError, CallContext, CallRouter, Channel, EventStream
+from ivr.booking.source import SlotSource
 from ivr.channel import CallEnded, CallerHungUp, CallTransferred, ChannelError
 from ivr.flow.engine import AGENT_CONTEXT, Action, CallState, FlowEngine
 from ivr.flow.loader import FlowLoader, load_flows
 from ivr.flow.model import Flow
+from ivr.httpsession import OwnedSession
 from ivr.masking import mask_number
+from ivr.ops.flags import FlagReader
+from ivr.ops.metrics import Metrics
 from ivr.prompts import load_prompt_texts
 from ivr.settings import REPO_ROOT, Settings
 from ivr.sms.gateways import FileSmsGateway
@@ -50,9 +54,19 @@ def action_outcomes() -> dict[str, tuple[str, ...]]:
     return dict(OUTCOMES)
 
 
+def flow_loader() -> FlowLoader:
+    """A loader that knows every prompt, action outcome and operations flag."""
+    from ivr.citas.reference import flag_registry, load_reference
+
+    return FlowLoader(
+        load_prompt_texts(PROMPTS_FILE).keys(),
+        action_outcomes(),
+        flag_registry(load_reference()).names(),
+    )
+
+
 def load_all_flows(flows_dir: Path | None = None) -> dict[str, Flow]:
-    loader = FlowLoader(load_prompt_texts(PROMPTS_FILE).keys(), action_outcomes())
-    return load_flows(flows_dir or FLOWS_DIR, loader)
+    return load_flows(flows_dir or FLOWS_DIR, flow_loader())
 
 
 @dataclass
@@ -62,6 +76,7 @@ class Controller:
     records: CallRecordStore
     flows: Mapping[str, Flow]
     engine: FlowEngine
+    metrics: Metrics = field(default_factory=Metrics)
     router: CallRouter = field(init=False)
     stream: EventStream = field(init=False)
 
@@ -75,6 +90,7 @@ class Controller:
             self.router.dispatch,
             on_connected=self.reconcile,
         )
+        self.metrics.active_calls.set_function(lambda: self.router.active_calls)
 
     async def handle_call(self, ctx: CallContext) -> None:
         flow_name = ctx.args[0] if ctx.args else "citas"
@@ -160,6 +176,7 @@ class Controller:
             )
 
     async def _close_record(self, record: CallRecord, reason: str) -> None:
+        self.metrics.calls.labels(outcome=record.outcome or "completed").inc()
         try:
             await self.records.close(record, outcome=record.outcome or "completed", reason=reason)
         except StoreUnavailable as exc:
@@ -207,7 +224,23 @@ def sms_log_path(settings: Settings) -> Path:
     return settings.state_dir / settings.instance / "sms-sent.jsonl"
 
 
-async def build_actions(settings: Settings, db: Database) -> tuple[dict[str, Action], SmsOutbox]:
+def slot_source(settings: Settings, db: Database) -> SlotSource:
+    """The insurer's scheduling service when configured, else our own database."""
+    from ivr.booking.db import DbSlotSource
+    from ivr.booking.http import HttpSlotSource
+
+    if settings.booking_url:
+        return HttpSlotSource(
+            settings.booking_url,
+            token=settings.booking_token or None,
+            timeout=settings.request_timeout,
+        )
+    return DbSlotSource(db, timeout=settings.request_timeout)
+
+
+async def build_actions(
+    settings: Settings, db: Database, slots: SlotSource, flags: FlagReader | None = None
+) -> tuple[dict[str, Action], SmsOutbox]:
     from ivr.booking.db import DbSlotSource
     from ivr.booking.seed import demo_slots, load_sites
     from ivr.citas.actions import CitasActions
@@ -217,24 +250,34 @@ async def build_actions(settings: Settings, db: Database) -> tuple[dict[str, Act
     reference = load_reference()
     today = datetime.now(ZoneInfo(reference.line.timezone)).date()
     directory = YamlAffiliateDirectory.load(CITAS_DIR / "affiliates.yaml", today)
-    slots = DbSlotSource(db, timeout=settings.request_timeout)
-    if settings.seed_demo:
-        await slots.seed_slots(demo_slots(today, load_sites(CITAS_DIR / "sites.yaml")))
+    if settings.seed_demo and not settings.booking_url:
+        await DbSlotSource(db, timeout=settings.request_timeout).seed_slots(
+            demo_slots(today, load_sites(CITAS_DIR / "sites.yaml"))
+        )
     outbox = SmsOutbox(db, timeout=settings.request_timeout)
-    return CitasActions(reference, directory, slots, outbox).registry(), outbox
+    actions = CitasActions(reference, directory, slots, outbox, flags=flags)
+    return actions.registry(), outbox
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
-    """Run the controller until SIGTERM/SIGINT."""
+    """Run the controller (and its ops API) until SIGTERM/SIGINT."""
+    from ivr.citas.reference import flag_registry, load_reference
+    from ivr.ops.runtime import OpsRuntime
+
     flows = load_all_flows()
     db = Database(settings.database_url, timeout=settings.request_timeout)
     await db.migrate()
+    metrics = Metrics()
+    ops = OpsRuntime(settings, db, flag_registry(load_reference()), metrics)
+    await ops.start()
     client = AriClient(
         settings.ari_url, settings.ari_user, settings.ari_password, timeout=settings.request_timeout
     )
-    actions, outbox = await build_actions(settings, db)
-    engine = FlowEngine(actions, default_vdn=settings.agent_vdn)
-    controller = Controller(settings, client, CallRecordStore(db), flows, engine)
+    booking = slot_source(settings, db)
+    slots = ops.guard(booking)
+    actions, outbox = await build_actions(settings, db, slots, ops.live)
+    engine = FlowEngine(actions, default_vdn=settings.agent_vdn, flags=ops.live.value)
+    controller = Controller(settings, client, CallRecordStore(db), flows, engine, metrics)
     sms_worker = SmsWorker(outbox, FileSmsGateway(sms_log_path(settings)))
     sms_task = asyncio.create_task(sms_worker.run(), name="sms-worker")
     stop = asyncio.Event()
@@ -242,6 +285,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     stream_task = asyncio.create_task(controller.stream.run(), name="ari-events")
+    await ops.serve_http(
+        lambda: {"database": ops.live.healthy, "ari": controller.stream.connected.is_set()}
+    )
     logger.info(
         "controller serving app %s on %s (flows: %s)",
         settings.app_name,
@@ -260,5 +306,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await stream_task
         sms_worker.stop()
         await sms_task
+        await ops.stop()
+        if isinstance(booking, OwnedSession):
+            await booking.close()
         await client.close()
         await db.close()

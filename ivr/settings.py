@@ -66,6 +66,8 @@ class Settings:
     agent_vdn: str = "5550001"
     request_timeout: float = 5.0
     seed_demo: bool = True  # seed the demo slots (sandbox/demo); off in production
+    booking_url: str = ""  # the scheduling web service; empty: slots in our own database
+    booking_token: str = ""
 
     @property
     def ari_url(self) -> str:
@@ -120,6 +122,8 @@ class Settings:
             line_file=Path(env.get("CITAS_LINE", str(base.line_file))),
             request_timeout=_float(env, "CITAS_REQUEST_TIMEOUT", base.request_timeout),
             seed_demo=env.get("CITAS_SEED_DEMO", "1") not in ("0", "false", "no"),
+            booking_url=env.get("CITAS_BOOKING_URL", base.booking_url),
+            booking_token=env.get("CITAS_BOOKING_TOKEN", base.booking_token),
         )
 
 

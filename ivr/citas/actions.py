@@ -11,16 +11,25 @@ from __future__ import annotations
 import logging
 import urllib.parse
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from dataclasses import replace
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from ivr.booking.model import BookingError, BookingUnavailable, Slot, SlotTaken
 from ivr.booking.source import SlotSource
 from ivr.citas.affiliates import Affiliate, AffiliateDirectory
 from ivr.citas.eligibility import decide
-from ivr.citas.reference import Reference
+from ivr.citas.reference import EligibilityTables, Reference, flag_registry
 from ivr.flow.engine import Action, ActionFailed, CallState
 from ivr.masking import mask_number
+from ivr.ops.flags import (
+    AGE_MAX,
+    AGE_MIN,
+    CUPS_IN_SCOPE,
+    FlagReader,
+    StaticFlags,
+    site_closure_flag,
+)
 from ivr.sms.outbox import SmsOutbox
 from ivr.store import StoreUnavailable
 
@@ -54,12 +63,14 @@ class CitasActions:
         slots: SlotSource,
         outbox: SmsOutbox,
         *,
+        flags: FlagReader | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.ref = reference
         self.directory = directory
         self.slots = slots
         self.outbox = outbox
+        self.flags = flags or StaticFlags(flag_registry(reference))
         self.tz = ZoneInfo(reference.line.timezone)
         self.clock = clock or (lambda: datetime.now(self.tz))
 
@@ -117,15 +128,14 @@ class CitasActions:
     async def evaluate_eligibility(self, state: CallState, params: Mapping[str, object]) -> str:
         affiliate = state.variables["_affiliate"]
         assert isinstance(affiliate, Affiliate)
-        site = self.ref.sites.get(affiliate.site_id)
         today = self.clock().date()
         result = decide(
             age=affiliate.age_on(today),
             risk=affiliate.risk_markings,
             cups=str(state.variables["cups"]),
             plan=affiliate.plan,
-            phone_booking_open=site.phone_booking_open(today) if site else False,
-            tables=self.ref.eligibility,
+            phone_booking_open=self._phone_booking_open(affiliate.site_id, today),
+            tables=self._tables(),
         )
         vdn = (
             self.ref.line.vdn_default
@@ -141,6 +151,23 @@ class CitasActions:
              "__CITAS_CUPS": str(state.variables["cups"]), "__CITAS_VDN_HINT": vdn}
         )  # fmt: skip
         return result.route
+
+    def _tables(self) -> EligibilityTables:
+        """The reference tables with the parameters operations own, as they are now."""
+        age_min, age_max = self.flags.value(AGE_MIN), self.flags.value(AGE_MAX)
+        cups = self.flags.value(CUPS_IN_SCOPE)
+        return replace(
+            self.ref.eligibility,
+            age_min=age_min if isinstance(age_min, int) else self.ref.eligibility.age_min,
+            age_max=age_max if isinstance(age_max, int) else self.ref.eligibility.age_max,
+            cups_in_scope=frozenset(cups) if isinstance(cups, list) else self.ref.eligibility.cups_in_scope,
+        )
+
+    def _phone_booking_open(self, site_id: str, today: date) -> bool:
+        if site_id not in self.ref.sites:
+            return False
+        closed_from = self.flags.value(site_closure_flag(site_id))
+        return not isinstance(closed_from, str) or today < date.fromisoformat(closed_from)
 
     # --- slots ------------------------------------------------------------
     async def _search(self, state: CallState) -> str:

@@ -49,6 +49,18 @@ class CallState:
 
 
 Action = Callable[[CallState, Mapping[str, object]], Awaitable[str]]
+FlagLookup = Callable[[str], object]  # a live operations flag's value now
+
+
+def _no_flags(name: str) -> object:
+    raise LookupError(f"flag {name} read, but the engine was built without flags")
+
+
+def decision_value(value: object) -> str:
+    """How a variable or flag compares with a decide node's cases."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 class ActionFailed(Exception):
@@ -72,9 +84,16 @@ def media_for(part: PromptPart, variables: Mapping[str, Any]) -> list[str]:
 
 
 class FlowEngine:
-    def __init__(self, actions: Mapping[str, Action], *, default_vdn: str) -> None:
+    def __init__(
+        self,
+        actions: Mapping[str, Action],
+        *,
+        default_vdn: str,
+        flags: FlagLookup = _no_flags,
+    ) -> None:
         self.actions = actions
         self.default_vdn = default_vdn
+        self.flags = flags
 
     async def run(self, state: CallState) -> None:
         """Run until the call is handed over or hung up (``CallEnded`` unwinds it)."""
@@ -96,9 +115,7 @@ class FlowEngine:
                 case CollectNode():
                     node_id = await self._collect(state, node)
                 case DecideNode():
-                    value = str(state.variables.get(node.variable, ""))
-                    node_id = node.cases.get(value, node.default)
-                    state.record.step("decision", variable=node.variable, value=value, next=node_id)
+                    node_id = self._decide(state, node)
                 case ActionNode():
                     node_id = await self._action(state, node)
                 case TransferNode():
@@ -111,6 +128,17 @@ class FlowEngine:
                     await channel.hangup()
                     return
         raise FlowLoopError(f"flow {flow.name} ran {MAX_STEPS} steps without ending")
+
+    def _decide(self, state: CallState, node: DecideNode) -> str:
+        if node.flag is not None:
+            value = decision_value(self.flags(node.flag))
+            target = node.cases.get(value, node.default)
+            state.record.step("decision", flag=node.flag, value=value, next=target)
+            return target
+        value = decision_value(state.variables.get(node.variable))
+        target = node.cases.get(value, node.default)
+        state.record.step("decision", variable=node.variable, value=value, next=target)
+        return target
 
     async def _play(
         self, state: CallState, parts: tuple[PromptPart, ...], *, barge_in: bool

@@ -84,10 +84,22 @@ def _node_id(v: str) -> str | None:
 
 
 class FlowLoader:
-    def __init__(self, prompt_ids: Collection[str], actions: Mapping[str, Collection[str]]) -> None:
-        """``actions`` maps each action name to the outcomes it can return."""
+    def __init__(
+        self,
+        prompt_ids: Collection[str],
+        actions: Mapping[str, Collection[str]],
+        flags: Collection[str] = (),
+    ) -> None:
+        """``actions`` maps each action name to the outcomes it can return;
+        ``flags`` names the operations flags a decide node may read."""
         self.prompt_ids = set(prompt_ids)
         self.actions = actions
+        self.flags = set(flags)
+
+    def _known_flag(self, name: str) -> str | None:
+        if name in self.flags:
+            return None
+        return f"unknown flag {name!r}; known: {', '.join(sorted(self.flags)) or '(none)'}"
 
     def load(self, path: Path) -> Flow:
         data = load_yaml_file(path)
@@ -188,12 +200,17 @@ class FlowLoader:
             )
         elif kind == "decide":
             cases = f.get("cases", Located)
+            flag = f.get("flag", str, None, check=self._known_flag)
+            variable = f.get("variable", str, None, check=_node_id)
+            if (flag is None) == (variable is None):
+                raise f.error("variable", "a decide node reads exactly one of: variable, flag")
             node = DecideNode(
                 node_id,
                 line,
-                f.get("variable", str, check=_node_id),
+                variable or "",
                 {str(k): str(v) for k, v in cases.items()},
                 f.get("default", str, check=_node_id),
+                flag,
             )
         elif kind == "action":
             action = f.get("action", str)

@@ -90,9 +90,16 @@ class CollectNode(Node):
 
 @dataclass(frozen=True)
 class DecideNode(Node):
+    """Picks the next node by a call variable, or by a live operations flag.
+
+    A flag is read at the moment the call reaches the node, so a change
+    applies to the next decision; booleans compare as ``"true"``/``"false"``.
+    """
+
     variable: str
     cases: Mapping[str, str]
     default: str
+    flag: str | None = None  # when set, the value comes from this flag, not a variable
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 FlagValue = bool | int | str | list[str] | None
 Kind = Literal["bool", "int", "enum", "date", "codes"]
@@ -300,3 +300,21 @@ def check_consistency(values: dict[str, FlagValue]) -> list[str]:
     if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
         problems.append(f"{AGE_MIN} ({lo}) must not be above {AGE_MAX} ({hi})")
     return problems
+
+
+class FlagReader(Protocol):
+    """What call logic needs from the flags: a value now (``LiveFlags`` in production)."""
+
+    def value(self, name: str) -> FlagValue: ...
+
+
+class StaticFlags:
+    """Every flag at its default, or at a fixed value (tools, tests, no database)."""
+
+    def __init__(self, registry: FlagRegistry, values: dict[str, FlagValue] | None = None) -> None:
+        self.registry = registry
+        self.values = dict(values or {})
+
+    def value(self, name: str) -> FlagValue:
+        definition = self.registry.get(name)
+        return self.values.get(name, definition.default)

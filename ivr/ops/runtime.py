@@ -1,0 +1,107 @@
+"""The operations side of one controller process, built by the composition root.
+
+Live flags (polled), the booking-service breaker (its alerts and audit
+entries), the metrics, and the ops HTTP server (API, console, health,
+``/metrics``) on ``settings.ports.ops_http``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping
+
+from aiohttp import web
+
+from ivr.booking.source import SlotSource
+from ivr.ops.breaker import CLOSED, OPEN, BreakerSlotSource, CircuitBreaker
+from ivr.ops.flags import BREAKER_OPEN_SECONDS, BREAKER_THRESHOLD, FlagRegistry
+from ivr.ops.live import LiveFlags
+from ivr.ops.metrics import Metrics
+from ivr.ops.service import FlagService
+from ivr.ops.store import Change, OpsStore, utcnow
+from ivr.settings import Settings
+from ivr.store import Database, StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+BREAKER_ALERT = "booking_breaker_open"
+
+
+class OpsRuntime:
+    def __init__(
+        self, settings: Settings, db: Database, registry: FlagRegistry, metrics: Metrics
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.store = OpsStore(db)
+        self.service = FlagService(self.store, registry)
+        self.live = LiveFlags(self.store, registry, on_reload=metrics.flags_reloaded)
+        self.source_id = f"{settings.instance}@{socket.gethostname()}:{os.getpid()}"
+        self.breaker: CircuitBreaker | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._http: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        """First read of the flags (defaults if the database is down), then keep polling."""
+        await self.live.refresh()
+        self._poller = asyncio.create_task(self.live.run(), name="flags-poller")
+
+    def guard(self, source: SlotSource) -> BreakerSlotSource:
+        """The booking source behind a circuit breaker whose thresholds are live flags."""
+        self.breaker = CircuitBreaker(
+            threshold=lambda: self.live.number(BREAKER_THRESHOLD),
+            open_seconds=lambda: float(self.live.number(BREAKER_OPEN_SECONDS)),
+            probe=source.health,
+            on_transition=self._breaker_moved,
+            on_failure=lambda kind: self.metrics.booking_errors.labels(kind=kind).inc(),
+        )
+        self.metrics.set_breaker_state(CLOSED)
+        return BreakerSlotSource(source, self.breaker)
+
+    async def _breaker_moved(self, old: str, new: str, detail: str) -> None:
+        self.metrics.set_breaker_state(new)
+        now = utcnow()
+        try:
+            if old == CLOSED and new == OPEN:
+                await self.store.raise_alert(BREAKER_ALERT, self.source_id, detail, now)
+                await self.store.record_event(
+                    Change("system:breaker", "system", "breaker_open", detail), now
+                )
+            elif new == CLOSED:
+                await self.store.resolve_alerts(BREAKER_ALERT, self.source_id, now)
+                await self.store.record_event(
+                    Change("system:breaker", "system", "breaker_closed", detail), now
+                )
+        except StoreUnavailable as exc:
+            logger.error("booking breaker %s → %s not recorded: %s", old, new, exc)
+
+    async def serve_http(self, readiness: Callable[[], Mapping[str, bool]]) -> None:
+        from ivr.ops.api import build_ops_app
+
+        app = build_ops_app(
+            self.service,
+            self.metrics,
+            readiness=readiness,
+            breaker=self.breaker.describe if self.breaker else None,
+        )
+        self._http = web.AppRunner(app, access_log=None)
+        await self._http.setup()
+        site = web.TCPSite(self._http, self.settings.host, self.settings.ports.ops_http)
+        await site.start()
+        logger.info(
+            "ops API and console on http://%s:%d/console",
+            self.settings.host,
+            self.settings.ports.ops_http,
+        )
+
+    async def stop(self) -> None:
+        self.live.stop()
+        if self._poller is not None:
+            await self._poller
+        if self.breaker is not None:
+            await self.breaker.close()
+        if self._http is not None:
+            await self._http.cleanup()

@@ -1,0 +1,111 @@
+"""The booking-service circuit breaker: opens on failures, probes, closes on recovery."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+from datetime import UTC, datetime
+
+import pytest
+
+from ivr.booking.model import Booking, BookingUnavailable, Slot, SlotTaken
+from ivr.ops.breaker import CLOSED, HALF_OPEN, OPEN, BreakerOpen, BreakerSlotSource, CircuitBreaker
+
+SLOT = Slot("s1", "norte", "dr_gomez", "890201", datetime(2026, 12, 1, 13, tzinfo=UTC), "morning")
+
+
+class FlakySource:
+    def __init__(self) -> None:
+        self.failing = False
+        self.healthy = True
+        self.calls = 0
+
+    async def find(self, *, site_id: str, cups: str, after: datetime | None = None,
+                   time_band: str | None = None, doctor_id: str | None = None,
+                   exclude_doctor_id: str | None = None, exclude_ids: Collection[str] = (),
+                   limit: int = 1) -> list[Slot]:  # fmt: skip
+        self.calls += 1
+        if self.failing:
+            raise BookingUnavailable("GET /slots: no answer in 2s") from TimeoutError()
+        return [SLOT]
+
+    async def book(self, slot_id: str, *, affiliate_id: str, call_id: str | None) -> Booking:
+        self.calls += 1
+        raise SlotTaken(slot_id)
+
+    async def health(self) -> bool:
+        return self.healthy
+
+
+class Harness:
+    def __init__(self, threshold: int = 3) -> None:
+        self.source = FlakySource()
+        self.transitions: list[tuple[str, str]] = []
+        self.failures: list[str] = []
+        self.breaker = CircuitBreaker(
+            threshold=lambda: threshold,
+            open_seconds=lambda: 0.01,
+            probe=self.source.health,
+            on_transition=self.moved,
+            on_failure=self.failures.append,
+        )
+        self.slots = BreakerSlotSource(self.source, self.breaker)
+
+    async def moved(self, old: str, new: str, detail: str) -> None:
+        self.transitions.append((old, new))
+
+    async def find(self) -> list[Slot]:
+        return await self.slots.find(site_id="norte", cups="890201")
+
+    async def wait_for(self, state: str) -> None:
+        async with asyncio.timeout(2):
+            while self.breaker.state != state:
+                await asyncio.sleep(0.005)
+
+
+async def test_consecutive_failures_open_it_and_then_callers_do_not_wait_on_the_service() -> None:
+    h = Harness(threshold=3)
+    h.source.failing, h.source.healthy = True, False
+    for _ in range(3):
+        with pytest.raises(BookingUnavailable):
+            await h.find()
+    assert h.breaker.state in (OPEN, HALF_OPEN)
+    calls = h.source.calls
+
+    with pytest.raises(BreakerOpen):
+        await h.find()
+    assert h.source.calls == calls  # the dead service was not called
+    assert h.failures[:3] == ["timeout"] * 3 and "rejected" in h.failures
+    await h.breaker.close()
+
+
+async def test_a_success_resets_the_count_and_business_outcomes_are_not_failures() -> None:
+    h = Harness(threshold=2)
+    h.source.failing = True
+    with pytest.raises(BookingUnavailable):
+        await h.find()
+    h.source.failing = False
+    assert await h.find() == [SLOT]
+    h.source.failing = True
+    with pytest.raises(BookingUnavailable):
+        await h.find()
+    with pytest.raises(SlotTaken):  # someone took the slot: the service works
+        await h.slots.book("s1", affiliate_id="A", call_id=None)
+    assert h.breaker.state == CLOSED
+
+
+async def test_it_probes_while_open_and_closes_when_the_service_recovers() -> None:
+    h = Harness(threshold=1)
+    h.source.failing, h.source.healthy = True, False
+    with pytest.raises(BookingUnavailable):
+        await h.find()
+    async with asyncio.timeout(2):
+        while (HALF_OPEN, OPEN) not in h.transitions:  # at least one failed probe
+            await asyncio.sleep(0.005)
+
+    h.source.failing, h.source.healthy = False, True
+    await h.wait_for(CLOSED)
+    assert await h.find() == [SLOT]
+    assert h.transitions[0] == (CLOSED, OPEN) and h.transitions[-1] == (HALF_OPEN, CLOSED)
+    assert h.breaker.describe()["consecutive_failures"] == 0
+    await h.breaker.close()

@@ -1,0 +1,122 @@
+"""LiveFlags: changes reach every poller within a second; windows revert by the clock."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+from ivr.citas.reference import flag_registry, load_reference
+from ivr.ops.flags import PROMO_AUDIO, SELF_SERVICE, Role
+from ivr.ops.live import LiveFlags
+from ivr.ops.service import Actor, FlagService
+from ivr.ops.store import OpsStore
+from ivr.store import Database, StoreUnavailable
+
+REGISTRY = flag_registry(load_reference())
+OPERATOR = Actor("ana", Role.OPERATOR)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_a_change_reaches_two_controllers_sharing_the_database_within_a_second(
+    db: Database,
+) -> None:
+    service = FlagService(OpsStore(db), REGISTRY)
+    controllers = [LiveFlags(OpsStore(db), REGISTRY, poll_interval=0.05) for _ in range(2)]
+    tasks = [asyncio.create_task(c.run()) for c in controllers]
+    try:
+        for c in controllers:
+            while not c.healthy:
+                await asyncio.sleep(0.01)
+            assert c.enabled(SELF_SERVICE)
+
+        await service.set_flag(OPERATOR, SELF_SERVICE, False, "booking WS down")
+        changed = time.monotonic()
+        while any(c.enabled(SELF_SERVICE) for c in controllers):
+            assert time.monotonic() - changed < 1.0, "a controller did not see the change in 1 s"
+            await asyncio.sleep(0.01)
+    finally:
+        for c in controllers:
+            c.stop()
+        await asyncio.gather(*tasks)
+
+
+async def test_a_window_applies_at_its_start_and_reverts_at_its_end_without_polling(
+    db: Database,
+) -> None:
+    clock = Clock()
+    service = FlagService(OpsStore(db), REGISTRY, clock=clock)
+    live = LiveFlags(OpsStore(db), REGISTRY, clock=clock)
+    start = clock.now + timedelta(minutes=5)
+    await service.schedule(
+        OPERATOR, PROMO_AUDIO, False, start, start + timedelta(minutes=30), "campaña"
+    )
+    await live.refresh()
+
+    assert live.enabled(PROMO_AUDIO)
+    clock.now = start
+    assert not live.enabled(PROMO_AUDIO) and live.view(PROMO_AUDIO).source == "window"
+    clock.now = start + timedelta(minutes=30) - timedelta(microseconds=1)
+    assert not live.enabled(PROMO_AUDIO)
+    clock.now = start + timedelta(minutes=30)
+    assert live.enabled(PROMO_AUDIO) and live.view(PROMO_AUDIO).source == "default"
+
+
+async def test_window_start_and_end_are_audited_once_across_processes(db: Database) -> None:
+    clock = Clock()
+    service = FlagService(OpsStore(db), REGISTRY, clock=clock)
+    pollers = [LiveFlags(OpsStore(db), REGISTRY, clock=clock) for _ in range(2)]
+    window = await service.schedule(
+        OPERATOR, PROMO_AUDIO, False, clock.now, clock.now + timedelta(minutes=1), "prueba"
+    )
+    for moment in (clock.now, clock.now + timedelta(minutes=2)):
+        clock.now = moment
+        for p in pollers:
+            await p.refresh()
+            await p.log_windows()
+
+    entries = [e for e in await service.history(name=PROMO_AUDIO) if e.window_id == window.id]
+    assert [e.action for e in reversed(entries)] == ["schedule", "window_started", "window_ended"]
+    ended = entries[0]
+    assert (ended.old_value, ended.new_value, ended.at) == (False, True, window.ends_at)
+
+
+class FailingStore(OpsStore):
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.down = False
+
+    async def revision(self) -> int:
+        if self.down:
+            raise StoreUnavailable("database down")
+        return await super().revision()
+
+
+async def test_the_last_values_stay_in_use_while_the_database_is_down(db: Database) -> None:
+    service = FlagService(OpsStore(db), REGISTRY)
+    await service.set_flag(OPERATOR, SELF_SERVICE, False, "incidente")
+    store = FailingStore(db)
+    live = LiveFlags(store, REGISTRY)
+    assert await live.refresh() and live.healthy
+
+    store.down = True
+    assert not await live.refresh()
+    assert not live.healthy
+    assert live.enabled(SELF_SERVICE) is False  # still the value last read
+
+    store.down = False
+    await live.refresh()
+    assert live.healthy
+
+
+def test_before_the_first_read_every_flag_is_its_default() -> None:
+    live = LiveFlags(OpsStore(Database("sqlite+aiosqlite:///:memory:")), REGISTRY)
+    assert live.enabled(SELF_SERVICE) and not live.healthy
+    assert live.number("eligibility.age_max") == load_reference().eligibility.age_max
