@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Collection
 from datetime import UTC, datetime
 
@@ -10,6 +9,7 @@ import pytest
 
 from ivr.booking.model import Booking, BookingUnavailable, Slot, SlotTaken
 from ivr.ops.breaker import CLOSED, HALF_OPEN, OPEN, BreakerOpen, BreakerSlotSource, CircuitBreaker
+from tests.unit.eventually import eventually
 
 SLOT = Slot("s1", "norte", "dr_gomez", "890201", datetime(2026, 12, 1, 13, tzinfo=UTC), "morning")
 
@@ -58,9 +58,7 @@ class Harness:
         return await self.slots.find(site_id="norte", cups="890201")
 
     async def wait_for(self, state: str) -> None:
-        async with asyncio.timeout(2):
-            while self.breaker.state != state:
-                await asyncio.sleep(0.005)
+        await eventually(lambda: self.breaker.state == state)
 
 
 async def test_consecutive_failures_open_it_and_then_callers_do_not_wait_on_the_service() -> None:
@@ -99,9 +97,7 @@ async def test_it_probes_while_open_and_closes_when_the_service_recovers() -> No
     h.source.failing, h.source.healthy = True, False
     with pytest.raises(BookingUnavailable):
         await h.find()
-    async with asyncio.timeout(2):
-        while (HALF_OPEN, OPEN) not in h.transitions:  # at least one failed probe
-            await asyncio.sleep(0.005)
+    await eventually(lambda: (HALF_OPEN, OPEN) in h.transitions)  # at least one failed probe
 
     h.source.failing, h.source.healthy = False, True
     await h.wait_for(CLOSED)

@@ -12,6 +12,7 @@ from ivr.ops.live import LiveFlags
 from ivr.ops.service import Actor, FlagService
 from ivr.ops.store import OpsStore
 from ivr.store import Database, StoreUnavailable
+from tests.unit.eventually import eventually
 
 REGISTRY = flag_registry(load_reference())
 OPERATOR = Actor("ana", Role.OPERATOR)
@@ -33,8 +34,7 @@ async def test_a_change_reaches_two_controllers_sharing_the_database_within_a_se
     tasks = [asyncio.create_task(c.run()) for c in controllers]
     try:
         for c in controllers:
-            while not c.healthy:
-                await asyncio.sleep(0.01)
+            await eventually(lambda c=c: c.healthy)  # type: ignore[misc]
             assert c.enabled(SELF_SERVICE)
 
         await service.set_flag(OPERATOR, SELF_SERVICE, False, "booking WS down")
