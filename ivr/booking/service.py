@@ -1,0 +1,131 @@
+"""The booking-service contract (docs/booking-service.md), served over any ``SlotSource``.
+
+A reference implementation: several controllers can share one booking
+service in front of the database (``ivr booking serve``), an integrator can
+compare the insurer's service with it, and the end-to-end tests put a real
+HTTP service between the controller and the slots (so the breaker meets real
+timeouts and 5xx answers).
+
+Idempotency keys are remembered in memory (the last 10 000): a retried POST
+with the same key gets the first answer. A production service keeps them in
+its database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from ivr.booking.model import (
+    TIME_BANDS,
+    Booking,
+    BookingRejected,
+    BookingUnavailable,
+    Slot,
+    SlotTaken,
+)
+from ivr.booking.source import SlotSource
+
+logger = logging.getLogger(__name__)
+
+SOURCE = web.AppKey("source", SlotSource)
+ANSWERS = web.AppKey("answers", OrderedDict[str, tuple[int, dict[str, Any]]])
+MAX_KEYS = 10_000
+
+
+def slot_json(slot: Slot) -> dict[str, Any]:
+    return {
+        "id": slot.id,
+        "site_id": slot.site_id,
+        "doctor_id": slot.doctor_id,
+        "cups": slot.cups,
+        "starts_at": slot.starts_at.isoformat(),
+        "time_band": slot.time_band,
+    }
+
+
+def booking_json(booking: Booking) -> dict[str, Any]:
+    return {
+        "booking_id": booking.id,
+        "created_at": booking.created_at.isoformat(),
+        "slot": slot_json(booking.slot),
+    }
+
+
+def _problem(status: int, message: str) -> web.Response:
+    return web.json_response({"message": message}, status=status)
+
+
+async def find_slots(request: web.Request) -> web.Response:
+    query = request.query
+    missing = [p for p in ("site_id", "cups", "limit") if not query.get(p)]
+    if missing:
+        return _problem(400, f"missing query parameters: {', '.join(missing)}")
+    try:
+        limit = int(query["limit"])
+        after = datetime.fromisoformat(query["after"]) if query.get("after") else None
+    except ValueError as exc:
+        return _problem(400, str(exc))
+    if not 1 <= limit <= 100 or (after is not None and after.tzinfo is None):
+        return _problem(400, "limit is 1 to 100; after needs an offset")
+    band = query.get("time_band")
+    if band is not None and band not in TIME_BANDS:
+        return _problem(400, f"time_band is one of {', '.join(TIME_BANDS)}")
+    try:
+        slots = await request.app[SOURCE].find(
+            site_id=query["site_id"], cups=query["cups"], after=after, time_band=band,
+            doctor_id=query.get("doctor_id"), exclude_doctor_id=query.get("exclude_doctor_id"),
+            limit=limit,
+        )  # fmt: skip
+    except BookingUnavailable as exc:
+        return _problem(503, str(exc))
+    return web.json_response({"slots": [slot_json(s) for s in slots]})
+
+
+async def book(request: web.Request) -> web.Response:
+    key = request.headers.get("Idempotency-Key", "")
+    answers = request.app[ANSWERS]
+    if key and key in answers:
+        status, body = answers[key]
+        return web.json_response(body, status=status)
+    try:
+        body = await request.json()
+        slot_id, affiliate_id = str(body["slot_id"]), str(body["affiliate_id"])
+        call_id = None if body.get("call_id") is None else str(body["call_id"])
+    except (ValueError, KeyError, TypeError):
+        return _problem(400, "body: {slot_id, affiliate_id, call_id}")
+    try:
+        booking = await request.app[SOURCE].book(
+            slot_id, affiliate_id=affiliate_id, call_id=call_id
+        )
+        status, answer = 201, booking_json(booking)
+    except SlotTaken:
+        status, answer = 409, {"message": "slot already taken"}
+    except BookingRejected as exc:
+        status, answer = 422, {"message": exc.message}
+    except BookingUnavailable as exc:
+        return _problem(503, str(exc))  # not remembered: a retry may succeed
+    if key:
+        answers[key] = (status, answer)
+        while len(answers) > MAX_KEYS:
+            answers.popitem(last=False)
+    return web.json_response(answer, status=status)
+
+
+async def health(request: web.Request) -> web.Response:
+    healthy = await request.app[SOURCE].health()
+    return web.json_response({"healthy": healthy}, status=200 if healthy else 503)
+
+
+def booking_service_app(source: SlotSource) -> web.Application:
+    app = web.Application()
+    app[SOURCE] = source
+    app[ANSWERS] = OrderedDict()
+    app.router.add_get("/slots", find_slots)
+    app.router.add_post("/bookings", book)
+    app.router.add_get("/health", health)
+    return app

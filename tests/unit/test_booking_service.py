@@ -1,0 +1,43 @@
+"""The reference booking service and the HTTP adapter agree on the contract."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from ivr.booking import SlotTaken
+from ivr.booking.db import DbSlotSource
+from ivr.booking.http import HttpSlotSource
+from ivr.booking.seed import demo_slots, load_sites
+from ivr.booking.service import booking_service_app
+from ivr.citas.reference import CITAS_DIR
+from ivr.store.db import Database
+
+
+@pytest.fixture
+async def adapter(db: Database) -> AsyncIterator[HttpSlotSource]:
+    source = DbSlotSource(db, timeout=5)
+    await source.seed_slots(demo_slots(date.today(), load_sites(CITAS_DIR / "sites.yaml")))
+    async with TestServer(booking_service_app(source)) as server:
+        async with HttpSlotSource(str(server.make_url("")), token=None, timeout=5) as http:
+            yield http
+
+
+async def test_find_book_and_a_second_booking_of_the_same_slot_is_taken(
+    adapter: HttpSlotSource,
+) -> None:
+    [slot] = await adapter.find(site_id="norte", cups="890201", limit=1)
+    morning = await adapter.find(site_id="norte", cups="890201", time_band="morning", limit=3)
+    assert all(s.time_band == "morning" for s in morning)
+
+    booking = await adapter.book(slot.id, affiliate_id="1001", call_id="call-1")
+    assert booking.slot == slot
+    again = await adapter.book(slot.id, affiliate_id="1001", call_id="call-1")  # a retry
+    assert again.id == booking.id
+    with pytest.raises(SlotTaken):
+        await adapter.book(slot.id, affiliate_id="2002", call_id="call-2")
+    assert slot.id not in [s.id for s in await adapter.find(site_id="norte", cups="890201", limit=50)]
+    assert await adapter.health()
