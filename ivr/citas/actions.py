@@ -160,7 +160,9 @@ class CitasActions:
             self.ref.eligibility,
             age_min=age_min if isinstance(age_min, int) else self.ref.eligibility.age_min,
             age_max=age_max if isinstance(age_max, int) else self.ref.eligibility.age_max,
-            cups_in_scope=frozenset(cups) if isinstance(cups, list) else self.ref.eligibility.cups_in_scope,
+            cups_in_scope=frozenset(cups)
+            if isinstance(cups, list)
+            else self.ref.eligibility.cups_in_scope,
         )
 
     def _phone_booking_open(self, site_id: str, today: date) -> bool:

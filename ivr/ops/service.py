@@ -164,8 +164,10 @@ class FlagService:
         return effective(self.registry, await self.store.snapshot(now), name, now)
 
     async def windows(self, *, include_past: bool = False) -> list[Window]:
+        """Windows scheduled or active (with ``include_past``: also ended and cancelled)."""
         now = self.clock()
-        return await self.store.windows(since=None if include_past else now)
+        found = await self.store.windows(since=None if include_past else now)
+        return found if include_past else [w for w in found if w.cancelled_at is None]
 
     async def history(
         self,

@@ -15,7 +15,10 @@ from ivr.store.db import Database
 PG_URL = os.environ.get("CITAS_TEST_PG_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 # Emptied between tests on PostgreSQL, which outlives one test (children first).
-APP_TABLES = ("bookings", "slots", "sms_outbox")
+APP_TABLES = (
+    "bookings", "slots", "sms_outbox", "call_records",
+    "ops_flags", "ops_windows", "ops_audit", "ops_alerts", "ops_tokens",
+)  # fmt: skip
 
 
 def url_for(backend: str, tmp_path: Path) -> str:
@@ -30,6 +33,7 @@ async def migrated_database(backend: str, tmp_path: Path) -> AsyncIterator[Datab
         async with database.engine.begin() as conn:
             for table in APP_TABLES:
                 await conn.execute(text(f"DELETE FROM {table}"))
+            await conn.execute(text("UPDATE ops_state SET revision = 0"))
     try:
         yield database
     finally:

@@ -39,5 +39,7 @@ async def test_find_book_and_a_second_booking_of_the_same_slot_is_taken(
     assert again.id == booking.id
     with pytest.raises(SlotTaken):
         await adapter.book(slot.id, affiliate_id="2002", call_id="call-2")
-    assert slot.id not in [s.id for s in await adapter.find(site_id="norte", cups="890201", limit=50)]
+    assert slot.id not in [
+        s.id for s in await adapter.find(site_id="norte", cups="890201", limit=50)
+    ]
     assert await adapter.health()

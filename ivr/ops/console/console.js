@@ -1,0 +1,416 @@
+// The ops console: plain DOM over the ops API (docs/operations.md). No framework,
+// no build step. Data from the API is always written with textContent.
+"use strict";
+
+const TOKEN_KEY = "citas-ops-token";
+const ROLE_LEVEL = { viewer: 1, operator: 2, admin: 3 };
+const ROLE_LABEL = { viewer: "consulta", operator: "operador", admin: "administrador" };
+const SOURCE_LABEL = { default: "por defecto", set: "fijado", window: "ventana" };
+const STATE_LABEL = { scheduled: "programada", active: "activa", ended: "terminada", cancelled: "cancelada" };
+const ACTION_LABEL = {
+  set: "cambio", reset: "valor por defecto", schedule: "ventana programada",
+  cancel_window: "ventana cancelada", window_started: "inicio de ventana",
+  window_ended: "fin de ventana", incident_on: "incidente ACTIVADO",
+  incident_off: "incidente desactivado", token_created: "token creado", token_revoked: "token revocado",
+};
+const REFRESH_MS = 10000;
+
+const state = { me: null, flags: [], editing: null, timer: null };
+const $ = (id) => document.getElementById(id);
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body && body.message ? body.message : `error HTTP ${status}`);
+    this.status = status;
+    this.details = (body && body.details) || [];
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` };
+  const init = { method, headers };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+// --- messages ---------------------------------------------------------------
+function showError(err) {
+  const box = $("error");
+  box.replaceChildren();
+  const title = document.createElement("strong");
+  const prefix = { 401: "Sin acceso", 403: "No permitido", 404: "No existe", 422: "Cambio rechazado", 503: "Base de datos no disponible" }[err.status];
+  title.textContent = (prefix ? `${prefix}: ` : "Error: ") + err.message;
+  box.append(title);
+  if (err.details && err.details.length) {
+    const list = document.createElement("ul");
+    for (const d of err.details) {
+      const li = document.createElement("li");
+      li.textContent = `${d.field}: ${d.message}`;
+      list.append(li);
+    }
+    box.append(list);
+  }
+  box.hidden = false;
+  $("notice").hidden = true;
+  if (err.status === 401) logout("La sesión ya no es válida: " + err.message);
+}
+
+function showNotice(text) {
+  $("error").hidden = true;
+  $("notice").textContent = text;
+  $("notice").hidden = false;
+}
+
+// --- formatting ------------------------------------------------------------------
+function formatValue(value) {
+  if (value === true) return "encendido";
+  if (value === false) return "apagado";
+  if (value === null || value === undefined) return "(vacío)";
+  if (Array.isArray(value)) return value.join(", ");
+  return String(value);
+}
+
+function formatTime(iso) {
+  return iso ? new Date(iso).toLocaleString("es-CO") : "";
+}
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function button(text, className, onClick, enabled) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = text;
+  b.className = className;
+  b.disabled = !enabled;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+const mayChange = (flag) => ROLE_LEVEL[state.me.role] >= ROLE_LEVEL[flag.min_role];
+const isOperator = () => ROLE_LEVEL[state.me.role] >= ROLE_LEVEL.operator;
+
+// --- rendering ----------------------------------------------------------------------
+function renderFlags(flags) {
+  state.flags = flags;
+  const rows = flags.map((flag) => {
+    const tr = document.createElement("tr");
+    tr.dataset.flag = flag.name;
+    tr.dataset.value = JSON.stringify(flag.value);
+    const updated = flag.updated_by ? `${flag.updated_by}, ${formatTime(flag.updated_at)}` : "";
+    const source = SOURCE_LABEL[flag.source] + (flag.window_ends_at ? ` (hasta ${formatTime(flag.window_ends_at)})` : "");
+    tr.append(
+      cell(flag.name, "name"), cell(flag.description),
+      cell(formatValue(flag.value), flag.value === false ? "value value-off" : "value"),
+      cell(source, `source source-${flag.source}`), cell(updated, "updated"),
+    );
+    const actions = document.createElement("td");
+    if (flag.name === "incident_mode") {
+      actions.textContent = "(interruptor arriba)";  // one switch, audited as incident_on/off
+    } else {
+      if (flag.kind === "bool") {
+        actions.append(button(flag.value ? "Apagar" : "Encender", "toggle", () => edit(flag, !flag.value), mayChange(flag)));
+      }
+      actions.append(button("Editar", "edit", () => edit(flag, flag.set_value), mayChange(flag)));
+    }
+    tr.append(actions);
+    return tr;
+  });
+  $("flags").tBodies[0].replaceChildren(...rows);
+
+  const incident = flags.find((f) => f.name === "incident_mode");
+  if (incident) renderIncident(incident.value === true);
+  const filter = $("audit-filter");
+  if (filter.options.length === 1) {
+    for (const flag of flags) filter.append(new Option(flag.name, flag.name));
+  }
+}
+
+function renderIncident(on) {
+  $("incident").className = on ? "incident-on" : "incident-off";
+  $("incident").dataset.active = String(on);
+  $("incident-state").textContent = on ? "ENCENDIDO" : "apagado";
+  $("incident-toggle").textContent = on ? "Desactivar modo incidente" : "Activar modo incidente";
+  $("incident-toggle").disabled = !isOperator();
+  $("incident-reason").disabled = !isOperator();
+}
+
+function renderWindows(windows) {
+  const rows = windows.map((w) => {
+    const tr = document.createElement("tr");
+    tr.dataset.window = w.id;
+    tr.dataset.state = w.state;
+    tr.append(
+      cell(w.name, "name"), cell(formatValue(w.value), "value"), cell(formatTime(w.starts_at)),
+      cell(formatTime(w.ends_at)), cell(STATE_LABEL[w.state] || w.state, "state"), cell(w.reason),
+      cell(w.created_by),
+    );
+    const td = document.createElement("td");
+    if (w.state === "scheduled" || w.state === "active") {
+      const flag = state.flags.find((f) => f.name === w.name);
+      const allowed = flag ? mayChange(flag) : false;
+      const reason = document.createElement("input");
+      reason.type = "text";
+      reason.className = "cancel-reason";
+      reason.placeholder = "motivo";
+      reason.disabled = !allowed;
+      td.append(reason, button("Cancelar", "cancel", () => cancelWindow(w, reason.value), allowed));
+    }
+    tr.append(td);
+    return tr;
+  });
+  $("windows").tBodies[0].replaceChildren(...rows);
+}
+
+function renderAudit(entries) {
+  const rows = entries.map((e) => {
+    const tr = document.createElement("tr");
+    tr.dataset.action = e.action;
+    tr.dataset.name = e.name || "";
+    tr.append(
+      cell(formatTime(e.at)), cell(e.actor, "actor"), cell(e.role),
+      cell(ACTION_LABEL[e.action] || e.action, "action"), cell(e.name || "", "name"),
+      cell(formatValue(e.old_value)), cell(formatValue(e.new_value)), cell(e.reason, "reason"),
+    );
+    return tr;
+  });
+  $("audit").tBodies[0].replaceChildren(...rows);
+}
+
+function renderAlerts(alerts) {
+  const items = alerts.map((a) => {
+    const li = document.createElement("li");
+    li.textContent = `${formatTime(a.at)} · ${a.kind} · ${a.source}: ${a.detail}`;
+    return li;
+  });
+  if (!items.length) {
+    const li = document.createElement("li");
+    li.textContent = "Ninguna.";
+    items.push(li);
+  }
+  $("alerts").replaceChildren(...items);
+}
+
+async function refresh() {
+  try {
+    const auditQuery = $("audit-filter").value ? `&name=${encodeURIComponent($("audit-filter").value)}` : "";
+    const [flags, windows, audit, alerts] = await Promise.all([
+      api("GET", "/api/flags"),
+      api("GET", `/api/windows?include_past=${$("windows-all").checked}`),
+      api("GET", `/api/audit?limit=200${auditQuery}`),
+      api("GET", "/api/alerts?open=true"),
+    ]);
+    renderFlags(flags.flags);
+    renderWindows(windows.windows);
+    renderAudit(audit.entries);
+    renderAlerts(alerts.alerts);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+// --- changing ------------------------------------------------------------------------
+function valueControl(flag, value) {
+  let control;
+  if (flag.kind === "bool" || flag.kind === "enum") {
+    control = document.createElement("select");
+    const choices = flag.kind === "bool" ? [["true", "encendido"], ["false", "apagado"]] : flag.choices.map((c) => [c, c]);
+    for (const [v, label] of choices) control.append(new Option(label, v));
+    control.value = String(value);
+  } else {
+    control = document.createElement("input");
+    if (flag.kind === "int") {
+      control.type = "number";
+      if (flag.minimum !== undefined) control.min = flag.minimum;
+      if (flag.maximum !== undefined) control.max = flag.maximum;
+    } else {
+      control.type = flag.kind === "date" ? "date" : "text";
+    }
+    control.value = value === null || value === undefined ? "" : Array.isArray(value) ? value.join(",") : String(value);
+  }
+  control.id = "change-value";
+  return control;
+}
+
+function readValue(flag) {
+  const raw = $("change-value").value;
+  switch (flag.kind) {
+    case "bool": return raw === "true";
+    case "int": return /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;
+    case "date": return raw === "" && flag.nullable ? null : raw;
+    case "codes": return raw.split(",").map((c) => c.trim()).filter((c) => c);
+    default: return raw;
+  }
+}
+
+function edit(flag, value) {
+  state.editing = flag;
+  $("change-fields").disabled = false;
+  $("change-name").value = flag.name;
+  const limits = flag.kind === "int" ? ` (de ${flag.minimum} a ${flag.maximum})` : flag.kind === "codes" ? " (códigos CUPS separados por coma)" : "";
+  $("change-help").textContent = `${flag.description} Por defecto: ${formatValue(flag.default)}${limits}.`;
+  $("change-value-box").replaceChildren(valueControl(flag, value));
+  $("change-reason").value = "";
+  $("mode-now").checked = true;
+  syncMode();
+  $("change").scrollIntoView();
+  $("change-reason").focus();
+}
+
+function syncMode() {
+  $("window-fields").hidden = !$("mode-window").checked;
+}
+
+function localTime(id) {
+  const raw = $(id).value;
+  return raw ? new Date(raw).toISOString() : null;
+}
+
+async function applyChange(event) {
+  event.preventDefault();
+  const flag = state.editing;
+  if (!flag) return;
+  const value = readValue(flag);
+  const reason = $("change-reason").value;
+  try {
+    if ($("mode-window").checked) {
+      const body = { name: flag.name, value, reason };
+      const start = localTime("window-start");
+      const end = localTime("window-end");
+      if (start) body.starts_at = start;
+      if (end) body.ends_at = end;
+      else body.duration_s = Math.round(Number($("window-minutes").value) * 60);
+      await api("POST", "/api/windows", body);
+      showNotice(`Ventana programada para ${flag.name}.`);
+    } else {
+      await api("PUT", `/api/flags/${encodeURIComponent(flag.name)}`, { value, reason });
+      showNotice(`${flag.name}: ahora ${formatValue(value)}.`);
+    }
+    $("change-reason").value = "";
+  } catch (err) {
+    showError(err);
+  }
+  await refresh();
+}
+
+async function resetFlag() {
+  const flag = state.editing;
+  if (!flag) return;
+  try {
+    await api("DELETE", `/api/flags/${encodeURIComponent(flag.name)}`, { reason: $("change-reason").value });
+    showNotice(`${flag.name}: de vuelta al valor por defecto.`);
+  } catch (err) {
+    showError(err);
+  }
+  await refresh();
+}
+
+async function cancelWindow(window_, reason) {
+  try {
+    await api("DELETE", `/api/windows/${encodeURIComponent(window_.id)}`, { reason });
+    showNotice(`Ventana de ${window_.name} cancelada.`);
+  } catch (err) {
+    showError(err);
+  }
+  await refresh();
+}
+
+async function toggleIncident(event) {
+  event.preventDefault();
+  const active = $("incident").dataset.active !== "true";
+  try {
+    await api("POST", "/api/incident", { active, reason: $("incident-reason").value });
+    $("incident-reason").value = "";
+    showNotice(active ? "Modo incidente ENCENDIDO." : "Modo incidente apagado.");
+  } catch (err) {
+    showError(err);
+  }
+  await refresh();
+}
+
+async function downloadCsv(event) {
+  event.preventDefault();
+  const name = $("audit-filter").value;
+  const query = name ? `?format=csv&name=${encodeURIComponent(name)}` : "?format=csv";
+  try {
+    const response = await fetch(`/api/audit${query}`, {
+      headers: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}`, Accept: "text/csv" },
+    });
+    if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(await response.blob());
+    link.download = "citas-audit.csv";
+    link.click();
+    URL.revokeObjectURL(link.href);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+// --- session ----------------------------------------------------------------------------
+async function start() {
+  try {
+    state.me = await api("GET", "/api/whoami");
+  } catch (err) {
+    logout(err.status === 401 ? `Token no válido: ${err.message}` : `No se pudo ingresar: ${err.message}`);
+    return;
+  }
+  $("whoami").textContent = `${state.me.name} (${ROLE_LABEL[state.me.role] || state.me.role})`;
+  $("whoami").dataset.role = state.me.role;
+  $("login").hidden = true;
+  $("session").hidden = false;
+  $("app").hidden = false;
+  $("login-error").hidden = true;
+  await refresh();
+  clearInterval(state.timer);
+  state.timer = setInterval(refresh, REFRESH_MS);
+}
+
+function logout(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  clearInterval(state.timer);
+  state.me = null;
+  state.editing = null;
+  $("app").hidden = true;
+  $("session").hidden = true;
+  $("login").hidden = false;
+  $("change-fields").disabled = true;
+  $("change-name").value = "";
+  $("change-value-box").replaceChildren();
+  if (message) {
+    $("login-error").textContent = message;
+    $("login-error").hidden = false;
+  }
+}
+
+function login(event) {
+  event.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $("token-input").value.trim());
+  $("token-input").value = "";
+  start();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("login-form").addEventListener("submit", login);
+  $("logout").addEventListener("click", () => logout(""));
+  $("incident-form").addEventListener("submit", toggleIncident);
+  $("change-form").addEventListener("submit", applyChange);
+  $("change-reset").addEventListener("click", resetFlag);
+  $("mode-now").addEventListener("change", syncMode);
+  $("mode-window").addEventListener("change", syncMode);
+  $("windows-all").addEventListener("change", refresh);
+  $("audit-filter").addEventListener("change", refresh);
+  $("audit-csv").addEventListener("click", downloadCsv);
+  syncMode();
+  if (sessionStorage.getItem(TOKEN_KEY)) start();
+});

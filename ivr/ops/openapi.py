@@ -1,0 +1,322 @@
+"""The ops API described as data: its operations, and the OpenAPI 3.1 document.
+
+:data:`OPERATIONS` is the one list of routes: the HTTP app (``ivr.ops.api``)
+adds a route for each, with the role it needs and the schema its body must
+match, and :func:`openapi_document` turns the same list into the document
+served at ``GET /api/openapi.json``. Request bodies are validated against the
+document's own schemas (:class:`BodyValidator`), so what the document says is
+what the API checks.
+
+A flag's value has a type that depends on the flag: the schema ``FlagValues``
+has one property per flag (from :meth:`FlagDef.value_schema`), and a value is
+checked as ``{name: value}`` against it.
+
+>>> from ivr.ops.flags import FlagDef, FlagRegistry
+>>> doc = openapi_document(FlagRegistry([FlagDef("promo_audio", "bool", True, "Promo.")]))
+>>> doc["components"]["schemas"]["FlagValues"]["properties"]["promo_audio"]
+{'type': 'boolean'}
+>>> BodyValidator(doc).problems("FlagChange", {"value": 1})
+[{'field': 'reason', 'message': "'reason' is a required property"}]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from ivr.ops.flags import FlagRegistry, Role
+from ivr.ops.service import MAX_REASON, MAX_WINDOW
+
+DOC_URI = "urn:citas:ops-api"
+ERROR_STATUSES = {
+    400: "The request cannot be read.",
+    401: "No token, or the token is not valid (see `WWW-Authenticate`).",
+    403: "The token's role is too low for this change.",
+    404: "No such flag, window or token.",
+    422: "The body or a parameter is not valid; nothing was changed.",
+    503: "The database cannot be reached.",
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    where: str  # path | query
+    schema: dict[str, Any]
+    description: str
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    min_role: Role | None  # None: no token needed
+    body: str | None = None  # a schema in components.schemas
+    ok: int = 200
+    response: str | None = None  # a schema in components.schemas (JSON)
+    media: str = "application/json"
+    params: tuple[Param, ...] = ()
+    tag: str = "flags"
+
+
+FLAG_NAME = Param("name", "path", {"type": "string"}, "The flag's name.")
+WINDOW_ID = Param("id", "path", {"type": "string"}, "The window's id.")
+TOKEN_NAME = Param("name", "path", {"type": "string"}, "The token's name.")
+AUDIT_PARAMS = (
+    Param("name", "query", {"type": "string"}, "Only this flag's entries."),
+    Param("since", "query", {"type": "string", "format": "date-time"}, "From this instant on (ISO 8601 with offset)."),
+    Param("until", "query", {"type": "string", "format": "date-time"}, "Before this instant."),
+    Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}, "At most this many entries, newest first."),
+    Param("format", "query", {"type": "string", "enum": ["json", "csv"]}, "`csv` (or `Accept: text/csv`) for a CSV file."),
+)  # fmt: skip
+
+V, OP, A = Role.VIEWER, Role.OPERATOR, Role.ADMIN
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("GET", "/health/live", "live", "The process answers.", None, response="Status", tag="health"),
+    Operation("GET", "/health/ready", "ready", "Every readiness check passes (else 503 with the checks).", None, response="Readiness", tag="health"),
+    Operation("GET", "/metrics", "metrics", "Prometheus metrics.", None, media="text/plain", tag="health"),
+    Operation("GET", "/api/openapi.json", "openapi", "This document.", None, response="Object", tag="meta"),
+    Operation("GET", "/api/whoami", "whoami", "The token's actor and role.", V, response="Whoami", tag="meta"),
+    Operation("GET", "/api/flags", "list_flags", "Every flag with its effective value.", V, response="FlagList"),
+    Operation("GET", "/api/flags/{name}", "get_flag", "One flag.", V, response="Flag", params=(FLAG_NAME,)),
+    Operation("PUT", "/api/flags/{name}", "set_flag", "Set a flag's value (role: the flag's `min_role`).", OP, body="FlagChange", response="Flag", params=(FLAG_NAME,)),
+    Operation("DELETE", "/api/flags/{name}", "reset_flag", "Reset a flag to its default.", OP, body="Reason", response="Flag", params=(FLAG_NAME,)),
+    Operation("GET", "/api/windows", "list_windows", "Contingency windows not over yet (all with `include_past`).", V, response="WindowList", params=(Param("include_past", "query", {"type": "boolean", "default": False}, "Include windows that are over or cancelled."),), tag="windows"),
+    Operation("POST", "/api/windows", "create_window", "A value for a while; the flag reverts by itself at `ends_at`.", OP, body="WindowCreate", ok=201, response="Window", tag="windows"),
+    Operation("DELETE", "/api/windows/{id}", "cancel_window", "Cancel a window; the flag reverts now.", OP, body="Reason", response="Window", params=(WINDOW_ID,), tag="windows"),
+    Operation("POST", "/api/incident", "set_incident", "The incident switch: every new caller goes to the agents.", OP, body="IncidentChange", response="Flag", tag="incident"),
+    Operation("GET", "/api/audit", "audit", "Who changed what, when and why (newest first).", V, response="AuditList", params=AUDIT_PARAMS, tag="audit"),
+    Operation("GET", "/api/alerts", "alerts", "Alerts (only unresolved ones with `open=true`).", V, response="AlertList", params=(Param("open", "query", {"type": "boolean", "default": False}, "Only unresolved alerts."),), tag="audit"),
+    Operation("GET", "/api/breaker", "breaker", "The booking-service circuit breaker of this process.", V, response="Object", tag="incident"),
+    Operation("GET", "/api/tokens", "list_tokens", "API tokens (never their secret).", A, response="TokenList", tag="tokens"),
+    Operation("POST", "/api/tokens", "create_token", "A new token; the secret is in this answer only.", A, body="TokenCreate", ok=201, response="TokenCreated", tag="tokens"),
+    Operation("DELETE", "/api/tokens/{name}", "revoke_token", "Revoke a token.", A, body="Reason", response="Status", params=(TOKEN_NAME,), tag="tokens"),
+    Operation("GET", "/", "root", "Redirects to the console.", None, ok=302, media="", tag="console"),
+    Operation("GET", "/console", "console", "The web console.", None, media="text/html", tag="console"),
+    Operation("GET", "/console/{file}", "console_asset", "The console's script and style sheet.", None, media="text/plain", params=(Param("file", "path", {"type": "string", "enum": ["console.js", "console.css"]}, "The file."),), tag="console"),
+)  # fmt: skip
+
+
+def _obj(
+    props: dict[str, Any], required: tuple[str, ...] = (), closed: bool = True
+) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": props, "required": list(required)}
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _list(key: str, item: str) -> dict[str, Any]:
+    return _obj({key: {"type": "array", "items": _ref(item)}}, (key,), closed=False)
+
+
+STRING, NULL_STRING = {"type": "string"}, {"type": ["string", "null"]}
+TIME = {"type": "string", "format": "date-time"}
+NULL_TIME = {"type": ["string", "null"], "format": "date-time"}
+ANY: dict[str, Any] = {"description": "A JSON value; its type depends on the flag (FlagValues)."}
+
+
+def schemas(registry: FlagRegistry) -> dict[str, Any]:
+    """The document's component schemas: bodies, answers and each flag's value."""
+    reason = {"type": "string", "minLength": 1, "maxLength": MAX_REASON, "pattern": r"\S",
+              "description": "Why (kept in the audit trail)."}  # fmt: skip
+    names = registry.names()
+    role = {"type": "string", "enum": [r.label for r in Role]}
+    return {
+        "Error": _obj({
+            "error": {"type": "string", "description": "A stable error id."},
+            "message": STRING,
+            "details": {"type": "array", "items": _obj({"field": STRING, "message": STRING}, ("field", "message"))},
+        }, ("error", "message", "details")),
+        "FlagValues": {
+            "type": "object",
+            "description": "Each flag's value schema, by flag name.",
+            "properties": {d.name: d.value_schema() for d in registry},
+            "additionalProperties": False,
+        },
+        "Reason": _obj({"reason": reason}, ("reason",)),
+        "FlagChange": _obj({"value": ANY, "reason": reason}, ("value", "reason")),
+        "IncidentChange": _obj({"active": {"type": "boolean"}, "reason": reason}, ("active", "reason")),
+        "WindowCreate": {
+            **_obj({
+                "name": {"type": "string", "enum": names},
+                "value": ANY,
+                "starts_at": {**TIME, "description": "Default: now."},
+                "ends_at": TIME,
+                "duration_s": {"type": "integer", "minimum": 1, "maximum": int(MAX_WINDOW.total_seconds())},
+                "reason": reason,
+            }, ("name", "value", "reason")),
+            "oneOf": [{"required": ["ends_at"]}, {"required": ["duration_s"]}],
+        },
+        "TokenCreate": _obj({
+            "name": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[A-Za-z0-9_.@-]+$"},
+            "role": role,
+            "reason": reason,
+        }, ("name", "role", "reason")),
+        "Flag": _obj({
+            "name": STRING, "kind": {"type": "string", "enum": ["bool", "int", "enum", "date", "codes"]},
+            "default": ANY, "description": STRING, "min_role": role, "group": STRING,
+            "nullable": {"type": "boolean"}, "choices": {"type": "array", "items": STRING},
+            "minimum": {"type": "integer"}, "maximum": {"type": "integer"},
+            "value": ANY, "set_value": ANY,
+            "source": {"type": "string", "enum": ["default", "set", "window"]},
+            "window_id": NULL_STRING, "window_ends_at": NULL_TIME,
+            "updated_at": NULL_TIME, "updated_by": NULL_STRING,
+        }, ("name", "kind", "value", "source"), closed=False),
+        "FlagList": _list("flags", "Flag"),
+        "Window": _obj({
+            "id": STRING, "name": STRING, "value": ANY, "starts_at": TIME, "ends_at": TIME,
+            "reason": STRING, "created_at": TIME, "created_by": STRING,
+            "cancelled_at": NULL_TIME, "cancelled_by": NULL_STRING,
+            "state": {"type": "string", "enum": ["scheduled", "active", "ended", "cancelled"]},
+        }, ("id", "name", "value", "starts_at", "ends_at", "state"), closed=False),
+        "WindowList": _list("windows", "Window"),
+        "AuditEntry": _obj({
+            "id": {"type": "integer"}, "at": TIME, "actor": STRING, "role": STRING,
+            "action": STRING, "name": NULL_STRING, "old_value": ANY, "new_value": ANY,
+            "reason": STRING, "window_id": NULL_STRING,
+        }, ("id", "at", "actor", "action", "reason"), closed=False),
+        "AuditList": _list("entries", "AuditEntry"),
+        "Alert": _obj({
+            "id": {"type": "integer"}, "at": TIME, "kind": STRING, "source": STRING,
+            "detail": STRING, "resolved_at": NULL_TIME,
+        }, ("id", "at", "kind"), closed=False),
+        "AlertList": _list("alerts", "Alert"),
+        "Token": _obj({
+            "name": STRING, "role": role, "created_at": TIME, "created_by": STRING,
+            "revoked_at": NULL_TIME,
+        }, ("name", "role"), closed=False),
+        "TokenList": _list("tokens", "Token"),
+        "TokenCreated": _obj({"name": STRING, "role": role, "token": STRING}, ("name", "role", "token"), closed=False),
+        "Whoami": _obj({"name": STRING, "role": role}, ("name", "role"), closed=False),
+        "Status": _obj({"status": STRING}, ("status",), closed=False),
+        "Readiness": _obj({"status": STRING, "checks": {"type": "object", "additionalProperties": {"type": "boolean"}}}, ("status",), closed=False),
+        "Object": {"type": "object"},
+    }  # fmt: skip
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    out: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary, "tags": [op.tag]}
+    if op.min_role is None:
+        out["security"] = []
+    else:
+        out["description"] = f"Role: {op.min_role.label} or higher."
+        out["x-min-role"] = op.min_role.label
+    if op.params:
+        out["parameters"] = [
+            {"name": p.name, "in": p.where, "required": p.where == "path",
+             "schema": p.schema, "description": p.description}
+            for p in op.params
+        ]  # fmt: skip
+    if op.body:
+        out["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(op.body)}},
+        }
+    ok: dict[str, Any] = {"description": "OK"}
+    if op.response:
+        ok["content"] = {op.media: {"schema": _ref(op.response)}}
+    elif op.media:
+        ok["content"] = {op.media: {"schema": {"type": "string"}}}
+    if op.operation_id == "audit":
+        ok["content"]["text/csv"] = {"schema": {"type": "string"}}
+    responses: dict[str, Any] = {str(op.ok): ok}
+    errors = [422] if op.body or op.params else []
+    if op.min_role is not None:
+        errors += [401, 403, 503]
+    if any(p.where == "path" for p in op.params) or op.operation_id == "breaker":
+        errors.append(404)
+    for status in sorted(set(errors)):
+        responses[str(status)] = {
+            "description": ERROR_STATUSES[status],
+            "content": {"application/json": {"schema": _ref("Error")}},
+        }
+    if op.operation_id == "ready":
+        responses["503"] = {
+            "description": "A check fails.",
+            "content": {"application/json": {"schema": _ref("Readiness")}},
+        }
+    out["responses"] = responses
+    return out
+
+
+def openapi_document(registry: FlagRegistry) -> dict[str, Any]:
+    """The OpenAPI 3.1 description of the ops API, with each flag's value schema."""
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Citas IVR operations API",
+            "version": "1",
+            "description": (
+                "Flags, contingency windows, the incident switch, the audit trail and tokens "
+                "of the citas line. Every change needs a reason and is audited. Errors are "
+                '`{"error": id, "message": text, "details": [{"field", "message"}]}`; '
+                "a refused request changes nothing."
+            ),
+        },
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas(registry),
+        },
+    }
+
+
+class BodyValidator:
+    """Checks JSON bodies against the schemas of one OpenAPI document."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        resource = Resource.from_contents(document, default_specification=DRAFT202012)
+        self._registry: Registry[Any] = Registry().with_resource(DOC_URI, resource)
+        self._validators: dict[str, Draft202012Validator] = {}
+        self._names = set(document["components"]["schemas"])
+
+    def problems(self, schema: str, body: object) -> list[dict[str, str]]:
+        """What is wrong with ``body`` as a ``schema`` (empty when it fits)."""
+        validator = self._validator(schema)
+        found = []
+        for error in sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path)):
+            field = ".".join(str(p) for p in error.absolute_path)
+            if error.validator == "required" or error.validator == "additionalProperties":
+                field = field or _named_property(error.message)
+            found.append({"field": field or "body", "message": error.message})
+        return found
+
+    def value_problems(self, flag: str, value: object) -> list[dict[str, str]]:
+        """What is wrong with ``value`` as the value of ``flag``."""
+        return [
+            {"field": "value", "message": f"{flag}: {p['message']}"}
+            for p in self.problems("FlagValues", {flag: value})
+        ]
+
+    def _validator(self, schema: str) -> Draft202012Validator:
+        if schema not in self._names:
+            raise KeyError(f"no schema {schema} in the document")
+        if schema not in self._validators:
+            self._validators[schema] = Draft202012Validator(
+                {"$ref": f"{DOC_URI}#/components/schemas/{schema}"},
+                registry=self._registry,
+                format_checker=Draft202012Validator.FORMAT_CHECKER,
+            )
+        return self._validators[schema]
+
+
+def _named_property(message: str) -> str:
+    """The property a 'required'/'additionalProperties' message names, for ``field``."""
+    parts = message.split("'")
+    return parts[1] if len(parts) >= 3 else ""

@@ -1,0 +1,165 @@
+"""The ops console as an operator uses it, in a real Chromium (see conftest.py)."""
+
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from tests.console.conftest import OpsServer
+
+pytestmark = pytest.mark.console
+WAIT_S = 15
+
+
+def css(driver: WebDriver, selector: str) -> WebElement:
+    return WebDriverWait(driver, WAIT_S).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, selector))
+    )
+
+
+def wait_text(driver: WebDriver, selector: str, text: str) -> None:
+    WebDriverWait(driver, WAIT_S).until(
+        ec.text_to_be_present_in_element((By.CSS_SELECTOR, selector), text),
+        f"{selector} never showed {text!r}",
+    )
+
+
+def log_in(driver: WebDriver, server: OpsServer, token: str) -> None:
+    driver.get(server.url + "/")
+    css(driver, "#token-input").send_keys(token)
+    driver.find_element(By.ID, "login-button").click()
+
+
+def flag_row(driver: WebDriver, name: str) -> str:
+    return f'#flags tr[data-flag="{name}"]'
+
+
+def test_an_operator_switches_self_service_off(browser: WebDriver, ops_server: OpsServer) -> None:
+    log_in(browser, ops_server, ops_server.token("alicia", "operator"))
+    wait_text(browser, "#whoami", "token:alicia (operador)")
+    row = flag_row(browser, "self_service_booking")
+    wait_text(browser, f"{row} .value", "encendido")
+
+    css(browser, f"{row} .toggle").click()
+    WebDriverWait(browser, WAIT_S).until(
+        lambda d: (
+            d.find_element(By.ID, "change-name").get_attribute("value") == "self_service_booking"
+        )
+    )
+    assert (
+        Select(browser.find_element(By.ID, "change-value")).first_selected_option.text == "apagado"
+    )
+    browser.find_element(By.ID, "change-reason").send_keys("caída del agendador")
+    browser.find_element(By.ID, "change-apply").click()
+
+    wait_text(browser, f"{row} .value", "apagado")
+    wait_text(browser, f"{row} .source", "fijado")
+    wait_text(browser, f"{row} .updated", "token:alicia")
+    audit = '#audit tr[data-action="set"][data-name="self_service_booking"]'
+    wait_text(browser, f"{audit} .reason", "caída del agendador")
+    assert browser.find_element(By.CSS_SELECTOR, f"{audit} .actor").text == "token:alicia"
+    wait_text(browser, "#notice", "self_service_booking: ahora apagado")
+
+    stored = ops_server.flag("self_service_booking")
+    assert (stored["value"], stored["updated_by"]) == (False, "token:alicia")
+
+
+def test_the_incident_switch_on_and_off(browser: WebDriver, ops_server: OpsServer) -> None:
+    log_in(browser, ops_server, ops_server.token("oscar", "operator"))
+    wait_text(browser, "#incident-state", "apagado")
+    css(browser, "#incident-reason").send_keys("caída del operador de telefonía")
+    browser.find_element(By.ID, "incident-toggle").click()
+
+    wait_text(browser, "#incident-state", "ENCENDIDO")
+    banner = browser.find_element(By.ID, "incident")
+    assert banner.get_attribute("class") == "incident-on"
+    assert banner.value_of_css_property("background-color") == "rgba(176, 0, 0, 1)"  # red
+    wait_text(browser, '#audit tr[data-action="incident_on"] .reason', "caída del operador")
+    assert ops_server.flag("incident_mode")["value"] is True
+
+    browser.find_element(By.ID, "incident-reason").send_keys("servicio restablecido")
+    browser.find_element(By.ID, "incident-toggle").click()
+    wait_text(browser, "#incident-state", "apagado")
+    assert browser.find_element(By.ID, "incident").get_attribute("class") == "incident-off"
+    assert ops_server.flag("incident_mode")["value"] is False
+
+
+def test_a_short_window_is_shown_and_can_be_cancelled(
+    browser: WebDriver, ops_server: OpsServer
+) -> None:
+    log_in(browser, ops_server, ops_server.token("olga", "operator"))
+    row = flag_row(browser, "promo_audio")
+    css(browser, f"{row} .edit").click()
+    Select(css(browser, "#change-value")).select_by_visible_text("apagado")
+    browser.find_element(By.ID, "change-reason").send_keys("campaña pausada")
+    browser.find_element(By.ID, "mode-window").click()
+    minutes = browser.find_element(By.ID, "window-minutes")
+    minutes.clear()
+    minutes.send_keys("5")
+    browser.find_element(By.ID, "change-apply").click()
+
+    window = '#windows tr[data-state="active"]'
+    wait_text(browser, f"{window} .name", "promo_audio")
+    wait_text(browser, f"{window} .state", "activa")
+    wait_text(browser, f"{row} .source", "ventana (hasta")
+    wait_text(browser, f"{row} .value", "apagado")
+    assert ops_server.flag("promo_audio")["source"] == "window"
+
+    browser.find_element(By.CSS_SELECTOR, f"{window} .cancel-reason").send_keys("campaña retomada")
+    browser.find_element(By.CSS_SELECTOR, f"{window} .cancel").click()
+    WebDriverWait(browser, WAIT_S).until(
+        ec.invisibility_of_element_located((By.CSS_SELECTOR, window))
+    )
+    wait_text(browser, f"{row} .value", "encendido")
+    wait_text(browser, '#audit tr[data-action="cancel_window"] .reason', "campaña retomada")
+    assert ops_server.flag("promo_audio")["value"] is True
+
+
+def test_a_viewer_sees_the_controls_disabled_and_the_api_refuses(
+    browser: WebDriver, ops_server: OpsServer
+) -> None:
+    token = ops_server.token("vera", "viewer")
+    log_in(browser, ops_server, token)
+    wait_text(browser, "#whoami", "token:vera (consulta)")
+    wait_text(browser, f"{flag_row(browser, 'self_service_booking')} .value", "encendido")
+    buttons = browser.find_elements(By.CSS_SELECTOR, "#flags button")
+    assert buttons and all(not b.is_enabled() for b in buttons)
+    assert not browser.find_element(By.ID, "incident-toggle").is_enabled()
+    assert not browser.find_element(By.ID, "change-reason").is_enabled()
+
+    status, answer = ops_server.request(
+        "PUT", "/api/flags/self_service_booking", token, {"value": False, "reason": "x"}
+    )
+    assert (status, answer["error"]) == (403, "forbidden")
+    assert ops_server.flag("self_service_booking")["value"] is True
+
+
+def test_an_operator_cannot_edit_admin_flags(browser: WebDriver, ops_server: OpsServer) -> None:
+    log_in(browser, ops_server, ops_server.token("omar", "operator"))
+    admin_row = flag_row(browser, "eligibility.age_min")
+    assert not css(browser, f"{admin_row} .edit").is_enabled()
+    assert css(browser, f"{flag_row(browser, 'sms_redirect')} .edit").is_enabled()
+
+
+def test_a_wrong_token_shows_the_error(browser: WebDriver, ops_server: OpsServer) -> None:
+    log_in(browser, ops_server, "not-a-token")
+    wait_text(browser, "#login-error", "Token no válido")
+    assert "not valid" in browser.find_element(By.ID, "login-error").text
+    assert not browser.find_element(By.ID, "app").is_displayed()
+
+
+def test_an_api_error_is_shown_to_the_user(browser: WebDriver, ops_server: OpsServer) -> None:
+    log_in(browser, ops_server, ops_server.token("ana", "admin"))
+    css(browser, f"{flag_row(browser, 'eligibility.age_min')} .edit").click()
+    value = css(browser, "#change-value")
+    value.clear()
+    value.send_keys("90")
+    browser.find_element(By.ID, "change-reason").send_keys("prueba")
+    browser.find_element(By.ID, "change-apply").click()
+    wait_text(browser, "#error", "Cambio rechazado")
+    assert "must not be above" in browser.find_element(By.ID, "error").text
+    assert ops_server.flag("eligibility.age_min")["source"] == "default"
