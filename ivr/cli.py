@@ -7,6 +7,7 @@ ivr flow check FILE               validate a flow file without starting anything
 ivr db upgrade                    apply database migrations
 ivr prompts build                 synthesize the prompts' audio
 ivr bench [--quick]               capacity and reaction-time benchmark (docs/PERFORMANCE.md)
+ivr flags | incident | ops        operations flags, incident switch, API tokens, ops server
 """
 
 from __future__ import annotations
@@ -263,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ivr.bench.cli import add_parser as add_bench_parser
 
     add_bench_parser(sub)  # ivr bench: capacity and reaction-time benchmark
+
+    from ivr.ops.cli import add_parsers as add_ops_parsers
+
+    add_ops_parsers(sub, _base_settings)  # ivr flags | incident | ops (docs/operations.md)
     return parser
 
 

@@ -28,6 +28,7 @@ from ivr.ari import (
     StasisEnd,
 )
 from ivr.channel import CallerHungUp, CallTransferred, ChannelError, DigitRequest, DigitResult
+from ivr.reaction import reaction_timer
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class VoiceChannel:
         self.digits: deque[str] = deque()
         self.dtmf_at: float | None = None  # when the last DTMF event arrived (latency metric)
         self._hung_up = False
+        self._reaction = reaction_timer()  # DTMF in -> next ARI command out
 
     @property
     def call_id(self) -> str:
@@ -67,9 +69,11 @@ class VoiceChannel:
             raise CallerHungUp(self.call_id)
         if isinstance(ev, ChannelDtmfReceived):
             self.dtmf_at = time.perf_counter()
+            self._reaction.dtmf_received(self.call_id, ev.timestamp)
         return ev
 
     async def _ari(self, what: str, call: object) -> None:
+        self._reaction.command_sent(self.call_id, what)
         try:
             await call  # type: ignore[misc]
         except AriNotFound:
@@ -107,8 +111,10 @@ class VoiceChannel:
                     await self._stop_playback(playback_id)
                     return True
                 logger.debug("call %s: key ignored during a prompt without barge-in", self.call_id)
+                self._reaction.discard(self.call_id)
 
     async def _stop_playback(self, playback_id: str) -> None:
+        self._reaction.command_sent(self.call_id, "stop playback")
         try:
             await self.client.stop_playback(playback_id)
         except AriNotFound:
@@ -135,6 +141,7 @@ class VoiceChannel:
                 return DigitResult(collected, "total" if collected else "no_input")
             ev = await self._wait_digit(wait)
             if ev is None:
+                self._reaction.discard(self.call_id)  # a timeout, not a reaction
                 if time.monotonic() >= total_deadline and collected:
                     return DigitResult(collected, "total")
                 return DigitResult(collected, "between_digits" if collected else "no_input")
@@ -166,6 +173,7 @@ class VoiceChannel:
         raise CallTransferred(f"{self.call_id} -> {context}/{extension}")
 
     async def hangup(self) -> None:
+        self._reaction.command_sent(self.call_id, "hangup")
         try:
             await self.client.hangup(self.call_id)
         except AriNotFound:

@@ -1,0 +1,333 @@
+"""The pure half of the benchmark: percentiles, the stop rule, one step's
+figures, a line's capacity and the ARI/dialplan ratio, and the files.
+
+Nothing here starts a process; ``ivr.bench.runner`` feeds it what it measured.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def percentile(values: Sequence[float], pct: float) -> float | None:
+    """Linear-interpolated percentile (numpy's default); None for no values.
+
+    >>> percentile([1.0, 2.0, 3.0, 4.0], 50)
+    2.5
+    >>> percentile([5.0], 99)
+    5.0
+    """
+    if not values:
+        return None
+    if not 0 <= pct <= 100:
+        raise ValueError(f"percentile {pct} is not in 0..100")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * pct / 100
+    low = math.floor(rank)
+    high = math.ceil(rank)
+    if low == high:
+        return ordered[low]
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def failure_ratio(placed: int, failed: int) -> float:
+    return failed / placed if placed else 1.0
+
+
+def step_passes(placed: int, failed: int, threshold: float) -> bool:
+    """A step holds when it placed calls and at most ``threshold`` of them failed."""
+    return placed > 0 and failure_ratio(placed, failed) <= threshold
+
+
+def next_step(steps: Sequence[int], done: Sequence[StepResult], max_calls: int) -> int | None:
+    """The next concurrency to try, or None: stop after a failed step or at the top."""
+    if done and not done[-1].passed:
+        return None
+    for n in steps:
+        if n > max_calls:
+            return None
+        if all(r.concurrency != n for r in done):
+            return n
+    return None
+
+
+def parse_steps(text: str) -> list[int]:
+    """``"5,10,20"`` → [5, 10, 20]; increasing positive integers.
+
+    >>> parse_steps("5, 10,20")
+    [5, 10, 20]
+    """
+    try:
+        steps = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"steps must be integers separated by commas, got {text!r}") from None
+    if not steps or any(n <= 0 for n in steps):
+        raise ValueError(f"steps must be positive, got {text!r}")
+    if any(b <= a for a, b in itertools.pairwise(steps)):
+        raise ValueError(f"steps must increase, got {text!r}")
+    return steps
+
+
+@dataclass(frozen=True)
+class ProcessUsage:
+    """One process over one step: CPU seconds used and the largest RSS seen."""
+
+    cpu_s: float
+    rss_peak_mb: float
+    window_s: float = 0.0  # how long the CPU was counted
+
+
+@dataclass
+class StepResult:
+    line: str
+    concurrency: int  # the simultaneous calls this step aims at (sipp -l)
+    placed: int
+    completed: int
+    failed: int
+    duration_s: float
+    rate_cps: float
+    max_concurrent_seen: int  # sipp's own count of calls up at once
+    reaction_ms: list[float] = field(default_factory=list, repr=False)
+    response_ms: list[float] = field(default_factory=list, repr=False)
+    from_asterisk_ms: list[float] = field(default_factory=list, repr=False)
+    usage: dict[str, ProcessUsage] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)  # why calls failed
+    threshold: float = 0.05
+    call_seconds: float = 0.0  # sipp's average call length (successful calls)
+    # Each process's CPU with no call up (ms per second), taken off the per-call figure.
+    idle_ms_per_s: dict[str, float] = field(default_factory=dict)
+    host_cpu_pct: float | None = None  # the whole machine's CPU busy over the step (all cores)
+
+    @property
+    def failure_ratio(self) -> float:
+        return failure_ratio(self.placed, self.failed)
+
+    @property
+    def passed(self) -> bool:
+        return step_passes(self.placed, self.failed, self.threshold)
+
+    def cpu_ms_per_call(self, process: str, *, net: bool = True) -> float | None:
+        """CPU per completed call; ``net``: less what the process burns when idle."""
+        use = self.usage.get(process)
+        if use is None or self.completed == 0:
+            return None
+        cpu_ms = use.cpu_s * 1000
+        if net:
+            cpu_ms = max(0.0, cpu_ms - self.idle_ms_per_s.get(process, 0.0) * use.window_s)
+        return cpu_ms / self.completed
+
+    def rss_peak_mb(self, process: str) -> float | None:
+        use = self.usage.get(process)
+        return use.rss_peak_mb if use else None
+
+    def summary(self) -> dict[str, Any]:
+        """One flat row: what the CSV holds and the plot reads."""
+        return {
+            "line": self.line,
+            "concurrency": self.concurrency,
+            "placed": self.placed,
+            "completed": self.completed,
+            "failed": self.failed,
+            "failure_ratio": round(self.failure_ratio, 4),
+            "passed": self.passed,
+            "max_concurrent_seen": self.max_concurrent_seen,
+            "rate_cps": round(self.rate_cps, 2),
+            "duration_s": round(self.duration_s, 1),
+            "call_seconds": round(self.call_seconds, 2),
+            "reaction_samples": len(self.reaction_ms),
+            "reaction_p50_ms": _r(percentile(self.reaction_ms, 50)),
+            "reaction_p99_ms": _r(percentile(self.reaction_ms, 99)),
+            "response_p50_ms": _r(percentile(self.response_ms, 50)),
+            "response_p99_ms": _r(percentile(self.response_ms, 99)),
+            "from_asterisk_p50_ms": _r(percentile(self.from_asterisk_ms, 50)),
+            "from_asterisk_p99_ms": _r(percentile(self.from_asterisk_ms, 99)),
+            "controller_cpu_ms_per_call": _r(self.cpu_ms_per_call("controller")),
+            "asterisk_cpu_ms_per_call": _r(self.cpu_ms_per_call("asterisk")),
+            "controller_cpu_gross_ms_per_call": _r(self.cpu_ms_per_call("controller", net=False)),
+            "asterisk_cpu_gross_ms_per_call": _r(self.cpu_ms_per_call("asterisk", net=False)),
+            "sipp_cpu_ms_per_call": _r(self.cpu_ms_per_call("sipp")),
+            "controller_rss_peak_mb": _r(self.rss_peak_mb("controller")),
+            "asterisk_rss_peak_mb": _r(self.rss_peak_mb("asterisk")),
+            "host_cpu_pct": _r(self.host_cpu_pct, 1),
+            "failures": ";".join(f"{k}={v}" for k, v in sorted(self.failures.items())),
+        }
+
+
+def _r(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+@dataclass(frozen=True)
+class LineSummary:
+    line: str
+    title: str
+    capacity: int  # the largest concurrency whose step passed (0: none did)
+    capped: bool  # True when no step failed: the capacity is at least ``capacity``
+    best: dict[str, Any] | None  # the summary row of the step at capacity
+
+    def capacity_text(self) -> str:
+        return f"≥{self.capacity}" if self.capped else str(self.capacity)
+
+
+def summarize_line(line: str, title: str, steps: Sequence[StepResult]) -> LineSummary:
+    passed = [s for s in steps if s.passed]
+    best = max(passed, key=lambda s: s.concurrency) if passed else None
+    failed_any = any(not s.passed for s in steps)
+    return LineSummary(
+        line=line,
+        title=title,
+        capacity=best.concurrency if best else 0,
+        capped=bool(steps) and not failed_any,
+        best=best.summary() if best else None,
+    )
+
+
+def capacity_ratio(ari: LineSummary, plain: LineSummary) -> dict[str, Any]:
+    """ARI capacity over plain-dialplan capacity, with how sure that figure is.
+
+    When a line never failed its capacity is a lower bound, so the ratio is
+    only bounded: ``bound`` says which way ("exact", "at least", "at most",
+    "unknown").
+    """
+    if plain.capacity == 0:
+        return {"ratio": None, "bound": "unknown"}
+    ratio = ari.capacity / plain.capacity
+    if ari.capped and plain.capped:
+        bound = "unknown"  # both hit the top of the steps: only "≥" on each side
+    elif ari.capped:
+        bound = "at least"
+    elif plain.capped:
+        bound = "at most"
+    else:
+        bound = "exact"
+    return {"ratio": round(ratio, 3), "bound": bound}
+
+
+def cpu_ratio(ari_best: dict[str, Any] | None, plain_best: dict[str, Any] | None) -> float | None:
+    """CPU per call of the whole ARI path (controller + Asterisk) over plain Asterisk's."""
+    if not ari_best or not plain_best:
+        return None
+    ari = (ari_best.get("controller_cpu_ms_per_call") or 0.0) + (
+        ari_best.get("asterisk_cpu_ms_per_call") or 0.0
+    )
+    plain = plain_best.get("asterisk_cpu_ms_per_call") or 0.0
+    if plain <= 0:
+        return None
+    return round(ari / plain, 2)
+
+
+def window(samples: Iterable[dict[str, Any]], start: float, end: float) -> list[dict[str, Any]]:
+    """The reaction-log samples written between ``start`` and ``end`` (epoch seconds)."""
+    return [s for s in samples if start <= float(s.get("t", 0.0)) <= end]
+
+
+def split_samples(
+    samples: Iterable[dict[str, Any]],
+) -> tuple[list[float], list[float], list[float]]:
+    """(reaction ms, response ms, reaction ms counted from Asterisk's event stamp)."""
+    reaction: list[float] = []
+    response: list[float] = []
+    from_asterisk: list[float] = []
+    for s in samples:
+        ms = float(s["ms"])
+        if s.get("kind") == "reaction":
+            reaction.append(ms)
+            if s.get("from_asterisk_ms") is not None:
+                from_asterisk.append(float(s["from_asterisk_ms"]))
+        elif s.get("kind") == "response":
+            response.append(ms)
+    return reaction, response, from_asterisk
+
+
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """The controller's reaction log (``CITAS_REACTION_LOG``); bad lines are skipped."""
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            sample = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by the writer
+        if isinstance(sample, dict) and "ms" in sample:
+            out.append(sample)
+    return out
+
+
+def write_results(out_dir: Path, results: dict[str, Any], steps: Sequence[StepResult]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [s.summary() for s in steps]
+    (out_dir / "results.json").write_text(
+        json.dumps(results | {"steps": rows}, indent=2, default=_json_default) + "\n",
+        encoding="utf-8",
+    )
+    with (out_dir / "results.csv").open("w", newline="", encoding="utf-8") as f:
+        if rows:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, ProcessUsage):
+        return asdict(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _fmt(value: object, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}{unit}"
+    return f"{value}{unit}"
+
+
+def table(lines: Sequence[LineSummary]) -> str:
+    """The human summary: one row per line, at its capacity (latencies in ms)."""
+    head = (
+        f"{'line':<15} {'capacity':>8} {'done/placed':>11} {'react p50':>9} {'p99':>6} "
+        f"{'from-ast p50':>12} {'p99':>6} {'resp p50':>8} {'p99':>6} "
+        f"{'CPU ms/call ctl':>15} {'ast':>6} {'RSS MB ctl':>10} {'ast':>6}"
+    )
+    out = [head, "-" * len(head)]
+    for s in lines:
+        b = s.best or {}
+        done = f"{b.get('completed', 0)}/{b.get('placed', 0)}" if b else "-"
+        out.append(
+            f"{s.line:<15} {s.capacity_text():>8} {done:>11} "
+            f"{_fmt(b.get('reaction_p50_ms')):>9} {_fmt(b.get('reaction_p99_ms')):>6} "
+            f"{_fmt(b.get('from_asterisk_p50_ms')):>12} {_fmt(b.get('from_asterisk_p99_ms')):>6} "
+            f"{_fmt(b.get('response_p50_ms')):>8} {_fmt(b.get('response_p99_ms')):>6} "
+            f"{_fmt(b.get('controller_cpu_ms_per_call')):>15} "
+            f"{_fmt(b.get('asterisk_cpu_ms_per_call')):>6} "
+            f"{_fmt(b.get('controller_rss_peak_mb')):>10} "
+            f"{_fmt(b.get('asterisk_rss_peak_mb')):>6}"
+        )
+    return "\n".join(out)
+
+
+def step_line(step: StepResult) -> str:
+    """One progress line per step, printed as the run goes."""
+    s = step.summary()
+    verdict = "ok" if step.passed else "FAIL"
+    why = f" ({s['failures']})" if s["failures"] else ""
+    return (
+        f"  {step.line:<15} N={step.concurrency:<4} {verdict:<4} "
+        f"{step.completed}/{step.placed} done, {step.failed} failed{why}; "
+        f"up at once {step.max_concurrent_seen}; "
+        f"react p50/p99 {_fmt(s['reaction_p50_ms'])}/{_fmt(s['reaction_p99_ms'])} ms "
+        f"(from Asterisk {_fmt(s['from_asterisk_p50_ms'])}/{_fmt(s['from_asterisk_p99_ms'])}); "
+        f"resp p50/p99 {_fmt(s['response_p50_ms'])}/{_fmt(s['response_p99_ms'])} ms; "
+        f"CPU/call ctl {_fmt(s['controller_cpu_ms_per_call'])} ms, "
+        f"ast {_fmt(s['asterisk_cpu_ms_per_call'])} ms; "
+        f"RSS ctl {_fmt(s['controller_rss_peak_mb'])} MB; machine CPU {_fmt(s['host_cpu_pct'])}%"
+    )

@@ -1,0 +1,182 @@
+"""The controller's reaction time: a DTMF event in, the next ARI command out.
+
+``VoiceChannel`` tells the timer when a key arrives for a channel
+(``dtmf_received``) and when it issues an ARI request for that channel
+(``command_sent``). Two samples come out of one key press:
+
+- ``reaction``: key → the first request for that channel, whatever it is
+  (for a barge-in, stopping the prompt);
+- ``response``: key → the first request that makes the caller hear or go
+  somewhere (a new prompt, a continue to the dialplan, a hang-up), which
+  includes the flow's own work in between (lookups, the database).
+
+Keys the call ignores (typed during a prompt without barge-in) and keys
+followed by a digit timeout are dropped with ``discard``, so a sample never
+contains a prompt's length or a timeout.
+
+The timer does nothing unless ``CITAS_REACTION_LOG=<path>`` is set (each
+sample becomes a JSON line there, for ``ivr bench``) or an observer is set
+(a callback given each reaction in seconds, e.g. a metrics histogram):
+
+>>> seen: list[float] = []
+>>> timer = ReactionTimer(observer=seen.append, clock=iter([1.0, 1.25]).__next__)
+>>> timer.dtmf_received("chan-1")
+>>> timer.command_sent("chan-1", "stop playback")
+>>> seen
+[0.25]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+logger = logging.getLogger(__name__)
+
+ENV_VAR = "CITAS_REACTION_LOG"
+# Commands after which the caller hears something new or leaves the IVR.
+RESPONSE_COMMANDS = frozenset({"play", "continue", "hangup"})
+# Keys whose channel never issues a command again (hung up) are pruned.
+MAX_PENDING = 4096
+STALE_S = 120.0
+
+Observer = Callable[[float], None]
+
+
+class ReactionTimer:
+    def __init__(
+        self,
+        log_path: Path | None = None,
+        *,
+        observer: Observer | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._log_path = log_path
+        self._log: IO[str] | None = None
+        self._observer = observer
+        self._clock = clock
+        self._lock = threading.Lock()
+        # channel id -> (when the key arrived, Asterisk's event time as epoch seconds)
+        self._first: dict[str, tuple[float, float | None]] = {}
+        self._response: dict[str, tuple[float, float | None]] = {}
+        self.enabled = log_path is not None or observer is not None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ReactionTimer:
+        raw = (os.environ if env is None else env).get(ENV_VAR, "")
+        return cls(Path(raw) if raw else None)
+
+    def set_observer(self, observer: Observer | None) -> None:
+        """Give each reaction (seconds) to ``observer`` too (None: stop)."""
+        self._observer = observer
+        self.enabled = self._log_path is not None or observer is not None
+
+    def dtmf_received(self, channel_id: str, asterisk_timestamp: str | None = None) -> None:
+        """A key arrived for ``channel_id`` (the latest key wins)."""
+        if not self.enabled:
+            return
+        now = self._clock()
+        sent_at = _epoch(asterisk_timestamp) if asterisk_timestamp else None
+        if len(self._first) > MAX_PENDING or len(self._response) > MAX_PENDING:
+            self._prune(now)
+        self._first[channel_id] = (now, sent_at)
+        self._response[channel_id] = (now, sent_at)
+
+    def discard(self, channel_id: str) -> None:
+        """The key was ignored or a timeout follows it: no sample."""
+        if not self.enabled:
+            return
+        self._first.pop(channel_id, None)
+        self._response.pop(channel_id, None)
+
+    def command_sent(self, channel_id: str, command: str = "") -> None:
+        """An ARI request for ``channel_id`` is about to go out."""
+        if not self.enabled:
+            return
+        first = self._first.pop(channel_id, None)
+        response = self._response.pop(channel_id, None) if command in RESPONSE_COMMANDS else None
+        if first is None and response is None:
+            return
+        now = self._clock()
+        wall = time.time()
+        if first is not None:
+            elapsed = now - first[0]
+            self._write("reaction", channel_id, command, elapsed, first[1], wall)
+            if self._observer is not None:
+                try:
+                    self._observer(elapsed)
+                except Exception:  # a metrics bug must never cost a call
+                    logger.exception("reaction observer failed")
+        if response is not None:
+            self._write("response", channel_id, command, now - response[0], response[1], wall)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+
+    def _write(
+        self,
+        kind: str,
+        channel_id: str,
+        command: str,
+        elapsed: float,
+        sent_at: float | None,
+        wall: float,
+    ) -> None:
+        if self._log_path is None:
+            return
+        sample: dict[str, object] = {
+            "t": round(wall, 4),
+            "kind": kind,
+            "channel": channel_id,
+            "command": command,
+            "ms": round(elapsed * 1000, 3),
+        }
+        if sent_at is not None:
+            # From Asterisk stamping the event (1 ms resolution, same host clock):
+            # adds the websocket hop and the controller's queueing to ``ms``.
+            sample["from_asterisk_ms"] = round((wall - sent_at) * 1000, 1)
+        line = json.dumps(sample, separators=(",", ":")) + "\n"
+        with self._lock:
+            try:
+                if self._log is None:
+                    self._log_path.parent.mkdir(parents=True, exist_ok=True)
+                    self._log = self._log_path.open("a", encoding="utf-8", buffering=1)
+                self._log.write(line)
+            except OSError as exc:
+                logger.warning("reaction log %s: %s; no more samples", self._log_path, exc)
+                self._log_path = None
+                self.enabled = self._observer is not None
+
+    def _prune(self, now: float) -> None:
+        for table in (self._first, self._response):
+            for channel_id in [c for c, (at, _) in table.items() if now - at > STALE_S]:
+                del table[channel_id]
+
+
+def _epoch(timestamp: str) -> float | None:
+    """Asterisk's ``2024-01-01T12:00:00.123+0000`` as epoch seconds."""
+    try:
+        return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+    except ValueError:
+        return None
+
+
+_timer: ReactionTimer | None = None
+
+
+def reaction_timer() -> ReactionTimer:
+    """The process-wide timer, configured from the environment on first use."""
+    global _timer
+    if _timer is None:
+        _timer = ReactionTimer.from_env()
+    return _timer

@@ -1,0 +1,266 @@
+"""The pure parts of ``ivr bench``: percentiles, the stop rule, aggregation, files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from ivr.bench.lines import CITAS, LINES, SMOKE_ARI, SMOKE_DIALPLAN
+from ivr.bench.runner import mark_success, ramp_seconds, read_ok_ids, read_stat, sipp_duration
+from ivr.bench.stats import (
+    ProcessUsage,
+    StepResult,
+    capacity_ratio,
+    cpu_ratio,
+    next_step,
+    parse_steps,
+    percentile,
+    read_samples,
+    split_samples,
+    step_passes,
+    summarize_line,
+    table,
+    window,
+    write_results,
+)
+from ivr.scenarios.sippxml import caller_xml
+
+
+def step(n: int, placed: int, failed: int, line: str = "smoke-ari", **kw: object) -> StepResult:
+    return StepResult(
+        line=line,
+        concurrency=n,
+        placed=placed,
+        completed=placed - failed,
+        failed=failed,
+        duration_s=10.0,
+        rate_cps=1.0,
+        max_concurrent_seen=n,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+# -- percentiles ------------------------------------------------------------------
+
+
+def test_percentile_interpolates_like_numpy() -> None:
+    values = [10.0, 1.0, 4.0, 3.0, 2.0]
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 50) == 3.0
+    assert percentile(values, 100) == 10.0
+    assert percentile(values, 90) == pytest.approx(7.6)
+    assert percentile([1.0, 2.0], 99) == pytest.approx(1.99)
+
+
+def test_percentile_of_nothing_is_none_and_bad_pct_raises() -> None:
+    assert percentile([], 50) is None
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+# -- the stop rule -----------------------------------------------------------------
+
+
+def test_step_passes_at_the_threshold_and_not_above() -> None:
+    assert step_passes(100, 5, 0.05)
+    assert not step_passes(100, 6, 0.05)
+    assert not step_passes(0, 0, 0.05)  # nothing placed proves nothing
+
+
+def test_next_step_walks_up_then_stops_after_a_failure() -> None:
+    steps = [5, 10, 20, 40]
+    done: list[StepResult] = []
+    assert next_step(steps, done, 100) == 5
+    done.append(step(5, 5, 0))
+    assert next_step(steps, done, 100) == 10
+    done.append(step(10, 10, 1))  # 10% failed
+    assert next_step(steps, done, 100) is None
+
+
+def test_next_step_stops_at_max_calls_and_at_the_last_step() -> None:
+    assert next_step([5, 10, 20], [step(5, 5, 0), step(10, 10, 0)], 15) is None
+    assert next_step([5], [step(5, 5, 0)], 100) is None
+
+
+def test_parse_steps() -> None:
+    assert parse_steps("5,10, 20") == [5, 10, 20]
+    for bad in ("", "5,x", "10,5", "0,5", "5,5"):
+        with pytest.raises(ValueError):
+            parse_steps(bad)
+
+
+# -- aggregation -------------------------------------------------------------------
+
+
+def test_step_summary_figures() -> None:
+    s = step(
+        10,
+        20,
+        1,
+        reaction_ms=[1.0, 2.0, 3.0],
+        response_ms=[10.0],
+        usage={
+            "controller": ProcessUsage(cpu_s=1.9, rss_peak_mb=80.0),
+            "asterisk": ProcessUsage(cpu_s=0.95, rss_peak_mb=90.5),
+        },
+    )
+    row = s.summary()
+    assert row["completed"] == 19 and row["failure_ratio"] == 0.05 and row["passed"]
+    assert row["reaction_p50_ms"] == 2.0 and row["reaction_samples"] == 3
+    assert row["response_p99_ms"] == 10.0
+    assert row["from_asterisk_p50_ms"] is None
+    assert row["controller_cpu_ms_per_call"] == 100.0
+    assert row["asterisk_cpu_ms_per_call"] == 50.0
+    assert row["controller_rss_peak_mb"] == 80.0
+    assert row["sipp_cpu_ms_per_call"] is None
+
+
+def test_cpu_per_call_is_none_without_completed_calls() -> None:
+    s = step(5, 5, 5, usage={"controller": ProcessUsage(1.0, 1.0)})
+    assert s.cpu_ms_per_call("controller") is None
+
+
+def test_capacity_is_the_largest_passing_step() -> None:
+    steps = [step(5, 5, 0), step(10, 10, 0), step(20, 20, 2)]
+    summary = summarize_line("smoke-ari", "t", steps)
+    assert summary.capacity == 10 and not summary.capped
+    assert summary.capacity_text() == "10"
+    assert summary.best is not None and summary.best["concurrency"] == 10
+
+
+def test_capacity_is_a_lower_bound_when_nothing_failed() -> None:
+    summary = summarize_line("x", "t", [step(5, 5, 0), step(10, 10, 0)])
+    assert summary.capacity == 10 and summary.capped and summary.capacity_text() == "≥10"
+    none = summarize_line("x", "t", [step(5, 5, 5)])
+    assert none.capacity == 0 and not none.capped and none.best is None
+
+
+def test_capacity_ratio_and_its_bound() -> None:
+    exact_ari = summarize_line("a", "t", [step(5, 5, 0), step(10, 10, 5)])
+    exact_plain = summarize_line("p", "t", [step(10, 10, 0), step(20, 20, 10)])
+    assert capacity_ratio(exact_ari, exact_plain) == {"ratio": 0.5, "bound": "exact"}
+    capped_plain = summarize_line("p", "t", [step(10, 10, 0)])
+    assert capacity_ratio(exact_ari, capped_plain)["bound"] == "at most"
+    capped_ari = summarize_line("a", "t", [step(5, 5, 0)])
+    assert capacity_ratio(capped_ari, exact_plain)["bound"] == "at least"
+    assert capacity_ratio(capped_ari, capped_plain)["bound"] == "unknown"
+    nothing = summarize_line("p", "t", [step(5, 5, 5)])
+    assert capacity_ratio(exact_ari, nothing) == {"ratio": None, "bound": "unknown"}
+
+
+def test_cpu_ratio() -> None:
+    ari = {"controller_cpu_ms_per_call": 30.0, "asterisk_cpu_ms_per_call": 30.0}
+    plain = {"controller_cpu_ms_per_call": None, "asterisk_cpu_ms_per_call": 20.0}
+    assert cpu_ratio(ari, plain) == 3.0
+    assert cpu_ratio(ari, None) is None
+    assert cpu_ratio(ari, {"asterisk_cpu_ms_per_call": 0.0}) is None
+
+
+def test_samples_by_window_and_kind(tmp_path: Path) -> None:
+    log = tmp_path / "r.jsonl"
+    log.write_text(
+        "\n".join(
+            [
+                json.dumps({"t": 1.0, "kind": "reaction", "ms": 1.0, "from_asterisk_ms": 2.0}),
+                json.dumps({"t": 2.0, "kind": "response", "ms": 9.0}),
+                json.dumps({"t": 2.5, "kind": "reaction", "ms": 3.0}),
+                json.dumps({"t": 5.0, "kind": "reaction", "ms": 99.0}),
+                '{"t": 6.0, "kind": "reac',  # cut short
+            ]
+        )
+    )
+    samples = read_samples(log)
+    assert len(samples) == 4
+    assert split_samples(window(samples, 0.5, 3.0)) == ([1.0, 3.0], [9.0], [2.0])
+    assert read_samples(tmp_path / "missing.jsonl") == []
+
+
+def test_results_files_and_table(tmp_path: Path) -> None:
+    steps = [step(5, 5, 0, reaction_ms=[1.0]), step(10, 10, 3)]
+    write_results(tmp_path, {"machine": {"cores": 2}}, steps)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["machine"]["cores"] == 2 and len(data["steps"]) == 2
+    with (tmp_path / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["concurrency"] for r in rows] == ["5", "10"]
+    text = table([summarize_line("smoke-ari", "t", steps)])
+    assert "smoke-ari" in text and "5/5" in text
+
+
+# -- sipp glue -----------------------------------------------------------------------
+
+
+def test_mark_success_logs_the_call_id_before_the_end(tmp_path: Path) -> None:
+    xml = mark_success(caller_xml(SMOKE_ARI.scenario(), tmp_path))
+    root = ET.fromstring(xml)
+    logs = [el.get("message") for el in root.iter("log")]
+    assert logs == ["BENCH-OK [call_id]"]
+    children = list(root)
+    # after the last scripted message (the 200 OK to the IVR's BYE)
+    assert children[-2].tag == "nop" and children[-3].tag == "send"
+    with pytest.raises(ValueError):
+        mark_success("<scenario/>")
+
+
+def test_each_line_scenario_waits_for_the_bye_in_time(tmp_path: Path) -> None:
+    for line in LINES.values():
+        root = ET.fromstring(caller_xml(line.scenario(), tmp_path))
+        bye = [el for el in root.iter("recv") if el.get("request") == "BYE"]
+        assert bye and bye[0].get("timeout") == str(int(line.bye_within * 1000))
+        assert list(root.iter("exec")), "DTMF goes as RTP (play_pcap_audio)"
+    assert CITAS.outcome == "redirected_whatsapp" and CITAS.uses_controller
+    assert not SMOKE_DIALPLAN.uses_controller
+    assert SMOKE_DIALPLAN.steps == SMOKE_ARI.steps
+
+
+def test_read_ok_ids(tmp_path: Path) -> None:
+    log = tmp_path / "bench.log"
+    log.write_text("BENCH-OK a-1@127.0.0.1\nnoise\nBENCH-OK a-2@127.0.0.1\n")
+    assert read_ok_ids(log) == {"a-1@127.0.0.1", "a-2@127.0.0.1"}
+    assert read_ok_ids(tmp_path / "none.log") == set()
+
+
+def test_read_stat(tmp_path: Path) -> None:
+    head = "StartTime;TotalCallCreated;CurrentCall;SuccessfulCall(C);FailedCall(C);FailedTimeoutOnRecv(C);FailedCallRejected(C);CallLength(C)"
+    rows = [
+        head,
+        "x;5;5;0;0;0;0;00:00:00:000000",
+        "x;10;8;6;2;2;0;00:00:09:500000",
+        "x;10;0;8;2;2;0;00:00:09:250000",
+    ]
+    stat_file = tmp_path / "stat.csv"
+    stat_file.write_text("\n".join(rows) + "\n")
+    stat = read_stat(stat_file)
+    assert (stat.created, stat.successful, stat.failed, stat.max_current) == (10, 8, 2, 8)
+    assert stat.failures == {"TimeoutOnRecv": 2}
+    assert stat.call_length_s == pytest.approx(9.25)
+    assert read_stat(tmp_path / "missing.csv").created == 0
+
+
+def test_sipp_duration_and_ramp() -> None:
+    assert sipp_duration("00:00:09:168000") == pytest.approx(9.168)
+    assert sipp_duration("garbage") == 0.0
+    assert ramp_seconds(28.0) == 10.0
+    assert ramp_seconds(9.0) == 4.5
+    assert ramp_seconds(0.5) == 1.0
+
+
+def test_cpu_per_call_takes_off_idle_background() -> None:
+    s = step(
+        10,
+        10,
+        0,
+        usage={"controller": ProcessUsage(cpu_s=1.5, rss_peak_mb=80.0, window_s=50.0)},
+        idle_ms_per_s={"controller": 10.0},  # 0.5 s of the 1.5 s is background
+    )
+    assert s.cpu_ms_per_call("controller") == pytest.approx(100.0)
+    assert s.cpu_ms_per_call("controller", net=False) == pytest.approx(150.0)
+    row = s.summary()
+    assert row["controller_cpu_ms_per_call"] == 100.0
+    assert row["controller_cpu_gross_ms_per_call"] == 150.0
+    busy_idle = step(1, 1, 0, usage={"x": ProcessUsage(0.1, 1.0, 60.0)}, idle_ms_per_s={"x": 5.0})
+    assert busy_idle.cpu_ms_per_call("x") == 0.0  # never below zero
