@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ivr.flow.yamlsrc import ConfigError, Located, load_yaml_file
 from ivr.ops.flags import FlagRegistry, citas_flags
@@ -80,9 +81,9 @@ class Reference:
         return next((s for s in self.services.values() if s.id == service_id), None)
 
 
-def _map(data: Any, file: Path, field: str) -> Located:
+def _map(data: Any, file: Path, field: str, line: int = 1) -> Located:
     if not isinstance(data, Located):
-        raise ConfigError(str(file), None, field, "must be a mapping")
+        raise ConfigError(str(file), line, field, "must be a mapping")
     return data
 
 
@@ -116,13 +117,28 @@ def load_line(path: Path) -> LineConfig:
     wa = _req(d, "whatsapp", Located, "line")
     booking = _req(d, "booking", Located, "line")
     sms_text = _req(wa, "sms_text", str, "whatsapp")
-    if "{link}" not in sms_text:
+    try:
+        # Filled in mid-call: any other placeholder would fail there, not here.
+        filled = sms_text.format(link="\0")
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        raise ConfigError(
+            d.file, wa.line_of("sms_text"), "whatsapp.sms_text",
+            f"only {{link}} may be in braces ({{{{ }}}} for a brace): {exc!r}",
+        ) from None  # fmt: skip
+    if "\0" not in filled:
         raise ConfigError(
             d.file, wa.line_of("sms_text"), "whatsapp.sms_text", "must contain {link}"
         )
+    timezone = _req(d, "timezone", str, "line")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ConfigError(
+            d.file, d.line_of("timezone"), "line.timezone", f"unknown time zone {timezone!r}"
+        ) from None
     return LineConfig(
         number=_req(d, "number", str, "line"),
-        timezone=_req(d, "timezone", str, "line"),
+        timezone=timezone,
         vdn_default=_req(vdn, "default", str, "agent_vdn"),
         vdn_non_target=_req(vdn, "non_target", str, "agent_vdn"),
         vdn_incident=_req(vdn, "incident", str, "agent_vdn"),
@@ -143,7 +159,7 @@ def load_services(path: Path) -> dict[str, Service]:
             raise ConfigError(
                 d.file, raw.line_of(key), f"services.{key}", "the key must be one digit"
             )
-        item = _map(item, path, f"services.{key}")
+        item = _map(item, path, f"services.{key}", raw.line_of(key))
         where = f"services.{key}"
         services[key] = Service(
             key, _req(item, "id", str, where), _req(item, "name", str, where),
@@ -158,13 +174,15 @@ def load_sites(path: Path) -> dict[str, Site]:
     sites = {}
     for site_id, item in raw.items():
         where = f"sites.{site_id}"
-        item = _map(item, path, where)
+        item = _map(item, path, where, raw.line_of(site_id))
         doctors_raw = _req(item, "doctors", Located, where)
-        doctors = {
-            doc_id: Doctor(doc_id, _req(doc, "name", str, f"{where}.doctors.{doc_id}"),
-                           _req(doc, "specialty", str, f"{where}.doctors.{doc_id}"))
-            for doc_id, doc in doctors_raw.items()
-        }  # fmt: skip
+        doctors = {}
+        for doc_id, doc in doctors_raw.items():
+            at = f"{where}.doctors.{doc_id}"
+            doc = _map(doc, path, at, doctors_raw.line_of(doc_id))
+            doctors[doc_id] = Doctor(
+                doc_id, _req(doc, "name", str, at), _req(doc, "specialty", str, at)
+            )
         closed = _date(
             item.get("phone_booking_closed_from"), item, "phone_booking_closed_from", where
         )

@@ -8,6 +8,7 @@ does not provide.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -59,10 +60,13 @@ class _Fields:
             return default
         value = self.data[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > 10**300:  # float() would raise OverflowError
+                raise self.error(key, "is too large")
             value = float(value)
         if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
-            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-            raise self.error(key, f"must be {names}, got {type(value).__name__}")
+            kinds = (kind,) if isinstance(kind, type) else kind
+            names = "/".join(_type_name(k) for k in kinds)
+            raise self.error(key, f"must be {names}, got {_type_name(type(value))}")
         if check is not None:
             problem = check(value)
             if problem:
@@ -75,7 +79,13 @@ class _Fields:
                 raise self.error(key, "unknown field")
 
 
+def _type_name(kind: type) -> str:
+    return "mapping" if issubclass(kind, dict) else kind.__name__
+
+
 def _positive(v: float) -> str | None:
+    if not math.isfinite(v):
+        return "must be a finite number of seconds"  # .inf would keep a silent caller forever
     return None if v > 0 else "must be greater than 0"
 
 

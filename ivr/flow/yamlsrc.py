@@ -60,24 +60,48 @@ def _construct_mapping(loader: _LocatingLoader, node: yaml.MappingNode) -> Locat
     return result
 
 
+def _construct_timestamp(loader: _LocatingLoader, node: yaml.ScalarNode) -> Any:
+    # An unquoted 2025-02-30 looks like a date to YAML and fails with a bare ValueError.
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"not a valid date {node.value!r}: {exc}", node.start_mark
+        ) from None
+
+
 _LocatingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LocatingLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
 def load_yaml(text: str, file: str) -> Any:
-    loader = _LocatingLoader(text)
+    try:
+        loader = _LocatingLoader(text)  # checks every character first
+    except yaml.reader.ReaderError as exc:  # a control character: no mark, a position
+        at = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(
+            file, at, "yaml", f"unacceptable character #x{exc.character:04x}"
+        ) from None
     loader.name = file
     try:
         return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise ConfigError(file, line, "yaml", str(exc.problem or exc)) from None
+    except RecursionError:
+        raise ConfigError(file, loader.get_mark().line + 1, "yaml", "nested too deeply") from None
     finally:
         loader.dispose()
 
 
 def load_yaml_file(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(str(path), None, "file", f"cannot read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(str(path), line, "file", f"not UTF-8 text: {exc.reason}") from None
     return load_yaml(text, str(path))

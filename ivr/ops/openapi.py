@@ -62,6 +62,7 @@ class Operation:
     response: str | None = None  # a schema in components.schemas (JSON)
     media: str = "application/json"
     params: tuple[Param, ...] = ()
+    other_media: tuple[str, ...] = ()  # more answer types, each a text (CSV, script, style)
     tag: str = "flags"
 
 
@@ -91,7 +92,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/api/windows", "create_window", "A value for a while; the flag reverts by itself at `ends_at`.", OP, body="WindowCreate", ok=201, response="Window", tag="windows"),
     Operation("DELETE", "/api/windows/{id}", "cancel_window", "Cancel a window; the flag reverts now.", OP, body="Reason", response="Window", params=(WINDOW_ID,), tag="windows"),
     Operation("POST", "/api/incident", "set_incident", "The incident switch: every new caller goes to the agents.", OP, body="IncidentChange", response="Flag", tag="incident"),
-    Operation("GET", "/api/audit", "audit", "Who changed what, when and why (newest first).", V, response="AuditList", params=AUDIT_PARAMS, tag="audit"),
+    Operation("GET", "/api/audit", "audit", "Who changed what, when and why (newest first).", V, response="AuditList", params=AUDIT_PARAMS, tag="audit", other_media=("text/csv",)),
     Operation("GET", "/api/alerts", "alerts", "Alerts (only unresolved ones with `open=true`).", V, response="AlertList", params=(Param("open", "query", {"type": "boolean", "default": False}, "Only unresolved alerts."),), tag="audit"),
     Operation("GET", "/api/breaker", "breaker", "The booking-service circuit breaker of this process.", V, response="Object", tag="incident"),
     Operation("GET", "/api/tokens", "list_tokens", "API tokens (never their secret).", A, response="TokenList", tag="tokens"),
@@ -99,7 +100,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("DELETE", "/api/tokens/{name}", "revoke_token", "Revoke a token.", A, body="Reason", response="Status", params=(TOKEN_NAME,), tag="tokens"),
     Operation("GET", "/", "root", "Redirects to the console.", None, ok=302, media="", tag="console"),
     Operation("GET", "/console", "console", "The web console.", None, media="text/html", tag="console"),
-    Operation("GET", "/console/{file}", "console_asset", "The console's script and style sheet.", None, media="text/plain", params=(Param("file", "path", {"type": "string", "enum": ["console.js", "console.css"]}, "The file."),), tag="console"),
+    Operation("GET", "/console/{file}", "console_asset", "The console's script and style sheet.", None, media="text/javascript", params=(Param("file", "path", {"type": "string", "enum": ["console.js", "console.css"]}, "The file."),), tag="console", other_media=("text/css",)),
 )  # fmt: skip
 
 
@@ -228,8 +229,8 @@ def _operation(op: Operation) -> dict[str, Any]:
         ok["content"] = {op.media: {"schema": _ref(op.response)}}
     elif op.media:
         ok["content"] = {op.media: {"schema": {"type": "string"}}}
-    if op.operation_id == "audit":
-        ok["content"]["text/csv"] = {"schema": {"type": "string"}}
+    for media in op.other_media:
+        ok["content"][media] = {"schema": {"type": "string"}}
     responses: dict[str, Any] = {str(op.ok): ok}
     errors = [422] if op.body or op.params else []
     if op.min_role is not None:

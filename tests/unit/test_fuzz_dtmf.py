@@ -1,0 +1,474 @@
+"""Callers fuzzed through the real flows: random keys, floods, silence, hang-ups.
+
+The real citas flow (``config/flows/citas.yaml``) and the smoke flow run in the
+real ``FlowEngine`` with the real ``CitasActions`` over a real SQLite database
+(demo slots, SMS outbox), the demo affiliate directory and static flags. The
+caller is a generated script played by ``FuzzCaller``, a ``CallChannel`` that
+buffers keys like ``VoiceChannel`` does (typed-ahead keys answer the next
+question, a flood spills over into the following ones).
+
+Properties of every call:
+
+- it ends in a transfer to the agents (with a reason), a hang-up by the IVR,
+  or the caller's hang-up; no other exception, never ``MAX_STEPS``;
+- no node asks more often than its retries allow;
+- one call books at most one slot;
+- a document number typed by the caller never appears in the call record;
+- the number of prompts played is bounded.
+
+``VoiceChannel``'s own digit collection is fuzzed too, over the fake ARI
+client of ``test_voice``: floods of DTMF events, terminators, hang-ups and
+timeouts never crash it nor return more than ``max_digits``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from ivr.ari import CallContext, Channel
+from ivr.booking.db import DbSlotSource
+from ivr.booking.seed import demo_slots, load_sites
+from ivr.booking.tables import BookingRow
+from ivr.channel import (
+    CallerHungUp,
+    CallTransferred,
+    DigitRequest,
+    DigitResult,
+)
+from ivr.citas.actions import CitasActions
+from ivr.citas.affiliates import YamlAffiliateDirectory
+from ivr.citas.reference import CITAS_DIR, flag_registry, load_reference
+from ivr.controller import flow_loader
+from ivr.flow.engine import CallState, FlowEngine
+from ivr.flow.model import CollectNode, Flow, MenuNode
+from ivr.ops.flags import (
+    BOOKING_DOWN_ROUTE,
+    INCIDENT_MODE,
+    PROMO_AUDIO,
+    SELF_SERVICE,
+    SMS_REDIRECT,
+    FlagValue,
+    StaticFlags,
+)
+from ivr.settings import REPO_ROOT
+from ivr.sms.outbox import SmsOutbox, SmsOutboxRow
+from ivr.store.db import Database
+from ivr.store.records import CallRecord
+from ivr.voice import VoiceChannel
+from tests.unit.databases import migrated_database
+from tests.unit.test_voice import CHANNEL, FakeAri, dtmf, hangup_request, stasis_end
+
+FUZZ = settings(
+    max_examples=200,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+KEYS = "0123456789*#ABCD"
+LOADER = flow_loader()
+CITAS = LOADER.load(REPO_ROOT / "config" / "flows" / "citas.yaml")
+SMOKE = LOADER.load(REPO_ROOT / "config" / "flows" / "smoke.yaml")
+REFERENCE = load_reference()
+TZ = ZoneInfo(REFERENCE.line.timezone)
+TODAY = datetime.now(TZ).date()
+DIRECTORY = YamlAffiliateDirectory.load(CITAS_DIR / "affiliates.yaml", TODAY)
+KNOWN_DOCUMENTS = sorted(DIRECTORY._by_doc)
+KNOWN_PHONES = sorted(DIRECTORY._by_phone)
+# Worst honest case on the citas line: three document tries of three attempts,
+# the service menu, max_offers slot offers each with its menus, the goodbye.
+MAX_PROMPTS = 100
+
+
+# --- the caller -------------------------------------------------------------------------------
+HANG_UP = "hang up"
+
+
+@dataclass(frozen=True)
+class Burst:
+    """What the caller does while one question waits for keys."""
+
+    keys: str = ""  # typed at once (a flood when long); "" is silence
+    slow: bool = False  # the entry ends by the total timeout, not between digits
+
+
+Turn = Burst | str  # a Burst, or HANG_UP
+
+
+@dataclass
+class FuzzCaller:
+    """A ``CallChannel`` that plays a generated script, buffering keys like ``VoiceChannel``."""
+
+    script: list[Turn]
+    caller: str | None
+    hang_up_at_prompt: int | None = None
+    buffer: deque[str] = field(default_factory=deque)
+    prompts: int = 0
+    requests: list[DigitRequest] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+    transferred_to: str | None = None
+    hung_up_by_ivr: bool = False
+
+    @property
+    def call_id(self) -> str:
+        return "1700000000.9"
+
+    @property
+    def caller_number(self) -> str | None:
+        return self.caller
+
+    async def answer(self) -> None:
+        pass
+
+    async def play(self, media: Sequence[str], *, barge_in: bool) -> bool:
+        if barge_in and self.buffer:
+            return True  # typed ahead: the prompt is skipped
+        self.prompts += 1
+        if self.hang_up_at_prompt is not None and self.prompts >= self.hang_up_at_prompt:
+            raise CallerHungUp(self.call_id)
+        return False
+
+    async def collect(self, request: DigitRequest) -> DigitResult:
+        self.requests.append(request)
+        turn = self.script.pop(0) if self.script else Burst()  # script over: silence
+        if turn == HANG_UP:
+            raise CallerHungUp(self.call_id)
+        assert isinstance(turn, Burst)
+        self.buffer.extend(turn.keys)
+        collected = ""
+        while self.buffer:
+            key = self.buffer.popleft()
+            if request.terminator and key == request.terminator:
+                return DigitResult(collected, "terminator")
+            collected += key
+            if len(collected) >= request.max_digits:
+                return DigitResult(collected, "complete")
+        if not collected:
+            return DigitResult("", "no_input")
+        return DigitResult(collected, "total" if turn.slow else "between_digits")
+
+    def flush_digits(self) -> None:
+        self.buffer.clear()
+
+    async def set_variables(self, variables: Mapping[str, str]) -> None:
+        self.variables.update(variables)
+
+    async def transfer(self, *, context: str, extension: str) -> None:
+        self.transferred_to = extension
+        raise CallTransferred(f"{self.call_id} -> {context}/{extension}")
+
+    async def hangup(self) -> None:
+        self.hung_up_by_ivr = True
+
+
+# --- the line: database, actions, engine -------------------------------------------------------
+@dataclass
+class Line:
+    runner: asyncio.Runner
+    db: Database
+    actions: CitasActions
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
+    tmp = tmp_path_factory.mktemp("dtmf-fuzz")
+    with asyncio.Runner() as runner:
+        context = migrated_database("sqlite", tmp)
+        db = runner.run(context.__aenter__())
+        try:
+            slots = DbSlotSource(db, timeout=5.0)
+            runner.run(slots.seed_slots(demo_slots(TODAY, load_sites(CITAS_DIR / "sites.yaml"))))
+            actions = CitasActions(REFERENCE, DIRECTORY, slots, SmsOutbox(db, timeout=5.0))
+            yield Line(runner, db, actions)
+        finally:
+            runner.run(context.__aexit__(None, None, None))
+
+
+@dataclass
+class Call:
+    channel: FuzzCaller
+    state: CallState
+    ended: str  # transferred | ivr_hangup | caller_hangup
+    bookings: int
+    sms: int
+
+
+async def place_call(
+    line: Line, flow: Flow, channel: FuzzCaller, flags: dict[str, FlagValue]
+) -> Call:
+    registry = flag_registry(REFERENCE)
+    static = StaticFlags(registry, flags)
+    line.actions.flags = static
+    engine = FlowEngine(line.actions.registry(), default_vdn="5550001", flags=static.value)
+    record = CallRecord(
+        str(uuid.uuid4()), channel.call_id, flow.name, None, channel.caller, datetime.now(UTC)
+    )
+    state = CallState(channel, record, flow)
+    try:
+        await engine.run(state)
+        ended = "ivr_hangup"
+    except CallTransferred:
+        ended = "transferred"
+    except CallerHungUp:
+        ended = "caller_hangup"
+    async with line.db.sessions() as session:
+        bookings = await session.scalar(select(func.count()).where(BookingRow.call_id == record.id))
+        sms = await session.scalar(
+            select(func.count()).where(SmsOutboxRow.dedupe_key.like(f"%{record.id}"))
+        )
+    return Call(channel, state, ended, int(bookings or 0), int(sms or 0))
+
+
+# --- generated callers --------------------------------------------------------------------------
+MENU_KEY = st.sampled_from("0123451")  # what a cooperative caller presses
+KEY_STRINGS = st.one_of(
+    MENU_KEY, MENU_KEY, MENU_KEY, MENU_KEY,  # one_of picks a branch uniformly: weight by repeating
+    st.sampled_from(KNOWN_DOCUMENTS).map(lambda d: d + "#"),
+    st.just(""),  # silence
+    st.text(alphabet=KEYS, min_size=1, max_size=14),  # anything
+    st.text(alphabet="0123456789", min_size=1, max_size=14).map(lambda d: d + "#"),  # a wrong document
+    st.text(alphabet=KEYS, min_size=50, max_size=400),  # a flood
+    st.integers(1, 300).map(lambda n: "1" * n),  # a key held down
+)  # fmt: skip
+SCRIPTS = st.lists(st.builds(Burst, KEY_STRINGS, st.booleans()), max_size=40)
+
+
+def rarely(values: st.SearchStrategy[int]) -> st.SearchStrategy[int | None]:
+    """None three times in four: most callers do not hang up."""
+    return st.integers(0, 3).flatmap(lambda n: st.none() if n else values)
+
+
+CALLERS = st.one_of(
+    st.sampled_from(KNOWN_PHONES), st.sampled_from(KNOWN_PHONES),
+    st.none(), st.from_regex(r"\A3[0-9]{9}\Z"),
+)  # fmt: skip
+FLAGS = st.fixed_dictionaries(
+    {},
+    optional={
+        INCIDENT_MODE: st.sampled_from([False, False, False, True]),
+        PROMO_AUDIO: st.booleans(),
+        SELF_SERVICE: st.sampled_from([True, True, True, False]),
+        SMS_REDIRECT: st.booleans(),
+        BOOKING_DOWN_ROUTE: st.sampled_from(["whatsapp", "agent"]),
+    },
+)
+
+
+def check_call(call: Call, flow: Flow) -> None:
+    state, channel, record = call.state, call.channel, call.state.record
+    kinds = [s.kind for s in record.path]
+    # How the call ended, and that it says so.
+    if call.ended == "transferred":
+        [transfer] = [s.detail for s in record.path if s.kind == "transfer"]
+        assert transfer["reason"] and transfer["vdn"] == channel.transferred_to
+        assert record.outcome == "transferred"
+        assert channel.variables["__CITAS_REASON"] == transfer["reason"]
+    elif call.ended == "ivr_hangup":
+        assert channel.hung_up_by_ivr and kinds[-1] == "hangup" and record.outcome
+    else:
+        assert not channel.hung_up_by_ivr and "transfer" not in kinds
+    assert kinds.count("node") < 500  # far below MAX_STEPS: no loop
+    # Retries: no attempt beyond retries + 1 on any node.
+    for step in record.path:
+        if step.kind == "digits":
+            node = flow.node(str(step.detail["node"]))
+            assert isinstance(node, MenuNode | CollectNode)
+            assert 1 <= int(step.detail["attempt"]) <= node.retries + 1, step
+    # One booking per call at most, and it is the one the record names.
+    assert call.bookings <= 1
+    assert call.bookings == (1 if "booking_id" in record.variables else 0)
+    assert call.sms <= 1
+    # A typed document never reaches the record (the affiliate's id is the identity agents get).
+    document = state.variables.get("document")
+    if document:
+        recorded = [str(v) for s in record.path for v in s.detail.values()]
+        recorded += [str(v) for k, v in record.variables.items() if k != "affiliate_id"]
+        assert not [r for r in recorded if document in re.findall(r"\d+", r)], document
+    for step in record.path:
+        if step.kind == "digits" and flow.node(str(step.detail["node"])).id == "ask_document":
+            digits = str(step.detail["digits"])
+            assert sum(c.isdigit() for c in digits) <= 3, digits  # masked: last 3 only
+    assert channel.prompts <= MAX_PROMPTS, channel.prompts
+
+
+HANG_UPS = st.one_of(
+    st.none(), st.none(),
+    st.tuples(st.just("turn"), st.integers(0, 40)),  # instead of answering a question
+    st.tuples(st.just("prompt"), st.integers(1, 40)),  # while a prompt plays
+)  # fmt: skip
+
+
+@FUZZ
+@given(script=SCRIPTS, caller=CALLERS, flags=FLAGS, hang_up=HANG_UPS)
+def test_any_caller_on_the_citas_line_ends_cleanly(
+    line: Line,
+    script: list[Turn],
+    caller: str | None,
+    flags: dict[str, FlagValue],
+    hang_up: tuple[str, int] | None,
+) -> None:
+    turns: list[Turn] = list(script)
+    if hang_up is not None and hang_up[0] == "turn":
+        turns.insert(min(hang_up[1], len(turns)), HANG_UP)
+    at_prompt = hang_up[1] if hang_up is not None and hang_up[0] == "prompt" else None
+    channel = FuzzCaller(turns, caller, at_prompt)
+    call = line.runner.run(place_call(line, CITAS, channel, flags))
+    check_call(call, CITAS)
+    nodes = {s.detail["node"] for s in call.state.record.path if s.kind == "node"}
+    event(f"ended: {call.ended} ({call.state.record.outcome})")
+    event(
+        f"reached: {max((n for n in ('ask_document', 'ask_service', 'offer_slot', 'booked') if n in nodes), key=('ask_document', 'ask_service', 'offer_slot', 'booked').index, default='start')}"
+    )
+
+
+NORTE_PHONES = sorted(
+    a.phone for a in DIRECTORY._by_doc.values() if a.site_id == "norte" and a.phone
+)
+OFFER_KEYS = st.one_of(
+    st.sampled_from("1234"), st.sampled_from("1234"), st.sampled_from("0123"), KEY_STRINGS
+)
+
+
+@settings(FUZZ, max_examples=100)
+@given(
+    service=st.sampled_from("12345"),
+    script=st.lists(st.builds(Burst, OFFER_KEYS, st.booleans()), max_size=25),
+    caller=st.sampled_from(NORTE_PHONES),
+    hang_up=HANG_UPS,
+)
+def test_callers_offered_slots_book_at_most_once(
+    line: Line, service: str, script: list[Turn], caller: str, hang_up: tuple[str, int] | None
+) -> None:
+    # Callers the directory knows at the site with slots: they reach the offers,
+    # then answer with menu keys, stray keys, floods and silence.
+    turns: list[Turn] = [Burst(service), *script]
+    if hang_up is not None and hang_up[0] == "turn":
+        turns.insert(min(hang_up[1], len(turns)), HANG_UP)
+    at_prompt = hang_up[1] if hang_up is not None and hang_up[0] == "prompt" else None
+    call = line.runner.run(place_call(line, CITAS, FuzzCaller(turns, caller, at_prompt), {}))
+    check_call(call, CITAS)
+    event(f"ended: {call.ended} ({call.state.record.outcome})")
+
+
+@settings(FUZZ, max_examples=60)
+@given(script=SCRIPTS, hang_up_at=rarely(st.integers(1, 6)))
+def test_any_caller_on_the_smoke_line_ends_cleanly(
+    line: Line, script: list[Turn], hang_up_at: int | None
+) -> None:
+    channel = FuzzCaller(list(script), "3000000000", hang_up_at)
+    call = line.runner.run(place_call(line, SMOKE, channel, {}))
+    check_call(call, SMOKE)
+    assert call.ended in ("ivr_hangup", "caller_hangup")  # the smoke line has no agents
+    if call.ended == "ivr_hangup":
+        assert call.state.record.outcome in ("completed", "no_input")
+
+
+def test_a_flood_of_keys_never_books_twice(line: Line) -> None:
+    # Accept, then keep pressing 1: the booking ends the call, nothing is booked again.
+    channel = FuzzCaller([Burst("1"), Burst("1" * 300)], KNOWN_PHONES[0])
+    call = line.runner.run(place_call(line, CITAS, channel, {PROMO_AUDIO: False}))
+    check_call(call, CITAS)
+    assert (call.state.record.outcome, call.bookings) == ("booked", 1)
+
+
+# --- VoiceChannel's digit collection over a fake ARI ---------------------------------------------
+@dataclass(frozen=True)
+class Typing:
+    keys: str
+    hang_up_after: int | None  # a hang-up event after this many keys
+    request: DigitRequest
+
+
+TYPING = st.builds(
+    Typing,
+    st.one_of(
+        st.text(alphabet=KEYS, max_size=20), st.text(alphabet=KEYS, min_size=100, max_size=600)
+    ),
+    st.none() | st.integers(0, 30),
+    st.builds(
+        DigitRequest,
+        max_digits=st.integers(1, 32),
+        min_digits=st.just(1),
+        terminator=st.sampled_from([None, "#", "*"]),
+        first_digit_timeout=st.sampled_from([0.005, 0.02]),
+        between_digits_timeout=st.sampled_from([0.005, 0.02]),
+        total_timeout=st.sampled_from([0.01, 0.05]),
+    ),
+)
+
+
+async def voice_collects(typing: Typing, questions: int) -> list[DigitResult | str]:
+    ari = FakeAri()
+    ctx = CallContext(channel=Channel.from_json(CHANNEL), args=("smoke", "sip-1"), client=ari)  # type: ignore[arg-type]
+    ari.events = ctx.events
+    channel = VoiceChannel(ctx)
+    for n, key in enumerate(typing.keys):
+        if n == typing.hang_up_after:
+            ctx.events.put_nowait(hangup_request())
+        ctx.events.put_nowait(dtmf(key))
+    if typing.hang_up_after is not None and typing.hang_up_after >= len(typing.keys):
+        ctx.events.put_nowait(stasis_end())
+    results: list[DigitResult | str] = []
+    for _ in range(questions):
+        try:
+            results.append(await asyncio.wait_for(channel.collect(typing.request), 5))
+        except CallerHungUp:
+            results.append(HANG_UP)
+            break
+    return results
+
+
+@settings(FUZZ, max_examples=100)
+@given(typing=TYPING, questions=st.integers(1, 4))
+def test_voice_collect_never_returns_more_than_asked(typing: Typing, questions: int) -> None:
+    results = asyncio.run(voice_collects(typing, questions))
+    request, typed = typing.request, typing.keys
+    cut = typed if typing.hang_up_after is None else typed[: typing.hang_up_after]
+    consumed = ""
+    for result in results:
+        if result == HANG_UP:
+            assert typing.hang_up_after is not None
+            continue
+        assert isinstance(result, DigitResult)
+        assert len(result.digits) <= request.max_digits
+        assert result.ended_by in ("complete", "terminator", "no_input", "between_digits", "total")
+        if request.terminator:
+            assert request.terminator not in result.digits
+        if result.ended_by == "complete":
+            assert len(result.digits) == request.max_digits
+        consumed += result.digits + (
+            request.terminator or "" if result.ended_by == "terminator" else ""
+        )
+        # The keys come out in the order they were typed, none invented.
+        assert cut.startswith(consumed), (cut, consumed)
+
+
+def test_voice_play_with_a_flood_during_the_prompt_keeps_every_key() -> None:
+    async def scenario() -> tuple[bool, DigitResult]:
+        ari = FakeAri()
+        ctx = CallContext(channel=Channel.from_json(CHANNEL), args=("citas",), client=ari)  # type: ignore[arg-type]
+        ari.events = ctx.events
+        ari.on_play = lambda pid: [dtmf(k) for k in "5" * 200]
+        channel = VoiceChannel(ctx)
+        interrupted = await asyncio.wait_for(
+            channel.play(["sound:citas/ask_service"], barge_in=True), 5
+        )
+        request = DigitRequest(max_digits=12, terminator="#", first_digit_timeout=0.01,
+                               between_digits_timeout=0.01, total_timeout=0.05)  # fmt: skip
+        return interrupted, await asyncio.wait_for(channel.collect(request), 5)
+
+    interrupted, result = asyncio.run(scenario())
+    assert interrupted
+    assert result == DigitResult("5" * 12, "complete")
