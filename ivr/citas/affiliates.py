@@ -63,6 +63,8 @@ class YamlAffiliateDirectory:
         for item in data["affiliates"]:
             if not isinstance(item, Located):
                 raise ConfigError(str(path), None, "affiliates", "each entry must be a mapping")
+            if not isinstance(item.get("risk", []), list):
+                raise ConfigError(str(path), item.line, "affiliates.risk", "must be a list")
             try:
                 birth = (
                     date.fromisoformat(str(item["birth_date"]))
@@ -80,7 +82,7 @@ class YamlAffiliateDirectory:
                         risk_markings=frozenset(str(r) for r in item.get("risk", [])),
                     )
                 )
-            except (KeyError, ValueError) as exc:
+            except (KeyError, ValueError, TypeError, OverflowError) as exc:
                 raise ConfigError(str(path), item.line, "affiliates", f"bad entry: {exc}") from None
         return cls(affiliates)
 

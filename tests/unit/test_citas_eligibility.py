@@ -147,3 +147,19 @@ def test_every_prompt_the_dialplan_plays_has_text() -> None:
     used = set(re.findall(r"citas/([a-z0-9_]+)", dialplan))
     assert used >= {"service_unavailable_agent", "agents_unavailable", "smoke_welcome"}
     assert used <= set(prompts), used - set(prompts)
+
+
+@pytest.mark.parametrize("entry", ["age: .inf", "age: 30\n    risk: 5", "age: [1]"])
+def test_a_bad_affiliate_entry_is_a_config_error_with_its_line(tmp_path: Path, entry: str) -> None:
+    from ivr.citas.affiliates import YamlAffiliateDirectory
+    from ivr.flow.yamlsrc import ConfigError
+
+    path = tmp_path / "affiliates.yaml"
+    path.write_text(
+        "affiliates:\n  - document: '1'\n    name: X\n    plan: PBS\n    site: norte\n"
+        f"    {entry}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as err:
+        YamlAffiliateDirectory.load(path, date(2026, 11, 23))
+    assert "affiliates.yaml:" in str(err.value)
