@@ -9,6 +9,7 @@ Exceptions
   ├── CallerHungUp     the caller hung up (or the channel vanished)
   └── CallTransferred  the call left our control (continued in the dialplan)
  ChannelError         the channel could not do what was asked (ARI error, timeout)
+  └── EventsLost       its events may have been lost (the ARI websocket reconnected)
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ class CallTransferred(CallEnded):
 
 class ChannelError(RuntimeError):
     """The channel failed to carry out a request."""
+
+
+class EventsLost(ChannelError):
+    """The channel's events stopped for a while (reconnect): the dialogue state is unsure."""
 
 
 @dataclass(frozen=True)

@@ -15,16 +15,15 @@ import asyncio
 import contextlib
 import logging
 import signal
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ivr.ari import AriClient, AriError, CallContext, CallRouter, Channel, EventStream
 from ivr.booking.source import SlotSource
-from ivr.channel import CallEnded, CallerHungUp, CallTransferred, ChannelError
+from ivr.channel import CallEnded, CallerHungUp, CallTransferred, ChannelError, EventsLost
 from ivr.flow.engine import AGENT_CONTEXT, Action, CallState, FlowEngine
 from ivr.flow.loader import FlowLoader, load_flows
 from ivr.flow.model import Flow
@@ -34,10 +33,10 @@ from ivr.ops.flags import FlagReader
 from ivr.ops.metrics import Metrics
 from ivr.prompts import load_prompt_texts
 from ivr.settings import REPO_ROOT, Settings
-from ivr.sms.gateways import FileSmsGateway
+from ivr.sms.gateways import FileSmsGateway, HttpSmsGateway, SmsGateway
 from ivr.sms.outbox import SmsOutbox
 from ivr.sms.worker import SmsWorker
-from ivr.store import CallRecordStore, Database, StoreUnavailable
+from ivr.store import CallRecordStore, Database
 from ivr.store.records import CallRecord
 from ivr.voice import VoiceChannel
 
@@ -125,6 +124,12 @@ class Controller:
             record.step("caller_hangup")
         except CallTransferred:
             reason = "transferred"
+        except EventsLost as exc:
+            # Like a restart for the caller: where the dialogue stood is unsure.
+            reason = "events_lost"
+            logger.warning("call %s: %s; sending to agents", ctx.channel_id, exc)
+            record.step("events_lost")
+            await self._rescue(channel, record, "ivr-restarted")
         except ChannelError as exc:
             reason = "channel_error"
             logger.error("call %s: %s", ctx.channel_id, exc)
@@ -147,7 +152,8 @@ class Controller:
     async def _rescue(self, channel: VoiceChannel, record: CallRecord, reason: str) -> None:
         """Hand the caller to the agents with a spoken message; best effort."""
         try:
-            with contextlib.suppress(CallEnded):
+            # EventsLost here (another reconnect): hand over without waiting for the end.
+            with contextlib.suppress(CallEnded, EventsLost):
                 await channel.play(["sound:citas/service_unavailable_agent"], barge_in=False)
             await channel.set_variables({"__CITAS_REASON": reason, "__CITAS_SEGMENT": "unknown"})
             record.outcome = "transferred"
@@ -162,25 +168,15 @@ class Controller:
     async def _open_record(
         self, ctx: CallContext, flow: str, sip_call_id: str | None, caller: str | None
     ) -> CallRecord:
-        try:
-            return await self.records.open(
-                channel_id=ctx.channel_id, flow=flow, sip_call_id=sip_call_id, caller_number=caller
-            )
-        except StoreUnavailable as exc:
-            logger.warning(
-                "call %s: record not opened (%s); will write at the end", ctx.channel_id, exc
-            )
-            # The id exists from the start: bookings and the SMS dedupe key use it mid-call.
-            return CallRecord(
-                str(uuid.uuid4()), ctx.channel_id, flow, sip_call_id, caller, datetime.now(UTC)
-            )
+        # Never fails: with the database down the record (and its id, which bookings
+        # and the SMS dedupe key use mid-call) lives in the store's buffer.
+        return await self.records.open(
+            channel_id=ctx.channel_id, flow=flow, sip_call_id=sip_call_id, caller_number=caller
+        )
 
     async def _close_record(self, record: CallRecord, reason: str) -> None:
         self.metrics.calls.labels(outcome=record.outcome or "completed").inc()
-        try:
-            await self.records.close(record, outcome=record.outcome or "completed", reason=reason)
-        except StoreUnavailable as exc:
-            logger.error("call %s: record %s not written: %s", record.channel_id, record.id, exc)
+        await self.records.close(record, outcome=record.outcome or "completed", reason=reason)
 
     async def reject(self, channel: Channel) -> None:
         """A call arriving while we shut down goes straight to the agents."""
@@ -196,8 +192,12 @@ class Controller:
         """After every (re)connect: Asterisk does not replay events we missed.
 
         Channels still in our app that we do not drive are adopted (and sent
-        to the agents, since their dialogue state is lost).
+        to the agents, since their dialogue state is lost); calls we still drive
+        are told their events may be lost, and go to the agents too.
         """
+        # Calls we still drive missed whatever was sent while we were away.
+        if lost := self.router.events_lost():
+            logger.warning("reconcile: %d running call(s) may have lost events", lost)
         try:
             apps = await self.client.list_applications()
         except AriError as exc:
@@ -211,17 +211,37 @@ class Controller:
             except AriError:
                 continue
             logger.warning("reconcile: adopting orphan channel %s", channel_id)
-            await self.router.adopt(channel, ())
+            await self.router.adopt(channel, await self._stasis_args(channel_id))
         logger.info(
             "connected to ARI app %s; %d orphan call(s) adopted",
             self.settings.app_name,
             len(channel_ids),
         )
 
+    async def _stasis_args(self, channel_id: str) -> tuple[str, ...]:
+        """An orphan's (flow, SIP Call-ID), from the variables the dialplan set
+        before Stasis: its new record stays findable by the SIP Call-ID."""
+        try:
+            flow = await self.client.get_variable(channel_id, "CITAS_FLOW")
+            sip_call_id = await self.client.get_variable(channel_id, "CITAS_CALL_ID")
+        except AriError as exc:
+            logger.warning("reconcile: no Stasis arguments for %s: %s", channel_id, exc)
+            return ()
+        return (flow or "citas", sip_call_id) if sip_call_id else (flow or "citas",)
+
 
 def sms_log_path(settings: Settings) -> Path:
     """Where the embedded file gateway writes the SMS it "sends"."""
     return settings.state_dir / settings.instance / "sms-sent.jsonl"
+
+
+def sms_gateway(settings: Settings) -> SmsGateway:
+    """The SMS provider when configured, else the embedded file gateway."""
+    if settings.sms_url:
+        return HttpSmsGateway(
+            settings.sms_url, token=settings.sms_token or None, timeout=settings.request_timeout
+        )
+    return FileSmsGateway(sms_log_path(settings))
 
 
 def slot_source(settings: Settings, db: Database) -> SlotSource:
@@ -277,8 +297,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     slots = ops.guard(booking)
     actions, outbox = await build_actions(settings, db, slots, ops.live)
     engine = FlowEngine(actions, default_vdn=settings.agent_vdn, flags=ops.live.value)
-    controller = Controller(settings, client, CallRecordStore(db), flows, engine, metrics)
-    sms_worker = SmsWorker(outbox, FileSmsGateway(sms_log_path(settings)))
+    records = CallRecordStore(db)
+    records_task = asyncio.create_task(records.run(), name="call-records")
+    controller = Controller(settings, client, records, flows, engine, metrics)
+    gateway = sms_gateway(settings)
+    sms_worker = SmsWorker(outbox, gateway, backoff_initial=settings.sms_retry_s)
     sms_task = asyncio.create_task(sms_worker.run(), name="sms-worker")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -306,6 +329,12 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await stream_task
         sms_worker.stop()
         await sms_task
+        if isinstance(gateway, OwnedSession):
+            await gateway.close()
+        records.stop()
+        await records_task
+        if not await records.flush():
+            logger.error("%d call record(s) not written at shutdown", records.buffered)
         await ops.stop()
         if isinstance(booking, OwnedSession):
             await booking.close()

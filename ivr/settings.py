@@ -68,6 +68,9 @@ class Settings:
     seed_demo: bool = True  # seed the demo slots (sandbox/demo); off in production
     booking_url: str = ""  # the scheduling web service; empty: slots in our own database
     booking_token: str = ""
+    sms_url: str = ""  # the SMS provider (HttpSmsGateway); empty: <state>/<instance>/sms-sent.jsonl
+    sms_token: str = ""
+    sms_retry_s: float = 2.0  # first SMS retry delay, doubling up to 5 min
 
     @property
     def ari_url(self) -> str:
@@ -124,6 +127,9 @@ class Settings:
             seed_demo=env.get("CITAS_SEED_DEMO", "1") not in ("0", "false", "no"),
             booking_url=env.get("CITAS_BOOKING_URL", base.booking_url),
             booking_token=env.get("CITAS_BOOKING_TOKEN", base.booking_token),
+            sms_url=env.get("CITAS_SMS_URL", base.sms_url),
+            sms_token=env.get("CITAS_SMS_TOKEN", base.sms_token),
+            sms_retry_s=_float(env, "CITAS_SMS_RETRY_S", base.sms_retry_s),
         )
 
 

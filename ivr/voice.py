@@ -27,7 +27,15 @@ from ivr.ari import (
     PlaybackFinished,
     StasisEnd,
 )
-from ivr.channel import CallerHungUp, CallTransferred, ChannelError, DigitRequest, DigitResult
+from ivr.ari.router import EVENTS_LOST
+from ivr.channel import (
+    CallerHungUp,
+    CallTransferred,
+    ChannelError,
+    DigitRequest,
+    DigitResult,
+    EventsLost,
+)
 from ivr.reaction import reaction_timer
 
 logger = logging.getLogger(__name__)
@@ -64,6 +72,8 @@ class VoiceChannel:
                 ev = await asyncio.wait_for(self.ctx.events.get(), max(wait_s, 0.0))
         except TimeoutError:
             return None
+        if ev.type == EVENTS_LOST:
+            raise EventsLost(f"events for {self.call_id} may have been lost (ARI reconnected)")
         if isinstance(ev, StasisEnd | ChannelHangupRequest | ChannelDestroyed):
             self._hung_up = True
             raise CallerHungUp(self.call_id)

@@ -50,6 +50,11 @@ class CallContext:
         return self.channel.id
 
 
+# Not from Asterisk: put in a call's queue when the event websocket came back
+# while the call ran. Asterisk does not replay what it sent meanwhile (a
+# PlaybackFinished, a key), so the call cannot trust what it is waiting for.
+EVENTS_LOST = "CitasEventsLost"
+
 CallHandler = Callable[[CallContext], Coroutine[Any, Any, None]]
 RejectHook = Callable[[Channel], Awaitable[None]]
 
@@ -114,6 +119,12 @@ class CallRouter:
         if known is not None:
             return known
         return await self._start(channel, args, resumed=True)
+
+    def events_lost(self) -> int:
+        """After a reconnect: tell every running call its events may be lost."""
+        for ctx in self._calls.values():
+            ctx.events.put_nowait(Event(EVENTS_LOST, "", "", {}))
+        return len(self._calls)
 
     async def shutdown(self, grace: float) -> None:
         """Refuse new calls, give running ones ``grace`` seconds, cancel the rest."""

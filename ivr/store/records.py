@@ -3,12 +3,25 @@
 The record is written when the call starts and again when it ends, so a call
 always leaves a row even if the controller dies mid-call (its outcome is then
 empty, which reports show as "interrupted").
+
+A database outage never loses a record nor holds a caller: ``open`` and
+``close`` keep a record they cannot write in a bounded in-memory buffer and
+return normally; ``run()`` (a task the composition root owns) writes the buffer
+with backoff until the database answers, and ``flush()`` tries once more at
+shutdown. Every buffered write is an upsert of the record's latest state, so a
+record opened and closed during the outage is written once, complete. While
+the buffer is not empty new writes queue behind it (order kept, and only the
+first call of an outage waits for the database's timeout).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +31,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ivr.store.db import Database, StoreUnavailable
 from ivr.store.models import CallRecordRow
+
+logger = logging.getLogger(__name__)
+
+MAX_BUFFERED = 10_000  # records kept in memory while the database is down
 
 
 @dataclass(frozen=True)
@@ -52,12 +69,34 @@ class CallRecord:
 
 
 class CallRecordStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_buffered: int = MAX_BUFFERED,
+        retry_initial: float = 0.5,
+        retry_max: float = 5.0,
+    ) -> None:
         self.db = db
+        self.max_buffered = max_buffered
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.dropped = 0  # records lost because the buffer was full (logged as errors)
+        # record id -> (record, generation of its last save): newest last
+        self._buffer: OrderedDict[str, tuple[CallRecord, int]] = OrderedDict()
+        self._generation = 0
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    @property
+    def buffered(self) -> int:
+        """Records waiting for the database."""
+        return len(self._buffer)
 
     async def open(
         self, *, channel_id: str, flow: str, sip_call_id: str | None, caller_number: str | None
     ) -> CallRecord:
+        """The call's record, with its id; written now, or buffered if the database is down."""
         record = CallRecord(
             id=str(uuid.uuid4()),
             channel_id=channel_id,
@@ -66,14 +105,91 @@ class CallRecordStore:
             caller_number=caller_number,
             started_at=datetime.now(UTC),
         )
-        await self._write(record, insert=True)
+        await self._save(record, insert=True)
         return record
 
     async def close(self, record: CallRecord, *, outcome: str, reason: str) -> None:
         record.outcome = outcome
         record.end_reason = reason
         record.ended_at = datetime.now(UTC)
-        await self._write(record, insert=False)
+        await self._save(record, insert=False)
+
+    async def run(self) -> None:
+        """Write buffered records until ``stop()``, backing off while the database is down."""
+        failures = 0
+        while not self._stopping.is_set():
+            if not self._buffer:
+                self._wakeup.clear()
+                await self._until_stopped(self._wakeup.wait())
+                continue
+            if await self.flush():
+                failures = 0
+                continue
+            delay = min(self.retry_max, self.retry_initial * 2 ** min(failures, 16))
+            failures += 1
+            await self._until_stopped(asyncio.sleep(delay))
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def flush(self) -> bool:
+        """Write the buffer, oldest first; True when it is empty."""
+        while self._buffer:
+            record_id, (record, generation) = next(iter(self._buffer.items()))
+            try:
+                await self._write(record, insert=False)
+            except StoreUnavailable as exc:
+                logger.warning(
+                    "%d call record(s) still buffered, database unavailable: %s",
+                    len(self._buffer),
+                    exc,
+                )
+                return False
+            # Saved again while this write was in flight (closed, say): write that too.
+            if self._buffer.get(record_id, (None, None))[1] == generation:
+                del self._buffer[record_id]
+            logger.info("call %s: buffered record %s written", record.channel_id, record_id)
+        return True
+
+    async def _save(self, record: CallRecord, *, insert: bool) -> None:
+        if not self._buffer:
+            try:
+                await self._write(record, insert=insert)
+                return
+            except StoreUnavailable as exc:
+                logger.warning(
+                    "call %s: record %s buffered, database unavailable: %s",
+                    record.channel_id,
+                    record.id,
+                    exc,
+                )
+        self._keep(record)
+
+    def _keep(self, record: CallRecord) -> None:
+        self._generation += 1
+        self._buffer.pop(record.id, None)
+        self._buffer[record.id] = (record, self._generation)  # written as it is then: latest
+        while len(self._buffer) > self.max_buffered:
+            _, (lost, _) = self._buffer.popitem(last=False)
+            self.dropped += 1
+            logger.error(
+                "call %s: record %s lost, %d records buffered while the database is down",
+                lost.channel_id,
+                lost.id,
+                self.max_buffered,
+            )
+        self._wakeup.set()
+
+    async def _until_stopped(self, waiting: Awaitable[object]) -> None:
+        task = asyncio.ensure_future(waiting)
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pending in (task, stop):
+                pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(task, stop)
 
     async def _write(self, record: CallRecord, *, insert: bool) -> None:
         try:

@@ -114,3 +114,20 @@ def test_an_offset_that_pushes_ports_past_65535_is_refused() -> None:
     # here, naming the variable, not fail later inside Asterisk.
     with pytest.raises(SettingsError, match="CITAS_PORT_OFFSET"):
         Settings.from_env({"CITAS_PORT_OFFSET": "30000"})
+
+
+def test_sms_provider_settings() -> None:
+    default = Settings.from_env({})
+    s = Settings.from_env(
+        {
+            "CITAS_SMS_URL": "https://sms.example.invalid/messages",
+            "CITAS_SMS_TOKEN": "secret",
+            "CITAS_SMS_RETRY_S": "0.5",
+        }
+    )
+
+    assert (default.sms_url, default.sms_token, default.sms_retry_s) == ("", "", 2.0)
+    assert s.sms_url == "https://sms.example.invalid/messages"
+    assert (s.sms_token, s.sms_retry_s) == ("secret", 0.5)
+    with pytest.raises(SettingsError, match="CITAS_SMS_RETRY_S='0' must be positive"):
+        Settings.from_env({"CITAS_SMS_RETRY_S": "0"})
