@@ -115,7 +115,17 @@ class ControllerProcess:
             raise AssertionError(
                 f"controller exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}"
             )
-        return self.sandbox.app_registered()
+        # Registered is not enough after a restart (Asterisk lists an app while its
+        # channels remain): ready means the controller's own ARI and database checks pass.
+        return self.sandbox.app_registered() and self._health_ready()
+
+    def _health_ready(self) -> bool:
+        port = Settings.from_env(self.sandbox.env).ports.ops_http
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:  # not listening yet, or 503 (HTTPError is an OSError)
+            return False
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
