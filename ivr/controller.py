@@ -32,6 +32,7 @@ from ivr.masking import mask_number
 from ivr.ops.flags import FlagReader
 from ivr.ops.metrics import Metrics
 from ivr.prompts import load_prompt_texts
+from ivr.reaction import reaction_timer
 from ivr.settings import REPO_ROOT, Settings
 from ivr.sms.gateways import FileSmsGateway, HttpSmsGateway, SmsGateway
 from ivr.sms.outbox import SmsOutbox
@@ -288,6 +289,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     db = Database(settings.database_url, timeout=settings.request_timeout)
     await db.migrate()
     metrics = Metrics()
+    reaction_timer().set_observer(metrics.reaction.observe)  # DTMF in → ARI out, on /metrics
     ops = OpsRuntime(settings, db, flag_registry(load_reference()), metrics)
     await ops.start()
     client = AriClient(
