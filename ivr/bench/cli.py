@@ -66,6 +66,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="a step fails when more than this share of its calls fail (default 0.05)",
     )
     p.add_argument(
+        "--max-p99-ms",
+        type=float,
+        default=1000.0,
+        help="a step also fails when the response p99 (key → next prompt) is above this many "
+        "ms; 0: off (default 1000)",
+    )
+    p.add_argument(
         "--lines",
         default=",".join(LINES),
         help=f"which lines, in order (default {','.join(LINES)})",
@@ -123,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         max_calls=args.max_calls,
         hold=hold,
         threshold=args.threshold,
+        max_response_p99_ms=max(0.0, args.max_p99_ms),
         lines=lines,
         out_dir=out.resolve(),
         media_port=args.media_port,

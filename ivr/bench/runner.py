@@ -72,6 +72,7 @@ class BenchConfig:
     max_calls: int
     hold: float  # seconds each step keeps N calls up (at least one round of calls)
     threshold: float  # the failure ratio above which a step fails
+    max_response_p99_ms: float  # a step also fails when key → next prompt p99 is above (0: off)
     lines: list[str]
     out_dir: Path
     media_port: int = 20000  # sipp -mp: call k announces media_port + 4(k-1)
@@ -94,9 +95,9 @@ Say = Callable[[str], None]
 class Bench:
     def __init__(self, config: BenchConfig, settings: Settings, say: Say = print) -> None:
         self.config = config
-        self.settings = replace(
-            settings, db_url=f"sqlite+aiosqlite:///{config.out_dir / 'citas.db'}"
-        )
+        # Its own SQLite file unless CITAS_DB_URL names a database (e.g. PostgreSQL).
+        own_db = f"sqlite+aiosqlite:///{config.out_dir / 'citas.db'}"
+        self.settings = replace(settings, db_url=settings.db_url or own_db)
         self.say = say
         self.reaction_log = config.out_dir / "reaction.jsonl"
         self.controller: subprocess.Popen[bytes] | None = None
@@ -157,6 +158,7 @@ class Bench:
                 "max_calls": self.config.max_calls,
                 "hold_s": self.config.hold,
                 "threshold": self.config.threshold,
+                "max_response_p99_ms": self.config.max_response_p99_ms,
                 "lines": self.config.lines,
                 "media_port": self.config.media_port,
                 "quick": self.config.quick,
@@ -308,6 +310,7 @@ class Bench:
             call_seconds=stat.call_length_s,
             idle_ms_per_s=dict(self.idle),
             host_cpu_pct=host_cpu,
+            max_response_p99_ms=0.0 if warmup else self.config.max_response_p99_ms,
             threshold=self.config.threshold,
         )
 

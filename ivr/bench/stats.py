@@ -104,14 +104,21 @@ class StepResult:
     # Each process's CPU with no call up (ms per second), taken off the per-call figure.
     idle_ms_per_s: dict[str, float] = field(default_factory=dict)
     host_cpu_pct: float | None = None  # the whole machine's CPU busy over the step (all cores)
+    # The step also fails when the response p99 (key → next prompt) is above this (0: off).
+    max_response_p99_ms: float = 0.0
 
     @property
     def failure_ratio(self) -> float:
         return failure_ratio(self.placed, self.failed)
 
     @property
+    def too_slow(self) -> bool:
+        p99 = percentile(self.response_ms, 99)
+        return bool(self.max_response_p99_ms) and p99 is not None and p99 > self.max_response_p99_ms
+
+    @property
     def passed(self) -> bool:
-        return step_passes(self.placed, self.failed, self.threshold)
+        return step_passes(self.placed, self.failed, self.threshold) and not self.too_slow
 
     def cpu_ms_per_call(self, process: str, *, net: bool = True) -> float | None:
         """CPU per completed call; ``net``: less what the process burns when idle."""
@@ -137,6 +144,7 @@ class StepResult:
             "failed": self.failed,
             "failure_ratio": round(self.failure_ratio, 4),
             "passed": self.passed,
+            "too_slow": self.too_slow,
             "max_concurrent_seen": self.max_concurrent_seen,
             "rate_cps": round(self.rate_cps, 2),
             "duration_s": round(self.duration_s, 1),
@@ -318,7 +326,7 @@ def table(lines: Sequence[LineSummary]) -> str:
 def step_line(step: StepResult) -> str:
     """One progress line per step, printed as the run goes."""
     s = step.summary()
-    verdict = "ok" if step.passed else "FAIL"
+    verdict = "ok" if step.passed else ("SLOW" if step.too_slow else "FAIL")
     why = f" ({s['failures']})" if s["failures"] else ""
     return (
         f"  {step.line:<15} N={step.concurrency:<4} {verdict:<4} "

@@ -264,3 +264,16 @@ def test_cpu_per_call_takes_off_idle_background() -> None:
     assert row["controller_cpu_gross_ms_per_call"] == 150.0
     busy_idle = step(1, 1, 0, usage={"x": ProcessUsage(0.1, 1.0, 60.0)}, idle_ms_per_s={"x": 5.0})
     assert busy_idle.cpu_ms_per_call("x") == 0.0  # never below zero
+
+
+def test_a_step_with_slow_responses_fails_even_if_every_call_completed() -> None:
+    slow = step(10, 10, 0, response_ms=[5.0] * 98 + [3000.0, 4000.0], max_response_p99_ms=1000.0)
+    assert slow.too_slow and not slow.passed
+    assert slow.summary()["too_slow"] is True
+    fast = step(10, 10, 0, response_ms=[5.0, 9.0], max_response_p99_ms=1000.0)
+    assert fast.passed and not fast.too_slow
+    unchecked = step(10, 10, 0, response_ms=[4000.0])  # 0: no latency rule
+    assert unchecked.passed
+    no_samples = step(10, 10, 0, max_response_p99_ms=1000.0)  # plain dialplan: no samples
+    assert no_samples.passed
+    assert summarize_line("x", "t", [fast, slow]).capacity == 10
