@@ -32,7 +32,7 @@ from ivr.masking import mask_number
 from ivr.ops.flags import FlagReader
 from ivr.ops.metrics import Metrics
 from ivr.prompts import load_prompt_texts
-from ivr.reaction import reaction_timer
+from ivr.reaction import ReactionTimer
 from ivr.settings import REPO_ROOT, Settings
 from ivr.sms.gateways import FileSmsGateway, HttpSmsGateway, SmsGateway
 from ivr.sms.outbox import SmsOutbox
@@ -77,6 +77,7 @@ class Controller:
     flows: Mapping[str, Flow]
     engine: FlowEngine
     metrics: Metrics = field(default_factory=Metrics)
+    reaction: ReactionTimer = field(default_factory=ReactionTimer)
     router: CallRouter = field(init=False)
     stream: EventStream = field(init=False)
 
@@ -104,7 +105,7 @@ class Controller:
             ctx.resumed,
         )
         record = await self._open_record(ctx, flow_name, sip_call_id, caller)
-        channel = VoiceChannel(ctx)
+        channel = VoiceChannel(ctx, reaction=self.reaction)
         reason = "flow_end"
         try:
             if ctx.resumed:
@@ -289,7 +290,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     db = Database(settings.database_url, timeout=settings.request_timeout)
     await db.migrate()
     metrics = Metrics()
-    reaction_timer().set_observer(metrics.reaction.observe)  # DTMF in → ARI out, on /metrics
+    # DTMF in → ARI out: on /metrics, and to CITAS_REACTION_LOG when set (ivr bench).
+    reaction = ReactionTimer.from_env(observer=metrics.reaction.observe)
     ops = OpsRuntime(settings, db, flag_registry(load_reference()), metrics)
     await ops.start()
     client = AriClient(
@@ -301,7 +303,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     engine = FlowEngine(actions, default_vdn=settings.agent_vdn, flags=ops.live.value)
     records = CallRecordStore(db)
     records_task = asyncio.create_task(records.run(), name="call-records")
-    controller = Controller(settings, client, records, flows, engine, metrics)
+    controller = Controller(settings, client, records, flows, engine, metrics, reaction)
     gateway = sms_gateway(settings)
     sms_worker = SmsWorker(outbox, gateway, backoff_initial=settings.sms_retry_s)
     sms_task = asyncio.create_task(sms_worker.run(), name="sms-worker")
@@ -341,4 +343,5 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         if isinstance(booking, OwnedSession):
             await booking.close()
         await client.close()
+        reaction.close()
         await db.close()

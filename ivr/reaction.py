@@ -69,9 +69,11 @@ class ReactionTimer:
         self.enabled = log_path is not None or observer is not None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ReactionTimer:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, observer: Observer | None = None
+    ) -> ReactionTimer:
         raw = (os.environ if env is None else env).get(ENV_VAR, "")
-        return cls(Path(raw) if raw else None)
+        return cls(Path(raw) if raw else None, observer=observer)
 
     def set_observer(self, observer: Observer | None) -> None:
         """Give each reaction (seconds) to ``observer`` too (None: stop)."""
@@ -169,14 +171,3 @@ def _epoch(timestamp: str) -> float | None:
         return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
     except ValueError:
         return None
-
-
-_timer: ReactionTimer | None = None
-
-
-def reaction_timer() -> ReactionTimer:
-    """The process-wide timer, configured from the environment on first use."""
-    global _timer
-    if _timer is None:
-        _timer = ReactionTimer.from_env()
-    return _timer

@@ -36,7 +36,7 @@ from ivr.channel import (
     DigitResult,
     EventsLost,
 )
-from ivr.reaction import reaction_timer
+from ivr.reaction import ReactionTimer
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +45,17 @@ PLAYBACK_SAFETY_S = 180.0
 
 
 class VoiceChannel:
-    def __init__(self, ctx: CallContext, *, language: str = "es") -> None:
+    def __init__(
+        self, ctx: CallContext, *, language: str = "es", reaction: ReactionTimer | None = None
+    ) -> None:
         self.ctx = ctx
         self.client = ctx.client
         self.language = language
         self.digits: deque[str] = deque()
         self.dtmf_at: float | None = None  # when the last DTMF event arrived (latency metric)
         self._hung_up = False
-        self._reaction = reaction_timer()  # DTMF in -> next ARI command out
+        # DTMF in -> next ARI command out; a timer with no log and no observer does nothing.
+        self._reaction = reaction if reaction is not None else ReactionTimer()
 
     @property
     def call_id(self) -> str:

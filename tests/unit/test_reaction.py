@@ -11,7 +11,7 @@ import pytest
 
 from ivr import reaction
 from ivr.ari import CallContext, Channel
-from ivr.reaction import ReactionTimer, reaction_timer
+from ivr.reaction import ReactionTimer
 from ivr.voice import VoiceChannel
 from tests.unit.test_voice import CHANNEL, FakeAri, dtmf, finished, request
 
@@ -162,27 +162,34 @@ def test_stale_pending_keys_are_pruned() -> None:
 
 
 @pytest.fixture
-def timer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ReactionTimer]:
+def timer(tmp_path: Path) -> Iterator[ReactionTimer]:
     t = ReactionTimer(tmp_path / "r.jsonl")
-    monkeypatch.setattr(reaction, "_timer", t)
     yield t
     t.close()
 
 
-def voice_call(ari: FakeAri) -> VoiceChannel:
+def voice_call(ari: FakeAri, timer: ReactionTimer) -> VoiceChannel:
     ctx = CallContext(channel=Channel.from_json(CHANNEL), args=("smoke", "sip-1"), client=ari)  # type: ignore[arg-type]
     ari.events = ctx.events
-    return VoiceChannel(ctx)
+    return VoiceChannel(ctx, reaction=timer)
 
 
-def test_reaction_timer_is_process_wide(timer: ReactionTimer) -> None:
-    assert reaction_timer() is timer
+def test_from_env_logs_to_the_file_named_and_feeds_the_observer(tmp_path: Path) -> None:
+    seen: list[float] = []
+    timer = ReactionTimer.from_env(
+        {reaction.ENV_VAR: str(tmp_path / "r.jsonl")}, observer=seen.append
+    )
+    timer.dtmf_received("c1")
+    timer.command_sent("c1", "stop playback")
+    timer.close()
+    assert len(seen) == 1 and lines(tmp_path / "r.jsonl")[0]["command"] == "stop playback"
+    assert not ReactionTimer.from_env({}).enabled
 
 
 async def test_barge_in_then_next_prompt(timer: ReactionTimer, tmp_path: Path) -> None:
     ari = FakeAri()
     ari.on_play = lambda pid: [dtmf("1")]  # a key during the prompt
-    call = voice_call(ari)
+    call = voice_call(ari, timer)
     assert await asyncio.wait_for(call.play(["sound:a"], barge_in=True), 2)
     ari.on_play = lambda pid: [finished(pid)]
     await asyncio.wait_for(call.play(["sound:b"], barge_in=False), 2)
@@ -194,7 +201,7 @@ async def test_barge_in_then_next_prompt(timer: ReactionTimer, tmp_path: Path) -
 async def test_ignored_key_and_timeout_make_no_sample(timer: ReactionTimer, tmp_path: Path) -> None:
     ari = FakeAri()
     ari.on_play = lambda pid: [dtmf("5"), finished(pid)]  # a key during a no-barge-in prompt
-    call = voice_call(ari)
+    call = voice_call(ari, timer)
     await asyncio.wait_for(call.play(["sound:a"], barge_in=False), 2)
     ari.on_play = lambda pid: [finished(pid)]
     await asyncio.wait_for(call.play(["sound:b"], barge_in=False), 2)
