@@ -8,7 +8,7 @@ test:  ## ruff, mypy, unit and end-to-end tests (what CI runs)
 	bash scripts/setup.sh test
 
 # Capacity and reaction time (docs/PERFORMANCE.md); not part of `make test`.
-# Uses its own sandbox (CITAS_INSTANCE=bench, CITAS_PORT_OFFSET=3000), about 15 min.
+# Uses its own sandbox (CITAS_INSTANCE=bench, CITAS_PORT_OFFSET=3000), about 12 min.
 # Extra options: make bench BENCH_ARGS="--steps 5,10,20 --hold 30"
 bench: $(VENV_IVR)
 	$(VENV_IVR) bench $(BENCH_ARGS)
