@@ -31,7 +31,6 @@ from ivr.ops.flags import (
     site_closure_flag,
 )
 from ivr.sms.outbox import SmsOutbox
-from ivr.store import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -266,13 +265,14 @@ class CitasActions:
             link=whatsapp_link(line.whatsapp_number, line.whatsapp_prefilled)
         )
         # One SMS per call: a retried node or a replayed call must not send twice.
-        try:
-            message_id = await self.outbox.enqueue(
-                to_number=phone, text=text, dedupe_key=f"whatsapp:{state.record.id}"
-            )
-        except StoreUnavailable as exc:
-            state.set("sms", "not_queued")
-            raise ActionFailed(f"SMS not queued: {exc}") from exc
+        # With the database down the message is held in memory and stored later:
+        # the caller is about to hear that an SMS is coming.
+        message_id = await self.outbox.enqueue_or_hold(
+            to_number=phone, text=text, dedupe_key=f"whatsapp:{state.record.id}"
+        )
+        if message_id is None:
+            state.set("sms", "held")
+            return "queued"
         state.set("sms_id", message_id)
         state.set("sms", "queued")
         return "queued"

@@ -21,6 +21,7 @@ import asyncio
 import builtins
 import logging
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,6 +53,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+MAX_HELD = 10_000  # messages kept in memory while the database is unavailable
 
 
 def _utcnow() -> datetime:
@@ -103,6 +105,34 @@ class SmsOutbox:
         self.timeout = timeout
         self._clock = clock
         self.wakeup = asyncio.Event()  # set when a message is queued
+        # Messages the database could not take yet (to_number, text, dedupe_key),
+        # oldest first; the worker stores them when it can (``store_held``).
+        self.held: deque[tuple[str, str, str]] = deque()
+
+    async def enqueue_or_hold(self, *, to_number: str, text: str, dedupe_key: str) -> str | None:
+        """``enqueue``; while the database is unavailable, keep the message in memory
+        (the worker stores it later) and return None, so a caller who was told an
+        SMS is coming gets it."""
+        try:
+            return await self.enqueue(to_number=to_number, text=text, dedupe_key=dedupe_key)
+        except StoreUnavailable as exc:
+            if len(self.held) >= MAX_HELD:
+                dropped = self.held.popleft()
+                logger.error("sms %s dropped: %d messages held already", dropped[2], MAX_HELD)
+            self.held.append((to_number, text, dedupe_key))
+            logger.warning("sms %s held in memory until the outbox is back: %s", dedupe_key, exc)
+            self.wakeup.set()
+            return None
+
+    async def store_held(self) -> int:
+        """Store the held messages, oldest first, until the database fails again."""
+        stored = 0
+        while self.held:
+            to_number, text, dedupe_key = self.held[0]
+            await self.enqueue(to_number=to_number, text=text, dedupe_key=dedupe_key)
+            self.held.popleft()
+            stored += 1
+        return stored
 
     async def enqueue(self, *, to_number: str, text: str, dedupe_key: str) -> str:
         """Queue a message; the same ``dedupe_key`` again returns the first one's id."""

@@ -59,12 +59,13 @@ class SmsWorker:
         while not self._stopping:
             self.outbox.wakeup.clear()  # before claiming: a message queued meanwhile wakes us
             try:
-                processed = await self.run_once()
+                processed = await self.outbox.store_held()
+                processed += await self.run_once()
             except StoreUnavailable as exc:
                 logger.warning("sms worker: outbox unavailable: %s", exc)
                 processed = 0
             if not processed and not self._stopping:
-                await self._wait_for_work()
+                await self._wait_for_work()  # held messages are retried at least every idle_wait
         logger.info("sms worker stopped")
 
     def stop(self) -> None:

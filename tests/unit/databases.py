@@ -3,8 +3,10 @@ CITAS_TEST_PG_URL names one (``scripts/setup.sh test`` starts a throwaway one)."
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -38,3 +40,16 @@ async def migrated_database(backend: str, tmp_path: Path) -> AsyncIterator[Datab
         yield database
     finally:
         await database.close()
+
+
+@contextlib.contextmanager
+def locked(db: Database) -> Iterator[None]:
+    """Another connection holds SQLite's exclusive lock: the database is unavailable to us."""
+    assert db.engine.url.database is not None
+    conn = sqlite3.connect(db.engine.url.database, timeout=5, isolation_level=None)
+    try:
+        conn.execute("BEGIN EXCLUSIVE")
+        yield
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()

@@ -7,16 +7,15 @@ exclusive lock (what a stuck writer or a full disk looks like to us).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from ivr.store import CallRecordStore, Database
 from ivr.store.records import CallRecord
+from tests.unit.databases import locked
 from tests.unit.eventually import eventually
 
 
@@ -28,18 +27,6 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.close()
-
-
-@contextlib.contextmanager
-def locked(db: Database) -> Iterator[None]:
-    assert db.engine.url.database is not None
-    conn = sqlite3.connect(db.engine.url.database, timeout=5, isolation_level=None)
-    try:
-        conn.execute("BEGIN EXCLUSIVE")
-        yield
-        conn.execute("ROLLBACK")
-    finally:
-        conn.close()
 
 
 async def open_call(store: CallRecordStore, n: int) -> CallRecord:
