@@ -84,7 +84,9 @@ TXT
     log "a throwaway PostgreSQL for the tests that run on both databases"
     pg_dir="$(mktemp -d /tmp/citas-pg.XXXXXX)"
     trap 'scripts/test-postgres.sh stop "$pg_dir"' EXIT
-    CITAS_TEST_PG_URL="$(scripts/test-postgres.sh start "$pg_dir" "${CITAS_TEST_PG_PORT:-55432}")"
+    # A free port unless one is given: a cluster left by an interrupted run must not stop this one.
+    pg_port="${CITAS_TEST_PG_PORT:-$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
+    CITAS_TEST_PG_URL="$(scripts/test-postgres.sh start "$pg_dir" "$pg_port")"
     export CITAS_TEST_PG_URL
     log "tests: unit (SQLite and PostgreSQL), then end-to-end through the real Asterisk sandbox"
     .venv/bin/python -m pytest -p no:cacheprovider -ra
