@@ -68,6 +68,12 @@ class Sandbox:
         return report
 
 
+def ok(report: dict[str, Any]) -> dict[str, Any]:
+    """A scenario report that passed: no failure and exit code 0."""
+    assert report["failures"] == [] and report["exit_code"] == 0, report
+    return report
+
+
 def wait_until(predicate: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

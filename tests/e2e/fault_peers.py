@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,27 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
-
-class _LoopThread:
-    """An asyncio loop in a daemon thread; the peers below run their servers on it."""
-
-    def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def run(self, coro: Any, timeout: float = 30) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        self.loop.close()
+from tests.e2e.ops_peers import LoopThread
 
 
-class TcpProxy(_LoopThread):
+class TcpProxy(LoopThread):
     """127.0.0.1:``port`` -> 127.0.0.1:``target``; ``cut()`` drops every
     connection and refuses new ones until ``restore()``."""
 
@@ -105,7 +87,7 @@ class SmsAttempt:
     reference: str
 
 
-class SmsProviderPeer(_LoopThread):
+class SmsProviderPeer(LoopThread):
     """An SMS provider over real HTTP: answers 503 to the first ``fail_first``
     posts, then 200; keeps every attempt; delivers each idempotency key once."""
 

@@ -84,7 +84,26 @@ def create_token(env: dict[str, str], name: str, role: str) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
-class BookingPeer:
+class LoopThread:
+    """An asyncio loop in a daemon thread; the peers below run their servers on it."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def run(self, coro: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+
+class BookingPeer(LoopThread):
     """The reference booking service in a thread; ``mode`` injects faults: ok, fail, slow."""
 
     def __init__(self, db_path: Path, port: int) -> None:
@@ -92,8 +111,7 @@ class BookingPeer:
         self.port = port
         self.mode = "ok"
         self.requests = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        super().__init__("booking-peer")
         self._runner: web.AppRunner | None = None
         self._db: Database | None = None
 
@@ -102,8 +120,8 @@ class BookingPeer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=60)
+        super().start()
+        self.run(self._start(), timeout=60)
 
     async def _start(self) -> None:
         self._db = Database(self.db_url)
@@ -133,7 +151,5 @@ class BookingPeer:
             if self._db is not None:
                 await self._db.close()
 
-        asyncio.run_coroutine_threadsafe(_stop(), self._loop).result(timeout=30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
+        self.run(_stop())
+        self.close()

@@ -8,14 +8,9 @@ from typing import Any
 import pytest
 
 from ivr.store import Database
-from tests.e2e.conftest import ControllerProcess, Sandbox
+from tests.e2e.conftest import ControllerProcess, Sandbox, ok
 
 pytestmark = pytest.mark.e2e
-
-
-def ok(report: dict[str, Any]) -> dict[str, Any]:
-    assert report["failures"] == [] and report["exit_code"] == 0, report
-    return report
 
 
 def path_kinds(record: dict[str, Any], kind: str) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ import pytest
 
 from ivr.controller import sms_log_path
 from ivr.sandbox import manager
-from tests.e2e.conftest import ControllerProcess, Sandbox, wait_until
+from tests.e2e.conftest import ControllerProcess, Sandbox, ok, wait_until
 from tests.e2e.fault_peers import (
     RecordRow,
     SmsProviderPeer,
@@ -69,11 +69,6 @@ def place(pool: ThreadPoolExecutor, sandbox: Sandbox, scenario: str) -> Future[d
 def records_since(sandbox: Sandbox, since: datetime, scenario: str) -> list[RecordRow]:
     rows = call_records(db_file(sandbox), f"citas-{scenario}-")
     return [r for r in rows if r.started_at >= since]
-
-
-def ok(report: dict[str, Any]) -> dict[str, Any]:
-    assert report["failures"] == [] and report["exit_code"] == 0, report
-    return report
 
 
 def flag_decisions(record: dict[str, Any], flag: str) -> list[str]:

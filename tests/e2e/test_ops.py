@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ControllerProcess, Sandbox, wait_until
+from tests.e2e.conftest import ControllerProcess, Sandbox, ok, wait_until
 from tests.e2e.ops_peers import BookingPeer, OpsApi, create_token
 
 pytestmark = pytest.mark.e2e
@@ -22,11 +22,6 @@ TOUCHED = (
     "self_service_booking", "incident_mode",
     "booking_breaker.failure_threshold", "booking_breaker.open_seconds",
 )  # fmt: skip
-
-
-def ok(report: dict[str, Any]) -> dict[str, Any]:
-    assert report["failures"] == [] and report["exit_code"] == 0, report
-    return report
 
 
 def flag_decisions(record: dict[str, Any], flag: str) -> list[str]:
