@@ -285,11 +285,7 @@ class SmsOutbox:
         await self._run(f"{what} sms {id}", op)
 
     async def _run(self, what: str, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        try:
-            async with asyncio.timeout(self.timeout), self.db.sessions.begin() as session:
-                return await op(session)
-        except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+        return await self.db.run(what, op, deadline_s=self.timeout)
 
 
 def _message(row: SmsOutboxRow) -> OutboxMessage:

@@ -63,13 +63,20 @@ class Database:
         except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"cannot migrate the database: {exc}") from exc
 
-    async def run(self, what: str, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        """Run ``op`` in one transaction within the timeout; failures are StoreUnavailable.
+    async def run(
+        self,
+        what: str,
+        op: Callable[[AsyncSession], Awaitable[T]],
+        *,
+        deadline_s: float | None = None,
+    ) -> T:
+        """Run ``op`` in one transaction within the timeout (the engine's unless
+        given); failures are StoreUnavailable.
 
         A constraint violation (IntegrityError) is a conflict the caller handles, not an outage.
         """
         try:
-            async with asyncio.timeout(self.timeout), self.sessions.begin() as session:
+            async with asyncio.timeout(deadline_s or self.timeout), self.sessions.begin() as session:
                 return await op(session)
         except IntegrityError:
             raise
