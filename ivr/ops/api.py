@@ -446,3 +446,16 @@ def build_ops_app(
     for op in OPERATIONS:
         app.router.add_route(op.method, op.path, api.route(op, handlers[op.operation_id]))
     return app
+
+
+async def start_ops_site(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Serve ``app`` on host:port; the caller cleans the runner up when done."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    logger.info("ops API and console on http://%s:%d/console", host, port)
+    return runner

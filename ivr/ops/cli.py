@@ -265,9 +265,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 async def serve_ops(settings: Settings) -> None:
     """Only the ops HTTP server (API + console) until SIGTERM or SIGINT."""
-    from aiohttp import web
 
-    from ivr.ops.api import build_ops_app
+    from ivr.ops.api import build_ops_app, start_ops_site
     from ivr.ops.metrics import Metrics
 
     async with open_service(settings) as service:
@@ -280,17 +279,12 @@ async def serve_ops(settings: Settings) -> None:
             return {"database": True}
 
         app = build_ops_app(service, Metrics(), readiness=readiness)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
+        runner = await start_ops_site(app, settings.host, settings.ports.ops_http)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
-            site = web.TCPSite(runner, settings.host, settings.ports.ops_http)
-            await site.start()
-            logger.info("ops API and console on http://%s:%d/console",
-                        settings.host, settings.ports.ops_http)  # fmt: skip
             await stop.wait()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):

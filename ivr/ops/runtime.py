@@ -79,7 +79,7 @@ class OpsRuntime:
             logger.error("booking breaker %s → %s not recorded: %s", old, new, exc)
 
     async def serve_http(self, readiness: Callable[[], Mapping[str, bool]]) -> None:
-        from ivr.ops.api import build_ops_app
+        from ivr.ops.api import build_ops_app, start_ops_site
 
         app = build_ops_app(
             self.service,
@@ -87,15 +87,7 @@ class OpsRuntime:
             readiness=readiness,
             breaker=self.breaker.describe if self.breaker else None,
         )
-        self._http = web.AppRunner(app, access_log=None)
-        await self._http.setup()
-        site = web.TCPSite(self._http, self.settings.host, self.settings.ports.ops_http)
-        await site.start()
-        logger.info(
-            "ops API and console on http://%s:%d/console",
-            self.settings.host,
-            self.settings.ports.ops_http,
-        )
+        self._http = await start_ops_site(app, self.settings.host, self.settings.ports.ops_http)
 
     async def stop(self) -> None:
         self.live.stop()
