@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from ivr.ari import AriClient, AriError, CallContext, CallRouter, Channel, EventStream
@@ -29,7 +30,7 @@ from ivr.flow.loader import FlowLoader, load_flows
 from ivr.flow.model import Flow
 from ivr.httpsession import OwnedSession
 from ivr.masking import mask_number
-from ivr.ops.flags import FlagReader
+from ivr.ops.flags import FlagReader, FlagRegistry
 from ivr.ops.metrics import Metrics
 from ivr.prompts import load_prompt_texts
 from ivr.reaction import ReactionTimer
@@ -40,6 +41,9 @@ from ivr.sms.worker import SmsWorker
 from ivr.store import CallRecordStore, Database
 from ivr.store.records import CallRecord
 from ivr.voice import VoiceChannel
+
+if TYPE_CHECKING:
+    from ivr.citas.reference import Reference
 
 logger = logging.getLogger(__name__)
 
@@ -54,19 +58,22 @@ def action_outcomes() -> dict[str, tuple[str, ...]]:
     return dict(OUTCOMES)
 
 
-def flow_loader() -> FlowLoader:
-    """A loader that knows every prompt, action outcome and operations flag."""
+def flow_loader(flags: FlagRegistry | None = None) -> FlowLoader:
+    """A loader that knows every prompt, action outcome and operations flag
+    (the citas line's flags unless ``flags`` is given)."""
     from ivr.citas.reference import flag_registry, load_reference
 
     return FlowLoader(
         load_prompt_texts(PROMPTS_FILE).keys(),
         action_outcomes(),
-        flag_registry(load_reference()).names(),
+        (flags or flag_registry(load_reference())).names(),
     )
 
 
-def load_all_flows(flows_dir: Path | None = None) -> dict[str, Flow]:
-    return load_flows(flows_dir or FLOWS_DIR, flow_loader())
+def load_all_flows(
+    flows_dir: Path | None = None, flags: FlagRegistry | None = None
+) -> dict[str, Flow]:
+    return load_flows(flows_dir or FLOWS_DIR, flow_loader(flags))
 
 
 @dataclass
@@ -261,7 +268,11 @@ def slot_source(settings: Settings, db: Database) -> SlotSource:
 
 
 async def build_actions(
-    settings: Settings, db: Database, slots: SlotSource, flags: FlagReader | None = None
+    settings: Settings,
+    db: Database,
+    slots: SlotSource,
+    flags: FlagReader | None = None,
+    reference: Reference | None = None,
 ) -> tuple[dict[str, Action], SmsOutbox]:
     from ivr.booking.db import DbSlotSource
     from ivr.booking.seed import demo_slots, load_sites
@@ -269,7 +280,7 @@ async def build_actions(
     from ivr.citas.affiliates import YamlAffiliateDirectory
     from ivr.citas.reference import CITAS_DIR, load_reference
 
-    reference = load_reference()
+    reference = reference or load_reference()
     today = datetime.now(ZoneInfo(reference.line.timezone)).date()
     directory = YamlAffiliateDirectory.load(CITAS_DIR / "affiliates.yaml", today)
     if settings.seed_demo and not settings.booking_url:
@@ -286,20 +297,22 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     from ivr.citas.reference import flag_registry, load_reference
     from ivr.ops.runtime import OpsRuntime
 
-    flows = load_all_flows()
+    reference = load_reference()
+    registry = flag_registry(reference)
+    flows = load_all_flows(flags=registry)
     db = Database(settings.database_url, timeout=settings.request_timeout)
     await db.migrate()
     metrics = Metrics()
     # DTMF in → ARI out: on /metrics, and to CITAS_REACTION_LOG when set (ivr bench).
     reaction = ReactionTimer.from_env(observer=metrics.reaction.observe)
-    ops = OpsRuntime(settings, db, flag_registry(load_reference()), metrics)
+    ops = OpsRuntime(settings, db, registry, metrics)
     await ops.start()
     client = AriClient(
         settings.ari_url, settings.ari_user, settings.ari_password, timeout=settings.request_timeout
     )
     booking = slot_source(settings, db)
     slots = ops.guard(booking)
-    actions, outbox = await build_actions(settings, db, slots, ops.live)
+    actions, outbox = await build_actions(settings, db, slots, ops.live, reference)
     engine = FlowEngine(actions, default_vdn=settings.agent_vdn, flags=ops.live.value)
     records = CallRecordStore(db)
     records_task = asyncio.create_task(records.run(), name="call-records")
