@@ -3,6 +3,10 @@
 The embedded default reads ``config/citas/affiliates.yaml`` (demo data); a
 real deployment implements ``AffiliateDirectory`` over the insurer's service.
 Ages in the demo file are relative to today so the demo never goes stale.
+
+Phone numbers are E.164 in an ``Affiliate`` and in every lookup
+(``ivr.phone.parse_e164``): a directory written ``300 123 4567`` finds a
+caller whose network sends ``+573001234567``.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ from pathlib import Path
 from typing import Protocol
 
 from ivr.flow.yamlsrc import ConfigError, Located, load_yaml_file
+from ivr.masking import mask_number
+from ivr.phone import parse_e164
 
 
 @dataclass(frozen=True)
 class Affiliate:
     document: str
-    phone: str | None
+    phone: str | None  # E.164 (a mobile or a fixed line), None when the directory has none
     name: str
     birth_date: date
     plan: str
@@ -37,7 +43,9 @@ class Affiliate:
 
 
 class AffiliateDirectory(Protocol):
-    async def by_phone(self, phone: str) -> Affiliate | None: ...
+    async def by_phone(self, phone: str) -> Affiliate | None:
+        """The affiliate whose phone is ``phone`` (E.164, ``ivr.phone.parse_e164``)."""
+        ...
 
     async def by_document(self, document: str) -> Affiliate | None: ...
 
@@ -47,6 +55,20 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years)
     except ValueError:  # 29 February
         return day.replace(year=day.year - years, day=28)
+
+
+def _phone(item: Located, path: Path) -> str | None:
+    """The entry's phone as E.164; absent or empty is None, anything else unparseable fails."""
+    raw = item.get("phone")
+    if raw is None or raw == "":
+        return None
+    e164 = parse_e164(str(raw))
+    if e164 is None:
+        raise ConfigError(
+            str(path), item.line_of("phone"), "affiliates.phone",
+            f"{mask_number(str(raw))!r} is not a valid phone number (region CO, or +country code)",
+        )  # fmt: skip
+    return e164
 
 
 class YamlAffiliateDirectory:
@@ -74,7 +96,7 @@ class YamlAffiliateDirectory:
                 affiliates.append(
                     Affiliate(
                         document=str(item["document"]),
-                        phone=str(item["phone"]) if item.get("phone") else None,
+                        phone=_phone(item, path),
                         name=str(item["name"]),
                         birth_date=birth,
                         plan=str(item["plan"]),
@@ -87,7 +109,9 @@ class YamlAffiliateDirectory:
         return cls(affiliates)
 
     async def by_phone(self, phone: str) -> Affiliate | None:
-        return self._by_phone.get(phone)
+        """Any form of the number finds the entry (it is normalised first)."""
+        e164 = parse_e164(phone)
+        return self._by_phone.get(e164) if e164 is not None else None
 
     async def by_document(self, document: str) -> Affiliate | None:
         return self._by_doc.get(document)

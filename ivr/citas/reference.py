@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ivr.flow.yamlsrc import ConfigError, Located, load_yaml_file
 from ivr.ops.flags import FlagRegistry, citas_flags
+from ivr.phone import parse_e164
 from ivr.settings import REPO_ROOT
 
 CITAS_DIR = REPO_ROOT / "config" / "citas"
@@ -63,7 +64,7 @@ class LineConfig:
     vdn_default: str
     vdn_non_target: str
     vdn_incident: str
-    whatsapp_number: str
+    whatsapp_number: str  # E.164 (ivr.phone.parse_e164)
     whatsapp_prefilled: str
     sms_text: str
     max_offers: int
@@ -111,6 +112,19 @@ def _date(value: Any, d: Located, key: str, where: str) -> date | None:
         ) from None
 
 
+def _whatsapp_number(wa: Located) -> str:
+    """``whatsapp.number`` in any written form (``+57 300 111 2233``, ``573001112233``,
+    ``300 111 2233``) as E.164; a value that is no valid number fails with its line."""
+    raw = _req(wa, "number", str, "whatsapp")
+    number = parse_e164(raw)
+    if number is None:
+        raise ConfigError(
+            wa.file, wa.line_of("number"), "whatsapp.number",
+            f"{raw!r} is not a valid phone number (region CO, or +country code)",
+        )  # fmt: skip
+    return number
+
+
 def load_line(path: Path) -> LineConfig:
     d = _map(load_yaml_file(path), path, "line")
     vdn = _req(d, "agent_vdn", Located, "line")
@@ -142,7 +156,7 @@ def load_line(path: Path) -> LineConfig:
         vdn_default=_req(vdn, "default", str, "agent_vdn"),
         vdn_non_target=_req(vdn, "non_target", str, "agent_vdn"),
         vdn_incident=_req(vdn, "incident", str, "agent_vdn"),
-        whatsapp_number=_req(wa, "number", str, "whatsapp"),
+        whatsapp_number=_whatsapp_number(wa),
         whatsapp_prefilled=_req(wa, "prefilled_text", str, "whatsapp"),
         sms_text=sms_text,
         max_offers=_req(booking, "max_offers", int, "booking"),

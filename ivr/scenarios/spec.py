@@ -137,10 +137,13 @@ def _caller_ids(data: Located) -> tuple[str, ...]:
     raw = _get(data, "caller_id", (str, int, list), "3000000000")
     ids = tuple(str(c) for c in raw) if isinstance(raw, list) else (str(raw),)
     for c in ids:
-        if not c.isdigit():
+        # What a carrier puts in the From user: a number, maybe international with
+        # '+', or RFC 3323's "anonymous" for a withheld caller ID.
+        if not (c.removeprefix("+").isdigit() or c == "anonymous"):
             raise ConfigError(
-                data.file, data.line_of("caller_id"), "caller_id", f"{c!r} is not a number"
-            )
+                data.file, data.line_of("caller_id"), "caller_id",
+                f"{c!r} is not a number, +number or anonymous",
+            )  # fmt: skip
     return ids
 
 
