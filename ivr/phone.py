@@ -15,8 +15,9 @@ three rules of our own, each because of a quirk of the input:
 - withheld caller IDs (``anonymous``, ``restricted``, ``unknown``, ``private``,
   ``unavailable``, ``withheld``, in any case, bare or as a SIP URI's user part)
   and empty values are no number;
-- a SIP/tel URI gives its user part (``sip:USER@host;params``); phonenumbers
-  reads ``tel:`` itself but not ``sip:``;
+- a SIP URI gives its user part (``sip:USER@host;params``), a tel URI its
+  number (RFC 3966, with a global ``phone-context``); phonenumbers reads neither
+  the same way (``tel:`` partly, ``sip:`` not at all);
 - a leading ``00`` is the ITU international prefix. phonenumbers applies the
   Colombian carrier-selection prefixes (``005``, ``007``, ``009``) instead and
   reads ``0057 300…`` as carrier 005 and country 7 (Russia); caller IDs never
@@ -61,7 +62,7 @@ promise a caller an SMS a landline never receives — the caller is read the
 number instead."""
 
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")  # ITU-T E.164: at most 15 digits
-_URI = re.compile(r"(?i)^<?(?:sips?|tel):([^@;>]*)")
+_SIP_URI = re.compile(r"(?i)^sips?:([^@;]*)")
 _LETTER = re.compile(r"[^\W\d_]")
 
 
@@ -69,10 +70,32 @@ class InvalidPhoneNumber(ValueError):
     """A number that must be E.164 (and, for an SMS, a mobile) is not."""
 
 
-def _user_part(raw: str) -> str:
-    """``sip:USER@host;p``, ``<sip:USER@host>`` or ``tel:USER;p`` → ``USER``; else ``raw``."""
-    uri = _URI.match(raw.strip())
-    return uri.group(1) if uri else raw
+def _number_part(raw: str) -> str | None:
+    """The part of ``raw`` that holds the number; None when a URI adds an extension.
+
+    ``sip:USER@host;p`` and ``<sips:USER@host>`` give ``USER``. ``tel:NUMBER;p``
+    gives ``NUMBER``, prefixed with a global ``phone-context`` (RFC 3966 §5.1.5,
+    ``tel:3001234567;phone-context=+57``); ``ext``/``isub`` parameters refuse it.
+    Anything else is itself.
+    """
+    text = raw.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].strip()
+    sip = _SIP_URI.match(text)
+    if sip:
+        return sip.group(1)
+    if text[:4].casefold() != "tel:":
+        return text
+    number, *params = text[4:].split(";")
+    names = {
+        name.strip().casefold(): value for name, _, value in (p.partition("=") for p in params)
+    }
+    if "ext" in names or "isub" in names:
+        return None
+    context = names.get("phone-context", "").strip()
+    if context.startswith("+") and not number.strip().startswith("+"):
+        number = context + number
+    return number
 
 
 def parse_e164(raw: str | None, region: str = DEFAULT_REGION) -> str | None:
@@ -84,9 +107,8 @@ def parse_e164(raw: str | None, region: str = DEFAULT_REGION) -> str | None:
     an extension, and numbers phonenumbers does not find valid (wrong length or
     prefix for the country's plan). Never raises for any ``str``.
     """
-    if raw is None:
-        return None
-    text = _user_part(raw).strip()
+    part = _number_part(raw) if raw is not None else None
+    text = part.strip() if part else ""
     if not text or text.casefold() in WITHHELD or _LETTER.search(text):
         return None
     if text.startswith("00"):

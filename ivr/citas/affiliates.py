@@ -58,9 +58,9 @@ def _years_before(day: date, years: int) -> date:
 
 
 def _phone(item: Located, path: Path) -> str | None:
-    """The entry's phone as E.164; absent or empty is None, anything else unparseable fails."""
+    """The entry's phone as E.164; absent or blank is None, any other non-number fails."""
     raw = item.get("phone")
-    if raw is None or raw == "":
+    if raw is None or str(raw).strip() == "":
         return None
     e164 = parse_e164(str(raw))
     if e164 is None:
@@ -87,6 +87,7 @@ class YamlAffiliateDirectory:
                 raise ConfigError(str(path), None, "affiliates", "each entry must be a mapping")
             if not isinstance(item.get("risk", []), list):
                 raise ConfigError(str(path), item.line, "affiliates.risk", "must be a list")
+            phone = _phone(item, path)
             try:
                 birth = (
                     date.fromisoformat(str(item["birth_date"]))
@@ -96,7 +97,7 @@ class YamlAffiliateDirectory:
                 affiliates.append(
                     Affiliate(
                         document=str(item["document"]),
-                        phone=_phone(item, path),
+                        phone=phone,
                         name=str(item["name"]),
                         birth_date=birth,
                         plan=str(item["plan"]),
