@@ -64,7 +64,10 @@ def _get(d: Located, key: str, kind: type | tuple[type, ...], default: Any = ...
         return default
     value = d[key]
     if kind is float and isinstance(value, int):
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer past 1.8e308
+            raise ConfigError(d.file, d.line_of(key), key, "is too large a number") from None
     if not isinstance(value, kind):
         raise ConfigError(
             d.file, d.line_of(key), key, f"has the wrong type ({type(value).__name__})"

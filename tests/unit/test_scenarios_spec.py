@@ -139,3 +139,11 @@ def test_a_wait_that_is_not_a_number_is_a_config_error(tmp_path: Path) -> None:
         load_scenario(path)
 
     assert (caught.value.file, caught.value.line) == (str(path), line_of(text, "soon"))
+
+
+def test_an_integer_too_large_for_seconds_is_a_config_error(tmp_path: Path) -> None:
+    # Found by test_fuzz_config once two scenarios were added: float(10**400) overflowed.
+    path = write(tmp_path, VALID + "timeout: " + "9" * 400 + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_scenario(path)
+    assert (caught.value.field, caught.value.problem) == ("timeout", "is too large a number")
