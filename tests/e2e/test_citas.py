@@ -142,6 +142,12 @@ def sql_rows(sandbox: Sandbox, query: str, **params: str) -> list[tuple[Any, ...
     return asyncio.run(fetch())
 
 
+def sms_queued(sandbox: Sandbox, record_id: str) -> list[str]:
+    """The destinations of the SMS a call queued (its dedupe key is the record id)."""
+    query = "SELECT to_number FROM sms_outbox WHERE dedupe_key = :k"
+    return [str(r[0]) for r in sql_rows(sandbox, query, k=f"whatsapp:{record_id}")]
+
+
 WHATSAPP_DIGITS = ["digits:300", "digits:111", "digits:2233"]  # config/citas/line.yaml
 
 
@@ -153,14 +159,7 @@ def test_withheld_caller_id_hears_the_whatsapp_number_and_gets_no_sms(
     assert sql_rows(
         sandbox, "SELECT caller_number FROM call_records WHERE id = :i", i=record["id"]
     ) == [("anonymous",)]  # Asterisk handed the withheld caller ID through as sent
-    assert (
-        sql_rows(
-            sandbox,
-            "SELECT to_number FROM sms_outbox WHERE dedupe_key = :k",
-            k=f"whatsapp:{record['id']}",
-        )
-        == []
-    )
+    assert sms_queued(sandbox, record["id"]) == []
     assert sql_rows(sandbox, "SELECT id FROM sms_outbox WHERE to_number = 'anonymous'") == []
     heard = [m for s in path_kinds(record, "prompt") for m in s["media"]]
     assert "sound:citas/no_slots_whatsapp" not in heard  # never told an SMS is coming
@@ -179,10 +178,15 @@ def test_international_caller_id_is_found_and_texted_in_e164(
     assert sql_rows(
         sandbox, "SELECT caller_number FROM call_records WHERE id = :i", i=record["id"]
     ) == [("+573003333333",)]
-    assert sql_rows(
-        sandbox,
-        "SELECT to_number FROM sms_outbox WHERE dedupe_key = :k",
-        k=f"whatsapp:{record['id']}",
-    ) == [("+573003333333",)]
+    assert sms_queued(sandbox, record["id"]) == ["+573003333333"]
     (sms,) = report["sms"]
     assert "https://wa.me/573001112233?text=" in sms["text"]
+
+
+def test_fixed_line_is_found_by_caller_id_and_never_texted(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
+    (record,) = ok(sandbox.call("fixed-line-no-sms"))["records"]
+    assert record["variables"]["affiliate_id"] == "1212121212"
+    assert sms_queued(sandbox, record["id"]) == []
+    assert path_kinds(record, "prompt")[-1]["media"][1:4] == WHATSAPP_DIGITS
