@@ -116,7 +116,9 @@ def find_scenario(arg: str) -> Scenario:
     if is_scenario_file(arg):
         path = Path(arg)
         if not path.is_file():
-            raise ScenarioNotFound(f"no scenario file {arg!r}")
+            raise ScenarioNotFound(
+                f"no scenario file {arg!r} (bundled scenarios go by name: ivr call --list)"
+            )
         return load_scenario(path)
     scenario = list_scenarios().get(arg)
     if scenario is None:

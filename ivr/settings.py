@@ -192,9 +192,7 @@ def _dir(env: Mapping[str, str], name: str, default: Path, layout: tuple[str, ..
     for entry in layout:
         found = (path / entry).is_dir() if entry.endswith("/") else (path / entry).is_file()
         if not found:
-            raise SettingsError(
-                f"{name}={raw!r} has no {entry} (expected: {', '.join(layout)})"
-            )
+            raise SettingsError(f"{name}={raw!r} has no {entry} (expected: {', '.join(layout)})")
     return path
 
 

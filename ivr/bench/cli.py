@@ -75,7 +75,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=",".join(LINES),
         help=f"which lines, in order (default {','.join(LINES)})",
     )
-    p.add_argument("--out", metavar="DIR", help="results directory (default ./bench-results/<time>)")
+    p.add_argument(
+        "--out", metavar="DIR", help="results directory (default ./bench-results/<time>)"
+    )
     p.add_argument("--quick", action="store_true", help="a short run (about 4 minutes)")
     p.add_argument(
         "--media-port",
