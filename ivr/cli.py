@@ -79,8 +79,11 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             return 0 if result.running else 3
     print("\n".join(result.lines()))
     if args.action == "up":
+        from ivr.citas.reference import load_line
+
+        number = load_line(settings.citas_dir / "line.yaml").number
         print(
-            f"  call it: ivr call smoke   (or a softphone: sip:4441234@{settings.host}:{result.ports['sip']})"
+            f"  call it: ivr call smoke   (or a softphone: sip:{number}@{settings.host}:{result.ports['sip']})"
         )
     if args.action == "status":
         return 0 if result.running and result.ari_ready else 3

@@ -3,6 +3,8 @@ codes when it cannot (the calls themselves: tests/e2e/test_config_dir.py)."""
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import json
 from pathlib import Path
 
@@ -137,3 +139,10 @@ def test_the_file_is_the_scenario_that_is_placed(
 
     assert [s.name for s in placed] == ["my-case"]
     assert json.loads(capsys.readouterr().out)["scenario"] == "my-case"
+
+
+@pytest.mark.parametrize("module", ["ivr.cli", "ivr.settings"])
+def test_docstring_examples_run(module: str) -> None:
+    result = doctest.testmod(importlib.import_module(module))
+
+    assert result.attempted > 0 and result.failed == 0
