@@ -83,7 +83,7 @@ def test_list_set_and_reset(capsys: pytest.CaptureFixture[str], instance: Path) 
         ),
         (["flags", "set", "promo_audio", "off"], "every change needs a reason (--reason)"),
         (["flags", "set", "promo_audio", "off", "--reason", "  "], "needs a reason"),
-        (["flags", "set", "eligibility.age_min", "80", "--reason", "x"], "must not be above"),
+        (["flags", "set", "eligibility.age_min", "80", "--reason", "x"], "quedaría por encima de"),
         (["flags", "reset", "nope", "--reason", "x"], "unknown flag"),
         (
             ["flags", "schedule", "promo_audio", "off", "--for", "3x", "--reason", "x"],
