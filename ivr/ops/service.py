@@ -21,9 +21,7 @@ so two concurrent changes cannot each pass against the other's old state.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import secrets
 import uuid
@@ -32,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from ivr.csv_export import csv_text
 from ivr.ops.flags import (
     INCIDENT_MODE,
     FlagDef,
@@ -156,15 +155,18 @@ def hash_token(token: str) -> str:
 
 
 def audit_csv(entries: Iterable[AuditEntry]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(AUDIT_CSV_FIELDS)
+    """The audit as CSV (``ivr flags history --csv``, ``/api/audit?format=csv``).
+
+    Columns :data:`AUDIT_CSV_FIELDS`; ``old_value``/``new_value`` as JSON text;
+    every cell safe to open in a spreadsheet (:mod:`ivr.csv_export`).
+    """
+    rows = []
     for e in entries:
         row = e.as_json()
         for key in ("old_value", "new_value"):
             row[key] = json.dumps(row[key], ensure_ascii=False)
-        writer.writerow(["" if row[f] is None else row[f] for f in AUDIT_CSV_FIELDS])
-    return out.getvalue()
+        rows.append([row[f] for f in AUDIT_CSV_FIELDS])
+    return csv_text(AUDIT_CSV_FIELDS, rows)
 
 
 class FlagService:

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+import ivr.csv_export
 import ivr.ops.cli
 import ivr.ops.flags
 import ivr.ops.openapi
+import ivr.ops.timeline
 from ivr.citas.reference import flag_registry, load_reference
 from ivr.ops.flags import (
     AGE_MAX,
@@ -34,7 +36,9 @@ CODES = FlagDef("codes", "codes", ["890201"], "CUPS.")
 PROMO = FlagDef("promo", "bool", True, "Promo.")
 
 
-@pytest.mark.parametrize("module", [ivr.ops.flags, ivr.ops.openapi, ivr.ops.cli])
+@pytest.mark.parametrize(
+    "module", [ivr.ops.flags, ivr.ops.openapi, ivr.ops.cli, ivr.ops.timeline, ivr.csv_export]
+)
 def test_docstring_examples_run(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.attempted > 0
