@@ -32,7 +32,7 @@ The tests check this against brute-force sampling of the timeline with
 hypothesis (``tests/unit/test_ops_timeline.py``).
 
 >>> from datetime import UTC, datetime
->>> band = FlagRule("age_band", "la edad mínima no puede superar la máxima",
+>>> band = FlagRule("age_band", "la edad mínima no puede superar la máxima", ("lo", "hi"),
 ...                 lambda v: None if v["lo"] <= v["hi"] else f"{v['lo']} > {v['hi']}")
 >>> now = datetime(2025, 3, 10, 13, 0, tzinfo=UTC)
 >>> w = Window("w1", "hi", 30, now, now.replace(hour=14), "r", now, "ana")
