@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import date, time
+from datetime import date, time, timedelta
 from functools import cache
+from pathlib import Path
 
 from num2words import num2words
 
@@ -52,6 +53,8 @@ SOUND_WORDS: Mapping[str, str] = {
     "digits/mon-6": "julio", "digits/mon-7": "agosto", "digits/mon-8": "septiembre",
     "digits/mon-9": "octubre", "digits/mon-10": "noviembre", "digits/mon-11": "diciembre",
 }  # fmt: skip
+
+SOUND_LIST = Path(__file__).resolve().parent.parent / "data" / "asterisk-sounds-es.txt"
 
 WEEKDAYS = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")
 MONTHS = (
@@ -117,3 +120,20 @@ def spoken_date(day: date) -> str:
     """The date as said, without article: "lunes primero de enero"."""
     number = "primero" if day.day == 1 else num2words(day.day, lang="es")
     return f"{WEEKDAYS[day.weekday()]} {number} de {MONTHS[day.month - 1]}"
+
+
+def asterisk_sounds() -> set[str]:
+    """The committed list of the sandbox's Spanish sounds (``tests/data/asterisk-sounds-es.txt``)."""
+    lines = SOUND_LIST.read_text(encoding="utf-8").splitlines()
+    return {line for line in lines if line and not line.startswith("#")}
+
+
+def every_media_uri() -> set[str]:
+    """Every URI ``ivr.speech.es`` can produce: each minute, each day of a leap year, each cardinal."""
+    from ivr.speech.es import Form, cardinal, date_media, time_media
+
+    uris = {u for h in range(24) for m in range(60) for u in time_media(time(h, m))}
+    first = date(2028, 1, 1)
+    uris |= {u for n in range(366) for u in date_media(first + timedelta(days=n))}
+    uris |= {u for form in Form for n in range(100) for u in cardinal(n, form)}
+    return uris

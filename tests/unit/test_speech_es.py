@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import doctest
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,6 +17,8 @@ import pytest
 from ivr.booking.model import Slot
 from tests.unit.spanish_words import (
     SOUND_WORDS,
+    asterisk_sounds,
+    every_media_uri,
     prompt_words,
     spoken_cardinal,
     spoken_date,
@@ -26,7 +27,6 @@ from tests.unit.spanish_words import (
 )
 
 BOGOTA = ZoneInfo("America/Bogota")
-SOUND_LIST = Path(__file__).resolve().parent.parent / "data" / "asterisk-sounds-es.txt"
 
 
 def slot_words(starts: datetime) -> str:
@@ -137,24 +137,10 @@ def test_cardinal_refuses_numbers_it_cannot_say(n: int) -> None:
         cardinal(n)
 
 
-def every_media_uri() -> set[str]:
-    """Every URI the module can produce: all minutes, all days of a leap year, all cardinals."""
-    from ivr.speech.es import Form, cardinal, date_media, time_media
-
-    uris = {u for h in range(24) for m in range(60) for u in time_media(time(h, m))}
-    first = date(2028, 1, 1)
-    uris |= {u for n in range(366) for u in date_media(first + timedelta(days=n))}
-    uris |= {u for form in Form for n in range(100) for u in cardinal(n, form)}
-    return uris
-
-
 def test_every_media_uri_is_a_real_sound_or_one_of_our_prompts() -> None:
     from ivr.speech.es import PROMPT_IDS
 
-    asterisk = {
-        line for line in SOUND_LIST.read_text(encoding="utf-8").splitlines()
-        if line and not line.startswith("#")
-    }  # fmt: skip
+    asterisk = asterisk_sounds()
     prompts = prompt_words()
     uris = every_media_uri()
     missing = {
