@@ -39,15 +39,18 @@ digit by digit. So this module spells numbers itself from the package's files
 Asterisk's own ``say.conf`` sample uses to build 21-29. Numbers, weekdays,
 months, "y" and "de" therefore come from one recorded voice.
 
-The package has no "de la mañana", "del mediodía" or "de la noche" (only
-``digits/afternoon`` "de la tarde" and "a.m."/"p.m."), and "a la" is not in its
-transcript; those six phrases ("a la", "a las" and the four parts of the day)
-are our prompts ``time_*`` in ``prompts/prompts.yaml`` (synthesized with
-espeak-ng like every prompt; a voice talent's recording replaces them in
-``prompts/recorded/`` without a code change). All four parts of the day are
-ours so they sound alike. Whole-phrase prompts (one per minute of the day and
-day of the year) were rejected: 1,800 prompts to record for a voice talent
-instead of six.
+The package (es -> es_MX_f_Allison, a neutral Latin American voice) has no
+"de la mañana", "del mediodía" or "de la noche" (only ``digits/afternoon`` "de
+la tarde" and "a.m."/"p.m."), and no "a la" in its transcript (``digits/at_s``
+is not transcribed, so we cannot know what it says); those six phrases ("a la",
+"a las" and the four parts of the day) are our prompts ``time_*`` in
+``prompts/prompts.yaml`` (synthesized with espeak-ng like every prompt; a voice
+talent's recording replaces them in ``prompts/recorded/`` without a code
+change). "a las" and "de la tarde" are ours too, although the package has
+them, so that each pair sounds alike. Whole-phrase prompts (one per minute of
+the day and day of the year) were rejected: 1,806 prompts to record instead of
+six. ``tests/unit/test_speech_es.py`` checks every URI this module can produce
+against the package's file list and the prompt catalogue.
 """
 
 from __future__ import annotations
@@ -93,8 +96,9 @@ def cardinal(n: int, form: Form = Form.PRONOUN) -> list[str]:
     """``n`` (0-99) as Asterisk Spanish digit sounds, with "one" in ``form``.
 
     Raises ``ValueError`` outside 0-99: larger numbers need feminine hundreds
-    ("doscientas") that the sound package does not have, and nothing the IVR
-    says needs them.
+    ("doscientas") that the sound package does not have (its only gendered
+    files are ``digits/1F`` and ``digits/1M``), and nothing the IVR says needs
+    them.
 
     >>> cardinal(31, Form.MASCULINE)
     ['sound:digits/30', 'sound:digits/and', 'sound:digits/1M']
