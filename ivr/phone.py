@@ -55,8 +55,8 @@ WITHHELD = frozenset(
 """Caller-ID values that mean "no number" (RFC 3323 ``anonymous``; carriers' others)."""
 
 SMS_TYPES = frozenset({PhoneNumberType.MOBILE})
-"""Number types an SMS is sent to. Only MOBILE: in Colombia's plan (the
-deployment's) every number is MOBILE or FIXED_LINE, never ambiguous; where a plan
+"""Number types an SMS is sent to. Only MOBILE: Colombia's plan (the deployment's)
+tells mobiles (3xx) from fixed lines (60x) and has no FIXED_LINE_OR_MOBILE; where a plan
 cannot tell (FIXED_LINE_OR_MOBILE, e.g. North America) we refuse rather than
 promise a caller an SMS a landline never receives — the caller is read the
 number instead."""
