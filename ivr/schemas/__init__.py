@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError, best_match, by_relevance
 
 from ivr.flow.yamlsrc import ConfigError, Located, LocatedList, load_yaml_file
 
@@ -44,6 +44,10 @@ KINDS = ("flow", "line", "services", "sites", "eligibility", "affiliates", "scen
 
 FieldPath = Sequence[str | int]
 FieldNamer = Callable[[FieldPath], str]
+
+# A misspelled key is both unknown and a missing required key: the unknown one
+# says more ("did you mean ...?"), so it wins at the same place.
+_RELEVANCE = by_relevance(strong=frozenset({"additionalProperties"}))
 
 _TYPE_NAMES = {
     "object": "a mapping",
@@ -94,7 +98,7 @@ def validate(document: Any, kind: str, file: str = "", field: FieldNamer | None 
     named in errors (default: ``dotted(kind)``).
     Raises ``ConfigError(file, line, field, problem)`` for the most relevant error.
     """
-    error = best_match(_validator(kind).iter_errors(document))
+    error = best_match(_validator(kind).iter_errors(document), key=_RELEVANCE)
     if error is None:
         return
     name = field or dotted(kind)

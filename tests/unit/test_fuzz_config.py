@@ -299,7 +299,9 @@ def test_regression_a_wrong_type_names_a_mapping_not_a_python_class(workdir: Pat
     text = FLOWS[CITAS].replace('cases: {"true": agent_incident}', "cases: [agent_incident]")
     path = workdir / CITAS
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError, match="nodes.incident_gate.cases: must be a mapping, got list"):
+    with pytest.raises(
+        ConfigError, match=r"nodes\.incident_gate\.cases: must be a mapping, got list"
+    ):
         load_flow(path)
 
 

@@ -53,14 +53,20 @@ def test_both_forms_load_and_text_is_single_spaced(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ('ok: "Hola."\nSmoke-Welcome: "Hola."\n', r"prompts\.yaml:2: Smoke-Welcome: a prompt id uses lower-case letters"),
+        (
+            'ok: "Hola."\nSmoke-Welcome: "Hola."\n',
+            r"prompts\.yaml:2: Smoke-Welcome: a prompt id uses lower-case letters",
+        ),
         ('ok: "Hola."\ngoodbye: "  "\n', r"prompts\.yaml:2: goodbye: text is empty"),
         ("goodbye:\n  voice_rate: 150\n", r"prompts\.yaml:2: goodbye\.text: is required"),
         (
             'goodbye: {text: "Adiós.", voice_rate: fast}\n',
             r"goodbye\.voice_rate: 'fast' is not a whole number of words per minute",
         ),
-        ('goodbye: {text: "Adiós.", voice: es}\n', r"goodbye\.voice: unknown field; did you mean 'voice_rate'"),
+        (
+            'goodbye: {text: "Adiós.", voice: es}\n',
+            r"goodbye\.voice: unknown field; did you mean 'voice_rate'",
+        ),
         (
             'goodbye: "Adiós."\ngoodbye: "Chao."\n',
             r"prompts\.yaml:2: goodbye: duplicate key",
