@@ -96,6 +96,7 @@ class FlowLoader:
         return f"unknown flag {name!r}; known: {', '.join(sorted(self.flags)) or '(none)'}"
 
     def load(self, path: Path) -> Flow:
+        """The flow in ``path``; raises ``ConfigError`` naming file, line and field."""
         data = load_checked(path, "flow", flow_field)
         top = _Fields(data, "flow")
         name = top.get("flow", str)
