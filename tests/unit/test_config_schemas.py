@@ -252,12 +252,9 @@ def test_a_prompts_file_error_is_a_config_error_too(tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_schema_is_valid_json_schema_and_shipped_with_the_package(kind: str) -> None:
     Draft202012Validator.check_schema(schema(kind))
-    patterns = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "package-data"
-    ]["ivr"]
-    assert any(
-        fnmatch(f"schemas/{kind}.json", p) for p in patterns
-    )  # a non-editable install has it
+    setuptools = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    # package data: a non-editable install (pip install .) has the schema too
+    assert any(fnmatch(f"schemas/{kind}.json", p) for p in setuptools["package-data"]["ivr"])
 
 
 def test_every_schema_file_is_a_known_kind() -> None:
@@ -308,3 +305,15 @@ def test_the_schemas_name_every_field_the_real_files_use() -> None:
         load(path)
     assert json.loads(json.dumps(schema("flow")))  # plain data, nothing generated
     assert re.fullmatch(r"urn:citas:schema:flow", schema("flow")["$id"])
+
+
+def test_a_misspelled_required_key_is_reported_as_unknown_not_as_missing(tmp_path: Path) -> None:
+    # Both errors are true; "did you mean" tells the operator what to fix.
+    text = edit("services.yaml", "specialty: pediatrics}", "specialt: pediatrics}")
+
+    err = refused(reference.load_services, tmp_path / "services.yaml", text)
+
+    assert (err.field, err.problem) == (
+        "services.3.specialt",
+        "unknown field; did you mean 'specialty'?",
+    )
