@@ -106,4 +106,3 @@ def race_slot(today: date) -> Slot:
         starts_at=starts_at,
         time_band=time_band_of(starts_at),
     )
-

@@ -98,5 +98,9 @@ def _step(raw: Located, file_mode: str) -> Step:
     return Step("hangup")
 
 
-def list_scenarios(directory: Path = SCENARIO_DIR) -> dict[str, Scenario]:
-    return {s.name: s for s in (load_scenario(p) for p in sorted(directory.glob("*.yaml")))}
+def list_scenarios(directory: Path | None = None) -> dict[str, Scenario]:
+    """Every scenario in ``directory`` (default: the bundled ones), by name.
+
+    Raises ``ConfigError`` for the first bad file."""
+    files = sorted((directory or SCENARIO_DIR).glob("*.yaml"))
+    return {s.name: s for s in (load_scenario(p) for p in files)}

@@ -1,5 +1,6 @@
 """A bad configuration file makes the CLI exit with status 2, naming file, line and
-field: ``ivr flow check``, ``ivr config check`` and ``ivr serve`` at start (real processes)."""
+field: ``ivr flow check``, ``ivr config check``, ``ivr serve`` at start and
+``ivr call`` (real processes)."""
 
 from __future__ import annotations
 
@@ -115,3 +116,20 @@ def test_serve_exits_2_at_start_on_a_bad_flow(config_copy: Path) -> None:
 
     assert done.returncode == 2, done.stderr
     assert f"ivr: {flow}:{at}: nodes.identify_caller.on_falure: unknown field" in done.stderr
+
+
+CALL_WITH_SCENARIOS = (
+    "import sys, pathlib, ivr.scenarios.spec as s; s.SCENARIO_DIR = pathlib.Path(sys.argv[1]); "
+    "from ivr.cli import main; sys.exit(main(['call', '--list']))"
+)
+
+
+def test_call_exits_2_naming_a_bad_scenario(tmp_path: Path) -> None:
+    scenario = tmp_path / "smoke.yaml"
+    shutil.copyfile(REPO_ROOT / "ivr" / "scenarios" / "smoke.yaml", scenario)
+    at = misspell(scenario, "  outcome: completed", "  outcom: completed")
+
+    done = ivr(str(tmp_path), code=CALL_WITH_SCENARIOS)
+
+    assert done.returncode == 2, done.stderr
+    assert f"ivr: {scenario}:{at}: expect.outcom: unknown field" in done.stderr
