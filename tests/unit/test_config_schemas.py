@@ -317,3 +317,26 @@ def test_a_misspelled_required_key_is_reported_as_unknown_not_as_missing(tmp_pat
         "services.3.specialt",
         "unknown field; did you mean 'specialty'?",
     )
+
+
+def messages(tree: Any) -> Iterator[str]:
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if key == "x-message":
+                yield value
+            elif key == "x-messages":
+                yield from value.values()
+            else:
+                yield from messages(value)
+    elif isinstance(tree, list):
+        for item in tree:
+            yield from messages(item)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_message_in_a_schema_formats_with_any_value(kind: str) -> None:
+    found = list(messages(schema(kind)))
+    for message in found:
+        for value in ("x", {"a": "{b}"}, None, 7):
+            assert message.format(value=value)
+    assert found
