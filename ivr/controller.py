@@ -59,14 +59,16 @@ def action_outcomes() -> dict[str, tuple[str, ...]]:
 
 
 def flow_loader(flags: FlagRegistry | None = None) -> FlowLoader:
-    """A loader that knows every prompt, action outcome and operations flag
-    (the citas line's flags unless ``flags`` is given)."""
+    """A loader that knows every prompt, action outcome, committing action and
+    operations flag (the citas line's flags unless ``flags`` is given)."""
+    from ivr.citas.actions import COMMITS
     from ivr.citas.reference import flag_registry, load_reference
 
     return FlowLoader(
         load_prompt_texts(PROMPTS_FILE).keys(),
         action_outcomes(),
         (flags or flag_registry(load_reference())).names(),
+        COMMITS,
     )
 
 

@@ -64,6 +64,8 @@ def _get(d: Located, key: str, kind: type | tuple[type, ...], default: Any = ...
         return default
     value = d[key]
     if kind is float and isinstance(value, int):
+        if abs(value) > 10**300:  # float() would raise OverflowError
+            raise ConfigError(d.file, d.line_of(key), key, "is too large")
         value = float(value)
     if not isinstance(value, kind):
         raise ConfigError(

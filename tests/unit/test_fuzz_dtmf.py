@@ -451,6 +451,10 @@ def test_voice_collect_never_returns_more_than_asked(typing: Typing, questions: 
         consumed += result.digits + (
             request.terminator or "" if result.ended_by == "terminator" else ""
         )
+        if result.ended_by == "complete" and request.terminator:
+            # A terminator right after a full entry belongs to it (ivr.dtmf): dropped.
+            if cut[len(consumed) : len(consumed) + 1] == request.terminator:
+                consumed += request.terminator
         # The keys come out in the order they were typed, none invented.
         assert cut.startswith(consumed), (cut, consumed)
 
