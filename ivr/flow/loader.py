@@ -352,7 +352,7 @@ class FlowLoader:
             assert isinstance(commit, ActionNode)
             raise ConfigError(
                 raw.file,
-                raw.line_of("type_ahead") if "type_ahead" in raw else raw.line,
+                raw.line_of("type_ahead") if "type_ahead" in raw else raw_nodes.line_of(node.id),
                 f"nodes.{node.id}.type_ahead",
                 f"keys typed ahead would reach action {commit.action!r}, which commits "
                 f"({' -> '.join(path)}); set type_ahead: false",
