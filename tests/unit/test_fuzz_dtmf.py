@@ -3,9 +3,10 @@
 The real citas flow (``config/flows/citas.yaml``) and the smoke flow run in the
 real ``FlowEngine`` with the real ``CitasActions`` over a real SQLite database
 (demo slots, SMS outbox), the demo affiliate directory and static flags. The
-caller is a generated script played by ``FuzzCaller``, a ``CallChannel`` that
-buffers keys like ``VoiceChannel`` does (typed-ahead keys answer the next
-question, a flood spills over into the following ones).
+caller is a generated script played by ``FuzzCaller``, a ``CallChannel`` with
+``VoiceChannel``'s digit rules (``ivr.dtmf``: typed-ahead keys answer the next
+question unless it takes no type-ahead, a flood spills over into the following
+ones), or key presses at given times played by ``TimedCaller`` in virtual time.
 
 Properties of every call:
 
@@ -14,7 +15,10 @@ Properties of every call:
 - no node asks more often than its retries allow;
 - one call books at most one slot;
 - a document number typed by the caller never appears in the call record;
-- the number of prompts played is bounded.
+- the number of prompts played is bounded;
+- (timed callers) a committing action is only ever chosen by a key, and a burst,
+  pressed after its node's prompt could be heard; a terminator pressed right
+  after an entry that ended complete never answers anything.
 
 ``VoiceChannel``'s own digit collection is fuzzed too, over the fake ARI
 client of ``test_voice``: floods of DTMF events, terminators, hang-ups and
@@ -26,10 +30,11 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -110,12 +115,17 @@ Turn = Burst | str  # a Burst, or HANG_UP
 
 @dataclass
 class FuzzCaller:
-    """A ``CallChannel`` that plays a generated script, buffering keys like ``VoiceChannel``."""
+    """A ``CallChannel`` that plays a generated script, with ``VoiceChannel``'s rules (``ivr.dtmf``).
+
+    Virtual time: each prompt plays one second; a turn's keys are pressed at once when its
+    question opens; a slow turn ends by the total timeout.
+    """
 
     script: list[Turn]
     caller: str | None
     hang_up_at_prompt: int | None = None
-    buffer: deque[str] = field(default_factory=deque)
+    pad: Keypad = field(default_factory=Keypad)
+    clock: float = 0.0
     prompts: int = 0
     requests: list[DigitRequest] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
@@ -134,11 +144,13 @@ class FuzzCaller:
         pass
 
     async def play(self, media: Sequence[str], *, barge_in: bool) -> bool:
-        if barge_in and self.buffer:
+        if barge_in and self.pad.pending:
             return True  # typed ahead: the prompt is skipped
         self.prompts += 1
         if self.hang_up_at_prompt is not None and self.prompts >= self.hang_up_at_prompt:
             raise CallerHungUp(self.call_id)
+        self.pad.listening(self.clock)
+        self.clock += 1.0
         return False
 
     async def collect(self, request: DigitRequest) -> DigitResult:
@@ -147,21 +159,20 @@ class FuzzCaller:
         if turn == HANG_UP:
             raise CallerHungUp(self.call_id)
         assert isinstance(turn, Burst)
-        self.buffer.extend(turn.keys)
-        collected = ""
-        while self.buffer:
-            key = self.buffer.popleft()
-            if request.terminator and key == request.terminator:
-                return DigitResult(collected, "terminator")
-            collected += key
-            if len(collected) >= request.max_digits:
-                return DigitResult(collected, "complete")
-        if not collected:
-            return DigitResult("", "no_input")
-        return DigitResult(collected, "total" if turn.slow else "between_digits")
+        self.pad.listening(self.clock)
+        entry = Entry(request, self.clock)
+        for digit in turn.keys:
+            self.pad.press(Key(digit, self.clock))
+        while (key := self.pad.take()) is not None:
+            result = entry.feed(key)
+            if result is not None:
+                self.pad.entry_ended(entry, result)
+                return result
+        self.clock = entry.total_deadline if turn.slow else entry.deadline()
+        return entry.expire(self.clock)
 
     def flush_digits(self) -> None:
-        self.buffer.clear()
+        self.pad.discard_typed_ahead()
 
     async def set_variables(self, variables: Mapping[str, str]) -> None:
         self.variables.update(variables)
@@ -285,9 +296,8 @@ class Line:
     actions: CitasActions
 
 
-@pytest.fixture(scope="module")
-def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
-    tmp = tmp_path_factory.mktemp("dtmf-fuzz")
+@contextmanager
+def open_line(tmp: Path) -> Iterator[Line]:
     with asyncio.Runner() as runner:
         context = migrated_database("sqlite", tmp)
         db = runner.run(context.__aenter__())
@@ -298,6 +308,27 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
             yield Line(runner, db, actions)
         finally:
             runner.run(context.__aexit__(None, None, None))
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
+    """One line for the fuzzers (their bookings use up its slots)."""
+    with open_line(tmp_path_factory.mktemp("dtmf-fuzz")) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def timed_line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
+    """The timing property's own line: the other fuzzers' bookings do not hide its offers."""
+    with open_line(tmp_path_factory.mktemp("dtmf-timed")) as opened:
+        yield opened
+
+
+@pytest.fixture
+def fresh_line(tmp_path: Path) -> Iterator[Line]:
+    """A line with every demo slot free, for a test that expects a booking."""
+    with open_line(tmp_path) as opened:
+        yield opened
 
 
 @dataclass
@@ -487,9 +518,10 @@ def test_any_caller_on_the_smoke_line_ends_cleanly(
         assert call.state.record.outcome in ("completed", "no_input")
 
 
-def test_a_flood_of_keys_never_books_twice(line: Line) -> None:
+def test_a_flood_of_keys_never_books_twice(fresh_line: Line) -> None:
     # Accept, then keep pressing 1: the booking ends the call, nothing is booked again.
     channel = FuzzCaller([Burst("1"), Burst("1" * 300)], KNOWN_PHONES[0])
+    line = fresh_line
     call = line.runner.run(place_call(line, CITAS, channel, {PROMO_AUDIO: False}))
     check_call(call, CITAS)
     assert (call.state.record.outcome, call.bookings) == ("booked", 1)
@@ -591,7 +623,7 @@ def check_timing(call: Call) -> None:
     promo=st.booleans(),
 )
 def test_keys_at_any_timing_never_commit_through_an_unheard_prompt(
-    line: Line,
+    timed_line: Line,
     bursts: list[tuple[float, str, float, float]],
     caller: str | None,
     media_s: float,
@@ -599,6 +631,7 @@ def test_keys_at_any_timing_never_commit_through_an_unheard_prompt(
     promo: bool,
 ) -> None:
     channel = TimedCaller(presses(bursts), caller, media_s)
+    line = timed_line
     call = line.runner.run(place_call(line, CITAS, channel, {PROMO_AUDIO: promo}, action_s))
     check_call(call, CITAS)
     check_timing(call)
@@ -625,8 +658,9 @@ def offer_answers(call: Call) -> list[str]:
     ],
 )
 def test_the_second_of_two_ones_books_only_after_the_offer_is_heard(
-    line: Line, second_press: float, booked: bool
+    fresh_line: Line, second_press: float, booked: bool
 ) -> None:
+    line = fresh_line
     # Ana (known caller ID): the service menu plays from 0.1 s; the first 1, pressed at
     # 0.5 s and released at 0.62 s, answers it; three actions of 0.1 s; the offer starts
     # at 0.92 s.
@@ -651,8 +685,9 @@ def test_the_second_of_two_ones_books_only_after_the_offer_is_heard(
     ],
 )
 def test_a_terminator_after_a_full_document_belongs_to_it(
-    line: Line, after_s: float, service_answer: str
+    fresh_line: Line, after_s: float, service_answer: str
 ) -> None:
+    line = fresh_line
     keys = presses([(0.5, TWELVE_DIGITS, 0.12, 0.12)])
     keys.append(Key("#", keys[-1].at + after_s + 0.12, 0.12))
     channel = TimedCaller(keys, None, media_s=1.0)
