@@ -85,7 +85,7 @@ def test_project_prompts_cover_the_flows_and_the_dialplan() -> None:
         "smoke_welcome", "smoke_you_pressed", "smoke_no_input", "goodbye", "agent_transfer",
         "service_unavailable_agent", "promo_digital_channels", "ask_document",
         "document_invalid", "document_not_found", "no_input_retry", "invalid_option",
-        "ask_service", "slot_offer_intro", "slot_at", "slot_with_doctor", "slot_at_site",
+        "ask_service", "slot_offer_intro", "slot_with_doctor", "slot_at_site",
         "slot_options", "ask_time_band", "booking_confirmed", "booking_failed_retry",
         "no_slots_whatsapp", "no_more_slots", "incident_agents", "max_retries_agent",
         # Played by dialplans/asterisk/extensions.conf without the controller.
