@@ -75,7 +75,8 @@ class CallChannel(Protocol):
 
         Returns True when a key press interrupted it (``barge_in``); the keys
         are kept for the next ``collect``. Without barge-in, keys pressed while
-        it plays are discarded.
+        it plays are discarded; with it, a key the digit rules drop (``ivr.dtmf``:
+        typed ahead of a node without type-ahead) does not interrupt it.
         """
         ...
 

@@ -184,6 +184,6 @@ def test_no_key_is_kept_before_the_prompt_could_be_heard(
         first = kept[0]
         assert first.pressed_at >= prompt_at + REACTION_S
         pressed = [k.pressed_at for k in presses + later]
-        earlier = [p for p in pressed[: len(presses) + later.index(first)]]
+        earlier = pressed[: len(presses) + later.index(first)]
         assert not earlier or first.pressed_at - max(earlier) >= REACTION_S
         assert kept == later[later.index(first) :]  # then every key is kept
