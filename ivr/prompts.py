@@ -1,9 +1,10 @@
-"""Prompt audio, built reproducibly from ``prompts/prompts.yaml``.
+"""Prompt audio, built reproducibly from ``prompts.yaml`` in the prompts
+directory (``CITAS_PROMPTS_DIR``; default the shipped ``prompts/``).
 
 Each prompt becomes three headerless 8 kHz mono files that Asterisk plays
 without transcoding: ``<id>.ulaw``, ``<id>.alaw`` and ``<id>.sln`` (16-bit
 signed linear). The text is synthesized with espeak-ng and converted with sox;
-a voice-talent recording in ``prompts/recorded/<id>.<ext>`` replaces the
+a voice-talent recording in ``recorded/<id>.<ext>`` replaces the
 synthesized file of the same name, and the formats it lacks are converted from
 it (an A-law caller must not hear the robot while a u-law caller hears the
 talent). ``manifest.json`` in the output directory keys every prompt by what
@@ -11,8 +12,8 @@ produced it, so an unchanged prompt is not rebuilt.
 
 Build from the command line::
 
-    python -m ivr.prompts                 # into prompts/build/
-    python -m ivr.prompts --out /tmp/p    # elsewhere
+    python -m ivr.prompts                 # into <prompts dir>/build/
+    python -m ivr.prompts /tmp/p          # elsewhere
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ from pathlib import Path
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_TEXTS = REPO_ROOT / "prompts" / "prompts.yaml"
-DEFAULT_BUILD_DIR = REPO_ROOT / "prompts" / "build"
-DEFAULT_RECORDED_DIR = REPO_ROOT / "prompts" / "recorded"
+from ivr.settings import Settings
+
+# The prompts directory's layout (ivr.settings.Settings.prompts_dir).
+DEFAULT_TEXTS = Settings().prompts_file
+DEFAULT_BUILD_DIR = Settings().prompts_build_dir
+DEFAULT_RECORDED_DIR = Settings().recorded_dir
 
 VOICE = "es-419"
 DEFAULT_RATE = 150
@@ -158,9 +161,14 @@ def build_prompts(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ivr.prompts", description=__doc__)
-    parser.add_argument("out_dir", nargs="?", type=Path, default=DEFAULT_BUILD_DIR)
-    parser.add_argument("--texts", type=Path, default=DEFAULT_TEXTS)
-    parser.add_argument("--recorded", type=Path, default=DEFAULT_RECORDED_DIR)
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:  # SettingsError: names the variable
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    parser.add_argument("out_dir", nargs="?", type=Path, default=settings.prompts_build_dir)
+    parser.add_argument("--texts", type=Path, default=settings.prompts_file)
+    parser.add_argument("--recorded", type=Path, default=settings.recorded_dir)
     args = parser.parse_args(argv)
     try:
         report = build_prompts(

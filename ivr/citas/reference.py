@@ -1,4 +1,4 @@
-"""The citas line's reference tables, loaded from ``config/citas/`` at start.
+"""The citas line's reference tables, loaded from ``<CITAS_CONFIG_DIR>/citas/`` at start.
 
 Operations change these files (or, later, the flags in the database) without
 touching code. Every file is validated when loaded; a bad value fails the
@@ -15,9 +15,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ivr.flow.yamlsrc import ConfigError, Located, load_yaml_file
 from ivr.ops.flags import FlagRegistry, citas_flags
-from ivr.settings import REPO_ROOT
+from ivr.settings import Settings
 
-CITAS_DIR = REPO_ROOT / "config" / "citas"
+# The shipped tables (the repository's config/citas in a checkout); a
+# deployment's are Settings.citas_dir (CITAS_CONFIG_DIR/citas).
+CITAS_DIR = Settings().citas_dir
 
 
 @dataclass(frozen=True)
