@@ -4,6 +4,7 @@ ivr sandbox up | down | status    a real Asterisk 22 in a chroot
 ivr serve                         the controller, in the foreground
 ivr call SCENARIO|FILE | --list   place a tester scenario (bundled name or YAML file) with sipp
 ivr flow check FILE               validate a flow file without starting anything
+ivr config check [DIR]            validate every configuration file (flows, tables, prompts)
 ivr db upgrade                    apply database migrations
 ivr prompts build                 synthesize the prompts' audio
 ivr bench [--quick]               capacity and reaction-time benchmark (docs/PERFORMANCE.md)
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from ivr.scenarios.spec import Scenario
 
 logger = logging.getLogger("ivr")
+CONFIG_ERROR = 2  # exit status when a file the product reads is invalid
 
 
 def _base_settings(args: argparse.Namespace) -> Settings:
@@ -229,10 +231,29 @@ def cmd_flow(args: argparse.Namespace) -> int:
             flow = loader.load(Path(file))
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            status = 1
+            status = CONFIG_ERROR
             continue
         print(f"{file}: flow {flow.name!r} ok ({len(flow.nodes)} nodes, starts at {flow.start})")
     return status
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from ivr.citas.config import check_config_dir
+
+    settings = Settings.from_env()
+    directory = Path(args.dir) if args.dir else settings.config_dir
+    prompts = Path(args.prompts) if args.prompts else settings.prompts_file
+    checks = check_config_dir(directory, prompts, date.today())
+    for check in checks:
+        if check.error is not None:
+            print(f"error: {check.error}", file=sys.stderr)
+        elif not check.ok:
+            print(f"{check.file}: {check.note}", file=sys.stderr)
+        else:
+            print(f"{check.file}: ok ({check.note})")
+    return 0 if all(check.ok for check in checks) else CONFIG_ERROR
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -303,6 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+")
     check.set_defaults(func=cmd_flow)
 
+    cfg = sub.add_parser("config", help="configuration files")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    cfg_check = cfg_sub.add_parser(
+        "check",
+        help="validate a configuration directory (citas/*.yaml, flows/*.yaml) and the prompts",
+    )
+    cfg_check.add_argument("dir", nargs="?", help="default: the directory ivr serve reads")
+    cfg_check.add_argument("--prompts", help="the prompts file (default: the one ivr serve reads)")
+    cfg_check.set_defaults(func=cmd_config)
+
     db = sub.add_parser("db", help="database")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="apply migrations")
@@ -347,7 +378,10 @@ def main(argv: list[str] | None = None) -> int:
         from ivr.flow.yamlsrc import ConfigError
         from ivr.sandbox.errors import SandboxError
 
-        if isinstance(exc, SandboxError | ConfigError):
+        if isinstance(exc, ConfigError):
+            print(f"ivr: {exc}", file=sys.stderr)
+            return CONFIG_ERROR
+        if isinstance(exc, SandboxError):
             print(f"ivr: {exc}", file=sys.stderr)
             return 1
         raise

@@ -16,9 +16,10 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
-from ivr.flow.yamlsrc import ConfigError, Located, load_yaml_file
+from ivr.flow.yamlsrc import ConfigError, Located
 from ivr.masking import mask_number
 from ivr.phone import parse_e164
+from ivr.schemas import load_checked
 
 
 @dataclass(frozen=True)
@@ -57,15 +58,16 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
-def _phone(item: Located, path: Path) -> str | None:
-    """The entry's phone as E.164; absent or blank is None, any other non-number fails."""
+def _phone(item: Located, index: int, path: Path) -> str | None:
+    """The entry's phone as E.164, None when absent. The schema has checked its
+    characters; a number phonenumbers finds invalid fails here, with its line."""
     raw = item.get("phone")
-    if raw is None or str(raw).strip() == "":
+    if raw is None:
         return None
     e164 = parse_e164(str(raw))
     if e164 is None:
         raise ConfigError(
-            str(path), item.line_of("phone"), "affiliates.phone",
+            str(path), item.line_of("phone"), f"affiliates[{index}].phone",
             f"{mask_number(str(raw))!r} is not a valid phone number (region CO, or +country code)",
         )  # fmt: skip
     return e164
@@ -78,35 +80,25 @@ class YamlAffiliateDirectory:
 
     @classmethod
     def load(cls, path: Path, today: date) -> YamlAffiliateDirectory:
-        data = load_yaml_file(path)
-        if not isinstance(data, Located) or not isinstance(data.get("affiliates"), list):
-            raise ConfigError(str(path), 1, "affiliates", "must be a list under 'affiliates'")
-        affiliates = []
-        for item in data["affiliates"]:
-            if not isinstance(item, Located):
-                raise ConfigError(str(path), None, "affiliates", "each entry must be a mapping")
-            if not isinstance(item.get("risk", []), list):
-                raise ConfigError(str(path), item.line, "affiliates.risk", "must be a list")
-            phone = _phone(item, path)
-            try:
-                birth = (
-                    date.fromisoformat(str(item["birth_date"]))
+        """The directory in ``path``, checked against ``ivr/schemas/affiliates.json``;
+        ``age: N`` becomes a birth date N years before ``today``. Raises ``ConfigError``."""
+        data = load_checked(path, "affiliates")
+        affiliates = [
+            Affiliate(
+                document=item["document"],
+                phone=_phone(item, index, path),
+                name=item["name"],
+                birth_date=(
+                    date.fromisoformat(item["birth_date"])
                     if "birth_date" in item
-                    else _years_before(today, int(item["age"]))
-                )
-                affiliates.append(
-                    Affiliate(
-                        document=str(item["document"]),
-                        phone=phone,
-                        name=str(item["name"]),
-                        birth_date=birth,
-                        plan=str(item["plan"]),
-                        site_id=str(item["site"]),
-                        risk_markings=frozenset(str(r) for r in item.get("risk", [])),
-                    )
-                )
-            except (KeyError, ValueError, TypeError, OverflowError) as exc:
-                raise ConfigError(str(path), item.line, "affiliates", f"bad entry: {exc}") from None
+                    else _years_before(today, item["age"])
+                ),
+                plan=item["plan"],
+                site_id=item["site"],
+                risk_markings=frozenset(item.get("risk", [])),
+            )
+            for index, item in enumerate(data["affiliates"])
+        ]
         return cls(affiliates)
 
     async def by_phone(self, phone: str) -> Affiliate | None:

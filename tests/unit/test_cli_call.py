@@ -103,7 +103,7 @@ def test_a_missing_scenario_exits_2_before_any_call(
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ("name: x\ndescription: y\n", "expect"),
+        ("name: x\ndescription: y\ndial: 1\n", "expect"),
         ("name: x\ndescription: y\ndial: 1\nsteps: [{dtmf: 'A'}]\nexpect: {}\n", "dtmf"),
         ("- not a mapping\n", "scenario"),
     ],

@@ -9,6 +9,7 @@ citas flow never plays "an SMS is on its way" on a path where none was queued.
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from ivr.flow.engine import CallState
 from ivr.flow.model import ActionNode, Flow, HangupNode, targets
 from ivr.flow.yamlsrc import ConfigError
 from ivr.phone import InvalidPhoneNumber
+from ivr.schemas import schema
 from ivr.settings import REPO_ROOT
 from ivr.sms.outbox import SmsOutbox
 from ivr.store.db import Database
@@ -44,14 +46,27 @@ class CallerChannel(ScriptedChannel):
         return self.caller
 
 
-def directory_file(tmp_path: Path, phone: str, document: str = "1010101010") -> Path:
+def admitted_by_schema(raw: str, kind: str) -> bool:
+    """Whether the file's schema (ivr/schemas/, part 7) admits this way of writing a
+    number: digits, spaces and a leading +. Those forms must become E.164 or be refused
+    by the loader; the others are refused by the schema, both naming file, line, field."""
+    props = schema(kind)["properties"]
+    field = (
+        props["affiliates"]["items"]["properties"]["phone"]
+        if kind == "affiliates"
+        else props["whatsapp"]["properties"]["number"]
+    )
+    return re.search(field["pattern"], raw) is not None
+
+
+def directory_file(tmp_path: Path, phone: str | None, document: str = "1010101010") -> Path:
     path = tmp_path / "affiliates.yaml"
     path.write_text(
         "affiliates:\n"
         f"  - document: '{document}'\n"
         "    name: Ana\n"
-        f"    phone: {json.dumps(phone)}\n"
-        "    age: 30\n    plan: PBS\n    site: sur\n",
+        + (f"    phone: {json.dumps(phone)}\n" if phone is not None else "")
+        + "    age: 30\n    plan: PBS\n    site: sur\n",
         encoding="utf-8",
     )
     return path
@@ -76,14 +91,11 @@ async def test_directory_numbers_load_as_e164_and_are_found_in_any_form(
     tmp_path: Path, raw: str, e164: str | None, sms: bool
 ) -> None:
     path = directory_file(tmp_path, raw)
-    if raw.strip() == "":
-        (ana,) = YamlAffiliateDirectory.load(path, TODAY)._by_doc.values()
-        assert ana.phone is None
-    elif e164 is None:
+    if e164 is None or not admitted_by_schema(raw, "affiliates"):
         with pytest.raises(ConfigError) as caught:
             YamlAffiliateDirectory.load(path, TODAY)
         assert (caught.value.file, caught.value.line, caught.value.field) == (
-            str(path), 4, "affiliates.phone"
+            str(path), 4, "affiliates[0].phone"
         )  # fmt: skip
     else:
         directory = YamlAffiliateDirectory.load(path, TODAY)
@@ -97,7 +109,7 @@ async def test_directory_numbers_load_as_e164_and_are_found_in_any_form(
 def test_the_demo_directory_is_e164() -> None:
     directory = YamlAffiliateDirectory.load(CITAS_DIR / "affiliates.yaml", TODAY)
     phones = [a.phone for a in directory._by_doc.values()]
-    assert None in phones  # Irene: the withheld-no-sms scenario's affiliate
+    assert None in phones  # Karen: the withheld-no-sms scenario's affiliate
     assert all(p.startswith("+57") for p in phones if p is not None)
 
 
@@ -109,7 +121,7 @@ async def test_the_caller_id_lookup_finds_any_form_and_refuses_the_rest(
     # The directory holds every valid number of the table, each written nationally or as is.
     entries = {e for _, e, _ in CASES if e is not None}
     lines = ["affiliates:"] + [
-        f"  - {{document: '{n}', phone: {json.dumps(e)}, name: X, age: 30, plan: PBS, site: sur}}"
+        f"  - {{document: '{n:010d}', phone: {json.dumps(e)}, name: X, age: 30, plan: PBS, site: sur}}"
         for n, e in enumerate(sorted(entries))
     ]
     path = tmp_path / "affiliates.yaml"
@@ -126,7 +138,7 @@ async def test_the_caller_id_lookup_finds_any_form_and_refuses_the_rest(
 
 
 async def test_a_missing_caller_id_is_not_found(tmp_path: Path, outbox: SmsOutbox) -> None:
-    citas = actions(outbox, YamlAffiliateDirectory.load(directory_file(tmp_path, ""), TODAY))
+    citas = actions(outbox, YamlAffiliateDirectory.load(directory_file(tmp_path, None), TODAY))
     assert await citas.identify_by_caller_id(state(None), {}) == "not_found"
 
 
@@ -152,7 +164,7 @@ async def test_the_outbox_takes_only_e164_mobiles(
 async def test_the_redirect_texts_a_mobile_caller_id_and_never_anything_else(
     tmp_path: Path, outbox: SmsOutbox, raw: str, e164: str | None, sms: bool
 ) -> None:
-    citas = actions(outbox, YamlAffiliateDirectory.load(directory_file(tmp_path, ""), TODAY))
+    citas = actions(outbox, YamlAffiliateDirectory.load(directory_file(tmp_path, None), TODAY))
     call = state(raw)  # no directory phone: the caller ID decides
 
     outcome = await citas.send_whatsapp_sms(call, {})
@@ -174,11 +186,11 @@ async def test_the_redirect_texts_a_mobile_caller_id_and_never_anything_else(
         ("3001234567", "+573109876543", "+573001234567"),  # the directory's mobile first
         ("6015551234", "573109876543", "+573109876543"),  # its fixed line: the caller's mobile
         ("6015551234", "anonymous", None),  # fixed line and withheld: nobody to text
-        ("", "sip:anonymous@anonymous.invalid", None),  # the issue's observation
+        (None, "sip:anonymous@anonymous.invalid", None),  # the issue's observation
     ],
 )
 async def test_the_redirect_prefers_the_directory_mobile_then_the_caller_id(
-    tmp_path: Path, outbox: SmsOutbox, listed: str, caller: str, to: str | None
+    tmp_path: Path, outbox: SmsOutbox, listed: str | None, caller: str, to: str | None
 ) -> None:
     directory = YamlAffiliateDirectory.load(directory_file(tmp_path, listed), TODAY)
     citas = actions(outbox, directory)
@@ -202,7 +214,7 @@ def test_the_whatsapp_number_in_line_yaml_is_e164_or_refused(
     assert '  number: "573001112233"\n' in text
     path = tmp_path / "line.yaml"
     path.write_text(text.replace('  number: "573001112233"\n', f"  number: {json.dumps(raw)}\n"))
-    if e164 is None:
+    if e164 is None or not admitted_by_schema(raw, "line"):
         with pytest.raises(ConfigError) as caught:
             load_line(path)
         number_line = next(

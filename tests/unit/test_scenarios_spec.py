@@ -97,15 +97,15 @@ def line_of(text: str, needle: str) -> int:
 BAD = {
     "missing name": (VALID.replace("name: t\n", ""), "description:", "name", "is required"),
     "missing expect": (VALID.replace("expect:\n  outcome: completed\n", ""), "name: t", "expect", "is required"),
-    "bad keys": (VALID.replace('"12"', '"12a"'), '"12a"', "dtmf", "keys must be 0-9 * #"),
-    "bad mode": (VALID.replace('- dtmf: "12"', '- {dtmf: "1", mode: sms}'), "mode: sms", "mode", "must be rfc4733 or info"),
-    "unknown step": (VALID.replace("- wait: 1", "- sing: 1"), "sing", "steps", "unknown step ['sing']"),
-    "two kinds in a step": (VALID.replace("- wait: 1", "- {wait: 1, hangup: true}"), "steps:", "steps", "bad step"),
+    "bad keys": (VALID.replace('"12"', '"12a"'), '"12a"', "steps[1].dtmf", "keys must be 0-9 * #"),
+    "bad mode": (VALID.replace('- dtmf: "12"', '- {dtmf: "1", mode: sms}'), "mode: sms", "steps[1].mode", "must be rfc4733 or info"),
+    "unknown step": (VALID.replace("- wait: 1", "- sing: 1"), "sing", "steps[0]", "unknown step {'sing': 1}; a step is one of: wait, dtmf (with mode), hangup"),
+    "two kinds in a step": (VALID.replace("- wait: 1", "- {wait: 1, hangup: true}"), "- {wait", "steps[0].hangup", "a step does one thing"),
     "bad ends_by": (VALID + "ends_by: agent\n", "ends_by", "ends_by", "must be ivr or caller"),
-    "wrong type": (VALID + "timeout: long\n", "timeout", "timeout", "wrong type (str)"),
-    "steps not a list": (VALID.replace("steps:\n  - wait: 1\n  - dtmf: \"12\"\n", "steps: wait\n"), "steps:", "steps", "wrong type (str)"),
-    "caller id not a number": (VALID + "caller_id: [3001111111, withheld]\n", "caller_id", "caller_id", "'withheld' is not a number"),
-    "caller id plus inside": (VALID + "caller_id: \"57+3001111111\"\n", "caller_id", "caller_id", "is not a number"),
+    "wrong type": (VALID + "timeout: long\n", "timeout", "timeout", "must be number, got str"),
+    "steps not a list": (VALID.replace("steps:\n  - wait: 1\n  - dtmf: \"12\"\n", "steps: wait\n"), "steps:", "steps", "must be list, got str"),
+    "caller id not a number": (VALID + "caller_id: [3001111111, withheld]\n", "caller_id", "caller_id[1]", "'withheld' is not a number, +number or anonymous"),
+    "caller id plus inside": (VALID + "caller_id: \"57+3001111111\"\n", "caller_id", "caller_id", "is not a number, +number or anonymous"),
     "yaml syntax": (VALID.replace("dial: 4440001", "dial: [4440001"), None, "yaml", ""),
     "not a mapping": ("- just a list\n", "- just", "scenario", "must be a mapping"),
 }  # fmt: skip
@@ -139,11 +139,3 @@ def test_a_wait_that_is_not_a_number_is_a_config_error(tmp_path: Path) -> None:
         load_scenario(path)
 
     assert (caught.value.file, caught.value.line) == (str(path), line_of(text, "soon"))
-
-
-def test_an_integer_too_large_for_seconds_is_a_config_error(tmp_path: Path) -> None:
-    # Found by test_fuzz_config once two scenarios were added: float(10**400) overflowed.
-    path = write(tmp_path, VALID + "timeout: " + "9" * 400 + "\n")
-    with pytest.raises(ConfigError) as caught:
-        load_scenario(path)
-    assert (caught.value.field, caught.value.problem) == ("timeout", "is too large a number")
