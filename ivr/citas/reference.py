@@ -68,6 +68,9 @@ class LineConfig:
     sms_text: str
     max_offers: int
     search_days: int
+    # A patient holds at most one pending appointment per service (CUPS code);
+    # `booking.one_pending_per_service` in line.yaml, on when absent.
+    one_pending_per_service: bool = True
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,11 @@ def load_line(path: Path) -> LineConfig:
         sms_text=sms_text,
         max_offers=_req(booking, "max_offers", int, "booking"),
         search_days=_req(booking, "search_days", int, "booking"),
+        one_pending_per_service=(
+            _req(booking, "one_pending_per_service", bool, "booking")
+            if "one_pending_per_service" in booking
+            else True
+        ),
     )
 
 
