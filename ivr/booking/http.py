@@ -185,7 +185,7 @@ def _parse_slot(item: Any) -> Slot:
     # ``ends_at`` is optional in the contract: without it, the default length.
     length = _aware(item["ends_at"]) - starts_at if "ends_at" in item else DEFAULT_LENGTH
     if length <= timedelta(0):
-        raise ValueError(f"slot {item['id']!r} ends before it starts")
+        raise ValueError(f"slot {item['id']!r} does not end after it starts")
     return Slot(
         id=str(item["id"]),
         site_id=str(item["site_id"]),
