@@ -6,7 +6,6 @@ Nothing here starts a process; ``ivr.bench.runner`` feeds it what it measured.
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import math
@@ -14,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ivr.csv_export import write_csv
 
 
 def percentile(values: Sequence[float], pct: float) -> float | None:
@@ -276,11 +277,8 @@ def write_results(out_dir: Path, results: dict[str, Any], steps: Sequence[StepRe
         json.dumps(results | {"steps": rows}, indent=2, default=_json_default) + "\n",
         encoding="utf-8",
     )
-    with (out_dir / "results.csv").open("w", newline="", encoding="utf-8") as f:
-        if rows:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+    header = list(rows[0]) if rows else []
+    write_csv(out_dir / "results.csv", header, [[row[k] for k in header] for row in rows])
 
 
 def _json_default(value: object) -> object:

@@ -38,6 +38,7 @@ from ivr.ops.flags import (
     site_closure_flag,
 )
 from ivr.sms.outbox import SmsOutbox
+from ivr.speech import es as speech_es
 
 logger = logging.getLogger(__name__)
 
@@ -205,27 +206,18 @@ class CitasActions:
         return "found"
 
     def slot_media(self, slot: Slot) -> list[str]:
-        """Date, time, doctor and site, with Asterisk's Spanish sounds and our prompts."""
+        """Date, time, doctor and site of ``slot``, in the line's time zone, as media URIs.
+
+        Date and time are said by ``ivr.speech.es`` (gender, "primero", noon,
+        midnight, part of the day); the prompt before them ends with "el".
+        """
         local = slot.starts_at.astimezone(self.tz)
-        hour12 = local.hour % 12 or 12
-        media = [
-            f"sound:digits/day-{(local.weekday() + 1) % 7}",
-            f"number:{local.day}",
-            "sound:digits/es-de",
-            f"sound:digits/mon-{local.month - 1}",
-            "sound:citas/slot_at",
-            f"number:{hour12}",
-        ]
-        if local.minute:
-            media += ["sound:citas/slot_and", f"number:{local.minute}"]
-        media.append(
-            "sound:citas/slot_morning" if local.hour < 12 else "sound:citas/slot_afternoon"
-        )
-        media += [
+        return [
+            *speech_es.date_media(local.date()),
+            *speech_es.time_media(local.time()),
             "sound:citas/slot_with_doctor", f"sound:citas/doctor_{slot.doctor_id}",
             "sound:citas/slot_at_site", f"sound:citas/site_{slot.site_id}",
         ]  # fmt: skip
-        return media
 
     async def find_slot(self, state: CallState, params: Mapping[str, object]) -> str:
         """The first slot, unless the patient already holds a pending appointment

@@ -15,7 +15,9 @@ refused request changes nothing. Every error answer is::
     405 method_not_allowed
     422 invalid_body        not JSON, wrong type, unknown or missing field
     422 invalid_parameter   a query parameter
-    422 invalid             the service refused the change (value, reason, window)
+    422 invalid             the service refused the change (value, reason, window, or a
+                            rule across flags broken at some instant: details carry
+                            ``rule`` and ``at``)
     503 store_unavailable   the database cannot be reached
 """
 

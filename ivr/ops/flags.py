@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal, Protocol
 
 FlagValue = bool | int | str | list[str] | None
+Values = Mapping[str, FlagValue]  # every flag's value at one instant
 Kind = Literal["bool", "int", "enum", "date", "codes"]
 
 CUPS_RE = re.compile(r"^[0-9]{6,8}$")
@@ -192,9 +193,29 @@ class FlagDef:
         return out
 
 
+@dataclass(frozen=True)
+class FlagRule:
+    """A rule across flags, which must hold at every instant (``ivr.ops.timeline``).
+
+    ``check`` gets every flag's value at one instant and returns what is wrong
+    (Spanish, for the operator) or None. ``rule_id`` is stable (the API's
+    ``details[].rule``); ``summary`` says the rule in Spanish. ``reads`` names
+    the flags ``check`` looks at: only a change to one of them is judged by the
+    rule, so an unrelated change (the incident switch) is never held up by it.
+    """
+
+    rule_id: str
+    summary: str
+    reads: tuple[str, ...]
+    check: Callable[[Values], str | None]
+
+
 @dataclass
 class FlagRegistry:
+    """The flags of a line, and the rules across them (both plugged in by the line)."""
+
     defs: Iterable[FlagDef]
+    rules: tuple[FlagRule, ...] = ()
     _by_name: dict[str, FlagDef] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -205,6 +226,19 @@ class FlagRegistry:
             if d.default is not None or not d.nullable:
                 d.parse(d.default)  # a default that does not fit its own type is a bug
             self._by_name[d.name] = d
+        if problems := self.problems(self.defaults()):
+            raise ValueError(f"the defaults break a rule: {problems[0]}")
+
+    def defaults(self) -> dict[str, FlagValue]:
+        return {d.name: d.default for d in self._by_name.values()}
+
+    def rules_reading(self, name: str) -> tuple[FlagRule, ...]:
+        """The rules a change to flag ``name`` must satisfy."""
+        return tuple(r for r in self.rules if name in r.reads)
+
+    def problems(self, values: Values) -> list[str]:
+        """What the rules find wrong with ``values`` (one instant); empty when all is well."""
+        return [p for rule in self.rules if (p := rule.check(values)) is not None]
 
     def get(self, name: str) -> FlagDef:
         try:
@@ -290,16 +324,24 @@ def citas_flags(
                 group="sites", nullable=True,
             )
         )  # fmt: skip
-    return FlagRegistry(defs)
+    return FlagRegistry(defs, rules=(AGE_BAND,))
 
 
-def check_consistency(values: dict[str, FlagValue]) -> list[str]:
-    """Rules across flags; returns what is wrong (empty when all is well)."""
-    problems = []
+def _age_band(values: Values) -> str | None:
     lo, hi = values.get(AGE_MIN), values.get(AGE_MAX)
     if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
-        problems.append(f"{AGE_MIN} ({lo}) must not be above {AGE_MAX} ({hi})")
-    return problems
+        return f"{AGE_MIN} ({lo}) quedaría por encima de {AGE_MAX} ({hi})"
+    return None
+
+
+# The target population is the band age_min..age_max (config/citas/eligibility.yaml);
+# an inverted band silently classes every caller as non-target.
+AGE_BAND = FlagRule(
+    "eligibility.age_band",
+    "la edad mínima no puede superar la edad máxima",
+    (AGE_MIN, AGE_MAX),
+    _age_band,
+)
 
 
 class FlagReader(Protocol):

@@ -137,7 +137,11 @@ def schemas(registry: FlagRegistry) -> dict[str, Any]:
         "Error": _obj({
             "error": {"type": "string", "description": "A stable error id."},
             "message": STRING,
-            "details": {"type": "array", "items": _obj({"field": STRING, "message": STRING}, ("field", "message"))},
+            "details": {"type": "array", "items": _obj({
+                "field": STRING, "message": STRING,
+                "rule": {"type": "string", "description": "A rule across flags the change would break (its stable id)."},
+                "at": {**TIME, "description": "The first instant at which the rule would break."},
+            }, ("field", "message"))},
         }, ("error", "message", "details")),
         "FlagValues": {
             "type": "object",
@@ -265,6 +269,8 @@ def openapi_document(registry: FlagRegistry) -> dict[str, Any]:
                 "Flags, contingency windows, the incident switch, the audit trail and tokens "
                 "of the citas line. Every change needs a reason and is audited. Errors are "
                 '`{"error": id, "message": text, "details": [{"field", "message"}]}`; '
+                "a change that would break a rule across flags at some instant (stored values "
+                "and every window considered) is `invalid` with `rule` and `at` in its details; "
                 "a refused request changes nothing."
             ),
         },

@@ -9,13 +9,19 @@ HTTP statuses::
      ├── Forbidden        the actor's role is too low            → 403
      ├── NotFound         no such flag / window / token          → 404
      └── InvalidChange    bad value, reason, window or name      → 422
+          └── RuleBroken      a rule across flags would break at some instant
+
+Rules across flags (:attr:`FlagRegistry.rules`) are judged on the whole
+timeline a change produces: the stored values and every window, existing and
+proposed (or minus the one cancelled), at every instant from now on
+(:mod:`ivr.ops.timeline` proves that a finite set of instants covers them all).
+The check runs inside the change's transaction, after it took the write lock,
+so two concurrent changes cannot each pass against the other's old state.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import secrets
 import uuid
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from ivr.csv_export import csv_text
 from ivr.ops.flags import (
     INCIDENT_MODE,
     FlagDef,
@@ -32,9 +39,9 @@ from ivr.ops.flags import (
     FlagValueError,
     Role,
     UnknownFlag,
-    check_consistency,
 )
-from ivr.ops.store import AuditEntry, Change, FlagSnapshot, OpsStore, Window, utcnow
+from ivr.ops.store import AuditEntry, Change, FlagSnapshot, Guard, OpsStore, Window, utcnow
+from ivr.ops.timeline import RuleViolation, first_violation
 
 MAX_REASON = 500
 MAX_WINDOW = timedelta(days=31)
@@ -72,6 +79,25 @@ class NotFound(OpsError):
 
 class InvalidChange(OpsError):
     error_id = "invalid"
+
+
+class RuleBroken(InvalidChange):
+    """A change that would break a rule across flags at some instant.
+
+    The error id stays ``invalid`` (stable for API clients); ``details`` carry
+    ``rule`` (the rule's stable id) and ``at`` (the first instant it breaks,
+    ISO 8601), and the message says both in Spanish.
+    """
+
+    def __init__(self, violation: RuleViolation, field: str) -> None:
+        detail = {
+            "field": field,
+            "message": violation.message,
+            "rule": violation.rule.rule_id,
+            "at": violation.at.isoformat(),
+        }
+        super().__init__(violation.message, [detail])
+        self.violation = violation
 
 
 @dataclass(frozen=True)
@@ -129,15 +155,18 @@ def hash_token(token: str) -> str:
 
 
 def audit_csv(entries: Iterable[AuditEntry]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(AUDIT_CSV_FIELDS)
+    """The audit as CSV (``ivr flags history --csv``, ``/api/audit?format=csv``).
+
+    Columns :data:`AUDIT_CSV_FIELDS`; ``old_value``/``new_value`` as JSON text;
+    every cell safe to open in a spreadsheet (:mod:`ivr.csv_export`).
+    """
+    rows = []
     for e in entries:
         row = e.as_json()
         for key in ("old_value", "new_value"):
             row[key] = json.dumps(row[key], ensure_ascii=False)
-        writer.writerow(["" if row[f] is None else row[f] for f in AUDIT_CSV_FIELDS])
-    return out.getvalue()
+        rows.append([row[f] for f in AUDIT_CSV_FIELDS])
+    return csv_text(AUDIT_CSV_FIELDS, rows)
 
 
 class FlagService:
@@ -188,10 +217,9 @@ class FlagService:
         value = self._parse(definition, raw)
         now = self.clock()
         snapshot = await self.store.snapshot(now)
-        self._consistent(snapshot, {name: value})
         old = effective(self.registry, snapshot, name, now).set_value
         change = Change(actor.name, actor.role.label, "set", reason, name, old, value)
-        await self.store.set_value(name, value, change, now)
+        await self.store.set_value(name, value, change, now, self._rules(now, values={name: value}))
         return await self.flag(name)
 
     async def reset_flag(self, actor: Actor, name: str, reason: str) -> FlagView:
@@ -199,12 +227,13 @@ class FlagService:
         reason = self._reason(reason)
         now = self.clock()
         snapshot = await self.store.snapshot(now)
-        self._consistent(snapshot, {name: definition.default})
         old = effective(self.registry, snapshot, name, now).set_value
         change = Change(
             actor.name, actor.role.label, "reset", reason, name, old, definition.default
         )
-        await self.store.reset_value(name, change, now)
+        await self.store.reset_value(
+            name, change, now, self._rules(now, values={name: definition.default})
+        )
         return await self.flag(name)
 
     async def set_incident(self, actor: Actor, active: bool, reason: str) -> FlagView:
@@ -217,7 +246,8 @@ class FlagService:
         old = effective(self.registry, snapshot, INCIDENT_MODE, now).set_value
         action = "incident_on" if active else "incident_off"
         change = Change(actor.name, actor.role.label, action, reason, INCIDENT_MODE, old, active)
-        await self.store.set_value(INCIDENT_MODE, active, change, now)
+        guard = self._rules(now, values={INCIDENT_MODE: active})
+        await self.store.set_value(INCIDENT_MODE, active, change, now, guard)
         return await self.flag(INCIDENT_MODE)
 
     async def schedule(
@@ -246,7 +276,6 @@ class FlagService:
         if problems:
             raise InvalidChange("the window is not valid", problems)
         snapshot = await self.store.snapshot(now)
-        self._consistent(snapshot, {name: value})
         window = Window(
             str(uuid.uuid4()), name, value, max(starts_at, now), ends_at, reason, now, actor.name
         )
@@ -254,7 +283,7 @@ class FlagService:
             actor.name, actor.role.label, "schedule", reason, name,
             effective(self.registry, snapshot, name, now).set_value, value, window.id,
         )  # fmt: skip
-        await self.store.add_window(window, change)
+        await self.store.add_window(window, change, self._rules(now, add=window))
         return window
 
     async def cancel_window(self, actor: Actor, window_id: str, reason: str) -> Window:
@@ -268,7 +297,8 @@ class FlagService:
             actor.name, actor.role.label, "cancel_window", reason, window.name,
             window.value, None, window.id,
         )  # fmt: skip
-        if not await self.store.cancel_window(window_id, change, now):
+        guard = self._rules(now, cancel=window, field="window_id")
+        if not await self.store.cancel_window(window_id, change, now, guard):
             raise InvalidChange(f"window {window_id} is already cancelled or over")
         cancelled = await self.store.window(window_id)
         assert cancelled is not None
@@ -343,7 +373,30 @@ class FlagService:
         except FlagValueError as exc:
             raise InvalidChange(str(exc), [{"field": "value", "message": str(exc)}]) from None
 
-    def _consistent(self, snapshot: FlagSnapshot, changes: dict[str, FlagValue]) -> None:
-        problems = check_consistency({**base_values(self.registry, snapshot), **changes})
-        if problems:
-            raise InvalidChange(problems[0], [{"field": "value", "message": p} for p in problems])
+    def _rules(
+        self,
+        now: datetime,
+        *,
+        values: dict[str, FlagValue] | None = None,
+        add: Window | None = None,
+        cancel: Window | None = None,
+        field: str = "value",
+    ) -> Guard:
+        """The check of a change against the rules at every instant (run by the store
+        inside the change's transaction): stored values with ``values`` set, the
+        windows plus ``add`` and minus ``cancel``. Only the rules that read a
+        changed flag judge it. Raises RuleBroken."""
+        changed = set(values or {}) | {w.name for w in (add, cancel) if w is not None}
+        rules = [r for name in sorted(changed) for r in self.registry.rules_reading(name)]
+        rules = list(dict.fromkeys(rules))  # a rule reading two changed flags: once
+
+        def check(snapshot: FlagSnapshot) -> None:
+            base = {**base_values(self.registry, snapshot), **(values or {})}
+            windows = [w for w in snapshot.windows if cancel is None or w.id != cancel.id]
+            if add is not None:
+                windows.append(add)
+            violation = first_violation(rules, base, windows, now)
+            if violation is not None:
+                raise RuleBroken(violation, field)
+
+        return check

@@ -7,7 +7,15 @@ and a controller that sees the revision move sees the change.
 Windows are never "applied" by a job: the effective value of a flag is
 computed from the windows at the moment it is read (:class:`FlagSnapshot`).
 A window therefore reverts exactly at its end even if no process runs at that
-moment. The audit entries "window_started"/"window_ended" are written by
+moment.
+
+A change may carry a *guard*: a check of the flags as they will be, run inside
+the change's transaction after it has taken the write lock (it bumps the
+revision first: a row lock on PostgreSQL, the database's write lock on
+SQLite). Two concurrent changes are therefore judged one after the other,
+each against what the other wrote; a guard that raises rolls the change back.
+
+The audit entries "window_started"/"window_ended" are written by
 whichever process claims them first (a conditional UPDATE), so several
 controllers write each entry once.
 
@@ -18,7 +26,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -93,6 +101,17 @@ class Window:
         }
 
 
+def winning_window(windows: Iterable[Window], name: str, at: datetime) -> Window | None:
+    """The window that gives ``name`` its value at ``at``: among the active ones
+    (not cancelled, ``starts_at <= at < ends_at``), the newest ``created_at``,
+    then the smallest id (the order :meth:`OpsStore.snapshot` lists them in)."""
+    active = [w for w in windows if w.name == name and w.active_at(at)]
+    if not active:
+        return None
+    newest = max(w.created_at for w in active)
+    return min((w for w in active if w.created_at == newest), key=lambda w: w.id)
+
+
 @dataclass(frozen=True)
 class SetValue:
     """A flag's value as operations set it (no window)."""
@@ -111,7 +130,7 @@ class FlagSnapshot:
     windows: tuple[Window, ...]  # not cancelled, not ended when loaded; newest first
 
     def window_for(self, name: str, now: datetime) -> Window | None:
-        return next((w for w in self.windows if w.name == name and w.active_at(now)), None)
+        return winning_window(self.windows, name, now)
 
 
 @dataclass(frozen=True)
@@ -201,10 +220,38 @@ def _audit_row(change: Change, at: datetime) -> AuditRow:
     )  # fmt: skip
 
 
+Guard = Callable[["FlagSnapshot"], None]  # raises to refuse a change
+
+
 async def _bump(session: AsyncSession) -> None:
     await session.execute(
         update(OpsStateRow).where(OpsStateRow.id == 1).values(revision=OpsStateRow.revision + 1)
     )
+
+
+async def _read_snapshot(session: AsyncSession, now: datetime) -> FlagSnapshot:
+    revision = (
+        await session.execute(select(OpsStateRow.revision).where(OpsStateRow.id == 1))
+    ).scalar_one()
+    values = {
+        r.name: SetValue(_unwrap(r.value), r.updated_at, r.updated_by)
+        for r in (await session.execute(select(FlagValueRow))).scalars()
+    }
+    windows = (
+        await session.execute(
+            select(FlagWindowRow)
+            .where(FlagWindowRow.cancelled_at.is_(None), FlagWindowRow.ends_at > now)
+            .order_by(FlagWindowRow.created_at.desc(), FlagWindowRow.id)
+        )
+    ).scalars()
+    return FlagSnapshot(int(revision), values, tuple(Window.from_row(w) for w in windows))
+
+
+async def _lock_and_check(session: AsyncSession, now: datetime, guard: Guard | None) -> None:
+    """Take the write lock (by bumping the revision), then run the guard on what is stored."""
+    await _bump(session)
+    if guard is not None:
+        guard(await _read_snapshot(session, now))
 
 
 class OpsStore:
@@ -223,21 +270,7 @@ class OpsStore:
 
     async def snapshot(self, now: datetime) -> FlagSnapshot:
         async def op(session: AsyncSession) -> FlagSnapshot:
-            revision = (
-                await session.execute(select(OpsStateRow.revision).where(OpsStateRow.id == 1))
-            ).scalar_one()
-            values = {
-                r.name: SetValue(_unwrap(r.value), r.updated_at, r.updated_by)
-                for r in (await session.execute(select(FlagValueRow))).scalars()
-            }
-            windows = (
-                await session.execute(
-                    select(FlagWindowRow)
-                    .where(FlagWindowRow.cancelled_at.is_(None), FlagWindowRow.ends_at > now)
-                    .order_by(FlagWindowRow.created_at.desc(), FlagWindowRow.id)
-                )
-            ).scalars()
-            return FlagSnapshot(int(revision), values, tuple(Window.from_row(w) for w in windows))
+            return await _read_snapshot(session, now)
 
         return await self.db.run("read the flags", op)
 
@@ -278,8 +311,11 @@ class OpsStore:
         return await self.db.run("read the audit log", op)
 
     # --- changing (each with its audit entry, in one transaction) -------------
-    async def set_value(self, name: str, value: FlagValue, change: Change, now: datetime) -> None:
+    async def set_value(
+        self, name: str, value: FlagValue, change: Change, now: datetime, guard: Guard | None = None
+    ) -> None:
         async def op(session: AsyncSession) -> None:
+            await _lock_and_check(session, now, guard)
             row = await session.get(FlagValueRow, name)
             if row is None:
                 session.add(FlagValueRow(name=name, value=_wrap(value), updated_at=now,
@@ -287,22 +323,24 @@ class OpsStore:
             else:
                 row.value, row.updated_at, row.updated_by = _wrap(value), now, change.actor
             session.add(_audit_row(change, now))
-            await _bump(session)
 
         await self.db.run(f"set flag {name}", op)
 
-    async def reset_value(self, name: str, change: Change, now: datetime) -> None:
+    async def reset_value(
+        self, name: str, change: Change, now: datetime, guard: Guard | None = None
+    ) -> None:
         async def op(session: AsyncSession) -> None:
+            await _lock_and_check(session, now, guard)
             row = await session.get(FlagValueRow, name)
             if row is not None:
                 await session.delete(row)
             session.add(_audit_row(change, now))
-            await _bump(session)
 
         await self.db.run(f"reset flag {name}", op)
 
-    async def add_window(self, window: Window, change: Change) -> None:
+    async def add_window(self, window: Window, change: Change, guard: Guard | None = None) -> None:
         async def op(session: AsyncSession) -> None:
+            await _lock_and_check(session, window.created_at, guard)
             session.add(
                 FlagWindowRow(
                     id=window.id, name=window.name, value=_wrap(window.value),
@@ -312,14 +350,16 @@ class OpsStore:
                 )
             )  # fmt: skip
             session.add(_audit_row(change, window.created_at))
-            await _bump(session)
 
         await self.db.run(f"schedule a window for {window.name}", op)
 
-    async def cancel_window(self, window_id: str, change: Change, now: datetime) -> bool:
+    async def cancel_window(
+        self, window_id: str, change: Change, now: datetime, guard: Guard | None = None
+    ) -> bool:
         """False when the window does not exist or was already cancelled or over."""
 
         async def op(session: AsyncSession) -> bool:
+            await _lock_and_check(session, now, guard)
             result = await session.execute(
                 update(FlagWindowRow)
                 .where(
@@ -330,12 +370,14 @@ class OpsStore:
                 .values(cancelled_at=now, cancelled_by=change.actor)
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
-                return False
+                raise _NothingToCancel
             session.add(_audit_row(change, now))
-            await _bump(session)
             return True
 
-        return await self.db.run(f"cancel window {window_id}", op)
+        try:
+            return await self.db.run(f"cancel window {window_id}", op)
+        except _NothingToCancel:
+            return False  # rolled back: the revision did not move
 
     async def log_window_transitions(
         self, now: datetime, current: dict[str, FlagValue]
@@ -476,6 +518,10 @@ class OpsStore:
             return True
 
         return await self.db.run(f"revoke token {name}", op)
+
+
+class _NothingToCancel(Exception):
+    """Rolls back a cancel that found nothing to cancel."""
 
 
 def _token(row: TokenRow) -> Token:

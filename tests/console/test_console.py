@@ -161,5 +161,36 @@ def test_an_api_error_is_shown_to_the_user(browser: WebDriver, ops_server: OpsSe
     browser.find_element(By.ID, "change-reason").send_keys("prueba")
     browser.find_element(By.ID, "change-apply").click()
     wait_text(browser, "#error", "Cambio rechazado")
-    assert "must not be above" in browser.find_element(By.ID, "error").text
+    assert "quedaría por encima de" in browser.find_element(By.ID, "error").text
     assert ops_server.flag("eligibility.age_min")["source"] == "default"
+
+
+def test_a_change_that_breaks_a_rule_under_a_window_shows_why(
+    browser: WebDriver, ops_server: OpsServer
+) -> None:
+    # Issue 9 §5 in the console: a one-hour window age_max = 30, then age_min = 40.
+    window_id = ops_server.cli(
+        "flags", "schedule", "eligibility.age_max", "30", "--for", "1h", "--reason", "prueba"
+    ).split()[0]
+    log_in(browser, ops_server, ops_server.token("ana", "admin"))
+    wait_text(browser, f"{flag_row(browser, 'eligibility.age_max')} .value", "30")
+    css(browser, f"{flag_row(browser, 'eligibility.age_min')} .edit").click()
+    value = css(browser, "#change-value")
+    value.clear()
+    value.send_keys("40")
+    browser.find_element(By.ID, "change-reason").send_keys("ampliar la población")
+    browser.find_element(By.ID, "change-apply").click()
+    wait_text(browser, "#error", "Cambio rechazado: el cambio rompería la regla")
+    shown = browser.find_element(By.ID, "error").text
+    assert "eligibility.age_min (40) quedaría por encima de eligibility.age_max (30)" in shown
+    assert window_id in shown
+    assert "Regla eligibility.age_band, incumplida desde" in shown
+    assert ops_server.flag("eligibility.age_min")["value"] == 11
+    # The same refusal through real HTTP to the same server.
+    token = ops_server.token("api", "admin")
+    status, answer = ops_server.request(
+        "PUT", "/api/flags/eligibility.age_min", token, {"value": 40, "reason": "x"}
+    )
+    assert (status, answer["error"], answer["details"][0]["rule"]) == (
+        422, "invalid", "eligibility.age_band",
+    )  # fmt: skip

@@ -109,9 +109,9 @@ def test_slot_is_read_with_spanish_date_sounds_and_our_prompts() -> None:
     starts = datetime(2026, 11, 24, 15, 30, tzinfo=actions.tz)
     slot = Slot("s1", "norte", "dr_gomez", "890201", starts, "afternoon")
     assert actions.slot_media(slot) == [
-        "sound:digits/day-2", "number:24", "sound:digits/es-de", "sound:digits/mon-10",
-        "sound:citas/slot_at", "number:3", "sound:citas/slot_and", "number:30",
-        "sound:citas/slot_afternoon", "sound:citas/slot_with_doctor", "sound:citas/doctor_dr_gomez",
+        "sound:digits/day-2", "sound:digits/24", "sound:digits/es-de", "sound:digits/mon-10",
+        "sound:citas/time_at", "sound:digits/3", "sound:digits/and", "sound:digits/30",
+        "sound:citas/time_afternoon", "sound:citas/slot_with_doctor", "sound:citas/doctor_dr_gomez",
         "sound:citas/slot_at_site", "sound:citas/site_norte",
     ]  # fmt: skip
 

@@ -397,7 +397,8 @@ async def test_errors_name_the_field(ops: Ops) -> None:
         422,
     )
     assert answer["details"][0]["field"] == "value"
-    assert "must not be above" in answer["message"]
+    assert "quedaría por encima de" in answer["message"]
+    assert answer["details"][0]["rule"] == "eligibility.age_band"
 
 
 # --- the OpenAPI document ---------------------------------------------------------------------
@@ -441,3 +442,60 @@ async def test_answers_match_the_documented_schemas(ops: Ops) -> None:
     error = await json_of(await ops.call("admin", "GET", "/api/flags/nope"), 404)
     assert bodies.problems("Error", error) == []
     assert checked >= 10
+
+
+async def test_a_change_that_breaks_a_rule_under_a_window_is_refused(ops: Ops) -> None:
+    # Issue 9 §5, through HTTP: a one-hour window age_max = 30, then age_min = 40.
+    window = await json_of(
+        await ops.call("admin", "POST", "/api/windows", {
+            "name": "eligibility.age_max", "value": 30, "duration_s": 3600, "reason": "prueba",
+        }), 201,
+    )  # fmt: skip
+    before = await ops.state()
+    answer = await json_of(
+        await ops.call(
+            "admin", "PUT", "/api/flags/eligibility.age_min", {"value": 40, "reason": "ampliar"}
+        ),
+        422,
+    )
+    assert answer["error"] == "invalid"
+    [detail] = answer["details"]
+    assert (detail["field"], detail["rule"]) == ("value", "eligibility.age_band")
+    at = datetime.fromisoformat(detail["at"])  # now: the window is active
+    assert (
+        datetime.fromisoformat(window["starts_at"])
+        <= at
+        < datetime.fromisoformat(window["ends_at"])
+    )
+    assert answer["message"].startswith("el cambio rompería la regla")
+    assert (
+        "eligibility.age_min (40) quedaría por encima de eligibility.age_max (30)"
+        in (answer["message"])
+    )
+    assert window["id"] in answer["message"]
+    doc = await json_of(await ops.client.get("/api/openapi.json"), 200)
+    assert BodyValidator(doc).problems("Error", answer) == []
+    assert await ops.state() == before
+
+
+async def test_cancelling_a_window_that_a_rule_needs_is_refused(ops: Ops) -> None:
+    wide = await json_of(
+        await ops.call("admin", "POST", "/api/windows", {
+            "name": "eligibility.age_max", "value": 60, "duration_s": 7200, "reason": "campaña",
+        }), 201,
+    )  # fmt: skip
+    await json_of(
+        await ops.call("admin", "POST", "/api/windows", {
+            "name": "eligibility.age_min", "value": 58, "duration_s": 3600, "reason": "campaña",
+        }), 201,
+    )  # fmt: skip
+    before = await ops.state()
+    answer = await json_of(
+        await ops.call("admin", "DELETE", f"/api/windows/{wide['id']}", {"reason": "fin"}), 422
+    )
+    assert (answer["error"], answer["details"][0]["field"]) == ("invalid", "window_id")
+    assert (
+        "eligibility.age_min (58) quedaría por encima de eligibility.age_max (54)"
+        in (answer["message"])
+    )
+    assert await ops.state() == before

@@ -7,6 +7,9 @@ import csv
 import getpass
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +86,7 @@ def test_list_set_and_reset(capsys: pytest.CaptureFixture[str], instance: Path) 
         ),
         (["flags", "set", "promo_audio", "off"], "every change needs a reason (--reason)"),
         (["flags", "set", "promo_audio", "off", "--reason", "  "], "needs a reason"),
-        (["flags", "set", "eligibility.age_min", "80", "--reason", "x"], "must not be above"),
+        (["flags", "set", "eligibility.age_min", "80", "--reason", "x"], "quedaría por encima de"),
         (["flags", "reset", "nope", "--reason", "x"], "unknown flag"),
         (
             ["flags", "schedule", "promo_audio", "off", "--for", "3x", "--reason", "x"],
@@ -250,3 +253,37 @@ def test_instance_option_picks_the_database(
     assert code == 0
     assert (instance / "otra" / "citas.db").is_file()
     assert flags(capsys)["promo_audio"]["value"] is True  # the default instance is untouched
+
+
+# --- the real command, in its own process, on a real SQLite database ------------------------
+def ivr(instance: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITAS_")}
+    env |= {"CITAS_STATE_DIR": str(instance), "CITAS_INSTANCE": "clitest"}
+    return subprocess.run(
+        [sys.executable, "-m", "ivr.cli", *argv],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_a_rule_broken_under_a_window_is_refused_by_the_command(instance: Path) -> None:
+    # Issue 9 §5: with a one-hour window age_max = 30, `ivr flags set eligibility.age_min 40`
+    # was accepted and the band became 40–30.
+    done = ivr(instance, "flags", "schedule", "eligibility.age_max", "30", "--for", "1h",
+               "--reason", "prueba")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    window_id = done.stdout.split()[0]
+    done = ivr(instance, "flags", "set", "eligibility.age_min", "40", "--reason", "ampliar")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("ivr flags: el cambio rompería la regla «la edad mínima no ")
+    assert "(eligibility.age_band) desde 20" in done.stderr
+    assert "eligibility.age_min (40) quedaría por encima de eligibility.age_max (30)" in done.stderr
+    assert window_id in done.stderr
+    flags_now = {f["name"]: f for f in json.loads(ivr(instance, "flags", "list", "--json").stdout)}
+    assert (flags_now["eligibility.age_min"]["value"], flags_now["eligibility.age_max"]["value"]) == (
+        11, 30,
+    )  # fmt: skip
+    # Once the window is gone, the same change is judged on the stored values alone.
+    assert ivr(instance, "flags", "cancel", window_id, "--reason", "fin").returncode == 0
+    assert (
+        ivr(instance, "flags", "set", "eligibility.age_min", "40", "--reason", "x").returncode == 0
+    )

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+import ivr.csv_export
 import ivr.ops.cli
 import ivr.ops.flags
 import ivr.ops.openapi
+import ivr.ops.timeline
 from ivr.citas.reference import flag_registry, load_reference
 from ivr.ops.flags import (
     AGE_MAX,
@@ -23,7 +25,6 @@ from ivr.ops.flags import (
     FlagValueError,
     Role,
     UnknownFlag,
-    check_consistency,
     citas_flags,
     site_closure_flag,
 )
@@ -35,7 +36,9 @@ CODES = FlagDef("codes", "codes", ["890201"], "CUPS.")
 PROMO = FlagDef("promo", "bool", True, "Promo.")
 
 
-@pytest.mark.parametrize("module", [ivr.ops.flags, ivr.ops.openapi, ivr.ops.cli])
+@pytest.mark.parametrize(
+    "module", [ivr.ops.flags, ivr.ops.openapi, ivr.ops.cli, ivr.ops.timeline, ivr.csv_export]
+)
 def test_docstring_examples_run(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.attempted > 0
@@ -175,11 +178,21 @@ def test_describe_lists_what_the_console_needs() -> None:
     assert ROUTE.describe()["choices"] == ["whatsapp", "agent"]
 
 
-def test_consistency_rules_across_flags() -> None:
-    assert check_consistency({AGE_MIN: 11, AGE_MAX: 54}) == []
-    assert check_consistency({AGE_MIN: 60, AGE_MAX: 54}) == [
-        f"{AGE_MIN} (60) must not be above {AGE_MAX} (54)"
-    ]
+@pytest.mark.parametrize(
+    ("lo", "hi", "broken"),
+    [(11, 54, False), (54, 54, False), (0, 0, False), (55, 54, True), (120, 0, True)],
+)
+def test_the_age_band_rule(lo: int, hi: int, broken: bool) -> None:
+    registry = citas_flags(age_min=11, age_max=54, cups_in_scope=["890201"], sites={})
+    expected = [f"{AGE_MIN} ({lo}) quedaría por encima de {AGE_MAX} ({hi})"] if broken else []
+    assert registry.problems({AGE_MIN: lo, AGE_MAX: hi}) == expected
+    assert [r.rule_id for r in registry.rules_reading(AGE_MIN)] == ["eligibility.age_band"]
+    assert registry.rules_reading("promo_audio") == ()
+
+
+def test_defaults_that_break_a_rule_are_refused() -> None:
+    with pytest.raises(ValueError, match="the defaults break a rule"):
+        citas_flags(age_min=60, age_max=54, cups_in_scope=["890201"], sites={})
 
 
 def test_site_flags_follow_the_sites() -> None:

@@ -141,9 +141,9 @@ async def test_values_are_checked_and_unknown_flags_are_not_found(service: FlagS
 async def test_changes_keep_the_flags_consistent(service: FlagService) -> None:
     await service.set_flag(ADMIN, AGE_MAX, 30, "motivo")
     before = await unchanged(service)
-    with pytest.raises(InvalidChange, match="must not be above"):
+    with pytest.raises(InvalidChange, match="quedaría por encima de"):
         await service.set_flag(ADMIN, AGE_MIN, 31, "motivo")
-    with pytest.raises(InvalidChange, match="must not be above"):
+    with pytest.raises(InvalidChange, match="quedaría por encima de"):
         await service.schedule(ADMIN, AGE_MIN, 31, T0, T0 + timedelta(hours=1), "motivo")
     assert await unchanged(service) == before
     await service.set_flag(ADMIN, AGE_MIN, 30, "motivo")

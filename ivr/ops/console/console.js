@@ -51,7 +51,11 @@ function showError(err) {
     const list = document.createElement("ul");
     for (const d of err.details) {
       const li = document.createElement("li");
-      li.textContent = `${d.field}: ${d.message}`;
+      // A broken rule across flags: the rule and the first instant it would break.
+      li.textContent = d.rule
+        ? `Regla ${d.rule}, incumplida desde ${formatTime(d.at)} (hora local)`
+        : `${d.field}: ${d.message}`;
+      if (d.rule) li.className = "rule";
       list.append(li);
     }
     box.append(list);
