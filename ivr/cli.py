@@ -2,8 +2,9 @@
 
 ivr sandbox up | down | status    a real Asterisk 22 in a chroot
 ivr serve                         the controller, in the foreground
-ivr call SCENARIO | --list        place a tester scenario with sipp
+ivr call SCENARIO|FILE | --list   place a tester scenario (bundled name or YAML file) with sipp
 ivr flow check FILE               validate a flow file without starting anything
+ivr config check [DIR]            validate every configuration file (flows, tables, prompts)
 ivr db upgrade                    apply database migrations
 ivr prompts build                 synthesize the prompts' audio
 ivr bench [--quick]               capacity and reaction-time benchmark (docs/PERFORMANCE.md)
@@ -19,10 +20,15 @@ import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ivr.settings import REPO_ROOT, Settings, SettingsError
+from ivr.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from ivr.scenarios.spec import Scenario
 
 logger = logging.getLogger("ivr")
+CONFIG_ERROR = 2  # exit status when a file the product reads is invalid
 
 
 def _base_settings(args: argparse.Namespace) -> Settings:
@@ -75,8 +81,11 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             return 0 if result.running else 3
     print("\n".join(result.lines()))
     if args.action == "up":
+        from ivr.citas.reference import load_line
+
+        number = load_line(settings.citas_dir / "line.yaml").number
         print(
-            f"  call it: ivr call smoke   (or a softphone: sip:4441234@{settings.host}:{result.ports['sip']})"
+            f"  call it: ivr call smoke   (or a softphone: sip:{number}@{settings.host}:{result.ports['sip']})"
         )
     if args.action == "status":
         return 0 if result.running and result.ari_ready else 3
@@ -91,19 +100,61 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def is_scenario_file(arg: str) -> bool:
+    """``ivr call ARG``: a tester's own file when ARG ends in .yaml/.yml or has
+    a ``/``; otherwise the name of a bundled scenario.
+
+    >>> [is_scenario_file(a) for a in ("smoke", "mine.yaml", "x.YML", "./smoke", "a/b")]
+    [False, True, True, True, True]
+    """
+    return arg.lower().endswith((".yaml", ".yml")) or "/" in arg
+
+
+def find_scenario(arg: str) -> Scenario:
+    """The scenario ``ivr call ARG`` places.
+
+    Raises ``ScenarioNotFound`` (a missing file or an unknown name) and
+    ``ConfigError`` (the file is not a valid scenario: file, line and field).
+    """
+    from ivr.scenarios.spec import list_scenarios, load_scenario
+
+    if is_scenario_file(arg):
+        path = Path(arg)
+        if not path.is_file():
+            raise ScenarioNotFound(
+                f"no scenario file {arg!r} (bundled scenarios go by name: ivr call --list)"
+            )
+        return load_scenario(path)
+    scenario = list_scenarios().get(arg)
+    if scenario is None:
+        raise ScenarioNotFound(
+            f"no scenario {arg!r}; try: ivr call --list, or give a file (NAME.yaml or a path)"
+        )
+    return scenario
+
+
+class ScenarioNotFound(LookupError):
+    """``ivr call`` was given a name or file that does not exist."""
+
+
 def cmd_call(args: argparse.Namespace) -> int:
+    from ivr.flow.yamlsrc import ConfigError
     from ivr.scenarios.runner import run_scenario
     from ivr.scenarios.spec import list_scenarios
 
-    scenarios = list_scenarios()
     if args.list or not args.scenario:
+        scenarios = list_scenarios()
         width = max(len(n) for n in scenarios)
         for name, sc in scenarios.items():
             print(f"{name:<{width}}  {sc.description}")
         return 0
-    scenario = scenarios.get(args.scenario)
-    if scenario is None:
-        print(f"ivr call: no scenario {args.scenario!r}; try: ivr call --list", file=sys.stderr)
+    try:
+        scenario = find_scenario(args.scenario)
+    except ScenarioNotFound as exc:
+        print(f"ivr call: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:  # a scenario that cannot run is not a failed call (exit 1)
+        print(f"ivr call: {exc}", file=sys.stderr)
         return 2
     settings = _settings(args)
     keep = Path(args.keep) if args.keep else None
@@ -111,18 +162,17 @@ def cmd_call(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.__dict__ | {"ok": report.ok}, indent=2, default=str))
     else:
-        print_transcript(report)
+        print_transcript(report, settings)
     return 0 if report.ok else 1
 
 
-def print_transcript(report: object) -> None:
+def print_transcript(report: object, settings: Settings | None = None) -> None:
     from ivr.prompts import load_prompt_texts
     from ivr.scenarios.runner import CallReport
 
     assert isinstance(report, CallReport)
-    texts = {
-        k: v.text for k, v in load_prompt_texts(REPO_ROOT / "prompts" / "prompts.yaml").items()
-    }
+    settings = settings or Settings.from_env()
+    texts = {k: v.text for k, v in load_prompt_texts(settings.prompts_file).items()}
     print(f"scenario {report.scenario}  (SIP Call-ID {report.call_id_prefix}-*)")
     for record in report.records:
         print(f"  call {record['sip_call_id']}  flow={record['flow']}")
@@ -174,17 +224,36 @@ def cmd_flow(args: argparse.Namespace) -> int:
     from ivr.controller import flow_loader
     from ivr.flow.yamlsrc import ConfigError
 
-    loader = flow_loader()
+    loader = flow_loader(settings=Settings.from_env())
     status = 0
     for file in args.files:
         try:
             flow = loader.load(Path(file))
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            status = 1
+            status = CONFIG_ERROR
             continue
         print(f"{file}: flow {flow.name!r} ok ({len(flow.nodes)} nodes, starts at {flow.start})")
     return status
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from ivr.citas.config import check_config_dir
+
+    settings = Settings.from_env()
+    directory = Path(args.dir) if args.dir else settings.config_dir
+    prompts = Path(args.prompts) if args.prompts else settings.prompts_file
+    checks = check_config_dir(directory, prompts, date.today())
+    for check in checks:
+        if check.error is not None:
+            print(f"error: {check.error}", file=sys.stderr)
+        elif not check.ok:
+            print(f"{check.file}: {check.note}", file=sys.stderr)
+        else:
+            print(f"{check.file}: ok ({check.note})")
+    return 0 if all(check.ok for check in checks) else CONFIG_ERROR
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -207,8 +276,10 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_prompts(args: argparse.Namespace) -> int:
     from ivr.prompts import build_prompts, load_prompt_texts
 
-    texts = load_prompt_texts(REPO_ROOT / "prompts" / "prompts.yaml")
-    report = build_prompts(texts, Path(args.out), recorded_dir=REPO_ROOT / "prompts" / "recorded")
+    settings = Settings.from_env()
+    texts = load_prompt_texts(settings.prompts_file)
+    out = Path(args.out) if args.out else settings.prompts_build_dir
+    report = build_prompts(texts, out, recorded_dir=settings.recorded_dir)
     print(report)
     return 0
 
@@ -235,8 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--instance")
     sv.set_defaults(func=cmd_serve)
 
-    call = sub.add_parser("call", help="place a bundled sipp scenario against the sandbox")
-    call.add_argument("scenario", nargs="?")
+    call = sub.add_parser("call", help="place a tester scenario with sipp against the sandbox")
+    call.add_argument(
+        "scenario",
+        nargs="?",
+        help="a bundled scenario's name (--list) or a scenario file (*.yaml, *.yml, or a path)",
+    )
     call.add_argument("--list", action="store_true", help="list the scenarios")
     call.add_argument("--instance")
     call.add_argument("--json", action="store_true", help="machine-readable report")
@@ -249,6 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+")
     check.set_defaults(func=cmd_flow)
 
+    cfg = sub.add_parser("config", help="configuration files")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    cfg_check = cfg_sub.add_parser(
+        "check",
+        help="validate a configuration directory (citas/*.yaml, flows/*.yaml) and the prompts",
+    )
+    cfg_check.add_argument("dir", nargs="?", help="default: the directory ivr serve reads")
+    cfg_check.add_argument("--prompts", help="the prompts file (default: the one ivr serve reads)")
+    cfg_check.set_defaults(func=cmd_config)
+
     db = sub.add_parser("db", help="database")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="apply migrations")
@@ -257,8 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("prompts", help="prompt audio")
     pr_sub = pr.add_subparsers(dest="prompts_command", required=True)
-    build = pr_sub.add_parser("build", help="synthesize prompt audio from prompts/prompts.yaml")
-    build.add_argument("--out", default=str(REPO_ROOT / "prompts" / "build"))
+    build = pr_sub.add_parser(
+        "build", help="synthesize prompt audio from prompts.yaml (CITAS_PROMPTS_DIR)"
+    )
+    build.add_argument("--out", help="output directory (default: <prompts dir>/build)")
     build.set_defaults(func=cmd_prompts)
 
     from ivr.bench.cli import add_parser as add_bench_parser
@@ -291,7 +378,10 @@ def main(argv: list[str] | None = None) -> int:
         from ivr.flow.yamlsrc import ConfigError
         from ivr.sandbox.errors import SandboxError
 
-        if isinstance(exc, SandboxError | ConfigError):
+        if isinstance(exc, ConfigError):
+            print(f"ivr: {exc}", file=sys.stderr)
+            return CONFIG_ERROR
+        if isinstance(exc, SandboxError):
             print(f"ivr: {exc}", file=sys.stderr)
             return 1
         raise

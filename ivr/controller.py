@@ -34,7 +34,7 @@ from ivr.ops.flags import FlagReader, FlagRegistry
 from ivr.ops.metrics import Metrics
 from ivr.prompts import load_prompt_texts
 from ivr.reaction import ReactionTimer
-from ivr.settings import REPO_ROOT, Settings
+from ivr.settings import Settings
 from ivr.sms.gateways import FileSmsGateway, HttpSmsGateway, SmsGateway
 from ivr.sms.outbox import SmsOutbox
 from ivr.sms.worker import SmsWorker
@@ -47,8 +47,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PROMPTS_FILE = REPO_ROOT / "prompts" / "prompts.yaml"
-FLOWS_DIR = REPO_ROOT / "config" / "flows"
 SHUTDOWN_GRACE_S = 10.0
 
 
@@ -58,22 +56,26 @@ def action_outcomes() -> dict[str, tuple[str, ...]]:
     return dict(OUTCOMES)
 
 
-def flow_loader(flags: FlagRegistry | None = None) -> FlowLoader:
-    """A loader that knows every prompt, action outcome and operations flag
-    (the citas line's flags unless ``flags`` is given)."""
+def flow_loader(flags: FlagRegistry | None = None, settings: Settings | None = None) -> FlowLoader:
+    """A loader that knows every prompt (``settings.prompts_file``), action
+    outcome and operations flag (the citas line's, from ``settings.citas_dir``,
+    unless ``flags`` is given). ``settings`` defaults to the shipped files."""
     from ivr.citas.reference import flag_registry, load_reference
 
+    settings = settings or Settings()
     return FlowLoader(
-        load_prompt_texts(PROMPTS_FILE).keys(),
+        load_prompt_texts(settings.prompts_file).keys(),
         action_outcomes(),
-        (flags or flag_registry(load_reference())).names(),
+        (flags or flag_registry(load_reference(settings.citas_dir))).names(),
     )
 
 
 def load_all_flows(
-    flows_dir: Path | None = None, flags: FlagRegistry | None = None
+    settings: Settings | None = None, flags: FlagRegistry | None = None
 ) -> dict[str, Flow]:
-    return load_flows(flows_dir or FLOWS_DIR, flow_loader(flags))
+    """Every flow in ``settings.flows_dir`` (default: the shipped flows), by name."""
+    settings = settings or Settings()
+    return load_flows(settings.flows_dir, flow_loader(flags, settings))
 
 
 @dataclass
@@ -166,8 +168,8 @@ class Controller:
                 await channel.play(["sound:citas/service_unavailable_agent"], barge_in=False)
             await channel.set_variables({"__CITAS_REASON": reason, "__CITAS_SEGMENT": "unknown"})
             record.outcome = "transferred"
-            record.step("transfer", vdn=self.settings.agent_vdn, reason=reason)
-            await channel.transfer(context=AGENT_CONTEXT, extension=self.settings.agent_vdn)
+            record.step("transfer", vdn=self.engine.default_vdn, reason=reason)
+            await channel.transfer(context=AGENT_CONTEXT, extension=self.engine.default_vdn)
         except CallEnded:
             pass
         except ChannelError as exc:
@@ -192,7 +194,7 @@ class Controller:
         try:
             await self.client.set_variable(channel.id, "__CITAS_REASON", "ivr-shutdown")
             await self.client.continue_in_dialplan(
-                channel.id, context=AGENT_CONTEXT, extension=self.settings.agent_vdn
+                channel.id, context=AGENT_CONTEXT, extension=self.engine.default_vdn
             )
         except AriError as exc:
             logger.warning("cannot reject %s: %s", channel.id, exc)
@@ -278,14 +280,14 @@ async def build_actions(
     from ivr.booking.seed import demo_slots, load_sites
     from ivr.citas.actions import CitasActions
     from ivr.citas.affiliates import YamlAffiliateDirectory
-    from ivr.citas.reference import CITAS_DIR, load_reference
+    from ivr.citas.reference import load_reference
 
-    reference = reference or load_reference()
+    reference = reference or load_reference(settings.citas_dir)
     today = datetime.now(ZoneInfo(reference.line.timezone)).date()
-    directory = YamlAffiliateDirectory.load(CITAS_DIR / "affiliates.yaml", today)
+    directory = YamlAffiliateDirectory.load(settings.citas_dir / "affiliates.yaml", today)
     if settings.seed_demo and not settings.booking_url:
         await DbSlotSource(db, timeout=settings.request_timeout).seed_slots(
-            demo_slots(today, load_sites(CITAS_DIR / "sites.yaml"))
+            demo_slots(today, load_sites(settings.citas_dir / "sites.yaml"))
         )
     outbox = SmsOutbox(db, timeout=settings.request_timeout)
     actions = CitasActions(reference, directory, slots, outbox, flags=flags)
@@ -297,9 +299,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     from ivr.citas.reference import flag_registry, load_reference
     from ivr.ops.runtime import OpsRuntime
 
-    reference = load_reference()
+    reference = load_reference(settings.citas_dir)
     registry = flag_registry(reference)
-    flows = load_all_flows(flags=registry)
+    flows = load_all_flows(settings, registry)
     db = Database(settings.database_url, timeout=settings.request_timeout)
     await db.migrate()
     metrics = Metrics()
@@ -313,7 +315,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     booking = slot_source(settings, db)
     slots = ops.guard(booking)
     actions, outbox = await build_actions(settings, db, slots, ops.live, reference)
-    engine = FlowEngine(actions, default_vdn=settings.agent_vdn, flags=ops.live.value)
+    # The line's general agents (line.yaml agent_vdn.default): where a flow with
+    # no VDN of its own, and every rescued caller, goes.
+    engine = FlowEngine(actions, default_vdn=reference.line.vdn_default, flags=ops.live.value)
     records = CallRecordStore(db)
     records_task = asyncio.create_task(records.run(), name="call-records")
     controller = Controller(settings, client, records, flows, engine, metrics, reaction)
@@ -329,10 +333,12 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         lambda: {"database": ops.live.healthy, "ari": controller.stream.connected.is_set()}
     )
     logger.info(
-        "controller serving app %s on %s (flows: %s)",
+        "controller serving app %s on %s (flows: %s from %s; prompts from %s)",
         settings.app_name,
         settings.ari_url,
         ", ".join(flows),
+        settings.config_dir,
+        settings.prompts_dir,
     )
     try:
         if ready is not None:

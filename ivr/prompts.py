@@ -1,9 +1,10 @@
-"""Prompt audio, built reproducibly from ``prompts/prompts.yaml``.
+"""Prompt audio, built reproducibly from ``prompts.yaml`` in the prompts
+directory (``CITAS_PROMPTS_DIR``; default the shipped ``prompts/``).
 
 Each prompt becomes three headerless 8 kHz mono files that Asterisk plays
 without transcoding: ``<id>.ulaw``, ``<id>.alaw`` and ``<id>.sln`` (16-bit
 signed linear). The text is synthesized with espeak-ng and converted with sox;
-a voice-talent recording in ``prompts/recorded/<id>.<ext>`` replaces the
+a voice-talent recording in ``recorded/<id>.<ext>`` replaces the
 synthesized file of the same name, and the formats it lacks are converted from
 it (an A-law caller must not hear the robot while a u-law caller hears the
 talent). ``manifest.json`` in the output directory keys every prompt by what
@@ -11,8 +12,8 @@ produced it, so an unchanged prompt is not rebuilt.
 
 Build from the command line::
 
-    python -m ivr.prompts                 # into prompts/build/
-    python -m ivr.prompts --out /tmp/p    # elsewhere
+    python -m ivr.prompts                 # into <prompts dir>/build/
+    python -m ivr.prompts /tmp/p          # elsewhere
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -31,12 +31,14 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import yaml
+from ivr.flow.yamlsrc import ConfigError
+from ivr.schemas import load_checked
+from ivr.settings import Settings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_TEXTS = REPO_ROOT / "prompts" / "prompts.yaml"
-DEFAULT_BUILD_DIR = REPO_ROOT / "prompts" / "build"
-DEFAULT_RECORDED_DIR = REPO_ROOT / "prompts" / "recorded"
+# The prompts directory's layout (ivr.settings.Settings.prompts_dir).
+DEFAULT_TEXTS = Settings().prompts_file
+DEFAULT_BUILD_DIR = Settings().prompts_build_dir
+DEFAULT_RECORDED_DIR = Settings().recorded_dir
 
 VOICE = "es-419"
 DEFAULT_RATE = 150
@@ -47,8 +49,6 @@ MANIFEST = "manifest.json"
 # Bump when the commands below change: every prompt is then rebuilt.
 PIPELINE_VERSION = 1
 
-_PROMPT_ID = re.compile(r"[a-z0-9_]+")
-_RATE_RANGE = range(80, 451)
 
 # sox options describing each headerless format, as output or as input.
 _RAW_8K_MONO = ("-t", "raw", "-r", str(SAMPLE_RATE), "-c", "1")
@@ -70,7 +70,7 @@ class PromptError(Exception):
     """Base of the errors raised while loading or building prompts."""
 
 
-class PromptFileError(PromptError):
+class PromptFileError(PromptError, ConfigError):
     """The prompts file is unreadable or invalid; the message names file, line and id."""
 
 
@@ -105,24 +105,14 @@ def missing_tools() -> list[str]:
 
 
 def load_prompt_texts(path: Path) -> dict[str, PromptText]:
-    """Read and validate the prompts file; raise ``PromptFileError`` naming the problem."""
+    """Read the prompts file, checked against ``ivr/schemas/prompts.json``.
+
+    Raises ``PromptFileError`` (a ``ConfigError``) naming file, line and prompt id."""
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PromptFileError(f"{path}: cannot read: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise PromptFileError(f"{path}: not valid YAML: {exc}") from exc
-    if root is None:
-        return {}
-    if not isinstance(root, yaml.MappingNode):
-        raise PromptFileError(f"{_where(path, root)}: expected a mapping of prompt id to text")
-    texts: dict[str, PromptText] = {}
-    for key_node, value_node in root.value:
-        prompt = _prompt_from_nodes(path, key_node, value_node)
-        if prompt.id in texts:
-            raise PromptFileError(f"{_where(path, key_node)}: prompt {prompt.id!r} defined twice")
-        texts[prompt.id] = prompt
-    return texts
+        data = load_checked(path, "prompts")
+    except ConfigError as exc:
+        raise PromptFileError(exc.file, exc.line, exc.field, exc.problem) from None
+    return {prompt_id: _prompt(prompt_id, value) for prompt_id, value in data.items()}
 
 
 def build_prompts(
@@ -158,9 +148,14 @@ def build_prompts(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ivr.prompts", description=__doc__)
-    parser.add_argument("out_dir", nargs="?", type=Path, default=DEFAULT_BUILD_DIR)
-    parser.add_argument("--texts", type=Path, default=DEFAULT_TEXTS)
-    parser.add_argument("--recorded", type=Path, default=DEFAULT_RECORDED_DIR)
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:  # SettingsError: names the variable
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    parser.add_argument("out_dir", nargs="?", type=Path, default=settings.prompts_build_dir)
+    parser.add_argument("--texts", type=Path, default=settings.prompts_file)
+    parser.add_argument("--recorded", type=Path, default=settings.recorded_dir)
     args = parser.parse_args(argv)
     try:
         report = build_prompts(
@@ -173,48 +168,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _prompt_from_nodes(path: Path, key_node: yaml.Node, value_node: yaml.Node) -> PromptText:
-    prompt_id = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-    if not isinstance(prompt_id, str) or not _PROMPT_ID.fullmatch(prompt_id):
-        raise PromptFileError(
-            f"{_where(path, key_node)}: prompt id {prompt_id!r}: "
-            "use lower-case letters, digits and _"
-        )
-    fields = _prompt_fields(path, prompt_id, value_node)
-    text = " ".join(fields.get("text", "").split())
-    if not text:
-        raise PromptFileError(f"{_where(path, value_node)}: prompt {prompt_id!r}: text is empty")
-    rate_text = fields.get("voice_rate", str(DEFAULT_RATE))
-    if not rate_text.isdigit() or int(rate_text) not in _RATE_RANGE:
-        raise PromptFileError(
-            f"{_where(path, value_node)}: prompt {prompt_id!r}: voice_rate {rate_text!r} "
-            f"is not a whole number of words per minute from {_RATE_RANGE.start} "
-            f"to {_RATE_RANGE.stop - 1}"
-        )
-    return PromptText(id=prompt_id, text=text, voice_rate=int(rate_text))
-
-
-def _prompt_fields(path: Path, prompt_id: str, node: yaml.Node) -> dict[str, str]:
-    if isinstance(node, yaml.ScalarNode):
-        return {"text": str(node.value)}
-    if not isinstance(node, yaml.MappingNode):
-        raise PromptFileError(
-            f"{_where(path, node)}: prompt {prompt_id!r}: expected text or {{text, voice_rate}}"
-        )
-    fields: dict[str, str] = {}
-    for key, value in node.value:
-        name = key.value if isinstance(key, yaml.ScalarNode) else None
-        if name not in ("text", "voice_rate") or not isinstance(value, yaml.ScalarNode):
-            raise PromptFileError(
-                f"{_where(path, key)}: prompt {prompt_id!r}: unexpected field {name!r} "
-                "(allowed: text, voice_rate)"
-            )
-        fields[str(name)] = str(value.value)
-    return fields
-
-
-def _where(path: Path, node: yaml.Node) -> str:
-    return f"{path}:{node.start_mark.line + 1}"
+def _prompt(prompt_id: str, value: str | Mapping[str, object]) -> PromptText:
+    if isinstance(value, str):
+        return PromptText(prompt_id, " ".join(value.split()))
+    rate = value.get("voice_rate", DEFAULT_RATE)
+    assert isinstance(rate, int)  # the schema's integer
+    return PromptText(prompt_id, " ".join(str(value["text"]).split()), rate)
 
 
 def _recordings(recorded_dir: Path | None, prompt_id: str) -> dict[str, Path]:

@@ -4,6 +4,14 @@ Everything has a default that works for the embedded sandbox; every value can
 be overridden with a ``CITAS_*`` environment variable. Ports come in one block
 (``CITAS_PORT_OFFSET`` shifts them all) so two sandboxes can run side by side.
 
+A deployment's own files live outside the code: ``CITAS_CONFIG_DIR`` (the
+line's flows and tables, laid out like the repository's ``config/``:
+``flows/*.yaml``, ``citas/*.yaml``) and ``CITAS_PROMPTS_DIR`` (``prompts.yaml``,
+``recorded/``, and ``build/`` where the audio is built). Their defaults are the
+files shipped in the package (``ivr/defaults/``), which in a checkout are the
+repository's own ``config/`` and ``prompts/`` (symbolic links), so a
+``pip install .`` serves the demo line with nothing else.
+
 >>> s = Settings.from_env({"CITAS_PORT_OFFSET": "1000"})
 >>> (s.ports.sip, s.ports.http, s.ports.ami, s.ports.agi)
 (6060, 9088, 6038, 5573)
@@ -16,7 +24,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+# The checkout's root, for tests and developer tools only: the package finds
+# its files through Settings (config_dir, prompts_dir), never through this.
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Shipped as package data (pyproject.toml); in a checkout, links to config/,
+# prompts/ and dialplans/asterisk/ (resolved, so errors name the real file).
+DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
+DEFAULT_CONFIG_DIR = (DEFAULTS_DIR / "config").resolve()
+DEFAULT_PROMPTS_DIR = (DEFAULTS_DIR / "prompts").resolve()
+TEMPLATE_DIR = (DEFAULTS_DIR / "dialplans").resolve()
 
 
 class SettingsError(ValueError):
@@ -60,10 +76,8 @@ class Settings:
     cache_dir: Path = Path("/var/cache/citas-ivr")
     state_dir: Path = Path("/var/lib/citas-ivr")
     db_url: str = ""
-    flow_file: Path = REPO_ROOT / "config" / "flows" / "smoke.yaml"
-    line_file: Path = REPO_ROOT / "config" / "line.yaml"
-    citas_number: str = "4441234"
-    agent_vdn: str = "5550001"
+    config_dir: Path = DEFAULT_CONFIG_DIR  # flows/*.yaml, citas/*.yaml (CITAS_CONFIG_DIR)
+    prompts_dir: Path = DEFAULT_PROMPTS_DIR  # prompts.yaml, recorded/, build/ (CITAS_PROMPTS_DIR)
     request_timeout: float = 5.0
     seed_demo: bool = True  # seed the demo slots (sandbox/demo); off in production
     booking_url: str = ""  # the scheduling web service; empty: slots in our own database
@@ -79,6 +93,30 @@ class Settings:
     @property
     def database_url(self) -> str:
         return self.db_url or f"sqlite+aiosqlite:///{self.state_dir / self.instance / 'citas.db'}"
+
+    @property
+    def flows_dir(self) -> Path:
+        """The flow files (``*.yaml``), one flow each."""
+        return self.config_dir / "flows"
+
+    @property
+    def citas_dir(self) -> Path:
+        """The citas line's tables: line, services, sites, eligibility, affiliates."""
+        return self.config_dir / "citas"
+
+    @property
+    def prompts_file(self) -> Path:
+        return self.prompts_dir / "prompts.yaml"
+
+    @property
+    def recorded_dir(self) -> Path:
+        """Voice-talent recordings that replace synthesized prompts (prompts/README.md)."""
+        return self.prompts_dir / "recorded"
+
+    @property
+    def prompts_build_dir(self) -> Path:
+        """Where ``ivr prompts build`` and ``ivr sandbox up`` write the prompt audio."""
+        return self.prompts_dir / "build"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,8 +159,8 @@ class Settings:
             cache_dir=Path(env.get("CITAS_CACHE_DIR", str(base.cache_dir))),
             state_dir=Path(env.get("CITAS_STATE_DIR", str(base.state_dir))),
             db_url=env.get("CITAS_DB_URL", base.db_url),
-            flow_file=Path(env.get("CITAS_FLOW", str(base.flow_file))),
-            line_file=Path(env.get("CITAS_LINE", str(base.line_file))),
+            config_dir=_dir(env, "CITAS_CONFIG_DIR", base.config_dir, CONFIG_LAYOUT),
+            prompts_dir=_dir(env, "CITAS_PROMPTS_DIR", base.prompts_dir, PROMPTS_LAYOUT),
             request_timeout=_float(env, "CITAS_REQUEST_TIMEOUT", base.request_timeout),
             seed_demo=env.get("CITAS_SEED_DEMO", "1") not in ("0", "false", "no"),
             booking_url=env.get("CITAS_BOOKING_URL", base.booking_url),
@@ -131,6 +169,31 @@ class Settings:
             sms_token=env.get("CITAS_SMS_TOKEN", base.sms_token),
             sms_retry_s=_float(env, "CITAS_SMS_RETRY_S", base.sms_retry_s),
         )
+
+
+# What a directory given in CITAS_CONFIG_DIR / CITAS_PROMPTS_DIR must hold,
+# checked at start so a typo fails with the variable's name, not mid-load.
+CONFIG_LAYOUT = ("flows/", "citas/line.yaml")
+PROMPTS_LAYOUT = ("prompts.yaml",)
+
+
+def _dir(env: Mapping[str, str], name: str, default: Path, layout: tuple[str, ...]) -> Path:
+    """The directory named by ``name`` (absolute), else ``default``.
+
+    Raises ``SettingsError`` naming the variable when the directory or one of
+    the ``layout`` entries (``x/`` a directory, else a file) is missing.
+    """
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    path = Path(raw).expanduser().resolve()
+    if not path.is_dir():
+        raise SettingsError(f"{name}={raw!r} is not a directory")
+    for entry in layout:
+        found = (path / entry).is_dir() if entry.endswith("/") else (path / entry).is_file()
+        if not found:
+            raise SettingsError(f"{name}={raw!r} has no {entry} (expected: {', '.join(layout)})")
+    return path
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

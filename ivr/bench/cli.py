@@ -14,8 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ivr.settings import REPO_ROOT
-
 DEFAULT_STEPS = "10,40,80,160,320,480,640"
 QUICK_STEPS = "10,40"
 DEFAULT_HOLD_S = 15.0
@@ -77,7 +75,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=",".join(LINES),
         help=f"which lines, in order (default {','.join(LINES)})",
     )
-    p.add_argument("--out", metavar="DIR", help="results directory (default bench-results/<time>)")
+    p.add_argument(
+        "--out", metavar="DIR", help="results directory (default ./bench-results/<time>)"
+    )
     p.add_argument("--quick", action="store_true", help="a short run (about 4 minutes)")
     p.add_argument(
         "--media-port",
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     hold = args.hold if args.hold is not None else (QUICK_HOLD_S if args.quick else DEFAULT_HOLD_S)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else REPO_ROOT / "bench-results" / stamp
+    out = Path(args.out) if args.out else Path.cwd() / "bench-results" / stamp
     settings = Settings.from_env()
     if getattr(args, "instance", None):
         settings = replace(settings, instance=args.instance)

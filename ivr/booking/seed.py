@@ -12,12 +12,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from ivr.booking.model import Slot, time_band_of
-from ivr.citas.reference import Doctor, Site, load_sites
-from ivr.flow.yamlsrc import ConfigError, Located, load_yaml_file
+from ivr.citas.reference import Doctor, Site, load_services, load_sites
 
 BOGOTA = ZoneInfo("America/Bogota")
 DEMO_SITES = ("norte",)
@@ -35,13 +33,9 @@ RACE_SITE, RACE_DOCTOR, RACE_CUPS, RACE_TIME = "oriente", "dr_ortiz", "890201", 
 
 def load_cups_by_specialty(path: Path) -> dict[str, tuple[str, ...]]:
     """CUPS codes by specialty, in menu order, from ``config/citas/services.yaml``."""
-    data = load_yaml_file(path)
-    services = _mapping(data, "services", str(path))
     found: dict[str, list[str]] = {}
-    for key in services:
-        service = _mapping(services, key, str(path))
-        specialty, cups = _text(service, "specialty"), _text(service, "cups")
-        found.setdefault(specialty, []).append(cups)
+    for service in load_services(path).values():
+        found.setdefault(service.specialty, []).append(service.cups)
     return {specialty: tuple(codes) for specialty, codes in found.items()}
 
 
@@ -112,19 +106,3 @@ def race_slot(today: date) -> Slot:
         starts_at=starts_at,
         time_band=time_band_of(starts_at),
     )
-
-
-def _mapping(parent: Any, key: str, file: str) -> Located:
-    if not isinstance(parent, Located):
-        raise ConfigError(file, None, key, "expected a mapping at the top of the file")
-    value = parent.get(key)
-    if not isinstance(value, Located):
-        raise ConfigError(parent.file, parent.line_of(key), key, "expected a mapping")
-    return value
-
-
-def _text(parent: Located, key: str) -> str:
-    value = parent.get(key)
-    if not isinstance(value, str) or not value:
-        raise ConfigError(parent.file, parent.line_of(key), key, "expected text")
-    return value

@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
-from ivr.flow.yamlsrc import ConfigError, Located, load_yaml_file
+from ivr.schemas import load_checked
 
 
 @dataclass(frozen=True)
@@ -56,34 +56,25 @@ class YamlAffiliateDirectory:
 
     @classmethod
     def load(cls, path: Path, today: date) -> YamlAffiliateDirectory:
-        data = load_yaml_file(path)
-        if not isinstance(data, Located) or not isinstance(data.get("affiliates"), list):
-            raise ConfigError(str(path), 1, "affiliates", "must be a list under 'affiliates'")
-        affiliates = []
-        for item in data["affiliates"]:
-            if not isinstance(item, Located):
-                raise ConfigError(str(path), None, "affiliates", "each entry must be a mapping")
-            if not isinstance(item.get("risk", []), list):
-                raise ConfigError(str(path), item.line, "affiliates.risk", "must be a list")
-            try:
-                birth = (
-                    date.fromisoformat(str(item["birth_date"]))
+        """The directory in ``path``, checked against ``ivr/schemas/affiliates.json``;
+        ``age: N`` becomes a birth date N years before ``today``. Raises ``ConfigError``."""
+        data = load_checked(path, "affiliates")
+        affiliates = [
+            Affiliate(
+                document=item["document"],
+                phone=item.get("phone") or None,
+                name=item["name"],
+                birth_date=(
+                    date.fromisoformat(item["birth_date"])
                     if "birth_date" in item
-                    else _years_before(today, int(item["age"]))
-                )
-                affiliates.append(
-                    Affiliate(
-                        document=str(item["document"]),
-                        phone=str(item["phone"]) if item.get("phone") else None,
-                        name=str(item["name"]),
-                        birth_date=birth,
-                        plan=str(item["plan"]),
-                        site_id=str(item["site"]),
-                        risk_markings=frozenset(str(r) for r in item.get("risk", [])),
-                    )
-                )
-            except (KeyError, ValueError, TypeError, OverflowError) as exc:
-                raise ConfigError(str(path), item.line, "affiliates", f"bad entry: {exc}") from None
+                    else _years_before(today, item["age"])
+                ),
+                plan=item["plan"],
+                site_id=item["site"],
+                risk_markings=frozenset(item.get("risk", [])),
+            )
+            for item in data["affiliates"]
+        ]
         return cls(affiliates)
 
     async def by_phone(self, phone: str) -> Affiliate | None:

@@ -1,8 +1,9 @@
-"""The citas line's reference tables, loaded from ``config/citas/`` at start.
+"""The citas line's reference tables, loaded from ``<CITAS_CONFIG_DIR>/citas/`` at start.
 
 Operations change these files (or, later, the flags in the database) without
-touching code. Every file is validated when loaded; a bad value fails the
-start with file, line and field.
+touching code. Every file is checked against its schema (``ivr/schemas/``)
+when loaded, then for what a schema cannot say; a bad value fails the start
+with file, line and field.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ivr.flow.yamlsrc import ConfigError, Located, load_yaml_file
+from ivr.flow.yamlsrc import ConfigError
 from ivr.ops.flags import FlagRegistry, citas_flags
-from ivr.settings import REPO_ROOT
+from ivr.schemas import load_checked
+from ivr.settings import Settings
 
-CITAS_DIR = REPO_ROOT / "config" / "citas"
+# The shipped tables (the repository's config/citas in a checkout); a
+# deployment's are Settings.citas_dir (CITAS_CONFIG_DIR/citas).
+CITAS_DIR = Settings().citas_dir
 
 
 @dataclass(frozen=True)
@@ -81,42 +84,18 @@ class Reference:
         return next((s for s in self.services.values() if s.id == service_id), None)
 
 
-def _map(data: Any, file: Path, field: str, line: int = 1) -> Located:
-    if not isinstance(data, Located):
-        raise ConfigError(str(file), line, field, "must be a mapping")
-    return data
-
-
-def _req(d: Located, key: str, kind: type, where: str) -> Any:
-    if key not in d:
-        raise ConfigError(d.file, d.line, f"{where}.{key}", "is required")
-    value = d[key]
-    if kind is str and isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, kind):
-        raise ConfigError(d.file, d.line_of(key), f"{where}.{key}", f"must be {kind.__name__}")
-    return value
-
-
-def _date(value: Any, d: Located, key: str, where: str) -> date | None:
-    if value is None:
-        return None
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise ConfigError(
-            d.file, d.line_of(key), f"{where}.{key}", "must be a date YYYY-MM-DD"
-        ) from None
+def _date(value: str | None) -> date | None:
+    # The schema checked the format (YYYY-MM-DD); the loader keeps dates as text.
+    return None if value is None else date.fromisoformat(value)
 
 
 def load_line(path: Path) -> LineConfig:
-    d = _map(load_yaml_file(path), path, "line")
-    vdn = _req(d, "agent_vdn", Located, "line")
-    wa = _req(d, "whatsapp", Located, "line")
-    booking = _req(d, "booking", Located, "line")
-    sms_text = _req(wa, "sms_text", str, "whatsapp")
+    """``line.yaml`` checked against ``ivr/schemas/line.json``, then its time zone and SMS text.
+
+    Raises ``ConfigError`` naming file, line and field."""
+    d = load_checked(path, "line")
+    vdn, wa, booking = d["agent_vdn"], d["whatsapp"], d["booking"]
+    sms_text = wa["sms_text"]
     try:
         # Filled in mid-call: any other placeholder would fail there, not here.
         filled = sms_text.format(link="\0")
@@ -129,81 +108,66 @@ def load_line(path: Path) -> LineConfig:
         raise ConfigError(
             d.file, wa.line_of("sms_text"), "whatsapp.sms_text", "must contain {link}"
         )
-    timezone = _req(d, "timezone", str, "line")
+    timezone = d["timezone"]
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ConfigError(
-            d.file, d.line_of("timezone"), "line.timezone", f"unknown time zone {timezone!r}"
+            d.file, d.line_of("timezone"), "timezone", f"unknown time zone {timezone!r}"
         ) from None
     return LineConfig(
-        number=_req(d, "number", str, "line"),
+        number=d["number"],
         timezone=timezone,
-        vdn_default=_req(vdn, "default", str, "agent_vdn"),
-        vdn_non_target=_req(vdn, "non_target", str, "agent_vdn"),
-        vdn_incident=_req(vdn, "incident", str, "agent_vdn"),
-        whatsapp_number=_req(wa, "number", str, "whatsapp"),
-        whatsapp_prefilled=_req(wa, "prefilled_text", str, "whatsapp"),
+        vdn_default=vdn["default"],
+        vdn_non_target=vdn["non_target"],
+        vdn_incident=vdn["incident"],
+        whatsapp_number=wa["number"],
+        whatsapp_prefilled=wa["prefilled_text"],
         sms_text=sms_text,
-        max_offers=_req(booking, "max_offers", int, "booking"),
-        search_days=_req(booking, "search_days", int, "booking"),
+        max_offers=booking["max_offers"],
+        search_days=booking["search_days"],
     )
 
 
 def load_services(path: Path) -> dict[str, Service]:
-    d = _map(load_yaml_file(path), path, "services")
-    raw = _req(d, "services", Located, "services")
-    services = {}
-    for key, item in raw.items():
-        if key not in "0123456789" or len(key) != 1:
-            raise ConfigError(
-                d.file, raw.line_of(key), f"services.{key}", "the key must be one digit"
-            )
-        item = _map(item, path, f"services.{key}", raw.line_of(key))
-        where = f"services.{key}"
-        services[key] = Service(
-            key, _req(item, "id", str, where), _req(item, "name", str, where),
-            _req(item, "cups", str, where), _req(item, "specialty", str, where),
-        )  # fmt: skip
-    return services
+    """``services.yaml`` (menu key -> service), checked against ``ivr/schemas/services.json``."""
+    raw = load_checked(path, "services")["services"]
+    return {
+        key: Service(key, item["id"], item["name"], item["cups"], item["specialty"])
+        for key, item in raw.items()
+    }
 
 
 def load_sites(path: Path) -> dict[str, Site]:
-    d = _map(load_yaml_file(path), path, "sites")
-    raw = _req(d, "sites", Located, "sites")
-    sites = {}
-    for site_id, item in raw.items():
-        where = f"sites.{site_id}"
-        item = _map(item, path, where, raw.line_of(site_id))
-        doctors_raw = _req(item, "doctors", Located, where)
-        doctors = {}
-        for doc_id, doc in doctors_raw.items():
-            at = f"{where}.doctors.{doc_id}"
-            doc = _map(doc, path, at, doctors_raw.line_of(doc_id))
-            doctors[doc_id] = Doctor(
-                doc_id, _req(doc, "name", str, at), _req(doc, "specialty", str, at)
-            )
-        closed = _date(
-            item.get("phone_booking_closed_from"), item, "phone_booking_closed_from", where
+    """``sites.yaml`` (site id -> site and its doctors), checked against ``ivr/schemas/sites.json``."""
+    raw = load_checked(path, "sites")["sites"]
+    return {
+        site_id: Site(
+            site_id,
+            item["name"],
+            _date(item.get("phone_booking_closed_from")),
+            {
+                doc_id: Doctor(doc_id, doc["name"], doc["specialty"])
+                for doc_id, doc in item["doctors"].items()
+            },
         )
-        sites[site_id] = Site(site_id, _req(item, "name", str, where), closed, doctors)
-    return sites
+        for site_id, item in raw.items()
+    }
 
 
 def load_eligibility(path: Path) -> EligibilityTables:
-    d = _map(load_yaml_file(path), path, "eligibility")
-    band = _req(d, "age_band", Located, "eligibility")
-    age_min, age_max = _req(band, "min", int, "age_band"), _req(band, "max", int, "age_band")
-    if not 0 <= age_min <= age_max <= 130:
-        raise ConfigError(
-            d.file, d.line_of("age_band"), "eligibility.age_band", "needs 0 <= min <= max <= 130"
-        )
+    """``eligibility.yaml`` checked against ``ivr/schemas/eligibility.json``, then min <= max."""
+    d = load_checked(path, "eligibility")
+    band = d["age_band"]
+    age_min, age_max = band["min"], band["max"]
+    if age_min > age_max:
+        raise ConfigError(d.file, d.line_of("age_band"), "age_band", "needs min <= max")
     return EligibilityTables(
         age_min,
         age_max,
-        frozenset(str(c) for c in _req(d, "cups_in_scope", list, "eligibility")),
-        frozenset(str(p) for p in _req(d, "plans_in_scope", list, "eligibility")),
-        frozenset(str(r) for r in _req(d, "risk_markings_excluded", list, "eligibility")),
+        frozenset(d["cups_in_scope"]),
+        frozenset(d["plans_in_scope"]),
+        frozenset(d["risk_markings_excluded"]),
     )
 
 

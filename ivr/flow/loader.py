@@ -1,15 +1,16 @@
 """Build a ``Flow`` from YAML, refusing anything the engine could trip on mid-call.
 
-Checked at load: unknown or missing fields, wrong types, unknown node kinds,
-references to nodes that do not exist, nodes no path reaches, prompts with no
-text in the prompt catalogue, and actions (or action outcomes) the controller
-does not provide.
+The file's structure (known fields, types, ranges, one sub-schema per node
+kind) is checked first against ``ivr/schemas/flow.json``. Then what a schema
+cannot say: references to nodes that do not exist, nodes no path reaches,
+nodes from which no path reaches a transfer or a hang-up (a caller there
+would loop forever), prompts with no text in the prompt catalogue, actions
+(or action outcomes) the controller does not provide, unknown flags,
+``min_digits`` above ``max_digits``.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,18 +29,25 @@ from ivr.flow.model import (
     TransferNode,
     targets,
 )
-from ivr.flow.yamlsrc import ConfigError, Located, load_yaml_file
+from ivr.flow.yamlsrc import ConfigError, Located
+from ivr.schemas import FieldPath, dotted, load_checked
 
-_ID = re.compile(r"^[a-z][a-z0-9_]*$")
-_KEYS = re.compile(r"^[0-9*#]$")
 PART_KINDS = ("prompt", "number", "digits", "sound", "media")
+END_KINDS = (TransferNode, HangupNode)
+
+
+def flow_field(path: FieldPath) -> str:
+    """Field names in flow errors: ``nodes.<id>.<field>``, or ``flow.<key>`` for the rest."""
+    if path and path[0] == "nodes":
+        return dotted("flow")(path)
+    return dotted("flow")(["flow", *path])
 
 
 class _Fields:
-    """Typed access to one YAML mapping, with errors naming file, line and field."""
+    """Access to one schema-checked YAML mapping, with errors naming file, line and field."""
 
     def __init__(self, data: Located, where: str) -> None:
-        self.data, self.where, self.used = data, where, set[str]()
+        self.data, self.where = data, where
 
     def error(self, key: str, problem: str) -> ConfigError:
         return ConfigError(self.data.file, self.data.line_of(key), f"{self.where}.{key}", problem)
@@ -51,46 +59,22 @@ class _Fields:
         default: Any = ...,
         check: Callable[[Any], str | None] | None = None,
     ) -> Any:
-        self.used.add(key)
+        """The value of ``key`` (types are the schema's: ``kind`` only turns an
+        int into a float); ``check`` returns a problem for what the schema cannot say."""
         if key not in self.data:
-            if default is ...:
+            if default is ...:  # the schema requires it: only a schema/builder mismatch gets here
                 raise ConfigError(
                     self.data.file, self.data.line, f"{self.where}.{key}", "is required"
                 )
             return default
         value = self.data[key]
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            if abs(value) > 10**300:  # float() would raise OverflowError
-                raise self.error(key, "is too large")
+        if kind is float:
             value = float(value)
-        if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
-            kinds = (kind,) if isinstance(kind, type) else kind
-            names = "/".join(_type_name(k) for k in kinds)
-            raise self.error(key, f"must be {names}, got {_type_name(type(value))}")
         if check is not None:
             problem = check(value)
             if problem:
                 raise self.error(key, problem)
         return value
-
-    def finish(self) -> None:
-        for key in self.data:
-            if key not in self.used:
-                raise self.error(key, "unknown field")
-
-
-def _type_name(kind: type) -> str:
-    return "mapping" if issubclass(kind, dict) else kind.__name__
-
-
-def _positive(v: float) -> str | None:
-    if not math.isfinite(v):
-        return "must be a finite number of seconds"  # .inf would keep a silent caller forever
-    return None if v > 0 else "must be greater than 0"
-
-
-def _node_id(v: str) -> str | None:
-    return None if _ID.match(v) else "must be a node id (lowercase letters, digits, _)"
 
 
 class FlowLoader:
@@ -112,28 +96,18 @@ class FlowLoader:
         return f"unknown flag {name!r}; known: {', '.join(sorted(self.flags)) or '(none)'}"
 
     def load(self, path: Path) -> Flow:
-        data = load_yaml_file(path)
-        if not isinstance(data, Located):
-            raise ConfigError(str(path), 1, "flow", "the file must be a mapping")
+        """The flow in ``path``; raises ``ConfigError`` naming file, line and field."""
+        data = load_checked(path, "flow", flow_field)
         top = _Fields(data, "flow")
-        name = top.get("flow", str, check=_node_id)
-        start = top.get("start", str, check=_node_id)
+        name = top.get("flow", str)
+        start = top.get("start", str)
         answer = top.get("answer", bool, True)
         language = top.get("language", str, "es")
         agent_vdn = top.get("agent_vdn", str, None)
-        defaults = self._timeouts(top.get("timeouts", Located, None), Timeouts(), "flow.timeouts")
+        defaults = self._timeouts(top.get("timeouts", Located, None), Timeouts())
         raw_nodes = top.get("nodes", Located)
-        top.finish()
         nodes: dict[str, AnyNode] = {}
         for node_id, raw in raw_nodes.items():
-            if not _ID.match(node_id):
-                raise ConfigError(
-                    data.file, raw_nodes.line_of(node_id), f"nodes.{node_id}", "bad node id"
-                )
-            if not isinstance(raw, Located):
-                raise ConfigError(
-                    data.file, raw_nodes.line_of(node_id), f"nodes.{node_id}", "must be a mapping"
-                )
             nodes[node_id] = self._node(node_id, raw, defaults)
         flow = Flow(name, str(path), start, nodes, answer, language, agent_vdn)
         self._check_graph(flow, data, raw_nodes)
@@ -149,44 +123,32 @@ class FlowLoader:
                 node_id,
                 line,
                 self._parts(f, "prompt"),
-                f.get("next", str, check=_node_id),
+                f.get("next", str),
                 f.get("barge_in", bool, False),
             )
         elif kind == "menu":
             options = f.get("options", Located)
-            for key, target in options.items():
-                if not _KEYS.match(key) or not isinstance(target, str):
-                    raise ConfigError(
-                        raw.file,
-                        options.line_of(key),
-                        f"nodes.{node_id}.options.{key}",
-                        "keys are one of 0-9 * # and values node ids",
-                    )
             node = MenuNode(
                 node_id,
                 line,
                 self._parts(f, "prompt"),
                 dict(options),
-                f.get("on_failure", str, check=_node_id),
-                self._timeouts(
-                    f.get("timeouts", Located, None), defaults, f"nodes.{node_id}.timeouts"
-                ),
-                f.get("retries", int, 2, check=lambda v: None if 0 <= v <= 9 else "must be 0-9"),
+                f.get("on_failure", str),
+                self._timeouts(f.get("timeouts", Located, None), defaults),
+                f.get("retries", int, 2),
                 self._parts(f, "no_input_prompt", required=False),
                 self._parts(f, "invalid_prompt", required=False),
-                f.get("save_as", str, None, check=_node_id),
+                f.get("save_as", str, None),
             )
         elif kind == "collect":
-            max_digits = f.get(
-                "max_digits", int, 1, check=lambda v: None if 1 <= v <= 32 else "must be 1-32"
-            )
+            max_digits = f.get("max_digits", int, 1)
             node = CollectNode(
                 node_id,
                 line,
                 self._parts(f, "prompt"),
-                f.get("next", str, check=_node_id),
-                f.get("on_failure", str, check=_node_id),
-                f.get("save_as", str, check=_node_id),
+                f.get("next", str),
+                f.get("on_failure", str),
+                f.get("save_as", str),
                 f.get(
                     "min_digits",
                     int,
@@ -194,16 +156,9 @@ class FlowLoader:
                     check=lambda v: None if 1 <= v <= max_digits else f"must be 1-{max_digits}",
                 ),
                 max_digits,
-                f.get(
-                    "terminator",
-                    str,
-                    None,
-                    check=lambda v: None if v in ("#", "*") else "must be # or *",
-                ),
-                self._timeouts(
-                    f.get("timeouts", Located, None), defaults, f"nodes.{node_id}.timeouts"
-                ),
-                f.get("retries", int, 2, check=lambda v: None if 0 <= v <= 9 else "must be 0-9"),
+                f.get("terminator", str, None),
+                self._timeouts(f.get("timeouts", Located, None), defaults),
+                f.get("retries", int, 2),
                 self._parts(f, "no_input_prompt", required=False),
                 self._parts(f, "invalid_prompt", required=False),
                 f.get("sensitive", bool, False),
@@ -211,15 +166,13 @@ class FlowLoader:
         elif kind == "decide":
             cases = f.get("cases", Located)
             flag = f.get("flag", str, None, check=self._known_flag)
-            variable = f.get("variable", str, None, check=_node_id)
-            if (flag is None) == (variable is None):
-                raise f.error("variable", "a decide node reads exactly one of: variable, flag")
+            variable = f.get("variable", str, None)
             node = DecideNode(
                 node_id,
                 line,
                 variable or "",
                 {str(k): str(v) for k, v in cases.items()},
-                f.get("default", str, check=_node_id),
+                f.get("default", str),
                 flag,
             )
         elif kind == "action":
@@ -242,7 +195,7 @@ class FlowLoader:
                 line,
                 action,
                 {str(k): str(v) for k, v in outcomes.items()},
-                f.get("on_failure", str, check=_node_id),
+                f.get("on_failure", str),
                 dict(f.get("params", Located, Located())),
             )
         elif kind == "transfer":
@@ -260,12 +213,8 @@ class FlowLoader:
                 f.get("outcome", str, "completed"),
                 self._parts(f, "prompt", required=False),
             )
-        else:
-            raise f.error(
-                "kind",
-                f"unknown node kind {kind!r}; known: play, menu, collect, decide, action, transfer, hangup",
-            )
-        f.finish()
+        else:  # the schema knows the same kinds: only a schema/builder mismatch gets here
+            raise f.error("kind", f"unknown node kind {kind!r}")
         return node
 
     def _parts(self, f: _Fields, key: str, *, required: bool = True) -> tuple[PromptPart, ...]:
@@ -275,8 +224,6 @@ class FlowLoader:
         items = [raw] if isinstance(raw, str) else raw
         parts = []
         for item in items:
-            if not isinstance(item, str) or not item:
-                raise f.error(key, "each part must be non-empty text")
             kind, sep, value = item.partition(":")
             if not sep:
                 kind, value = "prompt", item
@@ -287,21 +234,17 @@ class FlowLoader:
             if kind == "prompt" and value not in self.prompt_ids:
                 raise f.error(key, f"prompt {value!r} has no text in the prompt catalogue")
             parts.append(PromptPart(kind, value))
-        if required and not parts:
-            raise f.error(key, "needs at least one prompt")
         return tuple(parts)
 
-    def _timeouts(self, raw: Located | None, base: Timeouts, where: str) -> Timeouts:
+    def _timeouts(self, raw: Located | None, base: Timeouts) -> Timeouts:
+        """``base`` with the fields ``raw`` sets (the schema checked their ranges)."""
         if raw is None:
             return base
-        f = _Fields(raw, where)
-        t = Timeouts(
-            f.get("first_digit", float, base.first_digit, check=_positive),
-            f.get("between_digits", float, base.between_digits, check=_positive),
-            f.get("total", float, base.total, check=_positive),
+        return Timeouts(
+            float(raw.get("first_digit", base.first_digit)),
+            float(raw.get("between_digits", base.between_digits)),
+            float(raw.get("total", base.total)),
         )
-        f.finish()
-        return t
 
     def _check_graph(self, flow: Flow, data: Located, raw_nodes: Located) -> None:
         if flow.start not in flow.nodes:
@@ -329,6 +272,64 @@ class FlowLoader:
                     f"nodes.{node_id}",
                     f"unreachable from start {flow.start!r}",
                 )
+        trap = trapped(flow.nodes)
+        if trap:
+            cycle = cycle_among(flow.nodes, trap)
+            raise ConfigError(
+                data.file,
+                raw_nodes.line_of(cycle[0]),
+                f"nodes.{cycle[0]}",
+                "a caller can loop forever: no path from "
+                f"{', '.join(trap)} reaches a transfer or a hang-up "
+                f"(loop: {' -> '.join(cycle)})",
+            )
+
+
+def trapped(nodes: Mapping[str, AnyNode]) -> list[str]:
+    """The nodes (in flow order) from which no path reaches an end node (transfer, hang-up).
+
+    Computed backwards: the ends, then every node with a target already known
+    to reach an end. Targets must exist (checked before).
+
+    >>> from ivr.flow.model import HangupNode, PlayNode
+    >>> loop = {"a": PlayNode("a", 1, (), "b"), "b": PlayNode("b", 2, (), "a"),
+    ...         "c": PlayNode("c", 3, (), "d"), "d": HangupNode("d", 4)}
+    >>> trapped(loop)
+    ['a', 'b']
+    """
+    comes_from: dict[str, set[str]] = {node_id: set() for node_id in nodes}
+    for node in nodes.values():
+        for _, target in targets(node):
+            comes_from[target].add(node.id)
+    can_end = {node.id for node in nodes.values() if isinstance(node, END_KINDS)}
+    todo = list(can_end)
+    while todo:
+        for previous in comes_from[todo.pop()]:
+            if previous not in can_end:
+                can_end.add(previous)
+                todo.append(previous)
+    return [node_id for node_id in nodes if node_id not in can_end]
+
+
+def cycle_among(nodes: Mapping[str, AnyNode], trap: Collection[str]) -> list[str]:
+    """A cycle inside ``trap`` (from ``trapped``), first node repeated at the end,
+    starting from its node that comes first in the flow.
+
+    Every node but an end has a target, and a trapped node's targets are all
+    trapped, so walking from any trapped node must come back on itself.
+    """
+    at: dict[str, int] = {}
+    walk: list[str] = []
+    current = next(iter(trap))
+    while current not in at:
+        at[current] = len(walk)
+        walk.append(current)
+        current = targets(nodes[current])[0][1]
+    cycle = walk[at[current] :]
+    order = list(nodes)
+    first = min(range(len(cycle)), key=lambda i: order.index(cycle[i]))
+    cycle = cycle[first:] + cycle[:first]
+    return [*cycle, cycle[0]]
 
 
 def load_flows(directory: Path, loader: FlowLoader) -> dict[str, Flow]:

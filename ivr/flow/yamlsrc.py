@@ -1,8 +1,14 @@
 """YAML loading that remembers where each key came from.
 
-A bad flow file must fail at start with file, line and field. PyYAML's safe
-loader drops positions, so mappings are built as ``Located`` dicts that keep
-the line of every key.
+A bad configuration file must fail at start with file, line and field.
+PyYAML's safe loader drops positions, so mappings are built as ``Located``
+dicts that keep the line of every key, and sequences as ``LocatedList`` lists
+that keep the line of every item (``ivr.schemas`` maps a schema error's path
+to a line through them).
+
+Timestamps stay the text they were written as (an impossible date such as
+``2025-02-30`` is still refused here): JSON Schema has no date type, so a
+date field is a string with ``format: date`` and its builder parses it.
 """
 
 from __future__ import annotations
@@ -33,6 +39,19 @@ class Located(dict[str, Any]):
         return self.key_lines.get(key, self.line)
 
 
+class LocatedList(list[Any]):
+    """A sequence from a YAML file that knows its own line and each item's line."""
+
+    file: str = "<string>"
+    line: int = 0
+    item_lines: list[int]
+
+    def line_of(self, index: int) -> int:
+        if 0 <= index < len(self.item_lines):
+            return self.item_lines[index]
+        return self.line
+
+
 class _LocatingLoader(yaml.SafeLoader):
     pass
 
@@ -60,21 +79,38 @@ def _construct_mapping(loader: _LocatingLoader, node: yaml.MappingNode) -> Locat
     return result
 
 
-def _construct_timestamp(loader: _LocatingLoader, node: yaml.ScalarNode) -> Any:
+def _construct_sequence(loader: _LocatingLoader, node: yaml.SequenceNode) -> LocatedList:
+    result = LocatedList(loader.construct_object(item, deep=True) for item in node.value)
+    result.file = loader.name
+    result.line = node.start_mark.line + 1
+    result.item_lines = [item.start_mark.line + 1 for item in node.value]
+    return result
+
+
+def _construct_timestamp(loader: _LocatingLoader, node: yaml.ScalarNode) -> str:
     # An unquoted 2025-02-30 looks like a date to YAML and fails with a bare ValueError.
     try:
-        return loader.construct_yaml_timestamp(node)
+        loader.construct_yaml_timestamp(node)
     except ValueError as exc:
         raise yaml.constructor.ConstructorError(
             None, None, f"not a valid date {node.value!r}: {exc}", node.start_mark
         ) from None
+    return str(node.value)
 
 
 _LocatingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LocatingLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence
+)
 _LocatingLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
 def load_yaml(text: str, file: str) -> Any:
+    """Parse ``text`` (named ``file`` in errors): ``Located``/``LocatedList`` for
+    mappings and sequences, plain scalars, timestamps as their text.
+
+    Raises ``ConfigError`` for broken YAML, control characters, duplicate or
+    non-text keys and impossible dates."""
     try:
         loader = _LocatingLoader(text)  # checks every character first
     except yaml.reader.ReaderError as exc:  # a control character: no mark, a position
@@ -95,6 +131,7 @@ def load_yaml(text: str, file: str) -> Any:
 
 
 def load_yaml_file(path: Path) -> Any:
+    """``load_yaml`` of a UTF-8 file; an unreadable or non-UTF-8 file is a ``ConfigError``."""
     try:
         data = path.read_bytes()
     except OSError as exc:

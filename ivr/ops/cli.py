@@ -68,7 +68,7 @@ async def open_service(settings: Settings) -> AsyncIterator[FlagService]:
     db = Database(settings.database_url)
     try:
         await db.migrate()
-        yield FlagService(OpsStore(db), flag_registry(load_reference()))
+        yield FlagService(OpsStore(db), flag_registry(load_reference(settings.citas_dir)))
     finally:
         await db.close()
 

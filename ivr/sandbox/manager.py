@@ -22,7 +22,7 @@ from ivr.sandbox.hosttools import ensure_host_tools
 from ivr.sandbox.instance import InstancePaths, InstanceState, pid_alive
 from ivr.sandbox.render import render_all, template_values
 from ivr.sandbox.rootfs import RootFs, ensure_rootfs
-from ivr.settings import REPO_ROOT, Settings
+from ivr.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def up(settings: Settings) -> SandboxStatus:
     )
     _prepare_instance_dirs(state)
     render_all(state.inst_on_host / "etc", template_values(settings, state.inst_in_root))
-    install_prompts(root)
+    install_prompts(root, settings)
     paths.save(state)
     paths.asterisk_log.parent.mkdir(parents=True, exist_ok=True)
     paths.asterisk_log.write_bytes(b"")
@@ -180,13 +180,18 @@ def _prepare_instance_dirs(state: InstanceState) -> None:
         (base / stale).unlink(missing_ok=True)
 
 
-def install_prompts(root: RootFs) -> Path:
-    """Build the prompts and copy them where ``sound:citas/<id>`` finds them."""
+def install_prompts(root: RootFs, settings: Settings) -> Path:
+    """Build the prompts of ``settings.prompts_dir`` and copy them where
+    ``sound:citas/<id>`` finds them.
+
+    The sounds directory belongs to the cached root, which every instance
+    shares: instances running different prompt sets hear the last one installed.
+    """
     from ivr.prompts import build_prompts, load_prompt_texts
 
-    build_dir = REPO_ROOT / "prompts" / "build"
-    texts = load_prompt_texts(REPO_ROOT / "prompts" / "prompts.yaml")
-    build_prompts(texts, build_dir, recorded_dir=REPO_ROOT / "prompts" / "recorded")
+    build_dir = settings.prompts_build_dir
+    texts = load_prompt_texts(settings.prompts_file)
+    build_prompts(texts, build_dir, recorded_dir=settings.recorded_dir)
     target = root.inside("/usr/share/asterisk/sounds/es") / "citas"
     target.mkdir(parents=True, exist_ok=True)
     for f in build_dir.iterdir():

@@ -1,5 +1,9 @@
 """Render the Asterisk configuration of one sandbox instance from `dialplans/asterisk/`.
 
+The templates ship with the package (``ivr/defaults/dialplans``, in a checkout a
+link to ``dialplans/asterisk/``); the line's number and general agents' VDN come
+from the deployment's ``line.yaml`` (``CITAS_CONFIG_DIR``).
+
 Templates use ``@@name@@`` placeholders: Asterisk's own ``${VAR}`` syntax must
 pass through untouched, so ``string.Template`` would not do. A placeholder with
 no value is an error naming the file, never an empty string in a dialplan.
@@ -12,9 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ivr.sandbox.errors import SandboxError
-from ivr.settings import REPO_ROOT, Settings
+from ivr.settings import TEMPLATE_DIR, Settings
 
-TEMPLATE_DIR = REPO_ROOT / "dialplans" / "asterisk"
 _PLACEHOLDER = re.compile(r"@@([a-z_]+)@@")
 
 SMOKE_NUMBER = "4440001"
@@ -22,6 +25,10 @@ DIALPLAN_SMOKE_NUMBER = "4440002"
 
 
 def template_values(settings: Settings, instance_dir_in_root: str) -> dict[str, str]:
+    """Every placeholder's value; raises ``ConfigError`` if ``line.yaml`` is invalid."""
+    from ivr.citas.reference import load_line
+
+    line = load_line(settings.citas_dir / "line.yaml")
     p = settings.ports
     return {
         "instance": settings.instance,
@@ -40,8 +47,8 @@ def template_values(settings: Settings, instance_dir_in_root: str) -> dict[str, 
         "ami_user": settings.ami_user,
         "ami_password": settings.ami_password,
         "app_name": settings.app_name,
-        "citas_number": settings.citas_number,
-        "agent_vdn": settings.agent_vdn,
+        "citas_number": line.number,
+        "agent_vdn": line.vdn_default,
         "smoke_number": SMOKE_NUMBER,
         "dialplan_smoke_number": DIALPLAN_SMOKE_NUMBER,
     }

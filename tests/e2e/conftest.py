@@ -98,14 +98,19 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 class ControllerProcess:
     """``ivr serve`` as a child process of the test session (ended by its pid)."""
 
-    def __init__(self, sandbox: Sandbox, log: Path) -> None:
+    def __init__(
+        self, sandbox: Sandbox, log: Path, command: list[str] | None = None, cwd: Path = REPO_ROOT
+    ) -> None:
         self.sandbox, self.log = sandbox, log
+        # Another installation's `ivr serve` (tests/e2e/test_config_dir.py) when given.
+        self.command = command or [sys.executable, "-m", "ivr.cli", "serve"]
+        self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ivr.cli", "serve"], env=self.sandbox.env, cwd=REPO_ROOT,
+                self.command, env=self.sandbox.env, cwd=self.cwd,
                 stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
         try:

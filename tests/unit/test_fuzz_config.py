@@ -2,7 +2,7 @@
 that names the file and a line, never with another exception.
 
 The inputs are the real files (``config/flows/citas.yaml``, ``config/citas/*.yaml``,
-``ivr/scenarios/*.yaml``) mutated by hypothesis: a key deleted, a value of the
+``ivr/scenarios/*.yaml``, ``prompts/prompts.yaml``) mutated by hypothesis: a key deleted, a value of the
 wrong type, an unknown field, a dangling node reference, broken YAML, tabs,
 duplicate keys, huge numbers, control characters, bytes that are not UTF-8,
 an empty file. A mutation may leave a file valid (deleting an optional key):
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ivr.citas import reference
+from ivr.citas.affiliates import YamlAffiliateDirectory
 from ivr.controller import flow_loader
 from ivr.flow.model import targets
 from ivr.flow.yamlsrc import ConfigError
+from ivr.prompts import DEFAULT_TEXTS, load_prompt_texts
 from ivr.scenarios.spec import SCENARIO_DIR, load_scenario
 from ivr.settings import REPO_ROOT
 
@@ -281,7 +284,7 @@ REGRESSIONS = {
     "impossible date": (FLOWS[CITAS].replace("reason: incident", "reason: 2025-02-30"), "not a valid date '2025-02-30'"),
     "deep nesting": (FLOWS[CITAS] + "x: " + "[" * 1000 + "]" * 1000 + "\n", "nested too deeply"),
     "infinite timeout": (FLOWS[CITAS].replace("total: 30", "total: .inf"), "must be a finite number"),
-    "huge integer timeout": (FLOWS[CITAS].replace("first_digit: 6", "first_digit: " + "9" * 400), "is too large"),
+    "huge integer timeout": (FLOWS[CITAS].replace("first_digit: 6", "first_digit: " + "9" * 400), "must be a finite number of seconds, at most 600"),
 }  # fmt: skip
 
 
@@ -299,7 +302,9 @@ def test_regression_a_wrong_type_names_a_mapping_not_a_python_class(workdir: Pat
     text = FLOWS[CITAS].replace('cases: {"true": agent_incident}', "cases: [agent_incident]")
     path = workdir / CITAS
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError, match="cases: must be mapping, got list"):
+    with pytest.raises(
+        ConfigError, match=r"nodes\.incident_gate\.cases: must be a mapping, got list"
+    ):
         load_flow(path)
 
 
@@ -315,6 +320,8 @@ def test_mutated_reference_tables_load_or_are_refused(workdir: Path, data: st.Da
     result = outcome(REFERENCE_LOADERS[name], workdir / name, content)
     if mutation == "text" and kind in ALWAYS_REFUSED_IN_TEXT:
         assert result == "refused", kind
+    if mutation == "tree" and kind == "unknown_field":
+        assert result == "refused", kind  # a site or doctor id needs a mapping: refused too
 
 
 REFERENCE_REGRESSIONS = {
@@ -358,3 +365,31 @@ def test_mutated_scenarios_load_or_are_refused(workdir: Path, data: st.DataObjec
     result = outcome(load_scenario, workdir / name, content)
     if mutation == "text" and kind in ALWAYS_REFUSED_IN_TEXT:
         assert result == "refused", kind
+
+
+# --- the demo affiliates and the prompts --------------------------------------------------------
+OTHER_LOADERS: dict[str, Callable[[Path], object]] = {
+    "affiliates.yaml": lambda path: YamlAffiliateDirectory.load(path, date(2026, 11, 30)),
+    "prompts.yaml": load_prompt_texts,
+}
+OTHER = {
+    "affiliates.yaml": (reference.CITAS_DIR / "affiliates.yaml").read_text(encoding="utf-8"),
+    "prompts.yaml": DEFAULT_TEXTS.read_text(encoding="utf-8"),
+}
+
+
+@FUZZ
+@given(data=st.data())
+def test_mutated_affiliates_and_prompts_load_or_are_refused(
+    workdir: Path, data: st.DataObject
+) -> None:
+    name = data.draw(st.sampled_from(sorted(OTHER)))
+    mutation = data.draw(st.sampled_from(["tree", "text"]))
+    kind, content = data.draw(
+        tree_mutation(OTHER[name]) if mutation == "tree" else text_mutation(OTHER[name])
+    )
+    result = outcome(OTHER_LOADERS[name], workdir / name, content)
+    if mutation == "text" and kind in ALWAYS_REFUSED_IN_TEXT:
+        assert result == "refused", kind
+    if mutation == "tree" and kind == "unknown_field" and name == "affiliates.yaml":
+        assert result == "refused", kind  # in prompts.yaml a new key is a new prompt

@@ -53,20 +53,26 @@ def test_both_forms_load_and_text_is_single_spaced(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ('ok: "Hola."\nSmoke-Welcome: "Hola."\n', r"prompts\.yaml:2: prompt id 'Smoke-Welcome'"),
-        ('ok: "Hola."\ngoodbye: "  "\n', r"prompts\.yaml:2: prompt 'goodbye': text is empty"),
-        ("goodbye:\n  voice_rate: 150\n", r"prompts\.yaml:2: prompt 'goodbye': text is empty"),
+        (
+            'ok: "Hola."\nSmoke-Welcome: "Hola."\n',
+            r"prompts\.yaml:2: Smoke-Welcome: a prompt id uses lower-case letters",
+        ),
+        ('ok: "Hola."\ngoodbye: "  "\n', r"prompts\.yaml:2: goodbye: text is empty"),
+        ("goodbye:\n  voice_rate: 150\n", r"prompts\.yaml:2: goodbye\.text: is required"),
         (
             'goodbye: {text: "Adiós.", voice_rate: fast}\n',
-            r"prompt 'goodbye': voice_rate 'fast'",
+            r"goodbye\.voice_rate: 'fast' is not a whole number of words per minute",
         ),
-        ('goodbye: {text: "Adiós.", voice: es}\n', r"prompt 'goodbye': unexpected field 'voice'"),
+        (
+            'goodbye: {text: "Adiós.", voice: es}\n',
+            r"goodbye\.voice: unknown field; did you mean 'voice_rate'",
+        ),
         (
             'goodbye: "Adiós."\ngoodbye: "Chao."\n',
-            r"prompts\.yaml:2: prompt 'goodbye' defined twice",
+            r"prompts\.yaml:2: goodbye: duplicate key",
         ),
-        ('- "Hola."\n', r"prompts\.yaml:1: expected a mapping"),
-        ('goodbye: "Adiós.\n', r"prompts\.yaml: not valid YAML"),
+        ('- "Hola."\n', r"prompts\.yaml:1: prompts: must be a mapping, got list"),
+        ('goodbye: "Adiós.\n', r"prompts\.yaml:2: yaml: found unexpected end of stream"),
     ],
 )
 def test_invalid_file_names_file_line_and_prompt(tmp_path: Path, body: str, expected: str) -> None:

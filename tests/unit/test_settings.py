@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from ivr.settings import Ports, Settings, SettingsError
@@ -71,13 +69,11 @@ def test_text_settings_and_paths() -> None:
             "CITAS_ARI_PASSWORD": "p",
             "CITAS_APP": "citas-test",
             "CITAS_STATE_DIR": "/tmp/citas-state",
-            "CITAS_FLOW": "/etc/citas/flow.yaml",
             "CITAS_REQUEST_TIMEOUT": "2.5",
         }
     )
 
     assert (s.instance, s.ari_user, s.ari_password, s.app_name) == ("b", "u", "p", "citas-test")
-    assert s.flow_file == Path("/etc/citas/flow.yaml")
     assert s.request_timeout == 2.5
     assert s.database_url == "sqlite+aiosqlite:////tmp/citas-state/b/citas.db"
 

@@ -1,0 +1,98 @@
+"""Check a deployment's whole configuration at once (``ivr config check [DIR]``).
+
+``DIR`` is laid out like the checkout's ``config/``: ``citas/line.yaml``,
+``services.yaml``, ``sites.yaml``, ``eligibility.yaml``, ``affiliates.yaml``
+and ``flows/*.yaml``; the prompts file is given apart. Every file is checked
+with the same loaders ``ivr serve`` uses (schema, then cross-checks), and a
+bad file does not hide the next one. Flows are checked against the prompts,
+the citas actions and the flags the tables define, so they are only checked
+when those load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TypeVar
+
+from ivr.citas.actions import OUTCOMES
+from ivr.citas.affiliates import YamlAffiliateDirectory
+from ivr.citas.reference import (
+    Reference,
+    flag_registry,
+    load_eligibility,
+    load_line,
+    load_services,
+    load_sites,
+)
+from ivr.flow.loader import FlowLoader
+from ivr.flow.yamlsrc import ConfigError
+from ivr.prompts import load_prompt_texts
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """One file's verdict: ``error`` is None when it loaded; ``note`` says what it holds
+    (or why it was not checked)."""
+
+    file: str
+    error: ConfigError | None = None
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.note.startswith("not checked")
+
+
+def check_config_dir(directory: Path, prompts_file: Path, today: date) -> list[FileCheck]:
+    """Every file of the configuration in ``directory`` (and ``prompts_file``), in order.
+
+    Never raises ``ConfigError``: each one becomes the ``error`` of its file's check.
+    ``today`` turns the demo affiliates' ``age:`` into birth dates.
+    """
+    checks: list[FileCheck] = []
+
+    def run(path: Path, load: Callable[[Path], T], note: Callable[[T], str]) -> T | None:
+        try:
+            loaded = load(path)
+        except ConfigError as exc:
+            checks.append(FileCheck(str(path), exc))
+            return None
+        checks.append(FileCheck(str(path), note=note(loaded)))
+        return loaded
+
+    prompts = run(prompts_file, load_prompt_texts, lambda p: f"{len(p)} prompts")
+    citas = directory / "citas"
+    line = run(citas / "line.yaml", load_line, lambda li: f"line {li.number}")
+    services = run(citas / "services.yaml", load_services, lambda s: f"{len(s)} services")
+    sites = run(citas / "sites.yaml", load_sites, lambda s: f"{len(s)} sites")
+    tables = run(citas / "eligibility.yaml", load_eligibility, lambda e: "eligibility tables")
+    run(
+        citas / "affiliates.yaml",
+        lambda p: YamlAffiliateDirectory.load(p, today),
+        lambda d: "affiliate directory",
+    )
+    flows_dir = directory / "flows"
+    flow_files = sorted(flows_dir.glob("*.yaml"))
+    if not flow_files:
+        error = ConfigError(str(flows_dir), None, "flows", "no flow files (*.yaml)")
+        checks.append(FileCheck(str(flows_dir), error))
+    if prompts is None or line is None or services is None or sites is None or tables is None:
+        why = "not checked: the prompts or the citas tables above do not load"
+        checks += [FileCheck(str(path), note=why) for path in flow_files]
+        return checks
+    flags = flag_registry(Reference(line, services, sites, tables)).names()
+    loader = FlowLoader(prompts.keys(), dict(OUTCOMES), flags)
+    names: dict[str, Path] = {}
+    for path in flow_files:
+        flow = run(path, loader.load, lambda f: f"flow {f.name!r}, {len(f.nodes)} nodes")
+        if flow is not None and flow.name in names:
+            problem = f"name {flow.name!r} also used by {names[flow.name]}"
+            checks[-1] = FileCheck(str(path), ConfigError(str(path), 1, "flow", problem))
+        elif flow is not None:
+            names[flow.name] = path
+    return checks
