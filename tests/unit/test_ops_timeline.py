@@ -340,9 +340,6 @@ async def _start_with_defaults(db: Database, age_min: int, age_max: int) -> list
     registry = flag_registry(replace(reference, eligibility=eligibility))
     runtime = OpsRuntime(replace(Settings(), instance="rules"), db, registry, Metrics())
     await runtime.start()
-    # Let the poller begin before stopping it: LiveFlags.run() clears a stop() that
-    # came before it started (and would then poll forever).
-    await asyncio.sleep(0)
     await runtime.stop()
     alerts = await runtime.store.alerts(open_only=True)
     return [a.detail for a in alerts if a.kind == RULE_ALERT]
