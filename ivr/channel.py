@@ -75,13 +75,18 @@ class CallChannel(Protocol):
 
         Returns True when a key press interrupted it (``barge_in``); the keys
         are kept for the next ``collect``. Without barge-in, keys pressed while
-        it plays are discarded.
+        it plays are discarded; with it, a key the digit rules drop (``ivr.dtmf``:
+        typed ahead of a node without type-ahead) does not interrupt it.
         """
         ...
 
     async def collect(self, request: DigitRequest) -> DigitResult: ...
 
-    def flush_digits(self) -> None: ...
+    def flush_digits(self) -> None:
+        """Discard keys typed ahead: those pressed before now, and those pressed
+        before the next prompt can have been heard (``ivr.dtmf`` rules). The
+        engine calls it on entering a node with ``type_ahead: false``."""
+        ...
 
     async def set_variables(self, variables: Mapping[str, str]) -> None: ...
 

@@ -58,8 +58,10 @@ def action_outcomes() -> dict[str, tuple[str, ...]]:
 
 def flow_loader(flags: FlagRegistry | None = None, settings: Settings | None = None) -> FlowLoader:
     """A loader that knows every prompt (``settings.prompts_file``), action
-    outcome and operations flag (the citas line's, from ``settings.citas_dir``,
-    unless ``flags`` is given). ``settings`` defaults to the shipped files."""
+    outcome, committing action and operations flag (the citas line's, from
+    ``settings.citas_dir``, unless ``flags`` is given). ``settings`` defaults to
+    the shipped files."""
+    from ivr.citas.actions import COMMITS
     from ivr.citas.reference import flag_registry, load_reference
 
     settings = settings or Settings()
@@ -67,6 +69,7 @@ def flow_loader(flags: FlagRegistry | None = None, settings: Settings | None = N
         load_prompt_texts(settings.prompts_file).keys(),
         action_outcomes(),
         (flags or flag_registry(load_reference(settings.citas_dir))).names(),
+        COMMITS,
     )
 
 

@@ -13,7 +13,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Mapping, Sequence
 
 from ivr.ari import (
@@ -36,6 +35,7 @@ from ivr.channel import (
     DigitResult,
     EventsLost,
 )
+from ivr.dtmf import Entry, Key, Keypad
 from ivr.reaction import ReactionTimer
 
 logger = logging.getLogger(__name__)
@@ -45,13 +45,16 @@ PLAYBACK_SAFETY_S = 180.0
 
 
 class VoiceChannel:
+    """One call's dialogue over ARI; the digit rules are ``ivr.dtmf``'s (``keys``),
+    fed with ``time.monotonic()`` seconds."""
+
     def __init__(
         self, ctx: CallContext, *, language: str = "es", reaction: ReactionTimer | None = None
     ) -> None:
         self.ctx = ctx
         self.client = ctx.client
         self.language = language
-        self.digits: deque[str] = deque()
+        self.keys = Keypad()
         self.dtmf_at: float | None = None  # when the last DTMF event arrived (latency metric)
         self._hung_up = False
         # DTMF in -> next ARI command out; a timer with no log and no observer does nothing.
@@ -99,10 +102,15 @@ class VoiceChannel:
     async def answer(self) -> None:
         await self._ari("answer", self.client.answer(self.call_id))
 
+    def _key(self, ev: ChannelDtmfReceived) -> Key:
+        # Asterisk reports an RFC 4733 key when it ends: it was pressed duration_ms earlier.
+        return Key(ev.digit, time.monotonic(), max(ev.duration_ms, 0) / 1000)
+
     async def play(self, media: Sequence[str], *, barge_in: bool) -> bool:
-        if barge_in and self.digits:
+        if barge_in and self.keys.pending:
             return True  # keys typed ahead: the caller already answered this prompt
         playback_id = str(uuid.uuid4())
+        self.keys.listening(time.monotonic())
         await self._ari(
             "play",
             self.client.play(
@@ -119,11 +127,13 @@ class VoiceChannel:
             if isinstance(ev, PlaybackFinished) and ev.playback.id == playback_id:
                 return False
             if isinstance(ev, ChannelDtmfReceived):
-                if barge_in:
-                    self.digits.append(ev.digit)
+                key = self._key(ev)
+                if barge_in and self.keys.press(key):
                     await self._stop_playback(playback_id)
                     return True
-                logger.debug("call %s: key ignored during a prompt without barge-in", self.call_id)
+                if not barge_in:
+                    self.keys.ignore(key)
+                logger.debug("call %s: key dropped during a prompt", self.call_id)
                 self._reaction.discard(self.call_id)
 
     async def _stop_playback(self, playback_id: str) -> None:
@@ -136,41 +146,37 @@ class VoiceChannel:
             logger.warning("call %s: cannot stop playback: %s", self.call_id, exc)
 
     async def collect(self, request: DigitRequest) -> DigitResult:
-        collected = ""
-        started = time.monotonic()
-        total_deadline = started + request.total_timeout
+        self.keys.listening(time.monotonic())
+        entry = Entry(request, time.monotonic())
         while True:
-            while self.digits:
-                digit = self.digits.popleft()
-                if request.terminator and digit == request.terminator:
-                    return DigitResult(collected, "terminator")
-                collected += digit
-                if len(collected) >= request.max_digits:
-                    return DigitResult(collected, "complete")
-            wait = request.between_digits_timeout if collected else request.first_digit_timeout
-            now = time.monotonic()
-            wait = min(wait, total_deadline - now)
+            while (key := self.keys.take()) is not None:
+                result = entry.feed(key)
+                if result is not None:
+                    self.keys.entry_ended(entry, result)
+                    return result
+            wait = entry.deadline() - time.monotonic()
             if wait <= 0:
-                return DigitResult(collected, "total" if collected else "no_input")
+                return entry.expire(time.monotonic())
             ev = await self._wait_digit(wait)
             if ev is None:
                 self._reaction.discard(self.call_id)  # a timeout, not a reaction
-                if time.monotonic() >= total_deadline and collected:
-                    return DigitResult(collected, "total")
-                return DigitResult(collected, "between_digits" if collected else "no_input")
-            self.digits.append(ev)
+                return entry.expire(time.monotonic())
+            if not self.keys.press(self._key(ev)):
+                logger.debug("call %s: key dropped (typed ahead)", self.call_id)
+                self._reaction.discard(self.call_id)
 
-    async def _wait_digit(self, wait_s: float) -> str | None:
+    async def _wait_digit(self, wait_s: float) -> ChannelDtmfReceived | None:
         deadline = time.monotonic() + wait_s
         while True:
             ev = await self._next_event(deadline - time.monotonic())
             if ev is None:
                 return None
             if isinstance(ev, ChannelDtmfReceived):
-                return ev.digit
+                return ev
 
     def flush_digits(self) -> None:
-        self.digits.clear()
+        """Drop typed-ahead keys before a node that takes none (``ivr.dtmf`` rules)."""
+        self.keys.discard_typed_ahead()
 
     async def set_variables(self, variables: Mapping[str, str]) -> None:
         for name, value in variables.items():

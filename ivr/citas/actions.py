@@ -3,7 +3,8 @@
 Each action reads and writes the call's variables and returns an outcome
 name; ``config/flows/citas.yaml`` maps outcomes to nodes. ``OUTCOMES`` lists
 what each action can return, so the flow loader refuses a flow that expects
-anything else.
+anything else; ``COMMITS`` names the actions that commit something for the
+caller, which no typed-ahead key may reach (``type_ahead`` in ``ivr.flow.model``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ OUTCOMES: dict[str, tuple[str, ...]] = {
     "book_slot": ("booked", "taken", "unavailable"),
     "send_whatsapp_sms": ("queued",),
 }
+# Actions that commit something the caller must have heard first (issue 9 §1).
+COMMITS = frozenset({"book_slot"})
 MAX_DOCUMENT_TRIES = 3
 
 

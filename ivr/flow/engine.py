@@ -154,7 +154,13 @@ class FlowEngine:
             state.record.step("barge_in")
         return interrupted
 
+    def _discard_typed_ahead(self, state: CallState, node: MenuNode | CollectNode) -> None:
+        # A node without type-ahead hears only keys pressed after its prompt started.
+        if not node.type_ahead:
+            state.channel.flush_digits()
+
     async def _menu(self, state: CallState, node: MenuNode) -> str:
+        self._discard_typed_ahead(state, node)
         request = DigitRequest(
             max_digits=1,
             first_digit_timeout=node.timeouts.first_digit,
@@ -181,6 +187,7 @@ class FlowEngine:
         return node.on_failure
 
     async def _collect(self, state: CallState, node: CollectNode) -> str:
+        self._discard_typed_ahead(state, node)
         request = DigitRequest(
             max_digits=node.max_digits,
             min_digits=node.min_digits,

@@ -6,7 +6,8 @@ cannot say: references to nodes that do not exist, nodes no path reaches,
 nodes from which no path reaches a transfer or a hang-up (a caller there
 would loop forever), prompts with no text in the prompt catalogue, actions
 (or action outcomes) the controller does not provide, unknown flags,
-``min_digits`` above ``max_digits``.
+``min_digits`` above ``max_digits``, and keys typed ahead that could reach an
+action that commits (``type_ahead`` in ``ivr.flow.model``).
 """
 
 from __future__ import annotations
@@ -83,12 +84,15 @@ class FlowLoader:
         prompt_ids: Collection[str],
         actions: Mapping[str, Collection[str]],
         flags: Collection[str] = (),
+        commits: Collection[str] = (),
     ) -> None:
         """``actions`` maps each action name to the outcomes it can return;
-        ``flags`` names the operations flags a decide node may read."""
+        ``flags`` names the operations flags a decide node may read; ``commits``
+        names the actions that commit something for the caller (a booking)."""
         self.prompt_ids = set(prompt_ids)
         self.actions = actions
         self.flags = set(flags)
+        self.commits = set(commits)
 
     def _known_flag(self, name: str) -> str | None:
         if name in self.flags:
@@ -111,6 +115,7 @@ class FlowLoader:
             nodes[node_id] = self._node(node_id, raw, defaults)
         flow = Flow(name, str(path), start, nodes, answer, language, agent_vdn)
         self._check_graph(flow, data, raw_nodes)
+        self._check_type_ahead(flow, raw_nodes)
         return flow
 
     def _node(self, node_id: str, raw: Located, defaults: Timeouts) -> AnyNode:
@@ -139,6 +144,7 @@ class FlowLoader:
                 self._parts(f, "no_input_prompt", required=False),
                 self._parts(f, "invalid_prompt", required=False),
                 f.get("save_as", str, None),
+                f.get("type_ahead", bool, True),
             )
         elif kind == "collect":
             max_digits = f.get("max_digits", int, 1)
@@ -162,6 +168,7 @@ class FlowLoader:
                 self._parts(f, "no_input_prompt", required=False),
                 self._parts(f, "invalid_prompt", required=False),
                 f.get("sensitive", bool, False),
+                f.get("type_ahead", bool, True),
             )
         elif kind == "decide":
             cases = f.get("cases", Located)
@@ -283,6 +290,48 @@ class FlowLoader:
                 f"{', '.join(trap)} reaches a transfer or a hang-up "
                 f"(loop: {' -> '.join(cycle)})",
             )
+
+    def _check_type_ahead(self, flow: Flow, raw_nodes: Located) -> None:
+        """Refuse ``type_ahead: true`` on an input node from which a path reaches
+        a committing action without another menu or collect in between."""
+        for node in flow.nodes.values():
+            if not isinstance(node, MenuNode | CollectNode) or not node.type_ahead:
+                continue
+            path = self._path_to_commit(flow, node)
+            if path is None:
+                continue
+            raw = raw_nodes[node.id]
+            assert isinstance(raw, Located)
+            commit = flow.nodes[path[-1]]
+            assert isinstance(commit, ActionNode)
+            raise ConfigError(
+                raw.file,
+                raw.line_of("type_ahead") if "type_ahead" in raw else raw_nodes.line_of(node.id),
+                f"nodes.{node.id}.type_ahead",
+                f"keys typed ahead would reach action {commit.action!r}, which commits "
+                f"({' -> '.join(path)}); set type_ahead: false",
+            )
+
+    def _path_to_commit(self, flow: Flow, start: MenuNode | CollectNode) -> list[str] | None:
+        """Node ids from ``start`` to a committing action node, through no input node."""
+        came_from: dict[str, str] = {}
+        todo = [t for _, t in targets(start)]
+        for t in todo:
+            came_from.setdefault(t, start.id)
+        while todo:
+            current = flow.nodes[todo.pop(0)]
+            if isinstance(current, ActionNode) and current.action in self.commits:
+                path = [current.id]
+                while path[-1] != start.id:
+                    path.append(came_from[path[-1]])
+                return path[::-1]
+            if isinstance(current, MenuNode | CollectNode):
+                continue  # another question: keys typed ahead stop there or are its to take
+            for _, nxt in targets(current):
+                if nxt not in came_from:
+                    came_from[nxt] = current.id
+                    todo.append(nxt)
+        return None
 
 
 def trapped(nodes: Mapping[str, AnyNode]) -> list[str]:

@@ -3,6 +3,18 @@
 Node kinds are few and small: play, menu, collect, decide, action, transfer,
 hangup. Every node that can fail names where the call goes after the last
 failure (``on_failure``): there is no empty ``Goto`` after the last retry.
+
+Type-ahead (``type_ahead`` on menu and collect nodes, default true): keys the
+caller pressed before the node's prompt (answering a previous question early,
+or a burst) answer this node, so an expert caller need not wait for prompts.
+With ``type_ahead: false`` the engine discards them on entering the node
+(``CallChannel.flush_digits``; the rules are ``ivr.dtmf``'s). The loader refuses
+``type_ahead: true`` on a node from which a path reaches an action that commits
+(``COMMITS`` of the line, e.g. booking a slot) without another input node in
+between: a key meant for an earlier prompt never commits anything (issue 9 §1).
+The default is true because type-ahead is what callers of a menu tree expect,
+and the one place it is dangerous cannot be written: the flow file says
+``type_ahead: false`` exactly where a commit is one key away.
 """
 
 from __future__ import annotations
@@ -70,6 +82,7 @@ class MenuNode(Node):
     no_input_prompts: tuple[PromptPart, ...] = ()
     invalid_prompts: tuple[PromptPart, ...] = ()
     save_as: str | None = None
+    type_ahead: bool = True  # keys pressed before its prompt answer it (module docstring)
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,7 @@ class CollectNode(Node):
     no_input_prompts: tuple[PromptPart, ...] = ()
     invalid_prompts: tuple[PromptPart, ...] = ()
     sensitive: bool = False  # a document number: recorded masked
+    type_ahead: bool = True  # keys pressed before its prompt answer it (module docstring)
 
 
 @dataclass(frozen=True)

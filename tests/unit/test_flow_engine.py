@@ -275,3 +275,35 @@ async def test_the_real_smoke_flow_plays_back_the_key_pressed() -> None:
     assert ("play-no-barge", "sound:citas/smoke_you_pressed", "digits:7") in channel.log
     assert state.record.variables == {"smoke_digit": "7"}
     assert state.record.outcome == "completed"
+
+
+def offer_menu(**kw: object) -> MenuNode:
+    return MenuNode(
+        "ask", 1, prompt("slot_options"), {"1": "bye"}, "failed", retries=1,
+        invalid_prompts=prompt("invalid"), **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("node", "flushed"),
+    [
+        (offer_menu(), False),  # type-ahead by default
+        (offer_menu(type_ahead=False), True),
+        (collect_node(), False),
+        (collect_node(type_ahead=False), True),
+    ],
+)
+async def test_a_node_without_type_ahead_flushes_the_keys_once_before_its_prompt(
+    node: AnyNode, flushed: bool
+) -> None:
+    # Issue 9: keys typed before a node without type-ahead never answer it; the retry after
+    # an invalid key keeps the keys the caller typed while hearing this node.
+    channel = ScriptedChannel(DigitResult("9", "complete"), DigitResult("12", "terminator"))
+    state = state_for(channel, "ask", node)
+
+    await engine().run(state)
+
+    first_prompt = next(n for n, entry in enumerate(channel.log) if entry[0] == "play")
+    assert channel.log.count(("flush",)) == (1 if flushed else 0)
+    if flushed:
+        assert channel.log[first_prompt - 1] == ("flush",)

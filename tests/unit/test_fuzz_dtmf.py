@@ -3,9 +3,10 @@
 The real citas flow (``config/flows/citas.yaml``) and the smoke flow run in the
 real ``FlowEngine`` with the real ``CitasActions`` over a real SQLite database
 (demo slots, SMS outbox), the demo affiliate directory and static flags. The
-caller is a generated script played by ``FuzzCaller``, a ``CallChannel`` that
-buffers keys like ``VoiceChannel`` does (typed-ahead keys answer the next
-question, a flood spills over into the following ones).
+caller is a generated script played by ``FuzzCaller``, a ``CallChannel`` with
+``VoiceChannel``'s digit rules (``ivr.dtmf``: typed-ahead keys answer the next
+question unless it takes no type-ahead, a flood spills over into the following
+ones), or key presses at given times played by ``TimedCaller`` in virtual time.
 
 Properties of every call:
 
@@ -14,7 +15,10 @@ Properties of every call:
 - no node asks more often than its retries allow;
 - one call books at most one slot;
 - a document number typed by the caller never appears in the call record;
-- the number of prompts played is bounded.
+- the number of prompts played is bounded;
+- (timed callers) a committing action is only ever chosen by a key, and a burst,
+  pressed after its node's prompt could be heard; a terminator pressed right
+  after an entry that ended complete never answers anything.
 
 ``VoiceChannel``'s own digit collection is fuzzed too, over the fake ARI
 client of ``test_voice``: floods of DTMF events, terminators, hang-ups and
@@ -26,14 +30,15 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -47,11 +52,12 @@ from ivr.channel import (
     DigitRequest,
     DigitResult,
 )
-from ivr.citas.actions import CitasActions
+from ivr.citas.actions import COMMITS, CitasActions
 from ivr.citas.affiliates import YamlAffiliateDirectory
 from ivr.citas.reference import CITAS_DIR, flag_registry, load_reference
 from ivr.controller import flow_loader
-from ivr.flow.engine import CallState, FlowEngine
+from ivr.dtmf import REACTION_S, Entry, Key, Keypad
+from ivr.flow.engine import Action, CallState, FlowEngine
 from ivr.flow.model import CollectNode, Flow, MenuNode
 from ivr.ops.flags import (
     BOOKING_DOWN_ROUTE,
@@ -109,12 +115,17 @@ Turn = Burst | str  # a Burst, or HANG_UP
 
 @dataclass
 class FuzzCaller:
-    """A ``CallChannel`` that plays a generated script, buffering keys like ``VoiceChannel``."""
+    """A ``CallChannel`` that plays a generated script, with ``VoiceChannel``'s rules (``ivr.dtmf``).
+
+    Virtual time: each prompt plays one second; a turn's keys are pressed at once when its
+    question opens; a slow turn ends by the total timeout.
+    """
 
     script: list[Turn]
     caller: str | None
     hang_up_at_prompt: int | None = None
-    buffer: deque[str] = field(default_factory=deque)
+    pad: Keypad = field(default_factory=Keypad)
+    clock: float = 0.0
     prompts: int = 0
     requests: list[DigitRequest] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
@@ -133,11 +144,13 @@ class FuzzCaller:
         pass
 
     async def play(self, media: Sequence[str], *, barge_in: bool) -> bool:
-        if barge_in and self.buffer:
+        if barge_in and self.pad.pending:
             return True  # typed ahead: the prompt is skipped
         self.prompts += 1
         if self.hang_up_at_prompt is not None and self.prompts >= self.hang_up_at_prompt:
             raise CallerHungUp(self.call_id)
+        self.pad.listening(self.clock)
+        self.clock += 1.0
         return False
 
     async def collect(self, request: DigitRequest) -> DigitResult:
@@ -146,21 +159,123 @@ class FuzzCaller:
         if turn == HANG_UP:
             raise CallerHungUp(self.call_id)
         assert isinstance(turn, Burst)
-        self.buffer.extend(turn.keys)
-        collected = ""
-        while self.buffer:
-            key = self.buffer.popleft()
-            if request.terminator and key == request.terminator:
-                return DigitResult(collected, "terminator")
-            collected += key
-            if len(collected) >= request.max_digits:
-                return DigitResult(collected, "complete")
-        if not collected:
-            return DigitResult("", "no_input")
-        return DigitResult(collected, "total" if turn.slow else "between_digits")
+        self.pad.listening(self.clock)
+        entry = Entry(request, self.clock)
+        for digit in turn.keys:
+            self.pad.press(Key(digit, self.clock))
+        while (key := self.pad.take()) is not None:
+            result = entry.feed(key)
+            if result is not None:
+                self.pad.entry_ended(entry, result)
+                return result
+        self.clock = entry.total_deadline if turn.slow else entry.deadline()
+        return entry.expire(self.clock)
 
     def flush_digits(self) -> None:
-        self.buffer.clear()
+        self.pad.discard_typed_ahead()
+
+    async def set_variables(self, variables: Mapping[str, str]) -> None:
+        self.variables.update(variables)
+
+    async def transfer(self, *, context: str, extension: str) -> None:
+        self.transferred_to = extension
+        raise CallTransferred(f"{self.call_id} -> {context}/{extension}")
+
+    async def hangup(self) -> None:
+        self.hung_up_by_ivr = True
+
+
+@dataclass
+class TimedCaller:
+    """A ``CallChannel`` in virtual time, with ``ivr.dtmf``'s rules as ``VoiceChannel`` has them.
+
+    The caller presses ``presses`` (sorted by time) whatever the IVR does; each media
+    item of a prompt plays ``media_s`` seconds, each action takes the time
+    ``taking`` gives it. ``log`` keeps what happened when: ("flush", t),
+    ("listen", t) for each prompt start or entry opening, ("answer", request, result,
+    keys taken).
+    """
+
+    presses: list[Key]
+    caller: str | None
+    media_s: float
+    clock: float = 0.0
+    pad: Keypad = field(default_factory=Keypad)
+    delivered: int = 0
+    log: list[tuple[object, ...]] = field(default_factory=list)
+    prompts: int = 0
+    variables: dict[str, str] = field(default_factory=dict)
+    transferred_to: str | None = None
+    hung_up_by_ivr: bool = False
+
+    @property
+    def call_id(self) -> str:
+        return "1700000000.7"
+
+    @property
+    def caller_number(self) -> str | None:
+        return self.caller
+
+    def taking(self, seconds: float, action: Action) -> Action:
+        async def timed(state: CallState, params: Mapping[str, object]) -> str:
+            self.clock += seconds
+            return await action(state, params)
+
+        return timed
+
+    def _next_by(self, until: float) -> Key | None:
+        """The next key pressed by ``until`` (earlier keys arrive late, as queued events do)."""
+        if self.delivered < len(self.presses) and self.presses[self.delivered].at <= until:
+            key = self.presses[self.delivered]
+            self.delivered += 1
+            self.clock = max(self.clock, key.at)
+            return key
+        return None
+
+    def _listen(self) -> None:
+        self.pad.listening(self.clock)
+        self.log.append(("listen", self.clock))
+
+    async def answer(self) -> None:
+        pass
+
+    async def play(self, media: Sequence[str], *, barge_in: bool) -> bool:
+        if barge_in and self.pad.pending:
+            return True
+        self.prompts += 1
+        self._listen()
+        end = self.clock + self.media_s * len(media)
+        while (key := self._next_by(end)) is not None:
+            if not barge_in:
+                self.pad.ignore(key)
+            elif self.pad.press(key):
+                return True
+        self.clock = end
+        return False
+
+    async def collect(self, request: DigitRequest) -> DigitResult:
+        self._listen()
+        entry = Entry(request, self.clock)
+        taken: list[Key] = []
+        while True:
+            while (key := self.pad.take()) is not None:
+                taken.append(key)
+                result = entry.feed(key)
+                if result is not None:
+                    self.pad.entry_ended(entry, result)
+                    self.log.append(("answer", request, result, taken))
+                    return result
+            key = self._next_by(entry.deadline())
+            if key is None:
+                self.clock = max(self.clock, entry.deadline())
+                result = entry.expire(self.clock)
+                self.log.append(("answer", request, result, taken))
+                return result
+            self.pad.press(key)
+
+    def flush_digits(self) -> None:
+        self.pad.discard_typed_ahead()
+        self.log.append(("flush", self.clock))
 
     async def set_variables(self, variables: Mapping[str, str]) -> None:
         self.variables.update(variables)
@@ -181,9 +296,8 @@ class Line:
     actions: CitasActions
 
 
-@pytest.fixture(scope="module")
-def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
-    tmp = tmp_path_factory.mktemp("dtmf-fuzz")
+@contextmanager
+def open_line(tmp: Path) -> Iterator[Line]:
     with asyncio.Runner() as runner:
         context = migrated_database("sqlite", tmp)
         db = runner.run(context.__aenter__())
@@ -196,9 +310,30 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
             runner.run(context.__aexit__(None, None, None))
 
 
+@pytest.fixture(scope="module")
+def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
+    """One line for the fuzzers (their bookings use up its slots)."""
+    with open_line(tmp_path_factory.mktemp("dtmf-fuzz")) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def timed_line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
+    """The timing property's own line: the other fuzzers' bookings do not hide its offers."""
+    with open_line(tmp_path_factory.mktemp("dtmf-timed")) as opened:
+        yield opened
+
+
+@pytest.fixture
+def fresh_line(tmp_path: Path) -> Iterator[Line]:
+    """A line with every demo slot free, for a test that expects a booking."""
+    with open_line(tmp_path) as opened:
+        yield opened
+
+
 @dataclass
 class Call:
-    channel: FuzzCaller
+    channel: FuzzCaller | TimedCaller
     state: CallState
     ended: str  # transferred | ivr_hangup | caller_hangup
     bookings: int
@@ -206,12 +341,20 @@ class Call:
 
 
 async def place_call(
-    line: Line, flow: Flow, channel: FuzzCaller, flags: dict[str, FlagValue]
+    line: Line,
+    flow: Flow,
+    channel: FuzzCaller | TimedCaller,
+    flags: dict[str, FlagValue],
+    action_s: float = 0.0,
 ) -> Call:
+    """Run one call; with a ``TimedCaller``, each action takes ``action_s`` of its time."""
     registry = flag_registry(REFERENCE)
     static = StaticFlags(registry, flags)
     line.actions.flags = static
-    engine = FlowEngine(line.actions.registry(), default_vdn="5550001", flags=static.value)
+    actions = line.actions.registry()
+    if isinstance(channel, TimedCaller):
+        actions = {name: channel.taking(action_s, action) for name, action in actions.items()}
+    engine = FlowEngine(actions, default_vdn="5550001", flags=static.value)
     record = CallRecord(
         str(uuid.uuid4()), channel.call_id, flow.name, None, channel.caller, datetime.now(UTC)
     )
@@ -375,12 +518,190 @@ def test_any_caller_on_the_smoke_line_ends_cleanly(
         assert call.state.record.outcome in ("completed", "no_input")
 
 
-def test_a_flood_of_keys_never_books_twice(line: Line) -> None:
+def test_a_flood_of_keys_never_books_twice(fresh_line: Line) -> None:
     # Accept, then keep pressing 1: the booking ends the call, nothing is booked again.
     channel = FuzzCaller([Burst("1"), Burst("1" * 300)], KNOWN_PHONES[0])
+    line = fresh_line
     call = line.runner.run(place_call(line, CITAS, channel, {PROMO_AUDIO: False}))
     check_call(call, CITAS)
     assert (call.state.record.outcome, call.bookings) == ("booked", 1)
+
+
+# --- key timings: type-ahead never commits; a terminator after a full entry never leaks ---------
+TWELVE_DIGITS = "100200300400"  # Irene's document: ask_document's max_digits
+BURSTS = st.lists(
+    st.tuples(
+        st.floats(0.0, 8.0),  # silence before the burst, seconds
+        st.one_of(
+            MENU_KEY, st.just("11"), st.just("11"),
+            st.text(alphabet="0123451#", min_size=1, max_size=6),
+            st.sampled_from([*KNOWN_DOCUMENTS, TWELVE_DIGITS]).map(lambda d: d + "#"),
+            st.just(TWELVE_DIGITS + "#"),
+        ),
+        st.floats(0.0, 0.6),  # from one key's release to the next press
+        st.floats(0.04, 0.25),  # each key held
+    ),
+    max_size=12,
+)  # fmt: skip
+
+
+def presses(bursts: list[tuple[float, str, float, float]]) -> list[Key]:
+    """The caller's keys, one at a time (a keypad sends one tone at once)."""
+    keys: list[Key] = []
+    t = 0.0
+    for pause, digits, gap, held in bursts:
+        t += pause
+        for digit in digits:
+            keys.append(Key(digit, at=t + held, held=held))
+            t += held + gap
+    return keys
+
+
+def answers(channel: TimedCaller) -> list[tuple[int, DigitRequest, DigitResult, list[Key]]]:
+    """(position in the log, request, result, keys taken) for every entry."""
+    return [
+        (n, e[1], e[2], e[3])  # type: ignore[misc]
+        for n, e in enumerate(channel.log)
+        if e[0] == "answer"
+    ]
+
+
+def burst_of(key: Key, keys: list[Key]) -> list[Key]:
+    """``key`` and the keys before it pressed less than REACTION_S apart."""
+    j = next(i for i, k in enumerate(keys) if k is key)
+    while j > 0 and keys[j].pressed_at - keys[j - 1].pressed_at < REACTION_S:
+        j -= 1
+    return keys[j : next(i for i, k in enumerate(keys) if k is key) + 1]
+
+
+def note(what: str) -> None:
+    if currently_in_test_context():
+        event(what)
+
+
+def check_timing(call: Call) -> None:
+    channel, record = call.channel, call.state.record
+    assert isinstance(channel, TimedCaller)
+    entries = answers(channel)
+    assert len(entries) == len([s for s in record.path if s.kind == "digits"])
+    # Every commit was chosen by a key the caller pressed after hearing the committing
+    # node's prompt start, and so was every key of its burst.
+    seen_digits = 0
+    for step in record.path:
+        if step.kind == "digits":
+            seen_digits += 1
+        if step.kind != "action" or step.detail["action"] not in COMMITS:
+            continue
+        at, _, result, taken = entries[seen_digits - 1]
+        flush = max(n for n, e in enumerate(channel.log[:at]) if e[0] == "flush")
+        heard = next(e[1] for e in channel.log[flush:at] if e[0] == "listen")
+        assert isinstance(heard, float)
+        assert taken and result.digits, (result, taken)
+        for key in burst_of(taken[-1], channel.presses):
+            assert key.pressed_at >= heard + REACTION_S, (key, heard, channel.log)
+        note("committed")
+    # A terminator pressed right after an entry that ended complete is never an answer.
+    taken_later = {id(k) for _, _, _, keys in entries for k in keys}
+    for _, request, result, taken in entries:
+        if result.ended_by != "complete" or not request.terminator or not taken:
+            continue
+        j = next(i for i, k in enumerate(channel.presses) if k is taken[-1])
+        if j + 1 < len(channel.presses):
+            nxt = channel.presses[j + 1]
+            window = taken[-1].at + request.between_digits_timeout
+            if nxt.digit == request.terminator and nxt.at <= window:
+                assert id(nxt) not in taken_later, (nxt, channel.log)
+                note("terminator after a full entry")
+
+
+@FUZZ
+@given(
+    bursts=BURSTS,
+    caller=st.one_of(st.sampled_from(NORTE_PHONES), st.none()),
+    media_s=st.floats(0.2, 2.0),
+    action_s=st.floats(0.0, 0.5),
+    promo=st.booleans(),
+)
+def test_keys_at_any_timing_never_commit_through_an_unheard_prompt(
+    timed_line: Line,
+    bursts: list[tuple[float, str, float, float]],
+    caller: str | None,
+    media_s: float,
+    action_s: float,
+    promo: bool,
+) -> None:
+    channel = TimedCaller(presses(bursts), caller, media_s)
+    line = timed_line
+    call = line.runner.run(place_call(line, CITAS, channel, {PROMO_AUDIO: promo}, action_s))
+    check_call(call, CITAS)
+    check_timing(call)
+    event(f"ended: {call.ended} ({call.state.record.outcome})")
+
+
+def offer_answers(call: Call) -> list[str]:
+    return [
+        str(s.detail["ended_by"]) + ":" + str(s.detail["digits"])
+        for s in call.state.record.path
+        if s.kind == "digits" and s.detail["node"] == "offer_slot"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("second_press", "booked"),
+    [
+        (0.74, False),  # the observation: "11", 240 ms apart, at the service menu
+        (0.67, False),  # a double press: right after the first key is released
+        (0.80, False),  # while the service's actions run
+        (1.10, False),  # 0.18 s into the offer: too soon to have heard it
+        (1.25, True),  # 0.33 s into the offer, 0.75 s after the first key: the caller's choice
+        (4.00, True),  # after hearing the offer
+    ],
+)
+def test_the_second_of_two_ones_books_only_after_the_offer_is_heard(
+    fresh_line: Line, second_press: float, booked: bool
+) -> None:
+    line = fresh_line
+    # Ana (known caller ID): the service menu plays from 0.1 s; the first 1, pressed at
+    # 0.5 s and released at 0.62 s, answers it; three actions of 0.1 s; the offer starts
+    # at 0.92 s.
+    keys = [Key("1", 0.62, 0.12), Key("1", second_press + 0.12, 0.12)]
+    channel = TimedCaller(keys, "3001234567", media_s=1.0)
+    call = line.runner.run(place_call(line, CITAS, channel, {PROMO_AUDIO: False}, 0.1))
+    check_call(call, CITAS)
+    check_timing(call)
+    flushes = [e[1] for e in channel.log if e[0] == "flush"]
+    assert flushes and flushes[0] == pytest.approx(0.92)  # entering the offer
+    assert (call.bookings == 1) is booked, (offer_answers(call), channel.log)
+    if not booked:
+        assert offer_answers(call)[0] == "no_input:"
+
+
+@pytest.mark.parametrize(
+    ("after_s", "service_answer"),
+    [
+        (0.12, "no_input:"),  # "#" right after the 12th digit: the document's
+        (3.00, "no_input:"),  # within the between-digits timeout (4 s): still the document's
+        (5.00, "complete:#"),  # well after: an answer to the service menu (invalid there)
+    ],
+)
+def test_a_terminator_after_a_full_document_belongs_to_it(
+    fresh_line: Line, after_s: float, service_answer: str
+) -> None:
+    line = fresh_line
+    keys = presses([(0.5, TWELVE_DIGITS, 0.12, 0.12)])
+    keys.append(Key("#", keys[-1].at + after_s + 0.12, 0.12))
+    channel = TimedCaller(keys, None, media_s=1.0)
+    call = line.runner.run(place_call(line, CITAS, channel, {PROMO_AUDIO: False}, 0.01))
+    check_call(call, CITAS)
+    check_timing(call)
+    document, *_ = [s.detail for s in call.state.record.path if s.kind == "digits"]
+    assert document["ended_by"] == "complete"
+    service = [
+        f"{s.detail['ended_by']}:{s.detail['digits']}"
+        for s in call.state.record.path
+        if s.kind == "digits" and s.detail["node"] == "ask_service"
+    ]
+    assert service[0] == service_answer
 
 
 # --- VoiceChannel's digit collection over a fake ARI ---------------------------------------------
@@ -451,6 +772,10 @@ def test_voice_collect_never_returns_more_than_asked(typing: Typing, questions: 
         consumed += result.digits + (
             request.terminator or "" if result.ended_by == "terminator" else ""
         )
+        if result.ended_by == "complete" and request.terminator:
+            # A terminator right after a full entry belongs to it (ivr.dtmf): dropped.
+            if cut[len(consumed) : len(consumed) + 1] == request.terminator:
+                consumed += request.terminator
         # The keys come out in the order they were typed, none invented.
         assert cut.startswith(consumed), (cut, consumed)
 

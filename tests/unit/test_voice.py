@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from ivr import dtmf as dtmf_module
 from ivr import voice
 from ivr.ari import AriError, AriNotFound, AriServerError, CallContext, Channel, Event, parse_event
 from ivr.channel import CallerHungUp, CallTransferred, ChannelError, DigitRequest, DigitResult
@@ -253,6 +254,60 @@ async def test_total_shorter_than_first_digit_is_still_no_input(call: VoiceChann
     result = await within(call.collect(request(first_digit_timeout=5, total_timeout=0.05)))
 
     assert result == DigitResult("", "no_input")
+
+
+async def test_a_terminator_right_after_a_full_entry_is_dropped(call: VoiceChannel) -> None:
+    # Issue 9: a document of the maximum length, then '#': the '#' is the document's.
+    typed(call, "12#3")
+
+    assert await within(call.collect(request(max_digits=2, terminator="#"))) == DigitResult(
+        "12", "complete"
+    )
+    assert await within(call.collect(request(max_digits=1))) == DigitResult("3", "complete")
+
+
+async def test_a_key_queued_before_a_node_without_type_ahead_is_dropped(
+    call: VoiceChannel, ari: FakeAri
+) -> None:
+    # Pressed while the previous node's actions ran: still in the event queue at the flush.
+    typed(call, "1")
+    call.flush_digits()
+
+    assert await within(call.play(["sound:citas/slot_options"], barge_in=True)) is False
+    assert not [c for c in ari.calls if c[0] == "stop_playback"]
+    assert await within(call.collect(request(first_digit_timeout=0.05))) == DigitResult(
+        "", "no_input"
+    )
+
+
+async def test_without_type_ahead_a_key_as_the_prompt_starts_is_dropped(
+    call: VoiceChannel, ari: FakeAri
+) -> None:
+    ari.on_play = lambda pid: [dtmf("1"), finished(pid)]  # 0.2 s in, in the observation
+    call.flush_digits()
+
+    assert await within(call.play(["sound:citas/slot_options"], barge_in=True)) is False
+    assert await within(call.collect(request(first_digit_timeout=0.05))) == DigitResult(
+        "", "no_input"
+    )
+
+
+async def test_without_type_ahead_a_key_after_hearing_the_prompt_barges_in(
+    call: VoiceChannel, ari: FakeAri
+) -> None:
+    def later(pid: str) -> list[Event]:
+        # Reported REACTION_S + its 120 ms + a margin after the prompt started.
+        loop = asyncio.get_running_loop()
+        loop.call_later(dtmf_module.REACTION_S + 0.25, queue_of(call).put_nowait, dtmf("1"))
+        loop.call_later(5.0, queue_of(call).put_nowait, finished(pid))
+        return []
+
+    ari.on_play = later
+    call.flush_digits()
+
+    assert await within(call.play(["sound:citas/slot_options"], barge_in=True)) is True
+    assert ("stop_playback", ari.last_playback_id) in ari.calls
+    assert await within(call.collect(request())) == DigitResult("1", "complete")
 
 
 @pytest.mark.parametrize("ending", [stasis_end, hangup_request])
