@@ -258,8 +258,14 @@ def sms_gateway(settings: Settings) -> SmsGateway:
     return FileSmsGateway(sms_log_path(settings))
 
 
-def slot_source(settings: Settings, db: Database) -> SlotSource:
-    """The insurer's scheduling service when configured, else our own database."""
+def slot_source(
+    settings: Settings, db: Database, *, one_pending_per_service: bool = True
+) -> SlotSource:
+    """The insurer's scheduling service when configured, else our own database.
+
+    ``one_pending_per_service`` is the line's rule (config/citas/line.yaml); an
+    external service enforces its own.
+    """
     from ivr.booking.db import DbSlotSource
     from ivr.booking.http import HttpSlotSource
 
@@ -269,7 +275,9 @@ def slot_source(settings: Settings, db: Database) -> SlotSource:
             token=settings.booking_token or None,
             timeout=settings.request_timeout,
         )
-    return DbSlotSource(db, timeout=settings.request_timeout)
+    return DbSlotSource(
+        db, timeout=settings.request_timeout, one_pending_per_service=one_pending_per_service
+    )
 
 
 async def build_actions(
@@ -315,7 +323,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     client = AriClient(
         settings.ari_url, settings.ari_user, settings.ari_password, timeout=settings.request_timeout
     )
-    booking = slot_source(settings, db)
+    booking = slot_source(
+        settings, db, one_pending_per_service=reference.line.one_pending_per_service
+    )
     slots = ops.guard(booking)
     actions, outbox = await build_actions(settings, db, slots, ops.live, reference)
     # The line's general agents (line.yaml agent_vdn.default): where a flow with

@@ -12,6 +12,7 @@ from ivr.booking.model import (
     BookingError,
     BookingRejected,
     BookingUnavailable,
+    PatientHasAppointment,
     Slot,
     SlotTaken,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "BookingError",
     "BookingRejected",
     "BookingUnavailable",
+    "PatientHasAppointment",
     "Slot",
     "SlotSource",
     "SlotTaken",

@@ -1,10 +1,39 @@
 """``DbSlotSource``: slots and bookings in our own database.
 
-Booking is one transaction: a conditional UPDATE claims the slot only while it
-is still free (``booked_by IS NULL``), then the booking row is inserted. On
-PostgreSQL a concurrent UPDATE waits for the row lock and then finds the slot
-taken; on SQLite writers are serialised by the database lock. The UNIQUE
-constraint on ``bookings.slot_id`` catches anything that slips through.
+Booking is one transaction, in this order:
+
+1. **The patient's guard row** (``booking_guards``) is written: an upsert that
+   bumps the patient's counter. This is the serialisation point for one
+   patient: on PostgreSQL the row lock is held to the end of the transaction,
+   so a second booking for the same patient waits there and, under READ
+   COMMITTED, its next statements see the first one's committed booking; on
+   SQLite the write takes the database's write lock before anything is read.
+2. **The patient's own appointments** are checked with that lock held: none may
+   overlap the new slot's ``[starts_at, ends_at)`` (``model.overlaps``, the
+   same predicate in SQL), and, with ``one_pending_per_service``, none may be a
+   pending appointment (not started yet) for the same CUPS code. Either raises
+   ``PatientHasAppointment`` with the appointment found.
+3. **The slot** is claimed with a conditional UPDATE only while it is still
+   free (``booked_by IS NULL``), then the booking row is inserted. A concurrent
+   claim by another patient waits for the row lock (PostgreSQL) or the write
+   lock (SQLite) and then finds the slot taken. The UNIQUE constraint on
+   ``bookings.slot_id`` catches anything that slips through.
+
+Why a guard row and not constraints: an exclusion constraint over
+``tstzrange(starts_at, ends_at)`` needs the ``btree_gist`` extension (not
+granted on every managed PostgreSQL) and has no SQLite counterpart, so the two
+databases would enforce the rule by two mechanisms (a constraint and a
+trigger) that have to be kept equal; "pending" depends on the clock, which no
+index predicate can read, so a partial unique index cannot say "one pending
+appointment per service" without a status column nothing else maintains; and
+the per-service rule is a table value operations may switch off, which a
+constraint cannot follow without a migration. One row lock per patient gives
+both databases the same guarantee with the same SQL, and contention only
+between calls of the same patient. The price: every writer of ``bookings``
+must go through ``book`` (the reference HTTP service does).
+
+Guard rows are taken in one order (guard, then slot) and each transaction holds
+one patient's guard, so the two locks cannot deadlock.
 
 SQLite answers "database is locked" when its busy timeout runs out under
 contention, and PostgreSQL may ask to retry a transaction (serialisation
@@ -16,19 +45,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Iterable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Collection
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.expression import Executable
 
-from ivr.booking.model import Booking, BookingRejected, BookingUnavailable, Slot, SlotTaken
-from ivr.booking.tables import BookingRow, SlotRow
+from ivr.booking.model import (
+    OVERLAP,
+    SAME_SERVICE,
+    Booking,
+    BookingRejected,
+    BookingUnavailable,
+    PatientHasAppointment,
+    Slot,
+    SlotTaken,
+)
+from ivr.booking.tables import BookingGuardRow, BookingRow, SlotRow
 from ivr.store.db import Database
 
 logger = logging.getLogger(__name__)
@@ -45,14 +83,25 @@ def _utcnow() -> datetime:
 
 
 class DbSlotSource:
-    """A ``SlotSource`` over the ``slots`` and ``bookings`` tables."""
+    """A ``SlotSource`` over the ``slots`` and ``bookings`` tables.
+
+    ``one_pending_per_service``: the line's ``booking.one_pending_per_service``
+    (config/citas/line.yaml); on, a patient holds at most one pending
+    appointment per CUPS code. Overlapping appointments are always refused.
+    """
 
     def __init__(
-        self, db: Database, *, timeout: float, clock: Callable[[], datetime] = _utcnow
+        self,
+        db: Database,
+        *,
+        timeout: float,
+        clock: Callable[[], datetime] = _utcnow,
+        one_pending_per_service: bool = True,
     ) -> None:
         self.db = db
         self.timeout = timeout
         self._clock = clock
+        self.one_pending_per_service = one_pending_per_service
 
     async def find(
         self,
@@ -90,9 +139,22 @@ class DbSlotSource:
         return await self._run("find slots", op)
 
     async def book(self, slot_id: str, *, affiliate_id: str, call_id: str | None) -> Booking:
+        dialect = self.db.engine.dialect.name
+
         async def op(session: AsyncSession) -> Booking:
             now = self._clock()
             conn = await session.connection()
+            # 1. The patient's serialisation point, before anything is read.
+            await conn.execute(_guard(dialect, affiliate_id, now))
+            found = await session.scalar(select(SlotRow).where(SlotRow.id == slot_id))
+            if found is None:
+                raise BookingRejected(f"there is no slot {slot_id}")
+            slot = _slot(found)
+            # 2. The patient's own appointments, with the guard held.
+            conflict = await self._conflict(session, affiliate_id, slot, now)
+            if conflict is not None:
+                raise conflict
+            # 3. The slot itself.
             claimed = await conn.execute(
                 update(SlotRow)
                 .where(
@@ -103,7 +165,7 @@ class DbSlotSource:
                 .values(booked_by=affiliate_id, booked_at=now)
             )
             if claimed.rowcount != 1:
-                raise await _why_not_bookable(session, slot_id)
+                raise await _why_not_bookable(conn, slot_id)
             row = BookingRow(
                 id=str(uuid.uuid4()),
                 slot_id=slot_id,
@@ -116,12 +178,56 @@ class DbSlotSource:
                 await session.flush()
             except IntegrityError as exc:
                 raise SlotTaken(slot_id) from exc
-            slot = await session.get_one(SlotRow, slot_id)
-            return Booking(row.id, _slot(slot), affiliate_id, call_id, now)
+            return Booking(row.id, slot, affiliate_id, call_id, now)
 
         booking = await self._run(f"book slot {slot_id}", op)
         logger.info("call %s: booked slot %s as %s", call_id, slot_id, booking.id)
         return booking
+
+    async def _conflict(
+        self, session: AsyncSession, affiliate_id: str, slot: Slot, now: datetime
+    ) -> PatientHasAppointment | None:
+        """The patient's appointment that rules ``slot`` out, if any (overlap first)."""
+        overlapping = _bookings_of(affiliate_id).where(
+            SlotRow.starts_at < slot.ends_at, SlotRow.ends_at > slot.starts_at
+        )
+        checks = [(OVERLAP, overlapping)]
+        if self.one_pending_per_service:
+            same = _bookings_of(affiliate_id).where(
+                SlotRow.cups == slot.cups, SlotRow.starts_at > now
+            )
+            checks.append((SAME_SERVICE, same))
+        for reason, query in checks:
+            first = (await session.execute(query.limit(1))).first()
+            if first is not None:
+                booking_row, slot_row = first
+                return PatientHasAppointment(_booking(booking_row, slot_row), reason)
+        return None
+
+    async def pending_for(self, affiliate_id: str) -> list[Booking]:
+        """The patient's appointments that have not started yet, earliest first."""
+        query = _bookings_of(affiliate_id).where(SlotRow.starts_at > self._clock())
+
+        async def op(session: AsyncSession) -> list[Booking]:
+            return [_booking(b, s) for b, s in await session.execute(query)]
+
+        return await self._run("list pending bookings", op)
+
+    async def release_bookings(self) -> int:
+        """Demo reset (``ivr call`` seeds, the sandbox only): every booking is
+        deleted and its slot is free again; returns how many were deleted."""
+
+        async def op(session: AsyncSession) -> int:
+            conn = await session.connection()
+            await conn.execute(
+                update(SlotRow)
+                .where(SlotRow.booked_by.is_not(None))
+                .values(booked_by=None, booked_at=None)
+            )
+            await conn.execute(delete(BookingGuardRow))
+            return (await conn.execute(delete(BookingRow))).rowcount
+
+        return await self._run("release every booking", op)
 
     async def health(self) -> bool:
         async def op(session: AsyncSession) -> bool:
@@ -135,9 +241,15 @@ class DbSlotSource:
             logger.warning("booking database unhealthy: %s", exc)
             return False
 
-    async def seed_slots(self, slots: Iterable[Slot]) -> int:
-        """Insert slots whose id is not there yet; returns how many were new."""
+    async def seed_slots(self, slots: Collection[Slot]) -> int:
+        """Insert slots whose id is not there yet; returns how many were new.
+
+        Raises ``ValueError`` for a slot that does not last (length zero or less).
+        """
         dialect = self.db.engine.dialect.name
+        short = [slot.id for slot in slots if slot.length <= timedelta(0)]
+        if short:
+            raise ValueError(f"slots must last: {short}")
         rows = [_row_values(slot) for slot in slots]
 
         async def op(session: AsyncSession) -> int:
@@ -161,18 +273,11 @@ class DbSlotSource:
         return await self._run(f"delete free slots of {site_id}", op)
 
     async def bookings_for(self, affiliate_id: str) -> list[Booking]:
-        query = (
-            select(BookingRow, SlotRow)
-            .join(SlotRow, SlotRow.id == BookingRow.slot_id)
-            .where(BookingRow.affiliate_id == affiliate_id)
-            .order_by(SlotRow.starts_at, BookingRow.id)
-        )
+        """Every booking of the patient, past and pending, earliest first."""
+        query = _bookings_of(affiliate_id)
 
         async def op(session: AsyncSession) -> list[Booking]:
-            result = await session.execute(query)
-            return [
-                Booking(b.id, _slot(s), b.affiliate_id, b.call_id, b.created_at) for b, s in result
-            ]
+            return [_booking(b, s) for b, s in await session.execute(query)]
 
         return await self._run("list bookings", op)
 
@@ -207,13 +312,41 @@ class DbSlotSource:
             raise BookingUnavailable(f"cannot {what}: {exc}") from exc
 
 
-async def _why_not_bookable(session: AsyncSession, slot_id: str) -> Exception:
-    row = await session.get(SlotRow, slot_id)
-    if row is None:
-        return BookingRejected(f"there is no slot {slot_id}")
-    if row.booked_by is not None:
+async def _why_not_bookable(conn: AsyncConnection, slot_id: str) -> Exception:
+    booked_by = (
+        await conn.execute(select(SlotRow.booked_by).where(SlotRow.id == slot_id))
+    ).scalar_one_or_none()
+    if booked_by is not None:
         return SlotTaken(slot_id)
     return BookingRejected(f"slot {slot_id} has already started")
+
+
+def _bookings_of(affiliate_id: str) -> Select[BookingRow, SlotRow]:
+    return (
+        select(BookingRow, SlotRow)
+        .join(SlotRow, SlotRow.id == BookingRow.slot_id)
+        .where(BookingRow.affiliate_id == affiliate_id)
+        .order_by(SlotRow.starts_at, BookingRow.id)
+    )
+
+
+def _guard(dialect: str, affiliate_id: str, now: datetime) -> Executable:
+    """Upsert the patient's guard row: the write that serialises their bookings."""
+    values = {"affiliate_id": affiliate_id, "bookings": 1, "updated_at": now}
+    bump = {"bookings": BookingGuardRow.bookings + 1, "updated_at": now}
+    if dialect == "postgresql":
+        return (
+            postgresql.insert(BookingGuardRow)
+            .values(values)
+            .on_conflict_do_update(index_elements=["affiliate_id"], set_=bump)
+        )
+    if dialect == "sqlite":
+        return (
+            sqlite.insert(BookingGuardRow)
+            .values(values)
+            .on_conflict_do_update(index_elements=["affiliate_id"], set_=bump)
+        )
+    raise BookingUnavailable(f"booking is not supported on {dialect}")
 
 
 def _worth_retrying(exc: DBAPIError) -> bool:
@@ -240,6 +373,7 @@ def _row_values(slot: Slot) -> dict[str, Any]:
         "doctor_id": slot.doctor_id,
         "cups": slot.cups,
         "starts_at": slot.starts_at,
+        "ends_at": slot.ends_at,
         "time_band": slot.time_band,
         "booked_by": None,
         "booked_at": None,
@@ -247,4 +381,18 @@ def _row_values(slot: Slot) -> dict[str, Any]:
 
 
 def _slot(row: SlotRow) -> Slot:
-    return Slot(row.id, row.site_id, row.doctor_id, row.cups, row.starts_at, row.time_band)
+    return Slot(
+        row.id,
+        row.site_id,
+        row.doctor_id,
+        row.cups,
+        row.starts_at,
+        row.time_band,
+        row.ends_at - row.starts_at,
+    )
+
+
+def _booking(booking: BookingRow, slot: SlotRow) -> Booking:
+    return Booking(
+        booking.id, _slot(slot), booking.affiliate_id, booking.call_id, booking.created_at
+    )

@@ -1,8 +1,10 @@
 """``HttpSlotSource``: the insurer's scheduling web service (contract in docs/booking-service.md).
 
 Errors map onto the booking tree: a timeout, a connection failure, a 5xx or an
-answer we cannot read is ``BookingUnavailable``; 409 is ``SlotTaken``; 422 is
-``BookingRejected`` with the service's message.
+answer we cannot read is ``BookingUnavailable``; 409 is ``SlotTaken``, unless
+its ``error`` is ``patient_has_appointment``: then ``PatientHasAppointment``
+with the appointment in its ``booking``; 422 is ``BookingRejected`` with the
+service's message.
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 
 from ivr.booking.model import (
+    CONFLICTS,
+    DEFAULT_LENGTH,
     TIME_BANDS,
     Booking,
     BookingRejected,
     BookingUnavailable,
+    PatientHasAppointment,
     Slot,
     SlotTaken,
 )
@@ -87,7 +92,7 @@ class HttpSlotSource(OwnedSession):
             "POST", "/bookings", payload=payload, headers={"Idempotency-Key": key}
         )
         if status == 409:
-            raise SlotTaken(slot_id)
+            raise _conflict(body, slot_id, affiliate_id)
         if status == 422:
             message = body.get("message") if isinstance(body, dict) else None
             raise BookingRejected(str(message or "the booking service refused the booking"))
@@ -96,6 +101,19 @@ class HttpSlotSource(OwnedSession):
         booking = self._booking(body, slot_id, affiliate_id, call_id)
         logger.info("call %s: booked slot %s as %s", call_id, slot_id, booking.id)
         return booking
+
+    async def pending_for(self, affiliate_id: str) -> list[Booking]:
+        status, body = await self._request(
+            "GET", "/bookings", params={"affiliate_id": affiliate_id, "pending": "true"}
+        )
+        if status != 200:
+            raise _unexpected("list pending bookings", status, body)
+        try:
+            return [_parse_booking(item, affiliate_id) for item in body["bookings"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BookingUnavailable(
+                f"unreadable bookings from the booking service: {exc!r}"
+            ) from exc
 
     async def health(self) -> bool:
         try:
@@ -163,14 +181,44 @@ def _parse_slot(item: Any) -> Slot:
     band = str(item["time_band"])
     if band not in TIME_BANDS:
         raise ValueError(f"unknown time_band {band!r}")
+    starts_at = _aware(item["starts_at"])
+    # ``ends_at`` is optional in the contract: without it, the default length.
+    length = _aware(item["ends_at"]) - starts_at if "ends_at" in item else DEFAULT_LENGTH
+    if length <= timedelta(0):
+        raise ValueError(f"slot {item['id']!r} does not end after it starts")
     return Slot(
         id=str(item["id"]),
         site_id=str(item["site_id"]),
         doctor_id=str(item["doctor_id"]),
         cups=str(item["cups"]),
-        starts_at=_aware(item["starts_at"]),
+        starts_at=starts_at,
         time_band=band,
+        length=length,
     )
+
+
+def _parse_booking(item: Any, affiliate_id: str) -> Booking:
+    call_id = item.get("call_id")
+    return Booking(
+        str(item["booking_id"]),
+        _parse_slot(item["slot"]),
+        affiliate_id,
+        None if call_id is None else str(call_id),
+        _aware(item["created_at"]),
+    )
+
+
+def _conflict(body: Any, slot_id: str, affiliate_id: str) -> Exception:
+    """A 409: the slot is taken, or the patient's own appointment is in the way."""
+    if not isinstance(body, dict) or body.get("error") != "patient_has_appointment":
+        return SlotTaken(slot_id)
+    try:
+        reason = str(body["reason"])
+        if reason not in CONFLICTS:
+            raise ValueError(f"unknown reason {reason!r}")
+        return PatientHasAppointment(_parse_booking(body["booking"], affiliate_id), reason)
+    except (KeyError, TypeError, ValueError) as exc:
+        return BookingUnavailable(f"slot {slot_id}: unreadable patient_has_appointment: {exc!r}")
 
 
 def _aware(value: Any) -> datetime:

@@ -25,6 +25,7 @@ from ivr.booking.model import (
     Booking,
     BookingRejected,
     BookingUnavailable,
+    PatientHasAppointment,
     Slot,
     SlotTaken,
 )
@@ -44,6 +45,7 @@ def slot_json(slot: Slot) -> dict[str, Any]:
         "doctor_id": slot.doctor_id,
         "cups": slot.cups,
         "starts_at": slot.starts_at.isoformat(),
+        "ends_at": slot.ends_at.isoformat(),
         "time_band": slot.time_band,
     }
 
@@ -52,6 +54,7 @@ def booking_json(booking: Booking) -> dict[str, Any]:
     return {
         "booking_id": booking.id,
         "created_at": booking.created_at.isoformat(),
+        "call_id": booking.call_id,
         "slot": slot_json(booking.slot),
     }
 
@@ -104,7 +107,17 @@ async def book(request: web.Request) -> web.Response:
         )
         status, answer = 201, booking_json(booking)
     except SlotTaken:
-        status, answer = 409, {"message": "slot already taken"}
+        status, answer = 409, {"error": "slot_taken", "message": "slot already taken"}
+    except PatientHasAppointment as exc:
+        status, answer = (
+            409,
+            {
+                "error": "patient_has_appointment",
+                "reason": exc.reason,
+                "message": "the patient already has an appointment",
+                "booking": booking_json(exc.existing),
+            },
+        )
     except BookingRejected as exc:
         status, answer = 422, {"message": exc.message}
     except BookingUnavailable as exc:
@@ -114,6 +127,17 @@ async def book(request: web.Request) -> web.Response:
         while len(answers) > MAX_KEYS:
             answers.popitem(last=False)
     return web.json_response(answer, status=status)
+
+
+async def pending_bookings(request: web.Request) -> web.Response:
+    affiliate_id = request.query.get("affiliate_id", "")
+    if not affiliate_id or request.query.get("pending") != "true":
+        return _problem(400, "affiliate_id is required and pending must be true")
+    try:
+        bookings = await request.app[SOURCE].pending_for(affiliate_id)
+    except BookingUnavailable as exc:
+        return _problem(503, str(exc))
+    return web.json_response({"bookings": [booking_json(b) for b in bookings]})
 
 
 async def health(request: web.Request) -> web.Response:
@@ -127,5 +151,6 @@ def booking_service_app(source: SlotSource) -> web.Application:
     app[ANSWERS] = OrderedDict()
     app.router.add_get("/slots", find_slots)
     app.router.add_post("/bookings", book)
+    app.router.add_get("/bookings", pending_bookings)
     app.router.add_get("/health", health)
     return app

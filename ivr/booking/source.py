@@ -35,7 +35,18 @@ class SlotSource(Protocol):
     async def book(self, slot_id: str, *, affiliate_id: str, call_id: str | None) -> Booking:
         """Book the slot atomically.
 
-        Raises ``SlotTaken``, ``BookingRejected`` or ``BookingUnavailable``.
+        Refuses a slot that overlaps an appointment the patient holds, or (when
+        the source's per-service rule is on) any slot of a CUPS code for which
+        they hold a pending appointment: ``PatientHasAppointment`` carries it.
+        Raises ``SlotTaken``, ``PatientHasAppointment``, ``BookingRejected`` or
+        ``BookingUnavailable``.
+        """
+        ...
+
+    async def pending_for(self, affiliate_id: str) -> list[Booking]:
+        """The patient's appointments that have not started yet, earliest first.
+
+        Raises ``BookingUnavailable``.
         """
         ...
 

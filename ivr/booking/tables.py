@@ -1,15 +1,20 @@
-"""The ``slots`` and ``bookings`` tables (created by migration 0002).
+"""The ``slots``, ``bookings`` and ``booking_guards`` tables (migrations 0002, 0004).
 
 A slot is free while ``booked_by`` is NULL. Booking flips it with a conditional
 UPDATE and inserts the booking in the same transaction; the UNIQUE constraint
 on ``bookings.slot_id`` is the second safety net against a double booking.
+A slot's appointment lasts ``[starts_at, ends_at)`` (``ends_at`` since 0004).
+
+``booking_guards`` has one row per patient who ever booked: every booking
+transaction writes the patient's row first, so two bookings for one patient
+run one after the other (``ivr.booking.db`` says why).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ivr.store.models import Base, UtcDateTime
@@ -24,6 +29,7 @@ class SlotRow(Base):
     doctor_id: Mapped[str] = mapped_column(String(64))
     cups: Mapped[str] = mapped_column(String(16))
     starts_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime())
     time_band: Mapped[str] = mapped_column(String(16))
     booked_by: Mapped[str | None] = mapped_column(String(64))
     booked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
@@ -41,3 +47,11 @@ class BookingRow(Base):
     affiliate_id: Mapped[str] = mapped_column(String(64))
     call_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class BookingGuardRow(Base):
+    __tablename__ = "booking_guards"
+
+    affiliate_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bookings: Mapped[int] = mapped_column(Integer)  # booking attempts so far
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -16,7 +16,14 @@ from dataclasses import replace
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from ivr.booking.model import BookingError, BookingUnavailable, Slot, SlotTaken
+from ivr.booking.model import (
+    Booking,
+    BookingError,
+    BookingUnavailable,
+    PatientHasAppointment,
+    Slot,
+    SlotTaken,
+)
 from ivr.booking.source import SlotSource
 from ivr.citas.affiliates import Affiliate, AffiliateDirectory
 from ivr.citas.eligibility import decide
@@ -42,11 +49,11 @@ OUTCOMES: dict[str, tuple[str, ...]] = {
     "identify_by_document": ("found", "not_found", "exhausted"),
     "select_service": ("ok",),
     "evaluate_eligibility": ("target_self_service", "target_digital", "non_target"),
-    "find_slot": ("found", "none"),
+    "find_slot": ("found", "none", "has_appointment"),
     "next_slot": ("found", "none"),
     "set_time_band": ("found", "none"),
     "other_doctor": ("found", "none"),
-    "book_slot": ("booked", "taken", "unavailable"),
+    "book_slot": ("booked", "taken", "unavailable", "has_appointment"),
     "send_whatsapp_sms": ("queued", "no_mobile"),
 }
 # Actions that commit something the caller must have heard first (issue 9 §1).
@@ -236,7 +243,33 @@ class CitasActions:
         ]  # fmt: skip
 
     async def find_slot(self, state: CallState, params: Mapping[str, object]) -> str:
+        """The first slot, unless the patient already holds a pending appointment
+        for this service (the line's ``booking.one_pending_per_service``):
+        ``has_appointment``, with it in ``appointment_media`` to read out."""
+        if self.ref.line.one_pending_per_service:
+            cups = str(state.variables["cups"])
+            try:
+                pending = await self.slots.pending_for(str(state.variables["affiliate_id"]))
+            except BookingUnavailable as exc:
+                raise ActionFailed(f"pending bookings unavailable: {exc}") from exc
+            same = next((b for b in pending if b.slot.cups == cups), None)
+            if same is not None:
+                self._has_appointment(state, same, "same_service")
+                return "has_appointment"
         return await self._search(state)
+
+    def _has_appointment(self, state: CallState, existing: Booking, reason: str) -> None:
+        """Remember the appointment the caller is about to hear they already have."""
+        logger.info(
+            "call %s: patient already has booking %s (%s)",
+            state.channel.call_id,
+            existing.id,
+            reason,
+        )
+        state.set("appointment_id", existing.id)
+        state.set("appointment_reason", reason)
+        state.set("appointment_starts_at", existing.slot.starts_at.astimezone(self.tz).isoformat())
+        state.set("appointment_media", self.slot_media(existing.slot))
 
     async def next_slot(self, state: CallState, params: Mapping[str, object]) -> str:
         return await self._search(state)
@@ -259,6 +292,11 @@ class CitasActions:
         except SlotTaken:
             logger.info("call %s: slot %s taken by another caller", state.channel.call_id, slot_id)
             return "taken"
+        except PatientHasAppointment as exc:
+            # Lost the race to another call of the same patient, or the slot
+            # overlaps an appointment they hold: they hear that one, no second.
+            self._has_appointment(state, exc.existing, exc.reason)
+            return "has_appointment"
         except (BookingUnavailable, BookingError) as exc:
             logger.warning("call %s: booking failed: %s", state.channel.call_id, exc)
             state.set("booking_error", str(exc))

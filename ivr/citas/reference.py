@@ -72,6 +72,9 @@ class LineConfig:
     sms_text: str
     max_offers: int
     search_days: int
+    # A patient holds at most one pending appointment per service (CUPS code);
+    # `booking.one_pending_per_service` in line.yaml, on when absent.
+    one_pending_per_service: bool = True
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,7 @@ def load_line(path: Path) -> LineConfig:
         sms_text=sms_text,
         max_offers=booking["max_offers"],
         search_days=booking["search_days"],
+        one_pending_per_service=booking.get("one_pending_per_service", True),
     )
 
 

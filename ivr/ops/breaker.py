@@ -160,5 +160,12 @@ class BreakerSlotSource:
             lambda: self.inner.book(slot_id, affiliate_id=affiliate_id, call_id=call_id),
         )
 
+    async def pending_for(self, affiliate_id: str) -> list[Booking]:
+        # A patient's own appointment (PatientHasAppointment from book) is the
+        # service answering, not failing: only BookingUnavailable counts.
+        return await self.breaker.call(
+            "pending bookings", lambda: self.inner.pending_for(affiliate_id)
+        )
+
     async def health(self) -> bool:
         return await self.inner.health()

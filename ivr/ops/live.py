@@ -109,8 +109,9 @@ class LiveFlags:
             logger.info("window %s %s for %s", change.window_id, change.action, change.name)
 
     async def run(self) -> None:
-        """Poll until ``stop()``; the window log runs about once a second."""
-        self._stop.clear()
+        """Poll until ``stop()`` (also one called before this started: a controller
+        told to stop right after its start must not poll forever); the window log
+        runs about once a second."""
         ticks_per_log = max(1, round(WINDOW_LOG_INTERVAL_S / self.poll_interval))
         tick = 0
         while not self._stop.is_set():

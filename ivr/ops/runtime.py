@@ -28,6 +28,7 @@ from ivr.store import Database, StoreUnavailable
 logger = logging.getLogger(__name__)
 
 BREAKER_ALERT = "booking_breaker_open"
+RULE_ALERT = "flag_rule_broken"
 
 
 class OpsRuntime:
@@ -47,7 +48,31 @@ class OpsRuntime:
     async def start(self) -> None:
         """First read of the flags (defaults if the database is down), then keep polling."""
         await self.live.refresh()
+        await self.check_rules()
         self._poller = asyncio.create_task(self.live.run(), name="flags-poller")
+
+    async def check_rules(self) -> None:
+        """Alert when the stored flags, under this process's defaults, break a rule.
+
+        Changes are refused before they break a rule (``FlagService``), but the
+        defaults come with the deployment's reference tables, which no change
+        judges: a new ``eligibility.yaml`` can invert the age band under a stored
+        ``age_max``. The alert (kind ``flag_rule_broken``, the Spanish refusal
+        message as detail) shows in the console and ``/api/alerts``; it is resolved
+        by the next start that finds the rules hold (the alert's source is the
+        instance, not the process, so that a later process can resolve it; one open
+        alert at a time). The database being down is logged, not raised: the line
+        still serves.
+        """
+        now, source = utcnow(), self.settings.instance
+        try:
+            violation = await self.service.broken_rule()
+            await self.store.resolve_alerts(RULE_ALERT, source, now)
+            if violation is not None:
+                logger.error("flag rules broken by the stored flags: %s", violation.message)
+                await self.store.raise_alert(RULE_ALERT, source, violation.message, now)
+        except StoreUnavailable as exc:
+            logger.error("flag rules not checked: %s", exc)
 
     def guard(self, source: SlotSource) -> BreakerSlotSource:
         """The booking source behind a circuit breaker whose thresholds are live flags."""

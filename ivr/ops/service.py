@@ -192,6 +192,21 @@ class FlagService:
         now = self.clock()
         return effective(self.registry, await self.store.snapshot(now), name, now)
 
+    async def broken_rule(self) -> RuleViolation | None:
+        """The first instant from now on at which what is stored already breaks a rule.
+
+        Changes made through this service never get there (each is refused if it
+        would), but the defaults are the line's reference tables
+        (``config/citas/eligibility.yaml``): a deployment that raises the default
+        ``age_min`` above a stored or windowed ``age_max`` inverts the band with no
+        change to refuse. ``ivr.ops.runtime`` asks this at start and raises an alert.
+        Raises StoreUnavailable.
+        """
+        now = self.clock()
+        snapshot = await self.store.snapshot(now)
+        base = base_values(self.registry, snapshot)
+        return first_violation(self.registry.rules, base, snapshot.windows, now)
+
     async def windows(self, *, include_past: bool = False) -> list[Window]:
         """Windows scheduled or active (with ``include_past``: also ended and cancelled)."""
         now = self.clock()

@@ -147,20 +147,30 @@ async def fetch_records(
         await db.close()
 
 
+SEEDS = ("agenda", "race")
+
+
 async def seed(settings: Settings, name: str) -> None:
-    """Reset demo data a scenario depends on (the sandbox's database only)."""
+    """Reset demo data a scenario depends on (the sandbox's database only).
+
+    ``agenda``: every booking is released, so the demo patients hold no
+    appointment (a patient cannot book twice for one service, nor at
+    overlapping times). ``race``: the same, plus one fresh slot at the race site.
+    """
     from ivr.booking.db import DbSlotSource
     from ivr.booking.seed import race_slot
 
-    if name != "race":
-        raise ValueError(f"unknown seed {name!r}")
+    if name not in SEEDS:
+        raise ValueError(f"unknown seed {name!r}; known: {', '.join(SEEDS)}")
     db = Database(settings.database_url)
     try:
         await db.migrate()
         slots = DbSlotSource(db, timeout=settings.request_timeout)
-        slot = race_slot(date.today())
-        await slots.delete_free_slots(slot.site_id)
-        await slots.seed_slots([slot])
+        await slots.release_bookings()
+        if name == "race":
+            slot = race_slot(date.today())
+            await slots.delete_free_slots(slot.site_id)
+            await slots.seed_slots([slot])
     finally:
         await db.close()
 

@@ -128,6 +128,76 @@ def test_next_slot_and_time_band_change_then_book(
     assert bookings_for_call(sandbox, record["id"]) == 1
 
 
+# --- A patient's own appointments (issue 9, section 3) ------------------------------
+ANA = "1010101010"  # caller ID 3001234567 in config/citas/affiliates.yaml
+
+
+def bookings_of(sandbox: Sandbox, affiliate_id: str) -> list[tuple[str, str]]:
+    """(slot id, call id) of every booking the patient holds in the sandbox database."""
+    from ivr.booking.db import DbSlotSource
+
+    async def fetch() -> list[tuple[str, str]]:
+        db = Database(sandbox.settings.database_url)
+        try:
+            bookings = await DbSlotSource(db, timeout=5).bookings_for(affiliate_id)
+            return [(b.slot.id, str(b.call_id)) for b in bookings]
+        finally:
+            await db.close()
+
+    return asyncio.run(fetch())
+
+
+def heard(record: dict[str, Any]) -> list[str]:
+    return [m for s in path_kinds(record, "prompt") for m in s["media"]]
+
+
+@pytest.mark.timeout(240)  # two calls of about 35 s each, one after the other
+def test_observed_same_affiliate_by_caller_id_then_document_is_not_booked_twice(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
+    """The observation: two calls of one affiliate booked her twice at the same time
+    with two doctors. Now the second call hears the appointment she has."""
+    (first,) = ok(sandbox.call("target-booked"))["records"]
+    held = bookings_of(sandbox, ANA)
+    assert held == [(first["variables"]["slot_id"], first["id"])]
+
+    (second,) = ok(sandbox.call("patient-overlap-document"))["records"]
+    offered = second["variables"]["slot_id"]
+    assert offered != held[0][0]
+    assert offered[-12:] == held[0][0][-12:]  # the same date and time (slot ids end with it)
+    assert "booking_id" not in second["variables"]
+    assert second["variables"]["appointment_media"] == first["variables"]["slot_media"]
+    assert "sound:citas/has_appointment_booking" in heard(second)
+    assert heard(second)[-1] == "sound:citas/goodbye"
+    assert bookings_of(sandbox, ANA) == held
+
+
+@pytest.mark.timeout(240)  # two calls of about 35 s each, one after the other
+def test_same_service_again_hears_the_pending_appointment_at_the_search(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
+    (first,) = ok(sandbox.call("target-booked"))["records"]
+
+    (again,) = ok(sandbox.call("patient-has-appointment"))["records"]
+    assert "offer_slot" not in [s.get("node") for s in again["path"] if s["kind"] == "node"]
+    assert again["variables"]["appointment_id"] == first["variables"]["booking_id"]
+    assert again["variables"]["appointment_media"] == first["variables"]["slot_media"]
+    assert "sound:citas/has_appointment_service" in heard(again)
+    assert bookings_of(sandbox, ANA) == [(first["variables"]["slot_id"], first["id"])]
+
+
+def test_two_simultaneous_calls_of_one_affiliate_book_once(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
+    records = ok(sandbox.call("patient-double-call"))["records"]
+    winner = next(r for r in records if r["outcome"] == "booked")
+    other = next(r for r in records if r["outcome"] == "has_appointment")
+    assert bookings_of(sandbox, ANA) == [(winner["variables"]["slot_id"], winner["id"])]
+    assert other["variables"]["appointment_id"] == winner["variables"]["booking_id"]
+    assert bookings_for_call(sandbox, other["id"]) == 0
+
+
+# --- Phone numbers from the network (issue 9, section 2) -----------------------------
 def sql_rows(sandbox: Sandbox, query: str, **params: str) -> list[tuple[Any, ...]]:
     from sqlalchemy import text
 

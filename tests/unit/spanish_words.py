@@ -84,8 +84,12 @@ def words(media: Sequence[str], prompts: Mapping[str, str] | None = None) -> str
             out.append(prompts[uri])
         else:
             out.append(SOUND_WORDS[uri.removeprefix("sound:")])
-    # "veinti-" + "un" is one word; written "veintiún" (aguda ending in n).
-    return re.sub(r"\bveinti- un\b", "veintiún", " ".join(out)).replace("veinti- ", "veinti")
+    # "veinti-" + "un"/"una" is one word ("veintiún" is written with its accent: an
+    # aguda ending in n). Only those two are joined: every other number has its own
+    # recording, so a sequence spliced from "veinti-" and another unit ("veinti- uno",
+    # "veinti- dos") stays visible here and fails the comparison.
+    text = re.sub(r"\bveinti- un\b", "veintiún", " ".join(out))
+    return re.sub(r"\bveinti- una\b", "veintiuna", text)
 
 
 def spoken_cardinal(n: int, form: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -13,7 +13,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer, unused_port
 
-from ivr.booking import Booking, BookingRejected, BookingUnavailable, Slot, SlotTaken
+from ivr.booking import (
+    Booking,
+    BookingRejected,
+    BookingUnavailable,
+    PatientHasAppointment,
+    Slot,
+    SlotTaken,
+)
 from ivr.booking.http import HttpSlotSource
 from ivr.booking.seed import BOGOTA
 
@@ -186,6 +193,13 @@ async def test_book_uses_the_slot_in_the_answer_when_given(
     ("status", "body", "error"),
     [
         (409, {"message": "taken"}, SlotTaken),
+        (409, {"error": "slot_taken", "message": "taken"}, SlotTaken),
+        (409, {"error": "patient_has_appointment"}, BookingUnavailable),  # no booking in it
+        (
+            409,
+            {"error": "patient_has_appointment", "reason": "lunes", "booking": {}},
+            BookingUnavailable,
+        ),
         (422, {"message": "El afiliado ya tiene una cita ese día"}, BookingRejected),
         (500, {"message": "boom"}, BookingUnavailable),
         (502, "bad gateway", BookingUnavailable),
@@ -235,3 +249,74 @@ async def test_a_given_session_is_not_closed(fake: FakeScheduling) -> None:
         async with HttpSlotSource(fake.url, token=None, timeout=2.0, session=session) as source:
             assert await source.health() is True
         assert not session.closed
+
+
+HELD = {
+    "booking_id": "bk-held",
+    "created_at": "2025-03-07T11:00:00+00:00",
+    "call_id": "call-0",
+    "slot": {**SLOT_B, "ends_at": "2025-03-10T14:30:00-05:00"},
+}
+
+
+@pytest.mark.parametrize("reason", ["overlap", "same_service"])
+async def test_patient_has_appointment_carries_the_appointment_held(
+    fake: FakeScheduling, source: HttpSlotSource, reason: str
+) -> None:
+    body = {"error": "patient_has_appointment", "reason": reason, "booking": HELD}
+    fake.reply("POST", "/api/bookings", 409, body)
+
+    with pytest.raises(PatientHasAppointment) as refused:
+        await source.book("a", affiliate_id="1001", call_id="call-1")
+
+    held = refused.value.existing
+    assert (held.id, held.affiliate_id, held.call_id, refused.value.reason) == (
+        "bk-held", "1001", "call-0", reason,
+    )  # fmt: skip
+    assert held.slot.ends_at - held.slot.starts_at == timedelta(minutes=30)
+
+
+async def test_pending_bookings_are_asked_for_by_affiliate(
+    fake: FakeScheduling, source: HttpSlotSource
+) -> None:
+    fake.reply("GET", "/api/bookings", body={"bookings": [HELD]})
+
+    [held] = await source.pending_for("1001")
+
+    assert (held.id, held.slot.id) == ("bk-held", "b")
+    assert fake.seen[-1].query == {"affiliate_id": "1001", "pending": "true"}
+    fake.reply("GET", "/api/bookings", body={"bookings": [{"booking_id": "x"}]})
+    with pytest.raises(BookingUnavailable, match="unreadable"):
+        await source.pending_for("1001")
+    fake.reply("GET", "/api/bookings", 404, {})
+    with pytest.raises(BookingUnavailable):
+        await source.pending_for("1001")
+
+
+@pytest.mark.parametrize(
+    ("ends_at", "length"),
+    [
+        (None, timedelta(minutes=20)),  # not given: the default length
+        ("2025-03-10T08:45:00-05:00", timedelta(minutes=45)),
+        ("2025-03-10T13:45:00+00:00", timedelta(minutes=45)),  # another offset, same instant
+    ],
+)
+async def test_a_slot_ends_when_it_says_or_after_the_default_length(
+    fake: FakeScheduling, source: HttpSlotSource, ends_at: str | None, length: timedelta
+) -> None:
+    item = SLOT_A if ends_at is None else {**SLOT_A, "ends_at": ends_at}
+    fake.reply("GET", "/api/slots", body={"slots": [item]})
+
+    [slot] = await source.find(site_id="norte", cups="890201")
+
+    assert slot.length == length
+
+
+@pytest.mark.parametrize("ends_at", ["2025-03-10T08:00:00-05:00", "2025-03-10T07:00:00-05:00"])
+async def test_a_slot_that_does_not_last_is_unreadable(
+    fake: FakeScheduling, source: HttpSlotSource, ends_at: str
+) -> None:
+    fake.reply("GET", "/api/slots", body={"slots": [{**SLOT_A, "ends_at": ends_at}]})
+
+    with pytest.raises(BookingUnavailable, match="does not end after it starts"):
+        await source.find(site_id="norte", cups="890201")

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from aiohttp.test_utils import TestServer
 
-from ivr.booking import SlotTaken
+from ivr.booking import PatientHasAppointment, SlotTaken
 from ivr.booking.db import DbSlotSource
 from ivr.booking.http import HttpSlotSource
 from ivr.booking.seed import demo_slots, load_sites
@@ -43,3 +43,31 @@ async def test_find_book_and_a_second_booking_of_the_same_slot_is_taken(
         s.id for s in await adapter.find(site_id="norte", cups="890201", limit=50)
     ]
     assert await adapter.health()
+
+
+async def test_the_patient_s_own_appointment_crosses_the_contract(adapter: HttpSlotSource) -> None:
+    """A 409 patient_has_appointment carries the booking held; GET /bookings lists it."""
+    [first] = await adapter.find(site_id="norte", cups="890201", limit=1)
+    held = await adapter.book(first.id, affiliate_id="1001", call_id="call-1")
+    [control] = [
+        s
+        for s in await adapter.find(site_id="norte", cups="890301", limit=20)
+        if s.starts_at == first.starts_at
+    ]  # another doctor, another service, the same time
+
+    with pytest.raises(PatientHasAppointment) as overlap:
+        await adapter.book(control.id, affiliate_id="1001", call_id="call-2")
+    [later] = await adapter.find(site_id="norte", cups="890201", after=first.ends_at, limit=1)
+    with pytest.raises(PatientHasAppointment) as same_service:
+        await adapter.book(later.id, affiliate_id="1001", call_id="call-3")
+
+    assert (overlap.value.reason, same_service.value.reason) == ("overlap", "same_service")
+    assert overlap.value.existing == same_service.value.existing == held
+    assert await adapter.pending_for("1001") == [held]
+    assert await adapter.pending_for("2002") == []
+    assert (await adapter.book(control.id, affiliate_id="2002", call_id="call-4")).slot == control
+
+
+async def test_pending_bookings_need_an_affiliate(adapter: HttpSlotSource) -> None:
+    status, body = await adapter._request("GET", "/bookings", params={"pending": "true"})
+    assert (status, body["message"]) == (400, "affiliate_id is required and pending must be true")

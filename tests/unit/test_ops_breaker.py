@@ -7,11 +7,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ivr.booking.model import Booking, BookingUnavailable, Slot, SlotTaken
+from ivr.booking.model import (
+    Booking,
+    BookingUnavailable,
+    PatientHasAppointment,
+    Slot,
+    SlotTaken,
+)
 from ivr.ops.breaker import CLOSED, HALF_OPEN, OPEN, BreakerOpen, BreakerSlotSource, CircuitBreaker
 from tests.unit.eventually import eventually
 
 SLOT = Slot("s1", "norte", "dr_gomez", "890201", datetime(2026, 12, 1, 13, tzinfo=UTC), "morning")
+HELD = Booking("bk-0", SLOT, "1010101010", "call-0", datetime(2026, 11, 30, tzinfo=UTC))
 
 
 class FlakySource:
@@ -31,7 +38,15 @@ class FlakySource:
 
     async def book(self, slot_id: str, *, affiliate_id: str, call_id: str | None) -> Booking:
         self.calls += 1
+        if affiliate_id == HELD.affiliate_id:
+            raise PatientHasAppointment(HELD, "overlap")
         raise SlotTaken(slot_id)
+
+    async def pending_for(self, affiliate_id: str) -> list[Booking]:
+        self.calls += 1
+        if self.failing:
+            raise BookingUnavailable("GET /bookings: no answer in 2s") from TimeoutError()
+        return [HELD] if affiliate_id == HELD.affiliate_id else []
 
     async def health(self) -> bool:
         return self.healthy
@@ -90,6 +105,27 @@ async def test_a_success_resets_the_count_and_business_outcomes_are_not_failures
     with pytest.raises(SlotTaken):  # someone took the slot: the service works
         await h.slots.book("s1", affiliate_id="A", call_id=None)
     assert h.breaker.state == CLOSED
+
+
+async def test_pending_bookings_go_through_the_breaker_and_a_held_appointment_is_no_failure() -> (
+    None
+):
+    h = Harness(threshold=2)
+    assert await h.slots.pending_for(HELD.affiliate_id) == [HELD]
+    with pytest.raises(PatientHasAppointment):  # the patient's own appointment: the service works
+        await h.slots.book("s1", affiliate_id=HELD.affiliate_id, call_id=None)
+    h.source.failing = True
+    with pytest.raises(BookingUnavailable):
+        await h.slots.pending_for("2002")
+    assert (h.breaker.state, h.breaker.failures) == (CLOSED, 1)
+    with pytest.raises(BookingUnavailable):
+        await h.slots.pending_for("2002")
+    assert h.breaker.state == OPEN
+    calls = h.source.calls
+    with pytest.raises(BreakerOpen):
+        await h.slots.pending_for(HELD.affiliate_id)
+    assert h.source.calls == calls  # open: not even asked
+    await h.breaker.close()
 
 
 async def test_it_probes_while_open_and_closes_when_the_service_recovers() -> None:

@@ -120,3 +120,12 @@ def test_before_the_first_read_every_flag_is_its_default() -> None:
     live = LiveFlags(OpsStore(Database("sqlite+aiosqlite:///:memory:")), REGISTRY)
     assert live.enabled(SELF_SERVICE) and not live.healthy
     assert live.number("eligibility.age_max") == load_reference().eligibility.age_max
+
+
+async def test_a_stop_before_the_poller_starts_still_stops_it(db: Database) -> None:
+    # Observed: OpsRuntime.start() then stop() at once hung for ever: run() cleared
+    # the stop that came before its first step.
+    live = LiveFlags(OpsStore(db), REGISTRY, poll_interval=0.05)
+    poller = asyncio.create_task(live.run())
+    live.stop()
+    await asyncio.wait_for(poller, timeout=5)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,9 +21,12 @@ from sqlalchemy import text
 
 from ivr.citas.reference import flag_registry, load_reference
 from ivr.ops.flags import AGE_BAND, AGE_MAX, AGE_MIN, PROMO_AUDIO, FlagValue, Role
+from ivr.ops.metrics import Metrics
+from ivr.ops.runtime import RULE_ALERT, OpsRuntime
 from ivr.ops.service import Actor, FlagService, InvalidChange, RuleBroken, base_values
-from ivr.ops.store import Change, OpsStore, Window
+from ivr.ops.store import Change, OpsStore, Window, utcnow
 from ivr.ops.timeline import check_instants, effective_at, first_violation
+from ivr.settings import Settings
 from ivr.store.db import Database
 from tests.unit.databases import migrated_database
 
@@ -326,3 +329,42 @@ async def test_concurrent_changes_cannot_both_pass(service: FlagService) -> None
     assert sorted(type(r).__name__ for r in results) == ["FlagView", "RuleBroken"]
     lo, hi = (await service.flag(AGE_MIN)).value, (await service.flag(AGE_MAX)).value
     assert isinstance(lo, int) and isinstance(hi, int) and lo <= hi
+
+
+# --- defaults come with the deployment: a rule they break is an alert ---------------------------
+async def _start_with_defaults(db: Database, age_min: int, age_max: int) -> list[str]:
+    """Start the ops runtime with a reference whose age band is ``age_min``-``age_max``;
+    the open ``flag_rule_broken`` alerts' details."""
+    reference = load_reference()
+    eligibility = replace(reference.eligibility, age_min=age_min, age_max=age_max)
+    registry = flag_registry(replace(reference, eligibility=eligibility))
+    runtime = OpsRuntime(replace(Settings(), instance="rules"), db, registry, Metrics())
+    await runtime.start()
+    await runtime.stop()
+    alerts = await runtime.store.alerts(open_only=True)
+    return [a.detail for a in alerts if a.kind == RULE_ALERT]
+
+
+@pytest.mark.parametrize("held_by", ["stored value", "window"])
+async def test_new_defaults_that_break_a_rule_raise_an_alert(db: Database, held_by: str) -> None:
+    # Observed: age_max = 30 set (or windowed) while the default age_min was 11; a
+    # deployment then raised the band in eligibility.yaml to 40-60, and the
+    # effective band became 40-30 with no change to refuse and nothing said.
+    store, now = OpsStore(db), utcnow()
+    if held_by == "stored value":
+        await store.set_value(AGE_MAX, 30, Change("ana", "admin", "set", "r", AGE_MAX), now)
+        starts = now
+    else:
+        starts = now + timedelta(hours=2)
+        window = Window("w1", AGE_MAX, 30, starts, starts + timedelta(hours=1), "r", now, "ana")
+        await store.add_window(window, Change("ana", "admin", "schedule", "r", AGE_MAX))
+    assert await _start_with_defaults(db, 11, 54) == []
+    (detail,) = await _start_with_defaults(db, 40, 60)
+    assert "(eligibility.age_band)" in detail
+    assert "eligibility.age_min (40) quedaría por encima de eligibility.age_max (30)" in detail
+    assert datetime.fromisoformat(detail.split(" desde ")[1].split(": ")[0]) >= starts.replace(
+        microsecond=0
+    )
+    assert len(await _start_with_defaults(db, 40, 60)) == 1  # one open alert, not one per start
+    # A start whose defaults hold the band resolves it.
+    assert await _start_with_defaults(db, 11, 54) == []

@@ -60,7 +60,41 @@ REGRESSIONS = [
 @pytest.mark.parametrize(("local", "expected"), REGRESSIONS, ids=lambda v: str(v)[:16])
 def test_slot_read_out_regressions(local: datetime, expected: str) -> None:
     heard = slot_words(local.replace(tzinfo=BOGOTA))
-    assert heard == f"{expected} con el profesional la doctora Ana Gómez en la sede Norte"
+    assert heard == f"{expected} con la doctora Ana Gómez en la sede Norte"
+
+
+def _doctors() -> list[tuple[str, str, str]]:
+    from ivr.citas.reference import load_reference
+
+    return [
+        (site_id, doctor_id, doctor.name)
+        for site_id, site in load_reference().sites.items()
+        for doctor_id, doctor in site.doctors.items()
+    ]
+
+
+@pytest.mark.parametrize(("site_id", "doctor_id", "name"), _doctors(), ids=lambda v: str(v))
+def test_the_offer_names_every_doctor_with_an_agreeing_article(
+    site_id: str, doctor_id: str, name: str
+) -> None:
+    # The whole sentence, for every doctor of the line: the article comes from the
+    # title in config/citas/sites.yaml ("Doctora ..." is "la doctora", "Doctor ..." is
+    # "el doctor"), and nothing else stands between "con" and it (observed: "con el
+    # profesional la doctora Ana Gómez").
+    from ivr.citas.actions import CitasActions
+
+    title, rest = name.split(" ", 1)
+    article = {"doctora": "la", "doctor": "el"}[title.lower()]
+    actions = CitasActions.__new__(CitasActions)
+    actions.tz = BOGOTA
+    starts = datetime(2026, 12, 1, 13, 1, tzinfo=BOGOTA)
+    slot = Slot("s1", site_id, doctor_id, "890201", starts, "afternoon")
+    heard = words(["sound:citas/slot_offer_intro", *actions.slot_media(slot)])
+    site = prompt_words()[f"sound:citas/site_{site_id}"]
+    assert heard == (
+        "Tenemos disponible una cita para el martes primero de diciembre a la una y uno de "
+        f"la tarde con {article} {title.lower()} {rest} en la sede {site}"
+    )
 
 
 def test_slot_is_read_in_the_line_time_zone() -> None:
