@@ -38,6 +38,7 @@ from ivr.ops.flags import (
     StaticFlags,
     site_closure_flag,
 )
+from ivr.phone import parse_e164, sms_destination, spoken_groups, whatsapp_digits
 from ivr.sms.outbox import SmsOutbox
 from ivr.speech import es as speech_es
 
@@ -53,7 +54,7 @@ OUTCOMES: dict[str, tuple[str, ...]] = {
     "set_time_band": ("found", "none"),
     "other_doctor": ("found", "none"),
     "book_slot": ("booked", "taken", "unavailable", "has_appointment"),
-    "send_whatsapp_sms": ("queued",),
+    "send_whatsapp_sms": ("queued", "no_mobile"),
 }
 # Actions that commit something the caller must have heard first (issue 9 §1).
 COMMITS = frozenset({"book_slot"})
@@ -61,8 +62,12 @@ MAX_DOCUMENT_TRIES = 3
 
 
 def whatsapp_link(number: str, prefilled: str) -> str:
-    """A wa.me link that opens a chat with a prefilled message (the user opens it)."""
-    return f"https://wa.me/{number}?text={urllib.parse.quote(prefilled)}"
+    """A wa.me link that opens a chat with a prefilled message (the user opens it).
+
+    ``number`` is E.164 (``+573001112233``); the link has its digits without ``+``.
+    Raises ``InvalidPhoneNumber`` for any other form.
+    """
+    return f"https://wa.me/{whatsapp_digits(number)}?text={urllib.parse.quote(prefilled)}"
 
 
 class CitasActions:
@@ -83,6 +88,10 @@ class CitasActions:
         self.flags = flags or StaticFlags(flag_registry(reference))
         self.tz = ZoneInfo(reference.line.timezone)
         self.clock = clock or (lambda: datetime.now(self.tz))
+        # The assistant's number as the caller dials it, one digit at a time, in groups.
+        self.whatsapp_number_media = [
+            f"digits:{group}" for group in spoken_groups(reference.line.whatsapp_number)
+        ]
 
     def registry(self) -> dict[str, Action]:
         return {name: getattr(self, name) for name in OUTCOMES}
@@ -97,8 +106,19 @@ class CitasActions:
         state.variables["_affiliate"] = affiliate
 
     async def identify_by_caller_id(self, state: CallState, params: Mapping[str, object]) -> str:
-        number = state.channel.caller_number
-        if not number:
+        """Look the caller ID up in E.164, whatever form the carrier sent it in.
+
+        Withheld (``anonymous``…), empty or invalid caller IDs are ``not_found``
+        without a lookup (``ivr.phone.parse_e164``).
+        """
+        raw = state.channel.caller_number
+        number = parse_e164(raw)
+        if number is None:
+            logger.info(
+                "call %s: caller ID %s withheld or not a number",
+                state.channel.call_id,
+                mask_number(raw),
+            )
             return "not_found"
         affiliate = await self.directory.by_phone(number)
         if affiliate is None:
@@ -286,13 +306,29 @@ class CitasActions:
 
     # --- digital redirect ---------------------------------------------------
     async def send_whatsapp_sms(self, state: CallState, params: Mapping[str, object]) -> str:
+        """Queue one SMS with the WhatsApp link to the caller's mobile: ``queued``.
+
+        The destination is the directory's phone if it is a mobile, else the caller
+        ID if it is one (``ivr.phone.sms_destination``). With neither (withheld or
+        fixed-line caller ID, no mobile in the directory) nothing is queued and the
+        outcome is ``no_mobile``: the flow reads the assistant's number out
+        (``whatsapp_number_media``, set first so that the flow's ``on_failure``
+        path can read it too) and never promises an SMS.
+        """
+        state.set("whatsapp_number_media", self.whatsapp_number_media)
         affiliate = state.variables.get("_affiliate")
-        phone = (
-            affiliate.phone if isinstance(affiliate, Affiliate) else None
-        ) or state.channel.caller_number
-        if not phone:
-            state.set("sms", "no_number")
-            return "queued"
+        listed = affiliate.phone if isinstance(affiliate, Affiliate) else None
+        caller = state.channel.caller_number
+        phone = sms_destination(listed) or sms_destination(caller)
+        if phone is None:
+            logger.info(
+                "call %s: no mobile to text (directory %s, caller ID %s): number read out",
+                state.channel.call_id,
+                mask_number(listed),
+                mask_number(caller),
+            )
+            state.set("sms", "no_mobile")
+            return "no_mobile"
         line = self.ref.line
         text = line.sms_text.format(
             link=whatsapp_link(line.whatsapp_number, line.whatsapp_prefilled)

@@ -3,6 +3,10 @@
 The embedded default reads ``config/citas/affiliates.yaml`` (demo data); a
 real deployment implements ``AffiliateDirectory`` over the insurer's service.
 Ages in the demo file are relative to today so the demo never goes stale.
+
+Phone numbers are E.164 in an ``Affiliate`` and in every lookup
+(``ivr.phone.parse_e164``): a directory written ``300 123 4567`` finds a
+caller whose network sends ``+573001234567``.
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
+from ivr.flow.yamlsrc import ConfigError, Located
+from ivr.masking import mask_number
+from ivr.phone import parse_e164
 from ivr.schemas import load_checked
 
 
 @dataclass(frozen=True)
 class Affiliate:
     document: str
-    phone: str | None
+    phone: str | None  # E.164 (a mobile or a fixed line), None when the directory has none
     name: str
     birth_date: date
     plan: str
@@ -37,7 +44,9 @@ class Affiliate:
 
 
 class AffiliateDirectory(Protocol):
-    async def by_phone(self, phone: str) -> Affiliate | None: ...
+    async def by_phone(self, phone: str) -> Affiliate | None:
+        """The affiliate whose phone is ``phone`` (E.164, ``ivr.phone.parse_e164``)."""
+        ...
 
     async def by_document(self, document: str) -> Affiliate | None: ...
 
@@ -47,6 +56,21 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years)
     except ValueError:  # 29 February
         return day.replace(year=day.year - years, day=28)
+
+
+def _phone(item: Located, index: int, path: Path) -> str | None:
+    """The entry's phone as E.164, None when absent. The schema has checked its
+    characters; a number phonenumbers finds invalid fails here, with its line."""
+    raw = item.get("phone")
+    if raw is None:
+        return None
+    e164 = parse_e164(str(raw))
+    if e164 is None:
+        raise ConfigError(
+            str(path), item.line_of("phone"), f"affiliates[{index}].phone",
+            f"{mask_number(str(raw))!r} is not a valid phone number (region CO, or +country code)",
+        )  # fmt: skip
+    return e164
 
 
 class YamlAffiliateDirectory:
@@ -62,7 +86,7 @@ class YamlAffiliateDirectory:
         affiliates = [
             Affiliate(
                 document=item["document"],
-                phone=item.get("phone") or None,
+                phone=_phone(item, index, path),
                 name=item["name"],
                 birth_date=(
                     date.fromisoformat(item["birth_date"])
@@ -73,12 +97,14 @@ class YamlAffiliateDirectory:
                 site_id=item["site"],
                 risk_markings=frozenset(item.get("risk", [])),
             )
-            for item in data["affiliates"]
+            for index, item in enumerate(data["affiliates"])
         ]
         return cls(affiliates)
 
     async def by_phone(self, phone: str) -> Affiliate | None:
-        return self._by_phone.get(phone)
+        """Any form of the number finds the entry (it is normalised first)."""
+        e164 = parse_e164(phone)
+        return self._by_phone.get(e164) if e164 is not None else None
 
     async def by_document(self, document: str) -> Affiliate | None:
         return self._by_doc.get(document)

@@ -13,8 +13,9 @@ from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ivr.flow.yamlsrc import ConfigError
+from ivr.flow.yamlsrc import ConfigError, Located
 from ivr.ops.flags import FlagRegistry, citas_flags
+from ivr.phone import parse_e164
 from ivr.schemas import load_checked
 from ivr.settings import Settings
 
@@ -66,7 +67,7 @@ class LineConfig:
     vdn_default: str
     vdn_non_target: str
     vdn_incident: str
-    whatsapp_number: str
+    whatsapp_number: str  # E.164 (ivr.phone.parse_e164)
     whatsapp_prefilled: str
     sms_text: str
     max_offers: int
@@ -90,6 +91,20 @@ class Reference:
 def _date(value: str | None) -> date | None:
     # The schema checked the format (YYYY-MM-DD); the loader keeps dates as text.
     return None if value is None else date.fromisoformat(value)
+
+
+def _whatsapp_number(wa: Located) -> str:
+    """``whatsapp.number`` in any written form (``+57 300 111 2233``, ``573001112233``,
+    ``300 111 2233``) as E.164; a value that is no valid number fails with its line.
+    (The schema has checked the characters; phonenumbers checks the number.)"""
+    raw = str(wa["number"])
+    number = parse_e164(raw)
+    if number is None:
+        raise ConfigError(
+            wa.file, wa.line_of("number"), "whatsapp.number",
+            f"{raw!r} is not a valid phone number (region CO, or +country code)",
+        )  # fmt: skip
+    return number
 
 
 def load_line(path: Path) -> LineConfig:
@@ -124,7 +139,7 @@ def load_line(path: Path) -> LineConfig:
         vdn_default=vdn["default"],
         vdn_non_target=vdn["non_target"],
         vdn_incident=vdn["incident"],
-        whatsapp_number=wa["number"],
+        whatsapp_number=_whatsapp_number(wa),
         whatsapp_prefilled=wa["prefilled_text"],
         sms_text=sms_text,
         max_offers=booking["max_offers"],

@@ -12,6 +12,11 @@ message is never lost (at worst it is sent again, which is why the HTTP
 gateway sends an idempotency key). ``dedupe_key`` makes ``enqueue`` idempotent:
 a retried flow node or a replayed call cannot queue a second SMS.
 
+Destinations are E.164 mobile numbers (``+573001234567``): ``enqueue`` refuses
+anything else with ``ivr.phone.InvalidPhoneNumber`` before storing it, so no
+caller of the outbox can queue a message to ``anonymous``, a national number
+or a fixed line (normalise with ``ivr.phone.sms_destination`` first).
+
 Storage failures raise ``ivr.store.StoreUnavailable``.
 """
 
@@ -45,6 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ivr.masking import mask_number
+from ivr.phone import require_sms_destination
 from ivr.store.db import Database, StoreUnavailable
 from ivr.store.models import Base, UtcDateTime
 
@@ -112,7 +118,7 @@ class SmsOutbox:
     async def enqueue_or_hold(self, *, to_number: str, text: str, dedupe_key: str) -> str | None:
         """``enqueue``; while the database is unavailable, keep the message in memory
         (the worker stores it later) and return None, so a caller who was told an
-        SMS is coming gets it."""
+        SMS is coming gets it. Raises ``InvalidPhoneNumber`` like ``enqueue``."""
         try:
             return await self.enqueue(to_number=to_number, text=text, dedupe_key=dedupe_key)
         except StoreUnavailable as exc:
@@ -135,7 +141,12 @@ class SmsOutbox:
         return stored
 
     async def enqueue(self, *, to_number: str, text: str, dedupe_key: str) -> str:
-        """Queue a message; the same ``dedupe_key`` again returns the first one's id."""
+        """Queue a message; the same ``dedupe_key`` again returns the first one's id.
+
+        ``to_number`` must be an E.164 mobile number, else ``InvalidPhoneNumber``
+        (a ValueError) is raised and nothing is stored.
+        """
+        require_sms_destination(to_number)
         existing = await self._id_for(dedupe_key)
         if existing is not None:
             return existing

@@ -195,3 +195,68 @@ def test_two_simultaneous_calls_of_one_affiliate_book_once(
     assert bookings_of(sandbox, ANA) == [(winner["variables"]["slot_id"], winner["id"])]
     assert other["variables"]["appointment_id"] == winner["variables"]["booking_id"]
     assert bookings_for_call(sandbox, other["id"]) == 0
+
+
+# --- Phone numbers from the network (issue 9, section 2) -----------------------------
+def sql_rows(sandbox: Sandbox, query: str, **params: str) -> list[tuple[Any, ...]]:
+    from sqlalchemy import text
+
+    async def fetch() -> list[tuple[Any, ...]]:
+        db = Database(sandbox.settings.database_url)
+        try:
+            async with db.engine.connect() as conn:
+                return [tuple(r) for r in await conn.execute(text(query), params)]
+        finally:
+            await db.close()
+
+    return asyncio.run(fetch())
+
+
+def sms_queued(sandbox: Sandbox, record_id: str) -> list[str]:
+    """The destinations of the SMS a call queued (its dedupe key is the record id)."""
+    query = "SELECT to_number FROM sms_outbox WHERE dedupe_key = :k"
+    return [str(r[0]) for r in sql_rows(sandbox, query, k=f"whatsapp:{record_id}")]
+
+
+WHATSAPP_DIGITS = ["digits:300", "digits:111", "digits:2233"]  # config/citas/line.yaml
+
+
+def test_withheld_caller_id_hears_the_whatsapp_number_and_gets_no_sms(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
+    # Issue 9 §2: "anonymous" got an SMS queued to `anonymous` and heard that it was coming.
+    (record,) = ok(sandbox.call("withheld-no-sms"))["records"]
+    assert sql_rows(
+        sandbox, "SELECT caller_number FROM call_records WHERE id = :i", i=record["id"]
+    ) == [("anonymous",)]  # Asterisk handed the withheld caller ID through as sent
+    assert sms_queued(sandbox, record["id"]) == []
+    assert sql_rows(sandbox, "SELECT id FROM sms_outbox WHERE to_number = 'anonymous'") == []
+    heard = [m for s in path_kinds(record, "prompt") for m in s["media"]]
+    assert "sound:citas/no_slots_whatsapp" not in heard  # never told an SMS is coming
+    assert path_kinds(record, "prompt")[-1]["media"] == [
+        "sound:citas/no_slots_whatsapp_number", *WHATSAPP_DIGITS,
+        "sound:citas/whatsapp_number_again", *WHATSAPP_DIGITS, "sound:citas/goodbye",
+    ]  # fmt: skip
+
+
+def test_international_caller_id_is_found_and_texted_in_e164(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
+    # The directory says 3003333333; the network sends +573003333333.
+    report = ok(sandbox.call("caller-id-international"))
+    (record,) = report["records"]
+    assert sql_rows(
+        sandbox, "SELECT caller_number FROM call_records WHERE id = :i", i=record["id"]
+    ) == [("+573003333333",)]
+    assert sms_queued(sandbox, record["id"]) == ["+573003333333"]
+    (sms,) = report["sms"]
+    assert "https://wa.me/573001112233?text=" in sms["text"]
+
+
+def test_fixed_line_is_found_by_caller_id_and_never_texted(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
+    (record,) = ok(sandbox.call("fixed-line-no-sms"))["records"]
+    assert record["variables"]["affiliate_id"] == "1212121212"
+    assert sms_queued(sandbox, record["id"]) == []
+    assert path_kinds(record, "prompt")[-1]["media"][1:4] == WHATSAPP_DIGITS

@@ -89,11 +89,11 @@ def test_demo_affiliate_ages_are_relative_to_today() -> None:
     today = date(2026, 11, 23)
     directory = YamlAffiliateDirectory.load(CITAS_DIR / "affiliates.yaml", today)
     ana = directory._by_doc["1010101010"]
-    assert ana.age_on(today) == 30 and ana.phone == "3001234567"
+    assert ana.age_on(today) == 30 and ana.phone == "+573001234567"
 
 
 def test_whatsapp_link_opens_a_chat_with_prefilled_text() -> None:
-    link = whatsapp_link("573001112233", "Hola, quiero agendar una cita médica")
+    link = whatsapp_link("+573001112233", "Hola, quiero agendar una cita médica")
     assert (
         link
         == "https://wa.me/573001112233?text=Hola%2C%20quiero%20agendar%20una%20cita%20m%C3%A9dica"

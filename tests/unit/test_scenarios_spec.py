@@ -83,6 +83,13 @@ def test_a_list_of_caller_ids_gives_one_per_call(tmp_path: Path) -> None:
     assert (s.calls, s.caller_ids, s.caller_id) == (2, ("3001111111", "3002222222"), "3001111111")
 
 
+def test_caller_ids_may_be_international_or_withheld(tmp_path: Path) -> None:
+    # What carriers put in the From user: +country code, or RFC 3323's anonymous.
+    text = VALID + 'calls: 2\ncaller_id: ["+573001234567", anonymous]\n'
+    s = load_scenario(write(tmp_path, text))
+    assert s.caller_ids == ("+573001234567", "anonymous")
+
+
 def line_of(text: str, needle: str) -> int:
     return next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)
 
@@ -97,7 +104,8 @@ BAD = {
     "bad ends_by": (VALID + "ends_by: agent\n", "ends_by", "ends_by", "must be ivr or caller"),
     "wrong type": (VALID + "timeout: long\n", "timeout", "timeout", "must be number, got str"),
     "steps not a list": (VALID.replace("steps:\n  - wait: 1\n  - dtmf: \"12\"\n", "steps: wait\n"), "steps:", "steps", "must be list, got str"),
-    "caller id not a number": (VALID + "caller_id: [3001111111, anonymous]\n", "caller_id", "caller_id[1]", "'anonymous' is not a number"),
+    "caller id not a number": (VALID + "caller_id: [3001111111, withheld]\n", "caller_id", "caller_id[1]", "'withheld' is not a number, +number or anonymous"),
+    "caller id plus inside": (VALID + "caller_id: \"57+3001111111\"\n", "caller_id", "caller_id", "is not a number, +number or anonymous"),
     "yaml syntax": (VALID.replace("dial: 4440001", "dial: [4440001"), None, "yaml", ""),
     "not a mapping": ("- just a list\n", "- just", "scenario", "must be a mapping"),
 }  # fmt: skip

@@ -35,8 +35,10 @@ async def test_held_while_locked_then_stored_and_sent_exactly_once(
     sent_log = tmp_path / "sms-sent.jsonl"
     worker = SmsWorker(outbox, FileSmsGateway(sent_log), idle_wait=0.05, backoff_initial=0.05)
     with locked(db):
-        held = await outbox.enqueue_or_hold(to_number="3001234567", text="hola", dedupe_key="k1")
-        again = await outbox.enqueue_or_hold(to_number="3001234567", text="hola", dedupe_key="k1")
+        held = await outbox.enqueue_or_hold(to_number="+573001234567", text="hola", dedupe_key="k1")
+        again = await outbox.enqueue_or_hold(
+            to_number="+573001234567", text="hola", dedupe_key="k1"
+        )
         assert held is None and again is None and len(outbox.held) == 2
         running = asyncio.create_task(worker.run())
         await asyncio.sleep(0.3)  # the worker tries while the lock holds
@@ -56,5 +58,8 @@ async def test_held_while_locked_then_stored_and_sent_exactly_once(
 
 async def test_with_the_database_up_nothing_is_held(db: Database) -> None:
     outbox = SmsOutbox(db, timeout=1)
-    assert await outbox.enqueue_or_hold(to_number="300", text="x", dedupe_key="k") is not None
+    assert (
+        await outbox.enqueue_or_hold(to_number="+573001234567", text="x", dedupe_key="k")
+        is not None
+    )
     assert not outbox.held

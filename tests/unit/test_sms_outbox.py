@@ -23,9 +23,9 @@ def outbox(db: Database) -> SmsOutbox:
 
 
 async def test_enqueue_is_idempotent_by_dedupe_key(outbox: SmsOutbox) -> None:
-    first = await outbox.enqueue(to_number="3001234567", text="hola", dedupe_key="whatsapp:c1")
-    again = await outbox.enqueue(to_number="3001234567", text="hola", dedupe_key="whatsapp:c1")
-    other = await outbox.enqueue(to_number="3001234567", text="hola", dedupe_key="whatsapp:c2")
+    first = await outbox.enqueue(to_number="+573001234567", text="hola", dedupe_key="whatsapp:c1")
+    again = await outbox.enqueue(to_number="+573001234567", text="hola", dedupe_key="whatsapp:c1")
+    other = await outbox.enqueue(to_number="+573001234567", text="hola", dedupe_key="whatsapp:c2")
 
     assert first == again != other
     assert {m.id for m in await outbox.list()} == {first, other}
@@ -34,7 +34,7 @@ async def test_enqueue_is_idempotent_by_dedupe_key(outbox: SmsOutbox) -> None:
     assert (message.status, message.attempts, message.to_number, message.text) == (
         PENDING,
         0,
-        "3001234567",
+        "+573001234567",
         "hola",
     )
     assert message.next_attempt_at == message.created_at == NOW
@@ -43,7 +43,7 @@ async def test_enqueue_is_idempotent_by_dedupe_key(outbox: SmsOutbox) -> None:
 async def test_concurrent_enqueues_of_one_key_make_one_message(outbox: SmsOutbox) -> None:
     ids = await asyncio.gather(
         *(
-            outbox.enqueue(to_number="3001234567", text="hola", dedupe_key="whatsapp:c1")
+            outbox.enqueue(to_number="+573001234567", text="hola", dedupe_key="whatsapp:c1")
             for _ in range(10)
         )
     )
@@ -54,13 +54,13 @@ async def test_concurrent_enqueues_of_one_key_make_one_message(outbox: SmsOutbox
 
 async def test_enqueue_wakes_the_worker(outbox: SmsOutbox) -> None:
     assert not outbox.wakeup.is_set()
-    await outbox.enqueue(to_number="3001234567", text="hola", dedupe_key="k")
+    await outbox.enqueue(to_number="+573001234567", text="hola", dedupe_key="k")
     assert outbox.wakeup.is_set()
 
 
 async def test_claim_takes_due_messages_once(outbox: SmsOutbox) -> None:
     ids = [
-        await outbox.enqueue(to_number="3001234567", text=f"m{i}", dedupe_key=f"k{i}")
+        await outbox.enqueue(to_number="+573001234567", text=f"m{i}", dedupe_key=f"k{i}")
         for i in range(3)
     ]
     await outbox.mark_retry(ids[2], "later", NOW + timedelta(minutes=5))
@@ -77,14 +77,14 @@ async def test_claim_takes_due_messages_once(outbox: SmsOutbox) -> None:
 
 async def test_claim_respects_the_limit(outbox: SmsOutbox) -> None:
     for i in range(5):
-        await outbox.enqueue(to_number="3001234567", text=f"m{i}", dedupe_key=f"k{i}")
+        await outbox.enqueue(to_number="+573001234567", text=f"m{i}", dedupe_key=f"k{i}")
 
     assert len(await outbox.claim_due(NOW, lease_s=60, limit=2)) == 2
     assert len(await outbox.claim_due(NOW, lease_s=60, limit=10)) == 3
 
 
 async def test_an_expired_lease_is_claimed_again(outbox: SmsOutbox) -> None:
-    message_id = await outbox.enqueue(to_number="3001234567", text="hola", dedupe_key="k")
+    message_id = await outbox.enqueue(to_number="+573001234567", text="hola", dedupe_key="k")
     await outbox.claim_due(NOW, lease_s=60, limit=10)  # a worker that then dies
 
     assert await outbox.claim_due(NOW + timedelta(seconds=59), lease_s=60, limit=10) == []
@@ -93,8 +93,8 @@ async def test_an_expired_lease_is_claimed_again(outbox: SmsOutbox) -> None:
 
 
 async def test_marks(outbox: SmsOutbox) -> None:
-    sent = await outbox.enqueue(to_number="3001234567", text="a", dedupe_key="a")
-    failed = await outbox.enqueue(to_number="3001234567", text="b", dedupe_key="b")
+    sent = await outbox.enqueue(to_number="+573001234567", text="a", dedupe_key="a")
+    failed = await outbox.enqueue(to_number="+573001234567", text="b", dedupe_key="b")
     await outbox.claim_due(NOW, lease_s=60, limit=10)
 
     await outbox.mark_sent(sent, "prov-1")
@@ -119,9 +119,9 @@ async def test_marks(outbox: SmsOutbox) -> None:
 
 async def test_next_due(outbox: SmsOutbox) -> None:
     assert await outbox.next_due() is None
-    first = await outbox.enqueue(to_number="3001234567", text="a", dedupe_key="a")
+    first = await outbox.enqueue(to_number="+573001234567", text="a", dedupe_key="a")
     await outbox.mark_retry(first, "later", NOW + timedelta(seconds=30))
     assert await outbox.next_due() == NOW + timedelta(seconds=30)
-    await outbox.enqueue(to_number="3001234567", text="b", dedupe_key="b")
+    await outbox.enqueue(to_number="+573001234567", text="b", dedupe_key="b")
     await outbox.claim_due(NOW, lease_s=10, limit=10)  # leases b until NOW+10s
     assert await outbox.next_due() == NOW + timedelta(seconds=10)

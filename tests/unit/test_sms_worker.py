@@ -19,7 +19,7 @@ from ivr.sms.worker import SmsWorker
 from ivr.store.db import Database
 from tests.unit.databases import BACKENDS, url_for
 
-PHONE = "3001234567"
+PHONE = "+573001234567"
 
 
 @dataclass
@@ -81,7 +81,7 @@ async def test_run_once_sends_once_and_marks_sent(
     log = tmp_path / "deep" / "sms.jsonl"
     worker = SmsWorker(outbox, FileSmsGateway(log), clock=clock)
     first = await outbox.enqueue(to_number=PHONE, text="Agende por WhatsApp", dedupe_key="w:c1")
-    second = await outbox.enqueue(to_number="3109876543", text="otro", dedupe_key="w:c2")
+    second = await outbox.enqueue(to_number="+573109876543", text="otro", dedupe_key="w:c2")
 
     assert await worker.run_once() == 2
     assert await worker.run_once() == 0
