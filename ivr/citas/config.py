@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
-from ivr.citas.actions import OUTCOMES
+from ivr.citas.actions import COMMITS, OUTCOMES
 from ivr.citas.affiliates import YamlAffiliateDirectory
 from ivr.citas.reference import (
     Reference,
@@ -86,7 +86,8 @@ def check_config_dir(directory: Path, prompts_file: Path, today: date) -> list[F
         checks += [FileCheck(str(path), note=why) for path in flow_files]
         return checks
     flags = flag_registry(Reference(line, services, sites, tables)).names()
-    loader = FlowLoader(prompts.keys(), dict(OUTCOMES), flags)
+    # The same four inputs as ivr.controller.flow_loader, which ivr serve uses.
+    loader = FlowLoader(prompts.keys(), dict(OUTCOMES), flags, COMMITS)
     names: dict[str, Path] = {}
     for path in flow_files:
         flow = run(path, loader.load, lambda f: f"flow {f.name!r}, {len(f.nodes)} nodes")
