@@ -295,7 +295,9 @@ async def build_actions(
 
     reference = reference or load_reference(settings.citas_dir)
     today = datetime.now(ZoneInfo(reference.line.timezone)).date()
-    directory = YamlAffiliateDirectory.load(settings.citas_dir / "affiliates.yaml", today)
+    directory = YamlAffiliateDirectory.load(
+        settings.citas_dir / "affiliates.yaml", today, sites=reference.sites
+    )
     if settings.seed_demo and not settings.booking_url:
         await DbSlotSource(db, timeout=settings.request_timeout).seed_slots(
             demo_slots(today, load_sites(settings.citas_dir / "sites.yaml"))

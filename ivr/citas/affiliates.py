@@ -11,6 +11,7 @@ caller whose network sends ``+573001234567``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -79,10 +80,34 @@ class YamlAffiliateDirectory:
         self._by_phone = {a.phone: a for a in affiliates if a.phone}
 
     @classmethod
-    def load(cls, path: Path, today: date) -> YamlAffiliateDirectory:
+    def load(
+        cls, path: Path, today: date, sites: Collection[str] | None = None
+    ) -> YamlAffiliateDirectory:
         """The directory in ``path``, checked against ``ivr/schemas/affiliates.json``;
-        ``age: N`` becomes a birth date N years before ``today``. Raises ``ConfigError``."""
+        ``age: N`` becomes a birth date N years before ``today``.
+
+        Cross-checks: no document listed twice (a lookup would silently take the
+        last), and, given ``sites`` (the ids in ``sites.yaml``), every entry's site
+        is one of them (an unknown site reads as closed for phone booking).
+        Raises ``ConfigError`` naming the entry's line.
+        """
         data = load_checked(path, "affiliates")
+        first_at: dict[str, int] = {}
+        for index, item in enumerate(data["affiliates"]):
+            document = item["document"]
+            if document in first_at:
+                seen = first_at[document]
+                raise ConfigError(
+                    str(path), item.line_of("document"), f"affiliates[{index}].document",
+                    f"{mask_number(document)!r} is listed twice: also affiliates[{seen}] "
+                    f"(line {data['affiliates'][seen].line_of('document')})",
+                )  # fmt: skip
+            first_at[document] = index
+            if sites is not None and item["site"] not in sites:
+                raise ConfigError(
+                    str(path), item.line_of("site"), f"affiliates[{index}].site",
+                    f"{item['site']!r} is not a site in sites.yaml ({', '.join(sorted(sites))})",
+                )  # fmt: skip
         affiliates = [
             Affiliate(
                 document=item["document"],

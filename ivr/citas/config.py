@@ -73,7 +73,7 @@ def check_config_dir(directory: Path, prompts_file: Path, today: date) -> list[F
     tables = run(citas / "eligibility.yaml", load_eligibility, lambda e: "eligibility tables")
     run(
         citas / "affiliates.yaml",
-        lambda p: YamlAffiliateDirectory.load(p, today),
+        lambda p: YamlAffiliateDirectory.load(p, today, sites=sites),
         lambda d: "affiliate directory",
     )
     flows_dir = directory / "flows"
