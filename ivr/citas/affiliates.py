@@ -46,7 +46,8 @@ class Affiliate:
 
 class AffiliateDirectory(Protocol):
     async def by_phone(self, phone: str) -> Affiliate | None:
-        """The affiliate whose phone is ``phone`` (E.164, ``ivr.phone.parse_e164``)."""
+        """The affiliate whose phone is ``phone`` (E.164, ``ivr.phone.parse_e164``);
+        None when no affiliate, or more than one, has it."""
         ...
 
     async def by_document(self, document: str) -> Affiliate | None: ...
@@ -77,7 +78,13 @@ def _phone(item: Located, index: int, path: Path) -> str | None:
 class YamlAffiliateDirectory:
     def __init__(self, affiliates: list[Affiliate]) -> None:
         self._by_doc = {a.document: a for a in affiliates}
-        self._by_phone = {a.phone: a for a in affiliates if a.phone}
+        # A phone several affiliates share (a family's) identifies none of them:
+        # the caller is asked for the document rather than taken for the last one.
+        holders: dict[str, list[Affiliate]] = {}
+        for affiliate in affiliates:
+            if affiliate.phone:
+                holders.setdefault(affiliate.phone, []).append(affiliate)
+        self._by_phone = {phone: found[0] for phone, found in holders.items() if len(found) == 1}
 
     @classmethod
     def load(
@@ -127,7 +134,8 @@ class YamlAffiliateDirectory:
         return cls(affiliates)
 
     async def by_phone(self, phone: str) -> Affiliate | None:
-        """Any form of the number finds the entry (it is normalised first)."""
+        """Any form of the number finds the entry (it is normalised first); a
+        number listed for several affiliates finds none."""
         e164 = parse_e164(phone)
         return self._by_phone.get(e164) if e164 is not None else None
 

@@ -99,3 +99,38 @@ def test_config_check_names_an_affiliate_of_an_unknown_site(tmp_path: Path) -> N
 
     error = checks[str(affiliates)].error
     assert error is not None and error.field == "affiliates[6].site"
+
+
+# --- one phone, two affiliates ----------------------------------------------------------
+# Since numbers are normalised (issue 9 §2), "3001234567" and "+57 300 123 4567" in two
+# entries are one number; the lookup silently answered with the last entry, so a
+# parent calling from the family phone was taken for the child. A phone shared by
+# several affiliates identifies none of them: the caller is asked for the document.
+SHARED_FORMS = ["3001234567", "+573001234567", "573001234567", "+57 300 123 4567", "0057 300 123 4567"]
+
+
+@pytest.mark.parametrize("index", range(1, len(ENTRIES)))
+@pytest.mark.parametrize("form", SHARED_FORMS)
+async def test_a_phone_shared_by_two_affiliates_identifies_neither(
+    tmp_path: Path, index: int, form: str
+) -> None:
+    own = ENTRIES[index].get("phone")
+    old = f'phone: "{own}"' if own else f'document: "{ENTRIES[index]["document"]}"'
+    new = f'phone: "{form}"' if own else f'{old}, phone: "{form}"'
+    path = write_with(tmp_path, index, old, new)
+    directory = YamlAffiliateDirectory.load(path, TODAY, sites=SITES)
+
+    assert await directory.by_phone("+573001234567") is None
+    assert await directory.by_phone("3001234567") is None
+    found = await directory.by_document(ENTRIES[index]["document"])
+    assert found is not None and found.phone == "+573001234567"
+    assert (await directory.by_phone("+573002222222") is None) == (index == 1)
+
+
+async def test_every_shipped_phone_identifies_its_affiliate() -> None:
+    directory = YamlAffiliateDirectory.load(CITAS_DIR / "affiliates.yaml", TODAY, sites=SITES)
+
+    for entry in ENTRIES:
+        if entry.get("phone"):
+            found = await directory.by_phone(entry["phone"])
+            assert found is not None and found.document == entry["document"]
