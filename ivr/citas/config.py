@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
-from ivr.citas.actions import COMMITS, OUTCOMES
+from ivr.citas.actions import COMMITS, OUTCOMES, check_spoken_prompts
 from ivr.citas.affiliates import YamlAffiliateDirectory
 from ivr.citas.reference import (
     Reference,
@@ -76,6 +76,12 @@ def check_config_dir(directory: Path, prompts_file: Path, today: date) -> list[F
         lambda p: YamlAffiliateDirectory.load(p, today, sites=sites),
         lambda d: "affiliate directory",
     )
+    if prompts is not None and sites is not None:
+        # The prompts the citas actions say by themselves (times, doctors, sites).
+        try:
+            check_spoken_prompts(prompts.keys(), sites, prompts_file)
+        except ConfigError as exc:
+            checks.append(FileCheck(str(prompts_file), exc))
     flows_dir = directory / "flows"
     flow_files = sorted(flows_dir.glob("*.yaml"))
     if not flow_files:
