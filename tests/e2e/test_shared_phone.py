@@ -1,4 +1,6 @@
-"""A phone two affiliates share identifies neither of them, through the real Asterisk.
+"""A deployment's own directory and line table are what calls use, through the real Asterisk.
+
+A phone two affiliates share identifies neither of them:
 
 Review of issue 9: since caller IDs and directory numbers are normalised (§2),
 ``3001234567`` and ``+57 300 123 4567`` in two entries are one number, and the
@@ -80,3 +82,46 @@ def test_a_phone_two_affiliates_share_identifies_neither(
     (record,) = report["records"]
     steps = [s for s in record["path"] if s.get("kind") == "action"]
     assert steps[0]["action"] == "identify_by_caller_id" and steps[0]["outcome"] == "not_found"
+
+
+INVALID_INPUT = (REPO_ROOT / "ivr" / "scenarios" / "invalid-input-agent.yaml").read_text(
+    encoding="utf-8"
+)
+OWN_DEFAULT_VDN = "5550088"
+
+
+@pytest.mark.timeout(240)
+def test_the_general_agents_vdn_comes_from_line_yaml(
+    sandbox: Sandbox, no_session_controller: None, tmp_path: Path
+) -> None:
+    # Review of issue 9: the citas flow named its own agent_vdn "5550001", which
+    # won over line.yaml's agent_vdn.default for every transfer before the
+    # eligibility decision (unknown caller, invalid input, service down): a
+    # deployment that changed line.yaml still sent those callers to 5550001.
+    config = tmp_path / "config"
+    shutil.copytree(REPO_ROOT / "config", config)
+    line = config / "citas" / "line.yaml"
+    text = line.read_text(encoding="utf-8")
+    assert text.count('default: "5550001"') == 1
+    line.write_text(
+        text.replace('default: "5550001"', f'default: "{OWN_DEFAULT_VDN}"'), encoding="utf-8"
+    )
+    scenario = tmp_path / "invalid-input-own-vdn.yaml"
+    assert INVALID_INPUT.count("    X-Citas-Reason: invalid-input\n") == 1
+    scenario.write_text(
+        INVALID_INPUT.replace("name: invalid-input-agent", "name: invalid-input-own-vdn").replace(
+            "    X-Citas-Reason: invalid-input\n",
+            f'    X-Citas-Reason: invalid-input\n    X-Citas-Vdn: "{OWN_DEFAULT_VDN}"\n',
+        ),
+        encoding="utf-8",
+    )
+    own = Sandbox(sandbox.settings, {**sandbox.env, "CITAS_CONFIG_DIR": str(config)})
+
+    serve = ControllerProcess(own, tmp_path / "serve.log")
+    serve.start()
+    try:
+        report = ok(own.call(str(scenario)))
+    finally:
+        serve.stop()
+
+    assert report["agent_headers"]["X-Citas-Vdn"] == OWN_DEFAULT_VDN
