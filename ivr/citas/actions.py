@@ -57,6 +57,7 @@ OUTCOMES: dict[str, tuple[str, ...]] = {
     "other_doctor": ("found", "none"),
     "book_slot": ("booked", "taken", "unavailable", "has_appointment"),
     "send_whatsapp_sms": ("queued", "no_mobile"),
+    "incident_queue": ("ok",),
 }
 # Actions that commit something the caller must have heard first (issue 9 §1).
 COMMITS = frozenset({"book_slot"})
@@ -178,6 +179,12 @@ class CitasActions:
             return "exhausted" if tries >= MAX_DOCUMENT_TRIES else "not_found"
         self._identified(state, affiliate, "document")
         return "found"
+
+    # --- incident ----------------------------------------------------------
+    async def incident_queue(self, state: CallState, params: Mapping[str, object]) -> str:
+        """The next transfer goes to the incident queue, line.yaml ``agent_vdn.incident``."""
+        state.set("agent_vdn", self.ref.line.vdn_incident)
+        return "ok"
 
     # --- service and eligibility -----------------------------------------
     async def select_service(self, state: CallState, params: Mapping[str, object]) -> str:

@@ -16,6 +16,8 @@ answered the service menu.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,3 +127,50 @@ def test_the_general_agents_vdn_comes_from_line_yaml(
         serve.stop()
 
     assert report["agent_headers"]["X-Citas-Vdn"] == OWN_DEFAULT_VDN
+
+
+INCIDENT = (REPO_ROOT / "ivr" / "scenarios" / "incident-agent.yaml").read_text(encoding="utf-8")
+OWN_INCIDENT_VDN = "5550066"
+
+
+@pytest.mark.timeout(240)
+def test_the_incident_queue_comes_from_line_yaml(
+    sandbox: Sandbox, no_session_controller: None, tmp_path: Path
+) -> None:
+    # Review of issue 9: line.yaml's agent_vdn.incident was read and never used;
+    # the flow's incident transfer named "5550002" itself.
+    config = tmp_path / "config"
+    shutil.copytree(REPO_ROOT / "config", config)
+    line = config / "citas" / "line.yaml"
+    text = line.read_text(encoding="utf-8")
+    assert text.count('incident: "5550002"') == 1
+    line.write_text(
+        text.replace('incident: "5550002"', f'incident: "{OWN_INCIDENT_VDN}"'), encoding="utf-8"
+    )
+    scenario = tmp_path / "incident-own-vdn.yaml"
+    assert INCIDENT.count('X-Citas-Vdn: "5550002"') == 1
+    scenario.write_text(
+        INCIDENT.replace("name: incident-agent", "name: incident-own-vdn").replace(
+            'X-Citas-Vdn: "5550002"', f'X-Citas-Vdn: "{OWN_INCIDENT_VDN}"'
+        ),
+        encoding="utf-8",
+    )
+    own = Sandbox(sandbox.settings, {**sandbox.env, "CITAS_CONFIG_DIR": str(config)})
+
+    def incident(state: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "ivr.cli", "incident", state, "--reason", "e2e: incident VDN"],
+            capture_output=True, text=True, timeout=60, env=own.env, cwd=REPO_ROOT, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    serve = ControllerProcess(own, tmp_path / "serve.log")
+    serve.start()
+    incident("on")
+    try:
+        report = ok(own.call(str(scenario)))
+    finally:
+        incident("off")
+        serve.stop()
+
+    assert report["agent_headers"]["X-Citas-Vdn"] == OWN_INCIDENT_VDN
