@@ -95,3 +95,14 @@ nodes:
     with pytest.raises(ConfigError) as err:
         flow_loader().load(path)
     assert problem in str(err.value) and "t.yaml" in str(err.value)
+
+
+def test_the_citas_flow_names_no_vdn_so_every_transfer_follows_line_yaml() -> None:
+    # The kind behind the incident queue and the general agents' VDN: a VDN the
+    # flow names itself silently wins over line.yaml's agent_vdn.
+    from ivr.flow.model import TransferNode
+
+    transfers = [n for n in CITAS.nodes.values() if isinstance(n, TransferNode)]
+    assert len(transfers) >= 6
+    assert CITAS.agent_vdn is None
+    assert [n.id for n in transfers if n.vdn is not None] == []
