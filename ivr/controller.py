@@ -295,7 +295,9 @@ async def build_actions(
 
     reference = reference or load_reference(settings.citas_dir)
     today = datetime.now(ZoneInfo(reference.line.timezone)).date()
-    directory = YamlAffiliateDirectory.load(settings.citas_dir / "affiliates.yaml", today)
+    directory = YamlAffiliateDirectory.load(
+        settings.citas_dir / "affiliates.yaml", today, sites=reference.sites
+    )
     if settings.seed_demo and not settings.booking_url:
         await DbSlotSource(db, timeout=settings.request_timeout).seed_slots(
             demo_slots(today, load_sites(settings.citas_dir / "sites.yaml"))
@@ -307,12 +309,16 @@ async def build_actions(
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run the controller (and its ops API) until SIGTERM/SIGINT."""
+    from ivr.citas.actions import check_spoken_prompts
     from ivr.citas.reference import flag_registry, load_reference
     from ivr.ops.runtime import OpsRuntime
 
     reference = load_reference(settings.citas_dir)
     registry = flag_registry(reference)
     flows = load_all_flows(settings, registry)
+    check_spoken_prompts(
+        load_prompt_texts(settings.prompts_file).keys(), reference.sites, settings.prompts_file
+    )
     db = Database(settings.database_url, timeout=settings.request_timeout)
     await db.migrate()
     metrics = Metrics()

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from datetime import date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ivr.booking.model import (
@@ -27,8 +28,9 @@ from ivr.booking.model import (
 from ivr.booking.source import SlotSource
 from ivr.citas.affiliates import Affiliate, AffiliateDirectory
 from ivr.citas.eligibility import decide
-from ivr.citas.reference import EligibilityTables, Reference, flag_registry
+from ivr.citas.reference import EligibilityTables, Reference, Site, flag_registry
 from ivr.flow.engine import Action, ActionFailed, CallState
+from ivr.flow.yamlsrc import ConfigError
 from ivr.masking import mask_number
 from ivr.ops.flags import (
     AGE_MAX,
@@ -55,10 +57,41 @@ OUTCOMES: dict[str, tuple[str, ...]] = {
     "other_doctor": ("found", "none"),
     "book_slot": ("booked", "taken", "unavailable", "has_appointment"),
     "send_whatsapp_sms": ("queued", "no_mobile"),
+    "incident_queue": ("ok",),
 }
 # Actions that commit something the caller must have heard first (issue 9 §1).
 COMMITS = frozenset({"book_slot"})
 MAX_DOCUMENT_TRIES = 3
+
+
+def spoken_prompts(sites: Mapping[str, Site]) -> dict[str, str]:
+    """The prompt ids these actions play by themselves (no flow names them, so the
+    flow loader cannot check them), each with what says it: ``ivr.speech.es``'s
+    times, the slot offer's words (``CitasActions.slot_media``) and one
+    ``doctor_<id>`` and ``site_<id>`` per doctor and site of ``sites.yaml``."""
+    spoken = dict.fromkeys(sorted(speech_es.PROMPT_IDS), "ivr/speech/es.py says times with it")
+    offer = "the slot offer says it (ivr/citas/actions.py slot_media)"
+    spoken |= {"slot_with_doctor": offer, "slot_at_site": offer}
+    for site in sites.values():
+        spoken[f"site_{site.id}"] = f"the slot offer names site {site.id} of sites.yaml with it"
+        for doctor in site.doctors.values():
+            spoken[f"doctor_{doctor.id}"] = (
+                f"the slot offer names doctor {doctor.id} of site {site.id} (sites.yaml) with it"
+            )
+    return spoken
+
+
+def check_spoken_prompts(
+    prompt_ids: Collection[str], sites: Mapping[str, Site], prompts_file: Path
+) -> None:
+    """Raise ``ConfigError`` (file ``prompts_file``, field ``prompts.<id>``) for the
+    first prompt of ``spoken_prompts(sites)`` with no text in ``prompt_ids``: the
+    caller would hear nothing where the time, the doctor or the site belongs."""
+    for prompt_id, why in spoken_prompts(sites).items():
+        if prompt_id not in prompt_ids:
+            raise ConfigError(
+                str(prompts_file), None, f"prompts.{prompt_id}", f"no text, and {why}"
+            )
 
 
 def whatsapp_link(number: str, prefilled: str) -> str:
@@ -146,6 +179,12 @@ class CitasActions:
             return "exhausted" if tries >= MAX_DOCUMENT_TRIES else "not_found"
         self._identified(state, affiliate, "document")
         return "found"
+
+    # --- incident ----------------------------------------------------------
+    async def incident_queue(self, state: CallState, params: Mapping[str, object]) -> str:
+        """The next transfer goes to the incident queue, line.yaml ``agent_vdn.incident``."""
+        state.set("agent_vdn", self.ref.line.vdn_incident)
+        return "ok"
 
     # --- service and eligibility -----------------------------------------
     async def select_service(self, state: CallState, params: Mapping[str, object]) -> str:

@@ -11,6 +11,7 @@ caller whose network sends ``+573001234567``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -45,7 +46,8 @@ class Affiliate:
 
 class AffiliateDirectory(Protocol):
     async def by_phone(self, phone: str) -> Affiliate | None:
-        """The affiliate whose phone is ``phone`` (E.164, ``ivr.phone.parse_e164``)."""
+        """The affiliate whose phone is ``phone`` (E.164, ``ivr.phone.parse_e164``);
+        None when no affiliate, or more than one, has it."""
         ...
 
     async def by_document(self, document: str) -> Affiliate | None: ...
@@ -76,13 +78,43 @@ def _phone(item: Located, index: int, path: Path) -> str | None:
 class YamlAffiliateDirectory:
     def __init__(self, affiliates: list[Affiliate]) -> None:
         self._by_doc = {a.document: a for a in affiliates}
-        self._by_phone = {a.phone: a for a in affiliates if a.phone}
+        # A phone several affiliates share (a family's) identifies none of them:
+        # the caller is asked for the document rather than taken for the last one.
+        holders: dict[str, list[Affiliate]] = {}
+        for affiliate in affiliates:
+            if affiliate.phone:
+                holders.setdefault(affiliate.phone, []).append(affiliate)
+        self._by_phone = {phone: found[0] for phone, found in holders.items() if len(found) == 1}
 
     @classmethod
-    def load(cls, path: Path, today: date) -> YamlAffiliateDirectory:
+    def load(
+        cls, path: Path, today: date, sites: Collection[str] | None = None
+    ) -> YamlAffiliateDirectory:
         """The directory in ``path``, checked against ``ivr/schemas/affiliates.json``;
-        ``age: N`` becomes a birth date N years before ``today``. Raises ``ConfigError``."""
+        ``age: N`` becomes a birth date N years before ``today``.
+
+        Cross-checks: no document listed twice (a lookup would silently take the
+        last), and, given ``sites`` (the ids in ``sites.yaml``), every entry's site
+        is one of them (an unknown site reads as closed for phone booking).
+        Raises ``ConfigError`` naming the entry's line.
+        """
         data = load_checked(path, "affiliates")
+        first_at: dict[str, int] = {}
+        for index, item in enumerate(data["affiliates"]):
+            document = item["document"]
+            if document in first_at:
+                seen = first_at[document]
+                raise ConfigError(
+                    str(path), item.line_of("document"), f"affiliates[{index}].document",
+                    f"{mask_number(document)!r} is listed twice: also affiliates[{seen}] "
+                    f"(line {data['affiliates'][seen].line_of('document')})",
+                )  # fmt: skip
+            first_at[document] = index
+            if sites is not None and item["site"] not in sites:
+                raise ConfigError(
+                    str(path), item.line_of("site"), f"affiliates[{index}].site",
+                    f"{item['site']!r} is not a site in sites.yaml ({', '.join(sorted(sites))})",
+                )  # fmt: skip
         affiliates = [
             Affiliate(
                 document=item["document"],
@@ -102,7 +134,8 @@ class YamlAffiliateDirectory:
         return cls(affiliates)
 
     async def by_phone(self, phone: str) -> Affiliate | None:
-        """Any form of the number finds the entry (it is normalised first)."""
+        """Any form of the number finds the entry (it is normalised first); a
+        number listed for several affiliates finds none."""
         e164 = parse_e164(phone)
         return self._by_phone.get(e164) if e164 is not None else None
 

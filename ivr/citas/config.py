@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
-from ivr.citas.actions import OUTCOMES
+from ivr.citas.actions import COMMITS, OUTCOMES, check_spoken_prompts
 from ivr.citas.affiliates import YamlAffiliateDirectory
 from ivr.citas.reference import (
     Reference,
@@ -73,9 +73,15 @@ def check_config_dir(directory: Path, prompts_file: Path, today: date) -> list[F
     tables = run(citas / "eligibility.yaml", load_eligibility, lambda e: "eligibility tables")
     run(
         citas / "affiliates.yaml",
-        lambda p: YamlAffiliateDirectory.load(p, today),
+        lambda p: YamlAffiliateDirectory.load(p, today, sites=sites),
         lambda d: "affiliate directory",
     )
+    if prompts is not None and sites is not None:
+        # The prompts the citas actions say by themselves (times, doctors, sites).
+        try:
+            check_spoken_prompts(prompts.keys(), sites, prompts_file)
+        except ConfigError as exc:
+            checks.append(FileCheck(str(prompts_file), exc))
     flows_dir = directory / "flows"
     flow_files = sorted(flows_dir.glob("*.yaml"))
     if not flow_files:
@@ -86,7 +92,8 @@ def check_config_dir(directory: Path, prompts_file: Path, today: date) -> list[F
         checks += [FileCheck(str(path), note=why) for path in flow_files]
         return checks
     flags = flag_registry(Reference(line, services, sites, tables)).names()
-    loader = FlowLoader(prompts.keys(), dict(OUTCOMES), flags)
+    # The same four inputs as ivr.controller.flow_loader, which ivr serve uses.
+    loader = FlowLoader(prompts.keys(), dict(OUTCOMES), flags, COMMITS)
     names: dict[str, Path] = {}
     for path in flow_files:
         flow = run(path, loader.load, lambda f: f"flow {f.name!r}, {len(f.nodes)} nodes")

@@ -4,7 +4,9 @@ The file's structure (known fields, types, ranges, one sub-schema per node
 kind) is checked first against ``ivr/schemas/flow.json``. Then what a schema
 cannot say: references to nodes that do not exist, nodes no path reaches,
 nodes from which no path reaches a transfer or a hang-up (a caller there
-would loop forever), prompts with no text in the prompt catalogue, actions
+would loop forever), nodes from which a caller who presses nothing (or only
+wrong keys) never reaches one (``silent_targets``: an off-hook line would go
+round until the engine's step limit), prompts with no text in the prompt catalogue, actions
 (or action outcomes) the controller does not provide, unknown flags,
 ``min_digits`` above ``max_digits``, and keys typed ahead that could reach an
 action that commits (``type_ahead`` in ``ivr.flow.model``).
@@ -290,6 +292,18 @@ class FlowLoader:
                 f"{', '.join(trap)} reaches a transfer or a hang-up "
                 f"(loop: {' -> '.join(cycle)})",
             )
+        trap = trapped(flow.nodes, silent_targets)
+        if trap:
+            cycle = cycle_among(flow.nodes, trap, silent_targets)
+            raise ConfigError(
+                data.file,
+                raw_nodes.line_of(cycle[0]),
+                f"nodes.{cycle[0]}",
+                "a caller who presses nothing loops forever: no path from "
+                f"{', '.join(trap)} reaches a transfer or a hang-up without a key "
+                f"(loop: {' -> '.join(cycle)}); send a menu's or collect's "
+                "on_failure out of the loop",
+            )
 
     def _check_type_ahead(self, flow: Flow, raw_nodes: Located) -> None:
         """Refuse ``type_ahead: true`` on an input node from which a path reaches
@@ -334,8 +348,21 @@ class FlowLoader:
         return None
 
 
-def trapped(nodes: Mapping[str, AnyNode]) -> list[str]:
-    """The nodes (in flow order) from which no path reaches an end node (transfer, hang-up).
+def silent_targets(node: AnyNode) -> list[tuple[str, str]]:
+    """Where a caller who presses nothing, or only keys a node refuses, can go
+    from ``node``: a menu's or collect's ``on_failure`` (after its retries),
+    every target of any other node (``ivr.flow.model.targets``)."""
+    if isinstance(node, MenuNode | CollectNode):
+        return [("on_failure", node.on_failure)]
+    return targets(node)
+
+
+def trapped(
+    nodes: Mapping[str, AnyNode],
+    follow: Callable[[AnyNode], list[tuple[str, str]]] = targets,
+) -> list[str]:
+    """The nodes (in flow order) from which no path reaches an end node (transfer, hang-up),
+    going from node to node by ``follow`` (every target, or ``silent_targets``).
 
     Computed backwards: the ends, then every node with a target already known
     to reach an end. Targets must exist (checked before).
@@ -348,7 +375,7 @@ def trapped(nodes: Mapping[str, AnyNode]) -> list[str]:
     """
     comes_from: dict[str, set[str]] = {node_id: set() for node_id in nodes}
     for node in nodes.values():
-        for _, target in targets(node):
+        for _, target in follow(node):
             comes_from[target].add(node.id)
     can_end = {node.id for node in nodes.values() if isinstance(node, END_KINDS)}
     todo = list(can_end)
@@ -360,9 +387,13 @@ def trapped(nodes: Mapping[str, AnyNode]) -> list[str]:
     return [node_id for node_id in nodes if node_id not in can_end]
 
 
-def cycle_among(nodes: Mapping[str, AnyNode], trap: Collection[str]) -> list[str]:
-    """A cycle inside ``trap`` (from ``trapped``), first node repeated at the end,
-    starting from its node that comes first in the flow.
+def cycle_among(
+    nodes: Mapping[str, AnyNode],
+    trap: Collection[str],
+    follow: Callable[[AnyNode], list[tuple[str, str]]] = targets,
+) -> list[str]:
+    """A cycle inside ``trap`` (from ``trapped`` with the same ``follow``), first node
+    repeated at the end, starting from its node that comes first in the flow.
 
     Every node but an end has a target, and a trapped node's targets are all
     trapped, so walking from any trapped node must come back on itself.
@@ -373,7 +404,7 @@ def cycle_among(nodes: Mapping[str, AnyNode], trap: Collection[str]) -> list[str
     while current not in at:
         at[current] = len(walk)
         walk.append(current)
-        current = targets(nodes[current])[0][1]
+        current = follow(nodes[current])[0][1]
     cycle = walk[at[current] :]
     order = list(nodes)
     first = min(range(len(cycle)), key=lambda i: order.index(cycle[i]))

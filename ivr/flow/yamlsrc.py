@@ -13,6 +13,7 @@ date field is a string with ``format: date`` and its builder parses it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +99,30 @@ def _construct_timestamp(loader: _LocatingLoader, node: yaml.ScalarNode) -> str:
     return str(node.value)
 
 
+# A plain decimal integer: the only integer form YAML 1.1 reads as its own digits.
+_DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
+
+
+def _construct_int(loader: _LocatingLoader, node: yaml.ScalarNode) -> int:
+    # YAML 1.1 reads 0573... as octal, 0x1F as hex, 1:30 as base 60 and drops "_":
+    # an unquoted phone number, document or key sequence would silently change.
+    value: int = loader.construct_yaml_int(node)
+    if not _DECIMAL.fullmatch(node.value):
+        raise yaml.constructor.ConstructorError(
+            None, None,
+            f"{node.value!r} is not read as written (YAML makes it the number {value}): "
+            "put it in quotes",
+            node.start_mark,
+        )  # fmt: skip
+    return value
+
+
 _LocatingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _LocatingLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence
 )
 _LocatingLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+_LocatingLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def load_yaml(text: str, file: str) -> Any:
@@ -110,7 +130,8 @@ def load_yaml(text: str, file: str) -> Any:
     mappings and sequences, plain scalars, timestamps as their text.
 
     Raises ``ConfigError`` for broken YAML, control characters, duplicate or
-    non-text keys and impossible dates."""
+    non-text keys, impossible dates and unquoted integers YAML would not read as
+    written (``0573…`` octal, ``0x…``, ``1:30``, ``1_000``)."""
     try:
         loader = _LocatingLoader(text)  # checks every character first
     except yaml.reader.ReaderError as exc:  # a control character: no mark, a position

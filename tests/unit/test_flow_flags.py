@@ -37,24 +37,32 @@ async def test_a_flag_is_read_when_the_call_reaches_the_node(live: bool, outcome
     }  # fmt: skip
 
 
-async def test_incident_mode_sends_a_new_caller_to_the_incident_queue_with_its_message() -> None:
+@pytest.mark.parametrize("incident_vdn", ["5550002", "5550066"])
+async def test_incident_mode_sends_a_new_caller_to_the_incident_queue_with_its_message(
+    incident_vdn: str,
+) -> None:
+    # The queue is line.yaml's agent_vdn.incident, whatever it is (the flow named
+    # "5550002" itself before, and a changed line.yaml did nothing).
+    from dataclasses import replace
+    from typing import Any, cast
+
+    from ivr.citas.actions import CitasActions
+    from ivr.citas.reference import load_reference
+
+    shipped = load_reference()
+    reference = replace(shipped, line=replace(shipped.line, vdn_incident=incident_vdn))
+    actions = CitasActions(reference, cast(Any, None), cast(Any, None), cast(Any, None))
     channel = ScriptedChannel()
     state = new_state(channel, CITAS)
     flags = {"incident_mode": True}
 
     with pytest.raises(CallTransferred):
-        await FlowEngine({}, default_vdn="5550001", flags=flags.__getitem__).run(state)
+        engine = FlowEngine(actions.registry(), default_vdn="5550001", flags=flags.__getitem__)
+        await engine.run(state)
 
-    assert steps(state, "transfer") == [{"vdn": "5550002", "reason": "incident"}]
+    assert steps(state, "transfer") == [{"vdn": incident_vdn, "reason": "incident"}]
     assert ("play-no-barge", "sound:citas/incident_agents") in channel.log
     assert channel.variables["__CITAS_REASON"] == "incident"
-
-
-def test_the_incident_queue_in_the_flow_is_the_line_s_incident_vdn() -> None:
-    from ivr.citas.reference import load_reference
-
-    node = CITAS.node("agent_incident")
-    assert getattr(node, "vdn", None) == load_reference().line.vdn_incident
 
 
 @pytest.mark.parametrize(
@@ -87,3 +95,14 @@ nodes:
     with pytest.raises(ConfigError) as err:
         flow_loader().load(path)
     assert problem in str(err.value) and "t.yaml" in str(err.value)
+
+
+def test_the_citas_flow_names_no_vdn_so_every_transfer_follows_line_yaml() -> None:
+    # The kind behind the incident queue and the general agents' VDN: a VDN the
+    # flow names itself silently wins over line.yaml's agent_vdn.
+    from ivr.flow.model import TransferNode
+
+    transfers = [n for n in CITAS.nodes.values() if isinstance(n, TransferNode)]
+    assert len(transfers) >= 6
+    assert CITAS.agent_vdn is None
+    assert [n.id for n in transfers if n.vdn is not None] == []

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ivr.flow.loader import FlowLoader, cycle_among, trapped
+from ivr.flow.loader import FlowLoader, cycle_among, silent_targets, trapped
 from ivr.flow.model import targets
 from ivr.flow.yamlsrc import ConfigError
 
@@ -69,7 +69,7 @@ def test_observed_a_menu_whose_failure_path_loops_without_end_is_refused(tmp_pat
 
 
 def test_a_loop_with_an_exit_is_fine(tmp_path: Path) -> None:
-    # Retrying loops are normal as long as some path leaves them.
+    # Retrying loops are normal as long as some path leaves them, with or without a key.
     flow = load(
         tmp_path,
         """
@@ -80,11 +80,57 @@ def test_a_loop_with_an_exit_is_fine(tmp_path: Path) -> None:
             kind: menu
             prompt: welcome
             options: {"1": bye, "2": ask}
+            on_failure: sorry
+          sorry: {kind: play, prompt: goodbye, next: again}
+          again:
+            kind: action
+            action: identify
+            outcomes: {found: ask, not_found: bye}
             on_failure: ask
           bye: {kind: transfer, reason: done}
         """,
     )
     assert flow is not None
+
+
+SILENT_PROBLEM = re.compile(
+    r"a caller who presses nothing loops forever: no path from (?P<trap>[a-z0-9_, ]+) reaches "
+    r"a transfer or a hang-up without a key \(loop: (?P<cycle>[a-z0-9_ >-]+)\); send a "
+    r"menu's or collect's on_failure out of the loop"
+)
+
+
+@pytest.mark.parametrize("kind", ["menu", "collect"])
+def test_observed_a_silent_caller_going_round_a_menu_for_ever_is_refused(
+    tmp_path: Path, kind: str
+) -> None:
+    # Review of issue 9: `ivr flow check` accepted this (key 1 leads out); a caller
+    # who presses nothing, or an off-hook line, went round `ask` until the
+    # engine's step limit, hundreds of prompts later.
+    node = (
+        'options: {"1": bye}' if kind == "menu" else "min_digits: 1\n            max_digits: 2\n            save_as: d\n            next: bye"
+    )
+    text = f"""
+        flow: t
+        start: hello
+        nodes:
+          hello: {{kind: play, prompt: welcome, next: ask}}
+          ask:
+            kind: {kind}
+            prompt: welcome
+            {node}
+            on_failure: sorry
+          sorry: {{kind: play, prompt: goodbye, next: ask}}
+          bye: {{kind: hangup}}
+        """
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text)
+
+    err = caught.value
+    assert (err.line, err.field) == (5, "nodes.ask")
+    found = SILENT_PROBLEM.fullmatch(err.problem)
+    assert found, err.problem
+    assert (found["trap"], found["cycle"]) == ("hello, ask, sorry", "ask -> sorry -> ask")
 
 
 # --- the rule over random flow graphs ----------------------------------------------------------
@@ -133,6 +179,16 @@ def flow_yaml(graph: dict[str, list[str] | None], kinds: list[str]) -> str:
     return "\n".join(lines) + "\n"  # fmt: skip
 
 
+def silent_graph(graph: dict[str, list[str] | None], kinds: list[str]) -> dict[str, list[str] | None]:
+    """The edges a caller who presses nothing takes: a menu node only its on_failure
+    (``flow_yaml`` writes a non-end node as a menu exactly in these cases)."""
+    silent: dict[str, list[str] | None] = {}
+    for (node_id, out), kind in zip(graph.items(), kinds, strict=True):
+        is_menu = out is not None and kind == "menu" and not (len(out) == 1 and kind == "play")
+        silent[node_id] = [out[0]] if is_menu and out is not None else out
+    return silent
+
+
 def brute_force_trapped(graph: dict[str, list[str] | None]) -> set[str]:
     """Nodes from which a forward search finds no end node (independent of the loader)."""
     trapped_ids = set()
@@ -166,6 +222,11 @@ def test_a_flow_loads_exactly_when_every_node_can_reach_an_end(
         st.lists(st.sampled_from(["play", "menu", "decide", "transfer"]), min_size=len(graph), max_size=len(graph))
     )  # fmt: skip
     expected = brute_force_trapped(graph)
+    # Every node reaches an end: then a caller who presses nothing must reach one too.
+    problem, edges = LOOP_PROBLEM, graph
+    if not expected:
+        edges = silent_graph(graph, kinds)
+        problem, expected = SILENT_PROBLEM, brute_force_trapped(edges)
     if expected and len(expected) == len(graph):
         expected.add("entry")  # nothing reaches an end: the start is trapped too
     text = flow_yaml(graph, kinds)
@@ -176,10 +237,11 @@ def test_a_flow_loads_exactly_when_every_node_can_reach_an_end(
     if not expected:
         flow = loader.load(path)
         assert trapped(flow.nodes) == []
+        assert trapped(flow.nodes, silent_targets) == []
         return
     with pytest.raises(ConfigError) as caught:
         loader.load(path)
-    found = LOOP_PROBLEM.fullmatch(caught.value.problem)
+    found = problem.fullmatch(caught.value.problem)
     assert found, caught.value.problem
     named = found["trap"].split(", ")
     assert set(named) == expected
@@ -188,7 +250,7 @@ def test_a_flow_loads_exactly_when_every_node_can_reach_an_end(
     cycle = found["cycle"].split(" -> ")
     assert cycle[0] == cycle[-1] and set(cycle) <= expected
     for here, there in itertools.pairwise(cycle):
-        out = graph[here] if here != "entry" else [*graph]
+        out = edges[here] if here != "entry" else [*graph]
         assert out is not None and there in out, (here, there)  # a real cycle of the graph
     assert caught.value.field == f"nodes.{cycle[0]}"
     assert caught.value.line == text.splitlines().index(f"  {cycle[0]}:") + 1

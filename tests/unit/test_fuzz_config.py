@@ -299,7 +299,7 @@ def test_regression_flow_refused_with_a_clear_error(
 
 
 def test_regression_a_wrong_type_names_a_mapping_not_a_python_class(workdir: Path) -> None:
-    text = FLOWS[CITAS].replace('cases: {"true": agent_incident}', "cases: [agent_incident]")
+    text = FLOWS[CITAS].replace('cases: {"true": incident_queue}', "cases: [incident_queue]")
     path = workdir / CITAS
     path.write_text(text, encoding="utf-8")
     with pytest.raises(

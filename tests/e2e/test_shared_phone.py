@@ -1,0 +1,176 @@
+"""A deployment's own directory and line table are what calls use, through the real Asterisk.
+
+A phone two affiliates share identifies neither of them:
+
+Review of issue 9: since caller IDs and directory numbers are normalised (§2),
+``3001234567`` and ``+57 300 123 4567`` in two entries are one number, and the
+lookup silently took the last entry: calling from Ana's phone, listed again for
+Carla, a caller was taken for Carla. Here a deployment's own directory
+(``CITAS_CONFIG_DIR``, a copy of the shipped one) lists Ana's phone for Carla
+too; a tester's own scenario file (``ivr call FILE``) calls from it. The caller
+is asked for the document, types Carla's, finds no slot at her site and gets the
+WhatsApp SMS. Before the fix the caller ID found Carla and the typed document
+answered the service menu.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ivr.settings import REPO_ROOT
+from tests.e2e.conftest import ControllerProcess, Sandbox, ok
+
+pytestmark = pytest.mark.e2e
+
+SCENARIO = """\
+name: shared-phone-document
+description: Ana's phone is listed for Carla too; the caller ID identifies neither.
+dial: "4441234"
+caller_id: "3001234567"
+steps:
+  - wait: 10.0
+  - dtmf: "3030303030#"
+  - wait: 3.0
+  - dtmf: "1"
+ends_by: ivr
+timeout: 90
+expect:
+  outcome: redirected_whatsapp
+  nodes: [identify_caller, ask_document, lookup_document, ask_service, find_slot, whatsapp_bye]
+  variables: {identified_by: document, affiliate_id: "3030303030", segment: target, sms: queued}
+  sms_sent: 1
+"""
+
+
+@pytest.fixture
+def no_session_controller(controller: ControllerProcess) -> Iterator[None]:
+    """One Stasis app, one ops port: the session's controller steps aside."""
+    controller.stop()
+    try:
+        yield
+    finally:
+        controller.start()
+
+
+@pytest.mark.timeout(240)
+def test_a_phone_two_affiliates_share_identifies_neither(
+    sandbox: Sandbox, no_session_controller: None, tmp_path: Path
+) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(REPO_ROOT / "config", config)
+    affiliates = config / "citas" / "affiliates.yaml"
+    text = affiliates.read_text(encoding="utf-8")
+    assert text.count('phone: "3003333333"') == 1  # Carla's
+    affiliates.write_text(
+        text.replace('phone: "3003333333"', 'phone: "+57 300 123 4567"'), encoding="utf-8"
+    )
+    scenario = tmp_path / "shared-phone.yaml"
+    scenario.write_text(SCENARIO, encoding="utf-8")
+    own = Sandbox(sandbox.settings, {**sandbox.env, "CITAS_CONFIG_DIR": str(config)})
+
+    serve = ControllerProcess(own, tmp_path / "serve.log")
+    serve.start()
+    try:
+        report = ok(own.call(str(scenario)))
+    finally:
+        serve.stop()
+
+    (record,) = report["records"]
+    steps = [s for s in record["path"] if s.get("kind") == "action"]
+    assert steps[0]["action"] == "identify_by_caller_id" and steps[0]["outcome"] == "not_found"
+
+
+INVALID_INPUT = (REPO_ROOT / "ivr" / "scenarios" / "invalid-input-agent.yaml").read_text(
+    encoding="utf-8"
+)
+OWN_DEFAULT_VDN = "5550088"
+
+
+@pytest.mark.timeout(240)
+def test_the_general_agents_vdn_comes_from_line_yaml(
+    sandbox: Sandbox, no_session_controller: None, tmp_path: Path
+) -> None:
+    # Review of issue 9: the citas flow named its own agent_vdn "5550001", which
+    # won over line.yaml's agent_vdn.default for every transfer before the
+    # eligibility decision (unknown caller, invalid input, service down): a
+    # deployment that changed line.yaml still sent those callers to 5550001.
+    config = tmp_path / "config"
+    shutil.copytree(REPO_ROOT / "config", config)
+    line = config / "citas" / "line.yaml"
+    text = line.read_text(encoding="utf-8")
+    assert text.count('default: "5550001"') == 1
+    line.write_text(
+        text.replace('default: "5550001"', f'default: "{OWN_DEFAULT_VDN}"'), encoding="utf-8"
+    )
+    scenario = tmp_path / "invalid-input-own-vdn.yaml"
+    assert INVALID_INPUT.count("    X-Citas-Reason: invalid-input\n") == 1
+    scenario.write_text(
+        INVALID_INPUT.replace("name: invalid-input-agent", "name: invalid-input-own-vdn").replace(
+            "    X-Citas-Reason: invalid-input\n",
+            f'    X-Citas-Reason: invalid-input\n    X-Citas-Vdn: "{OWN_DEFAULT_VDN}"\n',
+        ),
+        encoding="utf-8",
+    )
+    own = Sandbox(sandbox.settings, {**sandbox.env, "CITAS_CONFIG_DIR": str(config)})
+
+    serve = ControllerProcess(own, tmp_path / "serve.log")
+    serve.start()
+    try:
+        report = ok(own.call(str(scenario)))
+    finally:
+        serve.stop()
+
+    assert report["agent_headers"]["X-Citas-Vdn"] == OWN_DEFAULT_VDN
+
+
+INCIDENT = (REPO_ROOT / "ivr" / "scenarios" / "incident-agent.yaml").read_text(encoding="utf-8")
+OWN_INCIDENT_VDN = "5550066"
+
+
+@pytest.mark.timeout(240)
+def test_the_incident_queue_comes_from_line_yaml(
+    sandbox: Sandbox, no_session_controller: None, tmp_path: Path
+) -> None:
+    # Review of issue 9: line.yaml's agent_vdn.incident was read and never used;
+    # the flow's incident transfer named "5550002" itself.
+    config = tmp_path / "config"
+    shutil.copytree(REPO_ROOT / "config", config)
+    line = config / "citas" / "line.yaml"
+    text = line.read_text(encoding="utf-8")
+    assert text.count('incident: "5550002"') == 1
+    line.write_text(
+        text.replace('incident: "5550002"', f'incident: "{OWN_INCIDENT_VDN}"'), encoding="utf-8"
+    )
+    scenario = tmp_path / "incident-own-vdn.yaml"
+    assert INCIDENT.count('X-Citas-Vdn: "5550002"') == 1
+    scenario.write_text(
+        INCIDENT.replace("name: incident-agent", "name: incident-own-vdn").replace(
+            'X-Citas-Vdn: "5550002"', f'X-Citas-Vdn: "{OWN_INCIDENT_VDN}"'
+        ),
+        encoding="utf-8",
+    )
+    own = Sandbox(sandbox.settings, {**sandbox.env, "CITAS_CONFIG_DIR": str(config)})
+
+    def incident(state: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "ivr.cli", "incident", state, "--reason", "e2e: incident VDN"],
+            capture_output=True, text=True, timeout=60, env=own.env, cwd=REPO_ROOT, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    serve = ControllerProcess(own, tmp_path / "serve.log")
+    serve.start()
+    incident("on")
+    try:
+        report = ok(own.call(str(scenario)))
+    finally:
+        incident("off")
+        serve.stop()
+
+    assert report["agent_headers"]["X-Citas-Vdn"] == OWN_INCIDENT_VDN
