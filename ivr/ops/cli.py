@@ -146,8 +146,15 @@ def _run(args: argparse.Namespace, work: Callable[[FlagService, Actor], Awaitabl
         return asyncio.run(go())
     except (BadInput, OpsError, FlagValueError) as exc:
         message = exc.message if isinstance(exc, OpsError) else str(exc)
-        if isinstance(exc, OpsError) and any(d["field"] == "reason" for d in exc.details):
-            message += " (--reason)"
+        if isinstance(exc, OpsError):
+            # The operator needs the why (the API sends it as details), not only "not valid".
+            message += "".join(
+                f"; {d['field']}: {d['message']}"
+                for d in exc.details
+                if d.get("message") and d["field"] != "reason" and d["message"] not in message
+            )
+            if any(d["field"] == "reason" for d in exc.details):
+                message += " (--reason)"
         print(f"ivr {args.command}: {message}", file=sys.stderr)
         return 2
     except StoreUnavailable as exc:
@@ -199,7 +206,9 @@ async def _schedule(service: FlagService, actor: Actor, args: argparse.Namespace
     if args.until:
         ends_at = parse_instant(args.until, "--until")
     else:
-        ends_at = max(starts_at, now) + parse_duration(args.duration)
+        # --for counts from --start: a window that started in the past and is over
+        # is refused by the service, not silently moved to start now.
+        ends_at = starts_at + parse_duration(args.duration)
     window = await service.schedule(actor, args.name, value, starts_at, ends_at, args.reason)
     print(_window_line(window, service.clock()))
 

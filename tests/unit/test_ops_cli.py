@@ -190,6 +190,30 @@ def test_windows_schedule_list_cancel(capsys: pytest.CaptureFixture[str]) -> Non
     assert window_id in out and len(out.splitlines()) == 2
 
 
+@pytest.mark.parametrize(
+    ("start", "duration", "accepted"),
+    [
+        ("2020-01-01T00:00Z", "1h", False),  # observed: was a one-hour window from now
+        ("2020-01-01T00:00-05:00", "30m", False),
+        ("2099-01-01T08:00-05:00", "2h", True),
+    ],
+)
+def test_a_window_lasts_for_its_duration_from_its_start(
+    capsys: pytest.CaptureFixture[str], start: str, duration: str, accepted: bool
+) -> None:
+    code, out, err = run(
+        capsys, "flags", "schedule", "promo_audio", "off",
+        "--start", start, "--for", duration, "--reason", "campaña",
+    )  # fmt: skip
+    if not accepted:
+        assert code == 2 and "already over" in err, (out, err)
+        assert run(capsys, "flags", "windows")[1] == ""
+        return
+    assert code == 0, err
+    _, out, _ = run(capsys, "flags", "windows")
+    assert "2099-01-01T13:00:00+00:00" in out and "2099-01-01T15:00:00+00:00" in out, out
+
+
 def test_incident_and_history(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "incident", "on", "--reason", "caída del operador")[:2] == (
         0,
