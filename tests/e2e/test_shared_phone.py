@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,28 +59,42 @@ def no_session_controller(controller: ControllerProcess) -> Iterator[None]:
         controller.start()
 
 
+def own_config(tmp_path: Path, table: str, old: str, new: str) -> Path:
+    """A copy of the shipped config with ``old`` (found exactly once) made ``new`` in citas/<table>."""
+    config = tmp_path / "config"
+    shutil.copytree(REPO_ROOT / "config", config)
+    path = config / "citas" / table
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, (table, old)
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return config
+
+
+@contextmanager
+def serving(sandbox: Sandbox, config: Path, log: Path) -> Iterator[Sandbox]:
+    """A controller of its own on ``config`` (CITAS_CONFIG_DIR) for the time of the block."""
+    own = Sandbox(sandbox.settings, {**sandbox.env, "CITAS_CONFIG_DIR": str(config)})
+    serve = ControllerProcess(own, log)
+    serve.start()
+    try:
+        yield own
+    finally:
+        serve.stop()
+
+
 @pytest.mark.timeout(240)
 def test_a_phone_two_affiliates_share_identifies_neither(
     sandbox: Sandbox, no_session_controller: None, tmp_path: Path
 ) -> None:
-    config = tmp_path / "config"
-    shutil.copytree(REPO_ROOT / "config", config)
-    affiliates = config / "citas" / "affiliates.yaml"
-    text = affiliates.read_text(encoding="utf-8")
-    assert text.count('phone: "3003333333"') == 1  # Carla's
-    affiliates.write_text(
-        text.replace('phone: "3003333333"', 'phone: "+57 300 123 4567"'), encoding="utf-8"
+    # Carla's phone becomes Ana's, written in another form.
+    config = own_config(
+        tmp_path, "affiliates.yaml", 'phone: "3003333333"', 'phone: "+57 300 123 4567"'
     )
     scenario = tmp_path / "shared-phone.yaml"
     scenario.write_text(SCENARIO, encoding="utf-8")
-    own = Sandbox(sandbox.settings, {**sandbox.env, "CITAS_CONFIG_DIR": str(config)})
 
-    serve = ControllerProcess(own, tmp_path / "serve.log")
-    serve.start()
-    try:
+    with serving(sandbox, config, tmp_path / "serve.log") as own:
         report = ok(own.call(str(scenario)))
-    finally:
-        serve.stop()
 
     (record,) = report["records"]
     steps = [s for s in record["path"] if s.get("kind") == "action"]
@@ -100,13 +115,8 @@ def test_the_general_agents_vdn_comes_from_line_yaml(
     # won over line.yaml's agent_vdn.default for every transfer before the
     # eligibility decision (unknown caller, invalid input, service down): a
     # deployment that changed line.yaml still sent those callers to 5550001.
-    config = tmp_path / "config"
-    shutil.copytree(REPO_ROOT / "config", config)
-    line = config / "citas" / "line.yaml"
-    text = line.read_text(encoding="utf-8")
-    assert text.count('default: "5550001"') == 1
-    line.write_text(
-        text.replace('default: "5550001"', f'default: "{OWN_DEFAULT_VDN}"'), encoding="utf-8"
+    config = own_config(
+        tmp_path, "line.yaml", 'default: "5550001"', f'default: "{OWN_DEFAULT_VDN}"'
     )
     scenario = tmp_path / "invalid-input-own-vdn.yaml"
     assert INVALID_INPUT.count("    X-Citas-Reason: invalid-input\n") == 1
@@ -117,14 +127,8 @@ def test_the_general_agents_vdn_comes_from_line_yaml(
         ),
         encoding="utf-8",
     )
-    own = Sandbox(sandbox.settings, {**sandbox.env, "CITAS_CONFIG_DIR": str(config)})
-
-    serve = ControllerProcess(own, tmp_path / "serve.log")
-    serve.start()
-    try:
+    with serving(sandbox, config, tmp_path / "serve.log") as own:
         report = ok(own.call(str(scenario)))
-    finally:
-        serve.stop()
 
     assert report["agent_headers"]["X-Citas-Vdn"] == OWN_DEFAULT_VDN
 
@@ -139,13 +143,8 @@ def test_the_incident_queue_comes_from_line_yaml(
 ) -> None:
     # Review of issue 9: line.yaml's agent_vdn.incident was read and never used;
     # the flow's incident transfer named "5550002" itself.
-    config = tmp_path / "config"
-    shutil.copytree(REPO_ROOT / "config", config)
-    line = config / "citas" / "line.yaml"
-    text = line.read_text(encoding="utf-8")
-    assert text.count('incident: "5550002"') == 1
-    line.write_text(
-        text.replace('incident: "5550002"', f'incident: "{OWN_INCIDENT_VDN}"'), encoding="utf-8"
+    config = own_config(
+        tmp_path, "line.yaml", 'incident: "5550002"', f'incident: "{OWN_INCIDENT_VDN}"'
     )
     scenario = tmp_path / "incident-own-vdn.yaml"
     assert INCIDENT.count('X-Citas-Vdn: "5550002"') == 1
@@ -155,22 +154,19 @@ def test_the_incident_queue_comes_from_line_yaml(
         ),
         encoding="utf-8",
     )
-    own = Sandbox(sandbox.settings, {**sandbox.env, "CITAS_CONFIG_DIR": str(config)})
 
-    def incident(state: str) -> None:
+    def incident(own: Sandbox, state: str) -> None:
         done = subprocess.run(
             [sys.executable, "-m", "ivr.cli", "incident", state, "--reason", "e2e: incident VDN"],
             capture_output=True, text=True, timeout=60, env=own.env, cwd=REPO_ROOT, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
 
-    serve = ControllerProcess(own, tmp_path / "serve.log")
-    serve.start()
-    incident("on")
-    try:
-        report = ok(own.call(str(scenario)))
-    finally:
-        incident("off")
-        serve.stop()
+    with serving(sandbox, config, tmp_path / "serve.log") as own:
+        incident(own, "on")
+        try:
+            report = ok(own.call(str(scenario)))
+        finally:
+            incident(own, "off")
 
     assert report["agent_headers"]["X-Citas-Vdn"] == OWN_INCIDENT_VDN
