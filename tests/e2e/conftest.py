@@ -160,3 +160,20 @@ def controller(
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def no_session_controller(controller: ControllerProcess) -> Iterator[None]:
+    """One Stasis app, one ops port: the session's controller steps aside for a test's own."""
+    controller.stop()
+    try:
+        yield
+    finally:
+        controller.start()
+
+
+def edit_once(path: Path, old: str, new: str) -> None:
+    """Replace ``old``, which must stand exactly once in ``path``, by ``new``."""
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"{old!r} in {path}"
+    path.write_text(text.replace(old, new), encoding="utf-8")

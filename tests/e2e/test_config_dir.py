@@ -21,13 +21,12 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ivr.settings import REPO_ROOT
-from tests.e2e.conftest import ControllerProcess, Sandbox, ok
+from tests.e2e.conftest import ControllerProcess, Sandbox, edit_once, ok
 
 pytestmark = pytest.mark.e2e
 
@@ -84,10 +83,10 @@ def own_dirs(tmp_path: Path) -> tuple[Path, Path]:
     """A deployment's config and prompts directories, copied and changed."""
     config = tmp_path / "etc-citas"
     shutil.copytree(REPO_ROOT / "config", config)
-    edit(config / "citas" / "line.yaml", 'non_target: "5550001"', f'non_target: "{OWN_VDN}"')
-    edit(config / "citas" / "affiliates.yaml", '"2020202020"', f'"{OWN_DOCUMENT}"')
+    edit_once(config / "citas" / "line.yaml", 'non_target: "5550001"', f'non_target: "{OWN_VDN}"')
+    edit_once(config / "citas" / "affiliates.yaml", '"2020202020"', f'"{OWN_DOCUMENT}"')
     # A node the call below never reaches: it only has to load.
-    edit(config / "flows" / "citas.yaml", "prompt: document_not_found\n", f"prompt: {OWN_PROMPT}\n")
+    edit_once(config / "flows" / "citas.yaml", "prompt: document_not_found\n", f"prompt: {OWN_PROMPT}\n")
     prompts = tmp_path / "etc-citas-prompts"
     prompts.mkdir()
     text = (REPO_ROOT / "prompts" / "prompts.yaml").read_text(encoding="utf-8")
@@ -95,22 +94,6 @@ def own_dirs(tmp_path: Path) -> tuple[Path, Path]:
         f'{text}\n{OWN_PROMPT}: "Aviso de esta implantación."\n', encoding="utf-8"
     )
     return config, prompts
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, f"{old!r} in {path}"
-    path.write_text(text.replace(old, new), encoding="utf-8")
-
-
-@pytest.fixture
-def no_session_controller(controller: ControllerProcess) -> Iterator[None]:
-    """One Stasis app, one ops port: the session's controller steps aside."""
-    controller.stop()
-    try:
-        yield
-    finally:
-        controller.start()
 
 
 def own_scenario(directory: Path) -> Path:

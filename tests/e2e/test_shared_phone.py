@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from ivr.settings import REPO_ROOT
-from tests.e2e.conftest import ControllerProcess, Sandbox, ok
+from tests.e2e.conftest import ControllerProcess, Sandbox, edit_once, ok
 
 pytestmark = pytest.mark.e2e
 
@@ -49,24 +49,11 @@ expect:
 """
 
 
-@pytest.fixture
-def no_session_controller(controller: ControllerProcess) -> Iterator[None]:
-    """One Stasis app, one ops port: the session's controller steps aside."""
-    controller.stop()
-    try:
-        yield
-    finally:
-        controller.start()
-
-
 def own_config(tmp_path: Path, table: str, old: str, new: str) -> Path:
     """A copy of the shipped config with ``old`` (found exactly once) made ``new`` in citas/<table>."""
     config = tmp_path / "config"
     shutil.copytree(REPO_ROOT / "config", config)
-    path = config / "citas" / table
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, (table, old)
-    path.write_text(text.replace(old, new), encoding="utf-8")
+    edit_once(config / "citas" / table, old, new)
     return config
 
 

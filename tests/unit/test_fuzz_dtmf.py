@@ -113,8 +113,31 @@ class Burst:
 Turn = Burst | str  # a Burst, or HANG_UP
 
 
+@dataclass(kw_only=True)
+class CallEnds:
+    """What both fakes record of how a call left the IVR: variables set, transfer, hang-up."""
+
+    variables: dict[str, str] = field(default_factory=dict)
+    transferred_to: str | None = None
+    hung_up_by_ivr: bool = False
+
+    @property
+    def call_id(self) -> str:
+        raise NotImplementedError  # each fake names its call
+
+    async def set_variables(self, variables: Mapping[str, str]) -> None:
+        self.variables.update(variables)
+
+    async def transfer(self, *, context: str, extension: str) -> None:
+        self.transferred_to = extension
+        raise CallTransferred(f"{self.call_id} -> {context}/{extension}")
+
+    async def hangup(self) -> None:
+        self.hung_up_by_ivr = True
+
+
 @dataclass
-class FuzzCaller:
+class FuzzCaller(CallEnds):
     """A ``CallChannel`` that plays a generated script, with ``VoiceChannel``'s rules (``ivr.dtmf``).
 
     Virtual time: each prompt plays one second; a turn's keys are pressed at once when its
@@ -128,9 +151,6 @@ class FuzzCaller:
     clock: float = 0.0
     prompts: int = 0
     requests: list[DigitRequest] = field(default_factory=list)
-    variables: dict[str, str] = field(default_factory=dict)
-    transferred_to: str | None = None
-    hung_up_by_ivr: bool = False
 
     @property
     def call_id(self) -> str:
@@ -174,19 +194,9 @@ class FuzzCaller:
     def flush_digits(self) -> None:
         self.pad.discard_typed_ahead()
 
-    async def set_variables(self, variables: Mapping[str, str]) -> None:
-        self.variables.update(variables)
-
-    async def transfer(self, *, context: str, extension: str) -> None:
-        self.transferred_to = extension
-        raise CallTransferred(f"{self.call_id} -> {context}/{extension}")
-
-    async def hangup(self) -> None:
-        self.hung_up_by_ivr = True
-
 
 @dataclass
-class TimedCaller:
+class TimedCaller(CallEnds):
     """A ``CallChannel`` in virtual time, with ``ivr.dtmf``'s rules as ``VoiceChannel`` has them.
 
     The caller presses ``presses`` (sorted by time) whatever the IVR does; each media
@@ -204,9 +214,6 @@ class TimedCaller:
     delivered: int = 0
     log: list[tuple[object, ...]] = field(default_factory=list)
     prompts: int = 0
-    variables: dict[str, str] = field(default_factory=dict)
-    transferred_to: str | None = None
-    hung_up_by_ivr: bool = False
 
     @property
     def call_id(self) -> str:
@@ -276,16 +283,6 @@ class TimedCaller:
     def flush_digits(self) -> None:
         self.pad.discard_typed_ahead()
         self.log.append(("flush", self.clock))
-
-    async def set_variables(self, variables: Mapping[str, str]) -> None:
-        self.variables.update(variables)
-
-    async def transfer(self, *, context: str, extension: str) -> None:
-        self.transferred_to = extension
-        raise CallTransferred(f"{self.call_id} -> {context}/{extension}")
-
-    async def hangup(self) -> None:
-        self.hung_up_by_ivr = True
 
 
 # --- the line: database, actions, engine -------------------------------------------------------
