@@ -1,8 +1,13 @@
-"""The channel interface the call logic talks to.
+"""The channel interface the flow engine talks to.
 
 Call logic never speaks HTTP or ARI: it talks to a ``CallChannel``. The voice
-implementation (``ivr.voice``) drives an Asterisk channel over ARI; a text
-channel can implement the same interface later and reuse the flows.
+implementation (``ivr.voice``) drives an Asterisk channel over ARI; the chat
+channel (WhatsApp, issue 10) implements the same dialogue.
+
+The dialogue vocabulary shared by every channel (issue 10 §1): a ``Phrase`` is
+one piece of what the person is told, which each channel renders its own way
+(voice: sounds; chat: text); a ``Choice`` is one option of a menu, with the
+title a chat shows; a ``HandOff`` is the context carried to a person.
 
 Exceptions
  CallEnded            the call is over; unwinds the dialogue
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 
 class CallEnded(Exception):
@@ -37,6 +42,54 @@ class ChannelError(RuntimeError):
 
 class EventsLost(ChannelError):
     """The channel's events stopped for a while (reconnect): the dialogue state is unsure."""
+
+
+class AwaitingReply(Exception):
+    """A text channel has sent its question and has no reply yet: the dialogue
+    pauses here and resumes when the person's next message arrives (the engine
+    turns it into ``ivr.flow.engine.Suspended`` with the node and attempt)."""
+
+
+PhraseKind = Literal["prompt", "number", "digits", "sound", "spoken"]
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """One piece of what the person is told.
+
+    kind ``prompt``: ``value`` is a prompt id of the line's catalogue (voice plays
+    the line's recording of it, chat sends its chat text); ``number``/``digits``:
+    ``value`` is a numeral (voice says it with Asterisk's Spanish sounds, chat
+    writes it); ``sound``: an Asterisk sound name (voice only; chat drops it);
+    ``spoken``: something a line action composed (a slot's date, time, doctor and
+    site): ``media`` the voice media URIs, ``value`` the same thing as chat text.
+    """
+
+    kind: PhraseKind
+    value: str
+    media: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One option of a menu: ``key`` the digit a caller presses (and the id a chat
+    reply carries), ``title`` what a chat shows for it (Spanish; WhatsApp limits
+    its length: ``ivr.whatsapp.limits``), ``description`` an optional second line."""
+
+    key: str
+    title: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class HandOff:
+    """A conversation handed to a person: ``queue`` (the VDN on voice, the agents'
+    queue on chat), ``reason`` (``non-target``, ``incident``, ``asked``…) and the
+    ``context`` the flow collected (segment, affiliate id, CUPS…), never spoken."""
+
+    queue: str
+    reason: str
+    context: Mapping[str, str]
 
 
 @dataclass(frozen=True)
