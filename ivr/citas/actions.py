@@ -26,6 +26,7 @@ from ivr.booking.model import (
     SlotTaken,
 )
 from ivr.booking.source import SlotSource
+from ivr.chat.callref import DESTINATION_VARIABLE, REFERENCE_VARIABLE, new_reference
 from ivr.citas.affiliates import Affiliate, AffiliateDirectory
 from ivr.citas.eligibility import decide
 from ivr.citas.reference import EligibilityTables, Reference, Site, flag_registry
@@ -353,6 +354,10 @@ class CitasActions:
         outcome is ``no_mobile``: the flow reads the assistant's number out
         (``whatsapp_number_media``, set first so that the flow's ``on_failure``
         path can read it too) and never promises an SMS.
+
+        The link's prefilled text carries the call's reference (line.yaml
+        ``whatsapp.prefilled_text``'s ``{ref}``; ``ivr.chat.callref``), stored in
+        the record with the SMS's destination so the chat continues this call.
         """
         state.set("whatsapp_number_media", self.whatsapp_number_media)
         affiliate = state.variables.get("_affiliate")
@@ -369,9 +374,13 @@ class CitasActions:
             state.set("sms", "no_mobile")
             return "no_mobile"
         line = self.ref.line
-        text = line.sms_text.format(
-            link=whatsapp_link(line.whatsapp_number, line.whatsapp_prefilled)
-        )
+        # The chat opened from this SMS continues this call (ivr.chat.callref):
+        # one code per call, kept if the node runs again.
+        code = str(state.variables.get(REFERENCE_VARIABLE) or new_reference())
+        state.set(REFERENCE_VARIABLE, code)
+        state.set(DESTINATION_VARIABLE, phone)
+        prefilled = line.whatsapp_prefilled.format(ref=code)
+        text = line.sms_text.format(link=whatsapp_link(line.whatsapp_number, prefilled))
         # One SMS per call: a retried node or a replayed call must not send twice.
         # With the database down the message is held in memory and stored later:
         # the caller is about to hear that an SMS is coming.

@@ -126,6 +126,14 @@ def load_line(path: Path) -> LineConfig:
         raise ConfigError(
             d.file, wa.line_of("sms_text"), "whatsapp.sms_text", "must contain {link}"
         )
+    prefilled = wa["prefilled_text"]
+    try:
+        prefilled.format(ref="K7Q2M")
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        raise ConfigError(
+            d.file, wa.line_of("prefilled_text"), "whatsapp.prefilled_text",
+            f"only {{ref}} (the call's reference) may be in braces: {exc!r}",
+        ) from None  # fmt: skip
     timezone = d["timezone"]
     try:
         ZoneInfo(timezone)
@@ -140,7 +148,7 @@ def load_line(path: Path) -> LineConfig:
         vdn_non_target=vdn["non_target"],
         vdn_incident=vdn["incident"],
         whatsapp_number=_whatsapp_number(wa),
-        whatsapp_prefilled=wa["prefilled_text"],
+        whatsapp_prefilled=prefilled,
         sms_text=sms_text,
         max_offers=booking["max_offers"],
         search_days=booking["search_days"],

@@ -40,7 +40,10 @@ from jsonschema.exceptions import ValidationError, best_match, by_relevance
 
 from ivr.flow.yamlsrc import ConfigError, Located, LocatedList, load_yaml_file
 
-KINDS = ("flow", "line", "services", "sites", "eligibility", "affiliates", "scenario", "prompts")
+KINDS = (
+    "flow", "line", "services", "sites", "eligibility", "affiliates", "scenario", "prompts",
+    "chat_scenario",
+)  # fmt: skip
 
 FieldPath = Sequence[str | int]
 FieldNamer = Callable[[FieldPath], str]

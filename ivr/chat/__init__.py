@@ -1,0 +1,1 @@
+"""The chat channel (WhatsApp): render, replies, conversations, the runner."""
