@@ -49,6 +49,7 @@ class Ports:
     rtp_end: int = 10999
     agent_sip: int = 5070
     ops_http: int = 8080
+    whatsapp_sim: int = 8095  # the WhatsApp Cloud API simulator (sandbox, demo, tests)
 
     def shifted(self, offset: int) -> Ports:
         return Ports(
@@ -60,7 +61,25 @@ class Ports:
             rtp_end=self.rtp_end + offset * 2,
             agent_sip=self.agent_sip + offset,
             ops_http=self.ops_http + offset,
+            whatsapp_sim=self.whatsapp_sim + offset,
         )
+
+
+@dataclass(frozen=True)
+class WhatsAppSettings:
+    """The WhatsApp Cloud API number the assistant answers (README "Connecting a
+    real WhatsApp Business number"). The defaults are the sandbox's: the
+    simulator (``ivr.whatsapp.simulator``) on ``Ports.whatsapp_sim`` plays Meta."""
+
+    api_base: str = ""  # Graph API base; empty: the simulator on loopback
+    token: str = "sandbox-token"  # the system user's access token (Bearer)
+    phone_number_id: str = "100000000000001"
+    app_secret: str = "sandbox-app-secret"  # X-Hub-Signature-256 key
+    verify_token: str = "sandbox-verify-token"  # the webhook subscription check
+    template: str = "citas_retomar"  # approved template, the only message outside 24 h
+    template_language: str = "es"
+    idle_minutes: float = 30.0  # a conversation idle this long is closed, with a message
+    enabled: bool = True  # serve the webhook and the assistant in `ivr serve`
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,12 @@ class Settings:
     sms_url: str = ""  # the SMS provider (HttpSmsGateway); empty: <state>/<instance>/sms-sent.jsonl
     sms_token: str = ""
     sms_retry_s: float = 2.0  # first SMS retry delay, doubling up to 5 min
+    whatsapp: WhatsAppSettings = field(default_factory=WhatsAppSettings)
+
+    @property
+    def whatsapp_api_base(self) -> str:
+        """Where the WhatsApp client sends: the configured base, else the simulator."""
+        return self.whatsapp.api_base or f"http://{self.host}:{self.ports.whatsapp_sim}"
 
     @property
     def ari_url(self) -> str:
@@ -139,6 +164,7 @@ class Settings:
             rtp_end=_int(env, "CITAS_RTP_END", ports.rtp_end),
             agent_sip=_int(env, "CITAS_AGENT_SIP_PORT", ports.agent_sip),
             ops_http=_int(env, "CITAS_OPS_PORT", ports.ops_http),
+            whatsapp_sim=_int(env, "CITAS_WHATSAPP_SIM_PORT", ports.whatsapp_sim),
         )
         for name, value in vars(ports).items():
             if not 0 < value <= 65535:
@@ -168,7 +194,22 @@ class Settings:
             sms_url=env.get("CITAS_SMS_URL", base.sms_url),
             sms_token=env.get("CITAS_SMS_TOKEN", base.sms_token),
             sms_retry_s=_float(env, "CITAS_SMS_RETRY_S", base.sms_retry_s),
+            whatsapp=_whatsapp(env, base.whatsapp),
         )
+
+
+def _whatsapp(env: Mapping[str, str], base: WhatsAppSettings) -> WhatsAppSettings:
+    return WhatsAppSettings(
+        api_base=env.get("CITAS_WHATSAPP_API_BASE", base.api_base),
+        token=env.get("CITAS_WHATSAPP_TOKEN", base.token),
+        phone_number_id=env.get("CITAS_WHATSAPP_PHONE_NUMBER_ID", base.phone_number_id),
+        app_secret=env.get("CITAS_WHATSAPP_APP_SECRET", base.app_secret),
+        verify_token=env.get("CITAS_WHATSAPP_VERIFY_TOKEN", base.verify_token),
+        template=env.get("CITAS_WHATSAPP_TEMPLATE", base.template),
+        template_language=env.get("CITAS_WHATSAPP_TEMPLATE_LANGUAGE", base.template_language),
+        idle_minutes=_float(env, "CITAS_CHAT_IDLE_MINUTES", base.idle_minutes),
+        enabled=env.get("CITAS_WHATSAPP", "1") not in ("0", "false", "no"),
+    )
 
 
 # What a directory given in CITAS_CONFIG_DIR / CITAS_PROMPTS_DIR must hold,
