@@ -20,6 +20,7 @@ repository's own ``config/`` and ``prompts/`` (symbolic links), so a
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,16 +67,10 @@ class Ports:
 
 
 @dataclass(frozen=True)
-class WhatsAppSettings:
-    """The WhatsApp Cloud API number the assistant answers (README "Connecting a
-    real WhatsApp Business number"). The defaults are the sandbox's: the
-    simulator (``ivr.whatsapp.simulator``) on ``Ports.whatsapp_sim`` plays Meta."""
+class ChatSettings:
+    """The assistant on WhatsApp (``ivr.chat``); the Cloud API number itself is
+    ``Settings.whatsapp_*`` (README "Connecting a real WhatsApp Business number")."""
 
-    api_base: str = ""  # Graph API base; empty: the simulator on loopback
-    token: str = "sandbox-token"  # the system user's access token (Bearer)
-    phone_number_id: str = "100000000000001"
-    app_secret: str = "sandbox-app-secret"  # X-Hub-Signature-256 key
-    verify_token: str = "sandbox-verify-token"  # the webhook subscription check
     template: str = "citas_retomar"  # approved template, the only message outside 24 h
     template_language: str = "es"
     idle_minutes: float = 30.0  # a conversation idle this long is closed, with a message
@@ -104,12 +99,15 @@ class Settings:
     sms_url: str = ""  # the SMS provider (HttpSmsGateway); empty: <state>/<instance>/sms-sent.jsonl
     sms_token: str = ""
     sms_retry_s: float = 2.0  # first SMS retry delay, doubling up to 5 min
-    whatsapp: WhatsAppSettings = field(default_factory=WhatsAppSettings)
-
-    @property
-    def whatsapp_api_base(self) -> str:
-        """Where the WhatsApp client sends: the configured base, else the simulator."""
-        return self.whatsapp.api_base or f"http://{self.host}:{self.ports.whatsapp_sim}"
+    # WhatsApp Cloud API (ivr.whatsapp; docs/whatsapp.md). The API base is the
+    # simulator's URL in the sandbox and tests. Secrets stay out of repr/logs.
+    whatsapp_api_base: str = "https://graph.facebook.com"
+    whatsapp_api_version: str = "v25.0"
+    whatsapp_phone_number_id: str = ""
+    whatsapp_token: str = field(default="", repr=False)
+    whatsapp_app_secret: str = field(default="", repr=False)
+    whatsapp_verify_token: str = field(default="", repr=False)
+    chat: ChatSettings = field(default_factory=ChatSettings)
 
     @property
     def ari_url(self) -> str:
@@ -194,21 +192,26 @@ class Settings:
             sms_url=env.get("CITAS_SMS_URL", base.sms_url),
             sms_token=env.get("CITAS_SMS_TOKEN", base.sms_token),
             sms_retry_s=_float(env, "CITAS_SMS_RETRY_S", base.sms_retry_s),
-            whatsapp=_whatsapp(env, base.whatsapp),
+            whatsapp_api_base=env.get("CITAS_WHATSAPP_API_BASE") or base.whatsapp_api_base,
+            whatsapp_api_version=_api_version(env, base.whatsapp_api_version),
+            whatsapp_phone_number_id=env.get(
+                "CITAS_WHATSAPP_PHONE_NUMBER_ID", base.whatsapp_phone_number_id
+            ),
+            whatsapp_token=env.get("CITAS_WHATSAPP_TOKEN", base.whatsapp_token),
+            whatsapp_app_secret=env.get("CITAS_WHATSAPP_APP_SECRET", base.whatsapp_app_secret),
+            whatsapp_verify_token=env.get(
+                "CITAS_WHATSAPP_VERIFY_TOKEN", base.whatsapp_verify_token
+            ),
+            chat=_chat(env, base.chat),
         )
 
 
-def _whatsapp(env: Mapping[str, str], base: WhatsAppSettings) -> WhatsAppSettings:
-    return WhatsAppSettings(
-        api_base=env.get("CITAS_WHATSAPP_API_BASE", base.api_base),
-        token=env.get("CITAS_WHATSAPP_TOKEN", base.token),
-        phone_number_id=env.get("CITAS_WHATSAPP_PHONE_NUMBER_ID", base.phone_number_id),
-        app_secret=env.get("CITAS_WHATSAPP_APP_SECRET", base.app_secret),
-        verify_token=env.get("CITAS_WHATSAPP_VERIFY_TOKEN", base.verify_token),
+def _chat(env: Mapping[str, str], base: ChatSettings) -> ChatSettings:
+    return ChatSettings(
         template=env.get("CITAS_WHATSAPP_TEMPLATE", base.template),
         template_language=env.get("CITAS_WHATSAPP_TEMPLATE_LANGUAGE", base.template_language),
         idle_minutes=_float(env, "CITAS_CHAT_IDLE_MINUTES", base.idle_minutes),
-        enabled=env.get("CITAS_WHATSAPP", "1") not in ("0", "false", "no"),
+        enabled=env.get("CITAS_CHAT", "1") not in ("0", "false", "no"),
     )
 
 
@@ -235,6 +238,16 @@ def _dir(env: Mapping[str, str], name: str, default: Path, layout: tuple[str, ..
         if not found:
             raise SettingsError(f"{name}={raw!r} has no {entry} (expected: {', '.join(layout)})")
     return path
+
+
+def _api_version(env: Mapping[str, str], default: str) -> str:
+    """``CITAS_WHATSAPP_API_VERSION``: a Graph API version like ``v25.0``."""
+    raw = env.get("CITAS_WHATSAPP_API_VERSION")
+    if raw is None or raw == "":
+        return default
+    if not re.fullmatch(r"v[0-9]+\.[0-9]+", raw):
+        raise SettingsError(f"CITAS_WHATSAPP_API_VERSION={raw!r} is not a version like 'v25.0'")
+    return raw
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
