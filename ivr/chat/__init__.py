@@ -1,0 +1,1 @@
+"""The chat channel: conversations, rendering and replies (issue 10)."""
