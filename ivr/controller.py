@@ -62,7 +62,8 @@ def flow_loader(flags: FlagRegistry | None = None, settings: Settings | None = N
     ``settings.citas_dir``, unless ``flags`` is given). ``settings`` defaults to
     the shipped files."""
     from ivr.citas.actions import COMMITS
-    from ivr.citas.reference import flag_registry, load_reference
+    from ivr.citas.flags import flag_registry
+    from ivr.citas.reference import load_reference
 
     settings = settings or Settings()
     return FlowLoader(
@@ -288,7 +289,7 @@ async def build_actions(
     reference: Reference | None = None,
 ) -> tuple[dict[str, Action], SmsOutbox]:
     from ivr.booking.db import DbSlotSource
-    from ivr.booking.seed import demo_slots, load_sites
+    from ivr.booking.seed import demo_slots
     from ivr.citas.actions import CitasActions
     from ivr.citas.affiliates import YamlAffiliateDirectory
     from ivr.citas.reference import load_reference
@@ -300,7 +301,7 @@ async def build_actions(
     )
     if settings.seed_demo and not settings.booking_url:
         await DbSlotSource(db, timeout=settings.request_timeout).seed_slots(
-            demo_slots(today, load_sites(settings.citas_dir / "sites.yaml"))
+            demo_slots(today, reference.sites)
         )
     outbox = SmsOutbox(db, timeout=settings.request_timeout)
     actions = CitasActions(reference, directory, slots, outbox, flags=flags)
@@ -310,7 +311,8 @@ async def build_actions(
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run the controller (and its ops API) until SIGTERM/SIGINT."""
     from ivr.citas.actions import check_spoken_prompts
-    from ivr.citas.reference import flag_registry, load_reference
+    from ivr.citas.flags import flag_registry
+    from ivr.citas.reference import load_reference
     from ivr.ops.runtime import OpsRuntime
 
     reference = load_reference(settings.citas_dir)

@@ -13,11 +13,10 @@ from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ivr.flow.yamlsrc import ConfigError, Located
-from ivr.ops.flags import FlagRegistry, citas_flags
 from ivr.phone import parse_e164
 from ivr.schemas import load_checked
 from ivr.settings import Settings
+from ivr.yamlsrc import ConfigError, Located
 
 # The shipped tables (the repository's config/citas in a checkout); a
 # deployment's are Settings.citas_dir (CITAS_CONFIG_DIR/citas).
@@ -165,6 +164,15 @@ def load_services(path: Path) -> dict[str, Service]:
     }
 
 
+def load_cups_by_specialty(path: Path) -> dict[str, tuple[str, ...]]:
+    """CUPS codes by specialty, in menu order, from ``services.yaml`` (the demo
+    agenda's codes, ``ivr.booking.seed.CUPS_BY_SPECIALTY``, must be these)."""
+    found: dict[str, list[str]] = {}
+    for service in load_services(path).values():
+        found.setdefault(service.specialty, []).append(service.cups)
+    return {specialty: tuple(codes) for specialty, codes in found.items()}
+
+
 def load_sites(path: Path) -> dict[str, Site]:
     """``sites.yaml`` (site id -> site and its doctors), checked against ``ivr/schemas/sites.json``."""
     raw = load_checked(path, "sites")["sites"]
@@ -206,13 +214,3 @@ def load_reference(directory: Path = CITAS_DIR) -> Reference:
         eligibility=load_eligibility(directory / "eligibility.yaml"),
     )
 
-
-def flag_registry(reference: Reference) -> FlagRegistry:
-    """The line's operations flags; their defaults are the reference tables."""
-    tables = reference.eligibility
-    return citas_flags(
-        age_min=tables.age_min,
-        age_max=tables.age_max,
-        cups_in_scope=tables.cups_in_scope,
-        sites={s.id: s.phone_booking_closed_from for s in reference.sites.values()},
-    )
