@@ -76,7 +76,10 @@ class Database:
         A constraint violation (IntegrityError) is a conflict the caller handles, not an outage.
         """
         try:
-            async with asyncio.timeout(deadline_s or self.timeout), self.sessions.begin() as session:
+            async with (
+                asyncio.timeout(deadline_s or self.timeout),
+                self.sessions.begin() as session,
+            ):
                 return await op(session)
         except IntegrityError:
             raise
