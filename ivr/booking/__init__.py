@@ -1,4 +1,5 @@
-"""Self-service booking: find a free slot, book it, never twice.
+"""Self-service booking: find a free slot, book it, never twice; list,
+cancel and reschedule a patient's appointments.
 
 ``model`` (slots, bookings, the exception tree), ``source`` (the ``SlotSource``
 protocol), ``db`` (our own tables), ``http`` (the insurer's scheduling
@@ -8,6 +9,7 @@ service), ``seed`` (sites and demo slots).
 from ivr.booking.model import (
     AFTERNOON,
     MORNING,
+    AppointmentNotFound,
     Booking,
     BookingError,
     BookingRejected,
@@ -21,6 +23,7 @@ from ivr.booking.source import SlotSource
 __all__ = [
     "AFTERNOON",
     "MORNING",
+    "AppointmentNotFound",
     "Booking",
     "BookingError",
     "BookingRejected",

@@ -32,6 +32,14 @@ both databases the same guarantee with the same SQL, and contention only
 between calls of the same patient. The price: every writer of ``bookings``
 must go through ``book`` (the reference HTTP service does).
 
+Cancelling and rescheduling (issue 10 §2) take the same guard row first, so
+one patient's bookings, cancellations and reschedules run one at a time. A
+cancellation marks the booking (``cancelled_at``) and frees its slot; a
+reschedule does steps 2 and 3 for the new slot (ignoring the appointment being
+moved) and then the cancellation, all in one transaction: if the new slot is
+taken the transaction rolls back and the old appointment stands. Only live
+(not cancelled) bookings count for the rules and for the unique slot index.
+
 Guard rows are taken in one order (guard, then slot) and each transaction holds
 one patient's guard, so the two locks cannot deadlock.
 
@@ -46,6 +54,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Collection
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -59,6 +68,7 @@ from sqlalchemy.sql.expression import Executable
 from ivr.booking.model import (
     OVERLAP,
     SAME_SERVICE,
+    AppointmentNotFound,
     Booking,
     BookingRejected,
     BookingUnavailable,
@@ -146,56 +156,148 @@ class DbSlotSource:
             conn = await session.connection()
             # 1. The patient's serialisation point, before anything is read.
             await conn.execute(_guard(dialect, affiliate_id, now))
-            found = await session.scalar(select(SlotRow).where(SlotRow.id == slot_id))
-            if found is None:
-                raise BookingRejected(f"there is no slot {slot_id}")
-            slot = _slot(found)
-            # 2. The patient's own appointments, with the guard held.
-            conflict = await self._conflict(session, affiliate_id, slot, now)
-            if conflict is not None:
-                raise conflict
-            # 3. The slot itself.
-            claimed = await conn.execute(
-                update(SlotRow)
-                .where(
-                    SlotRow.id == slot_id,
-                    SlotRow.booked_by.is_(None),
-                    SlotRow.starts_at > now,
-                )
-                .values(booked_by=affiliate_id, booked_at=now)
-            )
-            if claimed.rowcount != 1:
-                raise await _why_not_bookable(conn, slot_id)
-            row = BookingRow(
-                id=str(uuid.uuid4()),
-                slot_id=slot_id,
-                affiliate_id=affiliate_id,
-                call_id=call_id,
-                created_at=now,
-            )
-            session.add(row)
-            try:
-                await session.flush()
-            except IntegrityError as exc:
-                raise SlotTaken(slot_id) from exc
-            return Booking(row.id, slot, affiliate_id, call_id, now)
+            return await self._claim(session, slot_id, affiliate_id, call_id, now)
 
         booking = await self._run(f"book slot {slot_id}", op)
         logger.info("call %s: booked slot %s as %s", call_id, slot_id, booking.id)
         return booking
 
-    async def _conflict(
-        self, session: AsyncSession, affiliate_id: str, slot: Slot, now: datetime
-    ) -> PatientHasAppointment | None:
-        """The patient's appointment that rules ``slot`` out, if any (overlap first)."""
-        overlapping = _bookings_of(affiliate_id).where(
-            SlotRow.starts_at < slot.ends_at, SlotRow.ends_at > slot.starts_at
+    async def cancel(self, booking_id: str, *, affiliate_id: str, call_id: str | None) -> Booking:
+        """Cancel the patient's appointment ``booking_id``: its slot is free again
+        and it no longer counts for the patient's rules; returns it cancelled.
+
+        Idempotent: an appointment already cancelled (or replaced by a
+        reschedule) is returned as it is, ``cancelled_at`` unchanged. Runs under
+        the patient's guard row, like ``book`` and ``reschedule``, so the three
+        never interleave for one patient. Raises ``AppointmentNotFound`` (no such
+        appointment, or another patient's), ``BookingRejected`` (it has already
+        started) or ``BookingUnavailable``.
+        """
+        dialect = self.db.engine.dialect.name
+
+        async def op(session: AsyncSession) -> tuple[Booking, bool]:
+            now = self._clock()
+            conn = await session.connection()
+            await conn.execute(_guard(dialect, affiliate_id, now))
+            old = await _own_booking(session, booking_id, affiliate_id)
+            if old.cancelled:
+                return old, False
+            if old.slot.starts_at <= now:
+                raise BookingRejected(f"appointment {booking_id} has already started")
+            return await _release(conn, old, now, replaced_by=None), True
+
+        cancelled, changed = await self._run(f"cancel booking {booking_id}", op)
+        if changed:
+            logger.info("call %s: cancelled booking %s", call_id, booking_id)
+        else:
+            logger.info("call %s: booking %s was already cancelled", call_id, booking_id)
+        return cancelled
+
+    async def reschedule(
+        self, booking_id: str, slot_id: str, *, affiliate_id: str, call_id: str | None
+    ) -> Booking:
+        """Move the patient's appointment ``booking_id`` to ``slot_id``: one
+        transaction books the new slot and cancels the old appointment (its slot
+        freed, ``replaced_by`` the new booking). Returns the new booking.
+
+        Either both happen or neither: if the new slot is taken, the old
+        appointment stands. The patient's rules (``book``) apply to the new
+        slot as if the old appointment were already gone. Two reschedules, or a
+        reschedule and a cancel, of one appointment run one after the other on
+        the patient's guard row; the second finds it cancelled. Raises
+        ``AppointmentNotFound`` (none such of this patient, or already
+        cancelled), ``SlotTaken``, ``PatientHasAppointment``, ``BookingRejected``
+        (either has started, or the new slot is the old one) or
+        ``BookingUnavailable``.
+        """
+        dialect = self.db.engine.dialect.name
+
+        async def op(session: AsyncSession) -> Booking:
+            now = self._clock()
+            conn = await session.connection()
+            await conn.execute(_guard(dialect, affiliate_id, now))
+            old = await _own_booking(session, booking_id, affiliate_id)
+            if old.cancelled:
+                raise AppointmentNotFound(booking_id)
+            if old.slot.starts_at <= now:
+                raise BookingRejected(f"appointment {booking_id} has already started")
+            if old.slot.id == slot_id:
+                raise BookingRejected(f"appointment {booking_id} is already in slot {slot_id}")
+            new = await self._claim(session, slot_id, affiliate_id, call_id, now, replacing=old.id)
+            await _release(conn, old, now, replaced_by=new.id)
+            return new
+
+        booking = await self._run(f"move booking {booking_id} to slot {slot_id}", op)
+        logger.info(
+            "call %s: moved booking %s to slot %s as %s", call_id, booking_id, slot_id, booking.id
         )
+        return booking
+
+    async def _claim(
+        self,
+        session: AsyncSession,
+        slot_id: str,
+        affiliate_id: str,
+        call_id: str | None,
+        now: datetime,
+        *,
+        replacing: str | None = None,
+    ) -> Booking:
+        """Steps 2 and 3 of a booking, with the patient's guard held; ``replacing``
+        is an appointment of theirs the rules ignore (it is being rescheduled)."""
+        conn = await session.connection()
+        found = await session.scalar(select(SlotRow).where(SlotRow.id == slot_id))
+        if found is None:
+            raise BookingRejected(f"there is no slot {slot_id}")
+        slot = _slot(found)
+        # 2. The patient's own appointments, with the guard held.
+        conflict = await self._conflict(session, affiliate_id, slot, now, ignoring=replacing)
+        if conflict is not None:
+            raise conflict
+        # 3. The slot itself.
+        claimed = await conn.execute(
+            update(SlotRow)
+            .where(
+                SlotRow.id == slot_id,
+                SlotRow.booked_by.is_(None),
+                SlotRow.starts_at > now,
+            )
+            .values(booked_by=affiliate_id, booked_at=now)
+        )
+        if claimed.rowcount != 1:
+            raise await _why_not_bookable(conn, slot_id)
+        row = BookingRow(
+            id=str(uuid.uuid4()),
+            slot_id=slot_id,
+            affiliate_id=affiliate_id,
+            call_id=call_id,
+            created_at=now,
+        )
+        session.add(row)
+        try:
+            await session.flush()
+        except IntegrityError as exc:
+            raise SlotTaken(slot_id) from exc
+        return Booking(row.id, slot, affiliate_id, call_id, now)
+
+    async def _conflict(
+        self,
+        session: AsyncSession,
+        affiliate_id: str,
+        slot: Slot,
+        now: datetime,
+        *,
+        ignoring: str | None = None,
+    ) -> PatientHasAppointment | None:
+        """The patient's live appointment that rules ``slot`` out, if any (overlap
+        first); ``ignoring`` names one of theirs that does not count."""
+        mine = _live_bookings_of(affiliate_id)
+        if ignoring is not None:
+            mine = mine.where(BookingRow.id != ignoring)
+        overlapping = mine.where(SlotRow.starts_at < slot.ends_at, SlotRow.ends_at > slot.starts_at)
         checks = [(OVERLAP, overlapping)]
         if self.one_pending_per_service:
-            same = _bookings_of(affiliate_id).where(
-                SlotRow.cups == slot.cups, SlotRow.starts_at > now
-            )
+            same = mine.where(SlotRow.cups == slot.cups, SlotRow.starts_at > now)
             checks.append((SAME_SERVICE, same))
         for reason, query in checks:
             first = (await session.execute(query.limit(1))).first()
@@ -205,8 +307,8 @@ class DbSlotSource:
         return None
 
     async def pending_for(self, affiliate_id: str) -> list[Booking]:
-        """The patient's appointments that have not started yet, earliest first."""
-        query = _bookings_of(affiliate_id).where(SlotRow.starts_at > self._clock())
+        """The patient's live appointments that have not started yet, earliest first."""
+        query = _live_bookings_of(affiliate_id).where(SlotRow.starts_at > self._clock())
 
         async def op(session: AsyncSession) -> list[Booking]:
             return [_booking(b, s) for b, s in await session.execute(query)]
@@ -273,7 +375,7 @@ class DbSlotSource:
         return await self._run(f"delete free slots of {site_id}", op)
 
     async def bookings_for(self, affiliate_id: str) -> list[Booking]:
-        """Every booking of the patient, past and pending, earliest first."""
+        """Every booking of the patient, past, pending and cancelled, earliest first."""
         query = _bookings_of(affiliate_id)
 
         async def op(session: AsyncSession) -> list[Booking]:
@@ -328,6 +430,43 @@ def _bookings_of(affiliate_id: str) -> Select[BookingRow, SlotRow]:
         .where(BookingRow.affiliate_id == affiliate_id)
         .order_by(SlotRow.starts_at, BookingRow.id)
     )
+
+
+def _live_bookings_of(affiliate_id: str) -> Select[BookingRow, SlotRow]:
+    """The patient's bookings not cancelled: the only ones any rule counts."""
+    return _bookings_of(affiliate_id).where(BookingRow.cancelled_at.is_(None))
+
+
+async def _own_booking(session: AsyncSession, booking_id: str, affiliate_id: str) -> Booking:
+    """The patient's booking ``booking_id``, cancelled or not; ``AppointmentNotFound``
+    when there is none or it is another patient's."""
+    found = (
+        await session.execute(
+            select(BookingRow, SlotRow)
+            .join(SlotRow, SlotRow.id == BookingRow.slot_id)
+            .where(BookingRow.id == booking_id)
+        )
+    ).first()
+    if found is None or found[0].affiliate_id != affiliate_id:
+        raise AppointmentNotFound(booking_id)
+    return _booking(found[0], found[1])
+
+
+async def _release(
+    conn: AsyncConnection, booking: Booking, now: datetime, *, replaced_by: str | None
+) -> Booking:
+    """Mark ``booking`` cancelled and free its slot; returns it cancelled."""
+    await conn.execute(
+        update(BookingRow)
+        .where(BookingRow.id == booking.id, BookingRow.cancelled_at.is_(None))
+        .values(cancelled_at=now, replaced_by=replaced_by)
+    )
+    await conn.execute(
+        update(SlotRow)
+        .where(SlotRow.id == booking.slot.id, SlotRow.booked_by == booking.affiliate_id)
+        .values(booked_by=None, booked_at=None)
+    )
+    return replace(booking, cancelled_at=now)
 
 
 def _guard(dialect: str, affiliate_id: str, now: datetime) -> Executable:
@@ -394,5 +533,10 @@ def _slot(row: SlotRow) -> Slot:
 
 def _booking(booking: BookingRow, slot: SlotRow) -> Booking:
     return Booking(
-        booking.id, _slot(slot), booking.affiliate_id, booking.call_id, booking.created_at
+        booking.id,
+        _slot(slot),
+        booking.affiliate_id,
+        booking.call_id,
+        booking.created_at,
+        booking.cancelled_at,
     )

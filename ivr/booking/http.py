@@ -4,7 +4,8 @@ Errors map onto the booking tree: a timeout, a connection failure, a 5xx or an
 answer we cannot read is ``BookingUnavailable``; 409 is ``SlotTaken``, unless
 its ``error`` is ``patient_has_appointment``: then ``PatientHasAppointment``
 with the appointment in its ``booking``; 422 is ``BookingRejected`` with the
-service's message.
+service's message; 404 on cancel or reschedule is ``AppointmentNotFound``
+(the patient holds no such appointment).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import urllib.parse
 import uuid
 from collections import OrderedDict
 from collections.abc import Collection
@@ -24,6 +26,7 @@ from ivr.booking.model import (
     CONFLICTS,
     DEFAULT_LENGTH,
     TIME_BANDS,
+    AppointmentNotFound,
     Booking,
     BookingRejected,
     BookingUnavailable,
@@ -94,8 +97,7 @@ class HttpSlotSource(OwnedSession):
         if status == 409:
             raise _conflict(body, slot_id, affiliate_id)
         if status == 422:
-            message = body.get("message") if isinstance(body, dict) else None
-            raise BookingRejected(str(message or "the booking service refused the booking"))
+            raise _rejected(body, "the booking service refused the booking")
         if status not in (200, 201):
             raise _unexpected(f"book slot {slot_id}", status, body)
         booking = self._booking(body, slot_id, affiliate_id, call_id)
@@ -114,6 +116,49 @@ class HttpSlotSource(OwnedSession):
             raise BookingUnavailable(
                 f"unreadable bookings from the booking service: {exc!r}"
             ) from exc
+
+    async def cancel(self, booking_id: str, *, affiliate_id: str, call_id: str | None) -> Booking:
+        path = f"/bookings/{urllib.parse.quote(booking_id, safe='')}/cancel"
+        payload = {"affiliate_id": affiliate_id, "call_id": call_id}
+        # Cancelling is idempotent by itself: a retry returns the same cancellation.
+        status, body = await self._request("POST", path, payload=payload)
+        if status == 404:
+            raise AppointmentNotFound(booking_id)
+        if status == 422:
+            raise _rejected(body, "the booking service refused the cancellation")
+        if status != 200:
+            raise _unexpected(f"cancel booking {booking_id}", status, body)
+        try:
+            cancelled = _parse_booking(body, affiliate_id)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BookingUnavailable(
+                f"booking {booking_id} may be cancelled but the answer is unreadable: {exc!r}"
+            ) from exc
+        if cancelled.cancelled_at is None:
+            raise BookingUnavailable(f"booking {booking_id}: the service did not cancel it")
+        logger.info("call %s: cancelled booking %s", call_id, booking_id)
+        return cancelled
+
+    async def reschedule(
+        self, booking_id: str, slot_id: str, *, affiliate_id: str, call_id: str | None
+    ) -> Booking:
+        path = f"/bookings/{urllib.parse.quote(booking_id, safe='')}/reschedule"
+        key = f"{call_id}:{booking_id}:{slot_id}" if call_id is not None else str(uuid.uuid4())
+        payload = {"slot_id": slot_id, "affiliate_id": affiliate_id, "call_id": call_id}
+        status, body = await self._request(
+            "POST", path, payload=payload, headers={"Idempotency-Key": key}
+        )
+        if status == 404:
+            raise AppointmentNotFound(booking_id)
+        if status == 409:
+            raise _conflict(body, slot_id, affiliate_id)
+        if status == 422:
+            raise _rejected(body, "the booking service refused the reschedule")
+        if status not in (200, 201):
+            raise _unexpected(f"move booking {booking_id} to slot {slot_id}", status, body)
+        booking = self._booking(body, slot_id, affiliate_id, call_id)
+        logger.info("call %s: moved booking %s to %s", call_id, booking_id, booking.id)
+        return booking
 
     async def health(self) -> bool:
         try:
@@ -199,13 +244,20 @@ def _parse_slot(item: Any) -> Slot:
 
 def _parse_booking(item: Any, affiliate_id: str) -> Booking:
     call_id = item.get("call_id")
+    cancelled_at = item.get("cancelled_at")  # optional: absent means not cancelled
     return Booking(
         str(item["booking_id"]),
         _parse_slot(item["slot"]),
         affiliate_id,
         None if call_id is None else str(call_id),
         _aware(item["created_at"]),
+        None if cancelled_at is None else _aware(cancelled_at),
     )
+
+
+def _rejected(body: Any, default: str) -> BookingRejected:
+    message = body.get("message") if isinstance(body, dict) else None
+    return BookingRejected(str(message or default))
 
 
 def _conflict(body: Any, slot_id: str, affiliate_id: str) -> Exception:

@@ -3,13 +3,20 @@
 BookingError
  ├── SlotTaken               someone else booked the slot first
  ├── PatientHasAppointment   the patient's own appointment stands in the way
+ ├── AppointmentNotFound     no such appointment of this patient (cancel, reschedule)
  ├── BookingUnavailable      the booking service timed out, failed or is unreachable
  └── BookingRejected         the service refused the booking for a business reason
 
 The call flow answers each one differently: ``SlotTaken`` offers the next slot,
 ``PatientHasAppointment`` reads the caller the appointment they already have
 and ends the call, ``BookingUnavailable`` transfers to an agent,
-``BookingRejected`` tells the caller why (its ``message`` is meant for them).
+``BookingRejected`` tells the caller why (its ``message`` is meant for them),
+``AppointmentNotFound`` says the appointment is not there to cancel or move.
+
+A cancelled appointment keeps its row (``cancelled_at`` set, issue 10 §2): its
+slot is free again and it counts for none of the rules below. Rescheduling
+books the new slot and cancels the old appointment in one transaction
+(``ivr.booking.db``): never both, never neither.
 
 An appointment occupies the half-open interval ``[starts_at, ends_at)`` of its
 slot. Two appointments of one patient may not overlap (``overlaps``); with the
@@ -57,11 +64,19 @@ class Slot:
 
 @dataclass(frozen=True)
 class Booking:
+    """A patient's appointment in ``slot``; ``cancelled_at`` is set once it is
+    cancelled (by the patient, or replaced by a rescheduled one)."""
+
     id: str
     slot: Slot
     affiliate_id: str
     call_id: str | None
     created_at: datetime
+    cancelled_at: datetime | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancelled_at is not None
 
 
 def overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:
@@ -108,6 +123,16 @@ class PatientHasAppointment(BookingError):
         super().__init__(f"the patient already has booking {existing.id} ({reason})")
         self.existing = existing
         self.reason = reason
+
+
+class AppointmentNotFound(BookingError):
+    """The patient holds no appointment ``booking_id``: it does not exist or
+    belongs to someone else (never told apart, so an id reveals nothing); when
+    rescheduling, also one already cancelled (or replaced by a reschedule)."""
+
+    def __init__(self, booking_id: str) -> None:
+        super().__init__(f"no appointment {booking_id} of this patient")
+        self.booking_id = booking_id
 
 
 class BookingUnavailable(BookingError):

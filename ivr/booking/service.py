@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from aiohttp import web
 
 from ivr.booking.model import (
     TIME_BANDS,
+    AppointmentNotFound,
     Booking,
     BookingRejected,
     BookingUnavailable,
@@ -51,10 +53,12 @@ def slot_json(slot: Slot) -> dict[str, Any]:
 
 
 def booking_json(booking: Booking) -> dict[str, Any]:
+    cancelled_at = booking.cancelled_at
     return {
         "booking_id": booking.id,
         "created_at": booking.created_at.isoformat(),
         "call_id": booking.call_id,
+        "cancelled_at": None if cancelled_at is None else cancelled_at.isoformat(),
         "slot": slot_json(booking.slot),
     }
 
@@ -89,7 +93,30 @@ async def find_slots(request: web.Request) -> web.Response:
     return web.json_response({"slots": [slot_json(s) for s in slots]})
 
 
-async def book(request: web.Request) -> web.Response:
+def _conflict_answer(exc: SlotTaken | PatientHasAppointment) -> tuple[int, dict[str, Any]]:
+    if isinstance(exc, SlotTaken):
+        return 409, {"error": "slot_taken", "message": "slot already taken"}
+    return 409, {
+        "error": "patient_has_appointment",
+        "reason": exc.reason,
+        "message": "the patient already has an appointment",
+        "booking": booking_json(exc.existing),
+    }
+
+
+def _not_found(exc: AppointmentNotFound) -> tuple[int, dict[str, Any]]:
+    return 404, {"error": "not_found", "message": str(exc)}
+
+
+Answer = tuple[int, dict[str, Any]]
+
+
+async def _once(request: web.Request, answer: Callable[[Any], Awaitable[Answer]]) -> web.Response:
+    """Answer a POST once per ``Idempotency-Key``: a retry gets the first answer.
+
+    ``answer`` gets the JSON body; a ``web.Response`` it raises (a 400, a 503)
+    is never remembered, so a retry may do better.
+    """
     key = request.headers.get("Idempotency-Key", "")
     answers = request.app[ANSWERS]
     if key and key in answers:
@@ -97,36 +124,104 @@ async def book(request: web.Request) -> web.Response:
         return web.json_response(body, status=status)
     try:
         body = await request.json()
-        slot_id, affiliate_id = str(body["slot_id"]), str(body["affiliate_id"])
-        call_id = None if body.get("call_id") is None else str(body["call_id"])
-    except (ValueError, KeyError, TypeError):
-        return _problem(400, "body: {slot_id, affiliate_id, call_id}")
+    except ValueError:
+        return _problem(400, "the body is not JSON")
     try:
-        booking = await request.app[SOURCE].book(
-            slot_id, affiliate_id=affiliate_id, call_id=call_id
-        )
-        status, answer = 201, booking_json(booking)
-    except SlotTaken:
-        status, answer = 409, {"error": "slot_taken", "message": "slot already taken"}
-    except PatientHasAppointment as exc:
-        status, answer = (
-            409,
-            {
-                "error": "patient_has_appointment",
-                "reason": exc.reason,
-                "message": "the patient already has an appointment",
-                "booking": booking_json(exc.existing),
-            },
-        )
-    except BookingRejected as exc:
-        status, answer = 422, {"message": exc.message}
-    except BookingUnavailable as exc:
-        return _problem(503, str(exc))  # not remembered: a retry may succeed
+        status, result = await answer(body)
+    except _Refusal as exc:
+        return exc.response
     if key:
-        answers[key] = (status, answer)
+        answers[key] = (status, result)
         while len(answers) > MAX_KEYS:
             answers.popitem(last=False)
-    return web.json_response(answer, status=status)
+    return web.json_response(result, status=status)
+
+
+class _Refusal(Exception):
+    """An answer not to remember (bad request, service unavailable)."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _fields(body: Any, *names: str) -> list[str]:
+    try:
+        return [str(body[name]) for name in names]
+    except (KeyError, TypeError) as exc:
+        raise _Refusal(_problem(400, f"body: {{{', '.join(names)}, call_id}}")) from exc
+
+
+def _call_id(body: Any) -> str | None:
+    value = body.get("call_id") if isinstance(body, dict) else None
+    return None if value is None else str(value)
+
+
+async def book(request: web.Request) -> web.Response:
+    async def answer(body: Any) -> Answer:
+        slot_id, affiliate_id = _fields(body, "slot_id", "affiliate_id")
+        try:
+            booking = await request.app[SOURCE].book(
+                slot_id, affiliate_id=affiliate_id, call_id=_call_id(body)
+            )
+        except (SlotTaken, PatientHasAppointment) as exc:
+            return _conflict_answer(exc)
+        except BookingRejected as exc:
+            return 422, {"message": exc.message}
+        except BookingUnavailable as exc:
+            raise _Refusal(_problem(503, str(exc))) from exc  # a retry may succeed
+        return 201, booking_json(booking)
+
+    return await _once(request, answer)
+
+
+async def cancel(request: web.Request) -> web.Response:
+    """``POST /bookings/{booking_id}/cancel`` ``{affiliate_id, call_id}``: 200 with the
+    booking cancelled (again 200, unchanged, when it already was), 404 when the
+    patient holds no such booking, 422 when it has started."""
+    booking_id = request.match_info["booking_id"]
+
+    async def answer(body: Any) -> Answer:
+        [affiliate_id] = _fields(body, "affiliate_id")
+        try:
+            cancelled = await request.app[SOURCE].cancel(
+                booking_id, affiliate_id=affiliate_id, call_id=_call_id(body)
+            )
+        except AppointmentNotFound as exc:
+            return _not_found(exc)
+        except BookingRejected as exc:
+            return 422, {"message": exc.message}
+        except BookingUnavailable as exc:
+            raise _Refusal(_problem(503, str(exc))) from exc
+        return 200, booking_json(cancelled)
+
+    return await _once(request, answer)
+
+
+async def reschedule(request: web.Request) -> web.Response:
+    """``POST /bookings/{booking_id}/reschedule`` ``{slot_id, affiliate_id, call_id}``:
+    201 with the new booking (the old one cancelled in the same transaction),
+    404 when the patient holds no such live booking, 409 as for ``POST
+    /bookings`` (the old booking stands), 422 when refused."""
+    booking_id = request.match_info["booking_id"]
+
+    async def answer(body: Any) -> Answer:
+        slot_id, affiliate_id = _fields(body, "slot_id", "affiliate_id")
+        try:
+            booking = await request.app[SOURCE].reschedule(
+                booking_id, slot_id, affiliate_id=affiliate_id, call_id=_call_id(body)
+            )
+        except AppointmentNotFound as exc:
+            return _not_found(exc)
+        except (SlotTaken, PatientHasAppointment) as exc:
+            return _conflict_answer(exc)
+        except BookingRejected as exc:
+            return 422, {"message": exc.message}
+        except BookingUnavailable as exc:
+            raise _Refusal(_problem(503, str(exc))) from exc
+        return 201, booking_json(booking)
+
+    return await _once(request, answer)
 
 
 async def pending_bookings(request: web.Request) -> web.Response:
@@ -152,5 +247,7 @@ def booking_service_app(source: SlotSource) -> web.Application:
     app.router.add_get("/slots", find_slots)
     app.router.add_post("/bookings", book)
     app.router.add_get("/bookings", pending_bookings)
+    app.router.add_post("/bookings/{booking_id}/cancel", cancel)
+    app.router.add_post("/bookings/{booking_id}/reschedule", reschedule)
     app.router.add_get("/health", health)
     return app

@@ -44,9 +44,34 @@ class SlotSource(Protocol):
         ...
 
     async def pending_for(self, affiliate_id: str) -> list[Booking]:
-        """The patient's appointments that have not started yet, earliest first.
+        """The patient's live (not cancelled) appointments that have not started
+        yet, earliest first.
 
         Raises ``BookingUnavailable``.
+        """
+        ...
+
+    async def cancel(self, booking_id: str, *, affiliate_id: str, call_id: str | None) -> Booking:
+        """Cancel the patient's appointment; its slot is free again. Returns it
+        with ``cancelled_at`` set.
+
+        Idempotent: cancelling a cancelled appointment returns it unchanged.
+        Only the patient who holds it may cancel it. Raises
+        ``AppointmentNotFound`` (none such, or another patient's),
+        ``BookingRejected`` (it has already started) or ``BookingUnavailable``.
+        """
+        ...
+
+    async def reschedule(
+        self, booking_id: str, slot_id: str, *, affiliate_id: str, call_id: str | None
+    ) -> Booking:
+        """Book ``slot_id`` and cancel the appointment ``booking_id`` atomically:
+        both or neither (a taken slot leaves the old appointment standing).
+        Returns the new booking.
+
+        Raises ``AppointmentNotFound`` (none such of this patient, or already
+        cancelled), ``SlotTaken``, ``PatientHasAppointment``, ``BookingRejected``
+        or ``BookingUnavailable``.
         """
         ...
 

@@ -1,9 +1,12 @@
-"""The ``slots``, ``bookings`` and ``booking_guards`` tables (migrations 0002, 0004).
+"""The ``slots``, ``bookings`` and ``booking_guards`` tables (migrations 0002, 0004, 0005).
 
 A slot is free while ``booked_by`` is NULL. Booking flips it with a conditional
-UPDATE and inserts the booking in the same transaction; the UNIQUE constraint
-on ``bookings.slot_id`` is the second safety net against a double booking.
-A slot's appointment lasts ``[starts_at, ends_at)`` (``ends_at`` since 0004).
+UPDATE and inserts the booking in the same transaction; the unique index on
+``bookings.slot_id`` among live (not cancelled) bookings is the second safety
+net against a double booking. A slot's appointment lasts ``[starts_at, ends_at)``
+(``ends_at`` since 0004). A cancelled booking keeps its row with ``cancelled_at``
+set (since 0005) and its slot is free again; ``replaced_by`` is the booking a
+reschedule moved it to.
 
 ``booking_guards`` has one row per patient who ever booked: every booking
 transaction writes the patient's row first, so two bookings for one patient
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ivr.store.models import Base, UtcDateTime
@@ -38,7 +41,13 @@ class SlotRow(Base):
 class BookingRow(Base):
     __tablename__ = "bookings"
     __table_args__ = (
-        UniqueConstraint("slot_id", name="uq_bookings_slot_id"),
+        Index(
+            "uq_bookings_live_slot_id",
+            "slot_id",
+            unique=True,
+            sqlite_where=text("cancelled_at IS NULL"),
+            postgresql_where=text("cancelled_at IS NULL"),
+        ),
         Index("ix_bookings_affiliate_id", "affiliate_id"),
     )
 
@@ -47,6 +56,8 @@ class BookingRow(Base):
     affiliate_id: Mapped[str] = mapped_column(String(64))
     call_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    replaced_by: Mapped[str | None] = mapped_column(String(36))
 
 
 class BookingGuardRow(Base):

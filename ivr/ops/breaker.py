@@ -167,5 +167,22 @@ class BreakerSlotSource:
             "pending bookings", lambda: self.inner.pending_for(affiliate_id)
         )
 
+    async def cancel(self, booking_id: str, *, affiliate_id: str, call_id: str | None) -> Booking:
+        # AppointmentNotFound and BookingRejected are answers, not failures.
+        return await self.breaker.call(
+            "cancellation",
+            lambda: self.inner.cancel(booking_id, affiliate_id=affiliate_id, call_id=call_id),
+        )
+
+    async def reschedule(
+        self, booking_id: str, slot_id: str, *, affiliate_id: str, call_id: str | None
+    ) -> Booking:
+        return await self.breaker.call(
+            "reschedule",
+            lambda: self.inner.reschedule(
+                booking_id, slot_id, affiliate_id=affiliate_id, call_id=call_id
+            ),
+        )
+
     async def health(self) -> bool:
         return await self.inner.health()

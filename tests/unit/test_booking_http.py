@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer, unused_port
 
 from ivr.booking import (
+    AppointmentNotFound,
     Booking,
     BookingRejected,
     BookingUnavailable,
@@ -320,3 +321,78 @@ async def test_a_slot_that_does_not_last_is_unreadable(
 
     with pytest.raises(BookingUnavailable, match="does not end after it starts"):
         await source.find(site_id="norte", cups="890201")
+
+
+BOOKED = {
+    "booking_id": "bk-1",
+    "created_at": "2025-03-07T12:00:00+00:00",
+    "call_id": "call-1",
+    "slot": SLOT_A,
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (404, {"error": "not_found"}, AppointmentNotFound),
+        (422, {"message": "La cita ya empezó"}, BookingRejected),
+        (200, {**BOOKED, "cancelled_at": None}, BookingUnavailable),  # said 200, not cancelled
+        (200, {"booking_id": "bk-1"}, BookingUnavailable),  # unreadable success
+        (409, {"error": "slot_taken"}, BookingUnavailable),
+        (503, {"message": "down"}, BookingUnavailable),
+        (400, {"message": "bad request"}, BookingUnavailable),
+    ],
+)
+async def test_cancel_errors_map_onto_the_booking_tree(
+    fake: FakeScheduling, source: HttpSlotSource, status: int, body: Any, error: type[Exception]
+) -> None:
+    fake.reply("POST", "/api/bookings/bk-1/cancel", status, body)
+
+    with pytest.raises(error):
+        await source.cancel("bk-1", affiliate_id="1001", call_id="call-2")
+
+    assert fake.seen[-1].body == {"affiliate_id": "1001", "call_id": "call-2"}
+
+
+async def test_cancel_parses_the_cancelled_booking(
+    fake: FakeScheduling, source: HttpSlotSource
+) -> None:
+    fake.reply(
+        "POST",
+        "/api/bookings/bk-1/cancel",
+        200,
+        {**BOOKED, "cancelled_at": "2025-03-08T09:00:00+00:00"},
+    )
+
+    cancelled = await source.cancel("bk-1", affiliate_id="1001", call_id="call-2")
+
+    assert cancelled.cancelled_at == datetime(2025, 3, 8, 9, 0, tzinfo=UTC)
+    assert (cancelled.id, cancelled.slot, cancelled.affiliate_id) == ("bk-1", A, "1001")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (404, {"error": "not_found"}, AppointmentNotFound),
+        (409, {"error": "slot_taken"}, SlotTaken),
+        (
+            409,
+            {"error": "patient_has_appointment", "reason": "overlap", "booking": BOOKED},
+            PatientHasAppointment,
+        ),
+        (422, {"message": "No se puede"}, BookingRejected),
+        (500, {"message": "boom"}, BookingUnavailable),
+        (201, {"booking_id": "bk-2"}, BookingUnavailable),  # unreadable success
+    ],
+)
+async def test_reschedule_errors_map_onto_the_booking_tree(
+    fake: FakeScheduling, source: HttpSlotSource, status: int, body: Any, error: type[Exception]
+) -> None:
+    fake.reply("POST", "/api/bookings/bk-1/reschedule", status, body)
+
+    with pytest.raises(error):
+        await source.reschedule("bk-1", "b", affiliate_id="1001", call_id="call-2")
+
+    seen = fake.seen[-1]
+    assert seen.body == {"slot_id": "b", "affiliate_id": "1001", "call_id": "call-2"}
+    assert seen.headers["Idempotency-Key"] == "call-2:bk-1:b"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import contextlib
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from ivr.booking.model import (
+    AppointmentNotFound,
     Booking,
     BookingUnavailable,
     PatientHasAppointment,
@@ -47,6 +50,24 @@ class FlakySource:
         if self.failing:
             raise BookingUnavailable("GET /bookings: no answer in 2s") from TimeoutError()
         return [HELD] if affiliate_id == HELD.affiliate_id else []
+
+    async def cancel(self, booking_id: str, *, affiliate_id: str, call_id: str | None) -> Booking:
+        self.calls += 1
+        if self.failing:
+            raise BookingUnavailable("POST /bookings/x/cancel: HTTP 503")
+        if booking_id != HELD.id:
+            raise AppointmentNotFound(booking_id)
+        return replace(HELD, cancelled_at=HELD.created_at)
+
+    async def reschedule(
+        self, booking_id: str, slot_id: str, *, affiliate_id: str, call_id: str | None
+    ) -> Booking:
+        self.calls += 1
+        if self.failing:
+            raise BookingUnavailable("POST /bookings/x/reschedule: HTTP 503")
+        if booking_id != HELD.id:
+            raise AppointmentNotFound(booking_id)
+        raise SlotTaken(slot_id)
 
     async def health(self) -> bool:
         return self.healthy
@@ -140,4 +161,35 @@ async def test_it_probes_while_open_and_closes_when_the_service_recovers() -> No
     assert await h.find() == [SLOT]
     assert h.transitions[0] == (CLOSED, OPEN) and h.transitions[-1] == (HALF_OPEN, CLOSED)
     assert h.breaker.describe()["consecutive_failures"] == 0
+    await h.breaker.close()
+
+
+CANCEL_AND_RESCHEDULE: list[Callable[[BreakerSlotSource, str], Awaitable[Booking]]] = [
+    lambda slots, booking_id: slots.cancel(booking_id, affiliate_id="1010101010", call_id=None),
+    lambda slots, booking_id: slots.reschedule(
+        booking_id, "s2", affiliate_id="1010101010", call_id=None
+    ),
+]
+
+
+@pytest.mark.parametrize("operation", CANCEL_AND_RESCHEDULE, ids=["cancel", "reschedule"])
+async def test_cancel_and_reschedule_go_through_the_breaker_and_answers_are_no_failures(
+    operation: Callable[[BreakerSlotSource, str], Awaitable[Booking]],
+) -> None:
+    """Issue 10 §2: not found, taken and cancelled are the service answering."""
+    h = Harness(threshold=2)
+    with pytest.raises(AppointmentNotFound):
+        await operation(h.slots, "bk-unknown")
+    with contextlib.suppress(SlotTaken):
+        assert (await operation(h.slots, HELD.id)).cancelled
+    assert (h.breaker.state, h.breaker.failures) == (CLOSED, 0)
+    h.source.failing, h.source.healthy = True, False
+    for _ in range(2):
+        with pytest.raises(BookingUnavailable):
+            await operation(h.slots, HELD.id)
+    assert h.breaker.state in (OPEN, HALF_OPEN)
+    calls = h.source.calls
+    with pytest.raises(BreakerOpen):
+        await operation(h.slots, HELD.id)
+    assert h.source.calls == calls
     await h.breaker.close()
