@@ -133,6 +133,19 @@ class CitasActions:
         state.set("age", affiliate.age_on(self.clock().date()))
         state.variables["_affiliate"] = affiliate
 
+    async def _affiliate_of(self, state: CallState) -> Affiliate | None:
+        """The identified affiliate: the process-local ``_affiliate``, else read again
+        by ``affiliate_id`` (a chat resumed in another turn or process keeps only
+        the JSON variables; the affiliate id is the document number)."""
+        cached = state.variables.get("_affiliate")
+        if isinstance(cached, Affiliate):
+            return cached
+        affiliate_id = state.variables.get("affiliate_id")
+        affiliate = await self.directory.by_document(str(affiliate_id)) if affiliate_id else None
+        if affiliate is not None:
+            state.variables["_affiliate"] = affiliate
+        return affiliate
+
     async def identify_by_caller_id(self, state: CallState, params: Mapping[str, object]) -> str:
         """Look the caller ID up in E.164, whatever form the carrier sent it in.
 
@@ -190,8 +203,11 @@ class CitasActions:
         return "ok"
 
     async def evaluate_eligibility(self, state: CallState, params: Mapping[str, object]) -> str:
-        affiliate = state.variables["_affiliate"]
-        assert isinstance(affiliate, Affiliate)
+        affiliate = await self._affiliate_of(state)
+        if affiliate is None:
+            raise ActionFailed(
+                f"affiliate {state.variables.get('affiliate_id')!r} not in the directory"
+            )
         today = self.clock().date()
         result = decide(
             age=affiliate.age_on(today),
@@ -354,7 +370,7 @@ class CitasActions:
         the record with the SMS's destination so the chat continues this call.
         """
         state.set("whatsapp_number_media", self.whatsapp_number_media)
-        affiliate = state.variables.get("_affiliate")
+        affiliate = await self._affiliate_of(state)
         listed = affiliate.phone if isinstance(affiliate, Affiliate) else None
         caller = state.channel.caller_number
         phone = sms_destination(listed) or sms_destination(caller)
