@@ -47,7 +47,8 @@ logger = logging.getLogger(__name__)
 
 UNSUPPORTED_PROMPT = "chat_unsupported_media"
 HANDOFF_PROMPT = "chat_handoff"
-CHANNEL_PROMPTS = (UNSUPPORTED_PROMPT, HANDOFF_PROMPT, LIST_BUTTON_PROMPT)
+AGAIN_PROMPT = "chat_answer_again"
+CHANNEL_PROMPTS = (UNSUPPORTED_PROMPT, HANDOFF_PROMPT, AGAIN_PROMPT, LIST_BUTTON_PROMPT)
 DEFAULT_LIST_BUTTON = "Ver opciones"
 
 InboundKind = Literal["text", "interactive", "unsupported"]
@@ -85,7 +86,7 @@ class ChatChannel:
     outgoing: list[Message] = field(default_factory=list)
     handed_off: HandOff | None = None
     ended: bool = False
-    kind: str = "chat"
+    kind: Literal["chat"] = "chat"
 
     # --- identity (the engine's and the actions' view) ------------------------
     @property
@@ -100,10 +101,22 @@ class ChatChannel:
     def text(self, phrases: Sequence[Phrase]) -> str:
         return chat_text(phrases, self.texts)
 
-    async def say(self, phrases: Sequence[Phrase], *, interruptible: bool = False) -> None:
+    def rendered(self, phrases: Sequence[Phrase]) -> list[str]:
+        """What the record keeps of ``phrases``: the text sent (nothing when empty)."""
+        body = self.text(phrases)
+        return [body] if body else []
+
+    async def answer(self) -> None:
+        """Nothing to pick up in a chat."""
+
+    async def annotate(self, context: Mapping[str, str]) -> None:
+        """Nothing to keep: the ``HandOff`` carries the context to the agents' queue."""
+
+    async def say(self, phrases: Sequence[Phrase], *, interruptible: bool = False) -> bool:
         body = self.text(phrases)
         if body:
             self.outgoing.append(Text(body))
+        return False
 
     async def end(self, phrases: Sequence[Phrase] = ()) -> None:
         await self.say(phrases)
@@ -124,8 +137,11 @@ class ChatChannel:
         ]
 
     def _menu(self, prompt: Sequence[Phrase], choices: Sequence[Choice]) -> Message:
+        # A resumed question has no prompt (it was sent in an earlier turn): asked
+        # again (after media), its options come under a short generic line.
+        body = self.text(prompt) or self.texts.get(AGAIN_PROMPT, "")
         return render_menu(
-            self.text(prompt),
+            body,
             choices,
             list_button=self.texts.get(LIST_BUTTON_PROMPT, DEFAULT_LIST_BUTTON),
         )
@@ -170,7 +186,7 @@ class ChatChannel:
             await self.say(prompt)
             raise AwaitingReply()
         if reply.kind == "unsupported":
-            raise self._unsupported(Text(self.text(prompt)))
+            raise self._unsupported(Text(self.text(prompt) or self.texts.get(AGAIN_PROMPT, "")))
         match read_digits(reply.text, min_digits=request.min_digits, max_digits=request.max_digits):
             case Digits(value=value):
                 return DigitResult(value, "complete")
@@ -192,10 +208,10 @@ class ChatChannel:
         """Nothing typed ahead in a chat: each message answers the question before it."""
 
     # --- a person ---------------------------------------------------------------
-    async def hand_off(self, handoff: HandOff, phrases: Sequence[Phrase] = ()) -> None:
-        """Tell the person a person will answer, then leave the bot: the runner
-        queues the conversation for agents with ``handoff``'s context. Raises
-        ``CallTransferred``."""
-        await self.say([*phrases] if phrases else [Phrase("prompt", HANDOFF_PROMPT)])
-        self.handed_off = handoff
-        raise CallTransferred(handoff.queue)
+    async def hand_off(self, hand_off: HandOff) -> None:
+        """Tell the person that a person will answer in this chat, then leave the
+        bot: the runner queues the conversation for agents with ``hand_off``'s
+        context. Raises ``CallTransferred``."""
+        await self.say([Phrase("prompt", HANDOFF_PROMPT)])
+        self.handed_off = hand_off
+        raise CallTransferred(hand_off.queue)

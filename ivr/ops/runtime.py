@@ -113,7 +113,13 @@ class OpsRuntime:
         except StoreUnavailable as exc:
             logger.error("booking breaker %s → %s not recorded: %s", old, new, exc)
 
-    async def serve_http(self, readiness: Callable[[], Mapping[str, bool]]) -> None:
+    async def serve_http(
+        self,
+        readiness: Callable[[], Mapping[str, bool]],
+        mount: Callable[[web.Application], None] | None = None,
+    ) -> None:
+        """Serve the ops app; ``mount`` adds the composition root's own routes to it
+        first (the WhatsApp webhook and the demo chat page, ``ivr.controller``)."""
         from ivr.ops.api import build_ops_app, start_ops_site
 
         app = build_ops_app(
@@ -122,6 +128,8 @@ class OpsRuntime:
             readiness=readiness,
             breaker=self.breaker.describe if self.breaker else None,
         )
+        if mount is not None:
+            mount(app)
         self._http = await start_ops_site(app, self.settings.host, self.settings.ports.ops_http)
 
     async def stop(self) -> None:

@@ -22,6 +22,7 @@ from ivr.sandbox.hosttools import ensure_host_tools
 from ivr.sandbox.instance import InstancePaths, InstanceState, pid_alive
 from ivr.sandbox.render import render_all, template_values
 from ivr.sandbox.rootfs import RootFs, ensure_rootfs
+from ivr.sandbox.whatsapp import start_simulator, stop_simulator
 from ivr.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ def up(settings: Settings) -> SandboxStatus:
     current = status(settings)
     if current.running and current.ari_ready:
         logger.info("sandbox %s already running", settings.instance)
+        start_simulator(settings)
         return current
     if current.running:
         down(settings)
@@ -135,6 +137,7 @@ def up(settings: Settings) -> SandboxStatus:
                 f"the sandbox supervisor exited with {proc.returncode}\n" + _tails(paths)
             )
         if ari_ping(settings, settings.host, settings.ports.http, timeout=1.0):
+            start_simulator(settings)  # the WhatsApp Cloud API simulator beside Asterisk
             return status(settings)
         time.sleep(0.25)
     down(settings)
@@ -144,6 +147,7 @@ def up(settings: Settings) -> SandboxStatus:
 
 
 def down(settings: Settings) -> SandboxStatus:
+    stop_simulator(settings)
     paths = InstancePaths(settings)
     state = paths.load()
     if state is None:
