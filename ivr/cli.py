@@ -357,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out", help="output directory (default: <prompts dir>/build)")
     build.set_defaults(func=cmd_prompts)
 
+    from ivr.scenarios.chatcli import add_parser as add_chat_parser
+
+    add_chat_parser(sub)
     from ivr.bench.cli import add_parser as add_bench_parser
 
     add_bench_parser(sub)  # ivr bench: capacity and reaction-time benchmark
