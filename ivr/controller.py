@@ -43,6 +43,8 @@ from ivr.store.records import CallRecord
 from ivr.voice import VoiceChannel
 
 if TYPE_CHECKING:
+    from ivr.chat.callref import CallReference
+    from ivr.chat.service import ChatService
     from ivr.citas.reference import Reference
 
 logger = logging.getLogger(__name__)
@@ -350,9 +352,13 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     stream_task = asyncio.create_task(controller.stream.run(), name="ari-events")
+    chat = build_chat(settings, db, engine, flows, reference) if settings.chat.enabled else None
     await ops.serve_http(
-        lambda: {"database": ops.live.healthy, "ari": controller.stream.connected.is_set()}
+        lambda: {"database": ops.live.healthy, "ari": controller.stream.connected.is_set()},
+        mount=chat.mount if chat is not None else None,
     )
+    if chat is not None:
+        chat.start()
     logger.info(
         "controller serving app %s on %s (flows: %s from %s; prompts from %s)",
         settings.app_name,
@@ -368,6 +374,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await stop.wait()
     finally:
         logger.info("shutting down: %d active call(s)", controller.router.active_calls)
+        if chat is not None:
+            await chat.stop()
         await controller.router.shutdown(SHUTDOWN_GRACE_S)
         await controller.stream.stop()
         await stream_task
@@ -385,3 +393,43 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await client.close()
         reaction.close()
         await db.close()
+
+
+# The citas line on WhatsApp: a chat opened from the call's SMS (its reference)
+# starts at the slot search, the call having decided service and eligibility.
+CHAT_RESUME_NODE = "find_slot"
+CHAT_FLOW = "citas"
+
+
+def build_chat(
+    settings: Settings,
+    db: Database,
+    engine: FlowEngine,
+    flows: Mapping[str, Flow],
+    reference: Reference,
+) -> ChatService:
+    """The assistant on the line's flow, sharing the voice line's engine (its
+    actions, flags and booking rules): ``ivr.chat.runner`` over ``db``."""
+    from datetime import timedelta
+
+    from ivr.chat.callref import resolve_reference
+    from ivr.chat.runner import ChatLine, ChatRunner
+    from ivr.chat.service import ChatService, endpoint, whatsapp_client
+    from ivr.chat.store import ConversationStore
+
+    prompts = load_prompt_texts(settings.prompts_file)
+    texts = {pid: getattr(p, "chat", None) or p.text for pid, p in prompts.items()}
+    line = ChatLine(
+        flow=flows[CHAT_FLOW], texts=texts, resume_node=CHAT_RESUME_NODE,
+        template=settings.chat.template, template_language=settings.chat.template_language,
+        idle=timedelta(minutes=settings.chat.idle_minutes),
+    )  # fmt: skip
+    point = endpoint(settings)
+    client = whatsapp_client(point, settings.request_timeout)
+
+    async def references(code: str, sender: str) -> CallReference | None:
+        return await resolve_reference(db, code, sender=sender)
+
+    store = ConversationStore(db, flow=CHAT_FLOW)
+    runner = ChatRunner(store, engine, line, client, references=references)
+    return ChatService(runner, point)

@@ -6,11 +6,8 @@ demo keep their chat); ``ivr sandbox down`` stops it (by its pid, checked
 against its command line). It posts signed webhooks to the sandbox's
 ``ivr serve`` (``webhook_url``) and records what the product sends.
 
-``endpoint(settings)``: where ``ivr serve`` sends and what it checks. With no
-WhatsApp number configured (``CITAS_WHATSAPP_PHONE_NUMBER_ID`` empty) that is
-the sandbox's simulator with the sandbox's own credentials (``SANDBOX``);
-with one, the configured Cloud API (README "Connecting a real WhatsApp
-Business number").
+With no WhatsApp number configured, ``ivr serve`` talks to it with the
+sandbox's credentials (``ivr.chat.service.endpoint``).
 """
 
 from __future__ import annotations
@@ -21,59 +18,21 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
+from ivr.chat.service import (
+    SANDBOX_APP_SECRET,
+    SANDBOX_PHONE_NUMBER_ID,
+    SANDBOX_TOKEN,
+    simulator_url,
+    webhook_url,
+)
 from ivr.sandbox.instance import pid_alive
 from ivr.settings import Settings
 
 SIMULATOR_MODULE = "ivr.whatsapp.simulator"
-WEBHOOK_PATH = "/whatsapp/webhook"
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True)
-class WhatsAppEndpoint:
-    """The Cloud API the assistant uses: ``api_base`` (Graph API or the simulator),
-    ``api_version``, ``phone_number_id``, ``token``, ``app_secret`` (webhook
-    signatures), ``verify_token`` (webhook subscription); ``simulated``: the
-    sandbox's simulator."""
-
-    api_base: str
-    api_version: str
-    phone_number_id: str
-    token: str
-    app_secret: str
-    verify_token: str
-    simulated: bool
-
-
-SANDBOX_PHONE_NUMBER_ID = "100000000000001"
-SANDBOX_TOKEN = "sandbox-token"
-SANDBOX_APP_SECRET = "sandbox-app-secret"
-SANDBOX_VERIFY_TOKEN = "sandbox-verify-token"
-
-
-def simulator_url(settings: Settings) -> str:
-    return f"http://{settings.host}:{settings.ports.whatsapp_sim}"
-
-
-def webhook_url(settings: Settings) -> str:
-    return f"http://{settings.host}:{settings.ports.ops_http}{WEBHOOK_PATH}"
-
-
-def endpoint(settings: Settings) -> WhatsAppEndpoint:
-    if settings.whatsapp_phone_number_id:
-        return WhatsAppEndpoint(
-            settings.whatsapp_api_base, settings.whatsapp_api_version,
-            settings.whatsapp_phone_number_id, settings.whatsapp_token,
-            settings.whatsapp_app_secret, settings.whatsapp_verify_token, simulated=False,
-        )  # fmt: skip
-    return WhatsAppEndpoint(
-        simulator_url(settings), settings.whatsapp_api_version, SANDBOX_PHONE_NUMBER_ID,
-        SANDBOX_TOKEN, SANDBOX_APP_SECRET, SANDBOX_VERIFY_TOKEN, simulated=True,
-    )  # fmt: skip
 
 
 def _pid_file(settings: Settings) -> Path:
