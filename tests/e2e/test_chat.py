@@ -21,9 +21,11 @@ from ivr.chat.service import SANDBOX_APP_SECRET, WEBHOOK_PATH
 from ivr.settings import REPO_ROOT
 from ivr.store import Database
 from ivr.whatsapp.webhook import signature
+from tests.console import conftest as console
 from tests.e2e.conftest import ControllerProcess, Sandbox, wait_until
 
 pytestmark = pytest.mark.e2e
+real_chromium = console.browser  # the console tests' fixture "browser": Debian's headless Chromium
 
 ANA = "573001234567"
 
@@ -272,3 +274,37 @@ def test_a_restart_mid_conversation_loses_nothing(
     texts = bot_texts(sandbox, ANA)[before:]
     assert sum("servicio" in t for t in texts) == 1  # asked once: resumed, not restarted
     assert any("Tenemos disponible" in t for t in texts)
+
+
+# --- the demo chat page, in a real headless Chromium ----------------------------------------------
+def test_the_demo_chat_page_books_in_chromium(
+    sandbox: Sandbox, controller: ControllerProcess, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    fresh(sandbox, ANA)
+    browser.get(f"http://127.0.0.1:{sandbox.settings.ports.ops_http}/chat")
+    assert browser.find_element(By.ID, "contact").get_attribute("value") == ANA
+    wait = WebDriverWait(browser, 30)
+
+    def bot_said(words: str) -> bool:
+        return any(words in b.text for b in browser.find_elements(By.CSS_SELECTOR, ".msg.bot"))
+
+    def write(message: str) -> None:
+        box = browser.find_element(By.ID, "text")
+        box.clear()
+        box.send_keys(message)
+        browser.find_element(By.ID, "send").click()
+
+    write("Hola")
+    wait.until(lambda _: bot_said("servicio"))
+    write("1")
+    wait.until(lambda _: bot_said("Tenemos disponible"))
+    buttons = browser.find_elements(By.CSS_SELECTOR, ".msg.bot:last-child button.option")
+    if buttons:
+        buttons[0].click()
+    else:
+        write("1")
+    wait.until(lambda _: bot_said("quedó asignada"))
+    assert browser.find_element(By.ID, "error").get_attribute("hidden") is not None
