@@ -40,6 +40,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
+from ivr.chat.store import ConversationStore
 from ivr.citas.reference import flag_registry, load_reference
 from ivr.ops.api import build_ops_app
 from ivr.ops.flags import Role
@@ -116,6 +117,7 @@ class OpsServer:
             Metrics(),
             readiness=lambda: {"database": True},
             breaker=lambda: {"state": "closed", "failures": 0},
+            chats=ConversationStore(db),
         )
         self._runner = web.AppRunner(app)
         await self._runner.setup()
