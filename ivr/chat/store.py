@@ -884,13 +884,12 @@ class ConversationStore:
                 .where(ConversationRow.id == row.id, ConversationRow.version == row.version)
                 .values(state=BOT, assigned_agent=None, node=None, attempt=0,
                         updated_at=now, last_activity_at=now, version=row.version + 1)
-                .returning(ConversationRow)
                 .execution_options(synchronize_session=False)
             )  # fmt: skip
-            changed = result.scalar_one_or_none()
-            if changed is None:
+            if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise _Retry
-            return Conversation.from_row(changed)
+            await session.refresh(row)
+            return Conversation.from_row(row)
 
         for _ in range(5):
             try:
