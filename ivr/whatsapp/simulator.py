@@ -136,7 +136,8 @@ class WhatsAppSimulator:
         app.router.add_get("/_simulator/messages", self._control_messages)
         app.router.add_post("/_simulator/fail", self._control_fail)
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        self._runner = web.AppRunner(app, access_log=None)
+        # A delayed answer (delay_next) must not hold up stop().
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

@@ -53,7 +53,7 @@ def inbound(kind: str, content: dict[str, Any], **extra: Any) -> dict[str, Any]:
     )
 
 
-COMMON = {
+COMMON: dict[str, Any] = {
     "message_id": "wamid.HBgM",
     "sender": WA_ID,
     "timestamp": WHEN,
@@ -265,7 +265,7 @@ def broken(path: list[str | int], new: object = None, *, delete: bool = False) -
     return body
 
 
-MESSAGE = ["entry", 0, "changes", 0, "value", "messages", 0]
+MESSAGE: list[str | int] = ["entry", 0, "changes", 0, "value", "messages", 0]
 MALFORMED = [
     ("entry missing", {"object": "whatsapp_business_account"}, "entry"),
     ("entry not a list", {"entry": {}}, "entry"),

@@ -122,7 +122,7 @@ def test_rows_one_to_ten_over_any_sections(count: int) -> None:
         got = [r["id"] for s in message["interactive"]["action"]["sections"] for r in s["rows"]]
         assert got == [r.id for r in rows(count)]
     else:
-        with pytest.raises(WhatsAppLimitError, match="list rows|list sections"):
+        with pytest.raises(WhatsAppLimitError, match=r"list (rows|sections)"):
             a_list(sections=sections)
 
 
@@ -146,7 +146,7 @@ def test_three_buttons_pass_four_are_refused(count: int, ok: bool) -> None:
 
 
 def test_eleven_sections_are_refused_even_with_few_rows() -> None:
-    with pytest.raises(WhatsAppLimitError, match="list sections|list rows"):
+    with pytest.raises(WhatsAppLimitError, match="list sections: 11 given"):
         a_list(sections=[ListSection(rows(1), title=f"S{i}") for i in range(11)])
 
 
@@ -241,7 +241,7 @@ def test_builders_produce_metas_shapes() -> None:
 
 @pytest.mark.parametrize("to", ["", "abc", "0573001234567", "57300", "+57 300 123 4567", "1" * 16])
 def test_recipients_must_be_e164_digits(to: str) -> None:
-    with pytest.raises(ValueError, match="E.164"):
+    with pytest.raises(ValueError, match=r"E\.164"):
         text_message(to, "hola")
 
 
