@@ -43,7 +43,6 @@ import aiohttp
 from aiohttp import web
 
 from ivr.whatsapp import messages as builders
-from ivr.whatsapp.limits import WhatsAppLimitError
 from ivr.whatsapp.webhook import SIGNATURE_HEADER, signature
 
 VALID = "valid"
@@ -381,7 +380,7 @@ class WhatsAppSimulator:
             return _meta_error(400, 100, "Unsupported post request: unknown phone number id")
         try:
             payload = await request.json()
-            _check_outbound(payload)
+            builders.check_message(payload)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             return _meta_error(400, 131009, f"Parameter value is not valid: {exc}")
         wamid = f"wamid.SIM{next(self._ids):06d}{uuid.uuid4().hex[:8]}"
@@ -472,53 +471,6 @@ def _meta_error(
         }
     }
     return web.json_response(body, status=status, headers=headers)
-
-
-def _check_outbound(payload: dict[str, Any]) -> None:
-    """Refuse what Meta refuses, by rebuilding the message with our builders.
-
-    Raises ``ValueError`` (``WhatsAppLimitError`` included) or ``KeyError``.
-    """
-    if payload.get("messaging_product") != "whatsapp":
-        raise ValueError("messaging_product must be 'whatsapp'")
-    to, kind = payload["to"], payload["type"]
-    if kind == "text":
-        builders.text_message(to, payload["text"]["body"])
-    elif kind == "template":
-        builders.template_message(
-            to, payload["template"]["name"], payload["template"]["language"]["code"]
-        )
-    elif kind == "interactive":
-        _check_interactive(to, payload["interactive"])
-    else:
-        raise ValueError(f"message type {kind!r} is not one the product sends")
-
-
-def _check_interactive(to: str, interactive: dict[str, Any]) -> None:
-    body = interactive["body"]["text"]
-    header = interactive.get("header", {}).get("text")
-    footer = interactive.get("footer", {}).get("text")
-    action = interactive["action"]
-    if interactive["type"] == "button":
-        buttons = [
-            builders.ReplyButton(b["reply"]["id"], b["reply"]["title"]) for b in action["buttons"]
-        ]
-        builders.buttons_message(to, body, buttons, header=header, footer=footer)
-    elif interactive["type"] == "list":
-        sections = [
-            builders.ListSection(
-                title=s.get("title"),
-                rows=[
-                    builders.ListRow(r["id"], r["title"], r.get("description")) for r in s["rows"]
-                ],
-            )
-            for s in action["sections"]
-        ]
-        builders.list_message(to, body, action["button"], sections, header=header, footer=footer)
-    else:
-        raise WhatsAppLimitError(
-            "interactive type", 0, 0, f"interactive type {interactive['type']!r}"
-        )
 
 
 async def _serve(args: argparse.Namespace) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import doctest
 from collections.abc import Callable
 from typing import Any
@@ -255,3 +256,81 @@ def test_the_module_examples_run() -> None:
     for module in (limits, messages):
         result = doctest.testmod(module)
         assert result.attempted >= 2 and result.failed == 0
+
+
+BUILT = {
+    "text": text_message(TO, "x" * 4096),
+    "buttons": two_buttons(header="H" * 60, footer="F" * 60),
+    "list": a_list(sections=[ListSection(rows(5), "A"), ListSection(rows(10)[5:], "B")]),
+    "template": template_message(TO, "recordatorio", "es"),
+}
+
+
+@pytest.mark.parametrize("message", BUILT.values(), ids=BUILT.keys())
+def test_check_message_accepts_whatever_the_builders_build(message: dict[str, Any]) -> None:
+    messages.check_message(message)
+
+
+def tampered(kind: str, *path: str | int, value: object) -> dict[str, Any]:
+    message = copy.deepcopy(BUILT[kind])
+    node: Any = message
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return message
+
+
+BUTTON = ("interactive", "action", "buttons")
+ROW = ("interactive", "action", "sections", 0, "rows", 0)
+TAMPERED = [
+    ("text too long", tampered("text", "text", "body", value="x" * 4097), WhatsAppLimitError),
+    (
+        "button title 21",
+        tampered("buttons", *BUTTON, 0, "reply", "title", value="x" * 21),
+        WhatsAppLimitError,
+    ),
+    (
+        "four buttons",
+        tampered(
+            "buttons",
+            *BUTTON,
+            value=[{"type": "reply", "reply": {"id": str(i), "title": str(i)}} for i in range(4)],
+        ),
+        WhatsAppLimitError,
+    ),
+    ("row title 25", tampered("list", *ROW, "title", value="x" * 25), WhatsAppLimitError),
+    (
+        "row description 73",
+        tampered("list", *ROW, "description", value="x" * 73),
+        WhatsAppLimitError,
+    ),
+    (
+        "list button 21",
+        tampered("list", "interactive", "action", "button", value="x" * 21),
+        WhatsAppLimitError,
+    ),
+    (
+        "header 61",
+        tampered("buttons", "interactive", "header", "text", value="x" * 61),
+        WhatsAppLimitError,
+    ),
+    ("not whatsapp", tampered("text", "messaging_product", value="sms"), ValueError),
+    ("unknown type", tampered("text", "type", value="carrier_pigeon"), ValueError),
+    ("bad recipient", tampered("text", "to", value="12"), ValueError),
+    ("no body", tampered("text", "text", value={}), KeyError),
+    (
+        "interactive product",
+        tampered("buttons", "interactive", "type", value="product"),
+        ValueError,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("message", "error"), [t[1:] for t in TAMPERED], ids=[t[0] for t in TAMPERED]
+)
+def test_check_message_refuses_what_meta_refuses(
+    message: dict[str, Any], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        messages.check_message(message)
