@@ -90,7 +90,13 @@ class _Plan:
 
 
 class WhatsAppSimulator:
-    """Meta's side of the Cloud API for one business number, on ``host:port`` (0: any)."""
+    """Meta's side of the Cloud API for one business number, on ``host:port`` (0: any).
+
+    ``token``: when set, sends without ``Authorization: Bearer <token>`` get
+    401 (code 190). ``statuses`` are posted for every message accepted, each
+    ``status_delay`` seconds after the previous step; like Meta's, the first
+    may reach the webhook before the product has read the send's answer.
+    """
 
     def __init__(
         self,
@@ -103,6 +109,7 @@ class WhatsAppSimulator:
         display_phone_number: str = "15550000001",
         token: str | None = None,
         statuses: Sequence[str] = ("sent", "delivered", "read"),
+        status_delay: float = 0.0,
     ) -> None:
         self.app_secret = app_secret
         self.webhook_url = webhook_url
@@ -112,6 +119,7 @@ class WhatsAppSimulator:
         self.display_phone_number = display_phone_number
         self.token = token
         self.statuses = tuple(statuses)
+        self.status_delay = status_delay
         self.sent: list[SentMessage] = []
         self.requests = 0
         self.webhook_answers: list[int] = []
@@ -141,9 +149,7 @@ class WhatsAppSimulator:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         if self.port == 0:
-            server = site._server
-            assert isinstance(server, asyncio.Server)
-            self.port = server.sockets[0].getsockname()[1]
+            self.port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -408,6 +414,8 @@ class WhatsAppSimulator:
     async def _post_statuses(self, message: SentMessage) -> None:
         callback_data = message.payload.get("biz_opaque_callback_data")
         for status in self.statuses:
+            if self.status_delay:
+                await asyncio.sleep(self.status_delay)
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 await self.post_status(
                     message.wamid, status, message.to, callback_data=callback_data

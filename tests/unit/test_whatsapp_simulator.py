@@ -88,8 +88,14 @@ async def test_every_inbound_kind_is_signed_and_accepted_by_the_webhook() -> Non
         ]
 
 
-async def test_sent_messages_are_recorded_and_answered_with_signed_statuses() -> None:
-    async with simulator_and_product() as (simulator, product), client_for(simulator) as client:
+@pytest.mark.parametrize("status_delay", [0.0, 0.02])
+async def test_sent_messages_are_recorded_and_answered_with_signed_statuses(
+    status_delay: float,
+) -> None:
+    async with (
+        simulator_and_product(status_delay=status_delay) as (simulator, product),
+        client_for(simulator) as client,
+    ):
         wamid = await client.send(text_message(USER, "Bienvenido"), idempotency_key="c1:0:0")
         sent = await simulator.wait_for_message(USER)
         assert (sent.wamid, sent.text) == (wamid, "Bienvenido")
@@ -108,7 +114,7 @@ async def test_sent_messages_are_recorded_and_answered_with_signed_statuses() ->
 
 async def test_wait_for_message_returns_each_message_once_in_order_and_by_predicate() -> None:
     async with (
-        simulator_and_product(statuses=()) as (simulator, _),
+        simulator_and_product(statuses=()) as (simulator, product),
         client_for(simulator) as client,
     ):
         menu = list_message(
@@ -130,6 +136,7 @@ async def test_wait_for_message_returns_each_message_once_in_order_and_by_predic
         waiting = asyncio.ensure_future(simulator.wait_for_message(USER, timeout=5.0))
         await client.send(text_message(USER, "Después"), idempotency_key="d")
         assert (await waiting).text == "Después"
+        assert product.events == []  # statuses=(): no status webhooks
 
 
 async def test_duplicates_and_out_of_order_deliveries_reach_the_product_as_sent() -> None:
