@@ -166,3 +166,13 @@ def test_the_token_stays_out_of_repr() -> None:
 def test_a_client_needs_token_and_phone_number_id(token: str, phone: str) -> None:
     with pytest.raises(ValueError, match="token and a phone number id"):
         WhatsAppClient(token=token, phone_number_id=phone)
+
+
+async def test_the_remembered_keys_are_bounded_oldest_first() -> None:
+    async with connected() as (simulator, client):
+        client.REMEMBERED_KEYS = 2
+        for key in ("a", "b", "c"):
+            await client.send(text_message(TO, key), idempotency_key=key)
+        assert client.was_sent("a") is None
+        assert client.was_sent("b") is not None and client.was_sent("c") is not None
+        assert len(simulator.sent) == 3
