@@ -164,7 +164,7 @@ SCHEMA: Final[dict[str, Any]] = {
             "type": "object",
             "required": ["field", "value"],
             "properties": {"field": _TEXT, "value": {"type": "object"}},
-            "if": {"properties": {"field": {"const": "messages"}}},
+            "if": {"required": ["field"], "properties": {"field": {"const": "messages"}}},
             "then": {"properties": {"value": {"$ref": "#/$defs/value"}}},
         },
         "value": {
@@ -204,7 +204,7 @@ SCHEMA: Final[dict[str, Any]] = {
             },
             "allOf": [
                 {
-                    "if": {"properties": {"type": {"const": "text"}}},
+                    "if": {"required": ["type"], "properties": {"type": {"const": "text"}}},
                     "then": {
                         "required": ["text"],
                         "properties": {
@@ -217,7 +217,7 @@ SCHEMA: Final[dict[str, Any]] = {
                     },
                 },
                 {
-                    "if": {"properties": {"type": {"const": "interactive"}}},
+                    "if": {"required": ["type"], "properties": {"type": {"const": "interactive"}}},
                     "then": {
                         "required": ["interactive"],
                         "properties": {
@@ -241,7 +241,7 @@ SCHEMA: Final[dict[str, Any]] = {
                     },
                 },
                 {
-                    "if": {"properties": {"type": {"const": "button"}}},
+                    "if": {"required": ["type"], "properties": {"type": {"const": "button"}}},
                     "then": {
                         "required": ["button"],
                         "properties": {

@@ -20,7 +20,7 @@ wamid.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,9 +147,46 @@ def template_message(
     return _envelope(to, "template", template, callback_data)
 
 
-def recipient_of(message: OutboundMessage) -> str:
-    """The ``to`` of a built message."""
-    return str(message["to"])
+def check_message(payload: Mapping[str, Any]) -> None:
+    """Refuse a message body Meta would refuse, by rebuilding it with the builders above.
+
+    For bodies not built here (the simulator checks what the product sends).
+    Raises ``WhatsAppLimitError`` past a limit, ``ValueError`` for a wrong
+    recipient, product or type, ``KeyError`` / ``TypeError`` for a missing
+    or mistyped part.
+    """
+    if payload.get("messaging_product") != "whatsapp":
+        raise ValueError("messaging_product must be 'whatsapp'")
+    to, kind = payload["to"], payload["type"]
+    if kind == "text":
+        text_message(to, payload["text"]["body"])
+    elif kind == "template":
+        template_message(to, payload["template"]["name"], payload["template"]["language"]["code"])
+    elif kind == "interactive":
+        _check_interactive(to, payload["interactive"])
+    else:
+        raise ValueError(f"message type {kind!r} is not one the product sends")
+
+
+def _check_interactive(to: str, interactive: Mapping[str, Any]) -> None:
+    body = interactive["body"]["text"]
+    header = interactive.get("header", {}).get("text")
+    footer = interactive.get("footer", {}).get("text")
+    action = interactive["action"]
+    if interactive["type"] == "button":
+        buttons = [ReplyButton(b["reply"]["id"], b["reply"]["title"]) for b in action["buttons"]]
+        buttons_message(to, body, buttons, header=header, footer=footer)
+    elif interactive["type"] == "list":
+        sections = [
+            ListSection(
+                title=s.get("title"),
+                rows=[ListRow(r["id"], r["title"], r.get("description")) for r in s["rows"]],
+            )
+            for s in action["sections"]
+        ]
+        list_message(to, body, action["button"], sections, header=header, footer=footer)
+    else:
+        raise ValueError(f"interactive type {interactive['type']!r} is not list or button")
 
 
 def _envelope(

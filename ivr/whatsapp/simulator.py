@@ -43,7 +43,6 @@ import aiohttp
 from aiohttp import web
 
 from ivr.whatsapp import messages as builders
-from ivr.whatsapp.limits import WhatsAppLimitError
 from ivr.whatsapp.webhook import SIGNATURE_HEADER, signature
 
 VALID = "valid"
@@ -91,7 +90,13 @@ class _Plan:
 
 
 class WhatsAppSimulator:
-    """Meta's side of the Cloud API for one business number, on ``host:port`` (0: any)."""
+    """Meta's side of the Cloud API for one business number, on ``host:port`` (0: any).
+
+    ``token``: when set, sends without ``Authorization: Bearer <token>`` get
+    401 (code 190). ``statuses`` are posted for every message accepted, each
+    ``status_delay`` seconds after the previous step; like Meta's, the first
+    may reach the webhook before the product has read the send's answer.
+    """
 
     def __init__(
         self,
@@ -104,6 +109,7 @@ class WhatsAppSimulator:
         display_phone_number: str = "15550000001",
         token: str | None = None,
         statuses: Sequence[str] = ("sent", "delivered", "read"),
+        status_delay: float = 0.0,
     ) -> None:
         self.app_secret = app_secret
         self.webhook_url = webhook_url
@@ -113,6 +119,7 @@ class WhatsAppSimulator:
         self.display_phone_number = display_phone_number
         self.token = token
         self.statuses = tuple(statuses)
+        self.status_delay = status_delay
         self.sent: list[SentMessage] = []
         self.requests = 0
         self.webhook_answers: list[int] = []
@@ -136,14 +143,13 @@ class WhatsAppSimulator:
         app.router.add_get("/_simulator/messages", self._control_messages)
         app.router.add_post("/_simulator/fail", self._control_fail)
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        self._runner = web.AppRunner(app, access_log=None)
+        # A delayed answer (delay_next) must not hold up stop().
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         if self.port == 0:
-            server = site._server
-            assert isinstance(server, asyncio.Server)
-            self.port = server.sockets[0].getsockname()[1]
+            self.port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -380,7 +386,7 @@ class WhatsAppSimulator:
             return _meta_error(400, 100, "Unsupported post request: unknown phone number id")
         try:
             payload = await request.json()
-            _check_outbound(payload)
+            builders.check_message(payload)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             return _meta_error(400, 131009, f"Parameter value is not valid: {exc}")
         wamid = f"wamid.SIM{next(self._ids):06d}{uuid.uuid4().hex[:8]}"
@@ -408,6 +414,8 @@ class WhatsAppSimulator:
     async def _post_statuses(self, message: SentMessage) -> None:
         callback_data = message.payload.get("biz_opaque_callback_data")
         for status in self.statuses:
+            if self.status_delay:
+                await asyncio.sleep(self.status_delay)
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 await self.post_status(
                     message.wamid, status, message.to, callback_data=callback_data
@@ -471,53 +479,6 @@ def _meta_error(
         }
     }
     return web.json_response(body, status=status, headers=headers)
-
-
-def _check_outbound(payload: dict[str, Any]) -> None:
-    """Refuse what Meta refuses, by rebuilding the message with our builders.
-
-    Raises ``ValueError`` (``WhatsAppLimitError`` included) or ``KeyError``.
-    """
-    if payload.get("messaging_product") != "whatsapp":
-        raise ValueError("messaging_product must be 'whatsapp'")
-    to, kind = payload["to"], payload["type"]
-    if kind == "text":
-        builders.text_message(to, payload["text"]["body"])
-    elif kind == "template":
-        builders.template_message(
-            to, payload["template"]["name"], payload["template"]["language"]["code"]
-        )
-    elif kind == "interactive":
-        _check_interactive(to, payload["interactive"])
-    else:
-        raise ValueError(f"message type {kind!r} is not one the product sends")
-
-
-def _check_interactive(to: str, interactive: dict[str, Any]) -> None:
-    body = interactive["body"]["text"]
-    header = interactive.get("header", {}).get("text")
-    footer = interactive.get("footer", {}).get("text")
-    action = interactive["action"]
-    if interactive["type"] == "button":
-        buttons = [
-            builders.ReplyButton(b["reply"]["id"], b["reply"]["title"]) for b in action["buttons"]
-        ]
-        builders.buttons_message(to, body, buttons, header=header, footer=footer)
-    elif interactive["type"] == "list":
-        sections = [
-            builders.ListSection(
-                title=s.get("title"),
-                rows=[
-                    builders.ListRow(r["id"], r["title"], r.get("description")) for r in s["rows"]
-                ],
-            )
-            for s in action["sections"]
-        ]
-        builders.list_message(to, body, action["button"], sections, header=header, footer=footer)
-    else:
-        raise WhatsAppLimitError(
-            "interactive type", 0, 0, f"interactive type {interactive['type']!r}"
-        )
 
 
 async def _serve(args: argparse.Namespace) -> None:
