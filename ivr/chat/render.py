@@ -226,7 +226,8 @@ def render_menu(
     ...             list_button="Ver opciones")
     Buttons(body='¿Qué desea?', buttons=(Button(id='1', title='Pedir cita'), Button(id='2', title='Mis citas')), header='', footer='')
 
-    Raises ``MessageTooLong`` when even numbered text exceeds 4096 characters.
+    Raises ``MessageTooLong`` when even numbered text exceeds 4096 characters,
+    ``RenderError`` when there is nothing to show (no text and no titles).
     """
     form = menu_form(choices)
     if form == "prompt_text":

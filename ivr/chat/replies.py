@@ -11,9 +11,10 @@ A menu reply is tried, in this order:
 1. the interactive reply id (``button_reply``/``list_reply``): the choice key
    ``ivr.chat.render`` gave the row or button; an id that is not a current key
    (a tap on an older message) is ``NoMatch``, never read as text;
-2. one key: "2", " 2 ", "2.", "(2)", "2)", fullwidth "２", keycap "2️⃣",
-   "*", "#", any script's decimal digit; with the fillers "opción", "la", "el",
-   "número", "nro": "opción 2", "la 2";
+2. one key: "2", " 2 ", "2.", "(2)", "2)", "- 2" (punctuation around it is
+   ignored), fullwidth "２", keycap "2️⃣", "*", "#", any script's decimal
+   digit; with the fillers "opción", "la", "el", "número", "nro": "opción 2",
+   "la 2"; a number that is no key ("12", "1.5") is ``NoMatch``;
 3. one Spanish number word, cardinal or ordinal, read as the key it names:
    "dos", "DOS", "la segunda", "segundo", "primer", "séptima". Ordinals name
    the key, not the position in the list ("la primera" is key 1 even when key
@@ -266,7 +267,7 @@ def _typed_key(text: str) -> str | None:
         for char in unicodedata.normalize("NFKC", text)
         if not char.isspace() and unicodedata.category(char) not in _DROPPED_CATEGORIES
     )
-    compact = _KEYCAP.get(compact, compact).strip(".)(-:")
+    compact = _KEYCAP.get(compact, compact).strip(".)(:")
     if len(compact) != 1:
         return None
     if compact in KEYS:
@@ -277,6 +278,8 @@ def _typed_key(text: str) -> str | None:
 def _number_word(words: Sequence[str]) -> int | None:
     """The number a reply like "dos", "la segunda", "opción 3" names."""
     rest = [word for word in words if word not in _FILLERS]
+    if len(rest) == 2 and rest[0].isdecimal() and rest[1] in ("o", "a"):
+        rest = ["".join(rest)]  # "1.º", "2.ª"
     if len(rest) != 1:
         return None
     word = rest[0]
