@@ -377,6 +377,14 @@ def test_commands_are_not_read_into_other_words(typed: str) -> None:
     assert isinstance(read_choice(typed, SERVICES), NoMatch)
 
 
+def test_a_command_inside_a_long_message_counts_exactly() -> None:
+    filler = "le escribo porque tengo una pregunta sobre mi cita " * 8
+    assert len(filler) > 300
+    assert read_choice(filler + "quiero hablar con un asesor", SERVICES) == Agent()
+    assert isinstance(read_choice(filler + "quiero hablar con un asesr", SERVICES), NoMatch)
+    assert read_choice(filler[:250] + "quiero hablar con un asesr", SERVICES) == Agent()
+
+
 def test_the_menus_own_option_wins_over_a_command() -> None:
     menu = [Choice("1", "Pedir cita"), Choice("2", "Asesor")]
     assert picked(read_choice("asesor", menu)) == "2"
