@@ -198,7 +198,7 @@ def menu_form(choices: Sequence[Choice]) -> Form:
 
     The form the option count and titles call for, whether or not the texts
     then fit it (``menu_problem`` says when they don't)."""
-    if not any(choice.title for choice in choices):
+    if not any(choice.title.strip() for choice in choices):
         return "prompt_text"
     if len(choices) <= BUTTONS_MAX and all(_fits_button(choice) for choice in choices):
         return "buttons"
@@ -276,11 +276,11 @@ def menu_problem(
     "option 1's title has 26 characters; a WhatsApp list row title holds 24"
     """
     form = menu_form(choices)
-    titled = [choice.key for choice in choices if choice.title]
+    titled = [choice.key for choice in choices if choice.title.strip()]
     if form != "prompt_text" and len(titled) != len(choices):
-        untitled = [choice.key for choice in choices if not choice.title]
+        untitled = [choice.key for choice in choices if not choice.title.strip()]
         return (
-            f"options {', '.join(untitled)} have no chat title while {', '.join(titled)} have one;"
+            f"{_options(untitled)} no chat title while {_options(titled)} one;"
             " give every option a title or none"
         )
     same = _same_titles(choices)
@@ -334,7 +334,18 @@ _BLANK = re.compile(r"\S")
 
 
 def _fits_button(choice: Choice) -> bool:
-    return 0 < len(choice.title) <= BUTTON_TITLE_MAX and not choice.description
+    return (
+        bool(choice.title.strip())
+        and len(choice.title) <= BUTTON_TITLE_MAX
+        and not choice.description
+    )
+
+
+def _options(keys: Sequence[str]) -> str:
+    """ "option 3 has" / "options 1, 2 have" """
+    if len(keys) == 1:
+        return f"option {keys[0]} has"
+    return f"options {', '.join(keys)} have"
 
 
 def _numbered_line(choice: Choice) -> str:
@@ -381,6 +392,9 @@ def _interactive_problem(
         problem = _length_problem(what, text, limit)
         if problem:
             return problem + " in an interactive message"
+    for choice in choices:
+        if not _BLANK.search(choice.title):
+            return f"option {choice.key} has no chat title"
     if form == "buttons":
         return None  # menu_form chose buttons because every title fits one
     if list_button is not None:
@@ -406,9 +420,9 @@ def _interactive_problem(
 def _same_titles(choices: Sequence[Choice]) -> tuple[str, str] | None:
     seen: dict[str, str] = {}
     for choice in choices:
-        if not choice.title:
-            continue
         folded = normalize(choice.title)
+        if not folded:
+            continue
         if folded in seen:
             return seen[folded], choice.key
         seen[folded] = choice.key

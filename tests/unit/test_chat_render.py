@@ -135,6 +135,16 @@ def test_a_menu_without_titles_sends_its_prompt_text_which_lists_the_options() -
         render_menu("", choices, list_button=LABEL)
 
 
+def test_an_untitled_option_at_run_time_is_sent_as_numbered_text_not_an_empty_row() -> None:
+    choices = [Choice("1", "Pedir cita"), Choice("2", "Mis citas"), Choice("3", " ")]
+    assert render_menu("Elija:", choices, list_button=LABEL) == Text(
+        numbered_text("Elija:", choices)
+    )
+    assert menu_problem("Elija:", choices) == (
+        "option 3 has no chat title while options 1, 2 have one; give every option a title or none"
+    )
+
+
 def test_header_and_footer_go_with_the_message() -> None:
     choices = menu(2)
     assert render_menu("B", choices, list_button=LABEL, header="H", footer="F") == Buttons(
@@ -194,7 +204,7 @@ ELEVEN = [Choice(KEYS[i], chr(ord("a") + i) * 2) for i in range(11)]
             "b",
             [Choice("1", "Sí"), Choice("2", "")],
             {},
-            "options 2 have no chat title while 1 have one",
+            "option 2 has no chat title while option 1 has one",
         ),
         (
             "b",
