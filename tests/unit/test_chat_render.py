@@ -183,8 +183,8 @@ ELEVEN = [Choice(KEYS[i], chr(ord("a") + i) * 2) for i in range(11)]
         ("b", menu(10, description="d" * 72), {}, None),
         ("b", menu(10, description="d" * 73), {}, "option 1's description has 73 characters"),
         ("b", menu(4), {"list_button": "l" * 20}, None),
-        ("b", menu(4), {"list_button": "l" * 21}, "the list button label has 21 characters"),
-        ("b", menu(4), {"list_button": " "}, "the list button label is empty"),
+        ("b", menu(4), {"list_button": "l" * 21}, "the list button label (prompt chat_list_button) has 21 characters"),
+        ("b", menu(4), {"list_button": " "}, "the list button label (prompt chat_list_button) is empty"),
         ("b", menu(2), {"list_button": "l" * 21}, None),  # buttons need no label
         ("b", menu(2), {"header": "h" * 60, "footer": "f" * 60}, None),
         ("b", menu(2), {"header": "h" * 61}, "the header has 61 characters"),
@@ -312,35 +312,132 @@ def test_every_menu_renders_whole_within_the_limits_or_is_refused(
 
 
 @dataclass(frozen=True)
-class FakeMenu:
-    prompt: tuple[Phrase, ...]
-    choices: tuple[Choice, ...]
+class Part:  # the shape of ivr.flow.model.PromptPart
+    kind: str
+    value: str
 
 
-def test_check_menu_resolves_prompt_ids_before_checking() -> None:
-    texts = {
-        "ask": "¿Qué desea hacer?",
-        "t_book": "Pedir una cita",
-        "t_long": "Pedir una cita de medicina general",
-        "chat_list_button": "Ver opciones",
-    }
-    fits = FakeMenu((Phrase("prompt", "ask"),), (Choice("1", "t_book"), Choice("2", "t_book")))
-    assert check_menu(fits, texts) == "options 1 and 2 have the same chat title"
-    too_long = FakeMenu((Phrase("prompt", "ask"),), (Choice("1", "t_book"), Choice("2", "t_long")))
-    assert check_menu(too_long, texts) == (
-        "option 2's title has 34 characters; a WhatsApp list row title holds 24"
-    )
-    unknown = FakeMenu((Phrase("prompt", "ask"),), (Choice("1", "t_nope"),))
-    with pytest.raises(UnknownPrompt, match="t_nope"):
-        check_menu(unknown, texts)
-    four = tuple(Choice(str(k), f"t_{k}") for k in range(1, 5))
-    label = FakeMenu((Phrase("prompt", "ask"),), four)
-    long_label = {**texts, **{f"t_{k}": f"Opción {k}" for k in range(1, 5)}}
-    assert check_menu(label, long_label) is None
-    long_label["chat_list_button"] = "Ver todas las opciones"
-    assert check_menu(label, long_label) == (
-        "the list button label has 22 characters; WhatsApp holds 20"
-    )
+@dataclass(frozen=True)
+class Option:  # the shape of the flow's MenuOption
+    next: str
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Node:  # the shape of the flow's MenuNode, as far as the check reads it
+    prompts: tuple[Part, ...]
+    options: dict[str, Option]
+
+
+@dataclass(frozen=True)
+class Prompt:  # the shape of ivr.prompts.PromptText
+    text: str
+    chat: str | None = None
+
+
+CATALOGUE = {
+    "ask": Prompt("Para pedir una cita, marque 1.", chat="¿Qué desea hacer?"),
+    "t_book": Prompt("Pedir una cita"),
+    "t_mine": Prompt("Mis citas"),
+    "t_long": Prompt("Pedir una cita de medicina general"),
+    "chat_list_button": Prompt("Ver opciones"),
+    **{f"t_{k}": Prompt(f"Opción {k}") for k in range(1, 5)},
+}
+
+
+@pytest.mark.parametrize(
+    ("node", "catalogue", "problem"),
+    [
+        (
+            Node(
+                (Part("prompt", "ask"),), {"1": Option("a", "t_book"), "2": Option("b", "t_mine")}
+            ),
+            {},
+            None,
+        ),
+        (Node((Part("prompt", "ask"),), {"1": Option("a"), "2": Option("b")}), {}, None),
+        (
+            Node(
+                (Part("prompt", "ask"), Part("media", "{slot}"), Part("sound", "beep")),
+                {"1": Option("a", "t_book")},
+            ),
+            {},
+            None,
+        ),
+        (
+            Node(
+                (Part("prompt", "ask"),), {"1": Option("a", "t_book"), "2": Option("b", "t_book")}
+            ),
+            {},
+            ("options.2.title", "options 1 and 2 have the same chat title"),
+        ),
+        (
+            Node(
+                (Part("prompt", "ask"),), {"1": Option("a", "t_book"), "2": Option("b", "t_long")}
+            ),
+            {},
+            (
+                "options.2.title",
+                "option 2's title has 34 characters; a WhatsApp list row title holds 24",
+            ),
+        ),
+        (
+            Node((Part("prompt", "ask"),), {"1": Option("a", "t_book"), "2": Option("b")}),
+            {},
+            (
+                "options.2",
+                "option 2 has no chat title while option 1 has one; give every option a title or none",
+            ),
+        ),
+        (
+            Node((Part("prompt", "nope"),), {"1": Option("a", "t_book")}),
+            {},
+            ("prompt", "no prompt 'nope' in the catalogue"),
+        ),
+        (
+            Node((Part("prompt", "ask"),), {"1": Option("a", "t_nope")}),
+            {},
+            ("options.1.title", "no prompt 't_nope' in the catalogue"),
+        ),
+        (
+            Node((Part("prompt", "ask"),), {str(k): Option("a", f"t_{k}") for k in range(1, 5)}),
+            {"chat_list_button": Prompt("Ver todas las opciones")},
+            (
+                "",
+                "the list button label (prompt chat_list_button) has 22 characters; WhatsApp holds 20",
+            ),
+        ),
+        (
+            Node(
+                (Part("prompt", "ask"), Part("digits", "3001234567")), {"1": Option("a", "t_book")}
+            ),
+            {"ask": Prompt("x", chat="b" * 1013)},
+            None,  # 1013 + a space + 10 digits = 1024
+        ),
+        (
+            Node(
+                (Part("prompt", "ask"), Part("digits", "30012345678")), {"1": Option("a", "t_book")}
+            ),
+            {"ask": Prompt("x", chat="b" * 1013)},
+            (
+                "prompt",
+                "the menu prompt (body) has 1025 characters; WhatsApp holds 1024 in an interactive message",
+            ),
+        ),
+        (
+            Node((Part("prompt", "ask"),), {"1": Option("a", "t_book")}),
+            {"ask": Prompt("b" * 1025)},  # no chat text: the voice text is what a chat shows
+            (
+                "prompt",
+                "the menu prompt (body) has 1025 characters; WhatsApp holds 1024 in an interactive message",
+            ),
+        ),
+    ],
+)
+def test_check_menu_reads_a_menu_node_and_says_where_the_problem_lies(
+    node: Node, catalogue: dict[str, Prompt], problem: tuple[str, str] | None
+) -> None:
+    assert check_menu(node, {**CATALOGUE, **catalogue}) == problem
 
 
 def test_the_catalogue_chat_texts_fit() -> None:
