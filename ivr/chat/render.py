@@ -3,8 +3,9 @@
 ``chat_text`` turns the ``Phrase``s a node says into the text a chat shows;
 ``render_menu`` turns a menu (body text and ``Choice``s) into one message
 description (``Text``, ``Buttons`` or ``ListMenu``) that ``ivr.whatsapp`` maps
-to Meta's JSON; ``menu_problem`` / ``check_menu`` say at flow load time, in
-English for the flow's author, which WhatsApp limit a menu exceeds.
+to Meta's JSON; ``menu_problem`` says, in English for the flow's author, which
+WhatsApp limit a menu exceeds, and ``check_menu`` is the flow loader's check
+of a menu node (``FlowLoader(checks=[check_menu])``).
 
 The output types are our own small dataclasses rather than Meta's JSON: they
 are typed (mypy checks every field the renderer sets, where a JSON dict would
@@ -62,7 +63,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from ivr.channel import Choice, Phrase
+from ivr.channel import Choice, Phrase, PhraseKind
 from ivr.chat.replies import normalize
 
 TEXT_BODY_MAX = 4096
@@ -198,7 +199,7 @@ def menu_form(choices: Sequence[Choice]) -> Form:
 
     The form the option count and titles call for, whether or not the texts
     then fit it (``menu_problem`` says when they don't)."""
-    if not any(choice.title for choice in choices):
+    if not any(choice.title.strip() for choice in choices):
         return "prompt_text"
     if len(choices) <= BUTTONS_MAX and all(_fits_button(choice) for choice in choices):
         return "buttons"
@@ -226,7 +227,8 @@ def render_menu(
     ...             list_button="Ver opciones")
     Buttons(body='¿Qué desea?', buttons=(Button(id='1', title='Pedir cita'), Button(id='2', title='Mis citas')), header='', footer='')
 
-    Raises ``MessageTooLong`` when even numbered text exceeds 4096 characters.
+    Raises ``MessageTooLong`` when even numbered text exceeds 4096 characters,
+    ``RenderError`` when there is nothing to show (no text and no titles).
     """
     form = menu_form(choices)
     if form == "prompt_text":
@@ -274,57 +276,118 @@ def menu_problem(
     >>> menu_problem("¿Qué servicio?", [Choice(str(k), f"Medicina general, opción {k}") for k in range(1, 5)])
     "option 1's title has 26 characters; a WhatsApp list row title holds 24"
     """
+    problem = _menu_problem(prompt_text, choices, list_button, header, footer)
+    return None if problem is None else problem[1]
+
+
+# The problem, and where in the menu node it lies ("prompt", "options.2.title",
+# "" for the menu as a whole): the flow loader points at that field's line.
+Problem = tuple[str, str]
+
+
+def _menu_problem(
+    prompt_text: str,
+    choices: Sequence[Choice],
+    list_button: str | None,
+    header: str,
+    footer: str,
+) -> Problem | None:
     form = menu_form(choices)
-    titled = [choice.key for choice in choices if choice.title]
+    titled = [choice.key for choice in choices if choice.title.strip()]
     if form != "prompt_text" and len(titled) != len(choices):
-        untitled = [choice.key for choice in choices if not choice.title]
-        return (
-            f"options {', '.join(untitled)} have no chat title while {', '.join(titled)} have one;"
+        untitled = [choice.key for choice in choices if not choice.title.strip()]
+        return f"options.{untitled[0]}", (
+            f"{_options(untitled)} no chat title while {_options(titled)} one;"
             " give every option a title or none"
         )
     same = _same_titles(choices)
     if same:
-        return f"options {same[0]} and {same[1]} have the same chat title"
+        return (
+            f"options.{same[1]}.title",
+            f"options {same[0]} and {same[1]} have the same chat title",
+        )
     if form == "prompt_text":
         text = _join(header, prompt_text, footer)
         if not text:
-            return "the menu has neither a chat prompt text nor option titles: a chat shows nothing"
-        return _length_problem("the message", text, TEXT_BODY_MAX)
+            return "prompt", (
+                "the menu has neither a chat prompt text nor option titles: a chat shows nothing"
+            )
+        return _at("prompt", _length_problem("the message", text, TEXT_BODY_MAX))
     if form == "numbered_text":
         text = numbered_text(prompt_text, choices, header=header, footer=footer)
-        return _length_problem(f"the numbered text of {len(choices)} options", text, TEXT_BODY_MAX)
+        what = f"the numbered text of {len(choices)} options"
+        return _at("options", _length_problem(what, text, TEXT_BODY_MAX))
     return _interactive_problem(form, prompt_text, choices, list_button, header, footer)
 
 
-class ChatMenu(Protocol):
-    """What the load-time check needs of a menu node: its prompt as ``Phrase``s
-    (prompt ids unresolved; a part filled at run time, e.g. ``media:{slot}``,
-    as a ``spoken`` phrase holding its placeholder) and its options as
-    ``Choice``s whose ``title``/``description`` are prompt ids ("" = none)."""
+class PromptPartLike(Protocol):
+    """A part of a menu node's prompt (``ivr.flow.model.PromptPart``)."""
 
     @property
-    def prompt(self) -> Sequence[Phrase]: ...
+    def kind(self) -> str: ...  # prompt | number | digits | sound | media
 
     @property
-    def choices(self) -> Sequence[Choice]: ...
+    def value(self) -> str: ...
 
 
-def check_menu(menu: ChatMenu, texts: Mapping[str, str]) -> str | None:
-    """``menu_problem`` for a menu node, its prompt ids resolved through ``texts``
-    (prompt id -> chat text; the list button label is ``texts["chat_list_button"]``
-    when present). The flow loader's per-menu check: returns the problem or None.
+class MenuOptionLike(Protocol):
+    """A menu option (``ivr.flow`` ``MenuOption``): the prompt id titling it, or None."""
 
-    Raises ``UnknownPrompt`` for a prompt id ``texts`` lacks."""
-    body = chat_text(menu.prompt, texts)
-    choices = [
-        Choice(
-            choice.key,
-            _resolve(choice.title, texts),
-            _resolve(choice.description, texts),
-        )
-        for choice in menu.choices
-    ]
-    return menu_problem(body, choices, list_button=texts.get(LIST_BUTTON_PROMPT))
+    @property
+    def title(self) -> str | None: ...
+
+
+class MenuNodeLike(Protocol):
+    """What the load-time check reads of a menu node (``ivr.flow`` ``MenuNode``)."""
+
+    @property
+    def prompts(self) -> Sequence[PromptPartLike]: ...
+
+    @property
+    def options(self) -> Mapping[str, MenuOptionLike]: ...
+
+
+class PromptTextsLike(Protocol):
+    """One prompt of the catalogue (``ivr.prompts.PromptText``): ``chat`` the text a
+    chat shows (None: ``text``)."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def chat(self) -> str | None: ...
+
+
+def check_menu(menu: MenuNodeLike, texts: Mapping[str, PromptTextsLike]) -> Problem | None:
+    """The flow loader's chat check of one menu node: ``menu_problem`` with the
+    node's prompt ids resolved through ``texts`` (prompt id -> prompt; the list
+    button label is the prompt ``chat_list_button`` when the catalogue has it).
+    Returns (field under the node, problem) or None.
+
+    At load time a part filled at run time (``media:{var}``) is unknown and
+    counts as nothing; ``number:``/``digits:`` count as written. What a run-time
+    part adds is guarded by ``render_menu`` (numbered text, never truncated).
+    """
+    chat = {prompt_id: prompt.chat or prompt.text for prompt_id, prompt in texts.items()}
+    phrases: list[Phrase] = []
+    for part in menu.prompts:
+        if part.kind == "prompt" and part.value not in chat:
+            return "prompt", f"no prompt {part.value!r} in the catalogue"
+        if part.kind in ("prompt", "number", "digits"):
+            phrases.append(Phrase(_LITERAL_KINDS[part.kind], part.value))
+    choices: list[Choice] = []
+    for key, option in menu.options.items():
+        if option.title is not None and option.title not in chat:
+            return f"options.{key}.title", f"no prompt {option.title!r} in the catalogue"
+        choices.append(Choice(key, "" if option.title is None else chat[option.title]))
+    return _menu_problem(chat_text(phrases, chat), choices, chat.get(LIST_BUTTON_PROMPT), "", "")
+
+
+_LITERAL_KINDS: Mapping[str, PhraseKind] = {
+    "prompt": "prompt",
+    "number": "number",
+    "digits": "digits",
+}
 
 
 # --- helpers ------------------------------------------------------------------
@@ -333,7 +396,18 @@ _BLANK = re.compile(r"\S")
 
 
 def _fits_button(choice: Choice) -> bool:
-    return 0 < len(choice.title) <= BUTTON_TITLE_MAX and not choice.description
+    return (
+        bool(choice.title.strip())
+        and len(choice.title) <= BUTTON_TITLE_MAX
+        and not choice.description
+    )
+
+
+def _options(keys: Sequence[str]) -> str:
+    """ "option 3 has" / "options 1, 2 have" """
+    if len(keys) == 1:
+        return f"option {keys[0]} has"
+    return f"options {', '.join(keys)} have"
 
 
 def _numbered_line(choice: Choice) -> str:
@@ -367,57 +441,60 @@ def _interactive_problem(
     list_button: str | None,
     header: str,
     footer: str,
-) -> str | None:
+) -> Problem | None:
     """The first limit of the interactive ``form`` the texts exceed, or None
     (``list_button`` None: the label is not checked)."""
     if not _BLANK.search(body):
-        return "an interactive WhatsApp message needs a body text; the menu prompt has none"
-    for what, text, limit in (
-        ("the menu prompt (body)", body, INTERACTIVE_BODY_MAX),
-        ("the header", header, HEADER_MAX),
-        ("the footer", footer, FOOTER_MAX),
+        return (
+            "prompt",
+            "an interactive WhatsApp message needs a body text; the menu prompt has none",
+        )
+    for where, what, text, limit in (
+        ("prompt", "the menu prompt (body)", body, INTERACTIVE_BODY_MAX),
+        ("", "the header", header, HEADER_MAX),
+        ("", "the footer", footer, FOOTER_MAX),
     ):
         problem = _length_problem(what, text, limit)
         if problem:
-            return problem + " in an interactive message"
+            return where, problem + " in an interactive message"
+    for choice in choices:
+        if not _BLANK.search(choice.title):
+            return f"options.{choice.key}", f"option {choice.key} has no chat title"
     if form == "buttons":
         return None  # menu_form chose buttons because every title fits one
     if list_button is not None:
         if not _BLANK.search(list_button):
-            return "the list button label is empty"
-        problem = _length_problem("the list button label", list_button, LIST_BUTTON_MAX)
+            return "", f"the list button label (prompt {LIST_BUTTON_PROMPT}) is empty"
+        problem = _length_problem(
+            f"the list button label (prompt {LIST_BUTTON_PROMPT})", list_button, LIST_BUTTON_MAX
+        )
         if problem:
-            return problem
+            return "", problem
     for choice in choices:
         if len(choice.title) > ROW_TITLE_MAX:
-            return (
+            return f"options.{choice.key}.title", (
                 f"option {choice.key}'s title has {len(choice.title)} characters;"
                 f" a WhatsApp list row title holds {ROW_TITLE_MAX}"
             )
         if len(choice.description) > ROW_DESCRIPTION_MAX:
-            return (
+            return f"options.{choice.key}", (
                 f"option {choice.key}'s description has {len(choice.description)} characters;"
                 f" a WhatsApp list row description holds {ROW_DESCRIPTION_MAX}"
             )
     return None
 
 
+def _at(where: str, problem: str | None) -> Problem | None:
+    return None if problem is None else (where, problem)
+
+
 def _same_titles(choices: Sequence[Choice]) -> tuple[str, str] | None:
     seen: dict[str, str] = {}
     for choice in choices:
-        if not choice.title:
-            continue
         folded = normalize(choice.title)
+        if not folded:
+            continue
         if folded in seen:
             return seen[folded], choice.key
         seen[folded] = choice.key
     return None
-
-
-def _resolve(prompt_id: str, texts: Mapping[str, str]) -> str:
-    if not prompt_id:
-        return ""
-    try:
-        return texts[prompt_id]
-    except KeyError:
-        raise UnknownPrompt(f"no chat text for prompt {prompt_id!r}") from None

@@ -11,9 +11,10 @@ A menu reply is tried, in this order:
 1. the interactive reply id (``button_reply``/``list_reply``): the choice key
    ``ivr.chat.render`` gave the row or button; an id that is not a current key
    (a tap on an older message) is ``NoMatch``, never read as text;
-2. one key: "2", " 2 ", "2.", "(2)", "2)", fullwidth "２", keycap "2️⃣",
-   "*", "#", any script's decimal digit; with the fillers "opción", "la", "el",
-   "número", "nro": "opción 2", "la 2";
+2. one key: "2", " 2 ", "2.", "(2)", "2)", "- 2" (punctuation around it is
+   ignored), fullwidth "２", keycap "2️⃣", "*", "#", any script's decimal
+   digit; with the fillers "opción", "la", "el", "número", "nro": "opción 2",
+   "la 2"; a number that is no key ("12", "1.5") is ``NoMatch``;
 3. one Spanish number word, cardinal or ordinal, read as the key it names:
    "dos", "DOS", "la segunda", "segundo", "primer", "séptima". Ordinals name
    the key, not the position in the list ("la primera" is key 1 even when key
@@ -39,7 +40,7 @@ is matched against a whole title, or against a run of its words covering at
 least half its letters ("odontologia" for "Odontología general"; "general"
 alone is too little of "Medicina general" to pick it, though enough to make a
 reply ambiguous). Commands are also matched against runs of the typed text's
-words. A reply made of digits only is never matched by text; one mixing digits
+words (exactly, in a reply over 300 characters). A reply made of digits only is never matched by text; one mixing digits
 and words is read only as a line copied back ("2 Odontología": key and title
 must agree).
 
@@ -135,6 +136,9 @@ AGENT_PHRASES = (
 # things ("volver a intentar", "la fecha de inicio"). The others also count
 # inside a longer message, single words exactly, phrases with the typo budget.
 _WHOLE_REPLY_ONLY = frozenset({"volver", "inicio", "al inicio"})
+# Past this many characters a command inside the message counts only exactly:
+# looking for typos in every run of a 4096-character message costs ~0.1 s.
+_FUZZY_INSIDE_MAX = 300
 NUMBER_WORDS: dict[str, int] = {
     "cero": 0,
     "uno": 1, "un": 1, "una": 1,
@@ -157,8 +161,8 @@ _FILLERS = frozenset({"opcion", "la", "el", "numero", "nro"})
 _ORDINAL_ABBREVIATION = re.compile(r"(\d)(?:o|a|ro|ra|er|do|da|to|ta|mo|ma|vo|va|no|na)")
 # Separators a person types inside a long number: 1.023.456.789, 1 023 456 789, 1-023.
 _DIGIT_SEPARATORS = frozenset(" .-,_'")
-_KEYCAP = {"\U0001f51f": "10"}  # 🔟: the keycaps 0-9 are a digit + U+FE0F + U+20E3
-_DROPPED_CATEGORIES = frozenset({"Mn", "Me", "Cf"})  # accents, keycap marks, joiners
+# Accents, the keycap marks (the keycap "2️⃣" is "2" + U+FE0F + U+20E3), joiners.
+_DROPPED_CATEGORIES = frozenset({"Mn", "Me", "Cf"})
 
 
 def normalize(text: str) -> str:
@@ -266,7 +270,7 @@ def _typed_key(text: str) -> str | None:
         for char in unicodedata.normalize("NFKC", text)
         if not char.isspace() and unicodedata.category(char) not in _DROPPED_CATEGORIES
     )
-    compact = _KEYCAP.get(compact, compact).strip(".)(-:")
+    compact = compact.strip(".)(:")
     if len(compact) != 1:
         return None
     if compact in KEYS:
@@ -277,6 +281,8 @@ def _typed_key(text: str) -> str | None:
 def _number_word(words: Sequence[str]) -> int | None:
     """The number a reply like "dos", "la segunda", "opción 3" names."""
     rest = [word for word in words if word not in _FILLERS]
+    if len(rest) == 2 and rest[0].isdecimal() and rest[1] in ("o", "a"):
+        rest = ["".join(rest)]  # "1.º", "2.ª"
     if len(rest) != 1:
         return None
     word = rest[0]
@@ -330,7 +336,7 @@ def _by_text(words: Sequence[str], choices: Sequence[Choice]) -> Reply:
         return NoMatch("the reply matches no option's title nor a command")
     first = ranked[0]
     if first.weak:
-        return NoMatch(f"the reply is too small a part of {_describe(first, choices)}'s title")
+        return NoMatch(f"the reply is too small a part of {_describe(first, choices)}")
     if len(ranked) > 1 and not _decisive(first, ranked[1]):
         second = ranked[1]
         return NoMatch(
@@ -358,6 +364,10 @@ def _matches(typed: str, choices: Sequence[Choice]) -> Iterator[_Match]:
         for phrase in phrases:
             yield from _against(typed, phrase, target, command=True)
             if phrase in _WHOLE_REPLY_ONLY:
+                continue
+            if len(typed) > _FUZZY_INSIDE_MAX:
+                if f" {phrase} " in f" {typed} ":
+                    yield _Match(0, True, False, True, target)
                 continue
             size = len(phrase.split())
             for window in _windows(typed.split(), size):
@@ -408,8 +418,8 @@ def _result(match: _Match, choices: Sequence[Choice]) -> Reply:
 
 def _describe(match: _Match, choices: Sequence[Choice]) -> str:
     if match.target < 0:
-        return "the main menu" if match.target == -1 else "an agent"
-    return f"option {choices[match.target].key}"
+        return "the main-menu command" if match.target == -1 else "the hand-off command"
+    return f"option {choices[match.target].key}'s title"
 
 
 def _command(words: Sequence[str]) -> MainMenu | Agent | None:
