@@ -287,10 +287,9 @@ def cmd_prompts(args: argparse.Namespace) -> int:
 
 def _line_flags(settings: Settings) -> FlagRegistry:
     """The citas line's flags for ``settings`` (``ivr flags``, ``ivr ops serve``)."""
-    from ivr.citas.flags import flag_registry
-    from ivr.citas.reference import load_reference
+    from ivr.controller import load_line
 
-    return flag_registry(load_reference(settings.citas_dir))
+    return load_line(settings).flag_registry()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ivr.line import LineVoice
 from ivr.phone import parse_e164
 from ivr.schemas import load_checked
 from ivr.settings import Settings
@@ -21,6 +22,9 @@ from ivr.yamlsrc import ConfigError, Located
 # The shipped tables (the repository's config/citas in a checkout); a
 # deployment's are Settings.citas_dir (CITAS_CONFIG_DIR/citas).
 CITAS_DIR = Settings().citas_dir
+# line.yaml's ``voice`` when absent: the sounds, agents' context and channel
+# variables that dialplans/asterisk/extensions.conf uses.
+DEFAULT_VOICE = LineVoice(sounds="citas", agent_context="citas-agents", variable_prefix="CITAS_")
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,9 @@ class LineConfig:
     # A patient holds at most one pending appointment per service (CUPS code);
     # `booking.one_pending_per_service` in line.yaml, on when absent.
     one_pending_per_service: bool = True
+    # The line on the phone (`voice` in line.yaml): sounds directory, agents'
+    # dialplan context, channel-variable prefix; DEFAULT_VOICE when absent.
+    voice: LineVoice = DEFAULT_VOICE
 
 
 @dataclass(frozen=True)
@@ -152,6 +159,17 @@ def load_line(path: Path) -> LineConfig:
         max_offers=booking["max_offers"],
         search_days=booking["search_days"],
         one_pending_per_service=booking.get("one_pending_per_service", True),
+        voice=_voice(d),
+    )
+
+
+def _voice(d: Located) -> LineVoice:
+    """``voice`` (each field defaults to ``DEFAULT_VOICE``'s); the schema checked the forms."""
+    voice = d.get("voice") or {}
+    return LineVoice(
+        sounds=voice.get("sounds", DEFAULT_VOICE.sounds),
+        agent_context=voice.get("agent_context", DEFAULT_VOICE.agent_context),
+        variable_prefix=voice.get("variable_prefix", DEFAULT_VOICE.variable_prefix),
     )
 
 
@@ -213,4 +231,3 @@ def load_reference(directory: Path = CITAS_DIR) -> Reference:
         sites=load_sites(directory / "sites.yaml"),
         eligibility=load_eligibility(directory / "eligibility.yaml"),
     )
-
