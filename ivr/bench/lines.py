@@ -65,10 +65,12 @@ class Line:
 
 CITAS = Line(
     name="citas",
-    title="citas flow over ARI (4441234): service 1, decline the slot, WhatsApp redirect",
+    title="citas flow over ARI (4441234): menu 1, service 1, decline the slot, WhatsApp redirect",
     dial="4441234",
     steps=(
         Step("wait", seconds=10.0),  # the promotional audio (no barge-in) plays out
+        Step("dtmf", digits="1"),  # main menu: pedir una cita
+        Step("wait", seconds=2.0),  # into the service menu
         Step("dtmf", digits="1"),  # service: medicina general primera vez
         Step("wait", seconds=3.0),  # into the slot offer
         Step("dtmf", digits="0"),  # decline: WhatsApp redirect, no slot taken

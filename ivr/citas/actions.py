@@ -1,4 +1,5 @@
-"""The citas flow's actions: identify, decide eligibility, offer and book slots, SMS.
+"""The citas flow's actions: identify, decide eligibility, offer and book slots, SMS;
+list, cancel and reschedule the patient's appointments (issue 10 §2).
 
 Each action reads and writes the call's variables and returns an outcome
 name; ``config/flows/citas.yaml`` maps outcomes to nodes. ``OUTCOMES`` lists
@@ -13,13 +14,15 @@ import logging
 import urllib.parse
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ivr.booking.model import (
+    AppointmentNotFound,
     Booking,
     BookingError,
+    BookingRejected,
     BookingUnavailable,
     PatientHasAppointment,
     Slot,
@@ -53,9 +56,15 @@ OUTCOMES: dict[str, tuple[str, ...]] = {
     "book_slot": ("booked", "taken", "unavailable", "has_appointment"),
     "send_whatsapp_sms": ("queued", "no_mobile"),
     "incident_queue": ("ok",),
+    # The patient's appointments (issue 10 §2).
+    "list_appointments": ("found", "none"),
+    "pick_appointment": ("single", "found", "none"),
+    "cancel_appointment": ("cancelled", "not_found", "unavailable"),
+    "reschedule": ("found", "none"),
+    "move_appointment": ("rescheduled", "taken", "unavailable", "has_appointment", "not_found"),
 }
 # Actions that commit something the caller must have heard first (issue 9 §1).
-COMMITS = frozenset({"book_slot"})
+COMMITS = frozenset({"book_slot", "cancel_appointment", "move_appointment"})
 MAX_DOCUMENT_TRIES = 3
 
 
@@ -67,6 +76,8 @@ def spoken_prompts(sites: Mapping[str, Site]) -> dict[str, str]:
     spoken = dict.fromkeys(sorted(speech_es.PROMPT_IDS), "ivr/speech/es.py says times with it")
     offer = "the slot offer says it (ivr/citas/actions.py slot_media)"
     spoken |= {"slot_with_doctor": offer, "slot_at_site": offer}
+    listing = "the list of appointments says it (ivr/citas/actions.py list_appointments)"
+    spoken |= {"appointment_item": listing}
     for site in sites.values():
         spoken[f"site_{site.id}"] = f"the slot offer names site {site.id} of sites.yaml with it"
         for doctor in site.doctors.values():
@@ -403,3 +414,174 @@ class CitasActions:
         state.set("sms_id", message_id)
         state.set("sms", "queued")
         return "queued"
+
+    # --- the patient's appointments (issue 10 §2) --------------------------------
+    async def list_appointments(self, state: CallState, params: Mapping[str, object]) -> str:
+        """The patient's pending appointments, earliest first: ``found`` or ``none``.
+
+        Leaves ``appointments`` (JSON: one dict per appointment, what
+        ``pick_appointment`` needs after a restart), ``appointments_count``,
+        ``appointments_media`` (voice: each one as "Cita del <date> <time> con
+        <doctor> en la sede <site>") and ``appointments_text`` (the same list as
+        chat text, one numbered line each). Raises ``ActionFailed`` when the
+        booking service is unavailable (the flow's ``on_failure``).
+        """
+        try:
+            pending = await self.slots.pending_for(str(state.variables["affiliate_id"]))
+        except BookingUnavailable as exc:
+            raise ActionFailed(f"pending bookings unavailable: {exc}") from exc
+        state.set("appointments", [_appointment_json(b) for b in pending])
+        state.set("appointments_count", len(pending))
+        state.set("appointment_index", -1)
+        media: list[str] = []
+        for booking in pending:
+            media += ["sound:citas/appointment_item", *self.slot_media(booking.slot)]
+        state.set("appointments_media", media)
+        state.set(
+            "appointments_text",
+            "\n".join(
+                f"{n}. {self.appointment_text(b.slot)}" for n, b in enumerate(pending, start=1)
+            ),
+        )
+        logger.info("call %s: %d pending appointments", state.channel.call_id, len(pending))
+        return "found" if pending else "none"
+
+    def appointment_text(self, slot: Slot) -> str:
+        """``slot`` as a chat reads it: "lunes 10 de marzo, 8:00 a. m., Doctora Ana
+        Gómez, Sede Norte" (the line's time zone; names from sites.yaml)."""
+        local = slot.starts_at.astimezone(self.tz)
+        site = self.ref.sites.get(slot.site_id)
+        doctor = site.doctors.get(slot.doctor_id) if site is not None else None
+        hour = local.hour % 12 or 12
+        suffix = "a. m." if local.hour < 12 else "p. m."
+        return ", ".join(
+            [
+                f"{_WEEKDAYS[local.weekday()]} {local.day} de {_MONTHS[local.month - 1]}",
+                f"{hour}:{local.minute:02d} {suffix}",
+                doctor.name if doctor is not None else slot.doctor_id,
+                site.name if site is not None else slot.site_id,
+            ]
+        )
+
+    async def pick_appointment(self, state: CallState, params: Mapping[str, object]) -> str:
+        """The next of the listed appointments, to offer: ``single`` when the patient
+        has only one (nothing to choose), ``found`` for the next of several,
+        ``none`` when every one was offered. Leaves ``appointment_id``,
+        ``appointment_starts_at``, ``appointment_media`` and ``appointment_text``."""
+        listed = state.variables.get("appointments")
+        appointments = listed if isinstance(listed, list) else []
+        index = int(state.variables.get("appointment_index", -1)) + 1
+        if index >= len(appointments):
+            return "none"
+        state.set("appointment_index", index)
+        chosen = appointments[index]
+        slot = _slot_from_json(chosen["slot"])
+        state.set("appointment_id", str(chosen["id"]))
+        state.set("appointment_starts_at", slot.starts_at.astimezone(self.tz).isoformat())
+        state.set("appointment_media", self.slot_media(slot))
+        state.set("appointment_text", self.appointment_text(slot))
+        state.set("appointment_site_id", slot.site_id)
+        state.set("appointment_cups", slot.cups)
+        return "single" if len(appointments) == 1 else "found"
+
+    async def cancel_appointment(self, state: CallState, params: Mapping[str, object]) -> str:
+        """Cancel the picked appointment: ``cancelled`` (also when it already was:
+        cancelling is idempotent), ``not_found`` (gone, not the caller's, or
+        already started) or ``unavailable`` (the booking service failed)."""
+        booking_id = str(state.variables["appointment_id"])
+        try:
+            await self.slots.cancel(
+                booking_id,
+                affiliate_id=str(state.variables["affiliate_id"]),
+                call_id=state.record.id,
+            )
+        except (AppointmentNotFound, BookingRejected) as exc:
+            logger.info("call %s: cannot cancel %s: %s", state.channel.call_id, booking_id, exc)
+            return "not_found"
+        except BookingError as exc:
+            logger.warning("call %s: cancellation failed: %s", state.channel.call_id, exc)
+            state.set("booking_error", str(exc))
+            return "unavailable"
+        state.set("cancelled_id", booking_id)
+        return "cancelled"
+
+    async def reschedule(self, state: CallState, params: Mapping[str, object]) -> str:
+        """Start moving the picked appointment: the slot search of the booking
+        path (``find_slot``'s offer, ``next_slot``, time band, other doctor) for
+        the same service at the same site, with ``mode`` = ``reschedule`` so the
+        flow accepts an offer with ``move_appointment``. ``found`` or ``none``."""
+        state.set("mode", "reschedule")
+        state.set("reschedule_id", str(state.variables["appointment_id"]))
+        state.set("site_id", str(state.variables["appointment_site_id"]))
+        state.set("cups", str(state.variables["appointment_cups"]))
+        for name in ("offered_ids", "time_band", "exclude_doctor_id"):
+            state.variables.pop(name, None)
+        return await self._search(state)
+
+    async def move_appointment(self, state: CallState, params: Mapping[str, object]) -> str:
+        """Accept the offered slot for the appointment being rescheduled: the new
+        slot booked and the old appointment cancelled in one transaction
+        (``SlotSource.reschedule``). ``rescheduled``; ``taken`` (the old one
+        stands); ``has_appointment`` (another of the patient's appointments is in
+        the way, read out as for a booking); ``not_found`` (the old one was
+        cancelled or moved meanwhile, by another call or chat); ``unavailable``."""
+        slot_id = str(state.variables["slot_id"])
+        old = str(state.variables["reschedule_id"])
+        try:
+            booking = await self.slots.reschedule(
+                old,
+                slot_id,
+                affiliate_id=str(state.variables["affiliate_id"]),
+                call_id=state.record.id,
+            )
+        except SlotTaken:
+            logger.info("call %s: slot %s taken by another caller", state.channel.call_id, slot_id)
+            return "taken"
+        except PatientHasAppointment as exc:
+            self._has_appointment(state, exc.existing, exc.reason)
+            return "has_appointment"
+        except AppointmentNotFound:
+            logger.info("call %s: appointment %s gone meanwhile", state.channel.call_id, old)
+            return "not_found"
+        except BookingError as exc:
+            logger.warning("call %s: reschedule failed: %s", state.channel.call_id, exc)
+            state.set("booking_error", str(exc))
+            return "unavailable"
+        state.set("booking_id", booking.id)
+        return "rescheduled"
+
+
+_WEEKDAYS = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")
+_MONTHS = (
+    "enero", "febrero", "marzo", "abril", "mayo", "junio",
+    "julio", "agosto", "septiembre", "octubre", "noviembre", "diciembre",
+)  # fmt: skip
+
+
+def _appointment_json(booking: Booking) -> dict[str, object]:
+    """What a flow variable keeps of an appointment (JSON, survives a restart)."""
+    slot = booking.slot
+    return {
+        "id": booking.id,
+        "slot": {
+            "id": slot.id,
+            "site_id": slot.site_id,
+            "doctor_id": slot.doctor_id,
+            "cups": slot.cups,
+            "starts_at": slot.starts_at.isoformat(),
+            "minutes": slot.length.total_seconds() / 60,
+            "time_band": slot.time_band,
+        },
+    }
+
+
+def _slot_from_json(item: Mapping[str, object]) -> Slot:
+    return Slot(
+        id=str(item["id"]),
+        site_id=str(item["site_id"]),
+        doctor_id=str(item["doctor_id"]),
+        cups=str(item["cups"]),
+        starts_at=datetime.fromisoformat(str(item["starts_at"])),
+        time_band=str(item["time_band"]),
+        length=timedelta(minutes=float(str(item["minutes"]))),
+    )

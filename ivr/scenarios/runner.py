@@ -147,7 +147,10 @@ async def fetch_records(
         await db.close()
 
 
-SEEDS = ("agenda", "race")
+SEEDS = ("agenda", "race", "appointments")
+# The ``appointments`` seed: Ana (config/citas/affiliates.yaml) holds these two.
+SEED_PATIENT, SEED_SITE = "1010101010", "norte"
+SEED_SERVICES = ("890201", "890301")  # medicina general primera vez, then control
 
 
 async def seed(settings: Settings, name: str) -> None:
@@ -156,6 +159,9 @@ async def seed(settings: Settings, name: str) -> None:
     ``agenda``: every booking is released, so the demo patients hold no
     appointment (a patient cannot book twice for one service, nor at
     overlapping times). ``race``: the same, plus one fresh slot at the race site.
+    ``appointments``: the same, then Ana holds two pending appointments (the
+    first free slot of each of ``SEED_SERVICES`` at her site, the second after
+    the first ends), to list, cancel or reschedule (issue 10 §2).
     """
     from ivr.booking.db import DbSlotSource
     from ivr.booking.seed import race_slot
@@ -171,6 +177,12 @@ async def seed(settings: Settings, name: str) -> None:
             slot = race_slot(date.today())
             await slots.delete_free_slots(slot.site_id)
             await slots.seed_slots([slot])
+        if name == "appointments":
+            after = None
+            for cups in SEED_SERVICES:
+                [free] = await slots.find(site_id=SEED_SITE, cups=cups, after=after, limit=1)
+                await slots.book(free.id, affiliate_id=SEED_PATIENT, call_id=f"seed-{cups}")
+                after = free.ends_at
     finally:
         await db.close()
 

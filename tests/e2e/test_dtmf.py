@@ -24,6 +24,7 @@ def test_a_key_typed_ahead_never_accepts_the_slot_offer(
     sandbox: Sandbox, controller: ControllerProcess
 ) -> None:
     (record,) = ok(sandbox.call("typeahead-offer-not-booked"))["records"]
+    assert answers(record, "main_menu") == [("1", "complete")]
     assert answers(record, "ask_service") == [("1", "complete")]
     # The second 1 was discarded: the offer's only answer is the 0 pressed after hearing it.
     assert answers(record, "offer_slot") == [("0", "complete")]
@@ -41,6 +42,7 @@ def test_a_terminator_after_a_full_length_document_belongs_to_it(
 ) -> None:
     (record,) = ok(sandbox.call("document-max-length-terminator"))["records"]
     assert answers(record, "ask_document") == [("*********400", "complete")]
+    assert answers(record, "main_menu") == [("1", "complete")]
     assert answers(record, "ask_service") == [("1", "complete")]
     heard = [m for s in path_kinds(record, "prompt") for m in s["media"]]
     assert "sound:citas/invalid_option" not in heard

@@ -39,11 +39,13 @@ steps:
   - dtmf: "3030303030#"
   - wait: 3.0
   - dtmf: "1"
+  - wait: 2.0
+  - dtmf: "1"
 ends_by: ivr
 timeout: 90
 expect:
   outcome: redirected_whatsapp
-  nodes: [identify_caller, ask_document, lookup_document, ask_service, find_slot, whatsapp_bye]
+  nodes: [identify_caller, ask_document, lookup_document, main_menu, ask_service, find_slot, whatsapp_bye]
   variables: {identified_by: document, affiliate_id: "3030303030", segment: target, sms: queued}
   sms_sent: 1
 """

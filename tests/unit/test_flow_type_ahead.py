@@ -145,9 +145,13 @@ def test_type_ahead_is_read_on_menus_and_collects(tmp_path: Path) -> None:
 
 
 def test_the_citas_line_commits_by_booking_and_its_offer_takes_no_type_ahead() -> None:
-    assert COMMITS == frozenset({"book_slot"})
-    offer = flow_loader().load(CITAS).nodes["offer_slot"]
-    assert isinstance(offer, MenuNode) and offer.type_ahead is False
+    # Issue 10 §2: cancelling and moving an appointment commit too.
+    assert COMMITS == frozenset({"book_slot", "cancel_appointment", "move_appointment"})
+    nodes = flow_loader().load(CITAS).nodes
+    for name in ("offer_slot", "confirm_cancel"):
+        assert isinstance(nodes[name], MenuNode) and nodes[name].type_ahead is False, name
+    for name in ("main_menu", "offer_cancel", "offer_reschedule"):  # another menu follows
+        assert isinstance(nodes[name], MenuNode) and nodes[name].type_ahead is True, name
 
 
 def test_the_citas_flow_with_type_ahead_on_its_offer_is_refused(tmp_path: Path) -> None:
@@ -161,4 +165,26 @@ def test_the_citas_flow_with_type_ahead_on_its_offer_is_refused(tmp_path: Path) 
     with pytest.raises(ConfigError) as caught:
         flow_loader().load(path)
     assert caught.value.field == "nodes.offer_slot.type_ahead"
-    assert "(offer_slot -> book)" in str(caught.value)
+    # Accepting books, or, when rescheduling (issue 10 §2), moves the appointment.
+    assert "(offer_slot -> accept_route -> " in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("node", "path"),
+    [
+        ("offer_slot", "offer_slot -> accept_route -> "),
+        ("confirm_cancel", "confirm_cancel -> cancel_appointment"),
+    ],
+)
+def test_each_committing_menu_of_the_citas_flow_needs_its_type_ahead_off(
+    tmp_path: Path, node: str, path: str
+) -> None:
+    lines = CITAS.read_text(encoding="utf-8").splitlines()
+    start = lines.index(f"  {node}:")
+    end = next(i for i in range(start + 1, len(lines)) if "type_ahead: false" in lines[i])
+    flow_path = tmp_path / "citas.yaml"
+    flow_path.write_text("\n".join(lines[:end] + lines[end + 1 :]), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        flow_loader().load(flow_path)
+    assert caught.value.field == f"nodes.{node}.type_ahead"
+    assert f"({path}" in str(caught.value)
