@@ -56,7 +56,7 @@ class _Hooks:
         from ivr.chat.tables import ConversationRow
         from ivr.scenarios.runner import seed
 
-        if scenario.seed in ("agenda", "race"):
+        if scenario.seed in ("agenda", "race", "appointments"):
             await seed(self.settings, scenario.seed)
         elif scenario.seed == "empty":
             await seed(self.settings, "agenda")
