@@ -162,8 +162,10 @@ def test_the_call_s_sms_link_opens_the_chat_where_the_call_ended_and_books(
 
 
 @pytest.mark.parametrize(
-    "scenario", ["no-slots", "hand-off", "expired-session", "incident-mode", "unsupported-media"]
-)
+    "scenario",
+    ["no-slots", "hand-off", "expired-session", "incident-mode", "unsupported-media", "list",
+     "cancel", "reschedule"],
+)  # fmt: skip
 def test_bundled_chat_scenarios_pass(
     sandbox: Sandbox, controller: ControllerProcess, scenario: str
 ) -> None:
@@ -211,14 +213,14 @@ def test_messages_delivered_out_of_order_are_handled_in_the_order_they_were_sent
     before = len(bot_texts(sandbox, ANA))
     now = int(time.time())
     # One delivery carrying the later message first. In the order sent, "Hola"
-    # opens the chat and "1" picks the first service: a slot is offered. In the
+    # opens the chat and "1" picks "pedir una cita": the service question. In the
     # order delivered, "1" would open it and "Hola" would be an invalid option.
     body = text_messages(ANA, ("wamid.ooo-2", "1", now + 1), ("wamid.ooo-1", "Hola", now))
     assert post(sandbox, body) == 200
-    wait_until(lambda: (conversation(sandbox, ANA) or (None, None))[1] == "offer_slot", 30,
-               "the slot offer")  # fmt: skip
+    wait_until(lambda: (conversation(sandbox, ANA) or (None, None))[1] == "ask_service", 30,
+               "the service question")  # fmt: skip
     texts = bot_texts(sandbox, ANA)[before:]
-    assert "servicio" in texts[0] and "Tenemos disponible" in texts[1]
+    assert "pedir una cita" in texts[0] and "servicio" in texts[1]
     assert not any("no es válida" in t for t in texts)
 
 
@@ -259,8 +261,8 @@ def test_a_restart_mid_conversation_loses_nothing(
     before = len(bot_texts(sandbox, ANA))
     now = int(time.time())
     assert post(sandbox, text_messages(ANA, ("wamid.rs-1", "Hola", now))) == 200
-    wait_until(lambda: (conversation(sandbox, ANA) or (None, None))[1] == "ask_service", 30,
-               "the service question")  # fmt: skip
+    wait_until(lambda: (conversation(sandbox, ANA) or (None, None))[1] == "main_menu", 30,
+               "the main menu")  # fmt: skip
     controller.stop()
     try:
         # Nobody serves the webhook now: Meta would retry the delivery until a 200.
@@ -269,11 +271,11 @@ def test_a_restart_mid_conversation_loses_nothing(
     finally:
         controller.start()
     assert post(sandbox, text_messages(ANA, ("wamid.rs-2", "1", now + 1))) == 200
-    wait_until(lambda: (conversation(sandbox, ANA) or (None, None))[1] == "offer_slot", 30,
-               "the slot offer after the restart")  # fmt: skip
+    wait_until(lambda: (conversation(sandbox, ANA) or (None, None))[1] == "ask_service", 30,
+               "the service question after the restart")  # fmt: skip
     texts = bot_texts(sandbox, ANA)[before:]
-    assert sum("servicio" in t for t in texts) == 1  # asked once: resumed, not restarted
-    assert any("Tenemos disponible" in t for t in texts)
+    assert sum("pedir una cita" in t for t in texts) == 1  # asked once: resumed, not restarted
+    assert any("servicio" in t for t in texts)
 
 
 # --- the demo chat page, in a real headless Chromium ----------------------------------------------
