@@ -38,6 +38,7 @@ from ivr.channel import (
     DigitResult,
     HandOff,
     Phrase,
+    ReturnToMenu,
 )
 from ivr.chat.render import LIST_BUTTON_PROMPT, Message, Text, chat_text, render_menu
 from ivr.chat.replies import Agent, Digits, MainMenu, NoMatch, Picked, read_choice, read_digits
@@ -52,10 +53,6 @@ CHANNEL_PROMPTS = (UNSUPPORTED_PROMPT, HANDOFF_PROMPT, AGAIN_PROMPT, LIST_BUTTON
 DEFAULT_LIST_BUTTON = "Ver opciones"
 
 InboundKind = Literal["text", "interactive", "unsupported"]
-
-
-class ReturnToMenu(Exception):
-    """The person asked for the main menu ("0", "menú") instead of answering."""
 
 
 class AgentAsked(Exception):

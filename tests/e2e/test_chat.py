@@ -220,7 +220,7 @@ def test_messages_delivered_out_of_order_are_handled_in_the_order_they_were_sent
     wait_until(lambda: (conversation(sandbox, ANA) or (None, None))[1] == "ask_service", 30,
                "the service question")  # fmt: skip
     texts = bot_texts(sandbox, ANA)[before:]
-    assert "pedir una cita" in texts[0] and "servicio" in texts[1]
+    assert "pedir una cita" in texts[0] and "medicina general" in texts[1]
     assert not any("no es válida" in t for t in texts)
 
 
@@ -275,7 +275,7 @@ def test_a_restart_mid_conversation_loses_nothing(
                "the service question after the restart")  # fmt: skip
     texts = bot_texts(sandbox, ANA)[before:]
     assert sum("pedir una cita" in t for t in texts) == 1  # asked once: resumed, not restarted
-    assert any("servicio" in t for t in texts)
+    assert any("medicina general" in t for t in texts)
 
 
 # --- the demo chat page, in a real headless Chromium ----------------------------------------------
@@ -300,7 +300,7 @@ def test_the_demo_chat_page_books_in_chromium(
         browser.find_element(By.ID, "send").click()
 
     write("Hola")
-    wait.until(lambda _: bot_said("servicio"))
+    wait.until(lambda _: bot_said("medicina general"))
     write("1")
     wait.until(lambda _: bot_said("Tenemos disponible"))
     buttons = browser.find_elements(By.CSS_SELECTOR, ".msg.bot:last-child button.option")

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.channel import AwaitingReply, CallTransferred, Choice, DigitRequest, HandOff, Phrase
-from ivr.chat.channel import (
-    AgentAsked,
-    ChatChannel,
-    Inbound,
+from ivr.channel import (
+    AwaitingReply,
+    CallTransferred,
+    Choice,
+    DigitRequest,
+    HandOff,
+    Phrase,
     ReturnToMenu,
 )
+from ivr.chat.channel import AgentAsked, ChatChannel, Inbound
 from ivr.chat.render import Buttons, ListMenu, Text
 
 TEXTS = {
