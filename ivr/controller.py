@@ -24,8 +24,16 @@ from zoneinfo import ZoneInfo
 
 from ivr.ari import AriClient, AriError, CallContext, CallRouter, Channel, EventStream
 from ivr.booking.source import SlotSource
-from ivr.channel import CallEnded, CallerHungUp, CallTransferred, ChannelError, EventsLost
-from ivr.flow.engine import AGENT_CONTEXT, Action, CallState, FlowEngine
+from ivr.channel import (
+    CallEnded,
+    CallerHungUp,
+    CallTransferred,
+    ChannelError,
+    EventsLost,
+    HandOff,
+    Phrase,
+)
+from ivr.flow.engine import Action, CallState, FlowEngine
 from ivr.flow.loader import FlowLoader, load_flows
 from ivr.flow.model import Flow
 from ivr.httpsession import OwnedSession
@@ -40,7 +48,7 @@ from ivr.sms.outbox import SmsOutbox
 from ivr.sms.worker import SmsWorker
 from ivr.store import CallRecordStore, Database
 from ivr.store.records import CallRecord
-from ivr.voice import VoiceChannel
+from ivr.voice import VoiceChannel, VoiceLine
 
 if TYPE_CHECKING:
     from ivr.citas.reference import Reference
@@ -48,6 +56,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
+# How the citas line sounds and hands over on voice: its recordings under
+# sounds/citas, its agents' VDNs in the dialplan context citas-agents, the
+# __CITAS_* variables the dialplan turns into X-Citas-* headers.
+CITAS_VOICE = VoiceLine(sounds="citas", agent_context="citas-agents", variable_prefix="CITAS_")
 
 
 def action_outcomes() -> dict[str, tuple[str, ...]]:
@@ -66,7 +78,7 @@ def flow_loader(flags: FlagRegistry | None = None, settings: Settings | None = N
 
     settings = settings or Settings()
     return FlowLoader(
-        load_prompt_texts(settings.prompts_file).keys(),
+        load_prompt_texts(settings.prompts_file),
         action_outcomes(),
         (flags or flag_registry(load_reference(settings.citas_dir))).names(),
         COMMITS,
@@ -90,6 +102,7 @@ class Controller:
     engine: FlowEngine
     metrics: Metrics = field(default_factory=Metrics)
     reaction: ReactionTimer = field(default_factory=ReactionTimer)
+    voice: VoiceLine = CITAS_VOICE
     router: CallRouter = field(init=False)
     stream: EventStream = field(init=False)
 
@@ -117,7 +130,7 @@ class Controller:
             ctx.resumed,
         )
         record = await self._open_record(ctx, flow_name, sip_call_id, caller)
-        channel = VoiceChannel(ctx, reaction=self.reaction)
+        channel = VoiceChannel(ctx, line=self.voice, reaction=self.reaction)
         reason = "flow_end"
         try:
             if ctx.resumed:
@@ -168,11 +181,14 @@ class Controller:
         try:
             # EventsLost here (another reconnect): hand over without waiting for the end.
             with contextlib.suppress(CallEnded, EventsLost):
-                await channel.play(["sound:citas/service_unavailable_agent"], barge_in=False)
-            await channel.set_variables({"__CITAS_REASON": reason, "__CITAS_SEGMENT": "unknown"})
+                await channel.say(
+                    [Phrase("prompt", "service_unavailable_agent")], interruptible=False
+                )
+            vdn = self.engine.default_vdn
+            await channel.hand_off(HandOff(vdn, reason, {"segment": "unknown"}))
+        except CallTransferred:
             record.outcome = "transferred"
             record.step("transfer", vdn=self.engine.default_vdn, reason=reason)
-            await channel.transfer(context=AGENT_CONTEXT, extension=self.engine.default_vdn)
         except CallEnded:
             pass
         except ChannelError as exc:
@@ -195,9 +211,11 @@ class Controller:
     async def reject(self, channel: Channel) -> None:
         """A call arriving while we shut down goes straight to the agents."""
         try:
-            await self.client.set_variable(channel.id, "__CITAS_REASON", "ivr-shutdown")
+            await self.client.set_variable(
+                channel.id, self.voice.variable("reason"), "ivr-shutdown"
+            )
             await self.client.continue_in_dialplan(
-                channel.id, context=AGENT_CONTEXT, extension=self.engine.default_vdn
+                channel.id, context=self.voice.agent_context, extension=self.engine.default_vdn
             )
         except AriError as exc:
             logger.warning("cannot reject %s: %s", channel.id, exc)
@@ -336,7 +354,12 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     actions, outbox = await build_actions(settings, db, slots, ops.live, reference)
     # The line's general agents (line.yaml agent_vdn.default): where a flow with
     # no VDN of its own, and every rescued caller, goes.
-    engine = FlowEngine(actions, default_vdn=reference.line.vdn_default, flags=ops.live.value)
+    engine = FlowEngine(
+        actions,
+        default_vdn=reference.line.vdn_default,
+        flags=ops.live.value,
+        texts=load_prompt_texts(settings.prompts_file),
+    )
     records = CallRecordStore(db)
     records_task = asyncio.create_task(records.run(), name="call-records")
     controller = Controller(settings, client, records, flows, engine, metrics, reaction)
