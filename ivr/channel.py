@@ -1,20 +1,24 @@
-"""The channel interface the flow engine talks to.
+"""The channel interface the flow engine talks to: a dialogue, not telephony.
 
 Call logic never speaks HTTP or ARI: it talks to a ``CallChannel``. The voice
-implementation (``ivr.voice``) drives an Asterisk channel over ARI; the chat
-channel (WhatsApp, issue 10) implements the same dialogue.
+implementation (``ivr.voice``) renders the dialogue over an Asterisk channel;
+the chat channel (WhatsApp, issue 10) implements the same dialogue in text.
 
 The dialogue vocabulary shared by every channel (issue 10 §1): a ``Phrase`` is
 one piece of what the person is told, which each channel renders its own way
 (voice: sounds; chat: text); a ``Choice`` is one option of a menu, with the
-title a chat shows; a ``HandOff`` is the context carried to a person.
+title a chat shows; a ``HandOff`` is the context carried to a person. A question
+is a ``DigitRequest`` (digits wanted, terminator, the three voice timeouts) and
+its answer a ``DigitResult`` (what was given and how the entry ended).
 
 Exceptions
  CallEnded            the call is over; unwinds the dialogue
   ├── CallerHungUp     the caller hung up (or the channel vanished)
-  └── CallTransferred  the call left our control (continued in the dialplan)
+  └── CallTransferred  the call left our control (continued in the dialplan / queued for a person)
  ChannelError         the channel could not do what was asked (ARI error, timeout)
   └── EventsLost       its events may have been lost (the ARI websocket reconnected)
+ AwaitingReply        (chat) the question is sent, the reply is not here yet
+ ReturnToMenu         (chat) the person asked for the main menu instead of answering
 """
 
 from __future__ import annotations
@@ -48,6 +52,12 @@ class AwaitingReply(Exception):
     """A text channel has sent its question and has no reply yet: the dialogue
     pauses here and resumes when the person's next message arrives (the engine
     turns it into ``ivr.flow.engine.Suspended`` with the node and attempt)."""
+
+
+class ReturnToMenu(Exception):
+    """Raised by ``choose``/``ask`` instead of an answer when the person asked for
+    the main menu (a chat's "0" or "menú"): the engine goes to the flow's ``menu``
+    node (``ivr.flow.model.Flow.menu``; its ``start`` when it names none)."""
 
 
 PhraseKind = Literal["prompt", "number", "digits", "sound", "spoken"]
@@ -92,8 +102,21 @@ class HandOff:
     context: Mapping[str, str]
 
 
+EndedBy = Literal["complete", "terminator", "no_input", "between_digits", "total", "invalid"]
+ChannelKind = Literal["voice", "chat"]
+
+
 @dataclass(frozen=True)
 class DigitRequest:
+    """A question answered with digits (a menu's key, a document number).
+
+    ``min_digits``/``max_digits`` bound the answer; ``terminator`` (``#``/``*``)
+    ends an entry early on voice; the three timeouts, in seconds, are voice's
+    (``ivr.dtmf``): silence before the first key, between two keys, and the whole
+    entry from its opening. A chat channel reads the digits out of the reply text
+    and ignores the timeouts.
+    """
+
     max_digits: int = 1
     min_digits: int = 1
     terminator: str | None = None
@@ -104,36 +127,97 @@ class DigitRequest:
 
 @dataclass(frozen=True)
 class DigitResult:
+    """An answer: ``digits`` as given, and how the entry ended: ``complete``
+    (max digits reached), ``terminator``, ``no_input`` (first-digit timeout),
+    ``between_digits`` (stopped typing), ``total`` (overall timeout) or ``invalid``
+    (a chat reply with no answer in it)."""
+
     digits: str
-    # complete (max digits), terminator, no_input (first-digit timeout),
-    # between_digits (stopped typing), total (overall timeout)
-    ended_by: str
+    ended_by: EndedBy
 
     @property
     def no_input(self) -> bool:
         return self.ended_by == "no_input" and not self.digits
 
 
+def phrase_json(value: object) -> object:
+    """``value`` with every ``Phrase`` in it (also inside lists) as a JSON mapping
+    ``{"phrase": kind, "value": ..., "media": [...]}``; anything else unchanged.
+    The call record and a chat conversation keep variables this way."""
+    if isinstance(value, Phrase):
+        return {"phrase": value.kind, "value": value.value, "media": list(value.media)}
+    if isinstance(value, list | tuple):
+        return [phrase_json(v) for v in value]
+    return value
+
+
+def phrases_from(value: object) -> list[Phrase]:
+    """The phrases an action left in a variable: a ``Phrase``, a list of them, their
+    ``phrase_json`` form, or (before issue 10) a list of voice media URIs, taken as one
+    ``spoken`` phrase with no text. Anything else says nothing: ``[]``."""
+    if isinstance(value, Phrase):
+        return [value]
+    if isinstance(value, dict) and "phrase" in value:
+        media = value.get("media") or ()
+        kind = str(value["phrase"])
+        if kind not in ("prompt", "number", "digits", "sound", "spoken"):
+            return []
+        return [Phrase(kind, str(value.get("value", "")), tuple(str(m) for m in media))]  # type: ignore[arg-type]
+    if isinstance(value, list | tuple):
+        if value and all(isinstance(v, str) for v in value):
+            return [Phrase("spoken", "", tuple(str(v) for v in value))]
+        return [p for v in value for p in phrases_from(v)]
+    return []
+
+
 class CallChannel(Protocol):
-    @property
-    def call_id(self) -> str: ...
+    """One person's dialogue with a flow, on one channel (``kind``).
+
+    Every method may raise ``CallerHungUp`` (the person left), ``ChannelError``;
+    ``choose``/``ask`` may also raise ``AwaitingReply`` and ``ReturnToMenu`` (chat).
+    """
 
     @property
-    def caller_number(self) -> str | None: ...
+    def kind(self) -> ChannelKind: ...
 
-    async def answer(self) -> None: ...
-
-    async def play(self, media: Sequence[str], *, barge_in: bool) -> bool:
-        """Play media URIs (``sound:...``, ``number:...``, ``digits:...``) in order.
-
-        Returns True when a key press interrupted it (``barge_in``); the keys
-        are kept for the next ``collect``. Without barge-in, keys pressed while
-        it plays are discarded; with it, a key the digit rules drop (``ivr.dtmf``:
-        typed ahead of a node without type-ahead) does not interrupt it.
-        """
+    @property
+    def call_id(self) -> str:
+        """The call's (or conversation's) id, for logs."""
         ...
 
-    async def collect(self, request: DigitRequest) -> DigitResult: ...
+    @property
+    def caller_number(self) -> str | None:
+        """The caller ID, or the chat contact's number, as the network gave it."""
+        ...
+
+    async def answer(self) -> None:
+        """Pick up (voice); nothing on chat."""
+        ...
+
+    def rendered(self, phrases: Sequence[Phrase]) -> list[str]:
+        """What the call record keeps of ``phrases`` as this channel gives them
+        (voice: the media URIs it plays; chat: the texts it sends)."""
+        ...
+
+    async def say(self, phrases: Sequence[Phrase], *, interruptible: bool) -> bool:
+        """Tell the person ``phrases``, in order. Returns True when the person
+        interrupted (voice: a key pressed while ``interruptible``; the keys are kept
+        for the next question). Without ``interruptible``, keys pressed meanwhile
+        are discarded; with it, a key the digit rules drop (``ivr.dtmf``: typed ahead
+        of a node without type-ahead) does not interrupt it."""
+        ...
+
+    async def choose(
+        self, prompt: Sequence[Phrase], choices: Sequence[Choice], request: DigitRequest
+    ) -> DigitResult:
+        """Offer ``choices`` after ``prompt`` (interruptible); the answer's digits are
+        a choice's key, or anything else (the engine judges). An empty ``prompt``
+        (a resumed question) asks again without repeating it."""
+        ...
+
+    async def ask(self, prompt: Sequence[Phrase], request: DigitRequest) -> DigitResult:
+        """Ask for digits after ``prompt`` (interruptible), by ``request``."""
+        ...
 
     def flush_digits(self) -> None:
         """Discard keys typed ahead: those pressed before now, and those pressed
@@ -141,10 +225,19 @@ class CallChannel(Protocol):
         engine calls it on entering a node with ``type_ahead: false``."""
         ...
 
-    async def set_variables(self, variables: Mapping[str, str]) -> None: ...
-
-    async def transfer(self, *, context: str, extension: str) -> None:
-        """Hand the call to the dialplan; raises ``CallTransferred``."""
+    async def annotate(self, context: Mapping[str, str]) -> None:
+        """Context a hand-off will carry, known before it (segment, affiliate…):
+        voice sets the hand-off's channel variables now (visible while the call
+        runs, kept when the call is rescued to the agents); chat may keep nothing
+        (the ``HandOff`` carries what it needs)."""
         ...
 
-    async def hangup(self) -> None: ...
+    async def hand_off(self, hand_off: HandOff) -> None:
+        """Give the person to a human (voice: the line's channel variables, then the
+        line's agent context at ``queue``; chat: the agents' queue). Raises
+        ``CallTransferred`` when done."""
+        ...
+
+    async def end(self, phrases: Sequence[Phrase]) -> None:
+        """Say ``phrases`` (not interruptible), then end the dialogue (hang up / close)."""
+        ...

@@ -24,7 +24,15 @@ from zoneinfo import ZoneInfo
 
 from ivr.ari import AriClient, AriError, CallContext, CallRouter, Channel, EventStream
 from ivr.booking.source import SlotSource
-from ivr.channel import CallEnded, CallerHungUp, CallTransferred, ChannelError, EventsLost
+from ivr.channel import (
+    CallEnded,
+    CallerHungUp,
+    CallTransferred,
+    ChannelError,
+    EventsLost,
+    HandOff,
+    Phrase,
+)
 from ivr.flow.engine import Action, CallState, FlowEngine
 from ivr.flow.loader import FlowLoader, load_flows
 from ivr.flow.model import Flow
@@ -41,7 +49,7 @@ from ivr.sms.outbox import SmsOutbox
 from ivr.sms.worker import SmsWorker
 from ivr.store import CallRecordStore, Database
 from ivr.store.records import CallRecord
-from ivr.voice import VoiceChannel
+from ivr.voice import VoiceChannel, VoiceLine
 
 if TYPE_CHECKING:
     from ivr.chat.callref import CallReference
@@ -51,6 +59,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
+# The shipped line.yaml's voice (its sounds, agents' context, variable prefix), for
+# tests and tools; a serving controller takes its line's (``Controller.voice``).
+CITAS_VOICE = VoiceLine(sounds="citas", agent_context="citas-agents", variable_prefix="CITAS_")
 
 
 def load_line(settings: Settings) -> Line:
@@ -72,7 +83,7 @@ def flow_loader(
     settings = settings or Settings()
     line = line or load_line(settings)
     return FlowLoader(
-        load_prompt_texts(settings.prompts_file).keys(),
+        load_prompt_texts(settings.prompts_file),
         line.action_outcomes,
         (flags or line.flag_registry()).names(),
         line.commits,
@@ -97,10 +108,13 @@ class Controller:
     line: Line
     metrics: Metrics = field(default_factory=Metrics)
     reaction: ReactionTimer = field(default_factory=ReactionTimer)
+    voice: VoiceLine = field(init=False)  # from the line's line.yaml ``voice``
     router: CallRouter = field(init=False)
     stream: EventStream = field(init=False)
 
     def __post_init__(self) -> None:
+        v = self.line.voice
+        self.voice = VoiceLine(v.sounds, v.agent_context, v.variable_prefix)
         self.router = CallRouter(self.client, self.handle_call, on_reject=self.reject)
         self.stream = EventStream(
             self.settings.ari_url,
@@ -124,7 +138,7 @@ class Controller:
             ctx.resumed,
         )
         record = await self._open_record(ctx, flow_name, sip_call_id, caller)
-        channel = VoiceChannel(ctx, reaction=self.reaction)
+        channel = VoiceChannel(ctx, line=self.voice, reaction=self.reaction)
         reason = "flow_end"
         try:
             if ctx.resumed:
@@ -175,17 +189,17 @@ class Controller:
 
         The message, the channel variables and the agents' context are the line's
         (``line.yaml`` ``voice``)."""
-        voice = self.line.voice
         try:
             # EventsLost here (another reconnect): hand over without waiting for the end.
             with contextlib.suppress(CallEnded, EventsLost):
-                await channel.play([voice.sound("service_unavailable_agent")], barge_in=False)
-            await channel.set_variables(
-                {voice.inherited("reason"): reason, voice.inherited("segment"): "unknown"}
-            )
+                await channel.say(
+                    [Phrase("prompt", "service_unavailable_agent")], interruptible=False
+                )
+            vdn = self.engine.default_vdn
+            await channel.hand_off(HandOff(vdn, reason, {"segment": "unknown"}))
+        except CallTransferred:
             record.outcome = "transferred"
             record.step("transfer", vdn=self.engine.default_vdn, reason=reason)
-            await channel.transfer(context=voice.agent_context, extension=self.engine.default_vdn)
         except CallEnded:
             pass
         except ChannelError as exc:
@@ -207,11 +221,12 @@ class Controller:
 
     async def reject(self, channel: Channel) -> None:
         """A call arriving while we shut down goes straight to the agents."""
-        voice = self.line.voice
         try:
-            await self.client.set_variable(channel.id, voice.inherited("reason"), "ivr-shutdown")
+            await self.client.set_variable(
+                channel.id, self.voice.variable("reason"), "ivr-shutdown"
+            )
             await self.client.continue_in_dialplan(
-                channel.id, context=voice.agent_context, extension=self.engine.default_vdn
+                channel.id, context=self.voice.agent_context, extension=self.engine.default_vdn
             )
         except AriError as exc:
             logger.warning("cannot reject %s: %s", channel.id, exc)
@@ -354,7 +369,12 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     actions, outbox = await build_actions(settings, db, slots, ops.live, reference)
     # The line's general agents (line.yaml agent_vdn.default): where a flow with
     # no VDN of its own, and every rescued caller, goes.
-    engine = FlowEngine(actions, default_vdn=reference.line.vdn_default, flags=ops.live.value)
+    engine = FlowEngine(
+        actions,
+        default_vdn=reference.line.vdn_default,
+        flags=ops.live.value,
+        texts=load_prompt_texts(settings.prompts_file),
+    )
     records = CallRecordStore(db)
     records_task = asyncio.create_task(records.run(), name="call-records")
     controller = Controller(settings, client, records, flows, engine, line, metrics, reaction)

@@ -80,9 +80,14 @@ class PromptBuildError(PromptError):
 
 @dataclass(frozen=True)
 class PromptText:
+    """One prompt: ``text`` is what voice says (the audio is synthesized from it),
+    ``chat`` what a chat user reads instead (None: ``text``; "marque 1" makes no
+    sense in a chat), ``voice_rate`` espeak-ng's words per minute."""
+
     id: str
     text: str
     voice_rate: int = DEFAULT_RATE
+    chat: str | None = None
 
 
 @dataclass
@@ -173,7 +178,13 @@ def _prompt(prompt_id: str, value: str | Mapping[str, object]) -> PromptText:
         return PromptText(prompt_id, " ".join(value.split()))
     rate = value.get("voice_rate", DEFAULT_RATE)
     assert isinstance(rate, int)  # the schema's integer
-    return PromptText(prompt_id, " ".join(str(value["text"]).split()), rate)
+    chat = value.get("chat")
+    return PromptText(
+        prompt_id,
+        " ".join(str(value["text"]).split()),
+        rate,
+        None if chat is None else str(chat).strip(),
+    )
 
 
 def _recordings(recorded_dir: Path | None, prompt_id: str) -> dict[str, Path]:

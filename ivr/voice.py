@@ -1,8 +1,17 @@
 """``CallChannel`` over ARI: one Asterisk channel in our Stasis app.
 
-Events for the channel arrive on ``CallContext.events`` (the router fills it);
-this class turns them into a dialogue: play and wait for the playback to
-finish, collect digits with three separate timeouts, hand over to the
+Two layers. ``VoiceDialogue`` renders the dialogue (``ivr.channel``) as
+telephony: a ``Phrase`` becomes media URIs (a prompt id is ``sound:<the line's
+sounds prefix>/<id>``), a question is a prompt played with barge-in then digits
+collected, a hand-off sets the line's channel variables and continues in the
+line's agent context (``VoiceLine``). It leaves five telephony primitives
+(``play``, ``collect``, ``set_variables``, ``transfer``, ``hangup``) to its
+subclass: ``VoiceChannel`` here over ARI, and the unit tests' callers in virtual
+time, which so share the rendering with the phone.
+
+``VoiceChannel``: events for the channel arrive on ``CallContext.events`` (the
+router fills it); it plays and waits for the playback to finish, collects
+digits with three separate timeouts (``ivr.dtmf``'s rules), hands over to the
 dialplan. A hang-up seen while waiting raises ``CallerHungUp``, which unwinds
 the call.
 """
@@ -13,7 +22,9 @@ import asyncio
 import logging
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from ivr.ari import (
     AriError,
@@ -31,9 +42,13 @@ from ivr.channel import (
     CallerHungUp,
     CallTransferred,
     ChannelError,
+    ChannelKind,
+    Choice,
     DigitRequest,
     DigitResult,
     EventsLost,
+    HandOff,
+    Phrase,
 )
 from ivr.dtmf import Entry, Key, Keypad
 from ivr.reaction import ReactionTimer
@@ -44,13 +59,142 @@ logger = logging.getLogger(__name__)
 PLAYBACK_SAFETY_S = 180.0
 
 
-class VoiceChannel:
+@dataclass(frozen=True)
+class VoiceLine:
+    """What voice rendering takes from the line (its ``line.yaml``):
+
+    ``sounds``: the directory of its prompt recordings among Asterisk's sounds
+    (``Phrase("prompt", "goodbye")`` plays ``sound:<sounds>/goodbye``);
+    ``agent_context``: the dialplan context whose extensions are the agents' VDNs
+    (a hand-off continues there at the queue); ``variable_prefix``: the channel
+    variables a hand-off sets are ``__<prefix><NAME>`` (inherited by the agent's
+    leg: the dialplan turns them into SIP headers), NAME the upper-cased context
+    key (``reason``, ``segment``…).
+    """
+
+    sounds: str
+    agent_context: str
+    variable_prefix: str
+
+    def variable(self, key: str) -> str:
+        """The channel variable of a hand-off context key (``segment`` -> ``__<prefix>SEGMENT``)."""
+        return f"__{self.variable_prefix}{key.upper()}"
+
+
+class VoiceDialogue(ABC):
+    """The dialogue (``ivr.channel.CallChannel``) rendered as telephony; subclasses
+    give the primitives."""
+
+    def __init__(self, line: VoiceLine) -> None:
+        self.line = line
+
+    @property
+    def kind(self) -> ChannelKind:
+        return "voice"
+
+    # --- the primitives ------------------------------------------------------------
+    @property
+    @abstractmethod
+    def call_id(self) -> str:
+        """The call's id (its Asterisk channel id)."""
+
+    @property
+    @abstractmethod
+    def caller_number(self) -> str | None:
+        """The caller ID as the network sent it."""
+
+    @abstractmethod
+    async def answer(self) -> None:
+        """Answer the call."""
+
+    @abstractmethod
+    def flush_digits(self) -> None:
+        """Drop typed-ahead keys before a node that takes none (``ivr.dtmf`` rules)."""
+
+    @abstractmethod
+    async def play(self, media: Sequence[str], *, barge_in: bool) -> bool:
+        """Play media URIs (``sound:...``, ``number:...``, ``digits:...``) in order.
+
+        Returns True when a key press interrupted it (``barge_in``); the keys
+        are kept for the next ``collect``. Without barge-in, keys pressed while
+        it plays are discarded; with it, a key the digit rules drop (``ivr.dtmf``:
+        typed ahead of a node without type-ahead) does not interrupt it.
+        """
+
+    @abstractmethod
+    async def collect(self, request: DigitRequest) -> DigitResult:
+        """Wait for the caller's keys by ``request`` (``ivr.dtmf`` rules)."""
+
+    @abstractmethod
+    async def set_variables(self, variables: Mapping[str, str]) -> None:
+        """Set channel variables, in order."""
+
+    @abstractmethod
+    async def transfer(self, *, context: str, extension: str) -> None:
+        """Continue the call in the dialplan; raises ``CallTransferred``."""
+
+    @abstractmethod
+    async def hangup(self) -> None:
+        """Hang the call up."""
+
+    # --- the dialogue -----------------------------------------------------------------
+    def rendered(self, phrases: Sequence[Phrase]) -> list[str]:
+        """The media URIs of ``phrases``: ``prompt`` -> ``sound:<sounds>/<id>``,
+        ``number``/``digits``/``sound`` -> ``<kind>:<value>``, ``spoken`` -> its media."""
+        media: list[str] = []
+        for phrase in phrases:
+            if phrase.kind == "prompt":
+                media.append(f"sound:{self.line.sounds}/{phrase.value}")
+            elif phrase.kind == "spoken":
+                media.extend(phrase.media)
+            else:
+                media.append(f"{phrase.kind}:{phrase.value}")
+        return media
+
+    async def say(self, phrases: Sequence[Phrase], *, interruptible: bool) -> bool:
+        media = self.rendered(phrases)
+        if not media:
+            return False
+        return await self.play(media, barge_in=interruptible)
+
+    async def choose(
+        self, prompt: Sequence[Phrase], choices: Sequence[Choice], request: DigitRequest
+    ) -> DigitResult:
+        # The keys are in the prompt's recording ("para ... marque 1"): titles are chat's.
+        await self.say(prompt, interruptible=True)
+        return await self.collect(request)
+
+    async def ask(self, prompt: Sequence[Phrase], request: DigitRequest) -> DigitResult:
+        await self.say(prompt, interruptible=True)
+        return await self.collect(request)
+
+    async def annotate(self, context: Mapping[str, str]) -> None:
+        await self.set_variables({self.line.variable(k): v for k, v in context.items()})
+
+    async def hand_off(self, hand_off: HandOff) -> None:
+        variables = {self.line.variable("reason"): hand_off.reason}
+        variables |= {self.line.variable(k): v for k, v in hand_off.context.items()}
+        await self.set_variables(variables)
+        await self.transfer(context=self.line.agent_context, extension=hand_off.queue)
+
+    async def end(self, phrases: Sequence[Phrase]) -> None:
+        await self.say(phrases, interruptible=False)
+        await self.hangup()
+
+
+class VoiceChannel(VoiceDialogue):
     """One call's dialogue over ARI; the digit rules are ``ivr.dtmf``'s (``keys``),
     fed with ``time.monotonic()`` seconds."""
 
     def __init__(
-        self, ctx: CallContext, *, language: str = "es", reaction: ReactionTimer | None = None
+        self,
+        ctx: CallContext,
+        *,
+        line: VoiceLine,
+        language: str = "es",
+        reaction: ReactionTimer | None = None,
     ) -> None:
+        super().__init__(line)
         self.ctx = ctx
         self.client = ctx.client
         self.language = language

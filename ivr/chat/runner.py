@@ -108,6 +108,8 @@ class ChatLine:
 
 def inbound_of(event: WebhookEvent) -> InboundMessage | None:
     """The store's form of a webhook message (None for statuses)."""
+    text: str | None
+    reply: str | None
     match event:
         case TextMessage():
             kind, text, reply = "text", event.body, None

@@ -14,7 +14,7 @@ import logging
 import urllib.parse
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -29,6 +29,7 @@ from ivr.booking.model import (
     SlotTaken,
 )
 from ivr.booking.source import SlotSource
+from ivr.channel import Phrase
 from ivr.chat.callref import DESTINATION_VARIABLE, REFERENCE_VARIABLE, new_reference
 from ivr.citas.affiliates import Affiliate, AffiliateDirectory
 from ivr.citas.eligibility import decide
@@ -66,6 +67,8 @@ OUTCOMES: dict[str, tuple[str, ...]] = {
 # Actions that commit something the caller must have heard first (issue 9 §1).
 COMMITS = frozenset({"book_slot", "cancel_appointment", "move_appointment"})
 MAX_DOCUMENT_TRIES = 3
+# How a doctor's title reads after "con": "con la doctora Ana Gómez".
+DOCTOR_TITLES = {"Doctora": "la", "Doctor": "el"}
 
 
 def spoken_prompts(sites: Mapping[str, Site]) -> dict[str, str]:
@@ -100,6 +103,32 @@ def check_spoken_prompts(
             )
 
 
+WEEKDAYS = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")
+MONTHS = ("enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto",
+          "septiembre", "octubre", "noviembre", "diciembre")  # fmt: skip
+
+
+def date_text(day: date) -> str:
+    """``day`` as a chat reads it: "lunes 30 de noviembre" (what ``date_media`` says)."""
+    return f"{WEEKDAYS[day.weekday()]} {day.day} de {MONTHS[day.month - 1]}"
+
+
+def time_text(at: time) -> str:
+    """``at`` as a chat reads it, 12-hour Colombian style: "a las 8:00 a. m.",
+    "a la 1:30 p. m." (what ``time_media`` says: "a la una y treinta de la tarde")."""
+    hour = at.hour % 12 or 12
+    suffix = "a. m." if at.hour < 12 else "p. m."
+    return f"{'a la' if hour == 1 else 'a las'} {hour}:{at.minute:02d} {suffix}"
+
+
+def _titled(name: str, titles: Mapping[str, str]) -> str:
+    """``name`` after a preposition: "Doctora Ana Gómez" -> "la doctora Ana Gómez"."""
+    for title, article in titles.items():
+        if name.startswith(title + " "):
+            return f"{article} {title.lower()}{name[len(title) :]}"
+    return name
+
+
 def whatsapp_link(number: str, prefilled: str) -> str:
     """A wa.me link that opens a chat with a prefilled message (the user opens it).
 
@@ -128,9 +157,10 @@ class CitasActions:
         self.tz = ZoneInfo(reference.line.timezone)
         self.clock = clock or (lambda: datetime.now(self.tz))
         # The assistant's number as the caller dials it, one digit at a time, in groups.
-        self.whatsapp_number_media = [
-            f"digits:{group}" for group in spoken_groups(reference.line.whatsapp_number)
-        ]
+        groups = spoken_groups(reference.line.whatsapp_number)
+        self.whatsapp_number_media = Phrase(
+            "spoken", " ".join(groups), tuple(f"digits:{group}" for group in groups)
+        )
 
     def registry(self) -> dict[str, Action]:
         return {name: getattr(self, name) for name in OUTCOMES}
@@ -237,9 +267,10 @@ class CitasActions:
         state.set("eligibility_route", result.route)
         state.set("eligibility_reasons", list(result.reasons))
         state.set("agent_vdn", vdn)
-        await state.channel.set_variables(
-            {"__CITAS_SEGMENT": result.segment, "__CITAS_AFFILIATE": affiliate.id,
-             "__CITAS_CUPS": str(state.variables["cups"]), "__CITAS_VDN_HINT": vdn}
+        # Known now for any later hand-off (voice: __CITAS_SEGMENT… set at once).
+        await state.channel.annotate(
+            {"segment": result.segment, "affiliate": affiliate.id,
+             "cups": str(state.variables["cups"]), "vdn_hint": vdn}
         )  # fmt: skip
         return result.route
 
@@ -286,7 +317,7 @@ class CitasActions:
         state.set("slot_id", slot.id)
         state.set("slot_doctor_id", slot.doctor_id)
         state.set("slot_starts_at", slot.starts_at.astimezone(self.tz).isoformat())
-        state.set("slot_media", self.slot_media(slot))
+        state.set("slot_media", self.slot_phrase(slot))
         return "found"
 
     def slot_media(self, slot: Slot) -> list[str]:
@@ -302,6 +333,23 @@ class CitasActions:
             "sound:citas/slot_with_doctor", f"sound:citas/doctor_{slot.doctor_id}",
             "sound:citas/slot_at_site", f"sound:citas/site_{slot.site_id}",
         ]  # fmt: skip
+
+    def slot_text(self, slot: Slot) -> str:
+        """What ``slot_media`` says, as chat text: "lunes 30 de noviembre a las 8:00 a. m.
+        con la doctora Ana Gómez en la sede Norte" (names from sites.yaml; ids when
+        a site or doctor is not there)."""
+        local = slot.starts_at.astimezone(self.tz)
+        site = self.ref.sites.get(slot.site_id)
+        doctor = site.doctors.get(slot.doctor_id) if site is not None else None
+        doctor_name = _titled(doctor.name if doctor else slot.doctor_id, DOCTOR_TITLES)
+        site_name = _titled(site.name if site else slot.site_id, {"Sede": "la"})
+        return (
+            f"{date_text(local.date())} {time_text(local.time())} con {doctor_name} en {site_name}"
+        )
+
+    def slot_phrase(self, slot: Slot) -> Phrase:
+        """``slot`` read out: ``slot_media`` for voice, ``slot_text`` for chat."""
+        return Phrase("spoken", self.slot_text(slot), tuple(self.slot_media(slot)))
 
     async def find_slot(self, state: CallState, params: Mapping[str, object]) -> str:
         """The first slot, unless the patient already holds a pending appointment
@@ -330,7 +378,7 @@ class CitasActions:
         state.set("appointment_id", existing.id)
         state.set("appointment_reason", reason)
         state.set("appointment_starts_at", existing.slot.starts_at.astimezone(self.tz).isoformat())
-        state.set("appointment_media", self.slot_media(existing.slot))
+        state.set("appointment_media", self.slot_phrase(existing.slot))
 
     async def next_slot(self, state: CallState, params: Mapping[str, object]) -> str:
         return await self._search(state)
@@ -436,13 +484,12 @@ class CitasActions:
         media: list[str] = []
         for booking in pending:
             media += ["sound:citas/appointment_item", *self.slot_media(booking.slot)]
-        state.set("appointments_media", media)
-        state.set(
-            "appointments_text",
-            "\n".join(
-                f"{n}. {self.appointment_text(b.slot)}" for n, b in enumerate(pending, start=1)
-            ),
+        listing = "\n".join(
+            f"{n}. {self.appointment_text(b.slot)}" for n, b in enumerate(pending, start=1)
         )
+        # One spoken phrase: voice plays the media, a chat shows the numbered list.
+        state.set("appointments_media", Phrase("spoken", listing, tuple(media)))
+        state.set("appointments_text", listing)
         logger.info("call %s: %d pending appointments", state.channel.call_id, len(pending))
         return "found" if pending else "none"
 
@@ -478,8 +525,9 @@ class CitasActions:
         slot = _slot_from_json(chosen["slot"])
         state.set("appointment_id", str(chosen["id"]))
         state.set("appointment_starts_at", slot.starts_at.astimezone(self.tz).isoformat())
-        state.set("appointment_media", self.slot_media(slot))
-        state.set("appointment_text", self.appointment_text(slot))
+        text = self.appointment_text(slot)
+        state.set("appointment_media", Phrase("spoken", text, tuple(self.slot_media(slot))))
+        state.set("appointment_text", text)
         state.set("appointment_site_id", slot.site_id)
         state.set("appointment_cups", slot.cups)
         return "single" if len(appointments) == 1 else "found"

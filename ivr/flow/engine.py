@@ -1,51 +1,86 @@
-"""Interpret a ``Flow`` on one call.
+"""Interpret a ``Flow`` on one call or conversation.
 
-The engine walks nodes until a transfer or a hang-up; every step lands in the
-call record. Actions (identification, eligibility, booking, SMS …) are Python
-callables registered by name; they get the call state and return an outcome
-name that the flow maps to the next node.
+The engine walks nodes until a hand-off or an end; every step lands in the
+call record. What a node does is its kind's (``ivr.flow.nodes``: each node's
+``run``); the engine resolves prompt parts to ``Phrase``s for the channel,
+passes through nodes meant for another channel (``channels``/``skip_to``),
+and turns a chat's pauses into ``Suspended`` and its "main menu" into a jump to
+the flow's ``menu``. Actions (identification, eligibility, booking, SMS …) are
+Python callables registered by name; they get the call state and return an
+outcome name that the flow maps to the next node.
+
+Suspend and resume (chat): when ``choose``/``ask`` raises
+``ivr.channel.AwaitingReply`` the engine raises ``Suspended(node_id, attempt)``;
+``run(state, resume=Resume(node_id, attempt))`` later enters that node at that
+attempt without saying its prompt again and asks the channel, which has the
+reply by then. Only ``state.variables`` survives in between.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ivr.channel import CallChannel, DigitRequest, DigitResult
-from ivr.flow.model import (
-    ActionNode,
-    CollectNode,
-    DecideNode,
-    Flow,
-    HangupNode,
-    MenuNode,
-    PlayNode,
-    PromptPart,
-    TransferNode,
-)
+from ivr.channel import CallChannel, DigitResult, Phrase, ReturnToMenu, phrase_json, phrases_from
+from ivr.flow.model import Flow, PromptPart, PromptTexts, chat_text
 from ivr.masking import mask_number
 from ivr.store.records import CallRecord
 
 logger = logging.getLogger(__name__)
 
-AGENT_CONTEXT = "citas-agents"
 MAX_STEPS = 500  # a loop in a flow must not keep a caller forever
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a suspended dialogue goes on: the input node ``node_id`` at ``attempt``
+    (0-based), its prompt already sent."""
+
+    node_id: str
+    attempt: int
+
+
+class Suspended(Exception):
+    """The dialogue waits for the person's reply at ``node_id``, ``attempt``
+    (0-based): save them with the variables, then ``run(state, resume=Resume(...))``."""
+
+    def __init__(self, node_id: str, attempt: int) -> None:
+        super().__init__(f"waiting for a reply at {node_id} (attempt {attempt + 1})")
+        self.node_id = node_id
+        self.attempt = attempt
+
+    @property
+    def resume(self) -> Resume:
+        return Resume(self.node_id, self.attempt)
 
 
 @dataclass
 class CallState:
-    """What the flow knows about this call; actions read and write it."""
+    """What the flow knows about this call; actions read and write it.
+
+    ``resume`` is set by ``FlowEngine.run`` for the node it resumes and taken by it
+    (``take_resume``)."""
 
     channel: CallChannel
     record: CallRecord
     flow: Flow
     variables: dict[str, Any] = field(default_factory=dict)
+    resume: Resume | None = field(default=None, repr=False)
 
     def set(self, name: str, value: Any) -> None:
+        """Set a variable, kept in the call record too (``Phrase``s as JSON mappings)."""
         self.variables[name] = value
-        self.record.variables[name] = value
+        self.record.variables[name] = phrase_json(value)
+
+    def take_resume(self, node_id: str) -> Resume | None:
+        """The resume point if it is at ``node_id`` (then cleared), else None."""
+        resume = self.resume
+        if resume is None or resume.node_id != node_id:
+            return None
+        self.resume = None
+        return resume
 
 
 Action = Callable[[CallState, Mapping[str, object]], Awaitable[str]]
@@ -71,16 +106,16 @@ class FlowLoopError(RuntimeError):
     pass
 
 
-def media_for(part: PromptPart, variables: Mapping[str, Any]) -> list[str]:
+def phrases_for(part: PromptPart, variables: Mapping[str, Any]) -> list[Phrase]:
+    """The phrases of one prompt part, its ``{name}``s replaced by the call's variables:
+    ``prompt:x`` -> ``Phrase("prompt", "x")`` (likewise ``number``, ``digits``,
+    ``sound``); ``media:{name}`` -> the phrases in that variable (``phrases_from``)."""
     if part.kind == "media":
-        value = variables.get(part.variables[0] if part.variables else part.value, [])
-        return [str(m) for m in value] if isinstance(value, list | tuple) else []
+        return phrases_from(variables.get(part.variables[0] if part.variables else part.value))
     value = part.value
     for name in part.variables:
         value = value.replace("{" + name + "}", str(variables.get(name, "")))
-    if part.kind == "prompt":
-        return [f"sound:citas/{value}"]
-    return [f"{part.kind}:{value}"]
+    return [Phrase(part.kind, value)]  # type: ignore[arg-type]  # the loader's PART_KINDS
 
 
 class FlowEngine:
@@ -90,135 +125,89 @@ class FlowEngine:
         *,
         default_vdn: str,
         flags: FlagLookup = _no_flags,
+        texts: Mapping[str, PromptTexts] | None = None,
     ) -> None:
+        """``default_vdn``: where a transfer with no VDN of its own goes;
+        ``texts``: the prompt catalogue (id -> voice and chat text), for the chat
+        titles of menu options."""
         self.actions = actions
         self.default_vdn = default_vdn
         self.flags = flags
+        self.texts: Mapping[str, PromptTexts] = texts or {}
 
-    async def run(self, state: CallState) -> None:
-        """Run until the call is handed over or hung up (``CallEnded`` unwinds it)."""
+    async def run(self, state: CallState, resume: Resume | None = None) -> None:
+        """Run until the call is handed over or ended (``CallEnded`` unwinds it).
+
+        Raises ``Suspended`` when a chat question waits for its reply; with
+        ``resume``, starts at that question instead of the flow's start (no answer).
+        Raises ``FlowLoopError`` after ``MAX_STEPS`` nodes, ``KeyError`` when
+        ``resume`` names no input node of the flow.
+        """
         flow, channel = state.flow, state.channel
-        if flow.answer:
-            await channel.answer()
-            state.record.step("answer")
-        node_id = flow.start
+        if resume is None:
+            if flow.answer:
+                await channel.answer()
+                state.record.step("answer")
+            node_id = flow.start
+        else:
+            if not flow.node(resume.node_id).asks:
+                raise KeyError(f"{resume.node_id} of flow {flow.name} asks nothing to resume")
+            state.resume = resume
+            state.record.step("resume", node=resume.node_id, attempt=resume.attempt + 1)
+            node_id = resume.node_id
         for _ in range(MAX_STEPS):
             node = flow.node(node_id)
             state.record.step("node", node=node.id)
             logger.debug("call %s: node %s", channel.call_id, node.id)
-            match node:
-                case PlayNode():
-                    await self._play(state, node.prompts, barge_in=node.barge_in)
-                    node_id = node.next
-                case MenuNode():
-                    node_id = await self._menu(state, node)
-                case CollectNode():
-                    node_id = await self._collect(state, node)
-                case DecideNode():
-                    node_id = self._decide(state, node)
-                case ActionNode():
-                    node_id = await self._action(state, node)
-                case TransferNode():
-                    await self._transfer(state, node)
-                    return
-                case HangupNode():
-                    await self._play(state, node.prompts, barge_in=False)
-                    state.record.outcome = node.outcome
-                    state.record.step("hangup", outcome=node.outcome)
-                    await channel.hangup()
-                    return
+            if not node.runs_on(channel.kind):
+                assert node.skip_to is not None  # the loader's rule
+                state.record.step("skip", channel=channel.kind, next=node.skip_to)
+                node_id = node.skip_to
+                continue
+            try:
+                next_id = await node.run(self, state)
+            except ReturnToMenu:
+                next_id = flow.menu or flow.start
+                state.record.step("main_menu", next=next_id)
+            finally:
+                state.resume = None
+            if next_id is None:
+                return
+            node_id = next_id
         raise FlowLoopError(f"flow {flow.name} ran {MAX_STEPS} steps without ending")
 
-    def _decide(self, state: CallState, node: DecideNode) -> str:
-        if node.flag is not None:
-            value = decision_value(self.flags(node.flag))
-            target = node.cases.get(value, node.default)
-            state.record.step("decision", flag=node.flag, value=value, next=target)
-            return target
-        value = decision_value(state.variables.get(node.variable))
-        target = node.cases.get(value, node.default)
-        state.record.step("decision", variable=node.variable, value=value, next=target)
-        return target
+    # --- what node kinds share -------------------------------------------------------
+    def phrases(self, state: CallState, parts: Sequence[PromptPart]) -> list[Phrase]:
+        return [p for part in parts for p in phrases_for(part, state.variables)]
 
-    async def _play(
-        self, state: CallState, parts: tuple[PromptPart, ...], *, barge_in: bool
+    def record_prompt(self, state: CallState, phrases: Sequence[Phrase]) -> bool:
+        """Record what the person is told (as the channel renders it); False when
+        that is nothing."""
+        rendered = state.channel.rendered(phrases)
+        if not rendered:
+            return False
+        state.record.step("prompt", media=rendered)
+        return True
+
+    async def say(
+        self, state: CallState, parts: Sequence[PromptPart], *, interruptible: bool
     ) -> bool:
-        if not parts:
+        """Say ``parts`` on the channel; True when the person interrupted."""
+        phrases = self.phrases(state, parts)
+        if not self.record_prompt(state, phrases):
             return False
-        media = [m for p in parts for m in media_for(p, state.variables)]
-        if not media:
-            return False
-        state.record.step("prompt", media=media)
-        interrupted = await state.channel.play(media, barge_in=barge_in)
+        interrupted = await state.channel.say(phrases, interruptible=interruptible)
         if interrupted:
             state.record.step("barge_in")
         return interrupted
 
-    def _discard_typed_ahead(self, state: CallState, node: MenuNode | CollectNode) -> None:
-        # A node without type-ahead hears only keys pressed after its prompt started.
-        if not node.type_ahead:
-            state.channel.flush_digits()
+    def title(self, prompt_id: str) -> str:
+        """The chat text of a prompt (a menu option's title); the id when the engine
+        was given no catalogue."""
+        prompt = self.texts.get(prompt_id)
+        return chat_text(prompt) if prompt is not None else prompt_id
 
-    async def _menu(self, state: CallState, node: MenuNode) -> str:
-        self._discard_typed_ahead(state, node)
-        request = DigitRequest(
-            max_digits=1,
-            first_digit_timeout=node.timeouts.first_digit,
-            between_digits_timeout=node.timeouts.between_digits,
-            total_timeout=node.timeouts.total,
-        )
-        for attempt in range(node.retries + 1):
-            await self._play(state, node.prompts, barge_in=True)
-            result = await state.channel.collect(request)
-            self._record_digits(state, node.id, attempt, result)
-            target = node.options.get(result.digits)
-            if target is not None:
-                if node.save_as:
-                    state.set(node.save_as, result.digits)
-                return target
-            last = attempt == node.retries
-            if not last:
-                await self._play(
-                    state,
-                    node.no_input_prompts if result.no_input else node.invalid_prompts,
-                    barge_in=True,
-                )
-        state.record.step("max_retries", node=node.id)
-        return node.on_failure
-
-    async def _collect(self, state: CallState, node: CollectNode) -> str:
-        self._discard_typed_ahead(state, node)
-        request = DigitRequest(
-            max_digits=node.max_digits,
-            min_digits=node.min_digits,
-            terminator=node.terminator,
-            first_digit_timeout=node.timeouts.first_digit,
-            between_digits_timeout=node.timeouts.between_digits,
-            total_timeout=node.timeouts.total,
-        )
-        for attempt in range(node.retries + 1):
-            await self._play(state, node.prompts, barge_in=True)
-            result = await state.channel.collect(request)
-            self._record_digits(state, node.id, attempt, result, sensitive=node.sensitive)
-            valid = (
-                node.min_digits <= len(result.digits) <= node.max_digits and result.digits.isdigit()
-            )
-            if valid:
-                if node.sensitive:
-                    state.variables[node.save_as] = result.digits  # kept off the record
-                else:
-                    state.set(node.save_as, result.digits)
-                return node.next
-            if attempt < node.retries:
-                await self._play(
-                    state,
-                    node.no_input_prompts if result.no_input else node.invalid_prompts,
-                    barge_in=True,
-                )
-        state.record.step("max_retries", node=node.id)
-        return node.on_failure
-
-    def _record_digits(
+    def record_digits(
         self,
         state: CallState,
         node_id: str,
@@ -231,32 +220,3 @@ class FlowEngine:
         state.record.step(
             "digits", node=node_id, attempt=attempt + 1, digits=digits, ended_by=result.ended_by
         )
-
-    async def _action(self, state: CallState, node: ActionNode) -> str:
-        action = self.actions[node.action]
-        try:
-            outcome = await action(state, node.params)
-        except ActionFailed as exc:
-            state.record.step("action", action=node.action, outcome="failed", error=str(exc))
-            logger.warning("call %s: action %s failed: %s", state.channel.call_id, node.action, exc)
-            return node.on_failure
-        target = node.outcomes.get(outcome, node.on_failure)
-        state.record.step("action", action=node.action, outcome=outcome, next=target)
-        return target
-
-    async def _transfer(self, state: CallState, node: TransferNode) -> None:
-        vdn = node.vdn or str(
-            state.variables.get("agent_vdn") or state.flow.agent_vdn or self.default_vdn
-        )
-        await self._play(state, node.prompts, barge_in=False)
-        variables = {
-            "__CITAS_REASON": node.reason,
-            "__CITAS_SEGMENT": str(state.variables.get("segment", "unknown")),
-        }
-        for name in ("affiliate_id", "cups"):
-            if state.variables.get(name):
-                variables[f"__CITAS_{name.split('_')[0].upper()}"] = str(state.variables[name])
-        await state.channel.set_variables(variables)
-        state.record.outcome = "transferred"
-        state.record.step("transfer", vdn=vdn, reason=node.reason)
-        await state.channel.transfer(context=AGENT_CONTEXT, extension=vdn)

@@ -1,42 +1,39 @@
 """Build a ``Flow`` from YAML, refusing anything the engine could trip on mid-call.
 
 The file's structure (known fields, types, ranges, one sub-schema per node
-kind) is checked first against ``ivr/schemas/flow.json``. Then what a schema
-cannot say: references to nodes that do not exist, nodes no path reaches,
-nodes from which no path reaches a transfer or a hang-up (a caller there
-would loop forever), nodes from which a caller who presses nothing (or only
-wrong keys) never reaches one (``silent_targets``: an off-hook line would go
-round until the engine's step limit), prompts with no text in the prompt catalogue, actions
-(or action outcomes) the controller does not provide, unknown flags,
-``min_digits`` above ``max_digits``, and keys typed ahead that could reach an
-action that commits (``type_ahead`` in ``ivr.flow.model``).
+kind) is checked first against ``ivr/schemas/flow.json``; each node is then
+built by its kind (``ivr.flow.nodes.KINDS``). Then what a schema cannot say:
+references to nodes that do not exist, nodes no path reaches, nodes from which
+no path reaches a transfer or a hang-up (a caller there would loop forever),
+nodes from which a caller who presses nothing (or only wrong keys) never
+reaches one (``silent_targets``: an off-hook line would go round until the
+engine's step limit), prompts (and menu option titles) with no text in the
+prompt catalogue, actions (or action outcomes) the controller does not provide,
+unknown flags, ``min_digits`` above ``max_digits``, keys typed ahead that could
+reach an action that commits (``type_ahead`` in ``ivr.flow.model``), a node for
+one channel with no way through on the others (``channels`` without
+``skip_to`` nor ``next``), and whatever the ``checks`` a channel adds refuse in
+a menu (a chat's limits on titles and lengths).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ivr.flow.model import (
-    ActionNode,
-    AnyNode,
-    CollectNode,
-    DecideNode,
-    Flow,
-    HangupNode,
-    MenuNode,
-    PlayNode,
-    PromptPart,
-    Timeouts,
-    TransferNode,
-    targets,
-)
+from ivr.flow.model import Flow, Node, PromptPart, PromptTexts, Timeouts, targets
+from ivr.flow.nodes import KINDS, ActionNode, MenuNode
 from ivr.schemas import FieldPath, dotted, load_checked
-from ivr.yamlsrc import ConfigError, Located
+from ivr.yamlsrc import ConfigError, Located, LocatedList
 
 PART_KINDS = ("prompt", "number", "digits", "sound", "media")
-END_KINDS = (TransferNode, HangupNode)
+CHANNELS = ("voice", "chat")
+
+# A channel's check of one menu against the prompt catalogue: None when it is fine,
+# else the problem, or (field under the node, e.g. "options.1.title", problem).
+MenuCheck = Callable[[MenuNode, Mapping[str, PromptTexts]], "str | tuple[str, str] | None"]
 
 
 def flow_field(path: FieldPath) -> str:
@@ -46,7 +43,7 @@ def flow_field(path: FieldPath) -> str:
     return dotted("flow")(["flow", *path])
 
 
-class _Fields:
+class Fields:
     """Access to one schema-checked YAML mapping, with errors naming file, line and field."""
 
     def __init__(self, data: Located, where: str) -> None:
@@ -80,6 +77,22 @@ class _Fields:
         return value
 
 
+def line_at(data: Located, path: Sequence[str | int]) -> int:
+    """The line of the deepest key of ``path`` found under ``data`` (its own line if none)."""
+    line = data.line
+    current: Any = data
+    for key in path:
+        if isinstance(current, Located) and key in current:  # YAML may key by int
+            line = current.line_of(key)  # type: ignore[arg-type]
+            current = current[key]  # type: ignore[index]
+        elif isinstance(current, LocatedList) and isinstance(key, int) and key < len(current):
+            line = current.line_of(key)
+            current = current[key]
+        else:
+            break
+    return line
+
+
 class FlowLoader:
     def __init__(
         self,
@@ -87,16 +100,26 @@ class FlowLoader:
         actions: Mapping[str, Collection[str]],
         flags: Collection[str] = (),
         commits: Collection[str] = (),
+        checks: Sequence[MenuCheck] = (),
     ) -> None:
-        """``actions`` maps each action name to the outcomes it can return;
-        ``flags`` names the operations flags a decide node may read; ``commits``
-        names the actions that commit something for the caller (a booking)."""
+        """``prompt_ids``: the prompt catalogue's ids, or the catalogue itself
+        (id -> ``PromptTexts``: then ``checks`` see the texts); ``actions`` maps
+        each action name to the outcomes it can return; ``flags`` names the
+        operations flags a decide node may read; ``commits`` names the actions
+        that commit something for the caller (a booking); ``checks`` are run on
+        every menu node (a channel's limits) and refuse it with their problem."""
         self.prompt_ids = set(prompt_ids)
+        self.texts: Mapping[str, PromptTexts] = (
+            prompt_ids if isinstance(prompt_ids, Mapping) else {}
+        )
         self.actions = actions
         self.flags = set(flags)
         self.commits = set(commits)
+        self.checks = tuple(checks)
+        self._defaults = Timeouts()
 
-    def _known_flag(self, name: str) -> str | None:
+    def known_flag(self, name: str) -> str | None:
+        """None for a flag a decide node may read, else the problem."""
         if name in self.flags:
             return None
         return f"unknown flag {name!r}; known: {', '.join(sorted(self.flags)) or '(none)'}"
@@ -104,129 +127,61 @@ class FlowLoader:
     def load(self, path: Path) -> Flow:
         """The flow in ``path``; raises ``ConfigError`` naming file, line and field."""
         data = load_checked(path, "flow", flow_field)
-        top = _Fields(data, "flow")
+        top = Fields(data, "flow")
         name = top.get("flow", str)
         start = top.get("start", str)
         answer = top.get("answer", bool, True)
         language = top.get("language", str, "es")
         agent_vdn = top.get("agent_vdn", str, None)
-        defaults = self._timeouts(top.get("timeouts", Located, None), Timeouts())
+        menu = top.get("menu", str, None)
+        self._defaults = Timeouts()
+        self._defaults = self.timeouts(top.get("timeouts", Located, None))
         raw_nodes = top.get("nodes", Located)
-        nodes: dict[str, AnyNode] = {}
+        nodes: dict[str, Node] = {}
         for node_id, raw in raw_nodes.items():
-            nodes[node_id] = self._node(node_id, raw, defaults)
-        flow = Flow(name, str(path), start, nodes, answer, language, agent_vdn)
+            nodes[node_id] = self._node(node_id, raw)
+        flow = Flow(name, str(path), start, nodes, answer, language, agent_vdn, menu)
+        if menu is not None and menu not in nodes:
+            raise ConfigError(data.file, data.line_of("menu"), "flow.menu", f"no node {menu!r}")
         self._check_graph(flow, data, raw_nodes)
         self._check_type_ahead(flow, raw_nodes)
+        self._check_menus(flow, raw_nodes)
         return flow
 
-    def _node(self, node_id: str, raw: Located, defaults: Timeouts) -> AnyNode:
-        f = _Fields(raw, f"nodes.{node_id}")
+    def _node(self, node_id: str, raw: Located) -> Node:
+        f = Fields(raw, f"nodes.{node_id}")
         kind = f.get("kind", str)
-        line = raw.line
-        node: AnyNode
-        if kind == "play":
-            node = PlayNode(
-                node_id,
-                line,
-                self._parts(f, "prompt"),
-                f.get("next", str),
-                f.get("barge_in", bool, False),
-            )
-        elif kind == "menu":
-            options = f.get("options", Located)
-            node = MenuNode(
-                node_id,
-                line,
-                self._parts(f, "prompt"),
-                dict(options),
-                f.get("on_failure", str),
-                self._timeouts(f.get("timeouts", Located, None), defaults),
-                f.get("retries", int, 2),
-                self._parts(f, "no_input_prompt", required=False),
-                self._parts(f, "invalid_prompt", required=False),
-                f.get("save_as", str, None),
-                f.get("type_ahead", bool, True),
-            )
-        elif kind == "collect":
-            max_digits = f.get("max_digits", int, 1)
-            node = CollectNode(
-                node_id,
-                line,
-                self._parts(f, "prompt"),
-                f.get("next", str),
-                f.get("on_failure", str),
-                f.get("save_as", str),
-                f.get(
-                    "min_digits",
-                    int,
-                    1,
-                    check=lambda v: None if 1 <= v <= max_digits else f"must be 1-{max_digits}",
-                ),
-                max_digits,
-                f.get("terminator", str, None),
-                self._timeouts(f.get("timeouts", Located, None), defaults),
-                f.get("retries", int, 2),
-                self._parts(f, "no_input_prompt", required=False),
-                self._parts(f, "invalid_prompt", required=False),
-                f.get("sensitive", bool, False),
-                f.get("type_ahead", bool, True),
-            )
-        elif kind == "decide":
-            cases = f.get("cases", Located)
-            flag = f.get("flag", str, None, check=self._known_flag)
-            variable = f.get("variable", str, None)
-            node = DecideNode(
-                node_id,
-                line,
-                variable or "",
-                {str(k): str(v) for k, v in cases.items()},
-                f.get("default", str),
-                flag,
-            )
-        elif kind == "action":
-            action = f.get("action", str)
-            if action not in self.actions:
-                raise f.error(
-                    "action", f"unknown action {action!r}; known: {', '.join(sorted(self.actions))}"
-                )
-            outcomes = f.get("outcomes", Located)
-            for key in outcomes:
-                if key not in self.actions[action]:
-                    raise ConfigError(
-                        raw.file,
-                        outcomes.line_of(key),
-                        f"nodes.{node_id}.outcomes.{key}",
-                        f"action {action} has no such outcome; it returns: {', '.join(sorted(self.actions[action]))}",
-                    )
-            node = ActionNode(
-                node_id,
-                line,
-                action,
-                {str(k): str(v) for k, v in outcomes.items()},
-                f.get("on_failure", str),
-                dict(f.get("params", Located, Located())),
-            )
-        elif kind == "transfer":
-            node = TransferNode(
-                node_id,
-                line,
-                f.get("reason", str),
-                self._parts(f, "prompt", required=False),
-                f.get("vdn", str, None),
-            )
-        elif kind == "hangup":
-            node = HangupNode(
-                node_id,
-                line,
-                f.get("outcome", str, "completed"),
-                self._parts(f, "prompt", required=False),
-            )
-        else:  # the schema knows the same kinds: only a schema/builder mismatch gets here
+        if kind not in KINDS:  # the schema knows the same kinds: only a mismatch gets here
             raise f.error("kind", f"unknown node kind {kind!r}")
-        return node
+        node: Node = KINDS[kind].build(node_id, f, self)
+        return self._channels(node, f)
 
-    def _parts(self, f: _Fields, key: str, *, required: bool = True) -> tuple[PromptPart, ...]:
+    def _channels(self, node: Node, f: Fields) -> Node:
+        """``node`` with its ``channels`` and ``skip_to`` (default: its ``next``)."""
+        channels = tuple(f.get("channels", LocatedList, ()))
+        skip_to = f.get("skip_to", str, None)
+        if not channels:
+            if skip_to is not None:
+                raise f.error("skip_to", "without channels nothing ever skips this node")
+            return node
+        if len(set(channels)) < len(channels):
+            raise f.error("channels", "names a channel twice")
+        if set(channels) >= set(CHANNELS):
+            if skip_to is not None:
+                raise f.error("skip_to", "the node runs on every channel: nothing skips it")
+            return node
+        if skip_to is None:
+            skip_to = getattr(node, "next", None)
+            if not isinstance(skip_to, str):
+                raise f.error(
+                    "channels",
+                    f"a {node.kind} node for {', '.join(channels)} only needs skip_to: "
+                    "where the other channels go instead",
+                )
+        return replace(node, channels=channels, skip_to=skip_to)
+
+    def parts(self, f: Fields, key: str, *, required: bool = True) -> tuple[PromptPart, ...]:
+        """The prompt parts of ``key`` (one part or a list); prompt ids must be in the catalogue."""
         raw = f.get(key, (str, list), ... if required else None)
         if raw is None:
             return ()
@@ -245,8 +200,10 @@ class FlowLoader:
             parts.append(PromptPart(kind, value))
         return tuple(parts)
 
-    def _timeouts(self, raw: Located | None, base: Timeouts) -> Timeouts:
-        """``base`` with the fields ``raw`` sets (the schema checked their ranges)."""
+    def timeouts(self, raw: Located | None) -> Timeouts:
+        """The flow's default timeouts with the fields ``raw`` sets (the schema checked
+        their ranges)."""
+        base = self._defaults
         if raw is None:
             return base
         return Timeouts(
@@ -254,6 +211,24 @@ class FlowLoader:
             float(raw.get("between_digits", base.between_digits)),
             float(raw.get("total", base.total)),
         )
+
+    def error_at(self, f: Fields, path: Sequence[str | int], problem: str) -> ConfigError:
+        """An error at ``path`` under the mapping of ``f`` (its line, or the nearest one's)."""
+        field = ".".join([f.where, *(str(k) for k in path)])
+        return ConfigError(f.data.file, line_at(f.data, path), field, problem)
+
+    def _check_menus(self, flow: Flow, raw_nodes: Located) -> None:
+        """Run the channels' ``checks`` on every menu."""
+        for node in flow.nodes.values():
+            if not isinstance(node, MenuNode):
+                continue
+            for check in self.checks:
+                problem = check(node, self.texts)
+                if problem is None:
+                    continue
+                where, what = ("", problem) if isinstance(problem, str) else problem
+                path = [k for k in where.split(".") if k]
+                raise self.error_at(Fields(raw_nodes[node.id], f"nodes.{node.id}"), path, what)
 
     def _check_graph(self, flow: Flow, data: Located, raw_nodes: Located) -> None:
         if flow.start not in flow.nodes:
@@ -309,7 +284,7 @@ class FlowLoader:
         """Refuse ``type_ahead: true`` on an input node from which a path reaches
         a committing action without another menu or collect in between."""
         for node in flow.nodes.values():
-            if not isinstance(node, MenuNode | CollectNode) or not node.type_ahead:
+            if not node.asks or not getattr(node, "type_ahead", True):
                 continue
             path = self._path_to_commit(flow, node)
             if path is None:
@@ -326,7 +301,7 @@ class FlowLoader:
                 f"({' -> '.join(path)}); set type_ahead: false",
             )
 
-    def _path_to_commit(self, flow: Flow, start: MenuNode | CollectNode) -> list[str] | None:
+    def _path_to_commit(self, flow: Flow, start: Node) -> list[str] | None:
         """Node ids from ``start`` to a committing action node, through no input node."""
         came_from: dict[str, str] = {}
         todo = [t for _, t in targets(start)]
@@ -339,7 +314,7 @@ class FlowLoader:
                 while path[-1] != start.id:
                     path.append(came_from[path[-1]])
                 return path[::-1]
-            if isinstance(current, MenuNode | CollectNode):
+            if current.asks:
                 continue  # another question: keys typed ahead stop there or are its to take
             for _, nxt in targets(current):
                 if nxt not in came_from:
@@ -348,18 +323,16 @@ class FlowLoader:
         return None
 
 
-def silent_targets(node: AnyNode) -> list[tuple[str, str]]:
+def silent_targets(node: Node) -> list[tuple[str, str]]:
     """Where a caller who presses nothing, or only keys a node refuses, can go
-    from ``node``: a menu's or collect's ``on_failure`` (after its retries),
-    every target of any other node (``ivr.flow.model.targets``)."""
-    if isinstance(node, MenuNode | CollectNode):
-        return [("on_failure", node.on_failure)]
-    return targets(node)
+    from ``node``: a menu's or collect's ``on_failure`` (after its retries) and
+    ``skip_to``, every target of any other node (``ivr.flow.model.targets``)."""
+    return node.silent_targets()
 
 
 def trapped(
-    nodes: Mapping[str, AnyNode],
-    follow: Callable[[AnyNode], list[tuple[str, str]]] = targets,
+    nodes: Mapping[str, Node],
+    follow: Callable[[Node], list[tuple[str, str]]] = targets,
 ) -> list[str]:
     """The nodes (in flow order) from which no path reaches an end node (transfer, hang-up),
     going from node to node by ``follow`` (every target, or ``silent_targets``).
@@ -367,7 +340,7 @@ def trapped(
     Computed backwards: the ends, then every node with a target already known
     to reach an end. Targets must exist (checked before).
 
-    >>> from ivr.flow.model import HangupNode, PlayNode
+    >>> from ivr.flow.nodes import HangupNode, PlayNode
     >>> loop = {"a": PlayNode("a", 1, (), "b"), "b": PlayNode("b", 2, (), "a"),
     ...         "c": PlayNode("c", 3, (), "d"), "d": HangupNode("d", 4)}
     >>> trapped(loop)
@@ -377,7 +350,7 @@ def trapped(
     for node in nodes.values():
         for _, target in follow(node):
             comes_from[target].add(node.id)
-    can_end = {node.id for node in nodes.values() if isinstance(node, END_KINDS)}
+    can_end = {node.id for node in nodes.values() if node.ends}
     todo = list(can_end)
     while todo:
         for previous in comes_from[todo.pop()]:
@@ -388,9 +361,9 @@ def trapped(
 
 
 def cycle_among(
-    nodes: Mapping[str, AnyNode],
+    nodes: Mapping[str, Node],
     trap: Collection[str],
-    follow: Callable[[AnyNode], list[tuple[str, str]]] = targets,
+    follow: Callable[[Node], list[tuple[str, str]]] = targets,
 ) -> list[str]:
     """A cycle inside ``trap`` (from ``trapped`` with the same ``follow``), first node
     repeated at the end, starting from its node that comes first in the flow.

@@ -1,8 +1,16 @@
 """The call flow as typed objects. Built from YAML by ``ivr.flow.loader``.
 
-Node kinds are few and small: play, menu, collect, decide, action, transfer,
-hangup. Every node that can fail names where the call goes after the last
-failure (``on_failure``): there is no empty ``Goto`` after the last retry.
+A node kind is one module of ``ivr.flow.nodes`` (play, menu, collect, decide,
+action, transfer, hangup): its dataclass (a ``Node``), how the loader builds
+it from YAML, where it can go (``targets``) and what it does on a call
+(``run``); ``ivr.flow.nodes.KINDS`` registers them. Every node that can fail
+names where the call goes after the last failure (``on_failure``): there is no
+empty ``Goto`` after the last retry.
+
+One channel only (issue 10 §1): a node with ``channels: [voice]`` (or
+``[chat]``) runs only on that channel; on another the engine passes through it
+to ``skip_to`` (a ``play``'s or ``collect``'s ``next`` unless it says
+otherwise). The promotional audio is voice-only.
 
 Type-ahead (``type_ahead`` on menu and collect nodes, default true): keys the
 caller pressed before the node's prompt (answering a previous question early,
@@ -22,8 +30,28 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from ivr.flow.engine import CallState, FlowEngine
 
 _VAR = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
+
+class PromptTexts(Protocol):
+    """One prompt of the catalogue (``ivr.prompts.PromptText``): the ``text`` voice
+    says and the ``chat`` text a chat user reads instead (None: the same ``text``)."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def chat(self) -> str | None: ...
+
+
+def chat_text(prompt: PromptTexts) -> str:
+    """What a chat shows for ``prompt``: its chat text, else its voice text."""
+    return prompt.chat or prompt.text
 
 
 @dataclass(frozen=True)
@@ -46,9 +74,9 @@ class PromptPart:
 
     ``prompt:<id>`` is one of our recorded prompts; ``number:``, ``digits:`` and
     ``sound:`` are Asterisk media (numbers are said with its Spanish sounds).
-    ``media:{name}`` plays the list of media URIs an action left in a variable
-    (a slot's date, time, doctor and site). ``{name}`` is replaced by the
-    call's variable at play time.
+    ``media:{name}`` says the ``Phrase``(s) an action left in a variable (a
+    slot's date, time, doctor and site). ``{name}`` is replaced by the call's
+    variable when said.
     """
 
     kind: str  # prompt | number | digits | sound | media
@@ -61,117 +89,66 @@ class PromptPart:
 
 @dataclass(frozen=True)
 class Node:
-    id: str
-    line: int
+    """What every node kind has: its ``id``, its ``line`` in the flow file, and
+    ``channels`` (empty: every channel) with ``skip_to``, where another channel
+    passes through it.
 
-
-@dataclass(frozen=True)
-class PlayNode(Node):
-    prompts: tuple[PromptPart, ...]
-    next: str
-    barge_in: bool = False
-
-
-@dataclass(frozen=True)
-class MenuNode(Node):
-    prompts: tuple[PromptPart, ...]
-    options: Mapping[str, str]
-    on_failure: str
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    retries: int = 2
-    no_input_prompts: tuple[PromptPart, ...] = ()
-    invalid_prompts: tuple[PromptPart, ...] = ()
-    save_as: str | None = None
-    type_ahead: bool = True  # keys pressed before its prompt answer it (module docstring)
-
-
-@dataclass(frozen=True)
-class CollectNode(Node):
-    prompts: tuple[PromptPart, ...]
-    next: str
-    on_failure: str
-    save_as: str
-    min_digits: int = 1
-    max_digits: int = 1
-    terminator: str | None = None
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    retries: int = 2
-    no_input_prompts: tuple[PromptPart, ...] = ()
-    invalid_prompts: tuple[PromptPart, ...] = ()
-    sensitive: bool = False  # a document number: recorded masked
-    type_ahead: bool = True  # keys pressed before its prompt answer it (module docstring)
-
-
-@dataclass(frozen=True)
-class DecideNode(Node):
-    """Picks the next node by a call variable, or by a live operations flag.
-
-    A flag is read at the moment the call reaches the node, so a change
-    applies to the next decision; booleans compare as ``"true"``/``"false"``.
+    A kind (``ivr.flow.nodes``) gives ``kind``, ``targets`` and ``run``; ``ends``
+    marks a transfer or hang-up (a call there is over), ``asks`` a node that waits
+    for the person's answer (menu, collect).
     """
 
-    variable: str
-    cases: Mapping[str, str]
-    default: str
-    flag: str | None = None  # when set, the value comes from this flag, not a variable
+    id: str
+    line: int
+    channels: tuple[str, ...] = field(default=(), kw_only=True)
+    skip_to: str | None = field(default=None, kw_only=True)
+
+    kind: ClassVar[str] = ""
+    ends: ClassVar[bool] = False
+    asks: ClassVar[bool] = False
+
+    def own_targets(self) -> list[tuple[str, str]]:
+        """(field, node id) pairs the kind itself can go to."""
+        raise NotImplementedError(f"node kind {type(self).__name__} has no targets")
+
+    def silent_targets(self) -> list[tuple[str, str]]:
+        """Where a person who answers nothing (or only what the node refuses) can
+        go from here: every target, unless the kind says otherwise."""
+        return targets(self)
+
+    def runs_on(self, channel_kind: str) -> bool:
+        return not self.channels or channel_kind in self.channels
+
+    async def run(self, engine: FlowEngine, state: CallState) -> str | None:
+        """Do what the node does on ``state``'s call: the next node's id, or None
+        when the call is over here (handed off, hung up)."""
+        raise NotImplementedError(f"node kind {type(self).__name__} cannot run")
 
 
-@dataclass(frozen=True)
-class ActionNode(Node):
-    """Runs a named action (Python) whose result picks the next node."""
-
-    action: str
-    outcomes: Mapping[str, str]
-    on_failure: str
-    params: Mapping[str, object] = field(default_factory=dict)
+AnyNode = Node
 
 
-@dataclass(frozen=True)
-class TransferNode(Node):
-    reason: str
-    prompts: tuple[PromptPart, ...] = ()
-    vdn: str | None = None
-
-
-@dataclass(frozen=True)
-class HangupNode(Node):
-    outcome: str = "completed"
-    prompts: tuple[PromptPart, ...] = ()
-
-
-AnyNode = PlayNode | MenuNode | CollectNode | DecideNode | ActionNode | TransferNode | HangupNode
-
-
-def targets(node: AnyNode) -> list[tuple[str, str]]:
-    """(field, node id) pairs this node can go to."""
-    match node:
-        case PlayNode():
-            return [("next", node.next)]
-        case MenuNode():
-            return [(f"options.{k}", v) for k, v in node.options.items()] + [
-                ("on_failure", node.on_failure)
-            ]
-        case CollectNode():
-            return [("next", node.next), ("on_failure", node.on_failure)]
-        case DecideNode():
-            return [(f"cases.{k}", v) for k, v in node.cases.items()] + [("default", node.default)]
-        case ActionNode():
-            return [(f"outcomes.{k}", v) for k, v in node.outcomes.items()] + [
-                ("on_failure", node.on_failure)
-            ]
-        case TransferNode() | HangupNode():
-            return []
+def targets(node: Node) -> list[tuple[str, str]]:
+    """(field, node id) pairs this node can go to: its kind's, and ``skip_to``."""
+    own = node.own_targets()
+    if node.skip_to is not None:
+        own.append(("skip_to", node.skip_to))
+    return own
 
 
 @dataclass(frozen=True)
 class Flow:
+    """A flow: its nodes by id, where calls start, and ``menu``, the main menu a
+    person may ask for at any question (``ivr.channel.ReturnToMenu``; None: start)."""
+
     name: str
     file: str
     start: str
-    nodes: Mapping[str, AnyNode]
+    nodes: Mapping[str, Node]
     answer: bool = True
     language: str = "es"
     agent_vdn: str | None = None
+    menu: str | None = None
 
-    def node(self, node_id: str) -> AnyNode:
+    def node(self, node_id: str) -> Node:
         return self.nodes[node_id]

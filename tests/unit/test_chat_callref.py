@@ -23,11 +23,11 @@ from ivr.chat.callref import (
 )
 from ivr.citas.affiliates import YamlAffiliateDirectory
 from ivr.citas.reference import load_line
-from ivr.flow.yamlsrc import ConfigError
 from ivr.settings import REPO_ROOT
 from ivr.sms.outbox import SmsOutbox
 from ivr.store.db import Database
 from ivr.store.records import CallRecordStore
+from ivr.yamlsrc import ConfigError
 from tests.unit.test_phone_boundaries import TODAY, actions, directory_file, state
 
 LINE = REPO_ROOT / "config" / "citas" / "line.yaml"

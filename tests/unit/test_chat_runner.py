@@ -22,9 +22,9 @@ from ivr.chat.callref import resolve_reference
 from ivr.chat.runner import ChatLine, ChatRunner
 from ivr.chat.store import ConversationStore
 from ivr.chat.tables import ConversationRow
-from ivr.controller import CHAT_FLOW, CHAT_RESUME_NODE, build_actions, load_all_flows
 from ivr.citas.flags import flag_registry
 from ivr.citas.reference import load_reference
+from ivr.controller import CHAT_FLOW, CHAT_RESUME_NODE, build_actions, load_all_flows
 from ivr.flow.engine import FlowEngine
 from ivr.ops.flags import StaticFlags
 from ivr.prompts import load_prompt_texts

@@ -75,7 +75,7 @@ async def test_the_search_finds_the_pending_appointment_for_this_service(
     if rule:
         assert outcome == "has_appointment"
         assert state.variables["appointment_reason"] == "same_service"
-        assert state.variables["appointment_media"] == actions.slot_media(GOMEZ)
+        assert state.variables["appointment_media"] == actions.slot_phrase(GOMEZ)
         assert state.variables["appointment_starts_at"] == "2025-03-10T08:00:00-05:00"
         assert "slot_id" not in state.variables
     else:
@@ -101,7 +101,7 @@ async def test_booking_an_overlapping_slot_reads_out_the_one_held(db: Database, 
 
     assert await actions.book_slot(state, {}) == "has_appointment"
     assert state.variables["appointment_reason"] == "overlap"
-    assert state.variables["appointment_media"] == actions.slot_media(GOMEZ)
+    assert state.variables["appointment_media"] == actions.slot_phrase(GOMEZ)
     assert "booking_id" not in state.variables
     assert [b.slot.id for b in await actions.slots.pending_for(ANA)] == ["gomez"]
 

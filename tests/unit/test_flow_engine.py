@@ -1,6 +1,7 @@
 """FlowEngine.run over a scripted in-process CallChannel: collect, menu, hang-ups.
 
-``ScriptedChannel`` and the helpers here are shared with test_flow_engine_routing.
+``ScriptedChannel`` (the voice rendering of ``ivr.voice.VoiceDialogue`` over a
+scripted caller) and the helpers here are shared with test_flow_engine_routing.
 """
 
 from __future__ import annotations
@@ -11,32 +12,28 @@ from datetime import UTC, datetime
 import pytest
 
 from ivr.channel import CallerHungUp, CallTransferred, DigitRequest, DigitResult
+from ivr.controller import CITAS_VOICE
 from ivr.flow.engine import (
     Action,
     CallState,
     FlowEngine,
 )
 from ivr.flow.loader import FlowLoader
-from ivr.flow.model import (
-    AnyNode,
-    CollectNode,
-    Flow,
-    HangupNode,
-    MenuNode,
-    PromptPart,
-    Timeouts,
-)
+from ivr.flow.model import AnyNode, Flow, PromptPart, Timeouts
+from ivr.flow.nodes import CollectNode, HangupNode, MenuNode, MenuOption
 from ivr.prompts import load_prompt_texts
 from ivr.settings import REPO_ROOT
 from ivr.store.records import CallRecord
+from ivr.voice import VoiceDialogue
 
 HANGS_UP = "hangs up"
 
 
-class ScriptedChannel:
-    """A CallChannel whose caller follows a script: one entry per ``collect``."""
+class ScriptedChannel(VoiceDialogue):
+    """A voice CallChannel whose caller follows a script: one entry per ``collect``."""
 
     def __init__(self, *script: DigitResult | str) -> None:
+        super().__init__(CITAS_VOICE)
         self.script = list(script)
         self.log: list[tuple[str, ...]] = []
         self.requests: list[DigitRequest] = []
@@ -193,7 +190,7 @@ async def test_collect_refuses_non_digits() -> None:
 
 def menu_node(**kw: object) -> MenuNode:
     return MenuNode(
-        "menu", 1, prompt("main_menu"), {"1": "bye", "2": "agent"}, "failed",
+        "menu", 1, prompt("main_menu"), {"1": MenuOption("bye"), "2": MenuOption("agent")}, "failed",
         retries=1, invalid_prompts=prompt("invalid"), **kw,  # type: ignore[arg-type]
     )  # fmt: skip
 
@@ -279,7 +276,7 @@ async def test_the_real_smoke_flow_plays_back_the_key_pressed() -> None:
 
 def offer_menu(**kw: object) -> MenuNode:
     return MenuNode(
-        "ask", 1, prompt("slot_options"), {"1": "bye"}, "failed", retries=1,
+        "ask", 1, prompt("slot_options"), {"1": MenuOption("bye")}, "failed", retries=1,
         invalid_prompts=prompt("invalid"), **kw,  # type: ignore[arg-type]
     )  # fmt: skip
 

@@ -6,16 +6,17 @@ from collections.abc import Mapping
 
 import pytest
 
-from ivr.channel import CallTransferred
+from ivr.channel import CallTransferred, Phrase
+from ivr.controller import CITAS_VOICE
 from ivr.flow.engine import (
-    AGENT_CONTEXT,
     MAX_STEPS,
     ActionFailed,
     CallState,
     FlowLoopError,
-    media_for,
+    phrases_for,
 )
-from ivr.flow.model import ActionNode, DecideNode, Flow, PromptPart, TransferNode
+from ivr.flow.model import Flow, PromptPart
+from ivr.flow.nodes import ActionNode, DecideNode, TransferNode
 from tests.unit.test_flow_engine import (
     BYE,
     ScriptedChannel,
@@ -95,7 +96,7 @@ async def test_transfer_sets_context_variables_and_hands_over() -> None:
     }
     assert channel.log[-2:] == [
         ("play-no-barge", "sound:citas/agent_transfer"),
-        ("transfer", AGENT_CONTEXT, "5550001"),
+        ("transfer", CITAS_VOICE.agent_context, "5550001"),
     ]
     assert state.record.outcome == "transferred"
     assert steps(state, "transfer") == [{"vdn": "5550001", "reason": "asked-for-agent"}]
@@ -109,13 +110,15 @@ async def test_transfer_without_segment_says_unknown_and_uses_the_node_vdn() -> 
         await engine().run(state)
 
     assert channel.variables == {"__CITAS_REASON": "no-id", "__CITAS_SEGMENT": "unknown"}
-    assert channel.log[-1] == ("transfer", AGENT_CONTEXT, "5550009")
+    assert channel.log[-1] == ("transfer", CITAS_VOICE.agent_context, "5550009")
 
 
-def test_media_for_substitutes_variables() -> None:
-    assert media_for(PromptPart("digits", "{smoke_digit}"), {"smoke_digit": 7}) == ["digits:7"]
-    assert media_for(PromptPart("prompt", "goodbye"), {}) == ["sound:citas/goodbye"]
-    assert media_for(PromptPart("number", "{n}"), {}) == ["number:"]
+def test_phrases_for_substitutes_variables() -> None:
+    assert phrases_for(PromptPart("digits", "{smoke_digit}"), {"smoke_digit": 7}) == [
+        Phrase("digits", "7")
+    ]
+    assert phrases_for(PromptPart("prompt", "goodbye"), {}) == [Phrase("prompt", "goodbye")]
+    assert phrases_for(PromptPart("number", "{n}"), {}) == [Phrase("number", "")]
 
 
 async def test_a_loop_without_end_stops_at_max_steps() -> None:

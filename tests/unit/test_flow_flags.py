@@ -9,7 +9,7 @@ import pytest
 from ivr.channel import CallTransferred
 from ivr.controller import flow_loader
 from ivr.flow.engine import FlowEngine, decision_value
-from ivr.flow.model import DecideNode
+from ivr.flow.nodes import DecideNode
 from ivr.settings import REPO_ROOT
 from ivr.yamlsrc import ConfigError
 from tests.unit.test_flow_engine import ScriptedChannel, new_state, state_for, steps
@@ -100,7 +100,7 @@ nodes:
 def test_the_citas_flow_names_no_vdn_so_every_transfer_follows_line_yaml() -> None:
     # The kind behind the incident queue and the general agents' VDN: a VDN the
     # flow names itself silently wins over line.yaml's agent_vdn.
-    from ivr.flow.model import TransferNode
+    from ivr.flow.nodes import TransferNode
 
     transfers = [n for n in CITAS.nodes.values() if isinstance(n, TransferNode)]
     assert len(transfers) >= 6

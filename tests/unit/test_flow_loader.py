@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from ivr.flow.loader import FlowLoader, load_flows
-from ivr.flow.model import (
+from ivr.flow.model import PromptPart, Timeouts
+from ivr.flow.nodes import (
     ActionNode,
     CollectNode,
     DecideNode,
     HangupNode,
     MenuNode,
+    MenuOption,
     PlayNode,
-    PromptPart,
-    Timeouts,
     TransferNode,
 )
 from ivr.prompts import load_prompt_texts
@@ -126,7 +126,9 @@ def test_every_node_kind_is_built_with_its_fields(tmp_path: Path) -> None:
     main = flow.node("main")
     assert isinstance(main, MenuNode)
     # YAML reads 1 and 2 as integers; the loader keys options by the key text.
-    assert dict(main.options) == {"1": "who", "2": "route", "#": "agent"}
+    assert dict(main.options) == {
+        "1": MenuOption("who"), "2": MenuOption("route"), "#": MenuOption("agent")
+    }  # fmt: skip
     assert (main.save_as, main.retries, main.on_failure) == ("choice", 0, "bye")
     assert main.invalid_prompts == (PromptPart("prompt", "invalid_option"),)
     assert main.no_input_prompts == ()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ivr.flow.loader import FlowLoader
-from ivr.flow.model import DecideNode
+from ivr.flow.nodes import DecideNode
 from ivr.yamlsrc import ConfigError, load_yaml
 
 PROMPTS = {"welcome", "goodbye"}

@@ -257,7 +257,7 @@ def test_a_flow_loads_exactly_when_every_node_can_reach_an_end(
 
 
 def test_cycle_among_starts_at_the_first_node_of_the_flow() -> None:
-    from ivr.flow.model import PlayNode
+    from ivr.flow.nodes import PlayNode
 
     nodes = {
         n: PlayNode(n, i, (), nxt)

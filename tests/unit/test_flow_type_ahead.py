@@ -11,7 +11,7 @@ import pytest
 from ivr.citas.actions import COMMITS
 from ivr.controller import flow_loader
 from ivr.flow.loader import FlowLoader
-from ivr.flow.model import CollectNode, MenuNode
+from ivr.flow.nodes import CollectNode, MenuNode
 from ivr.settings import REPO_ROOT
 from ivr.yamlsrc import ConfigError
 

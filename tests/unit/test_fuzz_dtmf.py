@@ -62,16 +62,17 @@ from ivr.citas.flags import (
     flag_registry,
 )
 from ivr.citas.reference import CITAS_DIR, load_reference, load_sites
-from ivr.controller import flow_loader
+from ivr.controller import CITAS_VOICE, flow_loader
 from ivr.dtmf import REACTION_S, Entry, Key, Keypad
 from ivr.flow.engine import Action, CallState, FlowEngine
-from ivr.flow.model import CollectNode, Flow, MenuNode
+from ivr.flow.model import Flow
+from ivr.flow.nodes import CollectNode, MenuNode
 from ivr.ops.flags import INCIDENT_MODE, FlagValue, StaticFlags
 from ivr.settings import REPO_ROOT
 from ivr.sms.outbox import SmsOutbox, SmsOutboxRow
 from ivr.store.db import Database
 from ivr.store.records import CallRecord
-from ivr.voice import VoiceChannel
+from ivr.voice import VoiceChannel, VoiceDialogue, VoiceLine
 from tests.unit.databases import migrated_database
 from tests.unit.test_voice import CHANNEL, FakeAri, dtmf, hangup_request, stasis_end
 
@@ -113,9 +114,12 @@ Turn = Burst | str  # a Burst, or HANG_UP
 
 
 @dataclass(kw_only=True)
-class CallEnds:
-    """What both fakes record of how a call left the IVR: variables set, transfer, hang-up."""
+class CallEnds(VoiceDialogue):
+    """What both fakes record of how a call left the IVR: variables set, transfer, hang-up.
 
+    The dialogue is ``VoiceDialogue``'s: the fakes hear the media URIs the phone would."""
+
+    line: VoiceLine = CITAS_VOICE
     variables: dict[str, str] = field(default_factory=dict)
     transferred_to: str | None = None
     hung_up_by_ivr: bool = False
@@ -137,7 +141,7 @@ class CallEnds:
 
 @dataclass
 class FuzzCaller(CallEnds):
-    """A ``CallChannel`` that plays a generated script, with ``VoiceChannel``'s rules (``ivr.dtmf``).
+    """A voice ``CallChannel`` that plays a generated script, with ``VoiceChannel``'s rules (``ivr.dtmf``).
 
     Virtual time: each prompt plays one second; a turn's keys are pressed at once when its
     question opens; a slow turn ends by the total timeout.
@@ -730,7 +734,7 @@ async def voice_collects(typing: Typing, questions: int) -> list[DigitResult | s
     ari = FakeAri()
     ctx = CallContext(channel=Channel.from_json(CHANNEL), args=("smoke", "sip-1"), client=ari)  # type: ignore[arg-type]
     ari.events = ctx.events
-    channel = VoiceChannel(ctx)
+    channel = VoiceChannel(ctx, line=CITAS_VOICE)
     for n, key in enumerate(typing.keys):
         if n == typing.hang_up_after:
             ctx.events.put_nowait(hangup_request())
@@ -782,7 +786,7 @@ def test_voice_play_with_a_flood_during_the_prompt_keeps_every_key() -> None:
         ctx = CallContext(channel=Channel.from_json(CHANNEL), args=("citas",), client=ari)  # type: ignore[arg-type]
         ari.events = ctx.events
         ari.on_play = lambda pid: [dtmf(k) for k in "5" * 200]
-        channel = VoiceChannel(ctx)
+        channel = VoiceChannel(ctx, line=CITAS_VOICE)
         interrupted = await asyncio.wait_for(
             channel.play(["sound:citas/ask_service"], barge_in=True), 5
         )

@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 
 from ivr.booking.db import DbSlotSource
+from ivr.channel import Phrase
 from ivr.citas.actions import OUTCOMES, CitasActions, whatsapp_link
 from ivr.citas.affiliates import YamlAffiliateDirectory
 from ivr.citas.reference import CITAS_DIR, load_line, load_reference
 from ivr.controller import flow_loader
 from ivr.flow.engine import CallState
-from ivr.flow.model import ActionNode, Flow, HangupNode, targets
+from ivr.flow.model import Flow, targets
+from ivr.flow.nodes import ActionNode, HangupNode
 from ivr.phone import InvalidPhoneNumber
 from ivr.schemas import schema
 from ivr.settings import REPO_ROOT
@@ -169,7 +171,9 @@ async def test_the_redirect_texts_a_mobile_caller_id_and_never_anything_else(
 
     outcome = await citas.send_whatsapp_sms(call, {})
 
-    assert call.variables["whatsapp_number_media"] == ["digits:300", "digits:111", "digits:2233"]
+    assert call.variables["whatsapp_number_media"] == Phrase(
+        "spoken", "300 111 2233", ("digits:300", "digits:111", "digits:2233")
+    )
     messages = await outbox.list()
     if sms:
         assert (outcome, call.variables["sms"]) == ("queued", "queued")

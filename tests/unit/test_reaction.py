@@ -11,6 +11,7 @@ import pytest
 
 from ivr import reaction
 from ivr.ari import CallContext, Channel
+from ivr.controller import CITAS_VOICE
 from ivr.reaction import ReactionTimer
 from ivr.voice import VoiceChannel
 from tests.unit.test_voice import CHANNEL, FakeAri, dtmf, finished, request
@@ -171,7 +172,7 @@ def timer(tmp_path: Path) -> Iterator[ReactionTimer]:
 def voice_call(ari: FakeAri, timer: ReactionTimer) -> VoiceChannel:
     ctx = CallContext(channel=Channel.from_json(CHANNEL), args=("smoke", "sip-1"), client=ari)  # type: ignore[arg-type]
     ari.events = ctx.events
-    return VoiceChannel(ctx, reaction=timer)
+    return VoiceChannel(ctx, line=CITAS_VOICE, reaction=timer)
 
 
 def test_from_env_logs_to_the_file_named_and_feeds_the_observer(tmp_path: Path) -> None:

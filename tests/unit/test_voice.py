@@ -15,9 +15,19 @@ import pytest
 from ivr import dtmf as dtmf_module
 from ivr import voice
 from ivr.ari import AriError, AriNotFound, AriServerError, CallContext, Channel, Event, parse_event
-from ivr.channel import CallerHungUp, CallTransferred, ChannelError, DigitRequest, DigitResult
+from ivr.channel import (
+    CallerHungUp,
+    CallTransferred,
+    ChannelError,
+    Choice,
+    DigitRequest,
+    DigitResult,
+    HandOff,
+    Phrase,
+)
+from ivr.controller import CITAS_VOICE
 from ivr.masking import mask_number
-from ivr.voice import VoiceChannel
+from ivr.voice import VoiceChannel, VoiceLine
 
 T = TypeVar("T")
 CHANNEL_ID = "1700000000.1"
@@ -120,7 +130,7 @@ def ari() -> FakeAri:
 def call(ari: FakeAri) -> VoiceChannel:
     ctx = CallContext(channel=Channel.from_json(CHANNEL), args=("smoke", "sip-1"), client=ari)  # type: ignore[arg-type]
     ari.events = ctx.events
-    return VoiceChannel(ctx)
+    return VoiceChannel(ctx, line=CITAS_VOICE)
 
 
 def queue_of(call: VoiceChannel) -> asyncio.Queue[Event]:
@@ -384,3 +394,116 @@ def test_call_id_and_caller_number(call: VoiceChannel) -> None:
 )
 def test_mask_number_keeps_only_the_last_three_digits(number: str | None, masked: str) -> None:
     assert mask_number(number) == masked
+
+
+# --- the dialogue (ivr.channel) rendered as telephony --------------------------------------
+SLOT = Phrase("spoken", "lunes 30 de noviembre", ("sound:digits/day-1", "sound:digits/30"))
+
+
+@pytest.mark.parametrize(
+    ("line", "phrases", "media"),
+    [
+        (CITAS_VOICE, [Phrase("prompt", "goodbye")], ["sound:citas/goodbye"]),
+        (VoiceLine("otra", "otra-agents", "OTRA_"), [Phrase("prompt", "goodbye")],
+         ["sound:otra/goodbye"]),
+        (CITAS_VOICE, [Phrase("number", "12")], ["number:12"]),
+        (CITAS_VOICE, [Phrase("digits", "300")], ["digits:300"]),
+        (CITAS_VOICE, [Phrase("sound", "beep")], ["sound:beep"]),
+        (CITAS_VOICE, [SLOT], ["sound:digits/day-1", "sound:digits/30"]),
+        (CITAS_VOICE, [Phrase("spoken", "sin audio")], []),
+        (CITAS_VOICE, [Phrase("prompt", "slot_offer_intro"), SLOT, Phrase("prompt", "slot_options")],
+         ["sound:citas/slot_offer_intro", "sound:digits/day-1", "sound:digits/30",
+          "sound:citas/slot_options"]),
+        (CITAS_VOICE, [], []),
+    ],
+)  # fmt: skip
+def test_phrases_render_as_the_lines_media(
+    ari: FakeAri, line: VoiceLine, phrases: list[Phrase], media: list[str]
+) -> None:
+    ctx = CallContext(channel=Channel.from_json(CHANNEL), args=(), client=ari)  # type: ignore[arg-type]
+    assert VoiceChannel(ctx, line=line).rendered(phrases) == media
+
+
+async def test_say_plays_the_rendered_phrases_and_nothing_for_none(
+    call: VoiceChannel, ari: FakeAri
+) -> None:
+    assert await within(call.say([Phrase("spoken", "sin audio")], interruptible=True)) is False
+    assert ari.calls == []  # nothing to hear: no playback at all
+
+    await within(
+        call.say([Phrase("prompt", "goodbye"), Phrase("digits", "7")], interruptible=False)
+    )
+
+    assert ari.calls == [("play", CHANNEL_ID, ("sound:citas/goodbye", "digits:7"), "es")]
+
+
+async def test_choose_plays_the_prompt_with_barge_in_then_takes_the_key(
+    call: VoiceChannel, ari: FakeAri
+) -> None:
+    ari.on_play = lambda pid: [dtmf("2"), finished(pid)]
+
+    result = await within(
+        call.choose([Phrase("prompt", "ask_service")], [Choice("1", "Medicina"), Choice("2", "Odonto")],
+                    request(max_digits=1))
+    )  # fmt: skip
+
+    assert result == DigitResult("2", "complete")
+    assert ari.calls[0] == ("play", CHANNEL_ID, ("sound:citas/ask_service",), "es")
+    assert ("stop_playback", ari.last_playback_id) in ari.calls
+
+
+async def test_ask_collects_digits_after_the_prompt(call: VoiceChannel, ari: FakeAri) -> None:
+    ari.on_play = lambda pid: [finished(pid), dtmf("4"), dtmf("2"), dtmf("#")]
+
+    result = await within(
+        call.ask([Phrase("prompt", "ask_document")], request(max_digits=8, terminator="#"))
+    )
+
+    assert result == DigitResult("42", "terminator")
+
+
+@pytest.mark.parametrize("line", [CITAS_VOICE, VoiceLine("otra", "otra-agents", "OTRA_")])
+async def test_hand_off_sets_the_lines_variables_then_continues_in_its_agent_context(
+    ari: FakeAri, line: VoiceLine
+) -> None:
+    ctx = CallContext(channel=Channel.from_json(CHANNEL), args=(), client=ari)  # type: ignore[arg-type]
+    ari.events = ctx.events
+    call = VoiceChannel(ctx, line=line)
+    context = {"segment": "target", "affiliate": "1010101010", "cups": "890201"}
+
+    with pytest.raises(CallTransferred, match=f"{line.agent_context}/5550001"):
+        await within(call.hand_off(HandOff("5550001", "non-target", context)))
+
+    p = line.variable_prefix
+    assert ari.calls == [
+        ("set_variable", CHANNEL_ID, f"__{p}REASON", "non-target"),
+        ("set_variable", CHANNEL_ID, f"__{p}SEGMENT", "target"),
+        ("set_variable", CHANNEL_ID, f"__{p}AFFILIATE", "1010101010"),
+        ("set_variable", CHANNEL_ID, f"__{p}CUPS", "890201"),
+        ("continue_in_dialplan", CHANNEL_ID, line.agent_context, "5550001", 1),
+    ]
+
+
+async def test_annotate_sets_the_hand_off_variables_at_once(
+    call: VoiceChannel, ari: FakeAri
+) -> None:
+    await within(call.annotate({"segment": "target", "vdn_hint": "5550001"}))
+
+    assert ari.calls == [
+        ("set_variable", CHANNEL_ID, "__CITAS_SEGMENT", "target"),
+        ("set_variable", CHANNEL_ID, "__CITAS_VDN_HINT", "5550001"),
+    ]
+
+
+async def test_end_says_the_phrases_without_barge_in_then_hangs_up(
+    call: VoiceChannel, ari: FakeAri
+) -> None:
+    ari.on_play = lambda pid: [dtmf("1"), finished(pid)]
+
+    await within(call.end([Phrase("prompt", "goodbye")]))
+
+    assert ari.calls == [
+        ("play", CHANNEL_ID, ("sound:citas/goodbye",), "es"),
+        ("hangup", CHANNEL_ID),
+    ]
+    assert call.kind == "voice"

@@ -1,0 +1,44 @@
+"""``hangup``: say the last prompts (not interruptible), then end the call.
+
+YAML: ``outcome`` (the call record's, default ``completed``), ``prompt``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from ivr.flow.model import Node, PromptPart
+
+if TYPE_CHECKING:
+    from ivr.flow.engine import CallState, FlowEngine
+    from ivr.flow.loader import Fields, FlowLoader
+
+
+@dataclass(frozen=True)
+class HangupNode(Node):
+    outcome: str = "completed"
+    prompts: tuple[PromptPart, ...] = ()
+
+    kind: ClassVar[str] = "hangup"
+    ends: ClassVar[bool] = True
+
+    @classmethod
+    def build(cls, node_id: str, f: Fields, loader: FlowLoader) -> HangupNode:
+        return cls(
+            node_id,
+            f.data.line,
+            f.get("outcome", str, "completed"),
+            loader.parts(f, "prompt", required=False),
+        )
+
+    def own_targets(self) -> list[tuple[str, str]]:
+        return []
+
+    async def run(self, engine: FlowEngine, state: CallState) -> str | None:
+        # Said before the outcome is set: a caller who leaves during it abandoned the call.
+        await engine.say(state, self.prompts, interruptible=False)
+        state.record.outcome = self.outcome
+        state.record.step("hangup", outcome=self.outcome)
+        await state.channel.end(())
+        return None
