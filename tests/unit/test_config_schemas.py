@@ -216,7 +216,7 @@ BAD_VALUES = {
     "affiliate age and birth date": ("affiliates.yaml", edit("affiliates.yaml", "age: 70,", "age: 70, birth_date: 1956-01-01,"), "Bruno", "affiliates[1]", "give exactly one of: age, birth_date"),
     "affiliate document unquoted": ("affiliates.yaml", edit("affiliates.yaml", '"3030303030"', "3030303030"), "Carla", "affiliates[2].document", "must be a document number in quotes"),
     "affiliate risk not a list": ("affiliates.yaml", edit("affiliates.yaml", "risk: [gestante]", "risk: gestante"), "Diego", "affiliates[3].risk", "must be list, got str"),
-    "scenario unknown seed": ("smoke.yaml", edit("smoke.yaml", "name: smoke\n", "name: smoke\nseed: rice\n"), "seed:", "seed", "unknown seed 'rice'; known: agenda, race"),
+    "scenario unknown seed": ("smoke.yaml", edit("smoke.yaml", "name: smoke\n", "name: smoke\nseed: rice\n"), "seed:", "seed", "unknown seed 'rice'; known: agenda, race, appointments"),
     "scenario negative wait": ("smoke.yaml", edit("smoke.yaml", "- wait: 1", "- wait: -1"), "wait: -1", "steps[0].wait", "must be seconds"),
 }  # fmt: skip
 
