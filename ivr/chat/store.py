@@ -372,7 +372,7 @@ class ConversationStore:
         self,
         db: Database,
         *,
-        flow: str = "citas",
+        flow: str,
         lock_timeout: float | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
