@@ -38,6 +38,19 @@ one sender (``sending``) and only the oldest unfinished row of each
 conversation, so a contact's replies go out in order even across retries. A
 row marked ``sent`` is never sent again nor changed by a late failure.
 
+A runner's loop for one contact (after ``receive`` stored the message)::
+
+    while True:
+        async with store.turn(wa_id, limit=10) as turn:
+            for message in turn.inbound:
+                ...  # the engine, on turn.conversation (node, attempt, variables)
+                turn.queue_outbound(f"{turn.conversation.id}:{message.id}:{n}", payload)
+        if not turn.inbound:
+            break
+
+The key names a reply by what caused it (conversation, inbound message, index),
+so queuing the same reply again, from a replay, is still one row.
+
 Storage failures raise ``ivr.store.StoreUnavailable``; a turn that cannot get
 its contact's lock in time raises :class:`ContactBusy`. Numbers (``wa_id``)
 appear in logs masked (``ivr.masking.mask_number``).
