@@ -400,7 +400,7 @@ class ConversationStore:
             if database and database != ":memory:":
                 path = Path(database)
                 self._lock_dir = path.with_name(path.name + ".chat-locks")
-        self._memory_locks: dict[str, asyncio.Lock] = {}
+        self._memory_lock = asyncio.Lock()
 
     # --- inbound ------------------------------------------------------------------------
     async def receive(self, message: InboundMessage) -> Inbound | None:
@@ -492,8 +492,8 @@ class ConversationStore:
 
     @contextlib.asynccontextmanager
     async def _file_lock(self, wa_id: str) -> AsyncIterator[None]:
-        if self._lock_dir is None:  # in-memory database: one process only
-            lock = self._memory_locks.setdefault(wa_id, asyncio.Lock())
+        if self._lock_dir is None:  # in-memory database: one process, one turn at a time
+            lock = self._memory_lock
             try:
                 async with asyncio.timeout(self.lock_timeout):
                     await lock.acquire()

@@ -534,3 +534,20 @@ async def test_migration_0006_matches_the_tables_and_downgrades(db: Database) ->
     await db.migrate()
     store = ConversationStore(db, flow="citas")
     assert await store.receive(message("wamid.1", T0)) is not None
+
+
+async def test_an_in_memory_database_serialises_turns_in_its_one_process() -> None:
+    db = Database("sqlite+aiosqlite:///:memory:", timeout=5.0)
+    try:
+        await db.migrate()
+        store = ConversationStore(db, flow="citas", lock_timeout=0.2)
+        await store.receive(message("wamid.1", T0))
+        async with store.turn(WA) as turn:
+            assert [m.message_id for m in turn.inbound] == ["wamid.1"]
+            with pytest.raises(ContactBusy):
+                async with store.turn(WA):
+                    pass
+        async with store.turn(WA) as turn:
+            assert turn.inbound == []
+    finally:
+        await db.close()
