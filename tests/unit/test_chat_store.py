@@ -350,6 +350,29 @@ async def test_failed_replaces_only_nothing_or_sent_and_then_stays(
     assert (row.status_error == "131047") == failed_counts
 
 
+@pytest.mark.parametrize(
+    "order", list(itertools.permutations(["sent", "delivered", "read", "failed"]))
+)
+async def test_every_order_of_the_four_statuses_ends_where_meta_means(
+    store: ConversationStore, order: tuple[str, ...]
+) -> None:
+    # Failed counts only before the message is known delivered (then it is
+    # final); otherwise the furthest of sent/delivered/read wins.
+    conversation = await converse(store)
+    row_id = await store.queue_outbound(conversation, "c:1:0", {"text": "x"})
+    await store.mark_sent(row_id, "wamid.p")
+    for status in order:
+        await store.record_status("wamid.p", status, T0, "131026" if status == "failed" else None)
+    before_failed = order[: order.index("failed")]
+    if "delivered" in before_failed or "read" in before_failed:
+        expected = max((s for s in order if s != "failed"), key=STATUS_ORDER.__getitem__)
+    else:
+        expected = "failed"
+    row = await store.outbound(row_id)
+    assert row is not None and row.status == expected
+    assert None not in (row.sent_at, row.delivered_at, row.read_at, row.failed_at)
+
+
 async def test_a_status_for_an_unknown_message_or_an_unknown_status(
     store: ConversationStore,
 ) -> None:
