@@ -38,6 +38,19 @@ one sender (``sending``) and only the oldest unfinished row of each
 conversation, so a contact's replies go out in order even across retries. A
 row marked ``sent`` is never sent again nor changed by a late failure.
 
+A runner's loop for one contact (after ``receive`` stored the message)::
+
+    while True:
+        async with store.turn(wa_id, limit=10) as turn:
+            for message in turn.inbound:
+                ...  # the engine, on turn.conversation (node, attempt, variables)
+                turn.queue_outbound(f"{turn.conversation.id}:{message.id}:{n}", payload)
+        if not turn.inbound:
+            break
+
+The key names a reply by what caused it (conversation, inbound message, index),
+so queuing the same reply again, from a replay, is still one row.
+
 Storage failures raise ``ivr.store.StoreUnavailable``; a turn that cannot get
 its contact's lock in time raises :class:`ContactBusy`. Numbers (``wa_id``)
 appear in logs masked (``ivr.masking.mask_number``).
@@ -372,7 +385,7 @@ class ConversationStore:
         self,
         db: Database,
         *,
-        flow: str = "citas",
+        flow: str,
         lock_timeout: float | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
@@ -387,7 +400,7 @@ class ConversationStore:
             if database and database != ":memory:":
                 path = Path(database)
                 self._lock_dir = path.with_name(path.name + ".chat-locks")
-        self._memory_locks: dict[str, asyncio.Lock] = {}
+        self._memory_lock = asyncio.Lock()
 
     # --- inbound ------------------------------------------------------------------------
     async def receive(self, message: InboundMessage) -> Inbound | None:
@@ -479,8 +492,8 @@ class ConversationStore:
 
     @contextlib.asynccontextmanager
     async def _file_lock(self, wa_id: str) -> AsyncIterator[None]:
-        if self._lock_dir is None:  # in-memory database: one process only
-            lock = self._memory_locks.setdefault(wa_id, asyncio.Lock())
+        if self._lock_dir is None:  # in-memory database: one process, one turn at a time
+            lock = self._memory_lock
             try:
                 async with asyncio.timeout(self.lock_timeout):
                     await lock.acquire()

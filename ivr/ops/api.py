@@ -14,7 +14,7 @@ refused request changes nothing. Every error answer is::
     404 not_found           no such flag / window / token / route
     405 method_not_allowed
     422 invalid_body        not JSON, wrong type, unknown or missing field
-    422 invalid_parameter   a query parameter
+    422 invalid_parameter   a query parameter (or one the route does not have)
     409 conflict            a chat hand-off taken by another agent or released already,
                             or a conversation that is not with an agent
     422 invalid             the service refused the change (value, reason, window, or a
@@ -149,6 +149,8 @@ class OpsApi:
 
     # --- the checks around every route ---------------------------------------------
     def route(self, op: Operation, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:  # fmt: skip
+        queries = {p.name for p in op.params if p.where == "query"}
+
         async def handle(request: web.Request) -> web.StreamResponse:
             actor = None
             if op.min_role is not None:
@@ -158,6 +160,11 @@ class OpsApi:
                         f"{actor.role.label} cannot use {op.method} {op.path} "
                         f"(needs {op.min_role.label})"
                     )
+            unknown = sorted(set(request.query) - queries)
+            if unknown:  # a misspelt filter must not silently list everything
+                raise ApiError(422, "invalid_parameter",
+                               "parámetro desconocido: " + ", ".join(repr(n) for n in unknown),
+                               [{"field": n, "message": "desconocido"} for n in unknown])  # fmt: skip
             body = await self._body(request, op.body) if op.body else {}
             return await handler(request, Call(actor, body))
 
@@ -371,7 +378,7 @@ class OpsApi:
 
     async def list_conversations(self, request: web.Request, call: Call) -> web.StreamResponse:
         chats = self._chats()
-        state = request.query.get("state") or None
+        state = request.query.get("state")  # given empty: refused, not read as "any"
         if state is not None and state not in STATES:
             raise ApiError(422, "invalid_parameter", "state: se espera bot, agent o closed",
                            [{"field": "state", "message": "bot, agent o closed"}])  # fmt: skip

@@ -39,7 +39,7 @@ def wait_for(path: str) -> None:
 
 async def main(spec: dict[str, object]) -> None:
     db = Database(str(spec["url"]), timeout=10.0)
-    store = ConversationStore(db, lock_timeout=30.0)
+    store = ConversationStore(db, flow="citas", lock_timeout=30.0)
     wa_id = str(spec["wa_id"])
     out = str(spec["out"])
     hold = float(str(spec["hold_s"]))

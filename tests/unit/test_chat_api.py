@@ -17,7 +17,7 @@ from ivr.citas.reference import flag_registry, load_reference
 from ivr.ops.api import build_ops_app
 from ivr.ops.flags import Role
 from ivr.ops.metrics import Metrics
-from ivr.ops.openapi import BodyValidator, openapi_document
+from ivr.ops.openapi import OPERATIONS, BodyValidator, Operation, openapi_document
 from ivr.ops.service import Actor, FlagService
 from ivr.ops.store import OpsStore
 from ivr.store.db import Database
@@ -42,10 +42,10 @@ class Desk:
 @pytest.fixture
 async def desk(db: Database) -> AsyncIterator[Desk]:
     service = FlagService(OpsStore(db), flag_registry(load_reference()))
-    roles = {"ana": Role.OPERATOR, "beto": Role.OPERATOR, "vera": Role.VIEWER}
+    roles = {"ana": Role.OPERATOR, "beto": Role.OPERATOR, "vera": Role.VIEWER, "root": Role.ADMIN}
     tokens = {name: await service.create_token(BOOTSTRAP, name, role, "pruebas")
               for name, role in roles.items()}  # fmt: skip
-    chats = ConversationStore(db, clock=lambda: T0)
+    chats = ConversationStore(db, flow="citas", clock=lambda: T0)
     app = build_ops_app(service, Metrics(), readiness=lambda: {"database": True}, chats=chats)
     async with TestClient(TestServer(app)) as client:
         yield Desk(client, chats, tokens, BodyValidator(openapi_document(service.registry)))
@@ -89,7 +89,9 @@ async def test_an_agent_takes_a_handoff_and_gives_the_chat_back_to_the_bot(desk:
 
     agents = await answer(await desk.call("vera", "GET", "/api/chat/conversations?state=agent"),
                           200, "ConversationList", desk)  # fmt: skip
-    assert [(c["wa_id"], c["assigned_agent"]) for c in agents["conversations"]] == [(WA, "token:ana")]
+    assert [(c["wa_id"], c["assigned_agent"]) for c in agents["conversations"]] == [
+        (WA, "token:ana")
+    ]
 
     back = await answer(
         await desk.call("ana", "POST", f"/api/chat/conversations/{WA}/release"), 200,
@@ -123,6 +125,7 @@ async def test_an_agent_takes_a_handoff_and_gives_the_chat_back_to_the_bot(desk:
         ("ana", "POST", "/api/chat/conversations/+573001234567/release", 422, "invalid_parameter"),
         ("ana", "POST", "/api/chat/conversations/12345/release", 422, "invalid_parameter"),
         ("vera", "GET", "/api/chat/conversations?state=open", 422, "invalid_parameter"),
+        ("vera", "GET", "/api/chat/conversations?state=", 422, "invalid_parameter"),  # fuzz
         ("vera", "GET", "/api/chat/conversations?limit=0", 422, "invalid_parameter"),
         ("vera", "GET", "/api/chat/conversations?active=quizas", 422, "invalid_parameter"),
     ],
@@ -166,3 +169,20 @@ async def test_a_process_without_chats_answers_404(db: Database) -> None:
         body = await response.json()
     assert response.status == 404 and body["error"] == "not_found"
     assert body["message"] == "este proceso no atiende conversaciones de chat"
+
+
+GETS = [
+    op for op in OPERATIONS if op.method == "GET" and op.min_role is not None and "{" not in op.path
+]
+
+
+@pytest.mark.parametrize("query", ["nope=1", "=0.0", "stat=agent"])
+@pytest.mark.parametrize("op", GETS, ids=lambda op: op.path)
+async def test_a_query_parameter_the_route_does_not_have_is_refused(
+    desk: Desk, op: Operation, query: str
+) -> None:
+    # Found by the ops API fuzz (GET /api/audit?=0.0 answered 200): a misspelt
+    # filter (``stat=agent``) must not silently list everything.
+    body = await answer(await desk.call("root", "GET", f"{op.path}?{query}"), 422, "Error", desk)
+    assert body["error"] == "invalid_parameter"
+    assert body["message"].startswith("parámetro desconocido")

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, func, inspect, select
 
 from ivr.chat.store import (
     AGENT,
@@ -33,7 +36,8 @@ from ivr.chat.store import (
 )
 from ivr.chat.tables import ChatInboundRow, ChatOutboundRow
 from ivr.masking import mask_number
-from ivr.store.db import Database
+from ivr.store.db import Database, alembic_config
+from ivr.store.models import Base
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 WA = "573001234567"
@@ -286,7 +290,7 @@ async def test_a_contacts_replies_go_out_in_order_others_do_not_wait(
 
 
 async def test_two_senders_never_lease_the_same_reply(db: Database, clock: Clock) -> None:
-    stores = [ConversationStore(db, clock=clock) for _ in range(2)]
+    stores = [ConversationStore(db, flow="citas", clock=clock) for _ in range(2)]
     for n in range(12):
         conversation = await converse(stores[0], f"5730000000{n:02d}")
         await stores[0].queue_outbound(conversation, f"k{n}", {"text": str(n)})
@@ -344,6 +348,29 @@ async def test_failed_replaces_only_nothing_or_sent_and_then_stays(
     assert row is not None and row.failed_at == T0
     assert (row.status == "failed") == failed_counts
     assert (row.status_error == "131047") == failed_counts
+
+
+@pytest.mark.parametrize(
+    "order", list(itertools.permutations(["sent", "delivered", "read", "failed"]))
+)
+async def test_every_order_of_the_four_statuses_ends_where_meta_means(
+    store: ConversationStore, order: tuple[str, ...]
+) -> None:
+    # Failed counts only before the message is known delivered (then it is
+    # final); otherwise the furthest of sent/delivered/read wins.
+    conversation = await converse(store)
+    row_id = await store.queue_outbound(conversation, "c:1:0", {"text": "x"})
+    await store.mark_sent(row_id, "wamid.p")
+    for status in order:
+        await store.record_status("wamid.p", status, T0, "131026" if status == "failed" else None)
+    before_failed = order[: order.index("failed")]
+    if "delivered" in before_failed or "read" in before_failed:
+        expected = max((s for s in order if s != "failed"), key=STATUS_ORDER.__getitem__)
+    else:
+        expected = "failed"
+    row = await store.outbound(row_id)
+    assert row is not None and row.status == expected
+    assert None not in (row.sent_at, row.delivered_at, row.read_at, row.failed_at)
 
 
 async def test_a_status_for_an_unknown_message_or_an_unknown_status(
@@ -501,3 +528,49 @@ async def test_numbers_are_masked_in_the_logs(
     assert caplog.records
     assert WA not in caplog.text
     assert mask_number(WA) in caplog.text
+
+
+# --- migration 0006 ------------------------------------------------------------------------
+CHAT_TABLES = {"conversations", "chat_inbound", "chat_outbound", "chat_handoffs"}
+
+
+def _chat_diffs(connection: Connection) -> list[object]:
+    """What differs between the database and the ORM tables of ``ivr.chat.tables``."""
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    found = []
+    for diff in compare_metadata(context, Base.metadata):
+        items = diff if isinstance(diff, list) else [diff]
+        for item in items:
+            if any(getattr(x, "name", None) in CHAT_TABLES or
+                   getattr(getattr(x, "table", None), "name", None) in CHAT_TABLES
+                   or x in CHAT_TABLES for x in item[1:]):  # fmt: skip
+                found.append(item)
+    return found
+
+
+async def test_migration_0006_matches_the_tables_and_downgrades(db: Database) -> None:
+    async with db.engine.begin() as conn:
+        assert await conn.run_sync(_chat_diffs) == []
+        await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0004"))
+        names = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+        assert names & CHAT_TABLES == set() and "slots" in names
+    await db.migrate()
+    store = ConversationStore(db, flow="citas")
+    assert await store.receive(message("wamid.1", T0)) is not None
+
+
+async def test_an_in_memory_database_serialises_turns_in_its_one_process() -> None:
+    db = Database("sqlite+aiosqlite:///:memory:", timeout=5.0)
+    try:
+        await db.migrate()
+        store = ConversationStore(db, flow="citas", lock_timeout=0.2)
+        await store.receive(message("wamid.1", T0))
+        async with store.turn(WA) as turn:
+            assert [m.message_id for m in turn.inbound] == ["wamid.1"]
+            with pytest.raises(ContactBusy):
+                async with store.turn(WA):
+                    pass
+        async with store.turn(WA) as turn:
+            assert turn.inbound == []
+    finally:
+        await db.close()

@@ -85,7 +85,7 @@ async def test_two_processes_handle_one_contacts_burst_once_in_order_never_toget
     # Each message stored once: the two processes stored twenty between them.
     assert sum(r["new"] for r in lines if "new" in r) == BURST
 
-    store = ConversationStore(db)
+    store = ConversationStore(db, flow="citas")
     conversation = await store.conversation(WA_ID)
     assert conversation is not None
     # No lost update: every turn read what the previous one wrote.

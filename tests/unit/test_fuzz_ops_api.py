@@ -118,7 +118,7 @@ class OpsServer:
             Metrics(),
             readiness=lambda: {"database": True},
             breaker=lambda: {"state": "closed", "failures": 0},
-            chats=ConversationStore(db),
+            chats=ConversationStore(db, flow="citas"),
         )
         self._runner = web.AppRunner(app)
         await self._runner.setup()

@@ -79,7 +79,7 @@ async def ops(db: Database) -> AsyncIterator[Ops]:
         metrics,
         readiness=lambda: checks,
         breaker=lambda: breaker_state,
-        chats=ConversationStore(db),
+        chats=ConversationStore(db, flow="citas"),
     )
     async with TestClient(TestServer(app)) as client:
         yield Ops(client, service, metrics, tokens, checks)
