@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from ivr.whatsapp import webhook as webhook_module
 from ivr.whatsapp.events import TextMessage
 from ivr.whatsapp.webhook import SIGNATURE_HEADER, add_webhook_routes, signature, signature_matches
 from tests.unit.whatsapp_helpers import APP_SECRET, VERIFY_TOKEN, product_webhook
@@ -184,3 +186,8 @@ def test_a_webhook_without_secret_or_verify_token_is_not_mounted(secret: str, to
         add_webhook_routes(
             web.Application(), path="/w", verify_token=token, app_secret=secret, handler=handler
         )
+
+
+def test_the_module_examples_run() -> None:
+    result = doctest.testmod(webhook_module)
+    assert result.attempted >= 1 and result.failed == 0
