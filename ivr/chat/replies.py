@@ -205,11 +205,11 @@ def read_choice(text: str, choices: Sequence[Choice], *, reply_id: str | None = 
         return NoMatch(f"interactive reply id {reply_id!r} is not an option of this menu")
     key = _typed_key(text)
     if key is not None:
-        return _by_key(key, by_key, "key")
+        return _by_key(key, "key", by_key)
     words = normalize(text).split()
     number = _number_word(words)
     if number is not None:
-        return _by_key(str(number), by_key, "word")
+        return _by_key(*number, by_key)
     if not words:
         return NoMatch("the reply has no letters or digits")
     if all(word.isdecimal() for word in words):
@@ -278,8 +278,9 @@ def _typed_key(text: str) -> str | None:
     return _ascii_digit(compact) if compact.isdecimal() else None
 
 
-def _number_word(words: Sequence[str]) -> int | None:
-    """The number a reply like "dos", "la segunda", "opción 3" names."""
+def _number_word(words: Sequence[str]) -> tuple[str, How] | None:
+    """The key a reply like "dos", "la segunda", "opción 3" names, and whether
+    it was written as a word or as digits."""
     rest = [word for word in words if word not in _FILLERS]
     if len(rest) == 2 and rest[0].isdecimal() and rest[1] in ("o", "a"):
         rest = ["".join(rest)]  # "1.º", "2.ª"
@@ -290,8 +291,9 @@ def _number_word(words: Sequence[str]) -> int | None:
     if abbreviation:
         word = abbreviation.group(1)
     if word.isdecimal():
-        return int(word)
-    return NUMBER_WORDS.get(word)
+        return str(int(word)), "key"
+    number = NUMBER_WORDS.get(word)
+    return None if number is None else (str(number), "word")
 
 
 def _key_and_title(
@@ -307,7 +309,7 @@ def _key_and_title(
     return NoMatch("the reply mixes digits and words that do not name one option")
 
 
-def _by_key(key: str, by_key: dict[str, Choice], how: How) -> Reply:
+def _by_key(key: str, how: How, by_key: dict[str, Choice]) -> Reply:
     if key in by_key:
         return Picked(by_key[key], how)
     if key == "0":

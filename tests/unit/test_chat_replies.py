@@ -80,7 +80,8 @@ KEY_FORMS = [
 @pytest.mark.parametrize("form", KEY_FORMS)
 @pytest.mark.parametrize("key", [str(k) for k in range(1, 10)])
 def test_every_key_in_every_typed_form(form: str, key: str) -> None:
-    assert picked(read_choice(form.format(k=key), NINE)) == key
+    reply = read_choice(form.format(k=key), NINE)
+    assert isinstance(reply, Picked) and (reply.choice.key, reply.how) == (key, "key")
 
 
 @pytest.mark.parametrize("key", [str(k) for k in range(10)])
@@ -164,7 +165,9 @@ def test_every_ordinal_word_from_num2words_both_genders(n: int) -> None:
     ],
 )
 def test_the_variants_people_write(typed: str, key: str) -> None:
-    assert picked(read_choice(typed, NINE)) == key
+    reply = read_choice(typed, NINE)
+    assert isinstance(reply, Picked) and reply.choice.key == key
+    assert reply.how == ("word" if typed.isalpha() else "key")
 
 
 def test_the_table_agrees_with_num2words() -> None:
