@@ -32,8 +32,10 @@ command also counts inside a longer message ("quiero hablar con un asesor").
 
 Matching text (step 4). Text is normalized (``normalize``: NFKC, accents
 and other marks dropped, case folded, anything but letters and digits a
-space) and compared with rapidfuzz's optimal-string-alignment distance
-(Levenshtein plus adjacent transpositions, each one edit). The edit budget
+space) and compared with rapidfuzz's Damerau-Levenshtein distance
+(insertions, deletions, substitutions and adjacent transpositions, each one
+edit; unlike optimal string alignment, a letter dropped next to a swap is
+still two edits: "dmicina" for "medicina"). The edit budget
 depends on the length of what is matched: 0 edits up to 3 characters, 1 up to
 7, 2 from 8 on ("menú" takes one typo, "medicina general" two). The typed text
 is matched against a whole title, or against a run of its words covering at
@@ -67,7 +69,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from rapidfuzz.distance import OSA
+from rapidfuzz.distance import DamerauLevenshtein
 
 from ivr.channel import Choice
 
@@ -396,9 +398,9 @@ def _windows(words: Sequence[str], size: int) -> Iterator[str]:
 
 
 def _edits(typed: str, candidate: str) -> int | None:
-    """OSA edits from ``typed`` to ``candidate``, None past the budget."""
+    """Damerau-Levenshtein edits from ``typed`` to ``candidate``, None past the budget."""
     budget = _budget(len(candidate))
-    edits: int = OSA.distance(typed, candidate, score_cutoff=budget)
+    edits: int = DamerauLevenshtein.distance(typed, candidate, score_cutoff=budget)
     return edits if edits <= budget else None
 
 
