@@ -32,8 +32,10 @@ command also counts inside a longer message ("quiero hablar con un asesor").
 
 Matching text (step 4). Text is normalized (``normalize``: NFKC, accents
 and other marks dropped, case folded, anything but letters and digits a
-space) and compared with rapidfuzz's optimal-string-alignment distance
-(Levenshtein plus adjacent transpositions, each one edit). The edit budget
+space) and compared with rapidfuzz's Damerau-Levenshtein distance
+(insertions, deletions, substitutions and adjacent transpositions, each one
+edit; unlike optimal string alignment, a letter dropped next to a swap is
+still two edits: "dmicina" for "medicina"). The edit budget
 depends on the length of what is matched: 0 edits up to 3 characters, 1 up to
 7, 2 from 8 on ("menú" takes one typo, "medicina general" two). The typed text
 is matched against a whole title, or against a run of its words covering at
@@ -67,7 +69,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from rapidfuzz.distance import OSA
+from rapidfuzz.distance import DamerauLevenshtein
 
 from ivr.channel import Choice
 
@@ -205,11 +207,11 @@ def read_choice(text: str, choices: Sequence[Choice], *, reply_id: str | None = 
         return NoMatch(f"interactive reply id {reply_id!r} is not an option of this menu")
     key = _typed_key(text)
     if key is not None:
-        return _by_key(key, by_key, "key")
+        return _by_key(key, "key", by_key)
     words = normalize(text).split()
     number = _number_word(words)
     if number is not None:
-        return _by_key(str(number), by_key, "word")
+        return _by_key(*number, by_key)
     if not words:
         return NoMatch("the reply has no letters or digits")
     if all(word.isdecimal() for word in words):
@@ -278,8 +280,9 @@ def _typed_key(text: str) -> str | None:
     return _ascii_digit(compact) if compact.isdecimal() else None
 
 
-def _number_word(words: Sequence[str]) -> int | None:
-    """The number a reply like "dos", "la segunda", "opción 3" names."""
+def _number_word(words: Sequence[str]) -> tuple[str, How] | None:
+    """The key a reply like "dos", "la segunda", "opción 3" names, and whether
+    it was written as a word or as digits."""
     rest = [word for word in words if word not in _FILLERS]
     if len(rest) == 2 and rest[0].isdecimal() and rest[1] in ("o", "a"):
         rest = ["".join(rest)]  # "1.º", "2.ª"
@@ -290,8 +293,9 @@ def _number_word(words: Sequence[str]) -> int | None:
     if abbreviation:
         word = abbreviation.group(1)
     if word.isdecimal():
-        return int(word)
-    return NUMBER_WORDS.get(word)
+        return str(int(word)), "key"
+    number = NUMBER_WORDS.get(word)
+    return None if number is None else (str(number), "word")
 
 
 def _key_and_title(
@@ -307,7 +311,7 @@ def _key_and_title(
     return NoMatch("the reply mixes digits and words that do not name one option")
 
 
-def _by_key(key: str, by_key: dict[str, Choice], how: How) -> Reply:
+def _by_key(key: str, how: How, by_key: dict[str, Choice]) -> Reply:
     if key in by_key:
         return Picked(by_key[key], how)
     if key == "0":
@@ -394,9 +398,9 @@ def _windows(words: Sequence[str], size: int) -> Iterator[str]:
 
 
 def _edits(typed: str, candidate: str) -> int | None:
-    """OSA edits from ``typed`` to ``candidate``, None past the budget."""
+    """Damerau-Levenshtein edits from ``typed`` to ``candidate``, None past the budget."""
     budget = _budget(len(candidate))
-    edits: int = OSA.distance(typed, candidate, score_cutoff=budget)
+    edits: int = DamerauLevenshtein.distance(typed, candidate, score_cutoff=budget)
     return edits if edits <= budget else None
 
 

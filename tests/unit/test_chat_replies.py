@@ -80,7 +80,8 @@ KEY_FORMS = [
 @pytest.mark.parametrize("form", KEY_FORMS)
 @pytest.mark.parametrize("key", [str(k) for k in range(1, 10)])
 def test_every_key_in_every_typed_form(form: str, key: str) -> None:
-    assert picked(read_choice(form.format(k=key), NINE)) == key
+    reply = read_choice(form.format(k=key), NINE)
+    assert isinstance(reply, Picked) and (reply.choice.key, reply.how) == (key, "key")
 
 
 @pytest.mark.parametrize("key", [str(k) for k in range(10)])
@@ -164,7 +165,9 @@ def test_every_ordinal_word_from_num2words_both_genders(n: int) -> None:
     ],
 )
 def test_the_variants_people_write(typed: str, key: str) -> None:
-    assert picked(read_choice(typed, NINE)) == key
+    reply = read_choice(typed, NINE)
+    assert isinstance(reply, Picked) and reply.choice.key == key
+    assert reply.how == ("word" if typed.isalpha() else "key")
 
 
 def test_the_table_agrees_with_num2words() -> None:
@@ -189,6 +192,7 @@ def test_the_table_agrees_with_num2words() -> None:
         ("Odontologìa", "2"),
         ("odontolojia", "2"),
         ("odotnologia", "2"),  # a transposition is one edit
+        ("dmicina general", "1"),  # a letter dropped next to a swap: two edits
         ("pediatria", "3"),
         ("pediatra", "3"),
         ("ginecologia", "4"),
@@ -285,16 +289,36 @@ def test_one_or_two_random_typos_still_pick_the_title(data: st.DataObject, edits
     assert picked(read_choice(typed, SERVICES)) == choice.key, typed
 
 
-def osa(a: str, b: str) -> int:
-    """Optimal string alignment distance, written out (the reference for the test)."""
-    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+def damerau(a: str, b: str) -> int:
+    """Damerau-Levenshtein distance (Lowrance-Wagner), written out as the test's reference."""
+    big = len(a) + len(b)
+    last_row: dict[str, int] = {}
+    d = [[big] * (len(b) + 2) for _ in range(len(a) + 2)]
+    for i in range(len(a) + 1):
+        d[i + 1][1] = i
+    for j in range(len(b) + 1):
+        d[1][j + 1] = j
     for i in range(1, len(a) + 1):
+        last_col = 0
         for j in range(1, len(b) + 1):
-            cost = a[i - 1] != b[j - 1]
-            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
-    return d[len(a)][len(b)]
+            k, cost = last_row.get(b[j - 1], 0), int(a[i - 1] != b[j - 1])
+            d[i + 1][j + 1] = min(
+                d[i][j] + cost,
+                d[i + 1][j] + 1,
+                d[i][j + 1] + 1,
+                d[k][last_col] + (i - k - 1) + 1 + (j - last_col - 1),
+            )
+            if not cost:
+                last_col = j
+        last_row[a[i - 1]] = i
+    return d[len(a) + 1][len(b) + 1]
+
+
+def test_the_reference_distance() -> None:
+    assert damerau("medicina general", "dmicina general") == 2
+    assert damerau("ca", "abc") == 2  # optimal string alignment says 3
+    assert damerau("asesor", "asesor") == 0
+    assert damerau("", "abc") == 3
 
 
 @settings(max_examples=300, deadline=None)
@@ -303,7 +327,7 @@ def test_a_typo_within_reach_of_two_titles_is_no_match(data: st.DataObject) -> N
     twins = [Choice("1", "Control prenatal"), Choice("2", "Control posnatal")]  # 2 edits apart
     typed = one_edit(data.draw(st.sampled_from(["control prenatal", "control posnatal"])), data)
     assume(len(typed.split()) == 2)
-    distances = {c.key: osa(typed, normalize(c.title)) for c in twins}
+    distances = {c.key: damerau(typed, normalize(c.title)) for c in twins}
     within = sorted(key for key, d in distances.items() if d <= 2)  # 16 letters: 2 edits
     reply = read_choice(typed, twins)
     exact = [key for key, d in distances.items() if d == 0]
