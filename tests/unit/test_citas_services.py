@@ -15,6 +15,7 @@ import pytest
 from ivr.booking.db import DbSlotSource
 from ivr.booking.model import Slot
 from ivr.booking.seed import BOGOTA
+from ivr.channel import Phrase, phrase_json
 from ivr.citas.actions import COMMITS, OUTCOMES, CitasActions
 from ivr.citas.affiliates import YamlAffiliateDirectory
 from ivr.citas.reference import CITAS_DIR, load_reference
@@ -103,18 +104,20 @@ async def test_list_reads_every_pending_appointment_on_both_channels(
     assert await actions.list_appointments(state, {}) == "found"
 
     assert state.variables["appointments_count"] == 2
-    assert state.variables["appointments_media"] == [
+    listing = (
+        "1. lunes 10 de marzo, 8:00 a. m., Doctora Ana Gómez, Sede Norte\n"
+        "2. martes 11 de marzo, 2:00 p. m., Doctora Carla Mejía, Sede Norte"
+    )
+    # One spoken phrase: voice plays the media, a chat shows the list.
+    assert state.variables["appointments_media"] == Phrase("spoken", listing, (
         "sound:citas/appointment_item",
         *actions.slot_media(GOMEZ),
         "sound:citas/appointment_item",
         *actions.slot_media(PEDIATRICS),
-    ]
-    assert state.variables["appointments_text"] == (
-        "1. lunes 10 de marzo, 8:00 a. m., Doctora Ana Gómez, Sede Norte\n"
-        "2. martes 11 de marzo, 2:00 p. m., Doctora Carla Mejía, Sede Norte"
-    )
+    ))  # fmt: skip
+    assert state.variables["appointments_text"] == listing
     # What survives a restart (a chat resumed in another process) is plain JSON.
-    json.dumps({k: v for k, v in state.variables.items() if not k.startswith("_")})
+    json.dumps({k: phrase_json(v) for k, v in state.variables.items() if not k.startswith("_")})
 
 
 async def test_list_with_nothing_pending_is_none(actions: CitasActions) -> None:
@@ -123,7 +126,7 @@ async def test_list_with_nothing_pending_is_none(actions: CitasActions) -> None:
     state = call()
 
     assert await actions.list_appointments(state, {}) == "none"
-    assert state.variables["appointments_media"] == []
+    assert state.variables["appointments_media"] == Phrase("spoken", "", ())
 
 
 @pytest.mark.parametrize("count", [1, 2, 3])
@@ -142,7 +145,9 @@ async def test_pick_offers_each_appointment_once_in_order(
     first = "single" if count == 1 else "found"
     assert outcomes == [first] + ["found"] * (count - 1) + ["none"]
     assert picked[:count] == ids
-    assert state.variables["appointment_media"] == actions.slot_media(VARIOUS[count - 1])
+    media = state.variables["appointment_media"]
+    assert media.media == tuple(actions.slot_media(VARIOUS[count - 1]))
+    assert media.value == actions.appointment_text(VARIOUS[count - 1])
 
 
 async def test_cancel_the_picked_appointment_frees_it(actions: CitasActions) -> None:
