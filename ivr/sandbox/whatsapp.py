@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -80,6 +81,9 @@ def start_simulator(settings: Settings) -> int:
             start_new_session=True,
         )  # fmt: skip
     _pid_file(settings).write_text(str(proc.pid))
+    # It outlives this command; a daemon thread reaps it if it ends while we still
+    # run (a test session), so it never lingers as a zombie (as the supervisor).
+    threading.Thread(target=proc.wait, name="reap-whatsapp-simulator", daemon=True).start()
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
