@@ -98,6 +98,7 @@ class SimulatedUser:
         self.timeout = timeout
         self.seen = 0  # simulator index after the last message read
         self.last_menu: BotMessage | None = None
+        self._unread: list[BotMessage] = []  # fetched, not yet given to the caller
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> SimulatedUser:
@@ -171,7 +172,11 @@ class SimulatedUser:
 
     # --- reading ----------------------------------------------------------------
     async def new_messages(self) -> list[BotMessage]:
-        """The bot's messages to this contact since the last call."""
+        """The bot's messages to this contact not read yet, oldest first."""
+        unread, self._unread = self._unread, []
+        return unread + await self._fetch()
+
+    async def _fetch(self) -> list[BotMessage]:
         data = await self._call(
             "GET", "/_simulator/messages", params={"to": self.wa_id, "since": str(self.seen)}
         )
@@ -194,9 +199,11 @@ class SimulatedUser:
         read: list[BotMessage] = []
         deadline = time.monotonic() + within
         while True:
-            for message in await self.new_messages():
+            fetched = await self.new_messages()
+            for n, message in enumerate(fetched):
                 read.append(message)
                 if regex.search(message.rendered()):
+                    self._unread = fetched[n + 1 :] + self._unread  # the next expect's
                     return message, read
             if time.monotonic() > deadline:
                 return None, read

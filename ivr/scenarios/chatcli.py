@@ -18,12 +18,14 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from sqlalchemy import select, update
 
 from ivr.chat.tester import BotMessage, NoSuchOption, SimulatedUser, SimulatorUnavailable
@@ -43,6 +45,8 @@ from ivr.settings import Settings
 from ivr.store.db import Database
 
 FLAG_REASON = "ivr chat scenario"
+FLAGS_WAIT_S = 10.0
+_REVISION = re.compile(r"^citas_flags_revision (\S+)$", re.M)
 
 
 class _Hooks:
@@ -101,6 +105,34 @@ class _Hooks:
                 before = await service.flag(name)
                 self.restore.setdefault(name, before.value)
                 await service.set_flag(cli_actor(), name, value, FLAG_REASON)
+        await self._serving_has(await self._revision())
+
+    async def _revision(self) -> int:
+        from sqlalchemy import text
+
+        db = Database(self.settings.database_url)
+        try:
+            async with db.engine.connect() as conn:
+                return int(
+                    (await conn.execute(text("SELECT revision FROM ops_state"))).scalar_one()
+                )
+        finally:
+            await db.close()
+
+    async def _serving_has(self, revision: int) -> None:
+        """Wait (at most ``FLAGS_WAIT_S``) until the serving process uses flags
+        ``revision`` (its ``citas_flags_revision`` on ``/metrics``): the chat must
+        meet the flags the scenario set, not the ones before."""
+        url = f"http://{self.settings.host}:{self.settings.ports.ops_http}/metrics"
+        deadline = asyncio.get_running_loop().time() + FLAGS_WAIT_S
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+            while asyncio.get_running_loop().time() < deadline:
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with session.get(url) as response:
+                        match = _REVISION.search(await response.text())
+                        if match and float(match.group(1)) >= revision:
+                            return
+                await asyncio.sleep(0.1)
 
     async def put_flags_back(self) -> None:
         if self.restore:

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,11 +22,10 @@ from ivr.chat.service import SANDBOX_APP_SECRET, WEBHOOK_PATH
 from ivr.settings import REPO_ROOT
 from ivr.store import Database
 from ivr.whatsapp.webhook import signature
-from tests.console import conftest as console
+from tests.console.conftest import CHROMEDRIVER, CHROMIUM
 from tests.e2e.conftest import ControllerProcess, Sandbox, wait_until
 
 pytestmark = pytest.mark.e2e
-real_chromium = console.browser  # the console tests' fixture "browser": Debian's headless Chromium
 
 ANA = "573001234567"
 
@@ -55,8 +55,9 @@ def sql(sandbox: Sandbox, query: str, **params: object) -> list[tuple[Any, ...]]
     async def fetch() -> list[tuple[Any, ...]]:
         db = Database(sandbox.settings.database_url)
         try:
-            async with db.engine.connect() as conn:
-                return [tuple(r) for r in await conn.execute(text(query), params)]
+            async with db.engine.begin() as conn:
+                result = await conn.execute(text(query), params)
+                return [tuple(r) for r in result] if result.returns_rows else []
         finally:
             await db.close()
 
@@ -279,6 +280,31 @@ def test_a_restart_mid_conversation_loses_nothing(
 
 
 # --- the demo chat page, in a real headless Chromium ----------------------------------------------
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium, as the console tests drive it (never downloaded)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    assert not missing, f"the chat page test needs Debian's chromium and chromedriver: {missing}"
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1200,900", "--lang=es-CO"):  # fmt: skip
+        options.add_argument(arg)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download anything
+        driver = webdriver.Chrome(
+            service=Service(executable_path=str(CHROMEDRIVER)), options=options
+        )
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
 def test_the_demo_chat_page_books_in_chromium(
     sandbox: Sandbox, controller: ControllerProcess, browser: Any
 ) -> None:
@@ -300,6 +326,8 @@ def test_the_demo_chat_page_books_in_chromium(
         browser.find_element(By.ID, "send").click()
 
     write("Hola")
+    wait.until(lambda _: bot_said("pedir una cita"))
+    write("1")
     wait.until(lambda _: bot_said("medicina general"))
     write("1")
     wait.until(lambda _: bot_said("Tenemos disponible"))
