@@ -179,7 +179,7 @@ class Controller:
             with contextlib.suppress(CallEnded, EventsLost):
                 await channel.play([voice.sound("service_unavailable_agent")], barge_in=False)
             await channel.set_variables(
-                {voice.inherited("reason"): reason, voice.inherited("segment"): "unknown"}
+                {voice.variable("reason"): reason, voice.variable("segment"): "unknown"}
             )
             record.outcome = "transferred"
             record.step("transfer", vdn=self.engine.default_vdn, reason=reason)
@@ -207,7 +207,7 @@ class Controller:
         """A call arriving while we shut down goes straight to the agents."""
         voice = self.line.voice
         try:
-            await self.client.set_variable(channel.id, voice.inherited("reason"), "ivr-shutdown")
+            await self.client.set_variable(channel.id, voice.variable("reason"), "ivr-shutdown")
             await self.client.continue_in_dialplan(
                 channel.id, context=voice.agent_context, extension=self.engine.default_vdn
             )
@@ -249,8 +249,10 @@ class Controller:
         before Stasis: its new record stays findable by the SIP Call-ID."""
         try:
             voice = self.line.voice
-            flow = await self.client.get_variable(channel_id, voice.variable("flow"))
-            sip_call_id = await self.client.get_variable(channel_id, voice.variable("call_id"))
+            flow = await self.client.get_variable(channel_id, voice.dialplan_variable("flow"))
+            sip_call_id = await self.client.get_variable(
+                channel_id, voice.dialplan_variable("call_id")
+            )
         except AriError as exc:
             logger.warning("reconcile: no Stasis arguments for %s: %s", channel_id, exc)
             return ()
