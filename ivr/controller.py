@@ -266,8 +266,10 @@ class Controller:
         before Stasis: its new record stays findable by the SIP Call-ID."""
         try:
             voice = self.line.voice
-            flow = await self.client.get_variable(channel_id, voice.variable("flow"))
-            sip_call_id = await self.client.get_variable(channel_id, voice.variable("call_id"))
+            flow = await self.client.get_variable(channel_id, voice.dialplan_variable("flow"))
+            sip_call_id = await self.client.get_variable(
+                channel_id, voice.dialplan_variable("call_id")
+            )
         except AriError as exc:
             logger.warning("reconcile: no Stasis arguments for %s: %s", channel_id, exc)
             return ()

@@ -39,8 +39,8 @@ class LineVoice:
     >>> voice = LineVoice("citas", "citas-agents", "CITAS_")
     >>> voice.sound("service_unavailable_agent")
     'sound:citas/service_unavailable_agent'
-    >>> voice.inherited("reason")
-    '__CITAS_REASON'
+    >>> voice.variable("reason"), voice.dialplan_variable("call_id")
+    ('__CITAS_REASON', 'CITAS_CALL_ID')
     >>> LineVoice("citas", "citas-agents", "citas")
     Traceback (most recent call last):
     ...
@@ -66,13 +66,15 @@ class LineVoice:
         """The media URI of the line's sound ``name`` (a prompt id)."""
         return f"sound:{self.sounds}/{name}"
 
-    def variable(self, name: str) -> str:
-        """The line's channel variable ``name`` (upper-cased), as the dialplan reads it."""
-        return f"{self.variable_prefix}{name.upper()}"
+    def variable(self, key: str) -> str:
+        """The channel variable a hand-off sets for context key ``key`` (``reason`` ->
+        ``__<prefix>REASON``): inherited by the agent's leg (the ``__``), where the
+        dialplan turns it into a SIP header."""
+        return f"__{self.dialplan_variable(key)}"
 
-    def inherited(self, name: str) -> str:
-        """``variable(name)`` set so that the channels the dialplan creates inherit it."""
-        return f"__{self.variable(name)}"
+    def dialplan_variable(self, key: str) -> str:
+        """The name the dialplan reads or sets for ``key`` (``flow`` -> ``<prefix>FLOW``)."""
+        return f"{self.variable_prefix}{key.upper()}"
 
 
 class Line(Protocol):

@@ -65,17 +65,18 @@ from typing import Literal, Protocol
 
 from ivr.channel import Choice, Phrase, PhraseKind
 from ivr.chat.replies import normalize
-
-TEXT_BODY_MAX = 4096
-INTERACTIVE_BODY_MAX = 1024
-HEADER_MAX = 60
-FOOTER_MAX = 60
-BUTTONS_MAX = 3
-BUTTON_TITLE_MAX = 20
-ROWS_MAX = 10
-ROW_TITLE_MAX = 24
-ROW_DESCRIPTION_MAX = 72
-LIST_BUTTON_MAX = 20
+from ivr.whatsapp.limits import (  # Meta's numbers, kept in one place
+    BUTTON_TITLE_MAX,
+    BUTTONS_MAX,
+    INTERACTIVE_BODY_MAX,
+    LIST_BUTTON_MAX,
+    ROW_DESCRIPTION_MAX,
+    ROW_TITLE_MAX,
+    TEXT_BODY_MAX,
+)
+from ivr.whatsapp.limits import FOOTER_TEXT_MAX as FOOTER_MAX
+from ivr.whatsapp.limits import HEADER_TEXT_MAX as HEADER_MAX
+from ivr.whatsapp.limits import LIST_ROWS_MAX as ROWS_MAX
 
 # The prompt whose chat text labels the button that opens a list ("Ver opciones").
 LIST_BUTTON_PROMPT = "chat_list_button"

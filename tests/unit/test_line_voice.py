@@ -52,7 +52,7 @@ def test_the_shipped_voice_is_todays_and_the_dialplans() -> None:
     assert f"\n[{voice.agent_context}]\n" in DIALPLAN
     assert f"Playback({voice.sounds}/service_unavailable_agent)" in DIALPLAN
     for name in ("reason", "segment", "flow", "call_id"):
-        assert f"Set({voice.inherited(name)}=" in DIALPLAN, name
+        assert f"Set({voice.variable(name)}=" in DIALPLAN, name
 
 
 def without_voice(text: str) -> str:
