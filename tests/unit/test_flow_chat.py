@@ -20,9 +20,12 @@ from textwrap import dedent
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ivr.channel import (
     AwaitingReply,
+    CallerHungUp,
     CallTransferred,
     ChannelKind,
     Choice,
@@ -41,8 +44,16 @@ from ivr.ops.flags import PROMO_AUDIO, StaticFlags
 from ivr.prompts import PromptText, load_prompt_texts
 from ivr.settings import REPO_ROOT
 from ivr.store.records import CallRecord
-from tests.unit.test_flow_engine import ScriptedChannel
-from tests.unit.test_fuzz_dtmf import CITAS, REFERENCE, Line, open_line
+from tests.unit.test_flow_engine import HANGS_UP, ScriptedChannel
+from tests.unit.test_fuzz_dtmf import (
+    CALLERS,
+    CITAS,
+    FLAGS,
+    KNOWN_DOCUMENTS,
+    REFERENCE,
+    Line,
+    open_line,
+)
 
 TEXTS = load_prompt_texts(REPO_ROOT / "prompts" / "prompts.yaml")
 MENU_WORDS = ("menu", "menú")
@@ -136,8 +147,11 @@ def new_state(channel: Any, flow: Flow) -> CallState:
     return CallState(channel, record, flow)
 
 
-async def converse(engine: FlowEngine, state: CallState, replies: Sequence[str]) -> list[Suspended]:
-    """Run ``state``'s flow to its end, giving ``replies`` one per pause; the pauses."""
+async def converse(
+    engine: FlowEngine, state: CallState, replies: Sequence[str], *, must_end: bool = True
+) -> list[Suspended]:
+    """Run ``state``'s flow giving ``replies`` one per pause, to its end (``must_end``)
+    or until they run out; the pauses."""
     pauses: list[Suspended] = []
     resume: Resume | None = None
     for reply in [None, *replies]:
@@ -151,7 +165,9 @@ async def converse(engine: FlowEngine, state: CallState, replies: Sequence[str])
         except Suspended as pause:
             pauses.append(pause)
             resume = pause.resume
-    raise AssertionError(f"still waiting after every reply: {pauses[-1]}")
+    if must_end:
+        raise AssertionError(f"still waiting after every reply: {pauses[-1]}")
+    return pauses
 
 
 # --- the citas flow on chat -------------------------------------------------------------
@@ -348,7 +364,7 @@ async def test_variables_survive_a_pause_as_json_and_media_is_said_from_them(
 
     assert second.sent == ["Eligió el lunes Adiós."]  # nothing asked again
     assert again.variables["code"] == "1234"
-    assert [s.kind for s in again.record.path][:2] == ["resume", "node"]
+    assert [s.kind for s in again.record.path][:2] == ["resume", "digits"]
 
 
 async def test_on_voice_the_chat_only_question_is_skipped_and_media_is_heard(
@@ -395,3 +411,82 @@ async def test_resuming_a_node_that_asks_nothing_is_refused(tmp_path: Path) -> N
     flow = small_flow(tmp_path)
     with pytest.raises(KeyError, match="asks nothing"):
         await small_engine().run(new_state(TextChannel(SMALL_TEXTS), flow), Resume("told", 0))
+
+
+# --- the kind over its range: a chat and a caller giving the same answers go the same way --
+class Caller(ScriptedChannel):
+    """A voice caller who presses ``script`` (then hangs up) from ``number``."""
+
+    def __init__(self, number: str | None, *script: DigitResult | str) -> None:
+        super().__init__(*script)
+        self.number = number
+
+    @property
+    def caller_number(self) -> str | None:
+        return self.number
+
+
+@pytest.fixture(scope="module")
+def twin_lines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Line, Line]]:
+    """Two lines whose databases stay alike while the calls on them go alike."""
+    with (
+        open_line(tmp_path_factory.mktemp("voice-twin")) as voice,
+        open_line(tmp_path_factory.mktemp("chat-twin")) as chat,
+    ):
+        yield voice, chat
+
+
+ANSWERS = st.lists(
+    st.one_of(
+        st.sampled_from("0123451"), st.sampled_from("0123451"),  # menu keys, mostly valid
+        st.sampled_from(KNOWN_DOCUMENTS),
+        st.text(alphabet="0123456789", min_size=1, max_size=14),  # anything in digits
+    ),
+    max_size=20,
+)  # fmt: skip
+
+
+@settings(
+    max_examples=60,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(answers=ANSWERS, caller=CALLERS, flags=FLAGS)
+def test_a_chat_goes_where_a_caller_pressing_the_same_keys_goes(
+    twin_lines: tuple[Line, Line], answers: list[str], caller: str | None, flags: dict[str, Any]
+) -> None:
+    voice_line, chat_line = twin_lines
+    voice = Caller(caller, *[DigitResult(a, "complete") for a in answers], HANGS_UP)
+    voice_state = new_state(voice, CITAS)
+    chat = TextChannel(TEXTS, contact=caller)
+    chat_state = new_state(chat, CITAS)
+
+    try:
+        voice_line.runner.run(citas_engine(voice_line, **flags).run(voice_state))
+    except (CallTransferred, CallerHungUp):
+        pass
+    pauses = chat_line.runner.run(
+        converse(citas_engine(chat_line, **flags), chat_state, answers, must_end=False)
+    )
+
+    # The same nodes in the same order, the same outcome and hand-off.
+    assert nodes(chat_state) == nodes(voice_state)
+    assert chat_state.record.outcome == voice_state.record.outcome
+    if voice.log[-1][0] == "transfer":
+        assert chat.handed is not None and chat.handed.queue == voice.log[-1][2]
+    # Every pause is at a question, answered once; none when the chat is over.
+    assert all(CITAS.node(p.node_id).asks for p in pauses)
+    answered = [s for s in chat_state.record.path if s.kind == "digits"]
+    over = chat.closed or chat.handed is not None
+    assert len(pauses) == len(answered) + (0 if over else 1)
+    # A resumed question is not sent again: as many prompts as the caller heard,
+    # less the voice-only promotional audio.
+    promo = (
+        1
+        if ("play-no-barge", f"sound:{CITAS_VOICE.sounds}/promo_digital_channels") in voice.log
+        else 0
+    )
+    said = [s for s in voice_state.record.path if s.kind == "prompt"]
+    assert len([s for s in chat_state.record.path if s.kind == "prompt"]) == len(said) - promo
