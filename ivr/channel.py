@@ -141,13 +141,15 @@ class DigitResult:
 
 
 def phrase_json(value: object) -> object:
-    """``value`` with every ``Phrase`` in it (also inside lists) as a JSON mapping
-    ``{"phrase": kind, "value": ..., "media": [...]}``; anything else unchanged.
+    """``value`` with every ``Phrase`` in it (also inside lists and mappings) as a JSON
+    mapping ``{"phrase": kind, "value": ..., "media": [...]}``; anything else unchanged.
     The call record and a chat conversation keep variables this way."""
     if isinstance(value, Phrase):
         return {"phrase": value.kind, "value": value.value, "media": list(value.media)}
     if isinstance(value, list | tuple):
         return [phrase_json(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: phrase_json(v) for k, v in value.items()}
     return value
 
 

@@ -223,7 +223,7 @@ class Controller:
         """A call arriving while we shut down goes straight to the agents."""
         try:
             await self.client.set_variable(
-                channel.id, self.voice.variable("reason"), "ivr-shutdown"
+                channel.id, self.voice.inherited("reason"), "ivr-shutdown"
             )
             await self.client.continue_in_dialplan(
                 channel.id, context=self.voice.agent_context, extension=self.engine.default_vdn

@@ -25,6 +25,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from ivr.ari import (
     AriError,
@@ -61,7 +62,9 @@ PLAYBACK_SAFETY_S = 180.0
 
 @dataclass(frozen=True)
 class VoiceLine:
-    """What voice rendering takes from the line (its ``line.yaml``):
+    """What voice rendering takes from the line (``voice:`` in its ``line.yaml``; the
+    same fields and methods as the line object's ``ivr.line.LineVoice``, which is
+    taken wherever this is: ``LineSounds``):
 
     ``sounds``: the directory of its prompt recordings among Asterisk's sounds
     (``Phrase("prompt", "goodbye")`` plays ``sound:<sounds>/goodbye``);
@@ -76,16 +79,35 @@ class VoiceLine:
     agent_context: str
     variable_prefix: str
 
-    def variable(self, key: str) -> str:
-        """The channel variable of a hand-off context key (``segment`` -> ``__<prefix>SEGMENT``)."""
-        return f"__{self.variable_prefix}{key.upper()}"
+    def sound(self, name: str) -> str:
+        """The media URI of the line's sound ``name`` (a prompt id)."""
+        return f"sound:{self.sounds}/{name}"
+
+    def variable(self, name: str) -> str:
+        """The line's channel variable ``name`` (upper-cased), as the dialplan reads it."""
+        return f"{self.variable_prefix}{name.upper()}"
+
+    def inherited(self, name: str) -> str:
+        """``variable(name)`` set so that the channels the dialplan creates inherit it."""
+        return f"__{self.variable(name)}"
+
+
+class LineSounds(Protocol):
+    """What ``VoiceDialogue`` uses of a ``VoiceLine`` (``ivr.line.LineVoice`` fits)."""
+
+    @property
+    def agent_context(self) -> str: ...
+
+    def sound(self, name: str) -> str: ...
+
+    def inherited(self, name: str) -> str: ...
 
 
 class VoiceDialogue(ABC):
     """The dialogue (``ivr.channel.CallChannel``) rendered as telephony; subclasses
     give the primitives."""
 
-    def __init__(self, line: VoiceLine) -> None:
+    def __init__(self, line: LineSounds) -> None:
         self.line = line
 
     @property
@@ -144,7 +166,7 @@ class VoiceDialogue(ABC):
         media: list[str] = []
         for phrase in phrases:
             if phrase.kind == "prompt":
-                media.append(f"sound:{self.line.sounds}/{phrase.value}")
+                media.append(self.line.sound(phrase.value))
             elif phrase.kind == "spoken":
                 media.extend(phrase.media)
             else:
@@ -169,11 +191,11 @@ class VoiceDialogue(ABC):
         return await self.collect(request)
 
     async def annotate(self, context: Mapping[str, str]) -> None:
-        await self.set_variables({self.line.variable(k): v for k, v in context.items()})
+        await self.set_variables({self.line.inherited(k): v for k, v in context.items()})
 
     async def hand_off(self, hand_off: HandOff) -> None:
-        variables = {self.line.variable("reason"): hand_off.reason}
-        variables |= {self.line.variable(k): v for k, v in hand_off.context.items()}
+        variables = {self.line.inherited("reason"): hand_off.reason}
+        variables |= {self.line.inherited(k): v for k, v in hand_off.context.items()}
         await self.set_variables(variables)
         await self.transfer(context=self.line.agent_context, extension=hand_off.queue)
 
@@ -190,7 +212,7 @@ class VoiceChannel(VoiceDialogue):
         self,
         ctx: CallContext,
         *,
-        line: VoiceLine,
+        line: LineSounds,
         language: str = "es",
         reaction: ReactionTimer | None = None,
     ) -> None:

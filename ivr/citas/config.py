@@ -93,7 +93,7 @@ def check_config_dir(directory: Path, prompts_file: Path, today: date) -> list[F
         return checks
     flags = flag_registry(Reference(line, services, sites, tables)).names()
     # The same four inputs as ivr.controller.flow_loader, which ivr serve uses.
-    loader = FlowLoader(prompts.keys(), dict(OUTCOMES), flags, COMMITS)
+    loader = FlowLoader(prompts, dict(OUTCOMES), flags, COMMITS)
     names: dict[str, Path] = {}
     for path in flow_files:
         flow = run(path, loader.load, lambda f: f"flow {f.name!r}, {len(f.nodes)} nodes")

@@ -155,9 +155,12 @@ class FlowEngine:
             state.resume = resume
             state.record.step("resume", node=resume.node_id, attempt=resume.attempt + 1)
             node_id = resume.node_id
+        entered = resume is not None  # the resumed question was entered before its pause
         for _ in range(MAX_STEPS):
             node = flow.node(node_id)
-            state.record.step("node", node=node.id)
+            if not entered:
+                state.record.step("node", node=node.id)
+            entered = False
             logger.debug("call %s: node %s", channel.call_id, node.id)
             if not node.runs_on(channel.kind):
                 assert node.skip_to is not None  # the loader's rule

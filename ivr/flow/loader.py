@@ -82,7 +82,9 @@ def line_at(data: Located, path: Sequence[str | int]) -> int:
     line = data.line
     current: Any = data
     for key in path:
-        if isinstance(current, Located) and key in current:  # YAML may key by int
+        if isinstance(current, Located) and key not in current and str(key).isdigit():
+            key = int(key)  # an unquoted YAML key: 1, not "1"
+        if isinstance(current, Located) and key in current:
             line = current.line_of(key)  # type: ignore[arg-type]
             current = current[key]  # type: ignore[index]
         elif isinstance(current, LocatedList) and isinstance(key, int) and key < len(current):
@@ -169,7 +171,7 @@ class FlowLoader:
         if set(channels) >= set(CHANNELS):
             if skip_to is not None:
                 raise f.error("skip_to", "the node runs on every channel: nothing skips it")
-            return node
+            return replace(node, channels=channels)
         if skip_to is None:
             skip_to = getattr(node, "next", None)
             if not isinstance(skip_to, str):
@@ -226,7 +228,11 @@ class FlowLoader:
                 problem = check(node, self.texts)
                 if problem is None:
                     continue
-                where, what = ("", problem) if isinstance(problem, str) else problem
+                if isinstance(problem, str):
+                    raise ConfigError(
+                        flow.file, raw_nodes.line_of(node.id), f"nodes.{node.id}", problem
+                    )
+                where, what = problem
                 path = [k for k in where.split(".") if k]
                 raise self.error_at(Fields(raw_nodes[node.id], f"nodes.{node.id}"), path, what)
 

@@ -35,7 +35,7 @@ BROKEN_FLOWS = [
     ("unknown flag", "flag: sms_redirect", "flag: sms_redirekt"),
     ("unknown action", "action: next_slot", "action: next_slots"),
     ("unknown outcome", "outcomes: {ok: eligibility}", "outcomes: {okay: eligibility}"),
-    ("unknown node", "next: declined_route", "next: declined_rout"),
+    ("unknown node", "    next: declined_route\n", "    next: declined_rout\n"),
     ("unknown field", "    on_failure: ask_document\n", "    on_falure: ask_document\n"),
     (
         "a loop with no way out",

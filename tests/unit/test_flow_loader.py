@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
-from ivr.flow.loader import FlowLoader, load_flows
-from ivr.flow.model import PromptPart, Timeouts
+from ivr.flow.loader import FlowLoader, MenuCheck, load_flows
+from ivr.flow.model import PromptPart, PromptTexts, Timeouts, chat_text
 from ivr.flow.nodes import (
     ActionNode,
     CollectNode,
@@ -19,7 +20,7 @@ from ivr.flow.nodes import (
     PlayNode,
     TransferNode,
 )
-from ivr.prompts import load_prompt_texts
+from ivr.prompts import PromptText, load_prompt_texts
 from ivr.settings import REPO_ROOT
 from ivr.yamlsrc import ConfigError
 
@@ -261,3 +262,110 @@ def test_load_flows_refuses_an_empty_directory(tmp_path: Path) -> None:
 
     assert (caught.value.file, caught.value.field) == (str(tmp_path), "flows")
     assert "no flow files" in str(caught.value)
+
+
+# --- a channel's checks of menus (issue 10 §1: the chat's WhatsApp limits) ---------------
+CHECKED_MENU = """
+    flow: t
+    start: ask
+    nodes:
+      ask:
+        kind: menu
+        prompt: welcome
+        options:
+          "1": bye
+          "2":
+            next: bye
+            title: long_title
+        on_failure: bye
+      bye:
+        kind: hangup
+"""
+CATALOGUE = {
+    "welcome": PromptText("welcome", "Marque 1.", chat="¿Qué desea?"),
+    "long_title": PromptText("long_title", "x", chat="Un título más largo que veinticuatro"),
+}
+
+
+def long_titles(node: MenuNode, texts: Mapping[str, PromptTexts]) -> tuple[str, str] | None:
+    for key, option in node.options.items():
+        if option.title and len(chat_text(texts[option.title])) > 24:
+            return f"options.{key}.title", "a list row title holds 24 characters"
+    return None
+
+
+def body_says_marque(node: MenuNode, texts: Mapping[str, PromptTexts]) -> str | None:
+    said = " ".join(chat_text(texts[p.value]) for p in node.prompts if p.kind == "prompt")
+    return "tells a chat to press keys" if "marque" in said.lower() else None
+
+
+def never(node: MenuNode, texts: Mapping[str, PromptTexts]) -> None:
+    return None
+
+
+@pytest.mark.parametrize(
+    ("checks", "needle", "field", "problem"),
+    [
+        ((never, long_titles), "title: long_title", "nodes.ask.options.2.title", "24 characters"),
+        ((body_says_marque,), None, None, None),  # the chat text of welcome has no "marque"
+        ((never,), None, None, None),
+    ],
+)
+def test_a_channels_checks_refuse_a_menu_with_file_line_and_field(
+    tmp_path: Path,
+    checks: tuple[MenuCheck, ...],
+    needle: str | None,
+    field: str | None,
+    problem: str | None,
+) -> None:
+    path = write(tmp_path, CHECKED_MENU)
+    text = path.read_text()
+    load = FlowLoader(CATALOGUE, {}, checks=checks).load
+
+    if needle is None:
+        assert isinstance(load(path).node("ask"), MenuNode)
+        return
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    line = text.splitlines().index(next(t for t in text.splitlines() if needle in t)) + 1
+    assert (caught.value.file, caught.value.line, caught.value.field) == (str(path), line, field)
+    assert problem is not None and problem in caught.value.problem
+
+
+def test_a_check_without_a_field_names_the_menu_node(tmp_path: Path) -> None:
+    path = write(tmp_path, CHECKED_MENU)
+    catalogue = {**CATALOGUE, "welcome": PromptText("welcome", "Marque 1.")}  # no chat text
+
+    with pytest.raises(ConfigError) as caught:
+        FlowLoader(catalogue, {}, checks=[body_says_marque]).load(path)
+
+    assert (caught.value.line, caught.value.field) == (4, "nodes.ask")
+    assert caught.value.problem == "tells a chat to press keys"
+
+
+def test_channels_skip_to_and_titles_are_built(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        flow: t
+        start: promo
+        menu: ask
+        nodes:
+          promo: {kind: play, channels: [voice], prompt: welcome, next: ask}
+          ask:
+            kind: menu
+            prompt: welcome
+            options: {"1": {next: bye, title: goodbye}, "2": bye}
+            on_failure: bye
+          bye: {kind: hangup, channels: [chat, voice]}
+        """,
+    )
+    flow = loader().load(path)
+
+    promo, ask, bye = flow.node("promo"), flow.node("ask"), flow.node("bye")
+    assert (promo.channels, promo.skip_to) == (("voice",), "ask")
+    assert promo.runs_on("voice") and not promo.runs_on("chat")
+    assert (bye.channels, bye.skip_to) == (("chat", "voice"), None) and bye.runs_on("chat")
+    assert isinstance(ask, MenuNode)
+    assert dict(ask.options) == {"1": MenuOption("bye", "goodbye"), "2": MenuOption("bye")}
+    assert flow.menu == "ask"

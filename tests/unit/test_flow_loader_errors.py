@@ -38,6 +38,8 @@ def load_error(tmp_path: Path, text: str) -> tuple[Path, ConfigError]:
 
 PLAY = "kind: play\nprompt: welcome\n"
 COLLECT = "kind: collect\nprompt: welcome\nsave_as: code\non_failure: bye\n"
+MENU_HEAD = "kind: menu\nprompt: welcome\non_failure: bye\noptions:\n"
+MENU = MENU_HEAD + "  1: bye\n"
 
 # (flow text, text on the line the error must name, field, words of the problem)
 CASES = {
@@ -66,6 +68,23 @@ CASES = {
     "unknown timeout": (flow_text(COLLECT + "next: bye\ntimeouts:\n  first: 2"), "first: 2", "nodes.ask.timeouts.first", "unknown field"),
     "bad node id": (flow_text(PLAY + "next: bye") + "  Other: {kind: hangup}\n", "Other:", "nodes.Other", "bad node id"),
     "node not mapping": (flow_text(PLAY + "next: bye") + "  other: hangup\n", "other: hangup", "nodes.other", "must be a mapping"),
+    # One channel only (issue 10 §1): the other channels need a way through.
+    "one channel, no way through": (flow_text("kind: hangup\nchannels: [chat]"), "channels: [chat]", "nodes.ask.channels", "needs skip_to"),
+    "one-channel menu, no skip_to": (flow_text(MENU + "channels: [voice]"), "channels: [voice]", "nodes.ask.channels", "a menu node for voice only needs skip_to"),
+    "skip_to without channels": (flow_text(PLAY + "next: bye\nskip_to: bye"), "skip_to: bye", "nodes.ask.skip_to", "nothing ever skips"),
+    "skip_to on every channel": (flow_text(PLAY + "next: bye\nchannels: [chat, voice]\nskip_to: bye"), "skip_to: bye", "nodes.ask.skip_to", "runs on every channel"),
+    "skip_to nowhere": (flow_text(PLAY + "next: bye\nchannels: [voice]\nskip_to: nowhere"), "kind: play", "nodes.ask.skip_to", "no node 'nowhere'"),
+    "unknown channel": (flow_text(PLAY + "next: bye\nchannels: [sms]"), "channels: [sms]", "nodes.ask.channels[0]", "a channel is voice or chat"),
+    "channel twice": (flow_text(PLAY + "next: bye\nchannels: [voice, voice]"), "channels: [voice, voice]", "nodes.ask.channels", "names a channel twice"),
+    "no channels": (flow_text(PLAY + "next: bye\nchannels: []"), "channels: []", "nodes.ask.channels", "names at least one channel"),
+    # Menu options with a chat title, and the main menu.
+    "option title unknown": (flow_text(MENU_HEAD + "  1: {next: bye, title: nosuch}"), "title: nosuch", "nodes.ask.options.1.title", "prompt 'nosuch' has no text"),
+    "option title on its line": (flow_text(MENU_HEAD + "  1:\n    next: bye\n    title: nosuch"), "title: nosuch", "nodes.ask.options.1.title", "prompt 'nosuch' has no text"),
+    "option without next": (flow_text(MENU_HEAD + "  1: {title: welcome}"), "1: {title: welcome}", "nodes.ask.options.1.next", "an option needs next"),
+    "option unknown field": (flow_text(MENU_HEAD + "  1: {next: bye, label: welcome}"), "1: {next: bye", "nodes.ask.options.1.label", "unknown field; an option has next"),
+    "option a list": (flow_text(MENU_HEAD + "  1: [bye]"), "1: [bye]", "nodes.ask.options.1", "values node ids or {next: node id, title: prompt id}"),
+    "option next nowhere": (flow_text(MENU_HEAD + "  1: {next: nowhere, title: welcome}"), "kind: menu", "nodes.ask.options.1", "no node 'nowhere'"),
+    "main menu unknown": (flow_text(PLAY + "next: bye", top="menu: nowhere\n"), "menu: nowhere", "flow.menu", "no node 'nowhere'"),
 }  # fmt: skip
 
 

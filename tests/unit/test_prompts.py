@@ -11,6 +11,7 @@ from ivr.prompts import (
     MANIFEST,
     PromptFileError,
     PromptText,
+    _synthesized_key,
     build_prompts,
     load_prompt_texts,
     missing_tools,
@@ -170,3 +171,52 @@ def test_recording_replaces_its_file_and_feeds_the_other_formats(tmp_path: Path)
     (recorded / "goodbye.ulaw").write_bytes(b"\xff" * 16000)
     assert build_prompts(TWO_PROMPTS, out, recorded_dir=recorded).recorded == ["goodbye"]
     assert (out / "goodbye.ulaw").stat().st_size == 16000
+
+
+def test_a_chat_text_is_read_and_leaves_the_audio_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ivr.prompts._tool_versions", lambda: {"espeak-ng": "1", "sox": "1"})
+    path = write(
+        tmp_path,
+        "ask_service:\n"
+        "  text: Para medicina general, marque 1.\n"
+        "  voice_rate: 140\n"
+        "  chat: |-\n"
+        "    ¿Qué tipo de cita necesita?\n"
+        "    Elija una opción.\n"
+        "goodbye: Adiós.\n",
+    )
+    texts = load_prompt_texts(path)
+
+    assert texts["ask_service"] == PromptText(
+        "ask_service",
+        "Para medicina general, marque 1.",
+        140,
+        chat="¿Qué tipo de cita necesita?\nElija una opción.",  # line breaks kept for a chat
+    )
+    assert texts["goodbye"].chat is None
+    voice_only = PromptText("ask_service", "Para medicina general, marque 1.", 140)
+    assert _synthesized_key(texts["ask_service"]) == _synthesized_key(voice_only)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('goodbye: {text: "Adiós.", chat: ""}\n', r"prompts\.yaml:1: goodbye\.chat: text is empty"),
+        ('goodbye: {text: "Adiós.", chat: 3}\n', r"prompts\.yaml:1: goodbye\.chat: "),
+        ('goodbye: {chat: "Adiós."}\n', r"prompts\.yaml:1: goodbye\.text: is required"),
+    ],
+)
+def test_a_bad_chat_text_names_file_line_and_prompt(
+    tmp_path: Path, body: str, expected: str
+) -> None:
+    with pytest.raises(PromptFileError, match=expected):
+        load_prompt_texts(write(tmp_path, body))
+
+
+def test_the_citas_menus_have_chat_texts_without_keys_to_press() -> None:
+    texts = load_prompt_texts(DEFAULT_TEXTS)
+    for prompt_id in ("ask_service", "slot_options", "ask_time_band", "ask_document"):
+        chat = texts[prompt_id].chat
+        assert chat and "marque" not in chat.lower(), prompt_id
