@@ -13,7 +13,8 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.chat.store import ConversationStore, InboundMessage
-from ivr.citas.reference import flag_registry, load_reference
+from ivr.citas.flags import flag_registry
+from ivr.citas.reference import load_reference
 from ivr.ops.api import build_ops_app
 from ivr.ops.flags import Role
 from ivr.ops.metrics import Metrics
