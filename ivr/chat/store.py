@@ -83,6 +83,7 @@ from sqlalchemy.orm import aliased
 from ivr.chat.tables import ChatHandoffRow, ChatInboundRow, ChatOutboundRow, ConversationRow
 from ivr.masking import mask_number
 from ivr.store.db import Database, StoreError, StoreUnavailable
+from ivr.whatsapp import events
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +170,25 @@ class InboundMessage:
     meta_timestamp: datetime
     text: str | None = None
     reply_id: str | None = None
+
+    @classmethod
+    def from_event(cls, event: events.InboundMessage) -> InboundMessage:
+        """From the webhook's parsed message (``ivr.whatsapp.events``): a text
+        keeps its body; a button or list tap its id (and title as text); a
+        template button its payload (and text); anything else only its kind."""
+        text: str | None = None
+        reply_id: str | None = None
+        if isinstance(event, events.TextMessage):
+            kind, text = "text", event.body
+        elif isinstance(event, events.InteractiveReply):
+            kind, text, reply_id = event.reply_kind, event.title, event.reply_id
+        elif isinstance(event, events.TemplateButtonReply):
+            kind, text, reply_id = "button", event.text, event.payload
+        elif isinstance(event, events.UnsupportedMessage):
+            kind = event.kind
+        else:
+            raise TypeError(f"not a WhatsApp message: {type(event).__name__}")
+        return cls(event.message_id, event.sender, kind, event.timestamp, text, reply_id)
 
 
 @dataclass(frozen=True)
@@ -703,12 +723,14 @@ class ConversationStore:
         Webhooks arrive out of order: the time of every status is kept, but the
         status only moves forward (sent → delivered → read; failed only over
         nothing or sent): a late "delivered" never replaces "read". Returns
-        True when the status changed; False when it did not or when no reply
-        has that wamid (yet: Meta may report before ``mark_sent`` is stored).
-        Raises ValueError for an unknown status.
+        True when the status changed; False when it did not, when no reply
+        has that wamid (yet: Meta may report before ``mark_sent`` is stored), or
+        for a status this code does not know (one Meta may add later: logged,
+        never an error, so the webhook still answers 200).
         """
         if status not in STATUSES:
-            raise ValueError(f"unknown WhatsApp status {status!r}: expected one of {STATUSES}")
+            logger.warning("chat status %r of %s not known: ignored", status, wamid)
+            return False
         time_column = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at",
                        "failed": "failed_at"}[status]  # fmt: skip
 
