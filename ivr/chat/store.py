@@ -83,7 +83,6 @@ from sqlalchemy.orm import aliased
 from ivr.chat.tables import ChatHandoffRow, ChatInboundRow, ChatOutboundRow, ConversationRow
 from ivr.masking import mask_number
 from ivr.store.db import Database, StoreError, StoreUnavailable
-from ivr.whatsapp import events
 
 logger = logging.getLogger(__name__)
 
@@ -170,25 +169,6 @@ class InboundMessage:
     meta_timestamp: datetime
     text: str | None = None
     reply_id: str | None = None
-
-    @classmethod
-    def from_event(cls, event: events.InboundMessage) -> InboundMessage:
-        """From the webhook's parsed message (``ivr.whatsapp.events``): a text
-        keeps its body; a button or list tap its id (and title as text); a
-        template button its payload (and text); anything else only its kind."""
-        text: str | None = None
-        reply_id: str | None = None
-        if isinstance(event, events.TextMessage):
-            kind, text = "text", event.body
-        elif isinstance(event, events.InteractiveReply):
-            kind, text, reply_id = event.reply_kind, event.title, event.reply_id
-        elif isinstance(event, events.TemplateButtonReply):
-            kind, text, reply_id = "button", event.text, event.payload
-        elif isinstance(event, events.UnsupportedMessage):
-            kind = event.kind
-        else:
-            raise TypeError(f"not a WhatsApp message: {type(event).__name__}")
-        return cls(event.message_id, event.sender, kind, event.timestamp, text, reply_id)
 
 
 @dataclass(frozen=True)

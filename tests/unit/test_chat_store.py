@@ -38,7 +38,6 @@ from ivr.chat.tables import ChatInboundRow, ChatOutboundRow
 from ivr.masking import mask_number
 from ivr.store.db import Database, alembic_config
 from ivr.store.models import Base
-from ivr.whatsapp import events
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 WA = "573001234567"
@@ -405,39 +404,6 @@ async def test_a_status_for_an_unknown_message_or_an_unknown_status(
     assert await store.record_status("wamid.s", "deleted", T0) is False  # one Meta may add
     row = await store.outbound(row_id)
     assert row is not None and row.status is None
-
-
-COMMON = {"message_id": "wamid.e", "sender": WA, "timestamp": T0, "phone_number_id": "1"}
-
-
-@pytest.mark.parametrize(
-    ("event", "kind", "text", "reply_id"),
-    [
-        (events.TextMessage(body="hola", **COMMON), "text", "hola", None),
-        (events.InteractiveReply(reply_kind="list_reply", reply_id="slot_2", title="Mar 10:00",
-                                 **COMMON), "list_reply", "Mar 10:00", "slot_2"),
-        (events.InteractiveReply(reply_kind="button_reply", reply_id="si", title="Sí",
-                                 **COMMON), "button_reply", "Sí", "si"),
-        (events.TemplateButtonReply(text="Confirmar", payload="ok", **COMMON), "button",
-         "Confirmar", "ok"),
-        (events.UnsupportedMessage(kind="image", raw_type="image", **COMMON), "image", None, None),
-    ],
-)  # fmt: skip
-async def test_every_webhook_message_kind_is_stored(
-    store: ConversationStore,
-    event: events.InboundMessage,
-    kind: str,
-    text: str | None,
-    reply_id: str | None,
-) -> None:
-    stored = await store.receive(InboundMessage.from_event(event))
-    assert stored is not None
-    assert (stored.message_id, stored.kind, stored.text, stored.reply_id) == (
-        "wamid.e", kind, text, reply_id,
-    )  # fmt: skip
-    assert stored.meta_timestamp == T0
-    conversation = await store.conversation(WA)
-    assert conversation is not None and conversation.id == stored.conversation_id
 
 
 # --- the service window and idle expiry ------------------------------------------------------
