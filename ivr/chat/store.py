@@ -703,12 +703,14 @@ class ConversationStore:
         Webhooks arrive out of order: the time of every status is kept, but the
         status only moves forward (sent → delivered → read; failed only over
         nothing or sent): a late "delivered" never replaces "read". Returns
-        True when the status changed; False when it did not or when no reply
-        has that wamid (yet: Meta may report before ``mark_sent`` is stored).
-        Raises ValueError for an unknown status.
+        True when the status changed; False when it did not, when no reply
+        has that wamid (yet: Meta may report before ``mark_sent`` is stored), or
+        for a status this code does not know (one Meta may add later: logged,
+        never an error, so the webhook still answers 200).
         """
         if status not in STATUSES:
-            raise ValueError(f"unknown WhatsApp status {status!r}: expected one of {STATUSES}")
+            logger.warning("chat status %r of %s not known: ignored", status, wamid)
+            return False
         time_column = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at",
                        "failed": "failed_at"}[status]  # fmt: skip
 

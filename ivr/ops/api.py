@@ -456,10 +456,10 @@ async def error_middleware(
 
 
 def _flag_param(request: web.Request, name: str) -> bool:
-    raw = request.query.get(name, "false").lower()
+    raw = request.query.get(name, "false").lower()  # given empty: refused, not read as false
     if raw in ("true", "1", "yes"):
         return True
-    if raw in ("false", "0", "no", ""):
+    if raw in ("false", "0", "no"):
         return False
     raise ApiError(422, "invalid_parameter", f"{name} is true or false",
                    [{"field": name, "message": "true or false"}])  # fmt: skip

@@ -187,3 +187,28 @@ async def test_a_query_parameter_the_route_does_not_have_is_refused(
     body = await answer(await desk.call("root", "GET", f"{op.path}?{query}"), 422, "Error", desk)
     assert body["error"] == "invalid_parameter"
     assert body["message"].startswith("parámetro desconocido")
+
+
+BOOLEAN_PARAMS = [
+    (op.path, p.name)
+    for op in GETS
+    for p in op.params
+    if p.where == "query" and p.schema.get("type") == "boolean"
+]
+
+
+@pytest.mark.parametrize(("path", "name"), BOOLEAN_PARAMS)
+@pytest.mark.parametrize("value", ["", "quizas", "2"])
+async def test_a_boolean_query_parameter_given_empty_or_not_boolean_is_refused(
+    desk: Desk, path: str, name: str, value: str
+) -> None:
+    # Found by the ops API fuzz: GET /api/chat/conversations?active= answered 200
+    # (an empty value was read as false); the same held for include_past and open.
+    body = await answer(
+        await desk.call("root", "GET", f"{path}?{name}={value}"), 422, "Error", desk
+    )
+    assert body["error"] == "invalid_parameter"
+
+
+def test_every_boolean_query_parameter_is_covered() -> None:
+    assert {name for _, name in BOOLEAN_PARAMS} == {"include_past", "open", "active"}
