@@ -90,3 +90,19 @@ def test_the_caller_reschedules_once_atomically(
     assert new["cups"] == old["cups"] == "890201"
     live = [b for b in rows if b["cancelled_at"] is None]
     assert len(live) == 2  # the untouched second appointment and the moved first
+
+
+def test_two_calls_rescheduling_one_appointment_move_it_once(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
+    records = ok(sandbox.call("appointments-double-reschedule"))["records"]
+
+    (winner,) = [r for r in records if r["outcome"] == "rescheduled"]
+    (loser,) = [r for r in records if r["outcome"] == "appointment_not_found"]
+    rows = bookings_of(sandbox, SEED_PATIENT)
+    assert [b["call_id"] for b in rows].count(winner["id"]) == 1
+    assert loser["id"] not in [b["call_id"] for b in rows]  # the loser booked nothing
+    (old,) = [b for b in rows if b["replaced_by"] is not None]
+    assert old["replaced_by"] == winner["variables"]["booking_id"]
+    live = [b for b in rows if b["cancelled_at"] is None]
+    assert len(live) == 2 and all(b["booked_by"] == SEED_PATIENT for b in live)

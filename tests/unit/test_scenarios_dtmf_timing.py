@@ -26,8 +26,9 @@ def dtmf_steps(name: str) -> list[str]:
 
 
 def test_the_two_ones_start_240_ms_apart() -> None:
+    # Three since issue 10 §2: the main menu's 1, then the observed two.
     first, *_ = dtmf_steps("typeahead-offer-not-booked")
-    assert onsets(first) == [("1", 0.0), ("1", 0.24)]
+    assert onsets(first) == [("1", 0.0), ("1", 0.24), ("1", 0.48)]
 
 
 def test_the_terminator_follows_the_twelfth_digit_by_240_ms() -> None:
