@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from ivr.chat.service import SANDBOX_APP_SECRET, WEBHOOK_PATH
+from ivr.chat.tester import BotMessage
 from ivr.settings import REPO_ROOT
 from ivr.store import Database
 from ivr.whatsapp.webhook import signature
@@ -100,18 +101,11 @@ def text_messages(wa_id: str, *messages: tuple[str, str, int]) -> dict[str, Any]
 
 
 def bot_texts(sandbox: Sandbox, wa_id: str) -> list[str]:
+    """What the contact read, message by message: the body and its options' titles."""
     url = f"http://127.0.0.1:{sandbox.settings.ports.whatsapp_sim}/_simulator/messages?to={wa_id}"
     with urllib.request.urlopen(url, timeout=5) as response:
         found = json.loads(response.read())["messages"]
-    out = []
-    for m in found:
-        p = m["payload"]
-        out.append(
-            p["text"]["body"]
-            if p["type"] == "text"
-            else p.get("interactive", {}).get("body", {}).get("text", "")
-        )
-    return out
+    return [BotMessage.from_payload(m["index"], m["payload"]).rendered() for m in found]
 
 
 def fresh(sandbox: Sandbox, wa_id: str) -> None:

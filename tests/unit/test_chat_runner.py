@@ -41,6 +41,14 @@ ANA = "573001234567"  # in the demo directory (document 1010101010, site norte)
 STRANGER = "573009998877"  # not in it
 
 
+def shown(message: SentMessage) -> str:
+    """What the contact reads: the body and the titles of the options (lower case)."""
+    action = message.payload.get("interactive", {}).get("action", {})
+    titles = [b["reply"]["title"] for b in action.get("buttons", ())]
+    titles += [r["title"] for sec in action.get("sections", ()) for r in sec.get("rows", ())]
+    return "\n".join([message.text, *titles]).lower()
+
+
 @dataclass
 class Chat:
     simulator: WhatsAppSimulator
@@ -53,7 +61,7 @@ class Chat:
 
     async def sees(self, wa_id: str, words: str, within: float = 10.0) -> SentMessage:
         def found() -> SentMessage | None:
-            return next((m for m in self.simulator.messages_to(wa_id) if words in m.text), None)
+            return next((m for m in self.simulator.messages_to(wa_id) if words.lower() in shown(m)), None)
 
         await eventually(lambda: found() is not None, within=within)
         message = found()
