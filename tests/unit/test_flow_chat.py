@@ -179,7 +179,7 @@ def line(tmp_path: Path) -> Iterator[Line]:
 
 
 def citas_engine(line: Line, **flags: object) -> FlowEngine:
-    from ivr.citas.reference import flag_registry
+    from ivr.citas.flags import flag_registry
 
     static = StaticFlags(flag_registry(REFERENCE), {PROMO_AUDIO: True, **flags})  # type: ignore[arg-type]
     line.actions.flags = static
