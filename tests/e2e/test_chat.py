@@ -375,4 +375,6 @@ def test_the_terminal_chat_talks_through_the_simulator(
     finally:
         if proc.poll() is None:
             proc.kill()  # ours, by its pid
-            proc.wait(timeout=10)
+        proc.wait(timeout=10)
+        proc.stdin.close()
+        proc.stdout.close()
