@@ -36,14 +36,15 @@ from ivr.channel import (
     ReturnToMenu,
     phrase_json,
 )
-from ivr.controller import CITAS_VOICE
+from ivr.citas.flags import PROMO_AUDIO, flag_registry
 from ivr.flow.engine import Action, CallState, FlowEngine, Resume, Suspended
 from ivr.flow.loader import FlowLoader
 from ivr.flow.model import Flow, PromptTexts, chat_text
-from ivr.ops.flags import PROMO_AUDIO, StaticFlags
+from ivr.ops.flags import StaticFlags
 from ivr.prompts import PromptText, load_prompt_texts
 from ivr.settings import REPO_ROOT
 from ivr.store.records import CallRecord
+from tests.unit.lines import CITAS_VOICE
 from tests.unit.test_flow_engine import HANGS_UP, ScriptedChannel
 from tests.unit.test_fuzz_dtmf import (
     CALLERS,
@@ -178,8 +179,6 @@ def line(tmp_path: Path) -> Iterator[Line]:
 
 
 def citas_engine(line: Line, **flags: object) -> FlowEngine:
-    from ivr.citas.reference import flag_registry
-
     static = StaticFlags(flag_registry(REFERENCE), {PROMO_AUDIO: True, **flags})  # type: ignore[arg-type]
     line.actions.flags = static
     return FlowEngine(
