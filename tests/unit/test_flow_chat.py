@@ -489,3 +489,31 @@ def test_a_chat_goes_where_a_caller_pressing_the_same_keys_goes(
     )
     said = [s for s in voice_state.record.path if s.kind == "prompt"]
     assert len([s for s in chat_state.record.path if s.kind == "prompt"]) == len(said) - promo
+
+
+def test_the_shipped_citas_flow_fits_whatsapp_and_a_title_too_long_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The chat renderer's check (``ivr.chat.render.check_menu``) through the loader's hook."""
+    from ivr.chat.render import check_menu
+    from ivr.controller import load_line
+    from ivr.settings import Settings
+    from ivr.yamlsrc import ConfigError
+
+    line = load_line(Settings())
+
+    def loader(texts: Mapping[str, PromptText]) -> FlowLoader:
+        names = line.flag_registry().names()
+        return FlowLoader(texts, line.action_outcomes, names, line.commits, checks=[check_menu])
+
+    flows = REPO_ROOT / "config" / "flows"
+    assert loader(TEXTS).load(flows / "citas.yaml").node("offer_slot").asks
+    long = {
+        **TEXTS,
+        "title_slot_next": PromptText("title_slot_next", "x", chat="Escuchar otra cita disponible"),
+    }
+    with pytest.raises(ConfigError) as caught:
+        loader(long).load(flows / "citas.yaml")
+    text = (flows / "citas.yaml").read_text().splitlines()
+    assert caught.value.field == "nodes.offer_slot.options.2.title"
+    assert "title_slot_next" in text[caught.value.line - 1]  # type: ignore[operator]
