@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from ivr.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from ivr.ops.flags import FlagRegistry
     from ivr.scenarios.spec import Scenario
 
 logger = logging.getLogger("ivr")
@@ -138,9 +139,9 @@ class ScenarioNotFound(LookupError):
 
 
 def cmd_call(args: argparse.Namespace) -> int:
-    from ivr.flow.yamlsrc import ConfigError
     from ivr.scenarios.runner import run_scenario
     from ivr.scenarios.spec import list_scenarios
+    from ivr.yamlsrc import ConfigError
 
     if args.list or not args.scenario:
         scenarios = list_scenarios()
@@ -222,7 +223,7 @@ def describe_step(step: dict[str, object], texts: dict[str, str]) -> str:
 
 def cmd_flow(args: argparse.Namespace) -> int:
     from ivr.controller import flow_loader
-    from ivr.flow.yamlsrc import ConfigError
+    from ivr.yamlsrc import ConfigError
 
     loader = flow_loader(settings=Settings.from_env())
     status = 0
@@ -282,6 +283,13 @@ def cmd_prompts(args: argparse.Namespace) -> int:
     report = build_prompts(texts, out, recorded_dir=settings.recorded_dir)
     print(report)
     return 0
+
+
+def _line_flags(settings: Settings) -> FlagRegistry:
+    """The citas line's flags for ``settings`` (``ivr flags``, ``ivr ops serve``)."""
+    from ivr.controller import load_line
+
+    return load_line(settings).flag_registry()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ivr.ops.cli import add_parsers as add_ops_parsers
 
-    add_ops_parsers(sub, _base_settings)  # ivr flags | incident | ops (docs/operations.md)
+    # ivr flags | incident | ops (docs/operations.md), on the line's flags.
+    add_ops_parsers(sub, _line_flags, _base_settings)
     return parser
 
 
@@ -375,8 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        from ivr.flow.yamlsrc import ConfigError
         from ivr.sandbox.errors import SandboxError
+        from ivr.yamlsrc import ConfigError
 
         if isinstance(exc, ConfigError):
             print(f"ivr: {exc}", file=sys.stderr)

@@ -25,10 +25,11 @@ from zoneinfo import ZoneInfo
 from ivr.ari import AriClient, AriError, CallContext, CallRouter, Channel, EventStream
 from ivr.booking.source import SlotSource
 from ivr.channel import CallEnded, CallerHungUp, CallTransferred, ChannelError, EventsLost
-from ivr.flow.engine import AGENT_CONTEXT, Action, CallState, FlowEngine
+from ivr.flow.engine import Action, CallState, FlowEngine
 from ivr.flow.loader import FlowLoader, load_flows
 from ivr.flow.model import Flow
 from ivr.httpsession import OwnedSession
+from ivr.line import Line
 from ivr.masking import mask_number
 from ivr.ops.flags import FlagReader, FlagRegistry
 from ivr.ops.metrics import Metrics
@@ -50,35 +51,38 @@ logger = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 10.0
 
 
-def action_outcomes() -> dict[str, tuple[str, ...]]:
-    from ivr.citas.actions import OUTCOMES
+def load_line(settings: Settings) -> Line:
+    """The line this deployment serves: the citas line, from ``settings.citas_dir``.
 
-    return dict(OUTCOMES)
+    Raises ``ConfigError`` naming file, line and field of a bad reference table."""
+    from ivr.citas.line import citas_line
+
+    return citas_line(settings.citas_dir)
 
 
-def flow_loader(flags: FlagRegistry | None = None, settings: Settings | None = None) -> FlowLoader:
+def flow_loader(
+    flags: FlagRegistry | None = None, settings: Settings | None = None, line: Line | None = None
+) -> FlowLoader:
     """A loader that knows every prompt (``settings.prompts_file``), action
-    outcome, committing action and operations flag (the citas line's, from
-    ``settings.citas_dir``, unless ``flags`` is given). ``settings`` defaults to
-    the shipped files."""
-    from ivr.citas.actions import COMMITS
-    from ivr.citas.reference import flag_registry, load_reference
-
+    outcome, committing action and operations flag of ``line`` (default: the
+    line of ``settings``; its flags unless ``flags`` is given). ``settings``
+    defaults to the shipped files."""
     settings = settings or Settings()
+    line = line or load_line(settings)
     return FlowLoader(
         load_prompt_texts(settings.prompts_file).keys(),
-        action_outcomes(),
-        (flags or flag_registry(load_reference(settings.citas_dir))).names(),
-        COMMITS,
+        line.action_outcomes,
+        (flags or line.flag_registry()).names(),
+        line.commits,
     )
 
 
 def load_all_flows(
-    settings: Settings | None = None, flags: FlagRegistry | None = None
+    settings: Settings | None = None, flags: FlagRegistry | None = None, line: Line | None = None
 ) -> dict[str, Flow]:
     """Every flow in ``settings.flows_dir`` (default: the shipped flows), by name."""
     settings = settings or Settings()
-    return load_flows(settings.flows_dir, flow_loader(flags, settings))
+    return load_flows(settings.flows_dir, flow_loader(flags, settings, line))
 
 
 @dataclass
@@ -88,6 +92,7 @@ class Controller:
     records: CallRecordStore
     flows: Mapping[str, Flow]
     engine: FlowEngine
+    line: Line
     metrics: Metrics = field(default_factory=Metrics)
     reaction: ReactionTimer = field(default_factory=ReactionTimer)
     router: CallRouter = field(init=False)
@@ -106,7 +111,7 @@ class Controller:
         self.metrics.active_calls.set_function(lambda: self.router.active_calls)
 
     async def handle_call(self, ctx: CallContext) -> None:
-        flow_name = ctx.args[0] if ctx.args else "citas"
+        flow_name = ctx.args[0] if ctx.args else self.line.name
         sip_call_id = ctx.args[1] if len(ctx.args) > 1 else None
         caller = ctx.channel.caller.number or None
         logger.info(
@@ -164,15 +169,21 @@ class Controller:
             await asyncio.shield(self._close_record(record, reason))
 
     async def _rescue(self, channel: VoiceChannel, record: CallRecord, reason: str) -> None:
-        """Hand the caller to the agents with a spoken message; best effort."""
+        """Hand the caller to the agents with a spoken message; best effort.
+
+        The message, the channel variables and the agents' context are the line's
+        (``line.yaml`` ``voice``)."""
+        voice = self.line.voice
         try:
             # EventsLost here (another reconnect): hand over without waiting for the end.
             with contextlib.suppress(CallEnded, EventsLost):
-                await channel.play(["sound:citas/service_unavailable_agent"], barge_in=False)
-            await channel.set_variables({"__CITAS_REASON": reason, "__CITAS_SEGMENT": "unknown"})
+                await channel.play([voice.sound("service_unavailable_agent")], barge_in=False)
+            await channel.set_variables(
+                {voice.variable("reason"): reason, voice.variable("segment"): "unknown"}
+            )
             record.outcome = "transferred"
             record.step("transfer", vdn=self.engine.default_vdn, reason=reason)
-            await channel.transfer(context=AGENT_CONTEXT, extension=self.engine.default_vdn)
+            await channel.transfer(context=voice.agent_context, extension=self.engine.default_vdn)
         except CallEnded:
             pass
         except ChannelError as exc:
@@ -194,10 +205,11 @@ class Controller:
 
     async def reject(self, channel: Channel) -> None:
         """A call arriving while we shut down goes straight to the agents."""
+        voice = self.line.voice
         try:
-            await self.client.set_variable(channel.id, "__CITAS_REASON", "ivr-shutdown")
+            await self.client.set_variable(channel.id, voice.variable("reason"), "ivr-shutdown")
             await self.client.continue_in_dialplan(
-                channel.id, context=AGENT_CONTEXT, extension=self.engine.default_vdn
+                channel.id, context=voice.agent_context, extension=self.engine.default_vdn
             )
         except AriError as exc:
             logger.warning("cannot reject %s: %s", channel.id, exc)
@@ -236,12 +248,16 @@ class Controller:
         """An orphan's (flow, SIP Call-ID), from the variables the dialplan set
         before Stasis: its new record stays findable by the SIP Call-ID."""
         try:
-            flow = await self.client.get_variable(channel_id, "CITAS_FLOW")
-            sip_call_id = await self.client.get_variable(channel_id, "CITAS_CALL_ID")
+            voice = self.line.voice
+            flow = await self.client.get_variable(channel_id, voice.dialplan_variable("flow"))
+            sip_call_id = await self.client.get_variable(
+                channel_id, voice.dialplan_variable("call_id")
+            )
         except AriError as exc:
             logger.warning("reconcile: no Stasis arguments for %s: %s", channel_id, exc)
             return ()
-        return (flow or "citas", sip_call_id) if sip_call_id else (flow or "citas",)
+        flow = flow or self.line.name
+        return (flow, sip_call_id) if sip_call_id else (flow,)
 
 
 def sms_log_path(settings: Settings) -> Path:
@@ -288,7 +304,7 @@ async def build_actions(
     reference: Reference | None = None,
 ) -> tuple[dict[str, Action], SmsOutbox]:
     from ivr.booking.db import DbSlotSource
-    from ivr.booking.seed import demo_slots, load_sites
+    from ivr.booking.seed import demo_slots
     from ivr.citas.actions import CitasActions
     from ivr.citas.affiliates import YamlAffiliateDirectory
     from ivr.citas.reference import load_reference
@@ -300,7 +316,7 @@ async def build_actions(
     )
     if settings.seed_demo and not settings.booking_url:
         await DbSlotSource(db, timeout=settings.request_timeout).seed_slots(
-            demo_slots(today, load_sites(settings.citas_dir / "sites.yaml"))
+            demo_slots(today, reference.sites)
         )
     outbox = SmsOutbox(db, timeout=settings.request_timeout)
     actions = CitasActions(reference, directory, slots, outbox, flags=flags)
@@ -310,12 +326,14 @@ async def build_actions(
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run the controller (and its ops API) until SIGTERM/SIGINT."""
     from ivr.citas.actions import check_spoken_prompts
-    from ivr.citas.reference import flag_registry, load_reference
+    from ivr.citas.line import CitasLine
+    from ivr.citas.reference import load_reference
     from ivr.ops.runtime import OpsRuntime
 
     reference = load_reference(settings.citas_dir)
-    registry = flag_registry(reference)
-    flows = load_all_flows(settings, registry)
+    line = CitasLine(reference)
+    registry = line.flag_registry()
+    flows = load_all_flows(settings, registry, line)
     check_spoken_prompts(
         load_prompt_texts(settings.prompts_file).keys(), reference.sites, settings.prompts_file
     )
@@ -339,7 +357,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     engine = FlowEngine(actions, default_vdn=reference.line.vdn_default, flags=ops.live.value)
     records = CallRecordStore(db)
     records_task = asyncio.create_task(records.run(), name="call-records")
-    controller = Controller(settings, client, records, flows, engine, metrics, reaction)
+    controller = Controller(settings, client, records, flows, engine, line, metrics, reaction)
     gateway = sms_gateway(settings)
     sms_worker = SmsWorker(outbox, gateway, backoff_initial=settings.sms_retry_s)
     sms_task = asyncio.create_task(sms_worker.run(), name="sms-worker")

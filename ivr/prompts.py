@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from ivr.flow.yamlsrc import ConfigError
 from ivr.schemas import load_checked
 from ivr.settings import Settings
+from ivr.yamlsrc import ConfigError
 
 # The prompts directory's layout (ivr.settings.Settings.prompts_dir).
 DEFAULT_TEXTS = Settings().prompts_file

@@ -20,6 +20,7 @@ repository's own ``config/`` and ``prompts/`` (symbolic links), so a
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -85,6 +86,14 @@ class Settings:
     sms_url: str = ""  # the SMS provider (HttpSmsGateway); empty: <state>/<instance>/sms-sent.jsonl
     sms_token: str = ""
     sms_retry_s: float = 2.0  # first SMS retry delay, doubling up to 5 min
+    # WhatsApp Cloud API (ivr.whatsapp; docs/whatsapp.md). The API base is the
+    # simulator's URL in the sandbox and tests. Secrets stay out of repr/logs.
+    whatsapp_api_base: str = "https://graph.facebook.com"
+    whatsapp_api_version: str = "v25.0"
+    whatsapp_phone_number_id: str = ""
+    whatsapp_token: str = field(default="", repr=False)
+    whatsapp_app_secret: str = field(default="", repr=False)
+    whatsapp_verify_token: str = field(default="", repr=False)
 
     @property
     def ari_url(self) -> str:
@@ -168,6 +177,16 @@ class Settings:
             sms_url=env.get("CITAS_SMS_URL", base.sms_url),
             sms_token=env.get("CITAS_SMS_TOKEN", base.sms_token),
             sms_retry_s=_float(env, "CITAS_SMS_RETRY_S", base.sms_retry_s),
+            whatsapp_api_base=env.get("CITAS_WHATSAPP_API_BASE") or base.whatsapp_api_base,
+            whatsapp_api_version=_api_version(env, base.whatsapp_api_version),
+            whatsapp_phone_number_id=env.get(
+                "CITAS_WHATSAPP_PHONE_NUMBER_ID", base.whatsapp_phone_number_id
+            ),
+            whatsapp_token=env.get("CITAS_WHATSAPP_TOKEN", base.whatsapp_token),
+            whatsapp_app_secret=env.get("CITAS_WHATSAPP_APP_SECRET", base.whatsapp_app_secret),
+            whatsapp_verify_token=env.get(
+                "CITAS_WHATSAPP_VERIFY_TOKEN", base.whatsapp_verify_token
+            ),
         )
 
 
@@ -194,6 +213,16 @@ def _dir(env: Mapping[str, str], name: str, default: Path, layout: tuple[str, ..
         if not found:
             raise SettingsError(f"{name}={raw!r} has no {entry} (expected: {', '.join(layout)})")
     return path
+
+
+def _api_version(env: Mapping[str, str], default: str) -> str:
+    """``CITAS_WHATSAPP_API_VERSION``: a Graph API version like ``v25.0``."""
+    raw = env.get("CITAS_WHATSAPP_API_VERSION")
+    if raw is None or raw == "":
+        return default
+    if not re.fullmatch(r"v[0-9]+\.[0-9]+", raw):
+        raise SettingsError(f"CITAS_WHATSAPP_API_VERSION={raw!r} is not a version like 'v25.0'")
+    return raw
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

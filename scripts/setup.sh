@@ -78,9 +78,10 @@ TXT
   test)
     log "the Asterisk sandbox root (built once, cached; about a minute the first time)"
     .venv/bin/ivr sandbox prepare
-    log "lint (ruff) and types (mypy)"
+    log "lint (ruff), types (mypy) and the import contracts (import-linter: pyproject.toml)"
     .venv/bin/ruff check ivr tests
     .venv/bin/mypy
+    .venv/bin/lint-imports --no-cache
     log "a throwaway PostgreSQL for the tests that run on both databases"
     pg_dir="$(mktemp -d /tmp/citas-pg.XXXXXX)"
     trap 'scripts/test-postgres.sh stop "$pg_dir"' EXIT

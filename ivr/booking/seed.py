@@ -1,6 +1,8 @@
-"""Sites from ``config/citas/sites.yaml`` and the demo slots built from them.
+"""The demo slots built from a line's sites and doctors (plain data).
 
-Only site ``norte`` gets demo slots. The others are fixtures too: ``sur`` has
+The line loads its sites (the citas line: ``ivr.citas.reference.load_sites``
+from ``config/citas/sites.yaml``) and hands them here; this module reads no
+line's configuration. For the citas line's sites, only site ``norte`` gets demo slots. The others are fixtures too: ``sur`` has
 none (the "no slots" path), ``oriente`` gets exactly one fresh slot per race
 run (``race_slot``), and ``centro`` is closed to phone booking by the
 migration schedule.
@@ -10,12 +12,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from ivr.booking.model import Slot, time_band_of
-from ivr.citas.reference import Doctor, Site, load_services, load_sites
 
 BOGOTA = ZoneInfo("America/Bogota")
 DEMO_SITES = ("norte",)
@@ -26,17 +28,48 @@ CUPS_BY_SPECIALTY: Mapping[str, Sequence[str]] = {
     "general": ("890201", "890301", "89020110"),
     "pediatrics": ("890283", "890383"),
 }
-__all__ = ["Doctor", "Site", "demo_slots", "load_sites", "race_slot"]
 
 RACE_SITE, RACE_DOCTOR, RACE_CUPS, RACE_TIME = "oriente", "dr_ortiz", "890201", time(9, 0)
 
 
-def load_cups_by_specialty(path: Path) -> dict[str, tuple[str, ...]]:
-    """CUPS codes by specialty, in menu order, from ``config/citas/services.yaml``."""
-    found: dict[str, list[str]] = {}
-    for service in load_services(path).values():
-        found.setdefault(service.specialty, []).append(service.cups)
-    return {specialty: tuple(codes) for specialty, codes in found.items()}
+class SeedDoctor(Protocol):
+    """What the demo agenda needs of a doctor (a line's doctor record fits)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def specialty(self) -> str: ...
+
+
+class SeedSite(Protocol):
+    """What the demo agenda needs of a site: its doctors by id, and whether it
+    books by phone on a day (a line's site record fits)."""
+
+    @property
+    def doctors(self) -> Mapping[str, SeedDoctor]: ...
+
+    def phone_booking_open(self, on: date) -> bool: ...
+
+
+@dataclass(frozen=True)
+class DemoDoctor:
+    """A plain doctor for the demo agenda (tests, tools)."""
+
+    id: str
+    specialty: str
+
+
+@dataclass(frozen=True)
+class DemoSite:
+    """A plain site for the demo agenda: ``closed_from`` is the first day it no
+    longer books by phone (None: open)."""
+
+    doctors: Mapping[str, SeedDoctor] = field(default_factory=dict)
+    closed_from: date | None = None
+
+    def phone_booking_open(self, on: date) -> bool:
+        return self.closed_from is None or on < self.closed_from
 
 
 def weekdays_after(today: date, count: int) -> list[date]:
@@ -51,7 +84,7 @@ def weekdays_after(today: date, count: int) -> list[date]:
 
 def demo_slots(
     today: date,
-    sites: Mapping[str, Site],
+    sites: Mapping[str, SeedSite],
     *,
     cups_by_specialty: Mapping[str, Sequence[str]] = CUPS_BY_SPECIALTY,
     site_ids: Sequence[str] = DEMO_SITES,
@@ -62,8 +95,7 @@ def demo_slots(
     over times, days and doctors so that every code has morning and afternoon
     slots and a doctor is never offered twice for the same time.
 
-    >>> gomez = Doctor("dr_gomez", "Doctora Ana Gómez", "general")
-    >>> norte = Site("norte", "Sede Norte", None, {"dr_gomez": gomez})
+    >>> norte = DemoSite({"dr_gomez": DemoDoctor("dr_gomez", "general")})
     >>> [(s.id, s.cups, s.time_band) for s in demo_slots(date(2025, 3, 7), {"norte": norte})][:2]
     [('demo-norte-dr_gomez-202503100800', '890201', 'morning'), ('demo-norte-dr_gomez-202503100830', '890301', 'morning')]
     """

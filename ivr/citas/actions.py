@@ -31,21 +31,15 @@ from ivr.booking.model import (
 from ivr.booking.source import SlotSource
 from ivr.citas.affiliates import Affiliate, AffiliateDirectory
 from ivr.citas.eligibility import decide
-from ivr.citas.reference import EligibilityTables, Reference, Site, flag_registry
+from ivr.citas.flags import AGE_MAX, AGE_MIN, CUPS_IN_SCOPE, flag_registry, site_closure_flag
+from ivr.citas.reference import EligibilityTables, Reference, Site
 from ivr.flow.engine import Action, ActionFailed, CallState
-from ivr.flow.yamlsrc import ConfigError
 from ivr.masking import mask_number
-from ivr.ops.flags import (
-    AGE_MAX,
-    AGE_MIN,
-    CUPS_IN_SCOPE,
-    FlagReader,
-    StaticFlags,
-    site_closure_flag,
-)
+from ivr.ops.flags import FlagReader, StaticFlags
 from ivr.phone import parse_e164, sms_destination, spoken_groups, whatsapp_digits
 from ivr.sms.outbox import SmsOutbox
 from ivr.speech import es as speech_es
+from ivr.yamlsrc import ConfigError
 
 logger = logging.getLogger(__name__)
 

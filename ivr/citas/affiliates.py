@@ -17,10 +17,10 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
-from ivr.flow.yamlsrc import ConfigError, Located
 from ivr.masking import mask_number
 from ivr.phone import parse_e164
 from ivr.schemas import load_checked
+from ivr.yamlsrc import ConfigError, Located
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,17 @@ from typing import TypeVar
 
 from ivr.citas.actions import COMMITS, OUTCOMES, check_spoken_prompts
 from ivr.citas.affiliates import YamlAffiliateDirectory
+from ivr.citas.flags import flag_registry
 from ivr.citas.reference import (
     Reference,
-    flag_registry,
     load_eligibility,
     load_line,
     load_services,
     load_sites,
 )
 from ivr.flow.loader import FlowLoader
-from ivr.flow.yamlsrc import ConfigError
 from ivr.prompts import load_prompt_texts
+from ivr.yamlsrc import ConfigError
 
 T = TypeVar("T")
 

@@ -13,15 +13,18 @@ from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ivr.flow.yamlsrc import ConfigError, Located
-from ivr.ops.flags import FlagRegistry, citas_flags
+from ivr.line import LineVoice
 from ivr.phone import parse_e164
 from ivr.schemas import load_checked
 from ivr.settings import Settings
+from ivr.yamlsrc import ConfigError, Located
 
 # The shipped tables (the repository's config/citas in a checkout); a
 # deployment's are Settings.citas_dir (CITAS_CONFIG_DIR/citas).
 CITAS_DIR = Settings().citas_dir
+# line.yaml's ``voice`` when absent: the sounds, agents' context and channel
+# variables that dialplans/asterisk/extensions.conf uses.
+DEFAULT_VOICE = LineVoice(sounds="citas", agent_context="citas-agents", variable_prefix="CITAS_")
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,9 @@ class LineConfig:
     # A patient holds at most one pending appointment per service (CUPS code);
     # `booking.one_pending_per_service` in line.yaml, on when absent.
     one_pending_per_service: bool = True
+    # The line on the phone (`voice` in line.yaml): sounds directory, agents'
+    # dialplan context, channel-variable prefix; DEFAULT_VOICE when absent.
+    voice: LineVoice = DEFAULT_VOICE
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,17 @@ def load_line(path: Path) -> LineConfig:
         max_offers=booking["max_offers"],
         search_days=booking["search_days"],
         one_pending_per_service=booking.get("one_pending_per_service", True),
+        voice=_voice(d),
+    )
+
+
+def _voice(d: Located) -> LineVoice:
+    """``voice`` (each field defaults to ``DEFAULT_VOICE``'s); the schema checked the forms."""
+    voice = d.get("voice") or {}
+    return LineVoice(
+        sounds=voice.get("sounds", DEFAULT_VOICE.sounds),
+        agent_context=voice.get("agent_context", DEFAULT_VOICE.agent_context),
+        variable_prefix=voice.get("variable_prefix", DEFAULT_VOICE.variable_prefix),
     )
 
 
@@ -155,6 +172,15 @@ def load_services(path: Path) -> dict[str, Service]:
         key: Service(key, item["id"], item["name"], item["cups"], item["specialty"])
         for key, item in raw.items()
     }
+
+
+def load_cups_by_specialty(path: Path) -> dict[str, tuple[str, ...]]:
+    """CUPS codes by specialty, in menu order, from ``services.yaml`` (the demo
+    agenda's codes, ``ivr.booking.seed.CUPS_BY_SPECIALTY``, must be these)."""
+    found: dict[str, list[str]] = {}
+    for service in load_services(path).values():
+        found.setdefault(service.specialty, []).append(service.cups)
+    return {specialty: tuple(codes) for specialty, codes in found.items()}
 
 
 def load_sites(path: Path) -> dict[str, Site]:
@@ -196,15 +222,4 @@ def load_reference(directory: Path = CITAS_DIR) -> Reference:
         services=load_services(directory / "services.yaml"),
         sites=load_sites(directory / "sites.yaml"),
         eligibility=load_eligibility(directory / "eligibility.yaml"),
-    )
-
-
-def flag_registry(reference: Reference) -> FlagRegistry:
-    """The line's operations flags; their defaults are the reference tables."""
-    tables = reference.eligibility
-    return citas_flags(
-        age_min=tables.age_min,
-        age_max=tables.age_max,
-        cups_in_scope=tables.cups_in_scope,
-        sites={s.id: s.phone_booking_closed_from for s in reference.sites.values()},
     )

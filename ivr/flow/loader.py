@@ -32,8 +32,8 @@ from ivr.flow.model import (
     TransferNode,
     targets,
 )
-from ivr.flow.yamlsrc import ConfigError, Located
 from ivr.schemas import FieldPath, dotted, load_checked
+from ivr.yamlsrc import ConfigError, Located
 
 PART_KINDS = ("prompt", "number", "digits", "sound", "media")
 END_KINDS = (TransferNode, HangupNode)

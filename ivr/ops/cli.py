@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from ivr.ops.flags import FlagValueError, Role
+from ivr.ops.flags import FlagRegistry, FlagValueError, Role
 from ivr.ops.service import Actor, FlagService, FlagView, OpsError, audit_csv
 from ivr.ops.store import OpsStore, Window
 from ivr.settings import Settings
@@ -42,6 +42,9 @@ from ivr.store import Database, StoreUnavailable
 logger = logging.getLogger(__name__)
 
 SettingsFor = Callable[[argparse.Namespace], Settings]
+# The line's flags for a deployment (its settings): given by the composition root
+# (``ivr.cli``), since the platform knows no line.
+RegistryFor = Callable[[Settings], FlagRegistry]
 DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -62,13 +65,12 @@ def cli_actor() -> Actor:
 
 
 @contextlib.asynccontextmanager
-async def open_service(settings: Settings) -> AsyncIterator[FlagService]:
-    from ivr.citas.reference import flag_registry, load_reference
-
+async def open_service(settings: Settings, registry: FlagRegistry) -> AsyncIterator[FlagService]:
+    """The flag service on ``settings``' database (migrated first), for ``registry``'s flags."""
     db = Database(settings.database_url)
     try:
         await db.migrate()
-        yield FlagService(OpsStore(db), flag_registry(load_reference(settings.citas_dir)))
+        yield FlagService(OpsStore(db), registry)
     finally:
         await db.close()
 
@@ -137,9 +139,11 @@ def _window_line(window: Window, now: datetime) -> str:
 # --- commands ----------------------------------------------------------------------
 def _run(args: argparse.Namespace, work: Callable[[FlagService, Actor], Awaitable[int]]) -> int:
     settings_for: SettingsFor = getattr(args, "settings_for", _default_settings)
+    registry_for: RegistryFor = args.registry_for
 
     async def go() -> int:
-        async with open_service(settings_for(args)) as service:
+        settings = settings_for(args)
+        async with open_service(settings, registry_for(settings)) as service:
             return await work(service, cli_actor())
 
     try:
@@ -264,21 +268,22 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings_for: SettingsFor = getattr(args, "settings_for", _default_settings)
     settings = settings_for(args)
+    registry_for: RegistryFor = args.registry_for
     try:
-        asyncio.run(serve_ops(settings))
+        asyncio.run(serve_ops(settings, registry_for(settings)))
     except StoreUnavailable as exc:
         print(f"ivr ops serve: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-async def serve_ops(settings: Settings) -> None:
-    """Only the ops HTTP server (API + console) until SIGTERM or SIGINT."""
+async def serve_ops(settings: Settings, registry: FlagRegistry) -> None:
+    """Only the ops HTTP server (API + console) for ``registry``'s flags until SIGTERM or SIGINT."""
 
     from ivr.ops.api import build_ops_app, start_ops_site
     from ivr.ops.metrics import Metrics
 
-    async with open_service(settings) as service:
+    async with open_service(settings, registry) as service:
 
         async def readiness() -> dict[str, bool]:
             try:
@@ -304,13 +309,15 @@ async def serve_ops(settings: Settings) -> None:
 # --- parsers ------------------------------------------------------------------------------
 def add_parsers(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    registry_for: RegistryFor,
     settings_for: SettingsFor = _default_settings,
 ) -> None:
-    """Add ``flags``, ``incident`` and ``ops`` to the ``ivr`` command."""
+    """Add ``flags``, ``incident`` and ``ops`` to the ``ivr`` command; ``registry_for``
+    gives the line's flags for a deployment's settings (the composition root's)."""
 
     def common(p: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int]) -> None:
         p.add_argument("--instance", help="instance name (default: CITAS_INSTANCE or 'default')")
-        p.set_defaults(func=func, settings_for=settings_for)
+        p.set_defaults(func=func, settings_for=settings_for, registry_for=registry_for)
 
     def reason(p: argparse.ArgumentParser, required: bool = True) -> None:
         p.add_argument("--reason", default="", help="why (kept in the audit trail)"

@@ -1,8 +1,11 @@
 """What operations can switch: each flag's name, type, default, description and role.
 
-Flags are typed data. The registry is built once from the line's reference
-tables (``config/citas/``), so a flag's default is whatever the YAML says and
-the database only holds what operations changed. A value from the API, the
+Flags are typed data. The registry is built once by the line (the citas
+line's: ``ivr.citas.flags``, defaults from ``config/citas/``), so a flag's
+default is whatever the YAML says and the database only holds what
+operations changed. This module is the platform's core: the types, the
+registry, the rules machinery, and the few flags platform code reads by name
+(``PLATFORM_FLAGS``); it names no line's flag. A value from the API, the
 CLI or the database goes through :meth:`FlagDef.parse`; a wrong type or an
 unknown name is refused with a message that names the flag.
 
@@ -256,92 +259,34 @@ class FlagRegistry:
         return list(self._by_name)
 
 
-# --- the citas line's flags ---------------------------------------------------
+# --- the platform's own flags ------------------------------------------------------
+# Platform code reads these by name, so every line's registry includes them:
+# the incident switch (``FlagService.set_incident``, ``ivr incident``, the API's
+# incident route) and the booking-service circuit breaker (``ivr.ops.runtime``).
 
-SELF_SERVICE = "self_service_booking"
-SMS_REDIRECT = "sms_redirect"
-PROMO_AUDIO = "promo_audio"
 INCIDENT_MODE = "incident_mode"
-BOOKING_DOWN_ROUTE = "booking_down_route"
 BREAKER_THRESHOLD = "booking_breaker.failure_threshold"
 BREAKER_OPEN_SECONDS = "booking_breaker.open_seconds"
-AGE_MIN = "eligibility.age_min"
-AGE_MAX = "eligibility.age_max"
-CUPS_IN_SCOPE = "eligibility.cups_in_scope"
+
+INCIDENT_FLAG = FlagDef(
+    INCIDENT_MODE, "bool", False,
+    "Incident switch: every new caller hears the incident message and goes "
+    "straight to the agents.",
+)  # fmt: skip
+BREAKER_FLAGS = (
+    FlagDef(BREAKER_THRESHOLD, "int", 5,
+            "Consecutive booking-service failures (errors or timeouts) that open the "
+            "circuit breaker.", min_role=Role.ADMIN, group="breaker", minimum=1, maximum=100),
+    FlagDef(BREAKER_OPEN_SECONDS, "int", 30,
+            "Seconds the breaker stays open before probing the booking service again.",
+            min_role=Role.ADMIN, group="breaker", minimum=1, maximum=3600),
+)  # fmt: skip
+PLATFORM_FLAGS = (INCIDENT_MODE, BREAKER_THRESHOLD, BREAKER_OPEN_SECONDS)
 
 
-def site_closure_flag(site_id: str) -> str:
-    return f"site.{site_id}.phone_booking_closed_from"
-
-
-def citas_flags(
-    *,
-    age_min: int,
-    age_max: int,
-    cups_in_scope: Iterable[str],
-    sites: dict[str, date | None],
-) -> FlagRegistry:
-    """The flags of the citas line; defaults come from ``config/citas/*.yaml``."""
-    defs = [
-        FlagDef(SELF_SERVICE, "bool", True,
-                "Callers can book a slot by phone. Off: callers who would be offered a slot "
-                "hear a message and go to the agents."),
-        FlagDef(SMS_REDIRECT, "bool", True,
-                "Target callers with no slot (or whose site closed phone booking) hear the "
-                "WhatsApp redirect and get an SMS with its link. Off: they go to the agents."),
-        FlagDef(PROMO_AUDIO, "bool", True,
-                "Play the promotional audio about the digital channels when the call starts."),
-        FlagDef(INCIDENT_MODE, "bool", False,
-                "Incident switch: every new caller hears the incident message and goes "
-                "straight to the agents."),
-        FlagDef(BOOKING_DOWN_ROUTE, "enum", "whatsapp",
-                "Where target callers go when the booking service fails or its circuit "
-                "breaker is open (non-target callers always go to the agents).",
-                choices=("whatsapp", "agent")),
-        FlagDef(BREAKER_THRESHOLD, "int", 5,
-                "Consecutive booking-service failures (errors or timeouts) that open the "
-                "circuit breaker.", min_role=Role.ADMIN, group="breaker", minimum=1, maximum=100),
-        FlagDef(BREAKER_OPEN_SECONDS, "int", 30,
-                "Seconds the breaker stays open before probing the booking service again.",
-                min_role=Role.ADMIN, group="breaker", minimum=1, maximum=3600),
-        FlagDef(AGE_MIN, "int", age_min,
-                "Lowest age (years, on the call's date) of the target population.",
-                min_role=Role.ADMIN, group="eligibility", minimum=0, maximum=120),
-        FlagDef(AGE_MAX, "int", age_max,
-                "Highest age (years, on the call's date) of the target population.",
-                min_role=Role.ADMIN, group="eligibility", minimum=0, maximum=120),
-        FlagDef(CUPS_IN_SCOPE, "codes", sorted(set(cups_in_scope)),
-                "CUPS procedure codes that can be booked by phone.",
-                min_role=Role.ADMIN, group="eligibility"),
-    ]  # fmt: skip
-    for site_id, closed_from in sorted(sites.items()):
-        defs.append(
-            FlagDef(
-                site_closure_flag(site_id), "date",
-                closed_from.isoformat() if closed_from else None,
-                f"Site {site_id}: phone booking closed from this date on (migration to the "
-                "digital channels); empty means open.",
-                group="sites", nullable=True,
-            )
-        )  # fmt: skip
-    return FlagRegistry(defs, rules=(AGE_BAND,))
-
-
-def _age_band(values: Values) -> str | None:
-    lo, hi = values.get(AGE_MIN), values.get(AGE_MAX)
-    if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
-        return f"{AGE_MIN} ({lo}) quedaría por encima de {AGE_MAX} ({hi})"
-    return None
-
-
-# The target population is the band age_min..age_max (config/citas/eligibility.yaml);
-# an inverted band silently classes every caller as non-target.
-AGE_BAND = FlagRule(
-    "eligibility.age_band",
-    "la edad mínima no puede superar la edad máxima",
-    (AGE_MIN, AGE_MAX),
-    _age_band,
-)
+def missing_platform_flags(registry: FlagRegistry) -> list[str]:
+    """The platform's flags (``PLATFORM_FLAGS``) that ``registry`` lacks; empty when complete."""
+    return [name for name in PLATFORM_FLAGS if name not in registry]
 
 
 class FlagReader(Protocol):

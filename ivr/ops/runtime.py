@@ -17,7 +17,12 @@ from aiohttp import web
 
 from ivr.booking.source import SlotSource
 from ivr.ops.breaker import CLOSED, OPEN, BreakerSlotSource, CircuitBreaker
-from ivr.ops.flags import BREAKER_OPEN_SECONDS, BREAKER_THRESHOLD, FlagRegistry
+from ivr.ops.flags import (
+    BREAKER_OPEN_SECONDS,
+    BREAKER_THRESHOLD,
+    FlagRegistry,
+    missing_platform_flags,
+)
 from ivr.ops.live import LiveFlags
 from ivr.ops.metrics import Metrics
 from ivr.ops.service import FlagService
@@ -35,6 +40,11 @@ class OpsRuntime:
     def __init__(
         self, settings: Settings, db: Database, registry: FlagRegistry, metrics: Metrics
     ) -> None:
+        """``registry`` is the line's flags; it must include the platform's own
+        (``ivr.ops.flags.PLATFORM_FLAGS``: the incident switch, the breaker's
+        thresholds), else ValueError naming the missing ones."""
+        if missing := missing_platform_flags(registry):
+            raise ValueError(f"the line's flags lack the platform's: {', '.join(missing)}")
         self.settings = settings
         self.metrics = metrics
         self.store = OpsStore(db)

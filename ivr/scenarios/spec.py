@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ivr.flow.yamlsrc import Located
 from ivr.schemas import load_checked
+from ivr.yamlsrc import Located
 
 SCENARIO_DIR = Path(__file__).parent
 

@@ -3,7 +3,7 @@
 Each kind of file has a schema shipped in this package (``<kind>.json``, JSON
 Schema draft 2020-12): unknown keys are refused, types, ranges and formats
 are checked. :func:`validate` checks a document read by
-``ivr.flow.yamlsrc`` (``Located`` mappings, ``LocatedList`` sequences) with
+``ivr.yamlsrc`` (``Located`` mappings, ``LocatedList`` sequences) with
 the maintained ``jsonschema`` validator, picks the most relevant error
 (``jsonschema.exceptions.best_match``) and raises it as a ``ConfigError``
 naming the file, the line of the offending key and the field.
@@ -16,12 +16,12 @@ any failing keyword of that sub-schema) or ``x-messages`` (per keyword); both
 may name the bad value as ``{value!r}``. Otherwise the message is derived from
 the keyword (``unknown field``, ``is required``, ``must be int, got str``...).
 
->>> from ivr.flow.yamlsrc import load_yaml
+>>> from ivr.yamlsrc import load_yaml
 >>> doc = load_yaml("services:\\n  '1': {id: mg, name: M, cups: '890201', specialty: general, extra: 1}\\n", "s.yaml")
 >>> validate(doc, "services")
 Traceback (most recent call last):
 ...
-ivr.flow.yamlsrc.ConfigError: s.yaml:2: services.1.extra: unknown field; known: cups, id, name, specialty
+ivr.yamlsrc.ConfigError: s.yaml:2: services.1.extra: unknown field; known: cups, id, name, specialty
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match, by_relevance
 
-from ivr.flow.yamlsrc import ConfigError, Located, LocatedList, load_yaml_file
+from ivr.yamlsrc import ConfigError, Located, LocatedList, load_yaml_file
 
 KINDS = ("flow", "line", "services", "sites", "eligibility", "affiliates", "scenario", "prompts")
 
@@ -91,7 +91,7 @@ def dotted(kind: str) -> FieldNamer:
 
 
 def validate(document: Any, kind: str, file: str = "", field: FieldNamer | None = None) -> None:
-    """Check ``document`` (from ``ivr.flow.yamlsrc``) against the ``kind`` schema.
+    """Check ``document`` (from ``ivr.yamlsrc``) against the ``kind`` schema.
 
     ``file`` names the file when ``document`` is not a located mapping (an
     empty file is ``None``); ``field`` turns a path of keys into the field

@@ -18,9 +18,9 @@ from typing import Any
 from aiohttp import web
 
 from ivr.booking.db import DbSlotSource
-from ivr.booking.seed import demo_slots, load_sites
+from ivr.booking.seed import demo_slots
 from ivr.booking.service import booking_service_app
-from ivr.citas.reference import CITAS_DIR
+from ivr.citas.reference import CITAS_DIR, load_sites
 from ivr.settings import REPO_ROOT
 from ivr.store import Database
 

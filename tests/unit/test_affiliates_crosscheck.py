@@ -21,8 +21,8 @@ import yaml
 from ivr.citas.affiliates import YamlAffiliateDirectory
 from ivr.citas.config import check_config_dir
 from ivr.citas.reference import CITAS_DIR, load_sites
-from ivr.flow.yamlsrc import ConfigError
 from ivr.settings import REPO_ROOT
+from ivr.yamlsrc import ConfigError
 
 TODAY = date(2026, 11, 30)
 SITES = load_sites(CITAS_DIR / "sites.yaml")

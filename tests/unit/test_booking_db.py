@@ -24,8 +24,9 @@ from ivr.booking import (
     SlotTaken,
 )
 from ivr.booking.db import DbSlotSource
-from ivr.booking.seed import BOGOTA, demo_slots, load_sites, race_slot
+from ivr.booking.seed import BOGOTA, demo_slots, race_slot
 from ivr.booking.tables import BookingRow
+from ivr.citas.reference import load_sites
 from ivr.store.db import Database
 
 SITES = Path(__file__).resolve().parents[2] / "config" / "citas" / "sites.yaml"

@@ -8,15 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ivr.booking.seed import (
-    BOGOTA,
-    CUPS_BY_SPECIALTY,
-    demo_slots,
-    load_cups_by_specialty,
-    load_sites,
-    weekdays_after,
-)
-from ivr.flow.yamlsrc import ConfigError
+from ivr.booking.seed import BOGOTA, CUPS_BY_SPECIALTY, demo_slots, weekdays_after
+from ivr.citas.reference import load_cups_by_specialty, load_sites
+from ivr.yamlsrc import ConfigError
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "citas"
 FRIDAY = date(2025, 3, 7)

@@ -11,9 +11,9 @@ from aiohttp.test_utils import TestServer
 from ivr.booking import AppointmentNotFound, PatientHasAppointment, SlotTaken
 from ivr.booking.db import DbSlotSource
 from ivr.booking.http import HttpSlotSource
-from ivr.booking.seed import demo_slots, load_sites
+from ivr.booking.seed import demo_slots
 from ivr.booking.service import booking_service_app
-from ivr.citas.reference import CITAS_DIR
+from ivr.citas.reference import CITAS_DIR, load_sites
 from ivr.store.db import Database
 
 

@@ -13,7 +13,7 @@ from ivr.citas.actions import OUTCOMES, whatsapp_link
 from ivr.citas.affiliates import YamlAffiliateDirectory
 from ivr.citas.eligibility import decide
 from ivr.citas.reference import CITAS_DIR, EligibilityTables, load_line, load_reference
-from ivr.flow.yamlsrc import ConfigError
+from ivr.yamlsrc import ConfigError
 
 TABLES = EligibilityTables(
     11, 54, frozenset({"890201", "890283"}), frozenset({"PBS"}), frozenset({"gestante"})
@@ -152,7 +152,7 @@ def test_every_prompt_the_dialplan_plays_has_text() -> None:
 @pytest.mark.parametrize("entry", ["age: .inf", "age: 30\n    risk: 5", "age: [1]"])
 def test_a_bad_affiliate_entry_is_a_config_error_with_its_line(tmp_path: Path, entry: str) -> None:
     from ivr.citas.affiliates import YamlAffiliateDirectory
-    from ivr.flow.yamlsrc import ConfigError
+    from ivr.yamlsrc import ConfigError
 
     path = tmp_path / "affiliates.yaml"
     path.write_text(

@@ -10,9 +10,10 @@ import pytest
 
 from ivr.citas.actions import CitasActions
 from ivr.citas.affiliates import Affiliate
-from ivr.citas.reference import flag_registry, load_reference
+from ivr.citas.flags import AGE_MAX, AGE_MIN, CUPS_IN_SCOPE, flag_registry, site_closure_flag
+from ivr.citas.reference import load_reference
 from ivr.controller import flow_loader
-from ivr.ops.flags import AGE_MAX, AGE_MIN, CUPS_IN_SCOPE, StaticFlags, site_closure_flag
+from ivr.ops.flags import StaticFlags
 from ivr.settings import REPO_ROOT
 from tests.unit.test_flow_engine import ScriptedChannel, new_state
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from ivr import cli
-from ivr.flow.yamlsrc import ConfigError
 from ivr.scenarios.runner import CallReport
 from ivr.scenarios.spec import SCENARIO_DIR, Scenario, list_scenarios
 from ivr.settings import Settings
+from ivr.yamlsrc import ConfigError
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,8 @@ import pytest
 
 from ivr.citas.config import check_config_dir
 from ivr.controller import load_all_flows
-from ivr.flow.yamlsrc import ConfigError
 from ivr.settings import REPO_ROOT, Settings
+from ivr.yamlsrc import ConfigError
 
 CONFIG = REPO_ROOT / "config"
 

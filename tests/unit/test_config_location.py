@@ -22,7 +22,6 @@ import yaml
 
 from ivr.citas.reference import load_reference
 from ivr.controller import flow_loader, load_all_flows
-from ivr.flow.yamlsrc import ConfigError
 from ivr.sandbox.render import template_values
 from ivr.settings import (
     DEFAULT_CONFIG_DIR,
@@ -34,6 +33,7 @@ from ivr.settings import (
     Settings,
     SettingsError,
 )
+from ivr.yamlsrc import ConfigError
 
 PACKAGE = REPO_ROOT / "ivr"
 

@@ -28,11 +28,11 @@ from ivr.citas import reference
 from ivr.citas.affiliates import YamlAffiliateDirectory
 from ivr.controller import flow_loader
 from ivr.flow.loader import flow_field
-from ivr.flow.yamlsrc import ConfigError, load_yaml
 from ivr.prompts import DEFAULT_TEXTS, PromptFileError, load_prompt_texts
 from ivr.scenarios.spec import SCENARIO_DIR, load_scenario
 from ivr.schemas import KINDS, FieldNamer, dotted, schema, validate
 from ivr.settings import REPO_ROOT
+from ivr.yamlsrc import ConfigError, load_yaml
 
 CITAS = reference.CITAS_DIR
 FLOWS = REPO_ROOT / "config" / "flows"

@@ -10,8 +10,8 @@ from ivr.channel import CallTransferred
 from ivr.controller import flow_loader
 from ivr.flow.engine import FlowEngine, decision_value
 from ivr.flow.model import DecideNode
-from ivr.flow.yamlsrc import ConfigError
 from ivr.settings import REPO_ROOT
+from ivr.yamlsrc import ConfigError
 from tests.unit.test_flow_engine import ScriptedChannel, new_state, state_for, steps
 
 CITAS = flow_loader().load(REPO_ROOT / "config" / "flows" / "citas.yaml")

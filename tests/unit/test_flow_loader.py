@@ -19,9 +19,9 @@ from ivr.flow.model import (
     Timeouts,
     TransferNode,
 )
-from ivr.flow.yamlsrc import ConfigError
 from ivr.prompts import load_prompt_texts
 from ivr.settings import REPO_ROOT
+from ivr.yamlsrc import ConfigError
 
 FLOWS_DIR = REPO_ROOT / "config" / "flows"
 REAL_PROMPTS = load_prompt_texts(REPO_ROOT / "prompts" / "prompts.yaml").keys()

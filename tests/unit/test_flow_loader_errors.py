@@ -9,7 +9,7 @@ import pytest
 
 from ivr.flow.loader import FlowLoader
 from ivr.flow.model import DecideNode
-from ivr.flow.yamlsrc import ConfigError, load_yaml
+from ivr.yamlsrc import ConfigError, load_yaml
 
 PROMPTS = {"welcome", "goodbye"}
 ACTIONS = {"identify": ("found", "not_found")}

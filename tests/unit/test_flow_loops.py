@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from ivr.flow.loader import FlowLoader, cycle_among, silent_targets, trapped
 from ivr.flow.model import targets
-from ivr.flow.yamlsrc import ConfigError
+from ivr.yamlsrc import ConfigError
 
 PROMPTS = {"welcome", "goodbye"}
 ACTIONS = {"identify": ("found", "not_found")}

@@ -12,8 +12,8 @@ from ivr.citas.actions import COMMITS
 from ivr.controller import flow_loader
 from ivr.flow.loader import FlowLoader
 from ivr.flow.model import CollectNode, MenuNode
-from ivr.flow.yamlsrc import ConfigError
 from ivr.settings import REPO_ROOT
+from ivr.yamlsrc import ConfigError
 
 PROMPTS = {"welcome", "goodbye"}
 ACTIONS = {"book": ("booked", "taken"), "lookup": ("found", "none")}

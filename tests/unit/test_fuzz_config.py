@@ -26,10 +26,10 @@ from ivr.citas import reference
 from ivr.citas.affiliates import YamlAffiliateDirectory
 from ivr.controller import flow_loader
 from ivr.flow.model import targets
-from ivr.flow.yamlsrc import ConfigError
 from ivr.prompts import DEFAULT_TEXTS, load_prompt_texts
 from ivr.scenarios.spec import SCENARIO_DIR, load_scenario
 from ivr.settings import REPO_ROOT
+from ivr.yamlsrc import ConfigError
 
 FUZZ = settings(
     max_examples=80,

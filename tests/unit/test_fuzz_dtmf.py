@@ -44,7 +44,7 @@ from sqlalchemy import func, select
 
 from ivr.ari import CallContext, Channel
 from ivr.booking.db import DbSlotSource
-from ivr.booking.seed import demo_slots, load_sites
+from ivr.booking.seed import demo_slots
 from ivr.booking.tables import BookingRow
 from ivr.channel import (
     CallerHungUp,
@@ -54,20 +54,19 @@ from ivr.channel import (
 )
 from ivr.citas.actions import COMMITS, CitasActions
 from ivr.citas.affiliates import YamlAffiliateDirectory
-from ivr.citas.reference import CITAS_DIR, flag_registry, load_reference
+from ivr.citas.flags import (
+    BOOKING_DOWN_ROUTE,
+    PROMO_AUDIO,
+    SELF_SERVICE,
+    SMS_REDIRECT,
+    flag_registry,
+)
+from ivr.citas.reference import CITAS_DIR, load_reference, load_sites
 from ivr.controller import flow_loader
 from ivr.dtmf import REACTION_S, Entry, Key, Keypad
 from ivr.flow.engine import Action, CallState, FlowEngine
 from ivr.flow.model import CollectNode, Flow, MenuNode
-from ivr.ops.flags import (
-    BOOKING_DOWN_ROUTE,
-    INCIDENT_MODE,
-    PROMO_AUDIO,
-    SELF_SERVICE,
-    SMS_REDIRECT,
-    FlagValue,
-    StaticFlags,
-)
+from ivr.ops.flags import INCIDENT_MODE, FlagValue, StaticFlags
 from ivr.settings import REPO_ROOT
 from ivr.sms.outbox import SmsOutbox, SmsOutboxRow
 from ivr.store.db import Database

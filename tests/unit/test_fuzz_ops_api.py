@@ -40,7 +40,8 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from ivr.citas.reference import flag_registry, load_reference
+from ivr.citas.flags import flag_registry
+from ivr.citas.reference import load_reference
 from ivr.ops.api import build_ops_app
 from ivr.ops.flags import Role
 from ivr.ops.metrics import Metrics

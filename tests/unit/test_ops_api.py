@@ -16,7 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from jsonschema import Draft202012Validator
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
-from ivr.citas.reference import flag_registry, load_reference
+from ivr.citas.flags import flag_registry
+from ivr.citas.reference import load_reference
 from ivr.ops.api import build_ops_app
 from ivr.ops.flags import Role
 from ivr.ops.metrics import Metrics

@@ -245,7 +245,8 @@ def test_tokens_create_list_revoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert out == token + "\n" and len(token) >= 40
 
     async def who(secret: str) -> Actor | None:
-        from ivr.citas.reference import flag_registry, load_reference
+        from ivr.citas.flags import flag_registry
+        from ivr.citas.reference import load_reference
         from ivr.ops.service import FlagService
         from ivr.ops.store import OpsStore
 

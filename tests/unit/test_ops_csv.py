@@ -19,10 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ivr.bench.stats import ProcessUsage, StepResult, write_results
-from ivr.citas.reference import flag_registry, load_reference
+from ivr.citas.flags import PROMO_AUDIO, flag_registry
+from ivr.citas.reference import load_reference
 from ivr.csv_export import Cell, csv_text, needs_quote, neutralise
 from ivr.ops.api import build_ops_app
-from ivr.ops.flags import PROMO_AUDIO, Role
+from ivr.ops.flags import Role
 from ivr.ops.metrics import Metrics
 from ivr.ops.service import Actor, FlagService, audit_csv
 from ivr.ops.store import OpsStore

@@ -10,23 +10,32 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+import ivr.booking.seed
+import ivr.citas.flags
 import ivr.csv_export
 import ivr.ops.cli
 import ivr.ops.flags
 import ivr.ops.openapi
 import ivr.ops.timeline
-from ivr.citas.reference import flag_registry, load_reference
-from ivr.ops.flags import (
+from ivr.citas.flags import (
     AGE_MAX,
     AGE_MIN,
     CUPS_IN_SCOPE,
+    citas_flags,
+    flag_registry,
+    site_closure_flag,
+)
+from ivr.citas.reference import load_reference
+from ivr.ops.flags import (
+    BREAKER_FLAGS,
+    INCIDENT_FLAG,
+    PLATFORM_FLAGS,
     FlagDef,
     FlagRegistry,
     FlagValueError,
     Role,
     UnknownFlag,
-    citas_flags,
-    site_closure_flag,
+    missing_platform_flags,
 )
 
 AGE = FlagDef("age", "int", 10, "An age.", minimum=0, maximum=120)
@@ -37,7 +46,16 @@ PROMO = FlagDef("promo", "bool", True, "Promo.")
 
 
 @pytest.mark.parametrize(
-    "module", [ivr.ops.flags, ivr.ops.openapi, ivr.ops.cli, ivr.ops.timeline, ivr.csv_export]
+    "module",
+    [
+        ivr.ops.flags,
+        ivr.ops.openapi,
+        ivr.ops.cli,
+        ivr.ops.timeline,
+        ivr.csv_export,
+        ivr.citas.flags,
+        ivr.booking.seed,
+    ],
 )
 def test_docstring_examples_run(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
@@ -211,3 +229,27 @@ def test_the_operations_guide_lists_every_flag() -> None:
     for flag in flag_registry(load_reference()):
         assert flag.name in rows, f"docs/operations.md does not list {flag.name}"
         assert f"| {flag.min_role.label} |" in rows[flag.name], flag.name
+
+
+def test_the_citas_registry_holds_every_platform_flag_as_the_platform_defines_it() -> None:
+    registry = flag_registry(load_reference())
+
+    assert missing_platform_flags(registry) == []
+    for definition in (INCIDENT_FLAG, *BREAKER_FLAGS):
+        assert registry.get(definition.name) == definition
+
+
+@pytest.mark.parametrize("left_out", PLATFORM_FLAGS)
+def test_a_registry_without_a_platform_flag_is_named_and_refused_by_the_runtime(
+    left_out: str,
+) -> None:
+    from ivr.ops.metrics import Metrics
+    from ivr.ops.runtime import OpsRuntime
+    from ivr.settings import Settings
+    from ivr.store import Database
+
+    registry = FlagRegistry([d for d in (INCIDENT_FLAG, *BREAKER_FLAGS) if d.name != left_out])
+    assert missing_platform_flags(registry) == [left_out]
+    db = Database("sqlite+aiosqlite:///:memory:")
+    with pytest.raises(ValueError, match=f"lack the platform's: {left_out}$"):
+        OpsRuntime(Settings(), db, registry, Metrics())

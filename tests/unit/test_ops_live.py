@@ -6,8 +6,9 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
-from ivr.citas.reference import flag_registry, load_reference
-from ivr.ops.flags import PROMO_AUDIO, SELF_SERVICE, Role
+from ivr.citas.flags import PROMO_AUDIO, SELF_SERVICE, flag_registry
+from ivr.citas.reference import load_reference
+from ivr.ops.flags import Role
 from ivr.ops.live import LiveFlags
 from ivr.ops.service import Actor, FlagService
 from ivr.ops.store import OpsStore

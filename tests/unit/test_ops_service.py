@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from ivr.citas.reference import flag_registry, load_reference
-from ivr.ops.flags import AGE_MAX, AGE_MIN, INCIDENT_MODE, PROMO_AUDIO, SELF_SERVICE, Role
+from ivr.citas.flags import AGE_MAX, AGE_MIN, PROMO_AUDIO, SELF_SERVICE, flag_registry
+from ivr.citas.reference import load_reference
+from ivr.ops.flags import INCIDENT_MODE, Role
 from ivr.ops.live import LiveFlags
 from ivr.ops.service import (
     AUDIT_CSV_FIELDS,

@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from ivr.citas.reference import flag_registry, load_reference
-from ivr.ops.flags import AGE_BAND, AGE_MAX, AGE_MIN, PROMO_AUDIO, FlagValue, Role
+from ivr.citas.flags import AGE_BAND, AGE_MAX, AGE_MIN, PROMO_AUDIO, flag_registry
+from ivr.citas.reference import load_reference
+from ivr.ops.flags import FlagValue, Role
 from ivr.ops.metrics import Metrics
 from ivr.ops.runtime import RULE_ALERT, OpsRuntime
 from ivr.ops.service import Actor, FlagService, InvalidChange, RuleBroken, base_values

@@ -22,12 +22,12 @@ from ivr.citas.reference import CITAS_DIR, load_line, load_reference
 from ivr.controller import flow_loader
 from ivr.flow.engine import CallState
 from ivr.flow.model import ActionNode, Flow, HangupNode, targets
-from ivr.flow.yamlsrc import ConfigError
 from ivr.phone import InvalidPhoneNumber
 from ivr.schemas import schema
 from ivr.settings import REPO_ROOT
 from ivr.sms.outbox import SmsOutbox
 from ivr.store.db import Database
+from ivr.yamlsrc import ConfigError
 from tests.unit.test_flow_engine import ScriptedChannel, new_state
 from tests.unit.test_phone import FORMS
 

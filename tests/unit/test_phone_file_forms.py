@@ -16,8 +16,8 @@ import pytest
 
 from ivr.citas.affiliates import YamlAffiliateDirectory
 from ivr.citas.reference import CITAS_DIR, load_line
-from ivr.flow.yamlsrc import ConfigError
 from ivr.settings import REPO_ROOT
+from ivr.yamlsrc import ConfigError
 
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
 SENTENCE = re.search(r"In `affiliates.yaml` and `line.yaml` a number is .*?refused\.", README, re.S)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr.flow.yamlsrc import ConfigError
 from ivr.scenarios.spec import SCENARIO_DIR, Step, list_scenarios, load_scenario
+from ivr.yamlsrc import ConfigError
 
 
 def test_every_bundled_scenario_loads() -> None:

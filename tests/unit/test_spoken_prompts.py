@@ -20,10 +20,10 @@ import pytest
 from ivr.citas.actions import check_spoken_prompts, spoken_prompts
 from ivr.citas.config import check_config_dir
 from ivr.citas.reference import CITAS_DIR, load_sites
-from ivr.flow.yamlsrc import ConfigError
 from ivr.prompts import DEFAULT_TEXTS, load_prompt_texts
 from ivr.settings import REPO_ROOT
 from ivr.speech.es import PROMPT_IDS
+from ivr.yamlsrc import ConfigError
 
 SITES = load_sites(CITAS_DIR / "sites.yaml")
 SHIPPED = DEFAULT_TEXTS.read_text(encoding="utf-8")

@@ -5,7 +5,7 @@ Observed (review of issue 9): a tester's scenario with ``caller_id: 057300333333
 octal, and ``dial: 04441234`` dialled ``1196700``. The kind: every plain scalar
 YAML 1.1 resolves to an integer whose value is not its decimal digits (octal,
 hex, binary, base 60, digit separators), in any file the product reads (one
-loader: ``ivr.flow.yamlsrc.load_yaml``). Each is refused at its line, asking for
+loader: ``ivr.yamlsrc.load_yaml``). Each is refused at its line, asking for
 quotes; plain decimal integers, and every form in quotes, load unchanged.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr.flow.yamlsrc import ConfigError, load_yaml
 from ivr.scenarios.spec import SCENARIO_DIR, load_scenario
+from ivr.yamlsrc import ConfigError, load_yaml
 
 # Plain scalars YAML 1.1 reads as an integer other than their digits.
 NOT_AS_WRITTEN = [
