@@ -20,7 +20,8 @@ from ivr.booking.seed import BOGOTA
 from ivr.channel import CallEnded, DigitResult
 from ivr.citas.actions import CitasActions
 from ivr.citas.affiliates import YamlAffiliateDirectory
-from ivr.citas.reference import CITAS_DIR, flag_registry, load_reference
+from ivr.citas.flags import flag_registry
+from ivr.citas.reference import CITAS_DIR, load_reference
 from ivr.controller import flow_loader
 from ivr.flow.engine import FlowEngine
 from ivr.ops.flags import FlagValue, StaticFlags
