@@ -14,7 +14,9 @@ refused request changes nothing. Every error answer is::
     404 not_found           no such flag / window / token / route
     405 method_not_allowed
     422 invalid_body        not JSON, wrong type, unknown or missing field
-    422 invalid_parameter   a query parameter
+    422 invalid_parameter   a query parameter (or one the route does not have)
+    409 conflict            a chat hand-off taken by another agent or released already,
+                            or a conversation that is not with an agent
     422 invalid             the service refused the change (value, reason, window, or a
                             rule across flags broken at some instant: details carry
                             ``rule`` and ``at``)
@@ -34,6 +36,13 @@ from typing import Any
 
 from aiohttp import web
 
+from ivr.chat.store import (
+    STATES,
+    ChatDeskError,
+    ConversationNotFound,
+    ConversationStore,
+    HandoffNotFound,
+)
 from ivr.ops.flags import Role
 from ivr.ops.metrics import CONTENT_TYPE_LATEST, Metrics
 from ivr.ops.openapi import OPERATIONS, BodyValidator, Operation, openapi_document
@@ -111,8 +120,10 @@ class OpsApi:
         metrics: Metrics,
         readiness: Readiness,
         breaker: Breaker | None,
+        chats: ConversationStore | None = None,
     ) -> None:
         self.service = service
+        self.chats = chats
         self.metrics = metrics
         self.readiness = readiness
         self.breaker = breaker
@@ -130,11 +141,16 @@ class OpsApi:
             "audit": self.audit, "alerts": self.alerts, "breaker": self.breaker_state,
             "list_tokens": self.list_tokens, "create_token": self.create_token,
             "revoke_token": self.revoke_token,
+            "list_handoffs": self.list_handoffs, "take_handoff": self.take_handoff,
+            "release_conversation": self.release_conversation,
+            "list_conversations": self.list_conversations,
             "root": self.root, "console": self.console, "console_asset": self.console_asset,
         }  # fmt: skip
 
     # --- the checks around every route ---------------------------------------------
     def route(self, op: Operation, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:  # fmt: skip
+        queries = {p.name for p in op.params if p.where == "query"}
+
         async def handle(request: web.Request) -> web.StreamResponse:
             actor = None
             if op.min_role is not None:
@@ -144,6 +160,11 @@ class OpsApi:
                         f"{actor.role.label} cannot use {op.method} {op.path} "
                         f"(needs {op.min_role.label})"
                     )
+            unknown = sorted(set(request.query) - queries)
+            if unknown:  # a misspelt filter must not silently list everything
+                raise ApiError(422, "invalid_parameter",
+                               "parámetro desconocido: " + ", ".join(repr(n) for n in unknown),
+                               [{"field": n, "message": "desconocido"} for n in unknown])  # fmt: skip
             body = await self._body(request, op.body) if op.body else {}
             return await handler(request, Call(actor, body))
 
@@ -327,6 +348,48 @@ class OpsApi:
         self._changed(call.who, "token_revoked", None, call.body["reason"])
         return web.json_response({"status": "revoked"})
 
+    # --- chat hand-off ---------------------------------------------------------------------------
+    def _chats(self) -> ConversationStore:
+        if self.chats is None:
+            raise NotFound("este proceso no atiende conversaciones de chat")
+        return self.chats
+
+    async def list_handoffs(self, request: web.Request, call: Call) -> web.StreamResponse:
+        handoffs = await self._chats().open_handoffs()
+        return web.json_response({"handoffs": [h.as_json() for h in handoffs]})
+
+    async def take_handoff(self, request: web.Request, call: Call) -> web.StreamResponse:
+        chats = self._chats()
+        raw = request.match_info["id"]
+        if not raw.isdigit() or int(raw) < 1:
+            raise ApiError(422, "invalid_parameter", f"id: se espera un número de transferencia, no {raw!r}",
+                           [{"field": "id", "message": "un entero positivo"}])  # fmt: skip
+        handoff = await chats.take(int(raw), call.who.name)
+        return web.json_response(handoff.as_json())
+
+    async def release_conversation(self, request: web.Request, call: Call) -> web.StreamResponse:
+        chats = self._chats()
+        wa_id = request.match_info["wa_id"]
+        if not (wa_id.isascii() and wa_id.isdigit() and 6 <= len(wa_id) <= 15):
+            raise ApiError(422, "invalid_parameter", "wa_id: se esperan de 6 a 15 dígitos, sin +",
+                           [{"field": "wa_id", "message": "de 6 a 15 dígitos"}])  # fmt: skip
+        conversation = await chats.release(wa_id)
+        return web.json_response(conversation.as_json())
+
+    async def list_conversations(self, request: web.Request, call: Call) -> web.StreamResponse:
+        chats = self._chats()
+        state = request.query.get("state")  # given empty: refused, not read as "any"
+        if state is not None and state not in STATES:
+            raise ApiError(422, "invalid_parameter", "state: se espera bot, agent o closed",
+                           [{"field": "state", "message": "bot, agent o closed"}])  # fmt: skip
+        found = await chats.conversations(
+            state=state,
+            outcome=request.query.get("outcome") or None,
+            active=_flag_param(request, "active"),
+            limit=_int_param(request, "limit", 100, 1, 1000),
+        )
+        return web.json_response({"conversations": [c.as_json() for c in found]})
+
     # --- console -------------------------------------------------------------------------------
     async def root(self, request: web.Request, call: Call) -> web.StreamResponse:
         raise web.HTTPFound("/console")
@@ -377,6 +440,10 @@ async def error_middleware(
     except OpsError as exc:
         status = next((s for cls, s in OPS_STATUS.items() if isinstance(exc, cls)), 422)
         return _error(status, exc.error_id, exc.message, exc.details)
+    except (HandoffNotFound, ConversationNotFound) as exc:
+        return _error(404, "not_found", str(exc), [])
+    except ChatDeskError as exc:
+        return _error(409, "conflict", str(exc), [])
     except StoreUnavailable as exc:
         logger.warning("ops API: %s", exc)
         return _error(503, "store_unavailable", "the database cannot be reached", [])
@@ -389,10 +456,10 @@ async def error_middleware(
 
 
 def _flag_param(request: web.Request, name: str) -> bool:
-    raw = request.query.get(name, "false").lower()
+    raw = request.query.get(name, "false").lower()  # given empty: refused, not read as false
     if raw in ("true", "1", "yes"):
         return True
-    if raw in ("false", "0", "no", ""):
+    if raw in ("false", "0", "no"):
         return False
     raise ApiError(422, "invalid_parameter", f"{name} is true or false",
                    [{"field": name, "message": "true or false"}])  # fmt: skip
@@ -434,14 +501,16 @@ def build_ops_app(
     *,
     readiness: Readiness,
     breaker: Breaker | None = None,
+    chats: ConversationStore | None = None,
 ) -> web.Application:
     """The ops HTTP app: health, metrics, the API and the console.
 
     ``readiness`` returns named checks (or an awaitable of them): ``/health/ready``
     answers 200 when all are true. ``breaker`` returns the booking-service
-    breaker's state for ``/api/breaker`` (404 when None).
+    breaker's state for ``/api/breaker`` (404 when None). ``chats``: the chat
+    conversations for the hand-off routes ``/api/chat/…`` (404 when None).
     """
-    api = OpsApi(service, metrics, readiness, breaker)
+    api = OpsApi(service, metrics, readiness, breaker, chats)
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[OPS_API] = api
     handlers = api.handlers()

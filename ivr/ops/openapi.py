@@ -36,7 +36,8 @@ ERROR_STATUSES = {
     400: "The request cannot be read.",
     401: "No token, or the token is not valid (see `WWW-Authenticate`).",
     403: "The token's role is too low for this change.",
-    404: "No such flag, window or token.",
+    404: "No such flag, window, token, hand-off or conversation.",
+    409: "The hand-off or conversation is not in a state that allows this (taken by another agent, released, not with an agent).",
     422: "The body or a parameter is not valid; nothing was changed.",
     503: "The database cannot be reached.",
 }
@@ -64,6 +65,7 @@ class Operation:
     params: tuple[Param, ...] = ()
     other_media: tuple[str, ...] = ()  # more answer types, each a text (CSV, script, style)
     tag: str = "flags"
+    extra_errors: tuple[int, ...] = ()  # statuses beyond those the checks imply
 
 
 FLAG_NAME = Param("name", "path", {"type": "string"}, "The flag's name.")
@@ -75,6 +77,20 @@ AUDIT_PARAMS = (
     Param("until", "query", {"type": "string", "format": "date-time"}, "Before this instant."),
     Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}, "At most this many entries, newest first."),
     Param("format", "query", {"type": "string", "enum": ["json", "csv"]}, "`csv` (or `Accept: text/csv`) for a CSV file."),
+)  # fmt: skip
+
+HANDOFF_ID = Param("id", "path", {"type": "integer", "minimum": 1}, "The hand-off's id.")
+WA_ID = Param(
+    "wa_id",
+    "path",
+    {"type": "string", "pattern": "^[0-9]{6,15}$"},
+    "The contact's WhatsApp id: the number, E.164 digits without `+`.",
+)
+CONVERSATION_PARAMS = (
+    Param("state", "query", {"type": "string", "enum": ["bot", "agent", "closed"]}, "Only conversations in this state."),
+    Param("outcome", "query", {"type": "string"}, "Only conversations with this outcome (`completed`, `expired`...)."),
+    Param("active", "query", {"type": "boolean", "default": False}, "Only active ones: with an agent, or with the bot in the middle of a flow."),
+    Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "At most this many, most recently active first."),
 )  # fmt: skip
 
 V, OP, A = Role.VIEWER, Role.OPERATOR, Role.ADMIN
@@ -98,6 +114,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/api/tokens", "list_tokens", "API tokens (never their secret).", A, response="TokenList", tag="tokens"),
     Operation("POST", "/api/tokens", "create_token", "A new token; the secret is in this answer only.", A, body="TokenCreate", ok=201, response="TokenCreated", tag="tokens"),
     Operation("DELETE", "/api/tokens/{name}", "revoke_token", "Revoke a token.", A, body="Reason", response="Status", params=(TOKEN_NAME,), tag="tokens"),
+    Operation("GET", "/api/chat/handoffs", "list_handoffs", "Chats handed to a person and not released yet, oldest first, with the context the bot left.", V, response="HandoffList", tag="chat", extra_errors=(404,)),
+    Operation("POST", "/api/chat/handoffs/{id}/take", "take_handoff", "The caller (the token's name) takes a queued hand-off.", OP, response="Handoff", params=(HANDOFF_ID,), tag="chat", extra_errors=(409,)),
+    Operation("POST", "/api/chat/conversations/{wa_id}/release", "release_conversation", "Give a conversation back to the bot (its next message starts the flow again).", OP, response="Conversation", params=(WA_ID,), tag="chat", extra_errors=(409,)),
+    Operation("GET", "/api/chat/conversations", "list_conversations", "Chat conversations, most recently active first.", V, response="ConversationList", params=CONVERSATION_PARAMS, tag="chat", extra_errors=(404,)),
     Operation("GET", "/", "root", "Redirects to the console.", None, ok=302, media="", tag="console"),
     Operation("GET", "/console", "console", "The web console.", None, media="text/html", tag="console"),
     Operation("GET", "/console/{file}", "console_asset", "The console's script and style sheet.", None, media="text/javascript", params=(Param("file", "path", {"type": "string", "enum": ["console.js", "console.css"]}, "The file."),), tag="console", other_media=("text/css",)),
@@ -203,6 +223,21 @@ def schemas(registry: FlagRegistry) -> dict[str, Any]:
         }, ("name", "role"), closed=False),
         "TokenList": _list("tokens", "Token"),
         "TokenCreated": _obj({"name": STRING, "role": role, "token": STRING}, ("name", "role", "token"), closed=False),
+        "Handoff": _obj({
+            "id": {"type": "integer"}, "conversation_id": STRING, "wa_id": STRING,
+            "reason": STRING, "context": {"type": "object"}, "queued_at": TIME,
+            "taken_by": NULL_STRING, "taken_at": NULL_TIME, "released_at": NULL_TIME,
+        }, ("id", "wa_id", "reason", "context", "queued_at"), closed=False),
+        "HandoffList": _list("handoffs", "Handoff"),
+        "Conversation": _obj({
+            "id": STRING, "wa_id": STRING, "flow": STRING, "node": NULL_STRING,
+            "state": {"type": "string", "enum": ["bot", "agent", "closed"]},
+            "outcome": NULL_STRING, "assigned_agent": NULL_STRING, "journey_id": NULL_STRING,
+            "last_inbound_at": NULL_TIME,
+            "service_window_ends_at": {**NULL_TIME, "description": "24 h after the contact's last message: until then free-form replies may be sent."},
+            "last_activity_at": TIME, "created_at": TIME,
+        }, ("id", "wa_id", "state", "last_activity_at"), closed=False),
+        "ConversationList": _list("conversations", "Conversation"),
         "Whoami": _obj({"name": STRING, "role": role}, ("name", "role"), closed=False),
         "Status": _obj({"status": STRING}, ("status",), closed=False),
         "Readiness": _obj({"status": STRING, "checks": {"type": "object", "additionalProperties": {"type": "boolean"}}}, ("status",), closed=False),
@@ -241,6 +276,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         errors += [401, 403, 503]
     if any(p.where == "path" for p in op.params) or op.operation_id == "breaker":
         errors.append(404)
+    errors += op.extra_errors
     for status in sorted(set(errors)):
         responses[str(status)] = {
             "description": ERROR_STATUSES[status],
@@ -271,7 +307,8 @@ def openapi_document(registry: FlagRegistry) -> dict[str, Any]:
                 '`{"error": id, "message": text, "details": [{"field", "message"}]}`; '
                 "a change that would break a rule across flags at some instant (stored values "
                 "and every window considered) is `invalid` with `rule` and `at` in its details; "
-                "a refused request changes nothing."
+                "a refused request changes nothing. Taking and releasing a chat hand-off are "
+                "recorded with the hand-off (who took it, when)."
             ),
         },
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",

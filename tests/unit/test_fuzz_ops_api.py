@@ -40,6 +40,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
+from ivr.chat.store import ConversationStore
 from ivr.citas.flags import flag_registry
 from ivr.citas.reference import load_reference
 from ivr.ops.api import build_ops_app
@@ -117,6 +118,7 @@ class OpsServer:
             Metrics(),
             readiness=lambda: {"database": True},
             breaker=lambda: {"state": "closed", "failures": 0},
+            chats=ConversationStore(db, flow="citas"),
         )
         self._runner = web.AppRunner(app)
         await self._runner.setup()

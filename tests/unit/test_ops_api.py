@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from jsonschema import Draft202012Validator
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
+from ivr.chat.store import ConversationStore
 from ivr.citas.flags import flag_registry
 from ivr.citas.reference import load_reference
 from ivr.ops.api import build_ops_app
@@ -73,7 +74,13 @@ async def ops(db: Database) -> AsyncIterator[Ops]:
     metrics = Metrics()
     checks = {"database": True, "flags": True}
     breaker_state = {"state": "closed", "failures": 0}
-    app = build_ops_app(service, metrics, readiness=lambda: checks, breaker=lambda: breaker_state)
+    app = build_ops_app(
+        service,
+        metrics,
+        readiness=lambda: checks,
+        breaker=lambda: breaker_state,
+        chats=ConversationStore(db, flow="citas"),
+    )
     async with TestClient(TestServer(app)) as client:
         yield Ops(client, service, metrics, tokens, checks)
 
