@@ -1,7 +1,7 @@
 """chat: conversations, inbound and outbound messages, hand-offs
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005 (relinked from 0004 when merged after 0005, appointment cancel and reschedule)
 
 The tables of ``ivr.chat.tables`` (issue 10 §4 and §7): one conversation per
 WhatsApp contact, inbound messages deduplicated by Meta's message id, the
