@@ -221,3 +221,73 @@ def test_chat_outcome_counts_failures_and_rate() -> None:
 def test_the_chat_line_is_last_and_has_no_sipp_caller() -> None:
     assert ALL_LINES[-1] == "chat" and "chat" not in LINES
     assert CHAT.uses_controller and not CHAT.steps
+
+
+# -- one step against a stand-in product (loopback HTTP, the real simulator) ----------
+
+
+async def _step_against(reply: str | None, contacts: list[list[str]]) -> ChatOutcome:
+    """Run a two-message script against a product that answers each message with
+    ``reply`` (None: stays silent), sent through the simulator's messages endpoint."""
+    import aiohttp
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from ivr.bench.chat import BenchSimulator, run_step
+
+    simulator = BenchSimulator(app_secret="s", statuses=())
+    await simulator.start()
+    session = aiohttp.ClientSession()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def answer(to: str) -> None:
+        body = {"messaging_product": "whatsapp", "to": to, "type": "text"}
+        body["text"] = {"body": reply}  # type: ignore[assignment]
+        url = f"{simulator.base_url}/v25.0/{simulator.phone_number_id}/messages"
+        async with session.post(url, json=body) as response:
+            assert response.status == 200
+
+    async def hook(request: web.Request) -> web.Response:
+        data = await request.json()
+        for change in data["entry"][0]["changes"]:
+            for message in change["value"].get("messages", ()):
+                if reply is not None:
+                    task = asyncio.create_task(answer(message["from"]))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    server = TestServer(app)
+    await server.start_server()
+    simulator.webhook_url = str(server.make_url("/hook"))
+    script = (ChatMove("Hola", "menu"), ChatMove("1", "listo", pick=True))
+    try:
+        return await run_step(simulator, contacts, script, interval=0.05, reply_timeout=0.5)
+    finally:
+        await server.close()
+        await session.close()
+        await simulator.stop()
+
+
+async def test_a_step_measures_every_answered_message() -> None:
+    outcome = await _step_against(
+        "menu listo", [["573009000001"], ["573009000002", "573009000003"]]
+    )
+    assert outcome.planned == 6 and outcome.sent == 6 and outcome.answered == 6
+    assert len(outcome.latency_ms) == 6 and all(0 < ms < 500 for ms in outcome.latency_ms)
+    assert outcome.failures == {}
+    assert outcome.transcript[:2] == [">> Hola", "menu listo"]
+
+
+async def test_a_silent_product_fails_the_message_and_the_rest_are_not_sent() -> None:
+    outcome = await _step_against(None, [["573009000001"], ["573009000002"]])
+    assert outcome.answered == 0 and outcome.sent == 2
+    assert outcome.failures == {"no_reply": 2, "not_sent": 2}
+
+
+async def test_a_wrong_reply_is_not_an_answer() -> None:
+    outcome = await _step_against("otra cosa", [["573009000001"]])
+    assert outcome.answered == 0 and len(outcome.latency_ms) == 1
+    assert outcome.failures == {"unexpected_reply": 1, "not_sent": 1}
