@@ -135,7 +135,10 @@ class Bench:
             f"ivr bench: instance {self.settings.instance}, SIP port {self.settings.ports.sip}, "
             f"results in {out}"
         )
-        self.say(f"  machine: {facts['cpu_model']}, {facts['cores']} cores, {facts['os']}")
+        self.say(
+            f"  machine: {facts['cpu_model']}, {facts['cores']} cores, {facts['os']}, "
+            f"load average {' '.join(map(str, facts['load_avg']))}"
+        )
         try:
             sandbox = manager.up(self.settings)
             facts["asterisk"] = sandbox.asterisk_version
@@ -774,4 +777,6 @@ def machine_facts() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "sipp": sipp,
+        # Other work on the machine skews every figure: the 1, 5, 15-minute load average.
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
     }
