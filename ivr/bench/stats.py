@@ -164,6 +164,8 @@ class StepResult:
             "controller_cpu_gross_ms_per_call": _r(self.cpu_ms_per_call("controller", net=False)),
             "asterisk_cpu_gross_ms_per_call": _r(self.cpu_ms_per_call("asterisk", net=False)),
             "sipp_cpu_ms_per_call": _r(self.cpu_ms_per_call("sipp")),
+            # The chat line's load generator (the bench process: simulator and contacts).
+            "simulator_cpu_ms_per_call": _r(self.cpu_ms_per_call("simulator")),
             "controller_rss_peak_mb": _r(self.rss_peak_mb("controller")),
             "asterisk_rss_peak_mb": _r(self.rss_peak_mb("asterisk")),
             "host_cpu_pct": _r(self.host_cpu_pct, 1),

@@ -172,7 +172,10 @@ def test_chat_step_summary_has_rate_and_messages_per_cpu_second() -> None:
         40,
         0,
         response_ms=[100.0, 200.0],
-        usage={"controller": ProcessUsage(cpu_s=2.0, rss_peak_mb=90.0, window_s=10.0)},
+        usage={
+            "controller": ProcessUsage(cpu_s=2.0, rss_peak_mb=90.0, window_s=10.0),
+            "simulator": ProcessUsage(cpu_s=0.4, rss_peak_mb=60.0, window_s=10.0),
+        },
         idle_ms_per_s={"controller": 0.0},
         achieved_rate=3.5,
     ).summary()
@@ -180,6 +183,7 @@ def test_chat_step_summary_has_rate_and_messages_per_cpu_second() -> None:
     assert s["achieved_per_s"] == 3.5
     assert s["controller_cpu_ms_per_call"] == 50.0  # 2 s over 40 messages
     assert s["controller_per_cpu_s"] == 20.0
+    assert s["simulator_cpu_ms_per_call"] == 10.0 and s["sipp_cpu_ms_per_call"] is None
     assert s["response_p50_ms"] == 150.0
 
 
