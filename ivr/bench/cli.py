@@ -28,7 +28,7 @@ DEFAULT_MAX_CALLS = 640
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from ivr.bench.lines import LINES
+    from ivr.bench.lines import ALL_LINES
 
     p: argparse.ArgumentParser = subparsers.add_parser(
         "bench",
@@ -72,8 +72,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--lines",
-        default=",".join(LINES),
-        help=f"which lines, in order (default {','.join(LINES)})",
+        default=",".join(ALL_LINES),
+        help=f"which lines, in order (default {','.join(ALL_LINES)})",
     )
     p.add_argument(
         "--out", metavar="DIR", help="results directory (default ./bench-results/<time>)"
@@ -86,6 +86,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="sipp -mp: first caller RTP port (default 20000)",
     )
     p.add_argument(
+        "--chat-interval",
+        type=float,
+        default=2.0,
+        help="chat line: seconds between one contact's messages; a step of N contacts "
+        "offers N / this messages per second (default 2)",
+    )
+    p.add_argument(
+        "--chat-reply-timeout",
+        type=float,
+        default=10.0,
+        help="chat line: a message not answered within this many seconds fails (default 10)",
+    )
+    p.add_argument(
         "--keep-sandbox", action="store_true", help="leave the sandbox running at the end"
     )
     p.set_defaults(func=run)
@@ -93,7 +106,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ivr.bench.lines import LINES
+    from ivr.bench.lines import ALL_LINES
     from ivr.bench.runner import Bench, BenchConfig, BenchError
     from ivr.bench.stats import parse_steps
     from ivr.settings import Settings
@@ -110,10 +123,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"ivr bench: {exc}", file=sys.stderr)
         return 2
     lines = [name.strip() for name in args.lines.split(",") if name.strip()]
-    unknown = [name for name in lines if name not in LINES]
+    unknown = [name for name in lines if name not in ALL_LINES]
     if unknown or not lines:
         print(
-            f"ivr bench: unknown lines {unknown}; choose from {', '.join(LINES)}", file=sys.stderr
+            f"ivr bench: unknown lines {unknown}; choose from {', '.join(ALL_LINES)}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.chat_interval <= 0 or args.chat_reply_timeout <= 0:
+        print(
+            "ivr bench: --chat-interval and --chat-reply-timeout must be positive", file=sys.stderr
         )
         return 2
     if not 0 <= args.threshold < 1:
@@ -136,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         media_port=args.media_port,
         keep_sandbox=args.keep_sandbox,
         quick=args.quick,
+        chat_interval=args.chat_interval,
+        chat_reply_timeout=args.chat_reply_timeout,
     )
     try:
         results = Bench(config, settings).run()

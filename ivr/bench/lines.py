@@ -98,3 +98,16 @@ SMOKE_DIALPLAN = Line(
 )
 
 LINES: dict[str, Line] = {line.name: line for line in (SMOKE_DIALPLAN, SMOKE_ARI, CITAS)}
+
+# The chat line (``ivr.bench.chat``): no sipp caller, no dial; the serving process
+# answers it, so it "uses the controller". Its steps are N WhatsApp contacts.
+CHAT = Line(
+    name="chat",
+    title="citas flow on WhatsApp through the simulator: Hola, pedir una cita, service 1, "
+    "decline the slot",
+    dial="",
+    steps=(),
+    bye_within=0.0,
+    outcome="chat",
+)
+ALL_LINES: tuple[str, ...] = (*LINES, CHAT.name)

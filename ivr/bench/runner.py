@@ -26,11 +26,12 @@ import platform
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -38,7 +39,19 @@ from typing import Any
 
 import psutil
 
-from ivr.bench.lines import LINES, Line
+from ivr.bench.chat import (
+    CHAT_LINE,
+    ChatDriver,
+    ChatMove,
+    contact_phones,
+    contact_script,
+    contacts_needed,
+    offered_rate,
+    rounds_for,
+    wa_id,
+    write_config,
+)
+from ivr.bench.lines import CHAT, LINES, Line
 from ivr.bench.stats import (
     LineSummary,
     ProcessUsage,
@@ -79,6 +92,8 @@ class BenchConfig:
     settle_s: float = 3.0
     keep_sandbox: bool = False
     quick: bool = False
+    chat_interval: float = 2.0  # seconds between one chat contact's messages
+    chat_reply_timeout: float = 10.0  # a chat message not answered in this is failed
 
 
 @dataclass
@@ -103,6 +118,9 @@ class Bench:
         self.controller: subprocess.Popen[bytes] | None = None
         self.runs: dict[str, LineRun] = {}
         self.idle: dict[str, float] = {}
+        self.chat: ChatDriver | None = None
+        self.chat_contacts: list[str] = []  # wa_ids not used yet, in order
+        self.controller_env: dict[str, str] = {}
 
     # -- the whole run ---------------------------------------------------------
 
@@ -117,21 +135,30 @@ class Bench:
             f"ivr bench: instance {self.settings.instance}, SIP port {self.settings.ports.sip}, "
             f"results in {out}"
         )
-        self.say(f"  machine: {facts['cpu_model']}, {facts['cores']} cores, {facts['os']}")
+        self.say(
+            f"  machine: {facts['cpu_model']}, {facts['cores']} cores, {facts['os']}, "
+            f"load average {' '.join(map(str, facts['load_avg']))}"
+        )
         try:
             sandbox = manager.up(self.settings)
             facts["asterisk"] = sandbox.asterisk_version
             self.settings = replace(self.settings, ports=_ports_of(self.settings))
             facts["idle_cpu_ms_per_s"] = self.idle
             self._measure_idle("asterisk", self._watched()["asterisk"])
-            for line in (LINES[name] for name in self.config.lines):
+            if CHAT_LINE in self.config.lines:
+                self._start_chat()
+            for name in self.config.lines:
+                line = CHAT if name == CHAT_LINE else LINES[name]
                 # Started for the first ARI line only: plain-dialplan steps run without it.
                 if line.uses_controller and self.controller is None:
                     self._start_controller()
                     self._measure_idle("controller", self._watched()["controller"])
-                self.runs[line.name] = self._run_line(line)
+                run = self._run_chat() if name == CHAT_LINE else self._run_line(line)
+                self.runs[line.name] = run
         finally:
             self._stop_controller()
+            if self.chat is not None:
+                self.chat.stop()
             if not self.config.keep_sandbox:
                 manager.down(self.settings)
                 self.say(f"  sandbox {self.settings.instance} stopped")
@@ -235,6 +262,134 @@ class Bench:
             self.say(step_line(step))
         return run
 
+    # -- the chat line -----------------------------------------------------------
+
+    def _start_chat(self) -> None:
+        """The simulator (in this process) and the contacts' directory, before the
+        controller starts: it sends to the simulator and loads that directory."""
+        from ivr.chat.service import (
+            SANDBOX_APP_SECRET,
+            SANDBOX_PHONE_NUMBER_ID,
+            SANDBOX_TOKEN,
+            SANDBOX_VERIFY_TOKEN,
+            webhook_url,
+        )
+
+        if self.controller is not None:
+            raise BenchError("the chat line must be set up before the controller starts")
+        rounds = rounds_for(self.config.hold, self.config.chat_interval, len(contact_script()))
+        phones = contact_phones(contacts_needed(self.config.steps, self.config.max_calls, rounds))
+        config_dir = write_config(
+            self.settings.config_dir, self.config.out_dir / "chat-config", phones
+        )
+        self.chat_contacts = [wa_id(p) for p in phones]
+        self.chat = ChatDriver(
+            app_secret=SANDBOX_APP_SECRET, phone_number_id=SANDBOX_PHONE_NUMBER_ID,
+            token=SANDBOX_TOKEN,
+        )  # fmt: skip
+        port = self.chat.start()
+        self.chat.set_webhook(webhook_url(self.settings))
+        # As a configured Cloud API number (README "Connecting a real WhatsApp Business
+        # number"), whose API base is this simulator: `ivr serve` takes the sandbox's
+        # ports from the instance state, so the simulator port cannot be passed as one.
+        self.controller_env = {
+            "CITAS_CONFIG_DIR": str(config_dir),
+            "CITAS_CHAT": "1",
+            "CITAS_WHATSAPP_API_BASE": f"http://127.0.0.1:{port}",
+            "CITAS_WHATSAPP_PHONE_NUMBER_ID": SANDBOX_PHONE_NUMBER_ID,
+            "CITAS_WHATSAPP_TOKEN": SANDBOX_TOKEN,
+            "CITAS_WHATSAPP_APP_SECRET": SANDBOX_APP_SECRET,
+            "CITAS_WHATSAPP_VERIFY_TOKEN": SANDBOX_VERIFY_TOKEN,
+        }
+        self.say(
+            f"  chat: simulator on port {port}, {len(phones)} contacts in {config_dir}, "
+            f"webhook {webhook_url(self.settings)}"
+        )
+
+    def _take_contacts(self, n: int, rounds: int) -> list[list[str]]:
+        """``n`` slots of ``rounds`` fresh contacts each (raises when none are left)."""
+        need = n * rounds
+        if need > len(self.chat_contacts):
+            raise BenchError(f"chat: {need} contacts wanted, {len(self.chat_contacts)} left")
+        taken, self.chat_contacts = self.chat_contacts[:need], self.chat_contacts[need:]
+        return [taken[k * rounds : (k + 1) * rounds] for k in range(n)]
+
+    def _run_chat(self) -> LineRun:
+        run = LineRun(CHAT)
+        self.say(f"{CHAT_LINE}: {CHAT.title}")
+        script = contact_script()
+        warm = self._chat_step(1, 1, script, warmup=True)
+        if not warm.passed:
+            run.error = f"the warm-up conversation failed ({warm.failures}); see chat-warmup.txt"
+            self.say(f"  {run.error}")
+            return run
+        run.call_seconds = warm.duration_s
+        self.say(f"  warm-up conversation: {run.call_seconds:.1f} s")
+        rounds = rounds_for(self.config.hold, self.config.chat_interval, len(script))
+        while (n := next_step(self.config.steps, run.steps, self.config.max_calls)) is not None:
+            if not self._controller_alive():
+                run.error = "the controller exited; see controller.log"
+                self.say(f"  {run.error}")
+                break
+            step = self._chat_step(n, rounds, script)
+            run.steps.append(step)
+            self.say(step_line(step))
+        return run
+
+    def _chat_step(
+        self, n: int, rounds: int, script: Sequence[ChatMove], *, warmup: bool = False
+    ) -> StepResult:
+        assert self.chat is not None
+        time.sleep(self.config.settle_s)
+        contacts = self._take_contacts(n, rounds)
+        # This process plays Meta and the contacts: its CPU is the load generator's.
+        procs = {**self._watched(), "simulator": psutil.Process(os.getpid())}
+        usage = UsageMeter(procs)
+        psutil.cpu_percent(None)
+        sampling = threading.Event()
+
+        def sample() -> None:
+            while not sampling.wait(SAMPLE_EVERY_S):
+                usage.sample()
+
+        sampler = threading.Thread(target=sample, name="bench-usage", daemon=True)
+        sampler.start()
+        t0 = time.time()
+        try:
+            outcome = self.chat.step(
+                contacts, script, interval=self.config.chat_interval,
+                reply_timeout=self.config.chat_reply_timeout, seed=n,
+            )  # fmt: skip
+        finally:
+            sampling.set()
+            sampler.join()
+        usage.sample()
+        host_cpu = psutil.cpu_percent(None)
+        duration = time.time() - t0
+        label = "warmup" if warmup else f"n{n:04d}"
+        (self.config.out_dir / f"chat-{label}.txt").write_text(
+            "\n\n".join(outcome.transcript) + "\n", encoding="utf-8"
+        )
+        return StepResult(
+            line=CHAT_LINE,
+            concurrency=n,
+            placed=outcome.planned,
+            completed=outcome.answered,
+            failed=outcome.planned - outcome.answered,
+            duration_s=duration,
+            rate_cps=offered_rate(n, self.config.chat_interval),
+            max_concurrent_seen=n,
+            response_ms=outcome.latency_ms,
+            usage=usage.result(),
+            failures=outcome.failures,
+            call_seconds=duration / rounds,
+            idle_ms_per_s=dict(self.idle),
+            host_cpu_pct=host_cpu,
+            max_response_p99_ms=0.0 if warmup else self.config.max_response_p99_ms,
+            threshold=self.config.threshold,
+            achieved_rate=outcome.achieved_rate,
+        )
+
     def _step(
         self, line: Line, n: int, *, rounds: int, call_seconds: float = 0.0, warmup: bool = False
     ) -> StepResult:
@@ -328,6 +483,7 @@ class Bench:
             "CITAS_INSTANCE": self.settings.instance,
             "CITAS_DB_URL": self.settings.db_url,
             REACTION_ENV: str(self.reaction_log),
+            **self.controller_env,
         }
         log = (self.config.out_dir / "controller.log").open("ab")
         self.controller = subprocess.Popen(
@@ -622,4 +778,6 @@ def machine_facts() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "sipp": sipp,
+        # Other work on the machine skews every figure: the 1, 5, 15-minute load average.
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
     }

@@ -107,6 +107,8 @@ class StepResult:
     host_cpu_pct: float | None = None  # the whole machine's CPU busy over the step (all cores)
     # The step also fails when the response p99 (key → next prompt) is above this (0: off).
     max_response_p99_ms: float = 0.0
+    # The chat line: messages answered per second over the step (None on the call lines).
+    achieved_rate: float | None = None
 
     @property
     def failure_ratio(self) -> float:
@@ -162,11 +164,26 @@ class StepResult:
             "controller_cpu_gross_ms_per_call": _r(self.cpu_ms_per_call("controller", net=False)),
             "asterisk_cpu_gross_ms_per_call": _r(self.cpu_ms_per_call("asterisk", net=False)),
             "sipp_cpu_ms_per_call": _r(self.cpu_ms_per_call("sipp")),
+            # The chat line's load generator (the bench process: simulator and contacts).
+            "simulator_cpu_ms_per_call": _r(self.cpu_ms_per_call("simulator")),
             "controller_rss_peak_mb": _r(self.rss_peak_mb("controller")),
             "asterisk_rss_peak_mb": _r(self.rss_peak_mb("asterisk")),
             "host_cpu_pct": _r(self.host_cpu_pct, 1),
+            "achieved_per_s": _r(self.achieved_rate),
+            "controller_per_cpu_s": _r(per_cpu_second(self.cpu_ms_per_call("controller"))),
             "failures": ";".join(f"{k}={v}" for k, v in sorted(self.failures.items())),
         }
+
+
+def per_cpu_second(cpu_ms_per_unit: float | None) -> float | None:
+    """Calls (or messages) one core-second of CPU serves: 1000 / CPU ms per unit.
+
+    >>> per_cpu_second(4.0), per_cpu_second(0.0), per_cpu_second(None)
+    (250.0, None, None)
+    """
+    if not cpu_ms_per_unit:
+        return None
+    return 1000.0 / cpu_ms_per_unit
 
 
 def _r(value: float | None, digits: int = 2) -> float | None:
