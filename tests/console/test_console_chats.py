@@ -83,7 +83,9 @@ def test_the_chats_panel_shows_active_and_handed_off_chats_masked(
     ana = shown[mask_number(ANA)]
     assert ana.find_element(By.CSS_SELECTOR, ".node").text == "main_menu"
     assert ana.find_element(By.CSS_SELECTOR, ".holder").text == "asistente automático"
-    assert re.fullmatch(r"quedan 2[34] h \d+ min", ana.find_element(By.CSS_SELECTOR, ".window").text)
+    assert re.fullmatch(
+        r"quedan 2[34] h \d+ min", ana.find_element(By.CSS_SELECTOR, ".window").text
+    )
     beto = shown[mask_number(BETO)]
     assert beto.find_element(By.CSS_SELECTOR, ".holder").text == "asesor (en cola)"
     queue = css(browser, "#handoffs tbody tr[data-handoff]")
