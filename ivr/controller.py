@@ -452,12 +452,19 @@ def build_chat(
     from datetime import timedelta
 
     from ivr.chat.callref import resolve_reference
-    from ivr.chat.runner import ChatLine, ChatRunner
+    from ivr.chat.runner import ChatLine, ChatRunner, missing_prompts
     from ivr.chat.service import ChatService, endpoint, whatsapp_client
     from ivr.chat.store import ConversationStore
+    from ivr.yamlsrc import ConfigError
 
     prompts = load_prompt_texts(settings.prompts_file)
     texts = {pid: getattr(p, "chat", None) or p.text for pid, p in prompts.items()}
+    missing = missing_prompts(texts)
+    if missing:
+        raise ConfigError(
+            str(settings.prompts_file), None, f"prompts.{missing[0]}",
+            "no text, and the WhatsApp assistant sends it (ivr/chat)",
+        )  # fmt: skip
     line = ChatLine(
         flow=flows[CHAT_FLOW], texts=texts, resume_node=CHAT_RESUME_NODE,
         template=settings.chat.template, template_language=settings.chat.template_language,

@@ -69,6 +69,9 @@ case "$mode" in
     In another terminal:
       .venv/bin/ivr call --list          the bundled tester scenarios
       .venv/bin/ivr call smoke           a sipp call that presses 1, with its transcript
+      .venv/bin/ivr chat                 chat with Lina (WhatsApp assistant) through the simulator
+      .venv/bin/ivr chat --list          the bundled chat scenarios
+      http://127.0.0.1:8080/chat         the demo chat page
     Or a softphone (no registration needed, UDP, codec PCMU/PCMA):
       sip:4441234@127.0.0.1:5060         the citas line
       sip:4440001@127.0.0.1:5060         the smoke line

@@ -42,7 +42,13 @@ from sqlalchemy import select
 
 from ivr.channel import CallTransferred, HandOff, phrase_json
 from ivr.chat.callref import CallReference, find_reference
-from ivr.chat.channel import UNSUPPORTED_PROMPT, AgentAsked, ChatChannel, Inbound
+from ivr.chat.channel import (
+    CHANNEL_PROMPTS,
+    UNSUPPORTED_PROMPT,
+    AgentAsked,
+    ChatChannel,
+    Inbound,
+)
 from ivr.chat.render import Buttons, ListMenu, Message, Text
 from ivr.chat.store import (
     AGENT,
@@ -78,6 +84,7 @@ from ivr.whatsapp.events import (
 logger = logging.getLogger(__name__)
 
 EXPIRED_PROMPT = "chat_expired"
+RUNNER_PROMPTS = (EXPIRED_PROMPT, UNSUPPORTED_PROMPT)
 PATH_VARIABLE = "chat_path"  # the nodes a conversation went through (last MAX_PATH)
 MAX_PATH = 200
 TURN_RETRIES = 5
@@ -104,6 +111,12 @@ class ChatLine:
     template: str = "citas_retomar"
     template_language: str = "es"
     idle: timedelta = timedelta(minutes=30)
+
+
+def missing_prompts(texts: Mapping[str, str]) -> list[str]:
+    """The prompts the chat channel and the runner send by themselves that have no
+    text in ``texts`` (the composition root refuses to start without them)."""
+    return [p for p in dict.fromkeys((*CHANNEL_PROMPTS, *RUNNER_PROMPTS)) if p not in texts]
 
 
 def inbound_of(event: WebhookEvent) -> InboundMessage | None:

@@ -119,3 +119,16 @@ async def test_hand_off_says_so_first_and_leaves_the_bot() -> None:
     assert chat.outgoing == [Text("Un asesor le responderá.")]
     assert chat.handed_off == handoff
     assert chat.caller_number == "+573001234567"
+
+
+def test_the_shipped_prompts_have_every_text_the_assistant_sends_itself() -> None:
+    from ivr.chat.runner import missing_prompts
+    from ivr.prompts import load_prompt_texts
+    from ivr.settings import REPO_ROOT
+
+    texts = {
+        p: t.text for p, t in load_prompt_texts(REPO_ROOT / "prompts" / "prompts.yaml").items()
+    }
+    assert missing_prompts(texts) == []
+    for prompt_id in ("chat_expired", "chat_handoff", "chat_unsupported_media"):
+        assert missing_prompts({k: v for k, v in texts.items() if k != prompt_id}) == [prompt_id]

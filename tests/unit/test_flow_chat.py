@@ -36,11 +36,12 @@ from ivr.channel import (
     ReturnToMenu,
     phrase_json,
 )
+from ivr.citas.flags import PROMO_AUDIO
 from ivr.controller import CITAS_VOICE
 from ivr.flow.engine import Action, CallState, FlowEngine, Resume, Suspended
 from ivr.flow.loader import FlowLoader
 from ivr.flow.model import Flow, PromptTexts, chat_text
-from ivr.ops.flags import PROMO_AUDIO, StaticFlags
+from ivr.ops.flags import StaticFlags
 from ivr.prompts import PromptText, load_prompt_texts
 from ivr.settings import REPO_ROOT
 from ivr.store.records import CallRecord
