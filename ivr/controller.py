@@ -49,7 +49,7 @@ from ivr.sms.outbox import SmsOutbox
 from ivr.sms.worker import SmsWorker
 from ivr.store import CallRecordStore, Database
 from ivr.store.records import CallRecord
-from ivr.voice import VoiceChannel, VoiceLine
+from ivr.voice import VoiceChannel
 
 if TYPE_CHECKING:
     from ivr.chat.callref import CallReference
@@ -59,9 +59,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
-# The shipped line.yaml's voice (its sounds, agents' context, variable prefix), for
-# tests and tools; a serving controller takes its line's (``Controller.voice``).
-CITAS_VOICE = VoiceLine(sounds="citas", agent_context="citas-agents", variable_prefix="CITAS_")
 
 
 def load_line(settings: Settings) -> Line:
@@ -108,13 +105,10 @@ class Controller:
     line: Line
     metrics: Metrics = field(default_factory=Metrics)
     reaction: ReactionTimer = field(default_factory=ReactionTimer)
-    voice: VoiceLine = field(init=False)  # from the line's line.yaml ``voice``
     router: CallRouter = field(init=False)
     stream: EventStream = field(init=False)
 
     def __post_init__(self) -> None:
-        v = self.line.voice
-        self.voice = VoiceLine(v.sounds, v.agent_context, v.variable_prefix)
         self.router = CallRouter(self.client, self.handle_call, on_reject=self.reject)
         self.stream = EventStream(
             self.settings.ari_url,
@@ -138,7 +132,7 @@ class Controller:
             ctx.resumed,
         )
         record = await self._open_record(ctx, flow_name, sip_call_id, caller)
-        channel = VoiceChannel(ctx, line=self.voice, reaction=self.reaction)
+        channel = VoiceChannel(ctx, line=self.line.voice, reaction=self.reaction)
         reason = "flow_end"
         try:
             if ctx.resumed:
@@ -187,8 +181,9 @@ class Controller:
     async def _rescue(self, channel: VoiceChannel, record: CallRecord, reason: str) -> None:
         """Hand the caller to the agents with a spoken message; best effort.
 
-        The message, the channel variables and the agents' context are the line's
-        (``line.yaml`` ``voice``)."""
+        The message is the line's prompt ``service_unavailable_agent``; the channel
+        variables and the agents' context are the line's (``line.yaml`` ``voice``,
+        which the voice channel renders)."""
         try:
             # EventsLost here (another reconnect): hand over without waiting for the end.
             with contextlib.suppress(CallEnded, EventsLost):
@@ -221,12 +216,11 @@ class Controller:
 
     async def reject(self, channel: Channel) -> None:
         """A call arriving while we shut down goes straight to the agents."""
+        voice = self.line.voice
         try:
-            await self.client.set_variable(
-                channel.id, self.voice.inherited("reason"), "ivr-shutdown"
-            )
+            await self.client.set_variable(channel.id, voice.variable("reason"), "ivr-shutdown")
             await self.client.continue_in_dialplan(
-                channel.id, context=self.voice.agent_context, extension=self.engine.default_vdn
+                channel.id, context=voice.agent_context, extension=self.engine.default_vdn
             )
         except AriError as exc:
             logger.warning("cannot reject %s: %s", channel.id, exc)

@@ -4,7 +4,7 @@ Two layers. ``VoiceDialogue`` renders the dialogue (``ivr.channel``) as
 telephony: a ``Phrase`` becomes media URIs (a prompt id is ``sound:<the line's
 sounds prefix>/<id>``), a question is a prompt played with barge-in then digits
 collected, a hand-off sets the line's channel variables and continues in the
-line's agent context (``VoiceLine``). It leaves five telephony primitives
+line's agent context (``LineSounds``: the line's ``ivr.line.LineVoice``). It leaves five telephony primitives
 (``play``, ``collect``, ``set_variables``, ``transfer``, ``hangup``) to its
 subclass: ``VoiceChannel`` here over ARI, and the unit tests' callers in virtual
 time, which so share the rendering with the phone.
@@ -24,7 +24,6 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from ivr.ari import (
@@ -60,47 +59,24 @@ logger = logging.getLogger(__name__)
 PLAYBACK_SAFETY_S = 180.0
 
 
-@dataclass(frozen=True)
-class VoiceLine:
-    """What voice rendering takes from the line (``voice:`` in its ``line.yaml``; the
-    same fields and methods as the line object's ``ivr.line.LineVoice``, which is
-    taken wherever this is: ``LineSounds``):
-
-    ``sounds``: the directory of its prompt recordings among Asterisk's sounds
-    (``Phrase("prompt", "goodbye")`` plays ``sound:<sounds>/goodbye``);
-    ``agent_context``: the dialplan context whose extensions are the agents' VDNs
-    (a hand-off continues there at the queue); ``variable_prefix``: the channel
-    variables a hand-off sets are ``__<prefix><NAME>`` (inherited by the agent's
-    leg: the dialplan turns them into SIP headers), NAME the upper-cased context
-    key (``reason``, ``segment``…).
-    """
-
-    sounds: str
-    agent_context: str
-    variable_prefix: str
-
-    def sound(self, name: str) -> str:
-        """The media URI of the line's sound ``name`` (a prompt id)."""
-        return f"sound:{self.sounds}/{name}"
-
-    def variable(self, name: str) -> str:
-        """The line's channel variable ``name`` (upper-cased), as the dialplan reads it."""
-        return f"{self.variable_prefix}{name.upper()}"
-
-    def inherited(self, name: str) -> str:
-        """``variable(name)`` set so that the channels the dialplan creates inherit it."""
-        return f"__{self.variable(name)}"
-
-
 class LineSounds(Protocol):
-    """What ``VoiceDialogue`` uses of a ``VoiceLine`` (``ivr.line.LineVoice`` fits)."""
+    """What voice rendering takes from the line: ``ivr.line.LineVoice`` (``voice:`` in
+    its ``line.yaml``).
+
+    ``sound(id)``: the media URI of its recording of prompt ``id``
+    (``sound:<sounds>/<id>``); ``agent_context``: the dialplan context whose
+    extensions are the agents' VDNs (a hand-off continues there at the queue);
+    ``variable(key)``: the channel variable a hand-off sets for a context key
+    (``segment`` -> ``__<PREFIX>SEGMENT``, inherited by the agent's leg: the
+    dialplan turns it into a SIP header).
+    """
 
     @property
     def agent_context(self) -> str: ...
 
     def sound(self, name: str) -> str: ...
 
-    def inherited(self, name: str) -> str: ...
+    def variable(self, key: str) -> str: ...
 
 
 class VoiceDialogue(ABC):
@@ -191,11 +167,11 @@ class VoiceDialogue(ABC):
         return await self.collect(request)
 
     async def annotate(self, context: Mapping[str, str]) -> None:
-        await self.set_variables({self.line.inherited(k): v for k, v in context.items()})
+        await self.set_variables({self.line.variable(k): v for k, v in context.items()})
 
     async def hand_off(self, hand_off: HandOff) -> None:
-        variables = {self.line.inherited("reason"): hand_off.reason}
-        variables |= {self.line.inherited(k): v for k, v in hand_off.context.items()}
+        variables = {self.line.variable("reason"): hand_off.reason}
+        variables |= {self.line.variable(k): v for k, v in hand_off.context.items()}
         await self.set_variables(variables)
         await self.transfer(context=self.line.agent_context, extension=hand_off.queue)
 

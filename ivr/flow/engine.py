@@ -19,103 +19,48 @@ reply by then. Only ``state.variables`` survives in between.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
 
-from ivr.channel import CallChannel, DigitResult, Phrase, ReturnToMenu, phrase_json, phrases_from
-from ivr.flow.model import Flow, PromptPart, PromptTexts, chat_text
+from ivr.channel import DigitResult, Phrase, ReturnToMenu
+from ivr.flow.model import (
+    Action,
+    ActionFailed,
+    CallState,
+    FlagLookup,
+    FlowLoopError,
+    PromptPart,
+    PromptTexts,
+    Resume,
+    Suspended,
+    chat_text,
+    decision_value,
+    phrases_for,
+)
 from ivr.masking import mask_number
-from ivr.store.records import CallRecord
+
+# The vocabulary actions and channels' runners use, defined with the node kinds
+# (``ivr.flow.model``) and imported from here too.
+__all__ = [
+    "MAX_STEPS",
+    "Action",
+    "ActionFailed",
+    "CallState",
+    "FlagLookup",
+    "FlowEngine",
+    "FlowLoopError",
+    "Resume",
+    "Suspended",
+    "decision_value",
+    "phrases_for",
+]
 
 logger = logging.getLogger(__name__)
 
 MAX_STEPS = 500  # a loop in a flow must not keep a caller forever
 
 
-@dataclass(frozen=True)
-class Resume:
-    """Where a suspended dialogue goes on: the input node ``node_id`` at ``attempt``
-    (0-based), its prompt already sent."""
-
-    node_id: str
-    attempt: int
-
-
-class Suspended(Exception):
-    """The dialogue waits for the person's reply at ``node_id``, ``attempt``
-    (0-based): save them with the variables, then ``run(state, resume=Resume(...))``."""
-
-    def __init__(self, node_id: str, attempt: int) -> None:
-        super().__init__(f"waiting for a reply at {node_id} (attempt {attempt + 1})")
-        self.node_id = node_id
-        self.attempt = attempt
-
-    @property
-    def resume(self) -> Resume:
-        return Resume(self.node_id, self.attempt)
-
-
-@dataclass
-class CallState:
-    """What the flow knows about this call; actions read and write it.
-
-    ``resume`` is set by ``FlowEngine.run`` for the node it resumes and taken by it
-    (``take_resume``)."""
-
-    channel: CallChannel
-    record: CallRecord
-    flow: Flow
-    variables: dict[str, Any] = field(default_factory=dict)
-    resume: Resume | None = field(default=None, repr=False)
-
-    def set(self, name: str, value: Any) -> None:
-        """Set a variable, kept in the call record too (``Phrase``s as JSON mappings)."""
-        self.variables[name] = value
-        self.record.variables[name] = phrase_json(value)
-
-    def take_resume(self, node_id: str) -> Resume | None:
-        """The resume point if it is at ``node_id`` (then cleared), else None."""
-        resume = self.resume
-        if resume is None or resume.node_id != node_id:
-            return None
-        self.resume = None
-        return resume
-
-
-Action = Callable[[CallState, Mapping[str, object]], Awaitable[str]]
-FlagLookup = Callable[[str], object]  # a live operations flag's value now
-
-
 def _no_flags(name: str) -> object:
     raise LookupError(f"flag {name} read, but the engine was built without flags")
-
-
-def decision_value(value: object) -> str:
-    """How a variable or flag compares with a decide node's cases."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
-
-
-class ActionFailed(Exception):
-    """An action could not decide (a service failed); the flow takes on_failure."""
-
-
-class FlowLoopError(RuntimeError):
-    pass
-
-
-def phrases_for(part: PromptPart, variables: Mapping[str, Any]) -> list[Phrase]:
-    """The phrases of one prompt part, its ``{name}``s replaced by the call's variables:
-    ``prompt:x`` -> ``Phrase("prompt", "x")`` (likewise ``number``, ``digits``,
-    ``sound``); ``media:{name}`` -> the phrases in that variable (``phrases_from``)."""
-    if part.kind == "media":
-        return phrases_from(variables.get(part.variables[0] if part.variables else part.value))
-    value = part.value
-    for name in part.variables:
-        value = value.replace("{" + name + "}", str(variables.get(name, "")))
-    return [Phrase(part.kind, value)]  # type: ignore[arg-type]  # the loader's PART_KINDS
 
 
 class FlowEngine:

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
+from ivr.flow.fields import Fields, line_at
 from ivr.flow.model import Flow, Node, PromptPart, PromptTexts, Timeouts, targets
 from ivr.flow.nodes import KINDS, ActionNode, MenuNode
 from ivr.schemas import FieldPath, dotted, load_checked
@@ -41,58 +41,6 @@ def flow_field(path: FieldPath) -> str:
     if path and path[0] == "nodes":
         return dotted("flow")(path)
     return dotted("flow")(["flow", *path])
-
-
-class Fields:
-    """Access to one schema-checked YAML mapping, with errors naming file, line and field."""
-
-    def __init__(self, data: Located, where: str) -> None:
-        self.data, self.where = data, where
-
-    def error(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(self.data.file, self.data.line_of(key), f"{self.where}.{key}", problem)
-
-    def get(
-        self,
-        key: str,
-        kind: type | tuple[type, ...],
-        default: Any = ...,
-        check: Callable[[Any], str | None] | None = None,
-    ) -> Any:
-        """The value of ``key`` (types are the schema's: ``kind`` only turns an
-        int into a float); ``check`` returns a problem for what the schema cannot say."""
-        if key not in self.data:
-            if default is ...:  # the schema requires it: only a schema/builder mismatch gets here
-                raise ConfigError(
-                    self.data.file, self.data.line, f"{self.where}.{key}", "is required"
-                )
-            return default
-        value = self.data[key]
-        if kind is float:
-            value = float(value)
-        if check is not None:
-            problem = check(value)
-            if problem:
-                raise self.error(key, problem)
-        return value
-
-
-def line_at(data: Located, path: Sequence[str | int]) -> int:
-    """The line of the deepest key of ``path`` found under ``data`` (its own line if none)."""
-    line = data.line
-    current: Any = data
-    for key in path:
-        if isinstance(current, Located) and key not in current and str(key).isdigit():
-            key = int(key)  # an unquoted YAML key: 1, not "1"
-        if isinstance(current, Located) and key in current:
-            line = current.line_of(key)  # type: ignore[arg-type]
-            current = current[key]  # type: ignore[index]
-        elif isinstance(current, LocatedList) and isinstance(key, int) and key < len(current):
-            line = current.line_of(key)
-            current = current[key]
-        else:
-            break
-    return line
 
 
 class FlowLoader:

@@ -1,4 +1,11 @@
-"""The call flow as typed objects. Built from YAML by ``ivr.flow.loader``.
+"""The call flow as typed objects, and what a call on it is. Built from YAML by
+``ivr.flow.loader``, run by ``ivr.flow.engine``.
+
+Besides ``Flow`` and ``Node``, this module holds the vocabulary that node kinds,
+actions and the engine share (so that no flow module imports one that imports
+it back): ``CallState``, ``Engine`` (what a kind's ``run`` uses of the engine),
+``Suspended``/``Resume``, ``ActionFailed``, ``phrases_for``. ``ivr.flow.engine``
+exports them too.
 
 A node kind is one module of ``ivr.flow.nodes`` (play, menu, collect, decide,
 action, transfer, hangup): its dataclass (a ``Node``), how the loader builds
@@ -28,12 +35,12 @@ and the one place it is dangerous cannot be written: the flow file says
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
-if TYPE_CHECKING:
-    from ivr.flow.engine import CallState, FlowEngine
+from ivr.channel import CallChannel, DigitResult, Phrase, phrase_json, phrases_from
+from ivr.store.records import CallRecord
 
 _VAR = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 
@@ -119,7 +126,7 @@ class Node:
     def runs_on(self, channel_kind: str) -> bool:
         return not self.channels or channel_kind in self.channels
 
-    async def run(self, engine: FlowEngine, state: CallState) -> str | None:
+    async def run(self, engine: Engine, state: CallState) -> str | None:
         """Do what the node does on ``state``'s call: the next node's id, or None
         when the call is over here (handed off, hung up)."""
         raise NotImplementedError(f"node kind {type(self).__name__} cannot run")
@@ -152,3 +159,128 @@ class Flow:
 
     def node(self, node_id: str) -> Node:
         return self.nodes[node_id]
+
+
+# --- a call on a flow: what actions and node kinds share with the engine ---------------------
+@dataclass(frozen=True)
+class Resume:
+    """Where a suspended dialogue goes on: the input node ``node_id`` at ``attempt``
+    (0-based), its prompt already sent."""
+
+    node_id: str
+    attempt: int
+
+
+class Suspended(Exception):
+    """The dialogue waits for the person's reply at ``node_id``, ``attempt``
+    (0-based): save them with the variables, then ``run(state, resume=Resume(...))``."""
+
+    def __init__(self, node_id: str, attempt: int) -> None:
+        super().__init__(f"waiting for a reply at {node_id} (attempt {attempt + 1})")
+        self.node_id = node_id
+        self.attempt = attempt
+
+    @property
+    def resume(self) -> Resume:
+        return Resume(self.node_id, self.attempt)
+
+
+@dataclass
+class CallState:
+    """What the flow knows about this call; actions read and write it.
+
+    ``resume`` is set by ``FlowEngine.run`` for the node it resumes and taken by it
+    (``take_resume``)."""
+
+    channel: CallChannel
+    record: CallRecord
+    flow: Flow
+    variables: dict[str, Any] = field(default_factory=dict)
+    resume: Resume | None = field(default=None, repr=False)
+
+    def set(self, name: str, value: Any) -> None:
+        """Set a variable, kept in the call record too (``Phrase``s as JSON mappings)."""
+        self.variables[name] = value
+        self.record.variables[name] = phrase_json(value)
+
+    def take_resume(self, node_id: str) -> Resume | None:
+        """The resume point if it is at ``node_id`` (then cleared), else None."""
+        resume = self.resume
+        if resume is None or resume.node_id != node_id:
+            return None
+        self.resume = None
+        return resume
+
+
+Action = Callable[[CallState, Mapping[str, object]], Awaitable[str]]
+FlagLookup = Callable[[str], object]  # a live operations flag's value now
+
+
+def decision_value(value: object) -> str:
+    """How a variable or flag compares with a decide node's cases."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+class ActionFailed(Exception):
+    """An action could not decide (a service failed); the flow takes on_failure."""
+
+
+class FlowLoopError(RuntimeError):
+    pass
+
+
+def phrases_for(part: PromptPart, variables: Mapping[str, Any]) -> list[Phrase]:
+    """The phrases of one prompt part, its ``{name}``s replaced by the call's variables:
+    ``prompt:x`` -> ``Phrase("prompt", "x")`` (likewise ``number``, ``digits``,
+    ``sound``); ``media:{name}`` -> the phrases in that variable (``phrases_from``)."""
+    if part.kind == "media":
+        return phrases_from(variables.get(part.variables[0] if part.variables else part.value))
+    value = part.value
+    for name in part.variables:
+        value = value.replace("{" + name + "}", str(variables.get(name, "")))
+    return [Phrase(part.kind, value)]  # type: ignore[arg-type]  # the loader's PART_KINDS
+
+
+class Engine(Protocol):
+    """What a node kind's ``run`` uses of the engine (``ivr.flow.engine.FlowEngine``)."""
+
+    @property
+    def actions(self) -> Mapping[str, Action]: ...
+
+    @property
+    def flags(self) -> FlagLookup: ...
+
+    @property
+    def default_vdn(self) -> str: ...
+
+    def phrases(self, state: CallState, parts: Sequence[PromptPart]) -> list[Phrase]:
+        """The phrases of ``parts`` with the call's variables (``phrases_for``)."""
+        ...
+
+    def record_prompt(self, state: CallState, phrases: Sequence[Phrase]) -> bool:
+        """Record what the person is told; False when that is nothing."""
+        ...
+
+    async def say(
+        self, state: CallState, parts: Sequence[PromptPart], *, interruptible: bool
+    ) -> bool:
+        """Say ``parts`` on the call's channel; True when the person interrupted."""
+        ...
+
+    def title(self, prompt_id: str) -> str:
+        """The chat text of a prompt (a menu option's title)."""
+        ...
+
+    def record_digits(
+        self,
+        state: CallState,
+        node_id: str,
+        attempt: int,
+        result: DigitResult,
+        *,
+        sensitive: bool = False,
+    ) -> None:
+        """Record an answer (masked when ``sensitive``)."""
+        ...

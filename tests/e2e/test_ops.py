@@ -165,6 +165,7 @@ def test_refused_requests_change_nothing(
     assert api.ok("GET", "/api/audit?limit=1000")["entries"] == audit_before
 
 
+@pytest.mark.timeout(240)  # three calls of about 35 s each, one after the other, and a restart
 def test_the_breaker_opens_on_a_failing_booking_service_and_closes_after_recovery(
     sandbox: Sandbox, controller: ControllerProcess, api: OpsApi, tmp_path: Any
 ) -> None:

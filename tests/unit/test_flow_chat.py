@@ -36,8 +36,7 @@ from ivr.channel import (
     ReturnToMenu,
     phrase_json,
 )
-from ivr.citas.flags import PROMO_AUDIO
-from ivr.controller import CITAS_VOICE
+from ivr.citas.flags import PROMO_AUDIO, flag_registry
 from ivr.flow.engine import Action, CallState, FlowEngine, Resume, Suspended
 from ivr.flow.loader import FlowLoader
 from ivr.flow.model import Flow, PromptTexts, chat_text
@@ -45,6 +44,7 @@ from ivr.ops.flags import StaticFlags
 from ivr.prompts import PromptText, load_prompt_texts
 from ivr.settings import REPO_ROOT
 from ivr.store.records import CallRecord
+from tests.unit.lines import CITAS_VOICE
 from tests.unit.test_flow_engine import HANGS_UP, ScriptedChannel
 from tests.unit.test_fuzz_dtmf import (
     CALLERS,
@@ -179,8 +179,6 @@ def line(tmp_path: Path) -> Iterator[Line]:
 
 
 def citas_engine(line: Line, **flags: object) -> FlowEngine:
-    from ivr.citas.reference import flag_registry
-
     static = StaticFlags(flag_registry(REFERENCE), {PROMO_AUDIO: True, **flags})  # type: ignore[arg-type]
     line.actions.flags = static
     return FlowEngine(
@@ -491,3 +489,31 @@ def test_a_chat_goes_where_a_caller_pressing_the_same_keys_goes(
     )
     said = [s for s in voice_state.record.path if s.kind == "prompt"]
     assert len([s for s in chat_state.record.path if s.kind == "prompt"]) == len(said) - promo
+
+
+def test_the_shipped_citas_flow_fits_whatsapp_and_a_title_too_long_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The chat renderer's check (``ivr.chat.render.check_menu``) through the loader's hook."""
+    from ivr.chat.render import check_menu
+    from ivr.controller import load_line
+    from ivr.settings import Settings
+    from ivr.yamlsrc import ConfigError
+
+    line = load_line(Settings())
+
+    def loader(texts: Mapping[str, PromptText]) -> FlowLoader:
+        names = line.flag_registry().names()
+        return FlowLoader(texts, line.action_outcomes, names, line.commits, checks=[check_menu])
+
+    flows = REPO_ROOT / "config" / "flows"
+    assert loader(TEXTS).load(flows / "citas.yaml").node("offer_slot").asks
+    long = {
+        **TEXTS,
+        "title_slot_next": PromptText("title_slot_next", "x", chat="Escuchar otra cita disponible"),
+    }
+    with pytest.raises(ConfigError) as caught:
+        loader(long).load(flows / "citas.yaml")
+    text = (flows / "citas.yaml").read_text().splitlines()
+    assert caught.value.field == "nodes.offer_slot.options.2.title"
+    assert "title_slot_next" in text[caught.value.line - 1]  # type: ignore[operator]

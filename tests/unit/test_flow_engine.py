@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 import pytest
 
 from ivr.channel import CallerHungUp, CallTransferred, DigitRequest, DigitResult
-from ivr.controller import CITAS_VOICE
 from ivr.flow.engine import (
     Action,
     CallState,
@@ -25,6 +24,7 @@ from ivr.prompts import load_prompt_texts
 from ivr.settings import REPO_ROOT
 from ivr.store.records import CallRecord
 from ivr.voice import VoiceDialogue
+from tests.unit.lines import CITAS_VOICE
 
 HANGS_UP = "hangs up"
 

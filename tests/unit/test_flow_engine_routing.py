@@ -7,7 +7,6 @@ from collections.abc import Mapping
 import pytest
 
 from ivr.channel import CallTransferred, Phrase
-from ivr.controller import CITAS_VOICE
 from ivr.flow.engine import (
     MAX_STEPS,
     ActionFailed,
@@ -17,6 +16,7 @@ from ivr.flow.engine import (
 )
 from ivr.flow.model import Flow, PromptPart
 from ivr.flow.nodes import ActionNode, DecideNode, TransferNode
+from tests.unit.lines import CITAS_VOICE
 from tests.unit.test_flow_engine import (
     BYE,
     ScriptedChannel,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,11 +24,13 @@ from hypothesis import strategies as st
 
 import ivr.citas.line
 import ivr.line
+from ivr.channel import CallTransferred, DigitRequest, DigitResult
 from ivr.citas.line import CitasLine, citas_line
 from ivr.citas.reference import CITAS_DIR, DEFAULT_VOICE, load_line, load_reference
 from ivr.controller import Controller
 from ivr.line import CONTEXT_RE, PREFIX_RE, SOUNDS_RE, LineVoice
 from ivr.settings import REPO_ROOT, Settings
+from ivr.voice import VoiceDialogue
 from ivr.yamlsrc import ConfigError
 
 SCHEMA = json.loads((REPO_ROOT / "ivr" / "schemas" / "line.json").read_text(encoding="utf-8"))
@@ -166,21 +169,44 @@ class FakeClient:
         return self.variables.get(name)
 
 
-class FakeChannel:
-    call_id = "chan-1"
+class FakeChannel(VoiceDialogue):
+    """The voice dialogue (rendered by ``VoiceDialogue`` with ``voice``, as the
+    controller's ``VoiceChannel`` is) over logged telephony primitives."""
 
-    def __init__(self) -> None:
+    def __init__(self, voice: LineVoice) -> None:
+        super().__init__(voice)
         self.log: list[tuple[Any, ...]] = []
 
-    async def play(self, media: list[str], *, barge_in: bool) -> bool:
+    @property
+    def call_id(self) -> str:
+        return "chan-1"
+
+    @property
+    def caller_number(self) -> str | None:
+        return None
+
+    async def answer(self) -> None:
+        self.log.append(("answer",))
+
+    def flush_digits(self) -> None:
+        self.log.append(("flush",))
+
+    async def play(self, media: Sequence[str], *, barge_in: bool) -> bool:
         self.log.append(("play", *media))
         return True
 
-    async def set_variables(self, variables: dict[str, str]) -> None:
-        self.log.append(("vars", variables))
+    async def collect(self, request: DigitRequest) -> DigitResult:
+        raise AssertionError("a rescue asks nothing")
+
+    async def set_variables(self, variables: Mapping[str, str]) -> None:
+        self.log.append(("vars", dict(variables)))
 
     async def transfer(self, *, context: str, extension: str) -> None:
         self.log.append(("transfer", context, extension))
+        raise CallTransferred(f"{self.call_id} -> {context}/{extension}")
+
+    async def hangup(self) -> None:
+        self.log.append(("hangup",))
 
 
 class FakeRecord:
@@ -202,7 +228,7 @@ def controller(client: FakeClient, voice: LineVoice) -> Controller:
 
 @pytest.mark.parametrize("voice", [DEFAULT_VOICE, OTHER], ids=["citas", "other"])
 async def test_a_rescued_caller_hears_and_goes_where_the_line_says(voice: LineVoice) -> None:
-    channel, record = FakeChannel(), FakeRecord()
+    channel, record = FakeChannel(voice), FakeRecord()
 
     await controller(FakeClient(), voice)._rescue(channel, record, "ivr-error")  # type: ignore[arg-type]
 

@@ -11,9 +11,9 @@ import pytest
 
 from ivr import reaction
 from ivr.ari import CallContext, Channel
-from ivr.controller import CITAS_VOICE
 from ivr.reaction import ReactionTimer
 from ivr.voice import VoiceChannel
+from tests.unit.lines import CITAS_VOICE
 from tests.unit.test_voice import CHANNEL, FakeAri, dtmf, finished, request
 
 

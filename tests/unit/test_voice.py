@@ -25,9 +25,10 @@ from ivr.channel import (
     HandOff,
     Phrase,
 )
-from ivr.controller import CITAS_VOICE
+from ivr.line import LineVoice
 from ivr.masking import mask_number
-from ivr.voice import VoiceChannel, VoiceLine
+from ivr.voice import VoiceChannel
+from tests.unit.lines import CITAS_VOICE
 
 T = TypeVar("T")
 CHANNEL_ID = "1700000000.1"
@@ -404,7 +405,7 @@ SLOT = Phrase("spoken", "lunes 30 de noviembre", ("sound:digits/day-1", "sound:d
     ("line", "phrases", "media"),
     [
         (CITAS_VOICE, [Phrase("prompt", "goodbye")], ["sound:citas/goodbye"]),
-        (VoiceLine("otra", "otra-agents", "OTRA_"), [Phrase("prompt", "goodbye")],
+        (LineVoice("otra", "otra-agents", "OTRA_"), [Phrase("prompt", "goodbye")],
          ["sound:otra/goodbye"]),
         (CITAS_VOICE, [Phrase("number", "12")], ["number:12"]),
         (CITAS_VOICE, [Phrase("digits", "300")], ["digits:300"]),
@@ -418,7 +419,7 @@ SLOT = Phrase("spoken", "lunes 30 de noviembre", ("sound:digits/day-1", "sound:d
     ],
 )  # fmt: skip
 def test_phrases_render_as_the_lines_media(
-    ari: FakeAri, line: VoiceLine, phrases: list[Phrase], media: list[str]
+    ari: FakeAri, line: LineVoice, phrases: list[Phrase], media: list[str]
 ) -> None:
     ctx = CallContext(channel=Channel.from_json(CHANNEL), args=(), client=ari)  # type: ignore[arg-type]
     assert VoiceChannel(ctx, line=line).rendered(phrases) == media
@@ -462,9 +463,9 @@ async def test_ask_collects_digits_after_the_prompt(call: VoiceChannel, ari: Fak
     assert result == DigitResult("42", "terminator")
 
 
-@pytest.mark.parametrize("line", [CITAS_VOICE, VoiceLine("otra", "otra-agents", "OTRA_")])
+@pytest.mark.parametrize("line", [CITAS_VOICE, LineVoice("otra", "otra-agents", "OTRA_")])
 async def test_hand_off_sets_the_lines_variables_then_continues_in_its_agent_context(
-    ari: FakeAri, line: VoiceLine
+    ari: FakeAri, line: LineVoice
 ) -> None:
     ctx = CallContext(channel=Channel.from_json(CHANNEL), args=(), client=ari)  # type: ignore[arg-type]
     ari.events = ctx.events

@@ -12,13 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
-from ivr.flow.engine import ActionFailed
-from ivr.flow.model import Node
+from ivr.flow.model import ActionFailed, Node
 from ivr.yamlsrc import ConfigError, Located
 
 if TYPE_CHECKING:
-    from ivr.flow.engine import CallState, FlowEngine
-    from ivr.flow.loader import Fields, FlowLoader
+    from ivr.flow.fields import Builder, Fields
+    from ivr.flow.model import CallState, Engine
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ class ActionNode(Node):
     kind: ClassVar[str] = "action"
 
     @classmethod
-    def build(cls, node_id: str, f: Fields, loader: FlowLoader) -> ActionNode:
+    def build(cls, node_id: str, f: Fields, loader: Builder) -> ActionNode:
         action = f.get("action", str)
         if action not in loader.actions:
             raise f.error(
@@ -65,7 +64,7 @@ class ActionNode(Node):
             ("on_failure", self.on_failure)
         ]
 
-    async def run(self, engine: FlowEngine, state: CallState) -> str | None:
+    async def run(self, engine: Engine, state: CallState) -> str | None:
         action = engine.actions[self.action]
         try:
             outcome = await action(state, self.params)

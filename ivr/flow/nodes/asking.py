@@ -14,11 +14,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ivr.channel import AwaitingReply, DigitResult, Phrase
-from ivr.flow.engine import Suspended
-from ivr.flow.model import PromptPart, Timeouts
+from ivr.flow.model import PromptPart, Suspended, Timeouts
 
 if TYPE_CHECKING:
-    from ivr.flow.engine import CallState, FlowEngine
+    from ivr.flow.model import CallState, Engine
 
 
 class Asking(Protocol):
@@ -46,7 +45,7 @@ Question = Callable[[Sequence[Phrase]], Awaitable[DigitResult]]
 
 
 async def ask_until_answered(
-    engine: FlowEngine,
+    engine: Engine,
     state: CallState,
     node: Asking,
     question: Question,

@@ -17,8 +17,8 @@ from ivr.flow.nodes.asking import ask_until_answered
 from ivr.yamlsrc import Located
 
 if TYPE_CHECKING:
-    from ivr.flow.engine import CallState, FlowEngine
-    from ivr.flow.loader import Fields, FlowLoader
+    from ivr.flow.fields import Builder, Fields
+    from ivr.flow.model import CallState, Engine
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class CollectNode(Node):
     asks: ClassVar[bool] = True
 
     @classmethod
-    def build(cls, node_id: str, f: Fields, loader: FlowLoader) -> CollectNode:
+    def build(cls, node_id: str, f: Fields, loader: Builder) -> CollectNode:
         max_digits = f.get("max_digits", int, 1)
         return cls(
             node_id,
@@ -72,7 +72,7 @@ class CollectNode(Node):
     def silent_targets(self) -> list[tuple[str, str]]:
         return [(name, t) for name, t in targets(self) if name != "next"]
 
-    async def run(self, engine: FlowEngine, state: CallState) -> str | None:
+    async def run(self, engine: Engine, state: CallState) -> str | None:
         request = DigitRequest(
             max_digits=self.max_digits,
             min_digits=self.min_digits,

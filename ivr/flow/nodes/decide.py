@@ -11,13 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from ivr.flow.engine import decision_value
-from ivr.flow.model import Node
+from ivr.flow.model import Node, decision_value
 from ivr.yamlsrc import Located
 
 if TYPE_CHECKING:
-    from ivr.flow.engine import CallState, FlowEngine
-    from ivr.flow.loader import Fields, FlowLoader
+    from ivr.flow.fields import Builder, Fields
+    from ivr.flow.model import CallState, Engine
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class DecideNode(Node):
     kind: ClassVar[str] = "decide"
 
     @classmethod
-    def build(cls, node_id: str, f: Fields, loader: FlowLoader) -> DecideNode:
+    def build(cls, node_id: str, f: Fields, loader: Builder) -> DecideNode:
         cases: Located = f.get("cases", Located)
         return cls(
             node_id,
@@ -46,7 +45,7 @@ class DecideNode(Node):
     def own_targets(self) -> list[tuple[str, str]]:
         return [(f"cases.{k}", v) for k, v in self.cases.items()] + [("default", self.default)]
 
-    async def run(self, engine: FlowEngine, state: CallState) -> str | None:
+    async def run(self, engine: Engine, state: CallState) -> str | None:
         if self.flag is not None:
             value = decision_value(engine.flags(self.flag))
             target = self.cases.get(value, self.default)

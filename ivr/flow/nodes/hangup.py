@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, ClassVar
 from ivr.flow.model import Node, PromptPart
 
 if TYPE_CHECKING:
-    from ivr.flow.engine import CallState, FlowEngine
-    from ivr.flow.loader import Fields, FlowLoader
+    from ivr.flow.fields import Builder, Fields
+    from ivr.flow.model import CallState, Engine
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class HangupNode(Node):
     ends: ClassVar[bool] = True
 
     @classmethod
-    def build(cls, node_id: str, f: Fields, loader: FlowLoader) -> HangupNode:
+    def build(cls, node_id: str, f: Fields, loader: Builder) -> HangupNode:
         return cls(
             node_id,
             f.data.line,
@@ -35,7 +35,7 @@ class HangupNode(Node):
     def own_targets(self) -> list[tuple[str, str]]:
         return []
 
-    async def run(self, engine: FlowEngine, state: CallState) -> str | None:
+    async def run(self, engine: Engine, state: CallState) -> str | None:
         # Said before the outcome is set: a caller who leaves during it abandoned the call.
         await engine.say(state, self.prompts, interruptible=False)
         state.record.outcome = self.outcome

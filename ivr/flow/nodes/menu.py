@@ -19,8 +19,8 @@ from ivr.flow.nodes.asking import ask_until_answered
 from ivr.yamlsrc import Located
 
 if TYPE_CHECKING:
-    from ivr.flow.engine import CallState, FlowEngine
-    from ivr.flow.loader import Fields, FlowLoader
+    from ivr.flow.fields import Builder, Fields
+    from ivr.flow.model import CallState, Engine
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class MenuNode(Node):
     asks: ClassVar[bool] = True
 
     @classmethod
-    def build(cls, node_id: str, f: Fields, loader: FlowLoader) -> MenuNode:
+    def build(cls, node_id: str, f: Fields, loader: Builder) -> MenuNode:
         raw: Located = f.get("options", Located)
         options: dict[str, MenuOption] = {}
         for key, value in raw.items():
@@ -85,14 +85,14 @@ class MenuNode(Node):
     def silent_targets(self) -> list[tuple[str, str]]:
         return [(name, t) for name, t in targets(self) if not name.startswith("options.")]
 
-    def choices(self, engine: FlowEngine) -> list[Choice]:
+    def choices(self, engine: Engine) -> list[Choice]:
         """The options as the channel offers them (titles in the engine's catalogue)."""
         return [
             Choice(key, engine.title(option.title) if option.title else "")
             for key, option in self.options.items()
         ]
 
-    async def run(self, engine: FlowEngine, state: CallState) -> str | None:
+    async def run(self, engine: Engine, state: CallState) -> str | None:
         request = DigitRequest(
             max_digits=1,
             first_digit_timeout=self.timeouts.first_digit,

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, ClassVar
 from ivr.flow.model import Node, PromptPart
 
 if TYPE_CHECKING:
-    from ivr.flow.engine import CallState, FlowEngine
-    from ivr.flow.loader import Fields, FlowLoader
+    from ivr.flow.fields import Builder, Fields
+    from ivr.flow.model import CallState, Engine
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class PlayNode(Node):
     kind: ClassVar[str] = "play"
 
     @classmethod
-    def build(cls, node_id: str, f: Fields, loader: FlowLoader) -> PlayNode:
+    def build(cls, node_id: str, f: Fields, loader: Builder) -> PlayNode:
         return cls(
             node_id,
             f.data.line,
@@ -37,6 +37,6 @@ class PlayNode(Node):
     def own_targets(self) -> list[tuple[str, str]]:
         return [("next", self.next)]
 
-    async def run(self, engine: FlowEngine, state: CallState) -> str | None:
+    async def run(self, engine: Engine, state: CallState) -> str | None:
         await engine.say(state, self.prompts, interruptible=self.barge_in)
         return self.next

@@ -16,8 +16,8 @@ from ivr.channel import HandOff
 from ivr.flow.model import Node, PromptPart
 
 if TYPE_CHECKING:
-    from ivr.flow.engine import CallState, FlowEngine
-    from ivr.flow.loader import Fields, FlowLoader
+    from ivr.flow.fields import Builder, Fields
+    from ivr.flow.model import CallState, Engine
 
 # The hand-off context: key -> the call variable it comes from.
 CONTEXT_VARIABLES = {"affiliate": "affiliate_id", "cups": "cups"}
@@ -33,7 +33,7 @@ class TransferNode(Node):
     ends: ClassVar[bool] = True
 
     @classmethod
-    def build(cls, node_id: str, f: Fields, loader: FlowLoader) -> TransferNode:
+    def build(cls, node_id: str, f: Fields, loader: Builder) -> TransferNode:
         return cls(
             node_id,
             f.data.line,
@@ -45,7 +45,7 @@ class TransferNode(Node):
     def own_targets(self) -> list[tuple[str, str]]:
         return []
 
-    async def run(self, engine: FlowEngine, state: CallState) -> str | None:
+    async def run(self, engine: Engine, state: CallState) -> str | None:
         variables = state.variables
         vdn = self.vdn or str(
             variables.get("agent_vdn") or state.flow.agent_vdn or engine.default_vdn
