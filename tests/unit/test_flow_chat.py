@@ -39,7 +39,7 @@ from ivr.channel import (
 from ivr.citas.flags import PROMO_AUDIO, flag_registry
 from ivr.flow.engine import Action, CallState, FlowEngine, Resume, Suspended
 from ivr.flow.loader import FlowLoader
-from ivr.flow.model import Flow, PromptTexts, chat_text
+from ivr.flow.model import Flow, Node, PromptTexts, chat_text
 from ivr.ops.flags import StaticFlags
 from ivr.prompts import PromptText, load_prompt_texts
 from ivr.settings import REPO_ROOT
@@ -445,6 +445,11 @@ ANSWERS = st.lists(
 )  # fmt: skip
 
 
+def forks_for_chat(node: Node) -> bool:
+    """A node a chat passes through to somewhere a caller cannot go from it."""
+    return not node.runs_on("chat") and node.skip_to not in {t for _, t in node.own_targets()}
+
+
 @settings(
     max_examples=60,
     derandomize=True,
@@ -470,16 +475,25 @@ def test_a_chat_goes_where_a_caller_pressing_the_same_keys_goes(
         converse(citas_engine(chat_line, **flags), chat_state, answers, must_end=False)
     )
 
-    # The same nodes in the same order, the same outcome and hand-off.
-    assert nodes(chat_state) == nodes(voice_state)
-    assert chat_state.record.outcome == voice_state.record.outcome
-    if voice.log[-1][0] == "transfer":
-        assert chat.handed is not None and chat.handed.queue == voice.log[-1][2]
     # Every pause is at a question, answered once; none when the chat is over.
     assert all(CITAS.node(p.node_id).asks for p in pauses)
     answered = [s for s in chat_state.record.path if s.kind == "digits"]
     over = chat.closed or chat.handed is not None
     assert len(pauses) == len(answered) + (0 if over else 1)
+    # The same nodes in the same order, the same outcome and hand-off, unless the
+    # call reached a node the flow keeps for the phone whose way through differs
+    # on chat (the SMS to WhatsApp, a site closed for phone booking: both paths up
+    # to it are the same; after it, tests/unit/test_chat_paths.py).
+    voice_nodes, chat_nodes = nodes(voice_state), nodes(chat_state)
+    fork = next((i for i, n in enumerate(voice_nodes) if forks_for_chat(CITAS.node(n))), None)
+    if fork is not None:
+        assert chat_nodes[: fork + 1] == voice_nodes[: fork + 1]
+        assert chat_nodes[fork + 1 : fork + 2] == [CITAS.node(voice_nodes[fork]).skip_to]
+        return
+    assert chat_nodes == voice_nodes
+    assert chat_state.record.outcome == voice_state.record.outcome
+    if voice.log[-1][0] == "transfer":
+        assert chat.handed is not None and chat.handed.queue == voice.log[-1][2]
     # A resumed question is not sent again: as many prompts as the caller heard,
     # less the voice-only promotional audio.
     promo = (
