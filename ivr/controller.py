@@ -389,6 +389,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         lambda: {"database": ops.live.healthy, "ari": controller.stream.connected.is_set()},
         mount=chat.mount if chat is not None else None,
         chats=chat.runner.store if chat is not None else None,
+        calls=records,
     )
     if chat is not None:
         chat.start()

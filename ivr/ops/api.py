@@ -56,6 +56,7 @@ from ivr.ops.service import (
     audit_csv,
 )
 from ivr.store import StoreUnavailable
+from ivr.store.records import CallRecordStore
 
 logger = logging.getLogger(__name__)
 
@@ -121,9 +122,11 @@ class OpsApi:
         readiness: Readiness,
         breaker: Breaker | None,
         chats: ConversationStore | None = None,
+        calls: CallRecordStore | None = None,
     ) -> None:
         self.service = service
         self.chats = chats
+        self.calls = calls
         self.metrics = metrics
         self.readiness = readiness
         self.breaker = breaker
@@ -144,6 +147,7 @@ class OpsApi:
             "list_handoffs": self.list_handoffs, "take_handoff": self.take_handoff,
             "release_conversation": self.release_conversation,
             "list_conversations": self.list_conversations, "chat_summary": self.chat_summary,
+            "call_summary": self.call_summary,
             "root": self.root, "console": self.console, "console_asset": self.console_asset,
         }  # fmt: skip
 
@@ -353,6 +357,12 @@ class OpsApi:
         self._changed(call.who, "token_revoked", None, call.body["reason"])
         return web.json_response({"status": "revoked"})
 
+    # --- calls ---------------------------------------------------------------------------------
+    async def call_summary(self, request: web.Request, call: Call) -> web.StreamResponse:
+        if self.calls is None:
+            raise NotFound("este proceso no tiene los registros de llamadas")
+        return web.json_response((await self.calls.summary()).as_json())
+
     # --- chat hand-off ---------------------------------------------------------------------------
     def _chats(self) -> ConversationStore:
         if self.chats is None:
@@ -510,6 +520,7 @@ def build_ops_app(
     readiness: Readiness,
     breaker: Breaker | None = None,
     chats: ConversationStore | None = None,
+    calls: CallRecordStore | None = None,
 ) -> web.Application:
     """The ops HTTP app: health, metrics, the API and the console.
 
@@ -517,8 +528,9 @@ def build_ops_app(
     answers 200 when all are true. ``breaker`` returns the booking-service
     breaker's state for ``/api/breaker`` (404 when None). ``chats``: the chat
     conversations for the hand-off routes ``/api/chat/…`` (404 when None).
+    ``calls``: the call records, for ``/api/calls/summary`` (404 when None).
     """
-    api = OpsApi(service, metrics, readiness, breaker, chats)
+    api = OpsApi(service, metrics, readiness, breaker, chats, calls)
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[OPS_API] = api
     handlers = api.handlers()

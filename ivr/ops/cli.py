@@ -283,6 +283,7 @@ async def serve_ops(settings: Settings, registry: FlagRegistry) -> None:
     from ivr.chat.store import ConversationStore
     from ivr.ops.api import build_ops_app, start_ops_site
     from ivr.ops.metrics import Metrics
+    from ivr.store.records import CallRecordStore
 
     async with open_service(settings, registry) as service:
 
@@ -295,7 +296,9 @@ async def serve_ops(settings: Settings, registry: FlagRegistry) -> None:
 
         # The chats (read, taken, released: never answered here, so no flow starts).
         chats = ConversationStore(service.store.db, flow="")
-        app = build_ops_app(service, Metrics(), readiness=readiness, chats=chats)
+        # The call records (read only: the counts of the console's calls panel).
+        calls = CallRecordStore(service.store.db)
+        app = build_ops_app(service, Metrics(), readiness=readiness, chats=chats, calls=calls)
         runner = await start_ops_site(app, settings.host, settings.ports.ops_http)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

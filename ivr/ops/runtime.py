@@ -30,6 +30,7 @@ from ivr.ops.service import FlagService
 from ivr.ops.store import Change, OpsStore, utcnow
 from ivr.settings import Settings
 from ivr.store import Database, StoreUnavailable
+from ivr.store.records import CallRecordStore
 
 logger = logging.getLogger(__name__)
 
@@ -119,11 +120,13 @@ class OpsRuntime:
         readiness: Callable[[], Mapping[str, bool]],
         mount: Callable[[web.Application], None] | None = None,
         chats: ConversationStore | None = None,
+        calls: CallRecordStore | None = None,
     ) -> None:
         """Serve the ops app; ``mount`` adds the composition root's own routes to it
         first (the WhatsApp webhook and the demo chat page, ``ivr.controller``);
         ``chats``: the assistant's conversations, for the console's chats and the
-        hand-off routes (without it they answer 404)."""
+        hand-off routes (without it they answer 404); ``calls``: the call records,
+        for the console's calls panel (``/api/calls/summary``, 404 without)."""
         from ivr.ops.api import build_ops_app, start_ops_site
 
         app = build_ops_app(
@@ -132,6 +135,7 @@ class OpsRuntime:
             readiness=readiness,
             breaker=self.breaker.describe if self.breaker else None,
             chats=chats,
+            calls=calls,
         )
         if mount is not None:
             mount(app)

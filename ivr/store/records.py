@@ -23,11 +23,12 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.store.db import Database, StoreUnavailable
 from ivr.store.models import CallRecordRow
@@ -35,6 +36,11 @@ from ivr.store.models import CallRecordRow
 logger = logging.getLogger(__name__)
 
 MAX_BUFFERED = 10_000  # records kept in memory while the database is down
+# A call without an end older than this is not in progress but interrupted (the
+# controller died, or its close was lost): no call of this line lasts 2 hours.
+IN_PROGRESS_MAX = timedelta(hours=2)
+SUMMARY_WINDOW = timedelta(hours=24)  # the console's "last 24 h" of calls by outcome
+INTERRUPTED = "interrupted"  # the outcome reported for a record that never closed
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,26 @@ class CallRecord:
     def step(self, kind: str, **detail: Any) -> None:
         elapsed = (datetime.now(UTC) - self.started_at).total_seconds()
         self.path.append(PathStep(elapsed, kind, detail))
+
+
+@dataclass(frozen=True)
+class CallSummary:
+    """Counts of calls (:meth:`CallRecordStore.summary`): ``in_progress`` now,
+    ``by_outcome`` (outcome -> calls) over the window ``[since, as_of]``."""
+
+    in_progress: int
+    by_outcome: dict[str, int]
+    since: datetime
+    as_of: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "in_progress": self.in_progress,
+            "by_outcome": dict(self.by_outcome),
+            "window_hours": (self.as_of - self.since) / timedelta(hours=1),
+            "since": self.since.isoformat(),
+            "as_of": self.as_of.isoformat(),
+        }
 
 
 class CallRecordStore:
@@ -215,6 +241,51 @@ class CallRecordStore:
                 row.variables = dict(record.variables)
         except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"cannot write call record {record.id}: {exc}") from exc
+
+    async def summary(
+        self, now: datetime | None = None, window: timedelta = SUMMARY_WINDOW
+    ) -> CallSummary:
+        """The console's call counts at ``now`` (aware; default: the clock).
+
+        ``in_progress``: records without an end (``ended_at`` null) that started
+        at or after ``now - IN_PROGRESS_MAX`` (2 h). A record without an end that
+        started before that is *interrupted*, not in progress: the controller died
+        mid-call or its close never reached the database (see the module docstring).
+
+        ``by_outcome``: every other record that started at or after ``now - window``
+        (24 h by default; a start exactly on the boundary counts), by its outcome;
+        a record with no outcome (ended without one, or interrupted by age) counts
+        as ``"interrupted"``. Each record in the window is thus counted once: in
+        progress, or under one outcome. One query per number; the same SQL on
+        SQLite and PostgreSQL (times are compared as UTC, ``UtcDateTime``).
+
+        Raises StoreUnavailable when the database does not answer in time.
+        """
+        now = now if now is not None else datetime.now(UTC)
+        since = now - window
+        row = CallRecordRow
+        running = and_(row.ended_at.is_(None), row.started_at >= now - IN_PROGRESS_MAX)
+
+        async def op(session: AsyncSession) -> CallSummary:
+            count = await session.scalar(select(func.count()).select_from(row).where(running))
+            outcomes = await session.execute(
+                select(row.outcome, func.count())
+                .where(row.started_at >= since, or_(row.ended_at.is_not(None),
+                                                    row.started_at < now - IN_PROGRESS_MAX))
+                .group_by(row.outcome)
+            )  # fmt: skip
+            by_outcome: dict[str, int] = {}
+            for found, n in outcomes.all():  # no outcome: interrupted (grouped here, portably)
+                key = str(found) if found is not None else INTERRUPTED
+                by_outcome[key] = by_outcome.get(key, 0) + int(n)
+            return CallSummary(
+                in_progress=int(count or 0),
+                by_outcome=by_outcome,
+                since=since,
+                as_of=now,
+            )
+
+        return await self.db.run("count calls", op)
 
     async def find_by_sip_call_id(self, sip_call_id: str) -> list[CallRecordRow]:
         async with self.db.sessions() as session:

@@ -50,6 +50,7 @@ from ivr.ops.openapi import OPERATIONS, Operation
 from ivr.ops.service import Actor, FlagService
 from ivr.ops.store import OpsStore
 from ivr.store.db import Database
+from ivr.store.records import CallRecordStore
 from tests.unit.databases import migrated_database
 
 T = TypeVar("T")
@@ -119,6 +120,7 @@ class OpsServer:
             readiness=lambda: {"database": True},
             breaker=lambda: {"state": "closed", "failures": 0},
             chats=ConversationStore(db, flow="citas"),
+            calls=CallRecordStore(db),
         )
         self._runner = web.AppRunner(app)
         await self._runner.setup()

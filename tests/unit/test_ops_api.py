@@ -26,6 +26,7 @@ from ivr.ops.openapi import OPERATIONS, BodyValidator
 from ivr.ops.service import Actor, FlagService
 from ivr.ops.store import OpsStore, utcnow
 from ivr.store.db import Database
+from ivr.store.records import CallRecordStore
 
 BOOTSTRAP = Actor("cli:test", Role.ADMIN)
 
@@ -80,6 +81,7 @@ async def ops(db: Database) -> AsyncIterator[Ops]:
         readiness=lambda: checks,
         breaker=lambda: breaker_state,
         chats=ConversationStore(db, flow="citas"),
+        calls=CallRecordStore(db),
     )
     async with TestClient(TestServer(app)) as client:
         yield Ops(client, service, metrics, tokens, checks)

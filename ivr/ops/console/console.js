@@ -13,7 +13,7 @@ const ACTION_LABEL = {
   window_ended: "fin de ventana", incident_on: "incidente ACTIVADO",
   incident_off: "incidente desactivado", token_created: "token creado", token_revoked: "token revocado",
 };
-// The chats (ivr/chat/store.py): what a conversation ended in, why it went to a person.
+// The chats (ivr/chat/store.py) and the calls (ivr/store/records.py): what a conversation ended in, why it went to a person.
 const OUTCOME_LABEL = {
   booked: "cita asignada", appointment_cancelled: "cita cancelada", rescheduled: "cita reprogramada",
   appointments_listed: "citas consultadas", appointment_kept: "cita conservada",
@@ -21,6 +21,9 @@ const OUTCOME_LABEL = {
   has_appointment: "ya tenía una cita", no_slots: "sin citas disponibles", reschedule_no_slots: "sin cupos para reprogramar",
   redirected_whatsapp: "remitida a WhatsApp", redirected_whatsapp_no_sms: "remitida a WhatsApp (sin SMS)",
   handed_off: "transferida a un asesor", expired: "expirada por inactividad", completed: "terminada",
+  // Calls only (ivr/controller.py, the flows' hangup nodes, ivr/store/records.py).
+  transferred: "transferida a un asesor", abandoned: "el usuario colgó", failed: "falló el paso a un asesor",
+  no_input: "sin respuesta del usuario", interrupted: "interrumpida",
 };
 const HANDOFF_REASON_LABEL = {
   asked: "pidió hablar con un asesor", incident: "modo incidente", "invalid-input": "no se pudo identificar o respuestas no válidas",
@@ -219,6 +222,44 @@ function renderAlerts(alerts) {
   $("alerts").replaceChildren(...items);
 }
 
+// --- calls ---------------------------------------------------------------------------
+function outcomeRowsOf(byOutcome, empty) {
+  const rows = Object.entries(byOutcome).sort((a, b) => b[1] - a[1]).map(([outcome, count]) => {
+    const tr = document.createElement("tr");
+    tr.dataset.outcome = outcome;
+    tr.append(cell(label(OUTCOME_LABEL, outcome), "label"), cell(String(count), "count"));
+    return tr;
+  });
+  if (!rows.length) {
+    const tr = document.createElement("tr");
+    tr.append(cell(empty), cell(""));
+    rows.push(tr);
+  }
+  return rows;
+}
+
+function renderCalls(summary) {
+  $("call-in-progress").textContent = String(summary.in_progress);
+  $("call-outcomes").tBodies[0].replaceChildren(
+    ...outcomeRowsOf(summary.by_outcome, "Ninguna llamada terminada en las últimas 24 horas."));
+}
+
+async function refreshCalls() {
+  try {
+    const summary = await api("GET", "/api/calls/summary");
+    $("calls-unavailable").hidden = true;
+    $("calls-panel").hidden = false;
+    renderCalls(summary);
+  } catch (err) {
+    if (err.status === 404) {  // a process without the call records
+      $("calls-unavailable").hidden = false;
+      $("calls-panel").hidden = true;
+    } else {
+      showError(err);
+    }
+  }
+}
+
 // --- chats (WhatsApp) ----------------------------------------------------------------
 // Numbers are shown only as the server masks them (wa_id_masked, ivr.masking); the
 // full number stays in this script's memory, for the release call, never in the page.
@@ -240,19 +281,8 @@ function chatHolder(c) {
 
 function renderChats(summary, conversations, handoffs) {
   $("chat-active").textContent = String(summary.active);
-  const outcomes = Object.entries(summary.by_outcome).sort((a, b) => b[1] - a[1]);
-  const outcomeRows = outcomes.map(([outcome, count]) => {
-    const tr = document.createElement("tr");
-    tr.dataset.outcome = outcome;
-    tr.append(cell(label(OUTCOME_LABEL, outcome), "label"), cell(String(count), "count"));
-    return tr;
-  });
-  if (!outcomeRows.length) {
-    const tr = document.createElement("tr");
-    tr.append(cell("Ninguna conversación terminada todavía."), cell(""));
-    outcomeRows.push(tr);
-  }
-  $("chat-outcomes").tBodies[0].replaceChildren(...outcomeRows);
+  $("chat-outcomes").tBodies[0].replaceChildren(
+    ...outcomeRowsOf(summary.by_outcome, "Ninguna conversación terminada todavía."));
 
   const chatRows = conversations.map((c) => {
     const tr = document.createElement("tr");
@@ -353,7 +383,7 @@ async function refresh() {
   } catch (err) {
     showError(err);
   }
-  await refreshChats();
+  await Promise.all([refreshCalls(), refreshChats()]);
 }
 
 // --- changing ------------------------------------------------------------------------
