@@ -259,9 +259,12 @@ class CallRecordStore:
         progress, or under one outcome. One query per number; the same SQL on
         SQLite and PostgreSQL (times are compared as UTC, ``UtcDateTime``).
 
-        Raises StoreUnavailable when the database does not answer in time.
+        Raises ValueError for a naive ``now``, StoreUnavailable when the database
+        does not answer in time.
         """
         now = now if now is not None else datetime.now(UTC)
+        if now.tzinfo is None:
+            raise ValueError(f"naive datetime {now!r}: give it a timezone")
         since = now - window
         row = CallRecordRow
         running = and_(row.ended_at.is_(None), row.started_at >= now - IN_PROGRESS_MAX)

@@ -146,3 +146,10 @@ def test_every_outcome_has_a_spanish_label_on_the_console() -> None:
         assert outcome in labels, f"no Spanish label for the outcome {outcome!r}"
     assert labels["transferred"] == "transferida a un asesor"
     assert labels[INTERRUPTED] == "interrumpida"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_naive_now_is_refused(backend: str, tmp_path: Path) -> None:
+    async with migrated_database(backend, tmp_path) as db:
+        with pytest.raises(ValueError, match="naive"):
+            await CallRecordStore(db).summary(NOW.replace(tzinfo=None))
