@@ -194,9 +194,11 @@ def test_a_chat_books_the_first_slot_pausing_at_each_question(line: Line) -> Non
     channel = TextChannel(TEXTS)
     state = new_state(channel, CITAS)
 
-    pauses = line.runner.run(converse(citas_engine(line), state, ["1", "1"]))
+    pauses = line.runner.run(converse(citas_engine(line), state, ["1", "1", "1"]))
 
-    assert [(p.node_id, p.attempt) for p in pauses] == [("ask_service", 0), ("offer_slot", 0)]
+    assert [(p.node_id, p.attempt) for p in pauses] == [
+        ("main_menu", 0), ("ask_service", 0), ("offer_slot", 0),
+    ]  # fmt: skip
     assert state.record.outcome == "booked" and channel.closed
     # The promotional audio is voice-only: the chat passed through it.
     assert "promo" in nodes(state)
@@ -211,11 +213,12 @@ def test_a_chat_books_the_first_slot_pausing_at_each_question(line: Line) -> Non
     assert " en la sede " in offer and "sound:" not in offer
     assert offer.endswith(chat_text(TEXTS["slot_options"]))
     # The menus offered their chat titles.
-    assert [c.title for c in channel.offered[0]] == [
+    assert [c.key for c in channel.offered[0]] == ["1", "2", "3", "4"]  # the main menu
+    assert [c.title for c in channel.offered[1]] == [
         "Medicina general 1.ª vez", "Control medicina general", "Pediatría 1.ª vez",
         "Control de pediatría", "Consulta no programada",
     ]  # fmt: skip
-    assert (channel.offered[1][0].key, channel.offered[1][0].title) == ("1", "Aceptar esta cita")
+    assert (channel.offered[2][0].key, channel.offered[2][0].title) == ("1", "Aceptar esta cita")
     # The hand-off context was noted for the chat as the voice variables are set.
     assert channel.context["segment"] == "target" and channel.context["cups"] == "890201"
 
@@ -226,14 +229,14 @@ def test_an_invalid_reply_is_told_then_the_question_waits_again_at_the_next_atte
     channel = TextChannel(TEXTS)
     state = new_state(channel, CITAS)
 
-    pauses = line.runner.run(converse(citas_engine(line), state, ["hola", "9", "2", "0"]))
+    pauses = line.runner.run(converse(citas_engine(line), state, ["1", "hola", "9", "2", "0"]))
 
-    assert [(p.node_id, p.attempt) for p in pauses][:3] == [
-        ("ask_service", 0), ("ask_service", 1), ("ask_service", 2),
+    assert [(p.node_id, p.attempt) for p in pauses][:4] == [
+        ("main_menu", 0), ("ask_service", 0), ("ask_service", 1), ("ask_service", 2),
     ]  # fmt: skip
     assert channel.sent.count(chat_text(TEXTS["invalid_option"])) == 2
     assert channel.sent.count(chat_text(TEXTS["ask_service"])) == 3
-    digits = [s.detail for s in state.record.path if s.kind == "digits"][:3]
+    digits = [s.detail for s in state.record.path if s.kind == "digits"][1:4]
     assert [(d["attempt"], d["ended_by"]) for d in digits] == [
         (1, "invalid"), (2, "complete"), (3, "complete"),
     ]  # fmt: skip
@@ -251,22 +254,52 @@ def test_after_the_last_attempt_the_chat_goes_to_on_failure_a_person(line: Line)
     assert channel.handed.context == {"segment": "unknown", "affiliate": "1010101010"}
 
 
-def test_asking_for_the_menu_starts_the_citas_flow_again_without_a_menu_node(line: Line) -> None:
+def test_asking_for_the_menu_goes_back_to_the_main_menu_keeping_who_the_patient_is(
+    line: Line,
+) -> None:
     channel = TextChannel(TEXTS)
     state = new_state(channel, CITAS)
 
-    pauses = line.runner.run(converse(citas_engine(line), state, ["menú", "1", "1"]))
+    pauses = line.runner.run(converse(citas_engine(line), state, ["1", "menú", "1", "1", "1"]))
 
-    assert CITAS.menu is None
-    assert [p.node_id for p in pauses] == ["ask_service", "ask_service", "offer_slot"]
+    assert CITAS.menu == "start_over"
+    assert [p.node_id for p in pauses] == [
+        "main_menu", "ask_service", "main_menu", "ask_service", "offer_slot",
+    ]  # fmt: skip
     assert [s.detail for s in state.record.path if s.kind == "main_menu"] == [
-        {"next": "incident_gate"}
+        {"next": "start_over"}
     ]
+    # Not identified again: the caller ID was looked up once.
+    assert nodes(state).count("identify_caller") == 1
+    assert channel.sent.count(chat_text(TEXTS["main_menu"])) == 2
     assert state.record.outcome == "booked"
 
 
+def test_the_menu_while_rescheduling_forgets_the_reschedule(line: Line) -> None:
+    """Regression: "menú" in the middle of a reschedule kept ``mode`` = ``reschedule``
+    (and the old appointment's site and offers) for the next task."""
+    first = new_state(TextChannel(TEXTS), CITAS)
+    line.runner.run(converse(citas_engine(line), first, ["1", "1", "1"]))
+    assert first.record.outcome == "booked"
+    home_site = first.variables["site_id"]
+
+    channel = TextChannel(TEXTS)
+    state = new_state(channel, CITAS)
+    pauses = line.runner.run(converse(citas_engine(line), state, ["4"], must_end=False))
+    assert pauses[-1].node_id == "offer_slot" and state.variables["mode"] == "reschedule"
+    channel.reply = "menú"
+    with pytest.raises(Suspended) as back:
+        line.runner.run(citas_engine(line).run(state, resume=pauses[-1].resume))
+    assert back.value.node_id == "main_menu"
+
+    for name in ("mode", "reschedule_id", "offered_ids", "slot_id", "main_choice", "cups"):
+        assert name not in state.variables and name not in state.record.variables, name
+    assert state.variables["site_id"] == home_site
+    assert state.variables["affiliate_id"] == first.variables["affiliate_id"]
+
+
 def test_the_same_citas_flow_on_voice_plays_the_promo(line: Line) -> None:
-    channel = ScriptedChannel(DigitResult("1", "complete"), DigitResult("1", "complete"))
+    channel = ScriptedChannel(*[DigitResult("1", "complete")] * 3)
     state = new_state(channel, CITAS)
 
     line.runner.run(citas_engine(line).run(state))
