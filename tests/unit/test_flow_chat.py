@@ -10,7 +10,9 @@ The citas flow runs with the real ``CitasActions`` over SQLite.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +41,8 @@ from ivr.channel import (
 from ivr.citas.flags import PROMO_AUDIO, flag_registry
 from ivr.flow.engine import Action, CallState, FlowEngine, Resume, Suspended
 from ivr.flow.loader import FlowLoader
-from ivr.flow.model import Flow, PromptTexts, chat_text
+from ivr.flow.model import Flow, PromptPart, PromptTexts, chat_text
+from ivr.flow.nodes.menu import MenuNode
 from ivr.ops.flags import StaticFlags
 from ivr.prompts import PromptText, load_prompt_texts
 from ivr.settings import REPO_ROOT
@@ -213,7 +216,9 @@ def test_a_chat_books_the_first_slot_pausing_at_each_question(line: Line) -> Non
     assert " en la sede " in offer and "sound:" not in offer
     assert offer.endswith(chat_text(TEXTS["slot_options"]))
     # The menus offered their chat titles.
-    assert [c.key for c in channel.offered[0]] == ["1", "2", "3", "4"]  # the main menu
+    assert [c.title for c in channel.offered[0]] == [  # the main menu
+        "Pedir una cita", "Consultar mis citas", "Cancelar una cita", "Reprogramar una cita",
+    ]  # fmt: skip
     assert [c.title for c in channel.offered[1]] == [
         "Medicina general 1.ª vez", "Control medicina general", "Pediatría 1.ª vez",
         "Control de pediatría", "Consulta no programada",
@@ -550,3 +555,84 @@ def test_the_shipped_citas_flow_fits_whatsapp_and_a_title_too_long_is_refused(
     text = (flows / "citas.yaml").read_text().splitlines()
     assert caught.value.field == "nodes.offer_slot.options.2.title"
     assert "title_slot_next" in text[caught.value.line - 1]  # type: ignore[operator]
+
+
+# --- the kind: no prompt a chat can be sent speaks of keys, calls, the line or listening ---
+# Stems of voice-only wording ("marque 1", "su marcación", "Gracias por llamar", "por
+# esta línea", "escuchar otra cita", "la tecla numeral", "digite").
+VOICE_ONLY = re.compile(
+    r"\b(marqu|marc|llam|l[ií]nea|escuch|tecla|numeral|digit|oprim|presion|o[ií]r\b)\w*",
+    re.IGNORECASE,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "voice_only"),
+    [
+        ("Para pedir una cita, marque 1.", True),
+        ("No recibimos su marcación.", True),
+        ("Gracias por llamar. Hasta pronto.", True),
+        ("Por favor llame más tarde.", True),
+        ("Por favor espere en línea.", True),
+        ("no es posible asignar citas por esta linea", True),
+        ("Para escuchar la siguiente, marque 2.", True),
+        ("Al terminar, marque la tecla numeral.", True),
+        ("Digite el número de documento.", True),
+        ("El número que digitó no es válido.", True),
+        ("Oprima 1.", True),
+        ("Escriba el número de documento del paciente, solo los números.", False),
+        ("¿Qué desea hacer?", False),
+        ("Gracias por escribirnos. Hasta pronto.", False),
+        ("Su cita es el", False),
+    ],
+)
+def test_voice_only_wording_is_recognised(text: str, voice_only: bool) -> None:
+    assert bool(VOICE_ONLY.search(text)) is voice_only
+
+
+def chat_prompt_ids(flow: Flow) -> dict[str, str]:
+    """Prompt id -> where the flow can send it on a chat: every prompt part of every
+    node that runs on a chat (its prompt, no-input and invalid prompts, whatever
+    the kind calls them) and every menu option's title."""
+    found: dict[str, str] = {}
+    for node in flow.nodes.values():
+        if not node.runs_on("chat"):
+            continue
+        for f in dataclasses.fields(node):
+            value = getattr(node, f.name)
+            parts = value if isinstance(value, tuple) else (value,)
+            for part in parts:
+                if isinstance(part, PromptPart) and part.kind == "prompt":
+                    found.setdefault(part.value, f"nodes.{node.id}.{f.name}")
+        for key, option in getattr(node, "options", {}).items():
+            if option.title is not None:
+                found.setdefault(option.title, f"nodes.{node.id}.options.{key}.title")
+    return found
+
+
+def test_no_prompt_the_citas_flow_sends_on_a_chat_reads_as_a_phone_call() -> None:
+    """Every prompt the citas flow can send on a chat reads, as a chat shows it
+    (``chat`` text, else ``text``), without keys, calls, the line or listening."""
+    sent = chat_prompt_ids(CITAS)
+    # The walk reaches questions, their retries, titles and endings; not voice-only nodes.
+    assert {"main_menu", "no_input_retry", "title_main_book", "goodbye"} <= sent.keys()
+    assert "promo_digital_channels" not in sent
+
+    voice_only = {
+        prompt_id: (where, chat_text(TEXTS[prompt_id]))
+        for prompt_id, where in sent.items()
+        if VOICE_ONLY.search(chat_text(TEXTS[prompt_id]))
+    }
+    assert voice_only == {}
+
+
+def test_every_citas_menu_offers_chat_titles() -> None:
+    """A chat menu without titles shows its voice prompt's list of keys."""
+    untitled = [
+        f"{node.id}.options.{key}"
+        for node in CITAS.nodes.values()
+        if isinstance(node, MenuNode) and node.runs_on("chat")
+        for key, option in node.options.items()
+        if option.title is None
+    ]
+    assert untitled == []
