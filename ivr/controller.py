@@ -383,9 +383,12 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         loop.add_signal_handler(sig, stop.set)
     stream_task = asyncio.create_task(controller.stream.run(), name="ari-events")
     chat = build_chat(settings, db, engine, flows, reference) if settings.chat.enabled else None
+    if chat is not None:
+        metrics.watch_chat(lambda: chat.runner.counts, chat.counters.snapshot)
     await ops.serve_http(
         lambda: {"database": ops.live.healthy, "ari": controller.stream.connected.is_set()},
         mount=chat.mount if chat is not None else None,
+        chats=chat.runner.store if chat is not None else None,
     )
     if chat is not None:
         chat.start()

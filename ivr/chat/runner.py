@@ -190,6 +190,8 @@ class ChatRunner:
         self.client = client
         self.references = references
         self.clock = clock
+        # Since start, for the ops metrics: contact messages stored (once), replies sent.
+        self.counts: dict[str, int] = {"in": 0, "out": 0}
         self._kicked: dict[str, asyncio.Event] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -210,6 +212,7 @@ class ChatRunner:
                 continue
             message = inbound_of(event)
             if message is not None and await self.store.receive(message) is not None:
+                self.counts["in"] += 1
                 contacts.append(message.wa_id)
         for wa_id in dict.fromkeys(contacts):
             self.kick(wa_id)
@@ -375,6 +378,7 @@ class ChatRunner:
                 await self.store.mark_failed(row.id, str(exc), retry)
                 continue
             await self.store.mark_sent(row.id, wamid)
+            self.counts["out"] += 1
             sent += 1
         return sent
 

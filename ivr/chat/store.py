@@ -73,7 +73,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, or_, select, text, update
+from sqlalchemy import Select, and_, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -229,6 +229,7 @@ class Conversation:
         return {
             "id": self.id,
             "wa_id": self.wa_id,
+            "wa_id_masked": mask_number(self.wa_id),
             "flow": self.flow,
             "node": self.node,
             "state": self.state,
@@ -302,6 +303,7 @@ class Handoff:
             "id": self.id,
             "conversation_id": self.conversation_id,
             "wa_id": self.wa_id,
+            "wa_id_masked": mask_number(self.wa_id),
             "reason": self.reason,
             "context": self.context,
             "queued_at": self.queued_at.isoformat(),
@@ -309,6 +311,19 @@ class Handoff:
             "taken_at": _iso(self.taken_at),
             "released_at": _iso(self.released_at),
         }
+
+
+@dataclass(frozen=True)
+class ChatSummary:
+    """Counts of conversations (:meth:`ConversationStore.summary`)."""
+
+    active: int
+    by_state: dict[str, int]
+    by_outcome: dict[str, int]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"active": self.active, "by_state": dict(self.by_state),
+                "by_outcome": dict(self.by_outcome)}  # fmt: skip
 
 
 @dataclass
@@ -975,6 +990,37 @@ class ConversationStore:
             return [Conversation.from_row(r) for r in await session.scalars(query)]
 
         return await self._run("list conversations", op)
+
+    async def summary(self) -> ChatSummary:
+        """The console's and the metrics' counts over every conversation (one per
+        contact): ``active`` (with an agent, or with the bot in the middle of a
+        flow), ``by_state`` and ``by_outcome`` (the outcome each conversation holds
+        now: a contact who writes again after an ending starts over, outcome None,
+        and is not counted under the old one)."""
+        active = or_(
+            ConversationRow.state == AGENT,
+            and_(ConversationRow.state == BOT, ConversationRow.node.is_not(None)),
+        )
+
+        async def op(session: AsyncSession) -> ChatSummary:
+            states = await session.execute(
+                select(ConversationRow.state, func.count()).group_by(ConversationRow.state)
+            )
+            outcomes = await session.execute(
+                select(ConversationRow.outcome, func.count())
+                .where(ConversationRow.outcome.is_not(None))
+                .group_by(ConversationRow.outcome)
+            )
+            count = await session.scalar(
+                select(func.count()).select_from(ConversationRow).where(active)
+            )
+            return ChatSummary(
+                active=int(count or 0),
+                by_state={str(s): int(n) for s, n in states.all()},
+                by_outcome={str(o): int(n) for o, n in outcomes.all()},
+            )
+
+        return await self._run("count conversations", op)
 
     async def inbound_of(self, conversation_id: str) -> builtins.list[Inbound]:
         """A conversation's messages, oldest first (Meta timestamp, then arrival)."""

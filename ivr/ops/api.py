@@ -143,7 +143,7 @@ class OpsApi:
             "revoke_token": self.revoke_token,
             "list_handoffs": self.list_handoffs, "take_handoff": self.take_handoff,
             "release_conversation": self.release_conversation,
-            "list_conversations": self.list_conversations,
+            "list_conversations": self.list_conversations, "chat_summary": self.chat_summary,
             "root": self.root, "console": self.console, "console_asset": self.console_asset,
         }  # fmt: skip
 
@@ -227,6 +227,11 @@ class OpsApi:
         )  # fmt: skip
 
     async def metrics_text(self, request: web.Request, call: Call) -> web.StreamResponse:
+        if self.chats is not None:  # the active count lives in the database
+            try:
+                self.metrics.chat_active.set((await self.chats.summary()).active)
+            except StoreUnavailable as exc:
+                logger.debug("chat metrics not refreshed: %s", exc)
         response = web.Response(body=self.metrics.exposition())
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
@@ -389,6 +394,9 @@ class OpsApi:
             limit=_int_param(request, "limit", 100, 1, 1000),
         )
         return web.json_response({"conversations": [c.as_json() for c in found]})
+
+    async def chat_summary(self, request: web.Request, call: Call) -> web.StreamResponse:
+        return web.json_response((await self._chats().summary()).as_json())
 
     # --- console -------------------------------------------------------------------------------
     async def root(self, request: web.Request, call: Call) -> web.StreamResponse:

@@ -280,6 +280,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def serve_ops(settings: Settings, registry: FlagRegistry) -> None:
     """Only the ops HTTP server (API + console) for ``registry``'s flags until SIGTERM or SIGINT."""
 
+    from ivr.chat.store import ConversationStore
     from ivr.ops.api import build_ops_app, start_ops_site
     from ivr.ops.metrics import Metrics
 
@@ -292,7 +293,9 @@ async def serve_ops(settings: Settings, registry: FlagRegistry) -> None:
                 return {"database": False}
             return {"database": True}
 
-        app = build_ops_app(service, Metrics(), readiness=readiness)
+        # The chats (read, taken, released: never answered here, so no flow starts).
+        chats = ConversationStore(service.store.db, flow="")
+        app = build_ops_app(service, Metrics(), readiness=readiness, chats=chats)
         runner = await start_ops_site(app, settings.host, settings.ports.ops_http)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

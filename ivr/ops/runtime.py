@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from aiohttp import web
 
 from ivr.booking.source import SlotSource
+from ivr.chat.store import ConversationStore
 from ivr.ops.breaker import CLOSED, OPEN, BreakerSlotSource, CircuitBreaker
 from ivr.ops.flags import (
     BREAKER_OPEN_SECONDS,
@@ -117,9 +118,12 @@ class OpsRuntime:
         self,
         readiness: Callable[[], Mapping[str, bool]],
         mount: Callable[[web.Application], None] | None = None,
+        chats: ConversationStore | None = None,
     ) -> None:
         """Serve the ops app; ``mount`` adds the composition root's own routes to it
-        first (the WhatsApp webhook and the demo chat page, ``ivr.controller``)."""
+        first (the WhatsApp webhook and the demo chat page, ``ivr.controller``);
+        ``chats``: the assistant's conversations, for the console's chats and the
+        hand-off routes (without it they answer 404)."""
         from ivr.ops.api import build_ops_app, start_ops_site
 
         app = build_ops_app(
@@ -127,6 +131,7 @@ class OpsRuntime:
             self.metrics,
             readiness=readiness,
             breaker=self.breaker.describe if self.breaker else None,
+            chats=chats,
         )
         if mount is not None:
             mount(app)

@@ -13,6 +13,20 @@ const ACTION_LABEL = {
   window_ended: "fin de ventana", incident_on: "incidente ACTIVADO",
   incident_off: "incidente desactivado", token_created: "token creado", token_revoked: "token revocado",
 };
+// The chats (ivr/chat/store.py): what a conversation ended in, why it went to a person.
+const OUTCOME_LABEL = {
+  booked: "cita asignada", appointment_cancelled: "cita cancelada", rescheduled: "cita reprogramada",
+  appointments_listed: "citas consultadas", appointment_kept: "cita conservada",
+  appointment_not_found: "cita no encontrada", no_appointments: "sin citas pendientes",
+  has_appointment: "ya tenía una cita", no_slots: "sin citas disponibles", reschedule_no_slots: "sin cupos para reprogramar",
+  redirected_whatsapp: "remitida a WhatsApp", redirected_whatsapp_no_sms: "remitida a WhatsApp (sin SMS)",
+  handed_off: "transferida a un asesor", expired: "expirada por inactividad", completed: "terminada",
+};
+const HANDOFF_REASON_LABEL = {
+  asked: "pidió hablar con un asesor", incident: "modo incidente", "invalid-input": "no se pudo identificar o respuestas no válidas",
+  "non-target": "fuera de la población objetivo", "self-service-off": "autoservicio apagado",
+  "service-unavailable": "servicio de agendamiento caído", "redirect-off": "redirección apagada",
+};
 const REFRESH_MS = 10000;
 
 const state = { me: null, flags: [], editing: null, timer: null };
@@ -44,7 +58,7 @@ function showError(err) {
   const box = $("error");
   box.replaceChildren();
   const title = document.createElement("strong");
-  const prefix = { 401: "Sin acceso", 403: "No permitido", 404: "No existe", 422: "Cambio rechazado", 503: "Base de datos no disponible" }[err.status];
+  const prefix = { 401: "Sin acceso", 403: "No permitido", 404: "No existe", 409: "No se pudo", 422: "Cambio rechazado", 503: "Base de datos no disponible" }[err.status];
   title.textContent = (prefix ? `${prefix}: ` : "Error: ") + err.message;
   box.append(title);
   if (err.details && err.details.length) {
@@ -205,6 +219,124 @@ function renderAlerts(alerts) {
   $("alerts").replaceChildren(...items);
 }
 
+// --- chats (WhatsApp) ----------------------------------------------------------------
+// Numbers are shown only as the server masks them (wa_id_masked, ivr.masking); the
+// full number stays in this script's memory, for the release call, never in the page.
+function label(labels, id) {
+  return labels[id] || `otro (${id})`;
+}
+
+function windowLeft(iso) {
+  if (!iso) return "sin ventana";
+  const minutes = Math.floor((new Date(iso) - Date.now()) / 60000);
+  if (minutes <= 0) return "cerrada (solo plantilla)";
+  return `quedan ${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+function chatHolder(c) {
+  if (c.state === "agent") return c.assigned_agent ? `asesor: ${c.assigned_agent}` : "asesor (en cola)";
+  return c.state === "bot" ? "asistente automático" : "cerrada";
+}
+
+function renderChats(summary, conversations, handoffs) {
+  $("chat-active").textContent = String(summary.active);
+  const outcomes = Object.entries(summary.by_outcome).sort((a, b) => b[1] - a[1]);
+  const outcomeRows = outcomes.map(([outcome, count]) => {
+    const tr = document.createElement("tr");
+    tr.dataset.outcome = outcome;
+    tr.append(cell(label(OUTCOME_LABEL, outcome), "label"), cell(String(count), "count"));
+    return tr;
+  });
+  if (!outcomeRows.length) {
+    const tr = document.createElement("tr");
+    tr.append(cell("Ninguna conversación terminada todavía."), cell(""));
+    outcomeRows.push(tr);
+  }
+  $("chat-outcomes").tBodies[0].replaceChildren(...outcomeRows);
+
+  const chatRows = conversations.map((c) => {
+    const tr = document.createElement("tr");
+    tr.dataset.conversation = c.id;
+    tr.dataset.state = c.state;
+    tr.append(
+      cell(c.wa_id_masked, "number"), cell(c.node || "(esperando al asesor)", "node name"),
+      cell(chatHolder(c), c.state === "agent" ? "holder chat-agent" : "holder"),
+      cell(formatTime(c.last_activity_at), "activity"), cell(windowLeft(c.service_window_ends_at), "window"),
+    );
+    return tr;
+  });
+  if (!chatRows.length) {
+    const tr = document.createElement("tr");
+    tr.append(cell("Ninguna conversación activa."), cell(""), cell(""), cell(""), cell(""));
+    chatRows.push(tr);
+  }
+  $("chats").tBodies[0].replaceChildren(...chatRows);
+
+  const handoffRows = handoffs.map((h) => {
+    const tr = document.createElement("tr");
+    tr.dataset.handoff = String(h.id);
+    tr.dataset.conversation = h.conversation_id;
+    tr.dataset.taken = String(Boolean(h.taken_by));
+    tr.append(
+      cell(h.wa_id_masked, "number"), cell(label(HANDOFF_REASON_LABEL, h.reason), "reason"),
+      cell(formatTime(h.queued_at), "queued"), cell(h.taken_by ? h.taken_by : "nadie todavía", "taken-by"),
+    );
+    const td = document.createElement("td");
+    td.append(
+      button("Tomar", "take", () => takeHandoff(h), isOperator() && !h.taken_by),
+      button("Liberar", "release", () => releaseChat(h), isOperator()),
+    );
+    tr.append(td);
+    return tr;
+  });
+  if (!handoffRows.length) {
+    const tr = document.createElement("tr");
+    tr.append(cell("Nadie espera a un asesor."), cell(""), cell(""), cell(""), cell(""));
+    handoffRows.push(tr);
+  }
+  $("handoffs").tBodies[0].replaceChildren(...handoffRows);
+}
+
+async function refreshChats() {
+  try {
+    const [summary, conversations, handoffs] = await Promise.all([
+      api("GET", "/api/chat/summary"),
+      api("GET", "/api/chat/conversations?active=true&limit=200"),
+      api("GET", "/api/chat/handoffs"),
+    ]);
+    $("chats-unavailable").hidden = true;
+    $("chats-panel").hidden = false;
+    renderChats(summary, conversations.conversations, handoffs.handoffs);
+  } catch (err) {
+    if (err.status === 404) {  // a process without the assistant
+      $("chats-unavailable").hidden = false;
+      $("chats-panel").hidden = true;
+    } else {
+      showError(err);
+    }
+  }
+}
+
+async function takeHandoff(handoff) {
+  try {
+    await api("POST", `/api/chat/handoffs/${handoff.id}/take`);
+    showNotice(`Conversación con ${handoff.wa_id_masked}: ahora la atiende usted.`);
+  } catch (err) {
+    showError(err);
+  }
+  await refresh();
+}
+
+async function releaseChat(handoff) {
+  try {
+    await api("POST", `/api/chat/conversations/${encodeURIComponent(handoff.wa_id)}/release`);
+    showNotice(`Conversación con ${handoff.wa_id_masked}: de vuelta al asistente automático.`);
+  } catch (err) {
+    showError(err);
+  }
+  await refresh();
+}
+
 async function refresh() {
   try {
     const auditQuery = $("audit-filter").value ? `&name=${encodeURIComponent($("audit-filter").value)}` : "";
@@ -221,6 +353,7 @@ async function refresh() {
   } catch (err) {
     showError(err);
   }
+  await refreshChats();
 }
 
 // --- changing ------------------------------------------------------------------------
