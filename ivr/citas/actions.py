@@ -57,6 +57,7 @@ OUTCOMES: dict[str, tuple[str, ...]] = {
     "book_slot": ("booked", "taken", "unavailable", "has_appointment"),
     "send_whatsapp_sms": ("queued", "no_mobile"),
     "incident_queue": ("ok",),
+    "start_over": ("identified", "unidentified"),
     # The patient's appointments (issue 10 §2).
     "list_appointments": ("found", "none"),
     "pick_appointment": ("single", "found", "none"),
@@ -64,6 +65,11 @@ OUTCOMES: dict[str, tuple[str, ...]] = {
     "reschedule": ("found", "none"),
     "move_appointment": ("rescheduled", "taken", "unavailable", "has_appointment", "not_found"),
 }
+# What survives a return to the main menu (``start_over``): who the patient is,
+# how many documents they tried, the chat's call reference.
+KEPT_ON_START_OVER = frozenset(
+    {"affiliate_id", "identified_by", "document_tries", REFERENCE_VARIABLE, DESTINATION_VARIABLE}
+)
 # Actions that commit something the caller must have heard first (issue 9 §1).
 COMMITS = frozenset({"book_slot", "cancel_appointment", "move_appointment"})
 MAX_DOCUMENT_TRIES = 3
@@ -228,6 +234,28 @@ class CitasActions:
             return "exhausted" if tries >= MAX_DOCUMENT_TRIES else "not_found"
         self._identified(state, affiliate, "document")
         return "found"
+
+    async def start_over(self, state: CallState, params: Mapping[str, object]) -> str:
+        """The person asked for the main menu (chat "0"/"menú", the flow's ``menu``):
+        forget the task under way and keep who they are.
+
+        Every variable but ``KEPT_ON_START_OVER`` (and the ``_`` caches) is dropped,
+        so a new task starts clean: without it, "menú" while rescheduling then
+        "1" (book) kept ``mode`` = ``reschedule`` and moved the old appointment
+        instead of booking, at the old appointment's site, skipping the slots
+        already offered. The identification variables (``site_id``, ``plan``,
+        ``age``) are set again from the affiliate. ``identified`` (to the main
+        menu) or ``unidentified`` (from the start: nobody to serve yet).
+        """
+        for name in [n for n in state.variables if n not in KEPT_ON_START_OVER]:
+            if not name.startswith("_"):
+                del state.variables[name]
+                state.record.variables.pop(name, None)
+        affiliate = await self._affiliate_of(state)
+        if affiliate is None:
+            return "unidentified"
+        self._identified(state, affiliate, str(state.variables["identified_by"]))
+        return "identified"
 
     # --- incident ----------------------------------------------------------
     async def incident_queue(self, state: CallState, params: Mapping[str, object]) -> str:

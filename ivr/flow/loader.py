@@ -195,7 +195,8 @@ class FlowLoader:
                     raise ConfigError(
                         data.file, node.line, f"nodes.{node.id}.{field_name}", f"no node {target!r}"
                     )
-        seen, todo = set[str](), [flow.start]
+        # The main menu (``menu``) is entered from any question, as the start is.
+        seen, todo = set[str](), [flow.start, *([flow.menu] if flow.menu else [])]
         while todo:
             current = todo.pop()
             if current in seen:

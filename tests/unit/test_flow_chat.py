@@ -10,7 +10,9 @@ The citas flow runs with the real ``CitasActions`` over SQLite.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,12 +41,14 @@ from ivr.channel import (
 from ivr.citas.flags import PROMO_AUDIO, flag_registry
 from ivr.flow.engine import Action, CallState, FlowEngine, Resume, Suspended
 from ivr.flow.loader import FlowLoader
-from ivr.flow.model import Flow, Node, PromptTexts, chat_text
+from ivr.flow.model import Flow, Node, PromptPart, PromptTexts, chat_text
+from ivr.flow.nodes.menu import MenuNode
 from ivr.ops.flags import StaticFlags
 from ivr.prompts import PromptText, load_prompt_texts
 from ivr.settings import REPO_ROOT
 from ivr.store.records import CallRecord
 from tests.unit.lines import CITAS_VOICE
+from tests.unit.test_chat_paths import reachable
 from tests.unit.test_flow_engine import HANGS_UP, ScriptedChannel
 from tests.unit.test_fuzz_dtmf import (
     CALLERS,
@@ -194,9 +198,11 @@ def test_a_chat_books_the_first_slot_pausing_at_each_question(line: Line) -> Non
     channel = TextChannel(TEXTS)
     state = new_state(channel, CITAS)
 
-    pauses = line.runner.run(converse(citas_engine(line), state, ["1", "1"]))
+    pauses = line.runner.run(converse(citas_engine(line), state, ["1", "1", "1"]))
 
-    assert [(p.node_id, p.attempt) for p in pauses] == [("ask_service", 0), ("offer_slot", 0)]
+    assert [(p.node_id, p.attempt) for p in pauses] == [
+        ("main_menu", 0), ("ask_service", 0), ("offer_slot", 0),
+    ]  # fmt: skip
     assert state.record.outcome == "booked" and channel.closed
     # The promotional audio is voice-only: the chat passed through it.
     assert "promo" in nodes(state)
@@ -211,11 +217,14 @@ def test_a_chat_books_the_first_slot_pausing_at_each_question(line: Line) -> Non
     assert " en la sede " in offer and "sound:" not in offer
     assert offer.endswith(chat_text(TEXTS["slot_options"]))
     # The menus offered their chat titles.
-    assert [c.title for c in channel.offered[0]] == [
+    assert [c.title for c in channel.offered[0]] == [  # the main menu
+        "Pedir una cita", "Consultar mis citas", "Cancelar una cita", "Reprogramar una cita",
+    ]  # fmt: skip
+    assert [c.title for c in channel.offered[1]] == [
         "Medicina general 1.ª vez", "Control medicina general", "Pediatría 1.ª vez",
         "Control de pediatría", "Consulta no programada",
     ]  # fmt: skip
-    assert (channel.offered[1][0].key, channel.offered[1][0].title) == ("1", "Aceptar esta cita")
+    assert (channel.offered[2][0].key, channel.offered[2][0].title) == ("1", "Aceptar esta cita")
     # The hand-off context was noted for the chat as the voice variables are set.
     assert channel.context["segment"] == "target" and channel.context["cups"] == "890201"
 
@@ -226,14 +235,14 @@ def test_an_invalid_reply_is_told_then_the_question_waits_again_at_the_next_atte
     channel = TextChannel(TEXTS)
     state = new_state(channel, CITAS)
 
-    pauses = line.runner.run(converse(citas_engine(line), state, ["hola", "9", "2", "0"]))
+    pauses = line.runner.run(converse(citas_engine(line), state, ["1", "hola", "9", "2", "0"]))
 
-    assert [(p.node_id, p.attempt) for p in pauses][:3] == [
-        ("ask_service", 0), ("ask_service", 1), ("ask_service", 2),
+    assert [(p.node_id, p.attempt) for p in pauses][:4] == [
+        ("main_menu", 0), ("ask_service", 0), ("ask_service", 1), ("ask_service", 2),
     ]  # fmt: skip
     assert channel.sent.count(chat_text(TEXTS["invalid_option"])) == 2
     assert channel.sent.count(chat_text(TEXTS["ask_service"])) == 3
-    digits = [s.detail for s in state.record.path if s.kind == "digits"][:3]
+    digits = [s.detail for s in state.record.path if s.kind == "digits"][1:4]
     assert [(d["attempt"], d["ended_by"]) for d in digits] == [
         (1, "invalid"), (2, "complete"), (3, "complete"),
     ]  # fmt: skip
@@ -251,22 +260,52 @@ def test_after_the_last_attempt_the_chat_goes_to_on_failure_a_person(line: Line)
     assert channel.handed.context == {"segment": "unknown", "affiliate": "1010101010"}
 
 
-def test_asking_for_the_menu_starts_the_citas_flow_again_without_a_menu_node(line: Line) -> None:
+def test_asking_for_the_menu_goes_back_to_the_main_menu_keeping_who_the_patient_is(
+    line: Line,
+) -> None:
     channel = TextChannel(TEXTS)
     state = new_state(channel, CITAS)
 
-    pauses = line.runner.run(converse(citas_engine(line), state, ["menú", "1", "1"]))
+    pauses = line.runner.run(converse(citas_engine(line), state, ["1", "menú", "1", "1", "1"]))
 
-    assert CITAS.menu is None
-    assert [p.node_id for p in pauses] == ["ask_service", "ask_service", "offer_slot"]
+    assert CITAS.menu == "start_over"
+    assert [p.node_id for p in pauses] == [
+        "main_menu", "ask_service", "main_menu", "ask_service", "offer_slot",
+    ]  # fmt: skip
     assert [s.detail for s in state.record.path if s.kind == "main_menu"] == [
-        {"next": "incident_gate"}
+        {"next": "start_over"}
     ]
+    # Not identified again: the caller ID was looked up once.
+    assert nodes(state).count("identify_caller") == 1
+    assert channel.sent.count(chat_text(TEXTS["main_menu"])) == 2
     assert state.record.outcome == "booked"
 
 
+def test_the_menu_while_rescheduling_forgets_the_reschedule(line: Line) -> None:
+    """Regression: "menú" in the middle of a reschedule kept ``mode`` = ``reschedule``
+    (and the old appointment's site and offers) for the next task."""
+    first = new_state(TextChannel(TEXTS), CITAS)
+    line.runner.run(converse(citas_engine(line), first, ["1", "1", "1"]))
+    assert first.record.outcome == "booked"
+    home_site = first.variables["site_id"]
+
+    channel = TextChannel(TEXTS)
+    state = new_state(channel, CITAS)
+    pauses = line.runner.run(converse(citas_engine(line), state, ["4"], must_end=False))
+    assert pauses[-1].node_id == "offer_slot" and state.variables["mode"] == "reschedule"
+    channel.reply = "menú"
+    with pytest.raises(Suspended) as back:
+        line.runner.run(citas_engine(line).run(state, resume=pauses[-1].resume))
+    assert back.value.node_id == "main_menu"
+
+    for name in ("mode", "reschedule_id", "offered_ids", "slot_id", "main_choice", "cups"):
+        assert name not in state.variables and name not in state.record.variables, name
+    assert state.variables["site_id"] == home_site
+    assert state.variables["affiliate_id"] == first.variables["affiliate_id"]
+
+
 def test_the_same_citas_flow_on_voice_plays_the_promo(line: Line) -> None:
-    channel = ScriptedChannel(DigitResult("1", "complete"), DigitResult("1", "complete"))
+    channel = ScriptedChannel(*[DigitResult("1", "complete")] * 3)
     state = new_state(channel, CITAS)
 
     line.runner.run(citas_engine(line).run(state))
@@ -531,3 +570,88 @@ def test_the_shipped_citas_flow_fits_whatsapp_and_a_title_too_long_is_refused(
     text = (flows / "citas.yaml").read_text().splitlines()
     assert caught.value.field == "nodes.offer_slot.options.2.title"
     assert "title_slot_next" in text[caught.value.line - 1]  # type: ignore[operator]
+
+
+# --- the kind: no prompt a chat can be sent speaks of keys, calls, the line or listening ---
+# Stems of voice-only wording ("marque 1", "su marcación", "Gracias por llamar", "por
+# esta línea", "escuchar otra cita", "la tecla numeral", "digite").
+VOICE_ONLY = re.compile(
+    r"\b(marqu|marc|llam|l[ií]nea|escuch|tecla|numeral|digit|oprim|presion|o[ií]r\b)\w*",
+    re.IGNORECASE,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "voice_only"),
+    [
+        ("Para pedir una cita, marque 1.", True),
+        ("No recibimos su marcación.", True),
+        ("Gracias por llamar. Hasta pronto.", True),
+        ("Por favor llame más tarde.", True),
+        ("Por favor espere en línea.", True),
+        ("no es posible asignar citas por esta linea", True),
+        ("Para escuchar la siguiente, marque 2.", True),
+        ("Al terminar, marque la tecla numeral.", True),
+        ("Digite el número de documento.", True),
+        ("El número que digitó no es válido.", True),
+        ("Oprima 1.", True),
+        ("Escriba el número de documento del paciente, solo los números.", False),
+        ("¿Qué desea hacer?", False),
+        ("Gracias por escribirnos. Hasta pronto.", False),
+        ("Su cita es el", False),
+    ],
+)
+def test_voice_only_wording_is_recognised(text: str, voice_only: bool) -> None:
+    assert bool(VOICE_ONLY.search(text)) is voice_only
+
+
+def chat_prompt_ids(flow: Flow) -> dict[str, str]:
+    """Prompt id -> where the flow can send it on a chat: every prompt part of every
+    node a chat can reach (from the start or the main menu) and runs there (its
+    prompt, no-input and invalid prompts, whatever the kind calls them) and every
+    menu option's title."""
+    found: dict[str, str] = {}
+    roots = [flow.start, *([flow.menu] if flow.menu else [])]
+    on_chat = {n.id: n for root in roots for n in reachable(flow, "chat", root).values()}
+    for node in on_chat.values():
+        if not node.runs_on("chat"):
+            continue
+        for f in dataclasses.fields(node):
+            value = getattr(node, f.name)
+            parts = value if isinstance(value, tuple) else (value,)
+            for part in parts:
+                if isinstance(part, PromptPart) and part.kind == "prompt":
+                    found.setdefault(part.value, f"nodes.{node.id}.{f.name}")
+        for key, option in getattr(node, "options", {}).items():
+            if option.title is not None:
+                found.setdefault(option.title, f"nodes.{node.id}.options.{key}.title")
+    return found
+
+
+def test_no_prompt_the_citas_flow_sends_on_a_chat_reads_as_a_phone_call() -> None:
+    """Every prompt the citas flow can send on a chat reads, as a chat shows it
+    (``chat`` text, else ``text``), without keys, calls, the line or listening."""
+    sent = chat_prompt_ids(CITAS)
+    # The walk reaches questions, their retries, titles and endings; not voice-only nodes.
+    assert {"main_menu", "no_input_retry", "title_main_book", "goodbye"} <= sent.keys()
+    assert "promo_digital_channels" not in sent
+    assert "no_slots_whatsapp" not in sent  # behind the voice-only redirect_gate
+
+    voice_only = {
+        prompt_id: (where, chat_text(TEXTS[prompt_id]))
+        for prompt_id, where in sent.items()
+        if VOICE_ONLY.search(chat_text(TEXTS[prompt_id]))
+    }
+    assert voice_only == {}
+
+
+def test_every_citas_menu_offers_chat_titles() -> None:
+    """A chat menu without titles shows its voice prompt's list of keys."""
+    untitled = [
+        f"{node.id}.options.{key}"
+        for node in CITAS.nodes.values()
+        if isinstance(node, MenuNode) and node.runs_on("chat")
+        for key, option in node.options.items()
+        if option.title is None
+    ]
+    assert untitled == []

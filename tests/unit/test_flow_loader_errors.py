@@ -145,3 +145,16 @@ def test_yes_and_no_case_keys_do_not_become_true_and_false(tmp_path: Path) -> No
     node = flow.node("ask")
     assert isinstance(node, DecideNode)
     assert set(node.cases) == {"yes", "no"}
+
+
+def test_a_node_reached_only_as_the_flows_main_menu_is_reachable(tmp_path: Path) -> None:
+    """The main menu (``menu:``) is entered from any question (a chat's "menú"), as
+    the start is: what it leads to is reachable; a node it does not lead to is not."""
+    menu_only = "  home: {kind: play, prompt: welcome, next: after}\n  after: {kind: hangup}\n"
+    path = tmp_path / "menu.yaml"
+    path.write_text(flow_text(PLAY + "next: bye", top="menu: home\n") + menu_only)
+    assert FlowLoader(PROMPTS, ACTIONS).load(path).menu == "home"
+
+    orphan = flow_text(PLAY + "next: bye", top="menu: home\n") + menu_only
+    _, error = load_error(tmp_path, orphan + "  orphan: {kind: hangup}\n")
+    assert (error.field, error.problem) == ("nodes.orphan", "unreachable from start 'ask'")
