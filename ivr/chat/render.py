@@ -159,7 +159,11 @@ def chat_text(phrases: Sequence[Phrase], texts: Mapping[str, str]) -> str:
     ``text``). ``prompt`` phrases are looked up there, ``number``/``digits`` are
     written as their numerals, ``spoken`` as its ``value``, ``sound`` is dropped
     (voice only). Parts are joined with a line break after a sentence (the left
-    part ends with . ! ? : or …) and a space inside one ("a las" + "8").
+    part ends with . ! ? : or …) and a space inside one ("a las" + "8"). A part
+    that is a whole sentence (starts with ¿ or ¡, or is several words from a
+    capital to . ! ? or …) after a left part that does not end one (a site's name, a time) closes the
+    left part with a period first: the voice runs "sede Norte" into "¿Qué
+    desea…?", a reader must not see "sede Norte ¿Qué desea…?".
 
     >>> chat_text([Phrase("prompt", "hi"), Phrase("sound", "beep"),
     ...            Phrase("prompt", "at"), Phrase("number", "8")],
@@ -176,9 +180,20 @@ def chat_text(phrases: Sequence[Phrase], texts: Mapping[str, str]) -> str:
     out = ""
     for part in parts:
         if out:
+            if not out.endswith(_SENTENCE_END) and _is_sentence(part):
+                out += "."
             out += "\n" if out.endswith(_SENTENCE_END) else " "
         out += part
     return out
+
+
+def _is_sentence(part: str) -> bool:
+    """Whether ``part`` reads as a whole sentence of its own (see ``chat_text``)."""
+    if part[0] in "¿¡":
+        return True
+    # A capital alone is not enough: names ("Norte", "Ana Gómez") start with one too,
+    # and a one-word "Norte." may be a name ending the left part's sentence.
+    return part[0].isupper() and part.endswith((".", "!", "?", "…")) and " " in part
 
 
 def _phrase_text(phrase: Phrase, texts: Mapping[str, str]) -> str:

@@ -50,6 +50,7 @@ from ivr.chat.channel import (
     Inbound,
 )
 from ivr.chat.render import Buttons, ListMenu, Message, Text
+from ivr.chat.replies import Agent, read_choice
 from ivr.chat.store import (
     AGENT,
     BOT,
@@ -273,7 +274,8 @@ class ChatRunner:
         if conv.state == CLOSED or conv.node is None:
             conv.state, conv.outcome, conv.node, conv.attempt = BOT, None, None, 0
             conv.variables = {}
-            channel.reply = None  # the opening message answers no question
+            if not _asks_for_a_person(message):
+                channel.reply = None  # the opening message answers no question
             resume = await self._opening(conv, message)
         else:
             resume = Resume(conv.node, conv.attempt)
@@ -443,3 +445,12 @@ class ChatRunner:
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+
+
+def _asks_for_a_person(message: StoredInbound) -> bool:
+    """Whether an opening message is the hand-off command ("asesor", "quiero hablar
+    con un asesor"): then it is kept as the reply to the flow's first question,
+    which reads it as the command (a person who comes back after the idle timeout
+    and writes "asesor" gets a person, not the main menu)."""
+    return message.text is not None and isinstance(read_choice(message.text, ()), Agent)
+

@@ -445,3 +445,45 @@ def test_the_catalogue_chat_texts_fit() -> None:
     assert 0 < len(texts["chat_list_button"]) <= render.LIST_BUTTON_MAX
     for prompt_id in ("chat_unsupported_media", "chat_not_understood"):
         assert 0 < len(texts[prompt_id]) <= render.TEXT_BODY_MAX
+
+
+# A sentence prompt after a fragment that ends without punctuation (a site's or a
+# doctor's name, a time): the voice runs them together, the chat must not
+# ("... en la sede Norte ¿Qué desea hacer con esta cita?" seen in the demo).
+@pytest.mark.parametrize(
+    ("left", "sentence", "expected"),
+    [
+        ("Norte", "¿Qué desea hacer con esta cita?", "en la sede Norte.\n¿Qué desea hacer con esta cita?"),
+        ("Norte", "Le recomendamos llegar quince minutos antes.", "en la sede Norte.\nLe recomendamos llegar quince minutos antes."),
+        ("Norte", "¡Gracias!", "en la sede Norte.\n¡Gracias!"),
+        ("Norte.", "Gracias por escribirnos.", "en la sede Norte.\nGracias por escribirnos."),
+        ("Norte", "Centro", "en la sede Norte Centro"),  # a name, no sentence: a space
+        ("Norte", "con la doctora", "en la sede Norte con la doctora"),
+    ],
+)
+def test_chat_text_closes_a_fragment_before_a_sentence(
+    left: str, sentence: str, expected: str
+) -> None:
+    texts = {"at_site": "en la sede", "site": left, "next": sentence}
+    phrases = [Phrase("prompt", "at_site"), Phrase("prompt", "site"), Phrase("prompt", "next")]
+    assert chat_text(phrases, texts) == expected
+
+
+def test_no_capitalised_fragment_of_the_catalogue_reads_as_a_sentence() -> None:
+    """The range of the rule above: every prompt of the shipped catalogue that
+    starts with a capital but does not end a sentence (names, titles, intros such
+    as "Su cita es el") still joins a fragment with a space, never a period."""
+    from pathlib import Path
+
+    catalogue = load_prompt_texts(Path(__file__).parents[2] / "prompts" / "prompts.yaml")
+    fragments = {
+        prompt_id: str(text).strip()
+        for prompt_id, text in catalogue.items()
+        if str(text).strip()[:1].isupper() and not str(text).strip().endswith((".", "!", "?", "…", ":"))
+    }
+    assert "site_norte" in fragments  # the kind is present in the catalogue
+    for prompt_id, text in fragments.items():
+        joined = chat_text(
+            [Phrase("prompt", "left"), Phrase("prompt", prompt_id)], {"left": "con", prompt_id: text}
+        )
+        assert joined == f"con {text}", prompt_id

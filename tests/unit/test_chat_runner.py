@@ -157,6 +157,19 @@ async def test_asesor_hands_off_and_the_bot_goes_silent(chat: Chat, words: str) 
     assert len(chat.simulator.messages_to(ANA)) == before
 
 
+# Seen in the review of issue 10: "asesor" as the first message of a conversation
+# (a new contact, or one whose conversation went idle) got the main menu, not a person.
+@pytest.mark.parametrize(
+    ("contact", "words"),
+    [(ANA, "asesor"), (ANA, "quiero hablar con un asesor"), (STRANGER, "asesor")],
+)
+async def test_asesor_as_the_first_message_hands_off(chat: Chat, contact: str, words: str) -> None:
+    await chat.says(contact, words)
+    await chat.sees(contact, "una persona le responderá")
+    (handoff,) = await chat.store.open_handoffs()
+    assert handoff.reason == "asked" and handoff.wa_id == contact
+
+
 @pytest.mark.parametrize("words", ["menú", "0"])
 async def test_menu_goes_back_to_the_main_menu_from_anywhere(chat: Chat, words: str) -> None:
     await chat.says(ANA, "Hola")
