@@ -42,7 +42,6 @@ from ivr.channel import (
 )
 from ivr.chat.render import LIST_BUTTON_PROMPT, Message, Text, chat_text, render_menu
 from ivr.chat.replies import Agent, Digits, MainMenu, NoMatch, Picked, read_choice, read_digits
-from ivr.masking import mask_number
 
 logger = logging.getLogger(__name__)
 
@@ -192,10 +191,12 @@ class ChatChannel:
             case Agent():
                 raise AgentAsked()
             case NoMatch():
+                # Only the reply's length: what a person writes where a document
+                # number belongs (their name, an address) stays out of the log.
                 logger.info(
-                    "conversation %s: %s is not a number of %d-%d digits",
+                    "conversation %s: a reply of %d characters is not a number of %d-%d digits",
                     self.conversation_id,
-                    mask_number(reply.text),
+                    len(reply.text),
                     request.min_digits,
                     request.max_digits,
                 )

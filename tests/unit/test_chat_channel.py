@@ -103,6 +103,28 @@ async def test_a_document_is_read_from_text(text: str, digits: str) -> None:
     assert result.digits == digits
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "me llamo María Pérez, vivo en la calle 45 # 12-30",
+        "mi cédula es 1010101010 y la de mi hijo",
+        "x" * 4096,
+    ],
+)
+async def test_a_reply_that_is_no_document_leaves_its_words_out_of_the_log(
+    text: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found by the review: the whole reply went into the log, numbers masked but
+    # names and addresses kept. Only its length is logged now.
+    caplog.set_level("DEBUG", logger="ivr.chat.channel")
+    result = await channel(Inbound(text)).ask([Phrase("prompt", "ask_document")], DOC)
+    assert result.ended_by == "invalid"
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert f"a reply of {len(text)} characters" in logged
+    for word in ("María", "calle", "1010101010", "hijo", "xxxx"):
+        assert word not in logged
+
+
 async def test_many_options_are_a_list() -> None:
     choices = [Choice(str(k), f"Opción {k}") for k in range(1, 6)]
     chat = channel()
