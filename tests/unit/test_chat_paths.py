@@ -56,7 +56,7 @@ def test_a_caller_can_still_be_sent_the_sms(citas: Flow) -> None:
 
 @pytest.mark.parametrize(
     ("channel", "ends_at"),
-    [("chat", {"chat_no_slots"}), ("voice", {"whatsapp_bye", "whatsapp_number_bye"})],
+    [("chat", {"chat_not_booked"}), ("voice", {"whatsapp_bye", "whatsapp_number_bye"})],
 )
 def test_no_slot_for_a_target_person_ends_on_each_channel_its_own_way(
     citas: Flow, channel: str, ends_at: set[str]
@@ -64,7 +64,7 @@ def test_no_slot_for_a_target_person_ends_on_each_channel_its_own_way(
     after = reachable(citas, channel, "no_slots_route")
     hangups = {n.id for n in after.values() if isinstance(n, HangupNode)}
     assert ends_at <= hangups
-    assert not ({"whatsapp_bye", "chat_no_slots"} - ends_at) & hangups
+    assert not ({"whatsapp_bye", "chat_not_booked"} - ends_at) & hangups
 
 
 def test_a_site_closed_for_phone_booking_books_in_the_chat(citas: Flow) -> None:

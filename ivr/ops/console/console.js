@@ -18,7 +18,7 @@ const OUTCOME_LABEL = {
   booked: "cita asignada", appointment_cancelled: "cita cancelada", rescheduled: "cita reprogramada",
   appointments_listed: "citas consultadas", appointment_kept: "cita conservada",
   appointment_not_found: "cita no encontrada", no_appointments: "sin citas pendientes",
-  has_appointment: "ya tenía una cita", no_slots: "sin citas disponibles", reschedule_no_slots: "sin cupos para reprogramar",
+  has_appointment: "ya tenía una cita", not_booked: "sin cita asignada", reschedule_no_slots: "sin cupos para reprogramar",
   redirected_whatsapp: "remitida a WhatsApp", redirected_whatsapp_no_sms: "remitida a WhatsApp (sin SMS)",
   handed_off: "transferida a un asesor", expired: "expirada por inactividad", completed: "terminada",
   // Calls only (ivr/controller.py, the flows' hangup nodes, ivr/store/records.py).
