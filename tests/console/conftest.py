@@ -22,11 +22,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import unused_port
 from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+from tests.chromium import chromium
+
 START_TIMEOUT_S = 30.0
 
 
@@ -106,22 +104,7 @@ def ops_server(tmp_path: Path) -> Iterator[OpsServer]:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[webdriver.Chrome]:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    if missing:
-        pytest.fail(
-            f"the console tests need Debian's chromium and chromedriver; missing: "
-            f"{', '.join(missing)} (apt-get install chromium chromium-driver)"
-        )
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1000", "--lang=es-CO"):  # fmt: skip
-        options.add_argument(arg)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download anything
-        service = Service(executable_path=str(CHROMEDRIVER))
-        driver = webdriver.Chrome(service=service, options=options)
-    try:
+    # ``ivr ops serve`` listens on an unused (ephemeral) port: none is on
+    # Chromium's unsafe list (tests/chromium.py).
+    with chromium(window="1400,1000") as driver:
         yield driver
-    finally:
-        driver.quit()

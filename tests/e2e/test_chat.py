@@ -23,7 +23,7 @@ from ivr.chat.tester import BotMessage
 from ivr.settings import REPO_ROOT
 from ivr.store import Database
 from ivr.whatsapp.webhook import signature
-from tests.console.conftest import CHROMEDRIVER, CHROMIUM
+from tests.chromium import chromium
 from tests.e2e.conftest import ControllerProcess, Sandbox, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -279,28 +279,11 @@ def test_a_restart_mid_conversation_loses_nothing(
 
 # --- the demo chat page, in a real headless Chromium ----------------------------------------------
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Debian's headless Chromium, as the console tests drive it (never downloaded)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    assert not missing, f"the chat page test needs Debian's chromium and chromedriver: {missing}"
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1200,900", "--lang=es-CO"):  # fmt: skip
-        options.add_argument(arg)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download anything
-        driver = webdriver.Chrome(
-            service=Service(executable_path=str(CHROMEDRIVER)), options=options
-        )
-    try:
+def browser(sandbox: Sandbox) -> Iterator[Any]:
+    """Headless Chromium allowed to the sandbox's ops port (8080 + offset: 10080 at
+    CI's offset 2000 is on Chromium's unsafe-port list: tests/chromium.py)."""
+    with chromium(window="1200,900", allowed_ports=[sandbox.settings.ports.ops_http]) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_the_demo_chat_page_books_in_chromium(

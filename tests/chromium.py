@@ -1,0 +1,52 @@
+"""Debian's headless Chromium for the browser tests (the ops console, the demo
+chat page): never downloaded (Selenium Manager offline), failing loudly when
+the package is missing.
+
+Chromium refuses some ports outright (``ERR_UNSAFE_PORT``: 10080 among them,
+its NAT-slipstreaming list), so a page on such a port shows an error page and
+no element. The end-to-end sandbox's ports come from an offset (the ops port
+is 8080 + offset: 10080 at CI's offset 2000), so a test names the ports it
+serves on in ``allowed_ports``, and Chromium is told to allow them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+@contextmanager
+def chromium(*, window: str, allowed_ports: Iterable[int] = ()) -> Iterator[webdriver.Chrome]:
+    """A headless Chromium (``window`` as ``"W,H"`` pixels, Spanish), quit on exit."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        pytest.fail(
+            "the browser tests need Debian's chromium and chromedriver; missing: "
+            f"{', '.join(missing)} (apt-get install chromium chromium-driver)"
+        )
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                f"--window-size={window}", "--lang=es-CO"):  # fmt: skip
+        options.add_argument(arg)
+    ports = sorted(set(allowed_ports))
+    if ports:
+        options.add_argument("--explicitly-allowed-ports=" + ",".join(map(str, ports)))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download anything
+        driver = webdriver.Chrome(
+            service=Service(executable_path=str(CHROMEDRIVER)), options=options
+        )
+    try:
+        yield driver
+    finally:
+        driver.quit()
