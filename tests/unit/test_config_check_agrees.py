@@ -31,7 +31,7 @@ BROKEN_FLOWS = [
         '    type_ahead: false   # "1" books: only a key pressed after hearing the offer counts\n',
         "    type_ahead: true\n",
     ),
-    ("unknown prompt", "prompt: no_more_slots", "prompt: no_more_slot"),
+    ("unknown prompt", "prompt: document_not_found\n", "prompt: document_not_fund\n"),
     ("unknown flag", "flag: sms_redirect", "flag: sms_redirekt"),
     ("unknown action", "action: next_slot", "action: next_slots"),
     ("unknown outcome", "outcomes: {ok: eligibility}", "outcomes: {okay: eligibility}"),
