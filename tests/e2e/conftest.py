@@ -54,15 +54,21 @@ class Sandbox:
 
     def call(self, scenario: str) -> dict[str, Any]:
         """Place a scenario with the real CLI; returns its JSON report."""
+        return self.scenario("call", scenario, timeout=240)
+
+    def scenario(self, command: str, scenario: str, *, timeout: float) -> dict[str, Any]:
+        """Run ``ivr COMMAND SCENARIO --json`` (``call`` or ``chat``) with the real CLI;
+        its JSON report, with the process's ``exit_code``."""
         proc = subprocess.run(
-            [sys.executable, "-m", "ivr.cli", "call", scenario, "--json"],
-            capture_output=True, text=True, timeout=240, env=self.env, cwd=REPO_ROOT, check=False,
+            [sys.executable, "-m", "ivr.cli", command, scenario, "--json"],
+            capture_output=True, text=True, timeout=timeout, env=self.env, cwd=REPO_ROOT,
+            check=False,
         )  # fmt: skip
         try:
             report: dict[str, Any] = json.loads(proc.stdout)
         except ValueError:
             raise AssertionError(
-                f"ivr call {scenario} printed no report:\n{proc.stdout}\n{proc.stderr}"
+                f"ivr {command} {scenario} printed no report:\n{proc.stdout}\n{proc.stderr}"
             ) from None
         report["exit_code"] = proc.returncode
         return report

@@ -33,18 +33,7 @@ ANA = "573001234567"
 
 def chat(sandbox: Sandbox, scenario: str) -> dict[str, Any]:
     """Run a chat scenario with the real CLI (``ivr chat NAME --json``); its report."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "ivr.cli", "chat", scenario, "--json"],
-        capture_output=True, text=True, timeout=300, env=sandbox.env, cwd=REPO_ROOT, check=False,
-    )  # fmt: skip
-    try:
-        report: dict[str, Any] = json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError(
-            f"ivr chat {scenario} printed no report:\n{proc.stdout}\n{proc.stderr}"
-        ) from None
-    report["exit_code"] = proc.returncode
-    return report
+    return sandbox.scenario("chat", scenario, timeout=300)
 
 
 def passed(report: dict[str, Any]) -> dict[str, Any]:
