@@ -71,6 +71,7 @@ from ivr.cases.model import (
     NewCase,
 )
 from ivr.cases.number import format_number
+from ivr.cases.sla import deadlines
 from ivr.cases.tables import CaseEventRow, CaseRow, CaseSequenceRow
 from ivr.masking import mask_number
 from ivr.store.db import Database
@@ -139,10 +140,9 @@ class CaseStore:
         if new.priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {PRIORITIES}, got {new.priority!r}")
         now = self.clock()
-        calendar = self.calendar_for(group_id)
-        due_at = calendar.add_business_days(now, self.config.answer_within_business_days)
-        first_due = group.sla.first_response.due(calendar, now)
-        resolution_due = group.sla.resolution.due(calendar, now)
+        due = deadlines(group.sla, self.calendar_for(group_id), now,
+                        answer_within_business_days=self.config.answer_within_business_days)  # fmt: skip
+        due_at = due.due_at
 
         async def op(session: AsyncSession) -> Case:
             seq = await session.scalar(
@@ -166,7 +166,8 @@ class CaseStore:
                 summary=new.summary, search_evidence=[dict(e) for e in new.search_evidence],
                 state=OPEN, priority=new.priority, priority_reason=new.priority_reason,
                 group=group_id, assignee=None, filed_at=now, due_at=due_at,
-                first_response_due_at=first_due, resolution_due_at=resolution_due,
+                first_response_due_at=due.first_response_due_at,
+                resolution_due_at=due.resolution_due_at,
                 updated_at=now, version=1,
             )  # fmt: skip
             session.add(row)
