@@ -145,3 +145,28 @@ def test_config_check_reads_cases_yaml(tmp_path: Path) -> None:
         checks["cases.yaml"].error is not None
         and checks["cases.yaml"].error.field == "default_group"
     )
+
+
+def test_the_composition_root_reads_the_deployments_cases_yaml(tmp_path: Path) -> None:
+    import shutil
+    from dataclasses import replace
+
+    from ivr.cases.setup import case_store, cases_config
+    from ivr.settings import Settings
+    from ivr.store.db import Database
+
+    config = tmp_path / "config"
+    shutil.copytree(REPO_ROOT / "config", config)
+    settings = replace(Settings(), config_dir=config)
+    assert cases_config(settings).answer_within_business_days == 5
+    (config / "citas" / "cases.yaml").write_text(
+        SHIPPED.replace("answer_within_business_days: 5", "answer_within_business_days: 3")
+    )
+    store = case_store(settings, Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"))
+    assert store.config.answer_within_business_days == 3
+    assert store.calendar_for("citas").business_weekdays == frozenset(range(5))
+    (config / "citas" / "cases.yaml").write_text(
+        SHIPPED.replace("default_group: citas", "default_group: nadie")
+    )
+    with pytest.raises(ConfigError):
+        cases_config(settings)
