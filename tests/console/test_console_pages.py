@@ -105,6 +105,7 @@ def test_a_parts_page_is_linked_and_opens_signed_in(browser: WebDriver, tmp_path
         log_in(browser, OpsServer(url, {}), token)
         wait_text(browser, "#whoami", "token:ana (operador)")
         wait_text(browser, "#pages", "Prueba")
+        assert css(browser, "#pages").is_displayed()
         links = browser.find_elements(By.CSS_SELECTOR, "#pages a")
         assert [(a.text, a.get_attribute("href")) for a in links] == [
             ("Operación", f"{url}/console"), ("Prueba", f"{url}/console/prueba.html")
@@ -119,4 +120,5 @@ def test_no_navigation_without_pages(browser: WebDriver, ops_server: OpsServer) 
     wait_text(browser, "#whoami", "token:luis (consulta)")
     css(browser, '#flags tr[data-flag="self_service_booking"]')  # loaded after the pages
     nav = css(browser, "#pages")
-    assert nav.get_attribute("hidden") is not None and nav.text == ""
+    assert nav.get_attribute("hidden") is not None and not nav.is_displayed()
+    assert browser.find_elements(By.CSS_SELECTOR, "#pages a") == []

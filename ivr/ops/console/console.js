@@ -535,7 +535,7 @@ async function loadPages() {
     return; // the navigation is an aid: the console works without it
   }
   const nav = $("pages");
-  const links = [{ href: "/console", title: "Operación" }, ...pages];
+  const links = pages.length ? [{ href: "/console", title: "Operación" }, ...pages] : [];
   nav.replaceChildren(...links.map((page) => {
     const link = document.createElement("a");
     link.href = page.href;
