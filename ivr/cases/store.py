@@ -79,6 +79,10 @@ from ivr.store.db import Database
 logger = logging.getLogger(__name__)
 
 
+# What a change did: (event action, old values, new values).
+Change = tuple[str, dict[str, Any], dict[str, Any]]
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -279,7 +283,7 @@ class CaseStore:
         if group is not None and group not in self.config.groups:
             raise ValueError(f"unknown support group {group!r}")
 
-        def change(row: CaseRow, now: datetime) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        def change(row: CaseRow, now: datetime) -> Change | None:
             if row.state == CLOSED:
                 raise CaseConflict(f"el caso {row.number} está cerrado: no se puede asignar")
             old = {"assignee": row.assignee, "group": row.group, "state": row.state}
@@ -310,7 +314,7 @@ class CaseStore:
         if not text.strip():
             raise ValueError("an answer needs a text")
 
-        def change(row: CaseRow, now: datetime) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        def change(row: CaseRow, now: datetime) -> Change | None:
             if row.state == CLOSED:
                 raise CaseConflict(f"el caso {row.number} está cerrado: no se puede responder")
             old = {"state": row.state, "first_response_at": _iso(row.first_response_at)}
@@ -337,7 +341,7 @@ class CaseStore:
         if not resolution.strip():
             raise ValueError("closing needs a resolution")
 
-        def change(row: CaseRow, now: datetime) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        def change(row: CaseRow, now: datetime) -> Change | None:
             if row.state == CLOSED:
                 raise CaseConflict(f"el caso {row.number} ya está cerrado")
             old = {"state": row.state}
@@ -360,15 +364,12 @@ class CaseStore:
         no event is written. :class:`CaseConflict` when closed."""
         if not reason.strip():
             raise ValueError("raising the priority needs a reason")
-        current = await self.get(number)
-        if current is None:
-            raise CaseNotFound(f"no existe el caso {number}")
-        if current.priority == HIGH and current.state != CLOSED:
-            return current
 
-        def change(row: CaseRow, now: datetime) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        def change(row: CaseRow, now: datetime) -> Change | None:
             if row.state == CLOSED:
                 raise CaseConflict(f"el caso {row.number} está cerrado")
+            if row.priority == HIGH:
+                return None  # already high: nothing written (checked in the transaction)
             old = {"priority": row.priority, "priority_reason": row.priority_reason}
             row.priority, row.priority_reason = HIGH, reason
             return PRIORITY_RAISED, old, {"priority": HIGH, "priority_reason": reason}
@@ -400,12 +401,13 @@ class CaseStore:
         self,
         number: str,
         actor: Actor,
-        change: Callable[[CaseRow, datetime], tuple[str, dict[str, Any], dict[str, Any]]],
+        change: Callable[[CaseRow, datetime], Change | None],
         expected_version: int | None,
         detail: str,
     ) -> Case:
-        """Read, apply ``change`` (which may raise CaseConflict), write with the version
-        check and the event, in one transaction."""
+        """Read, apply ``change`` (which may raise CaseConflict, or return None when
+        there is nothing to change), write with the version check and the event, in
+        one transaction."""
 
         async def op(session: AsyncSession) -> Case:
             row = await _row(session, number)
@@ -417,7 +419,10 @@ class CaseStore:
                 )
             now = self.clock()
             session.expunge(row)
-            action, old, new = change(row, now)
+            changed = change(row, now)
+            if changed is None:
+                return _case(row)
+            action, old, new = changed
             values = {
                 "state": row.state, "assignee": row.assignee, "group": row.group,
                 "priority": row.priority, "priority_reason": row.priority_reason,

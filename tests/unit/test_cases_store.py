@@ -295,6 +295,18 @@ async def test_raise_priority_is_idempotent(store: CaseStore) -> None:
     assert [e.action for e in await store.events(case.number)] == ["filed", "priority_raised"]
 
 
+async def test_concurrent_raises_write_one_event(store: CaseStore) -> None:
+    # Two keyword matches at once (sentiment on a case text and a survey comment).
+    case = await store.file(new_case())
+    raised = await asyncio.gather(
+        *(store.raise_priority(case.number, reason=f"palabra {i}", actor=SYSTEM) for i in range(3)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, CaseConflict) or r.priority == "high" for r in raised), raised
+    actions = [e.action for e in await store.events(case.number)]
+    assert actions == ["filed", "priority_raised"]
+
+
 async def test_unknown_numbers_and_bad_arguments(store: CaseStore) -> None:
     for call in (
         store.assign("0000013", to="a", group=None, actor=OPERATOR),
