@@ -42,9 +42,9 @@ import logging
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -223,32 +223,55 @@ class CaseStore:
         due_before: datetime | None = None,
         specialty: str | None = None,
         priority: str | None = None,
+        first_response_due_before: datetime | None = None,
+        resolution_due_before: datetime | None = None,
+        without_first_response: bool = False,
+        filed_since: datetime | None = None,
+        filed_before: datetime | None = None,
+        closed_since: datetime | None = None,
         limit: int = 200,
         offset: int = 0,
     ) -> builtins.list[Case]:
         """Cases matching every filter given, the soonest due first (then by number).
 
-        ``state``: one state or several; ``due_before``: ``due_at`` before that instant."""
-        query = select(CaseRow)
-        if state is not None:
-            states = [state] if isinstance(state, str) else list(state)
-            unknown = [s for s in states if s not in STATES]
-            if unknown:
-                raise ValueError(f"unknown state(s) {unknown}; known: {STATES}")
-            query = query.where(CaseRow.state.in_(states))
-        for column, value in ((CaseRow.site_id, site_id), (CaseRow.service_id, service_id),
-                              (CaseRow.group, group), (CaseRow.assignee, assignee),
-                              (CaseRow.specialty, specialty), (CaseRow.priority, priority)):  # fmt: skip
-            if value is not None:
-                query = query.where(column == value)
-        if due_before is not None:
-            query = query.where(CaseRow.due_at < due_before)
+        ``state``: one state or several; ``due_before``: ``due_at`` before that instant
+        (likewise ``first_response_due_before``, ``resolution_due_before``);
+        ``without_first_response``: no answer recorded yet; ``filed_since`` (inclusive)
+        and ``filed_before`` bound ``filed_at``; ``closed_since`` (inclusive): closed at
+        or after. ``ValueError`` for an unknown state."""
+        query = _filtered(select(CaseRow), **_filters(locals()))
         query = query.order_by(CaseRow.due_at, CaseRow.seq).limit(limit).offset(offset)
 
         async def op(session: AsyncSession) -> builtins.list[Case]:
             return [_case(r) for r in (await session.scalars(query)).all()]
 
         return await self.db.run("list cases", op)
+
+    async def count(
+        self,
+        *,
+        state: str | Collection[str] | None = None,
+        site_id: str | None = None,
+        service_id: str | None = None,
+        group: str | None = None,
+        assignee: str | None = None,
+        due_before: datetime | None = None,
+        specialty: str | None = None,
+        priority: str | None = None,
+        first_response_due_before: datetime | None = None,
+        resolution_due_before: datetime | None = None,
+        without_first_response: bool = False,
+        filed_since: datetime | None = None,
+        filed_before: datetime | None = None,
+        closed_since: datetime | None = None,
+    ) -> int:
+        """How many cases :meth:`list` would give with the same filters and no limit."""
+        query = _filtered(select(func.count()).select_from(CaseRow), **_filters(locals()))
+
+        async def op(session: AsyncSession) -> int:
+            return int(await session.scalar(query) or 0)
+
+        return await self.db.run("count cases", op)
 
     async def events(self, number: str) -> builtins.list[CaseEvent]:
         """The case's events, oldest first. :class:`CaseNotFound` for no such case."""
@@ -444,6 +467,64 @@ class CaseStore:
         case = await self.db.run(f"change case {number}", op)
         logger.info("case %s: %s by %s (%s)", number, case.state, actor.name, actor.role)
         return case
+
+
+_FILTERS = (
+    "state", "site_id", "service_id", "group", "assignee", "due_before", "specialty",
+    "priority", "first_response_due_before", "resolution_due_before",
+    "without_first_response", "filed_since", "filed_before", "closed_since",
+)  # fmt: skip
+
+
+def _filters(given: dict[str, Any]) -> dict[str, Any]:
+    return {name: given[name] for name in _FILTERS}
+
+
+S = TypeVar("S", bound=Select[Any])
+
+
+def _filtered(
+    query: S,
+    *,
+    state: str | Collection[str] | None,
+    site_id: str | None,
+    service_id: str | None,
+    group: str | None,
+    assignee: str | None,
+    due_before: datetime | None,
+    specialty: str | None,
+    priority: str | None,
+    first_response_due_before: datetime | None,
+    resolution_due_before: datetime | None,
+    without_first_response: bool,
+    filed_since: datetime | None,
+    filed_before: datetime | None,
+    closed_since: datetime | None,
+) -> S:
+    """``query`` with the :meth:`CaseStore.list` filters applied."""
+    if state is not None:
+        states = [state] if isinstance(state, str) else list(state)
+        unknown = [s for s in states if s not in STATES]
+        if unknown:
+            raise ValueError(f"unknown state(s) {unknown}; known: {STATES}")
+        query = query.where(CaseRow.state.in_(states))
+    for column, value in ((CaseRow.site_id, site_id), (CaseRow.service_id, service_id),
+                          (CaseRow.group, group), (CaseRow.assignee, assignee),
+                          (CaseRow.specialty, specialty), (CaseRow.priority, priority)):  # fmt: skip
+        if value is not None:
+            query = query.where(column == value)
+    for instant, before in ((CaseRow.due_at, due_before), (CaseRow.filed_at, filed_before),
+                            (CaseRow.first_response_due_at, first_response_due_before),
+                            (CaseRow.resolution_due_at, resolution_due_before)):  # fmt: skip
+        if before is not None:
+            query = query.where(instant < before)
+    if filed_since is not None:
+        query = query.where(CaseRow.filed_at >= filed_since)
+    if closed_since is not None:
+        query = query.where(CaseRow.closed_at >= closed_since)
+    if without_first_response:
+        query = query.where(CaseRow.first_response_at.is_(None))
+    return query
 
 
 async def _open_row(session: AsyncSession, affiliate_id: str, specialty: str) -> CaseRow | None:

@@ -363,6 +363,28 @@ async def test_list_filters_and_orders_by_due(store: CaseStore, clock: Clock) ->
     assert numbers(await store.list(limit=1, offset=1)) == [b.number]
     with pytest.raises(ValueError):
         await store.list(state="abierto")
+    assert await store.count() == 3 and await store.count(site_id="norte") == 2
+    assert await store.count(state=["open", "assigned"]) == 2
+
+
+async def test_the_monitors_filters(store: CaseStore, clock: Clock) -> None:
+    # What the SLA monitor, the surveys and the reports ask for.
+    a = await store.file(new_case("1"))  # Friday 10:00: first response due Saturday 09:00
+    clock.now += timedelta(days=3)  # Monday 7 Dec, 10:00
+    b = await store.file(new_case("2"))
+    await store.record_answer(b.number, text="Respuesta.", channels=["email"], actor=OPERATOR)
+    clock.now += timedelta(hours=2)
+    await store.close(a.number, resolution="ok", actor=OPERATOR)
+    numbers = lambda cases: [x.number for x in cases]  # noqa: E731
+    assert numbers(await store.list(without_first_response=True)) == [a.number]
+    saturday = datetime(2026, 12, 5, 14, 0, 1, tzinfo=UTC)
+    assert numbers(await store.list(first_response_due_before=saturday)) == [a.number]
+    assert numbers(await store.list(resolution_due_before=b.resolution_due_at)) == [a.number]
+    assert numbers(await store.list(filed_since=b.filed_at)) == [b.number]
+    assert numbers(await store.list(filed_before=b.filed_at)) == [a.number]
+    assert numbers(await store.list(closed_since=clock.now)) == [a.number]
+    assert numbers(await store.list(closed_since=clock.now + timedelta(seconds=1))) == []
+    assert await store.count(without_first_response=True, state="closed") == 1
 
 
 # --- masking -----------------------------------------------------------------------------
