@@ -38,9 +38,10 @@ cannot be reached. Logs show case numbers, never documents or phones unmasked.
 from __future__ import annotations
 
 import builtins
+import json
 import logging
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -65,6 +66,7 @@ from ivr.cases.model import (
     PRIORITY_RAISED,
     STATES,
     SYSTEM,
+    TIME_BANDS,
     Actor,
     Case,
     CaseEvent,
@@ -143,6 +145,7 @@ class CaseStore:
             raise ValueError(f"channel must be one of {CHANNELS}, got {new.channel!r}")
         if new.priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {PRIORITIES}, got {new.priority!r}")
+        evidence = [_evidence(e) for e in new.search_evidence]
         now = self.clock()
         due = deadlines(group.sla, self.calendar_for(group_id), now,
                         answer_within_business_days=self.config.answer_within_business_days)  # fmt: skip
@@ -167,7 +170,7 @@ class CaseStore:
                 wa_id=new.wa_id, contact_email=new.contact_email,
                 contact_phone=new.contact_phone, consent=new.consent,
                 consent_at=new.consent_at if new.consent_at or not new.consent else now,
-                summary=new.summary, search_evidence=[dict(e) for e in new.search_evidence],
+                summary=new.summary, search_evidence=evidence,
                 state=OPEN, priority=new.priority, priority_reason=new.priority_reason,
                 group=group_id, assignee=None, filed_at=now, due_at=due_at,
                 first_response_due_at=due.first_response_due_at,
@@ -558,6 +561,36 @@ def _event(
 ) -> None:
     session.add(CaseEventRow(case_id=case_id, at=at, actor=actor.name, role=actor.role,
                              action=action, old=old, new=new, detail=detail))  # fmt: skip
+
+
+def _evidence(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """One search tried, checked and as JSON: ``time_band`` morning | afternoon | None,
+    ``exclude_doctor_id`` str | None, ``found`` int ≥ 0, ``at`` an aware datetime or its
+    ISO text (kept as ISO text); other keys are kept as given (JSON values).
+    ``ValueError`` for anything else, so a filing never stores evidence the
+    back office cannot read."""
+    out = dict(entry)
+    band = out.get("time_band")
+    if band not in (*TIME_BANDS, None):
+        raise ValueError(f"search_evidence: time_band {band!r} is not morning, afternoon or None")
+    doctor = out.get("exclude_doctor_id")
+    if doctor is not None and not isinstance(doctor, str):
+        raise ValueError(f"search_evidence: exclude_doctor_id {doctor!r} is not a string")
+    found = out.get("found")
+    if not isinstance(found, int) or isinstance(found, bool) or found < 0:
+        raise ValueError(f"search_evidence: found {found!r} is not a count")
+    at = out.get("at")
+    if isinstance(at, datetime):
+        if at.tzinfo is None:
+            raise ValueError("search_evidence: at is a naive datetime")
+        out["at"] = at.astimezone(UTC).isoformat()
+    elif not isinstance(at, str):
+        raise ValueError(f"search_evidence: at {at!r} is not an instant")
+    try:
+        json.dumps(out)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"search_evidence: not JSON: {exc}") from None
+    return out
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -20,6 +20,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
+from ivr.cases.calendar import BOGOTA
 from ivr.cases.config import CasesConfig, load_cases_config
 from ivr.cases.model import SYSTEM, Actor, NewCase
 from ivr.cases.number import is_valid
@@ -122,6 +123,33 @@ async def test_filing_refuses_unknown_values(store: CaseStore, field: str, value
     with pytest.raises(ValueError):
         await store.file(new_case(**{field: value}))
     assert await store.list() == []
+
+
+BAD_EVIDENCE = [
+    {"time_band": "night", "exclude_doctor_id": None, "found": 0, "at": "2026-12-04T15:00:00+00:00"},
+    {"time_band": None, "exclude_doctor_id": 7, "found": 0, "at": "2026-12-04T15:00:00+00:00"},
+    {"time_band": None, "exclude_doctor_id": None, "found": -1, "at": "2026-12-04T15:00:00+00:00"},
+    {"time_band": None, "exclude_doctor_id": None, "found": True, "at": "2026-12-04T15:00:00+00:00"},
+    {"time_band": None, "exclude_doctor_id": None, "found": 0},
+    {"time_band": None, "exclude_doctor_id": None, "found": 0, "at": datetime(2026, 12, 4)},
+    {"time_band": None, "exclude_doctor_id": None, "found": 0, "at": "x", "extra": {1, 2}},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("entry", BAD_EVIDENCE)
+async def test_evidence_the_back_office_could_not_read_is_refused(
+    store: CaseStore, entry: dict[str, object]
+) -> None:
+    with pytest.raises(ValueError, match="search_evidence"):
+        await store.file(new_case(search_evidence=[entry]))
+    assert await store.list() == []
+
+
+async def test_an_evidence_instant_is_stored_as_iso_text(store: CaseStore) -> None:
+    at = datetime(2026, 12, 4, 10, 0, tzinfo=BOGOTA)
+    entry = {"time_band": "afternoon", "exclude_doctor_id": "d1", "found": 0, "at": at}
+    case = await store.file(new_case(search_evidence=[entry]))
+    assert case.search_evidence == [{**entry, "at": "2026-12-04T15:00:00+00:00"}]
 
 
 async def test_concurrent_filings_for_one_affiliate_and_specialty_make_one_case(
