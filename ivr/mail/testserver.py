@@ -11,6 +11,8 @@ tester reads and the end-to-end tests assert on::
      "envelope_to": [str], "from": str, "to": str, "subject": str,
      "message_id": str, "date": str, "text": str, "html": str | null}
 
+(``text`` and ``html`` with LF line ends.)
+
 It speaks plain SMTP (no TLS, no AUTH): it listens on loopback only. Run it
 alone with ``python -m ivr.mail.testserver --port 2525 --out FILE``.
 """
@@ -67,9 +69,14 @@ def summary(raw: bytes, *, peer: str, envelope_from: str, envelope_to: list[str]
         "subject": str(parsed.get("Subject", "")),
         "message_id": str(parsed.get("Message-ID", "")),
         "date": str(parsed.get("Date", "")),
-        "text": text.get_content() if text is not None else "",
-        "html": html.get_content() if html is not None else None,
+        # SMTP carries CRLF line ends; the file is for people and tests: "\n".
+        "text": _lines(text.get_content()) if text is not None else "",
+        "html": _lines(html.get_content()) if html is not None else None,
     }
+
+
+def _lines(content: str) -> str:
+    return content.replace("\r\n", "\n")
 
 
 class RecordingHandler:

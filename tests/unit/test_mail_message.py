@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import doctest
 from datetime import UTC, datetime
 from email import message_from_bytes
 from email.policy import default
+from types import ModuleType
 
 import pytest
 
-from ivr.mail import mask_address
+from ivr import mail
+from ivr.mail import mask_address, message
 from ivr.mail.message import InvalidAddress, compose, domain_of, new_message_id, require_address
 
 AT = datetime(2026, 11, 30, 13, 5, tzinfo=UTC)
@@ -77,3 +80,9 @@ def test_anything_but_one_address_is_refused(address: str) -> None:
 )
 def test_addresses_are_masked_in_logs(address: str, masked: str) -> None:
     assert mask_address(address) == masked
+
+
+@pytest.mark.parametrize("module", [mail, message])
+def test_the_module_examples_run(module: ModuleType) -> None:
+    result = doctest.testmod(module)
+    assert result.attempted >= 2 and result.failed == 0
