@@ -11,7 +11,9 @@ cases and reads the database through that loop.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+import urllib.request
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,6 +38,7 @@ from ivr.ops.metrics import Metrics
 from ivr.ops.service import FlagService
 from ivr.ops.store import OpsStore
 from ivr.store.db import Database
+from tests.console.conftest import OpsServer
 from tests.console.test_console import css, wait_text
 from tests.unit.cases_office import BOOTSTRAP, Office, office_on
 
@@ -233,3 +236,14 @@ def test_the_consoles_link_opens_the_page_with_the_consoles_session(
     wait_text(browser, "#whoami", "token:vera (consulta)")
     css(browser, f'#cases tr[data-number="{norte.number}"]')
     assert not browser.find_element(By.ID, "login").is_displayed()
+
+
+def test_ivr_ops_serve_serves_the_page_and_the_routes_too(ops_server: OpsServer) -> None:
+    # The standalone console (`ivr ops serve`) has the back office's extension as well.
+    token = ops_server.token("vera", "viewer")
+    request = urllib.request.Request(ops_server.url + "/api/cases?state=open",
+                                     headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert (response.status, json.load(response)) == (200, {"cases": []})
+    with urllib.request.urlopen(ops_server.url + "/console/cases.html", timeout=10) as page:
+        assert "Cola de casos" in page.read().decode()
