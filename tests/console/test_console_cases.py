@@ -230,7 +230,7 @@ def test_the_consoles_link_opens_the_page_with_the_consoles_session(
     browser.find_element(By.ID, "login-button").click()
     wait_text(browser, "#whoami", "token:vera")
 
-    css(browser, "#nav-cases").click()
+    css(browser, '#pages a[href="/console/cases.html"]').click()
 
     wait_text(browser, "h1", "Casos")
     wait_text(browser, "#whoami", "token:vera (consulta)")
