@@ -52,6 +52,7 @@ from ivr.store.records import CallRecord
 from ivr.voice import VoiceChannel
 
 if TYPE_CHECKING:
+    from ivr.cases.store import CaseStore
     from ivr.chat.callref import CallReference
     from ivr.chat.service import ChatService
     from ivr.citas.reference import Reference
@@ -330,8 +331,20 @@ async def build_actions(
             demo_slots(today, reference.sites)
         )
     outbox = SmsOutbox(db, timeout=settings.request_timeout)
-    actions = CitasActions(reference, directory, slots, outbox, flags=flags)
+    actions = CitasActions(
+        reference, directory, slots, outbox, flags=flags, cases=case_store(settings, db)
+    )
     return actions.registry(), outbox
+
+
+def case_store(settings: Settings, db: Database) -> CaseStore:
+    """The cases of ``db`` (issue 11), with ``citas/cases.yaml``'s groups and calendars;
+    ``ConfigError`` on a bad file."""
+    from ivr.cases.config import load_cases_config
+    from ivr.cases.store import CaseStore
+
+    config = load_cases_config(settings.citas_dir / "cases.yaml")
+    return CaseStore(db, config.calendar_for, config)
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
