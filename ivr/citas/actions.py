@@ -179,7 +179,10 @@ class CitasActions:
             "spoken", " ".join(groups), tuple(f"digits:{group}" for group in groups)
         )
 
-        self.cases = CitasCases(self, cases)
+        self.cases = CitasCases(
+            reference, outbox, tz=self.tz, clock=self.clock, affiliate_of=self._affiliate_of,
+            search=self._search, day_text=date_text, store=cases,
+        )  # fmt: skip
 
     def registry(self) -> dict[str, Action]:
         own = {name: getattr(self, name) for name in OUTCOMES if name not in CASE_OUTCOMES}

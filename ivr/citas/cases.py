@@ -20,8 +20,11 @@ The actions (registered with the citas actions: ``ivr.citas.actions.OUTCOMES``):
   searches changed the band and the doctor (options 3 and 4), else
   ``declined`` (there were slots; the caller goes on as before: the WhatsApp
   redirect or the chat's neutral ending).
-- ``case_contact`` (``on_file`` | ``none``): whether the directory has an
-  e-mail for the affiliate (shown masked in a chat; never read aloud).
+- ``case_contact`` (``on_file`` | ``mobile`` | ``none``): where the answer can
+  go: the directory's e-mail for the affiliate (shown masked in a chat; never
+  read aloud), else a mobile (the directory's, else the caller ID; a chat's
+  WhatsApp number), else nowhere but the insurer's other records (the caller
+  is told so, and keeps the number).
 - ``file_case`` (``filed`` | ``open``): files it (``CaseStore.file``), with the
   consent, the contact e-mail, the phone, the service, CUPS, specialty, site,
   channel, journey and the search evidence; a voice caller's mobile gets the
@@ -50,27 +53,27 @@ number digit by digit in two groups, "001 2345"; chat: the number),
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, date, datetime, tzinfo
+from typing import Any
 
 from ivr.cases.model import Case, NewCase
 from ivr.cases.store import CaseStore, OpenCaseExists
 from ivr.channel import Phrase
+from ivr.citas.affiliates import Affiliate
+from ivr.citas.reference import Reference
 from ivr.flow.model import Action, ActionFailed, CallState
 from ivr.masking import mask_email, mask_number
 from ivr.phone import sms_destination
+from ivr.sms.outbox import SmsOutbox
 from ivr.speech import es as speech_es
-
-if TYPE_CHECKING:
-    from ivr.citas.actions import CitasActions
 
 logger = logging.getLogger(__name__)
 
 CASE_OUTCOMES: dict[str, tuple[str, ...]] = {
     "open_case_check": ("open", "none"),
     "widen_search": ("found", "tried", "declined"),
-    "case_contact": ("on_file", "none"),
+    "case_contact": ("on_file", "mobile", "none"),
     "file_case": ("filed", "open"),
 }
 CASE_COMMITS = frozenset({"file_case"})
@@ -80,7 +83,7 @@ EVIDENCE_VARIABLE = "search_evidence"
 # (Ley 1581 de 2012); e-mail "1" = keep the one on file; a typed address.
 CONSENT_VARIABLE, CONSENT_YES = "case_consent", "1"
 KEEP_EMAIL_VARIABLE, KEEP_EMAIL = "email_keep", "1"
-TYPED_EMAIL_VARIABLE = "contact_email"
+TYPED_EMAIL_VARIABLE = "_contact_email"  # whole; "contact_email" has it masked (ask_text)
 SENT_PROMPT = "case_sms_sent"
 # The SMS a voice caller gets (Spanish: the caller reads it; 160 GSM-7 characters
 # hold it with a 7-digit number and the longest date, "miércoles 30 de septiembre").
@@ -147,13 +150,33 @@ def number_groups(number: str) -> list[str]:
 
 
 class CitasCases:
-    """The case actions of the citas line over ``actions`` (its reference tables,
-    directory, slot source, SMS outbox, time zone and clock) and ``store`` (None:
-    cases not configured; the actions that need it raise ``ActionFailed`` and the
-    flow takes their ``on_failure``)."""
+    """The case actions of the citas line, given by ``ivr.citas.actions.CitasActions``
+    what they share with it: the reference tables, the SMS outbox, the line's
+    time zone and clock, the identified affiliate (``affiliate_of``), one slot
+    search of the call's variables (``search``: ``found`` or ``none``, the
+    evidence kept) and a date as chat text (``day_text``). ``store`` None: cases
+    not configured; the actions that need it raise ``ActionFailed`` and the flow
+    takes their ``on_failure``."""
 
-    def __init__(self, actions: CitasActions, store: CaseStore | None) -> None:
-        self.actions = actions
+    def __init__(
+        self,
+        reference: Reference,
+        outbox: SmsOutbox,
+        *,
+        tz: tzinfo,
+        clock: Callable[[], datetime],
+        affiliate_of: Callable[[CallState], Awaitable[Affiliate | None]],
+        search: Callable[[CallState], Awaitable[str]],
+        day_text: Callable[[date], str],
+        store: CaseStore | None,
+    ) -> None:
+        self.ref = reference
+        self.outbox = outbox
+        self.tz = tz
+        self.clock = clock
+        self.affiliate_of = affiliate_of
+        self.search = search
+        self.day_text = day_text
         self.store = store
 
     def registry(self) -> dict[str, Action]:
@@ -167,9 +190,7 @@ class CitasCases:
     # --- what the caller hears of a case -------------------------------------------
     def _tell(self, state: CallState, case: Case) -> None:
         """Leave the case's number and due date for the flow to say."""
-        from ivr.citas.actions import date_text
-
-        due = case.due_at.astimezone(self.actions.tz).date()
+        due = case.due_at.astimezone(self.tz).date()
         groups = number_groups(case.number)
         state.set("case_number", case.number)
         state.set("case_due_at", case.due_at.astimezone(UTC).isoformat())
@@ -179,7 +200,7 @@ class CitasCases:
         )
         state.set(
             "case_due_media",
-            Phrase("spoken", f"{date_text(due)}.", tuple(speech_es.date_media(due))),
+            Phrase("spoken", f"{self.day_text(due)}.", tuple(speech_es.date_media(due))),
         )
 
     # --- the actions -------------------------------------------------------------
@@ -213,12 +234,12 @@ class CitasCases:
         if params.get("after") == "declined":
             return "tried" if caller_tried(evidence) else "declined"
         offered = list(state.variables.get("offered_ids", []))
-        if len(offered) >= self.actions.ref.line.max_offers:
+        if len(offered) >= self.ref.line.max_offers:
             return "declined"  # the caller heard as many slots as the line offers
         for band in TIME_BANDS:
             state.set("time_band", band)
             state.set("exclude_doctor_id", "")
-            if await self.actions._search(state) == "found":
+            if await self.search(state) == "found":
                 state.set("widened", band)
                 return "found"
         return (
@@ -229,13 +250,16 @@ class CitasCases:
 
     async def case_contact(self, state: CallState, params: Mapping[str, object]) -> str:
         """``on_file`` when the directory has an e-mail for the affiliate (left
-        masked in ``email_masked_media`` for a chat to show), else ``none``."""
-        affiliate = await self.actions._affiliate_of(state)
+        masked in ``email_masked_media`` for a chat to show), else ``mobile``
+        when there is a mobile to text (``ivr.phone.sms_destination``), else ``none``."""
+        affiliate = await self.affiliate_of(state)
         email = affiliate.email if affiliate is not None else None
-        if not email:
-            return "none"
-        state.set("email_masked_media", Phrase("spoken", mask_email(email)))
-        return "on_file"
+        if email:
+            state.set("email_masked_media", Phrase("spoken", mask_email(email)))
+            return "on_file"
+        listed = affiliate.phone if affiliate is not None else None
+        mobile = sms_destination(listed) or sms_destination(state.channel.caller_number)
+        return "mobile" if mobile else "none"
 
     async def file_case(self, state: CallState, params: Mapping[str, object]) -> str:
         """File the case (module docstring): ``filed`` or ``open``.
@@ -245,7 +269,7 @@ class CitasCases:
         fails (the flow's ``on_failure``: the caller is told it could not be filed)."""
         if state.variables.get(CONSENT_VARIABLE) != CONSENT_YES:
             raise ActionFailed("no consent to process personal data (Ley 1581 de 2012)")
-        affiliate = await self.actions._affiliate_of(state)
+        affiliate = await self.affiliate_of(state)
         if affiliate is None:
             raise ActionFailed(f"affiliate {state.variables.get('affiliate_id')!r} unknown")
         evidence = list(state.variables.get(EVIDENCE_VARIABLE, []))
@@ -269,7 +293,7 @@ class CitasCases:
             contact_email=self._email(state, affiliate.email),
             contact_phone=phone or None,
             consent=True,
-            consent_at=self.actions.clock().astimezone(UTC),
+            consent_at=self.clock().astimezone(UTC),
             search_evidence=evidence,
         )
         try:
@@ -299,7 +323,7 @@ class CitasCases:
 
     def _summary(self, state: CallState) -> str:
         """What is asked, in Spanish, for the people who answer it."""
-        ref = self.actions.ref
+        ref = self.ref
         service_id = str(state.variables["service"])
         service = next((s for s in ref.services.values() if s.id == service_id), None)
         site = ref.sites.get(str(state.variables["site_id"]))
@@ -312,16 +336,14 @@ class CitasCases:
     async def _send_sms(self, state: CallState, case: Case, phone: str | None) -> None:
         """Voice: the number by SMS to the caller's mobile (none: nothing promised).
         A chat has it in the conversation already."""
-        from ivr.citas.actions import date_text
-
         if state.channel.kind != "voice":
             return
         if phone is None:
             state.set("case_sms", "no_mobile")
             return
-        due = case.due_at.astimezone(self.actions.tz).date()
-        text = SMS_TEXT.format(number=case.number, due=date_text(due))
-        message_id = await self.actions.outbox.enqueue_or_hold(
+        due = case.due_at.astimezone(self.tz).date()
+        text = SMS_TEXT.format(number=case.number, due=self.day_text(due))
+        message_id = await self.outbox.enqueue_or_hold(
             to_number=phone, text=text, dedupe_key=f"case:{case.number}"
         )
         state.set("case_sms", "queued" if message_id else "held")

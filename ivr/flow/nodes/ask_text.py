@@ -4,9 +4,10 @@ YAML: ``prompt``, ``save_as``, ``next``, ``on_failure``, ``format`` (what the
 answer must be: ``email``, one address by ``ivr.contact_email``'s rule; the
 variable gets it normalised), ``retries``, ``no_input_prompt``,
 ``invalid_prompt``, and ``channels: [chat]`` with ``skip_to`` (required: a
-keypad types no address, ``Node.only_on``). The call record keeps the answer
-masked (``ivr.masking.mask_email``); the variable holds it whole for the
-action that uses it. Keys typed ahead do not exist on a chat, so the node
+keypad types no address, ``Node.only_on``). The variable ``save_as`` (and the
+call record, and a conversation's stored variables) holds the answer masked
+(``ivr.masking.mask_email``); ``_<save_as>`` holds it whole for the action that
+uses it in the same turn, and like every ``_`` variable is never stored. Keys typed ahead do not exist on a chat, so the node
 counts as ``type_ahead: false`` for the commit rule (``ivr.flow.model``).
 """
 
@@ -86,8 +87,8 @@ class AskTextNode(Node):
             value = check(result.digits) if result.digits else None
             if value is None:
                 return None
-            state.variables[self.save_as] = value
-            state.record.variables[self.save_as] = shown(value)
+            state.variables[f"_{self.save_as}"] = value
+            state.set(self.save_as, shown(value))
             return self.next
 
         return await ask_until_answered(
