@@ -52,7 +52,6 @@ from ivr.store.records import CallRecord
 from ivr.voice import VoiceChannel
 
 if TYPE_CHECKING:
-    from ivr.cases.store import CaseStore
     from ivr.chat.callref import CallReference
     from ivr.chat.service import ChatService
     from ivr.citas.reference import Reference
@@ -317,6 +316,7 @@ async def build_actions(
 ) -> tuple[dict[str, Action], SmsOutbox]:
     from ivr.booking.db import DbSlotSource
     from ivr.booking.seed import demo_slots
+    from ivr.cases.setup import case_store
     from ivr.citas.actions import CitasActions
     from ivr.citas.affiliates import YamlAffiliateDirectory
     from ivr.citas.reference import load_reference
@@ -335,16 +335,6 @@ async def build_actions(
         reference, directory, slots, outbox, flags=flags, cases=case_store(settings, db)
     )
     return actions.registry(), outbox
-
-
-def case_store(settings: Settings, db: Database) -> CaseStore:
-    """The cases of ``db`` (issue 11), with ``citas/cases.yaml``'s groups and calendars;
-    ``ConfigError`` on a bad file."""
-    from ivr.cases.config import load_cases_config
-    from ivr.cases.store import CaseStore
-
-    config = load_cases_config(settings.citas_dir / "cases.yaml")
-    return CaseStore(db, config.calendar_for, config)
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:

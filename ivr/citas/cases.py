@@ -335,18 +335,20 @@ class CitasCases:
 
     async def _send_sms(self, state: CallState, case: Case, phone: str | None) -> None:
         """Voice: the number by SMS to the caller's mobile (none: nothing promised).
-        A chat has it in the conversation already."""
+        A chat has it in the conversation already. ``sms`` (``queued``, ``held``:
+        the database was down, stored later, or ``no_mobile``) and ``sms_id``, as
+        ``send_whatsapp_sms`` leaves them: a case path sends no WhatsApp link."""
         if state.channel.kind != "voice":
             return
         if phone is None:
-            state.set("case_sms", "no_mobile")
+            state.set("sms", "no_mobile")
             return
         due = case.due_at.astimezone(self.tz).date()
         text = SMS_TEXT.format(number=case.number, due=self.day_text(due))
         message_id = await self.outbox.enqueue_or_hold(
             to_number=phone, text=text, dedupe_key=f"case:{case.number}"
         )
-        state.set("case_sms", "queued" if message_id else "held")
+        state.set("sms", "queued" if message_id else "held")
         if message_id:
-            state.set("case_sms_id", message_id)
+            state.set("sms_id", message_id)
         state.set("case_sent_media", Phrase("prompt", SENT_PROMPT))

@@ -202,8 +202,8 @@ async def seed_cases(settings: Settings, db: Database, *, keep_open: bool) -> No
     from datetime import UTC, datetime
 
     from ivr.cases.model import SYSTEM, NewCase
+    from ivr.cases.setup import case_store
     from ivr.citas.cases import TIME_BANDS, evidence_entry
-    from ivr.controller import case_store
 
     store = case_store(settings, db)
     specialty, service_id, cups, site_id = CASE_SERVICE

@@ -14,7 +14,7 @@ import pytest
 
 from ivr.cases.model import Case
 from ivr.cases.number import is_valid
-from ivr.controller import case_store
+from ivr.cases.setup import case_store
 from ivr.store import Database
 from tests.e2e.conftest import ControllerProcess, Sandbox, ok
 

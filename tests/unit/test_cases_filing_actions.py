@@ -257,7 +257,9 @@ MONDAY_0800 = datetime(2026, 12, 7, 8, 0, tzinfo=BOGOTA)
 async def test_the_widened_search_finds_a_slot_in_the_other_band_with_any_doctor(
     line: Line,
 ) -> None:
-    afternoon = Slot("pm", "norte", "dr_gomez", "890201", MONDAY_0800 + timedelta(hours=6), "afternoon")
+    afternoon = Slot(
+        "pm", "norte", "dr_gomez", "890201", MONDAY_0800 + timedelta(hours=6), "afternoon"
+    )
     await line.slots.seed_slots([afternoon])
     state = new_state(Caller("3001234567"), CITAS)
     for name, value in {"affiliate_id": ANA, "site_id": "norte", "cups": "890201"}.items():
@@ -276,7 +278,9 @@ async def test_the_widened_search_finds_a_slot_in_the_other_band_with_any_doctor
 @pytest.mark.parametrize(
     ("evidence", "outcome"),
     [
-        pytest.param([("afternoon", None, 1), (None, "dr_gomez", 1)], "tried", id="band and doctor"),
+        pytest.param(
+            [("afternoon", None, 1), (None, "dr_gomez", 1)], "tried", id="band and doctor"
+        ),
         pytest.param([(None, None, 1), ("afternoon", None, 1)], "declined", id="band only"),
         pytest.param([(None, None, 1)], "declined", id="the first offer"),
     ],
