@@ -40,6 +40,7 @@ from ivr.citas.cases import (
     CitasCases,
     evidence_entry,
 )
+from ivr.citas.cases import SPOKEN_PROMPTS as CASE_SPOKEN_PROMPTS
 from ivr.citas.eligibility import decide
 from ivr.citas.flags import AGE_MAX, AGE_MIN, CUPS_IN_SCOPE, flag_registry, site_closure_flag
 from ivr.citas.reference import EligibilityTables, Reference, Site
@@ -96,7 +97,7 @@ def spoken_prompts(sites: Mapping[str, Site]) -> dict[str, str]:
     offer = "the slot offer says it (ivr/citas/actions.py slot_media)"
     spoken |= {"slot_with_doctor": offer, "slot_at_site": offer}
     listing = "the list of appointments says it (ivr/citas/actions.py list_appointments)"
-    spoken |= {"appointment_item": listing}
+    spoken |= {"appointment_item": listing} | CASE_SPOKEN_PROMPTS
     for site in sites.values():
         spoken[f"site_{site.id}"] = f"the slot offer names site {site.id} of sites.yaml with it"
         for doctor in site.doctors.values():

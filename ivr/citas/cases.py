@@ -85,6 +85,10 @@ CONSENT_VARIABLE, CONSENT_YES = "case_consent", "1"
 KEEP_EMAIL_VARIABLE, KEEP_EMAIL = "email_keep", "1"
 TYPED_EMAIL_VARIABLE = "_contact_email"  # whole; "contact_email" has it masked (ask_text)
 SENT_PROMPT = "case_sms_sent"
+# The prompts these actions say by themselves (no flow node names them), for
+# ivr.citas.actions.spoken_prompts: `ivr config check` and the start refuse a
+# catalogue without them.
+SPOKEN_PROMPTS = {SENT_PROMPT: "a filed case's SMS notice says it (ivr/citas/cases.py)"}
 # The SMS a voice caller gets (Spanish: the caller reads it; 160 GSM-7 characters
 # hold it with a 7-digit number and the longest date, "miércoles 30 de septiembre").
 SMS_TEXT = (

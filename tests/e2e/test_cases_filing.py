@@ -53,6 +53,7 @@ def spoken_number(record: dict[str, Any], number: str) -> int:
     return media.count(f"digits:{number[:3]}") + media.count(f"digits:{number[3:]}")
 
 
+@pytest.mark.timeout(300)  # two calls one after the other: about 60 s and 35 s, slower under load
 def test_a_call_files_a_case_and_a_second_call_hears_it(
     sandbox: Sandbox, controller: ControllerProcess
 ) -> None:
@@ -75,6 +76,7 @@ def test_a_call_files_a_case_and_a_second_call_hears_it(
     assert open_case(sandbox, LUCIA).id == case.id  # still the one case
 
 
+@pytest.mark.timeout(240)  # a chat of eleven turns through the simulator
 def test_a_chat_files_a_case(sandbox: Sandbox, controller: ControllerProcess) -> None:
     report = sandbox.scenario("chat", "case-filed", timeout=180)
     assert report["ok"] and report["exit_code"] == 0, "\n".join(report["transcript"])
