@@ -31,6 +31,7 @@ from ivr.channel import (
 )
 from ivr.chat.channel import AgentAsked, ChatChannel, Inbound
 from ivr.chat.replies import Agent, MainMenu, NoMatch, Typed, read_text
+from ivr.chat.runner import persistable
 from ivr.citas.cases import (
     TIME_BANDS,
     bands_exhausted,
@@ -40,7 +41,10 @@ from ivr.citas.cases import (
 )
 from ivr.contact_email import normalize_email
 from ivr.controller import flow_loader
+from ivr.flow.engine import FlowEngine
+from ivr.flow.model import CallState, Resume
 from ivr.masking import mask_email
+from ivr.store.records import CallRecord
 from ivr.yamlsrc import ConfigError
 
 AT = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
@@ -289,3 +293,40 @@ def test_an_unknown_text_format_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         flow_loader().load(path)
     assert "format" in str(caught.value)
+
+
+async def test_a_typed_address_is_kept_whole_only_for_the_turn_and_recorded_masked(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(FLOW.format(channels="    channels: [chat]\n    skip_to: bye\n"), "utf-8")
+    flow = flow_loader().load(path)
+    texts = {"goodbye": "Hasta pronto.", "chat_unsupported_media": "Solo texto."}
+    chat = ChatChannel("conv-1", "573001414141", texts, reply=Inbound("Mateo@Example.ORG"))
+    record = CallRecord("conv-1", "whatsapp:conv-1", "t", None, chat.caller_number, AT)
+    state = CallState(chat, record, flow)
+
+    await FlowEngine({}, default_vdn="1").run(state, resume=Resume("ask", 0))
+
+    assert state.variables["_contact_email"] == "Mateo@example.org"
+    assert state.variables["contact_email"] == record.variables["contact_email"] == "M***@e***.org"
+    (answer,) = [s.detail for s in record.path if s.kind == "digits"]
+    assert answer["digits"] == "M***@E***.ORG"  # as typed, masked
+    assert "_contact_email" not in persistable(state.variables)
+
+
+async def test_a_reply_that_is_no_address_is_asked_again_then_fails_over(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    text = FLOW.format(channels="    channels: [chat]\n    skip_to: bye\n")
+    path.write_text(text.replace("    next: bye", "    next: bye\n    retries: 0"), "utf-8")
+    flow = flow_loader().load(path)
+    texts = {"goodbye": "Hasta pronto.", "chat_unsupported_media": "Solo texto."}
+    chat = ChatChannel("conv-1", "573001414141", texts, reply=Inbound("mateo@correo"))
+    record = CallRecord("conv-1", "whatsapp:conv-1", "t", None, chat.caller_number, AT)
+    state = CallState(chat, record, flow)
+
+    await FlowEngine({}, default_vdn="1").run(state, resume=Resume("ask", 0))
+
+    assert "contact_email" not in state.variables
+    kinds = [s.kind for s in record.path]
+    assert "max_retries" in kinds and record.outcome == "completed"  # on_failure: bye
