@@ -318,6 +318,7 @@ async def build_actions(
 ) -> tuple[dict[str, Action], SmsOutbox]:
     from ivr.booking.db import DbSlotSource
     from ivr.booking.seed import demo_slots
+    from ivr.cases.setup import case_store
     from ivr.citas.actions import CitasActions
     from ivr.citas.affiliates import YamlAffiliateDirectory
     from ivr.citas.reference import load_reference
@@ -332,7 +333,9 @@ async def build_actions(
             demo_slots(today, reference.sites)
         )
     outbox = SmsOutbox(db, timeout=settings.request_timeout)
-    actions = CitasActions(reference, directory, slots, outbox, flags=flags)
+    actions = CitasActions(
+        reference, directory, slots, outbox, flags=flags, cases=case_store(settings, db)
+    )
     return actions.registry(), outbox
 
 

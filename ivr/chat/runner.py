@@ -280,6 +280,9 @@ class ChatRunner:
         else:
             resume = Resume(conv.node, conv.attempt)
         variables: dict[str, Any] = {k: v for k, v in conv.variables.items() if k != PATH_VARIABLE}
+        # The journey (shared with the call it continues) for what the flow files
+        # (a case: ivr/citas/cases.py); "_": not kept with the variables.
+        variables["_journey_id"] = conv.journey_id
         path: list[str] = list(conv.variables.get(PATH_VARIABLE, []))
         record = CallRecord(
             id=conv.id, channel_id=f"whatsapp:{conv.id}", flow=self.line.flow.name,
