@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from ivr.masking import mask_number
 from ivr.surveys.replies import comment_of, is_refusal, parse_rating
-from ivr.surveys.store import Survey, SurveyStore
+from ivr.surveys.store import CaseEvents, Survey, SurveyStore, tell_case
 from ivr.surveys.tables import SENT, SMS, STEP_COMMENT, STEP_RATING
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class SurveyReplies:
 
     store: SurveyStore
     texts: Mapping[str, str]
+    case_events: CaseEvents | None = None
 
     async def take(self, wa_id: str, message_id: str, text: str | None) -> list[str] | None:
         """The replies to send if the message answers ``wa_id``'s survey, else None
@@ -97,6 +98,8 @@ class SurveyReplies:
         rating = parse_rating(body)
         if rating is not None:
             await self.store.rate(survey.id, rating, message_id=message_id)
+            await tell_case(self.case_events, survey.case_number, "survey_answered",
+                            f"calificación {rating} de 10")  # fmt: skip
             logger.info("survey %s (case %s): rated %d", survey.id, survey.case_number, rating)
             return [self.texts[ASK_COMMENT]]
         if await self.store.not_a_rating(

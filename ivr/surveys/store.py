@@ -40,7 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.masking import mask_number
-from ivr.store.db import Database
+from ivr.store.db import Database, StoreUnavailable
 from ivr.store.models import UtcDateTime
 from ivr.surveys.tables import (
     ANSWERED,
@@ -84,6 +84,25 @@ CASES = table(
     column("closed_by", String),
 )
 """The columns of the cases part's table this part reads (issue 11 design, ``cases``)."""
+
+
+CaseEvents = Callable[[str, str, str], Awaitable[None]]
+"""(case number, action, detail) -> written to the case's history (``case_events``,
+actions ``survey_sent`` / ``survey_failed`` / ``survey_answered``); wired by the
+composition root to ``CaseStore.add_event``."""
+
+
+async def tell_case(
+    events: CaseEvents | None, number: str | None, action: str, detail: str
+) -> None:
+    """Best effort: the ``surveys`` row is the record, the case's history a view of it;
+    a history that cannot be written is logged, never a reason to send twice."""
+    if events is None or not number:
+        return
+    try:
+        await events(number, action, detail)
+    except (StoreUnavailable, LookupError, RuntimeError) as exc:  # the database; a case gone
+        logger.warning("case %s: %s not written to its history: %s", number, action, exc)
 
 
 class SurveyNotFound(LookupError):

@@ -42,7 +42,7 @@ from ivr.masking import mask_number
 from ivr.phone import parse_e164, sms_destination, whatsapp_digits
 from ivr.sms.outbox import SmsOutbox
 from ivr.store.db import StoreUnavailable
-from ivr.surveys.store import PendingSurvey, SurveyStore
+from ivr.surveys.store import CaseEvents, PendingSurvey, SurveyStore, tell_case
 from ivr.surveys.tables import SMS, WHATSAPP
 from ivr.whatsapp import messages as wa
 
@@ -71,6 +71,7 @@ class SurveyWorker:
     texts: Mapping[str, str]
     chats: ConversationStore | None = None
     whatsapp_number: str | None = None
+    case_events: CaseEvents | None = None
     every_s: float = 5.0
     clock: Callable[[], datetime] = _utcnow
 
@@ -102,6 +103,7 @@ class SurveyWorker:
                 text = self.texts[ASK_WHATSAPP].format(number=number)
                 await self.chats.queue_outbound(conv, key, wa.text_message(wa_id, text))
                 await self.store.mark_sent(survey.id, channel=WHATSAPP, contact=wa_id)
+                await tell_case(self.case_events, number, "survey_sent", "encuesta por WhatsApp")
                 logger.info("survey of case %s: WhatsApp to %s", number, mask_number(wa_id))
                 return 1
         phone = sms_destination(pending.phone) or (
@@ -110,6 +112,9 @@ class SurveyWorker:
         if phone is None or not self.whatsapp_number:
             why = "sin WhatsApp abierto ni móvil" if phone is None else "sin número de WhatsApp"
             await self.store.mark_failed(survey.id, why)
+            await tell_case(
+                self.case_events, number, "survey_failed", f"encuesta no enviada: {why}"
+            )
             logger.warning("survey of case %s: not sent (%s)", number, why)
             return 0
         prefill = self.texts[PREFILL].format(number=number)
@@ -120,6 +125,7 @@ class SurveyWorker:
         text = self.texts[ASK_SMS].format(number=number, link=link)
         await self.sms.enqueue(to_number=phone, text=text, dedupe_key=key)
         await self.store.mark_sent(survey.id, channel=SMS, contact=phone)
+        await tell_case(self.case_events, number, "survey_sent", "encuesta por SMS")
         logger.info("survey of case %s: SMS to %s", number, mask_number(phone))
         return 1
 

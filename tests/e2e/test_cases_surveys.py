@@ -1,0 +1,92 @@
+"""Surveys end to end (issue 11 §4): a sipp call through the real Asterisk ends with
+the keypad survey when operations switch ``call_survey`` on, and its rating is
+stored against the call; a closed case's survey reaches the contact through the
+sandbox's WhatsApp simulator and the contact's replies ("9", then a comment) are
+stored, without moving the assistant's flow."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import ControllerProcess, Sandbox, ok, wait_until
+from tests.e2e.ops_peers import OpsApi, create_token
+from tests.e2e.test_chat import sql
+
+pytestmark = pytest.mark.e2e
+
+FLAG = "call_survey"
+
+
+@pytest.fixture
+def survey_on(sandbox: Sandbox, controller: ControllerProcess) -> Iterator[OpsApi]:
+    """The ``call_survey`` flag switched on through the ops API (as an operator
+    would), applied by the controller; back to its default afterwards."""
+    api = OpsApi(sandbox.settings.ports.ops_http, create_token(sandbox.env, "e2e-surveys", "admin"))
+    before = api.metric("citas_flags_revision")
+    api.ok("PUT", f"/api/flags/{FLAG}", {"value": True, "reason": "e2e: keypad survey"})
+    wait_until(lambda: api.metric("citas_flags_revision") > before, 5, "the flag to apply")
+    try:
+        yield api
+    finally:
+        api.ok("DELETE", f"/api/flags/{FLAG}", {"reason": "e2e: back to default"})
+
+
+def test_a_booked_call_ends_with_the_keypad_survey_and_its_rating_is_stored(
+    sandbox: Sandbox, survey_on: OpsApi
+) -> None:
+    (record,) = ok(sandbox.call("survey-after-booking"))["records"]
+    assert record["outcome"] == "booked"
+    rows = sql(
+        sandbox,
+        "SELECT kind, channel, state, rating, journey_id FROM surveys WHERE call_id = :c",
+        c=record["id"],
+    )
+    assert rows == [("call", "voice", "answered", 9, record["id"])]
+
+
+# --- after a closed case, on WhatsApp ------------------------------------------------------
+def simulator(sandbox: Sandbox, path: str, body: dict[str, Any] | None = None) -> Any:
+    url = f"http://127.0.0.1:{sandbox.settings.ports.whatsapp_sim}{path}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json"},
+        method="POST" if body is not None else "GET",
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b"null")
+
+
+def texts_to(sandbox: Sandbox, wa_id: str) -> list[str]:
+    found = simulator(sandbox, f"/_simulator/messages?to={wa_id}")["messages"]
+    return [
+        str(m["payload"].get("text", {}).get("body", ""))
+        or str(m["payload"].get("interactive", {}).get("body", {}).get("text", ""))
+        for m in found
+    ]
+
+
+def wait_for_text(sandbox: Sandbox, wa_id: str, words: str, after: int, within: float = 30) -> int:
+    """Wait for a message to ``wa_id`` past the first ``after`` that contains ``words``;
+    returns how many messages there are then."""
+    seen: list[str] = []
+
+    def arrived() -> bool:
+        seen[:] = texts_to(sandbox, wa_id)
+        return any(words in t for t in seen[after:])
+
+    try:
+        wait_until(arrived, within, f"{words!r} on WhatsApp")
+    except AssertionError:
+        raise AssertionError(f"{words!r} never came; messages: {seen}") from None
+    return len(seen)
+
+
+def say(sandbox: Sandbox, wa_id: str, text: str) -> None:
+    simulator(sandbox, "/_simulator/inbound", {"from": wa_id, "text": text})
+    time.sleep(0)  # nothing to wait on here: the next wait_for_text waits on the reply
