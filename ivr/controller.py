@@ -50,7 +50,7 @@ from ivr.sms.worker import SmsWorker
 from ivr.store import CallRecordStore, Database
 from ivr.store.records import CallRecord
 from ivr.surveys.chat import SurveyReplies
-from ivr.surveys.store import SurveyStore
+from ivr.surveys.store import CaseEvents, SurveyStore
 from ivr.voice import VoiceChannel
 
 if TYPE_CHECKING:
@@ -482,7 +482,8 @@ def build_chat(
         return await resolve_reference(db, code, sender=sender)
 
     store = ConversationStore(db, flow=CHAT_FLOW)
-    surveys = SurveyReplies(SurveyStore(db), texts)  # a survey's reply never starts the flow
+    # A survey's reply never starts the flow: the survey sees each message first.
+    surveys = SurveyReplies(SurveyStore(db), texts, case_history(settings, db))
     runner = ChatRunner(store, engine, line, client, references=references, takers=[surveys])
     return ChatService(runner, point)
 
@@ -518,4 +519,18 @@ def build_survey_worker(
     return worker.SurveyWorker(
         SurveyStore(db), outbox, texts, chats=chats,
         whatsapp_number=reference.line.whatsapp_number or None,
+        case_events=case_history(settings, db),
     )  # fmt: skip
+
+
+def case_history(settings: Settings, db: Database) -> CaseEvents:
+    """Survey steps written to the case's history (``case_events``, actor ``sistema``)."""
+    from ivr.cases.model import SYSTEM
+    from ivr.cases.setup import case_store
+
+    cases = case_store(settings, db)
+
+    async def add(number: str, action: str, detail: str) -> None:
+        await cases.add_event(number, action, actor=SYSTEM, detail=detail)
+
+    return add

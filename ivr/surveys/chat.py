@@ -19,11 +19,12 @@ asks the takers only for the bot's messages.
 **An SMS survey is answered on WhatsApp.** The project's SMS gateways only send
 (``ivr.sms.gateways`` has no inbound path, and every provider's inbound format
 differs), so the survey's SMS carries a ``wa.me`` link whose prefilled text
-names the case ("Encuesta del caso 0123456. Mi calificación es: "). A first
-message carrying that reference, sent from the number the SMS went to (the
+names the case ("Encuesta del caso 0123456. Mi calificación es: ", no other
+number in it). A first message carrying that reference, sent from the number the SMS went to (the
 same rule as a call's reference, ``ivr.chat.callref``: a case number is
 guessable), takes the survey over on WhatsApp, and a rating typed after it
-counts at once.
+counts at once; without one, the question is asked (not counted as a reply
+without a rating).
 """
 
 from __future__ import annotations
@@ -36,14 +37,15 @@ from dataclasses import dataclass
 from ivr.masking import mask_number
 from ivr.surveys.replies import comment_of, is_refusal, parse_rating
 from ivr.surveys.store import CaseEvents, Survey, SurveyStore, tell_case
-from ivr.surveys.tables import SENT, SMS, STEP_COMMENT, STEP_RATING
+from ivr.surveys.tables import STEP_COMMENT, STEP_RATING
 
 logger = logging.getLogger(__name__)
 
+ASK = "survey_case_whatsapp"  # the question, also sent by ivr.surveys.worker
 ASK_COMMENT = "survey_ask_comment"
 RETRY = "survey_retry"
 THANKS = "survey_thanks"
-PROMPTS = (ASK_COMMENT, RETRY, THANKS)
+PROMPTS = (ASK, ASK_COMMENT, RETRY, THANKS)
 NO_RATING_LIMIT = 2
 """Replies without a rating a survey takes: the first gets a reminder, the second
 ends the survey and goes to the assistant (the person wants something else)."""
@@ -77,12 +79,19 @@ class SurveyReplies:
         """The replies to send if the message answers ``wa_id``'s survey, else None
         (the message is the assistant's). Raises ``StoreUnavailable``."""
         body = text or ""
+        linked = find_survey_reference(body)
+        # The SMS went to "+57…", WhatsApp says "57…": the same number, both forms.
         survey = await self.store.active_for([wa_id, f"+{wa_id}"])
         if survey is None:
-            found = await self._from_sms_link(wa_id, body)
-            if found is None:
-                return None
-            survey, body = found
+            if linked is not None:
+                logger.info("survey reference %s from %s: no survey waits for this number",
+                            linked[0], mask_number(wa_id))  # fmt: skip
+            return None
+        if linked is not None:
+            body = linked[1]  # the link's prefilled text: what follows it is the reply
+            if survey.step == STEP_RATING and parse_rating(body) is None:
+                # The link's text alone: the question, not counted as a reply without a rating.
+                return [self.texts[ASK].format(number=survey.case_number or "")]
         if survey.last_message_id == message_id:
             return self._replies_for(survey)  # a replayed turn: the same replies (same keys)
         if survey.step == STEP_RATING:
@@ -108,25 +117,6 @@ class SurveyReplies:
             logger.info("survey %s: no rating twice, back to the assistant", survey.id)
             return None
         return [self.texts[RETRY]]
-
-    async def _from_sms_link(self, wa_id: str, body: str) -> tuple[Survey, str] | None:
-        """The SMS survey a message opened with the link's reference, bound to the
-        number the SMS went to, and the text after the reference."""
-        found = find_survey_reference(body)
-        if found is None:
-            return None
-        number, rest = found
-        survey = await self.store.by_case_number(number)
-        if survey is None or survey.channel != SMS or survey.state != SENT:
-            return None
-        if not survey.takes_replies(self.store.clock()):
-            return None
-        if (survey.contact or "").lstrip("+") != wa_id:
-            logger.info("survey of case %s: reference from %s, not the SMS's number",
-                        number, mask_number(wa_id))  # fmt: skip
-            return None
-        await self.store.attach_contact(survey.id, wa_id)
-        return survey, rest
 
     def _replies_for(self, survey: Survey) -> list[str]:
         if survey.step == STEP_COMMENT:

@@ -39,6 +39,7 @@ from sqlalchemy import String, and_, column, or_, select, table, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ivr.cases.store import CaseError
 from ivr.masking import mask_number
 from ivr.store.db import Database, StoreUnavailable
 from ivr.store.models import UtcDateTime
@@ -101,7 +102,7 @@ async def tell_case(
         return
     try:
         await events(number, action, detail)
-    except (StoreUnavailable, LookupError, RuntimeError) as exc:  # the database; a case gone
+    except (StoreUnavailable, CaseError) as exc:  # the database down; the case gone
         logger.warning("case %s: %s not written to its history: %s", number, action, exc)
 
 
@@ -276,10 +277,11 @@ class SurveyStore:
 
         return await self._run("list pending surveys", op)
 
-    async def mark_sent(self, id: str, *, channel: str, contact: str) -> None:
-        """The survey is queued on ``channel`` to ``contact`` (wa_id digits, or E.164)."""
-        await self._set(id, f"mark survey {id} sent", PENDING, state=SENT, channel=channel,
-                        contact=contact, sent_at=self.clock())  # fmt: skip
+    async def mark_sent(self, id: str, *, channel: str, contact: str) -> bool:
+        """The survey is queued on ``channel`` to ``contact`` (wa_id digits, or E.164).
+        False when another worker marked it first (it queued the same keyed message)."""
+        return await self._set(id, f"mark survey {id} sent", PENDING, state=SENT,
+                               channel=channel, contact=contact, sent_at=self.clock())  # fmt: skip
 
     async def mark_failed(self, id: str, detail: str) -> None:
         """No channel reaches the contact: the survey is not sent (``detail`` says why)."""
@@ -370,10 +372,6 @@ class SurveyStore:
                         last_message_id=message_id)  # fmt: skip
         return False
 
-    async def attach_contact(self, id: str, contact: str) -> None:
-        """The contact the replies come from (a WhatsApp reply to an SMS survey)."""
-        await self._set(id, f"attach a contact to survey {id}", SENT, contact=contact)
-
     async def expire_due(self) -> int:
         """Close what waited too long: no rating in ``RATING_TTL`` (expired), no
         comment in ``COMMENT_TTL`` (done, without one). Returns how many."""
@@ -421,7 +419,7 @@ class SurveyStore:
 
         return await self._run("read a survey", op)
 
-    async def _set(self, id: str, what: str, from_state: str, **values: object) -> None:
+    async def _set(self, id: str, what: str, from_state: str, **values: object) -> bool:
         """Update survey ``id`` only while it is in ``from_state`` (a late or repeated
         step after another writer moved it changes nothing, and is logged)."""
 
@@ -435,6 +433,8 @@ class SurveyStore:
 
         if not await self._run(what, op):
             logger.info("survey %s: not %s any more, %s skipped", id, from_state, what)
+            return False
+        return True
 
     async def _run(self, what: str, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
         return await self.db.run(what, op)

@@ -91,7 +91,8 @@ class SurveyWorker:
         return sent
 
     async def send(self, pending: PendingSurvey) -> int:
-        """Queue one survey on WhatsApp, else SMS; 1 if queued, 0 if it failed."""
+        """Queue one survey on WhatsApp, else SMS; 1 if this call marked it sent, 0 if
+        it failed or another worker marked it (the keyed message is one either way)."""
         survey = pending.survey
         number = survey.case_number or ""
         key = f"survey:{survey.id}"
@@ -102,7 +103,8 @@ class SurveyWorker:
             if conv is not None and conv.state != AGENT and in_service_window(conv, self.clock()):
                 text = self.texts[ASK_WHATSAPP].format(number=number)
                 await self.chats.queue_outbound(conv, key, wa.text_message(wa_id, text))
-                await self.store.mark_sent(survey.id, channel=WHATSAPP, contact=wa_id)
+                if not await self.store.mark_sent(survey.id, channel=WHATSAPP, contact=wa_id):
+                    return 0  # another worker queued the same keyed message first
                 await tell_case(self.case_events, number, "survey_sent", "encuesta por WhatsApp")
                 logger.info("survey of case %s: WhatsApp to %s", number, mask_number(wa_id))
                 return 1
@@ -124,7 +126,8 @@ class SurveyWorker:
         )
         text = self.texts[ASK_SMS].format(number=number, link=link)
         await self.sms.enqueue(to_number=phone, text=text, dedupe_key=key)
-        await self.store.mark_sent(survey.id, channel=SMS, contact=phone)
+        if not await self.store.mark_sent(survey.id, channel=SMS, contact=phone):
+            return 0
         await tell_case(self.case_events, number, "survey_sent", "encuesta por SMS")
         logger.info("survey of case %s: SMS to %s", number, mask_number(phone))
         return 1

@@ -7,7 +7,6 @@ stored, without moving the assistant's flow."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -89,4 +88,70 @@ def wait_for_text(sandbox: Sandbox, wa_id: str, words: str, after: int, within: 
 
 def say(sandbox: Sandbox, wa_id: str, text: str) -> None:
     simulator(sandbox, "/_simulator/inbound", {"from": wa_id, "text": text})
-    time.sleep(0)  # nothing to wait on here: the next wait_for_text waits on the reply
+
+
+def close_a_case_of(sandbox: Sandbox, wa_id: str) -> str:
+    """File and close a case in the sandbox's database, as the filing and back-office
+    parts do (their own e2e tests drive those through the phone and the console);
+    returns its number."""
+    import asyncio
+    import uuid
+    from datetime import UTC, datetime
+
+    from ivr.cases.config import load_cases_config
+    from ivr.cases.model import Actor, NewCase
+    from ivr.cases.store import CaseStore
+    from ivr.store import Database
+
+    async def go() -> str:
+        db = Database(sandbox.settings.database_url)
+        config = load_cases_config()
+        cases = CaseStore(db, config.calendar_for, config)
+        try:
+            now = datetime.now(UTC).isoformat()
+            case = await cases.file(
+                NewCase(
+                    affiliate_id=f"e2e-{uuid.uuid4().hex[:8]}", specialty="general",
+                    service_id="mg_first", cups="890201", site_id="norte", channel="chat",
+                    summary="Cita de medicina general; no hay cupos.",
+                    journey_id=str(uuid.uuid4()), contact_email="paciente@example.org",
+                    contact_phone=f"+{wa_id}", consent=True, wa_id=wa_id,
+                    search_evidence=[
+                        {"time_band": "morning", "exclude_doctor_id": None, "found": 0, "at": now},
+                        {"time_band": "afternoon", "exclude_doctor_id": "d1", "found": 0, "at": now},
+                    ],
+                )
+            )  # fmt: skip
+            await cases.close(
+                case.number, resolution="Cita asignada.", actor=Actor("e2e", "operator")
+            )
+            return case.number
+        finally:
+            await db.close()
+
+    return asyncio.run(go())
+
+
+def test_a_closed_case_s_survey_reaches_whatsapp_and_the_rating_and_comment_are_stored(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
+    wa_id = "573005550101"  # this test's own contact: no other test's conversation
+    seen = len(texts_to(sandbox, wa_id))
+    say(sandbox, wa_id, "hola")  # the contact writes: the 24-hour window is open
+    seen = wait_for_text(sandbox, wa_id, "", seen)  # the assistant's first question
+    (node_before,) = sql(sandbox, "SELECT node FROM conversations WHERE wa_id = :w", w=wa_id)
+    number = close_a_case_of(sandbox, wa_id)
+    seen = wait_for_text(sandbox, wa_id, f"Su caso {number} fue cerrado", seen)
+    say(sandbox, wa_id, "9")
+    seen = wait_for_text(sandbox, wa_id, "¿Desea dejar un comentario?", seen)
+    say(sandbox, wa_id, "Me atendieron muy rápido")
+    wait_for_text(sandbox, wa_id, "Gracias por su opinión", seen)
+    rows = sql(
+        sandbox,
+        "SELECT s.kind, s.channel, s.state, s.rating, s.comment FROM surveys s "
+        "JOIN cases c ON c.id = s.case_id WHERE c.number = :n",
+        n=number,
+    )
+    assert rows == [("case", "whatsapp", "answered", 9, "Me atendieron muy rápido")]
+    # The replies were the survey's: the assistant's flow stayed where it was.
+    assert sql(sandbox, "SELECT node FROM conversations WHERE wa_id = :w", w=wa_id) == [node_before]
