@@ -248,3 +248,27 @@ async def test_the_sms_links_text_alone_gets_the_question_then_the_rating_counts
     await talk.sees(ANA, "¿desea dejar un comentario?")
     (survey,) = await SurveyStore(talk.db).list()
     assert (survey.rating, survey.attempts) == (10, 0)
+
+
+async def test_the_case_history_tells_the_survey_and_a_history_that_fails_sends_it_anyway(
+    db: Database, config: CasesConfig, clock: Clock
+) -> None:
+    from ivr.cases.model import SYSTEM
+    from ivr.cases.store import CaseNotFound
+
+    cases = CaseStore(db, config.calendar_for, config, clock=clock)
+    told = await closed_case(cases, "1010000001")
+    lost = await closed_case(cases, "1010000002")
+
+    async def history(number: str, action: str, detail: str) -> None:
+        if number == lost:
+            raise CaseNotFound(number)
+        await cases.add_event(number, action, actor=SYSTEM, detail=detail)
+
+    surveys = worker(db, clock)
+    surveys.case_events = history
+    assert await surveys.run_once() == 2
+    assert [
+        (e.action, e.detail) for e in await cases.events(told) if e.action.startswith("survey")
+    ] == [("survey_sent", "encuesta por SMS")]
+    assert len(await SmsOutbox(db, timeout=5.0).list()) == 2
