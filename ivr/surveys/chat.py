@@ -10,7 +10,7 @@ takes never starts or moves the citas flow. ::
         └── no rating ──▶ "responda con un número del 1 al 10" (once)
                               └── no rating again ──▶ expired; that message goes to the assistant
 
-A message is taken while the contact's survey ``takes_replies`` (a rating for
+A message is taken while the contact's survey waits (``SurveyStore.active_for``: a rating for
 ``RATING_TTL``, 24 h after it was sent; a comment for ``COMMENT_TTL``, 30 min
 after the rating); afterwards the contact is the assistant's again. A
 conversation with a person (state ``agent``) is never interrupted: the runner

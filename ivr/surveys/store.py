@@ -155,14 +155,6 @@ class Survey:
             "sent_at": _iso(self.sent_at), "answered_at": _iso(self.answered_at),
         }  # fmt: skip
 
-    def takes_replies(self, now: datetime) -> bool:
-        """Whether the contact's next message answers this survey (rating or comment)."""
-        if self.state == SENT and self.step == STEP_RATING and self.sent_at is not None:
-            return now - self.sent_at < RATING_TTL
-        if self.state == ANSWERED and self.step == STEP_COMMENT and self.answered_at is not None:
-            return now - self.answered_at < COMMENT_TTL
-        return False
-
 
 @dataclass(frozen=True)
 class PendingSurvey:
@@ -312,17 +304,6 @@ class SurveyStore:
 
         found = await self._run("find the survey a message answers", op)
         return found[0] if found else None
-
-    async def by_case_number(self, number: str) -> Survey | None:
-        """The case survey of case ``number`` (the SMS's WhatsApp link names it)."""
-
-        async def op(session: AsyncSession) -> Survey | None:
-            row = await session.scalar(
-                select(SurveyRow).where(SurveyRow.kind == CASE, SurveyRow.case_number == number)
-            )
-            return Survey.from_row(row) if row is not None else None
-
-        return await self._run(f"find the survey of case {number}", op)
 
     async def get(self, id: str) -> Survey:
         """The survey ``id``; raises ``SurveyNotFound``."""

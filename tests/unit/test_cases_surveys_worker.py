@@ -97,6 +97,9 @@ async def test_closed_cases_are_surveyed_once_by_concurrent_workers_and_passes(
     assert sorted(s.case_number or "" for s in surveys) == sorted(numbers)
     assert still_open.number not in {s.case_number for s in surveys}
     assert {(s.state, s.channel, s.agent) for s in surveys} == {(SENT, SMS, "ana.backoffice")}
+    for survey in surveys:
+        assert survey.case_id is not None
+        assert await SurveyStore(db).for_case(survey.case_id) == survey
     messages = await SmsOutbox(db, timeout=5.0).list()
     assert sorted(m.dedupe_key for m in messages) == sorted(f"survey:{s.id}" for s in surveys)
     for message in messages:
