@@ -5,7 +5,10 @@ lost; the cases part's close writes no callback: the database is the queue)::
 
     cases (closed, no survey) ──ensure_for_closed_cases()──▶ surveys (pending)
     pending ──▶ WhatsApp: the contact's conversation has its 24-hour window open
-                  └▶ the chat outbox (key "survey:<id>"), sent by the assistant's sender
+                  ├▶ mid-dialogue (the flow waits for an answer, or a person has it):
+                  │    stays pending, tried again next pass (the chat ends, goes idle
+                  │    after 30 min, or the window closes and the SMS goes)
+                  └▶ else the chat outbox (key "survey:<id>"), sent by the assistant's sender
             ──▶ else SMS to the case's mobile, with a wa.me link naming the case
                   └▶ the SMS outbox (dedupe key "survey:<id>")
             ──▶ else failed ("sin WhatsApp ni móvil")
@@ -37,7 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ivr.chat.store import AGENT, ConversationStore, in_service_window
+from ivr.chat.store import AGENT, BOT, ConversationStore, in_service_window
 from ivr.masking import mask_number
 from ivr.phone import parse_e164, sms_destination, whatsapp_digits
 from ivr.sms.outbox import SmsOutbox
@@ -100,7 +103,11 @@ class SurveyWorker:
         wa_id = pending.wa_id or (whatsapp_digits(e164) if e164 else None)
         if wa_id and self.chats is not None:
             conv = await self.chats.conversation(wa_id)
-            if conv is not None and conv.state != AGENT and in_service_window(conv, self.clock()):
+            if conv is not None and in_service_window(conv, self.clock()):
+                if conv.state == AGENT or (conv.state == BOT and conv.node is not None):
+                    # Mid-dialogue: a "1" meant for the menu must not become a rating.
+                    logger.info("survey of case %s: waits for the chat to end", number)
+                    return 0
                 text = self.texts[ASK_WHATSAPP].format(number=number)
                 await self.chats.queue_outbound(conv, key, wa.text_message(wa_id, text))
                 if not await self.store.mark_sent(survey.id, channel=WHATSAPP, contact=wa_id):

@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.conftest import ControllerProcess, Sandbox, ok, wait_until
 from tests.e2e.ops_peers import OpsApi, create_token
-from tests.e2e.test_chat import sql
+from tests.e2e.test_chat import fresh, sql
 
 pytestmark = pytest.mark.e2e
 
@@ -135,11 +135,15 @@ def close_a_case_of(sandbox: Sandbox, wa_id: str) -> str:
 def test_a_closed_case_s_survey_reaches_whatsapp_and_the_rating_and_comment_are_stored(
     sandbox: Sandbox, controller: ControllerProcess
 ) -> None:
-    wa_id = "573005550101"  # this test's own contact: no other test's conversation
+    wa_id = "573001234567"  # Ana, known by her number
+    fresh(sandbox, wa_id)  # no booking, no conversation left by another test
     seen = len(texts_to(sandbox, wa_id))
     say(sandbox, wa_id, "hola")  # the contact writes: the 24-hour window is open
-    seen = wait_for_text(sandbox, wa_id, "", seen)  # the assistant's first question
-    (node_before,) = sql(sandbox, "SELECT node FROM conversations WHERE wa_id = :w", w=wa_id)
+    seen = wait_for_text(sandbox, wa_id, "Pedir una cita", seen)
+    say(sandbox, wa_id, "2")  # her appointments: listed, and the chat ends
+    seen = wait_for_text(sandbox, wa_id, "citas pendientes", seen)
+    (before,) = sql(sandbox, "SELECT state, node, version FROM conversations WHERE wa_id = :w",
+                    w=wa_id)  # fmt: skip
     number = close_a_case_of(sandbox, wa_id)
     seen = wait_for_text(sandbox, wa_id, f"Su caso {number} fue cerrado", seen)
     say(sandbox, wa_id, "9")
@@ -153,5 +157,8 @@ def test_a_closed_case_s_survey_reaches_whatsapp_and_the_rating_and_comment_are_
         n=number,
     )
     assert rows == [("case", "whatsapp", "answered", 9, "Me atendieron muy rápido")]
-    # The replies were the survey's: the assistant's flow stayed where it was.
-    assert sql(sandbox, "SELECT node FROM conversations WHERE wa_id = :w", w=wa_id) == [node_before]
+    # The replies were the survey's: they did not start the assistant's flow again.
+    ((state, node, _),) = sql(
+        sandbox, "SELECT state, node, version FROM conversations WHERE wa_id = :w", w=wa_id
+    )
+    assert (state, node) == (before[0], None)

@@ -26,6 +26,7 @@ from ivr.surveys.chat import SurveyReplies
 from ivr.surveys.store import CASE_MAX_AGE, SurveyStore
 from ivr.surveys.tables import FAILED, SENT, SMS, WHATSAPP
 from ivr.surveys.worker import SurveyWorker
+from tests.unit.eventually import eventually
 from tests.unit.test_chat_runner import ANA, Chat, chat, shown  # noqa: F401 (the fixture)
 
 NOW = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
@@ -148,6 +149,28 @@ async def test_whatsapp_inside_the_window_else_sms(
         assert queued == [] and [m.to_number for m in sms] == ["+573001234567"]
 
 
+@pytest.mark.parametrize("where", ["at_a_question", "with_an_agent"])
+async def test_a_chat_mid_dialogue_is_not_interrupted_the_survey_waits(
+    db: Database, config: CasesConfig, clock: Clock, where: str
+) -> None:
+    wa_id = "573001234567"
+    chats = ConversationStore(db, flow="citas", clock=clock)
+    await chats.receive(InboundMessage("wamid.1", wa_id, "text", NOW, "hola"))
+    async with chats.turn(wa_id) as turn:
+        if where == "at_a_question":
+            turn.conversation.node = "main_menu"  # a "1" now is a menu choice
+        else:
+            turn.hand_to_agent("asked", {})
+    cases = CaseStore(db, config.calendar_for, config, clock=clock)
+    await closed_case(cases, "1010000001", wa_id=wa_id)
+    assert await worker(db, clock, chats).run_once() == 0
+    (survey,) = await SurveyStore(db).list()
+    assert survey.state == "pending"
+    clock.now = NOW + SERVICE_WINDOW  # the window closed meanwhile: the SMS goes
+    assert await worker(db, clock, chats).run_once() == 1
+    assert (await SurveyStore(db).get(survey.id)).channel == SMS
+
+
 @pytest.mark.parametrize(("phone", "why"), [(None, "sin WhatsApp abierto ni móvil"),
                                              ("+5716012345", "sin WhatsApp abierto ni móvil")])  # fmt: skip
 async def test_without_whatsapp_or_a_mobile_the_survey_fails_with_why(
@@ -189,13 +212,16 @@ def surveyed_chat(chat: Chat) -> Chat:  # noqa: F811
     return chat
 
 
-async def test_a_rating_and_a_comment_are_taken_without_moving_the_flow(
+async def test_a_rating_and_a_comment_are_taken_without_starting_the_flow(
     surveyed_chat: Chat,
 ) -> None:
     talk = surveyed_chat
     await talk.says(ANA, "hola")
     await talk.sees(ANA, "pedir una cita")
-    menu = await talk.node(ANA)
+    await talk.says(ANA, "2")  # her appointments: listed, and the chat ends
+    await talk.sees(ANA, "citas pendientes")
+    ended = await talk.store.conversation(ANA)
+    assert ended is not None and ended.node is None
     number = await survey_sent_to(talk)
     await talk.sees(ANA, f"su caso {number} fue cerrado")
     await talk.says(ANA, "le doy un 9")
@@ -204,9 +230,12 @@ async def test_a_rating_and_a_comment_are_taken_without_moving_the_flow(
     await talk.sees(ANA, "gracias por su opinión")
     (survey,) = await SurveyStore(talk.db).list()
     assert (survey.rating, survey.comment, survey.channel) == (9, "Muy amables, gracias", WHATSAPP)
-    assert await talk.node(ANA) == menu  # the survey never touched the citas flow
-    await talk.says(ANA, "1")  # and the flow goes on where it was
-    await talk.sees(ANA, "medicina general")
+    after = await talk.store.conversation(ANA)
+    assert after is not None
+    assert (after.state, after.node, after.outcome) == (ended.state, None, ended.outcome)
+    await talk.says(ANA, "hola")  # the survey done, the assistant answers again
+    await eventually(lambda: len([m for m in talk.simulator.messages_to(ANA)
+                                  if "pedir una cita" in shown(m)]) == 2, within=10)  # fmt: skip
 
 
 async def test_two_replies_without_a_rating_give_the_contact_back_to_the_assistant(
@@ -215,6 +244,8 @@ async def test_two_replies_without_a_rating_give_the_contact_back_to_the_assista
     talk = surveyed_chat
     await talk.says(ANA, "hola")
     await talk.sees(ANA, "pedir una cita")
+    await talk.says(ANA, "2")
+    await talk.sees(ANA, "citas pendientes")
     await survey_sent_to(talk)
     await talk.says(ANA, "👍")
     await talk.sees(ANA, "responda con un número del 1 al 10")
