@@ -139,7 +139,7 @@ def test_a_closed_case_s_survey_reaches_whatsapp_and_the_rating_and_comment_are_
     fresh(sandbox, wa_id)  # no booking, no conversation left by another test
     seen = len(texts_to(sandbox, wa_id))
     say(sandbox, wa_id, "hola")  # the contact writes: the 24-hour window is open
-    seen = wait_for_text(sandbox, wa_id, "Pedir una cita", seen)
+    seen = wait_for_text(sandbox, wa_id, "¿Qué desea hacer?", seen)  # the main menu
     say(sandbox, wa_id, "2")  # her appointments: listed, and the chat ends
     seen = wait_for_text(sandbox, wa_id, "citas pendientes", seen)
     (before,) = sql(sandbox, "SELECT state, node, version FROM conversations WHERE wa_id = :w",
