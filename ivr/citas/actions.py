@@ -44,12 +44,14 @@ from ivr.citas.cases import SPOKEN_PROMPTS as CASE_SPOKEN_PROMPTS
 from ivr.citas.eligibility import decide
 from ivr.citas.flags import AGE_MAX, AGE_MIN, CUPS_IN_SCOPE, flag_registry, site_closure_flag
 from ivr.citas.reference import EligibilityTables, Reference, Site
+from ivr.citas.surveys import SURVEY_OUTCOMES, CallSurveyActions
 from ivr.flow.engine import Action, ActionFailed, CallState
 from ivr.masking import mask_number
 from ivr.ops.flags import FlagReader, StaticFlags
 from ivr.phone import parse_e164, sms_destination, spoken_groups, whatsapp_digits
 from ivr.sms.outbox import SmsOutbox
 from ivr.speech import es as speech_es
+from ivr.surveys.store import SurveyStore
 from ivr.yamlsrc import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ OUTCOMES: dict[str, tuple[str, ...]] = {
     "move_appointment": ("rescheduled", "taken", "unavailable", "has_appointment", "not_found"),
     # Cases: filing when no slot is found (issue 11 §1; ivr/citas/cases.py).
     **CASE_OUTCOMES,
+    **SURVEY_OUTCOMES,  # the keypad survey after a served call (ivr/citas/surveys.py)
 }
 # What survives a return to the main menu (``start_over``): who the patient is,
 # how many documents they tried, the chat's call reference.
@@ -166,8 +169,10 @@ class CitasActions:
         flags: FlagReader | None = None,
         clock: Callable[[], datetime] | None = None,
         cases: CaseStore | None = None,
+        surveys: SurveyStore | None = None,
     ) -> None:
         self.ref = reference
+        self.surveys = surveys
         self.directory = directory
         self.slots = slots
         self.outbox = outbox
@@ -186,8 +191,13 @@ class CitasActions:
         )  # fmt: skip
 
     def registry(self) -> dict[str, Action]:
-        own = {name: getattr(self, name) for name in OUTCOMES if name not in CASE_OUTCOMES}
-        return own | self.cases.registry()
+        own = {
+            name: getattr(self, name)
+            for name in OUTCOMES
+            if name not in CASE_OUTCOMES and name not in SURVEY_OUTCOMES
+        }
+        surveys = self.surveys or (SurveyStore(self.outbox.db) if self.outbox else None)
+        return own | self.cases.registry() | CallSurveyActions(surveys).registry()
 
     # --- identification -------------------------------------------------
     def _identified(self, state: CallState, affiliate: Affiliate, how: str) -> None:
