@@ -210,7 +210,7 @@ def _survey_diffs(connection: Connection) -> list[object]:
 async def test_migration_0009_matches_the_table_and_downgrades(db: Database) -> None:
     async with db.engine.begin() as conn:
         assert await conn.run_sync(_survey_diffs) == []
-        await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "-1"))
+        await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0007"))
         names = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
         assert "surveys" not in names and "conversations" in names
     await db.migrate()
