@@ -1,0 +1,106 @@
+"""The tables of other parts of issue 11 that the reports read, for the report tests.
+
+Built from the design's definitions only (``/work/helpers/CASES.md``, "Tables other
+parts read") until each part's migration is in main: escalation attempts (0008),
+surveys (0009), text analyses (0010). When a migration lands, its table leaves this
+module and the tests get it from ``Database.migrate()``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, Float, Integer, MetaData, String, Table, Text, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ivr.store.models import UtcDateTime
+
+METADATA = MetaData()
+
+ESCALATION_ATTEMPTS = Table(
+    "escalation_attempts", METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", String(36), nullable=False),
+    Column("clock", String(16), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("person", String(64), nullable=False),
+    Column("extension", String(32), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False, index=True),
+    Column("answered_at", UtcDateTime(), nullable=True),
+    Column("acknowledged_at", UtcDateTime(), nullable=True),
+    Column("result", String(32), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+)  # fmt: skip
+
+SURVEYS = Table(
+    "surveys", METADATA,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("case_id", String(36), nullable=True),
+    Column("call_id", String(36), nullable=True),
+    Column("journey_id", String(36), nullable=True),
+    Column("agent", String(128), nullable=True),
+    Column("channel", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("rating", Integer, nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("sent_at", UtcDateTime(), nullable=True),
+    Column("answered_at", UtcDateTime(), nullable=True, index=True),
+)  # fmt: skip
+
+TEXT_ANALYSES = Table(
+    "text_analyses", METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subject", String(16), nullable=False),
+    Column("subject_id", String(36), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("label", String(16), nullable=False),
+    Column("words", JSON, nullable=False),
+    Column("at", UtcDateTime(), nullable=False, index=True),
+)  # fmt: skip
+
+# Until core's migration 0007 is merged (then: from Database.migrate()).
+CASES = Table(
+    "cases", METADATA,
+    Column("id", String(36), primary_key=True),
+    Column("number", String(8), unique=True, nullable=False),
+    Column("affiliate_id", String(64), nullable=False),
+    Column("specialty", String(32), nullable=False),
+    Column("service_id", String(64), nullable=False),
+    Column("cups", String(16), nullable=False),
+    Column("site_id", String(64), nullable=False, index=True),
+    Column("channel", String(8), nullable=False),
+    Column("journey_id", String(36), nullable=True, index=True),
+    Column("summary", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("group", String(64), nullable=False),
+    Column("assignee", String(128), nullable=True),
+    Column("filed_at", UtcDateTime(), nullable=False, index=True),
+    Column("due_at", UtcDateTime(), nullable=False),
+    Column("first_response_due_at", UtcDateTime(), nullable=False),
+    Column("resolution_due_at", UtcDateTime(), nullable=False),
+    Column("first_response_at", UtcDateTime(), nullable=True),
+    Column("answered_at", UtcDateTime(), nullable=True),
+    Column("closed_at", UtcDateTime(), nullable=True),
+)  # fmt: skip
+
+CASE_EVENTS = Table(
+    "case_events", METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", String(36), nullable=False),
+    Column("at", UtcDateTime(), nullable=False, index=True),
+    Column("actor", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("old", JSON, nullable=True),
+    Column("new", JSON, nullable=True),
+    Column("detail", Text, nullable=False, default=""),
+)  # fmt: skip
+
+TABLES = (CASE_EVENTS, CASES, ESCALATION_ATTEMPTS, SURVEYS, TEXT_ANALYSES)
+
+
+async def create_report_tables(engine: AsyncEngine) -> None:
+    """Create (afresh: PostgreSQL outlives a test) the tables above."""
+    async with engine.begin() as conn:
+        for table in TABLES:
+            await conn.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
+        await conn.run_sync(METADATA.create_all)
