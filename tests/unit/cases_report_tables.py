@@ -98,9 +98,10 @@ CASE_EVENTS = Table(
 TABLES = (CASE_EVENTS, CASES, ESCALATION_ATTEMPTS, SURVEYS, TEXT_ANALYSES)
 
 
-async def create_report_tables(engine: AsyncEngine) -> None:
-    """Create (afresh: PostgreSQL outlives a test) the tables above."""
+async def create_report_tables(engine: AsyncEngine, *, drop: bool = True) -> None:
+    """Create the tables above that do not exist; ``drop``: afresh (PostgreSQL outlives a test)."""
     async with engine.begin() as conn:
-        for table in TABLES:
-            await conn.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
+        if drop:
+            for table in TABLES:
+                await conn.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
         await conn.run_sync(METADATA.create_all)
