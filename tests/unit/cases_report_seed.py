@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, text
 
+from ivr.cases.number import format_number
 from ivr.chat.tables import ConversationRow
 from ivr.ops.tables import AuditRow
 from ivr.store.db import Database
@@ -102,7 +103,9 @@ def case(
 ) -> dict[str, Any]:
     n = next(_ids)
     return {
-        "id": case_id or new_id(), "number": f"{n:07d}", "affiliate_id": f"af-{n}",
+        "id": case_id or new_id(), "number": format_number(n), "seq": n, "affiliate_id": f"af-{n}",
+        "consent": True, "search_evidence": [], "priority": "normal", "updated_at": filed_at,
+        "version": 1,
         "specialty": "general", "service_id": "general_first", "cups": "890201", "site_id": site,
         "channel": channel, "journey_id": journey_id, "summary": "Sin cupo", "group": group,
         "state": "closed" if closed_at else ("answered" if first_response_at else "open"),

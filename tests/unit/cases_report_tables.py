@@ -3,7 +3,8 @@
 Built from the design's definitions only (``/work/helpers/CASES.md``, "Tables other
 parts read") until each part's migration is in main: escalation attempts (0008),
 surveys (0009), text analyses (0010). When a migration lands, its table leaves this
-module and the tests get it from ``Database.migrate()``.
+module and the tests get it from ``Database.migrate()``, as ``cases`` and
+``case_events`` (core, 0007) did.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import JSON, Column, Float, Integer, MetaData, String, Table, Text, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ivr.cases.tables import CaseEventRow, CaseRow
 from ivr.store.models import UtcDateTime
 
 METADATA = MetaData()
@@ -57,45 +59,11 @@ TEXT_ANALYSES = Table(
     Column("at", UtcDateTime(), nullable=False, index=True),
 )  # fmt: skip
 
-# Until core's migration 0007 is merged (then: from Database.migrate()).
-CASES = Table(
-    "cases", METADATA,
-    Column("id", String(36), primary_key=True),
-    Column("number", String(8), unique=True, nullable=False),
-    Column("affiliate_id", String(64), nullable=False),
-    Column("specialty", String(32), nullable=False),
-    Column("service_id", String(64), nullable=False),
-    Column("cups", String(16), nullable=False),
-    Column("site_id", String(64), nullable=False, index=True),
-    Column("channel", String(8), nullable=False),
-    Column("journey_id", String(36), nullable=True, index=True),
-    Column("summary", Text, nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("group", String(64), nullable=False),
-    Column("assignee", String(128), nullable=True),
-    Column("filed_at", UtcDateTime(), nullable=False, index=True),
-    Column("due_at", UtcDateTime(), nullable=False),
-    Column("first_response_due_at", UtcDateTime(), nullable=False),
-    Column("resolution_due_at", UtcDateTime(), nullable=False),
-    Column("first_response_at", UtcDateTime(), nullable=True),
-    Column("answered_at", UtcDateTime(), nullable=True),
-    Column("closed_at", UtcDateTime(), nullable=True),
-)  # fmt: skip
+# Core's tables (migration 0007), under the names the tests use.
+CASES = CaseRow.__table__
+CASE_EVENTS = CaseEventRow.__table__
 
-CASE_EVENTS = Table(
-    "case_events", METADATA,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("case_id", String(36), nullable=False),
-    Column("at", UtcDateTime(), nullable=False, index=True),
-    Column("actor", String(128), nullable=False),
-    Column("role", String(16), nullable=False),
-    Column("action", String(64), nullable=False),
-    Column("old", JSON, nullable=True),
-    Column("new", JSON, nullable=True),
-    Column("detail", Text, nullable=False, default=""),
-)  # fmt: skip
-
-TABLES = (CASE_EVENTS, CASES, ESCALATION_ATTEMPTS, SURVEYS, TEXT_ANALYSES)
+TABLES = (ESCALATION_ATTEMPTS, SURVEYS, TEXT_ANALYSES)
 
 
 async def create_report_tables(engine: AsyncEngine, *, drop: bool = True) -> None:
