@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from ivr.chat.callref import CallReference
     from ivr.chat.service import ChatService
     from ivr.citas.reference import Reference
+    from ivr.ops.api import ApiExtension
 
 logger = logging.getLogger(__name__)
 
@@ -334,6 +335,15 @@ async def build_actions(
     return actions.registry(), outbox
 
 
+def ops_extensions(settings: Settings, db: Database) -> list[ApiExtension]:
+    """The parts' routes and console pages on the ops API (``ivr serve``, ``ivr ops serve``)."""
+    from ivr.cases.reports_http import build_reports_extension
+    from ivr.cases.setup import cases_config
+    from ivr.citas.funnel import CITAS_FUNNEL
+
+    return [build_reports_extension(db, cases_config(settings), CITAS_FUNNEL)]
+
+
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run the controller (and its ops API) until SIGTERM/SIGINT."""
     from ivr.citas.actions import check_spoken_prompts
@@ -390,6 +400,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         mount=chat.mount if chat is not None else None,
         chats=chat.runner.store if chat is not None else None,
         calls=records,
+        extensions=ops_extensions(settings, db),
     )
     if chat is not None:
         chat.start()

@@ -75,6 +75,17 @@ function empty(svg, width, height) {
   svg.append(svgEl("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "empty" }, "Sin datos en el periodo"));
 }
 
+// A key as short as the axis needs: 2026-11-30 → 30/11, 2026-W49 → S49, 2026-11 → 11/2026.
+function shortKey(key) {
+  let m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(key);
+  if (m) return `${m[3]}/${m[2]}`;
+  m = /^\d{4}-W(\d{2})$/.exec(key);
+  if (m) return `S${m[1]}`;
+  m = /^(\d{4})-(\d{2})$/.exec(key);
+  if (m) return `${m[2]}/${m[1]}`;
+  return key.length > 12 ? `${key.slice(0, 11)}…` : key;
+}
+
 // Vertical bars: one per label, its value above it; `low` marks bars under a threshold.
 function barChart(container, labels, values, opts = {}) {
   const width = Math.max(360, Math.min(1100, labels.length * 44 + 60));
@@ -98,7 +109,7 @@ function barChart(container, labels, values, opts = {}) {
       svg.append(svgEl("text", { x: x + slot * 0.35, y: height - bottom - h - 3, "text-anchor": "middle" }, opts.format ? opts.format(v) : num(v)));
     }
     if (i % every === 0) {
-      svg.append(svgEl("text", { x: x + slot * 0.35, y: height - bottom + 14, "text-anchor": "middle" }, label));
+      svg.append(svgEl("text", { x: x + slot * 0.35, y: height - bottom + 14, "text-anchor": "middle" }, shortKey(label)));
     }
   });
 }
@@ -131,7 +142,7 @@ function timelineChart(container, timeline, markers, step) {
   const series = ["target", "booked_phone", "redirected", "chats"];
   const max = Math.max(1, ...timeline.map((t) => t.target));
   if (!timeline.length || timeline.every((t) => t.target === 0) && !markers.length) { empty(svg, width, height); return; }
-  const x = (i) => left + (i * (width - left - 10)) / Math.max(1, timeline.length - 1);
+  const x = (i) => left + (i * (width - left - 30)) / Math.max(1, timeline.length - 1);
   const y = (v) => height - bottom - ((height - bottom - top) * v) / max;
   svg.append(svgEl("line", { x1: left, y1: height - bottom, x2: width - 5, y2: height - bottom, class: "axis" }));
   svg.append(svgEl("text", { x: left - 4, y: top + 4, "text-anchor": "end" }, String(max)));
@@ -201,7 +212,8 @@ function showFigures(report) {
   barChart($("chart-sla"), keys, report.rows.map((r) => r.sla_met_pct), { label: "ANS cumplido", max: 100, lowBelow: 80, format: pct, keepZeros: true });
   const head = document.createElement("tr");
   head.append(cell("th", by[0].toUpperCase() + by.slice(1)));
-  for (const c of report.columns) head.append(cell("th", c.label, "num"));
+  // The exports give these times in seconds; the page shows them as "7 h 05 min".
+  for (const c of report.columns) head.append(cell("th", c.label.replace("(s hábiles)", "(tiempo hábil)"), "num"));
   $("figures").tHead.replaceChildren(head);
   const line = (key, row) => {
     const tr = document.createElement("tr");
