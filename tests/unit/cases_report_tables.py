@@ -9,7 +9,7 @@ module and the tests get it from ``Database.migrate()``, as ``cases`` and
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Float, Integer, MetaData, String, Table, Text, text
+from sqlalchemy import JSON, Column, Float, Integer, MetaData, String, Table, Text, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.cases.tables import CaseEventRow, CaseRow
@@ -66,10 +66,12 @@ CASE_EVENTS = CaseEventRow.__table__
 TABLES = (ESCALATION_ATTEMPTS, SURVEYS, TEXT_ANALYSES)
 
 
-async def create_report_tables(engine: AsyncEngine, *, drop: bool = True) -> None:
-    """Create the tables above that do not exist; ``drop``: afresh (PostgreSQL outlives a test)."""
+async def create_report_tables(engine: AsyncEngine) -> None:
+    """Each table above that the migrations did not create, created; one that exists
+    (a migration's, or ours left on PostgreSQL by an earlier test) emptied instead."""
     async with engine.begin() as conn:
-        if drop:
-            for table in TABLES:
-                await conn.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
+        existing = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+        for table in TABLES:
+            if table.name in existing:
+                await conn.execute(text(f"DELETE FROM {table.name}"))
         await conn.run_sync(METADATA.create_all)
