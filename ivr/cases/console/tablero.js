@@ -257,13 +257,15 @@ function showFunnel(funnel) {
 async function refresh() {
   $("loading").hidden = false;
   try {
-    const [headline, report, funnel, options] = await Promise.all([
+    // The funnel answers periods of up to 93 days: a longer one still shows the figures.
+    const funnelOrError = api(`/api/reports/funnel?${funnelParams()}`).catch((err) => err);
+    const [headline, report, options] = await Promise.all([
       api("/api/reports/headline"),
       api(`/api/reports/figures?${params()}`),
-      api(`/api/reports/funnel?${funnelParams()}`),
       api("/api/reports/options"),
     ]);
-    showError(null);
+    const funnel = await funnelOrError;
+    showError(funnel instanceof Error ? funnel : null);
     $("headline-today").textContent = num(headline.today);
     $("headline-open").textContent = num(headline.open);
     $("headline-overdue").textContent = num(headline.overdue);
@@ -273,7 +275,8 @@ async function refresh() {
     if (!$("f-from").value) $("f-from").value = report.start.slice(0, 10);
     if (!$("f-to").value) $("f-to").value = lastDay(report.end);
     showFigures(report);
-    showFunnel(funnel);
+    $("funnel-section").hidden = funnel instanceof Error;
+    if (!(funnel instanceof Error)) showFunnel(funnel);
     document.body.dataset.loaded = String(Date.now());
   } catch (err) {
     showError(err);
