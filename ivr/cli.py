@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from ivr.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from ivr.chat.store import ConversationStore
     from ivr.ops.api import ApiExtension
     from ivr.ops.flags import FlagRegistry
     from ivr.scenarios.spec import Scenario
@@ -294,11 +295,15 @@ def _line_flags(settings: Settings) -> FlagRegistry:
     return load_line(settings).flag_registry()
 
 
-def _ops_extensions(settings: Settings, db: Database) -> list[ApiExtension]:
-    """The parts' ops API extensions (``ivr ops serve``), as the controller serves them."""
-    from ivr.controller import ops_extensions
+def _ops_extensions(
+    settings: Settings, db: Database, chats: ConversationStore
+) -> list[ApiExtension]:
+    """The parts' routes and console pages ``ivr ops serve`` serves: the cases' back
+    office (its answers are queued here and sent by ``ivr serve``'s mail worker) and
+    the dashboard."""
+    from ivr.controller import build_backoffice, reports_extension
 
-    return ops_extensions(settings, db)
+    return [build_backoffice(settings, db, chats).extension, reports_extension(settings, db)]
 
 
 def build_parser() -> argparse.ArgumentParser:

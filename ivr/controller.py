@@ -52,8 +52,10 @@ from ivr.store.records import CallRecord
 from ivr.voice import VoiceChannel
 
 if TYPE_CHECKING:
+    from ivr.cases.backoffice import Backoffice
     from ivr.chat.callref import CallReference
     from ivr.chat.service import ChatService
+    from ivr.chat.store import ConversationStore
     from ivr.citas.reference import Reference
     from ivr.ops.api import ApiExtension
 
@@ -335,13 +337,14 @@ async def build_actions(
     return actions.registry(), outbox
 
 
-def ops_extensions(settings: Settings, db: Database) -> list[ApiExtension]:
-    """The parts' routes and console pages on the ops API (``ivr serve``, ``ivr ops serve``)."""
+def reports_extension(settings: Settings, db: Database) -> ApiExtension:
+    """The dashboard ("Tablero") on the ops API (``ivr serve``, ``ivr ops serve``): the
+    cases' figures under cases.yaml and the citas line's migration funnel."""
     from ivr.cases.reports_http import build_reports_extension
     from ivr.cases.setup import cases_config
     from ivr.citas.funnel import CITAS_FUNNEL
 
-    return [build_reports_extension(db, cases_config(settings), CITAS_FUNNEL)]
+    return build_reports_extension(db, cases_config(settings), CITAS_FUNNEL)
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
@@ -395,15 +398,17 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     chat = build_chat(settings, db, engine, flows, reference) if settings.chat.enabled else None
     if chat is not None:
         metrics.watch_chat(lambda: chat.runner.counts, chat.counters.snapshot)
+    backoffice = build_backoffice(settings, db, chat.runner.store if chat is not None else None)
     await ops.serve_http(
         lambda: {"database": ops.live.healthy, "ari": controller.stream.connected.is_set()},
         mount=chat.mount if chat is not None else None,
         chats=chat.runner.store if chat is not None else None,
         calls=records,
-        extensions=ops_extensions(settings, db),
+        extensions=[backoffice.extension, reports_extension(settings, db)],
     )
     if chat is not None:
         chat.start()
+    backoffice.start()
     logger.info(
         "controller serving app %s on %s (flows: %s from %s; prompts from %s)",
         settings.app_name,
@@ -421,6 +426,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         logger.info("shutting down: %d active call(s)", controller.router.active_calls)
         if chat is not None:
             await chat.stop()
+        await backoffice.stop()
         await controller.router.shutdown(SHUTDOWN_GRACE_S)
         await controller.stream.stop()
         await stream_task
@@ -438,6 +444,16 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await client.close()
         reaction.close()
         await db.close()
+
+
+def build_backoffice(settings: Settings, db: Database, chats: ConversationStore | None) -> Backoffice:
+    """The cases' back office (``ivr.cases.backoffice``): the console's case routes,
+    the answers by e-mail (``settings.mail``) and by WhatsApp (``chats``; None:
+    e-mail only), on the cases config of ``settings.citas_dir``."""
+    from ivr.cases.backoffice import Backoffice
+    from ivr.cases.setup import cases_config
+
+    return Backoffice.build(settings, db, cases_config(settings), chats)
 
 
 # The citas line on WhatsApp: a chat opened from the call's SMS (its reference)
