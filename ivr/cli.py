@@ -299,10 +299,11 @@ def _ops_extensions(
     settings: Settings, db: Database, chats: ConversationStore
 ) -> list[ApiExtension]:
     """The parts' routes and console pages ``ivr ops serve`` serves: the cases' back
-    office (its answers are queued here and sent by ``ivr serve``'s mail worker)."""
-    from ivr.controller import build_backoffice
+    office (its answers are queued here and sent by ``ivr serve``'s mail worker) and
+    the dashboard."""
+    from ivr.controller import build_backoffice, reports_extension
 
-    return [build_backoffice(settings, db, chats).extension]
+    return [build_backoffice(settings, db, chats).extension, reports_extension(settings, db)]
 
 
 def build_parser() -> argparse.ArgumentParser:

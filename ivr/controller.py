@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from ivr.chat.service import ChatService
     from ivr.chat.store import ConversationStore
     from ivr.citas.reference import Reference
+    from ivr.ops.api import ApiExtension
     from ivr.surveys.worker import SurveyWorker
 
 logger = logging.getLogger(__name__)
@@ -342,6 +343,16 @@ async def build_actions(
     return actions.registry(), outbox
 
 
+def reports_extension(settings: Settings, db: Database) -> ApiExtension:
+    """The dashboard ("Tablero") on the ops API (``ivr serve``, ``ivr ops serve``): the
+    cases' figures under cases.yaml and the citas line's migration funnel."""
+    from ivr.cases.reports_http import build_reports_extension
+    from ivr.cases.setup import cases_config
+    from ivr.citas.funnel import CITAS_FUNNEL
+
+    return build_reports_extension(db, cases_config(settings), CITAS_FUNNEL)
+
+
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run the controller (and its ops API) until SIGTERM/SIGINT."""
     from ivr.citas.actions import check_spoken_prompts
@@ -403,7 +414,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         mount=chat.mount if chat is not None else None,
         chats=chat.runner.store if chat is not None else None,
         calls=records,
-        extensions=[backoffice.extension],
+        extensions=[backoffice.extension, reports_extension(settings, db)],
     )
     if chat is not None:
         chat.start()
