@@ -144,6 +144,9 @@ def survey(
         "id": new_id(), "kind": kind, "case_id": case_id, "call_id": None, "journey_id": None,
         "agent": agent, "channel": "whatsapp" if kind == "case" else "voice", "state": state,
         "rating": rating, "comment": None, "sent_at": answered_at, "answered_at": answered_at,
+        # the surveys part's own bookkeeping (migration 0009)
+        "step": "done" if state == "answered" else "rating", "attempts": 0,
+        "created_at": answered_at or datetime(2026, 11, 1, tzinfo=UTC),
     }  # fmt: skip
 
 

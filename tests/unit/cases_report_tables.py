@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.cases.tables import CaseEventRow, CaseRow
 from ivr.store.models import UtcDateTime
+from ivr.surveys.tables import SurveyRow
 
 METADATA = MetaData()
 
@@ -32,22 +33,6 @@ ESCALATION_ATTEMPTS = Table(
     Column("detail", Text, nullable=False, default=""),
 )  # fmt: skip
 
-SURVEYS = Table(
-    "surveys", METADATA,
-    Column("id", String(36), primary_key=True),
-    Column("kind", String(8), nullable=False),
-    Column("case_id", String(36), nullable=True),
-    Column("call_id", String(36), nullable=True),
-    Column("journey_id", String(36), nullable=True),
-    Column("agent", String(128), nullable=True),
-    Column("channel", String(16), nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("rating", Integer, nullable=True),
-    Column("comment", Text, nullable=True),
-    Column("sent_at", UtcDateTime(), nullable=True),
-    Column("answered_at", UtcDateTime(), nullable=True, index=True),
-)  # fmt: skip
-
 TEXT_ANALYSES = Table(
     "text_analyses", METADATA,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -62,8 +47,10 @@ TEXT_ANALYSES = Table(
 # Core's tables (migration 0007), under the names the tests use.
 CASES = CaseRow.__table__
 CASE_EVENTS = CaseEventRow.__table__
+# The surveys part's table (migration 0009, in main).
+SURVEYS = SurveyRow.__table__
 
-TABLES = (ESCALATION_ATTEMPTS, SURVEYS, TEXT_ANALYSES)
+TABLES = (ESCALATION_ATTEMPTS, TEXT_ANALYSES)
 
 
 async def create_report_tables(engine: AsyncEngine) -> None:

@@ -253,7 +253,7 @@ async def test_alerts_ratings_and_sentiment(backend: str, tmp_path: Path) -> Non
             case_survey, survey(at, 6, case_id=ids["c"], agent="marta"),
             survey(at, 3, kind="call", agent="marta"),  # a call's survey: no case
             survey(None, None, case_id=ids["b"], state="sent"),  # not answered
-            survey(at, None, case_id=ids["b"], state="expired"),
+            survey(at, None, kind="call", state="expired"),  # one survey per case (0009)
         ])  # fmt: skip
         await add_rows(db, t.TEXT_ANALYSES, [
             analysis("case", ids["a"], -0.6, "negativo", at),
