@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import column, exists, select, table
+from sqlalchemy import column, exists, inspect, select, table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -96,7 +96,7 @@ class TextAnalysisWorker:
         keywords: KeywordStore,
         raise_priority: RaisePriority,
         *,
-        surveys: bool = True,
+        surveys: bool | None = None,
         batch: int = 50,
         idle_wait: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
@@ -104,7 +104,7 @@ class TextAnalysisWorker:
         self.db = db
         self.keywords = keywords
         self.raise_priority = raise_priority
-        self.surveys = surveys  # False while the surveys table does not exist
+        self.surveys = surveys  # None: look whether the surveys table exists (once)
         self.batch = batch
         self.idle_wait = idle_wait
         self.clock = clock
@@ -147,6 +147,8 @@ class TextAnalysisWorker:
 
     async def pending(self) -> list[PendingText]:
         """Case texts, then survey comments, without an analysis (oldest first)."""
+        if self.surveys is None:
+            self.surveys = await self._has_surveys()
 
         async def op(session: AsyncSession) -> list[PendingText]:
             found = await _pending_cases(session, self.batch)
@@ -155,6 +157,13 @@ class TextAnalysisWorker:
             return found
 
         return await self.db.run("find texts to analyse", op)
+
+    async def _has_surveys(self) -> bool:
+        async def op(session: AsyncSession) -> bool:
+            connection = await session.connection()
+            return await connection.run_sync(lambda c: inspect(c).has_table(SURVEYS.name))
+
+        return await self.db.run("look for the surveys table", op)
 
     async def analysis(self, subject: str, subject_id: str) -> TextAnalysis | None:
         async def op(session: AsyncSession) -> TextAnalysis | None:
