@@ -8,7 +8,7 @@ Routes (tag ``incidents``), plugged into the ops app through its extension hook:
     POST /api/incident-reports        operator  file a report (201)
     GET  /api/incident-reports/{id}   viewer    one report with its incident-switch link
                                                 (audit entry, window); unmasked for operators
-    GET  /console/incidents           -         the page (its script: incidents.js)
+    /console/incidents.html, /console/incidents.js    the page, linked from the console
 
 Filters: ``since``/``until`` (the error's time, ISO 8601 with offset),
 ``channel``, ``case`` (a case number), ``incident`` (true/false: the switch
@@ -27,7 +27,16 @@ from aiohttp import web
 from ivr.incidents.export import reports_csv, reports_xlsx
 from ivr.incidents.reports import CHANNELS, DOCUMENT_TYPES, MAX_NAME, MAX_TEXT, NewIncidentReport
 from ivr.incidents.store import IncidentReportStore, ReportFilter
-from ivr.ops.api import CONSOLE_HEADERS, ApiError, Call, Handler, _flag_param, _instant, _int_param
+from ivr.ops.api import (
+    ApiError,
+    ApiExtension,
+    Call,
+    ConsolePage,
+    Handler,
+    _flag_param,
+    _instant,
+    _int_param,
+)
 from ivr.ops.flags import Role
 from ivr.ops.openapi import Operation, Param
 from ivr.xlsx_export import XLSX_MEDIA_TYPE
@@ -53,8 +62,6 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/api/incident-reports", "list_incident_reports", "Incident reports (masked), newest error first; CSV or XLSX with `format`.", V, response="IncidentReportList", params=LIST_PARAMS, tag="incidents", other_media=("text/csv", XLSX_MEDIA_TYPE)),
     Operation("POST", "/api/incident-reports", "file_incident_report", "File an incident report (the advisors' form).", OP, body="IncidentReportCreate", ok=201, response="IncidentReport", tag="incidents"),
     Operation("GET", "/api/incident-reports/{id}", "get_incident_report", "One incident report, with the incident switch's audit entry or window at the error.", V, response="IncidentReport", params=(Param("id", "path", {"type": "integer", "minimum": 1}, "The report's number."),), tag="incidents"),
-    Operation("GET", "/console/incidents", "incidents_page", "The console page «Reportes de incidente».", None, media="text/html", tag="console"),
-    Operation("GET", "/console/incidents.js", "incidents_script", "Its script.", None, media="text/javascript", tag="console"),
 )  # fmt: skip
 
 _STR = {"type": "string"}
@@ -110,8 +117,7 @@ class IncidentRoutes:
     def handlers(self) -> dict[str, Handler]:
         return {
             "list_incident_reports": self.list, "file_incident_report": self.file,
-            "get_incident_report": self.get, "incidents_page": self.page,
-            "incidents_script": self.script,
+            "get_incident_report": self.get,
         }  # fmt: skip
 
     async def list(self, request: web.Request, call: Call) -> web.StreamResponse:
@@ -173,14 +179,15 @@ class IncidentRoutes:
         report = await self.store.get(report_id)
         return web.json_response(report.as_json(masked=call.who.role < Role.OPERATOR))
 
-    async def page(self, request: web.Request, call: Call) -> web.StreamResponse:
-        return _file(PAGE, "text/html")
 
-    async def script(self, request: web.Request, call: Call) -> web.StreamResponse:
-        return _file(SCRIPT, "text/javascript")
-
-
-def _file(path: Path, content_type: str) -> web.Response:
-    return web.Response(
-        body=path.read_bytes(), content_type=content_type, charset="utf-8", headers=CONSOLE_HEADERS
+def incident_extension(store: IncidentReportStore) -> ApiExtension:
+    """The incident-report routes and the page «Reportes de incidente», for ``build_ops_app``."""
+    routes = IncidentRoutes(store)
+    return ApiExtension(
+        name="incidents",
+        operations=OPERATIONS,
+        handlers=lambda api: routes.handlers(),
+        schemas=SCHEMAS,
+        console_files={"incidents.html": PAGE, "incidents.js": SCRIPT},
+        pages=(ConsolePage("incidents.html", "Reportes de incidente"),),
     )

@@ -12,7 +12,7 @@ errors, roles and body validation behave as the core routes' (``ivr.ops.api``)::
     DELETE /api/keywords/{id}                    admin   remove it
     GET    /api/keyword-audit                    viewer  who changed what, why (newest first)
     POST   /api/text/analyse                     viewer  try a text: sentiment and keywords
-    GET    /console/keywords                     -       the page (its script: keywords.js)
+    /console/keywords.html, /console/keywords.js         the page, linked from the console
 
 Every change needs a ``reason`` and is audited (``ivr.text.keyword_store``).
 """
@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ivr.ops.api import CONSOLE_HEADERS, Call, Handler, _int_param
+from ivr.ops.api import ApiExtension, Call, ConsolePage, Handler, _int_param
 from ivr.ops.flags import Role
 from ivr.ops.openapi import Operation, Param
 from ivr.ops.service import MAX_REASON
@@ -50,8 +50,6 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("DELETE", "/api/keywords/{id}", "remove_keyword", "Remove a keyword.", A, body="KeywordReason", response="KeywordStatus", params=(KEYWORD_ID,), tag="keywords"),
     Operation("GET", "/api/keyword-audit", "keyword_audit", "Changes to the keyword lists, newest first.", V, response="KeywordAudit", params=(LIMIT,), tag="keywords"),
     Operation("POST", "/api/text/analyse", "analyse_text", "The sentiment of a text and the keywords found in it (changes nothing).", V, body="TextToAnalyse", response="TextAnalysis", tag="keywords"),
-    Operation("GET", "/console/keywords", "keywords_page", "The console page «Palabras clave».", None, media="text/html", tag="console"),
-    Operation("GET", "/console/keywords.js", "keywords_script", "Its script.", None, media="text/javascript", tag="console"),
 )  # fmt: skip
 
 _STRING = {"type": "string"}
@@ -120,8 +118,7 @@ class KeywordRoutes:
             "change_keyword_list": self.change_list, "delete_keyword_list": self.delete_list,
             "add_keyword": self.add_keyword, "change_keyword": self.change_keyword,
             "remove_keyword": self.remove_keyword, "keyword_audit": self.audit,
-            "analyse_text": self.analyse, "keywords_page": self.page,
-            "keywords_script": self.script,
+            "analyse_text": self.analyse,
         }  # fmt: skip
 
     async def lists(self, request: web.Request, call: Call) -> web.StreamResponse:
@@ -176,14 +173,15 @@ class KeywordRoutes:
             "raises_priority": priority_reason(matches),
         })  # fmt: skip
 
-    async def page(self, request: web.Request, call: Call) -> web.StreamResponse:
-        return _file(PAGE, "text/html")
 
-    async def script(self, request: web.Request, call: Call) -> web.StreamResponse:
-        return _file(SCRIPT, "text/javascript")
-
-
-def _file(path: Path, content_type: str) -> web.Response:
-    return web.Response(
-        body=path.read_bytes(), content_type=content_type, charset="utf-8", headers=CONSOLE_HEADERS
+def keyword_extension(store: KeywordStore) -> ApiExtension:
+    """The keyword routes and the page «Palabras clave», for ``build_ops_app(extensions=...)``."""
+    routes = KeywordRoutes(store)
+    return ApiExtension(
+        name="keywords",
+        operations=OPERATIONS,
+        handlers=lambda api: routes.handlers(),
+        schemas=SCHEMAS,
+        console_files={"keywords.html": PAGE, "keywords.js": SCRIPT},
+        pages=(ConsolePage("keywords.html", "Palabras clave"),),
     )
