@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,8 +26,10 @@ from typing import TYPE_CHECKING
 from ivr.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from ivr.ops.api import ApiExtension
     from ivr.ops.flags import FlagRegistry
     from ivr.scenarios.spec import Scenario
+    from ivr.store.db import Database
 
 logger = logging.getLogger("ivr")
 CONFIG_ERROR = 2  # exit status when a file the product reads is invalid
@@ -292,6 +295,13 @@ def _line_flags(settings: Settings) -> FlagRegistry:
     return load_line(settings).flag_registry()
 
 
+def _ops_extensions(settings: Settings, db: Database) -> Sequence[ApiExtension]:
+    """The parts' API routes and console pages (``ivr ops serve``; ``ivr serve`` too)."""
+    from ivr.controller import ops_extensions
+
+    return ops_extensions(settings, db)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description="Citas IVR on Asterisk ARI")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -369,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ivr.ops.cli import add_parsers as add_ops_parsers
 
     # ivr flags | incident | ops (docs/operations.md), on the line's flags.
-    add_ops_parsers(sub, _line_flags, _base_settings)
+    add_ops_parsers(sub, _line_flags, _base_settings, _ops_extensions)
     return parser
 
 

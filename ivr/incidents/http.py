@@ -39,6 +39,7 @@ from ivr.ops.api import (
 )
 from ivr.ops.flags import Role
 from ivr.ops.openapi import Operation, Param
+from ivr.store.db import Database
 from ivr.xlsx_export import XLSX_MEDIA_TYPE
 
 logger = logging.getLogger(__name__)
@@ -178,6 +179,11 @@ class IncidentRoutes:
             raise ApiError(404, "not_found", "no existe ese reporte de incidente") from None
         report = await self.store.get(report_id)
         return web.json_response(report.as_json(masked=call.who.role < Role.OPERATOR))
+
+
+def incident_extension_for(db: Database) -> ApiExtension:
+    """The extension over ``db`` (incident reports checked against its cases)."""
+    return incident_extension(IncidentReportStore(db))
 
 
 def incident_extension(store: IncidentReportStore) -> ApiExtension:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
+from ivr.cases.number import is_valid, normalise
 from ivr.masking import mask_number
 from ivr.ops.service import InvalidChange
 from ivr.phone import parse_e164
@@ -58,7 +59,6 @@ MAX_NAME = 160
 MAX_AGE = timedelta(days=366)
 SKEW = timedelta(minutes=5)
 _DOCUMENT = re.compile(r"^[A-Za-z0-9]{3,20}$")
-_CASE_NUMBER = re.compile(r"^[0-9]{7}$")
 
 
 @dataclass(frozen=True)
@@ -212,13 +212,9 @@ def check(new: NewIncidentReport, now: datetime) -> NewIncidentReport:
 
 
 def check_case_numbers(numbers: Sequence[str]) -> tuple[str, ...]:
-    """Each number once, each a valid case number; raises InvalidChange."""
-    cleaned = tuple(dict.fromkeys(n.strip() for n in numbers if n.strip()))
-    if bad := [n for n in cleaned if not is_case_number(n)]:
+    """Each number once (spaces, dots, dashes dropped: ``ivr.cases.number.normalise``),
+    each with its Damm check digit right (``is_valid``); raises InvalidChange."""
+    cleaned = tuple(dict.fromkeys(normalise(n) for n in numbers if normalise(n)))
+    if bad := [n for n in cleaned if not is_valid(n)]:
         _raise("case_numbers", f"no es un número de caso válido: {', '.join(bad)}")
     return cleaned
-
-
-def is_case_number(number: str) -> bool:
-    """A case number as ``ivr.cases.number`` writes them (7 digits)."""
-    return bool(_CASE_NUMBER.match(number))

@@ -61,6 +61,8 @@ REFUSED = [
     ("bad phone", {**WITH_DATA, "affiliate_phone": "12"}, "affiliate_phone"),
     ("bad case number", {"case_numbers": ("12345",)}, "case_numbers"),
     ("letters for a case", {"case_numbers": ("abcdefg",)}, "case_numbers"),
+    ("a wrong check digit", {"case_numbers": ("0123458",)}, "case_numbers"),
+    ("two digits swapped", {"case_numbers": ("1023459",)}, "case_numbers"),
 ]  # fmt: skip
 
 
@@ -75,14 +77,14 @@ def test_the_form_is_normalised() -> None:
     checked = check(
         replace(FORM, channels=("web", "web", "telefono"), description="  algo  ",  # type: ignore[arg-type]
                 **{**WITH_DATA, "affiliate_name": "  Ana   María  Rojas "},
-                case_numbers=(" 0012345 ", "0012345")),
+                case_numbers=(" 012 345-9 ", "0123459")),
         T0,
     )  # fmt: skip
     assert checked.channels == ("web", "telefono")
     assert checked.description == "algo"
     assert checked.affiliate_name == "Ana María Rojas"
     assert checked.affiliate_phone == "+573001234567"
-    assert checked.case_numbers == ("0012345",)
+    assert checked.case_numbers == ("0123459",)
 
 
 def test_consent_without_data_and_a_small_clock_skew_are_accepted() -> None:
@@ -175,11 +177,11 @@ async def test_a_window_cancelled_before_the_error_does_not_count(
 async def test_the_list_filters(store: IncidentReportStore, clock: Clock) -> None:
     clock.now = T0 + timedelta(days=2)
     a = await store.file(OPERATOR, replace(FORM, channels=("web",), occurred_at=T0))
-    b = await store.file(OPERATOR, replace(FORM, case_numbers=("0012345",), occurred_at=T0 + timedelta(days=1)))  # fmt: skip
+    b = await store.file(OPERATOR, replace(FORM, case_numbers=("0123459",), occurred_at=T0 + timedelta(days=1)))  # fmt: skip
     ids = lambda found: [r.id for r in found]  # noqa: E731
     assert ids(await store.list(ReportFilter())) == [b.id, a.id]  # newest error first
     assert ids(await store.list(ReportFilter(channel="web"))) == [a.id]
-    assert ids(await store.list(ReportFilter(case_number="0012345"))) == [b.id]
+    assert ids(await store.list(ReportFilter(case_number="0123459"))) == [b.id]
     assert ids(await store.list(ReportFilter(since=T0 + timedelta(hours=1)))) == [b.id]
     assert ids(await store.list(ReportFilter(until=T0 + timedelta(hours=1)))) == [a.id]
     assert ids(await store.list(ReportFilter(incident_active=True))) == []
@@ -227,3 +229,23 @@ async def test_an_unmasked_export_has_the_full_data(store: IncidentReportStore) 
     await store.file(OPERATOR, replace(FORM, **WITH_DATA))  # type: ignore[arg-type]
     text = reports_csv(await store.list(ReportFilter()), masked=False)
     assert "1020304050" in text and "'+573001234567" in text and "Ana María Rojas" in text
+
+
+async def test_the_linked_cases_must_exist(db: Database, clock: Clock) -> None:
+    from ivr.cases.config import load_cases_config
+    from ivr.cases.model import NewCase
+    from ivr.cases.store import CaseStore
+
+    config = load_cases_config()
+    cases = CaseStore(db, config.calendar_for, config, clock=clock)
+    case = await cases.file(NewCase(
+        affiliate_id="1001", specialty="general", service_id="mg_first", cups="890201",
+        site_id="norte", channel="voice", summary="sin cupos",
+    ))  # fmt: skip
+    store = IncidentReportStore(db, clock)
+    report = await store.file(OPERATOR, replace(FORM, case_numbers=(case.number,)))
+    assert report.new.case_numbers == (case.number,)
+    with pytest.raises(InvalidChange) as caught:
+        await store.file(OPERATOR, replace(FORM, case_numbers=(case.number, "0123459")))
+    assert caught.value.details == [{"field": "case_numbers", "message": "no existe: 0123459"}]
+    assert [r.id for r in await store.list(ReportFilter())] == [report.id]
