@@ -35,7 +35,9 @@ def wait_notice(browser: WebDriver, text: str) -> None:
             "return [...document.querySelectorAll('#report-form :invalid')]"
             ".map((e) => `${e.id}: ${e.validationMessage}`)"
         )
-        raise AssertionError(f"no notice {text!r}; the page says: {error!r}; invalid: {invalid}") from None
+        raise AssertionError(
+            f"no notice {text!r}; the page says: {error!r}; invalid: {invalid}"
+        ) from None
 
 
 def wait_file(folder: Path, suffix: str) -> Path:
