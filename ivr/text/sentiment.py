@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -127,10 +127,17 @@ class Lexicon:
         found = self.by_word.get(token.folded)
         return found if found is not None else self.by_stem.get(token.stem)
 
+    @cached_property  # written to the instance's __dict__: allowed on a frozen dataclass
+    def _phrases_by_first(self) -> dict[str, list[tuple[tuple[str, ...], float]]]:
+        index: dict[str, list[tuple[tuple[str, ...], float]]] = {}
+        for stems, weight in self.phrases.items():
+            index.setdefault(stems[0], []).append((stems, weight))
+        return index
+
     def phrase_at(self, toks: Sequence[Token], i: int) -> tuple[int, float] | None:
         """The longest phrase starting at ``toks[i]``: (index after it, weight)."""
         best: tuple[int, float] | None = None
-        for stems, weight in self.phrases.items():
+        for stems, weight in self._phrases_by_first.get(toks[i].stem, ()):
             end = _match(stems, toks, i, self.fillers)
             if end is not None and (best is None or end > best[0]):
                 best = (end, weight)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import unicodedata
 from pathlib import Path
 
@@ -224,3 +226,13 @@ def test_an_admin_lexicon_changes_the_verdict(tmp_path: Path) -> None:
     text = "el agendador otra vez"
     assert analyse(text).label == NEU
     assert analyse(text, Lexicon.from_file(path)).label == NEG
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["ivr.text.normalise", "ivr.text.sentiment", "ivr.text.keywords", "ivr.xlsx_export",
+     "ivr.incidents.reports", "ivr.incidents.export"],
+)  # fmt: skip
+def test_docstring_examples_run(module: str) -> None:
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
