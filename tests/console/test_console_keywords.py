@@ -17,7 +17,9 @@ pytestmark = pytest.mark.console
 def open_page(browser: WebDriver, server: OpsServer, token: str) -> None:
     log_in(browser, server, token)
     wait_text(browser, "#whoami", "token:")
-    browser.get(server.url + "/console/keywords.html")
+    wait_text(browser, "#pages", "Palabras clave")  # the console links both pages
+    wait_text(browser, "#pages", "Reportes de incidente")
+    css(browser, '#pages a[href="/console/keywords.html"]').click()
     css(browser, "#app:not([hidden])")
 
 
