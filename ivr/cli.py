@@ -18,7 +18,6 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,10 +25,11 @@ from typing import TYPE_CHECKING
 from ivr.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from ivr.chat.store import ConversationStore
     from ivr.ops.api import ApiExtension
     from ivr.ops.flags import FlagRegistry
     from ivr.scenarios.spec import Scenario
-    from ivr.store.db import Database
+    from ivr.store import Database
 
 logger = logging.getLogger("ivr")
 CONFIG_ERROR = 2  # exit status when a file the product reads is invalid
@@ -295,11 +295,15 @@ def _line_flags(settings: Settings) -> FlagRegistry:
     return load_line(settings).flag_registry()
 
 
-def _ops_extensions(settings: Settings, db: Database) -> Sequence[ApiExtension]:
-    """The parts' API routes and console pages (``ivr ops serve``; ``ivr serve`` too)."""
-    from ivr.controller import ops_extensions
+def _ops_extensions(
+    settings: Settings, db: Database, chats: ConversationStore
+) -> list[ApiExtension]:
+    """The parts' routes and console pages ``ivr ops serve`` serves: the cases' back
+    office (its answers are queued here and sent by ``ivr serve``'s mail worker), the
+    keyword lists and the incident reports (``ivr.controller.ops_extensions``)."""
+    from ivr.controller import build_backoffice, ops_extensions
 
-    return ops_extensions(settings, db)
+    return [build_backoffice(settings, db, chats).extension, *ops_extensions(settings, db)]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,8 +58,10 @@ from ivr.text.setup import text_analysis
 from ivr.voice import VoiceChannel
 
 if TYPE_CHECKING:
+    from ivr.cases.backoffice import Backoffice
     from ivr.chat.callref import CallReference
     from ivr.chat.service import ChatService
+    from ivr.chat.store import ConversationStore
     from ivr.citas.reference import Reference
 
 logger = logging.getLogger(__name__)
@@ -403,6 +405,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     chat = build_chat(settings, db, engine, flows, reference) if settings.chat.enabled else None
     if chat is not None:
         metrics.watch_chat(lambda: chat.runner.counts, chat.counters.snapshot)
+    backoffice = build_backoffice(settings, db, chat.runner.store if chat is not None else None)
     texts = text_analysis(db, case_store(settings, db))  # sentiment, keywords (docs/cases)
     texts_task = asyncio.create_task(texts.worker.run(), name="text-analysis")
     await ops.serve_http(
@@ -410,10 +413,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         mount=chat.mount if chat is not None else None,
         chats=chat.runner.store if chat is not None else None,
         calls=records,
-        extensions=ops_extensions(settings, db, keywords=texts.extension),
+        extensions=[backoffice.extension, *ops_extensions(settings, db, keywords=texts.extension)],
     )
     if chat is not None:
         chat.start()
+    backoffice.start()
     logger.info(
         "controller serving app %s on %s (flows: %s from %s; prompts from %s)",
         settings.app_name,
@@ -431,6 +435,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         logger.info("shutting down: %d active call(s)", controller.router.active_calls)
         if chat is not None:
             await chat.stop()
+        await backoffice.stop()
         await controller.router.shutdown(SHUTDOWN_GRACE_S)
         await controller.stream.stop()
         await stream_task
@@ -450,6 +455,16 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await client.close()
         reaction.close()
         await db.close()
+
+
+def build_backoffice(settings: Settings, db: Database, chats: ConversationStore | None) -> Backoffice:
+    """The cases' back office (``ivr.cases.backoffice``): the console's case routes,
+    the answers by e-mail (``settings.mail``) and by WhatsApp (``chats``; None:
+    e-mail only), on the cases config of ``settings.citas_dir``."""
+    from ivr.cases.backoffice import Backoffice
+    from ivr.cases.setup import cases_config
+
+    return Backoffice.build(settings, db, cases_config(settings), chats)
 
 
 # The citas line on WhatsApp: a chat opened from the call's SMS (its reference)

@@ -41,6 +41,7 @@ from ivr.settings import Settings
 from ivr.store import Database, StoreUnavailable
 
 if TYPE_CHECKING:
+    from ivr.chat.store import ConversationStore
     from ivr.ops.api import ApiExtension
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,9 @@ SettingsFor = Callable[[argparse.Namespace], Settings]
 # The line's flags for a deployment (its settings): given by the composition root
 # (``ivr.cli``), since the platform knows no line.
 RegistryFor = Callable[[Settings], FlagRegistry]
-# The parts' API routes and console pages over a database (``ivr.controller.ops_extensions``).
-ExtensionsFor = Callable[[Settings, Database], "Sequence[ApiExtension]"]
+# The parts' API extensions for ``ivr ops serve``, given the settings, the database
+# and the chats (the composition root's: ivr.ops imports no part).
+ExtensionsFor = Callable[[Settings, Database, "ConversationStore"], "Sequence[ApiExtension]"]
 DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -287,8 +289,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def serve_ops(
     settings: Settings, registry: FlagRegistry, extensions_for: ExtensionsFor | None = None
 ) -> None:
-    """Only the ops HTTP server (API + console) for ``registry``'s flags, with the parts'
-    routes and pages (``extensions_for``), until SIGTERM or SIGINT."""
+    """Only the ops HTTP server (API + console) for ``registry``'s flags until SIGTERM or
+    SIGINT, with the parts' routes and pages of ``extensions_for`` (the cases' back office)."""
 
     from ivr.chat.store import ConversationStore
     from ivr.ops.api import build_ops_app, start_ops_site
@@ -308,7 +310,7 @@ async def serve_ops(
         chats = ConversationStore(service.store.db, flow="")
         # The call records (read only: the counts of the console's calls panel).
         calls = CallRecordStore(service.store.db)
-        extensions = extensions_for(settings, service.store.db) if extensions_for else ()
+        extensions = extensions_for(settings, service.store.db, chats) if extensions_for else ()
         app = build_ops_app(service, Metrics(), readiness=readiness, chats=chats, calls=calls,
                             extensions=extensions)  # fmt: skip
         runner = await start_ops_site(app, settings.host, settings.ports.ops_http)
@@ -333,7 +335,7 @@ def add_parsers(
 ) -> None:
     """Add ``flags``, ``incident`` and ``ops`` to the ``ivr`` command; ``registry_for``
     gives the line's flags for a deployment's settings, ``extensions_for`` the parts'
-    routes and pages for ``ivr ops serve`` (both the composition root's)."""
+    API extensions ``ivr ops serve`` serves (both the composition root's)."""
 
     def common(p: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int]) -> None:
         p.add_argument("--instance", help="instance name (default: CITAS_INSTANCE or 'default')")
