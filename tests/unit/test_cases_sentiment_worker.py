@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import column, insert, inspect, table, text
+from sqlalchemy import column, table
 
 from ivr.cases.config import CasesConfig, load_cases_config
 from ivr.cases.model import SYSTEM, Actor, NewCase
@@ -17,6 +17,7 @@ from ivr.cases.store import CaseStore
 from ivr.ops.flags import Role
 from ivr.ops.service import Actor as OpsActor
 from ivr.store.db import Database
+from ivr.surveys.tables import SurveyRow
 from ivr.text.analysis import TextAnalysisWorker
 from ivr.text.case_link import case_priority_raiser
 from ivr.text.keyword_store import KeywordStore
@@ -139,29 +140,14 @@ async def test_raise_priority_is_called_with_the_number_and_the_keywords(
     assert calls == [(case.number, "palabra clave: Superintendencia, tutela")]
 
 
-async def ensure_surveys_table(db: Database) -> bool:
-    """The surveys part's table (migration 0009) as the cases design fixes its columns,
-    created here only when this branch runs without that migration; True if created."""
-    async with db.engine.begin() as conn:
-        names = await conn.run_sync(lambda c: inspect(c).get_table_names())
-        if "surveys" in names:
-            return False
-        await conn.execute(text(
-            "CREATE TABLE surveys (id VARCHAR(36) PRIMARY KEY, kind VARCHAR(8), case_id VARCHAR(36),"
-            " call_id VARCHAR(36), journey_id VARCHAR(36), agent VARCHAR(128), channel VARCHAR(16),"
-            " state VARCHAR(16), rating INTEGER, comment TEXT, sent_at TIMESTAMP WITH TIME ZONE,"
-            " answered_at TIMESTAMP WITH TIME ZONE)"
-        ))  # fmt: skip
-    return True
-
-
 async def add_survey(db: Database, case_id: str | None, comment: str | None) -> str:
+    """An answered survey as the surveys part stores it (ivr.surveys.tables)."""
     survey_id = str(uuid.uuid4())
-    async with db.engine.begin() as conn:
-        await conn.execute(insert(SURVEYS).values(
-            id=survey_id, kind="case" if case_id else "call", case_id=case_id, call_id=None,
-            journey_id=None, agent=None, channel="whatsapp", state="answered", rating=2,
-            comment=comment, sent_at=FRIDAY, answered_at=FRIDAY + timedelta(hours=1),
+    async with db.sessions.begin() as session:
+        session.add(SurveyRow(
+            id=survey_id, kind="case" if case_id else "call", case_id=case_id, channel="whatsapp",
+            state="answered", step="done", rating=2, comment=comment, attempts=0,
+            created_at=FRIDAY, sent_at=FRIDAY, answered_at=FRIDAY + timedelta(hours=1),
         ))  # fmt: skip
     return survey_id
 
@@ -169,29 +155,22 @@ async def add_survey(db: Database, case_id: str | None, comment: str | None) -> 
 async def test_survey_comments_are_analysed_and_raise_an_open_case(
     db: Database, keywords: KeywordStore, cases: CaseStore
 ) -> None:
-    created = await ensure_surveys_table(db)
-    try:
-        open_case = await cases.file(new_case("1007", "Cita de pediatría", specialty="pediatrics"))
-        closed_case = await cases.file(new_case("1008", "Cita general"))
-        await cases.close(closed_case.number, resolution="ok", actor=AGENT)
-        angry = await add_survey(db, open_case.id, "pésimo, pondré tutela")
-        late = await add_survey(db, closed_case.id, "una tutela les llega")
-        thanks = await add_survey(db, None, "Excelente atención, muchas gracias")
-        await add_survey(db, None, None)  # no comment: nothing to analyse
-        scan = worker(db, keywords, cases, surveys=True)
-        assert await scan.run_once() == 5  # two case texts, three comments
-        assert await scan.run_once() == 0
-        raised = await cases.get(open_case.number)
-        assert raised is not None and raised.priority == "high"
-        untouched = await cases.get(closed_case.number)
-        assert untouched is not None and untouched.priority == "normal"
-        labels = {
-            s: (await scan.analysis("survey", s)).sentiment.label for s in (angry, late, thanks)
-        }  # type: ignore[union-attr]
-        assert labels == {angry: "negativo", late: "negativo", thanks: "positivo"}
-    finally:
-        async with db.engine.begin() as conn:
-            await conn.execute(text("DROP TABLE surveys" if created else "DELETE FROM surveys"))
+    open_case = await cases.file(new_case("1007", "Cita de pediatría", specialty="pediatrics"))
+    closed_case = await cases.file(new_case("1008", "Cita general"))
+    await cases.close(closed_case.number, resolution="ok", actor=AGENT)
+    angry = await add_survey(db, open_case.id, "pésimo, pondré tutela")
+    late = await add_survey(db, closed_case.id, "una tutela les llega")
+    thanks = await add_survey(db, None, "Excelente atención, muchas gracias")
+    await add_survey(db, None, None)  # no comment: nothing to analyse
+    scan = worker(db, keywords, cases, surveys=True)
+    assert await scan.run_once() == 5  # two case texts, three comments
+    assert await scan.run_once() == 0
+    raised = await cases.get(open_case.number)
+    assert raised is not None and raised.priority == "high"
+    untouched = await cases.get(closed_case.number)
+    assert untouched is not None and untouched.priority == "normal"
+    labels = {s: (await scan.analysis("survey", s)).sentiment.label for s in (angry, late, thanks)}  # type: ignore[union-attr]
+    assert labels == {angry: "negativo", late: "negativo", thanks: "positivo"}
 
 
 async def test_the_running_worker_picks_up_a_new_case_when_poked(
