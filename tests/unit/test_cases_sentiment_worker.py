@@ -9,7 +9,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import column, table
 
 from ivr.cases.config import CasesConfig, load_cases_config
 from ivr.cases.model import SYSTEM, Actor, NewCase
@@ -26,11 +25,6 @@ from tests.unit.eventually import eventually
 FRIDAY = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
 ADMIN = OpsActor("token:ada", Role.ADMIN)
 AGENT = Actor("ana", "operator")
-SURVEYS = table(
-    "surveys", column("id"), column("kind"), column("case_id"), column("call_id"),
-    column("journey_id"), column("agent"), column("channel"), column("state"), column("rating"),
-    column("comment"), column("sent_at"), column("answered_at"),
-)  # fmt: skip
 
 
 class Clock:
