@@ -299,11 +299,15 @@ def _ops_extensions(
     settings: Settings, db: Database, chats: ConversationStore
 ) -> list[ApiExtension]:
     """The parts' routes and console pages ``ivr ops serve`` serves: the cases' back
-    office (its answers are queued here and sent by ``ivr serve``'s mail worker) and
-    the dashboard."""
-    from ivr.controller import build_backoffice, reports_extension
+    office (its answers are queued here and sent by ``ivr serve``'s mail worker), the
+    dashboard, the keyword lists and the incident reports (``ivr.controller.ops_extensions``)."""
+    from ivr.controller import build_backoffice, ops_extensions, reports_extension
 
-    return [build_backoffice(settings, db, chats).extension, reports_extension(settings, db)]
+    return [
+        build_backoffice(settings, db, chats).extension,
+        reports_extension(settings, db),
+        *ops_extensions(settings, db),
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:

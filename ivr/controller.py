@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from ivr.ari import AriClient, AriError, CallContext, CallRouter, Channel, EventStream
 from ivr.booking.source import SlotSource
+from ivr.cases.setup import case_store
 from ivr.channel import (
     CallEnded,
     CallerHungUp,
@@ -37,8 +38,10 @@ from ivr.flow.engine import Action, CallState, FlowEngine
 from ivr.flow.loader import FlowLoader, load_flows
 from ivr.flow.model import Flow
 from ivr.httpsession import OwnedSession
+from ivr.incidents.http import incident_extension_for
 from ivr.line import Line
 from ivr.masking import mask_number
+from ivr.ops.api import ApiExtension
 from ivr.ops.flags import FlagReader, FlagRegistry
 from ivr.ops.metrics import Metrics
 from ivr.prompts import load_prompt_texts
@@ -51,6 +54,9 @@ from ivr.store import CallRecordStore, Database
 from ivr.store.records import CallRecord
 from ivr.surveys.chat import SurveyReplies
 from ivr.surveys.store import CaseEvents, SurveyStore
+from ivr.text.http import keyword_extension
+from ivr.text.keyword_store import KeywordStore
+from ivr.text.setup import text_analysis
 from ivr.voice import VoiceChannel
 
 if TYPE_CHECKING:
@@ -277,6 +283,18 @@ class Controller:
         return (flow, sip_call_id) if sip_call_id else (flow,)
 
 
+def ops_extensions(
+    settings: Settings, db: Database, *, keywords: ApiExtension | None = None
+) -> list[ApiExtension]:
+    """The parts' ops-API routes and console pages over ``db`` (``ivr serve`` and
+    ``ivr ops serve``): one line per part. ``keywords``: the controller's own (it
+    shares the store with the analysis worker)."""
+    return [
+        keywords or keyword_extension(KeywordStore(db)),  # Palabras clave (docs/cases/sentiment.md)
+        incident_extension_for(db),  # Reportes de incidente (docs/cases/incidents.md)
+    ]
+
+
 def sms_log_path(settings: Settings) -> Path:
     """Where the embedded file gateway writes the SMS it "sends"."""
     return settings.state_dir / settings.instance / "sms-sent.jsonl"
@@ -409,12 +427,18 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         settings, db, outbox, reference, chat.runner.store if chat is not None else None
     )
     survey_task = asyncio.create_task(survey_worker.run(), name="survey-worker")
+    texts = text_analysis(db, case_store(settings, db))  # sentiment, keywords (docs/cases)
+    texts_task = asyncio.create_task(texts.worker.run(), name="text-analysis")
     await ops.serve_http(
         lambda: {"database": ops.live.healthy, "ari": controller.stream.connected.is_set()},
         mount=chat.mount if chat is not None else None,
         chats=chat.runner.store if chat is not None else None,
         calls=records,
-        extensions=[backoffice.extension, reports_extension(settings, db)],
+        extensions=[
+            backoffice.extension,
+            reports_extension(settings, db),
+            *ops_extensions(settings, db, keywords=texts.extension),
+        ],
     )
     if chat is not None:
         chat.start()
@@ -444,6 +468,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await stream_task
         sms_worker.stop()
         await sms_task
+        texts.worker.stop()
+        await texts_task
         if isinstance(gateway, OwnedSession):
             await gateway.close()
         records.stop()

@@ -1,32 +1,40 @@
-r"""Every XLSX the product writes, safe to open in a spreadsheet (formula injection).
+"""Every XLSX the product writes, with the same formula-injection rule as its CSVs.
 
-The same rule as :mod:`ivr.csv_export`, and the same code (:func:`neutralise`):
-a text cell that a spreadsheet could take for a formula (``=HYPERLINK(…)``,
-``+cmd``, ``-5``, ``@SUM(…)``, behind any leading whitespace, tab or carriage
-return, full-width signs too) gets a leading ``'``; numbers stay numbers.
+One rule for both exports: each cell goes through :func:`ivr.csv_export.neutralise`
+(so :func:`ivr.csv_export.needs_quote` decides), which writes text that a
+spreadsheet could take for a formula (``=``, ``+``, ``-``, ``@``, tab, carriage
+return, also behind leading whitespace, full-width forms) with a leading
+single quote, keeps ``int`` and finite ``float`` as numbers, and writes ``nan``
+and ``±inf`` as text. The same report therefore reads the same in its CSV and
+its XLSX, and a cell copied out of Excel into a CSV stays harmless.
 
-In an XLSX file a cell's *type* is stored next to its value, so a text cell is
-text whatever it starts with, as long as the writer says so. openpyxl does not
-always say so: assigning a ``str`` that starts with ``=`` makes it a formula
-cell. So every text cell is written with its type forced to string (``"s"``)
-**and** the quote prefix: the type keeps Excel and LibreOffice from running it
-when the file is opened, the quote keeps it inert when someone edits the cell
-or copies the sheet into a CSV (OWASP, "CSV Injection").
+Two things only XLSX needs:
 
-XML 1.0 cannot carry most C0 control characters (U+0000–U+0008, U+000B, U+000C,
-U+000E–U+001F); openpyxl refuses them (``IllegalCharacterError``). They are
-replaced by U+FFFD (the replacement character) so that one odd byte in a
-caller's comment never makes the whole export fail; tab, line feed and carriage
-return are kept.
+- every text cell is *typed* as a string (``data_type = "s"``): openpyxl would
+  otherwise store a value starting with ``=`` as a formula. After
+  neutralisation none does; the type is set anyway, so the rule does not rest
+  on one check;
+- XML 1.0 cannot hold control characters other than tab, line feed and
+  carriage return (openpyxl raises ``IllegalCharacterError``): they are
+  replaced with U+FFFD, the Unicode replacement character, so a stray byte in
+  an error message copied by an advisor never breaks an export.
 
-Why openpyxl (not xlsxwriter): the tests read the file back with the same
-library, and its cell model lets us set the type explicitly.
+A sheet's title is cut to Excel's 31 characters, and ``[ ] : * ? / \\`` in it
+become ``-`` (Excel refuses them, and a title that starts or ends with ``'``).
+The header row is bold and frozen. :func:`read_back` opens a workbook the way a
+spreadsheet loads it, for the tests and checks of every export.
 
->>> book = xlsx_bytes([Sheet("Casos", ["caso", "nota"], [["0123458", "=1+2"], [-5, None]])])
->>> book[:2]
-b'PK'
->>> [[c for c in row] for row in read_back(book)["Casos"]]
-[['caso', 'nota'], ['0123458', "'=1+2"], [-5, None]]
+Why openpyxl (not xlsxwriter): it writes and also reads XLSX, so the tests
+open every file the product writes with the same library and check each cell's
+value and type; its write-only mode streams rows without keeping the sheet in
+memory.
+
+>>> from io import BytesIO
+>>> from openpyxl import load_workbook
+>>> data = xlsx_bytes([Sheet("Reportes", ["who", "reason", "delta"], [["ana", "=1+2", -5]])])
+>>> sheet = load_workbook(BytesIO(data)).active
+>>> [[c.value for c in row] for row in sheet.iter_rows()]
+[['who', 'reason', 'delta'], ['ana', "'=1+2", -5]]
 """
 
 from __future__ import annotations
@@ -35,23 +43,26 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from openpyxl import Workbook, load_workbook
-from openpyxl.utils import get_column_letter
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import Cell as XlsxCell
+from openpyxl.styles import Font
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from ivr.csv_export import Cell, neutralise
 
-ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MAX_TITLE = 31  # Excel's limit on a sheet's name
+_ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_ILLEGAL_TITLE = re.compile(r"[\[\]:*?/\\]")
 REPLACEMENT = "\ufffd"
-TITLE_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")  # characters Excel refuses in a sheet title
-MAX_TITLE = 31  # Excel's limit on a sheet title
-MAX_WIDTH = 60  # columns are sized to their content, up to this many characters
 
 
 @dataclass(frozen=True)
 class Sheet:
-    """One worksheet: ``title`` (cleaned to Excel's rules), a ``header`` row
-    (bold, frozen) and the ``rows``; cells as in :mod:`ivr.csv_export`."""
+    """One worksheet: its title, a header row (may be empty) and the rows of cells."""
 
     title: str
     header: Sequence[str]
@@ -59,62 +70,62 @@ class Sheet:
 
 
 def sheet_title(title: str) -> str:
-    """``title`` as Excel accepts it: no ``[]:*?/\\``, at most 31 characters, not empty."""
-    cleaned = TITLE_FORBIDDEN.sub("-", title).strip("'")[:MAX_TITLE]
+    """``title`` as Excel accepts it (at most 31 characters, none of ``[]:*?/\\``).
+
+    >>> sheet_title("Reportes: enero/febrero 2026 [borrador]")
+    'Reportes- enero-febrero 2026 -b'
+    """
+    cleaned = _ILLEGAL_TITLE.sub("-", title).strip().strip("'")[:MAX_TITLE]
     return cleaned or "Hoja"
 
 
 def xml_safe(text: str) -> str:
-    """``text`` with the control characters XML 1.0 cannot carry replaced by U+FFFD."""
-    return ILLEGAL_XML.sub(REPLACEMENT, text)
+    """``text`` with the characters XML 1.0 cannot carry replaced by U+FFFD."""
+    return _ILLEGAL_XML.sub(REPLACEMENT, text)
+
+
+def xlsx_cell(sheet: WriteOnlyWorksheet, cell: Cell, *, bold: bool = False) -> XlsxCell:
+    """One cell as written: neutralised as in the CSVs, text typed as text."""
+    value = neutralise(cell)
+    written = WriteOnlyCell(sheet)
+    if bold:
+        written.font = Font(bold=True)
+    if value == "":
+        return written  # an empty cell (openpyxl would write an empty inline string)
+    if isinstance(value, str):
+        written.value = xml_safe(value)
+        written.data_type = "s"
+    else:
+        written.value = value
+    return written
 
 
 def xlsx_bytes(sheets: Sequence[Sheet]) -> bytes:
-    """A whole workbook (one worksheet per :class:`Sheet`, in order) as bytes.
+    """A whole workbook (one sheet per :class:`Sheet`, in order) as bytes.
 
-    Raises ValueError when ``sheets`` is empty or two titles are the same once cleaned.
+    Raises ValueError when ``sheets`` is empty or two titles collide once cleaned.
     """
     if not sheets:
         raise ValueError("a workbook needs at least one sheet")
     titles = [sheet_title(s.title) for s in sheets]
-    if len(set(titles)) != len(titles):
-        raise ValueError(f"two sheets would have the same title: {titles}")
-    book = Workbook()
-    book.remove(book.active)  # type: ignore[arg-type]
-    for sheet, title in zip(sheets, titles, strict=True):
-        _fill(book.create_sheet(title), sheet)
+    if len({t.lower() for t in titles}) != len(titles):
+        raise ValueError(f"sheet titles collide: {titles}")
+    book = Workbook(write_only=True)
+    for spec, title in zip(sheets, titles, strict=True):
+        sheet = book.create_sheet(title)
+        if spec.header:
+            sheet.freeze_panes = "A2"
+            sheet.append([xlsx_cell(sheet, h, bold=True) for h in spec.header])
+        for row in spec.rows:
+            sheet.append([xlsx_cell(sheet, c) for c in row])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
 
 
-def _fill(ws: object, sheet: Sheet) -> None:
-    from openpyxl.styles import Font
-    from openpyxl.worksheet.worksheet import Worksheet
-
-    assert isinstance(ws, Worksheet)
-    widths: dict[int, int] = {}
-    bold = Font(bold=True)
-    rows: list[Sequence[Cell]] = [list(sheet.header), *sheet.rows]
-    for r, cells in enumerate(rows, start=1):
-        for c, raw in enumerate(cells, start=1):
-            value = neutralise(raw)
-            if isinstance(value, str):
-                if value == "":
-                    continue  # an empty cell, as the CSV writes it
-                value = xml_safe(value)
-                cell = ws.cell(row=r, column=c)
-                cell.value = value
-                cell.data_type = "s"  # text, whatever it starts with: never a formula
-            else:
-                cell = ws.cell(row=r, column=c, value=value)
-            if r == 1:
-                cell.font = bold
-            widths[c] = max(widths.get(c, 0), len(str(value)))
-    if sheet.header:
-        ws.freeze_panes = "A2"
-    for c, width in widths.items():
-        ws.column_dimensions[get_column_letter(c)].width = min(MAX_WIDTH, width + 2)
+def write_xlsx(path: Path, sheets: Sequence[Sheet]) -> None:
+    """Write a workbook file; raises OSError, or ValueError as :func:`xlsx_bytes`."""
+    path.write_bytes(xlsx_bytes(sheets))
 
 
 def read_back(data: bytes) -> dict[str, list[list[str | int | float | None]]]:

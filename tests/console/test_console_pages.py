@@ -48,7 +48,7 @@ document.addEventListener("DOMContentLoaded", async () => {
 
 
 @contextmanager
-def ops_app_with_a_page(tmp_path: Path) -> Iterator[tuple[str, str]]:
+def ops_app_with_a_page(tmp_path: Path, *, pages: bool = True) -> Iterator[tuple[str, str]]:
     """(URL, an operator's token) of an ops app with one extension page, served from a thread."""
     (tmp_path / "prueba.html").write_text(PAGE, encoding="utf-8")
     (tmp_path / "prueba.js").write_text(SCRIPT, encoding="utf-8")
@@ -67,7 +67,9 @@ def ops_app_with_a_page(tmp_path: Path) -> Iterator[tuple[str, str]]:
         await db.migrate()
         service = FlagService(OpsStore(db), flag_registry(load_reference()))
         token = await service.create_token(Actor("cli:test", Role.ADMIN), "ana", Role.OPERATOR, "x")
-        app = build_ops_app(service, Metrics(), readiness=lambda: {}, extensions=[extension])
+        app = build_ops_app(
+            service, Metrics(), readiness=lambda: {}, extensions=[extension] if pages else []
+        )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -115,10 +117,13 @@ def test_a_parts_page_is_linked_and_opens_signed_in(browser: WebDriver, tmp_path
         wait_text(browser, "#who", "token:ana")
 
 
-def test_no_navigation_without_pages(browser: WebDriver, ops_server: OpsServer) -> None:
-    log_in(browser, ops_server, ops_server.token("luis", "viewer"))
-    wait_text(browser, "#whoami", "token:luis (consulta)")
-    css(browser, '#flags tr[data-flag="self_service_booking"]')  # loaded after the pages
-    nav = css(browser, "#pages")
-    assert nav.get_attribute("hidden") is not None and not nav.is_displayed()
-    assert browser.find_elements(By.CSS_SELECTOR, "#pages a") == []
+def test_no_navigation_without_pages(browser: WebDriver, tmp_path: Path) -> None:
+    # An app with no part's page (``ivr ops serve`` now has the parts' pages:
+    # ivr.controller.ops_extensions).
+    with ops_app_with_a_page(tmp_path, pages=False) as (url, token):
+        log_in(browser, OpsServer(url, {}), token)
+        wait_text(browser, "#whoami", "token:ana (operador)")
+        css(browser, '#flags tr[data-flag="self_service_booking"]')  # loaded after the pages
+        nav = css(browser, "#pages")
+        assert nav.get_attribute("hidden") is not None and not nav.is_displayed()
+        assert browser.find_elements(By.CSS_SELECTOR, "#pages a") == []

@@ -22,6 +22,7 @@ APP_TABLES = (
     "chat_handoffs", "chat_outbound", "chat_inbound", "conversations",
     "bookings", "booking_guards", "slots", "sms_outbox", "mail_outbox", "call_records",
     "ops_flags", "ops_windows", "ops_audit", "ops_alerts", "ops_tokens",
+    "keywords", "keyword_lists", "keyword_audit", "text_analyses", "incident_reports",
 )  # fmt: skip
 
 
