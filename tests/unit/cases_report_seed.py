@@ -153,8 +153,8 @@ def survey(
 def analysis(
     subject: str, subject_id: str, score: float, label: str, at: datetime
 ) -> dict[str, Any]:
-    return {"subject": subject, "subject_id": subject_id, "score": score, "label": label,
-            "words": [], "at": at}  # fmt: skip
+    return {"id": new_id(), "subject": subject, "subject_id": subject_id, "score": score,
+            "label": label, "words": [], "keywords": [], "at": at}  # fmt: skip
 
 
 def audit(

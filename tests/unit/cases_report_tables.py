@@ -9,12 +9,13 @@ module and the tests get it from ``Database.migrate()``, as ``cases`` and
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Float, Integer, MetaData, String, Table, Text, inspect, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.cases.tables import CaseEventRow, CaseRow
 from ivr.store.models import UtcDateTime
 from ivr.surveys.tables import SurveyRow
+from ivr.text.tables import TextAnalysisRow
 
 METADATA = MetaData()
 
@@ -33,24 +34,15 @@ ESCALATION_ATTEMPTS = Table(
     Column("detail", Text, nullable=False, default=""),
 )  # fmt: skip
 
-TEXT_ANALYSES = Table(
-    "text_analyses", METADATA,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("subject", String(16), nullable=False),
-    Column("subject_id", String(36), nullable=False),
-    Column("score", Float, nullable=False),
-    Column("label", String(16), nullable=False),
-    Column("words", JSON, nullable=False),
-    Column("at", UtcDateTime(), nullable=False, index=True),
-)  # fmt: skip
-
 # Core's tables (migration 0007), under the names the tests use.
 CASES = CaseRow.__table__
 CASE_EVENTS = CaseEventRow.__table__
 # The surveys part's table (migration 0009, in main).
 SURVEYS = SurveyRow.__table__
+# The sentiment part's table (migration 0010, in main).
+TEXT_ANALYSES = TextAnalysisRow.__table__
 
-TABLES = (ESCALATION_ATTEMPTS, TEXT_ANALYSES)
+TABLES = (ESCALATION_ATTEMPTS,)
 
 
 async def create_report_tables(engine: AsyncEngine) -> None:
