@@ -219,11 +219,10 @@ class ChatRunner:
         for event in events:
             if isinstance(event, StatusUpdate):
                 error = event.errors[0].title if event.errors else None
-                self.remember_status(event.message_id, event.status, event.timestamp, error)
-                if await self.store.record_status(
-                    event.message_id, event.status, event.timestamp, error
-                ):
-                    self._early.pop(event.message_id, None)  # its reply is stored
+                status = (event.status, event.timestamp, error)
+                self.remember_status(event.message_id, *status)
+                if await self.store.record_status(event.message_id, *status):
+                    self._forget_status(event.message_id, status)  # its reply is stored
                 continue
             message = inbound_of(event)
             if message is not None and await self.store.receive(message) is not None:
@@ -254,6 +253,17 @@ class ChatRunner:
             if now - oldest <= EARLY_STATUS_TTL_S and len(self._early) <= EARLY_STATUS_MAX:
                 break
             self._early.popitem(last=False)
+
+    def _forget_status(self, wamid: str, status: tuple[str, datetime, str | None]) -> None:
+        """Drop one kept status, applied: not the others of that wamid, which
+        ``send_due`` may not have applied yet."""
+        kept = self._early.get(wamid)
+        if kept is None:
+            return
+        with contextlib.suppress(ValueError):
+            kept[1].remove(status)
+        if not kept[1]:
+            del self._early[wamid]
 
     def kick(self, wa_id: str) -> None:
         """Run ``wa_id``'s turns soon (one worker per contact in this process)."""
