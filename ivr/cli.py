@@ -363,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_parser(sub)  # ivr bench: capacity and reaction-time benchmark
 
+    from ivr.cases.cli import add_parser as add_cases_parser
+
+    add_cases_parser(sub, _base_settings)  # ivr cases list|show (docs/cases/core.md)
     from ivr.ops.cli import add_parsers as add_ops_parsers
 
     # ivr flags | incident | ops (docs/operations.md), on the line's flags.
