@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,12 +49,18 @@ from ivr.sms.outbox import SmsOutbox
 from ivr.sms.worker import SmsWorker
 from ivr.store import CallRecordStore, Database
 from ivr.store.records import CallRecord
+from ivr.surveys.chat import SurveyReplies
+from ivr.surveys.store import CaseEvents, SurveyStore
 from ivr.voice import VoiceChannel
 
 if TYPE_CHECKING:
+    from ivr.cases.backoffice import Backoffice
     from ivr.chat.callref import CallReference
     from ivr.chat.service import ChatService
+    from ivr.chat.store import ConversationStore
     from ivr.citas.reference import Reference
+    from ivr.ops.api import ApiExtension
+    from ivr.surveys.worker import SurveyWorker
 
 logger = logging.getLogger(__name__)
 
@@ -316,6 +322,7 @@ async def build_actions(
 ) -> tuple[dict[str, Action], SmsOutbox]:
     from ivr.booking.db import DbSlotSource
     from ivr.booking.seed import demo_slots
+    from ivr.cases.setup import case_store
     from ivr.citas.actions import CitasActions
     from ivr.citas.affiliates import YamlAffiliateDirectory
     from ivr.citas.reference import load_reference
@@ -330,8 +337,20 @@ async def build_actions(
             demo_slots(today, reference.sites)
         )
     outbox = SmsOutbox(db, timeout=settings.request_timeout)
-    actions = CitasActions(reference, directory, slots, outbox, flags=flags)
+    actions = CitasActions(
+        reference, directory, slots, outbox, flags=flags, cases=case_store(settings, db)
+    )
     return actions.registry(), outbox
+
+
+def reports_extension(settings: Settings, db: Database) -> ApiExtension:
+    """The dashboard ("Tablero") on the ops API (``ivr serve``, ``ivr ops serve``): the
+    cases' figures under cases.yaml and the citas line's migration funnel."""
+    from ivr.cases.reports_http import build_reports_extension
+    from ivr.cases.setup import cases_config
+    from ivr.citas.funnel import CITAS_FUNNEL
+
+    return build_reports_extension(db, cases_config(settings), CITAS_FUNNEL)
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
@@ -385,14 +404,21 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     chat = build_chat(settings, db, engine, flows, reference) if settings.chat.enabled else None
     if chat is not None:
         metrics.watch_chat(lambda: chat.runner.counts, chat.counters.snapshot)
+    backoffice = build_backoffice(settings, db, chat.runner.store if chat is not None else None)
+    survey_worker = build_survey_worker(
+        settings, db, outbox, reference, chat.runner.store if chat is not None else None
+    )
+    survey_task = asyncio.create_task(survey_worker.run(), name="survey-worker")
     await ops.serve_http(
         lambda: {"database": ops.live.healthy, "ari": controller.stream.connected.is_set()},
         mount=chat.mount if chat is not None else None,
         chats=chat.runner.store if chat is not None else None,
         calls=records,
+        extensions=[backoffice.extension, reports_extension(settings, db)],
     )
     if chat is not None:
         chat.start()
+    backoffice.start()
     logger.info(
         "controller serving app %s on %s (flows: %s from %s; prompts from %s)",
         settings.app_name,
@@ -408,8 +434,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await stop.wait()
     finally:
         logger.info("shutting down: %d active call(s)", controller.router.active_calls)
+        survey_worker.stop()
+        await survey_task
         if chat is not None:
             await chat.stop()
+        await backoffice.stop()
         await controller.router.shutdown(SHUTDOWN_GRACE_S)
         await controller.stream.stop()
         await stream_task
@@ -427,6 +456,16 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await client.close()
         reaction.close()
         await db.close()
+
+
+def build_backoffice(settings: Settings, db: Database, chats: ConversationStore | None) -> Backoffice:
+    """The cases' back office (``ivr.cases.backoffice``): the console's case routes,
+    the answers by e-mail (``settings.mail``) and by WhatsApp (``chats``; None:
+    e-mail only), on the cases config of ``settings.citas_dir``."""
+    from ivr.cases.backoffice import Backoffice
+    from ivr.cases.setup import cases_config
+
+    return Backoffice.build(settings, db, cases_config(settings), chats)
 
 
 # The citas line on WhatsApp: a chat opened from the call's SMS (its reference)
@@ -472,5 +511,55 @@ def build_chat(
         return await resolve_reference(db, code, sender=sender)
 
     store = ConversationStore(db, flow=CHAT_FLOW)
-    runner = ChatRunner(store, engine, line, client, references=references)
+    # A survey's reply never starts the flow: the survey sees each message first.
+    surveys = SurveyReplies(SurveyStore(db), texts, case_history(settings, db))
+    runner = ChatRunner(store, engine, line, client, references=references, takers=[surveys])
     return ChatService(runner, point)
+
+
+def chat_texts(settings: Settings, needed: Collection[str], who: str) -> dict[str, str]:
+    """Prompt id -> what a chat or SMS reads; raises ``ConfigError`` naming the first of
+    ``needed`` with no text (``who`` sends it)."""
+    from ivr.yamlsrc import ConfigError
+
+    prompts = load_prompt_texts(settings.prompts_file)
+    texts = {pid: getattr(p, "chat", None) or p.text for pid, p in prompts.items()}
+    for missing in (pid for pid in needed if pid not in texts):
+        raise ConfigError(
+            str(settings.prompts_file), None, f"prompts.{missing}", f"no text, and {who} sends it"
+        )
+    return texts
+
+
+def build_survey_worker(
+    settings: Settings,
+    db: Database,
+    outbox: SmsOutbox,
+    reference: Reference,
+    chats: ConversationStore | None,
+) -> SurveyWorker:
+    """The case surveys (``ivr.surveys.worker``): on the assistant's WhatsApp when
+    its conversation window is open, else by SMS with a link to the assistant."""
+    from ivr.surveys import chat as survey_chat
+    from ivr.surveys import worker
+
+    needed = (*worker.PROMPTS, *survey_chat.PROMPTS)
+    texts = chat_texts(settings, needed, "the survey (ivr/surveys)")
+    return worker.SurveyWorker(
+        SurveyStore(db), outbox, texts, chats=chats,
+        whatsapp_number=reference.line.whatsapp_number or None,
+        case_events=case_history(settings, db),
+    )  # fmt: skip
+
+
+def case_history(settings: Settings, db: Database) -> CaseEvents:
+    """Survey steps written to the case's history (``case_events``, actor ``sistema``)."""
+    from ivr.cases.model import SYSTEM
+    from ivr.cases.setup import case_store
+
+    cases = case_store(settings, db)
+
+    async def add(number: str, action: str, detail: str) -> None:
+        await cases.add_event(number, action, actor=SYSTEM, detail=detail)
+
+    return add
