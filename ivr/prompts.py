@@ -19,6 +19,8 @@ Build from the command line::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -26,7 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -46,6 +48,7 @@ SAMPLE_RATE = 8000
 TOOLS = ("espeak-ng", "sox")
 TOOL_TIMEOUT = 60.0
 MANIFEST = "manifest.json"
+LOCK = ".lock"  # builders of one directory take turns on it (build_prompts)
 # Bump when the commands below change: every prompt is then rebuilt.
 PIPELINE_VERSION = 1
 
@@ -126,8 +129,29 @@ def build_prompts(
     *,
     recorded_dir: Path | None = DEFAULT_RECORDED_DIR,
 ) -> BuildReport:
-    """Write ``<id>.ulaw/.alaw/.sln`` for every prompt into ``out_dir``."""
+    """Write ``<id>.ulaw/.alaw/.sln`` for every prompt into ``out_dir``.
+
+    Builders of one ``out_dir`` take turns (an exclusive ``flock`` on
+    ``out_dir/.lock``, released when the build ends, and by the kernel if the
+    process dies): two e2e workers of one checkout start their sandboxes at once,
+    and both would otherwise synthesize every prompt, each writing the manifest
+    over the other's. The second finds the first's build up to date.
+    Raises ``PromptBuildError`` when a tool is missing or fails."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out_dir / LOCK):
+        return _build(texts, out_dir, recorded_dir)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        yield
+
+
+def _build(
+    texts: Mapping[str, PromptText], out_dir: Path, recorded_dir: Path | None
+) -> BuildReport:
     manifest_path = out_dir / MANIFEST
     old = _read_manifest(manifest_path)
     new: dict[str, str] = {}

@@ -92,7 +92,22 @@ TXT
     pg_port="${CITAS_TEST_PG_PORT:-$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
     CITAS_TEST_PG_URL="$(scripts/test-postgres.sh start "$pg_dir" "$pg_port")"
     export CITAS_TEST_PG_URL
-    log "tests: unit (SQLite and PostgreSQL), then end-to-end through the real Asterisk sandbox"
-    .venv/bin/python -m pytest -p no:cacheprovider -ra
+    # The e2e suite mostly waits for audio played in real time, so it runs on
+    # CITAS_E2E_WORKERS sandboxes at once (pytest-xdist, one test file per worker at
+    # a time; docs/testing.md). 1 runs it in this process, as before.
+    e2e_workers="${CITAS_E2E_WORKERS:-2}"
+    case "$e2e_workers" in
+      ''|*[!0-9]*|0) echo "CITAS_E2E_WORKERS=$e2e_workers: give a number of sandboxes, 1 or more" >&2; exit 2 ;;
+    esac
+    e2e_args=(tests/e2e)
+    if [ "$e2e_workers" -gt 1 ]; then
+      e2e_args=(-n "$e2e_workers" --dist loadfile tests/e2e)
+    fi
+    status=0
+    log "tests: unit and console (SQLite and PostgreSQL, headless Chromium)"
+    .venv/bin/python -m pytest -p no:cacheprovider -ra --ignore=tests/e2e || status=$?
+    log "tests: end-to-end through the real Asterisk sandbox, on $e2e_workers sandbox(es) at once"
+    .venv/bin/python -m pytest -p no:cacheprovider -ra "${e2e_args[@]}" || status=$?
+    exit "$status"
     ;;
 esac

@@ -34,7 +34,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -184,6 +186,13 @@ def persistable(variables: Mapping[str, Any]) -> dict[str, Any]:
     return {k: phrase_json(v) for k, v in variables.items() if not k.startswith("_")}
 
 
+# Meta may post a reply's statuses before our send call has its answer (the
+# simulator always posts them at once): a status whose wamid is not stored yet is
+# kept this long (at most this many wamids) and applied once ``mark_sent`` stored it.
+EARLY_STATUS_TTL_S = 600.0
+EARLY_STATUS_MAX = 10_000
+
+
 class ChatRunner:
     """Runs one line's assistant. ``store``, ``engine``, ``client`` are built by
     the composition root; ``references`` resolves a call's reference."""
@@ -208,6 +217,9 @@ class ChatRunner:
         self.clock = clock
         # Since start, for the ops metrics: contact messages stored (once), replies sent.
         self.counts: dict[str, int] = {"in": 0, "out": 0}
+        # wamid -> (when it arrived, monotonic s; its statuses): see remember_status.
+        self._early: OrderedDict[str, tuple[float, list[tuple[str, datetime, str | None]]]]
+        self._early = OrderedDict()
         self._kicked: dict[str, asyncio.Event] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -222,9 +234,10 @@ class ChatRunner:
         for event in events:
             if isinstance(event, StatusUpdate):
                 error = event.errors[0].title if event.errors else None
-                await self.store.record_status(
-                    event.message_id, event.status, event.timestamp, error
-                )
+                status = (event.status, event.timestamp, error)
+                self.remember_status(event.message_id, *status)
+                if await self.store.record_status(event.message_id, *status):
+                    self._forget_status(event.message_id, status)  # its reply is stored
                 continue
             message = inbound_of(event)
             if message is not None and await self.store.receive(message) is not None:
@@ -232,6 +245,40 @@ class ChatRunner:
                 contacts.append(message.wa_id)
         for wa_id in dict.fromkeys(contacts):
             self.kick(wa_id)
+
+    def remember_status(
+        self, wamid: str, status: str, at: datetime, error: str | None = None
+    ) -> None:
+        """Keep a status for ``send_due`` to apply again once ``wamid`` is stored.
+
+        Observed (e2e under load): Meta's ``sent``/``delivered``/``read`` for a reply
+        arrived before ``mark_sent`` had stored its wamid, so ``record_status`` found
+        no reply and every status was lost (the reply never showed as read). Kept
+        *before* ``record_status`` looks, so a ``mark_sent`` committed after that
+        look finds it. Applying twice is harmless: statuses only move forward and
+        keep their first time. Kept ``EARLY_STATUS_TTL_S`` in this process (oldest
+        dropped beyond ``EARLY_STATUS_MAX``): a status that reaches another
+        controller than the one that sent is still lost there."""
+        now = time.monotonic()
+        _, statuses = self._early.pop(wamid, (now, []))
+        statuses.append((status, at, error))
+        self._early[wamid] = (now, statuses)
+        while self._early:
+            oldest, _ = next(iter(self._early.values()))
+            if now - oldest <= EARLY_STATUS_TTL_S and len(self._early) <= EARLY_STATUS_MAX:
+                break
+            self._early.popitem(last=False)
+
+    def _forget_status(self, wamid: str, status: tuple[str, datetime, str | None]) -> None:
+        """Drop one kept status, applied: not the others of that wamid, which
+        ``send_due`` may not have applied yet."""
+        kept = self._early.get(wamid)
+        if kept is None:
+            return
+        with contextlib.suppress(ValueError):
+            kept[1].remove(status)
+        if not kept[1]:
+            del self._early[wamid]
 
     def kick(self, wa_id: str) -> None:
         """Run ``wa_id``'s turns soon (one worker per contact in this process)."""
@@ -415,6 +462,9 @@ class ChatRunner:
                 await self.store.mark_failed(row.id, str(exc), retry)
                 continue
             await self.store.mark_sent(row.id, wamid)
+            _, early = self._early.pop(wamid, (0.0, []))
+            for status, at, error in early:  # posted before the send returned
+                await self.store.record_status(wamid, status, at, error)
             self.counts["out"] += 1
             sent += 1
         return sent

@@ -21,7 +21,7 @@ from ivr.sandbox.errors import SandboxError
 from ivr.sandbox.hosttools import ensure_host_tools
 from ivr.sandbox.instance import InstancePaths, InstanceState, pid_alive
 from ivr.sandbox.mailpeer import mail_peer_line, start_mail_peer, stop_mail_peer
-from ivr.sandbox.render import render_all, template_values
+from ivr.sandbox.render import ASTERISK_DATA_DIR, render_all, template_values
 from ivr.sandbox.rootfs import RootFs, ensure_rootfs
 from ivr.sandbox.whatsapp import start_simulator, stop_simulator
 from ivr.settings import Settings
@@ -29,6 +29,9 @@ from ivr.settings import Settings
 logger = logging.getLogger(__name__)
 
 SUPERVISOR_MARKER = "ivr.sandbox.supervisor"
+# The language our prompts are played in (asterisk.conf's defaultlanguage, the
+# dialplan's CHANNEL(language)): ``sound:citas/<id>`` is ``sounds/es/citas/<id>``.
+PROMPT_LANGUAGE = "es"
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 
@@ -119,8 +122,9 @@ def up(settings: Settings) -> SandboxStatus:
         started_at=time.time(),
     )
     _prepare_instance_dirs(state)
-    render_all(state.inst_on_host / "etc", template_values(settings, state.inst_in_root))
-    install_prompts(root, settings)
+    data_dir = f"{state.inst_in_root}/data"
+    render_all(state.inst_on_host / "etc", template_values(settings, state.inst_in_root, data_dir))
+    install_prompts(settings, link_data_dir(root, data_dir))
     paths.save(state)
     paths.asterisk_log.parent.mkdir(parents=True, exist_ok=True)
     paths.asterisk_log.write_bytes(b"")
@@ -192,23 +196,70 @@ def _prepare_instance_dirs(state: InstanceState) -> None:
         (base / stale).unlink(missing_ok=True)
 
 
-def install_prompts(root: RootFs, settings: Settings) -> Path:
-    """Build the prompts of ``settings.prompts_dir`` and copy them where
-    ``sound:citas/<id>`` finds them.
+def link_data_dir(root: RootFs, data_dir: str) -> Path:
+    """Make ``data_dir`` (inside the root) this instance's ``astdatadir``; returns the
+    host path of its ``sounds/es/citas/`` (empty), where the prompts go.
 
-    The sounds directory belongs to the cached root, which every instance
-    shares: instances running different prompt sets hear the last one installed.
+    The cached root is shared, read-only, by every instance on the machine (the e2e
+    workers, a demo, other checkouts): an instance writing its prompts into the root's
+    ``/usr/share/asterisk/sounds/es/citas`` would truncate files another instance is
+    playing, and one checkout would hear another's prompts. So each instance has its
+    own data directory: every entry of the root's ``/usr/share/asterisk`` linked, down
+    to ``sounds/es/``, whose entries are linked too, beside its own ``citas/``. Links
+    are relative and point at the resolved targets (the package's own links are
+    absolute inside the chroot), so they read the same from the host and in the chroot.
+    The directory is made anew at every ``up`` (the instance's Asterisk is stopped then).
+    """
+    host_data = root.path / data_dir.lstrip("/")
+    if host_data.exists():
+        shutil.rmtree(host_data)  # links and our own files only: rmtree follows no link
+    sounds = f"{ASTERISK_DATA_DIR}/sounds"
+    _link_entries(root, ASTERISK_DATA_DIR, host_data, own="sounds")
+    _link_entries(root, sounds, host_data / "sounds", own=PROMPT_LANGUAGE)
+    _link_entries(
+        root, f"{sounds}/{PROMPT_LANGUAGE}", host_data / "sounds" / PROMPT_LANGUAGE, own="citas"
+    )
+    citas = host_data / "sounds" / PROMPT_LANGUAGE / "citas"
+    citas.mkdir()
+    return citas
+
+
+def _link_entries(root: RootFs, source_in_root: str, target: Path, own: str) -> None:
+    """Link every entry of ``source_in_root`` into the host directory ``target`` (made
+    here), except ``own``, which the caller fills; dangling package links are left out."""
+    target.mkdir(parents=True)
+    source = root.inside(source_in_root)
+    if not source.is_dir():
+        raise SandboxError(f"the sandbox root has no {source_in_root} ({root.path})")
+    for entry in sorted(source.iterdir()):
+        if entry.name == own:
+            continue
+        real = root.inside(f"{source_in_root}/{entry.name}")
+        if not real.exists():
+            continue  # e.g. sounds/recordings -> /var/lib/asterisk/sounds/custom, never made
+        (target / entry.name).symlink_to(os.path.relpath(real, target))
+
+
+def install_prompts(settings: Settings, target: Path) -> Path:
+    """Build the prompts of ``settings.prompts_dir`` and copy them into ``target``,
+    the instance's own ``sounds/es/citas/`` (``link_data_dir``), where
+    ``sound:citas/<id>`` finds them; returns ``target``.
+
+    The build directory may be shared by instances started at once (two e2e workers
+    of one checkout): ``build_prompts`` takes turns on it, and each file is copied
+    under a temporary name and renamed, so no reader ever sees half a file.
     """
     from ivr.prompts import build_prompts, load_prompt_texts
 
     build_dir = settings.prompts_build_dir
     texts = load_prompt_texts(settings.prompts_file)
     build_prompts(texts, build_dir, recorded_dir=settings.recorded_dir)
-    target = root.inside("/usr/share/asterisk/sounds/es") / "citas"
     target.mkdir(parents=True, exist_ok=True)
     for f in build_dir.iterdir():
         if f.suffix in (".ulaw", ".alaw", ".sln"):
-            shutil.copy2(f, target / f.name)
+            partial = target / f".{f.name}.tmp"
+            shutil.copy2(f, partial)
+            partial.replace(target / f.name)
     return target
 
 

@@ -21,11 +21,20 @@ from ivr.settings import TEMPLATE_DIR, Settings
 _PLACEHOLDER = re.compile(r"@@([a-z_]+)@@")
 
 SMOKE_NUMBER = "4440001"
+# Asterisk's data directory (sounds, ARI's rest-api, documentation) as the
+# package installs it; a sandbox instance has its own (``manager.link_data_dir``).
+ASTERISK_DATA_DIR = "/usr/share/asterisk"
 DIALPLAN_SMOKE_NUMBER = "4440002"
 
 
-def template_values(settings: Settings, instance_dir_in_root: str) -> dict[str, str]:
-    """Every placeholder's value; raises ``ConfigError`` if ``line.yaml`` is invalid."""
+def template_values(
+    settings: Settings, instance_dir_in_root: str, data_dir: str = ASTERISK_DATA_DIR
+) -> dict[str, str]:
+    """Every placeholder's value; raises ``ConfigError`` if ``line.yaml`` is invalid.
+
+    ``data_dir`` is ``astdatadir`` (where ``sound:citas/<id>`` is looked up): the
+    package's directory by default (the docker image copies the prompts there), the
+    instance's own in a sandbox, so instances sharing a root never share prompts."""
     from ivr.citas.reference import load_line
 
     line = load_line(settings.citas_dir / "line.yaml")
@@ -33,6 +42,7 @@ def template_values(settings: Settings, instance_dir_in_root: str) -> dict[str, 
     return {
         "instance": settings.instance,
         "inst": instance_dir_in_root,
+        "data_dir": data_dir,
         "host": settings.host,
         "sip_port": str(p.sip),
         "http_port": str(p.http),

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from ivr.sandbox.instance import InstancePaths, InstanceState, other_instances_alive
-from ivr.sandbox.mounts import mount_all, processes_in_root, unmount_all
+from ivr.sandbox.mounts import RootUse, processes_in_root
 from ivr.settings import Settings
 
 logger = logging.getLogger("ivr.sandbox.supervisor")
@@ -53,7 +53,16 @@ class Supervisor:
         self.state.supervisor_pid = os.getpid()
         self.paths.save(self.state)
         root = Path(self.state.root)
-        mount_all(root)
+        use = RootUse(
+            root,
+            others_running=lambda: (
+                bool(processes_in_root(root))
+                or other_instances_alive(
+                    self.paths.dir.parent, self.state.root, self.state.instance
+                )
+            ),
+        )
+        use.acquire()
         restarts: list[float] = []
         try:
             while not self.stopping:
@@ -76,11 +85,7 @@ class Supervisor:
             self.state.asterisk_pid = None
             self.state.supervisor_pid = None
             self.paths.save(self.state)
-            others = other_instances_alive(
-                self.paths.dir.parent, self.state.root, self.state.instance
-            )
-            if not others and not processes_in_root(root):
-                unmount_all(root)
+            use.release()  # unmounts unless another instance still uses the root
 
     def _run_once(self) -> int:
         with self.paths.asterisk_log.open("ab") as log:

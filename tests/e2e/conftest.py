@@ -4,6 +4,14 @@ The sandbox is built (once, cached) and started for the session with its own
 instance name and ports, so it can run beside a developer's demo sandbox. If
 it cannot be built or started, every end-to-end test errors: the suite is
 never skipped.
+
+Under pytest-xdist (``-n 2 --dist loadfile``: ``scripts/setup.sh test``,
+docs/testing.md) each worker is a session of its own: its own sandbox instance
+and ports (``e2e_env``), state directory (the worker's own ``tmp_path_factory``),
+database, WhatsApp simulator and controller. They share only the read-only
+cached root and the prompt build directory, whose builders take turns
+(``ivr.prompts.build_prompts``). A failing test's report names the sandbox it
+used (section "e2e sandbox").
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,14 +32,62 @@ from typing import Any
 import pytest
 
 from ivr.sandbox import manager
+from ivr.sandbox.errors import SandboxError
 from ivr.settings import REPO_ROOT, Settings
 
 # Its own instance and ports, so it can run beside a demo sandbox (offset 0);
 # CITAS_E2E_PORT_OFFSET moves it when two test sessions share a machine.
-E2E_ENV = {
-    "CITAS_INSTANCE": os.environ.get("CITAS_E2E_INSTANCE", "e2e"),
-    "CITAS_PORT_OFFSET": os.environ.get("CITAS_E2E_PORT_OFFSET", "2000"),
-}
+DEFAULT_INSTANCE = "e2e"
+DEFAULT_PORT_OFFSET = 2000
+# xdist worker gwN runs at the base offset + N * 500: every port moves by 500 and
+# the RTP range (1000 ports, moved by twice the offset) by 1000, so the workers'
+# blocks never overlap (tests/unit/test_e2e_workers.py checks it).
+WORKER_PORT_STEP = 500
+
+
+def e2e_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """``CITAS_INSTANCE`` and ``CITAS_PORT_OFFSET`` of this test process's sandbox.
+
+    Alone (no xdist): ``CITAS_E2E_INSTANCE`` (default ``e2e``) at
+    ``CITAS_E2E_PORT_OFFSET`` (default 2000), as always. As pytest-xdist worker
+    ``gwN`` (``PYTEST_XDIST_WORKER``): instance ``<instance>-gwN`` at
+    ``offset + N * WORKER_PORT_STEP``. Raises ``ValueError`` on an offset that is
+    not a number or a worker id that is not ``gw<N>``; ports out of range are
+    ``Settings.from_env``'s ``SettingsError``.
+    """
+    instance = environ.get("CITAS_E2E_INSTANCE") or DEFAULT_INSTANCE
+    raw = environ.get("CITAS_E2E_PORT_OFFSET") or str(DEFAULT_PORT_OFFSET)
+    try:
+        offset = int(raw)
+    except ValueError:
+        raise ValueError(f"CITAS_E2E_PORT_OFFSET={raw!r} is not an integer") from None
+    worker = environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        number = worker.removeprefix("gw")
+        if not number.isdigit():
+            raise ValueError(f"PYTEST_XDIST_WORKER={worker!r} is not gw<N>")
+        instance, offset = f"{instance}-{worker}", offset + int(number) * WORKER_PORT_STEP
+    return {"CITAS_INSTANCE": instance, "CITAS_PORT_OFFSET": str(offset)}
+
+
+def describe(env: Mapping[str, str]) -> str:
+    """One line naming a sandbox: instance, offset, its main ports, state dir, worker."""
+    where = f"sandbox {env['CITAS_INSTANCE']!r} at port offset {env['CITAS_PORT_OFFSET']}"
+    try:
+        p = Settings.from_env(env).ports
+        where += f" (SIP {p.sip}, ARI {p.http}, ops {p.ops_http}, agent {p.agent_sip})"
+    except ValueError as exc:  # SettingsError: say it rather than hide the identity
+        where += f" ({exc})"
+    worker = env.get("PYTEST_XDIST_WORKER")
+    return (
+        where
+        + f", state dir {env.get('CITAS_STATE_DIR', '?')}"
+        + (f", xdist worker {worker}" if worker else "")
+    )
+
+
+E2E_ENV = e2e_env(os.environ)
+SANDBOX_KEY = pytest.StashKey[str]()
 
 
 @dataclass
@@ -90,15 +146,36 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    state_dir = tmp_path_factory.mktemp("state")
+def sandbox(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Sandbox]:
+    state_dir = tmp_path_factory.mktemp("state")  # per xdist worker: its own basetemp
     env = {**os.environ, **E2E_ENV, "CITAS_STATE_DIR": str(state_dir)}
-    settings = Settings.from_env(env)
-    manager.up(settings)  # raises SandboxError (test error, not skip) when it cannot run
+    request.config.stash[SANDBOX_KEY] = describe(env)
+    try:
+        settings = Settings.from_env(env)
+        manager.up(settings)  # raises SandboxError (test error, not skip) when it cannot run
+    except Exception as exc:
+        # The short summary (-ra) shows this line: say which sandbox could not start.
+        raise SandboxError(f"{describe(env)}: {type(exc).__name__}: {exc}") from exc
     try:
         yield Sandbox(settings, env)
     finally:
         manager.down(settings)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed or erroring end-to-end test's report names the sandbox it used
+    (with two workers, which of the two; their logs are under its state dir)."""
+    del call
+    report: pytest.TestReport = yield
+    used = item.config.stash.get(SANDBOX_KEY, None)
+    if report.failed and used is not None:
+        report.sections.append(("e2e sandbox", used))
+    return report
 
 
 class ControllerProcess:

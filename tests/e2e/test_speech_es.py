@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,19 +29,30 @@ BOGOTA = ZoneInfo("America/Bogota")
 SOUNDS_ES = "/usr/share/asterisk/sounds/es"
 
 
-def test_committed_sound_list_is_the_sandbox_spanish_sound_package(sandbox: Sandbox) -> None:
-    sounds = ensure_rootfs(sandbox.settings.cache_dir).inside(SOUNDS_ES)
-    real = {
-        str(f.relative_to(sounds).with_suffix(""))
-        for f in sounds.rglob("*")
-        if f.is_file() and f.relative_to(sounds).parts[0] != "citas"  # our prompts
+def sound_names(directory: Path) -> set[str]:
+    """Every file under ``directory``, links followed, as a sound name (no extension)."""
+    return {
+        str((Path(folder) / name).relative_to(directory).with_suffix(""))
+        for folder, _dirs, names in os.walk(directory, followlinks=True)
+        for name in names
     }
+
+
+def test_committed_sound_list_is_the_sandbox_spanish_sound_package(sandbox: Sandbox) -> None:
+    root = ensure_rootfs(sandbox.settings.cache_dir)
+    package = root.inside(SOUNDS_ES)
+    # A root used by an older checkout may hold prompts there; they are not the package's.
+    real = {name for name in sound_names(package) if not name.startswith("citas/")}
     assert asterisk_sounds() == real
-    # Every sound the speller can name is in the root, our prompts included.
-    installed = {str(f.relative_to(sounds).with_suffix("")) for f in sounds.rglob("*")}
+    # Every sound the speller can name is where this instance's Asterisk looks
+    # (its own data directory: ivr.sandbox.manager.link_data_dir), our prompts included.
+    state = InstancePaths(sandbox.settings).load()
+    assert state is not None
+    installed = sound_names(root.inside(f"{state.inst_in_root}/data/sounds/es"))
     missing = {u for u in every_media_uri() if u.removeprefix("sound:") not in installed}
     assert missing == set()
     assert {f"citas/{p}" for p in PROMPT_IDS} <= installed
+    assert real <= installed
 
 
 def prompts_with(record: dict[str, Any], uri: str) -> list[list[str]]:

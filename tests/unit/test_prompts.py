@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from ivr.prompts import (
     DEFAULT_TEXTS,
     MANIFEST,
+    BuildReport,
     PromptFileError,
     PromptText,
     _synthesized_key,
@@ -220,3 +223,30 @@ def test_the_citas_menus_have_chat_texts_without_keys_to_press() -> None:
     for prompt_id in ("ask_service", "slot_options", "ask_time_band", "ask_document"):
         chat = texts[prompt_id].chat
         assert chat and "marque" not in chat.lower(), prompt_id
+
+
+def test_builders_of_one_directory_take_turns(tmp_path: Path) -> None:
+    """Observed kind: two e2e workers start their sandboxes at once and both build
+    the checkout's prompts into one directory; each read the empty manifest,
+    synthesized every prompt and wrote its manifest over the other's. Now the
+    second waits for the first and finds its build up to date: every prompt is
+    synthesized exactly once, whichever starts first, for any number of builders."""
+    out = tmp_path / "build"
+    three = {**TWO_PROMPTS, "hello": PromptText("hello", "Hola.")}
+    start = threading.Barrier(3)
+    reports: list[BuildReport] = []
+
+    def build() -> None:
+        start.wait(timeout=10)
+        reports.append(build_prompts(three, out, recorded_dir=None))
+
+    builders = [threading.Thread(target=build) for _ in range(3)]
+    for thread in builders:
+        thread.start()
+    for thread in builders:
+        thread.join(timeout=60)
+    assert len(reports) == 3
+    synthesized = [p for report in reports for p in report.synthesized]
+    assert sorted(synthesized) == sorted(three)  # each once, none twice
+    assert sum(len(r.up_to_date) for r in reports) == 2 * len(three)
+    assert json.loads((out / MANIFEST).read_text())["prompts"].keys() == three.keys()

@@ -104,6 +104,18 @@ def test_rendered_asterisk_conf_keeps_the_instance_inside_its_directory(
 
     assert "astetcdir => /srv/citas/x/etc" in conf
     assert "astrundir => /srv/citas/x/run" in conf
+    # The docker image's Asterisk plays the prompts copied into the package's directory.
+    assert "astdatadir => /usr/share/asterisk\n" in conf
+
+
+def test_a_sandbox_instance_reads_its_own_data_directory(tmp_path: Path) -> None:
+    """Its prompts never go into the shared root (tests/unit/test_sandbox_data_dir.py)."""
+    values = template_values(Settings.from_env({}), "/srv/citas/x", "/srv/citas/x/data")
+    render_all(tmp_path, values)
+    conf = (tmp_path / "asterisk.conf").read_text(encoding="utf-8")
+
+    assert "astdatadir => /srv/citas/x/data\n" in conf
+    assert "astagidir => /usr/share/asterisk/agi-bin\n" in conf
 
 
 def test_render_all_refuses_an_empty_template_directory(
