@@ -363,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_parser(sub)  # ivr bench: capacity and reaction-time benchmark
 
+    from ivr.scenarios.casescli import add_parser as add_cases_parser
+
+    add_cases_parser(sub, _settings)  # ivr cases clock | phone (docs/cases/escalation.md)
     from ivr.ops.cli import add_parsers as add_ops_parsers
 
     # ivr flags | incident | ops (docs/operations.md), on the line's flags.
