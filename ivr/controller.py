@@ -271,7 +271,14 @@ class Controller:
 
     async def _stasis_args(self, channel_id: str) -> tuple[str, ...]:
         """An orphan's (flow, SIP Call-ID), from the variables the dialplan set
-        before Stasis: its new record stays findable by the SIP Call-ID."""
+        before Stasis: its new record stays findable by the SIP Call-ID. An
+        orphan escalation call (``esc-…``) is one again (its handler hangs it up:
+        a support person is never sent to the callers' agents)."""
+        from ivr.escalation.call import ESCALATION_ARG
+        from ivr.escalation.order import CHANNEL_PREFIX
+
+        if channel_id.startswith(CHANNEL_PREFIX):
+            return (ESCALATION_ARG,)
         try:
             voice = self.line.voice
             flow = await self.client.get_variable(channel_id, voice.dialplan_variable("flow"))

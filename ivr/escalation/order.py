@@ -9,6 +9,10 @@ from typing import Protocol
 
 from ivr.escalation.summary import Summary
 
+# Every escalation channel's id starts so (the controller's reconcile tells them
+# from callers by it: an orphan escalation call is hung up, never sent to agents).
+CHANNEL_PREFIX = "esc-"
+
 
 @dataclass(frozen=True)
 class CallOrder:
@@ -26,7 +30,7 @@ class CallOrder:
     def channel_id(self) -> str:
         """The Asterisk channel id the call is originated with (ours, so the
         attempt row names it before the call exists)."""
-        return f"esc-{self.attempt_id}"
+        return f"{CHANNEL_PREFIX}{self.attempt_id}"
 
 
 @dataclass(frozen=True)
