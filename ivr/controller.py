@@ -492,6 +492,8 @@ def build_sla_monitor(
     from ivr.cases.config import load_cases_config
     from ivr.escalation.call import AriEscalationCalls
     from ivr.escalation.monitor import SlaMonitor
+    from ivr.escalation.summary import PROMPT_IDS
+    from ivr.yamlsrc import ConfigError
 
     path = cases_file(settings)
     if not path.is_file():
@@ -499,6 +501,12 @@ def build_sla_monitor(
         return None
     config = load_cases_config(path)
     prompts = frozenset(load_prompt_texts(settings.prompts_file))
+    missing = sorted(PROMPT_IDS - prompts)
+    if missing:
+        raise ConfigError(
+            str(settings.prompts_file), None, f"prompts.{missing[0]}",
+            "no text, and the escalation call says it (ivr/escalation/summary.py)",
+        )  # fmt: skip
     clock = sla_clock(settings)
     calls = AriEscalationCalls(client, settings.app_name, line.voice, prompts, clock=clock)
     return SlaMonitor(db, config, calls, clock=clock), calls

@@ -69,7 +69,7 @@ def cmd_phone(args: argparse.Namespace, settings: Settings) -> int:
         settings, args.extension, workdir, answer=not args.no_answer, timeout_s=args.timeout
     )
     print(f"support extension {args.extension}: waiting for an escalation call "
-          f"({'refusing it' if args.no_answer else 'answering and pressing 1'})")  # fmt: skip
+          f"({'refusing it' if args.no_answer else 'answering and pressing 1'})", flush=True)  # fmt: skip
     report = phone.wait()
     verdict = "ok" if report.ok else "FAILED"
     print(f"{verdict}: sipp exit {report.rc}, {report.invites} call(s) received; SIP log: {phone.messages}")

@@ -152,19 +152,30 @@ def finished(sandbox: Sandbox, number: str, count: int) -> bool:
     return len(found) >= count and all(a["result"] is not None for a in found)
 
 
-def test_the_first_person_answers_and_presses_1(escalating: tuple[Sandbox, Path], tmp_path: Path) -> None:
+def test_the_first_person_answers_and_presses_1(escalating: tuple[Sandbox, Path]) -> None:
+    """The tester's path: ``ivr cases phone 6001`` answers, ``ivr cases clock advance``."""
     sandbox, cases_yaml = escalating
     number = file_case(sandbox, cases_yaml)
-    phone = SupportPhone(sandbox.settings, "6001", tmp_path / "6001", answer=True, timeout_s=150)
+    phone = subprocess.Popen(
+        [sys.executable, "-m", "ivr.cli", "cases", "phone", "6001", "--timeout", "150"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=sandbox.env, cwd=REPO_ROOT,
+    )  # fmt: skip
     try:
+        assert phone.stdout is not None
+        started = [phone.stdout.readline() for _ in range(1)]
+        while started[-1] and "waiting for an escalation call" not in started[-1]:
+            started.append(phone.stdout.readline())  # log lines first, if any
+        assert "waiting for an escalation call" in started[-1], started
         assert "test clock: +10 days" in clock(sandbox, "advance", "10d")
         wait_until(lambda: finished(sandbox, number, 1), 120, "the escalation call to end")
-        report = phone.wait(60)
+        out, _ = phone.communicate(timeout=60)
     finally:
-        phone.stop()
+        if phone.poll() is None:
+            phone.kill()  # ours, by its pid
+            phone.communicate(timeout=10)
         close_case(sandbox, cases_yaml, number)
 
-    assert report.ok, report
+    assert phone.returncode == 0 and "ok: sipp exit 0, 1 call(s) received" in out, out
     [attempt] = attempts(sandbox, number)
     assert (attempt["step"], attempt["person"], attempt["extension"], attempt["result"]) == (
         0, "lider_citas", "6001", "acknowledged")
