@@ -84,6 +84,7 @@ class SlaMonitor:
         self.interval_s = interval_s
         self._stop = asyncio.Event()
         self._calls: set[asyncio.Task[None]] = set()
+        self._unknown_groups: set[str] = set()
 
     async def run(self) -> None:
         """Rounds until ``stop()``; then the calls in progress are cancelled
@@ -133,6 +134,14 @@ class SlaMonitor:
         marks: dict[tuple[str, str], set[str]],
         attempts: dict[tuple[str, str], list[Attempt]],
     ) -> None:
+        if case.group not in self.config.groups:
+            # A group removed from cases.yaml while its cases stay open: no clock to
+            # run (no calendar, no ladder); said once per group, not every round.
+            if case.group not in self._unknown_groups:
+                self._unknown_groups.add(case.group)
+                logger.error("SLA monitor: case %s is in group %r, which cases.yaml does not "
+                             "define: its clocks are not watched", case.number, case.group)  # fmt: skip
+            return
         group = self.config.group(case.group)
         calendar = self.config.calendar_for(case.group)
         for clock in CLOCKS:

@@ -2,7 +2,8 @@
 
 A controller runs with a cases.yaml of the test's own (first response in 1
 business hour, every day a working day, no quiet hours, ladder waits of 3
-seconds). A case is filed in the sandbox's database; the tester's command
+seconds; its own group, so cases other tests left open in the sandbox's
+database are not this monitor's). A case is filed in the sandbox's database; the tester's command
 ``ivr cases clock advance 10d`` moves the SLA monitor's test clock past the
 first-response clock; the monitor warns (50, 75, 100 %) and calls the first
 person of the ladder through Asterisk (ARI originate to ``PJSIP/6001``), whose
@@ -43,12 +44,12 @@ pytestmark = pytest.mark.e2e
 WAIT_S = 3
 CASES_YAML = f"""
 answer_within_business_days: 5
-default_group: citas
+default_group: e2e_escalation
 timezone: America/Bogota
 business_days: mon-sun
 groups:
-  citas:
-    name: Agendamiento de citas
+  e2e_escalation:
+    name: Escalamiento (prueba)
     working_hours: {{mon-sun: ["00:00-24:00"]}}
     sla: {{first_response: 1h, resolution: 200d}}
     quiet_hours: []

@@ -308,3 +308,20 @@ async def events_named(db: Database, action: str) -> list[CaseEventRow]:
         return list(rows.scalars())
 
     return await db.run("read events", op)  # type: ignore[no-any-return]
+
+
+async def test_a_case_of_a_group_cases_yaml_no_longer_has_is_left_alone(
+    db: Database, config: CasesConfig, clock: Clock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    await file_case(db, config, clock)
+    other = tmp_path / "other.yaml"
+    other.write_text(CASES_YAML.replace("default_group: citas", "default_group: otro")
+                     .replace("  citas:", "  otro:"), encoding="utf-8")  # fmt: skip
+    calls = ScriptedCalls(clock, {})
+    sla = monitor(db, load_cases_config(other), calls, clock)
+    for day in (9, 10):
+        clock.now = local(day, 12)
+        await sla.tick()
+
+    assert calls.orders == [] and await warnings(db) == []
+    assert sum("does not define" in r.message for r in caplog.records) == 1
