@@ -153,6 +153,9 @@ def finished(sandbox: Sandbox, number: str, count: int) -> bool:
     return len(found) >= count and all(a["result"] is not None for a in found)
 
 
+# Two controller restarts (the session's steps aside for the test's own), the CLI
+# processes and one or two calls: about 60 s, twice that on a loaded machine.
+@pytest.mark.timeout(240)
 def test_the_first_person_answers_and_presses_1(escalating: tuple[Sandbox, Path]) -> None:
     """The tester's path: ``ivr cases phone 6001`` answers, ``ivr cases clock advance``."""
     sandbox, cases_yaml = escalating
@@ -188,6 +191,7 @@ def test_the_first_person_answers_and_presses_1(escalating: tuple[Sandbox, Path]
     assert [a["kind"] for a in alerts] == ["sla_overrun"]
 
 
+@pytest.mark.timeout(240)
 def test_no_answer_moves_the_ladder_to_the_next_person(
     escalating: tuple[Sandbox, Path], tmp_path: Path
 ) -> None:
