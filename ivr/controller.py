@@ -489,7 +489,7 @@ def build_sla_monitor(
 ) -> tuple[SlaMonitor, AriEscalationCalls] | None:
     """The SLA monitor and its ARI escalation calls, when ``cases.yaml`` exists
     (``ConfigError`` when it is invalid); None otherwise."""
-    from ivr.cases.config import load_cases_config
+    from ivr.cases.setup import case_store
     from ivr.escalation.call import AriEscalationCalls
     from ivr.escalation.monitor import SlaMonitor
     from ivr.escalation.summary import PROMPT_IDS
@@ -499,7 +499,7 @@ def build_sla_monitor(
     if not path.is_file():
         logger.info("cases: no %s; no SLA monitor", path)
         return None
-    config = load_cases_config(path)
+    store = case_store(settings, db)
     prompts = frozenset(load_prompt_texts(settings.prompts_file))
     missing = sorted(PROMPT_IDS - prompts)
     if missing:
@@ -509,7 +509,7 @@ def build_sla_monitor(
         )  # fmt: skip
     clock = sla_clock(settings)
     calls = AriEscalationCalls(client, settings.app_name, line.voice, prompts, clock=clock)
-    return SlaMonitor(db, config, calls, clock=clock), calls
+    return SlaMonitor(store, calls, clock=clock), calls
 
 
 # The citas line on WhatsApp: a chat opened from the call's SMS (its reference)

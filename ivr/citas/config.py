@@ -1,8 +1,8 @@
 """Check a deployment's whole configuration at once (``ivr config check [DIR]``).
 
 ``DIR`` is laid out like the checkout's ``config/``: ``citas/line.yaml``,
-``services.yaml``, ``sites.yaml``, ``eligibility.yaml``, ``affiliates.yaml``
-and ``flows/*.yaml``; the prompts file is given apart. Every file is checked
+``services.yaml``, ``sites.yaml``, ``eligibility.yaml``, ``affiliates.yaml``,
+``cases.yaml`` and ``flows/*.yaml``; the prompts file is given apart. Every file is checked
 with the same loaders ``ivr serve`` uses (schema, then cross-checks), and a
 bad file does not hide the next one. Flows are checked against the prompts,
 the citas actions and the flags the tables define, so they are only checked
@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
+from ivr.cases.config import load_cases_config
 from ivr.citas.actions import COMMITS, OUTCOMES, check_spoken_prompts
 from ivr.citas.affiliates import YamlAffiliateDirectory
 from ivr.citas.flags import flag_registry
@@ -76,6 +77,9 @@ def check_config_dir(directory: Path, prompts_file: Path, today: date) -> list[F
         lambda p: YamlAffiliateDirectory.load(p, today, sites=sites),
         lambda d: "affiliate directory",
     )
+    run(citas / "cases.yaml", load_cases_config,
+        lambda c: f"{len(c.groups)} support group(s), answer within "
+                  f"{c.answer_within_business_days} business days")  # fmt: skip
     if prompts is not None and sites is not None:
         # The prompts the citas actions say by themselves (times, doctors, sites).
         try:

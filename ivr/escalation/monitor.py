@@ -31,7 +31,7 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -39,10 +39,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ivr.cases.config import CasesConfig
-from ivr.cases.tables import CaseEventRow, CaseRow
+from ivr.cases.model import ANSWERED, ASSIGNED, OPEN, Case
+from ivr.cases.sla import CLOCKS, RESOLUTION, ClockState, case_clocks
+from ivr.cases.store import CaseStore
+from ivr.cases.tables import CaseEventRow
 from ivr.escalation import ladder
-from ivr.escalation.ladder import CLOCKS, RESOLUTION, Attempt, ClockState, Step
+from ivr.escalation.ladder import Attempt, Step
 from ivr.escalation.order import CallOrder, CallOutcome, EscalationCalls
 from ivr.escalation.summary import Summary
 from ivr.escalation.tables import (
@@ -56,9 +58,13 @@ from ivr.escalation.tables import (
     SlaMarkRow,
 )
 from ivr.ops.tables import AlertRow
-from ivr.store import Database, StoreUnavailable
+from ivr.store import StoreUnavailable
 
 logger = logging.getLogger(__name__)
+
+Marks = dict[tuple[str, str], set[str]]  # (case id, clock) -> warn:<percent> | exhausted
+Attempts = dict[tuple[str, str], list[Attempt]]
+PAGE = 500  # open cases read per query
 
 SYSTEM_ACTOR, SYSTEM_ROLE = "sistema", "system"  # ivr.cases.model.SYSTEM
 EXHAUSTED = "exhausted"
@@ -68,19 +74,20 @@ CLOCK_NAMES = {"first_response": "primera respuesta", "resolution": "resolución
 
 
 class SlaMonitor:
-    """See the module docstring. ``clock``: the monitor's now (the sandbox's
-    ``TestClock.now``, else the real time); ``interval_s``: seconds between rounds."""
+    """See the module docstring. ``store``: the cases (its database and cases.yaml);
+    ``clock``: the monitor's now (the sandbox's ``TestClock.now``, else the real
+    time); ``interval_s``: seconds between rounds."""
 
     def __init__(
         self,
-        db: Database,
-        config: CasesConfig,
+        store: CaseStore,
         calls: EscalationCalls,
         *,
         clock: Callable[[], datetime],
         interval_s: float = 5.0,
     ) -> None:
-        self.db, self.config, self.calls, self.clock = db, config, calls, clock
+        self.store, self.db, self.config = store, store.db, store.config
+        self.calls, self.clock = calls, clock
         self.interval_s = interval_s
         self._stop = asyncio.Event()
         self._calls: set[asyncio.Task[None]] = set()
@@ -118,7 +125,8 @@ class SlaMonitor:
     async def tick(self) -> None:
         """One round over every open case."""
         now = self.clock()
-        cases, marks, attempts = await self.db.run("read open cases", _open_cases)
+        cases = await self._open_cases()
+        marks, attempts = await self.db.run("read escalation state", _state_of([c.id for c in cases]))
         for case in cases:
             try:
                 await self._case(case, now, marks, attempts)
@@ -127,9 +135,17 @@ class SlaMonitor:
             except Exception:
                 logger.exception("SLA monitor: case %s", case.number)
 
+    async def _open_cases(self) -> list[Case]:
+        found: list[Case] = []
+        while True:  # every case not closed, a page at a time
+            page = await self.store.list(state=(OPEN, ASSIGNED, ANSWERED), limit=PAGE, offset=len(found))
+            found += page
+            if len(page) < PAGE:
+                return found
+
     async def _case(
         self,
-        case: CaseRow,
+        case: Case,
         now: datetime,
         marks: dict[tuple[str, str], set[str]],
         attempts: dict[tuple[str, str], list[Attempt]],
@@ -143,9 +159,9 @@ class SlaMonitor:
                              "define: its clocks are not watched", case.number, case.group)  # fmt: skip
             return
         group = self.config.group(case.group)
-        calendar = self.config.calendar_for(case.group)
+        clocks = case_clocks(case, self.config.calendar_for(case.group), now)
         for clock in CLOCKS:
-            state = ladder.clock_state(case, clock, calendar, now)
+            state = clocks[clock]
             done = {int(m[5:]) for m in marks[case.id, clock] if m.startswith("warn:")}
             for percent in ladder.warnings_due(state, group.warnings, done):
                 await self._warn(case, state, percent, now)
@@ -156,22 +172,24 @@ class SlaMonitor:
                 for s in group.ladder
             ]
             move = ladder.next_move(
-                steps, attempts[case.id, clock], due=state.due, now=now,
+                steps, attempts[case.id, clock], due=state.due_at, now=now,
                 quiet=self.config.in_quiet_hours(case.group, now),
             )  # fmt: skip
-            await self._move(case, clock, steps, move, now, marks[case.id, clock])
+            summary = Summary(case.number, case.site_id, clock, clocks[RESOLUTION].remaining)
+            await self._move(case, clock, steps, move, now, marks[case.id, clock], summary)
 
     async def _move(
         self,
-        case: CaseRow,
+        case: Case,
         clock: str,
         steps: Sequence[Step],
         move: ladder.Move,
         now: datetime,
         marks: set[str],
+        summary: Summary,
     ) -> None:
         if isinstance(move, ladder.Call):
-            await self._call(case, clock, move.step, steps[move.step], now)
+            await self._call(case, clock, move.step, steps[move.step], now, summary)
         elif isinstance(move, ladder.Skip):
             await self._skip(case, clock, move.step, steps[move.step], now)
         elif isinstance(move, ladder.GiveUp):
@@ -180,7 +198,7 @@ class SlaMonitor:
             await self._exhausted(case, clock, len(steps), now)
 
     # --- warnings ------------------------------------------------------------------
-    async def _warn(self, case: CaseRow, state: ClockState, percent: int, now: datetime) -> None:
+    async def _warn(self, case: Case, state: ClockState, percent: int, now: datetime) -> None:
         name = CLOCK_NAMES[state.clock]
         detail = f"El plazo de {name} del caso {case.number} va en {percent} %."
 
@@ -195,10 +213,10 @@ class SlaMonitor:
             logger.info("case %s: %s at %d %%", case.number, state.clock, percent)
 
     # --- the ladder ----------------------------------------------------------------
-    async def _call(self, case: CaseRow, clock: str, step: int, rung: Step, now: datetime) -> None:
+    async def _call(
+        self, case: Case, clock: str, step: int, rung: Step, now: datetime, summary: Summary
+    ) -> None:
         attempt_id = str(uuid.uuid4())
-        resolution = ladder.clock_state(case, RESOLUTION, self.config.calendar_for(case.group), now)
-        summary = Summary(case.number, case.site_id, clock, resolution.left)
         order = CallOrder(attempt_id, case.number, clock, step, rung.person, rung.extension, summary)
 
         async def op(session: AsyncSession) -> None:
@@ -258,7 +276,7 @@ class SlaMonitor:
             order.case_number, order.clock, order.step, order.person, outcome.result, outcome.detail,
         )  # fmt: skip
 
-    async def _skip(self, case: CaseRow, clock: str, step: int, rung: Step, now: datetime) -> None:
+    async def _skip(self, case: Case, clock: str, step: int, rung: Step, now: datetime) -> None:
         detail = "Horario de silencio del grupo: se llamará al terminar."
 
         async def op(session: AsyncSession) -> None:
@@ -270,7 +288,7 @@ class SlaMonitor:
         if await self._claim(f"skip a step of case {case.number}", op):
             logger.info("case %s: %s step %d skipped (quiet hours)", case.number, clock, step)
 
-    async def _duplicate(self, case: CaseRow, clock: str, step: int, rung: Step, now: datetime) -> None:
+    async def _duplicate(self, case: Case, clock: str, step: int, rung: Step, now: datetime) -> None:
         async def op(session: AsyncSession) -> None:
             session.add(_attempt(str(uuid.uuid4()), case.id, clock, step, DUP, rung, now,
                                  SUPPRESSED_DUPLICATE, "Otro monitor ya hizo esta llamada."))  # fmt: skip
@@ -278,7 +296,7 @@ class SlaMonitor:
         await self._claim(f"log a duplicate of case {case.number}", op)
         logger.info("case %s: %s step %d already claimed; not calling", case.number, clock, step)
 
-    async def _give_up(self, case: CaseRow, attempt_id: str, now: datetime) -> None:
+    async def _give_up(self, case: Case, attempt_id: str, now: datetime) -> None:
         async def op(session: AsyncSession) -> None:
             await session.execute(
                 update(EscalationAttemptRow)
@@ -290,7 +308,7 @@ class SlaMonitor:
         await self.db.run(f"give up a call of case {case.number}", op)
         logger.warning("case %s: call %s never finished; recorded as failed", case.number, attempt_id)
 
-    async def _exhausted(self, case: CaseRow, clock: str, steps: int, now: datetime) -> None:
+    async def _exhausted(self, case: Case, clock: str, steps: int, now: datetime) -> None:
         detail = f"Nadie confirmó el caso {case.number} ({CLOCK_NAMES[clock]}) tras {steps} llamada(s)."
 
         async def op(session: AsyncSession) -> None:
@@ -312,27 +330,29 @@ class SlaMonitor:
         return True
 
 
-async def _open_cases(
-    session: AsyncSession,
-) -> tuple[list[CaseRow], dict[tuple[str, str], set[str]], dict[tuple[str, str], list[Attempt]]]:
-    cases = list((await session.execute(
-        select(CaseRow).where(CaseRow.state != "closed").order_by(CaseRow.filed_at)
-    )).scalars())  # fmt: skip
-    ids = [c.id for c in cases]
-    marks: dict[tuple[str, str], set[str]] = defaultdict(set)
-    attempts: dict[tuple[str, str], list[Attempt]] = defaultdict(list)
-    if not ids:
-        return cases, marks, attempts
-    for m in (await session.execute(select(SlaMarkRow).where(SlaMarkRow.case_id.in_(ids)))).scalars():
-        marks[m.case_id, m.clock].add(m.mark)
-    rows = await session.execute(
-        select(EscalationAttemptRow).where(EscalationAttemptRow.case_id.in_(ids))
-    )
-    for a in rows.scalars():
-        attempts[a.case_id, a.clock].append(
-            Attempt(a.step, a.kind, a.started_at, a.ended_at, a.result, a.id)
+def _state_of(
+    ids: list[str],
+) -> Callable[[AsyncSession], Awaitable[tuple[Marks, Attempts]]]:
+    """The marks and attempts of the cases ``ids``, by (case id, clock)."""
+
+    async def op(session: AsyncSession) -> tuple[Marks, Attempts]:
+        marks: Marks = defaultdict(set)
+        attempts: Attempts = defaultdict(list)
+        if not ids:
+            return marks, attempts
+        found = await session.execute(select(SlaMarkRow).where(SlaMarkRow.case_id.in_(ids)))
+        for m in found.scalars():
+            marks[m.case_id, m.clock].add(m.mark)
+        rows = await session.execute(
+            select(EscalationAttemptRow).where(EscalationAttemptRow.case_id.in_(ids))
         )
-    return cases, marks, attempts
+        for a in rows.scalars():
+            attempts[a.case_id, a.clock].append(
+                Attempt(a.step, a.kind, a.started_at, a.ended_at, a.result, a.id)
+            )
+        return marks, attempts
+
+    return op
 
 
 def _attempt(

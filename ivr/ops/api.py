@@ -28,13 +28,15 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
+from jsonschema import Draft202012Validator
 
 from ivr.chat.store import (
     STATES,
@@ -45,7 +47,14 @@ from ivr.chat.store import (
 )
 from ivr.ops.flags import Role
 from ivr.ops.metrics import CONTENT_TYPE_LATEST, Metrics
-from ivr.ops.openapi import OPERATIONS, BodyValidator, Operation, openapi_document
+from ivr.ops.openapi import (
+    CONSOLE_MEDIA,
+    MAX_ID,
+    OPERATIONS,
+    BodyValidator,
+    Operation,
+    openapi_document,
+)
 from ivr.ops.service import (
     Actor,
     FlagService,
@@ -102,6 +111,9 @@ class Call:
 
     actor: Actor | None
     body: dict[str, Any] = field(default_factory=dict)
+    # An extension route's path and query parameters, checked against their schemas
+    # and converted (integers, booleans), defaults applied; absent ones left out.
+    params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def who(self) -> Actor:
@@ -110,6 +122,48 @@ class Call:
 
 
 Handler = Callable[[web.Request, Call], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class ConsolePage:
+    """A page of the console's navigation: ``file`` (one of the extension's
+    ``console_files``, served at ``/console/<file>``) and its link's ``title``
+    (Spanish, as operators read it)."""
+
+    file: str
+    title: str
+
+
+@dataclass(frozen=True)
+class ApiExtension:
+    """Routes a part adds to the ops API without editing it (``ivr.ops`` imports
+    no part; the composition root passes extensions to :func:`build_ops_app`).
+
+    ``operations``: its routes, described like :data:`OPERATIONS` (role, body
+    schema, parameters, statuses) and documented in ``/api/openapi.json``;
+    ``schemas``: its component schemas (bodies and answers, JSON Schema 2020-12,
+    ``$ref`` to ``#/components/schemas/...`` allowed, core ones included);
+    ``handlers(api)``: operation id → handler, given the :class:`OpsApi` (its
+    ``service``, ``metrics``, ``bodies``); ``console_files``: file name →
+    path, served at ``/console/<name>`` (``.html``, ``.js``, ``.css``, ``.svg``,
+    ``.json``) with the console's headers; ``pages``: the files linked from the
+    console's navigation (``GET /api/console/pages``); ``errors``: the part's
+    exception classes → (status, error id), answered like core errors
+    (``{"error", "message": str(exc), "details": []}``).
+
+    Every extension route gets the core's checks in the same order: token
+    (401), role (403), unknown query parameter (422 ``invalid_parameter``), path
+    and query parameters against their schemas (422 ``invalid_parameter``),
+    body against its schema (422 ``invalid_body``).
+    """
+
+    name: str
+    operations: Sequence[Operation]
+    handlers: Callable[[OpsApi], Mapping[str, Handler]]
+    schemas: Mapping[str, Any] = field(default_factory=dict)
+    console_files: Mapping[str, Path] = field(default_factory=dict)
+    pages: Sequence[ConsolePage] = ()
+    errors: Mapping[type[Exception], tuple[int, str]] = field(default_factory=dict)
 
 
 class OpsApi:
@@ -123,6 +177,7 @@ class OpsApi:
         breaker: Breaker | None,
         chats: ConversationStore | None = None,
         calls: CallRecordStore | None = None,
+        extensions: Sequence[ApiExtension] = (),
     ) -> None:
         self.service = service
         self.chats = chats
@@ -130,7 +185,32 @@ class OpsApi:
         self.metrics = metrics
         self.readiness = readiness
         self.breaker = breaker
-        self.document = openapi_document(service.registry)
+        self.extensions = tuple(extensions)
+        self.console_files: dict[str, tuple[Path, str]] = {
+            name: (CONSOLE_DIR / name, media) for name, media in CONSOLE_ASSETS.items()
+        }
+        for ext in self.extensions:
+            for name, path in ext.console_files.items():
+                suffix = name.rpartition(".")[2]
+                if name in self.console_files or suffix not in CONSOLE_MEDIA or "/" in name:
+                    raise ValueError(f"extension {ext.name}: console file {name!r} is taken or not "
+                                     f"one of .{', .'.join(CONSOLE_MEDIA)}")  # fmt: skip
+                self.console_files[name] = (path, CONSOLE_MEDIA[suffix])
+            for page in ext.pages:
+                if page.file not in ext.console_files:
+                    raise ValueError(f"extension {ext.name}: page {page.file} is not among its files")
+        schemas: dict[str, Any] = {}
+        for ext in self.extensions:
+            for name, schema in ext.schemas.items():
+                if name in schemas:
+                    raise ValueError(f"schema {name} is defined twice")
+                schemas[name] = schema
+        self.document = openapi_document(
+            service.registry,
+            extra_operations=[op for ext in self.extensions for op in ext.operations],
+            extra_schemas=schemas,
+            console_files=[n for ext in self.extensions for n in ext.console_files],
+        )
         self.bodies = BodyValidator(self.document)
 
     def handlers(self) -> dict[str, Handler]:
@@ -147,12 +227,14 @@ class OpsApi:
             "list_handoffs": self.list_handoffs, "take_handoff": self.take_handoff,
             "release_conversation": self.release_conversation,
             "list_conversations": self.list_conversations, "chat_summary": self.chat_summary,
-            "call_summary": self.call_summary,
+            "call_summary": self.call_summary, "console_pages": self.console_pages,
             "root": self.root, "console": self.console, "console_asset": self.console_asset,
         }  # fmt: skip
 
     # --- the checks around every route ---------------------------------------------
-    def route(self, op: Operation, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:  # fmt: skip
+    def route(self, op: Operation, handler: Handler, *, check_params: bool = False) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:  # fmt: skip
+        """``handler`` behind the checks; ``check_params`` (extension routes) also
+        checks path and query parameters against their schemas into ``Call.params``."""
         queries = {p.name for p in op.params if p.where == "query"}
 
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -169,8 +251,9 @@ class OpsApi:
                 raise ApiError(422, "invalid_parameter",
                                "parámetro desconocido: " + ", ".join(repr(n) for n in unknown),
                                [{"field": n, "message": "desconocido"} for n in unknown])  # fmt: skip
+            params = _checked_params(op, request) if check_params else {}
             body = await self._body(request, op.body) if op.body else {}
-            return await handler(request, Call(actor, body))
+            return await handler(request, Call(actor, body, params))
 
         return handle
 
@@ -374,12 +457,11 @@ class OpsApi:
         return web.json_response({"handoffs": [h.as_json() for h in handoffs]})
 
     async def take_handoff(self, request: web.Request, call: Call) -> web.StreamResponse:
-        chats = self._chats()
         raw = request.match_info["id"]
-        if not raw.isdigit() or int(raw) < 1:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_ID:
             raise ApiError(422, "invalid_parameter", f"id: se espera un número de transferencia, no {raw!r}",
-                           [{"field": "id", "message": "un entero positivo"}])  # fmt: skip
-        handoff = await chats.take(int(raw), call.who.name)
+                           [{"field": "id", "message": f"un entero de 1 a {MAX_ID}"}])  # fmt: skip
+        handoff = await self._chats().take(int(raw), call.who.name)
         return web.json_response(handoff.as_json())
 
     async def release_conversation(self, request: web.Request, call: Call) -> web.StreamResponse:
@@ -422,14 +504,21 @@ class OpsApi:
 
     async def console_asset(self, request: web.Request, call: Call) -> web.StreamResponse:
         name = request.match_info["file"]
-        if name not in CONSOLE_ASSETS:
+        if name not in self.console_files:
             raise NotFound(f"no console file {name!r}")
+        path, media = self.console_files[name]
         return web.Response(
-            body=(CONSOLE_DIR / name).read_bytes(),
-            content_type=CONSOLE_ASSETS[name],
+            body=path.read_bytes(),
+            content_type=media,
             charset="utf-8",
             headers=CONSOLE_HEADERS,
         )
+
+    async def console_pages(self, request: web.Request, call: Call) -> web.StreamResponse:
+        return web.json_response({"pages": [
+            {"file": p.file, "title": p.title, "href": f"/console/{p.file}"}
+            for ext in self.extensions for p in ext.pages
+        ]})  # fmt: skip
 
 
 def _error(
@@ -444,6 +533,28 @@ def _error(
         status=status,
         headers=headers,
     )
+
+
+ExtensionErrors = Mapping[type[Exception], tuple[int, str]]
+
+
+def errors_middleware(extra: ExtensionErrors) -> Middleware:
+    """:func:`error_middleware` that also answers the extensions' own errors
+    (exception class → status and error id; the first class that matches wins)."""
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            return await error_middleware(request, handler)
+        except Exception as exc:
+            for cls, (status, error_id) in extra.items():
+                if isinstance(exc, cls):
+                    return _error(status, error_id, str(exc), [])
+            raise
+
+    return middleware
 
 
 @web.middleware
@@ -497,6 +608,73 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
     return value
 
 
+def _checked_params(op: Operation, request: web.Request) -> dict[str, Any]:
+    """An extension route's path and query parameters, converted to their schema's
+    type and checked against it (format included); 422 ``invalid_parameter``
+    naming every bad one. Absent query parameters take the schema's ``default``.
+    An integer beyond the databases' 32-bit INTEGER is refused whatever the schema
+    says (observed: a hand-off id of 20 digits overflowed SQLite, a 500)."""
+    values: dict[str, Any] = {}
+    problems: list[dict[str, str]] = []
+    for param in op.params:
+        source = request.match_info if param.where == "path" else request.query
+        if param.name not in source:
+            if "default" in param.schema:
+                values[param.name] = param.schema["default"]
+            continue
+        raw = source[param.name]
+        value: Any = _converted(raw, param.schema)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_ID:
+            problems.append({"field": param.name, "message": f"{raw!r}: más allá de ±{MAX_ID}"})
+            continue
+        errors = list(Draft202012Validator(
+            param.schema, format_checker=Draft202012Validator.FORMAT_CHECKER
+        ).iter_errors(value))  # fmt: skip
+        if not errors and not _formatted(value, param.schema.get("format")):
+            problems.append({"field": param.name, "message": f"{raw!r}: not a valid {param.schema['format']}"
+                             + (" (ISO 8601 with offset)" if param.schema["format"] == "date-time" else "")})  # fmt: skip
+        elif errors:
+            problems.append({"field": param.name, "message": f"{raw!r}: {errors[0].message}"})
+        else:
+            values[param.name] = value
+    if problems:
+        raise ApiError(422, "invalid_parameter",
+                       "parámetro inválido: " + ", ".join(p["field"] for p in problems), problems)  # fmt: skip
+    return values
+
+
+def _formatted(value: Any, form: str | None) -> bool:
+    """``date-time`` (with its offset) and ``date`` checked here: jsonschema checks
+    them only when optional packages are installed."""
+    if not isinstance(value, str) or form not in ("date-time", "date"):
+        return True
+    try:
+        if form == "date":
+            date.fromisoformat(value)
+            return len(value) == 10
+        return datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def _converted(raw: str, schema: Mapping[str, Any]) -> Any:
+    """A parameter's text as its schema's type (left as text when it is not one)."""
+    kinds = schema.get("type", "string")
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    if not raw.isascii():  # int() and float() would read other scripts' digits
+        return raw
+    if "integer" in kinds and raw.removeprefix("-").isdigit():
+        return int(raw)
+    if "number" in kinds:
+        try:
+            return float(raw)
+        except ValueError:
+            return raw
+    if "boolean" in kinds and raw.lower() in ("true", "false", "1", "0"):
+        return raw.lower() in ("true", "1")
+    return raw
+
+
 def _instant(raw: object, name: str) -> datetime:
     """An ISO 8601 instant with its UTC offset (``Z`` allowed)."""
     try:
@@ -521,6 +699,7 @@ def build_ops_app(
     breaker: Breaker | None = None,
     chats: ConversationStore | None = None,
     calls: CallRecordStore | None = None,
+    extensions: Sequence[ApiExtension] = (),
 ) -> web.Application:
     """The ops HTTP app: health, metrics, the API and the console.
 
@@ -529,13 +708,28 @@ def build_ops_app(
     breaker's state for ``/api/breaker`` (404 when None). ``chats``: the chat
     conversations for the hand-off routes ``/api/chat/…`` (404 when None).
     ``calls``: the call records, for ``/api/calls/summary`` (404 when None).
+    ``extensions``: the parts' routes, console files and errors (:class:`ApiExtension`);
+    ``ValueError`` when one lacks a handler for an operation, or has one too many.
     """
-    api = OpsApi(service, metrics, readiness, breaker, chats, calls)
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+    api = OpsApi(service, metrics, readiness, breaker, chats, calls, extensions)
+    errors: dict[type[Exception], tuple[int, str]] = {}
+    for ext in extensions:
+        errors.update(ext.errors)
+    middleware = errors_middleware(errors) if errors else error_middleware
+    app = web.Application(middlewares=[middleware], client_max_size=MAX_BODY)
     app[OPS_API] = api
     handlers = api.handlers()
     for op in OPERATIONS:
         app.router.add_route(op.method, op.path, api.route(op, handlers[op.operation_id]))
+    for ext in extensions:
+        own = dict(ext.handlers(api))
+        ids = {op.operation_id for op in ext.operations}
+        if set(own) != ids:
+            raise ValueError(f"extension {ext.name}: handlers for {sorted(own)}, "
+                             f"operations {sorted(ids)}")  # fmt: skip
+        for op in ext.operations:
+            route = api.route(op, own[op.operation_id], check_params=True)
+            app.router.add_route(op.method, op.path, route)
     return app
 
 

@@ -21,7 +21,8 @@ checked as ``{name: value}`` against it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -36,8 +37,8 @@ ERROR_STATUSES = {
     400: "The request cannot be read.",
     401: "No token, or the token is not valid (see `WWW-Authenticate`).",
     403: "The token's role is too low for this change.",
-    404: "No such flag, window, token, hand-off or conversation.",
-    409: "The hand-off or conversation is not in a state that allows this (taken by another agent, released, not with an agent).",
+    404: "No such flag, window, token, hand-off, conversation or case (or whatever the path names).",
+    409: "The hand-off, conversation or case is not in a state that allows this (taken by another agent, released, not with an agent, closed, changed since read).",
     422: "The body or a parameter is not valid; nothing was changed.",
     503: "The database cannot be reached.",
 }
@@ -79,7 +80,9 @@ AUDIT_PARAMS = (
     Param("format", "query", {"type": "string", "enum": ["json", "csv"]}, "`csv` (or `Accept: text/csv`) for a CSV file."),
 )  # fmt: skip
 
-HANDOFF_ID = Param("id", "path", {"type": "integer", "minimum": 1}, "The hand-off's id.")
+# The databases' INTEGER columns (PostgreSQL: 32 bits): a larger id names nothing.
+MAX_ID = 2**31 - 1
+HANDOFF_ID = Param("id", "path", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "The hand-off's id.")
 WA_ID = Param(
     "wa_id",
     "path",
@@ -120,6 +123,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/api/chat/summary", "chat_summary", "Counts of chat conversations: active now, by state and by outcome.", V, response="ChatSummary", tag="chat", extra_errors=(404,)),
     Operation("GET", "/api/calls/summary", "call_summary", "Counts of calls: in progress now (no end, started in the last 2 h) and by outcome over the last 24 h (no outcome: `interrupted`).", V, response="CallSummary", tag="calls", extra_errors=(404,)),
     Operation("GET", "/api/chat/conversations", "list_conversations", "Chat conversations, most recently active first.", V, response="ConversationList", params=CONVERSATION_PARAMS, tag="chat", extra_errors=(404,)),
+    Operation("GET", "/api/console/pages", "console_pages", "The pages the parts add to the console, for its navigation.", None, response="ConsolePages", tag="console"),
     Operation("GET", "/", "root", "Redirects to the console.", None, ok=302, media="", tag="console"),
     Operation("GET", "/console", "console", "The web console.", None, media="text/html", tag="console"),
     Operation("GET", "/console/{file}", "console_asset", "The console's script and style sheet.", None, media="text/javascript", params=(Param("file", "path", {"type": "string", "enum": ["console.js", "console.css"]}, "The file."),), tag="console", other_media=("text/css",)),
@@ -257,6 +261,8 @@ def schemas(registry: FlagRegistry) -> dict[str, Any]:
         "Status": _obj({"status": STRING}, ("status",), closed=False),
         "Readiness": _obj({"status": STRING, "checks": {"type": "object", "additionalProperties": {"type": "boolean"}}}, ("status",), closed=False),
         "Object": {"type": "object"},
+        "ConsolePages": _list("pages", "ConsolePage"),
+        "ConsolePage": _obj({"file": STRING, "title": STRING, "href": STRING}, ("file", "title", "href")),
     }  # fmt: skip
 
 
@@ -306,11 +312,34 @@ def _operation(op: Operation) -> dict[str, Any]:
     return out
 
 
-def openapi_document(registry: FlagRegistry) -> dict[str, Any]:
-    """The OpenAPI 3.1 description of the ops API, with each flag's value schema."""
+def openapi_document(
+    registry: FlagRegistry,
+    *,
+    extra_operations: Sequence[Operation] = (),
+    extra_schemas: Mapping[str, Any] | None = None,
+    console_files: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 description of the ops API, with each flag's value schema.
+
+    ``extra_operations`` and ``extra_schemas``: those of the API extensions
+    (``ivr.ops.api.ApiExtension``), documented like the core's;
+    ``console_files``: the extensions' console files, added to the names
+    ``GET /console/{file}`` serves. ``ValueError`` when an extension reuses an
+    operation id, a method and path, or a schema name."""
+    operations = [*(_console_op(op, console_files) for op in OPERATIONS), *extra_operations]
     paths: dict[str, dict[str, Any]] = {}
-    for op in OPERATIONS:
-        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    ids: set[str] = set()
+    for op in operations:
+        method = op.method.lower()
+        if op.operation_id in ids or method in paths.get(op.path, {}):
+            raise ValueError(f"operation {op.operation_id} ({op.method} {op.path}) is defined twice")
+        ids.add(op.operation_id)
+        paths.setdefault(op.path, {})[method] = _operation(op)
+    components = schemas(registry)
+    for name, schema in (extra_schemas or {}).items():
+        if name in components:
+            raise ValueError(f"schema {name} is defined twice")
+        components[name] = schema
     return {
         "openapi": "3.1.0",
         "info": {
@@ -331,9 +360,23 @@ def openapi_document(registry: FlagRegistry) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": schemas(registry),
+            "schemas": components,
         },
     }
+
+
+def _console_op(op: Operation, console_files: Sequence[str]) -> Operation:
+    """``console_asset`` with the extensions' files among the names it serves."""
+    if op.operation_id != "console_asset" or not console_files:
+        return op
+    (param,) = op.params
+    names = [*param.schema["enum"], *console_files]
+    media = tuple(sorted({*op.other_media, *(CONSOLE_MEDIA[n.rpartition(".")[2]] for n in console_files)} - {op.media}))
+    return replace(op, params=(replace(param, schema={**param.schema, "enum": names}),), other_media=media)
+
+
+CONSOLE_MEDIA = {"html": "text/html", "js": "text/javascript", "css": "text/css",
+                 "svg": "image/svg+xml", "json": "application/json"}  # fmt: skip
 
 
 class BodyValidator:

@@ -11,7 +11,8 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -31,6 +32,9 @@ from ivr.ops.store import Change, OpsStore, utcnow
 from ivr.settings import Settings
 from ivr.store import Database, StoreUnavailable
 from ivr.store.records import CallRecordStore
+
+if TYPE_CHECKING:
+    from ivr.ops.api import ApiExtension
 
 logger = logging.getLogger(__name__)
 
@@ -121,12 +125,14 @@ class OpsRuntime:
         mount: Callable[[web.Application], None] | None = None,
         chats: ConversationStore | None = None,
         calls: CallRecordStore | None = None,
+        extensions: Sequence[ApiExtension] = (),
     ) -> None:
         """Serve the ops app; ``mount`` adds the composition root's own routes to it
         first (the WhatsApp webhook and the demo chat page, ``ivr.controller``);
         ``chats``: the assistant's conversations, for the console's chats and the
         hand-off routes (without it they answer 404); ``calls``: the call records,
-        for the console's calls panel (``/api/calls/summary``, 404 without)."""
+        for the console's calls panel (``/api/calls/summary``, 404 without);
+        ``extensions``: the parts' routes and console pages (``ivr.ops.api.ApiExtension``)."""
         from ivr.ops.api import build_ops_app, start_ops_site
 
         app = build_ops_app(
@@ -136,6 +142,7 @@ class OpsRuntime:
             breaker=self.breaker.describe if self.breaker else None,
             chats=chats,
             calls=calls,
+            extensions=extensions,
         )
         if mount is not None:
             mount(app)

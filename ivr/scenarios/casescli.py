@@ -22,9 +22,10 @@ from ivr.settings import Settings
 SettingsOf = Callable[[argparse.Namespace], Settings]
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], settings_of: SettingsOf) -> None:
-    cases = sub.add_parser("cases", help="cases: the SLA test clock, a support extension with sipp")
-    cases_sub = cases.add_subparsers(dest="cases_command", required=True)
+def add_parsers(
+    cases_sub: argparse._SubParsersAction[argparse.ArgumentParser], settings_of: SettingsOf
+) -> None:
+    """Add ``clock`` and ``phone`` to ``ivr cases`` (``ivr.cases.cli.add_parser``'s subcommands)."""
     clock = cases_sub.add_parser("clock", help="the SLA monitor's test clock (sandbox only)")
     clock.add_argument("action", choices=("show", "advance", "reset"))
     clock.add_argument("by", nargs="?", help="with advance: 90s, 15m, 8h, 2d (wall clock)")

@@ -18,6 +18,7 @@ PG_URL = os.environ.get("CITAS_TEST_PG_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 # Emptied between tests on PostgreSQL, which outlives one test (children first).
 APP_TABLES = (
+    "escalation_attempts", "sla_marks", "case_events", "cases",
     "chat_handoffs", "chat_outbound", "chat_inbound", "conversations",
     "bookings", "booking_guards", "slots", "sms_outbox", "call_records",
     "ops_flags", "ops_windows", "ops_audit", "ops_alerts", "ops_tokens",
@@ -37,6 +38,7 @@ async def migrated_database(backend: str, tmp_path: Path) -> AsyncIterator[Datab
             for table in APP_TABLES:
                 await conn.execute(text(f"DELETE FROM {table}"))
             await conn.execute(text("UPDATE ops_state SET revision = 0"))
+            await conn.execute(text("UPDATE case_sequence SET last = 0"))
     try:
         yield database
     finally:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from types import SimpleNamespace
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -64,7 +64,7 @@ async def test_a_missing_escalation_prompt_stops_the_start(tmp_path: Path) -> No
     lines = [ln for ln in text.splitlines() if not ln.startswith("escalation_press_one:")]
     settings.prompts_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    with pytest.raises(ConfigError, match="prompts.escalation_press_one: no text"):
+    with pytest.raises(ConfigError, match=r"prompts\.escalation_press_one: no text"):
         await build(settings)
 
 
