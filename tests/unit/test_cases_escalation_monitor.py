@@ -36,6 +36,7 @@ from ivr.escalation.tables import (
 from ivr.ops.tables import AlertRow
 from ivr.store.db import Database
 from tests.unit.databases import BACKENDS, migrated_database
+from tests.unit.eventually import eventually
 
 BOGOTA = ZoneInfo("America/Bogota")
 CASES_YAML = """
@@ -325,3 +326,21 @@ async def test_a_case_of_a_group_cases_yaml_no_longer_has_is_left_alone(
 
     assert calls.orders == [] and await warnings(db) == []
     assert sum("does not define" in r.message for r in caplog.records) == 1
+
+
+async def test_stopping_the_monitor_ends_its_call_and_records_it_failed(
+    db: Database, config: CasesConfig, clock: Clock
+) -> None:
+    await overrun_case(db, config, clock)
+    calls = ScriptedCalls(clock, {})
+    calls.hold = asyncio.Event()  # the person is still listening when ivr serve stops
+    sla = SlaMonitor(CaseStore(db, config.calendar_for, config), calls, clock=clock, interval_s=0.01)
+    running = asyncio.create_task(sla.run())
+    await eventually(lambda: bool(calls.orders), within=5)
+
+    sla.stop()
+    await asyncio.wait_for(running, 5)
+
+    assert await attempts(db) == [(0, "call", "lider_citas", FAILED)]
+    [result] = await events_named(db, "escalation_result")
+    assert result.new["result"] == FAILED and "detenido" in result.detail
