@@ -60,6 +60,19 @@ def sequence_of(number: str) -> int:
     return int(number[:SEQUENCE_DIGITS])
 
 
+def groups(number: str) -> list[str]:
+    """The number in the groups it is said and written in: 3 digits then 4, like the
+    end of a phone number (a run a listener holds), e.g. "cero cero cero, cero cero
+    uno tres". ``ValueError`` for an invalid number.
+
+    >>> groups("0000013")
+    ['000', '0013']
+    """
+    if not is_valid(number):
+        raise ValueError(f"not a valid case number: {number!r}")
+    return [number[:3], number[3:]]
+
+
 def normalise(text: str) -> str:
     """A number as typed or dictated (``"000 001-3"``) with spaces, dots and
     dashes removed; the caller checks it with :func:`is_valid`."""

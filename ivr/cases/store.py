@@ -38,13 +38,14 @@ cannot be reached. Logs show case numbers, never documents or phones unmasked.
 from __future__ import annotations
 
 import builtins
+import json
 import logging
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,6 +66,7 @@ from ivr.cases.model import (
     PRIORITY_RAISED,
     STATES,
     SYSTEM,
+    TIME_BANDS,
     Actor,
     Case,
     CaseEvent,
@@ -77,6 +79,10 @@ from ivr.masking import mask_number
 from ivr.store.db import Database
 
 logger = logging.getLogger(__name__)
+
+
+# What a change did: (event action, old values, new values).
+Change = tuple[str, dict[str, Any], dict[str, Any]]
 
 
 def utcnow() -> datetime:
@@ -139,6 +145,7 @@ class CaseStore:
             raise ValueError(f"channel must be one of {CHANNELS}, got {new.channel!r}")
         if new.priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {PRIORITIES}, got {new.priority!r}")
+        evidence = [_evidence(e) for e in new.search_evidence]
         now = self.clock()
         due = deadlines(group.sla, self.calendar_for(group_id), now,
                         answer_within_business_days=self.config.answer_within_business_days)  # fmt: skip
@@ -163,7 +170,7 @@ class CaseStore:
                 wa_id=new.wa_id, contact_email=new.contact_email,
                 contact_phone=new.contact_phone, consent=new.consent,
                 consent_at=new.consent_at if new.consent_at or not new.consent else now,
-                summary=new.summary, search_evidence=[dict(e) for e in new.search_evidence],
+                summary=new.summary, search_evidence=evidence,
                 state=OPEN, priority=new.priority, priority_reason=new.priority_reason,
                 group=group_id, assignee=None, filed_at=now, due_at=due_at,
                 first_response_due_at=due.first_response_due_at,
@@ -219,32 +226,55 @@ class CaseStore:
         due_before: datetime | None = None,
         specialty: str | None = None,
         priority: str | None = None,
+        first_response_due_before: datetime | None = None,
+        resolution_due_before: datetime | None = None,
+        without_first_response: bool = False,
+        filed_since: datetime | None = None,
+        filed_before: datetime | None = None,
+        closed_since: datetime | None = None,
         limit: int = 200,
         offset: int = 0,
     ) -> builtins.list[Case]:
         """Cases matching every filter given, the soonest due first (then by number).
 
-        ``state``: one state or several; ``due_before``: ``due_at`` before that instant."""
-        query = select(CaseRow)
-        if state is not None:
-            states = [state] if isinstance(state, str) else list(state)
-            unknown = [s for s in states if s not in STATES]
-            if unknown:
-                raise ValueError(f"unknown state(s) {unknown}; known: {STATES}")
-            query = query.where(CaseRow.state.in_(states))
-        for column, value in ((CaseRow.site_id, site_id), (CaseRow.service_id, service_id),
-                              (CaseRow.group, group), (CaseRow.assignee, assignee),
-                              (CaseRow.specialty, specialty), (CaseRow.priority, priority)):  # fmt: skip
-            if value is not None:
-                query = query.where(column == value)
-        if due_before is not None:
-            query = query.where(CaseRow.due_at < due_before)
+        ``state``: one state or several; ``due_before``: ``due_at`` before that instant
+        (likewise ``first_response_due_before``, ``resolution_due_before``);
+        ``without_first_response``: no answer recorded yet; ``filed_since`` (inclusive)
+        and ``filed_before`` bound ``filed_at``; ``closed_since`` (inclusive): closed at
+        or after. ``ValueError`` for an unknown state."""
+        query = _filtered(select(CaseRow), **_filters(locals()))
         query = query.order_by(CaseRow.due_at, CaseRow.seq).limit(limit).offset(offset)
 
         async def op(session: AsyncSession) -> builtins.list[Case]:
             return [_case(r) for r in (await session.scalars(query)).all()]
 
         return await self.db.run("list cases", op)
+
+    async def count(
+        self,
+        *,
+        state: str | Collection[str] | None = None,
+        site_id: str | None = None,
+        service_id: str | None = None,
+        group: str | None = None,
+        assignee: str | None = None,
+        due_before: datetime | None = None,
+        specialty: str | None = None,
+        priority: str | None = None,
+        first_response_due_before: datetime | None = None,
+        resolution_due_before: datetime | None = None,
+        without_first_response: bool = False,
+        filed_since: datetime | None = None,
+        filed_before: datetime | None = None,
+        closed_since: datetime | None = None,
+    ) -> int:
+        """How many cases :meth:`list` would give with the same filters and no limit."""
+        query = _filtered(select(func.count()).select_from(CaseRow), **_filters(locals()))
+
+        async def op(session: AsyncSession) -> int:
+            return int(await session.scalar(query) or 0)
+
+        return await self.db.run("count cases", op)
 
     async def events(self, number: str) -> builtins.list[CaseEvent]:
         """The case's events, oldest first. :class:`CaseNotFound` for no such case."""
@@ -279,7 +309,7 @@ class CaseStore:
         if group is not None and group not in self.config.groups:
             raise ValueError(f"unknown support group {group!r}")
 
-        def change(row: CaseRow, now: datetime) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        def change(row: CaseRow, now: datetime) -> Change | None:
             if row.state == CLOSED:
                 raise CaseConflict(f"el caso {row.number} está cerrado: no se puede asignar")
             old = {"assignee": row.assignee, "group": row.group, "state": row.state}
@@ -310,7 +340,7 @@ class CaseStore:
         if not text.strip():
             raise ValueError("an answer needs a text")
 
-        def change(row: CaseRow, now: datetime) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        def change(row: CaseRow, now: datetime) -> Change | None:
             if row.state == CLOSED:
                 raise CaseConflict(f"el caso {row.number} está cerrado: no se puede responder")
             old = {"state": row.state, "first_response_at": _iso(row.first_response_at)}
@@ -337,7 +367,7 @@ class CaseStore:
         if not resolution.strip():
             raise ValueError("closing needs a resolution")
 
-        def change(row: CaseRow, now: datetime) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        def change(row: CaseRow, now: datetime) -> Change | None:
             if row.state == CLOSED:
                 raise CaseConflict(f"el caso {row.number} ya está cerrado")
             old = {"state": row.state}
@@ -360,15 +390,12 @@ class CaseStore:
         no event is written. :class:`CaseConflict` when closed."""
         if not reason.strip():
             raise ValueError("raising the priority needs a reason")
-        current = await self.get(number)
-        if current is None:
-            raise CaseNotFound(f"no existe el caso {number}")
-        if current.priority == HIGH and current.state != CLOSED:
-            return current
 
-        def change(row: CaseRow, now: datetime) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        def change(row: CaseRow, now: datetime) -> Change | None:
             if row.state == CLOSED:
                 raise CaseConflict(f"el caso {row.number} está cerrado")
+            if row.priority == HIGH:
+                return None  # already high: nothing written (checked in the transaction)
             old = {"priority": row.priority, "priority_reason": row.priority_reason}
             row.priority, row.priority_reason = HIGH, reason
             return PRIORITY_RAISED, old, {"priority": HIGH, "priority_reason": reason}
@@ -400,12 +427,13 @@ class CaseStore:
         self,
         number: str,
         actor: Actor,
-        change: Callable[[CaseRow, datetime], tuple[str, dict[str, Any], dict[str, Any]]],
+        change: Callable[[CaseRow, datetime], Change | None],
         expected_version: int | None,
         detail: str,
     ) -> Case:
-        """Read, apply ``change`` (which may raise CaseConflict), write with the version
-        check and the event, in one transaction."""
+        """Read, apply ``change`` (which may raise CaseConflict, or return None when
+        there is nothing to change), write with the version check and the event, in
+        one transaction."""
 
         async def op(session: AsyncSession) -> Case:
             row = await _row(session, number)
@@ -417,7 +445,10 @@ class CaseStore:
                 )
             now = self.clock()
             session.expunge(row)
-            action, old, new = change(row, now)
+            changed = change(row, now)
+            if changed is None:
+                return _case(row)
+            action, old, new = changed
             values = {
                 "state": row.state, "assignee": row.assignee, "group": row.group,
                 "priority": row.priority, "priority_reason": row.priority_reason,
@@ -439,6 +470,64 @@ class CaseStore:
         case = await self.db.run(f"change case {number}", op)
         logger.info("case %s: %s by %s (%s)", number, case.state, actor.name, actor.role)
         return case
+
+
+_FILTERS = (
+    "state", "site_id", "service_id", "group", "assignee", "due_before", "specialty",
+    "priority", "first_response_due_before", "resolution_due_before",
+    "without_first_response", "filed_since", "filed_before", "closed_since",
+)  # fmt: skip
+
+
+def _filters(given: dict[str, Any]) -> dict[str, Any]:
+    return {name: given[name] for name in _FILTERS}
+
+
+S = TypeVar("S", bound=Select[Any])
+
+
+def _filtered(
+    query: S,
+    *,
+    state: str | Collection[str] | None,
+    site_id: str | None,
+    service_id: str | None,
+    group: str | None,
+    assignee: str | None,
+    due_before: datetime | None,
+    specialty: str | None,
+    priority: str | None,
+    first_response_due_before: datetime | None,
+    resolution_due_before: datetime | None,
+    without_first_response: bool,
+    filed_since: datetime | None,
+    filed_before: datetime | None,
+    closed_since: datetime | None,
+) -> S:
+    """``query`` with the :meth:`CaseStore.list` filters applied."""
+    if state is not None:
+        states = [state] if isinstance(state, str) else list(state)
+        unknown = [s for s in states if s not in STATES]
+        if unknown:
+            raise ValueError(f"unknown state(s) {unknown}; known: {STATES}")
+        query = query.where(CaseRow.state.in_(states))
+    for column, value in ((CaseRow.site_id, site_id), (CaseRow.service_id, service_id),
+                          (CaseRow.group, group), (CaseRow.assignee, assignee),
+                          (CaseRow.specialty, specialty), (CaseRow.priority, priority)):  # fmt: skip
+        if value is not None:
+            query = query.where(column == value)
+    for instant, before in ((CaseRow.due_at, due_before), (CaseRow.filed_at, filed_before),
+                            (CaseRow.first_response_due_at, first_response_due_before),
+                            (CaseRow.resolution_due_at, resolution_due_before)):  # fmt: skip
+        if before is not None:
+            query = query.where(instant < before)
+    if filed_since is not None:
+        query = query.where(CaseRow.filed_at >= filed_since)
+    if closed_since is not None:
+        query = query.where(CaseRow.closed_at >= closed_since)
+    if without_first_response:
+        query = query.where(CaseRow.first_response_at.is_(None))
+    return query
 
 
 async def _open_row(session: AsyncSession, affiliate_id: str, specialty: str) -> CaseRow | None:
@@ -472,6 +561,36 @@ def _event(
 ) -> None:
     session.add(CaseEventRow(case_id=case_id, at=at, actor=actor.name, role=actor.role,
                              action=action, old=old, new=new, detail=detail))  # fmt: skip
+
+
+def _evidence(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """One search tried, checked and as JSON: ``time_band`` morning | afternoon | None,
+    ``exclude_doctor_id`` str | None, ``found`` int ≥ 0, ``at`` an aware datetime or its
+    ISO text (kept as ISO text); other keys are kept as given (JSON values).
+    ``ValueError`` for anything else, so a filing never stores evidence the
+    back office cannot read."""
+    out = dict(entry)
+    band = out.get("time_band")
+    if band not in (*TIME_BANDS, None):
+        raise ValueError(f"search_evidence: time_band {band!r} is not morning, afternoon or None")
+    doctor = out.get("exclude_doctor_id")
+    if doctor is not None and not isinstance(doctor, str):
+        raise ValueError(f"search_evidence: exclude_doctor_id {doctor!r} is not a string")
+    found = out.get("found")
+    if not isinstance(found, int) or isinstance(found, bool) or found < 0:
+        raise ValueError(f"search_evidence: found {found!r} is not a count")
+    at = out.get("at")
+    if isinstance(at, datetime):
+        if at.tzinfo is None:
+            raise ValueError("search_evidence: at is a naive datetime")
+        out["at"] = at.astimezone(UTC).isoformat()
+    elif not isinstance(at, str):
+        raise ValueError(f"search_evidence: at {at!r} is not an instant")
+    try:
+        json.dumps(out)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"search_evidence: not JSON: {exc}") from None
+    return out
 
 
 def _iso(value: datetime | None) -> str | None:

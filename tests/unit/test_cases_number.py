@@ -19,6 +19,7 @@ from ivr.cases.number import (
     MAX_SEQUENCE,
     NumberingExhausted,
     format_number,
+    groups,
     is_valid,
     normalise,
     sequence_of,
@@ -69,6 +70,12 @@ def test_the_edges_of_the_sequence() -> None:
         format_number(0)
     with pytest.raises(ValueError):
         sequence_of("0000012")
+
+
+@given(SEQUENCES)
+def test_groups_put_the_number_back_together(seq: int) -> None:
+    number = format_number(seq)
+    assert "".join(groups(number)) == number and [len(g) for g in groups(number)] == [3, 4]
 
 
 def test_a_dictated_number_is_normalised() -> None:

@@ -163,3 +163,32 @@ def test_a_warning_instant_is_when_the_percent_is_reached(filed: datetime, perce
         before = clock_state("x", start, end, None, CAL, now=at - timedelta(minutes=1))
         assert before.percent < percent
         assert at <= end
+
+
+async def test_the_json_shapes_match_the_published_schemas(db: Database) -> None:
+    from jsonschema import Draft202012Validator
+
+    from ivr.cases.schemas import CASE_SCHEMAS
+
+    validators = {
+        name: Draft202012Validator(s, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        for name, s in CASE_SCHEMAS.items()
+    }
+    for schema in CASE_SCHEMAS.values():
+        Draft202012Validator.check_schema(schema)
+    now = [FILED.astimezone(UTC)]
+    store = CaseStore(db, CONFIG.calendar_for, CONFIG, clock=lambda: now[0])
+    bare = await store.file(NewCase("1", "general", "mg_first", "890201", "norte", "voice", "x"))
+    full = await store.file(NewCase("2", "general", "mg_first", "890201", "norte", "chat", "y",
+                                    wa_id="573001234567", contact_phone="+573001234567",
+                                    contact_email="a@example.org", consent=True))  # fmt: skip
+    closed = await store.close(full.number, resolution="ok", actor=Actor("ana", "operator"))
+    for case in (bare, closed):
+        validators["Case"].validate(case.as_json())
+        for event in await store.events(case.number):
+            validators["CaseEvent"].validate(event.as_json())
+        for state in case_clocks(
+            case, CONFIG.calendar_for(case.group), bogota(2026, 12, 9)
+        ).values():
+            validators["SlaClock"].validate(state.as_json())
+    assert validators["Case"].is_valid(bare.as_json() | {"state": "abierto"}) is False

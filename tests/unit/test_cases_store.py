@@ -20,6 +20,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
+from ivr.cases.calendar import BOGOTA
 from ivr.cases.config import CasesConfig, load_cases_config
 from ivr.cases.model import SYSTEM, Actor, NewCase
 from ivr.cases.number import is_valid
@@ -122,6 +123,33 @@ async def test_filing_refuses_unknown_values(store: CaseStore, field: str, value
     with pytest.raises(ValueError):
         await store.file(new_case(**{field: value}))
     assert await store.list() == []
+
+
+BAD_EVIDENCE = [
+    {"time_band": "night", "exclude_doctor_id": None, "found": 0, "at": "2026-12-04T15:00:00+00:00"},
+    {"time_band": None, "exclude_doctor_id": 7, "found": 0, "at": "2026-12-04T15:00:00+00:00"},
+    {"time_band": None, "exclude_doctor_id": None, "found": -1, "at": "2026-12-04T15:00:00+00:00"},
+    {"time_band": None, "exclude_doctor_id": None, "found": True, "at": "2026-12-04T15:00:00+00:00"},
+    {"time_band": None, "exclude_doctor_id": None, "found": 0},
+    {"time_band": None, "exclude_doctor_id": None, "found": 0, "at": datetime(2026, 12, 4)},
+    {"time_band": None, "exclude_doctor_id": None, "found": 0, "at": "x", "extra": {1, 2}},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("entry", BAD_EVIDENCE)
+async def test_evidence_the_back_office_could_not_read_is_refused(
+    store: CaseStore, entry: dict[str, object]
+) -> None:
+    with pytest.raises(ValueError, match="search_evidence"):
+        await store.file(new_case(search_evidence=[entry]))
+    assert await store.list() == []
+
+
+async def test_an_evidence_instant_is_stored_as_iso_text(store: CaseStore) -> None:
+    at = datetime(2026, 12, 4, 10, 0, tzinfo=BOGOTA)
+    entry = {"time_band": "afternoon", "exclude_doctor_id": "d1", "found": 0, "at": at}
+    case = await store.file(new_case(search_evidence=[entry]))
+    assert case.search_evidence == [{**entry, "at": "2026-12-04T15:00:00+00:00"}]
 
 
 async def test_concurrent_filings_for_one_affiliate_and_specialty_make_one_case(
@@ -295,6 +323,18 @@ async def test_raise_priority_is_idempotent(store: CaseStore) -> None:
     assert [e.action for e in await store.events(case.number)] == ["filed", "priority_raised"]
 
 
+async def test_concurrent_raises_write_one_event(store: CaseStore) -> None:
+    # Two keyword matches at once (sentiment on a case text and a survey comment).
+    case = await store.file(new_case())
+    raised = await asyncio.gather(
+        *(store.raise_priority(case.number, reason=f"palabra {i}", actor=SYSTEM) for i in range(3)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, CaseConflict) or r.priority == "high" for r in raised), raised
+    actions = [e.action for e in await store.events(case.number)]
+    assert actions == ["filed", "priority_raised"]
+
+
 async def test_unknown_numbers_and_bad_arguments(store: CaseStore) -> None:
     for call in (
         store.assign("0000013", to="a", group=None, actor=OPERATOR),
@@ -351,6 +391,28 @@ async def test_list_filters_and_orders_by_due(store: CaseStore, clock: Clock) ->
     assert numbers(await store.list(limit=1, offset=1)) == [b.number]
     with pytest.raises(ValueError):
         await store.list(state="abierto")
+    assert await store.count() == 3 and await store.count(site_id="norte") == 2
+    assert await store.count(state=["open", "assigned"]) == 2
+
+
+async def test_the_monitors_filters(store: CaseStore, clock: Clock) -> None:
+    # What the SLA monitor, the surveys and the reports ask for.
+    a = await store.file(new_case("1"))  # Friday 10:00: first response due Saturday 09:00
+    clock.now += timedelta(days=3)  # Monday 7 Dec, 10:00
+    b = await store.file(new_case("2"))
+    await store.record_answer(b.number, text="Respuesta.", channels=["email"], actor=OPERATOR)
+    clock.now += timedelta(hours=2)
+    await store.close(a.number, resolution="ok", actor=OPERATOR)
+    numbers = lambda cases: [x.number for x in cases]  # noqa: E731
+    assert numbers(await store.list(without_first_response=True)) == [a.number]
+    saturday = datetime(2026, 12, 5, 14, 0, 1, tzinfo=UTC)
+    assert numbers(await store.list(first_response_due_before=saturday)) == [a.number]
+    assert numbers(await store.list(resolution_due_before=b.resolution_due_at)) == [a.number]
+    assert numbers(await store.list(filed_since=b.filed_at)) == [b.number]
+    assert numbers(await store.list(filed_before=b.filed_at)) == [a.number]
+    assert numbers(await store.list(closed_since=clock.now)) == [a.number]
+    assert numbers(await store.list(closed_since=clock.now + timedelta(seconds=1))) == []
+    assert await store.count(without_first_response=True, state="closed") == 1
 
 
 # --- masking -----------------------------------------------------------------------------

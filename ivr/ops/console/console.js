@@ -524,6 +524,28 @@ async function downloadCsv(event) {
   }
 }
 
+// --- the parts' pages (cases, reports...: ApiExtension.pages) -------------------------------
+// Each is its own HTML file under /console/; the token stays in this tab's sessionStorage,
+// so a page opened from here is already signed in.
+async function loadPages() {
+  let pages = [];
+  try {
+    pages = (await api("GET", "/api/console/pages")).pages;
+  } catch (err) {
+    return; // the navigation is an aid: the console works without it
+  }
+  const nav = $("pages");
+  const links = pages.length ? [{ href: "/console", title: "Operación" }, ...pages] : [];
+  nav.replaceChildren(...links.map((page) => {
+    const link = document.createElement("a");
+    link.href = page.href;
+    link.textContent = page.title;
+    if (page.href === "/console") link.setAttribute("aria-current", "page");
+    return link;
+  }));
+  nav.hidden = pages.length === 0;
+}
+
 // --- session ----------------------------------------------------------------------------
 async function start() {
   try {
@@ -538,6 +560,7 @@ async function start() {
   $("session").hidden = false;
   $("app").hidden = false;
   $("login-error").hidden = true;
+  await loadPages();
   await refresh();
   clearInterval(state.timer);
   state.timer = setInterval(refresh, REFRESH_MS);
