@@ -25,8 +25,11 @@ from typing import TYPE_CHECKING
 from ivr.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from ivr.chat.store import ConversationStore
+    from ivr.ops.api import ApiExtension
     from ivr.ops.flags import FlagRegistry
     from ivr.scenarios.spec import Scenario
+    from ivr.store import Database
 
 logger = logging.getLogger("ivr")
 CONFIG_ERROR = 2  # exit status when a file the product reads is invalid
@@ -292,6 +295,16 @@ def _line_flags(settings: Settings) -> FlagRegistry:
     return load_line(settings).flag_registry()
 
 
+def _ops_extensions(
+    settings: Settings, db: Database, chats: ConversationStore
+) -> list[ApiExtension]:
+    """The parts' routes and console pages ``ivr ops serve`` serves: the cases' back
+    office (its answers are queued here and sent by ``ivr serve``'s mail worker)."""
+    from ivr.controller import build_backoffice
+
+    return [build_backoffice(settings, db, chats).extension]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description="Citas IVR on Asterisk ARI")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -372,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ivr.ops.cli import add_parsers as add_ops_parsers
 
     # ivr flags | incident | ops (docs/operations.md), on the line's flags.
-    add_ops_parsers(sub, _line_flags, _base_settings)
+    add_ops_parsers(sub, _line_flags, _base_settings, _ops_extensions)
     return parser
 
 

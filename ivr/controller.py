@@ -52,8 +52,10 @@ from ivr.store.records import CallRecord
 from ivr.voice import VoiceChannel
 
 if TYPE_CHECKING:
+    from ivr.cases.backoffice import Backoffice
     from ivr.chat.callref import CallReference
     from ivr.chat.service import ChatService
+    from ivr.chat.store import ConversationStore
     from ivr.citas.reference import Reference
     from ivr.escalation.call import AriEscalationCalls
     from ivr.escalation.monitor import SlaMonitor
@@ -411,14 +413,17 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     chat = build_chat(settings, db, engine, flows, reference) if settings.chat.enabled else None
     if chat is not None:
         metrics.watch_chat(lambda: chat.runner.counts, chat.counters.snapshot)
+    backoffice = build_backoffice(settings, db, chat.runner.store if chat is not None else None)
     await ops.serve_http(
         lambda: {"database": ops.live.healthy, "ari": controller.stream.connected.is_set()},
         mount=chat.mount if chat is not None else None,
         chats=chat.runner.store if chat is not None else None,
         calls=records,
+        extensions=[backoffice.extension],
     )
     if chat is not None:
         chat.start()
+    backoffice.start()
     logger.info(
         "controller serving app %s on %s (flows: %s from %s; prompts from %s)",
         settings.app_name,
@@ -440,6 +445,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             # Before the router: a call in progress records its end (failed) and hangs up.
             monitor.stop()
             await monitor_task
+        await backoffice.stop()
         await controller.router.shutdown(SHUTDOWN_GRACE_S)
         await controller.stream.stop()
         await stream_task
@@ -510,6 +516,16 @@ def build_sla_monitor(
     clock = sla_clock(settings)
     calls = AriEscalationCalls(client, settings.app_name, line.voice, prompts, clock=clock)
     return SlaMonitor(store, calls, clock=clock), calls
+
+
+def build_backoffice(settings: Settings, db: Database, chats: ConversationStore | None) -> Backoffice:
+    """The cases' back office (``ivr.cases.backoffice``): the console's case routes,
+    the answers by e-mail (``settings.mail``) and by WhatsApp (``chats``; None:
+    e-mail only), on the cases config of ``settings.citas_dir``."""
+    from ivr.cases.backoffice import Backoffice
+    from ivr.cases.setup import cases_config
+
+    return Backoffice.build(settings, db, cases_config(settings), chats)
 
 
 # The citas line on WhatsApp: a chat opened from the call's SMS (its reference)

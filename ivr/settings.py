@@ -54,6 +54,7 @@ class Ports:
     # The sandbox's support extensions 6001-6004 (escalation calls): sipp or a
     # softphone listens on support_sip + 1..4 (ivr/defaults/dialplans/pjsip.conf).
     support_sip: int = 5080
+    smtp: int = 2525  # the sandbox's SMTP peer (ivr.mail.testserver)
 
     def shifted(self, offset: int) -> Ports:
         return Ports(
@@ -67,6 +68,7 @@ class Ports:
             ops_http=self.ops_http + offset,
             whatsapp_sim=self.whatsapp_sim + offset,
             support_sip=self.support_sip + offset,
+            smtp=self.smtp + offset,
         )
 
 
@@ -79,6 +81,23 @@ class ChatSettings:
     template_language: str = "es"
     idle_minutes: float = 30.0  # a conversation idle this long is closed, with a message
     enabled: bool = True  # serve the webhook and the assistant in `ivr serve`
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """E-mail by SMTP (``ivr.mail``: case answers). ``host`` empty: the sandbox's
+    SMTP peer (``Ports.smtp``, plain SMTP on loopback); a real relay names its
+    host, ``port`` (0: 587 for ``starttls``, 465 for ``tls``, 25 for ``none``),
+    ``security`` and, when it wants AUTH, ``user`` and ``password``.
+    ``sender``: the line's From address (docs/cases/backoffice.md)."""
+
+    host: str = ""
+    port: int = 0
+    security: str = "starttls"  # starttls | tls | none
+    user: str = ""
+    password: str = field(default="", repr=False)
+    sender: str = "Línea de citas <citas@example.org>"
+    timeout: float = 10.0  # seconds: connecting and each SMTP command
 
 
 @dataclass(frozen=True)
@@ -112,6 +131,7 @@ class Settings:
     whatsapp_app_secret: str = field(default="", repr=False)
     whatsapp_verify_token: str = field(default="", repr=False)
     chat: ChatSettings = field(default_factory=ChatSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
 
     @property
     def ari_url(self) -> str:
@@ -168,6 +188,7 @@ class Settings:
             ops_http=_int(env, "CITAS_OPS_PORT", ports.ops_http),
             whatsapp_sim=_int(env, "CITAS_WHATSAPP_SIM_PORT", ports.whatsapp_sim),
             support_sip=ports.support_sip,
+            smtp=_int(env, "CITAS_SMTP_PORT", ports.smtp),
         )
         for name, value in vars(ports).items():
             if not 0 < value <= 65535:
@@ -208,6 +229,7 @@ class Settings:
                 "CITAS_WHATSAPP_VERIFY_TOKEN", base.whatsapp_verify_token
             ),
             chat=_chat(env, base.chat),
+            mail=_mail(env, base.mail),
         )
 
 
@@ -217,6 +239,26 @@ def _chat(env: Mapping[str, str], base: ChatSettings) -> ChatSettings:
         template_language=env.get("CITAS_WHATSAPP_TEMPLATE_LANGUAGE", base.template_language),
         idle_minutes=_float(env, "CITAS_CHAT_IDLE_MINUTES", base.idle_minutes),
         enabled=env.get("CITAS_CHAT", "1") not in ("0", "false", "no"),
+    )
+
+
+MAIL_SECURITIES = ("starttls", "tls", "none")
+
+
+def _mail(env: Mapping[str, str], base: MailSettings) -> MailSettings:
+    security = env.get("CITAS_MAIL_SECURITY") or base.security
+    if security not in MAIL_SECURITIES:
+        raise SettingsError(
+            f"CITAS_MAIL_SECURITY={security!r} is not one of {', '.join(MAIL_SECURITIES)}"
+        )
+    return MailSettings(
+        host=env.get("CITAS_MAIL_HOST", base.host),
+        port=_int(env, "CITAS_MAIL_PORT", base.port),
+        security=security,
+        user=env.get("CITAS_MAIL_USER", base.user),
+        password=env.get("CITAS_MAIL_PASSWORD", base.password),
+        sender=env.get("CITAS_MAIL_FROM") or base.sender,
+        timeout=_float(env, "CITAS_MAIL_TIMEOUT", base.timeout),
     )
 
 

@@ -29,9 +29,10 @@ import logging
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from ivr.ops.flags import FlagRegistry, FlagValueError, Role
 from ivr.ops.service import Actor, FlagService, FlagView, OpsError, audit_csv
@@ -39,12 +40,19 @@ from ivr.ops.store import OpsStore, Window
 from ivr.settings import Settings
 from ivr.store import Database, StoreUnavailable
 
+if TYPE_CHECKING:
+    from ivr.chat.store import ConversationStore
+    from ivr.ops.api import ApiExtension
+
 logger = logging.getLogger(__name__)
 
 SettingsFor = Callable[[argparse.Namespace], Settings]
 # The line's flags for a deployment (its settings): given by the composition root
 # (``ivr.cli``), since the platform knows no line.
 RegistryFor = Callable[[Settings], FlagRegistry]
+# The parts' API extensions for ``ivr ops serve``, given the settings, the database
+# and the chats (the composition root's: ivr.ops imports no part).
+ExtensionsFor = Callable[[Settings, Database, "ConversationStore"], "Sequence[ApiExtension]"]
 DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -269,16 +277,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings_for: SettingsFor = getattr(args, "settings_for", _default_settings)
     settings = settings_for(args)
     registry_for: RegistryFor = args.registry_for
+    extensions_for: ExtensionsFor | None = getattr(args, "extensions_for", None)
     try:
-        asyncio.run(serve_ops(settings, registry_for(settings)))
+        asyncio.run(serve_ops(settings, registry_for(settings), extensions_for))
     except StoreUnavailable as exc:
         print(f"ivr ops serve: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-async def serve_ops(settings: Settings, registry: FlagRegistry) -> None:
-    """Only the ops HTTP server (API + console) for ``registry``'s flags until SIGTERM or SIGINT."""
+async def serve_ops(
+    settings: Settings, registry: FlagRegistry, extensions_for: ExtensionsFor | None = None
+) -> None:
+    """Only the ops HTTP server (API + console) for ``registry``'s flags until SIGTERM or
+    SIGINT, with the parts' routes and pages of ``extensions_for`` (the cases' back office)."""
 
     from ivr.chat.store import ConversationStore
     from ivr.ops.api import build_ops_app, start_ops_site
@@ -298,7 +310,9 @@ async def serve_ops(settings: Settings, registry: FlagRegistry) -> None:
         chats = ConversationStore(service.store.db, flow="")
         # The call records (read only: the counts of the console's calls panel).
         calls = CallRecordStore(service.store.db)
-        app = build_ops_app(service, Metrics(), readiness=readiness, chats=chats, calls=calls)
+        extensions = extensions_for(settings, service.store.db, chats) if extensions_for else ()
+        app = build_ops_app(service, Metrics(), readiness=readiness, chats=chats, calls=calls,
+                            extensions=extensions)  # fmt: skip
         runner = await start_ops_site(app, settings.host, settings.ports.ops_http)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -317,13 +331,16 @@ def add_parsers(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     registry_for: RegistryFor,
     settings_for: SettingsFor = _default_settings,
+    extensions_for: ExtensionsFor | None = None,
 ) -> None:
     """Add ``flags``, ``incident`` and ``ops`` to the ``ivr`` command; ``registry_for``
-    gives the line's flags for a deployment's settings (the composition root's)."""
+    gives the line's flags for a deployment's settings, ``extensions_for`` the parts'
+    API extensions ``ivr ops serve`` serves (both the composition root's)."""
 
     def common(p: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int]) -> None:
         p.add_argument("--instance", help="instance name (default: CITAS_INSTANCE or 'default')")
-        p.set_defaults(func=func, settings_for=settings_for, registry_for=registry_for)
+        p.set_defaults(func=func, settings_for=settings_for, registry_for=registry_for,
+                       extensions_for=extensions_for)  # fmt: skip
 
     def reason(p: argparse.ArgumentParser, required: bool = True) -> None:
         p.add_argument("--reason", default="", help="why (kept in the audit trail)"

@@ -20,6 +20,7 @@ from pathlib import Path
 from ivr.sandbox.errors import SandboxError
 from ivr.sandbox.hosttools import ensure_host_tools
 from ivr.sandbox.instance import InstancePaths, InstanceState, pid_alive
+from ivr.sandbox.mailpeer import mail_peer_line, start_mail_peer, stop_mail_peer
 from ivr.sandbox.render import render_all, template_values
 from ivr.sandbox.rootfs import RootFs, ensure_rootfs
 from ivr.sandbox.whatsapp import start_simulator, stop_simulator
@@ -42,6 +43,7 @@ class SandboxStatus:
     ports: dict[str, int]
     supervisor_pid: int | None
     asterisk_pid: int | None
+    smtp_peer: str = ""  # the SMTP peer's line (ivr.sandbox.mailpeer)
 
     def lines(self) -> list[str]:
         state = "running" if self.running else "stopped"
@@ -55,6 +57,8 @@ class SandboxStatus:
             out.append("  ports: " + ", ".join(f"{k}={v}" for k, v in self.ports.items()))
         if self.running:
             out.append(f"  pids: supervisor={self.supervisor_pid} asterisk={self.asterisk_pid}")
+        if self.smtp_peer:
+            out.append(self.smtp_peer)
         return out
 
 
@@ -85,6 +89,7 @@ def status(settings: Settings) -> SandboxStatus:
         ports=state.ports,
         supervisor_pid=state.supervisor_pid if running else None,
         asterisk_pid=state.asterisk_pid if running else None,
+        smtp_peer=mail_peer_line(settings),
     )
 
 
@@ -99,7 +104,8 @@ def up(settings: Settings) -> SandboxStatus:
     if current.running and current.ari_ready:
         logger.info("sandbox %s already running", settings.instance)
         start_simulator(settings)
-        return current
+        start_mail_peer(settings)
+        return status(settings)
     if current.running:
         down(settings)
     root = prepare(settings)
@@ -138,6 +144,7 @@ def up(settings: Settings) -> SandboxStatus:
             )
         if ari_ping(settings, settings.host, settings.ports.http, timeout=1.0):
             start_simulator(settings)  # the WhatsApp Cloud API simulator beside Asterisk
+            start_mail_peer(settings)  # the SMTP peer (ivr.mail.testserver)
             return status(settings)
         time.sleep(0.25)
     down(settings)
@@ -148,6 +155,7 @@ def up(settings: Settings) -> SandboxStatus:
 
 def down(settings: Settings) -> SandboxStatus:
     stop_simulator(settings)
+    stop_mail_peer(settings)
     paths = InstancePaths(settings)
     state = paths.load()
     if state is None:

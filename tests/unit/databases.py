@@ -20,7 +20,7 @@ BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 APP_TABLES = (
     "escalation_attempts", "sla_marks", "case_events", "cases",
     "chat_handoffs", "chat_outbound", "chat_inbound", "conversations",
-    "bookings", "booking_guards", "slots", "sms_outbox", "call_records",
+    "bookings", "booking_guards", "slots", "sms_outbox", "mail_outbox", "call_records",
     "ops_flags", "ops_windows", "ops_audit", "ops_alerts", "ops_tokens",
 )  # fmt: skip
 

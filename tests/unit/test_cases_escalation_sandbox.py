@@ -21,7 +21,7 @@ from ivr.settings import Ports, Settings
 
 
 def used(p: Ports) -> set[int]:
-    return {p.sip, p.http, p.ami, p.agi, p.agent_sip, p.ops_http, p.whatsapp_sim} | set(
+    return {p.sip, p.http, p.ami, p.agi, p.agent_sip, p.ops_http, p.whatsapp_sim, p.smtp} | set(
         range(p.rtp_start, p.rtp_end + 1)
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ivr.settings import Ports, Settings, SettingsError
@@ -21,14 +23,14 @@ def test_offset_shifts_every_port_and_the_rtp_range_twice() -> None:
 
     assert s.ports == Ports(
         sip=6060, http=9088, ami=6038, agi=5573, rtp_start=12000, rtp_end=12999,
-        agent_sip=6070, ops_http=9080, whatsapp_sim=9095, support_sip=6080,
+        agent_sip=6070, ops_http=9080, whatsapp_sim=9095, support_sip=6080, smtp=3525,
     )  # fmt: skip
     assert s.ari_url == "http://127.0.0.1:9088/ari"
 
 
 def test_two_offsets_give_disjoint_port_blocks() -> None:
     def used(p: Ports) -> set[int]:
-        return {p.sip, p.http, p.ami, p.agi, p.agent_sip, p.ops_http, p.whatsapp_sim} | set(
+        return {p.sip, p.http, p.ami, p.agi, p.agent_sip, p.ops_http, p.whatsapp_sim, p.smtp} | set(
             range(p.rtp_start, p.rtp_end + 1)
         )
 
@@ -127,3 +129,44 @@ def test_sms_provider_settings() -> None:
     assert (s.sms_token, s.sms_retry_s) == ("secret", 0.5)
     with pytest.raises(SettingsError, match="CITAS_SMS_RETRY_S='0' must be positive"):
         Settings.from_env({"CITAS_SMS_RETRY_S": "0"})
+
+
+# --- e-mail (ivr.mail): the relay, or the sandbox's SMTP peer ---
+
+
+def test_mail_defaults_to_the_sandbox_peer_and_the_smtp_port_moves_with_the_offset() -> None:
+    s = Settings.from_env({"CITAS_PORT_OFFSET": "1100"})
+
+    assert (s.mail.host, s.mail.port, s.mail.security) == ("", 0, "starttls")
+    assert s.ports.smtp == 3625
+    assert Settings.from_env({"CITAS_SMTP_PORT": "2626"}).ports.smtp == 2626
+
+
+def test_mail_variables_set_the_relay() -> None:
+    s = Settings.from_env({
+        "CITAS_MAIL_HOST": "smtp.eps.example.co", "CITAS_MAIL_PORT": "2587",
+        "CITAS_MAIL_SECURITY": "tls", "CITAS_MAIL_USER": "citas", "CITAS_MAIL_PASSWORD": "x",
+        "CITAS_MAIL_FROM": "EPS Citas <citas@eps.example.co>", "CITAS_MAIL_TIMEOUT": "3",
+    })  # fmt: skip
+
+    mail = s.mail
+    assert (mail.host, mail.port, mail.security, mail.user, mail.password) == (
+        "smtp.eps.example.co", 2587, "tls", "citas", "x")  # fmt: skip
+    assert (mail.sender, mail.timeout) == ("EPS Citas <citas@eps.example.co>", 3.0)
+    assert "password='x'" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"CITAS_MAIL_SECURITY": "ssl"},
+            "CITAS_MAIL_SECURITY='ssl' is not one of starttls, tls, none",
+        ),
+        ({"CITAS_MAIL_PORT": "veinticinco"}, "CITAS_MAIL_PORT='veinticinco' is not an integer"),
+        ({"CITAS_MAIL_TIMEOUT": "0"}, "CITAS_MAIL_TIMEOUT='0' must be positive"),
+    ],
+)
+def test_a_bad_mail_setting_is_refused_with_its_name(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        Settings.from_env(env)

@@ -1,7 +1,7 @@
 """escalation: ladder attempts and the SLA monitor's once-only marks
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0011 (relinked from 0007 when merged after 0011, the back office's mail outbox)
 
 The tables of ``ivr.escalation.tables`` (issue 11 §3): every try of an
 escalation ladder step (``escalation_attempts``; its unique key on case, clock,
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0007"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
