@@ -9,7 +9,10 @@ one piece of what the person is told, which each channel renders its own way
 (voice: sounds; chat: text); a ``Choice`` is one option of a menu, with the
 title a chat shows; a ``HandOff`` is the context carried to a person. A question
 is a ``DigitRequest`` (digits wanted, terminator, the three voice timeouts) and
-its answer a ``DigitResult`` (what was given and how the entry ended).
+its answer a ``DigitResult`` (what was given and how the entry ended). A text
+channel can also take a question answered in free text (``TextRequest``, an
+e-mail address): ``TextQuestions``, which voice does not implement (a keypad
+types no address; the flow loader keeps such a node off voice).
 
 Exceptions
  CallEnded            the call is over; unwinds the dialogue
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 
 class CallEnded(Exception):
@@ -140,6 +143,15 @@ class DigitResult:
         return self.ended_by == "no_input" and not self.digits
 
 
+@dataclass(frozen=True)
+class TextRequest:
+    """A question answered in free text (chat only): at most ``max_length``
+    characters are read (RFC 5321 caps an e-mail address's path at 256 octets,
+    254 for the address itself)."""
+
+    max_length: int = 254
+
+
 def phrase_json(value: object) -> object:
     """``value`` with every ``Phrase`` in it (also inside lists and mappings) as a JSON
     mapping ``{"phrase": kind, "value": ..., "media": [...]}``; anything else unchanged.
@@ -242,4 +254,17 @@ class CallChannel(Protocol):
 
     async def end(self, phrases: Sequence[Phrase]) -> None:
         """Say ``phrases`` (not interruptible), then end the dialogue (hang up / close)."""
+        ...
+
+
+@runtime_checkable
+class TextQuestions(Protocol):
+    """A channel that can take a free-text answer (chat). The ``ask_text`` node
+    kind (``ivr.flow.nodes.ask_text``) needs it; voice has none."""
+
+    async def ask_text(self, prompt: Sequence[Phrase], request: TextRequest) -> DigitResult:
+        """Ask after ``prompt``; the answer's text (stripped, at most
+        ``request.max_length`` characters) in ``DigitResult.digits``, ``ended_by``
+        ``complete``, or ``""`` with ``invalid`` when the reply holds no text.
+        Raises ``AwaitingReply``, ``ReturnToMenu`` as ``choose`` does."""
         ...

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,6 +49,8 @@ from ivr.sms.outbox import SmsOutbox
 from ivr.sms.worker import SmsWorker
 from ivr.store import CallRecordStore, Database
 from ivr.store.records import CallRecord
+from ivr.surveys.chat import SurveyReplies
+from ivr.surveys.store import CaseEvents, SurveyStore
 from ivr.voice import VoiceChannel
 
 if TYPE_CHECKING:
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
     from ivr.citas.reference import Reference
     from ivr.escalation.call import AriEscalationCalls
     from ivr.escalation.monitor import SlaMonitor
+    from ivr.surveys.worker import SurveyWorker
 
 logger = logging.getLogger(__name__)
 
@@ -339,6 +342,7 @@ async def build_actions(
 ) -> tuple[dict[str, Action], SmsOutbox]:
     from ivr.booking.db import DbSlotSource
     from ivr.booking.seed import demo_slots
+    from ivr.cases.setup import case_store
     from ivr.citas.actions import CitasActions
     from ivr.citas.affiliates import YamlAffiliateDirectory
     from ivr.citas.reference import load_reference
@@ -353,7 +357,9 @@ async def build_actions(
             demo_slots(today, reference.sites)
         )
     outbox = SmsOutbox(db, timeout=settings.request_timeout)
-    actions = CitasActions(reference, directory, slots, outbox, flags=flags)
+    actions = CitasActions(
+        reference, directory, slots, outbox, flags=flags, cases=case_store(settings, db)
+    )
     return actions.registry(), outbox
 
 
@@ -414,6 +420,10 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     if chat is not None:
         metrics.watch_chat(lambda: chat.runner.counts, chat.counters.snapshot)
     backoffice = build_backoffice(settings, db, chat.runner.store if chat is not None else None)
+    survey_worker = build_survey_worker(
+        settings, db, outbox, reference, chat.runner.store if chat is not None else None
+    )
+    survey_task = asyncio.create_task(survey_worker.run(), name="survey-worker")
     await ops.serve_http(
         lambda: {"database": ops.live.healthy, "ari": controller.stream.connected.is_set()},
         mount=chat.mount if chat is not None else None,
@@ -439,6 +449,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await stop.wait()
     finally:
         logger.info("shutting down: %d active call(s)", controller.router.active_calls)
+        survey_worker.stop()
+        await survey_task
         if chat is not None:
             await chat.stop()
         if monitor is not None and monitor_task is not None:
@@ -571,5 +583,55 @@ def build_chat(
         return await resolve_reference(db, code, sender=sender)
 
     store = ConversationStore(db, flow=CHAT_FLOW)
-    runner = ChatRunner(store, engine, line, client, references=references)
+    # A survey's reply never starts the flow: the survey sees each message first.
+    surveys = SurveyReplies(SurveyStore(db), texts, case_history(settings, db))
+    runner = ChatRunner(store, engine, line, client, references=references, takers=[surveys])
     return ChatService(runner, point)
+
+
+def chat_texts(settings: Settings, needed: Collection[str], who: str) -> dict[str, str]:
+    """Prompt id -> what a chat or SMS reads; raises ``ConfigError`` naming the first of
+    ``needed`` with no text (``who`` sends it)."""
+    from ivr.yamlsrc import ConfigError
+
+    prompts = load_prompt_texts(settings.prompts_file)
+    texts = {pid: getattr(p, "chat", None) or p.text for pid, p in prompts.items()}
+    for missing in (pid for pid in needed if pid not in texts):
+        raise ConfigError(
+            str(settings.prompts_file), None, f"prompts.{missing}", f"no text, and {who} sends it"
+        )
+    return texts
+
+
+def build_survey_worker(
+    settings: Settings,
+    db: Database,
+    outbox: SmsOutbox,
+    reference: Reference,
+    chats: ConversationStore | None,
+) -> SurveyWorker:
+    """The case surveys (``ivr.surveys.worker``): on the assistant's WhatsApp when
+    its conversation window is open, else by SMS with a link to the assistant."""
+    from ivr.surveys import chat as survey_chat
+    from ivr.surveys import worker
+
+    needed = (*worker.PROMPTS, *survey_chat.PROMPTS)
+    texts = chat_texts(settings, needed, "the survey (ivr/surveys)")
+    return worker.SurveyWorker(
+        SurveyStore(db), outbox, texts, chats=chats,
+        whatsapp_number=reference.line.whatsapp_number or None,
+        case_events=case_history(settings, db),
+    )  # fmt: skip
+
+
+def case_history(settings: Settings, db: Database) -> CaseEvents:
+    """Survey steps written to the case's history (``case_events``, actor ``sistema``)."""
+    from ivr.cases.model import SYSTEM
+    from ivr.cases.setup import case_store
+
+    cases = case_store(settings, db)
+
+    async def add(number: str, action: str, detail: str) -> None:
+        await cases.add_event(number, action, actor=SYSTEM, detail=detail)
+
+    return add

@@ -29,3 +29,23 @@ def mask_number(number: str | None) -> str:
         else:
             masked.append(char)
     return "".join(masked)
+
+
+def mask_email(address: str | None) -> str:
+    """An e-mail address as a log line or a chat may show it: the first character
+    of the mailbox and of the domain, the rest of each hidden, the top-level
+    domain kept (the person recognises their own address; nobody else learns it).
+
+    >>> mask_email("ana.gomez@example.org")
+    'a***@e***.org'
+    >>> mask_email("x@correo.com.co")
+    'x***@c***.co'
+    >>> mask_email(None)
+    '-'
+    """
+    if not address or "@" not in address:
+        return "-"
+    local, _, domain = address.rpartition("@")
+    head, _, tld = domain.rpartition(".")
+    shown_domain = f"{(head or domain)[:1]}***" + (f".{tld}" if head else "")
+    return f"{local[:1]}***@{shown_domain}"

@@ -39,9 +39,20 @@ from ivr.channel import (
     HandOff,
     Phrase,
     ReturnToMenu,
+    TextRequest,
 )
 from ivr.chat.render import LIST_BUTTON_PROMPT, Message, Text, chat_text, render_menu
-from ivr.chat.replies import Agent, Digits, MainMenu, NoMatch, Picked, read_choice, read_digits
+from ivr.chat.replies import (
+    Agent,
+    Digits,
+    MainMenu,
+    NoMatch,
+    Picked,
+    Typed,
+    read_choice,
+    read_digits,
+    read_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +210,33 @@ class ChatChannel:
                     len(reply.text),
                     request.min_digits,
                     request.max_digits,
+                )
+                return DigitResult("", "invalid")
+
+    async def ask_text(self, prompt: Sequence[Phrase], request: TextRequest) -> DigitResult:
+        """The text typed for a text question (``ivr.channel.TextQuestions``; an
+        e-mail address), in ``digits``; ``""`` (``ended_by`` ``invalid``) when the
+        reply is empty or too long.
+
+        Raises ``AwaitingReply``, ``ReturnToMenu``, ``AgentAsked``."""
+        reply = self._take_reply()
+        if reply is None:
+            await self.say(prompt)
+            raise AwaitingReply()
+        if reply.kind == "unsupported":
+            raise self._unsupported(Text(self.text(prompt) or self.texts.get(AGAIN_PROMPT, "")))
+        match read_text(reply.text, max_length=request.max_length):
+            case Typed(value=value):
+                return DigitResult(value, "complete")
+            case MainMenu():
+                raise ReturnToMenu()
+            case Agent():
+                raise AgentAsked()
+            case NoMatch():
+                logger.info(
+                    "conversation %s: a reply of %d characters answers no text question",
+                    self.conversation_id,
+                    len(reply.text),
                 )
                 return DigitResult("", "invalid")
 

@@ -110,8 +110,16 @@ class NoMatch:
     reason: str
 
 
+@dataclass(frozen=True)
+class Typed:
+    """Free text typed for a text question (an e-mail address), stripped."""
+
+    value: str
+
+
 Reply = Picked | MainMenu | Agent | NoMatch
 DigitsReply = Digits | MainMenu | Agent | NoMatch
+TextReply = Typed | MainMenu | Agent | NoMatch
 
 KEYS = frozenset("0123456789*#")
 MAIN_MENU_PHRASES = (
@@ -263,6 +271,33 @@ def read_digits(text: str, *, min_digits: int = 1, max_digits: int = 64) -> Digi
 
 
 # --- steps ----------------------------------------------------------------------
+
+
+def read_text(text: str, *, max_length: int = 254) -> TextReply:
+    """A free-text reply to a text question (an e-mail address).
+
+    The global commands count only as the whole reply ("menú", "0",
+    "asesor"...): inside free text they are part of the answer
+    ("menu@empresa.co" is an address). Empty text, or text longer than
+    ``max_length`` characters, is ``NoMatch``; judging the text (is it an
+    address?) is the question's own rule.
+
+    >>> read_text("  ana@example.org ")
+    Typed(value='ana@example.org')
+    >>> read_text("Menú")
+    MainMenu()
+    """
+    typed = text.strip()
+    words = normalize(typed)
+    if words == "0" or words in MAIN_MENU_PHRASES:
+        return MainMenu()
+    if words in AGENT_PHRASES:
+        return Agent()
+    if not typed:
+        return NoMatch("the reply is empty")
+    if len(typed) > max_length:
+        return NoMatch(f"the reply has {len(typed)} characters, more than {max_length}")
+    return Typed(typed)
 
 
 def _typed_key(text: str) -> str | None:

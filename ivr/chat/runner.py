@@ -13,7 +13,9 @@
     expiry ── expire_idle ──▶ back to the start, with the ``chat_expired`` message
 
 A conversation with a person (state ``agent``) gets no bot reply: its
-messages are stored for the agent. A conversation whose flow ended (closed)
+messages are stored for the agent. Otherwise the ``takers`` (a survey waiting
+for its rating, ``ivr.surveys.chat``) see each message first; one they take
+is answered by them and never reaches the flow. A conversation whose flow ended (closed)
 or was reset (idle) starts again at the flow's start with the next message;
 that first message answers nothing, unless it carries a call's reference
 (``ivr.chat.callref``): then it starts where the call ended (``resume_node``)
@@ -36,7 +38,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
@@ -94,6 +96,17 @@ EXPIRY_EVERY_S = 5.0
 
 References = Callable[[str, str], Awaitable[CallReference | None]]
 """(code, sender E.164) -> the call a chat continues, or None (``ivr.chat.callref``)."""
+
+
+class MessageTaker(Protocol):
+    """Something that may answer a contact's message before the flow sees it
+    (a survey waiting for its rating: ``ivr.surveys.chat``)."""
+
+    async def take(self, wa_id: str, message_id: str, text: str | None) -> list[str] | None:
+        """The texts to reply if the message is taken (then the flow never sees
+        it), else None. Called again with the same ``message_id`` after a turn
+        that failed to commit: it must give the same replies."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -183,6 +196,7 @@ class ChatRunner:
         client: WhatsAppClient,
         *,
         references: References | None = None,
+        takers: Sequence[MessageTaker] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
@@ -190,6 +204,7 @@ class ChatRunner:
         self.line = line
         self.client = client
         self.references = references
+        self.takers = tuple(takers)
         self.clock = clock
         # Since start, for the ops metrics: contact messages stored (once), replies sent.
         self.counts: dict[str, int] = {"in": 0, "out": 0}
@@ -260,10 +275,27 @@ class ChatRunner:
                 if turn.conversation.state == AGENT:
                     logger.info("chat with %s: with an agent, bot silent", mask_number(wa_id))
                     continue
+                if await self._taken(turn, message):
+                    continue
                 await self._answer(turn, message)
             return len(turn.inbound)
 
     # --- one message ------------------------------------------------------------------
+    async def _taken(self, turn: Turn, message: StoredInbound) -> bool:
+        """Whether a taker (a survey) answered the message: its replies queued, the
+        flow left where it was."""
+        conv = turn.conversation
+        for taker in self.takers:
+            replies = await taker.take(conv.wa_id, message.message_id, message.text)
+            if replies is None:
+                continue
+            for index, text in enumerate(replies):
+                turn.queue_outbound(
+                    f"{conv.id}:{message.message_id}:{index}", wa.text_message(conv.wa_id, text)
+                )
+            return True
+        return False
+
     async def _answer(self, turn: Turn, message: StoredInbound) -> None:
         conv = turn.conversation
         if message.kind == "unsupported" and conv.state == BOT and conv.node is not None:
@@ -280,6 +312,9 @@ class ChatRunner:
         else:
             resume = Resume(conv.node, conv.attempt)
         variables: dict[str, Any] = {k: v for k, v in conv.variables.items() if k != PATH_VARIABLE}
+        # The journey (shared with the call it continues) for what the flow files
+        # (a case: ivr/citas/cases.py); "_": not kept with the variables.
+        variables["_journey_id"] = conv.journey_id
         path: list[str] = list(conv.variables.get(PATH_VARIABLE, []))
         record = CallRecord(
             id=conv.id, channel_id=f"whatsapp:{conv.id}", flow=self.line.flow.name,

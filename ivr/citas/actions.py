@@ -29,18 +29,29 @@ from ivr.booking.model import (
     SlotTaken,
 )
 from ivr.booking.source import SlotSource
+from ivr.cases.store import CaseStore
 from ivr.channel import Phrase
 from ivr.chat.callref import DESTINATION_VARIABLE, REFERENCE_VARIABLE, new_reference
 from ivr.citas.affiliates import Affiliate, AffiliateDirectory
+from ivr.citas.cases import (
+    CASE_COMMITS,
+    CASE_OUTCOMES,
+    EVIDENCE_VARIABLE,
+    CitasCases,
+    evidence_entry,
+)
+from ivr.citas.cases import SPOKEN_PROMPTS as CASE_SPOKEN_PROMPTS
 from ivr.citas.eligibility import decide
 from ivr.citas.flags import AGE_MAX, AGE_MIN, CUPS_IN_SCOPE, flag_registry, site_closure_flag
 from ivr.citas.reference import EligibilityTables, Reference, Site
+from ivr.citas.surveys import SURVEY_OUTCOMES, CallSurveyActions
 from ivr.flow.engine import Action, ActionFailed, CallState
 from ivr.masking import mask_number
 from ivr.ops.flags import FlagReader, StaticFlags
 from ivr.phone import parse_e164, sms_destination, spoken_groups, whatsapp_digits
 from ivr.sms.outbox import SmsOutbox
 from ivr.speech import es as speech_es
+from ivr.surveys.store import SurveyStore
 from ivr.yamlsrc import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -64,6 +75,9 @@ OUTCOMES: dict[str, tuple[str, ...]] = {
     "cancel_appointment": ("cancelled", "not_found", "unavailable"),
     "reschedule": ("found", "none"),
     "move_appointment": ("rescheduled", "taken", "unavailable", "has_appointment", "not_found"),
+    # Cases: filing when no slot is found (issue 11 §1; ivr/citas/cases.py).
+    **CASE_OUTCOMES,
+    **SURVEY_OUTCOMES,  # the keypad survey after a served call (ivr/citas/surveys.py)
 }
 # What survives a return to the main menu (``start_over``): who the patient is,
 # how many documents they tried, the chat's call reference.
@@ -71,7 +85,7 @@ KEPT_ON_START_OVER = frozenset(
     {"affiliate_id", "identified_by", "document_tries", REFERENCE_VARIABLE, DESTINATION_VARIABLE}
 )
 # Actions that commit something the caller must have heard first (issue 9 §1).
-COMMITS = frozenset({"book_slot", "cancel_appointment", "move_appointment"})
+COMMITS = frozenset({"book_slot", "cancel_appointment", "move_appointment"}) | CASE_COMMITS
 MAX_DOCUMENT_TRIES = 3
 # How a doctor's title reads after "con": "con la doctora Ana Gómez".
 DOCTOR_TITLES = {"Doctora": "la", "Doctor": "el"}
@@ -86,7 +100,7 @@ def spoken_prompts(sites: Mapping[str, Site]) -> dict[str, str]:
     offer = "the slot offer says it (ivr/citas/actions.py slot_media)"
     spoken |= {"slot_with_doctor": offer, "slot_at_site": offer}
     listing = "the list of appointments says it (ivr/citas/actions.py list_appointments)"
-    spoken |= {"appointment_item": listing}
+    spoken |= {"appointment_item": listing} | CASE_SPOKEN_PROMPTS
     for site in sites.values():
         spoken[f"site_{site.id}"] = f"the slot offer names site {site.id} of sites.yaml with it"
         for doctor in site.doctors.values():
@@ -154,8 +168,11 @@ class CitasActions:
         *,
         flags: FlagReader | None = None,
         clock: Callable[[], datetime] | None = None,
+        cases: CaseStore | None = None,
+        surveys: SurveyStore | None = None,
     ) -> None:
         self.ref = reference
+        self.surveys = surveys
         self.directory = directory
         self.slots = slots
         self.outbox = outbox
@@ -168,8 +185,19 @@ class CitasActions:
             "spoken", " ".join(groups), tuple(f"digits:{group}" for group in groups)
         )
 
+        self.cases = CitasCases(
+            reference, outbox, tz=self.tz, clock=self.clock, affiliate_of=self._affiliate_of,
+            search=self._search, day_text=date_text, store=cases,
+        )  # fmt: skip
+
     def registry(self) -> dict[str, Action]:
-        return {name: getattr(self, name) for name in OUTCOMES}
+        own = {
+            name: getattr(self, name)
+            for name in OUTCOMES
+            if name not in CASE_OUTCOMES and name not in SURVEY_OUTCOMES
+        }
+        surveys = self.surveys or (SurveyStore(self.outbox.db) if self.outbox else None)
+        return own | self.cases.registry() | CallSurveyActions(surveys).registry()
 
     # --- identification -------------------------------------------------
     def _identified(self, state: CallState, affiliate: Affiliate, how: str) -> None:
@@ -326,17 +354,23 @@ class CitasActions:
         offered = list(state.variables.get("offered_ids", []))
         if len(offered) >= self.ref.line.max_offers:
             return "none"
+        band = state.variables.get("time_band") or None
+        exclude_doctor = state.variables.get("exclude_doctor_id") or None
         try:
             found = await self.slots.find(
                 site_id=str(state.variables["site_id"]),
                 cups=str(state.variables["cups"]),
-                time_band=state.variables.get("time_band") or None,
-                exclude_doctor_id=state.variables.get("exclude_doctor_id") or None,
+                time_band=band,
+                exclude_doctor_id=exclude_doctor,
                 exclude_ids=offered,
                 limit=1,
             )
         except BookingUnavailable as exc:
             raise ActionFailed(f"slot search failed: {exc}") from exc
+        # Every search tried, kept for a case filed later (ivr/citas/cases.py).
+        evidence = list(state.variables.get(EVIDENCE_VARIABLE, []))
+        evidence.append(evidence_entry(band, exclude_doctor, len(found), self.clock()))
+        state.set(EVIDENCE_VARIABLE, evidence)
         if not found:
             return "none"
         slot = found[0]
@@ -590,7 +624,7 @@ class CitasActions:
         state.set("reschedule_id", str(state.variables["appointment_id"]))
         state.set("site_id", str(state.variables["appointment_site_id"]))
         state.set("cups", str(state.variables["appointment_cups"]))
-        for name in ("offered_ids", "time_band", "exclude_doctor_id"):
+        for name in ("offered_ids", "time_band", "exclude_doctor_id", EVIDENCE_VARIABLE):
             state.variables.pop(name, None)
         return await self._search(state)
 

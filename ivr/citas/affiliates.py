@@ -17,7 +17,8 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
-from ivr.masking import mask_number
+from ivr.contact_email import normalize_email
+from ivr.masking import mask_email, mask_number
 from ivr.phone import parse_e164
 from ivr.schemas import load_checked
 from ivr.yamlsrc import ConfigError, Located
@@ -32,6 +33,8 @@ class Affiliate:
     plan: str
     site_id: str
     risk_markings: frozenset[str]
+    # Where the answer to a case goes (issue 11 §1); None: by SMS / WhatsApp only.
+    email: str | None = None
 
     @property
     def id(self) -> str:
@@ -73,6 +76,21 @@ def _phone(item: Located, index: int, path: Path) -> str | None:
             f"{mask_number(str(raw))!r} is not a valid phone number (region CO, or +country code)",
         )  # fmt: skip
     return e164
+
+
+def _email(item: Located, index: int, path: Path) -> str | None:
+    """The entry's e-mail address, normalised (``ivr.contact_email``), None when
+    absent; an address that rule refuses fails here, with its line."""
+    raw = item.get("email")
+    if raw is None:
+        return None
+    address = normalize_email(str(raw))
+    if address is None:
+        raise ConfigError(
+            str(path), item.line_of("email"), f"affiliates[{index}].email",
+            f"{mask_email(str(raw))!r} is not a valid e-mail address (ivr/contact_email.py)",
+        )  # fmt: skip
+    return address
 
 
 class YamlAffiliateDirectory:
@@ -128,6 +146,7 @@ class YamlAffiliateDirectory:
                 plan=item["plan"],
                 site_id=item["site"],
                 risk_markings=frozenset(item.get("risk", [])),
+                email=_email(item, index, path),
             )
             for index, item in enumerate(data["affiliates"])
         ]

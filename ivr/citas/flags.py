@@ -35,6 +35,7 @@ BOOKING_DOWN_ROUTE = "booking_down_route"
 AGE_MIN = "eligibility.age_min"
 AGE_MAX = "eligibility.age_max"
 CUPS_IN_SCOPE = "eligibility.cups_in_scope"
+CALL_SURVEY = "call_survey"
 
 
 def site_closure_flag(site_id: str) -> str:
@@ -68,6 +69,10 @@ def citas_flags(
                 "breaker is open (non-target callers always go to the agents).",
                 choices=("whatsapp", "agent")),
         *BREAKER_FLAGS,
+        FlagDef(CALL_SURVEY, "bool", False,
+                "Before the goodbye of a served self-service call (booked, cancelled, "
+                "rescheduled, listed), ask the caller to rate the service from 1 to 10 "
+                "on the keypad (issue 11 §4; docs/cases/surveys.md)."),
         FlagDef(AGE_MIN, "int", age_min,
                 "Lowest age (years, on the call's date) of the target population.",
                 min_role=Role.ADMIN, group="eligibility", minimum=0, maximum=120),

@@ -110,6 +110,12 @@ class FlowLoader:
         """``node`` with its ``channels`` and ``skip_to`` (default: its ``next``)."""
         channels = tuple(f.get("channels", LocatedList, ()))
         skip_to = f.get("skip_to", str, None)
+        if node.only_on and not (channels and set(channels) <= set(node.only_on)):
+            raise f.error(
+                "channels",
+                f"a {node.kind} node runs on {', '.join(node.only_on)} only: "
+                f"say channels: [{', '.join(node.only_on)}] and where the others go (skip_to)",
+            )
         if not channels:
             if skip_to is not None:
                 raise f.error("skip_to", "without channels nothing ever skips this node")

@@ -102,7 +102,8 @@ class Node:
 
     A kind (``ivr.flow.nodes``) gives ``kind``, ``targets`` and ``run``; ``ends``
     marks a transfer or hang-up (a call there is over), ``asks`` a node that waits
-    for the person's answer (menu, collect).
+    for the person's answer (menu, collect, ask_text), ``only_on`` the channels
+    the kind can serve at all (ask_text: chat).
     """
 
     id: str
@@ -113,6 +114,9 @@ class Node:
     kind: ClassVar[str] = ""
     ends: ClassVar[bool] = False
     asks: ClassVar[bool] = False
+    # The channels a kind can run on at all (empty: every one); the loader
+    # refuses a node of such a kind whose ``channels`` name another.
+    only_on: ClassVar[tuple[str, ...]] = ()
 
     def own_targets(self) -> list[tuple[str, str]]:
         """(field, node id) pairs the kind itself can go to."""

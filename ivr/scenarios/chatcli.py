@@ -60,7 +60,7 @@ class _Hooks:
         from ivr.chat.tables import ConversationRow
         from ivr.scenarios.runner import seed
 
-        if scenario.seed in ("agenda", "race", "appointments"):
+        if scenario.seed in ("agenda", "race", "appointments", "cases", "case_open"):
             await seed(self.settings, scenario.seed)
         elif scenario.seed == "empty":
             await seed(self.settings, "agenda")

@@ -147,10 +147,14 @@ async def fetch_records(
         await db.close()
 
 
-SEEDS = ("agenda", "race", "appointments")
+SEEDS = ("agenda", "race", "appointments", "cases", "case_open")
 # The ``appointments`` seed: Ana (config/citas/affiliates.yaml) holds these two.
 SEED_PATIENT, SEED_SITE = "1010101010", "norte"
 SEED_SERVICES = ("890201", "890301")  # medicina general primera vez, then control
+# The case scenarios' affiliates (Lucía by phone, Mateo by chat; site sur, no
+# slots) and the specialty they file for (medicina general primera vez).
+CASE_AFFILIATES = ("1313131313", "1414141414")
+CASE_SERVICE = ("general", "mg_first", "890201", "sur")
 
 
 async def seed(settings: Settings, name: str) -> None:
@@ -162,6 +166,10 @@ async def seed(settings: Settings, name: str) -> None:
     ``appointments``: the same, then Ana holds two pending appointments (the
     first free slot of each of ``SEED_SERVICES`` at her site, the second after
     the first ends), to list, cancel or reschedule (issue 10 §2).
+    ``cases``: the same as ``agenda``, and the case affiliates'
+    (``CASE_AFFILIATES``) open cases closed, so they may file one (issue 11).
+    ``case_open``: the same as ``agenda``, and each case affiliate holds an open
+    case for ``CASE_SERVICE``'s specialty (one is filed when none is).
     """
     from ivr.booking.db import DbSlotSource
     from ivr.booking.seed import race_slot
@@ -183,8 +191,37 @@ async def seed(settings: Settings, name: str) -> None:
                 [free] = await slots.find(site_id=SEED_SITE, cups=cups, after=after, limit=1)
                 await slots.book(free.id, affiliate_id=SEED_PATIENT, call_id=f"seed-{cups}")
                 after = free.ends_at
+        if name in ("cases", "case_open"):
+            await seed_cases(settings, db, keep_open=name == "case_open")
     finally:
         await db.close()
+
+
+async def seed_cases(settings: Settings, db: Database, *, keep_open: bool) -> None:
+    """The case affiliates' cases for the ``cases`` / ``case_open`` seeds."""
+    from datetime import UTC, datetime
+
+    from ivr.cases.model import SYSTEM, NewCase
+    from ivr.cases.setup import case_store
+    from ivr.citas.cases import TIME_BANDS, evidence_entry
+
+    store = case_store(settings, db)
+    specialty, service_id, cups, site_id = CASE_SERVICE
+    for affiliate_id in CASE_AFFILIATES:
+        case = await store.open_for(affiliate_id, specialty)
+        if case is not None and not keep_open:
+            await store.close(case.number, resolution="Datos de prueba reiniciados", actor=SYSTEM)
+        if case is None and keep_open:
+            now = datetime.now(UTC)
+            await store.file(
+                NewCase(
+                    affiliate_id=affiliate_id, specialty=specialty, service_id=service_id,
+                    cups=cups, site_id=site_id, channel="voice",
+                    summary="Caso de prueba (semilla case_open de los escenarios)",
+                    consent=True, consent_at=now,
+                    search_evidence=[evidence_entry(b, None, 0, now) for b in TIME_BANDS],
+                )
+            )  # fmt: skip
 
 
 async def fetch_sms(

@@ -26,11 +26,16 @@ CONTROLLER_OUTCOMES = ("transferred", "abandoned", "failed", "completed")
 
 
 def hangup_outcomes() -> set[str]:
-    """The ``outcome:`` of every hangup node of every flow in config/flows."""
+    """The ``outcome:`` of every hangup node of every flow in config/flows, and the
+    outcomes set by ``call_served`` before a survey (a hangup without ``outcome``
+    keeps that one)."""
     found: set[str] = set()
     for path in sorted((ROOT / "config" / "flows").glob("*.yaml")):
         nodes = yaml.safe_load(path.read_text())["nodes"]
-        found |= {n["outcome"] for n in nodes.values() if n.get("kind") == "hangup"}
+        found |= {n["outcome"] for n in nodes.values() if n.get("kind") == "hangup" and "outcome" in n}
+        found |= {
+            n["params"]["outcome"] for n in nodes.values() if n.get("action") == "call_served"
+        }
     return found
 
 

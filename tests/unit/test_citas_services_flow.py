@@ -159,7 +159,8 @@ async def test_a_failing_booking_service_sends_the_caller_to_the_agents(
 
 
 async def test_1_is_the_booking_path_as_before(db: Database) -> None:
-    variables, _, _ = await run(db, ["1", "3"])  # pediatrics: a service she does not hold
+    # pediatrics: a service she does not hold, and no slot: 2 at the case offer (issue 11)
+    variables, _, _ = await run(db, ["1", "3", "2"])
 
     assert variables["nodes"][:3] == ["incident_gate", "promo_gate", "identify_caller"]  # type: ignore[index]
     assert "ask_service" in variables["nodes"]  # type: ignore[operator]

@@ -39,7 +39,7 @@ BROKEN_FLOWS = [
     ("unknown field", "    on_failure: ask_document\n", "    on_falure: ask_document\n"),
     (
         "a loop with no way out",
-        "    outcomes: {found: offer_slot, none: no_more_slots}\n"
+        "    outcomes: {found: offer_slot, none: slots_exhausted_route}\n"
         "    on_failure: booking_down_route\n\n  ask_time_band",
         "    outcomes: {found: next_slot, none: next_slot}\n"
         "    on_failure: next_slot\n\n  ask_time_band",

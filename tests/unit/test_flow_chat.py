@@ -204,10 +204,11 @@ def test_a_chat_books_the_first_slot_pausing_at_each_question(line: Line) -> Non
         ("main_menu", 0), ("ask_service", 0), ("offer_slot", 0),
     ]  # fmt: skip
     assert state.record.outcome == "booked" and channel.closed
-    # The promotional audio is voice-only: the chat passed through it.
+    # The promotional audio and the keypad survey are voice-only: the chat passed through.
     assert "promo" in nodes(state)
     assert [s.detail for s in state.record.path if s.kind == "skip"] == [
-        {"channel": "chat", "next": "identify_caller"}
+        {"channel": "chat", "next": "identify_caller"},
+        {"channel": "chat", "next": "served_goodbye"},
     ]
     assert chat_text(TEXTS["promo_digital_channels"]) not in " ".join(channel.sent)
     # Each question was sent once: resuming did not send it again.

@@ -148,7 +148,7 @@ def test_every_node_kind_is_built_with_its_fields(tmp_path: Path) -> None:
     assert (agent.reason, agent.vdn) == ("asked-for-agent", "5550009")
     bye = flow.node("bye")
     assert isinstance(bye, HangupNode)
-    assert (bye.outcome, bye.prompts) == ("completed", ())
+    assert (bye.outcome, bye.prompts) == (None, ())  # no outcome: kept, else "completed"
 
 
 def test_timeouts_flow_defaults_then_node_overrides_per_field(tmp_path: Path) -> None:

@@ -145,10 +145,12 @@ def test_type_ahead_is_read_on_menus_and_collects(tmp_path: Path) -> None:
 
 
 def test_the_citas_line_commits_by_booking_and_its_offer_takes_no_type_ahead() -> None:
-    # Issue 10 §2: cancelling and moving an appointment commit too.
-    assert COMMITS == frozenset({"book_slot", "cancel_appointment", "move_appointment"})
+    # Issue 10 §2: cancelling and moving an appointment commit too; issue 11: filing a case.
+    assert COMMITS == frozenset(
+        {"book_slot", "cancel_appointment", "move_appointment", "file_case"}
+    )
     nodes = flow_loader().load(CITAS).nodes
-    for name in ("offer_slot", "confirm_cancel"):
+    for name in ("offer_slot", "confirm_cancel", "case_consent", "case_email_voice"):
         assert isinstance(nodes[name], MenuNode) and nodes[name].type_ahead is False, name
     for name in ("main_menu", "offer_cancel", "offer_reschedule"):  # another menu follows
         assert isinstance(nodes[name], MenuNode) and nodes[name].type_ahead is True, name

@@ -34,7 +34,8 @@ def test_the_list_names_the_times_the_offer_and_every_doctor_and_site() -> None:
     doctors = {f"doctor_{d}" for s in SITES.values() for d in s.doctors}
     sites = {f"site_{s}" for s in SITES}
     offer = {"slot_with_doctor", "slot_at_site", "appointment_item"}  # item: issue 10 §2
-    assert set(SPOKEN) == {*PROMPT_IDS, *offer, *doctors, *sites}
+    cases = {"case_sms_sent"}  # a filed case's SMS notice (issue 11, ivr/citas/cases.py)
+    assert set(SPOKEN) == {*PROMPT_IDS, *offer, *doctors, *sites, *cases}
     assert set(SPOKEN) <= set(load_prompt_texts(DEFAULT_TEXTS))
 
 

@@ -11,6 +11,7 @@ nodes' own methods: adding a kind is one module, one line here and its schema.
 from __future__ import annotations
 
 from ivr.flow.nodes.action import ActionNode
+from ivr.flow.nodes.ask_text import AskTextNode
 from ivr.flow.nodes.collect import CollectNode
 from ivr.flow.nodes.decide import DecideNode
 from ivr.flow.nodes.hangup import HangupNode
@@ -20,12 +21,22 @@ from ivr.flow.nodes.transfer import TransferNode
 
 KINDS = {
     kind.kind: kind
-    for kind in (PlayNode, MenuNode, CollectNode, DecideNode, ActionNode, TransferNode, HangupNode)
+    for kind in (
+        PlayNode,
+        MenuNode,
+        CollectNode,
+        AskTextNode,
+        DecideNode,
+        ActionNode,
+        TransferNode,
+        HangupNode,
+    )
 }
 
 __all__ = [
     "KINDS",
     "ActionNode",
+    "AskTextNode",
     "CollectNode",
     "DecideNode",
     "HangupNode",

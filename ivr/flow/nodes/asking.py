@@ -52,10 +52,15 @@ async def ask_until_answered(
     accept: Callable[[DigitResult], str | None],
     *,
     sensitive: bool = False,
+    shown: Callable[[str], str] | None = None,
 ) -> str:
     """Ask ``question`` (given the prompt's phrases) until ``accept`` returns the next
     node for an answer, or the retries run out (``node.on_failure``). Raises
-    ``Suspended`` when the channel has no reply yet (``AwaitingReply``)."""
+    ``Suspended`` when the channel has no reply yet (``AwaitingReply``).
+
+    The call record keeps each answer masked when ``sensitive`` (a document
+    number: ``ivr.masking.mask_number``), or as ``shown`` gives it (a typed
+    e-mail address: ``ivr.masking.mask_email``)."""
     resume = state.take_resume(node.id)
     first = 0 if resume is None else resume.attempt
     if resume is None and not node.type_ahead:
@@ -71,7 +76,8 @@ async def ask_until_answered(
         except AwaitingReply:
             state.record.step("awaiting_reply", node=node.id, attempt=attempt + 1)
             raise Suspended(node.id, attempt) from None
-        engine.record_digits(state, node.id, attempt, result, sensitive=sensitive)
+        recorded = result if shown is None else DigitResult(shown(result.digits), result.ended_by)
+        engine.record_digits(state, node.id, attempt, recorded, sensitive=sensitive)
         target = accept(result)
         if target is not None:
             return target

@@ -1,6 +1,8 @@
 """``hangup``: say the last prompts (not interruptible), then end the call.
 
-YAML: ``outcome`` (the call record's, default ``completed``), ``prompt``.
+YAML: ``outcome`` (the call record's), ``prompt``. Without ``outcome`` the one
+an action set earlier stands (``call_served`` before a survey: a caller who hung
+up during it was served), else ``completed``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class HangupNode(Node):
-    outcome: str = "completed"
+    outcome: str | None = None
     prompts: tuple[PromptPart, ...] = ()
 
     kind: ClassVar[str] = "hangup"
@@ -28,7 +30,7 @@ class HangupNode(Node):
         return cls(
             node_id,
             f.data.line,
-            f.get("outcome", str, "completed"),
+            f.get("outcome", str, None),
             loader.parts(f, "prompt", required=False),
         )
 
@@ -38,7 +40,8 @@ class HangupNode(Node):
     async def run(self, engine: Engine, state: CallState) -> str | None:
         # Said before the outcome is set: a caller who leaves during it abandoned the call.
         await engine.say(state, self.prompts, interruptible=False)
-        state.record.outcome = self.outcome
-        state.record.step("hangup", outcome=self.outcome)
+        outcome = self.outcome or state.record.outcome or "completed"
+        state.record.outcome = outcome
+        state.record.step("hangup", outcome=outcome)
         await state.channel.end(())
         return None

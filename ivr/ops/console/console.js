@@ -21,6 +21,7 @@ const OUTCOME_LABEL = {
   has_appointment: "ya tenía una cita", not_booked: "sin cita asignada", reschedule_no_slots: "sin cupos para reprogramar",
   redirected_whatsapp: "remitida a WhatsApp", redirected_whatsapp_no_sms: "remitida a WhatsApp (sin SMS)",
   handed_off: "transferida a un asesor", expired: "expirada por inactividad", completed: "terminada",
+  case_filed: "caso radicado", case_open: "ya tenía un caso abierto",
   // Calls only (ivr/controller.py, the flows' hangup nodes, ivr/store/records.py).
   transferred: "transferida a un asesor", abandoned: "el usuario colgó", failed: "falló el paso a un asesor",
   no_input: "sin respuesta del usuario", interrupted: "interrumpida",
