@@ -383,7 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ivr.cases.cli import add_parser as add_cases_parser
 
-    add_cases_parser(sub, _base_settings)  # ivr cases list|show (docs/cases/core.md)
+    cases_sub = add_cases_parser(sub, _base_settings)  # ivr cases list|show (docs/cases/core.md)
+    from ivr.scenarios.casescli import add_parsers as add_escalation_parsers
+
+    add_escalation_parsers(cases_sub, _settings)  # ivr cases clock|phone (docs/cases/escalation.md)
     from ivr.ops.cli import add_parsers as add_ops_parsers
 
     # ivr flags | incident | ops (docs/operations.md), on the line's flags.

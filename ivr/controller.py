@@ -15,14 +15,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from ivr.ari import AriClient, AriError, CallContext, CallRouter, Channel, EventStream
+from ivr.ari import AriClient, AriError, CallContext, CallRouter, Channel, Event, EventStream
 from ivr.booking.source import SlotSource
 from ivr.cases.setup import case_store
 from ivr.channel import (
@@ -65,6 +65,8 @@ if TYPE_CHECKING:
     from ivr.chat.service import ChatService
     from ivr.chat.store import ConversationStore
     from ivr.citas.reference import Reference
+    from ivr.escalation.call import AriEscalationCalls
+    from ivr.escalation.monitor import SlaMonitor
     from ivr.ops.api import ApiExtension
     from ivr.surveys.worker import SurveyWorker
 
@@ -117,6 +119,8 @@ class Controller:
     line: Line
     metrics: Metrics = field(default_factory=Metrics)
     reaction: ReactionTimer = field(default_factory=ReactionTimer)
+    # Cases' escalation calls (ivr.escalation.call), when cases are enabled.
+    escalation: AriEscalationCalls | None = None
     router: CallRouter = field(init=False)
     stream: EventStream = field(init=False)
 
@@ -127,12 +131,22 @@ class Controller:
             self.settings.ari_user,
             self.settings.ari_password,
             self.settings.app_name,
-            self.router.dispatch,
+            self.dispatch,
             on_connected=self.reconcile,
         )
         self.metrics.active_calls.set_function(lambda: self.router.active_calls)
 
+    async def dispatch(self, ev: Event) -> None:
+        """The event stream's ``on_event``: escalation calls see their channel's end
+        (an unanswered call never enters Stasis), then the router routes it."""
+        if self.escalation is not None:
+            await self.escalation.on_event(ev)
+        await self.router.dispatch(ev)
+
     async def handle_call(self, ctx: CallContext) -> None:
+        if self.escalation is not None and self.escalation.handles(ctx):
+            await self.escalation.handle(ctx)
+            return
         flow_name = ctx.args[0] if ctx.args else self.line.name
         sip_call_id = ctx.args[1] if len(ctx.args) > 1 else None
         caller = ctx.channel.caller.number or None
@@ -269,7 +283,14 @@ class Controller:
 
     async def _stasis_args(self, channel_id: str) -> tuple[str, ...]:
         """An orphan's (flow, SIP Call-ID), from the variables the dialplan set
-        before Stasis: its new record stays findable by the SIP Call-ID."""
+        before Stasis: its new record stays findable by the SIP Call-ID. An
+        orphan escalation call (``esc-…``) is one again (its handler hangs it up:
+        a support person is never sent to the callers' agents)."""
+        from ivr.escalation.call import ESCALATION_ARG
+        from ivr.escalation.order import CHANNEL_PREFIX
+
+        if channel_id.startswith(CHANNEL_PREFIX):
+            return (ESCALATION_ARG,)
         try:
             voice = self.line.voice
             flow = await self.client.get_variable(channel_id, voice.dialplan_variable("flow"))
@@ -410,7 +431,12 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     )
     records = CallRecordStore(db)
     records_task = asyncio.create_task(records.run(), name="call-records")
-    controller = Controller(settings, client, records, flows, engine, line, metrics, reaction)
+    sla = build_sla_monitor(settings, db, client, line)
+    monitor, calls = sla if sla is not None else (None, None)
+    controller = Controller(
+        settings, client, records, flows, engine, line, metrics, reaction, escalation=calls
+    )
+    monitor_task = asyncio.create_task(monitor.run(), name="sla-monitor") if monitor else None
     gateway = sms_gateway(settings)
     sms_worker = SmsWorker(outbox, gateway, backoff_initial=settings.sms_retry_s)
     sms_task = asyncio.create_task(sms_worker.run(), name="sms-worker")
@@ -462,6 +488,10 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await survey_task
         if chat is not None:
             await chat.stop()
+        if monitor is not None and monitor_task is not None:
+            # Before the router: a call in progress records its end (failed) and hangs up.
+            monitor.stop()
+            await monitor_task
         await backoffice.stop()
         await controller.router.shutdown(SHUTDOWN_GRACE_S)
         await controller.stream.stop()
@@ -482,6 +512,59 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await client.close()
         reaction.close()
         await db.close()
+
+
+def cases_file(settings: Settings) -> Path:
+    """The cases configuration; cases (and their SLA monitor) are on when it exists."""
+    return settings.citas_dir / "cases.yaml"
+
+
+def sla_clock(settings: Settings) -> Callable[[], datetime]:
+    """The SLA monitor's now: the sandbox's movable test clock
+    (``ivr.escalation.testclock``) when this instance is a sandbox (its
+    ``sandbox.json`` exists: ``ivr sandbox up`` writes it, production has none),
+    else the real time."""
+    from ivr.escalation.testclock import CLOCK_FILE, TestClock, utcnow
+    from ivr.sandbox.instance import InstancePaths
+
+    paths = InstancePaths(settings)
+    if not paths.state_file.is_file():
+        return utcnow
+    clock = TestClock(paths.dir / CLOCK_FILE)
+    logger.warning(
+        "cases: TEST CLOCK ON (sandbox instance %s): the SLA monitor's time is the real "
+        "time plus the offset in %s (now %s); `ivr cases clock advance 2d` moves it",
+        settings.instance, clock.path, clock.offset(),
+    )  # fmt: skip
+    return clock.now
+
+
+def build_sla_monitor(
+    settings: Settings, db: Database, client: AriClient, line: Line
+) -> tuple[SlaMonitor, AriEscalationCalls] | None:
+    """The SLA monitor and its ARI escalation calls, when ``cases.yaml`` exists
+    (``ConfigError`` when it is invalid); None otherwise."""
+    from ivr.cases.setup import case_store
+    from ivr.escalation.call import AriEscalationCalls
+    from ivr.escalation.monitor import SlaMonitor
+    from ivr.escalation.summary import PROMPT_IDS
+    from ivr.yamlsrc import ConfigError
+
+    path = cases_file(settings)
+    if not path.is_file():
+        logger.info("cases: no %s; no SLA monitor", path)
+        return None
+    store = case_store(settings, db)
+    prompts = frozenset(load_prompt_texts(settings.prompts_file))
+    missing = sorted(PROMPT_IDS - prompts)
+    if missing:
+        raise ConfigError(
+            str(settings.prompts_file), None, f"prompts.{missing[0]}",
+            "no text, and the escalation call says it (ivr/escalation/summary.py)",
+        )  # fmt: skip
+    clock = sla_clock(settings)
+    calls = AriEscalationCalls(client, settings.app_name, line.voice, prompts, clock=clock)
+    return SlaMonitor(store, calls, clock=clock), calls
 
 
 def build_backoffice(settings: Settings, db: Database, chats: ConversationStore | None) -> Backoffice:

@@ -51,6 +51,9 @@ class Ports:
     agent_sip: int = 5070
     ops_http: int = 8080
     whatsapp_sim: int = 8095  # the WhatsApp Cloud API simulator (sandbox, demo, tests)
+    # The sandbox's support extensions 6001-6004 (escalation calls): sipp or a
+    # softphone listens on support_sip + 1..4 (ivr/defaults/dialplans/pjsip.conf).
+    support_sip: int = 5080
     smtp: int = 2525  # the sandbox's SMTP peer (ivr.mail.testserver)
 
     def shifted(self, offset: int) -> Ports:
@@ -64,6 +67,7 @@ class Ports:
             agent_sip=self.agent_sip + offset,
             ops_http=self.ops_http + offset,
             whatsapp_sim=self.whatsapp_sim + offset,
+            support_sip=self.support_sip + offset,
             smtp=self.smtp + offset,
         )
 
@@ -183,6 +187,7 @@ class Settings:
             agent_sip=_int(env, "CITAS_AGENT_SIP_PORT", ports.agent_sip),
             ops_http=_int(env, "CITAS_OPS_PORT", ports.ops_http),
             whatsapp_sim=_int(env, "CITAS_WHATSAPP_SIM_PORT", ports.whatsapp_sim),
+            support_sip=ports.support_sip,
             smtp=_int(env, "CITAS_SMTP_PORT", ports.smtp),
         )
         for name, value in vars(ports).items():

@@ -130,6 +130,36 @@ class AriClient(OwnedSession):
         )
         return Channel.from_json(_expect_obj(data, "channel"))
 
+    async def originate(
+        self,
+        channel_id: str,
+        *,
+        endpoint: str,
+        app: str,
+        app_args: Sequence[str] = (),
+        caller_id: str | None = None,
+        timeout_s: int = 30,
+    ) -> Channel:
+        """Dial ``endpoint`` (``PJSIP/6001``) as a new channel ``channel_id`` that
+        enters Stasis app ``app`` (with ``app_args``) once answered; Asterisk gives
+        up after ``timeout_s`` seconds of ringing. Our app gets the channel's
+        events from its creation, so an unanswered call ends in a
+        ``ChannelDestroyed`` with the hang-up cause. ``AriConflict``-like errors
+        (``AriError``) when the id is in use or the endpoint is unknown."""
+        data = await self._request(
+            "POST",
+            "/channels/{channelId}",
+            path_params={"channelId": channel_id},
+            params={
+                "endpoint": endpoint,
+                "app": app,
+                "appArgs": ",".join(app_args) or None,
+                "callerId": caller_id,
+                "timeout": timeout_s,
+            },
+        )
+        return Channel.from_json(_expect_obj(data, "channel"))
+
     async def answer(self, channel_id: str) -> None:
         await self._channel_post(channel_id, "/answer")
 

@@ -41,8 +41,9 @@ CHANNEL_NAMES = {"voice": "teléfono", "chat": "WhatsApp"}
 
 def add_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser], settings_for: SettingsFor
-) -> None:
-    """Add ``cases list`` and ``cases show`` to the ``ivr`` command."""
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """Add ``cases list`` and ``cases show`` to the ``ivr`` command; returns the
+    ``cases`` subcommands, where other parts add theirs (``clock``, ``phone``)."""
     cases = subparsers.add_parser("cases", help="casos radicados (solo lectura)")
     sub = cases.add_subparsers(dest="cases_command", required=True)
     p = sub.add_parser("list", help="la cola de casos, el más próximo a vencer primero")
@@ -60,6 +61,7 @@ def add_parser(
     p.add_argument("--json", action="store_true")
     p.add_argument("--instance", help="instance name (default: CITAS_INSTANCE or 'default')")
     p.set_defaults(func=cmd_cases, settings_for=settings_for)
+    return sub
 
 
 def cmd_cases(args: argparse.Namespace) -> int:

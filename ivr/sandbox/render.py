@@ -20,6 +20,10 @@ from ivr.settings import TEMPLATE_DIR, Settings
 
 _PLACEHOLDER = re.compile(r"@@([a-z_]+)@@")
 
+# The sandbox's support extensions (the people an escalation call rings):
+# extension 600N is a PJSIP endpoint whose contact is port support_sip + N.
+SUPPORT_EXTENSIONS = ("6001", "6002", "6003", "6004")
+
 SMOKE_NUMBER = "4440001"
 # Asterisk's data directory (sounds, ARI's rest-api, documentation) as the
 # package installs it; a sandbox instance has its own (``manager.link_data_dir``).
@@ -51,6 +55,7 @@ def template_values(
         "rtp_start": str(p.rtp_start),
         "rtp_end": str(p.rtp_end),
         "agent_sip_port": str(p.agent_sip),
+        "support_endpoints": support_endpoints(settings),
         "ops_port": str(p.ops_http),
         "ari_user": settings.ari_user,
         "ari_password": settings.ari_password,
@@ -62,6 +67,29 @@ def template_values(
         "smoke_number": SMOKE_NUMBER,
         "dialplan_smoke_number": DIALPLAN_SMOKE_NUMBER,
     }
+
+
+def support_port(settings: Settings, extension: str) -> int:
+    """The loopback port where the sandbox's support extension listens
+    (``support_sip`` + its last digit): ``6001`` -> 5081 at offset 0."""
+    if extension not in SUPPORT_EXTENSIONS:
+        raise SandboxError(f"{extension} is not a sandbox support extension ({', '.join(SUPPORT_EXTENSIONS)})")
+    return settings.ports.support_sip + SUPPORT_EXTENSIONS.index(extension) + 1
+
+
+def support_endpoints(settings: Settings) -> str:
+    """pjsip.conf sections for ``SUPPORT_EXTENSIONS``: one endpoint and AOR each,
+    named by the extension (what ``PJSIP/<extension>`` dials)."""
+    sections = []
+    for ext in SUPPORT_EXTENSIONS:
+        sections.append(
+            f"[{ext}]\ntype = endpoint\ntransport = transport-udp\ncontext = citas-support-side\n"
+            "disallow = all\nallow = ulaw,alaw\ndtmf_mode = auto_info\ndirect_media = no\n"
+            f"rtp_symmetric = yes\nlanguage = es\naors = {ext}\n\n"
+            f"[{ext}]\ntype = aor\n"
+            f"contact = sip:{ext}@{settings.host}:{support_port(settings, ext)}\n"
+        )
+    return "\n".join(sections)
 
 
 def render_text(text: str, values: Mapping[str, str], source: str) -> str:

@@ -180,3 +180,55 @@ def agent_xml(hold_ms: int = 1500) -> str:
             "</scenario>\n",
         ]
     )
+
+
+def support_xml(workdir: Path, *, answer: bool, digits: str = "1", after_ms: int = 2500,
+                bye_timeout_ms: int = 60000) -> str:  # fmt: skip
+    """A support extension (the escalation call's person) as a sipp UAS, for one call.
+
+    ``answer``: it answers (PCMU, RFC 4733 telephone-event 101, as Asterisk
+    offers), waits ``after_ms`` into the summary, presses ``digits`` (RFC 4733,
+    our own capture: ``ivr.scenarios.rtpevents``) and waits for Asterisk's BYE;
+    otherwise it refuses the call with ``480 Temporarily Unavailable`` (a phone
+    that does not answer: Asterisk's cause 19, ``no_answer``).
+    """
+
+    def reply(code: str, sdp: bool = False) -> str:
+        lines = [
+            "SIP/2.0 " + code, "[last_Via:]", "[last_From:]",
+            "[last_To:];tag=[pid]Support[call_number]", "[last_Call-ID:]", "[last_CSeq:]",
+            "Contact: <sip:support@[local_ip]:[local_port]>",
+        ]  # fmt: skip
+        if sdp:
+            lines += [
+                "Content-Type: application/sdp", "Content-Length: [len]", "",
+                "v=0", "o=support 1 1 IN IP[local_ip_type] [local_ip]", "s=-",
+                "c=IN IP[media_ip_type] [media_ip]", "t=0 0",
+                "m=audio [auto_media_port] RTP/AVP 0 101", "a=rtpmap:0 PCMU/8000",
+                "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-15", "a=sendrecv",
+            ]  # fmt: skip
+        else:
+            lines.append("Content-Length: 0")
+        return "\n".join(lines)
+
+    ok = "\n".join(["SIP/2.0 200 OK", "[last_Via:]", "[last_From:]", "[last_To:]",
+                    "[last_Call-ID:]", "[last_CSeq:]", "Content-Length: 0"])  # fmt: skip
+    out = [_HEAD, '<scenario name="citas support extension">',
+           '<recv request="INVITE" rrs="true"/>', f"<send>{_cdata(reply('100 Trying'))}</send>"]  # fmt: skip
+    if not answer:
+        out += [f"<send>{_cdata(reply('480 Temporarily Unavailable'))}</send>", '<recv request="ACK"/>']
+    else:
+        pcap = workdir / "support-dtmf.pcap"
+        length = write_pcap(pcap, digits, seq=1000, timestamp=16000)
+        out += [
+            f"<send>{_cdata(reply('180 Ringing'))}</send>",
+            f'<send retrans="500">{_cdata(reply("200 OK", sdp=True))}</send>',
+            '<recv request="ACK"/>',
+            f'<pause milliseconds="{after_ms}"/>',
+            f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>',
+            f'<pause milliseconds="{int(length * 1000) + 200}"/>',
+            f'<recv request="BYE" timeout="{bye_timeout_ms}"/>',
+            f"<send>{_cdata(ok)}</send>",
+        ]
+    out += ['<ResponseTimeRepartition value="100, 500, 1000"/>', "</scenario>\n"]
+    return "\n".join(out)

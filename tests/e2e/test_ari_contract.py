@@ -55,6 +55,13 @@ async def exercise_every_call(client: AriClient) -> None:
             await call
         # 404 for the missing channel: the route itself exists and accepted our parameters.
         assert isinstance(info.value, AriNotFound), info.value
+    # The escalation call's originate (ivr/escalation/call.py): an endpoint that does
+    # not exist is refused, after the route took our parameters.
+    with pytest.raises(AriError):
+        await client.originate(
+            "esc-contract", endpoint="PJSIP/no-such-endpoint-0", app="citas-contract",
+            app_args=("escalation", "contract"), caller_id='"x" <1>', timeout_s=1,
+        )  # fmt: skip
 
 
 async def test_every_rest_call_exists_in_asterisk_api_docs(sandbox: Sandbox) -> None:

@@ -18,7 +18,7 @@ PG_URL = os.environ.get("CITAS_TEST_PG_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 # Emptied between tests on PostgreSQL, which outlives one test (children first).
 APP_TABLES = (
-    "surveys", "case_events", "cases",
+    "escalation_attempts", "sla_marks", "surveys", "case_events", "cases",
     "chat_handoffs", "chat_outbound", "chat_inbound", "conversations",
     "bookings", "booking_guards", "slots", "sms_outbox", "mail_outbox", "call_records",
     "ops_flags", "ops_windows", "ops_audit", "ops_alerts", "ops_tokens",

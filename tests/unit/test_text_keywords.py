@@ -241,7 +241,7 @@ def _diffs(connection: Connection) -> list[object]:
 async def test_migration_0010_matches_the_tables_and_downgrades(db: Database) -> None:
     async with db.engine.begin() as conn:
         assert await conn.run_sync(_diffs) == []
-        await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "-1"))
+        await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0009"))
         names = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
         assert names & MY_TABLES == set() and "conversations" in names
     await db.migrate()

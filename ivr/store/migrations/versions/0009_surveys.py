@@ -1,7 +1,7 @@
 """surveys: ratings 1-10 and comments after a closed case or a call
 
 Revision ID: 0009
-Revises: 0007 (cases; the integrator re-chains after 0008 at merge)
+Revises: 0008 (escalation; issue 11 migrations chained in number order at merge)
 
 The table of ``ivr.surveys.tables`` (issue 11 §4): one survey per case and one
 per call (partial unique indexes, both databases), its channel, state, the
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

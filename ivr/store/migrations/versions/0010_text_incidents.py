@@ -1,7 +1,7 @@
 """text analysis and incident reports: keyword lists, keywords, their audit, analyses, reports
 
 Revision ID: 0010
-Revises: 0011 (issue 11 "Cases": re-chained after the mail outbox when main had it; the integrator places 0008 and 0009 before)
+Revises: 0009 (surveys; issue 11 migrations chained in number order at merge)
 
 The tables of ``ivr.text.tables`` (issue 11 §5): keyword lists that admins edit
 (``keyword_lists``, ``keywords`` with whether a match raises a case's
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0011"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

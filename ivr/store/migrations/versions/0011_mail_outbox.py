@@ -1,7 +1,7 @@
 """mail: the e-mail outbox (case answers by e-mail, issue 11 §2)
 
 Revision ID: 0011
-Revises: 0009 (relinked from 0007 when merged after 0009, surveys)
+Revises: 0010 (keywords, text analyses, incident reports; issue 11 migrations chained in number order at merge)
 
 The table of ``ivr.mail.outbox``: one row per message, its idempotency key
 unique (``case-answer:<number>:<event id>`` for a case's answer), status,
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
