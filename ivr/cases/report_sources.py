@@ -47,7 +47,7 @@ CASE_EVENTS = table(
 
 ESCALATION_ATTEMPTS = table(
     "escalation_attempts",
-    column("id", Integer),
+    column("id", String),
     column("case_id", String),
     column("clock", String),
     column("person", String),

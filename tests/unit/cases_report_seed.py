@@ -19,7 +19,6 @@ from ivr.chat.tables import ConversationRow
 from ivr.ops.tables import AuditRow
 from ivr.store.db import Database
 from ivr.store.models import CallRecordRow
-from tests.unit import cases_report_tables as t
 from tests.unit.databases import migrated_database
 
 BOGOTA = ZoneInfo("America/Bogota")
@@ -37,9 +36,8 @@ def new_id() -> str:
 
 @asynccontextmanager
 async def report_database(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated database with the report's other tables, empty."""
+    """A migrated database, empty."""
     async with migrated_database(backend, tmp_path) as db:
-        await t.create_report_tables(db.engine)
         yield db
 
 
@@ -124,12 +122,17 @@ def event(
             "old": None, "new": {"clock": "first_response", "percent": percent}, "detail": ""}  # fmt: skip
 
 
+_STEPS = itertools.count()
+
+
 def attempt(
     case_id: str, started_at: datetime, person: str, result: str, *, acknowledged: bool = False
 ) -> dict[str, Any]:
+    kind = {"skipped_quiet_hours": "skip", "suppressed_duplicate": "dup"}.get(result, "call")
     return {
-        "case_id": case_id, "clock": "first_response", "step": 0, "person": person,
-        "extension": "6001", "started_at": started_at,
+        "id": new_id(), "case_id": case_id, "clock": "first_response", "kind": kind,
+        "step": next(_STEPS),  # (case, clock, step, kind) is unique (migration 0008)
+        "person": person, "extension": "6001", "started_at": started_at,
         "answered_at": started_at + timedelta(seconds=5) if acknowledged else None,
         "acknowledged_at": started_at + timedelta(seconds=9) if acknowledged else None,
         "result": result, "detail": "",

@@ -1,56 +1,22 @@
-"""The tables of other parts of issue 11 that the reports read, for the report tests.
+"""The tables of issue 11 that the reports read, under the names the report tests use.
 
-Built from the design's definitions only (``/work/helpers/CASES.md``, "Tables other
-parts read") until each part's migration is in main: escalation attempts (0008),
-surveys (0009), text analyses (0010). When a migration lands, its table leaves this
-module and the tests get it from ``Database.migrate()``, as ``cases`` and
-``case_events`` (core, 0007) did.
+Every one is made by the migrations (cases 0007, escalation attempts 0008, surveys
+0009, text analyses 0010): the tests seed the real tables.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, inspect, text
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from ivr.cases.tables import CaseEventRow, CaseRow
-from ivr.store.models import UtcDateTime
+from ivr.escalation.tables import EscalationAttemptRow
 from ivr.surveys.tables import SurveyRow
 from ivr.text.tables import TextAnalysisRow
-
-METADATA = MetaData()
-
-ESCALATION_ATTEMPTS = Table(
-    "escalation_attempts", METADATA,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("case_id", String(36), nullable=False),
-    Column("clock", String(16), nullable=False),
-    Column("step", Integer, nullable=False),
-    Column("person", String(64), nullable=False),
-    Column("extension", String(32), nullable=False),
-    Column("started_at", UtcDateTime(), nullable=False, index=True),
-    Column("answered_at", UtcDateTime(), nullable=True),
-    Column("acknowledged_at", UtcDateTime(), nullable=True),
-    Column("result", String(32), nullable=False),
-    Column("detail", Text, nullable=False, default=""),
-)  # fmt: skip
 
 # Core's tables (migration 0007), under the names the tests use.
 CASES = CaseRow.__table__
 CASE_EVENTS = CaseEventRow.__table__
 # The surveys part's table (migration 0009, in main).
 SURVEYS = SurveyRow.__table__
+# The escalation part's table (migration 0008, in main).
+ESCALATION_ATTEMPTS = EscalationAttemptRow.__table__
 # The sentiment part's table (migration 0010, in main).
 TEXT_ANALYSES = TextAnalysisRow.__table__
-
-TABLES = (ESCALATION_ATTEMPTS,)
-
-
-async def create_report_tables(engine: AsyncEngine) -> None:
-    """Each table above that the migrations did not create, created; one that exists
-    (a migration's, or ours left on PostgreSQL by an earlier test) emptied instead."""
-    async with engine.begin() as conn:
-        existing = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
-        for table in TABLES:
-            if table.name in existing:
-                await conn.execute(text(f"DELETE FROM {table.name}"))
-        await conn.run_sync(METADATA.create_all)

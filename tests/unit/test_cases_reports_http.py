@@ -61,7 +61,6 @@ class Api:
 
 @pytest.fixture
 async def api(db: Database) -> AsyncIterator[Api]:
-    await t.create_report_tables(db.engine)
     service = FlagService(OpsStore(db), flag_registry(load_reference()))
     token = await service.create_token(BOOTSTRAP, "vera", Role.VIEWER, "pruebas")
     figures = CaseReports(db, lambda group: CALENDAR, BOGOTA, clock=lambda: NOW)
