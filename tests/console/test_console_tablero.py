@@ -47,7 +47,6 @@ async def _seed(server: OpsServer) -> None:
     db = Database(Settings.from_env(server.env).database_url, timeout=5.0)
     now = datetime.now(UTC)
     try:
-        await t.create_report_tables(db.engine)
         # Today in Bogotá (the line's zone) whatever the hour the test runs at.
         midnight = datetime.combine(now.astimezone(BOGOTA).date(), datetime.min.time(), BOGOTA)
         filed = max(now - timedelta(hours=3), midnight.astimezone(UTC))

@@ -5,17 +5,14 @@ variables, its outcome), and the controller serves the Tablero page and the XLSX
 
 from __future__ import annotations
 
-import asyncio
 import urllib.request
 from typing import Any
 
 import pytest
 
-from ivr.store.db import Database
 from ivr.xlsx_export import read_back
 from tests.e2e.conftest import ControllerProcess, Sandbox, ok, wait_until
 from tests.e2e.ops_peers import OpsApi, create_token
-from tests.unit.cases_report_tables import create_report_tables
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +43,6 @@ def test_a_booked_target_call_is_in_the_funnel_and_the_export(
 
     status, page = api.request("GET", "/console/tablero.html", token="")
     assert status == 200 and "Tablero" in page
-    asyncio.run(_report_tables(sandbox))
     status, _ = api.request("GET", "/api/reports/export", token="")
     assert status == 401
     request = urllib.request.Request(api.base + "/api/reports/export?site=norte",
@@ -57,12 +53,3 @@ def test_a_booked_target_call_is_in_the_funnel_and_the_export(
     assert sheet[0][:3] == ["Sede", "Llamantes objetivo", "Agendaron por teléfono"]
     assert sheet[1][:3] == [ANA_SITE, after["target"], after["booked_phone"]]
 
-
-async def _report_tables(sandbox: Sandbox) -> None:
-    """The tables of escalation, surveys and sentiment the figures read, until their
-    migrations (0008-0010) are in this branch (then: already there, left as they are)."""
-    db = Database(sandbox.settings.database_url, timeout=5.0)
-    try:
-        await create_report_tables(db.engine)
-    finally:
-        await db.close()
