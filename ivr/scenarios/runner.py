@@ -153,7 +153,7 @@ SEED_PATIENT, SEED_SITE = "1010101010", "norte"
 SEED_SERVICES = ("890201", "890301")  # medicina general primera vez, then control
 # The case scenarios' affiliates (Lucía by phone, Mateo by chat; site sur, no
 # slots) and the specialty they file for (medicina general primera vez).
-CASE_AFFILIATES = ("1313131313", "1414141414")
+CASE_AFFILIATES = ("1313131313", "1414141414", "1515151515")  # Lucía, Mateo, Nora
 CASE_SERVICE = ("general", "mg_first", "890201", "sur")
 
 

@@ -20,7 +20,7 @@ from tests.e2e.conftest import ControllerProcess, Sandbox, ok
 
 pytestmark = pytest.mark.e2e
 
-LUCIA, MATEO = "1313131313", "1414141414"  # config/citas/affiliates.yaml
+LUCIA, MATEO, NORA = "1313131313", "1414141414", "1515151515"  # config/citas/affiliates.yaml
 
 
 def open_case(sandbox: Sandbox, affiliate_id: str) -> Case:
@@ -86,3 +86,24 @@ def test_a_chat_files_a_case(sandbox: Sandbox, controller: ControllerProcess) ->
     assert case.journey_id == report["conversation"]["journey_id"]
     said = [line for line in report["transcript"] if line.lstrip().startswith("<")]
     assert any(case.number in line for line in said)  # the number, in the conversation
+
+
+@pytest.mark.timeout(240)  # one call of about 70 s, slower under load
+def test_a_caller_who_changed_band_and_doctor_and_declined_files_a_case(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
+    """The issue's path word for word: the caller changes the time band (3) and the
+    doctor (4) herself, declines (0), then files; the evidence is her own searches."""
+    report = ok(sandbox.call("case-after-changes"))
+    (record,) = report["records"]
+    case = open_case(sandbox, NORA)
+    assert is_valid(case.number) and case.channel == "voice" and case.consent
+    assert (case.specialty, case.site_id, case.contact_email) == ("general", "norte", None)
+    assert case.contact_phone == "+573001515151"
+    bands = {e["time_band"] for e in case.search_evidence}
+    doctors = {e["exclude_doctor_id"] for e in case.search_evidence} - {None}
+    assert "afternoon" in bands and doctors, case.search_evidence  # her own changes
+    assert record["variables"]["case_number"] == case.number
+    assert spoken_number(record, case.number) == 4
+    (sms,) = report["sms"]
+    assert case.number in sms["text"]
