@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from ivr.cases.config import CasesConfig, load_cases_config
 from ivr.cases.model import STATES, Case, CaseEvent
-from ivr.cases.number import is_valid, normalise
+from ivr.cases.number import invalid_reason, normalise
 from ivr.cases.sla import case_clocks
 from ivr.cases.store import CaseStore, utcnow
 from ivr.masking import mask_number
@@ -88,9 +88,10 @@ async def _run(args: argparse.Namespace, settings: Settings, config: CasesConfig
                 print(render_list(found, ZoneInfo(config.timezone)))
             return 0
         number = normalise(args.number)
-        case = await store.get(number) if is_valid(number) else None
+        reason = invalid_reason(number)
+        case = await store.get(number) if reason is None else None
         if case is None:
-            why = "" if is_valid(number) else " (el dígito de control no corresponde)"
+            why = "" if reason is None else f" ({reason})"
             print(f"No existe el caso {args.number}{why}.", file=sys.stderr)
             return 1
         events = await store.events(number)

@@ -85,8 +85,9 @@ SCHEMAS: dict[str, Any] = {
             "ends_at": {"type": ["string", "null"], "format": "date-time"}},
             "description": "Whether a WhatsApp answer may be sent now (Meta's 24-hour customer-service window) and, if not, why (Spanish)."},
     }},
-    "CaseOptions": {"type": "object", "required": ["states", "groups", "people"], "properties": {
+    "CaseOptions": {"type": "object", "required": ["states", "groups", "people", "timezone"], "properties": {
         "states": {"type": "array", "items": STRING},
+        "timezone": {"type": "string", "description": "The cases' IANA time zone (cases.yaml `timezone`): the console shows and reads every instant in it, whatever the browser's zone."},
         "groups": {"type": "array", "items": {"type": "object"}},
         "people": {"type": "array", "items": {"type": "object"}},
         "channels": {"type": "array", "items": STRING}}},
@@ -204,6 +205,7 @@ class CaseRoutes:
             "groups": [{"id": gid, "name": g.name} for gid, g in config.groups.items()],
             "people": [{"id": pid, "name": p.name} for pid, p in config.people.items()],
             "channels": list(ANSWER_CHANNELS),
+            "timezone": config.timezone,
         })  # fmt: skip
 
     async def get_case(self, request: web.Request, call: Call) -> web.StreamResponse:

@@ -53,6 +53,24 @@ def is_valid(number: str) -> bool:
     return damm.is_valid(number) and int(number[:SEQUENCE_DIGITS]) >= 1
 
 
+def invalid_reason(number: str) -> str | None:
+    """Why ``number`` (already :func:`normalise`d) is not a case number, in Spanish
+    for the operator, or ``None`` when it is valid. The reasons, in order: not 7
+    ASCII digits; a check digit that does not match (a mistyped or swapped digit,
+    which Damm always detects); the sequence 0, which is never issued.
+
+    >>> invalid_reason("13"), invalid_reason("0000031"), invalid_reason("0000013")
+    ('un número de radicado tiene 7 dígitos', 'el dígito de control no corresponde', None)
+    """
+    if len(number) != NUMBER_LENGTH or not (number.isascii() and number.isdigit()):
+        return f"un número de radicado tiene {NUMBER_LENGTH} dígitos"
+    if not damm.is_valid(number):
+        return "el dígito de control no corresponde"
+    if int(number[:SEQUENCE_DIGITS]) < 1:
+        return "ningún caso lleva la secuencia 0"
+    return None
+
+
 def sequence_of(number: str) -> int:
     """The sequence a valid number was made from; ``ValueError`` for an invalid one."""
     if not is_valid(number):

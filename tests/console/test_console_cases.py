@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
@@ -247,3 +248,43 @@ def test_ivr_ops_serve_serves_the_page_and_the_routes_too(ops_server: OpsServer)
         assert (response.status, json.load(response)) == (200, {"cases": []})
     with urllib.request.urlopen(ops_server.url + "/console/cases.html", timeout=10) as page:
         assert "Cola de casos" in page.read().decode()
+
+
+# Review of issue 11: on a machine whose zone is not Bogotá's (the sandbox's, UTC) the
+# queue showed the promise "a más tardar el lunes 7 de diciembre" (17:00 in Bogotá) as
+# "7/12/2026, 10:00:00 p. m.", and "vence antes de" was read in the browser's zone.
+# The kind: any instant shown or read in the browser's zone instead of the cases' zone
+# (cases.yaml `timezone`). Tested over browser zones on both sides of Bogotá's.
+BROWSER_ZONES = ("UTC", "Asia/Tokyo", "America/Los_Angeles", "America/Bogota")
+
+
+def _text(element_text: str) -> str:
+    return " ".join(element_text.replace("\u00a0", " ").replace("\u202f", " ").split())
+
+
+def test_times_are_shown_and_read_in_the_cases_zone_whatever_the_browsers(
+    browser: WebDriver, cases_server: CasesServer
+) -> None:
+    server = cases_server
+    norte, sur, pediatria = seed(server)
+    due = norte.due_at.astimezone(ZoneInfo("America/Bogota"))
+    assert (due.hour, due.minute) == (17, 0) and sur.due_at == norte.due_at
+    assert pediatria.due_at > norte.due_at + timedelta(hours=12)
+    day = f"{due.day}/{due.month}/{due.year}"
+    for zone in BROWSER_ZONES:
+        browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": zone})
+        browser.get(server.url + "/console/cases.html")
+        browser.execute_script("sessionStorage.clear()")
+        log_in(browser, server, "vera")
+        wait_queue(browser, [norte.number, sur.number, pediatria.number])
+        shown = _text(css(browser, f'#cases tr[data-number="{norte.number}"] td:nth-child(3)').text)
+        assert shown == f"{day}, 5:00:00 p. m.", (zone, shown)
+        for wall, expected in (("16:00", []), ("18:00", [norte.number, sur.number])):
+            browser.execute_script(
+                "document.getElementById('filter-due').value = arguments[0]",
+                f"{due:%Y-%m-%d}T{wall}",
+            )
+            browser.find_element(By.ID, "filter-apply").click()
+            wait_queue(browser, expected)
+        browser.find_element(By.ID, "filter-clear").click()
+        wait_queue(browser, [norte.number, sur.number, pediatria.number])

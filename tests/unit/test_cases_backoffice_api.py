@@ -200,6 +200,7 @@ async def test_the_options_list_the_groups_people_and_channels(desk: Desk) -> No
     assert {"id": "citas", "name": "Agendamiento de citas"} in options["groups"]
     assert {"id": "lider_citas", "name": "Líder de citas"} in options["people"]
     assert options["channels"] == ["email", "whatsapp"]
+    assert options["timezone"] == "America/Bogota"  # the console shows instants in it
 
 
 async def test_the_detail_says_whether_whatsapp_can_answer_now(desk: Desk) -> None:

@@ -85,9 +85,17 @@ def test_show_masks_and_tells_the_clocks(
     assert '"wa_id": "*********877"' in out and "573009998877" not in out
 
 
-@pytest.mark.parametrize("typed", ["0000012", "0000031", "9999999", "abc"])
+@pytest.mark.parametrize(
+    ("typed", "why"),
+    [("0000012", " (el dígito de control no corresponde)"),
+     ("0000031", " (el dígito de control no corresponde)"),
+     ("9999999", " (el dígito de control no corresponde)"),
+     ("abc", " (un número de radicado tiene 7 dígitos)"),
+     ("13", " (un número de radicado tiene 7 dígitos)"),  # review: was "dígito de control"
+     ("0005004", "")],  # a well-formed number no case has
+)  # fmt: skip
 def test_show_refuses_a_mistyped_number(
-    capsys: pytest.CaptureFixture[str], filed: list[str], typed: str
+    capsys: pytest.CaptureFixture[str], filed: list[str], typed: str, why: str
 ) -> None:
     code, out, err = run(capsys, "cases", "show", typed)
-    assert code == 1 and "No existe el caso" in err and out == ""
+    assert code == 1 and err.strip() == f"No existe el caso {typed}{why}." and out == ""

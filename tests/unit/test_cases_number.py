@@ -20,6 +20,7 @@ from ivr.cases.number import (
     NumberingExhausted,
     format_number,
     groups,
+    invalid_reason,
     is_valid,
     normalise,
     sequence_of,
@@ -80,3 +81,36 @@ def test_groups_put_the_number_back_together(seq: int) -> None:
 
 def test_a_dictated_number_is_normalised() -> None:
     assert normalise("000 001-3") == "0000013" and is_valid(normalise("00.00.01.3"))
+
+
+# The reason given for an invalid number must be the true one: ``ivr cases show 13``
+# said "el dígito de control no corresponde" although 13 is too short (review of
+# issue 11); a tester then hunts for a wrong digit that is not there.
+LENGTH = "un número de radicado tiene 7 dígitos"
+CHECK = "el dígito de control no corresponde"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [("13", LENGTH), ("abc", LENGTH), ("", LENGTH), ("00000133", LENGTH), ("000001a", LENGTH),
+     ("０００００１3", LENGTH), ("0000012", CHECK), ("0000031", CHECK), ("9999999", CHECK),
+     ("0000000", "ningún caso lleva la secuencia 0"), ("0000013", None)],
+)  # fmt: skip
+def test_invalid_reason_names_the_true_fault(text: str, reason: str | None) -> None:
+    assert invalid_reason(text) == reason
+
+
+@given(SEQUENCES, st.integers(0, 6), st.integers(1, 9))
+def test_a_mistyped_digit_is_reported_as_the_check_digit(
+    seq: int, position: int, shift: int
+) -> None:
+    number = format_number(seq)
+    assert invalid_reason(number) is None
+    wrong = str((int(number[position]) + shift) % 10)
+    typo = number[:position] + wrong + number[position + 1 :]
+    assert invalid_reason(typo) == CHECK  # Damm detects every single-digit error
+
+
+@given(st.text(max_size=12).filter(lambda t: len(t) != 7))
+def test_any_other_length_is_reported_as_the_length(text: str) -> None:
+    assert invalid_reason(text) == LENGTH

@@ -52,7 +52,24 @@ function showNotice(text) {
   $("notice").hidden = false;
 }
 
-const formatTime = (iso) => (iso ? new Date(iso).toLocaleString("es-CO") : "");
+// Instants are shown, and the "vence antes de" filter read, in the cases' time zone
+// (cases.yaml `timezone`, from /api/case-options), not the browser's: the promise told
+// to the caller ("a más tardar el lunes 7", 17:00 in Bogotá) must read the same to an
+// operator whose machine runs on UTC.
+const caseZone = () => (page.options && page.options.timezone) || "America/Bogota";
+const formatTime = (iso) => (iso ? new Date(iso).toLocaleString("es-CO", { timeZone: caseZone() }) : "");
+
+// "YYYY-MM-DDTHH:MM" (a datetime-local input) read as a wall-clock time in `zone`,
+// as an ISO 8601 instant: the zone's offset at that wall time, found with Intl.
+function zonedToIso(local, zone) {
+  const asUtc = new Date(`${local.length === 16 ? `${local}:00` : local}Z`);
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat("en-US", { timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit",
+      day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" })
+      .formatToParts(asUtc).map((p) => [p.type, p.value]));
+  const wall = Date.UTC(+parts.year, +parts.month - 1, +parts.day, +parts.hour, +parts.minute, +parts.second);
+  return new Date(asUtc.getTime() - (wall - asUtc.getTime())).toISOString();
+}
 const isOperator = () => page.me && ROLE_LEVEL[page.me.role] >= ROLE_LEVEL.operator;
 
 function cell(text, className) {
@@ -79,7 +96,7 @@ function filterQuery() {
   add("service", $("filter-service").value.trim());
   add("group", $("filter-group").value);
   add("assignee", $("filter-assignee").value.trim());
-  if ($("filter-due").value) add("due_before", new Date($("filter-due").value).toISOString());
+  if ($("filter-due").value) add("due_before", zonedToIso($("filter-due").value, caseZone()));
   if ($("filter-overdue").checked) q.set("overdue", "true");
   return q.toString();
 }
