@@ -39,6 +39,7 @@ from sqlalchemy import String, and_, column, or_, select, table, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ivr.cases.model import SYSTEM
 from ivr.cases.store import CaseError
 from ivr.masking import mask_number
 from ivr.store.db import Database, StoreUnavailable
@@ -184,7 +185,11 @@ class SurveyStore:
     # --- creation -----------------------------------------------------------------------
     async def ensure_for_closed_cases(self, *, limit: int = 100) -> int:
         """Create the survey of each case closed in the last ``CASE_MAX_AGE`` that has
-        none; returns how many this call created (0 when another worker did)."""
+        none; returns how many this call created (0 when another worker did).
+
+        A case closed by the system actor (``ivr.cases.model.SYSTEM``: no person
+        handled it, e.g. the scenario seeds resetting test data) is not surveyed:
+        the affiliate would be asked to rate an answer nobody gave."""
         now = self.clock()
 
         async def op(session: AsyncSession) -> int:
@@ -193,7 +198,7 @@ class SurveyStore:
                        CASES.c.assignee, CASES.c.closed_by)
                 .outerjoin(SurveyRow, and_(SurveyRow.case_id == CASES.c.id, SurveyRow.kind == CASE))
                 .where(CASES.c.state == "closed", CASES.c.closed_at >= now - CASE_MAX_AGE,
-                       SurveyRow.id.is_(None))
+                       CASES.c.closed_by != SYSTEM.name, SurveyRow.id.is_(None))
                 .order_by(CASES.c.closed_at)
                 .limit(limit)
             )  # fmt: skip

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 import pytest
 
 from ivr.cases.config import CasesConfig, load_cases_config
-from ivr.cases.model import Actor, NewCase
+from ivr.cases.model import SYSTEM, Actor, NewCase
 from ivr.cases.store import CaseStore
 from ivr.chat.store import SERVICE_WINDOW, ConversationStore, InboundMessage
 from ivr.prompts import load_prompt_texts
@@ -194,6 +194,21 @@ async def test_cases_closed_before_the_age_limit_are_not_surveyed(
     assert await SurveyStore(db).list() == []
 
 
+async def test_a_case_closed_by_the_system_is_not_surveyed_one_closed_by_a_person_is(
+    db: Database, config: CasesConfig, clock: Clock
+) -> None:
+    """Regression (the newcomer's review): the scenario seeds reset test data by closing
+    cases as the system, and each reset sent the affiliate a survey about an answer nobody
+    gave. Only a case a person closed is surveyed."""
+    cases = CaseStore(db, config.calendar_for, config, clock=clock)
+    by_system = await cases.file(new_case("1010000002"))
+    await cases.close(by_system.number, resolution="Datos de prueba reiniciados", actor=SYSTEM)
+    by_person = await closed_case(cases, "1010000003")
+    assert await worker(db, clock).run_once() == 1
+    (survey,) = await SurveyStore(db).list()
+    assert survey.case_number == by_person
+
+
 # --- the dialogue, through the real runner ------------------------------------------------
 async def survey_sent_to(chat: Chat, number_of: str = ANA, by_sms: bool = False) -> str:  # noqa: F811
     """A closed case of ANA's surveyed by the worker; its number."""
@@ -287,7 +302,6 @@ async def test_the_sms_links_text_alone_gets_the_question_then_the_rating_counts
 async def test_the_case_history_tells_the_survey_and_a_history_that_fails_sends_it_anyway(
     db: Database, config: CasesConfig, clock: Clock
 ) -> None:
-    from ivr.cases.model import SYSTEM
     from ivr.cases.store import CaseNotFound
 
     cases = CaseStore(db, config.calendar_for, config, clock=clock)
