@@ -16,7 +16,7 @@ import threading
 import urllib.request
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -271,6 +271,16 @@ def test_times_are_shown_and_read_in_the_cases_zone_whatever_the_browsers(
     assert (due.hour, due.minute) == (17, 0) and sur.due_at == norte.due_at
     assert pediatria.due_at > norte.due_at + timedelta(hours=12)
     day = f"{due.day}/{due.month}/{due.year}"
+    try:
+        _each_zone(browser, server, day, due, (norte, sur, pediatria))
+    finally:  # the browser is shared: the next test must see the host's zone again
+        browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ""})
+
+
+def _each_zone(
+    browser: WebDriver, server: CasesServer, day: str, due: datetime, cases: tuple[Case, ...]
+) -> None:
+    norte, sur, pediatria = cases
     for zone in BROWSER_ZONES:
         browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": zone})
         browser.get(server.url + "/console/cases.html")
