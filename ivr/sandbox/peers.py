@@ -1,0 +1,87 @@
+"""A sandbox's peer processes (the WhatsApp simulator, the SMTP peer): started once
+by ``ivr sandbox up`` as their own process (so they outlive restarts of ``ivr serve``),
+found again by a pid file checked against their command line, stopped by ``ivr
+sandbox down``. One mechanism for every peer, so they start, wait and stop alike.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ivr.sandbox.instance import pid_alive
+from ivr.settings import Settings
+
+START_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Peer:
+    """``name`` in messages ("the SMTP peer"), the Python ``module`` it runs (its
+    command line is checked for it before any signal), ``stem`` of its pid and log
+    files under ``<state>/<instance>/``."""
+
+    name: str
+    module: str
+    stem: str
+
+    def pid_file(self, settings: Settings) -> Path:
+        return settings.state_dir / settings.instance / f"{self.stem}.pid"
+
+    def log_file(self, settings: Settings) -> Path:
+        return settings.state_dir / settings.instance / f"{self.stem}.log"
+
+    def running_pid(self, settings: Settings) -> int | None:
+        """Its pid when it runs (ours: the pid file's process runs ``module``)."""
+        try:
+            pid = int(self.pid_file(settings).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid, self.module) else None
+
+    def start(self, settings: Settings, command: Sequence[str], ready: Callable[[], bool]) -> int:
+        """Run ``command`` unless the peer runs; returns its pid once ``ready()``.
+
+        Raises ``RuntimeError`` when it exits, or is not ready within
+        ``START_TIMEOUT_S`` (it is stopped then)."""
+        pid = self.running_pid(settings)
+        if pid is not None:
+            return pid
+        self.pid_file(settings).parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file(settings).open("ab") as log:
+            proc = subprocess.Popen(
+                list(command), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        self.pid_file(settings).write_text(str(proc.pid))
+        # It outlives this command; a daemon thread reaps it if it ends while we still
+        # run (a test session), so it never lingers as a zombie (as the supervisor).
+        threading.Thread(target=proc.wait, name=f"reap-{self.stem}", daemon=True).start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {proc.returncode}")
+            if ready():
+                return proc.pid
+            time.sleep(0.1)
+        self.stop(settings)
+        raise RuntimeError(f"{self.name} did not answer within {START_TIMEOUT_S:g} s")
+
+    def stop(self, settings: Settings) -> None:
+        """Stop it (SIGTERM, SIGKILL after ``STOP_TIMEOUT_S``), if it runs."""
+        pid = self.running_pid(settings)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            while pid_alive(pid, self.module) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if pid_alive(pid, self.module):
+                os.kill(pid, signal.SIGKILL)
+        self.pid_file(settings).unlink(missing_ok=True)
