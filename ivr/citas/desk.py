@@ -38,12 +38,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ivr.booking.model import Booking
 from ivr.cases.model import Case
 from ivr.chat.tables import ChatInboundRow, ChatOutboundRow, ConversationRow
-from ivr.citas.affiliates import Affiliate, AffiliateDirectory
+from ivr.citas.affiliates import Affiliate, AffiliateDirectory, YamlAffiliateDirectory
 from ivr.citas.reference import Reference
 from ivr.desk.pop import CallKeys, ChatKeys, PopDetails, masked_person
-from ivr.flow.model import Flow
+from ivr.flow.model import Flow, chat_text
 from ivr.flow.nodes.menu import MenuNode
 from ivr.masking import mask_number
+from ivr.settings import Settings
 from ivr.store import StoreUnavailable
 from ivr.store.db import Database
 from ivr.store.models import CallRecordRow
@@ -51,6 +52,7 @@ from ivr.store.models import CallRecordRow
 logger = logging.getLogger(__name__)
 
 PENDING_PATH = "recorrido"
+FLOW = "citas"  # the flow whose menus the path names
 T = TypeVar("T")
 
 SEGMENTS = {
@@ -394,3 +396,32 @@ def _outbound_text(payload: Mapping[str, Any]) -> str:
         body = interactive.get("body")
         return str(body.get("text", "")) if isinstance(body, Mapping) else "[interactivo]"
     return "[mensaje]"
+
+
+def citas_pop_source(
+    settings: Settings, db: Database, *, flows: Mapping[str, Flow],
+    reference: Reference | None = None, slots: Appointments | None = None,
+) -> CitasPopSource:
+    """The citas pop source over ``db`` for ``settings``' deployment (composition root):
+    the affiliates directory, the call records, the booking source (``slots``: the
+    controller's guarded one; None: our own database), the cases, the chat tables,
+    and the citas flow's menus with their titles (the prompts' chat texts)."""
+    from ivr.booking.db import DbSlotSource
+    from ivr.cases.setup import case_store
+    from ivr.citas.reference import load_reference
+    from ivr.prompts import load_prompt_texts
+    from ivr.store.records import CallRecordStore
+
+    reference = reference or load_reference(settings.citas_dir)
+    zone = ZoneInfo(reference.line.timezone)
+    directory = YamlAffiliateDirectory.load(
+        settings.citas_dir / "affiliates.yaml", datetime.now(zone).date(), sites=reference.sites
+    )
+    texts = load_prompt_texts(settings.prompts_file)
+    cases = case_store(settings, db) if (settings.citas_dir / "cases.yaml").exists() else None
+    return CitasPopSource(
+        reference, directory, CallRecordStore(db),
+        appointments=slots or DbSlotSource(db, timeout=settings.request_timeout),
+        cases=cases, chats=ConversationHistory(db, zone), flow=flows.get(FLOW),
+        title=lambda prompt_id: chat_text(texts[prompt_id]) if prompt_id in texts else prompt_id,
+    )  # fmt: skip
