@@ -115,13 +115,17 @@ class DeskPopRoutes:
         try:
             await response.prepare(request)
             await response.write(_event("hello", {"agent": self.agent_json(agent)}))
-            while not sub.dropped.is_set():
+            while True:
                 try:
                     push = await asyncio.wait_for(sub.queue.get(), self.heartbeat_s)
                 except TimeoutError:
+                    if sub.dropped.is_set():
+                        break
                     await response.write(b": ping\n\n")
                     continue
                 await response.write(push.encode())
+                if sub.dropped.is_set() and sub.queue.empty():
+                    break
         except (ConnectionResetError, ConnectionError):
             logger.info("desk: desktop of agent %s disconnected", agent)
         finally:
@@ -187,5 +191,6 @@ def desk_pop_extension(screen: ScreenPop, config: DeskConfig, *, heartbeat_s: fl
         console_files=CONSOLE_FILES,
         pages=(ConsolePage("escritorio.html", "Escritorio"),),
         errors={NotAnAgent: (403, "not_an_agent")},
+        on_shutdown=(screen.hub.close,),
     )
 

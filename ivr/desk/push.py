@@ -21,6 +21,7 @@ lost that matters — the current contact lives in the database, not here).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -89,6 +90,16 @@ class PushHub:
                 sub.dropped.set()
                 self._remove(sub)
         return delivered
+
+    async def close(self) -> None:
+        """End every desktop's stream (the server stops): each gets a ``closing``
+        push and is dropped; its page reconnects to the next server."""
+        for subs in list(self._subs.values()):
+            for sub in list(subs):
+                sub.dropped.set()
+                with contextlib.suppress(asyncio.QueueFull):
+                    sub.queue.put_nowait(Push(next(self._ids), "closing", {}))
+                self._remove(sub)
 
     def _remove(self, sub: Subscription) -> None:
         subs = self._subs.get(sub.agent)

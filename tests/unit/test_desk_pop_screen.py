@@ -306,3 +306,16 @@ async def test_taking_a_chat_hand_off_pops_it_like_a_call(db: Database) -> None:
         missing = await desk.client.post("/api/desk/handoffs/999/take", headers=desk.auth("ana"))
         assert missing.status == 404
         response.close()
+
+
+async def test_a_stopping_server_ends_the_streams(db: Database) -> None:
+    async with desktop_on(db) as desk:
+        response = await desk.client.get("/api/desk/stream", headers=desk.auth("ana"))
+        await read_events(response, 1)
+        await eventually(lambda: desk.screen.hub.listeners("7001") == 1)
+        await desk.screen.hub.close()  # what the app's on_shutdown runs
+        events = [e for e, _ in await read_events(response, 1)]
+        assert events in (["closing"], ["ping"])
+        body = await asyncio.wait_for(response.content.read(), 5)  # the handler returned: EOF
+        assert b"event: pop" not in body
+        assert desk.screen.hub.listeners("7001") == 0
