@@ -67,6 +67,7 @@ TRANSFER_REASONS = {
     "self-service-off": "El autoservicio está apagado por operación",
     "redirect-off": "Sin cupo y la remisión a WhatsApp está apagada",
     "incident": "Reporta un incidente",
+    "asked": "Pidió hablar con un asesor",
     "ivr-error": "Falla del IVR durante la llamada",
     "ivr-restarted": "El IVR se reinició durante la llamada",
     "ivr-shutdown": "El IVR se estaba apagando",
