@@ -81,12 +81,36 @@ function renderPresence(data) {
   $("agent-pause-reason").textContent = data.paused && data.paused_reason ? `(${data.paused_reason})` : "";
 }
 
+// The queues part's view of the agent (GET /api/desk/agents: DeskAgent).
+function renderQueueStatus(agent) {
+  let state = "fuera de las colas";
+  if (agent.logged_in) state = agent.paused ? "en pausa" : (agent.in_call ? "en llamada" : (agent.device_label || "disponible"));
+  $("agent-state").textContent = state;
+  $("agent-pause-reason").textContent = agent.paused && agent.pause_reason ? `(${agent.pause_reason})` : "";
+  $("btn-login").disabled = agent.logged_in;
+  $("btn-logout").disabled = !agent.logged_in;
+  $("btn-pause").disabled = !agent.logged_in || agent.paused;
+  $("btn-unpause").disabled = !agent.logged_in || !agent.paused;
+}
+
+async function loadQueueStatus() {
+  const ext = page.agent.extension;
+  const answer = await api("GET", "/api/desk/agents");
+  const reasons = answer.pause_reasons || [];
+  if (reasons.length && $("pause-reason").dataset.loaded !== "1") {
+    $("pause-reason").replaceChildren(...reasons.map((r) => new Option(r.label, r.id)));
+    $("pause-reason").dataset.loaded = "1";
+  }
+  const mine = (answer.agents || []).find((a) => a.extension === ext);
+  if (mine) renderQueueStatus(mine);
+}
+
 async function presence(action) {
   const ext = page.agent.extension;
-  const body = action === "pause" ? { reason: $("pause-reason").value } : {};
+  const body = action === "pause" ? { reason: $("pause-reason").value } : undefined;
   const answer = await api("POST", `/api/desk/agents/${encodeURIComponent(ext)}/${action}`, body);
+  renderQueueStatus(answer);
   const words = { login: "en las colas", logout: "fuera de las colas", pause: "en pausa", unpause: "disponible" }[action];
-  renderPresence({ state_words: words, paused: action === "pause", paused_reason: body.reason || "" });
   showNotice(`Listo: ${words}.`);
   return answer;
 }
@@ -316,6 +340,11 @@ async function start() {
   page.panels.mountScript = await loadPanel("desk-script.js", "mountScript");
   page.panels.mountEscalation = await loadPanel("desk-levels.js", "mountEscalation");
   await refreshCurrent();
+  try {
+    await loadQueueStatus();
+  } catch (err) {
+    if (err.status !== 404) throw err;  // no queues on this server (ivr ops serve without AMI)
+  }
   await loadHandoffs();
   streamForever();
   setInterval(guarded(loadHandoffs), 10000);
