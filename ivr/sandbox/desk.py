@@ -49,12 +49,7 @@ Queue settings, and why (Asterisk 22's ``queues.conf.sample``):
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-import yaml
 
 from ivr.sandbox.errors import SandboxError
 from ivr.settings import Settings
@@ -72,8 +67,6 @@ TESTER_PENALTY = 100
 QUEUE_MAX_WAIT_S = 30
 # desk_sip + N, N = 1..: stays below the next sandbox block (offsets step by 100).
 MAX_SANDBOX_AGENTS = 40
-# app_queue reads queues.conf's [general] as its own settings, never as a queue.
-RESERVED_QUEUE_NAMES = frozenset({"general"})
 
 
 @dataclass(frozen=True)
@@ -98,43 +91,26 @@ class DeskLayout:
         return sorted(self.agents)
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m)?\s*$")
-
-
-def _seconds(value: Any, field: str, path: Path) -> int:
-    match = _DURATION.match(str(value))
-    if not match:
-        raise SandboxError(f"{path}: {field}: {value!r} is not a duration such as 20s")
-    return int(match.group(1)) * (60 if match.group(2) == "m" else 1)
-
-
 def load_layout(settings: Settings) -> DeskLayout | None:
     """The desk of ``<CITAS_CONFIG_DIR>/citas/desk.yaml``; ``None`` when the file is absent
     (a line without a desk: every agent VDN dials the tester agent, as before issue 12).
 
-    Raises ``SandboxError`` on a queue named as app_queue's reserved ``[general]``."""
+    Raises ``ConfigError`` (``ivr.desk.config.load_desk_config``: file, line, field; a
+    queue named ``general`` too) and ``SandboxError`` when the sandbox has no ports
+    for that many agents."""
+    from ivr.desk.config import load_desk_config
+
     path = settings.citas_dir / "desk.yaml"
     if not path.is_file():
         return None
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    queues = tuple(
-        QueueLayout(str(qid), str(q["name"]), str(q["extension"]), int(q["level"]))
-        for qid, q in (data.get("queues") or {}).items()
-    )
-    for queue in queues:
-        if queue.id.lower() in RESERVED_QUEUE_NAMES:
-            raise SandboxError(
-                f"{path}: queues: {queue.id!r} is app_queue's settings section in "
-                "queues.conf, it cannot name a queue"
-            )
-    agents = {str(ext): str(a["name"]) for ext, a in (data.get("agents") or {}).items()}
-    if len(agents) > MAX_SANDBOX_AGENTS:
+    config = load_desk_config(path)
+    if len(config.agents) > MAX_SANDBOX_AGENTS:
         raise SandboxError(f"{path}: agents: the sandbox has ports for {MAX_SANDBOX_AGENTS} agents")
     return DeskLayout(
-        queues,
-        agents,
-        _seconds(data.get("ring_timeout", "20s"), "ring_timeout", path),
-        _seconds(data.get("wrapup", "0s"), "wrapup", path),
+        tuple(QueueLayout(q.id, q.name, q.extension, q.level) for q in config.queues.values()),
+        {ext: a.name for ext, a in config.agents.items()},
+        int(config.ring_timeout.total_seconds()),
+        int(config.wrapup.total_seconds()),
     )
 
 

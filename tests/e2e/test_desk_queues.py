@@ -1,79 +1,73 @@
 """Desk agents in app_queue queues through the real Asterisk (issue 12 §1, docs/desk/queues.md).
 
-A sipp agent (``ivr.scenarios.deskagent``: REGISTER, then answer) is logged into
-its profile's queues; a non-target caller transferred by the IVR waits in queue
+A sipp agent (``ivr.scenarios.deskagent``: REGISTER, then answer) logs in through
+the ops API (``POST /api/desk/agents/7001/login`` with the token of its desk.yaml
+user, ``ana``); a non-target caller transferred by the IVR waits in queue
 ``l1_general`` (VDN 5550001) and the agent answers with the IVR's X-Citas-*
-headers. The tester agent (``PJSIP/agent``, a static member with a high penalty)
-is rung only when no desk agent can take the call.
+headers. Paused, or logged out, the agent is not rung: the tester agent
+(``PJSIP/agent``, a static member with a high penalty) takes the call, with the
+unchanged ``non-target-agent`` scenario. Three calls in all.
 """
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from ivr.ami import AmiActionFailed, AmiConnection
 from ivr.scenarios.deskagent import DeskAgentPhone
 from ivr.scenarios.spec import SCENARIO_DIR
 from ivr.settings import Settings
-from tests.e2e.conftest import ControllerProcess, Sandbox, ok
+from tests.e2e.conftest import ControllerProcess, Sandbox, ok, wait_until
+from tests.e2e.ops_peers import OpsApi, create_token
 
 pytestmark = pytest.mark.e2e
 
-AGENT = "7001"
-QUEUES = ("l1_general", "incidentes")  # profile recepcion (config/citas/desk.yaml)
+AGENT = "7001"  # Ana Gómez, user ana, profile recepcion (config/citas/desk.yaml)
+QUEUES = ["l1_general", "incidentes"]
 
 
-def ami(settings: Settings, *actions: Mapping[str, str]) -> list[Any]:
-    """Run AMI actions in order; each one's response, or its AmiActionFailed."""
-
-    async def run() -> list[Any]:
-        conn = AmiConnection(settings.host, settings.ports.ami, settings.ami_user,
-                             settings.ami_password, timeout=10)  # fmt: skip
-        await conn.connect()
-        try:
-            out: list[Any] = []
-            for fields in actions:
-                try:
-                    out.append(await conn.action(fields))
-                except AmiActionFailed as exc:
-                    out.append(exc)
-            return out
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
+@pytest.fixture(scope="module")
+def tokens(sandbox: Sandbox, controller: ControllerProcess) -> dict[str, str]:
+    return {
+        "ana": create_token(sandbox.env, "ana", "viewer"),  # an agent's own token
+        "bruno": create_token(sandbox.env, "bruno", "operator"),  # another agent
+        "admin": create_token(sandbox.env, "e2e-desk-admin", "admin"),
+    }
 
 
-def login(settings: Settings, extension: str) -> None:
-    for answer in ami(settings, *({
-        "Action": "QueueAdd", "Queue": q, "Interface": f"PJSIP/{extension}",
-        "MemberName": "Ana Gómez", "StateInterface": f"PJSIP/{extension}", "Penalty": "0",
-    } for q in QUEUES)):  # fmt: skip
-        assert not isinstance(answer, Exception), answer
+def api(settings: Settings, token: str) -> OpsApi:
+    return OpsApi(settings.ports.ops_http, token)
 
 
-def logout(settings: Settings, extension: str) -> None:
-    # "Not there" is fine: the test may have failed before its login.
-    ami(settings, *({"Action": "QueueRemove", "Queue": q, "Interface": f"PJSIP/{extension}"}
-                    for q in QUEUES))  # fmt: skip
+def agent_json(client: OpsApi, extension: str) -> dict[str, object]:
+    status, body = client.request("GET", "/api/desk/agents")
+    assert status == 200, body
+    (found,) = [a for a in body["agents"] if a["extension"] == extension]
+    return dict(found)
 
 
 @pytest.fixture
-def agent_phone(sandbox: Sandbox, tmp_path: Path) -> Iterator[DeskAgentPhone]:
-    logout(sandbox.settings, AGENT)  # a previous run's membership (persistentmembers)
+def ana(sandbox: Sandbox, tokens: dict[str, str], tmp_path: Path) -> Iterator[DeskAgentPhone]:
+    """Agent 7001's phone registered, and 7001 logged in with its own token."""
+    admin = api(sandbox.settings, tokens["admin"])
+    admin.request("POST", f"/api/desk/agents/{AGENT}/logout")  # a previous run's (persistent)
     phone = DeskAgentPhone(sandbox.settings, AGENT, tmp_path / "agent", talk_s=2, calls=1,
                            timeout_s=200)  # fmt: skip
     try:
+        status, body = api(sandbox.settings, tokens["ana"]).request(
+            "POST", f"/api/desk/agents/{AGENT}/login"
+        )
+        assert status == 200 and body["logged_in"] and body["queues"] == QUEUES, body
+        # Registered: app_queue sees the phone free before any call is placed.
+        wait_until(lambda: agent_json(admin, AGENT)["device"] == "not_inuse", 10,
+                   "app_queue to see 7001's phone free")  # fmt: skip
         yield phone
     finally:
         phone.stop()
-        logout(sandbox.settings, AGENT)
+        admin.request("POST", f"/api/desk/agents/{AGENT}/logout")
 
 
 def desk_scenario(tmp_path: Path) -> str:
@@ -84,18 +78,41 @@ def desk_scenario(tmp_path: Path) -> str:
 
 
 def test_a_logged_in_desk_agent_answers_a_non_target_call_with_the_ivr_context(
-    sandbox: Sandbox, controller: ControllerProcess, agent_phone: DeskAgentPhone, tmp_path: Path
+    sandbox: Sandbox, ana: DeskAgentPhone, tokens: dict[str, str], tmp_path: Path
 ) -> None:
-    login(sandbox.settings, AGENT)
+    admin = api(sandbox.settings, tokens["admin"])
+    shown = agent_json(admin, AGENT)
+    assert (shown["logged_in"], shown["paused"], shown["device"]) == (True, False, "not_inuse")
 
     report = ok(sandbox.call(desk_scenario(tmp_path)))
-    phone = agent_phone.wait(60)
+    phone = ana.wait(60)
 
     assert phone.ok, phone
-    (headers,) = agent_phone.invite_headers()
+    (headers,) = ana.invite_headers()
     assert {k: headers.get(k) for k in ("X-Citas-Segment", "X-Citas-Reason", "X-Citas-Vdn",
                                          "X-Citas-Affiliate")} == {
         "X-Citas-Segment": "non_target", "X-Citas-Reason": "non-target",
         "X-Citas-Vdn": "5550001", "X-Citas-Affiliate": "2020202020",
     }  # fmt: skip
     assert headers["X-Citas-Call-Id"].startswith(report["call_id_prefix"])
+
+
+def test_a_paused_then_logged_out_agent_is_not_rung_the_tester_agent_takes_the_calls(
+    sandbox: Sandbox, ana: DeskAgentPhone, tokens: dict[str, str]
+) -> None:
+    own, other = api(sandbox.settings, tokens["ana"]), api(sandbox.settings, tokens["bruno"])
+    # Only the agent itself (or an admin) changes its presence, in Spanish.
+    status, body = other.request("POST", f"/api/desk/agents/{AGENT}/pause", {"reason": "almuerzo"})
+    assert status == 403 and "o un administrador" in body["message"], body
+    status, body = own.request("POST", f"/api/desk/agents/{AGENT}/pause", {"reason": "siesta"})
+    assert status == 422 and "Motivo de pausa desconocido" in body["message"], body
+
+    status, body = own.request("POST", f"/api/desk/agents/{AGENT}/pause", {"reason": "almuerzo"})
+    assert status == 200 and (body["paused"], body["pause_reason"]) == (True, "Almuerzo"), body
+    ok(sandbox.call("non-target-agent"))  # the tester agent got it, with its headers
+
+    status, body = own.request("POST", f"/api/desk/agents/{AGENT}/logout")
+    assert status == 200 and not body["logged_in"] and body["queues"] == [], body
+    ok(sandbox.call("non-target-agent"))
+
+    assert ana.received_invites() == 0

@@ -30,6 +30,7 @@ from ivr.sandbox.desk import (
 from ivr.sandbox.errors import SandboxError
 from ivr.sandbox.render import SUPPORT_EXTENSIONS, render_all, support_port, template_values
 from ivr.settings import REPO_ROOT, Ports, Settings
+from ivr.yamlsrc import ConfigError
 
 DESK_YAML = REPO_ROOT / "config" / "citas" / "desk.yaml"
 # DESK.md: the IVR context every queue event must carry.
@@ -115,15 +116,15 @@ def test_every_desk_queue_is_an_app_queue_queue_that_never_keeps_a_caller_waitin
             assert members == [], q.id
 
 
-@pytest.mark.parametrize("name", ["general", "General", "GENERAL"])
-def test_a_queue_named_like_app_queues_settings_section_is_refused(
-    name: str, tmp_path: Path
+def test_a_queue_named_like_app_queues_settings_section_is_refused_not_rendered(
+    tmp_path: Path,
 ) -> None:
-    text = DESK_YAML.read_text(encoding="utf-8").replace("  l1_general:   {", f"  {name}:   {{")
+    # Rendered, [general] would be read as app_queue's settings: VDN 5550001 had no queue.
+    text = DESK_YAML.read_text(encoding="utf-8").replace("  l1_general:   {", "  general:   {")
     settings = own_config(tmp_path, text)
 
-    with pytest.raises(SandboxError, match=f"'{name}' is app_queue's settings section"):
-        load_layout(settings)
+    with pytest.raises(ConfigError, match="'general' is app_queue's settings section"):
+        template_values(settings, "/srv/x")
 
 
 def test_the_queue_extensions_queue_the_caller_with_the_level_and_the_headers(
@@ -247,21 +248,19 @@ def test_without_desk_yaml_every_vdn_dials_the_tester_agent(tmp_path: Path) -> N
         desk_agent_port(settings, "7001")
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("20s", 20), ("45", 45), ("2m", 120), ("0s", 0)])
-def test_ring_timeout_durations(text: str, seconds: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("ring", "wrapup", "seconds"), [("20s", "0s", (20, 0)), ("2m", "15s", (120, 15))])
+def test_ring_timeout_and_wrapup_become_the_queues_seconds(
+    ring: str, wrapup: str, seconds: tuple[int, int], tmp_path: Path
+) -> None:
     yaml_text = DESK_YAML.read_text(encoding="utf-8").replace(
-        "ring_timeout: 20s", f"ring_timeout: {text}"
-    )
-    found = load_layout(own_config(tmp_path, yaml_text))
+        "ring_timeout: 20s", f"ring_timeout: {ring}"
+    ).replace("wrapup: 0s", f"wrapup: {wrapup}")
+    out = tmp_path / "etc"
+    render_all(out, template_values(own_config(tmp_path, yaml_text), "/srv/x"))
+    queues = sections((out / "queues.conf").read_text(encoding="utf-8"))
 
-    assert found is not None and found.ring_timeout_s == seconds
-
-
-def test_a_ring_timeout_that_is_not_a_duration_names_the_field(tmp_path: Path) -> None:
-    yaml_text = DESK_YAML.read_text(encoding="utf-8").replace("ring_timeout: 20s", "ring_timeout: soon")
-
-    with pytest.raises(SandboxError, match="ring_timeout: 'soon' is not a duration"):
-        load_layout(own_config(tmp_path, yaml_text))
+    for name, (conf,) in ((n, s) for n, s in queues.items() if n != "general"):
+        assert (one(conf, "timeout"), one(conf, "wrapuptime")) == tuple(map(str, seconds)), name
 
 
 def test_the_dialplan_still_parses_as_sections(rendered: dict[str, str]) -> None:
