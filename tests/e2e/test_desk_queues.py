@@ -4,7 +4,7 @@ A sipp agent (``ivr.scenarios.deskagent``: REGISTER, then answer) logs in throug
 the ops API (``POST /api/desk/agents/7001/login`` with the token of its desk.yaml
 user, ``ana``); a non-target caller transferred by the IVR waits in queue
 ``l1_general`` (VDN 5550001) and the agent answers with the IVR's X-Citas-*
-headers. Paused, or logged out, the agent is not rung: the tester agent
+headers. Paused (API), or logged out (``ivr desk logout``), the agent is not rung: the tester agent
 (``PJSIP/agent``, a static member with a high penalty) takes the call, with the
 unchanged ``non-target-agent`` scenario. Three calls in all.
 """
@@ -12,6 +12,8 @@ unchanged ``non-target-agent`` scenario. Three calls in all.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import pytest
 
 from ivr.scenarios.deskagent import DeskAgentPhone
 from ivr.scenarios.spec import SCENARIO_DIR
-from ivr.settings import Settings
+from ivr.settings import REPO_ROOT, Settings
 from tests.e2e.conftest import ControllerProcess, Sandbox, ok, wait_until
 from tests.e2e.ops_peers import OpsApi, create_token
 
@@ -111,8 +113,12 @@ def test_a_paused_then_logged_out_agent_is_not_rung_the_tester_agent_takes_the_c
     assert status == 200 and (body["paused"], body["pause_reason"]) == (True, "Almuerzo"), body
     ok(sandbox.call("non-target-agent"))  # the tester agent got it, with its headers
 
-    status, body = own.request("POST", f"/api/desk/agents/{AGENT}/logout")
-    assert status == 200 and not body["logged_in"] and body["queues"] == [], body
+    # Logged out from the command line (ivr desk logout), as a supervisor on the server.
+    done = subprocess.run([sys.executable, "-m", "ivr.cli", "desk", "logout", AGENT],
+                          capture_output=True, text=True, env=sandbox.env, cwd=REPO_ROOT,
+                          timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0 and "sin sesión" in done.stdout, done
+    assert not agent_json(own, AGENT)["logged_in"]
     ok(sandbox.call("non-target-agent"))
 
     assert ana.received_invites() == 0

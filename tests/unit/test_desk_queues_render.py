@@ -268,3 +268,23 @@ def test_the_dialplan_still_parses_as_sections(rendered: dict[str, str]) -> None
     dialplan.read_string(rendered["extensions.conf"].replace("=>", "="))
 
     assert {"citas-agents", "citas-queue", "citas-agent-headers"} <= set(dialplan.sections())
+
+
+def test_a_sandbox_starts_with_no_agent_logged_in_nor_phone_registered(tmp_path: Path) -> None:
+    """astdb keeps queue members and registrations (persistentmembers); a killed test's
+    agent would take the next run's calls from the tester agent."""
+    from ivr.sandbox.instance import InstanceState
+    from ivr.sandbox.manager import _prepare_instance_dirs
+
+    state = InstanceState(instance="probe", root=str(tmp_path), host="127.0.0.1", ports={},
+                          asterisk_version="22", started_at=0.0)  # fmt: skip
+    lib = state.inst_on_host / "lib"
+    lib.mkdir(parents=True)
+    (lib / "astdb.sqlite3").write_bytes(b"/Queue/PersistentMembers/l1_general PJSIP/7001")
+    (lib / "keep.me").write_text("other state", encoding="utf-8")
+
+    _prepare_instance_dirs(state)
+    _prepare_instance_dirs(state)  # and again, with nothing to remove
+
+    assert not (lib / "astdb.sqlite3").exists()
+    assert (lib / "keep.me").exists()
