@@ -58,7 +58,7 @@ class Source:
 
 def ami(name: str, uniqueid: str = "1764500000.10", interface: str = "PJSIP/7001", **more: str) -> QueueEvent:
     fields = {
-        "Event": name, "Queue": "general", "Uniqueid": uniqueid, "Linkedid": uniqueid,
+        "Event": name, "Queue": "l1_general", "Uniqueid": uniqueid, "Linkedid": uniqueid,
         "Channel": "PJSIP/caller-00000001", "CallerIDNum": "3002222222",
         "Interface": interface, "MemberName": "Ana Gómez", "DestUniqueid": f"{uniqueid}1",
         "HoldTime": "4", "RingTime": "1", "TalkTime": "30", "Reason": "caller",
@@ -89,11 +89,11 @@ async def test_agent_connect_opens_the_contact_and_pops_it_to_the_agent(db: Data
     [(event, data)] = pushes(ana)
     assert event == "pop" and pushes(bruno) == []
     contact, pop = data["contact"], data["pop"]
-    assert (contact["agent"], contact["kind"], contact["queue"], contact["level"]) == ("7001", "voice", "general", 1)
+    assert (contact["agent"], contact["kind"], contact["queue"], contact["level"]) == ("7001", "voice", "l1_general", 1)
     assert contact["journey_key"] == "1764500000.10" and contact["sip_call_id"] == "sip-1"
     assert contact["hold_seconds"] == 4 and contact["ring_seconds"] == 1
     assert pop["segment"]["code"] == "non_target" and pop["path"] == ["Menú principal: 1 — Pedir una cita"]
-    assert pop["queue"] == {"id": "general", "name": CONFIG.queues["general"].name, "level": 1, "area": "recepcion"}
+    assert pop["queue"] == {"id": "l1_general", "name": CONFIG.queues["l1_general"].name, "level": 1, "area": "recepcion"}
     assert pop["hops"] == [] and pop["agent_name"] == "Ana Gómez"
 
 
