@@ -232,3 +232,22 @@ def test_a_deployment_without_desk_yaml_has_no_desk_and_passes(tmp_path: Path) -
     checks = check_config_dir(config, REPO_ROOT / "prompts" / "prompts.yaml", date(2026, 12, 4))
     assert all(c.ok for c in checks if Path(c.file).name != "desk.yaml")
     assert not any(Path(c.file).name == "desk.yaml" for c in checks)
+
+
+def test_the_composition_roots_entry(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from ivr.desk.setup import desk_config
+    from ivr.settings import Settings
+
+    config = tmp_path / "config"
+    shutil.copytree(REPO_ROOT / "config", config)
+    settings = replace(Settings(), config_dir=config)
+    found = desk_config(settings)
+    assert found is not None and found.file == str(config / "citas" / "desk.yaml")
+    (config / "citas" / "line.yaml").write_text(LINE.replace('"5550002"', '"5550003"'))
+    with pytest.raises(ConfigError) as refused:
+        desk_config(settings)  # a bad pair fails the start
+    assert refused.value.field == "agent_vdn.incident"
+    (config / "citas" / "desk.yaml").unlink()
+    assert desk_config(settings) is None
