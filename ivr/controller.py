@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from ivr.chat.service import ChatService
     from ivr.chat.store import ConversationStore
     from ivr.citas.reference import Reference
+    from ivr.desk.wiring import DeskPop
     from ivr.escalation.call import AriEscalationCalls
     from ivr.escalation.monitor import SlaMonitor
     from ivr.ops.api import ApiExtension
@@ -392,6 +393,22 @@ def reports_extension(settings: Settings, db: Database) -> ApiExtension:
     return build_reports_extension(db, cases_config(settings), CITAS_FUNNEL)
 
 
+def desk_pop(
+    settings: Settings, db: Database, *, flows: Mapping[str, Flow] | None = None,
+    reference: Reference | None = None, slots: SlotSource | None = None,
+) -> DeskPop | None:
+    """The agents' screen pop over the citas line (docs/desk/pop.md), or None without
+    desk.yaml: ``ivr serve`` listens to AMI with it, ``ivr ops serve`` only serves the page."""
+    from ivr.citas.desk import citas_pop_source
+    from ivr.desk.wiring import build_desk_pop
+
+    if not (settings.citas_dir / "desk.yaml").exists():
+        return None
+    flows = flows if flows is not None else load_all_flows(settings)
+    source = citas_pop_source(settings, db, flows=flows, reference=reference, slots=slots)
+    return build_desk_pop(settings, db, source)
+
+
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run the controller (and its ops API) until SIGTERM/SIGINT."""
     from ivr.citas.actions import check_spoken_prompts
@@ -432,6 +449,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     )
     records = CallRecordStore(db)
     records_task = asyncio.create_task(records.run(), name="call-records")
+    desk = desk_pop(settings, db, flows=flows, reference=reference, slots=slots)
     sla = build_sla_monitor(settings, db, client, line)
     monitor, calls = sla if sla is not None else (None, None)
     controller = Controller(
@@ -467,8 +485,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             reports_extension(settings, db),
             *ops_extensions(settings, db, keywords=texts.extension),
             *([desk_queues.extension] if desk_queues is not None else []),
+            *([desk.extension] if desk is not None else []),
         ],
     )
+    if desk is not None and desk_queues is not None:
+        desk.listen(desk_queues.ami)  # the screen pop on app_queue's events (docs/desk/pop.md)
     if desk_queues is not None:
         await desk_queues.start()
     if chat is not None:
@@ -498,6 +519,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             monitor.stop()
             await monitor_task
         await backoffice.stop()
+        if desk is not None:
+            await desk.close()
         if desk_queues is not None:
             await desk_queues.stop()
         await controller.router.shutdown(SHUTDOWN_GRACE_S)

@@ -333,6 +333,29 @@ class DeskStore:
         logger.info("desk contact %s ended (%s)", contact_id, contact.state)
         return contact
 
+    async def set_context(
+        self,
+        contact_id: str,
+        context: Mapping[str, Any],
+        *,
+        ivr_reason: str | None = None,
+        call_record_id: str | None = None,
+    ) -> Contact:
+        """Replace the contact's screen pop (``context``, already masked) once its
+        source knows more (the call record landed after the answer: ``ivr.desk.screen``);
+        ``ivr_reason``/``call_record_id`` are set when given. Any state.
+        :class:`ContactNotFound`."""
+
+        def decide(row: DeskContactRow, now: datetime) -> dict[str, Any]:
+            values: dict[str, Any] = {"context": dict(context)}
+            if ivr_reason is not None:
+                values["ivr_reason"] = ivr_reason
+            if call_record_id is not None:
+                values["call_record_id"] = call_record_id
+            return values
+
+        return await self._change(contact_id, "update a desk contact's pop", decide)
+
     async def record_step(
         self,
         contact_id: str,
