@@ -1,0 +1,1 @@
+"""The agent desktop (issue 12): platform, knows no line."""
