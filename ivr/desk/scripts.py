@@ -263,7 +263,13 @@ def shape_problems(raw: Any) -> Iterator[str]:
     errors = sorted(_shape_validator().iter_errors(raw), key=lambda e: list(map(str, e.absolute_path)))
     seen: set[str] = set()
     for error in errors:
-        message = f"{_field(error.absolute_path)}: {_spanish(error)}"
+        path = list(error.absolute_path)
+        if error.validator == "required" and isinstance(error.instance, dict):
+            path += [k for k in error.validator_value if k not in error.instance][:1]
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+            path += sorted(k for k in error.instance if k not in known)[:1]
+        message = f"{_field(path)}: {_spanish(error)}"
         if message not in seen:
             seen.add(message)
             yield message
@@ -281,12 +287,10 @@ def _spanish(error: ValidationError) -> str:
     expected: Any = error.validator_value
     match keyword:
         case "required":
-            missing = [k for k in expected if isinstance(value, dict) and k not in value]
-            return f"falta el campo {', '.join(missing) or expected}"
+            return "falta este campo"
         case "additionalProperties":
             known = sorted(error.schema.get("properties", {})) if isinstance(error.schema, dict) else []
-            extra = sorted(k for k in value if k not in known) if isinstance(value, dict) else []
-            return f"campo desconocido {', '.join(extra)}" + (f" (se admiten: {', '.join(known)})" if known else "")
+            return "campo desconocido" + (f" (se admiten: {', '.join(known)})" if known else "")
         case "type":
             return f"se esperaba {_TYPES.get(str(expected), expected)}, no {_kind(value)}"
         case "minItems" | "minProperties":
