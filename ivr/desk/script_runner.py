@@ -1,0 +1,271 @@
+"""An agent following a script on one contact, every step stored (issue 12 §3, §4).
+
+Over the stores (``DeskStore`` for the contact and its steps, ``ScriptStore`` for
+the tree versions) and the desk config (which call types an agent's profile
+takes). What it decides:
+
+- **start**: a contact with a script position resumes there (same version, same
+  node: a reload, or an escalated call whose position the previous level left);
+  a contact that came from another (``previous_contact_id``, an escalation) with
+  no position of its own takes the previous one's version and node; otherwise
+  the live (latest published) version opens at :func:`entry_node` of the
+  contact's IVR context. A node whose call type the agent's profile does not take
+  opens at the call types instead, with a Spanish notice.
+- **answer**: only at the node the contact is at (else :class:`StaleNode`, 409:
+  another tab or a double click moved on); an answer the node does not offer is
+  :class:`WrongAnswer` (422); a call type outside the profile is
+  ``AgentNotAllowed``. Each answer is one ``DeskStore.record_step`` (the store
+  closes the open step: its time is ``left_at - entered_at``) and the contact's
+  position and path labels move (``DeskStore.set_script``).
+- **close**: the disposition must be one the reached procedure allows (at its
+  end), or one of the tree's ``early_dispositions`` (before a procedure's end:
+  the caller hung up); else :class:`DispositionRefused` (422). An empty one is
+  ``DispositionRequired`` (the store's rule).
+
+Which agent: the ops-API token's name is the agent's ``user`` in desk.yaml; a
+contact belongs to the agent who answered it (another agent: ``AgentNotAllowed``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ivr.desk.config import DeskConfig
+from ivr.desk.errors import AgentNotAllowed, ContactConflict, ContactNotFound, UnknownAgent
+from ivr.desk.model import Contact, Step
+from ivr.desk.scripts import (
+    CLOSE,
+    DISPOSITION,
+    ROOT,
+    ScriptNode,
+    ScriptTree,
+    WrongAnswer,
+    call_type_of,
+    entry_node,
+    load_tree,
+    render,
+    variable_values,
+)
+from ivr.desk.store import DeskStore, ScriptStore
+
+
+class StaleNode(ContactConflict):
+    """The answer is for a node the contact is no longer at (409)."""
+
+
+class DispositionRefused(ValueError):
+    """A disposition the reached point of the script does not allow (422, Spanish)."""
+
+
+class NoScript(ValueError):
+    """No published script version (422, Spanish)."""
+
+
+@dataclass(frozen=True)
+class ScriptView:
+    """What the agent's panel shows: the node (text with the IVR values in), its
+    answers, the path so far (from the stored steps, with their seconds), the
+    path's labels, the dispositions allowed now, and a notice (Spanish) if any."""
+
+    contact: Contact
+    version: int
+    node: ScriptNode
+    text: str
+    answers: tuple[dict[str, str], ...]
+    steps: tuple[Step, ...]
+    labels: Mapping[str, str | None]
+    dispositions: tuple[dict[str, str], ...]
+    notice: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "contact_id": self.contact.id,
+            "state": self.contact.state,
+            "version": self.version,
+            "node": {"id": self.node.id, "kind": self.node.kind, "label": self.node.label,
+                     "text": self.text, "answers": list(self.answers)},
+            "closing": self.node.kind == DISPOSITION,
+            "path": [s.as_json() for s in self.steps],
+            "labels": dict(self.labels),
+            "dispositions": list(self.dispositions),
+            "disposition": self.contact.disposition,
+            "notice": self.notice,
+        }  # fmt: skip
+
+
+def facts_of(contact: Contact) -> dict[str, Any]:
+    """The entry facts (``ivr.desk.scripts.ENTRY_FACTS``) of a contact: its queue,
+    level, area and kind, and from the screen pop it was shown (``context``) the
+    IVR's reason, segment, eligibility reasons, main-menu choice, path and
+    whether a case is open."""
+    ctx: Mapping[str, Any] = contact.context or {}
+    ivr: Mapping[str, Any] = ctx.get("ivr") if isinstance(ctx.get("ivr"), Mapping) else ctx
+    facts: dict[str, Any] = {
+        "queue": contact.queue, "level": contact.level, "area": contact.area, "kind": contact.kind,
+        "reason": ivr.get("reason") or ctx.get("reason") or contact.ivr_reason,
+        "segment": ivr.get("segment") or ctx.get("segment"),
+        "eligibility": ivr.get("eligibility") or ivr.get("eligibility_reasons") or ctx.get("eligibility_reasons"),
+        "choice": ivr.get("choice") or ivr.get("main_choice") or ctx.get("main_choice"),
+        "path": ivr.get("path") or ctx.get("path"),
+    }  # fmt: skip
+    case = ctx.get("case") or ctx.get("open_case")
+    facts["case_open"] = bool(case)
+    return {k: v for k, v in facts.items() if v not in (None, "", [])}
+
+
+def render_data(contact: Contact) -> dict[str, Any]:
+    """What a variable's ``from`` path reads: the screen pop, plus the contact's
+    ``agent_name``, ``queue``, ``level`` and ``area``."""
+    return {**(contact.context or {}), "agent_name": contact.agent_name,
+            "queue": contact.queue, "level": contact.level, "area": contact.area}  # fmt: skip
+
+
+class ScriptRunner:
+    def __init__(self, desk: DeskStore, scripts: ScriptStore, config: DeskConfig) -> None:
+        self.desk, self.scripts, self.config = desk, scripts, config
+        self._trees: dict[int, ScriptTree] = {}
+
+    async def tree(self, version: int) -> ScriptTree:
+        """A version's tree, parsed once (versions never change once written)."""
+        if version not in self._trees:
+            found = await self.scripts.get(version)
+            if found is None:
+                raise NoScript(f"no existe la versión {version} del guion")
+            self._trees[version] = load_tree(found.tree)
+        return self._trees[version]
+
+    def allowed_call_types(self, user: str) -> frozenset[str]:
+        """The call types the agent's profile takes. Raises ``UnknownAgent``."""
+        agent = self.config.agent_for_user(user)
+        if agent is None:
+            raise UnknownAgent(f"el usuario {user!r} no es un asesor del escritorio (desk.yaml agents)")
+        return frozenset(self.config.profile(agent.profile).call_types)
+
+    async def _contact(self, contact_id: str, user: str) -> Contact:
+        contact = await self.desk.get(contact_id)
+        if contact is None:
+            raise ContactNotFound(f"no existe el contacto {contact_id}")
+        agent = self.config.agent_for_user(user)
+        if agent is None:
+            raise UnknownAgent(f"el usuario {user!r} no es un asesor del escritorio (desk.yaml agents)")
+        if contact.agent != agent.extension:
+            raise AgentNotAllowed(f"el contacto {contact_id} lo atiende otro asesor ({contact.agent_name})")
+        return contact
+
+    async def start(self, contact_id: str, user: str) -> ScriptView:
+        """Open (or resume) the script of a contact. Raises ``ContactNotFound``,
+        ``UnknownAgent``, ``AgentNotAllowed``, :class:`NoScript`."""
+        contact = await self._contact(contact_id, user)
+        allowed = self.allowed_call_types(user)
+        if contact.script_version is not None and contact.script_node is not None:
+            return await self.view(contact, allowed)
+        version, node_id = await self._opening(contact)
+        tree = await self.tree(version)
+        notice = None
+        call_type = call_type_of(node_id) or tree.nodes[node_id].call_type
+        if call_type is not None and call_type not in allowed:
+            notice = (f"El guion abriría en «{tree.labels.get(call_type, call_type)}», que su perfil no "
+                      "atiende: elija un tipo de llamada de su perfil.")  # fmt: skip
+            node_id = ROOT
+        node = tree.nodes[node_id]
+        await self.desk.record_step(contact.id, node_id=node.id, node_kind=node.kind,
+                                    label=node.label, agent=contact.agent)  # fmt: skip
+        contact = await self._move(contact, version, tree, node)
+        return await self.view(contact, allowed, notice)
+
+    async def _opening(self, contact: Contact) -> tuple[int, str]:
+        if contact.previous_contact_id:
+            previous = await self.desk.get(contact.previous_contact_id)
+            if previous and previous.script_version is not None and previous.script_node:
+                tree = await self.tree(previous.script_version)
+                if previous.script_node in tree.nodes:
+                    return previous.script_version, previous.script_node
+        live = await self.scripts.active()
+        if live is None:
+            raise NoScript("no hay una versión publicada del guion")
+        tree = await self.tree(live.version)
+        return live.version, entry_node(tree, facts_of(contact))
+
+    async def answer(self, contact_id: str, user: str, node_id: str, answer_id: str) -> ScriptView:
+        """Record the answer at ``node_id`` and move on. Raises :class:`StaleNode`,
+        ``WrongAnswer``, ``AgentNotAllowed``, ``ContactConflict`` (closed)."""
+        contact = await self._contact(contact_id, user)
+        allowed = self.allowed_call_types(user)
+        if contact.state == "closed":
+            raise ContactConflict(f"el contacto {contact_id} ya está cerrado")
+        if contact.script_version is None or contact.script_node is None:
+            raise StaleNode(f"el guion del contacto {contact_id} no está abierto")
+        if contact.script_node != node_id:
+            raise StaleNode(f"el contacto ya no está en ese paso (está en {contact.script_node}); "
+                            "recargue el guion")  # fmt: skip
+        tree = await self.tree(contact.script_version)
+        node = tree.node(node_id)
+        chosen = node.answer(answer_id)
+        if node.id == ROOT and answer_id not in allowed:
+            raise AgentNotAllowed(f"su perfil no atiende llamadas de tipo «{chosen.label}»")
+        target = tree.node(chosen.next)
+        await self.desk.record_step(contact.id, node_id=target.id, node_kind=target.kind,
+                                    label=target.label, answer=answer_id, agent=contact.agent)  # fmt: skip
+        contact = await self._move(contact, contact.script_version, tree, target)
+        return await self.view(contact, allowed)
+
+    async def close(self, contact_id: str, user: str, disposition: str, note: str) -> Contact:
+        """Close the contact with a disposition the script allows where it is.
+        Raises :class:`DispositionRefused`, ``DispositionRequired``, ``ContactConflict``."""
+        contact = await self._contact(contact_id, user)
+        if disposition.strip():
+            allowed = await self._dispositions(contact)
+            if disposition not in {d["id"] for d in allowed}:
+                offered = ", ".join(d["id"] for d in allowed) or "ninguna"
+                raise DispositionRefused(f"la tipificación {disposition!r} no corresponde a este punto "
+                                         f"del guion (se admiten: {offered})")  # fmt: skip
+        return await self.desk.close(contact.id, disposition=disposition, note=note, agent=contact.agent)
+
+    async def _dispositions(self, contact: Contact) -> tuple[dict[str, str], ...]:
+        if contact.script_version is None or contact.script_node is None:
+            live = await self.scripts.active()
+            if live is None:
+                return ()
+            tree = await self.tree(live.version)
+            ids: tuple[str, ...] = tree.early_dispositions
+        else:
+            tree = await self.tree(contact.script_version)
+            node = tree.nodes.get(contact.script_node)
+            ids = node.dispositions if node and node.kind == DISPOSITION else tree.early_dispositions
+        return tuple({"id": d, "label": tree.dispositions[d]} for d in ids)
+
+    async def _move(self, contact: Contact, version: int, tree: ScriptTree, node: ScriptNode) -> Contact:
+        def label(path: str | None) -> str | None:
+            return None if path is None else tree.labels.get(path, path)
+
+        ct, reason, scen = node.call_type, node.reason, node.scenario
+        return await self.desk.set_script(
+            contact.id, version=version, node_id=node.id,
+            call_type=label(ct) if ct else None,
+            reason=label(f"{ct}/{reason}") if ct and reason else None,
+            scenario=label(f"{ct}/{reason}/{scen}") if ct and reason and scen else None,
+            procedure=label(f"procedimiento/{node.procedure}") if node.procedure else None,
+        )  # fmt: skip
+
+    async def view(self, contact: Contact, allowed: frozenset[str], notice: str | None = None) -> ScriptView:
+        assert contact.script_version is not None and contact.script_node is not None
+        tree = await self.tree(contact.script_version)
+        node = tree.nodes.get(contact.script_node)
+        if node is None:
+            raise WrongAnswer(f"el guion {contact.script_version} no tiene el paso {contact.script_node}")
+        answers = tuple(a.as_json() for a in node.answers if node.id != ROOT or a.id in allowed)
+        labels = {"call_type": contact.call_type, "reason": contact.reason,
+                  "scenario": contact.scenario, "procedure": contact.procedure}  # fmt: skip
+        text = render(node.text, variable_values(tree, render_data(contact)),
+                      {k: v.label for k, v in tree.variables.items()})  # fmt: skip
+        return ScriptView(
+            contact, contact.script_version, node, text, answers,
+            tuple(await self.desk.steps(contact.id)), labels,
+            await self._dispositions(contact), notice,
+        )  # fmt: skip
+
+
+__all__ = ["CLOSE", "DispositionRefused", "NoScript", "ScriptRunner", "ScriptView", "StaleNode"]
