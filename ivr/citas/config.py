@@ -2,7 +2,7 @@
 
 ``DIR`` is laid out like the checkout's ``config/``: ``citas/line.yaml``,
 ``services.yaml``, ``sites.yaml``, ``eligibility.yaml``, ``affiliates.yaml``,
-``cases.yaml`` and ``flows/*.yaml``; the prompts file is given apart. Every file is checked
+``cases.yaml``, ``scripts.yaml`` and ``flows/*.yaml``; the prompts file is given apart. Every file is checked
 with the same loaders ``ivr serve`` uses (schema, then cross-checks), and a
 bad file does not hide the next one. Flows are checked against the prompts,
 the citas actions and the flags the tables define, so they are only checked
@@ -28,6 +28,7 @@ from ivr.citas.reference import (
     load_services,
     load_sites,
 )
+from ivr.desk.scripts import load_script_file
 from ivr.flow.loader import FlowLoader
 from ivr.prompts import load_prompt_texts
 from ivr.yamlsrc import ConfigError
@@ -80,6 +81,10 @@ def check_config_dir(directory: Path, prompts_file: Path, today: date) -> list[F
     run(citas / "cases.yaml", load_cases_config,
         lambda c: f"{len(c.groups)} support group(s), answer within "
                   f"{c.answer_within_business_days} business days")  # fmt: skip
+    # Call scripts (issue 12 §3): version 1 of the desk's scripts, seeded at start.
+    run(citas / "scripts.yaml", load_script_file,
+        lambda t: f"call scripts: {sum(1 for n in t.nodes.values() if n.kind == 'disposition')} "
+                  f"procedures, {len(t.entry)} entry rules")  # fmt: skip
     if prompts is not None and sites is not None:
         # The prompts the citas actions say by themselves (times, doctors, sites).
         try:

@@ -53,6 +53,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -60,6 +61,7 @@ from jsonschema.exceptions import ValidationError
 
 from ivr.desk.errors import ScriptInvalid
 from ivr.schemas import schema
+from ivr.yamlsrc import ConfigError, Located, LocatedList, load_yaml_file
 
 ROOT = "inicio"
 PROCEDURES = "procedimiento"
@@ -285,6 +287,9 @@ def _field(path: Iterable[str | int]) -> str:
 def _spanish(error: ValidationError) -> str:
     keyword, value = str(error.validator), error.instance
     expected: Any = error.validator_value
+    own = error.schema.get("x-message") if isinstance(error.schema, dict) else None
+    if own and keyword == "pattern":
+        return str(own).format(value=value)
     match keyword:
         case "required":
             return "falta este campo"
@@ -596,3 +601,65 @@ class _Builder:
 def _short(text: str, size: int = 80) -> str:
     text = " ".join(text.split())
     return text if len(text) <= size else text[: size - 1].rstrip() + "…"
+
+
+# --- the file -----------------------------------------------------------------------------------
+def load_script_file(path: Path) -> ScriptTree:
+    """``config/<line>/scripts.yaml`` as a tree. Raises ``ConfigError`` naming the
+    file, the line of the first problem, and every problem (``ivr config check``,
+    and the seed at start)."""
+    raw = load_yaml_file(path)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(str(path), 1, "scripts", "el guion debe ser un objeto (call_types, procedures…)")
+    try:
+        return load_tree(raw)
+    except ScriptInvalid as exc:
+        line = _line_for(raw, exc.details[0])
+        raise ConfigError(str(path), line, "scripts", "; ".join(exc.details)) from None
+
+
+def _line_for(raw: Any, detail: str) -> int | None:
+    """The YAML line a problem points at: a field path (``call_types[0].label``) or a
+    node id (``agendamiento/sin_cupo/e1/s2``, ``procedimiento/p/s1``)."""
+    where = detail.split(": ", 1)[0].split(" (", 1)[0]
+    steps: list[str | int] = []
+    if "/" in where:
+        parts = where.split("/")
+        if parts[0] == PROCEDURES:
+            steps = ["procedures", _index(raw.get("procedures"), parts[1]), "steps"]
+            steps.append(_index(_get(raw, steps), parts[2]) if len(parts) > 2 else 0)
+        else:
+            keys: list[str | int] = ["call_types"]
+            for part, child in zip(parts, ("reasons", "scenarios", "steps", ""), strict=False):
+                keys.append(_index(_get(raw, keys), part))
+                if child:
+                    keys.append(child)
+            steps = keys
+    else:
+        for name, index in re.findall(r"([a-z_]+)|\[(\d+)\]", where):
+            steps.append(int(index) if index else name)
+    line, node = getattr(raw, "line", None), raw
+    for step in steps:
+        if isinstance(node, Located) and isinstance(step, str) and step in node:
+            line, node = node.line_of(step), node[step]
+        elif isinstance(node, LocatedList) and isinstance(step, int) and 0 <= step < len(node):
+            line, node = node.line_of(step), node[step]
+        else:
+            break
+    return line
+
+
+def _get(raw: Any, keys: Sequence[str | int]) -> Any:
+    for key in keys:
+        try:
+            raw = raw[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return raw
+
+
+def _index(items: Any, item_id: str) -> int:
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        if isinstance(item, Mapping) and item.get("id") == item_id:
+            return i
+    return -1
