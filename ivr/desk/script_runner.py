@@ -141,16 +141,16 @@ class ScriptRunner:
         """The call types the agent's profile takes. Raises ``UnknownAgent``."""
         agent = self.config.agent_for_user(user)
         if agent is None:
-            raise UnknownAgent(f"el usuario {user!r} no es un asesor del escritorio (desk.yaml agents)")
+            raise UnknownAgent(user)
         return frozenset(self.config.profile(agent.profile).call_types)
 
     async def _contact(self, contact_id: str, user: str) -> Contact:
         contact = await self.desk.get(contact_id)
         if contact is None:
-            raise ContactNotFound(f"no existe el contacto {contact_id}")
+            raise ContactNotFound(contact_id)
         agent = self.config.agent_for_user(user)
         if agent is None:
-            raise UnknownAgent(f"el usuario {user!r} no es un asesor del escritorio (desk.yaml agents)")
+            raise UnknownAgent(user)
         if contact.agent != agent.extension:
             raise AgentNotAllowed(f"el contacto {contact_id} lo atiende otro asesor ({contact.agent_name})")
         return contact

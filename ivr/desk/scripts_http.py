@@ -17,8 +17,8 @@ Agents (role ``operator``; the token's name is the agent's ``user`` in desk.yaml
 
 Errors (the ops API's shape, Spanish messages)::
 
-    403 forbidden       not a desk agent, a call type outside the profile, another agent's contact
-    404 not_found       no such contact or version
+    403 forbidden       a call type outside the profile, another agent's contact
+    404 not_found       no such contact or version; the token is not a desk agent
     409 conflict        a stale node (the script moved on), a closed contact, a published version
     422 invalid         a tree that does not validate (details: one per defect), a wrong
                         answer, a disposition missing or not allowed here, no live script
@@ -26,8 +26,10 @@ Errors (the ops API's shape, Spanish messages)::
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +46,17 @@ from ivr.desk.errors import (
     UnknownAgent,
 )
 from ivr.desk.script_runner import DispositionRefused, NoScript, ScriptRunner, StaleNode
-from ivr.desk.scripts import WrongAnswer, validate_tree
-from ivr.desk.store import ScriptStore
+from ivr.desk.config import load_desk_config
+from ivr.desk.model import ScriptVersion
+from ivr.desk.scripts import WrongAnswer, load_script_file, validate_tree
+from ivr.desk.store import DeskStore, ScriptStore
 from ivr.ops.api import ApiError, ApiExtension, Call, ConsolePage, Handler
 from ivr.ops.flags import Role
 from ivr.ops.openapi import Operation, Param
-from ivr.yamlsrc import ConfigError, load_yaml
+from ivr.store.db import Database
+from ivr.yamlsrc import ConfigError, load_yaml, load_yaml_file
+
+logger = logging.getLogger(__name__)
 
 CONSOLE_DIR = Path(__file__).parent / "console"
 CONSOLE_FILES = {name: CONSOLE_DIR / name for name in ("guiones.html", "guiones.js", "desk-script.js")}
@@ -119,9 +126,9 @@ def _errors(handler: Handler) -> Handler:
         except ScriptInvalid as exc:
             raise ApiError(422, "invalid", "el guion no es válido",
                            [{"field": d.split(": ", 1)[0], "message": d} for d in exc.details]) from None  # fmt: skip
-        except (ContactNotFound, ScriptVersionNotFound) as exc:
+        except (ContactNotFound, ScriptVersionNotFound, UnknownAgent) as exc:
             raise _problem(404, "not_found", exc) from None
-        except (AgentNotAllowed, UnknownAgent) as exc:
+        except AgentNotAllowed as exc:
             raise _problem(403, "forbidden", exc) from None
         except (StaleNode, ContactConflict) as exc:
             raise _problem(409, "conflict", exc) from None
@@ -150,9 +157,32 @@ def tree_yaml(tree: Any) -> str:
     return str(yaml.safe_dump(tree, allow_unicode=True, sort_keys=False, width=100))
 
 
+async def seed_scripts(scripts: ScriptStore, path: Path) -> ScriptVersion | None:
+    """Publish ``path`` (the line's ``scripts.yaml``) as version 1 when the database
+    has no script version (``ScriptStore.seed``: race-safe); None otherwise or when
+    the file does not exist. ``ConfigError`` for a file that does not validate."""
+    if not path.exists():
+        logger.warning("no default call script at %s: agents have none until an admin publishes one", path)
+        return None
+    load_script_file(path)  # the file's own errors, with its line
+    tree: dict[str, Any] = json.loads(json.dumps(load_yaml_file(path)))
+    return await scripts.seed(tree)
+
+
 class ScriptRoutes:
-    def __init__(self, scripts: ScriptStore, runner: ScriptRunner) -> None:
-        self.scripts, self.runner = scripts, runner
+    def __init__(self, scripts: ScriptStore, runner: ScriptRunner, default_tree: Path | None = None) -> None:
+        self.scripts, self.runner, self.default_tree = scripts, runner, default_tree
+        self._seeded = default_tree is None
+        self._seeding = asyncio.Lock()
+
+    async def seeded(self) -> None:
+        """Seed the default tree once, before the first request is answered."""
+        if self._seeded or self.default_tree is None:
+            return
+        async with self._seeding:
+            if not self._seeded:
+                await seed_scripts(self.scripts, self.default_tree)
+                self._seeded = True
 
     def handlers(self) -> dict[str, Handler]:
         routes: dict[str, Handler] = {
@@ -161,7 +191,15 @@ class ScriptRoutes:
             "publish_script": self.publish_script, "start_script": self.start_script,
             "answer_script": self.answer_script, "close_contact": self.close_contact,
         }  # fmt: skip
-        return {name: _errors(handler) for name, handler in routes.items()}
+        return {name: _errors(self._after_seed(handler)) for name, handler in routes.items()}
+
+    def _after_seed(self, handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapped(request: web.Request, call: Call) -> web.StreamResponse:
+            await self.seeded()
+            return await handler(request, call)
+
+        return wrapped
 
     async def list_scripts(self, request: web.Request, call: Call) -> web.StreamResponse:
         versions = await self.scripts.versions()
@@ -174,7 +212,7 @@ class ScriptRoutes:
     async def _detail(self, version: int, status: int = 200) -> web.StreamResponse:
         found = await self.scripts.get(version)
         if found is None:
-            raise ScriptVersionNotFound(f"no existe la versión {version} del guion")
+            raise ScriptVersionNotFound(version)
         return web.json_response({**found.as_json(), "yaml": tree_yaml(found.tree)}, status=status)
 
     async def get_script(self, request: web.Request, call: Call) -> web.StreamResponse:
@@ -215,10 +253,14 @@ class ScriptRoutes:
         return web.json_response({"contact": contact.as_json()})
 
 
-def scripts_extension(scripts: ScriptStore, runner: ScriptRunner) -> ApiExtension:
+def scripts_extension(
+    scripts: ScriptStore, runner: ScriptRunner, default_tree: Path | None = None
+) -> ApiExtension:
     """The scripts as an ops API extension: routes, schemas, the ``Guiones`` page,
-    and ``desk-script.js`` (the agent desktop's script panel, ``mountScript``)."""
-    routes = ScriptRoutes(scripts, runner)
+    and ``desk-script.js`` (the agent desktop's script panel, ``mountScript``).
+    ``default_tree``: the line's ``scripts.yaml``, seeded as version 1 before the
+    first request when the database has no version (:func:`seed_scripts`)."""
+    routes = ScriptRoutes(scripts, runner, default_tree)
     return ApiExtension(
         name="desk-scripts",
         operations=OPERATIONS,
@@ -227,3 +269,11 @@ def scripts_extension(scripts: ScriptStore, runner: ScriptRunner) -> ApiExtensio
         console_files=CONSOLE_FILES,
         pages=(ConsolePage("guiones.html", "Guiones"),),
     )
+
+
+def scripts_extension_for(db: Database, citas_dir: Path) -> ApiExtension:
+    """The scripts' extension over ``db`` for a line whose files are in ``citas_dir``
+    (``desk.yaml``: agents and profiles; ``scripts.yaml``: the default tree)."""
+    scripts = ScriptStore(db, validate_tree)
+    runner = ScriptRunner(DeskStore(db), scripts, load_desk_config(citas_dir / "desk.yaml"))
+    return scripts_extension(scripts, runner, citas_dir / "scripts.yaml")
