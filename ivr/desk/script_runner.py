@@ -102,7 +102,8 @@ def facts_of(contact: Contact) -> dict[str, Any]:
     IVR's reason, segment, eligibility reasons, main-menu choice, path and
     whether a case is open."""
     ctx: Mapping[str, Any] = contact.context or {}
-    ivr: Mapping[str, Any] = ctx.get("ivr") if isinstance(ctx.get("ivr"), Mapping) else ctx
+    nested = ctx.get("ivr")
+    ivr: Mapping[str, Any] = nested if isinstance(nested, Mapping) else ctx
     facts: dict[str, Any] = {
         "queue": contact.queue, "level": contact.level, "area": contact.area, "kind": contact.kind,
         "reason": ivr.get("reason") or ctx.get("reason") or contact.ivr_reason,
@@ -208,7 +209,7 @@ class ScriptRunner:
             raise AgentNotAllowed(f"su perfil no atiende llamadas de tipo «{chosen.label}»")
         target = tree.node(chosen.next)
         await self.desk.record_step(contact.id, node_id=target.id, node_kind=target.kind,
-                                    label=target.label, answer=answer_id, agent=contact.agent)  # fmt: skip
+                                    label=target.label, answered=answer_id, agent=contact.agent)  # fmt: skip
         contact = await self._move(contact, contact.script_version, tree, target)
         return await self.view(contact, allowed)
 

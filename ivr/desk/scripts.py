@@ -618,6 +618,21 @@ def load_script_file(path: Path) -> ScriptTree:
         raise ConfigError(str(path), line, "scripts", "; ".join(exc.details)) from None
 
 
+def check_profile_call_types(
+    profiles: Mapping[str, Sequence[str]], tree: ScriptTree, file: str
+) -> None:
+    """Every call type a desk profile takes (desk.yaml ``profiles.<id>.call_types``)
+    is a call type of ``tree``; else ``ConfigError`` naming the profile (``file``:
+    desk.yaml). A profile with an unknown call type would show its agents nothing."""
+    known = [a.id for a in tree.nodes[ROOT].answers]
+    for pid, call_types in profiles.items():
+        for call_type in call_types:
+            if call_type not in known:
+                raise ConfigError(file, None, f"profiles.{pid}.call_types",
+                                  f"el tipo de llamada {call_type!r} no está en el guion "
+                                  f"(scripts.yaml tiene: {', '.join(known)})")  # fmt: skip
+
+
 def _line_for(raw: Any, detail: str) -> int | None:
     """The YAML line a problem points at: a field path (``call_types[0].label``) or a
     node id (``agendamiento/sin_cupo/e1/s2``, ``procedimiento/p/s1``)."""

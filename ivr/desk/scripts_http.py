@@ -30,12 +30,14 @@ import asyncio
 import functools
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from aiohttp import web
 
+from ivr.desk.config import load_desk_config
 from ivr.desk.errors import (
     AgentNotAllowed,
     ContactConflict,
@@ -46,8 +48,6 @@ from ivr.desk.errors import (
     UnknownAgent,
 )
 from ivr.desk.script_runner import DispositionRefused, NoScript, ScriptRunner, StaleNode
-from ivr.desk.config import load_desk_config
-from ivr.desk.model import ScriptVersion
 from ivr.desk.scripts import WrongAnswer, load_script_file, validate_tree
 from ivr.desk.store import DeskStore, ScriptStore
 from ivr.ops.api import ApiError, ApiExtension, Call, ConsolePage, Handler
@@ -157,31 +157,32 @@ def tree_yaml(tree: Any) -> str:
     return str(yaml.safe_dump(tree, allow_unicode=True, sort_keys=False, width=100))
 
 
-async def seed_scripts(scripts: ScriptStore, path: Path) -> ScriptVersion | None:
-    """Publish ``path`` (the line's ``scripts.yaml``) as version 1 when the database
-    has no script version (``ScriptStore.seed``: race-safe); None otherwise or when
-    the file does not exist. ``ConfigError`` for a file that does not validate."""
+def default_tree(path: Path) -> dict[str, Any] | None:
+    """The line's ``scripts.yaml`` as plain JSON, validated; None when the file does
+    not exist (agents get no script until an admin publishes one). ``ConfigError``
+    (file, line, every problem) for a file that does not validate: at start."""
     if not path.exists():
         logger.warning("no default call script at %s: agents have none until an admin publishes one", path)
         return None
-    load_script_file(path)  # the file's own errors, with its line
+    load_script_file(path)
     tree: dict[str, Any] = json.loads(json.dumps(load_yaml_file(path)))
-    return await scripts.seed(tree)
+    return tree
 
 
 class ScriptRoutes:
-    def __init__(self, scripts: ScriptStore, runner: ScriptRunner, default_tree: Path | None = None) -> None:
-        self.scripts, self.runner, self.default_tree = scripts, runner, default_tree
-        self._seeded = default_tree is None
+    def __init__(self, scripts: ScriptStore, runner: ScriptRunner, seed: Mapping[str, Any] | None = None) -> None:
+        self.scripts, self.runner, self.seed = scripts, runner, seed
+        self._seeded = seed is None
         self._seeding = asyncio.Lock()
 
     async def seeded(self) -> None:
-        """Seed the default tree once, before the first request is answered."""
-        if self._seeded or self.default_tree is None:
+        """Publish ``seed`` as version 1 when the database has no script version
+        (``ScriptStore.seed``, race-safe), once, before the first request is answered."""
+        if self._seeded or self.seed is None:
             return
         async with self._seeding:
             if not self._seeded:
-                await seed_scripts(self.scripts, self.default_tree)
+                await self.scripts.seed(self.seed)
                 self._seeded = True
 
     def handlers(self) -> dict[str, Handler]:
@@ -254,13 +255,13 @@ class ScriptRoutes:
 
 
 def scripts_extension(
-    scripts: ScriptStore, runner: ScriptRunner, default_tree: Path | None = None
+    scripts: ScriptStore, runner: ScriptRunner, seed: Mapping[str, Any] | None = None
 ) -> ApiExtension:
     """The scripts as an ops API extension: routes, schemas, the ``Guiones`` page,
     and ``desk-script.js`` (the agent desktop's script panel, ``mountScript``).
-    ``default_tree``: the line's ``scripts.yaml``, seeded as version 1 before the
-    first request when the database has no version (:func:`seed_scripts`)."""
-    routes = ScriptRoutes(scripts, runner, default_tree)
+    ``seed``: the line's default tree (:func:`default_tree`), published as version 1
+    before the first request when the database has no version."""
+    routes = ScriptRoutes(scripts, runner, seed)
     return ApiExtension(
         name="desk-scripts",
         operations=OPERATIONS,
@@ -276,4 +277,4 @@ def scripts_extension_for(db: Database, citas_dir: Path) -> ApiExtension:
     (``desk.yaml``: agents and profiles; ``scripts.yaml``: the default tree)."""
     scripts = ScriptStore(db, validate_tree)
     runner = ScriptRunner(DeskStore(db), scripts, load_desk_config(citas_dir / "desk.yaml"))
-    return scripts_extension(scripts, runner, citas_dir / "scripts.yaml")
+    return scripts_extension(scripts, runner, default_tree(citas_dir / "scripts.yaml"))
