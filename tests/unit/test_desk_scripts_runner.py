@@ -73,7 +73,7 @@ async def contact(runner: ScriptRunner, agent: str = "7001", context: dict[str, 
         kind=VOICE, agent=agent, agent_name=runner.config.agent(agent).name, queue=kw.pop("queue", "general"),
         level=kw.pop("level", 1), area=kw.pop("area", "recepcion"), journey_key=uniqueid,
         answered_at=T0, uniqueid=uniqueid, context=POP if context is None else context,
-        ivr_reason="non-target", source_key=f"{uniqueid}/{agent}", **kw,
+        ivr_reason=kw.pop("ivr_reason", None), source_key=f"{uniqueid}/{agent}", **kw,
     ))  # fmt: skip
     return opened.id
 
