@@ -153,6 +153,12 @@ def _tree_of(body: dict[str, Any]) -> dict[str, Any]:
     return plain
 
 
+def agent_user(call: Call) -> str:
+    """The desk.yaml ``user`` a request acts as: its token's name (the ops API names
+    a token's actor ``token:<name>``)."""
+    return call.who.name.removeprefix("token:")
+
+
 def tree_yaml(tree: Any) -> str:
     return str(yaml.safe_dump(tree, allow_unicode=True, sort_keys=False, width=100))
 
@@ -239,17 +245,17 @@ class ScriptRoutes:
         return await self._detail(published.version)
 
     async def start_script(self, request: web.Request, call: Call) -> web.StreamResponse:
-        view = await self.runner.start(call.params["id"], call.who.name)
+        view = await self.runner.start(call.params["id"], agent_user(call))
         return web.json_response(view.as_json())
 
     async def answer_script(self, request: web.Request, call: Call) -> web.StreamResponse:
         body = call.body
-        view = await self.runner.answer(call.params["id"], call.who.name, body["node_id"], body["answer"])
+        view = await self.runner.answer(call.params["id"], agent_user(call), body["node_id"], body["answer"])
         return web.json_response(view.as_json())
 
     async def close_contact(self, request: web.Request, call: Call) -> web.StreamResponse:
         body = call.body
-        contact = await self.runner.close(call.params["id"], call.who.name,
+        contact = await self.runner.close(call.params["id"], agent_user(call),
                                           body["disposition"], body.get("note", ""))  # fmt: skip
         return web.json_response({"contact": contact.as_json()})
 
