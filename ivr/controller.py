@@ -34,6 +34,7 @@ from ivr.channel import (
     HandOff,
     Phrase,
 )
+from ivr.desk.scripts_http import scripts_extension_for
 from ivr.flow.engine import Action, CallState, FlowEngine
 from ivr.flow.loader import FlowLoader, load_flows
 from ivr.flow.model import Flow
@@ -310,9 +311,11 @@ def ops_extensions(
     """The parts' ops-API routes and console pages over ``db`` (``ivr serve`` and
     ``ivr ops serve``): one line per part. ``keywords``: the controller's own (it
     shares the store with the analysis worker)."""
+    desk = (settings.citas_dir / "desk.yaml").exists()
     return [
         keywords or keyword_extension(KeywordStore(db)),  # Palabras clave (docs/cases/sentiment.md)
         incident_extension_for(db),  # Reportes de incidente (docs/cases/incidents.md)
+        *([scripts_extension_for(db, settings.citas_dir)] if desk else []),  # Guiones (docs/desk/scripts.md)
     ]
 
 

@@ -78,7 +78,7 @@ class ScriptView:
     labels: Mapping[str, str | None]
     dispositions: tuple[dict[str, str], ...]
     notice: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    answer_labels: Mapping[int, str] = field(default_factory=dict)  # step seq -> its answer's label
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -88,7 +88,7 @@ class ScriptView:
             "node": {"id": self.node.id, "kind": self.node.kind, "label": self.node.label,
                      "text": self.text, "answers": list(self.answers)},
             "closing": self.node.kind == DISPOSITION,
-            "path": [s.as_json() for s in self.steps],
+            "path": [s.as_json() | {"answer_label": self.answer_labels.get(s.seq)} for s in self.steps],
             "labels": dict(self.labels),
             "dispositions": list(self.dispositions),
             "disposition": self.contact.disposition,
@@ -262,11 +262,22 @@ class ScriptRunner:
                   "scenario": contact.scenario, "procedure": contact.procedure}  # fmt: skip
         text = render(node.text, variable_values(tree, render_data(contact)),
                       {k: v.label for k, v in tree.variables.items()})  # fmt: skip
+        steps = tuple(await self.desk.steps(contact.id))
         return ScriptView(
-            contact, contact.script_version, node, text, answers,
-            tuple(await self.desk.steps(contact.id)), labels,
-            await self._dispositions(contact), notice,
+            contact, contact.script_version, node, text, answers, steps, labels,
+            await self._dispositions(contact), notice, _answer_labels(tree, steps),
         )  # fmt: skip
+
+
+def _answer_labels(tree: ScriptTree, steps: tuple[Step, ...]) -> dict[int, str]:
+    """Each answered step's answer as the agent read it (the tree's label)."""
+    out: dict[int, str] = {}
+    for step in steps:
+        node = tree.nodes.get(step.node_id)
+        found = [a.label for a in node.answers if a.id == step.answer] if node else []
+        if step.answer and found:
+            out[step.seq] = found[0]
+    return out
 
 
 __all__ = ["CLOSE", "DispositionRefused", "NoScript", "ScriptRunner", "ScriptView", "StaleNode"]

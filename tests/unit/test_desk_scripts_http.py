@@ -167,6 +167,7 @@ async def test_an_agent_follows_the_script_to_a_disposition(api: Api) -> None:
     assert view["labels"]["procedure"] == "Orientación a la línea de su plan"
     assert [d["id"] for d in view["dispositions"]] == ["orientado_otro_canal"]
     assert [s["node_id"].rsplit("/", 1)[-1] for s in view["path"]] == ["saludo", "contexto", "linea", "despedida", "cierre"]
+    assert [s["answer_label"] for s in view["path"]] == ["Continuar"] * 4 + [None]
     refused = await api.answer("ana", "POST", f"{base}/close", {"disposition": "agendado"}, 422)
     assert "orientado_otro_canal" in refused["message"]
     empty = await api.answer("ana", "POST", f"{base}/close", {"disposition": ""}, 422)

@@ -72,7 +72,7 @@ export function mountScript(element, contact) {
   function pathList() {
     const list = el("ol", null, "script-path");
     for (const step of view.path) {
-      const answer = step.answer ? ` → ${step.answer}` : "";
+      const answer = step.answer ? ` → ${step.answer_label || step.answer}` : "";
       list.append(el("li", `${step.label}${answer} (${seconds(step.seconds)})`));
     }
     return list;
