@@ -357,3 +357,12 @@ def test_render_never_fails_and_marks_every_missing_value(values: dict[str, str 
             label = "sede del afiliado" if name == "sede" else name
             assert f"[{label}: sin dato]" in out
     assert out.count("{") <= text.count("{")
+
+
+def test_the_modules_examples_run() -> None:
+    import doctest
+
+    import ivr.desk.scripts
+
+    result = doctest.testmod(ivr.desk.scripts)
+    assert result.failed == 0 and result.attempted >= 5
