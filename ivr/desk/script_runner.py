@@ -98,22 +98,25 @@ class ScriptView:
 
 def facts_of(contact: Contact) -> dict[str, Any]:
     """The entry facts (``ivr.desk.scripts.ENTRY_FACTS``) of a contact: its queue,
-    level, area and kind, and from the screen pop it was shown (``context``) the
-    IVR's reason, segment, eligibility reasons, main-menu choice, path and
-    whether a case is open."""
+    level, area and kind; from the screen pop it was shown (``context``) the
+    segment (``segment.code``), whether a case is open (``open_case``), and the
+    IVR's codes under ``ivr``: ``reason`` (the transfer reason, ``non-target``…),
+    ``segment``, ``eligibility`` (``age_out_of_band:70``…), ``choice`` (the main
+    menu's digit), ``path`` (flow node ids). The pop's other fields are words for
+    people; a fact the pop does not carry is absent (it matches no rule)."""
     ctx: Mapping[str, Any] = contact.context or {}
     nested = ctx.get("ivr")
-    ivr: Mapping[str, Any] = nested if isinstance(nested, Mapping) else ctx
+    ivr: Mapping[str, Any] = nested if isinstance(nested, Mapping) else {}
+    segment = ctx.get("segment")
     facts: dict[str, Any] = {
         "queue": contact.queue, "level": contact.level, "area": contact.area, "kind": contact.kind,
-        "reason": ivr.get("reason") or ctx.get("reason") or contact.ivr_reason,
-        "segment": ivr.get("segment") or ctx.get("segment"),
-        "eligibility": ivr.get("eligibility") or ivr.get("eligibility_reasons") or ctx.get("eligibility_reasons"),
-        "choice": ivr.get("choice") or ivr.get("main_choice") or ctx.get("main_choice"),
-        "path": ivr.get("path") or ctx.get("path"),
+        "reason": ivr.get("reason"),
+        "segment": ivr.get("segment") or (segment.get("code") if isinstance(segment, Mapping) else segment),
+        "eligibility": ivr.get("eligibility"),
+        "choice": ivr.get("choice"),
+        "path": ivr.get("path"),
+        "case_open": bool(ctx.get("open_case")),
     }  # fmt: skip
-    case = ctx.get("case") or ctx.get("open_case")
-    facts["case_open"] = bool(case)
     return {k: v for k, v in facts.items() if v not in (None, "", [])}
 
 

@@ -151,11 +151,24 @@ def variable_values(tree: ScriptTree, data: Mapping[str, Any]) -> dict[str, str]
 
 
 def lookup(data: Any, dotted: str) -> Any:
-    """``data["a"]["b"]`` for ``"a.b"``; None when any part is missing."""
+    """``data["a"]["b"]`` for ``"a.b"``; in a list of ``{"label", "value"}`` items (the
+    screen pop's ``facts``) a part names an item by its label and gives its value.
+    None when any part is missing.
+
+    >>> lookup({"caller": {"name": "Ana"}}, "caller.name")
+    'Ana'
+    >>> lookup({"facts": [{"label": "Servicio", "value": "Pediatría"}]}, "facts.Servicio")
+    'Pediatría'
+    >>> lookup({"caller": {}}, "caller.name") is None
+    True
+    """
     for part in dotted.split("."):
-        if not isinstance(data, Mapping) or part not in data:
+        if isinstance(data, list):
+            data = next((i.get("value") for i in data if isinstance(i, Mapping) and i.get("label") == part), None)
+        elif isinstance(data, Mapping) and part in data:
+            data = data[part]
+        else:
             return None
-        data = data[part]
     return data
 
 

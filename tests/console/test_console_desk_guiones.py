@@ -29,7 +29,7 @@ from tests.console.test_console import WAIT_S, css, log_in, wait_text
 
 pytestmark = pytest.mark.console
 CONTEXT = {"ivr": {"reason": "non-target", "segment": "non_target", "eligibility": ["age_out_of_band:70"]},
-           "affiliate": {"name": "Ana María Pérez"}, "service": {"name": "Medicina general primera vez"}}  # fmt: skip
+           "caller": {"name": "Ana María Pérez"}, "facts": [{"label": "Servicio", "value": "Medicina general primera vez"}]}  # fmt: skip
 
 
 def database(ops_server: OpsServer) -> Database:

@@ -150,7 +150,7 @@ async def open_contact(api: Api, agent: str = "7001", context: dict[str, Any] | 
         kind=VOICE, agent=agent, agent_name="Ana Gómez", queue="general", level=1, area="recepcion",
         journey_key=f"j{agent}", answered_at=datetime(2026, 12, 4, 15, 0, tzinfo=UTC),
         context=context if context is not None else {"ivr": {"reason": "non-target", "eligibility": ["plan_not_in_scope:PAC"]},
-                                                     "affiliate": {"name": "Ana María Pérez"}},
+                                                     "caller": {"name": "Ana María Pérez"}},
         source_key=f"j{agent}/{agent}",
     ))  # fmt: skip
     return contact.id

@@ -29,8 +29,9 @@ from ivr.yamlsrc import load_yaml_file
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
-POP = {"affiliate": {"name": "Ana María Pérez", "site_name": "Sede Centro"},
-       "service": {"name": "Medicina general primera vez"},
+POP = {"caller": {"name": "Ana María Pérez", "document": "*******050", "site": "Sede Centro"},
+       "segment": {"code": "non_target", "label": "Población no objetivo"},
+       "facts": [{"label": "Servicio", "value": "Medicina general primera vez"}],
        "ivr": {"reason": "non-target", "segment": "non_target", "eligibility": ["age_out_of_band:70"]}}  # fmt: skip
 
 
@@ -250,3 +251,42 @@ async def test_every_path_of_the_default_tree_closes_with_one_of_its_disposition
         if done >= 12:
             break
     assert done >= 12
+
+
+async def test_an_open_case_is_read_with_its_number_and_due_date(runner: ScriptRunner) -> None:
+    pop = {**POP, "open_case": {"number": "0012345", "state": "abierto", "summary": "Sin cupo", "due": "2026-12-11"},
+           "ivr": {"reason": "non-target"}}  # fmt: skip
+    cid = await contact(runner, context=pop)
+    view = await runner.start(cid, "ana")
+    assert view.node.id == "agendamiento/caso_abierto/consulta_caso/saludo"
+    view = await runner.answer(cid, "ana", view.node.id, CONTINUE)
+    assert view.text == "Usted tiene abierto el caso número 0012345."
+    view = await runner.answer(cid, "ana", view.node.id, CONTINUE)
+    assert view.text == "Le daremos respuesta a más tardar el 2026-12-11, por el medio que nos indicó."
+
+
+def _contact_with(context: dict[str, Any], **kw: Any) -> Any:
+    from ivr.desk.model import Contact
+
+    fields: dict[str, Any] = dict(id="c", kind=VOICE, agent="7001", agent_name="Ana Gómez", queue="general",
+                                  level=1, area="recepcion", journey_key="j", state="active", answered_at=T0,
+                                  version=1, context=context)  # fmt: skip
+    return Contact(**(fields | kw))
+
+
+@pytest.mark.parametrize(("context", "facts"), [
+    ({}, {"queue": "general", "level": 1, "area": "recepcion", "kind": "voice", "case_open": False}),
+    ({"segment": {"code": "non_target", "label": "No objetivo"}}, {"segment": "non_target"}),
+    ({"open_case": {"number": "1"}}, {"case_open": True}),
+    ({"open_case": None}, {"case_open": False}),
+    ({"ivr": {"reason": "incident", "eligibility": ["risk_marking:vih"], "choice": "3", "path": ["main_menu"]}},
+     {"reason": "incident", "eligibility": ["risk_marking:vih"], "choice": "3", "path": ["main_menu"]}),
+    ({"ivr": {"segment": "target"}, "segment": {"code": "unknown"}}, {"segment": "target"}),
+    ({"ivr_reason": "Población no objetivo", "reasons": ["Edad fuera de la franja: 70 años"]}, {}),  # words are not codes
+])  # fmt: skip
+def test_entry_facts_come_from_the_contact_and_its_pop(context: dict[str, Any], facts: dict[str, Any]) -> None:
+    from ivr.desk.script_runner import facts_of
+
+    found = facts_of(_contact_with(context))
+    assert {k: found.get(k) for k in facts} == facts
+    assert "reason" not in found or "ivr" in context
