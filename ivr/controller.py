@@ -34,7 +34,7 @@ from ivr.channel import (
     HandOff,
     Phrase,
 )
-from ivr.desk.scripts_http import scripts_extension_for
+from ivr.desk.scripts_http import scripts_extension_for, seed_default_scripts
 from ivr.flow.engine import Action, CallState, FlowEngine
 from ivr.flow.loader import FlowLoader, load_flows
 from ivr.flow.model import Flow
@@ -411,6 +411,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     )
     db = Database(settings.database_url, timeout=settings.request_timeout)
     await db.migrate()
+    await seed_default_scripts(db, settings.citas_dir)  # the desk's call scripts, version 1
     metrics = Metrics()
     # DTMF in → ARI out: on /metrics, and to CITAS_REACTION_LOG when set (ivr bench).
     reaction = ReactionTimer.from_env(observer=metrics.reaction.observe)

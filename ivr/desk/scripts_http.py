@@ -47,6 +47,7 @@ from ivr.desk.errors import (
     ScriptVersionNotFound,
     UnknownAgent,
 )
+from ivr.desk.model import ScriptVersion
 from ivr.desk.script_runner import DispositionRefused, NoScript, ScriptRunner, StaleNode
 from ivr.desk.scripts import WrongAnswer, load_script_file, validate_tree
 from ivr.desk.store import DeskStore, ScriptStore
@@ -284,3 +285,10 @@ def scripts_extension_for(db: Database, citas_dir: Path) -> ApiExtension:
     scripts = ScriptStore(db, validate_tree)
     runner = ScriptRunner(DeskStore(db), scripts, load_desk_config(citas_dir / "desk.yaml"))
     return scripts_extension(scripts, runner, default_tree(citas_dir / "scripts.yaml"))
+
+
+async def seed_default_scripts(db: Database, citas_dir: Path) -> ScriptVersion | None:
+    """At start (``ivr serve``): publish the line's ``scripts.yaml`` as version 1 when
+    the database has no script version. ``ConfigError`` for a bad file."""
+    tree = await asyncio.to_thread(default_tree, citas_dir / "scripts.yaml")
+    return await ScriptStore(db, validate_tree).seed(tree) if tree is not None else None

@@ -110,7 +110,7 @@ def test_an_admin_edits_sees_a_spanish_error_and_publishes(browser: WebDriver, o
 def mount_panel(browser: WebDriver, contact_id: str) -> None:
     browser.execute_script(
         "const s = document.createElement('section'); s.id = 'guion'; document.body.prepend(s);"
-        "import('/console/desk-script.js').then((m) => { window.panel = m.mountScript(s, {id: arguments[0]}); });",
+        "import('/console/desk-script.js').then((m) => { window.panel = m.mountScript(s, {contact_id: arguments[0]}); });",
         contact_id,
     )
 

@@ -203,3 +203,17 @@ async def test_the_guiones_page_and_the_panel_module_are_served(api: Api) -> Non
         assert response.status == 200 and kind in response.headers["Content-Type"]
     module = await (await api.client.get("/console/desk-script.js")).text()
     assert "export function mountScript(element, contact)" in module
+
+
+async def test_the_default_tree_is_seeded_at_start_once(db: Database, tmp_path: Path) -> None:
+    from ivr.desk.scripts_http import seed_default_scripts
+    from ivr.yamlsrc import ConfigError
+
+    assert await seed_default_scripts(db, tmp_path) is None  # no scripts.yaml: nothing, no error
+    seeded = await seed_default_scripts(db, CITAS)
+    assert seeded is not None and (seeded.version, seeded.state, seeded.created_by) == (1, "published", "sistema")
+    assert await seed_default_scripts(db, CITAS) is None  # once
+    (tmp_path / "scripts.yaml").write_text(yaml_text().replace("next: invitar_lina", "next: lina", 1))
+    with pytest.raises(ConfigError) as caught:
+        await seed_default_scripts(db, tmp_path)
+    assert caught.value.line is not None and "'next: lina'" in str(caught.value)

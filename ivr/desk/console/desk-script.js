@@ -1,7 +1,7 @@
 // The agent desktop's script panel (issue 12 §3): an ES module.
 //
 //   import { mountScript } from "/console/desk-script.js";
-//   const panel = mountScript(document.getElementById("guion"), contact);   // contact: {id, ...}
+//   const panel = mountScript(document.getElementById("guion"), contact);   // {id} or a pop's {contact_id}
 //   panel.refresh();   // re-read (after a reconnect);  panel.destroy();  // empty the element
 //
 // It opens the contact's script (POST /api/desk/contacts/{id}/script/start: the node the IVR
@@ -41,7 +41,8 @@ function el(tag, text, className) {
 const seconds = (s) => (s === null || s === undefined ? "en curso" : `${Math.round(s)} s`);
 
 export function mountScript(element, contact) {
-  const base = `/api/desk/contacts/${encodeURIComponent(contact.id)}`;
+  // A contact (`id`) or a screen pop (`contact_id`) names the contact.
+  const base = `/api/desk/contacts/${encodeURIComponent(contact.id || contact.contact_id)}`;
   let view = null;
   let busy = false;
 
