@@ -60,7 +60,7 @@ from ivr.yamlsrc import ConfigError, load_yaml, load_yaml_file
 logger = logging.getLogger(__name__)
 
 CONSOLE_DIR = Path(__file__).parent / "console"
-CONSOLE_FILES = {name: CONSOLE_DIR / name for name in ("guiones.html", "guiones.js", "desk-script.js")}
+CONSOLE_FILES = {name: CONSOLE_DIR / name for name in ("guiones.html", "guiones.js", "guiones.css", "desk-script.js")}
 MAX_TREE_TEXT = 60_000
 
 VERSION = Param("version", "path", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}, "The script version.")

@@ -198,7 +198,8 @@ async def test_agent_refusals(api: Api) -> None:
 async def test_the_guiones_page_and_the_panel_module_are_served(api: Api) -> None:
     pages = await api.answer("vera", "GET", "/api/console/pages")
     assert {"file": "guiones.html", "title": "Guiones", "href": "/console/guiones.html"} in pages["pages"]
-    for name, kind in (("guiones.html", "text/html"), ("guiones.js", "javascript"), ("desk-script.js", "javascript")):
+    for name, kind in (("guiones.html", "text/html"), ("guiones.js", "javascript"), ("guiones.css", "text/css"),
+                       ("desk-script.js", "javascript")):
         response = await api.client.get(f"/console/{name}")
         assert response.status == 200 and kind in response.headers["Content-Type"]
     module = await (await api.client.get("/console/desk-script.js")).text()
