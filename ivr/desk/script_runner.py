@@ -34,7 +34,7 @@ from typing import Any
 
 from ivr.desk.config import DeskConfig
 from ivr.desk.errors import AgentNotAllowed, ContactConflict, ContactNotFound, UnknownAgent
-from ivr.desk.model import Contact, Step
+from ivr.desk.model import FINAL_STATES, Contact, Step
 from ivr.desk.scripts import (
     CLOSE,
     DISPOSITION,
@@ -175,9 +175,15 @@ class ScriptRunner:
                       "atiende: elija un tipo de llamada de su perfil.")  # fmt: skip
             node_id = ROOT
         node = tree.nodes[node_id]
+        try:  # two tabs opening at once: one stores the first step, the other shows it
+            contact = await self._move(contact, version, tree, node, expected_version=contact.version)
+        except ContactConflict:
+            contact = await self._contact(contact_id, user)
+            if contact.script_version is None or contact.script_node is None:
+                raise
+            return await self.view(contact, allowed)
         await self.desk.record_step(contact.id, node_id=node.id, node_kind=node.kind,
                                     label=node.label, agent=contact.agent)  # fmt: skip
-        contact = await self._move(contact, version, tree, node)
         return await self.view(contact, allowed, notice)
 
     async def _opening(self, contact: Contact) -> tuple[int, str]:
@@ -211,9 +217,16 @@ class ScriptRunner:
         if node.id == ROOT and answer_id not in allowed:
             raise AgentNotAllowed(f"su perfil no atiende llamadas de tipo «{chosen.label}»")
         target = tree.node(chosen.next)
+        try:  # the contact's version: of two answers read at the same node, one moves on
+            contact = await self._move(contact, contact.script_version, tree, target,
+                                       expected_version=contact.version)  # fmt: skip
+        except ContactConflict as exc:
+            if exc.state in FINAL_STATES:
+                raise
+            raise StaleNode("el contacto cambió mientras lo veía (otra pestaña, un doble clic o "
+                            "la llamada terminó): recargue el guion") from None  # fmt: skip
         await self.desk.record_step(contact.id, node_id=target.id, node_kind=target.kind,
                                     label=target.label, answered=answer_id, agent=contact.agent)  # fmt: skip
-        contact = await self._move(contact, contact.script_version, tree, target)
         return await self.view(contact, allowed)
 
     async def close(self, contact_id: str, user: str, disposition: str, note: str) -> Contact:
@@ -241,7 +254,8 @@ class ScriptRunner:
             ids = node.dispositions if node and node.kind == DISPOSITION else tree.early_dispositions
         return tuple({"id": d, "label": tree.dispositions[d]} for d in ids)
 
-    async def _move(self, contact: Contact, version: int, tree: ScriptTree, node: ScriptNode) -> Contact:
+    async def _move(self, contact: Contact, version: int, tree: ScriptTree, node: ScriptNode,
+                    expected_version: int | None = None) -> Contact:  # fmt: skip
         def label(path: str | None) -> str | None:
             return None if path is None else tree.labels.get(path, path)
 
@@ -252,6 +266,7 @@ class ScriptRunner:
             reason=label(f"{ct}/{reason}") if ct and reason else None,
             scenario=label(f"{ct}/{reason}/{scen}") if ct and reason and scen else None,
             procedure=label(f"procedimiento/{node.procedure}") if node.procedure else None,
+            expected_version=expected_version,
         )  # fmt: skip
 
     async def view(self, contact: Contact, allowed: frozenset[str], notice: str | None = None) -> ScriptView:

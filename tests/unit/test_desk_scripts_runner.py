@@ -290,3 +290,33 @@ def test_entry_facts_come_from_the_contact_and_its_pop(context: dict[str, Any], 
     found = facts_of(_contact_with(context))
     assert {k: found.get(k) for k in facts} == facts
     assert "reason" not in found or "ivr" in context
+
+
+async def test_two_answers_at_the_same_node_move_once(runner: ScriptRunner) -> None:
+    """A double click or two tabs: both read the same node; one step is stored, the other is refused."""
+    import asyncio
+
+    cid = await contact(runner)
+    first = await runner.start(cid, "ana")
+    outcomes = await asyncio.gather(*(runner.answer(cid, "ana", first.node.id, CONTINUE) for _ in range(3)),
+                                    return_exceptions=True)  # fmt: skip
+    moved = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert len(moved) == 1 and all(isinstance(o, StaleNode) for o in outcomes if o not in moved)
+    assert [s.node_id.rsplit("/", 1)[-1] for s in await runner.desk.steps(cid)] == ["saludo", "contexto"]
+
+
+async def test_two_tabs_opening_at_once_store_one_first_step(runner: ScriptRunner) -> None:
+    import asyncio
+
+    cid = await contact(runner)
+    views = await asyncio.gather(*(runner.start(cid, "ana") for _ in range(3)))
+    assert {v.node.id for v in views} == {"agendamiento/no_objetivo/edad/saludo"}
+    assert len(await runner.desk.steps(cid)) == 1
+
+
+async def test_the_agent_finishes_the_script_after_the_caller_hung_up(runner: ScriptRunner) -> None:
+    cid = await contact(runner)
+    view = await runner.start(cid, "ana")
+    await runner.desk.end(cid)  # the caller hung up: wrapup; the agent may finish the script
+    after = await runner.answer(cid, "ana", view.node.id, CONTINUE)
+    assert after.contact.state == "wrapup" and after.node.id.endswith("/contexto")
