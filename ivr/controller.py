@@ -311,11 +311,14 @@ def ops_extensions(
     """The parts' ops-API routes and console pages over ``db`` (``ivr serve`` and
     ``ivr ops serve``): one line per part. ``keywords``: the controller's own (it
     shares the store with the analysis worker)."""
+    from ivr.citas.script_facts import CallRecordFacts
+
     desk = (settings.citas_dir / "desk.yaml").exists()
     return [
         keywords or keyword_extension(KeywordStore(db)),  # Palabras clave (docs/cases/sentiment.md)
         incident_extension_for(db),  # Reportes de incidente (docs/cases/incidents.md)
-        *([scripts_extension_for(db, settings.citas_dir)] if desk else []),  # Guiones (docs/desk/scripts.md)
+        *([scripts_extension_for(db, settings.citas_dir, CallRecordFacts(CallRecordStore(db)))]
+          if desk else []),  # Guiones and the agent's script (docs/desk/scripts.md)
     ]
 
 

@@ -28,7 +28,7 @@ contact belongs to the agent who answered it (another agent: ``AgentNotAllowed``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,10 +127,23 @@ def render_data(contact: Contact) -> dict[str, Any]:
             "queue": contact.queue, "level": contact.level, "area": contact.area}  # fmt: skip
 
 
+FactsSource = Callable[[Contact], Awaitable[Mapping[str, Any]]]
+
+
 class ScriptRunner:
-    def __init__(self, desk: DeskStore, scripts: ScriptStore, config: DeskConfig) -> None:
-        self.desk, self.scripts, self.config = desk, scripts, config
+    """``facts``: the line's source of a contact's IVR codes (``ivr.citas.script_facts``:
+    the call record); they fill the facts the pop does not carry (:func:`facts_of`)."""
+
+    def __init__(self, desk: DeskStore, scripts: ScriptStore, config: DeskConfig,
+                 facts: FactsSource | None = None) -> None:  # fmt: skip
+        self.desk, self.scripts, self.config, self.facts = desk, scripts, config, facts
         self._trees: dict[int, ScriptTree] = {}
+
+    async def entry_facts(self, contact: Contact) -> dict[str, Any]:
+        """The contact's own facts (:func:`facts_of`), filled in by the line's source."""
+        own = facts_of(contact)
+        line = await self.facts(contact) if self.facts is not None else {}
+        return {**line, **own}
 
     async def tree(self, version: int) -> ScriptTree:
         """A version's tree, parsed once (versions never change once written)."""
@@ -197,7 +210,7 @@ class ScriptRunner:
         if live is None:
             raise NoScript("no hay una versión publicada del guion")
         tree = await self.tree(live.version)
-        return live.version, entry_node(tree, facts_of(contact))
+        return live.version, entry_node(tree, await self.entry_facts(contact))
 
     async def answer(self, contact_id: str, user: str, node_id: str, answer_id: str) -> ScriptView:
         """Record the answer at ``node_id`` and move on. Raises :class:`StaleNode`,

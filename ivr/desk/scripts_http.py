@@ -48,7 +48,13 @@ from ivr.desk.errors import (
     UnknownAgent,
 )
 from ivr.desk.model import ScriptVersion
-from ivr.desk.script_runner import DispositionRefused, NoScript, ScriptRunner, StaleNode
+from ivr.desk.script_runner import (
+    DispositionRefused,
+    FactsSource,
+    NoScript,
+    ScriptRunner,
+    StaleNode,
+)
 from ivr.desk.scripts import WrongAnswer, load_script_file, validate_tree
 from ivr.desk.store import DeskStore, ScriptStore
 from ivr.ops.api import ApiError, ApiExtension, Call, ConsolePage, Handler
@@ -279,11 +285,12 @@ def scripts_extension(
     )
 
 
-def scripts_extension_for(db: Database, citas_dir: Path) -> ApiExtension:
+def scripts_extension_for(db: Database, citas_dir: Path, facts: FactsSource | None = None) -> ApiExtension:
     """The scripts' extension over ``db`` for a line whose files are in ``citas_dir``
-    (``desk.yaml``: agents and profiles; ``scripts.yaml``: the default tree)."""
+    (``desk.yaml``: agents and profiles; ``scripts.yaml``: the default tree);
+    ``facts``: the line's IVR codes of a contact (where its script opens)."""
     scripts = ScriptStore(db, validate_tree)
-    runner = ScriptRunner(DeskStore(db), scripts, load_desk_config(citas_dir / "desk.yaml"))
+    runner = ScriptRunner(DeskStore(db), scripts, load_desk_config(citas_dir / "desk.yaml"), facts)
     return scripts_extension(scripts, runner, default_tree(citas_dir / "scripts.yaml"))
 
 
