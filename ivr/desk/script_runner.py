@@ -178,6 +178,9 @@ class ScriptRunner:
         contact = await self._contact(contact_id, user)
         allowed = self.allowed_call_types(user)
         if contact.script_version is not None and contact.script_node is not None:
+            if not await self.desk.steps(contact.id):  # opened with a position (a hop): its first step
+                await self._first_step(contact, contact.script_version, contact.script_node)
+                contact = await self._contact(contact_id, user)
             return await self.view(contact, allowed)
         version, node_id = await self._opening(contact)
         tree = await self.tree(version)
@@ -187,17 +190,22 @@ class ScriptRunner:
             notice = (f"El guion abriría en «{tree.labels.get(call_type, call_type)}», que su perfil no "
                       "atiende: elija un tipo de llamada de su perfil.")  # fmt: skip
             node_id = ROOT
-        node = tree.nodes[node_id]
-        try:  # two tabs opening at once: one stores the first step, the other shows it
-            contact = await self._move(contact, version, tree, node, expected_version=contact.version)
-        except ContactConflict:
-            contact = await self._contact(contact_id, user)
-            if contact.script_version is None or contact.script_node is None:
+        await self._first_step(contact, version, node_id)
+        return await self.view(await self._contact(contact_id, user), allowed, notice)
+
+    async def _first_step(self, contact: Contact, version: int, node_id: str) -> None:
+        """Move the contact to its opening node and store the first step. Of two
+        tabs opening at once one does it (the contact's version), the other shows it."""
+        tree = await self.tree(version)
+        node = tree.node(node_id)
+        try:
+            await self._move(contact, version, tree, node, expected_version=contact.version)
+        except ContactConflict as exc:
+            if exc.state in FINAL_STATES:
                 raise
-            return await self.view(contact, allowed)
+            return
         await self.desk.record_step(contact.id, node_id=node.id, node_kind=node.kind,
                                     label=node.label, agent=contact.agent)  # fmt: skip
-        return await self.view(contact, allowed, notice)
 
     async def _opening(self, contact: Contact) -> tuple[int, str]:
         if contact.previous_contact_id:

@@ -203,6 +203,9 @@ async def test_a_contact_opened_with_a_position_resumes_there(runner: ScriptRunn
                         script_version=1, script_node="procedimiento/agendar_asesor/buscar")  # fmt: skip
     view = await runner.start(cid, "carla")
     assert view.node.id == "procedimiento/agendar_asesor/buscar"
+    assert [(s.node_id, s.agent) for s in view.steps] == [("procedimiento/agendar_asesor/buscar", "7003")]
+    again = await runner.start(cid, "carla")  # a reload stores nothing more
+    assert len(again.steps) == 1
 
 
 async def test_a_new_published_version_serves_new_contacts_and_old_ones_keep_theirs(runner: ScriptRunner) -> None:
