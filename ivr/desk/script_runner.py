@@ -5,18 +5,21 @@ the tree versions) and the desk config (which call types an agent's profile
 takes). What it decides:
 
 - **start**: a contact with a script position resumes there (same version, same
-  node: a reload, or an escalated call whose position the previous level left);
-  a contact that came from another (``previous_contact_id``, an escalation) with
-  no position of its own takes the previous one's version and node; otherwise
-  the live (latest published) version opens at :func:`entry_node` of the
-  contact's IVR context. A node whose call type the agent's profile does not take
-  opens at the call types instead, with a Spanish notice.
+  node: a reload, or a hop the levels part opened with the previous level's
+  position; with no step yet, its first step is stored); a contact that came from
+  another (``previous_contact_id``, an escalation) with no position of its own
+  takes the previous one's version and node; otherwise the live (published)
+  version opens at :func:`entry_node` of the contact's facts (:func:`facts_of`
+  filled in by the line's ``facts`` source). An entry whose call type the agent's
+  profile does not take opens at the call types instead, with a Spanish notice (a
+  resumed hop keeps its place: the previous level chose it).
 - **answer**: only at the node the contact is at (else :class:`StaleNode`, 409:
-  another tab or a double click moved on); an answer the node does not offer is
+  another tab or a double click moved on; the contact's version makes this hold
+  under concurrent requests); an answer the node does not offer is
   :class:`WrongAnswer` (422); a call type outside the profile is
-  ``AgentNotAllowed``. Each answer is one ``DeskStore.record_step`` (the store
-  closes the open step: its time is ``left_at - entered_at``) and the contact's
-  position and path labels move (``DeskStore.set_script``).
+  ``AgentNotAllowed``. Each answer moves the contact's position and path labels
+  (``DeskStore.set_script``) and is one ``DeskStore.record_step``: the open step
+  is ended with its time (``left_at - entered_at``) and the answer given at it.
 - **close**: the disposition must be one the reached procedure allows (at its
   end), or one of the tree's ``early_dispositions`` (before a procedure's end:
   the caller hung up); else :class:`DispositionRefused` (422). An empty one is
@@ -36,7 +39,6 @@ from ivr.desk.config import DeskConfig
 from ivr.desk.errors import AgentNotAllowed, ContactConflict, ContactNotFound, UnknownAgent
 from ivr.desk.model import FINAL_STATES, Contact, Step
 from ivr.desk.scripts import (
-    CLOSE,
     DISPOSITION,
     ROOT,
     ScriptNode,
@@ -319,4 +321,4 @@ def _answer_labels(tree: ScriptTree, steps: tuple[Step, ...]) -> dict[int, str]:
     return out
 
 
-__all__ = ["CLOSE", "DispositionRefused", "NoScript", "ScriptRunner", "ScriptView", "StaleNode"]
+__all__ = ["DispositionRefused", "FactsSource", "NoScript", "ScriptRunner", "ScriptView", "StaleNode", "facts_of"]
