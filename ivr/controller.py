@@ -34,7 +34,6 @@ from ivr.channel import (
     HandOff,
     Phrase,
 )
-from ivr.desk.scripts_http import scripts_extension_for, seed_default_scripts
 from ivr.flow.engine import Action, CallState, FlowEngine
 from ivr.flow.loader import FlowLoader, load_flows
 from ivr.flow.model import Flow
@@ -312,6 +311,7 @@ def ops_extensions(
     ``ivr ops serve``): one line per part. ``keywords``: the controller's own (it
     shares the store with the analysis worker)."""
     from ivr.citas.script_facts import CallRecordFacts
+    from ivr.desk.scripts_http import scripts_extension_for
 
     desk = (settings.citas_dir / "desk.yaml").exists()
     return [
@@ -415,6 +415,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     )
     db = Database(settings.database_url, timeout=settings.request_timeout)
     await db.migrate()
+    from ivr.desk.scripts_http import seed_default_scripts
+
     await seed_default_scripts(db, settings.citas_dir)  # the desk's call scripts, version 1
     metrics = Metrics()
     # DTMF in → ARI out: on /metrics, and to CITAS_REACTION_LOG when set (ivr bench).
