@@ -404,6 +404,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     from ivr.citas.line import CitasLine
     from ivr.citas.reference import load_reference
     from ivr.desk.queues import build_queues
+    from ivr.desk.scripts_http import seed_default_scripts
     from ivr.ops.runtime import OpsRuntime
 
     reference = load_reference(settings.citas_dir)
@@ -415,8 +416,6 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     )
     db = Database(settings.database_url, timeout=settings.request_timeout)
     await db.migrate()
-    from ivr.desk.scripts_http import seed_default_scripts
-
     await seed_default_scripts(db, settings.citas_dir)  # the desk's call scripts, version 1
     metrics = Metrics()
     # DTMF in → ARI out: on /metrics, and to CITAS_REACTION_LOG when set (ivr bench).
