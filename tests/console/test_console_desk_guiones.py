@@ -115,12 +115,18 @@ def mount_panel(browser: WebDriver, contact_id: str) -> None:
     )
 
 
+PANEL_AT = ("const form = document.querySelector('#guion form.script-close');"
+            "const node = document.querySelector('#guion .script-node');"
+            "return form ? 'cierre-form' : (node ? node.dataset.node : null);")  # fmt: skip
+
+
 def answer(browser: WebDriver, answer_id: str) -> None:
-    node = css(browser, "#guion .script-node").get_attribute("data-node")
+    """Click an answer and wait for the panel to move on. The panel redraws its
+    element on each move, so where it is is read in one script (no stale element)."""
+    node = WebDriverWait(browser, WAIT_S).until(lambda d: d.execute_script(PANEL_AT))
     css(browser, f'#guion .script-node button[data-answer="{answer_id}"]').click()
     WebDriverWait(browser, WAIT_S).until(
-        lambda d: d.find_element(By.CSS_SELECTOR, "#guion").find_elements(By.CSS_SELECTOR, ".script-close")
-        or css(d, "#guion .script-node").get_attribute("data-node") != node,
+        lambda d: d.execute_script(PANEL_AT) not in (None, node),
         f"the panel stayed at {node} after {answer_id}",
     )
 
