@@ -311,9 +311,15 @@ def ops_extensions(
     """The parts' ops-API routes and console pages over ``db`` (``ivr serve`` and
     ``ivr ops serve``): one line per part. ``keywords``: the controller's own (it
     shares the store with the analysis worker)."""
+    from ivr.citas.script_facts import CallRecordFacts
+    from ivr.desk.scripts_http import scripts_extension_for
+
+    desk = (settings.citas_dir / "desk.yaml").exists()
     return [
         keywords or keyword_extension(KeywordStore(db)),  # Palabras clave (docs/cases/sentiment.md)
         incident_extension_for(db),  # Reportes de incidente (docs/cases/incidents.md)
+        *([scripts_extension_for(db, settings.citas_dir, CallRecordFacts(CallRecordStore(db)))]
+          if desk else []),  # Guiones and the agent's script (docs/desk/scripts.md)
     ]
 
 
@@ -415,6 +421,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     from ivr.citas.line import CitasLine
     from ivr.citas.reference import load_reference
     from ivr.desk.queues import build_queues
+    from ivr.desk.scripts_http import seed_default_scripts
     from ivr.ops.runtime import OpsRuntime
 
     reference = load_reference(settings.citas_dir)
@@ -426,6 +433,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     )
     db = Database(settings.database_url, timeout=settings.request_timeout)
     await db.migrate()
+    await seed_default_scripts(db, settings.citas_dir)  # the desk's call scripts, version 1
     metrics = Metrics()
     # DTMF in → ARI out: on /metrics, and to CITAS_REACTION_LOG when set (ivr bench).
     reaction = ReactionTimer.from_env(observer=metrics.reaction.observe)

@@ -366,11 +366,13 @@ class DeskStore:
         answer: str | None = None,
         agent: str,
         at: datetime | None = None,
+        answered: str | None = None,
     ) -> Step:
         """The agent is now at script node ``node_id`` (``answer``: the answer id chosen
-        there, if any): ends the open step (``left_at``, ``seconds``), stores the next
-        (``seq`` + 1) and moves the contact's ``script_node``, in one transaction.
-        Allowed while the contact is ``active`` or ``wrapup``.
+        there, if any): ends the open step (``left_at``, ``seconds``; ``answered``: the
+        answer the agent gave at it, stored on it, as the script runner records each
+        answer), stores the next (``seq`` + 1) and moves the contact's ``script_node``,
+        in one transaction. Allowed while the contact is ``active`` or ``wrapup``.
 
         Raises :class:`ContactNotFound`, :class:`ContactConflict` (closed or escalated)."""
         now = _aware(at, "at") if at is not None else self.clock()
@@ -382,7 +384,7 @@ class DeskStore:
                     f"el contacto está {STATE_LABELS[row.state].lower()}: ya no admite pasos",
                     state=row.state,
                 )
-            await _end_open_step(session, contact_id, now)
+            await _end_open_step(session, contact_id, now, answered)
             last = await session.scalar(
                 select(func.max(DeskStepRow.seq)).where(DeskStepRow.contact_id == contact_id)
             )
@@ -747,7 +749,9 @@ async def _lock(session: AsyncSession, contact_id: str) -> DeskContactRow:
     return row
 
 
-async def _end_open_step(session: AsyncSession, contact_id: str, now: datetime) -> None:
+async def _end_open_step(
+    session: AsyncSession, contact_id: str, now: datetime, answer: str | None = None
+) -> None:
     rows = await session.scalars(
         select(DeskStepRow).where(
             DeskStepRow.contact_id == contact_id, DeskStepRow.left_at.is_(None)
@@ -756,6 +760,8 @@ async def _end_open_step(session: AsyncSession, contact_id: str, now: datetime) 
     for step in rows.all():
         step.left_at = now
         step.seconds = max(0.0, (now - step.entered_at).total_seconds())
+        if answer is not None:
+            step.answer = answer
     await session.flush()
 
 
