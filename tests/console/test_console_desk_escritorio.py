@@ -100,3 +100,44 @@ def test_a_token_that_is_no_agent_is_told_so(browser: WebDriver, ops_server: Ops
     wait_text(browser, "#whoami", "token:vale")
     browser.get(ops_server.url + "/console/escritorio.html")
     wait_text(browser, "#error", "no es un asesor del escritorio")
+
+
+def test_the_desktop_speaks_spanish_with_and_without_a_contact(
+    browser: WebDriver, ops_server: OpsServer
+) -> None:
+    """Review of issue 12: between calls the panels are mounted with no contact (the
+    script panel failed on it: "Cannot read properties of null" in the error box); a
+    page's own failure is told in Spanish; the disposition form's check is the page's
+    Spanish sentence, not the browser's ("Please select an item in the list"); a closed
+    contact's path has no step left "en curso"."""
+    bruno, _carla = asyncio.run(_seed(ops_server))
+    token = ops_server.token("ana", "operator")
+    log_in(browser, ops_server, token)
+    wait_text(browser, "#whoami", "token:ana")
+    browser.get(ops_server.url + "/console/escritorio.html")
+    wait_text(browser, "#stream-state", "conectado")
+    wait_text(browser, "#pop-empty", "Sin contacto")
+    wait_text(browser, "#guion", "El guion se abre al contestar.")
+    assert css(browser, "#error").get_attribute("hidden") is not None, css(browser, "#error").text
+
+    # Any error that is not the API's (a script's TypeError) reaches the agent in Spanish.
+    browser.execute_script("showError(new TypeError(\"Cannot read properties of null (reading 'id')\"))")
+    wait_text(browser, "#error", "la página falló")
+    assert "Cannot read" not in css(browser, "#error").text
+    browser.execute_script("showError(null)")
+
+    status, _ = ops_server.request("POST", f"/api/desk/handoffs/{bruno}/take", token, {})
+    assert status == 200
+    wait_text(browser, "#pop-name", "Bruno")
+    wait_text(browser, "#guion", "Camino")
+    css(browser, "#guion details.script-early-box summary").click()
+    css(browser, "#guion form.script-early button").click()
+    wait_text(browser, "#guion .script-message", "Elija una tipificación")
+    select = css(browser, "#guion form.script-early select")
+    option = select.find_elements(By.TAG_NAME, "option")[1]
+    option.click()
+    css(browser, "#guion form.script-early button").click()
+    wait_text(browser, "#guion .script-closed", "Contacto cerrado")
+    wait_text(browser, "#guion .script-path", "s)")
+    assert "en curso" not in css(browser, "#guion .script-path").text
+    assert css(browser, "#error").get_attribute("hidden") is not None, css(browser, "#error").text

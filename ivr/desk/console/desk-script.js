@@ -12,24 +12,10 @@
 // The element receives a "script-closed" event (detail: the closed contact) when it closes.
 // Uses the console's token (sessionStorage) in the Authorization header; text via textContent.
 
-const TOKEN_KEY = "citas-ops-token";
-
-async function call(method, path, body) {
-  const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` };
-  const init = { method, headers };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const response = await fetch(path, init);
-  const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    const err = new Error(data && data.message ? data.message : `error HTTP ${response.status}`);
-    err.status = response.status;
-    throw err;
-  }
-  return data;
-}
+// The page loads /console/common.js (a classic script) first: its api() (the token in the
+// header, ApiError with the API's Spanish message, ApiError(0) in Spanish when the server
+// does not answer) is a global this module reads.
+const call = (method, path, body) => api(method, path, body);
 
 function el(tag, text, className) {
   const node = document.createElement(tag);
@@ -41,6 +27,11 @@ function el(tag, text, className) {
 const seconds = (s) => (s === null || s === undefined ? "en curso" : `${Math.round(s)} s`);
 
 export function mountScript(element, contact) {
+  // No contact (the desktop between calls, escritorio.js calls with null): the hint only.
+  if (!contact) {
+    element.replaceChildren(el("h2", "Guion"), el("p", "El guion se abre al contestar.", "hint"));
+    return { refresh() {}, destroy() { element.replaceChildren(); } };
+  }
   // A contact (`id`) or a screen pop (`contact_id`) names the contact.
   const base = `/api/desk/contacts/${encodeURIComponent(contact.id || contact.contact_id)}`;
   let view = null;
@@ -86,6 +77,7 @@ export function mountScript(element, contact) {
 
   function dispositionForm(early) {
     const form = el("form", null, early ? "script-early" : "script-close");
+    form.noValidate = true;  // the browser's "Please select an item" is in its own language: our check says it in Spanish
     const select = el("select");
     select.name = "disposition";
     select.required = true;
@@ -108,6 +100,7 @@ export function mountScript(element, contact) {
       if (closed) {
         view = { ...view, state: "closed", disposition: select.value };
         draw();
+        refresh();  // the stored path: the close ended the last step (no "en curso" left on a closed contact)
         element.dispatchEvent(new CustomEvent("script-closed", { detail: closed.contact }));
       }
     });

@@ -17,7 +17,7 @@ const $ = (id) => document.getElementById(id);
 // (Spanish, the API's), `details` ([{field, message}] or a part's own shape).
 class ApiError extends Error {
   constructor(status, body) {
-    super(body && body.message ? body.message : `error HTTP ${status}`);
+    super(body && body.message ? body.message : `el servidor respondió con un error (HTTP ${status})`);
     this.status = status;
     this.details = (body && body.details) || [];
     this.body = body || null;
@@ -72,7 +72,12 @@ function showError(err) {
   box.replaceChildren();
   const prefix = errorSettings.prefixes[err.status];
   const title = document.createElement("strong");
-  title.textContent = (prefix ? `${prefix}: ` : "Error: ") + err.message;
+  // Not an answer of the API (a TypeError of a page's script, a browser error): its text is
+  // the browser's, in English; the person reads Spanish and what to do, the console the cause.
+  const message = err instanceof ApiError || err.status !== undefined ? err.message
+    : "la página falló; recárguela y, si se repite, avise a soporte";
+  if (message !== err.message) console.error(err);
+  title.textContent = (prefix ? `${prefix}: ` : "Error: ") + message;
   box.append(title);
   if (err.details && err.details.length) {
     const list = document.createElement("ul");
