@@ -10,6 +10,7 @@ Every defect is listed, not only the first. Used by :func:`ivr.desk.scripts.load
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -272,10 +273,22 @@ class Builder:
             else:
                 answers = (Answer(CONTINUE, "Continuar", then(step)),)
             self.nodes[node_id] = ScriptNode(
-                node_id, step["kind"], step.get("label") or _short(step["text"]), step["text"], answers,
+                node_id, step["kind"], step.get("label") or self._label_of(step["text"]), step["text"], answers,
                 call_type=c.call_type, reason=c.reason, scenario=c.scenario,
                 procedure=c.procedure if c.is_procedure else None,
             )  # fmt: skip
+
+    def _label_of(self, text: str) -> str:
+        """A step's name when it has no ``label``: its text, short, with each ``{name}``
+        as the variable's label in guillemets (``Buenos días, «nombre del afiliado».``).
+        The name is what the desktop's path, the next level's pop and the reports show:
+        a raw ``{nombre}`` there read as a broken template (issue 12 review)."""
+
+        def word(match: re.Match[str]) -> str:
+            variable = self.variables.get(match.group(1))
+            return f"«{variable.label if variable else match.group(1)}»"
+
+        return _short(VARIABLE.sub(word, text))
 
     def _end(self, c: _Container, where: str) -> str:
         if c.is_procedure:

@@ -366,3 +366,23 @@ def test_the_modules_examples_run() -> None:
 
     result = doctest.testmod(ivr.desk.scripts)
     assert result.failed == 0 and result.attempted >= 5
+
+
+# --- step names (issue 12 review) ---------------------------------------------------------------
+# The desktop's path, the next level's pop and the reports show a step by its name; a step with
+# no `label` is named by its text, and the text's `{nombre}` showed raw ("Buenos días,
+# {nombre}. Le habla {asesor}…"): a name says which value goes there, in words.
+@TREES
+@given(trees())
+def test_no_step_name_shows_a_raw_variable(tree: dict[str, Any]) -> None:
+    built = load_tree(tree)
+    for node in built.nodes.values():
+        assert "{" not in node.label and "}" not in node.label, node.label
+
+
+def test_the_shipped_steps_name_their_variables_in_words() -> None:
+    built = load_tree(load_yaml_file(REPO / "config" / "citas" / "scripts.yaml"))
+    labels = {node.id: node.label for node in built.nodes.values()}
+    assert not [label for label in labels.values() if "{" in label or "}" in label]
+    greeting = [label for label in labels.values() if label.startswith("Buenos días,")]
+    assert greeting and all("«nombre del afiliado»" in label for label in greeting), greeting
