@@ -310,9 +310,14 @@ def ops_extensions(
     """The parts' ops-API routes and console pages over ``db`` (``ivr serve`` and
     ``ivr ops serve``): one line per part. ``keywords``: the controller's own (it
     shares the store with the analysis worker)."""
+    from ivr.citas.reference import load_line
+    from ivr.desk.reports_http import build_desk_reports_extension
+
+    line_zone = ZoneInfo(load_line(settings.citas_dir / "line.yaml").timezone)
     return [
         keywords or keyword_extension(KeywordStore(db)),  # Palabras clave (docs/cases/sentiment.md)
         incident_extension_for(db),  # Reportes de incidente (docs/cases/incidents.md)
+        build_desk_reports_extension(db, line_zone),  # Reportes del escritorio (docs/desk/reports.md)
     ]
 
 

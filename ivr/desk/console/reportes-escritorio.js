@@ -9,7 +9,9 @@ const ZONE = "America/Bogota";
 const REPORTS = ["reasons", "steps", "paths", "mismatch", "levels", "agents"];
 const $ = (id) => document.getElementById(id);
 const NUMBER = new Intl.NumberFormat("es-CO", { maximumFractionDigits: 1 });
-const WALL = new Intl.DateTimeFormat("es-CO", { timeZone: ZONE, dateStyle: "medium", timeStyle: "short" });
+const WALL = new Intl.DateTimeFormat("es-CO", {
+  timeZone: ZONE, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+});
 const BY_LABEL = { day: "día", agent: "asesor", site: "sede" };
 
 class ApiError extends Error {
@@ -234,7 +236,8 @@ async function refresh() {
     fillSelect("f-site", first.options.sites.map((s) => [s, s]), "todas");
     if (!$("f-from").value) $("f-from").value = first.start.slice(0, 10);
     if (!$("f-to").value) $("f-to").value = lastDay(first.end);
-    $("as-of").textContent = WALL.format(new Date(first.as_of));
+    $("as-of").textContent = `${WALL.format(new Date(first.as_of))} (hora de Bogotá)`;
+    $("as-of").dataset.iso = first.as_of;
     found.forEach((report) => SHOW[report.report](report));
     document.body.dataset.loaded = String(Date.now());
   } catch (err) {
