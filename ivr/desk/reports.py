@@ -35,6 +35,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.desk import report_figures as f
+from ivr.desk import report_service as sl
 from ivr.desk.report_sources import (
     DESK_CONTACTS,
     DESK_PRESENCE,
@@ -69,7 +70,7 @@ class DeskQuery:
     agent: str | None = None
     site: str | None = None
     by: str = "day"
-    within_s: float = f.DEFAULT_WITHIN_S
+    within_s: float = sl.DEFAULT_WITHIN_S
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
@@ -232,17 +233,17 @@ class DeskReports:
     async def _levels(self, session: AsyncSession, q: DeskQuery, contacts: list[f.ContactFacts],
                       now: datetime) -> dict[str, Any]:  # fmt: skip
         return {"contacts": len(contacts),
-                "rows": [r.as_json() for r in f.service_levels(contacts, q.within_s)],
-                "total": f.service_total(contacts, q.within_s).as_json(),
-                "hops": f.hops(contacts)}  # fmt: skip
+                "rows": [r.as_json() for r in sl.service_levels(contacts, q.within_s)],
+                "total": sl.service_total(contacts, q.within_s).as_json(),
+                "hops": sl.hops(contacts)}  # fmt: skip
 
     async def _agents(self, session: AsyncSession, q: DeskQuery, contacts: list[f.ContactFacts],
                       now: datetime) -> dict[str, Any]:  # fmt: skip
         events = await self._presence(session, q)
-        presence = f.presence_time(events, q.start, max(q.start, min(q.end, now)))
+        presence = sl.presence_time(events, q.start, max(q.start, min(q.end, now)))
         names = {c.agent: c.agent_name for c in contacts}
         return {"contacts": len(contacts),
-                "rows": [a.as_json() for a in f.agents(contacts, presence, names)]}  # fmt: skip
+                "rows": [a.as_json() for a in sl.agents(contacts, presence, names)]}  # fmt: skip
 
     # --- the queries -------------------------------------------------------------------------
     def _period(self, q: DeskQuery) -> list[Any]:

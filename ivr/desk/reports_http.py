@@ -26,7 +26,8 @@ from typing import Any
 from aiohttp import web
 
 from ivr.desk.report_export import report_csv, report_xlsx
-from ivr.desk.report_figures import BY_VALUES, DEFAULT_WITHIN_S
+from ivr.desk.report_figures import BY_VALUES
+from ivr.desk.report_service import DEFAULT_WITHIN_S
 from ivr.desk.reports import MAX_PERIOD, MAX_WITHIN_S, REPORTS, DeskQuery, DeskReports, InvalidQuery
 from ivr.ops.api import ApiError, ApiExtension, Call, ConsolePage, Handler, OpsApi
 from ivr.ops.flags import Role

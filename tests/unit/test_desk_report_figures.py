@@ -11,6 +11,7 @@ Each kind: the observed instance by hand, and the range by hypothesis.
 
 from __future__ import annotations
 
+import doctest
 import math
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ivr.desk import report_figures as f
+from ivr.desk import report_service as sl
 
 BOGOTA = ZoneInfo("America/Bogota")
 T0 = datetime(2026, 11, 30, 13, 0, tzinfo=UTC)  # 08:00 in Bogotá
@@ -250,7 +252,7 @@ def test_mismatch_against_a_plain_count(contacts: list[f.ContactFacts]) -> None:
 def test_service_level_threshold_is_inclusive() -> None:
     contacts = [contact(1, hold_seconds=20.0), contact(2, hold_seconds=20.1), contact(3, hold_seconds=0.0),
                 contact(4, hold_seconds=None, kind="chat")]  # fmt: skip
-    queue, level = f.service_levels(contacts, 20.0)
+    queue, level = sl.service_levels(contacts, 20.0)
     assert (queue.queue, queue.contacts, queue.waited, queue.within, queue.within_pct) == (
         "general",
         4,
@@ -267,7 +269,7 @@ def test_time_at_level_and_escalations() -> None:
                  escalated_to="l2_clinico", ended_at=T0 + timedelta(seconds=90))  # fmt: skip
     done = contact(2, ended_at=T0 + timedelta(seconds=30))
     on = contact(3, state="active")
-    (row, _) = f.service_levels([up, done, on])
+    (row, _) = sl.service_levels([up, done, on])
     assert (row.at_level, row.at_level_avg_s, row.escalations) == (2, 60.0, 1)
     assert row.escalation_reasons == {"Clínico": 1} and row.escalated_to == {"l2_clinico": 1}
 
@@ -285,8 +287,8 @@ LEVEL_CONTACTS = st.lists(st.builds(
 def test_level_subtotals_are_the_sums_of_their_queues(
     contacts: list[f.ContactFacts], within: float
 ) -> None:
-    rows = f.service_levels(contacts, within)
-    total = f.service_total(contacts, within)
+    rows = sl.service_levels(contacts, within)
+    total = sl.service_total(contacts, within)
     subtotals = [r for r in rows if r.queue == "total"]
     for sub in subtotals:
         queues = [r for r in rows if r.level == sub.level and r.queue != "total"]
@@ -301,7 +303,7 @@ def test_level_subtotals_are_the_sums_of_their_queues(
 
 def test_a_negative_threshold_is_refused() -> None:
     with pytest.raises(ValueError):
-        f.service_levels([], -1)
+        sl.service_levels([], -1)
 
 
 def test_hops_count_journeys_by_their_contacts() -> None:
@@ -310,7 +312,7 @@ def test_hops_count_journeys_by_their_contacts() -> None:
         contact(2, journey_key="j1"),
         contact(3, journey_key="j2"),
     ]
-    assert f.hops(contacts) == {"1": 1, "2": 1}
+    assert sl.hops(contacts) == {"1": 1, "2": 1}
 
 
 # --- presence -------------------------------------------------------------------------------------
@@ -324,7 +326,7 @@ DAY = [event("7001", "login", 0), event("7001", "pause", 120, "Almuerzo"), event
 
 
 def test_presence_observed() -> None:
-    spent = f.presence_time(DAY, T0, T0 + timedelta(hours=12))["7001"]
+    spent = sl.presence_time(DAY, T0, T0 + timedelta(hours=12))["7001"]
     assert spent.logged_in_s == 540 * 60 and spent.paused_s == (45 + 20) * 60 and spent.pauses == 3
     assert spent.paused_by_reason == {"Almuerzo": 2700.0, "Descanso": 300.0, "Capacitación": 900.0}
 
@@ -334,7 +336,7 @@ def test_presence_is_cut_at_the_period() -> None:
     start, end = T0 + timedelta(minutes=150), T0 + timedelta(minutes=310)
     before = [e for e in DAY if e.at < start][-1:]
     during = [e for e in DAY if start <= e.at < end]
-    spent = f.presence_time(before + during, start, end)["7001"]
+    spent = sl.presence_time(before + during, start, end)["7001"]
     assert spent.logged_in_s == 160 * 60
     assert spent.paused_by_reason == {"Almuerzo": 900.0, "Descanso": 300.0, "Capacitación": 300.0}
     assert spent.pauses == 2  # the lunch began before the period
@@ -354,14 +356,14 @@ def test_presence_does_not_depend_on_where_the_period_is_cut(
     start, middle, end = T0, T0 + timedelta(minutes=cut), T0 + timedelta(minutes=1000)
     events = sorted(events, key=lambda e: e.at)
 
-    def within(a: datetime, b: datetime) -> dict[str, f.PresenceTime]:
+    def within(a: datetime, b: datetime) -> dict[str, sl.PresenceTime]:
         last: dict[str, f.PresenceFacts] = {}
         for e in events:
             if e.at < a:
                 last[e.agent] = e  # what the query's "last event before the period" finds
         # Events at the same instant: the query gives every event at that last instant.
         before = [e for e in events if e.agent in last and e.at == last[e.agent].at]
-        return f.presence_time(before + [e for e in events if a <= e.at < b], a, b)
+        return sl.presence_time(before + [e for e in events if a <= e.at < b], a, b)
 
     whole, first, second = within(start, end), within(start, middle), within(middle, end)
     for agent, spent in whole.items():
@@ -380,9 +382,9 @@ def test_agent_handle_times() -> None:
         ended_at=T0 + timedelta(seconds=50),
     )
     wrapup = contact(3, state="wrapup", ended_at=T0 + timedelta(seconds=70))
-    spent = f.presence_time(DAY, T0, T0 + timedelta(hours=12))
-    (row, other) = f.agents(
-        [closed, up, wrapup], spent | {"7009": f.PresenceTime()}, {"7009": "Gina"}
+    spent = sl.presence_time(DAY, T0, T0 + timedelta(hours=12))
+    (row, other) = sl.agents(
+        [closed, up, wrapup], spent | {"7009": sl.PresenceTime()}, {"7009": "Gina"}
     )
     assert (row.contacts, row.closed, row.escalated) == (3, 1, 1)
     assert (row.handle_avg_s, row.talk_avg_s, row.wrapup_avg_s) == (90.0, round(220 / 3, 1), 30.0)
@@ -393,3 +395,9 @@ def test_agent_handle_times() -> None:
         0,
         None,
     )
+
+
+def test_the_docstring_examples_run() -> None:
+    for module in (f, sl):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and (module is sl or result.attempted >= 3), module.__name__
