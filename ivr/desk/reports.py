@@ -107,9 +107,14 @@ class DeskReport:
 
 
 def site_of(context: Any) -> str | None:
-    """The affiliate's site in a contact's pop context (``context["site_id"]``), if any."""
-    if isinstance(context, Mapping):
-        site = context.get(SITE_KEY)
+    """The affiliate's site in a contact's pop context, if any: ``context["site_id"]``
+    (the agreed key), else the caller's ``site_id`` or ``site`` as the pop showed it
+    (``context["caller"]``)."""
+    if not isinstance(context, Mapping):
+        return None
+    caller = context.get("caller")
+    caller = caller if isinstance(caller, Mapping) else {}
+    for site in (context.get(SITE_KEY), caller.get(SITE_KEY), caller.get("site")):
         if site not in (None, ""):
             return str(site)
     return None
@@ -170,16 +175,25 @@ def _node_owners(call_types: Any) -> dict[str, str]:
 class DeskReports:
     """The six reports over ``db`` (read only), days in ``tz`` (the line's zone).
 
-    ``clock``: now (aware UTC), for presence still open today. Each method raises
-    ``StoreUnavailable`` when the database does not answer in time.
+    ``clock``: now (aware UTC), for presence still open today. ``reason_labels``: the
+    line's IVR reason codes → the words the pop stores in ``ivr_reason``
+    (``non-target`` → "Población no objetivo..."), so the mismatch report matches
+    the script's entry rules (written with codes) and shows the words. Each method
+    raises ``StoreUnavailable`` when the database does not answer in time.
     """
 
     def __init__(
-        self, db: Database, tz: tzinfo, clock: Callable[[], datetime] | None = None
+        self,
+        db: Database,
+        tz: tzinfo,
+        clock: Callable[[], datetime] | None = None,
+        reason_labels: Mapping[str, str] | None = None,
     ) -> None:
         self.db = db
         self.tz = tz
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.labels = dict(reason_labels or {})
+        self.codes = {label: code for code, label in self.labels.items()}
 
     async def report(self, name: str, query: DeskQuery) -> DeskReport:
         """The report ``name`` (one of :data:`REPORTS`; else ValueError) for ``query``."""
@@ -188,7 +202,7 @@ class DeskReports:
         now = self.clock()
 
         async def op(session: AsyncSession) -> DeskReport:
-            every = await self._contacts(session, query)
+            every = await self._contacts(session, query, ivr_side=name == "mismatch")
             contacts = [c for c in every if query.site is None or c.site == query.site]
             compute = {
                 "reasons": self._reasons, "steps": self._steps, "paths": self._paths,
@@ -228,7 +242,9 @@ class DeskReports:
             select(SCRIPT_VERSIONS.c.tree).where(SCRIPT_VERSIONS.c.state == "published")
             .order_by(SCRIPT_VERSIONS.c.version.desc()).limit(1)
         )  # fmt: skip
-        return f.mismatch(contacts, expected_call_types(tree)).as_json()
+        body = f.mismatch(contacts, expected_call_types(tree)).as_json()
+        body["labels"] = {r: self.labels[r] for r in body["ivr_reasons"] if r in self.labels}
+        return body
 
     async def _levels(self, session: AsyncSession, q: DeskQuery, contacts: list[f.ContactFacts],
                       now: datetime) -> dict[str, Any]:  # fmt: skip
@@ -253,7 +269,11 @@ class DeskReports:
             found.append(c.agent == q.agent)
         return found
 
-    async def _contacts(self, session: AsyncSession, q: DeskQuery) -> list[f.ContactFacts]:
+    async def _contacts(
+        self, session: AsyncSession, q: DeskQuery, *, ivr_side: bool = False
+    ) -> list[f.ContactFacts]:
+        """The period's contacts; with ``ivr_side``, each with its IVR reason as a code
+        (:meth:`ivr_reason`), reading the call records it needs."""
         c = DESK_CONTACTS.c
         result = await session.execute(
             select(c.id, c.kind, c.agent, c.agent_name, c.queue, c.level, c.answered_at, c.state,
@@ -264,9 +284,20 @@ class DeskReports:
             .where(*self._period(q)).order_by(c.answered_at, c.id)
         )  # fmt: skip
         rows = [dict(r) for r in result.mappings()]
+        if not ivr_side:
+            return [_contact(r, r["ivr_reason"]) for r in rows]
         missing = [r["call_record_id"] for r in rows if not r["ivr_reason"] and r["call_record_id"]]
         from_ivr = await self._ivr_reasons(session, missing)
-        return [_contact(r, from_ivr) for r in rows]
+        return [_contact(r, self.ivr_reason(r["ivr_reason"], from_ivr.get(r["call_record_id"] or "")))
+                for r in rows]  # fmt: skip
+
+    def ivr_reason(self, stored: str | None, from_record: str | None) -> str | None:
+        """A contact's IVR reason as a code: its own (the words of ``reason_labels``
+        turned back into their code; anything else as stored), else the reason of its
+        call record's last transfer, else None."""
+        if stored:
+            return self.codes.get(stored, stored)
+        return from_record
 
     async def _ivr_reasons(
         self, session: AsyncSession, record_ids: Sequence[str]
@@ -318,8 +349,7 @@ class DeskReports:
         return events
 
 
-def _contact(r: Mapping[str, Any], from_ivr: Mapping[str, str]) -> f.ContactFacts:
-    ivr_reason = r["ivr_reason"] or from_ivr.get(r["call_record_id"] or "")
+def _contact(r: Mapping[str, Any], ivr_reason: str | None) -> f.ContactFacts:
     hold = r["hold_seconds"]
     return f.ContactFacts(
         id=r["id"], kind=r["kind"], agent=r["agent"], agent_name=r["agent_name"] or r["agent"],

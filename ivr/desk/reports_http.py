@@ -157,8 +157,15 @@ def desk_reports_extension(routes: DeskReportRoutes) -> ApiExtension:
 
 
 def build_desk_reports_extension(
-    db: Database, tz: tzinfo, clock: Callable[[], datetime] | None = None
+    db: Database,
+    tz: tzinfo,
+    clock: Callable[[], datetime] | None = None,
+    reason_labels: Mapping[str, str] | None = None,
 ) -> ApiExtension:
-    """The desk reports over ``db`` in the line's time zone ``tz`` (composition root)."""
-    reports = DeskReports(db, tz, clock=clock or (lambda: datetime.now(UTC)))
+    """The desk reports over ``db`` in the line's time zone ``tz`` (composition root);
+    ``reason_labels``: the line's IVR reason codes → the words its pop stores
+    (:class:`ivr.desk.reports.DeskReports`)."""
+    reports = DeskReports(
+        db, tz, clock=clock or (lambda: datetime.now(UTC)), reason_labels=reason_labels
+    )
     return desk_reports_extension(DeskReportRoutes(reports, tz))

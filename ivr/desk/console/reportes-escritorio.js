@@ -153,10 +153,11 @@ function showMismatch(r) {
   head.append(cell("th", "% no coincide", "num"));
   $("t-matrix").tHead.replaceChildren(head);
   const per = Object.fromEntries(r.by_ivr_reason.map((x) => [x.ivr_reason, x]));
+  const named = (ivr) => (r.labels[ivr] ? `${r.labels[ivr]} (${ivr})` : ivr);
   $("t-matrix").tBodies[0].replaceChildren(...r.ivr_reasons.map((ivr) => {
     const tr = document.createElement("tr");
     tr.dataset.ivrReason = ivr;
-    tr.append(cell("td", ivr));
+    tr.append(cell("td", named(ivr)));
     const expected = r.expected[ivr];
     for (const t of r.call_types) {
       const n = r.cells[ivr][t] || 0;
@@ -168,7 +169,7 @@ function showMismatch(r) {
     tr.append(cell("td", expected ? pct(per[ivr].mismatch_pct) : "sin referencia", "num"));
     return tr;
   }));
-  $("t-top").tBodies[0].replaceChildren(...r.top.map((t) => row([t.ivr_reason, t.call_type, t.reason, num(t.contacts)], [3])));
+  $("t-top").tBodies[0].replaceChildren(...r.top.map((t) => row([named(t.ivr_reason), t.call_type, t.reason, num(t.contacts)], [3])));
 }
 
 function showLevels(r) {
