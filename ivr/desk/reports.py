@@ -134,26 +134,41 @@ def expected_call_types(tree: Any) -> dict[str, list[str]]:
     """IVR reason → the call types the script's entry rules open it at.
 
     ``tree["entry"]``: ``[{"when": {"reason": R, ...}, "node": N}, ...]`` (the scripts
-    part's schema, ``ivr/schemas/scripts.json``). ``N`` names a node of the tree; its
-    call type is the ``call_types`` entry that holds it (a path ``tipo/motivo/...``
-    names it by its first part). Rules without a reason, or whose node is not found,
-    add nothing; a reason that opens at several call types expects any of them.
+    part's schema, ``ivr/schemas/scripts.json``). ``N`` names a node of the tree
+    (``tipo/motivo/escenario``, or a bare id); its call type is the ``call_types``
+    entry that holds it. Each call type is given by its id *and* its label (the
+    desk records the label in ``desk_contacts.call_type``). Rules without a reason,
+    or whose node is not found, add nothing; a reason that opens at several call
+    types expects any of them.
+
+    >>> tree = {"call_types": [{"id": "incidente", "label": "Incidentes", "reasons": [{"id": "caida"}]}],
+    ...         "entry": [{"when": {"reason": "incident"}, "node": "incidente/caida"},
+    ...                   {"when": {"choice": "2"}, "node": "incidente"}]}
+    >>> expected_call_types(tree)
+    {'incident': ['Incidentes', 'incidente']}
     """
     if not isinstance(tree, Mapping):
         return {}
-    owners = _node_owners(tree.get("call_types"))
+    call_types = tree.get("call_types")
+    owners = _node_owners(call_types)
+    labels = {
+        t["id"]: str(t.get("label") or t["id"])
+        for t in (call_types if isinstance(call_types, list) else ())
+        if isinstance(t, Mapping) and isinstance(t.get("id"), str)
+    }
     found: dict[str, set[str]] = {}
     for rule in tree.get("entry") or ():
         if not isinstance(rule, Mapping) or not isinstance(rule.get("when"), Mapping):
             continue
         reason, node = rule["when"].get("reason"), str(rule.get("node") or "")
-        owner = owners.get(node) or owners.get(node.split("/")[0])
+        owner = owners.get(node.split("/")[0]) or owners.get(node.split("/")[-1])
         if reason and owner:
-            found.setdefault(str(reason), set()).add(owner)
+            found.setdefault(str(reason), set()).update((owner, labels[owner]))
     return {k: sorted(v) for k, v in sorted(found.items())}
 
 
 def _node_owners(call_types: Any) -> dict[str, str]:
+    """Node id → the id of the call type that holds it (a call type owns its own id)."""
     owners: dict[str, str] = {}
 
     def walk(value: Any, owner: str) -> None:
@@ -168,6 +183,7 @@ def _node_owners(call_types: Any) -> dict[str, str]:
 
     for call_type in call_types if isinstance(call_types, list) else ():
         if isinstance(call_type, Mapping) and isinstance(call_type.get("id"), str):
+            owners[call_type["id"]] = call_type["id"]
             walk(call_type, call_type["id"])
     return owners
 
