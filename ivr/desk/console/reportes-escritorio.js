@@ -78,14 +78,14 @@ function svgEl(tag, attrs, text) {
   if (text !== undefined) node.textContent = text;
   return node;
 }
-function shortKey(key) { // 2026-11-30 → 30/11
+function shortKey(key, length = 14) { // 2026-11-30 → 30/11
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(key);
   if (m) return `${m[3]}/${m[2]}`;
-  return key.length > 14 ? `${key.slice(0, 13)}…` : key;
+  return key.length > length ? `${key.slice(0, length - 1)}…` : key;
 }
 // Vertical bars: one per label, its value above it; `lowBelow` marks bars under a threshold.
 function barChart(container, labels, values, opts = {}) {
-  const width = Math.max(360, Math.min(1100, labels.length * 52 + 60));
+  const width = Math.max(360, Math.min(1300, labels.length * (opts.slot || 52) + 60));
   const height = 220, left = 40, bottom = 40, top = 16;
   const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": opts.label || "" });
   container.replaceChildren(svg);
@@ -110,7 +110,7 @@ function barChart(container, labels, values, opts = {}) {
       svg.append(bar);
       svg.append(svgEl("text", { x: x + slot * 0.35, y: height - bottom - h - 3, "text-anchor": "middle" }, shown));
     }
-    if (i % every === 0) svg.append(svgEl("text", { x: x + slot * 0.35, y: height - bottom + 14, "text-anchor": "middle" }, shortKey(label)));
+    if (i % every === 0) svg.append(svgEl("text", { x: x + slot * 0.35, y: height - bottom + 14, "text-anchor": "middle" }, shortKey(label, opts.keyLength)));
   });
 }
 
@@ -131,7 +131,7 @@ function showReasons(r) {
 
 function showSteps(r) {
   const rows = r.rows;
-  barChart($("chart-steps"), rows.map((x) => x.label), rows.map((x) => x.p90_s), { label: "p90 por paso", format: (v) => `${num(v)} s` });
+  barChart($("chart-steps"), rows.map((x) => x.label), rows.map((x) => x.p90_s), { label: "p90 por paso", format: (v) => `${num(v)} s`, slot: 84, keyLength: 11 });
   $("t-steps").tBodies[0].replaceChildren(...rows.map((x) => {
     const tr = row([x.label, x.node_id, num(x.steps), seconds(x.p50_s), seconds(x.p90_s), seconds(x.max_s)], [2, 3, 4, 5]);
     tr.dataset.node = x.node_id;
