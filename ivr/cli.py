@@ -389,7 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_escalation_parsers(cases_sub, _settings)  # ivr cases clock|phone (docs/cases/escalation.md)
     from ivr.desk.cli import add_parser as add_desk_parser
 
-    add_desk_parser(sub, _base_settings)  # ivr desk contacts|... (docs/desk/core.md)
+    desk_sub = add_desk_parser(sub, _base_settings)  # ivr desk contacts|... (docs/desk/core.md)
+    from ivr.desk.seed_cli import add_seed_parser
+
+    add_seed_parser(desk_sub, _base_settings)  # ivr desk seed (docs/desk/reports.md)
     from ivr.ops.cli import add_parsers as add_ops_parsers
 
     # ivr flags | incident | ops (docs/operations.md), on the line's flags.

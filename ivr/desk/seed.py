@@ -27,7 +27,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from ivr.desk.report_figures import ContactFacts, PresenceFacts, StepFacts
+from ivr.desk.tables import DeskContactRow, DeskPresenceRow, DeskStepRow
+from ivr.store.db import Database
 
 
 @dataclass(frozen=True)
@@ -105,10 +110,38 @@ IVR_REASONS: tuple[tuple[str, float, dict[str, float]], ...] = (
     ("redirect-off", 0.1, {"agendamiento": 0.8, "informacion": 0.2}),
     ("invalid-input", 0.1, {"informacion": 0.5, "agendamiento": 0.5}),
 )
+LABELS = {
+    "agendamiento": "Agendamiento de citas", "incidente": "Incidentes",
+    "informacion": "Solicitudes de información",
+    "sin_cupo": "No pudo agendar en el IVR", "no_objetivo": "No es población objetivo del IVR",
+    "sede_no_agenda": "Su sede ya no agenda por teléfono",
+    "falla_servicio": "El sistema de citas no respondió", "consulta_general": "Horarios, sedes y requisitos",
+    "tiene_smartphone": "Tiene smartphone", "sin_smartphone": "No tiene smartphone",
+    "fuera_de_rango": "Edad fuera del rango del IVR", "sede_migrada": "Sede en migración digital",
+    "caida_agendamiento": "La agenda no respondió", "cita_no_registrada": "La cita no quedó registrada",
+    "horarios": "Horarios y sedes",
+    "invitar_lina": "Invitación a Lina por WhatsApp", "agendar_asesor": "El asesor agenda la cita",
+    "informar_canales": "Dar la información pedida", "radicar_caso": "Radicación del caso",
+}  # fmt: skip
+"""The labels the desk records for the seed's ids (``desk_contacts`` holds the tree's
+labels, as the scripts part writes them; dispositions stay ids)."""
+
 EXPECTED = {"non-target": ["agendamiento"], "service-unavailable": ["incidente"],
             "incident": ["incidente"], "self-service-off": ["agendamiento"],
             "redirect-off": ["agendamiento"]}  # fmt: skip
-"""What the seeded script's entry rules imply (``invalid-input`` has no rule)."""
+"""What the seeded script's entry rules imply (``invalid-input`` has no rule), by call type id."""
+
+SEED_TREE: dict[str, Any] = {
+    "call_types": [
+        {"id": t, "label": LABELS[t],
+         "reasons": [{"id": p.reason, "label": LABELS[p.reason]} for p in PATHS if p.call_type == t]}
+        for t in ("agendamiento", "incidente", "informacion")
+    ],
+    "entry": [{"when": {"reason": r}, "node": f"{ts[0]}/{next(p.reason for p in PATHS if p.call_type == ts[0])}"}
+              for r, ts in EXPECTED.items()],
+}  # fmt: skip
+"""A script tree in the scripts part's shape whose entry rules imply :data:`EXPECTED`
+(for the tests; the demo reads the published tree, ``config/citas/scripts.yaml``)."""
 
 # Level 1 → level 2 by call type (area, queue, agent), level 2 clinical → level 3.
 ESCALATE_L2 = {"incidente": ("tecnico", "l2_tecnico", "7004", "Falla técnica sin solución en nivel 1"),
@@ -179,6 +212,12 @@ class DeskSeed:
     presence: list[SeedPresence]
 
 
+def label(contact: SeedContact, path: Path) -> None:
+    """Record the path's call type, reason and scenario as the desk does: their labels."""
+    contact.call_type, contact.reason = LABELS[path.call_type], LABELS[path.reason]
+    contact.scenario = LABELS[path.scenario]
+
+
 class _Planner:
     def __init__(self, rng: random.Random, tz: tzinfo) -> None:
         self.rng = rng
@@ -231,7 +270,7 @@ class _Planner:
         queue = "incidentes" if ivr_reason == "incident" else "general"
         l1 = self.agent(rng.choice(("7001", "7002")))
         first = self.hop(l1, queue, 1, "recepcion", journey_key, context, ivr_reason, queued, chat)
-        first.call_type, first.reason, first.scenario = path.call_type, path.reason, path.scenario
+        label(first, path)
         at = self.walk(first, (GREETING, ASK_REASON), first.answered_at, 1)
         hops = [first]
         escalate = budget > 1 and rng.random() < 0.18
@@ -244,11 +283,7 @@ class _Planner:
             self.agent(ext2), queue2, 2, area, journey_key, context, ivr_reason, at, chat
         )
         second.previous_contact_id = first.id
-        second.call_type, second.reason, second.scenario = (
-            path.call_type,
-            path.reason,
-            path.scenario,
-        )
+        label(second, path)
         at = self.walk(second, L2_STEPS, second.answered_at, 1)
         hops.append(second)
         if area == "clinico" and budget > 2 and rng.random() < 0.3:
@@ -258,11 +293,7 @@ class _Planner:
                 self.agent(ext3), queue3, 3, area3, journey_key, context, ivr_reason, at, chat
             )
             third.previous_contact_id = second.id
-            third.call_type, third.reason, third.scenario = (
-                path.call_type,
-                path.reason,
-                path.scenario,
-            )
+            label(third, path)
             at = self.walk(third, L2_STEPS, third.answered_at, 1)
             hops.append(third)
         self.finish(hops[-1], path, at)
@@ -288,7 +319,7 @@ class _Planner:
         seq = len(contact.steps) + 1
         nodes = path.nodes if contact.level == 1 else path.nodes[-1:]
         at = self.walk(contact, (*nodes, CLOSING), at, seq)
-        contact.procedure = path.procedure
+        contact.procedure = LABELS[path.procedure]
         contact.ended_at = at
         roll = self.rng.random()
         if roll < 0.03:
@@ -356,3 +387,74 @@ def facts(seed: DeskSeed) -> tuple[list[ContactFacts], list[StepFacts], list[Pre
     ]
     presence = [PresenceFacts(p.agent, p.event, p.at, p.reason) for p in seed.presence]
     return contacts, steps, presence
+
+
+SEED_ACTOR = "semilla"
+"""``desk_presence.actor`` of seeded events (and how :func:`write` finds them to replace)."""
+
+
+def contact_rows(seed: DeskSeed) -> list[dict[str, Any]]:
+    """The ``desk_contacts`` rows of the plan (voice contacts get Asterisk-like ids)."""
+    rows = []
+    for c in seed.contacts:
+        voice = c.kind == "voice"
+        rows.append({
+            "id": c.id, "kind": c.kind, "agent": c.agent, "agent_name": c.agent_name,
+            "queue": c.queue, "level": c.level, "area": c.area,
+            "channel": f"PJSIP/citas-{c.journey_key[-8:]}" if voice else None,
+            "uniqueid": c.journey_key if voice else None, "linkedid": c.journey_key if voice else None,
+            "sip_call_id": None, "call_record_id": None,
+            "conversation_id": None if voice else c.journey_key, "wa_id": None, "handoff_id": None,
+            "context": c.context, "ivr_reason": c.ivr_reason, "queued_at": c.queued_at,
+            "answered_at": c.answered_at, "ended_at": c.ended_at, "hold_seconds": c.hold_seconds,
+            "ring_seconds": c.ring_seconds, "script_version": None,
+            "script_node": c.steps[-1].node_id if c.steps else None, "call_type": c.call_type,
+            "reason": c.reason, "scenario": c.scenario, "procedure": c.procedure,
+            "disposition": c.disposition, "disposition_note": "", "closed_at": c.closed_at,
+            "closed_by": c.agent if c.closed_at else None, "state": c.state,
+            "escalated_at": c.escalated_at, "escalation_reason": c.escalation_reason,
+            "escalated_to": c.escalated_to, "previous_contact_id": c.previous_contact_id,
+            "journey_key": c.journey_key, "source_key": f"seed:{c.id}",
+            "created_at": c.answered_at, "updated_at": c.closed_at or c.ended_at or c.answered_at,
+            "version": 1,
+        })  # fmt: skip
+    return rows
+
+
+async def write(db: Database, seed: DeskSeed) -> int:
+    """Insert the plan into ``db`` (migrated) in one transaction, replacing what an
+    earlier seed wrote (``source_key`` ``seed:…`` contacts, their steps, and presence
+    by :data:`SEED_ACTOR`); contacts written. Raises StoreUnavailable."""
+    contacts = contact_rows(seed)
+    steps = [
+        {"contact_id": c.id, "seq": s.seq, "node_id": s.node_id, "node_kind": s.node_kind,
+         "label": s.label, "answer": s.answer, "entered_at": s.entered_at, "left_at": s.left_at,
+         "seconds": s.seconds, "agent": c.agent}
+        for c in seed.contacts for s in c.steps
+    ]  # fmt: skip
+    presence = [
+        {"agent": p.agent, "event": p.event, "reason": p.reason, "queues": p.queues, "at": p.at,
+         "actor": SEED_ACTOR}
+        for p in seed.presence
+    ]  # fmt: skip
+
+    async def op(session: AsyncSession) -> int:
+        seeded = DeskContactRow.source_key.like("seed:%")
+        ids = select(DeskContactRow.id).where(seeded)
+        await session.execute(delete(DeskStepRow).where(DeskStepRow.contact_id.in_(ids)))
+        for level in (3, 2, 1):  # a hop points at the hop before: the later hops go first
+            await session.execute(
+                delete(DeskContactRow).where(seeded, DeskContactRow.level == level)
+            )
+        await session.execute(delete(DeskPresenceRow).where(DeskPresenceRow.actor == SEED_ACTOR))
+        for level in (1, 2, 3):  # and are written after it
+            rows = [r for r in contacts if r["level"] == level]
+            if rows:
+                await session.execute(insert(DeskContactRow), rows)
+        if steps:
+            await session.execute(insert(DeskStepRow), steps)
+        if presence:
+            await session.execute(insert(DeskPresenceRow), presence)
+        return len(contacts)
+
+    return await db.run("write the desk seed", op, deadline_s=max(db.timeout, 60.0))
