@@ -22,6 +22,7 @@ from sqlalchemy import insert, text
 
 from ivr.desk import report_figures as f
 from ivr.desk import report_service as sl
+from ivr.desk.model import NewContact
 from ivr.desk.reports import (
     REPORTS,
     DeskQuery,
@@ -31,6 +32,7 @@ from ivr.desk.reports import (
     site_of,
 )
 from ivr.desk.seed import SEED_TREE, DeskSeed, facts, generate, write
+from ivr.desk.store import DeskStore
 from ivr.desk.tables import DeskContactRow, DeskPresenceRow, ScriptVersionRow
 from ivr.store.db import Database
 from ivr.store.models import CallRecordRow
@@ -357,3 +359,92 @@ def test_the_expected_call_types_come_from_the_entry_rules() -> None:
         "redirect-off": ["Agendamiento de citas", "agendamiento"],
     }
     assert expected_call_types(None) == {} and expected_call_types({"entry": None}) == {}
+
+
+class Clock:
+    """The store's clock, moved by the test (every store write takes its time from it)."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def wait(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+
+
+async def test_what_the_desk_store_writes_is_what_the_reports_read(db: Database) -> None:
+    # One caller escalated from level 1 to level 2 and one agent's morning, written by the
+    # desk core's own store (the contract's writer), read back by every report.
+    t0 = day(date(2026, 11, 30)) + timedelta(hours=9)
+    clock = Clock(t0)
+    desk = DeskStore(db, clock=clock)
+    await desk.log_presence("7001", "login", queues=["general"], actor="ana")
+    clock.wait(600)
+    first = await desk.open_contact(NewContact(
+        kind="voice", agent="7001", agent_name="Ana Gómez", queue="general", level=1,
+        area="recepcion", journey_key="1764.1", answered_at=clock(),
+        queued_at=clock() - timedelta(seconds=20), hold_seconds=20.0, ring_seconds=4.0,
+        context={"site_id": "norte"}, ivr_reason="non-target",
+    ))  # fmt: skip
+    for node, kind, label, spent in (("saludo", "text", "Saludo", 8), ("motivo", "question", "Motivo", 30),
+                                     ("escalar", "text", "Escalar", 12)):  # fmt: skip
+        await desk.record_step(first.id, node_id=node, node_kind=kind, label=label, agent="7001")
+        clock.wait(spent)
+    await desk.set_script(first.id, version=1, node_id="escalar", call_type="Solicitudes de información",
+                          reason="Horarios, sedes y requisitos")  # fmt: skip
+    await desk.escalate(
+        first.id, reason="Consulta de afiliación", to_queue="l2_comercial", agent="7001"
+    )
+    clock.wait(35)
+    second = await desk.open_contact(NewContact(
+        kind="voice", agent="7005", agent_name="Elena Vargas", queue="l2_comercial", level=2,
+        area="comercial", journey_key="1764.1", answered_at=clock(), queued_at=clock() - timedelta(seconds=35),
+        hold_seconds=35.0, previous_contact_id=first.id, context={"site_id": "norte"},
+    ))  # fmt: skip
+    await desk.record_step(
+        second.id, node_id="informar", node_kind="procedure", label="Informar", agent="7005"
+    )
+    clock.wait(100)
+    await desk.end(second.id)
+    clock.wait(30)
+    await desk.close(second.id, disposition="informado", agent="7005")
+    await desk.log_presence("7001", "pause", reason="Descanso", actor="ana")
+    clock.wait(900)
+    await desk.log_presence("7001", "unpause", actor="ana")
+    clock.wait(60)
+    await publish(db, SEED_TREE)
+
+    reports = DeskReports(db, BOGOTA, clock=clock)
+    monday = period(date(2026, 11, 30), date(2026, 11, 30))
+    levels = (await reports.report("levels", monday)).body
+    rows = {(r["level"], r["queue"]): r for r in levels["rows"]}
+    assert (rows[1, "general"]["within"], rows[1, "general"]["at_level_avg_s"]) == (
+        1,
+        50.0,
+    )  # 20 s: within
+    assert rows[1, "general"]["escalation_reasons"] == {"Consulta de afiliación": 1}
+    assert (rows[2, "l2_comercial"]["within"], rows[2, "l2_comercial"]["at_level_avg_s"]) == (
+        0,
+        100.0,
+    )
+    assert levels["hops"] == {"2": 1} and levels["total"]["within_pct"] == 50.0
+    steps = {r["node_id"]: r for r in (await reports.report("steps", monday)).body["rows"]}
+    assert {n: (r["steps"], r["max_s"]) for n, r in steps.items()} == {
+        "saludo": (1, 8.0), "motivo": (1, 30.0), "escalar": (1, 12.0), "informar": (1, 130.0)}  # fmt: skip
+    paths = (await reports.report("paths", monday)).body["rows"]
+    assert sorted(p["nodes"] for p in paths) == [["informar"], ["saludo", "motivo", "escalar"]]
+    mismatch = (await reports.report("mismatch", monday)).body
+    assert (
+        mismatch["cells"] == {"non-target": {"Solicitudes de información": 1}}
+        and mismatch["mismatched"] == 1
+    )
+    agents = {a["agent"]: a for a in (await reports.report("agents", monday)).body["rows"]}
+    assert (agents["7001"]["handle_avg_s"], agents["7001"]["escalated"]) == (50.0, 1)
+    assert (agents["7005"]["handle_avg_s"], agents["7005"]["wrapup_avg_s"]) == (130.0, 30.0)
+    assert agents["7001"]["paused_by_reason"] == {"Descanso": 900.0}
+    assert agents["7001"]["logged_in_s"] == (clock() - t0).total_seconds()
+    reasons = (await reports.report("reasons", monday)).body
+    # The next level's contact carries the script's labels so far (the core copies them).
+    assert reasons["by_call_type"] == {"Solicitudes de información": 2}
