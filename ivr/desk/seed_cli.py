@@ -1,7 +1,8 @@
 """``ivr desk seed``: demo data for the desk reports, from the command line, in Spanish.
 
 ``ivr desk seed --contacts N [--days D] [--seed S]`` writes N contacts (hops
-included) over the last D Bogotá days, today excluded (default 14), with their
+included) over the last D days of desk.yaml's ``timezone`` (Bogotá), today
+excluded (default 14), with their
 steps, dispositions and the agents' presence (``ivr.desk.seed``), into the
 deployment's database (migrated first). Seeding again replaces the previous seed
 (and only it). The same ``--seed`` gives the same data. Exit status 0, or 2 for
@@ -14,16 +15,16 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from ivr.desk.config import FILE_NAME, load_desk_config
 from ivr.desk.seed import DeskSeed, generate, write
 from ivr.settings import Settings
 from ivr.store.db import Database
 
 SettingsFor = Callable[[argparse.Namespace], Settings]
 MAX_CONTACTS = 100_000
-LINE_ZONE = ZoneInfo("America/Bogota")  # the sandbox's line (config/citas/line.yaml)
 
 
 def add_seed_parser(
@@ -38,11 +39,12 @@ def add_seed_parser(
     p.set_defaults(func=cmd_seed, settings_for=settings_for)
 
 
-def cmd_seed(args: argparse.Namespace, tz: tzinfo = LINE_ZONE) -> int:
+def cmd_seed(args: argparse.Namespace) -> int:
     if not 0 <= args.contacts <= MAX_CONTACTS or not 1 <= args.days <= 366:
         print(f"--contacts va de 0 a {MAX_CONTACTS} y --days de 1 a 366.", file=sys.stderr)
         return 2
     settings: Settings = args.settings_for(args)
+    tz = ZoneInfo(load_desk_config(settings.citas_dir / FILE_NAME).timezone)  # desk.yaml's days
     today = datetime.now(UTC).astimezone(tz).date()
     first = today - timedelta(days=args.days)
     plan = generate(args.contacts, first_day=first, days=args.days, tz=tz, seed=args.seed)
