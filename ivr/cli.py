@@ -393,6 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
     from ivr.desk.seed_cli import add_seed_parser
 
     add_seed_parser(desk_sub, _base_settings)  # ivr desk seed (docs/desk/reports.md)
+    from ivr.scenarios.deskcli import add_parsers as add_desk_agent_parsers
+
+    add_desk_agent_parsers(desk_sub, _settings)  # ivr desk agent (docs/desk/queues.md)
+    from ivr.desk.agents_cli import add_parsers as add_desk_presence_parsers
+
+    add_desk_presence_parsers(desk_sub, _settings)  # ivr desk login|pause|... (docs/desk/queues.md)
     from ivr.ops.cli import add_parsers as add_ops_parsers
 
     # ivr flags | incident | ops (docs/operations.md), on the line's flags.

@@ -311,13 +311,15 @@ def ops_extensions(
     ``ivr ops serve``): one line per part. ``keywords``: the controller's own (it
     shares the store with the analysis worker)."""
     from ivr.citas.reference import load_line
+    from ivr.desk.config import FILE_NAME, load_desk_config
     from ivr.desk.reports_http import build_desk_reports_extension
 
     line_zone = ZoneInfo(load_line(settings.citas_dir / "line.yaml").timezone)
+    pauses = load_desk_config(settings.citas_dir / FILE_NAME).pause_reasons
     return [
         keywords or keyword_extension(KeywordStore(db)),  # Palabras clave (docs/cases/sentiment.md)
         incident_extension_for(db),  # Reportes de incidente (docs/cases/incidents.md)
-        build_desk_reports_extension(db, line_zone),  # Reportes del escritorio (docs/desk/reports.md)
+        build_desk_reports_extension(db, line_zone, pause_labels=pauses),  # Reportes del escritorio (docs/desk/reports.md)
     ]
 
 
@@ -402,6 +404,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     from ivr.citas.actions import check_spoken_prompts
     from ivr.citas.line import CitasLine
     from ivr.citas.reference import load_reference
+    from ivr.desk.queues import build_queues
     from ivr.ops.runtime import OpsRuntime
 
     reference = load_reference(settings.citas_dir)
@@ -460,6 +463,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     survey_task = asyncio.create_task(survey_worker.run(), name="survey-worker")
     texts = text_analysis(db, case_store(settings, db))  # sentiment, keywords (docs/cases)
     texts_task = asyncio.create_task(texts.worker.run(), name="text-analysis")
+    desk_queues = build_queues(settings, db)  # agents in the queues, over AMI (docs/desk/queues.md)
     await ops.serve_http(
         lambda: {"database": ops.live.healthy, "ari": controller.stream.connected.is_set()},
         mount=chat.mount if chat is not None else None,
@@ -469,8 +473,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             backoffice.extension,
             reports_extension(settings, db),
             *ops_extensions(settings, db, keywords=texts.extension),
+            *([desk_queues.extension] if desk_queues is not None else []),
         ],
     )
+    if desk_queues is not None:
+        await desk_queues.start()
     if chat is not None:
         chat.start()
     backoffice.start()
@@ -498,6 +505,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             monitor.stop()
             await monitor_task
         await backoffice.stop()
+        if desk_queues is not None:
+            await desk_queues.stop()
         await controller.router.shutdown(SHUTDOWN_GRACE_S)
         await controller.stream.stop()
         await stream_task

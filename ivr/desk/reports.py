@@ -194,8 +194,10 @@ class DeskReports:
     ``clock``: now (aware UTC), for presence still open today. ``reason_labels``: the
     line's IVR reason codes → the words the pop stores in ``ivr_reason``
     (``non-target`` → "Población no objetivo..."), so the mismatch report matches
-    the script's entry rules (written with codes) and shows the words. Each method
-    raises ``StoreUnavailable`` when the database does not answer in time.
+    the script's entry rules (written with codes) and shows the words.
+    ``pause_labels``: pause reason ids (``desk_presence.reason``, desk.yaml
+    ``pause_reasons``) → their Spanish labels, the keys of the agents' time in pause.
+    Each method raises ``StoreUnavailable`` when the database does not answer in time.
     """
 
     def __init__(
@@ -204,12 +206,14 @@ class DeskReports:
         tz: tzinfo,
         clock: Callable[[], datetime] | None = None,
         reason_labels: Mapping[str, str] | None = None,
+        pause_labels: Mapping[str, str] | None = None,
     ) -> None:
         self.db = db
         self.tz = tz
         self.clock = clock or (lambda: datetime.now(UTC))
         self.labels = dict(reason_labels or {})
         self.codes = {label: code for code, label in self.labels.items()}
+        self.pause_labels = dict(pause_labels or {})
 
     async def report(self, name: str, query: DeskQuery) -> DeskReport:
         """The report ``name`` (one of :data:`REPORTS`; else ValueError) for ``query``."""
@@ -361,7 +365,8 @@ class DeskReports:
         events: list[f.PresenceFacts] = []
         for statement in (before, during):
             for r in await session.execute(statement):
-                events.append(f.PresenceFacts(r.agent, r.event, r.at, r.reason))
+                reason = self.pause_labels.get(r.reason, r.reason) if r.reason else None
+                events.append(f.PresenceFacts(r.agent, r.event, r.at, reason))
         return events
 
 

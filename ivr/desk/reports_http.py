@@ -161,11 +161,11 @@ def build_desk_reports_extension(
     tz: tzinfo,
     clock: Callable[[], datetime] | None = None,
     reason_labels: Mapping[str, str] | None = None,
+    pause_labels: Mapping[str, str] | None = None,
 ) -> ApiExtension:
     """The desk reports over ``db`` in the line's time zone ``tz`` (composition root);
-    ``reason_labels``: the line's IVR reason codes → the words its pop stores
-    (:class:`ivr.desk.reports.DeskReports`)."""
-    reports = DeskReports(
-        db, tz, clock=clock or (lambda: datetime.now(UTC)), reason_labels=reason_labels
-    )
+    ``reason_labels``: the line's IVR reason codes → the words its pop stores;
+    ``pause_labels``: desk.yaml's pause reasons (:class:`ivr.desk.reports.DeskReports`)."""
+    reports = DeskReports(db, tz, clock=clock or (lambda: datetime.now(UTC)),
+                          reason_labels=reason_labels, pause_labels=pause_labels)  # fmt: skip
     return desk_reports_extension(DeskReportRoutes(reports, tz))

@@ -56,7 +56,7 @@ ROSTER = (
 """The sandbox's agents (``config/citas/desk.yaml``)."""
 
 SITES = ("norte", "sur", "centro", "oriente")
-PAUSE_REASONS = ("Almuerzo", "Descanso", "Capacitación", "Retroalimentación")
+PAUSE_REASONS = ("almuerzo", "pausa_activa", "capacitacion", "reunion")  # desk.yaml pause_reasons
 
 # (node id, kind, label, typical seconds)
 _Node = tuple[str, str, str, float]
@@ -338,7 +338,7 @@ class _Planner:
             for hour in sorted(self.rng.sample(range(9, 16), self.rng.randrange(1, 4))):
                 start = datetime.combine(day, time(hour, self.rng.randrange(60)), self.tz)
                 reason = self.rng.choice(PAUSE_REASONS)
-                minutes = 45 if reason == "Almuerzo" else self.rng.randrange(5, 20)
+                minutes = 45 if reason == "almuerzo" else self.rng.randrange(5, 20)
                 found.append(
                     SeedPresence(agent.extension, "pause", reason, list(agent.queues), start)
                 )

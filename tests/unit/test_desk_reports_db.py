@@ -279,7 +279,7 @@ async def test_site_and_agent_filters(db: Database) -> None:
 
 async def test_presence_before_the_period_sets_how_it_opens(db: Database) -> None:
     monday = day(date(2026, 11, 30))
-    events = [("login", monday + timedelta(hours=7), None), ("pause", monday + timedelta(hours=23), "Capacitación"),
+    events = [("login", monday + timedelta(hours=7), None), ("pause", monday + timedelta(hours=23), "capacitacion"),
               ("unpause", monday + timedelta(hours=25), None), ("logout", monday + timedelta(hours=26), None),
               ("login", monday + timedelta(hours=30), None)]  # fmt: skip
     async with db.engine.begin() as conn:
@@ -287,7 +287,11 @@ async def test_presence_before_the_period_sets_how_it_opens(db: Database) -> Non
             {"agent": "7003", "event": e, "reason": r, "queues": ["l2_clinico"], "at": at, "actor": "carla"}
             for e, at, r in events
         ])  # fmt: skip
-    reports = DeskReports(db, BOGOTA, clock=lambda: monday + timedelta(hours=32))
+    # desk_presence holds desk.yaml's pause reason ids; the report shows their labels.
+    labels = {"capacitacion": "Capacitación"}
+    reports = DeskReports(
+        db, BOGOTA, clock=lambda: monday + timedelta(hours=32), pause_labels=labels
+    )
     (row,) = (await reports.report("agents", period(date(2026, 12, 1), date(2026, 12, 1)))).body[
         "rows"
     ]
