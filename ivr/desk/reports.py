@@ -222,8 +222,11 @@ class DeskReports:
         now = self.clock()
 
         async def op(session: AsyncSession) -> DeskReport:
+            # Every contact of the period (the filters' options), then the filtered ones.
             every = await self._contacts(session, query, ivr_side=name == "mismatch")
-            contacts = [c for c in every if query.site is None or c.site == query.site]
+            contacts = [
+                c for c in every if query.agent in (None, c.agent) and query.site in (None, c.site)
+            ]
             compute = {
                 "reasons": self._reasons, "steps": self._steps, "paths": self._paths,
                 "mismatch": self._mismatch, "levels": self._levels, "agents": self._agents,
@@ -292,8 +295,8 @@ class DeskReports:
     async def _contacts(
         self, session: AsyncSession, q: DeskQuery, *, ivr_side: bool = False
     ) -> list[f.ContactFacts]:
-        """The period's contacts; with ``ivr_side``, each with its IVR reason as a code
-        (:meth:`ivr_reason`), reading the call records it needs."""
+        """The period's contacts, every agent's; with ``ivr_side``, each with its IVR
+        reason as a code (:meth:`ivr_reason`), reading the call records it needs."""
         c = DESK_CONTACTS.c
         result = await session.execute(
             select(c.id, c.kind, c.agent, c.agent_name, c.queue, c.level, c.answered_at, c.state,
@@ -301,7 +304,7 @@ class DeskReports:
                    c.procedure, c.disposition, c.queued_at, c.ended_at, c.closed_at,
                    c.escalated_at, c.escalation_reason, c.escalated_to, c.hold_seconds,
                    c.previous_contact_id, c.journey_key)
-            .where(*self._period(q)).order_by(c.answered_at, c.id)
+            .where(c.answered_at >= q.start, c.answered_at < q.end).order_by(c.answered_at, c.id)
         )  # fmt: skip
         rows = [dict(r) for r in result.mappings()]
         if not ivr_side:

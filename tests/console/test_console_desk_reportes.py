@@ -130,6 +130,8 @@ def _walk_the_page(
         == ["7001"]
     )  # fmt: skip
 
+    offered = [o.get_attribute("value") for o in Select(css(browser, "#f-agent")).options]
+    assert {"", "7001", "7002"} <= set(offered)  # the other agents stay offered
     # The service levels as CSV: Ana's total.
     css(browser, '#levels a[data-format="csv"]').click()
     lines = list(

@@ -271,6 +271,11 @@ async def test_site_and_agent_filters(db: Database) -> None:
                   ({"agent": "7002", "site": "norte"}, 0)):  # fmt: skip
         q = DeskQuery(one_day.start, one_day.end, **kw)
         assert (await reports.report("levels", q)).body["contacts"] == n, kw
+    # The filters' options stay every agent's and site of the period, whatever is filtered.
+    q7002 = DeskQuery(one_day.start, one_day.end, agent="7002")
+    options = (await reports.report("levels", q7002)).options
+    assert [a["agent"] for a in options["agents"]] == ["7001", "7002"]
+    assert options["sites"] == ["norte", "sur"]
     by_site = (
         await reports.report("reasons", DeskQuery(one_day.start, one_day.end, by="site"))
     ).body
