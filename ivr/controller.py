@@ -311,15 +311,23 @@ def ops_extensions(
     """The parts' ops-API routes and console pages over ``db`` (``ivr serve`` and
     ``ivr ops serve``): one line per part. ``keywords``: the controller's own (it
     shares the store with the analysis worker)."""
+    from ivr.citas.desk import TRANSFER_REASONS
+    from ivr.citas.reference import load_line
     from ivr.citas.script_facts import CallRecordFacts
+    from ivr.desk.config import FILE_NAME, load_desk_config
+    from ivr.desk.reports_http import build_desk_reports_extension
     from ivr.desk.scripts_http import scripts_extension_for
 
     desk = (settings.citas_dir / "desk.yaml").exists()
+    line_zone = ZoneInfo(load_line(settings.citas_dir / "line.yaml").timezone)
+    pauses = load_desk_config(settings.citas_dir / FILE_NAME).pause_reasons if desk else {}
     return [
         keywords or keyword_extension(KeywordStore(db)),  # Palabras clave (docs/cases/sentiment.md)
         incident_extension_for(db),  # Reportes de incidente (docs/cases/incidents.md)
         *([scripts_extension_for(db, settings.citas_dir, CallRecordFacts(CallRecordStore(db)))]
           if desk else []),  # Guiones and the agent's script (docs/desk/scripts.md)
+        build_desk_reports_extension(db, line_zone, reason_labels=TRANSFER_REASONS,
+                                     pause_labels=pauses),  # Reportes del escritorio (docs/desk/reports.md)
     ]
 
 
