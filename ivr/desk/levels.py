@@ -60,7 +60,7 @@ the previous level left it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -339,7 +339,11 @@ class Levels:
         escalated = await self.contacts.escalate(contact.id, reason=reason, to_queue=target.id, agent=agent)
         pending = await self.log.open(escalated, to_queue=target.id, to_level=target.level,
                                       area=area, reason=reason.strip(), agent=agent)  # fmt: skip
-        await self.chats.requeue(escalated, target, area)
+        try:
+            await self.chats.requeue(escalated, target, area)
+        except ContactConflict as exc:
+            await self.log.reopen(contact.id, detail=f"chat: {exc}")
+            raise
         logger.info("desk chat contact %s re-queued to %s by agent %s", contact.id, target.id, agent)
         return escalated, pending
 
@@ -391,6 +395,19 @@ class Levels:
         steps = await self.contacts.steps_of([c.id for c in contacts])
         return [Hop(c, steps.get(c.id, []), [e for e in escalations if e.contact_id == c.id])
                 for c in contacts]  # fmt: skip
+
+
+class EventSource(Protocol):
+    """Where AMI events come from (``ivr.ami.manager.AmiConnection.on_event``)."""
+
+    def on_event(self, pattern: str, handler: Callable[[Mapping[str, str]], Awaitable[None]]) -> None: ...
+
+
+def listen_for_outcomes(source: EventSource, levels: Levels) -> None:
+    """Settle escalations from AMI: ``AgentConnect`` (answered) and ``Hangup``
+    (unanswered) carrying ``CITAS_DESK_PREV`` (manager.conf ``channelvars``)."""
+    source.on_event("AgentConnect", levels.on_ami_event)
+    source.on_event("Hangup", levels.on_ami_event)
 
 
 class HandoffRequeue:
@@ -457,5 +474,5 @@ def _event_time(event: Mapping[str, str]) -> datetime | None:
 __all__ = [
     "CHAT", "AmiCallMover", "CallGone", "HandoffRequeue", "Hop", "HopFields", "Levels",
     "NoEscalationTarget", "TelephonyUnavailable", "announce_prompt", "channel_variables",
-    "escalation_variables", "missing_announcements", "seconds_per_level",
+    "escalation_variables", "listen_for_outcomes", "missing_announcements", "seconds_per_level",
 ]  # fmt: skip

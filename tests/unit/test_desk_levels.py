@@ -364,3 +364,85 @@ def _diffs(connection: Connection) -> list[object]:
 async def test_migration_0013_matches_the_orm_table(db: Database) -> None:
     async with db.engine.connect() as conn:
         assert await conn.run_sync(_diffs) == []
+
+
+# --- chat: the hand-off goes back to the queue for the next level -----------------------
+async def test_a_chat_escalates_by_requeuing_its_handoff(db: Database, clock: Clock) -> None:
+    from ivr.chat.store import ConversationStore, InboundMessage
+    from ivr.desk.levels import HandoffRequeue
+    from ivr.desk.model import CHAT
+
+    chats = ConversationStore(db, flow="citas", clock=clock)
+    wa = "573001234567"
+    await chats.receive(InboundMessage("wamid.1", wa, "text", T0, text="hola"))
+    async with chats.turn(wa) as turn:
+        turn.hand_to_agent("asked", {"motivo": "cita"})
+    [queued] = await chats.open_handoffs()
+    taken = await chats.take(queued.id, "ana")
+    conversation = await chats.conversation(wa)
+    assert conversation is not None
+    levels = Levels(CONFIG, DeskStore(db, clock=clock), EscalationLog(db, clock=clock),
+                    chats=HandoffRequeue(db, clock=clock), prompts=PROMPTS)  # fmt: skip
+    contact = await levels.contacts.open_contact(NewContact(
+        kind=CHAT, agent="7001", agent_name="Ana Gómez", queue="general", level=1,
+        area="recepcion", journey_key=conversation.id, answered_at=T0,
+        conversation_id=conversation.id, wa_id=wa, handoff_id=str(taken.id),
+        source_key=f"handoff:{taken.id}:7001",
+    ))  # fmt: skip
+    clock.advance(40)
+    escalated, pending = await levels.escalate(contact.id, area="comercial", reason="planes", agent="7001")
+    assert escalated.state == ESCALATED and pending.to_queue == "l2_comercial"
+    # The same hand-off row, back in the queue with no agent, marked for the next level.
+    [again] = await chats.open_handoffs()
+    assert again.id == queued.id and again.taken_by is None and again.queued_at == clock.now
+    assert again.context == {"motivo": "cita", "desk_queue": "l2_comercial", "desk_level": 2,
+                             "desk_prev": contact.id, "desk_area": "comercial"}  # fmt: skip
+    after = await chats.conversation(wa)
+    assert after is not None and after.assigned_agent is None and after.state == "agent"
+    # The level-2 agent takes it: a new hop chained to the first, the escalation answered.
+    chain = await levels.hop_fields(again.context["desk_prev"])
+    assert chain is not None and chain.journey_key == conversation.id
+    retaken = await chats.take(again.id, "elena")
+    second = await levels.contacts.open_contact(NewContact(
+        kind=CHAT, agent="7005", agent_name="Elena Vargas", queue="l2_comercial", level=2,
+        area="comercial", answered_at=clock.advance(15), conversation_id=conversation.id,
+        wa_id=wa, handoff_id=str(retaken.id), source_key=f"handoff:{retaken.id}:7005",
+        **{k: v for k, v in chain.as_kwargs().items()},
+    ))  # fmt: skip
+    settled = await levels.hop_opened(second)
+    assert settled is not None and settled.outcome == ANSWERED and settled.queued_seconds == 15.0
+    assert [h.contact.level for h in await levels.journey(conversation.id)] == [1, 2]
+
+
+async def test_a_chat_no_longer_with_an_agent_is_not_escalated(db: Database, clock: Clock) -> None:
+    from ivr.desk.levels import HandoffRequeue
+    from ivr.desk.model import CHAT
+
+    levels = Levels(CONFIG, DeskStore(db, clock=clock), EscalationLog(db, clock=clock),
+                    chats=HandoffRequeue(db, clock=clock), prompts=PROMPTS)  # fmt: skip
+    contact = await levels.contacts.open_contact(NewContact(
+        kind=CHAT, agent="7001", agent_name="Ana Gómez", queue="general", level=1,
+        area="recepcion", journey_key="conv-gone", answered_at=T0, conversation_id="conv-gone",
+    ))  # fmt: skip
+    with pytest.raises(ContactConflict):
+        await levels.escalate(contact.id, area="clinico", reason="x", agent="7001")
+    # Undone: the contact is the agent's again, the escalation logged as failed.
+    after = await levels.contacts.get(contact.id)
+    assert after is not None and after.state == ACTIVE
+    assert [e.outcome for e in await levels.log.of_journey("conv-gone")] == [FAILED]
+
+
+async def test_the_ami_listener_takes_agent_connect_and_hangup(levels: Levels) -> None:
+    from ivr.desk.levels import listen_for_outcomes
+
+    handlers: dict[str, Any] = {}
+
+    class Source:
+        def on_event(self, pattern: str, handler: Any) -> None:
+            handlers[pattern] = handler
+
+    listen_for_outcomes(Source(), levels)
+    assert set(handlers) == {"AgentConnect", "Hangup"}
+    prev = await _escalated(levels)
+    await handlers["Hangup"](hangup(prev))
+    assert [e.outcome for e in await levels.log.of_journey("1733324400.12")] == [UNANSWERED]
