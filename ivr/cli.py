@@ -387,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ivr.scenarios.casescli import add_parsers as add_escalation_parsers
 
     add_escalation_parsers(cases_sub, _settings)  # ivr cases clock|phone (docs/cases/escalation.md)
+    from ivr.desk.cli import add_parser as add_desk_parser
+
+    add_desk_parser(sub, _base_settings)  # ivr desk contacts|... (docs/desk/core.md)
     from ivr.ops.cli import add_parsers as add_ops_parsers
 
     # ivr flags | incident | ops (docs/operations.md), on the line's flags.

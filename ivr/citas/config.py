@@ -2,8 +2,9 @@
 
 ``DIR`` is laid out like the checkout's ``config/``: ``citas/line.yaml``,
 ``services.yaml``, ``sites.yaml``, ``eligibility.yaml``, ``affiliates.yaml``,
-``cases.yaml`` and ``flows/*.yaml``; the prompts file is given apart. Every file is checked
-with the same loaders ``ivr serve`` uses (schema, then cross-checks), and a
+``cases.yaml``, ``desk.yaml`` (when present: the agent desktop; its queues must
+include line.yaml's ``agent_vdn`` extensions) and ``flows/*.yaml``; the prompts file
+is given apart. Every file is checked with the same loaders ``ivr serve`` uses (schema, then cross-checks), and a
 bad file does not hide the next one. Flows are checked against the prompts,
 the citas actions and the flags the tables define, so they are only checked
 when those load.
@@ -28,6 +29,7 @@ from ivr.citas.reference import (
     load_services,
     load_sites,
 )
+from ivr.desk.config import check_agent_vdns, load_desk_config
 from ivr.flow.loader import FlowLoader
 from ivr.prompts import load_prompt_texts
 from ivr.yamlsrc import ConfigError
@@ -80,6 +82,15 @@ def check_config_dir(directory: Path, prompts_file: Path, today: date) -> list[F
     run(citas / "cases.yaml", load_cases_config,
         lambda c: f"{len(c.groups)} support group(s), answer within "
                   f"{c.answer_within_business_days} business days")  # fmt: skip
+    desk_file = citas / "desk.yaml"
+    if desk_file.exists():
+        desk = run(desk_file, load_desk_config,
+                   lambda d: f"{len(d.queues)} queue(s), {len(d.agents)} agent(s)")  # fmt: skip
+        if desk is not None and line is not None:
+            try:  # the cross-file check: a transfer's VDN must be a queue
+                check_agent_vdns(desk, citas / "line.yaml")
+            except ConfigError as exc:
+                checks.append(FileCheck(str(citas / "line.yaml"), exc))
     if prompts is not None and sites is not None:
         # The prompts the citas actions say by themselves (times, doctors, sites).
         try:

@@ -42,7 +42,7 @@ from ivr.yamlsrc import ConfigError, Located, LocatedList, load_yaml_file
 
 KINDS = (
     "flow", "line", "services", "sites", "eligibility", "affiliates", "scenario", "prompts",
-    "chat_scenario", "cases", "lexicon",
+    "chat_scenario", "cases", "lexicon", "desk",
 )  # fmt: skip
 
 FieldPath = Sequence[str | int]
