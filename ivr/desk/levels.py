@@ -472,7 +472,29 @@ def _event_time(event: Mapping[str, str]) -> datetime | None:
 
 
 __all__ = [
-    "CHAT", "AmiCallMover", "CallGone", "HandoffRequeue", "Hop", "HopFields", "Levels",
+    "CHAT", "AmiCallMover", "CallGone", "build_levels", "HandoffRequeue", "Hop", "HopFields", "Levels",
     "NoEscalationTarget", "TelephonyUnavailable", "announce_prompt", "channel_variables",
     "escalation_variables", "listen_for_outcomes", "missing_announcements", "seconds_per_level",
 ]  # fmt: skip
+
+
+def build_levels(
+    config: DeskConfig,
+    contacts: DeskStore,
+    db: Database,
+    *,
+    ami: AmiActions | None,
+    prompts: Collection[str],
+    events: EventSource | None = None,
+) -> Levels:
+    """The service levels as the composition root wires them: voice moves over
+    ``ami`` (None: ``ivr ops serve`` without telephony, voice escalation answers
+    503), chat re-queues over ``db``, outcomes from ``events`` (the AMI connection)."""
+    levels = Levels(
+        config, contacts, EscalationLog(db, clock=contacts.clock),
+        mover=AmiCallMover(ami) if ami is not None else None,
+        chats=HandoffRequeue(db, clock=contacts.clock), prompts=prompts,
+    )  # fmt: skip
+    if events is not None:
+        listen_for_outcomes(events, levels)
+    return levels

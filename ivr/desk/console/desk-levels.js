@@ -2,7 +2,8 @@
 //
 //   import { mountEscalation } from "/console/desk-levels.js";
 //   const panel = mountEscalation(document.getElementById("escalar"), contact);
-//   panel.update(nextContact);   // a new pop (or null: no contact)
+//   panel.update(nextContact);   // a new pop (or null: no contact); mounting the
+//                                // same element again does the same
 //
 // The area choice lists only the targets of the contact's level (GET
 // /api/desk/contacts/{id}/escalation); a reason is required; the agent confirms
@@ -41,6 +42,11 @@ function el(tag, attrs = {}, text) {
 const LEVEL_WORDS = { 1: "uno", 2: "dos", 3: "tres" };
 
 export function mountEscalation(element, contact) {
+  // The desktop mounts again on every pop: one panel per element, updated.
+  if (element.deskEscalation) {
+    element.deskEscalation.update(contact);
+    return element.deskEscalation;
+  }
   const panel = { contact: null, options: null, busy: false };
 
   function clear() {
@@ -179,6 +185,8 @@ export function mountEscalation(element, contact) {
     return load();
   }
 
+  const handle = { update, get contact() { return panel.contact; } };
+  element.deskEscalation = handle;
   update(contact);
-  return { update, get contact() { return panel.contact; } };
+  return handle;
 }
