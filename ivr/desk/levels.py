@@ -68,7 +68,7 @@ from typing import Any, Protocol
 from ivr.desk.config import DeskConfig, Queue
 from ivr.desk.errors import ContactConflict, ContactNotFound, DeskError
 from ivr.desk.escalations import ANSWERED, UNANSWERED, Escalation, EscalationLog
-from ivr.desk.model import ACTIVE, CHAT, STATE_LABELS, VOICE, Contact, Step
+from ivr.desk.model import ACTIVE, STATE_LABELS, VOICE, Contact, Step
 from ivr.desk.store import DeskStore, utcnow
 from ivr.store.db import Database
 
@@ -470,12 +470,6 @@ def _event_time(event: Mapping[str, str]) -> datetime | None:
     except ValueError:
         return None
 
-
-__all__ = [
-    "CHAT", "AmiCallMover", "CallGone", "build_levels", "HandoffRequeue", "Hop", "HopFields", "Levels",
-    "NoEscalationTarget", "TelephonyUnavailable", "announce_prompt", "channel_variables",
-    "escalation_variables", "listen_for_outcomes", "missing_announcements", "seconds_per_level",
-]  # fmt: skip
 
 
 def build_levels(
