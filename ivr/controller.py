@@ -305,14 +305,19 @@ class Controller:
 
 
 def ops_extensions(
-    settings: Settings, db: Database, *, keywords: ApiExtension | None = None
+    settings: Settings, db: Database, *, keywords: ApiExtension | None = None,
+    levels: ApiExtension | None = None,
 ) -> list[ApiExtension]:
     """The parts' ops-API routes and console pages over ``db`` (``ivr serve`` and
     ``ivr ops serve``): one line per part. ``keywords``: the controller's own (it
-    shares the store with the analysis worker)."""
+    shares the store with the analysis worker); ``levels``: the controller's own (with
+    its AMI connection; without it a voice escalation answers 503)."""
+    from ivr.desk.levels_http import levels_extension_for
+
     return [
         keywords or keyword_extension(KeywordStore(db)),  # Palabras clave (docs/cases/sentiment.md)
         incident_extension_for(db),  # Reportes de incidente (docs/cases/incidents.md)
+        levels or levels_extension_for(settings, db),  # Niveles de servicio (docs/desk/levels.md)
     ]
 
 

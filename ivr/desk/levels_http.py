@@ -23,12 +23,25 @@ from typing import Any
 
 from aiohttp import web
 
+from ivr.desk.config import load_desk_for_line
 from ivr.desk.errors import ContactConflict, ContactNotFound, ReasonRequired
-from ivr.desk.levels import Levels, NoEscalationTarget, TelephonyUnavailable, seconds_per_level
+from ivr.desk.levels import (
+    AmiActions,
+    EventSource,
+    Levels,
+    NoEscalationTarget,
+    TelephonyUnavailable,
+    build_levels,
+    seconds_per_level,
+)
 from ivr.desk.model import ACTIVE, Contact
+from ivr.desk.store import DeskStore
 from ivr.ops.api import ApiError, ApiExtension, Call, Handler
 from ivr.ops.flags import Role
 from ivr.ops.openapi import Operation, Param
+from ivr.prompts import load_prompt_texts
+from ivr.settings import Settings
+from ivr.store.db import Database
 
 CONSOLE_DIR = Path(__file__).parent / "console"
 CONSOLE_FILES = {"desk-levels.js": CONSOLE_DIR / "desk-levels.js"}
@@ -153,3 +166,17 @@ def levels_extension(levels: Levels) -> ApiExtension:
         console_files=CONSOLE_FILES,
         errors={ContactNotFound: (404, "not_found"), ContactConflict: (409, "conflict")},
     )
+
+
+def levels_extension_for(
+    settings: Settings, db: Database, *, ami: AmiActions | None = None,
+    events: EventSource | None = None, contacts: DeskStore | None = None,
+) -> ApiExtension:  # fmt: skip
+    """The extension over the deployment's desk.yaml and prompts (``ivr serve`` passes
+    its AMI connection as ``ami`` and ``events``; ``ivr ops serve`` has none: a voice
+    escalation there answers 503, a chat one works). ``ConfigError`` for a bad desk.yaml."""
+    config = load_desk_for_line(settings.citas_dir)
+    prompts = load_prompt_texts(settings.prompts_file).keys()
+    levels = build_levels(config, contacts or DeskStore(db), db, ami=ami, prompts=prompts,
+                          events=events)  # fmt: skip
+    return levels_extension(levels)

@@ -47,7 +47,8 @@ export function mountEscalation(element, contact) {
     element.deskEscalation.update(contact);
     return element.deskEscalation;
   }
-  const panel = { contact: null, options: null, busy: false };
+  // draft: the area and reason the agent chose, kept when the confirmation is cancelled.
+  const panel = { contact: null, options: null, busy: false, draft: { area: "", reason: "" } };
 
   function clear() {
     element.replaceChildren(el("h2", {}, "Escalar a otro nivel"));
@@ -92,8 +93,10 @@ export function mountEscalation(element, contact) {
     const areaLabel = el("label", { for: "escalar-area" }, "Área del siguiente nivel");
     const area = el("select", { id: "escalar-area", "data-role": "area", required: "" });
     for (const t of o.targets) area.append(el("option", { value: t.area }, t.name));
+    if (o.targets.some((t) => t.area === panel.draft.area)) area.value = panel.draft.area;
     const reasonLabel = el("label", { for: "escalar-motivo" }, "Motivo (obligatorio)");
     const reason = el("textarea", { id: "escalar-motivo", "data-role": "reason", rows: "2", maxlength: "2000", required: "" });
+    reason.value = panel.draft.reason;
     const submit = el("button", { type: "submit", "data-role": "escalate" }, "Escalar");
     form.append(areaLabel, area, reasonLabel, reason, submit);
     const feedback = el("p", { "data-role": "error", role: "alert" });
@@ -101,6 +104,7 @@ export function mountEscalation(element, contact) {
       event.preventDefault();
       feedback.textContent = "";
       const text = reason.value.trim();
+      panel.draft = { area: area.value, reason: reason.value };
       if (!text) {
         feedback.textContent = "Indique el motivo del escalamiento.";
         reason.focus();
@@ -180,6 +184,7 @@ export function mountEscalation(element, contact) {
     panel.contact = next || null;
     if (changed) {
       panel.options = null;
+      panel.draft = { area: "", reason: "" };
       render();
     }
     return load();
