@@ -314,10 +314,11 @@ def ops_extensions(
     its AMI connection; without it a voice escalation answers 503)."""
     from ivr.desk.levels_http import levels_extension_for
 
+    levels = levels or levels_extension_for(settings, db)  # Niveles (docs/desk/levels.md)
     return [
         keywords or keyword_extension(KeywordStore(db)),  # Palabras clave (docs/cases/sentiment.md)
         incident_extension_for(db),  # Reportes de incidente (docs/cases/incidents.md)
-        levels or levels_extension_for(settings, db),  # Niveles de servicio (docs/desk/levels.md)
+        *([levels] if levels is not None else []),
     ]
 
 

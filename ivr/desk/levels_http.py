@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ivr.desk.config import load_desk_for_line
+from ivr.desk.config import FILE_NAME, load_desk_for_line
 from ivr.desk.errors import ContactConflict, ContactNotFound, ReasonRequired
 from ivr.desk.levels import (
     AmiActions,
@@ -171,10 +171,13 @@ def levels_extension(levels: Levels) -> ApiExtension:
 def levels_extension_for(
     settings: Settings, db: Database, *, ami: AmiActions | None = None,
     events: EventSource | None = None, contacts: DeskStore | None = None,
-) -> ApiExtension:  # fmt: skip
-    """The extension over the deployment's desk.yaml and prompts (``ivr serve`` passes
-    its AMI connection as ``ami`` and ``events``; ``ivr ops serve`` has none: a voice
-    escalation there answers 503, a chat one works). ``ConfigError`` for a bad desk.yaml."""
+) -> ApiExtension | None:  # fmt: skip
+    """The extension over the deployment's desk.yaml and prompts, or None without
+    desk.yaml (the desk is off). ``ivr serve`` passes its AMI connection as ``ami`` and
+    ``events``; ``ivr ops serve`` has none: a voice escalation there answers 503, a
+    chat one works. ``ConfigError`` for a bad desk.yaml."""
+    if not (settings.citas_dir / FILE_NAME).exists():
+        return None
     config = load_desk_for_line(settings.citas_dir)
     prompts = load_prompt_texts(settings.prompts_file).keys()
     levels = build_levels(config, contacts or DeskStore(db), db, ami=ami, prompts=prompts,
