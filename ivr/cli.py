@@ -389,7 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_escalation_parsers(cases_sub, _settings)  # ivr cases clock|phone (docs/cases/escalation.md)
     from ivr.desk.cli import add_parser as add_desk_parser
 
-    add_desk_parser(sub, _base_settings)  # ivr desk contacts|... (docs/desk/core.md)
+    desk_sub = add_desk_parser(sub, _base_settings)  # ivr desk contacts|... (docs/desk/core.md)
+    from ivr.scenarios.deskcli import add_parsers as add_desk_agent_parsers
+
+    add_desk_agent_parsers(desk_sub, _settings)  # ivr desk agent (docs/desk/queues.md)
+    from ivr.desk.agents_cli import add_parsers as add_desk_presence_parsers
+
+    add_desk_presence_parsers(desk_sub, _settings)  # ivr desk login|pause|... (docs/desk/queues.md)
     from ivr.ops.cli import add_parsers as add_ops_parsers
 
     # ivr flags | incident | ops (docs/operations.md), on the line's flags.

@@ -403,6 +403,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     from ivr.citas.actions import check_spoken_prompts
     from ivr.citas.line import CitasLine
     from ivr.citas.reference import load_reference
+    from ivr.desk.queues import build_queues
     from ivr.ops.runtime import OpsRuntime
 
     reference = load_reference(settings.citas_dir)
@@ -461,6 +462,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     survey_task = asyncio.create_task(survey_worker.run(), name="survey-worker")
     texts = text_analysis(db, case_store(settings, db))  # sentiment, keywords (docs/cases)
     texts_task = asyncio.create_task(texts.worker.run(), name="text-analysis")
+    desk_queues = build_queues(settings, db)  # agents in the queues, over AMI (docs/desk/queues.md)
     await ops.serve_http(
         lambda: {"database": ops.live.healthy, "ari": controller.stream.connected.is_set()},
         mount=chat.mount if chat is not None else None,
@@ -470,8 +472,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             backoffice.extension,
             reports_extension(settings, db),
             *ops_extensions(settings, db, keywords=texts.extension),
+            *([desk_queues.extension] if desk_queues is not None else []),
         ],
     )
+    if desk_queues is not None:
+        await desk_queues.start()
     if chat is not None:
         chat.start()
     backoffice.start()
@@ -499,6 +504,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             monitor.stop()
             await monitor_task
         await backoffice.stop()
+        if desk_queues is not None:
+            await desk_queues.stop()
         await controller.router.shutdown(SHUTDOWN_GRACE_S)
         await controller.stream.stop()
         await stream_task

@@ -55,6 +55,9 @@ class Ports:
     # softphone listens on support_sip + 1..4 (ivr/defaults/dialplans/pjsip.conf).
     support_sip: int = 5080
     smtp: int = 2525  # the sandbox's SMTP peer (ivr.mail.testserver)
+    # The sandbox's desk agents (desk.yaml's agents, in extension order): the sipp
+    # agent of the Nth listens on desk_sip + N (ivr/sandbox/render.py: desk_agent_port).
+    desk_sip: int = 5090
 
     def shifted(self, offset: int) -> Ports:
         return Ports(
@@ -69,6 +72,7 @@ class Ports:
             whatsapp_sim=self.whatsapp_sim + offset,
             support_sip=self.support_sip + offset,
             smtp=self.smtp + offset,
+            desk_sip=self.desk_sip + offset,
         )
 
 
@@ -189,6 +193,7 @@ class Settings:
             whatsapp_sim=_int(env, "CITAS_WHATSAPP_SIM_PORT", ports.whatsapp_sim),
             support_sip=ports.support_sip,
             smtp=_int(env, "CITAS_SMTP_PORT", ports.smtp),
+            desk_sip=ports.desk_sip,
         )
         for name, value in vars(ports).items():
             if not 0 < value <= 65535:

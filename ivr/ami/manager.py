@@ -144,6 +144,27 @@ class AmiConnection:
             fields["Variable"] = [f"{name}={value}" for name, value in variables.items()]
         return await self._action(fields, within=timeout_ms / 1000 + self._timeout)
 
+    async def action(self, fields: AmiFields) -> dict[str, str]:
+        """Send an action answered by one message (``QueueAdd``, ``QueuePause``...) and
+        return it. ``fields["Action"]`` names it. Raises ``AmiActionFailed`` (Response:
+        Error), ``AmiTimeout``, ``AmiConnectionError``.
+
+        panoramisk would otherwise wait for an event list after "Added interface to
+        queue" (it guesses lists from the message text) and time out."""
+        return await self._action(fields, as_list=False)
+
+    async def action_list(self, fields: AmiFields) -> list[dict[str, str]]:
+        """Send an action answered by an event list (``QueueStatus``, ``QueueSummary``) and
+        return the list's events, without the opening response and the closing
+        ``...Complete`` event. Raises as ``action``."""
+        name = str(fields["Action"])
+        answer = await self._send(name, fields, self._timeout)
+        messages = answer if isinstance(answer, list) else [answer]
+        first = _as_dict(messages[0])
+        if not messages[0].success or first.get("Response") in ("Error", "Failure"):
+            raise AmiActionFailed(name, first)
+        return [_as_dict(m) for m in messages[1:] if not str(m.get("Event", "")).endswith("Complete")]
+
     def on_event(self, pattern: str, handler: AmiEventHandler) -> None:
         """Call ``handler(event)`` for every event whose name matches ``pattern``.
 
@@ -193,10 +214,12 @@ class AmiConnection:
         self._last_ping_ok = True
         logger.info("AMI logged in to %s as %s", self._where, self._username)
 
-    async def _action(self, fields: AmiFields, *, within: float | None = None) -> dict[str, str]:
+    async def _action(
+        self, fields: AmiFields, *, within: float | None = None, as_list: bool | None = None
+    ) -> dict[str, str]:
         """Send one action and return its final response; raise on error or timeout."""
         name = str(fields["Action"])
-        answer = await self._send(name, fields, self._timeout if within is None else within)
+        answer = await self._send(name, fields, self._timeout if within is None else within, as_list)
         # Multi-message answers (Originate with Async) end with the message that decides.
         final = answer[-1] if isinstance(answer, list) else answer
         response = _as_dict(final)
@@ -204,13 +227,15 @@ class AmiConnection:
             raise AmiActionFailed(name, response)
         return response
 
-    async def _send(self, name: str, fields: AmiFields, within: float) -> Any:
+    async def _send(
+        self, name: str, fields: AmiFields, within: float, as_list: bool | None = None
+    ) -> Any:
         manager = self._manager
         if manager is None or self._disconnected.is_set():
             raise AmiConnectionError(f"AMI {name}: not connected to {self._where}")
         _check_no_line_breaks(name, fields)
         action = Action(dict(fields))
-        future: asyncio.Future[Any] = manager.send_action(action)
+        future: asyncio.Future[Any] = manager.send_action(action, as_list=as_list)
         self._in_flight.add(future)
         try:
             return await asyncio.wait_for(future, within)

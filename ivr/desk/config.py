@@ -14,19 +14,19 @@ Durations (``20s``, ``2m``) become ``timedelta``.
 
 >>> cfg = load_desk_config(DEFAULT_PATH)
 >>> cfg.queue_by_extension("5550001").id
-'general'
->>> cfg.escalation_target("general", "clinico").id
+'l1_general'
+>>> cfg.escalation_target("l1_general", "clinico").id
 'l2_clinico'
 >>> cfg.escalation_target("l3_clinico", "clinico") is None
 True
 >>> [q.id for q in cfg.queues_of("7001")]
-['general', 'incidentes']
+['l1_general', 'incidentes']
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,11 @@ from ivr.settings import Settings
 from ivr.yamlsrc import ConfigError, Located, load_yaml_file
 
 DEFAULT_PATH = Settings().citas_dir / "desk.yaml"
+# app_queue reads queues.conf's [general] as its own settings: a queue so named
+# would silently not exist (found rendering the first desk.yaml, issue 12).
+RESERVED_QUEUE_IDS = frozenset({"general"})
+DEFAULT_PAUSE_REASONS = {"almuerzo": "Almuerzo", "capacitacion": "Capacitación",
+                         "pausa_activa": "Pausa activa", "backoffice": "Backoffice"}  # fmt: skip
 FILE_NAME = "desk.yaml"
 
 
@@ -96,6 +101,8 @@ class DeskConfig:
     agents: Mapping[str, Agent]  # extension -> agent
     file: str = ""
     timezone: str = "America/Bogota"  # IANA zone agents' times are shown in
+    # Why an agent pauses: id -> Spanish label (ivr.desk.ami.QueueControl.pause).
+    pause_reasons: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PAUSE_REASONS))
 
     def queue(self, queue_id: str) -> Queue:
         """The queue ``queue_id`` (its Asterisk name); ``KeyError`` when there is none."""
@@ -130,7 +137,7 @@ class DeskConfig:
 
     def escalation_target(self, queue_id: str, area: str) -> Queue | None:
         """Where an agent answering in ``queue_id`` escalates a caller of ``area``
-        (``general``, ``clinico`` → ``l2_clinico``); None when that level has no
+        (``l1_general``, ``clinico`` → ``l2_clinico``); None when that level has no
         escalation to that area (level 3, an unknown area). ``KeyError`` for an
         unknown queue."""
         level = self.queue(queue_id).level
@@ -196,6 +203,10 @@ def load_desk_config(path: Path = DEFAULT_PATH) -> DeskConfig:
 
     queues: dict[str, Queue] = {}
     for qid, q in d["queues"].items():
+        if qid in RESERVED_QUEUE_IDS:
+            raise ConfigError(file, d["queues"].line_of(qid), f"queues.{qid}",
+                              f"{qid!r} is app_queue's settings section in queues.conf, "
+                              "it cannot name a queue")  # fmt: skip
         claim(q["extension"], f"queue {qid}", q.line_of("extension"), f"queues.{qid}.extension")
         queues[qid] = Queue(qid, q["name"], q["extension"], q["level"], q["area"])
 
@@ -253,6 +264,7 @@ def load_desk_config(path: Path = DEFAULT_PATH) -> DeskConfig:
         agents=agents,
         file=file,
         timezone=timezone,
+        pause_reasons=dict(d.get("pause_reasons") or DEFAULT_PAUSE_REASONS),
     )
 
 

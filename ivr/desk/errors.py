@@ -7,11 +7,12 @@ DeskError
  ├── ReasonRequired         escalating without a reason
  ├── ScriptInvalid          a script tree broke a rule (``details``: one line per rule)
  ├── ScriptVersionNotFound  no script version with that number
+ ├── ScriptNotDraft         only a draft is edited (published and retired versions stay as they were)
  ├── UnknownAgent           no agent with that extension / user in desk.yaml
  └── AgentNotAllowed        the agent's profile forbids it (a queue, a call type, chat)
 
 An HTTP layer maps ContactNotFound / ScriptVersionNotFound / UnknownAgent to 404,
-ContactConflict to 409, AgentNotAllowed to 403 and the rest to 422, with ``str(error)``
+ContactConflict and ScriptNotDraft to 409, AgentNotAllowed to 403 and the rest to 422, with ``str(error)``
 as the message shown.
 """
 
@@ -62,6 +63,20 @@ class ScriptVersionNotFound(DeskError):
     def __init__(self, version: int) -> None:
         super().__init__(f"no existe la versión {version} del guion")
         self.version = version
+
+
+class ScriptNotDraft(DeskError):
+    """Only a draft version is edited in place; a published or retired one stays as
+    agents saw it (make a new draft from it instead)."""
+
+    def __init__(self, version: int, state: str) -> None:
+        shown = {"published": "publicada", "retired": "retirada"}.get(state, state)
+        super().__init__(
+            f"la versión {version} del guion está {shown}: solo se edita un borrador "
+            "(cree una versión nueva a partir de ella)"
+        )
+        self.version = version
+        self.state = state
 
 
 class UnknownAgent(DeskError, LookupError):

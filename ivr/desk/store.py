@@ -50,6 +50,7 @@ from ivr.desk.errors import (
     ContactNotFound,
     DispositionRequired,
     ReasonRequired,
+    ScriptNotDraft,
     ScriptVersionNotFound,
 )
 from ivr.desk.model import (
@@ -501,6 +502,23 @@ class DeskStore:
         found = await self.presence_log(agent=agent, limit=1)
         return found[0] if found else None
 
+    async def presence_now(self) -> dict[str, Presence]:
+        """Agent extension -> its latest presence change, for every agent ever logged.
+        An agent is logged in when that event is ``login``/``pause``/``unpause``."""
+
+        async def op(session: AsyncSession) -> dict[str, Presence]:
+            latest = (
+                select(DeskPresenceRow.agent, func.max(DeskPresenceRow.id).label("id"))
+                .group_by(DeskPresenceRow.agent)
+                .subquery()
+            )
+            rows = await session.scalars(
+                select(DeskPresenceRow).join(latest, DeskPresenceRow.id == latest.c.id)
+            )
+            return {r.agent: _presence(r) for r in rows.all()}
+
+        return await self.db.run("read agents' presence", op)
+
     async def presence_log(
         self,
         *,
@@ -566,6 +584,36 @@ class ScriptStore:
         created: ScriptVersion = await self._retrying("store a script version", op)
         logger.info("script version %d created by %s", created.version, author)
         return created
+
+    async def save_draft(
+        self, version: int, tree: Mapping[str, Any], *, note: str, author: str
+    ) -> ScriptVersion:
+        """Replace the tree and note of draft ``version`` (an administrator saving
+        work in progress without making a new number each time).
+
+        Raises ``ScriptInvalid`` (the validator), :class:`ScriptVersionNotFound`,
+        :class:`ScriptNotDraft` (published or retired: those stay as agents saw them)."""
+        self.validate(tree)
+
+        async def op(session: AsyncSession) -> ScriptVersion:
+            done: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
+                update(ScriptVersionRow)
+                .where(ScriptVersionRow.version == version, ScriptVersionRow.state == DRAFT)
+                .values(tree=dict(tree), note=note)
+            )
+            row = await session.scalar(
+                select(ScriptVersionRow).where(ScriptVersionRow.version == version)
+            )
+            if row is None:
+                raise ScriptVersionNotFound(version)
+            if done.rowcount != 1:
+                raise ScriptNotDraft(version, row.state)
+            await session.refresh(row)
+            return _script(row)
+
+        saved: ScriptVersion = await self.db.run("save a script draft", op)
+        logger.info("script draft %d saved by %s", version, author)
+        return saved
 
     async def publish(self, version: int, *, author: str) -> ScriptVersion:
         """Make ``version`` the active tree: the published one is retired and this one

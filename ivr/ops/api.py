@@ -70,7 +70,13 @@ from ivr.store.records import CallRecordStore
 logger = logging.getLogger(__name__)
 
 CONSOLE_DIR = Path(__file__).parent / "console"
-CONSOLE_ASSETS = {"console.js": "text/javascript", "console.css": "text/css"}
+# common.js: what every console page shares (the token, api(), the error box); a part's
+# page loads it before its own script (docs/desk/core.md).
+CONSOLE_ASSETS = {
+    "console.js": "text/javascript",
+    "console.css": "text/css",
+    "common.js": "text/javascript",
+}
 CONSOLE_HEADERS = {
     "Cache-Control": "no-cache",
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",

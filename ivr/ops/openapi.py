@@ -126,7 +126,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/api/console/pages", "console_pages", "The pages the parts add to the console, for its navigation.", None, response="ConsolePages", tag="console"),
     Operation("GET", "/", "root", "Redirects to the console.", None, ok=302, media="", tag="console"),
     Operation("GET", "/console", "console", "The web console.", None, media="text/html", tag="console"),
-    Operation("GET", "/console/{file}", "console_asset", "The console's script and style sheet.", None, media="text/javascript", params=(Param("file", "path", {"type": "string", "enum": ["console.js", "console.css"]}, "The file."),), tag="console", other_media=("text/css",)),
+    Operation("GET", "/console/{file}", "console_asset", "The console's scripts and style sheet.", None, media="text/javascript", params=(Param("file", "path", {"type": "string", "enum": ["console.js", "console.css", "common.js"]}, "The file."),), tag="console", other_media=("text/css",)),
 )  # fmt: skip
 
 

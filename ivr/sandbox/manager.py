@@ -194,6 +194,11 @@ def _prepare_instance_dirs(state: InstanceState) -> None:
     # Stale control socket or pid file from a killed run would stop Asterisk starting.
     for stale in ("run/asterisk.ctl", "run/asterisk.pid"):
         (base / stale).unlink(missing_ok=True)
+    # A sandbox starts with no desk agent logged in and no phone registered: astdb
+    # keeps both (queues.conf persistentmembers, PJSIP contacts) across Asterisk's
+    # restarts within a run, but a previous run's agent (a test killed before its
+    # logout) would take the next run's calls from the tester agent.
+    (base / "lib" / "astdb.sqlite3").unlink(missing_ok=True)
 
 
 def link_data_dir(root: RootFs, data_dir: str) -> Path:

@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from ivr.sandbox.desk import template_values as desk_template_values
 from ivr.sandbox.errors import SandboxError
 from ivr.settings import TEMPLATE_DIR, Settings
 
@@ -66,6 +67,7 @@ def template_values(
         "agent_vdn": line.vdn_default,
         "smoke_number": SMOKE_NUMBER,
         "dialplan_smoke_number": DIALPLAN_SMOKE_NUMBER,
+        **desk_template_values(settings),
     }
 
 

@@ -115,18 +115,27 @@ def place(scenario: Scenario, settings: Settings, workdir: Path) -> CallReport:
 
 def agent_invite_headers(message_file: Path) -> dict[str, str]:
     """The X-Citas-* headers of the first INVITE the agent received."""
+    found = invite_headers(message_file)
+    return found[0] if found else {}
+
+
+_INVITE = re.compile(r"received[^\n]*\n+(INVITE .*?)(?:\n\s*\n)", re.S)
+
+
+def invite_headers(message_file: Path) -> list[dict[str, str]]:
+    """The X-Citas-* headers of every INVITE in a sipp message log (``-trace_msg``), in order."""
     if not message_file.is_file():
-        return {}
+        return []
     text = message_file.read_text(errors="replace")
-    match = re.search(r"received[^\n]*\n+(INVITE .*?)(?:\n\s*\n)", text, re.S)
-    if not match:
-        return {}
-    headers = {}
-    for line in match.group(1).splitlines():
-        name, sep, value = line.partition(":")
-        if sep and name.strip().lower().startswith("x-citas-"):
-            headers[name.strip()] = value.strip()
-    return headers
+    found = []
+    for match in _INVITE.finditer(text):
+        headers = {}
+        for line in match.group(1).splitlines():
+            name, sep, value = line.partition(":")
+            if sep and name.strip().lower().startswith("x-citas-"):
+                headers[name.strip()] = value.strip()
+        found.append(headers)
+    return found
 
 
 async def fetch_records(

@@ -232,3 +232,110 @@ def support_xml(workdir: Path, *, answer: bool, digits: str = "1", after_ms: int
         ]
     out += ['<ResponseTimeRepartition value="100, 500, 1000"/>', "</scenario>\n"]
     return "\n".join(out)
+
+
+def register_xml(extension: str, contact_port: int, expires_s: int) -> str:
+    """One REGISTER of desk agent ``extension`` (a sipp UAC, one "call").
+
+    The Contact names ``contact_port``, where the agent's answering sipp (``desk_agent_xml``)
+    listens: the registrar keeps the Contact as sent (the agent endpoints do not
+    rewrite it), so registering and answering are two sipp processes, each with
+    its own port. ``expires_s`` 0 removes the registration (RFC 3261 §10.2.2).
+    No authentication: the sandbox's agents have none (docs/desk/queues.md).
+    """
+    register = "\n".join(
+        [
+            "REGISTER sip:[remote_ip]:[remote_port] SIP/2.0",
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
+            f"From: <sip:{extension}@[remote_ip]>;tag=[pid]Reg[call_number]",
+            f"To: <sip:{extension}@[remote_ip]>",
+            "Call-ID: [call_id]",
+            "CSeq: 1 REGISTER",
+            f"Contact: <sip:{extension}@[local_ip]:{contact_port}>",
+            f"Expires: {expires_s}",
+            "Max-Forwards: 70",
+            "User-Agent: citas desk agent (sipp)",
+            "Content-Length: 0",
+        ]
+    )
+    return "\n".join(
+        [
+            _HEAD,
+            f'<scenario name="citas desk agent {extension} register">',
+            f'<send retrans="500">{_cdata(register)}</send>',
+            '<recv response="100" optional="true"/>',
+            '<recv response="200"/>',
+            "</scenario>\n",
+        ]
+    )
+
+
+def desk_agent_xml(*, answer_after_ms: int = 0, talk_ms: int = 5000) -> str:
+    """A desk agent's phone as a sipp UAS, per call: rings ``answer_after_ms``, answers
+    (PCMU, no RTP sent: like the tester agent), talks ``talk_ms`` then hangs up (BYE);
+    a BYE from Asterisk first (the caller hung up) ends the call as well, and a
+    CANCEL while ringing (app_queue gave up on this agent: ring timeout) ends it
+    with 487. The INVITE's X-Citas-* headers are in sipp's message log.
+    """
+
+    def reply(code: str, sdp: bool = False) -> str:
+        # The INVITE's CSeq, also in the 487 sent after a CANCEL (whose own CSeq differs).
+        lines = [
+            "SIP/2.0 " + code, "[last_Via:]", "[last_From:]",
+            "[last_To:];tag=[pid]Desk[call_number]", "[last_Call-ID:]", "CSeq: [$invite_cseq]",
+            "Contact: <sip:desk@[local_ip]:[local_port]>",
+        ]  # fmt: skip
+        if sdp:
+            lines += [
+                "Content-Type: application/sdp", "Content-Length: [len]", "",
+                "v=0", "o=desk 1 1 IN IP[local_ip_type] [local_ip]", "s=-",
+                "c=IN IP[media_ip_type] [media_ip]", "t=0 0",
+                "m=audio [media_port] RTP/AVP 0", "a=rtpmap:0 PCMU/8000",
+            ]  # fmt: skip
+        else:
+            lines.append("Content-Length: 0")
+        return "\n".join(lines)
+
+    ok = "\n".join(["SIP/2.0 200 OK", "[last_Via:]", "[last_From:]", "[last_To:]",
+                    "[last_Call-ID:]", "[last_CSeq:]", "Content-Length: 0"])  # fmt: skip
+    bye = "\n".join(
+        [
+            "BYE [next_url] SIP/2.0",
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
+            "From: <sip:desk@[local_ip]:[local_port]>;tag=[pid]Desk[call_number]",
+            "To: [$caller_from]", "[routes]", "Call-ID: [call_id]", "CSeq: 1 BYE",
+            "Max-Forwards: 70", "Content-Length: 0",
+        ]
+    )  # fmt: skip
+    out = [
+        _HEAD,
+        '<scenario name="citas desk agent">',
+        '<recv request="INVITE" rrs="true"><action>'
+        '<ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller_from"/>'
+        '<ereg regexp="[0-9]+ INVITE" search_in="hdr" header="CSeq:" assign_to="invite_cseq"/>'
+        "</action></recv>",
+        f"<send>{_cdata(reply('100 Trying'))}</send>",
+        f"<send>{_cdata(reply('180 Ringing'))}</send>",
+    ]
+    if answer_after_ms > 0:
+        # Ringing: a CANCEL within answer_after_ms ends the call unanswered.
+        out += [
+            f'<recv request="CANCEL" timeout="{answer_after_ms}" ontimeout="answer"/>',
+            f"<send>{_cdata(ok)}</send>",
+            f"<send>{_cdata(reply('487 Request Terminated'))}</send>",
+            '<recv request="ACK" next="end"/>',
+            '<label id="answer"/>',
+        ]
+    out += [
+        f'<send retrans="500">{_cdata(reply("200 OK", sdp=True))}</send>',
+        '<recv request="ACK"/>',
+        f'<recv request="BYE" timeout="{max(talk_ms, 1)}" ontimeout="hangup"/>',
+        f'<send next="end">{_cdata(ok)}</send>',
+        '<label id="hangup"/>',
+        f'<send retrans="500">{_cdata(bye)}</send>',
+        '<recv response="200"/>',
+        '<label id="end"/>',
+        '<ResponseTimeRepartition value="100, 500, 1000"/>',
+        "</scenario>\n",
+    ]
+    return "\n".join(out)

@@ -34,13 +34,13 @@ def opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
             await db.migrate()
             store = DeskStore(db, clock=lambda: T0)
             call = await store.open_contact(NewContact(
-                kind=VOICE, agent="7001", agent_name="Ana Gómez", queue="general", level=1,
+                kind=VOICE, agent="7001", agent_name="Ana Gómez", queue="l1_general", level=1,
                 area="recepcion", journey_key="u1", answered_at=T0,
                 channel="PJSIP/3001234567-0000000c", ivr_reason="non-target",
             ))  # fmt: skip
             await store.close(call.id, disposition="remitido_whatsapp", agent="7001")
             chat = await store.open_contact(NewContact(
-                kind=CHAT, agent="7002", agent_name="Bruno Díaz", queue="general", level=1,
+                kind=CHAT, agent="7002", agent_name="Bruno Díaz", queue="l1_general", level=1,
                 area="recepcion", journey_key="conv", answered_at=T0, wa_id="573009998877",
             ))  # fmt: skip
             return [call.id, chat.id]

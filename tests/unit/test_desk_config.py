@@ -46,12 +46,12 @@ def test_the_shipped_file_loads_to_the_documented_values() -> None:
         timedelta(seconds=20), timedelta(0), "America/Bogota",
     )  # fmt: skip
     assert {q.id: (q.extension, q.level, q.area) for q in cfg.queues.values()} == {
-        "general": ("5550001", 1, "recepcion"), "incidentes": ("5550002", 1, "recepcion"),
+        "l1_general": ("5550001", 1, "recepcion"), "incidentes": ("5550002", 1, "recepcion"),
         "l2_tecnico": ("5550021", 2, "tecnico"), "l2_clinico": ("5550022", 2, "clinico"),
         "l2_comercial": ("5550023", 2, "comercial"), "l3_tecnico": ("5550031", 3, "tecnico"),
         "l3_clinico": ("5550032", 3, "clinico"),
     }  # fmt: skip
-    assert cfg.queue("general").name == "Nivel 1 – Recepción"
+    assert cfg.queue("l1_general").name == "Nivel 1 – Recepción"
     assert cfg.queue_by_extension("5550022") == cfg.queue("l2_clinico")
     assert cfg.queue_by_extension("7001") is None
     ana = cfg.agent("7001")
@@ -61,7 +61,7 @@ def test_the_shipped_file_loads_to_the_documented_values() -> None:
     assert cfg.agent_for_user("carla") == cfg.agent("7003")
     assert cfg.agent_for_user("admin") is None
     recepcion = cfg.profile("recepcion")
-    assert recepcion.queues == ("general", "incidentes") and recepcion.chat
+    assert recepcion.queues == ("l1_general", "incidentes") and recepcion.chat
     assert recepcion.call_types == ("agendamiento", "incidente", "informacion")
     assert not cfg.profile("clinico_l2").chat
     assert [a.extension for a in cfg.chat_agents()] == ["7001", "7002"]
@@ -70,12 +70,12 @@ def test_the_shipped_file_loads_to_the_documented_values() -> None:
 
 # (queue, area, target): every level and area, including where there is none.
 TARGETS = [
-    ("general", "tecnico", "l2_tecnico"), ("general", "clinico", "l2_clinico"),
-    ("general", "comercial", "l2_comercial"), ("incidentes", "tecnico", "l2_tecnico"),
-    ("general", "recepcion", None), ("l2_tecnico", "tecnico", "l3_tecnico"),
+    ("l1_general", "tecnico", "l2_tecnico"), ("l1_general", "clinico", "l2_clinico"),
+    ("l1_general", "comercial", "l2_comercial"), ("incidentes", "tecnico", "l2_tecnico"),
+    ("l1_general", "recepcion", None), ("l2_tecnico", "tecnico", "l3_tecnico"),
     ("l2_clinico", "clinico", "l3_clinico"), ("l2_comercial", "comercial", None),
     ("l2_clinico", "tecnico", "l3_tecnico"), ("l3_tecnico", "tecnico", None),
-    ("l3_clinico", "clinico", None), ("general", "nada", None),
+    ("l3_clinico", "clinico", None), ("l1_general", "nada", None),
 ]  # fmt: skip
 
 
@@ -87,7 +87,7 @@ def test_escalation_target(queue: str, area: str, target: str | None) -> None:
 
 def test_escalation_areas_and_unknown_queue() -> None:
     cfg = load_desk_config()
-    assert sorted(cfg.escalation_areas("general")) == ["clinico", "comercial", "tecnico"]
+    assert sorted(cfg.escalation_areas("l1_general")) == ["clinico", "comercial", "tecnico"]
     assert cfg.escalation_areas("l3_clinico") == {}
     with pytest.raises(KeyError):
         cfg.escalation_target("nada", "clinico")
@@ -113,23 +113,27 @@ BROKEN = [
     ("hours not allowed", "wrapup: 0s", "wrapup: 1h", "wrapup", "duration like"),
     ("bad zone", "wrapup: 0s", "wrapup: 0s\ntimezone: America/Bogata", "timezone", "unknown time zone"),
     ("queue extension unquoted", 'extension: "5550002"', "extension: 5550002", "queues.incidentes.extension", "in quotes"),
-    ("queue extension twice", 'extension: "5550002"', 'extension: "5550001"', "queues.incidentes.extension", "also queue general"),
+    ("queue extension twice", 'extension: "5550002"', 'extension: "5550001"', "queues.incidentes.extension", "also queue l1_general"),
     ("agent on a queue's extension", '"7006": {', '"5550031": {', "agents.5550031", "also queue l3_tecnico"),
     ("level zero", "level: 3, area: clinico", "level: 0, area: clinico", "queues.l3_clinico.level", "at least 1"),
     ("queue name missing", 'l2_comercial: {name: "Nivel 2 – Comercial",', "l2_comercial: {", "queues.l2_comercial.name", "required"),
     ("bad queue id", "  l2_tecnico:   {", "  L2-tecnico:   {", "queues.L2-tecnico", "must be an id"),
     ("profile takes no queue", "queues: [l2_tecnico],", "queues: [],", "profiles.tecnico_l2.queues", "must not be empty"),
     ("profile's queue missing", "queues: [l3_tecnico],", "queues: [l3_tecnicos],", "profiles.tecnico_l3.queues[0]", "no queue 'l3_tecnicos'"),
-    ("profile's queue twice", "queues: [general, incidentes]", "queues: [general, general]", "profiles.recepcion.queues", "duplicate"),
+    ("profile's queue twice", "queues: [l1_general, incidentes]", "queues: [l1_general, l1_general]", "profiles.recepcion.queues", "duplicate"),
     ("agent's profile missing", "profile: clinico_l3}", "profile: clinico_l4}", "agents.7006.profile", "no profile 'clinico_l4'"),
     ("user twice", "user: bruno,", "user: ana,", "agents.7002.user", "already acts as agent 7001"),
     ("agent field unknown", "user: fabio,", "user: fabio, pin: 1,", "agents.7006.pin", "unknown field"),
     ("escalation to nowhere", "1: {tecnico: l2_tecnico,", "1: {tecnico: l2_tecnica,", "escalation.1.tecnico", "no queue 'l2_tecnica'"),
     ("escalation skips a level", "1: {tecnico: l2_tecnico,", "1: {tecnico: l3_tecnico,", "escalation.1.tecnico", "goes to level 2"),
-    ("escalation down", "2: {tecnico: l3_tecnico,", "2: {tecnico: general,", "escalation.2.tecnico", "at level 1"),
+    ("escalation down", "2: {tecnico: l3_tecnico,", "2: {tecnico: l1_general,", "escalation.2.tecnico", "at level 1"),
     ("escalation to another area", "clinico: l2_clinico,", "clinico: l2_comercial,", "escalation.1.clinico", "of area 'comercial'"),
     ("escalation from an empty level", "2: {tecnico", "4: {tecnico", "escalation.4", "no queue is at level 4"),
     ("escalation level not a number", "2: {tecnico", "dos: {tecnico", "escalation.dos", "service level"),
+    # app_queue's [general] is its settings section (queues part, issue 12)
+    ("queue named general", "  l1_general:   {", "  general:   {", "queues.general", "app_queue's settings section"),
+    ("pause reason without a label", "  almuerzo: Almuerzo", '  almuerzo: ""', "pause_reasons.almuerzo", "must not be empty"),
+    ("pause reason id", "  almuerzo: Almuerzo", "  Almuerzo: Almuerzo", "pause_reasons.Almuerzo", "must be an id"),
 ]  # fmt: skip
 
 
@@ -228,3 +232,22 @@ def test_a_deployment_without_desk_yaml_has_no_desk_and_passes(tmp_path: Path) -
     checks = check_config_dir(config, REPO_ROOT / "prompts" / "prompts.yaml", date(2026, 12, 4))
     assert all(c.ok for c in checks if Path(c.file).name != "desk.yaml")
     assert not any(Path(c.file).name == "desk.yaml" for c in checks)
+
+
+def test_the_composition_roots_entry(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from ivr.desk.setup import desk_config
+    from ivr.settings import Settings
+
+    config = tmp_path / "config"
+    shutil.copytree(REPO_ROOT / "config", config)
+    settings = replace(Settings(), config_dir=config)
+    found = desk_config(settings)
+    assert found is not None and found.file == str(config / "citas" / "desk.yaml")
+    (config / "citas" / "line.yaml").write_text(LINE.replace('"5550002"', '"5550003"'))
+    with pytest.raises(ConfigError) as refused:
+        desk_config(settings)  # a bad pair fails the start
+    assert refused.value.field == "agent_vdn.incident"
+    (config / "citas" / "desk.yaml").unlink()
+    assert desk_config(settings) is None

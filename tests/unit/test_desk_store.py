@@ -32,6 +32,7 @@ from ivr.desk.errors import (
     DispositionRequired,
     ReasonRequired,
     ScriptInvalid,
+    ScriptNotDraft,
     ScriptVersionNotFound,
 )
 from ivr.desk.model import (
@@ -482,3 +483,44 @@ async def test_migration_0012_matches_the_tables_and_downgrades(db: Database) ->
     async with db.engine.connect() as conn:
         names = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
     assert DESK_TABLES <= names
+
+
+@pytest.mark.parametrize("state", ["draft", "published", "retired", "missing"])
+async def test_only_a_draft_is_edited_in_place(scripts: ScriptStore, state: str) -> None:
+    await scripts.seed(TREE)  # version 1, published
+    draft = await scripts.create(TREE, note="borrador", author="admin")  # version 2
+    if state == "retired":
+        await scripts.publish(2, author="admin")  # 1 retired
+    version = {"draft": 2, "published": 1, "retired": 1, "missing": 9}[state]
+    before = await scripts.versions()
+    new_tree = {"call_types": [{"id": "nuevo"}]}
+    if state == "draft":
+        saved = await scripts.save_draft(version, new_tree, note="v2 corregida", author="admin")
+        assert (saved.version, saved.state, saved.tree, saved.note) == (
+            2,
+            "draft",
+            new_tree,
+            "v2 corregida",
+        )
+        assert saved.created_at == draft.created_at
+        return
+    expected = ScriptVersionNotFound if state == "missing" else ScriptNotDraft
+    with pytest.raises(expected) as refused:
+        await scripts.save_draft(version, new_tree, note="x", author="admin")
+    assert "solo se edita un borrador" in str(refused.value) or state == "missing"
+    assert await scripts.versions() == before
+    with pytest.raises(ScriptInvalid):
+        await scripts.save_draft(2, {}, note="x", author="admin")
+
+
+async def test_presence_now_gives_each_agents_latest_change(store: DeskStore, clock: Clock) -> None:
+    assert await store.presence_now() == {}
+    await store.log_presence("7001", "login", queues=["general"], actor="ana")
+    await store.log_presence("7002", "login", queues=["general"], actor="bruno")
+    clock.advance(1)
+    await store.log_presence("7001", "pause", reason="Almuerzo", actor="ana")
+    await store.log_presence("7002", "logout", actor="supervisor")
+    now = await store.presence_now()
+    assert {a: (p.event, p.actor) for a, p in now.items()} == {
+        "7001": ("pause", "ana"), "7002": ("logout", "supervisor"),
+    }  # fmt: skip

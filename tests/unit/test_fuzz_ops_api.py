@@ -302,7 +302,7 @@ def test_regression_console_assets_document_their_real_content_types(
     operation = schema.find_operation_by_path("get", "/console/{file}")
     assert operation is not None
     documented = set(operation.definition.raw["responses"]["200"]["content"])
-    for file in ("console.js", "console.css"):
+    for file in ("console.js", "console.css", "common.js"):
         answer = http.get(f"{server.base_url}/console/{file}", timeout=10)
         assert answer.status_code == 200
         assert answer.headers["Content-Type"].split(";")[0] in documented

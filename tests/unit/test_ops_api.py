@@ -143,6 +143,10 @@ async def test_root_redirects_to_the_console_which_is_served(ops: Ops) -> None:
     assert "Content-Security-Policy" in page.headers
     script = await ops.client.get("/console/console.js")
     assert script.status == 200 and "api(" in await script.text()
+    common = await ops.client.get("/console/common.js")
+    assert common.status == 200 and common.content_type == "text/javascript"
+    assert "async function api(" in await common.text()
+    assert html.index("/console/common.js") < html.index("/console/console.js")
     style = await ops.client.get("/console/console.css")
     assert style.status == 200 and style.content_type == "text/css"
     missing = await ops.client.get("/console/../api.py")

@@ -261,7 +261,7 @@ async def test_extension_routes_and_schemas_are_in_the_openapi_document(api: Api
     ] == {"$ref": "#/components/schemas/NoteCreate"}
     assert {"NoteCreate", "Note", "NoteList", "Flag"} <= set(doc["components"]["schemas"])
     files = doc["paths"]["/console/{file}"]["get"]["parameters"][0]["schema"]["enum"]
-    assert {"console.js", "console.css", "notes.html", "notes.js"} == set(files)
+    assert {"console.js", "console.css", "common.js", "notes.html", "notes.js"} == set(files)
     # The answers match the documented schemas.
     bodies = BodyValidator(doc)
     await api.call("operator", "POST", "/api/notes", {"text": "x"})

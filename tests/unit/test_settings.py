@@ -24,6 +24,7 @@ def test_offset_shifts_every_port_and_the_rtp_range_twice() -> None:
     assert s.ports == Ports(
         sip=6060, http=9088, ami=6038, agi=5573, rtp_start=12000, rtp_end=12999,
         agent_sip=6070, ops_http=9080, whatsapp_sim=9095, support_sip=6080, smtp=3525,
+        desk_sip=6090,
     )  # fmt: skip
     assert s.ari_url == "http://127.0.0.1:9088/ari"
 

@@ -1,11 +1,9 @@
 // The console's cases page (docs/cases/backoffice.md): the queue, one case's history,
 // assign, answer, close. Plain DOM over the ops API; data always written with textContent.
 // The token is the console's (sessionStorage, the same key as console.js).
+// TOKEN_KEY, ROLE_LEVEL, ROLE_LABEL, $, api, ApiError, showError, showNotice: common.js.
 "use strict";
 
-const TOKEN_KEY = "citas-ops-token";
-const ROLE_LEVEL = { viewer: 1, operator: 2, admin: 3 };
-const ROLE_LABEL = { viewer: "consulta", operator: "operador", admin: "administrador" };
 const STATE_LABEL = { open: "abierto", assigned: "asignado", answered: "respondido", closed: "cerrado" };
 const PRIORITY_LABEL = { normal: "normal", high: "alta" };
 const CHANNEL_LABEL = { email: "correo", whatsapp: "WhatsApp", voice: "teléfono", chat: "chat" };
@@ -14,43 +12,9 @@ const ACTION_LABEL = {
   answer_failed: "respuesta NO enviada", closed: "cierre", priority_raised: "prioridad alta",
   sla_warning: "alerta de SLA",
 };
-const $ = (id) => document.getElementById(id);
 const page = { me: null, options: null, current: null };
 
-class ApiError extends Error {
-  constructor(status, body) {
-    super(body && body.message ? body.message : `error HTTP ${status}`);
-    this.status = status;
-    this.details = (body && body.details) || [];
-  }
-}
-
-async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` };
-  const init = { method, headers };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const response = await fetch(path, init);
-  const data = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, data);
-  return data;
-}
-
-function showError(err) {
-  const prefix = { 401: "Sin acceso", 403: "No permitido", 404: "No existe", 409: "No se pudo", 422: "No se pudo", 503: "Base de datos no disponible" }[err.status];
-  $("error").textContent = (prefix ? `${prefix}: ` : "Error: ") + err.message;
-  $("error").hidden = false;
-  $("notice").hidden = true;
-  if (err.status === 401) showLogin();
-}
-
-function showNotice(text) {
-  $("error").hidden = true;
-  $("notice").textContent = text;
-  $("notice").hidden = false;
-}
+setupErrors({ prefixes: { 422: "No se pudo" }, onUnauthorized: () => showLogin() });
 
 // Instants are shown, and the "vence antes de" filter read, in the cases' time zone
 // (cases.yaml `timezone`, from /api/case-options), not the browser's: the promise told

@@ -1,10 +1,9 @@
 // The dashboard ("Tablero"): figures, tables and charts of /api/reports/*.
 // Charts are inline SVG drawn here (no library, no network: the console runs offline).
+// TOKEN_KEY, $, api, ApiError, authHeaders, showError: common.js.
 "use strict";
 
-const TOKEN_KEY = "citas-ops-token"; // the console's key: one login for both pages
 const SVG_NS = "http://www.w3.org/2000/svg";
-const $ = (id) => document.getElementById(id);
 const NUMBER = new Intl.NumberFormat("es-CO", { maximumFractionDigits: 1 });
 const BY_LABEL = { day: "día", week: "semana", month: "mes", group: "grupo", site: "sede", person: "persona" };
 const ACTION_LABEL = {
@@ -12,32 +11,10 @@ const ACTION_LABEL = {
   window_started: "inicio de ventana", window_ended: "fin de ventana", cancel_window: "ventana cancelada",
 };
 
-class ApiError extends Error {
-  constructor(status, data) {
-    super((data && data.message) || `HTTP ${status}`);
-    this.status = status;
-  }
-}
-
-function authHeaders() {
-  return { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` };
-}
-
-async function api(path) {
-  const response = await fetch(path, { headers: authHeaders() });
-  const data = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, data);
-  return data;
-}
-
-function showError(err) {
-  const box = $("error");
-  if (!err) { box.hidden = true; return; }
-  const prefix = { 401: "Sin acceso", 403: "No permitido", 422: "Consulta rechazada", 503: "Base de datos no disponible" }[err.status];
-  box.textContent = (prefix ? `${prefix}: ` : "Error: ") + err.message;
-  box.hidden = false;
-  if (err.status === 401) { sessionStorage.removeItem(TOKEN_KEY); showLogin(); }
-}
+setupErrors({
+  prefixes: { 422: "Consulta rechazada" },
+  onUnauthorized: () => { sessionStorage.removeItem(TOKEN_KEY); showLogin(); },
+});
 
 // --- formatting -----------------------------------------------------------------
 const num = (n) => (n === null || n === undefined ? "—" : NUMBER.format(n));
@@ -258,11 +235,11 @@ async function refresh() {
   $("loading").hidden = false;
   try {
     // The funnel answers periods of up to 93 days: a longer one still shows the figures.
-    const funnelOrError = api(`/api/reports/funnel?${funnelParams()}`).catch((err) => err);
+    const funnelOrError = api("GET", `/api/reports/funnel?${funnelParams()}`).catch((err) => err);
     const [headline, report, options] = await Promise.all([
-      api("/api/reports/headline"),
-      api(`/api/reports/figures?${params()}`),
-      api("/api/reports/options"),
+      api("GET", "/api/reports/headline"),
+      api("GET", `/api/reports/figures?${params()}`),
+      api("GET", "/api/reports/options"),
     ]);
     const funnel = await funnelOrError;
     showError(funnel instanceof Error ? funnel : null);

@@ -1,10 +1,8 @@
 // The console page "Reportes de incidente" (ivr/incidents/http.py): plain DOM over the
 // ops API, with the token the console keeps in sessionStorage. Data is written with textContent.
+// TOKEN_KEY, ROLE_LEVEL, ROLE_LABEL, $, api, ApiError, showError, showNotice: common.js.
 "use strict";
 
-const TOKEN_KEY = "citas-ops-token";
-const ROLE_LEVEL = { viewer: 1, operator: 2, admin: 3 };
-const ROLE_LABEL = { viewer: "consulta", operator: "operador", admin: "administrador" };
 const CHANNELS = {
   telefono: "Teléfono", whatsapp: "WhatsApp", web: "Página web", app: "Aplicación móvil",
   correo: "Correo electrónico", presencial: "Presencial",
@@ -15,50 +13,9 @@ const DOCUMENT_TYPES = {
 };
 const SOURCE_LABEL = { default: "por defecto", set: "cambio de un operador", window: "ventana programada" };
 const AFFILIATE_FIELDS = ["document-type", "document", "affiliate-name", "affiliate-phone"];
-const $ = (id) => document.getElementById(id);
 const state = { me: null };
 
-class ApiError extends Error {
-  constructor(status, body) {
-    super(body && body.message ? body.message : `error HTTP ${status}`);
-    this.status = status;
-    this.details = (body && body.details) || [];
-  }
-}
-
-const authHeaders = () => ({ Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` });
-
-async function api(method, path, body) {
-  const headers = authHeaders();
-  const init = { method, headers };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const response = await fetch(path, init);
-  const data = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, data);
-  return data;
-}
-
-function showError(err) {
-  const box = $("error");
-  const prefix = { 401: "Sin acceso", 403: "No permitido", 404: "No existe", 422: "Reporte rechazado", 503: "Base de datos no disponible" }[err.status];
-  box.textContent = (prefix ? `${prefix}: ` : "Error: ") + err.message;
-  for (const d of err.details || []) {
-    const line = document.createElement("div");
-    line.textContent = `${d.field}: ${d.message}`;
-    box.append(line);
-  }
-  box.hidden = false;
-  $("notice").hidden = true;
-}
-
-function showNotice(text) {
-  $("error").hidden = true;
-  $("notice").textContent = text;
-  $("notice").hidden = false;
-}
+setupErrors({ prefixes: { 422: "Reporte rechazado" } });
 
 const formatTime = (iso) => (iso ? new Date(iso).toLocaleString("es-CO") : "");
 const channelNames = (list) => list.map((c) => CHANNELS[c] || c).join(", ");

@@ -1,10 +1,8 @@
 // The ops console: plain DOM over the ops API (docs/operations.md). No framework,
 // no build step. Data from the API is always written with textContent.
+// TOKEN_KEY, ROLE_LEVEL, ROLE_LABEL, $, api, ApiError, showError, showNotice: common.js.
 "use strict";
 
-const TOKEN_KEY = "citas-ops-token";
-const ROLE_LEVEL = { viewer: 1, operator: 2, admin: 3 };
-const ROLE_LABEL = { viewer: "consulta", operator: "operador", admin: "administrador" };
 const SOURCE_LABEL = { default: "por defecto", set: "fijado", window: "ventana" };
 const STATE_LABEL = { scheduled: "programada", active: "activa", ended: "terminada", cancelled: "cancelada" };
 const ACTION_LABEL = {
@@ -34,60 +32,18 @@ const HANDOFF_REASON_LABEL = {
 const REFRESH_MS = 10000;
 
 const state = { me: null, flags: [], editing: null, timer: null };
-const $ = (id) => document.getElementById(id);
-
-class ApiError extends Error {
-  constructor(status, body) {
-    super(body && body.message ? body.message : `error HTTP ${status}`);
-    this.status = status;
-    this.details = (body && body.details) || [];
-  }
-}
-
-async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` };
-  const init = { method, headers };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const response = await fetch(path, init);
-  const data = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, data);
-  return data;
-}
 
 // --- messages ---------------------------------------------------------------
-function showError(err) {
-  const box = $("error");
-  box.replaceChildren();
-  const title = document.createElement("strong");
-  const prefix = { 401: "Sin acceso", 403: "No permitido", 404: "No existe", 409: "No se pudo", 422: "Cambio rechazado", 503: "Base de datos no disponible" }[err.status];
-  title.textContent = (prefix ? `${prefix}: ` : "Error: ") + err.message;
-  box.append(title);
-  if (err.details && err.details.length) {
-    const list = document.createElement("ul");
-    for (const d of err.details) {
-      const li = document.createElement("li");
-      // A broken rule across flags: the rule and the first instant it would break.
-      li.textContent = d.rule
-        ? `Regla ${d.rule}, incumplida desde ${formatTime(d.at)} (hora local)`
-        : `${d.field}: ${d.message}`;
-      if (d.rule) li.className = "rule";
-      list.append(li);
-    }
-    box.append(list);
-  }
-  box.hidden = false;
-  $("notice").hidden = true;
-  if (err.status === 401) logout("La sesión ya no es válida: " + err.message);
-}
-
-function showNotice(text) {
-  $("error").hidden = true;
-  $("notice").textContent = text;
-  $("notice").hidden = false;
-}
+setupErrors({
+  // A broken rule across flags: the rule and the first instant it would break.
+  detail: (d, li) => {
+    li.textContent = d.rule
+      ? `Regla ${d.rule}, incumplida desde ${formatTime(d.at)} (hora local)`
+      : `${d.field}: ${d.message}`;
+    if (d.rule) li.className = "rule";
+  },
+  onUnauthorized: (err) => logout("La sesión ya no es válida: " + err.message),
+});
 
 // --- formatting ------------------------------------------------------------------
 function formatValue(value) {

@@ -1,56 +1,15 @@
 // The console page "Palabras clave" (ivr/text/http.py): plain DOM over the ops API,
 // with the token the console keeps in sessionStorage. Data is always written with textContent.
+// TOKEN_KEY, ROLE_LABEL, $, api, ApiError, showError, showNotice: common.js.
 "use strict";
 
-const TOKEN_KEY = "citas-ops-token";
-const ROLE_LABEL = { viewer: "consulta", operator: "operador", admin: "administrador" };
 const ACTION_LABEL = {
   list_created: "lista creada", list_changed: "lista cambiada", list_deleted: "lista borrada",
   keyword_added: "palabra agregada", keyword_changed: "palabra cambiada", keyword_removed: "palabra quitada",
 };
 const SENTIMENT_LABEL = { negativo: "negativo", neutral: "neutral", positivo: "positivo" };
-const $ = (id) => document.getElementById(id);
 const state = { me: null, lists: [] };
 
-class ApiError extends Error {
-  constructor(status, body) {
-    super(body && body.message ? body.message : `error HTTP ${status}`);
-    this.status = status;
-    this.details = (body && body.details) || [];
-  }
-}
-
-async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` };
-  const init = { method, headers };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const response = await fetch(path, init);
-  const data = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, data);
-  return data;
-}
-
-function showError(err) {
-  const box = $("error");
-  const prefix = { 401: "Sin acceso", 403: "No permitido", 404: "No existe", 422: "Cambio rechazado", 503: "Base de datos no disponible" }[err.status];
-  box.textContent = (prefix ? `${prefix}: ` : "Error: ") + err.message;
-  for (const d of err.details || []) {
-    const li = document.createElement("div");
-    li.textContent = `${d.field}: ${d.message}`;
-    box.append(li);
-  }
-  box.hidden = false;
-  $("notice").hidden = true;
-}
-
-function showNotice(text) {
-  $("error").hidden = true;
-  $("notice").textContent = text;
-  $("notice").hidden = false;
-}
 
 const isAdmin = () => state.me && state.me.role === "admin";
 const formatTime = (iso) => (iso ? new Date(iso).toLocaleString("es-CO") : "");
