@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from ivr.chat.service import ChatService
     from ivr.chat.store import ConversationStore
     from ivr.citas.reference import Reference
+    from ivr.desk.ami import DeskAmi
     from ivr.escalation.call import AriEscalationCalls
     from ivr.escalation.monitor import SlaMonitor
     from ivr.ops.api import ApiExtension
@@ -322,6 +323,14 @@ def ops_extensions(
     ]
 
 
+def desk_levels(settings: Settings, db: Database, ami: DeskAmi | None) -> ApiExtension | None:
+    """Service levels over the desk's AMI connection (moves callers, hears outcomes:
+    docs/desk/levels.md), or None without desk.yaml."""
+    from ivr.desk.levels_http import levels_extension_for
+
+    return levels_extension_for(settings, db, ami=ami, events=ami) if ami is not None else None
+
+
 def sms_log_path(settings: Settings) -> Path:
     """Where the embedded file gateway writes the SMS it "sends"."""
     return settings.state_dir / settings.instance / "sms-sent.jsonl"
@@ -463,6 +472,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     texts = text_analysis(db, case_store(settings, db))  # sentiment, keywords (docs/cases)
     texts_task = asyncio.create_task(texts.worker.run(), name="text-analysis")
     desk_queues = build_queues(settings, db)  # agents in the queues, over AMI (docs/desk/queues.md)
+    levels = desk_levels(settings, db, desk_queues.ami if desk_queues is not None else None)
     await ops.serve_http(
         lambda: {"database": ops.live.healthy, "ari": controller.stream.connected.is_set()},
         mount=chat.mount if chat is not None else None,
@@ -471,7 +481,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         extensions=[
             backoffice.extension,
             reports_extension(settings, db),
-            *ops_extensions(settings, db, keywords=texts.extension),
+            *ops_extensions(settings, db, keywords=texts.extension, levels=levels),
             *([desk_queues.extension] if desk_queues is not None else []),
         ],
     )
