@@ -208,6 +208,19 @@ class EscalationLog:
                         settled.to_queue, outcome, settled.queued_seconds or 0.0)  # fmt: skip
         return settled
 
+    async def link_next(self, escalation_id: int, next_contact_id: str) -> None:
+        """Record the contact the next level opened (the AMI ``AgentConnect`` that
+        settled ``answered`` does not know it; the journey view finds it)."""
+
+        async def op(session: AsyncSession) -> None:
+            await session.execute(
+                update(EscalationRow)
+                .where(EscalationRow.id == escalation_id, EscalationRow.next_contact_id.is_(None))
+                .values(next_contact_id=next_contact_id)
+            )
+
+        await self.db.run("link a desk escalation to its next hop", op)
+
     async def reopen(self, contact_id: str, *, detail: str) -> Escalation | None:
         """The move failed (the call stayed with the agent): the pending escalation
         becomes ``failed`` and the contact goes back ``escalated`` → ``active`` (its

@@ -59,6 +59,7 @@ the previous level left it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -391,10 +392,22 @@ class Levels:
         contacts = await self.contacts.journey(journey_key)
         if not contacts:
             return []
-        escalations = await self.log.of_journey(journey_key)
+        escalations = [await self._linked(e, contacts) for e in await self.log.of_journey(journey_key)]
         steps = await self.contacts.steps_of([c.id for c in contacts])
         return [Hop(c, steps.get(c.id, []), [e for e in escalations if e.contact_id == c.id])
                 for c in contacts]  # fmt: skip
+
+
+    async def _linked(self, escalation: Escalation, contacts: list[Contact]) -> Escalation:
+        """``escalation`` with its next hop (the contact chained to the escalated one),
+        stored the first time it is found."""
+        if escalation.next_contact_id is not None or escalation.outcome != ANSWERED:
+            return escalation
+        nxt = next((c for c in contacts if c.previous_contact_id == escalation.contact_id), None)
+        if nxt is None:
+            return escalation
+        await self.log.link_next(escalation.id, nxt.id)
+        return dataclasses.replace(escalation, next_contact_id=nxt.id)
 
 
 class EventSource(Protocol):

@@ -54,6 +54,7 @@ from ivr.store.models import Base
 T0 = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
 CONFIG = load_desk_config()
 PROMPTS = frozenset(load_prompt_texts(Settings().prompts_file))
+L1 = next(q.id for q in CONFIG.queues.values() if q.level == 1)  # reception's first queue
 
 
 class Clock:
@@ -101,7 +102,7 @@ def levels(db: Database, clock: Clock, ami: RecordingAmi) -> Levels:
                   mover=AmiCallMover(ami), prompts=PROMPTS)  # fmt: skip
 
 
-def voice(queue: str = "general", agent: str = "7001", uniqueid: str = "1733324400.12",
+def voice(queue: str = L1, agent: str = "7001", uniqueid: str = "1733324400.12",
           **kw: Any) -> NewContact:  # fmt: skip
     q = CONFIG.queue(queue)
     fields: dict[str, Any] = dict(
@@ -384,7 +385,7 @@ async def test_a_chat_escalates_by_requeuing_its_handoff(db: Database, clock: Cl
     levels = Levels(CONFIG, DeskStore(db, clock=clock), EscalationLog(db, clock=clock),
                     chats=HandoffRequeue(db, clock=clock), prompts=PROMPTS)  # fmt: skip
     contact = await levels.contacts.open_contact(NewContact(
-        kind=CHAT, agent="7001", agent_name="Ana Gómez", queue="general", level=1,
+        kind=CHAT, agent="7001", agent_name="Ana Gómez", queue=L1, level=1,
         area="recepcion", journey_key=conversation.id, answered_at=T0,
         conversation_id=conversation.id, wa_id=wa, handoff_id=str(taken.id),
         source_key=f"handoff:{taken.id}:7001",
@@ -421,7 +422,7 @@ async def test_a_chat_no_longer_with_an_agent_is_not_escalated(db: Database, clo
     levels = Levels(CONFIG, DeskStore(db, clock=clock), EscalationLog(db, clock=clock),
                     chats=HandoffRequeue(db, clock=clock), prompts=PROMPTS)  # fmt: skip
     contact = await levels.contacts.open_contact(NewContact(
-        kind=CHAT, agent="7001", agent_name="Ana Gómez", queue="general", level=1,
+        kind=CHAT, agent="7001", agent_name="Ana Gómez", queue=L1, level=1,
         area="recepcion", journey_key="conv-gone", answered_at=T0, conversation_id="conv-gone",
     ))  # fmt: skip
     with pytest.raises(ContactConflict):
@@ -446,3 +447,20 @@ async def test_the_ami_listener_takes_agent_connect_and_hangup(levels: Levels) -
     prev = await _escalated(levels)
     await handlers["Hangup"](hangup(prev))
     assert [e.outcome for e in await levels.log.of_journey("1733324400.12")] == [UNANSWERED]
+
+
+async def test_an_answer_heard_on_ami_is_linked_to_the_next_hop_in_the_journey(levels: Levels, clock: Clock) -> None:
+    # AgentConnect settles the outcome before (or while) the pop opens the contact:
+    # the journey finds the chained contact and stores the link once.
+    prev = await _escalated(levels)
+    await levels.on_ami_event(agent_connect(prev))
+    [esc] = await levels.log.of_journey("1733324400.12")
+    assert (esc.outcome, esc.next_contact_id) == (ANSWERED, None)
+    chain = await levels.hop_fields(prev)
+    assert chain is not None
+    second = await levels.contacts.open_contact(voice("l2_clinico", agent="7003", source_key="l2",
+                                                      answered_at=clock.advance(4), **chain.as_kwargs()))  # fmt: skip
+    hops = await levels.journey("1733324400.12")
+    assert hops[0].escalations[0].next_contact_id == second.id
+    [stored] = await levels.log.of_journey("1733324400.12")
+    assert stored.next_contact_id == second.id
