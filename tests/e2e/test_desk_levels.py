@@ -243,6 +243,7 @@ def test_an_escalation_nobody_takes_is_said_and_recorded_unanswered(
         ana.request("POST", "/api/desk/agents/7001/logout", {})
         watch.close()
     assert report["exit_code"] == 0
+    assert phones["7001"].wait(30).ok  # its leg ended by the move
     # Never silence: the announcement, then the queue's refusal said to the caller.
     played = watch.played(first["journey_key"])
     assert played[-2:] == ["citas/desk_escalate_l2_tecnico", "citas/agents_unavailable"], played
