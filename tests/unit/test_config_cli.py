@@ -75,7 +75,7 @@ def test_config_check_of_the_real_configuration_exits_0() -> None:
     done = ivr("config", "check", str(CONFIG))
 
     assert done.returncode == 0, done.stderr
-    for name in ("line", "services", "sites", "eligibility", "affiliates", "cases"):
+    for name in ("line", "services", "sites", "eligibility", "affiliates", "cases", "desk"):
         assert f"citas/{name}.yaml: ok" in done.stdout
     assert "flows/citas.yaml: ok" in done.stdout and "prompts.yaml: ok" in done.stdout
 
