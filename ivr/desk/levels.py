@@ -68,7 +68,7 @@ from typing import Any, Protocol
 
 from ivr.desk.config import DeskConfig, Queue
 from ivr.desk.errors import ContactConflict, ContactNotFound, DeskError
-from ivr.desk.escalations import ANSWERED, UNANSWERED, Escalation, EscalationLog
+from ivr.desk.escalations import ANSWERED, PENDING, UNANSWERED, Escalation, EscalationLog
 from ivr.desk.model import ACTIVE, STATE_LABELS, VOICE, Contact, Step
 from ivr.desk.store import DeskStore, utcnow
 from ivr.store.db import Database
@@ -400,12 +400,18 @@ class Levels:
 
     async def _linked(self, escalation: Escalation, contacts: list[Contact]) -> Escalation:
         """``escalation`` with its next hop (the contact chained to the escalated one),
-        stored the first time it is found."""
-        if escalation.next_contact_id is not None or escalation.outcome != ANSWERED:
+        stored the first time it is found. A hop found while the escalation is still
+        ``pending`` (a chat taken, or an ``AgentConnect`` lost in an AMI reconnect)
+        settles it ``answered`` at that hop's answer."""
+        if escalation.next_contact_id is not None or escalation.outcome not in (ANSWERED, PENDING):
             return escalation
         nxt = next((c for c in contacts if c.previous_contact_id == escalation.contact_id), None)
         if nxt is None:
             return escalation
+        if escalation.outcome == PENDING:
+            settled = await self.log.settle(escalation.contact_id, ANSWERED, at=nxt.answered_at,
+                                            next_contact_id=nxt.id)  # fmt: skip
+            return settled or escalation
         await self.log.link_next(escalation.id, nxt.id)
         return dataclasses.replace(escalation, next_contact_id=nxt.id)
 

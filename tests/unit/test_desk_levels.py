@@ -464,3 +464,15 @@ async def test_an_answer_heard_on_ami_is_linked_to_the_next_hop_in_the_journey(l
     assert hops[0].escalations[0].next_contact_id == second.id
     [stored] = await levels.log.of_journey("1733324400.12")
     assert stored.next_contact_id == second.id
+
+
+async def test_a_next_hop_found_while_pending_settles_the_escalation_answered(levels: Levels, clock: Clock) -> None:
+    # No AgentConnect was heard (a chat taken; AMI reconnecting): the hop itself says it.
+    prev = await _escalated(levels)
+    chain = await levels.hop_fields(prev)
+    assert chain is not None
+    second = await levels.contacts.open_contact(voice("l2_clinico", agent="7003", source_key="l2",
+                                                      answered_at=T0 + timedelta(seconds=6), **chain.as_kwargs()))  # fmt: skip
+    hops = await levels.journey("1733324400.12")
+    esc = hops[0].escalations[0]
+    assert (esc.outcome, esc.next_contact_id, esc.queued_seconds) == (ANSWERED, second.id, 6.0)
