@@ -301,12 +301,14 @@ def _ops_extensions(
     """The parts' routes and console pages ``ivr ops serve`` serves: the cases' back
     office (its answers are queued here and sent by ``ivr serve``'s mail worker), the
     dashboard, the keyword lists and the incident reports (``ivr.controller.ops_extensions``)."""
-    from ivr.controller import build_backoffice, ops_extensions, reports_extension
+    from ivr.controller import build_backoffice, desk_pop, ops_extensions, reports_extension
 
+    desk = desk_pop(settings, db)  # the desktop page, without AMI (docs/desk/pop.md)
     return [
         build_backoffice(settings, db, chats).extension,
         reports_extension(settings, db),
         *ops_extensions(settings, db),
+        *([desk.extension] if desk is not None else []),
     ]
 
 

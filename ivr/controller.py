@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from ivr.chat.store import ConversationStore
     from ivr.citas.reference import Reference
     from ivr.desk.ami import DeskAmi
+    from ivr.desk.wiring import DeskPop
     from ivr.escalation.call import AriEscalationCalls
     from ivr.escalation.monitor import SlaMonitor
     from ivr.ops.api import ApiExtension
@@ -313,12 +314,17 @@ def ops_extensions(
     ``ivr ops serve``): one line per part. ``keywords``: the controller's own (it
     shares the store with the analysis worker); ``levels``: the controller's own (with
     its AMI connection; without it a voice escalation answers 503)."""
+    from ivr.citas.script_facts import CallRecordFacts
     from ivr.desk.levels_http import levels_extension_for
+    from ivr.desk.scripts_http import scripts_extension_for
 
+    desk = (settings.citas_dir / "desk.yaml").exists()
     levels = levels or levels_extension_for(settings, db)  # Niveles (docs/desk/levels.md)
     return [
         keywords or keyword_extension(KeywordStore(db)),  # Palabras clave (docs/cases/sentiment.md)
         incident_extension_for(db),  # Reportes de incidente (docs/cases/incidents.md)
+        *([scripts_extension_for(db, settings.citas_dir, CallRecordFacts(CallRecordStore(db)))]
+          if desk else []),  # Guiones and the agent's script (docs/desk/scripts.md)
         *([levels] if levels is not None else []),
     ]
 
@@ -407,12 +413,29 @@ def reports_extension(settings: Settings, db: Database) -> ApiExtension:
     return build_reports_extension(db, cases_config(settings), CITAS_FUNNEL)
 
 
+def desk_pop(
+    settings: Settings, db: Database, *, flows: Mapping[str, Flow] | None = None,
+    reference: Reference | None = None, slots: SlotSource | None = None,
+) -> DeskPop | None:
+    """The agents' screen pop over the citas line (docs/desk/pop.md), or None without
+    desk.yaml: ``ivr serve`` listens to AMI with it, ``ivr ops serve`` only serves the page."""
+    from ivr.citas.desk import citas_pop_source
+    from ivr.desk.wiring import build_desk_pop
+
+    if not (settings.citas_dir / "desk.yaml").exists():
+        return None
+    flows = flows if flows is not None else load_all_flows(settings)
+    source = citas_pop_source(settings, db, flows=flows, reference=reference, slots=slots)
+    return build_desk_pop(settings, db, source)
+
+
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run the controller (and its ops API) until SIGTERM/SIGINT."""
     from ivr.citas.actions import check_spoken_prompts
     from ivr.citas.line import CitasLine
     from ivr.citas.reference import load_reference
     from ivr.desk.queues import build_queues
+    from ivr.desk.scripts_http import seed_default_scripts
     from ivr.ops.runtime import OpsRuntime
 
     reference = load_reference(settings.citas_dir)
@@ -424,6 +447,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     )
     db = Database(settings.database_url, timeout=settings.request_timeout)
     await db.migrate()
+    await seed_default_scripts(db, settings.citas_dir)  # the desk's call scripts, version 1
     metrics = Metrics()
     # DTMF in → ARI out: on /metrics, and to CITAS_REACTION_LOG when set (ivr bench).
     reaction = ReactionTimer.from_env(observer=metrics.reaction.observe)
@@ -447,6 +471,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     )
     records = CallRecordStore(db)
     records_task = asyncio.create_task(records.run(), name="call-records")
+    desk = desk_pop(settings, db, flows=flows, reference=reference, slots=slots)
     sla = build_sla_monitor(settings, db, client, line)
     monitor, calls = sla if sla is not None else (None, None)
     controller = Controller(
@@ -483,8 +508,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             reports_extension(settings, db),
             *ops_extensions(settings, db, keywords=texts.extension, levels=levels),
             *([desk_queues.extension] if desk_queues is not None else []),
+            *([desk.extension] if desk is not None else []),
         ],
     )
+    if desk is not None and desk_queues is not None:
+        desk.listen(desk_queues.ami)  # the screen pop on app_queue's events (docs/desk/pop.md)
     if desk_queues is not None:
         await desk_queues.start()
     if chat is not None:
@@ -514,6 +542,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             monitor.stop()
             await monitor_task
         await backoffice.stop()
+        if desk is not None:
+            await desk.close()
         if desk_queues is not None:
             await desk_queues.stop()
         await controller.router.shutdown(SHUTDOWN_GRACE_S)

@@ -3,8 +3,9 @@
 ``DIR`` is laid out like the checkout's ``config/``: ``citas/line.yaml``,
 ``services.yaml``, ``sites.yaml``, ``eligibility.yaml``, ``affiliates.yaml``,
 ``cases.yaml``, ``desk.yaml`` (when present: the agent desktop; its queues must
-include line.yaml's ``agent_vdn`` extensions) and ``flows/*.yaml``; the prompts file
-is given apart. Every file is checked with the same loaders ``ivr serve`` uses (schema, then cross-checks), and a
+include line.yaml's ``agent_vdn`` extensions), ``scripts.yaml`` (the desk's default
+call scripts; every call type a desk profile takes must be in it) and ``flows/*.yaml``;
+the prompts file is given apart. Every file is checked with the same loaders ``ivr serve`` uses (schema, then cross-checks), and a
 bad file does not hide the next one. Flows are checked against the prompts,
 the citas actions and the flags the tables define, so they are only checked
 when those load.
@@ -30,6 +31,7 @@ from ivr.citas.reference import (
     load_sites,
 )
 from ivr.desk.config import check_agent_vdns, load_desk_config
+from ivr.desk.scripts import check_profile_call_types, load_script_file
 from ivr.flow.loader import FlowLoader
 from ivr.prompts import load_prompt_texts
 from ivr.yamlsrc import ConfigError
@@ -82,7 +84,7 @@ def check_config_dir(directory: Path, prompts_file: Path, today: date) -> list[F
     run(citas / "cases.yaml", load_cases_config,
         lambda c: f"{len(c.groups)} support group(s), answer within "
                   f"{c.answer_within_business_days} business days")  # fmt: skip
-    desk_file = citas / "desk.yaml"
+    desk_file, desk = citas / "desk.yaml", None
     if desk_file.exists():
         desk = run(desk_file, load_desk_config,
                    lambda d: f"{len(d.queues)} queue(s), {len(d.agents)} agent(s)")  # fmt: skip
@@ -91,6 +93,17 @@ def check_config_dir(directory: Path, prompts_file: Path, today: date) -> list[F
                 check_agent_vdns(desk, citas / "line.yaml")
             except ConfigError as exc:
                 checks.append(FileCheck(str(citas / "line.yaml"), exc))
+    # Call scripts (issue 12 §3): version 1 of the desk's scripts, seeded at start.
+    scripts = run(citas / "scripts.yaml", load_script_file,
+                  lambda t: f"call scripts: {sum(1 for n in t.nodes.values() if n.kind == 'disposition')} "
+                            f"procedures, {len(t.entry)} entry rules")  # fmt: skip
+    if desk is not None and scripts is not None:
+        try:  # every call type a profile takes has a script
+            check_profile_call_types(
+                {pid: p.call_types for pid, p in desk.profiles.items()}, scripts, str(desk_file)
+            )
+        except ConfigError as exc:
+            checks.append(FileCheck(str(desk_file), exc))
     if prompts is not None and sites is not None:
         # The prompts the citas actions say by themselves (times, doctors, sites).
         try:

@@ -333,6 +333,29 @@ class DeskStore:
         logger.info("desk contact %s ended (%s)", contact_id, contact.state)
         return contact
 
+    async def set_context(
+        self,
+        contact_id: str,
+        context: Mapping[str, Any],
+        *,
+        ivr_reason: str | None = None,
+        call_record_id: str | None = None,
+    ) -> Contact:
+        """Replace the contact's screen pop (``context``, already masked) once its
+        source knows more (the call record landed after the answer: ``ivr.desk.screen``);
+        ``ivr_reason``/``call_record_id`` are set when given. Any state.
+        :class:`ContactNotFound`."""
+
+        def decide(row: DeskContactRow, now: datetime) -> dict[str, Any]:
+            values: dict[str, Any] = {"context": dict(context)}
+            if ivr_reason is not None:
+                values["ivr_reason"] = ivr_reason
+            if call_record_id is not None:
+                values["call_record_id"] = call_record_id
+            return values
+
+        return await self._change(contact_id, "update a desk contact's pop", decide)
+
     async def record_step(
         self,
         contact_id: str,
@@ -343,11 +366,13 @@ class DeskStore:
         answer: str | None = None,
         agent: str,
         at: datetime | None = None,
+        answered: str | None = None,
     ) -> Step:
         """The agent is now at script node ``node_id`` (``answer``: the answer id chosen
-        there, if any): ends the open step (``left_at``, ``seconds``), stores the next
-        (``seq`` + 1) and moves the contact's ``script_node``, in one transaction.
-        Allowed while the contact is ``active`` or ``wrapup``.
+        there, if any): ends the open step (``left_at``, ``seconds``; ``answered``: the
+        answer the agent gave at it, stored on it, as the script runner records each
+        answer), stores the next (``seq`` + 1) and moves the contact's ``script_node``,
+        in one transaction. Allowed while the contact is ``active`` or ``wrapup``.
 
         Raises :class:`ContactNotFound`, :class:`ContactConflict` (closed or escalated)."""
         now = _aware(at, "at") if at is not None else self.clock()
@@ -359,7 +384,7 @@ class DeskStore:
                     f"el contacto está {STATE_LABELS[row.state].lower()}: ya no admite pasos",
                     state=row.state,
                 )
-            await _end_open_step(session, contact_id, now)
+            await _end_open_step(session, contact_id, now, answered)
             last = await session.scalar(
                 select(func.max(DeskStepRow.seq)).where(DeskStepRow.contact_id == contact_id)
             )
@@ -724,7 +749,9 @@ async def _lock(session: AsyncSession, contact_id: str) -> DeskContactRow:
     return row
 
 
-async def _end_open_step(session: AsyncSession, contact_id: str, now: datetime) -> None:
+async def _end_open_step(
+    session: AsyncSession, contact_id: str, now: datetime, answer: str | None = None
+) -> None:
     rows = await session.scalars(
         select(DeskStepRow).where(
             DeskStepRow.contact_id == contact_id, DeskStepRow.left_at.is_(None)
@@ -733,6 +760,8 @@ async def _end_open_step(session: AsyncSession, contact_id: str, now: datetime) 
     for step in rows.all():
         step.left_at = now
         step.seconds = max(0.0, (now - step.entered_at).total_seconds())
+        if answer is not None:
+            step.answer = answer
     await session.flush()
 
 

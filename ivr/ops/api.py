@@ -155,7 +155,9 @@ class ApiExtension:
     ``.json``) with the console's headers; ``pages``: the files linked from the
     console's navigation (``GET /api/console/pages``); ``errors``: the part's
     exception classes → (status, error id), answered like core errors
-    (``{"error", "message": str(exc), "details": []}``).
+    (``{"error", "message": str(exc), "details": []}``); ``on_shutdown``: coroutine
+    functions awaited when the server stops, before it waits for the requests in
+    progress (a route that streams ends its streams there).
 
     Every extension route gets the core's checks in the same order: token
     (401), role (403), unknown query parameter (422 ``invalid_parameter``), path
@@ -170,6 +172,7 @@ class ApiExtension:
     console_files: Mapping[str, Path] = field(default_factory=dict)
     pages: Sequence[ConsolePage] = ()
     errors: Mapping[type[Exception], tuple[int, str]] = field(default_factory=dict)
+    on_shutdown: Sequence[Callable[[], Awaitable[None]]] = ()
 
 
 class OpsApi:
@@ -736,7 +739,16 @@ def build_ops_app(
         for op in ext.operations:
             route = api.route(op, own[op.operation_id], check_params=True)
             app.router.add_route(op.method, op.path, route)
+        for hook in ext.on_shutdown:
+            app.on_shutdown.append(_shutdown_hook(hook))
     return app
+
+
+def _shutdown_hook(hook: Callable[[], Awaitable[None]]) -> Callable[[web.Application], Awaitable[None]]:
+    async def run(_app: web.Application) -> None:
+        await hook()
+
+    return run
 
 
 async def start_ops_site(app: web.Application, host: str, port: int) -> web.AppRunner:

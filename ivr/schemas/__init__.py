@@ -42,7 +42,7 @@ from ivr.yamlsrc import ConfigError, Located, LocatedList, load_yaml_file
 
 KINDS = (
     "flow", "line", "services", "sites", "eligibility", "affiliates", "scenario", "prompts",
-    "chat_scenario", "cases", "lexicon", "desk",
+    "chat_scenario", "cases", "lexicon", "desk", "scripts",
 )  # fmt: skip
 
 FieldPath = Sequence[str | int]

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,7 +40,11 @@ MAX_BUFFERED = 10_000  # records kept in memory while the database is down
 # controller died, or its close was lost): no call of this line lasts 2 hours.
 IN_PROGRESS_MAX = timedelta(hours=2)
 SUMMARY_WINDOW = timedelta(hours=24)  # the console's "last 24 h" of calls by outcome
-INTERRUPTED = "interrupted"  # the outcome reported for a record that never closed
+INTERRUPTED = "interrupted"
+# How long a transfer waits for its record to be written (the caller hears the
+# transfer prompt end, then this, then the queue's music): the write takes a few
+# ms; a slow database is not worth more of the caller's silence.
+CHECKPOINT_S = 0.3  # the outcome reported for a record that never closed
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,18 @@ class CallRecord:
     outcome: str | None = None
     end_reason: str | None = None
     ended_at: datetime | None = None
+    # Writes the record as it is now (set by CallRecordStore.open): see checkpoint().
+    saver: Callable[[CallRecord], Awaitable[None]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    async def checkpoint(self) -> None:
+        """Write the record as it is now, before the call leaves our control: the
+        agent's screen pop reads the path the moment the agent answers, sooner
+        than the record's close (which follows the transfer) may land. Bounded
+        (``CHECKPOINT_S``) and never raising: the close writes it anyway."""
+        if self.saver is not None:
+            await self.saver(self)
 
     def step(self, kind: str, **detail: Any) -> None:
         elapsed = (datetime.now(UTC) - self.started_at).total_seconds()
@@ -111,6 +127,8 @@ class CallRecordStore:
         # record id -> (record, generation of its last save): newest last
         self._buffer: OrderedDict[str, tuple[CallRecord, int]] = OrderedDict()
         self._generation = 0
+        # record id -> a checkpoint write still running (see checkpoint)
+        self._slow: dict[str, asyncio.Future[None]] = {}
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -132,7 +150,29 @@ class CallRecordStore:
             started_at=datetime.now(UTC),
         )
         await self._save(record, insert=True)
+        record.saver = self.checkpoint
         return record
+
+    async def checkpoint(self, record: CallRecord, *, within: float | None = None) -> None:
+        """Write ``record``'s current state now, waiting at most ``within`` seconds
+        (default ``CHECKPOINT_S``). A slower write is not cancelled (a cancelled
+        SQLite write can leave its connection waiting on the lock): it goes on,
+        the record is kept in the buffer, and ``flush`` writes the latest state
+        only after that write ends, so an older state never lands last. A database
+        that is down leaves the record to the buffer too; never raises."""
+        if self._buffer:
+            self._keep(record)
+            return
+        write = asyncio.ensure_future(self._write(record, insert=False))
+        done, _ = await asyncio.wait({write}, timeout=CHECKPOINT_S if within is None else within)
+        if write in done and write.exception() is None:
+            return
+        problem = write.exception() if write in done else "slower than the checkpoint allows"
+        logger.warning("call %s: record %s checkpoint buffered: %s",
+                       record.channel_id, record.id, problem)  # fmt: skip
+        if write not in done:
+            self._slow[record.id] = write
+        self._keep(record)
 
     async def close(self, record: CallRecord, *, outcome: str, reason: str) -> None:
         record.outcome = outcome
@@ -162,6 +202,11 @@ class CallRecordStore:
         """Write the buffer, oldest first; True when it is empty."""
         while self._buffer:
             record_id, (record, generation) = next(iter(self._buffer.items()))
+            slow = self._slow.pop(record_id, None)
+            if slow is not None:  # an older state in flight: let it land first
+                await asyncio.wait({slow})
+                if not slow.cancelled():
+                    slow.exception()  # retrieved: its failure was logged by checkpoint's caller
             try:
                 await self._write(record, insert=False)
             except StoreUnavailable as exc:

@@ -59,5 +59,7 @@ class TransferNode(Node):
         }
         state.record.outcome = "transferred"
         state.record.step("transfer", vdn=vdn, reason=self.reason)
+        # The agent's screen pop reads this record when the agent answers: written first.
+        await state.record.checkpoint()
         await state.channel.hand_off(HandOff(vdn, self.reason, context))
         return None

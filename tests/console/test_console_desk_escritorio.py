@@ -1,0 +1,102 @@
+"""The agent's desktop (Escritorio) in a real Chromium, against ``ivr ops serve``: the agent
+of the token, the chat hand-off queue, "Tomar" popping the chat's context over the
+server-sent events stream (read with fetch: the token never in a URL), masked numbers,
+and a reload that finds the same contact (``/api/desk/current``: nothing lost)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
+
+from ivr.chat.store import ConversationStore, InboundMessage
+from ivr.settings import Settings
+from ivr.store.db import Database
+from tests.console.conftest import OpsServer
+from tests.console.test_console import css, log_in, wait_text
+
+pytestmark = pytest.mark.console
+
+BRUNO_WA = "573002222222"  # Bruno, 70: non-target (config/citas/affiliates.yaml)
+BRUNO_DOC = "2020202020"
+CARLA_WA = "573003333333"
+
+
+async def _seed(server: OpsServer) -> list[int]:
+    """Two chats handed to a person: Bruno's (non-target) and Carla's (target)."""
+    db = Database(Settings.from_env(server.env).database_url, timeout=5.0)
+    store = ConversationStore(db, flow="citas")
+    try:
+        now = datetime.now(UTC).replace(microsecond=0)
+        for n, (wa_id, document, segment) in enumerate(
+            ((BRUNO_WA, BRUNO_DOC, "non_target"), (CARLA_WA, "3030303030", "target"))
+        ):
+            await store.receive(InboundMessage(f"wamid.desk{n}", wa_id, "text", now, "Quiero una cita"))
+            async with store.turn(wa_id) as turn:
+                turn.queue_outbound("k1", {"type": "text", "text": {"body": "Hola, soy Lina."}})
+                turn.hand_to_agent("non-target", {
+                    "segment": segment, "affiliate_id": document,
+                    "eligibility_reasons": ["age_out_of_band:70"] if wa_id == BRUNO_WA else [],
+                })  # fmt: skip
+        return [h.id for h in await store.open_handoffs()]
+    finally:
+        await db.close()
+
+
+def test_an_agent_takes_a_chat_and_its_context_pops(browser: WebDriver, ops_server: OpsServer) -> None:
+    bruno, carla = asyncio.run(_seed(ops_server))
+    token = ops_server.token("ana", "operator")
+    log_in(browser, ops_server, token)
+    wait_text(browser, "#whoami", "token:ana")
+    nav = css(browser, 'a[href="/console/escritorio.html"]')
+    assert nav.text == "Escritorio"
+    browser.get(ops_server.url + "/console/escritorio.html")
+    wait_text(browser, "#agent-name", "Ana Gómez")
+    wait_text(browser, "#stream-state", "conectado")
+    wait_text(browser, "#pop-empty", "Sin contacto")
+    row = f'#handoffs tr[data-handoff="{carla}"]'
+    wait_text(browser, row, "non-target")
+    # Taken elsewhere (another tab, the API): the pop reaches this page over the stream.
+    status, _ = ops_server.request("POST", f"/api/desk/handoffs/{bruno}/take", token, {})
+    assert status == 200
+
+    wait_text(browser, "#pop-kind", "chat")
+    wait_text(browser, "#pop-name", "Bruno")
+    wait_text(browser, "#pop-segment", "Población no objetivo")
+    wait_text(browser, "#pop-reasons", "Edad fuera de la franja: 70 años")
+    wait_text(browser, "#pop-chat", "Hola, soy Lina.")
+    assert css(browser, "#pop-document").text == "*******020"
+    assert css(browser, "#pop-phone").text == "+*********222"
+    assert css(browser, "#pop").get_attribute("data-state") == "active"
+    contact = css(browser, "#pop").get_attribute("data-contact")
+    assert contact
+    page = browser.page_source
+    assert BRUNO_DOC not in page and BRUNO_WA not in page and BRUNO_WA[2:] not in page
+
+    # The token travels in a header: no request the page made has it in its URL.
+    urls = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any("/api/desk/current" in u for u in urls)
+    assert not any(token in u for u in urls)
+
+    # A reload (a dropped connection, a new tab) finds the same contact.
+    browser.refresh()
+    wait_text(browser, "#pop-name", "Bruno")
+    assert css(browser, "#pop").get_attribute("data-contact") == contact
+
+    # "Tomar" on the page: Carla's chat pops the same way.
+    css(browser, f"{row} button.take").click()
+    wait_text(browser, "#pop-name", "Carla")
+    wait_text(browser, "#pop-segment", "Población objetivo")
+    assert css(browser, "#pop").get_attribute("data-contact") != contact
+    wait_text(browser, "#notice", "Chat tomado")
+    assert browser.find_elements(By.CSS_SELECTOR, f"{row} button.take") == []
+
+
+def test_a_token_that_is_no_agent_is_told_so(browser: WebDriver, ops_server: OpsServer) -> None:
+    log_in(browser, ops_server, ops_server.token("vale", "viewer"))
+    wait_text(browser, "#whoami", "token:vale")
+    browser.get(ops_server.url + "/console/escritorio.html")
+    wait_text(browser, "#error", "no es un asesor del escritorio")
