@@ -392,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ivr.desk.cli import add_parser as add_desk_parser
 
     desk_sub = add_desk_parser(sub, _base_settings)  # ivr desk contacts|... (docs/desk/core.md)
+    from ivr.desk.seed_cli import add_seed_parser
+
+    add_seed_parser(desk_sub, _base_settings)  # ivr desk seed (docs/desk/reports.md)
     from ivr.scenarios.deskcli import add_parsers as add_desk_agent_parsers
 
     add_desk_agent_parsers(desk_sub, _settings)  # ivr desk agent (docs/desk/queues.md)

@@ -29,11 +29,19 @@ const seconds = (s) => (s === null || s === undefined ? "en curso" : `${Math.rou
 export function mountScript(element, contact) {
   // No contact (the desktop between calls, escritorio.js calls with null): the hint only.
   if (!contact) {
+    element.citasScript = null;
     element.replaceChildren(el("h2", "Guion"), el("p", "El guion se abre al contestar.", "hint"));
     return { refresh() {}, destroy() { element.replaceChildren(); } };
   }
-  // A contact (`id`) or a screen pop (`contact_id`) names the contact.
-  const base = `/api/desk/contacts/${encodeURIComponent(contact.id || contact.contact_id)}`;
+  // A contact (`id`) or a screen pop (`contact_id`) names the contact. The desktop mounts
+  // on every pop and wrap-up: the same contact on the same element is only re-read.
+  const contactId = contact.id || contact.contact_id;
+  const mounted = element.citasScript;
+  if (mounted && mounted.contactId === contactId) {
+    mounted.panel.refresh();
+    return mounted.panel;
+  }
+  const base = `/api/desk/contacts/${encodeURIComponent(contactId)}`;
   let view = null;
   let busy = false;
 
@@ -158,10 +166,13 @@ export function mountScript(element, contact) {
 
   draw();
   refresh();
-  return {
+  const panel = {
     refresh,
     destroy() {
       element.replaceChildren();
+      delete element.citasScript;
     },
   };
+  element.citasScript = { contactId, panel };
+  return panel;
 }
