@@ -141,3 +141,43 @@ def test_the_desktop_speaks_spanish_with_and_without_a_contact(
     wait_text(browser, "#guion .script-path", "s)")
     assert "en curso" not in css(browser, "#guion .script-path").text
     assert css(browser, "#error").get_attribute("hidden") is not None, css(browser, "#error").text
+
+
+def test_after_an_escalation_the_pop_and_the_script_say_so(browser: WebDriver, ops_server: OpsServer) -> None:
+    """Review of issue 12: after the agent escalated, the pop still said "(en curso)" and the
+    script kept its answer buttons; a click on one was refused (409) and the refusal was
+    hidden by the panel's own re-read: nothing happened, silently."""
+    from selenium.webdriver.support.ui import Select
+
+    bruno, _carla = asyncio.run(_seed(ops_server))
+    token = ops_server.token("ana", "operator")
+    log_in(browser, ops_server, token)
+    wait_text(browser, "#whoami", "token:ana")
+    browser.get(ops_server.url + "/console/escritorio.html")
+    wait_text(browser, "#stream-state", "conectado")
+    status, _ = ops_server.request("POST", f"/api/desk/handoffs/{bruno}/take", token, {})
+    assert status == 200
+    wait_text(browser, "#pop-name", "Bruno")
+    wait_text(browser, "#guion", "Camino")
+    contact = css(browser, "#pop").get_attribute("data-contact")
+    node = css(browser, "#guion .script-node").get_attribute("data-node")
+    answer = css(browser, "#guion .script-node .script-answers button").get_attribute("data-answer")
+
+    # Another tab answers first: this tab's click is refused, and the agent is told why.
+    status, _ = ops_server.request(
+        "POST", f"/api/desk/contacts/{contact}/script/answer", token, {"node_id": node, "answer": answer}
+    )
+    assert status == 200, status
+    css(browser, f'#guion .script-node[data-node="{node}"] .script-answers button').click()
+    wait_text(browser, "#guion .script-message", "")
+    message = css(browser, "#guion .script-message")
+    assert message.is_displayed() and message.text, "the 409 must stay on screen"
+
+    Select(css(browser, '#escalar [data-role="area"]')).select_by_visible_text("Nivel 2 – Clínico")
+    css(browser, '#escalar [data-role="reason"]').send_keys("Refiere dolor en el pecho")
+    css(browser, '#escalar [data-role="escalate"]').click()
+    css(browser, '#escalar [data-role="confirm"]').click()
+    wait_text(browser, "#pop-state", "escalado")
+    assert css(browser, "#pop").get_attribute("data-state") == "escalated"
+    wait_text(browser, "#guion", "Contacto escalado: el guion sigue con el asesor del siguiente nivel.")
+    assert browser.find_elements(By.CSS_SELECTOR, "#guion .script-answers button") == []

@@ -52,7 +52,15 @@ export function mountScript(element, contact) {
   function fail(err) {
     message.textContent = err.message;
     message.hidden = false;
-    if (err.status === 409) setTimeout(refresh, 0); // the script moved on elsewhere: show where it is
+    if (err.status === 409) {
+      // The script moved on elsewhere (another tab) or the contact left this agent (escalated,
+      // closed): show where it is, and keep saying why the click did nothing.
+      setTimeout(async () => {
+        await refresh();
+        message.textContent = err.message;
+        message.hidden = false;
+      }, 0);
+    }
   }
 
   async function act(method, path, body) {
@@ -124,6 +132,11 @@ export function mountScript(element, contact) {
     }
     element.append(labels());
     if (view.notice) element.append(el("p", view.notice, "script-notice"));
+    if (view.state === "escalated") {
+      // Final for this agent: the next level's agent goes on with the script (levels part).
+      element.append(el("p", "Contacto escalado: el guion sigue con el asesor del siguiente nivel.", "script-closed"), pathList(), message);
+      return;
+    }
     if (view.state === "closed") {
       const chosen = view.dispositions.find((d) => d.id === view.disposition);
       element.append(el("p", `Contacto cerrado: ${chosen ? chosen.label : view.disposition}.`, "script-closed"), pathList(), message);

@@ -315,6 +315,14 @@ async function start() {
   setInterval(guarded(loadHandoffs), 10000);
 }
 
+// The escalation panel escalated the contact (its "desk:escalated" event, the API's answer):
+// the pop's state and the script panel follow (the call with this agent is over; the
+// script answers would be refused).
+document.addEventListener("desk:escalated", (event) => {
+  const contact = event.detail && event.detail.contact;
+  if (contact && page.contact && contact.id === page.contact.id) renderPop(contact, page.pop);
+});
+
 document.addEventListener("DOMContentLoaded", () => {
   $("login-form").addEventListener("submit", guarded(async (ev) => {
     ev.preventDefault();
