@@ -159,11 +159,12 @@ class Hop:
     escalation_reason: str | None
     disposition: str | None
     steps: Sequence[Mapping[str, Any]]
+    queue_name: str = ""  # desk.yaml's Spanish name of ``queue`` (the agent reads it, not the id)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "contact_id": self.contact_id, "agent": self.agent, "agent_name": self.agent_name,
-            "queue": self.queue, "level": self.level,
+            "queue": self.queue, "queue_name": self.queue_name or self.queue, "level": self.level,
             "answered_at": self.answered_at.isoformat() if self.answered_at else None,
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
             "state": self.state, "escalation_reason": self.escalation_reason,

@@ -229,6 +229,7 @@ class ScreenPop:
                 other.id, other.agent, other.agent_name, other.queue, other.level,
                 other.answered_at, other.ended_at or other.escalated_at, other.state,
                 other.escalation_reason, other.disposition, steps,
+                queue_name=self._queue_json(other.queue)["name"],
             ))  # fmt: skip
         return Pop(
             kind=contact.kind, contact_id=contact.id, agent=contact.agent,

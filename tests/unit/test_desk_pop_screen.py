@@ -154,6 +154,9 @@ async def test_an_escalated_call_pops_with_the_previous_hop_and_its_steps(db: Da
     [hop] = data["pop"]["hops"]
     assert hop["contact_id"] == first.id and hop["level"] == 1 and hop["escalation_reason"] == "Requiere médico"
     assert [s["label"] for s in hop["steps"]] == ["Saludo"]
+    # The agent reads the queue's name, not its id (review: "Ana Gómez (l1_general)").
+    assert (hop["queue"], hop["queue_name"]) == (first.queue, screen.config.queues[first.queue].name)
+    assert hop["queue_name"] != hop["queue"]
 
 
 async def test_a_pop_whose_record_is_late_is_pushed_at_once_then_updated(db: Database) -> None:

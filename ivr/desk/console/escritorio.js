@@ -141,7 +141,7 @@ function renderPop(contact, pop) {
   });
   if (!(pop.chat || []).length) $("pop-chat").append(el("li", "Sin conversación de chat en este recorrido"));
   fill($("pop-hops"), pop.hops || [], (h) => {
-    const li = el("li", `Nivel ${h.level} · ${h.agent_name} (${h.queue}) · ${formatTime(h.answered_at)} · ${STATE_LABEL[h.state] || h.state}${h.escalation_reason ? ` · motivo: ${h.escalation_reason}` : ""}`);
+    const li = el("li", `Nivel ${h.level} · ${h.agent_name} (${h.queue_name || h.queue}) · ${formatTime(h.answered_at)} · ${STATE_LABEL[h.state] || h.state}${h.escalation_reason ? ` · motivo: ${h.escalation_reason}` : ""}`);
     if ((h.steps || []).length) {
       const steps = el("ol");
       for (const s of h.steps) steps.append(el("li", `${s.label || s.node_id}${s.answer ? `: ${s.answer}` : ""}`));
