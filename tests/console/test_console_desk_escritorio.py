@@ -138,6 +138,8 @@ def test_the_desktop_speaks_spanish_with_and_without_a_contact(
     option.click()
     css(browser, "#guion form.script-early button").click()
     wait_text(browser, "#guion .script-closed", "Contacto cerrado")
+    wait_text(browser, "#pop-state", "cerrado")  # not "en cierre (falta la tipificación)"
+    assert css(browser, "#pop").get_attribute("data-state") == "closed"
     wait_text(browser, "#guion .script-path", "s)")
     assert "en curso" not in css(browser, "#guion .script-path").text
     assert css(browser, "#error").get_attribute("hidden") is not None, css(browser, "#error").text

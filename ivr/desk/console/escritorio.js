@@ -315,15 +315,17 @@ async function start() {
   setInterval(guarded(loadHandoffs), 10000);
 }
 
-// The escalation panel escalated the contact (its "desk:escalated" event, the API's answer):
-// the pop's state and the script panel follow (the call with this agent is over; the
-// script answers would be refused).
-document.addEventListener("desk:escalated", (event) => {
-  const contact = event.detail && event.detail.contact;
-  if (contact && page.contact && contact.id === page.contact.id) renderPop(contact, page.pop);
-});
+// A panel changed the contact's state: the escalation panel escalated it ("desk:escalated",
+// detail: the API's answer {contact, escalation}), the script panel closed it
+// ("script-closed", detail: the contact). The pop's state ("en cierre (falta la
+// tipificación)" after a close, "en curso" after an escalation) and the other panel follow.
+function contactChanged(contact) {
+  if (contact && contact.id && page.contact && contact.id === page.contact.id) renderPop(contact, page.pop);
+}
+document.addEventListener("desk:escalated", (event) => contactChanged(event.detail && event.detail.contact));
 
 document.addEventListener("DOMContentLoaded", () => {
+  $("guion").addEventListener("script-closed", (event) => contactChanged(event.detail));
   $("login-form").addEventListener("submit", guarded(async (ev) => {
     ev.preventDefault();
     sessionStorage.setItem(TOKEN_KEY, $("token-input").value.trim());
