@@ -84,3 +84,46 @@ def test_an_unknown_agent_is_an_error_not_an_empty_list(
 ) -> None:
     code, _, err = run(capsys, "desk", "contacts", "--agent", "7999")
     assert code == 2 and "no hay un asesor '7999'" in err and "7001" in err
+
+
+def test_every_disposition_is_shown_by_its_label(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review of issue 12: the table showed the disposition's id (``agendado``); the operator
+    reads its label in the script version the contact followed. Over every disposition of
+    the shipped tree."""
+    from ivr.desk.scripts import validate_tree
+    from ivr.desk.store import ScriptStore
+    from ivr.yamlsrc import load_yaml_file
+
+    monkeypatch.setenv("CITAS_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("CITAS_INSTANCE", "desktest")
+    monkeypatch.delenv("CITAS_DB_URL", raising=False)
+    tree = load_yaml_file(Path(__file__).resolve().parents[2] / "config" / "citas" / "scripts.yaml")
+    dispositions: dict[str, str] = dict(tree["dispositions"])
+    assert len(dispositions) > 5
+
+    async def seed() -> None:
+        db = Database(Settings.from_env().database_url)
+        try:
+            await db.migrate()
+            seeded = await ScriptStore(db, validate_tree).seed(tree)
+            assert seeded is not None
+            store = DeskStore(db, clock=lambda: T0)
+            for n, disposition in enumerate(dispositions):
+                contact = await store.open_contact(NewContact(
+                    kind=VOICE, agent="7001", agent_name="Ana Gómez", queue="l1_general", level=1,
+                    area="recepcion", journey_key=f"u{n}", answered_at=T0, channel=f"PJSIP/caller-{n}",
+                ))  # fmt: skip
+                await store.set_script(contact.id, version=seeded.version, node_id="inicio")
+                await store.close(contact.id, disposition=disposition, agent="7001")
+        finally:
+            await db.close()
+
+    asyncio.run(seed())
+    code, out, _ = run(capsys, "desk", "contacts", "--limit", "100")
+    assert code == 0
+    for disposition, label in dispositions.items():
+        assert label in out, (disposition, label)
+    cells = {c.strip() for line in out.splitlines() for c in line.split("  ")}
+    assert not set(dispositions) & cells, "an id shown where its label belongs"
