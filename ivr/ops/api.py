@@ -45,7 +45,7 @@ from ivr.chat.store import (
     ConversationStore,
     HandoffNotFound,
 )
-from ivr.ops.flags import Role
+from ivr.ops.flags import ROLE_WORDS, Role
 from ivr.ops.metrics import CONTENT_TYPE_LATEST, Metrics
 from ivr.ops.openapi import (
     CONSOLE_MEDIA,
@@ -252,8 +252,8 @@ class OpsApi:
                 actor = await self._actor(request)
                 if actor.role < op.min_role:
                     raise Forbidden(
-                        f"{actor.role.label} cannot use {op.method} {op.path} "
-                        f"(needs {op.min_role.label})"
+                        f"su rol ({ROLE_WORDS[actor.role]}) no permite {op.method} {op.path}: "
+                        f"hace falta el rol {ROLE_WORDS[op.min_role]}"
                     )
             unknown = sorted(set(request.query) - queries)
             if unknown:  # a misspelt filter must not silently list everything
@@ -269,29 +269,29 @@ class OpsApi:
     async def _actor(self, request: web.Request) -> Actor:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "unauthorized", "a token is required (Authorization: Bearer …)",
+            raise ApiError(401, "unauthorized", "falta el token de acceso (Authorization: Bearer …)",
                            headers={"WWW-Authenticate": WWW_AUTHENTICATE})  # fmt: skip
         actor = await self.service.authenticate(token.strip())
         if actor is None:
-            raise ApiError(401, "unauthorized", "the token is not valid (unknown or revoked)",
+            raise ApiError(401, "unauthorized", "el token de acceso no es válido (desconocido o revocado)",
                            headers={"WWW-Authenticate": WWW_AUTHENTICATE + ', error="invalid_token"'})  # fmt: skip
         return actor
 
     async def _body(self, request: web.Request, schema: str) -> dict[str, Any]:
         raw = await request.content.read(MAX_BODY + 1)
         if len(raw) > MAX_BODY:
-            raise ApiError(422, "invalid_body", f"the body is larger than {MAX_BODY} bytes")
+            raise ApiError(422, "invalid_body", f"el cuerpo pasa de {MAX_BODY} bytes")
         try:
             body = json.loads(raw) if raw.strip() else None
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(422, "invalid_body", f"the body is not JSON: {exc}",
+            raise ApiError(422, "invalid_body", f"el cuerpo no es JSON: {exc}",
                            [{"field": "body", "message": "not JSON"}]) from None  # fmt: skip
         if body is None:
-            raise ApiError(422, "invalid_body", "a JSON object body is required",
+            raise ApiError(422, "invalid_body", "el cuerpo debe ser un objeto JSON",
                            [{"field": "body", "message": "required"}])  # fmt: skip
         problems = self.bodies.problems(schema, body)
         if problems:
-            raise ApiError(422, "invalid_body", f"the body is not a valid {schema}", problems)
+            raise ApiError(422, "invalid_body", f"el cuerpo no es un {schema} válido", problems)
         assert isinstance(body, dict)
         return body
 

@@ -305,3 +305,10 @@ class StaticFlags:
     def value(self, name: str) -> FlagValue:
         definition = self.registry.get(name)
         return self.values.get(name, definition.default)
+
+
+# What a person reads for a role (the console's words, as common.js ROLE_LABEL) with the
+# name `ivr ops token create --role` takes: "operador (operator)".
+ROLE_WORDS: dict[Role, str] = {
+    Role.VIEWER: "consulta (viewer)", Role.OPERATOR: "operador (operator)", Role.ADMIN: "administrador (admin)",
+}

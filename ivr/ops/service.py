@@ -33,6 +33,7 @@ from typing import Any
 from ivr.csv_export import csv_text
 from ivr.ops.flags import (
     INCIDENT_MODE,
+    ROLE_WORDS,
     FlagDef,
     FlagRegistry,
     FlagValue,
@@ -366,7 +367,7 @@ class FlagService:
         definition = self._definition(name)
         if actor.role < definition.min_role:
             raise Forbidden(
-                f"{actor.role.label} cannot change {name} (needs {definition.min_role.label})"
+                f"su rol ({ROLE_WORDS[actor.role]}) no permite cambiar {name}: hace falta el rol {ROLE_WORDS[definition.min_role]}"
             )
         return definition
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -321,6 +322,7 @@ async def test_admins_manage_tokens(ops: Ops) -> None:
 
 
 # --- refusals change nothing ------------------------------------------------------------------
+ENGLISH = re.compile(r"\b(the|is|are|cannot|required|needs|not|unknown|must|only|no such)\b", re.IGNORECASE)
 WINDOW = {"name": "promo_audio", "value": False, "duration_s": 60, "reason": "x"}
 REFUSED = [
     # (role, method, path, body, status, error id)
@@ -384,6 +386,10 @@ async def test_a_refused_request_changes_nothing(
     answer = await json_of(response, status)
     assert answer["error"] == error
     assert isinstance(answer["message"], str) and answer["message"]
+    # Read by operators and desk agents in the console ("Sin acceso: …"): Spanish, like the
+    # rest of what they read (issue 12 review: "viewer cannot use POST … (needs operator)").
+    if status in (401, 403) or answer["message"].startswith(("el cuerpo", "the body")):
+        assert not ENGLISH.search(answer["message"]), answer["message"]
     assert isinstance(answer["details"], list)
     if status == 401:
         assert response.headers["WWW-Authenticate"].startswith("Bearer")

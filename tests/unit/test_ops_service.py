@@ -77,7 +77,7 @@ async def test_a_role_too_low_is_forbidden_and_changes_nothing(
     service: FlagService, actor: Actor, name: str, value: object
 ) -> None:
     before = await unchanged(service)
-    with pytest.raises(Forbidden, match=f"needs {service.registry.get(name).min_role.label}"):
+    with pytest.raises(Forbidden, match=f"hace falta el rol .*\\({service.registry.get(name).min_role.label}\\)"):
         await service.set_flag(actor, name, value, "motivo")
     with pytest.raises(Forbidden):
         await service.reset_flag(actor, name, "motivo")
