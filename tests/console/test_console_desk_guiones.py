@@ -69,7 +69,8 @@ def set_editor(browser: WebDriver, text: str) -> None:
 
 
 def test_an_admin_edits_sees_a_spanish_error_and_publishes(browser: WebDriver, ops_server: OpsServer) -> None:
-    log_in(browser, ops_server, ops_server.token("admin", "admin"))
+    admin = ops_server.token("admin", "admin")
+    log_in(browser, ops_server, admin)
     wait_text(browser, "#whoami", "token:admin")
     browser.get(ops_server.url + "/console/guiones.html")
     wait_text(browser, "#live-version", "versión 1")
@@ -77,6 +78,15 @@ def test_an_admin_edits_sees_a_spanish_error_and_publishes(browser: WebDriver, o
     wait_text(browser, "#entry", "reason = incident")
     original = browser.execute_script("return document.getElementById('editor').value")
     assert "call_types:" in original
+    # Times in Bogotá's zone, not the browser's (review of issue 12: the page used the browser's).
+    status, listed = ops_server.request("GET", "/api/desk/scripts", admin, None)
+    assert status == 200
+    created = listed["versions"][-1]["created_at"]
+    bogota, utc = browser.execute_script(
+        "const d = new Date(arguments[0]); return [d.toLocaleString('es-CO', {timeZone: 'America/Bogota'}),"
+        " d.toLocaleString('es-CO', {timeZone: 'UTC'})];", created)
+    assert bogota != utc
+    wait_text(browser, '#versions tr[data-version="1"]', bogota)
 
     broken = original.replace("next: invitar_lina", "next: invitar_a_lina", 1)
     set_editor(browser, broken)
@@ -103,7 +113,7 @@ def test_an_admin_edits_sees_a_spanish_error_and_publishes(browser: WebDriver, o
     wait_text(browser, "#notice", "Versión 2 publicada")
     wait_text(browser, "#live-version", "versión 2")
     wait_text(browser, '#versions tr[data-version="1"]', "retirada")
-    status, detail = ops_server.request("GET", "/api/desk/scripts/2", ops_server.token("admin2", "admin"), None)
+    status, detail = ops_server.request("GET", "/api/desk/scripts/2", admin, None)
     assert status == 200 and detail["state"] == "published" and "Lina le ofrece los cupos" in detail["yaml"]
 
 

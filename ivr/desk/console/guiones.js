@@ -16,7 +16,9 @@ const el = (tag, text, className) => {
   if (className) node.className = className;
   return node;
 };
-const when = (iso, who) => (iso ? `${new Date(iso).toLocaleString("es-CO")}${who ? ` · ${who}` : ""}` : "—");
+// Bogotá's time (the line's zone, as the desktop and the desk reports), whatever the browser's.
+const ZONE = "America/Bogota";
+const when = (iso, who) => (iso ? `${new Date(iso).toLocaleString("es-CO", { timeZone: ZONE })}${who ? ` · ${who}` : ""}` : "—");
 
 // --- versions ----------------------------------------------------------------------
 async function loadVersions() {
