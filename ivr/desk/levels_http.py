@@ -114,8 +114,7 @@ class LevelRoutes:
     def _agent_of(self, contact: Contact, call: Call) -> str:
         """The acting agent's extension; 403 unless it is the contact's agent or an admin."""
         who = call.who
-        # A token's actor is "token:<name>"; desk.yaml's ``user`` is the token's name.
-        agent = self.levels.config.agent_for_user(who.name.removeprefix("token:"))
+        agent = self.levels.config.agent_for_actor(who.name)
         if agent is not None and agent.extension == contact.agent:
             return agent.extension
         if who.role >= Role.ADMIN:
