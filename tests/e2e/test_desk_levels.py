@@ -168,6 +168,7 @@ def current_contact(api: OpsClient) -> dict[str, Any] | None:
     return contact if contact["state"] == "active" else None
 
 
+@pytest.mark.timeout(300)  # a call answered at level 1, moved, answered at level 2: about 60 s, slower under load
 def test_an_escalated_call_reaches_level_two_with_the_same_context(
     sandbox: Sandbox, controller: ControllerProcess, phones: dict[str, DeskAgentPhone],
     tmp_path: Path,
@@ -224,6 +225,7 @@ def test_an_escalated_call_reaches_level_two_with_the_same_context(
     assert 0 < escalation["queued_seconds"] < 60
 
 
+@pytest.mark.timeout(300)  # a call, an escalation to an empty queue, the message: about 50 s
 def test_an_escalation_nobody_takes_is_said_and_recorded_unanswered(
     sandbox: Sandbox, controller: ControllerProcess, phones: dict[str, DeskAgentPhone],
     tmp_path: Path,

@@ -123,6 +123,7 @@ def phones(sandbox: Sandbox, tmp_path: Path) -> Iterator[dict[str, DeskAgentPhon
             phone.stop()
 
 
+@pytest.mark.timeout(420)  # the whole path: two agents, two desktops, one call of about 100 s (104 s alone, over 120 s under load)
 def test_the_testers_path_from_login_to_level_two(
     sandbox: Sandbox, controller: ControllerProcess, phones: dict[str, DeskAgentPhone],
     tmp_path: Path,

@@ -133,6 +133,7 @@ def desk_scenario(tmp_path: Path) -> str:
     return str(path)
 
 
+@pytest.mark.timeout(300)  # one transferred call answered by a sipp agent, with Chromium
 def test_the_desktop_shows_the_ivr_context_within_a_second_of_the_answer(
     sandbox: Sandbox, ana: DeskAgentPhone, tokens: dict[str, str], browser: WebDriver, tmp_path: Path
 ) -> None:
@@ -166,6 +167,7 @@ def test_the_desktop_shows_the_ivr_context_within_a_second_of_the_answer(
     assert "2020202020" not in browser.page_source
 
 
+@pytest.mark.timeout(240)  # a chat to the hand-off, taken in Chromium
 def test_a_chat_handed_off_and_taken_pops_the_same_way(
     sandbox: Sandbox, controller: ControllerProcess, tokens: dict[str, str], browser: WebDriver
 ) -> None:

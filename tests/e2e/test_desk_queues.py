@@ -79,6 +79,7 @@ def desk_scenario(tmp_path: Path) -> str:
     return str(path)
 
 
+@pytest.mark.timeout(300)  # one transferred call answered by a sipp agent
 def test_a_logged_in_desk_agent_answers_a_non_target_call_with_the_ivr_context(
     sandbox: Sandbox, ana: DeskAgentPhone, tokens: dict[str, str], tmp_path: Path
 ) -> None:
@@ -99,6 +100,7 @@ def test_a_logged_in_desk_agent_answers_a_non_target_call_with_the_ivr_context(
     assert headers["X-Citas-Call-Id"].startswith(report["call_id_prefix"])
 
 
+@pytest.mark.timeout(300)  # two transferred calls, one after the other
 def test_a_paused_then_logged_out_agent_is_not_rung_the_tester_agent_takes_the_calls(
     sandbox: Sandbox, ana: DeskAgentPhone, tokens: dict[str, str]
 ) -> None:
