@@ -71,7 +71,12 @@ def cmd_phone(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(f"support extension {args.extension}: waiting for an escalation call "
           f"({'refusing it' if args.no_answer else 'answering and pressing 1'})", flush=True)  # fmt: skip
-    report = phone.wait()
+    try:
+        report = phone.wait()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (ivr.cli): never leave sipp on the port
+        phone.stop()
+        print(f"support extension {args.extension}: stopped")
+        return 130
     verdict = "ok" if report.ok else "FAILED"
     print(f"{verdict}: sipp exit {report.rc}, {report.invites} call(s) received; SIP log: {phone.messages}")
     return 0 if report.ok else 1
