@@ -4,52 +4,16 @@
 // The stream is read with fetch + a reader so the token goes in the Authorization header,
 // never in a URL. Data is always written with textContent.
 "use strict";
+// TOKEN_KEY, ROLE_LABEL, $, api, ApiError, authHeaders, showError, showNotice: common.js.
 
-const TOKEN_KEY = "citas-ops-token";
-const ROLE_LABEL = { viewer: "consulta", operator: "operador", admin: "administrador" };
 const KIND_LABEL = { voice: "· llamada", chat: "· chat" };
 const STATE_LABEL = { active: "en curso", wrapup: "en cierre (falta la tipificación)", closed: "cerrado", escalated: "escalado" };
 const RECONNECT_MAX_MS = 10000;
-const $ = (id) => document.getElementById(id);
 const page = { me: null, agent: null, contact: null, pop: null, stream: null, panels: {} };
 
-class ApiError extends Error {
-  constructor(status, body) {
-    super(body && body.message ? body.message : `error HTTP ${status}`);
-    this.status = status;
-  }
-}
-
-const token = () => sessionStorage.getItem(TOKEN_KEY) || "";
 // An admin watching another agent's desktop: /console/escritorio.html?agent=7001
 const agentParam = () => new URLSearchParams(location.search).get("agent");
 const withAgent = (path) => (agentParam() ? `${path}?agent=${encodeURIComponent(agentParam())}` : path);
-
-async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${token()}` };
-  const init = { method, headers };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const response = await fetch(path, init);
-  const data = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, data);
-  return data;
-}
-
-function showError(err) {
-  const prefix = { 401: "Sin acceso", 403: "No permitido", 404: "No existe", 409: "No se pudo", 422: "No se pudo", 503: "Base de datos no disponible" }[err.status];
-  $("error").textContent = (prefix ? `${prefix}: ` : "Error: ") + err.message;
-  $("error").hidden = false;
-  if (err.status === 401) showLogin();
-}
-
-function showNotice(text) {
-  $("error").hidden = true;
-  $("notice").textContent = text;
-  $("notice").hidden = false;
-}
 
 const guarded = (fn) => async (...args) => {
   try { await fn(...args); } catch (err) { showError(err); }
@@ -254,7 +218,7 @@ async function readStream() {
   const controller = new AbortController();
   page.stream = controller;
   const response = await fetch(withAgent("/api/desk/stream"), {
-    headers: { Authorization: `Bearer ${token()}`, Accept: "text/event-stream" },
+    headers: { ...authHeaders(), Accept: "text/event-stream" },
     signal: controller.signal,
     cache: "no-store",
   });
@@ -349,6 +313,9 @@ async function start() {
   streamForever();
   setInterval(guarded(loadHandoffs), 10000);
 }
+
+// The page's own words for errors (common.js's defaults otherwise); a 401 shows the login.
+setupErrors({ prefixes: { 422: "No se pudo" }, onUnauthorized: showLogin });
 
 document.addEventListener("DOMContentLoaded", () => {
   $("login-form").addEventListener("submit", guarded(async (ev) => {
