@@ -4,45 +4,12 @@
 // written with textContent only.
 "use strict";
 
-const TOKEN_KEY = "citas-ops-token";
+// TOKEN_KEY, $, api, ApiError, showError, showNotice: common.js.
 const STATE_LABEL = { draft: "borrador", published: "publicada (en uso)", retired: "retirada" };
-const $ = (id) => document.getElementById(id);
 const page = { live: null };
 
-class ApiError extends Error {
-  constructor(status, body) {
-    super(body && body.message ? body.message : `error HTTP ${status}`);
-    this.status = status;
-    this.details = (body && body.details) || [];
-  }
-}
-
-async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` };
-  const init = { method, headers };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const response = await fetch(path, init);
-  const data = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, data);
-  return data;
-}
-
-function showError(err) {
-  const box = $("error");
-  const prefix = { 401: "Sin acceso", 403: "No permitido", 404: "No existe", 409: "Conflicto", 422: "Rechazado" }[err.status];
-  box.textContent = (prefix ? `${prefix}: ` : "Error: ") + err.message;
-  box.hidden = false;
-  $("notice").hidden = true;
-}
-
-function showNotice(text) {
-  $("error").hidden = true;
-  $("notice").textContent = text;
-  $("notice").hidden = false;
-}
+// The page's own words for errors (common.js's defaults otherwise).
+setupErrors({ prefixes: { 409: "Conflicto", 422: "Rechazado" } });
 
 const el = (tag, text, className) => {
   const node = document.createElement(tag);
@@ -194,6 +161,9 @@ async function save() {
   } catch (err) {
     if (err.status === 422 && err.details.length) {
       showChecked({ valid: false, details: err.details.map((d) => d.message) });
+      // The problems are listed beside the editor: the error box keeps only the message.
+      showError(new ApiError(err.status, { message: err.message }));
+      return;
     }
     showError(err);
   }
