@@ -10,26 +10,11 @@
 // procedure, and at the procedure's end the disposition form (required). Before the end, the
 // agent may still close with one of the script's early dispositions (the caller hung up).
 // The element receives a "script-closed" event (detail: the closed contact) when it closes.
-// Uses the console's token (sessionStorage) in the Authorization header; text via textContent.
+// Calls the ops API with common.js's api() (the console's token); text via textContent.
 
-const TOKEN_KEY = "citas-ops-token";
-
-async function call(method, path, body) {
-  const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` };
-  const init = { method, headers };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const response = await fetch(path, init);
-  const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    const err = new Error(data && data.message ? data.message : `error HTTP ${response.status}`);
-    err.status = response.status;
-    throw err;
-  }
-  return data;
-}
+// The page that imports this module loads /console/common.js first (docs/desk/core.md):
+// api() (the console's token in the Authorization header; throws ApiError with `status`
+// and the API's Spanish `message`) is its global, not a copy here.
 
 function el(tag, text, className) {
   const node = document.createElement(tag);
@@ -68,7 +53,7 @@ export function mountScript(element, contact) {
     busy = true;
     try {
       message.hidden = true;
-      return await call(method, path, body);
+      return await api(method, path, body);
     } catch (err) {
       fail(err);
       return null;
