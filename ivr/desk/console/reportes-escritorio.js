@@ -3,43 +3,22 @@
 // Every time shown is Bogotá's (the line's zone), whatever the browser's zone.
 "use strict";
 
-const TOKEN_KEY = "citas-ops-token"; // the console's key: one login for every page
+// TOKEN_KEY, $, api, ApiError, authHeaders, showError: common.js.
 const SVG_NS = "http://www.w3.org/2000/svg";
 const ZONE = "America/Bogota";
 const REPORTS = ["reasons", "steps", "paths", "mismatch", "levels", "agents"];
-const $ = (id) => document.getElementById(id);
 const NUMBER = new Intl.NumberFormat("es-CO", { maximumFractionDigits: 1 });
 const WALL = new Intl.DateTimeFormat("es-CO", {
   timeZone: ZONE, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
 });
 const BY_LABEL = { day: "día", agent: "asesor", site: "sede" };
 
-class ApiError extends Error {
-  constructor(status, data) {
-    super((data && data.message) || `HTTP ${status}`);
-    this.status = status;
-  }
-}
-
-function authHeaders() {
-  return { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` };
-}
-
-async function api(path) {
-  const response = await fetch(path, { headers: authHeaders() });
-  const data = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, data);
-  return data;
-}
-
-function showError(err) {
-  const box = $("error");
-  if (!err) { box.hidden = true; return; }
-  const prefix = { 401: "Sin acceso", 403: "No permitido", 422: "Consulta rechazada", 503: "Base de datos no disponible" }[err.status];
-  box.textContent = (prefix ? `${prefix}: ` : "Error: ") + err.message;
-  box.hidden = false;
-  if (err.status === 401) { sessionStorage.removeItem(TOKEN_KEY); showLogin(); }
-}
+// The page's own words for errors (common.js's defaults otherwise); a 401 forgets the
+// token and shows the login.
+setupErrors({
+  prefixes: { 422: "Consulta rechazada" },
+  onUnauthorized: () => { sessionStorage.removeItem(TOKEN_KEY); showLogin(); },
+});
 
 // --- formatting -----------------------------------------------------------------
 const num = (n) => (n === null || n === undefined ? "—" : NUMBER.format(n));
@@ -230,7 +209,7 @@ async function refresh() {
   $("loading").hidden = false;
   try {
     const q = params();
-    const found = await Promise.all(REPORTS.map((name) => api(`/api/desk/reports/${name}?${q}`)));
+    const found = await Promise.all(REPORTS.map((name) => api("GET", `/api/desk/reports/${name}?${q}`)));
     showError(null);
     const first = found[0];
     fillSelect("f-agent", first.options.agents.map((a) => [a.agent, `${a.name} (${a.agent})`]), "todos");
