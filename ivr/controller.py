@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from ivr.chat.service import ChatService
     from ivr.chat.store import ConversationStore
     from ivr.citas.reference import Reference
+    from ivr.desk.ami import DeskAmi
     from ivr.desk.wiring import DeskPop
     from ivr.escalation.call import AriEscalationCalls
     from ivr.escalation.monitor import SlaMonitor
@@ -306,21 +307,25 @@ class Controller:
 
 
 def ops_extensions(
-    settings: Settings, db: Database, *, keywords: ApiExtension | None = None
+    settings: Settings, db: Database, *, keywords: ApiExtension | None = None,
+    levels: ApiExtension | None = None,
 ) -> list[ApiExtension]:
     """The parts' ops-API routes and console pages over ``db`` (``ivr serve`` and
     ``ivr ops serve``): one line per part. ``keywords``: the controller's own (it
-    shares the store with the analysis worker)."""
+    shares the store with the analysis worker); ``levels``: the controller's own (with
+    its AMI connection; without it a voice escalation answers 503)."""
     from ivr.citas.desk import TRANSFER_REASONS
     from ivr.citas.reference import load_line
     from ivr.citas.script_facts import CallRecordFacts
     from ivr.desk.config import FILE_NAME, load_desk_config
+    from ivr.desk.levels_http import levels_extension_for
     from ivr.desk.reports_http import build_desk_reports_extension
     from ivr.desk.scripts_http import scripts_extension_for
 
     desk = (settings.citas_dir / "desk.yaml").exists()
     line_zone = ZoneInfo(load_line(settings.citas_dir / "line.yaml").timezone)
     pauses = load_desk_config(settings.citas_dir / FILE_NAME).pause_reasons if desk else {}
+    levels = levels or levels_extension_for(settings, db)  # Niveles (docs/desk/levels.md)
     return [
         keywords or keyword_extension(KeywordStore(db)),  # Palabras clave (docs/cases/sentiment.md)
         incident_extension_for(db),  # Reportes de incidente (docs/cases/incidents.md)
@@ -328,7 +333,16 @@ def ops_extensions(
           if desk else []),  # Guiones and the agent's script (docs/desk/scripts.md)
         build_desk_reports_extension(db, line_zone, reason_labels=TRANSFER_REASONS,
                                      pause_labels=pauses),  # Reportes del escritorio (docs/desk/reports.md)
+        *([levels] if levels is not None else []),
     ]
+
+
+def desk_levels(settings: Settings, db: Database, ami: DeskAmi | None) -> ApiExtension | None:
+    """Service levels over the desk's AMI connection (moves callers, hears outcomes:
+    docs/desk/levels.md), or None without desk.yaml."""
+    from ivr.desk.levels_http import levels_extension_for
+
+    return levels_extension_for(settings, db, ami=ami, events=ami) if ami is not None else None
 
 
 def sms_log_path(settings: Settings) -> Path:
@@ -491,6 +505,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     texts = text_analysis(db, case_store(settings, db))  # sentiment, keywords (docs/cases)
     texts_task = asyncio.create_task(texts.worker.run(), name="text-analysis")
     desk_queues = build_queues(settings, db)  # agents in the queues, over AMI (docs/desk/queues.md)
+    levels = desk_levels(settings, db, desk_queues.ami if desk_queues is not None else None)
     await ops.serve_http(
         lambda: {"database": ops.live.healthy, "ari": controller.stream.connected.is_set()},
         mount=chat.mount if chat is not None else None,
@@ -499,7 +514,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         extensions=[
             backoffice.extension,
             reports_extension(settings, db),
-            *ops_extensions(settings, db, keywords=texts.extension),
+            *ops_extensions(settings, db, keywords=texts.extension, levels=levels),
             *([desk_queues.extension] if desk_queues is not None else []),
             *([desk.extension] if desk is not None else []),
         ],

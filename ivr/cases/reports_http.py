@@ -21,7 +21,7 @@ the last); without them, the last 7 days up to today. Filters: ``group``, ``site
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -39,6 +39,7 @@ from ivr.cases.reports import MAX_PERIOD, CaseReports, Dimension, InvalidQuery, 
 from ivr.ops.api import ApiError, ApiExtension, Call, ConsolePage, Handler, OpsApi
 from ivr.ops.flags import Role
 from ivr.ops.openapi import Param
+from ivr.ops.period import local_period
 from ivr.store.db import Database
 
 CONSOLE = Path(__file__).parent / "console"
@@ -133,20 +134,7 @@ class ReportRoutes:
     # --- the period --------------------------------------------------------------------------
     def period(self, params: Mapping[str, Any], longest: timedelta) -> tuple[datetime, datetime]:
         """``[from 00:00, to+1 00:00)`` local, from the checked ``from``/``to`` days."""
-        last = date.fromisoformat(params["to"]) if "to" in params else self.today()
-        first = (
-            date.fromisoformat(params["from"])
-            if "from" in params
-            else last - timedelta(days=DEFAULT_DAYS - 1)
-        )
-        if first > last:
-            raise ApiError(422, "invalid_parameter", "el periodo termina antes de empezar",
-                           [{"field": "from", "message": "posterior a «to»"}])  # fmt: skip
-        if (last - first).days + 1 > longest.days:
-            raise ApiError(422, "invalid_parameter", f"el periodo es de {longest.days} días como máximo",
-                           [{"field": "from", "message": f"a lo sumo {longest.days} días antes de «to»"}])  # fmt: skip
-        start = datetime.combine(first, time(0), self.tz)
-        return start, datetime.combine(last + timedelta(days=1), time(0), self.tz)
+        return local_period(params, self.tz, self.today, longest, DEFAULT_DAYS)
 
     def query(self, params: Mapping[str, Any]) -> ReportQuery:
         start, end = self.period(params, MAX_PERIOD)

@@ -38,6 +38,7 @@ from ivr.desk.ami import (
     QueueControl,
     UnknownPauseReason,
 )
+from ivr.desk.config import token_user
 from ivr.desk.errors import UnknownAgent
 from ivr.ops.api import ApiError, ApiExtension, Call, Handler
 from ivr.ops.flags import Role
@@ -142,12 +143,6 @@ class AgentRoutes:
                            f"Solo {agent.name} (usuario {agent.user}) o un administrador "
                            f"pueden cambiar la presencia del asesor {extension}.")  # fmt: skip
         return extension
-
-
-def token_user(actor_name: str) -> str:
-    """The ops-API token's name an actor acts as (``token:ana`` -> ``ana``: the ops
-    service names a token's actor so); the desk.yaml ``user`` it is matched with."""
-    return actor_name.removeprefix("token:")
 
 
 def agents_extension(

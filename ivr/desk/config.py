@@ -123,6 +123,10 @@ class DeskConfig:
         """The agent an ops-API token named ``user`` acts as, or None (an admin, a bot)."""
         return next((a for a in self.agents.values() if a.user == user), None)
 
+    def agent_for_actor(self, actor_name: str) -> Agent | None:
+        """The agent an ops-API actor (``token:ana``) acts as, or None: see :func:`token_user`."""
+        return self.agent_for_user(token_user(actor_name))
+
     def profile(self, profile_id: str) -> Profile:
         """The profile ``profile_id``; ``KeyError`` when there is none."""
         return self.profiles[profile_id]
@@ -298,3 +302,14 @@ def load_desk_for_line(citas_dir: Path) -> DeskConfig:
     config = load_desk_config(citas_dir / FILE_NAME)
     check_agent_vdns(config, citas_dir / "line.yaml")
     return config
+
+
+def token_user(actor_name: str) -> str:
+    """The ops-API token's name an actor acts as: what desk.yaml's ``agents.<ext>.user``
+    holds (the ops service names a token's actor ``token:<name>``; other actors, such as
+    the CLI's ``cli:<user>``, are left as they are).
+
+    >>> token_user("token:ana"), token_user("cli:root")
+    ('ana', 'cli:root')
+    """
+    return actor_name.removeprefix("token:")

@@ -34,7 +34,7 @@ from typing import Any
 from aiohttp import web
 
 from ivr.chat.store import ChatDeskError, HandoffClosed, HandoffNotFound, HandoffTaken
-from ivr.desk.config import DeskConfig
+from ivr.desk.config import DeskConfig, token_user
 from ivr.desk.pop import ChatKeys
 from ivr.desk.screen import ScreenPop
 from ivr.ops.api import ApiError, ApiExtension, Call, ConsolePage, Handler, OpsApi
@@ -161,16 +161,6 @@ class DeskPopRoutes:
         pop = await self.screen.pop_of(contact)
         return web.json_response({"agent": self.agent_json(agent), "contact": contact.as_json(),
                                   "pop": pop.as_json()})  # fmt: skip
-
-
-def token_user(actor: str) -> str:
-    """The token's name of an ops-API actor (``FlagService.authenticate`` names it
-    ``token:<name>``): what desk.yaml's ``agents.<ext>.user`` holds.
-
-    >>> token_user("token:ana"), token_user("cli:root")
-    ('ana', 'cli:root')
-    """
-    return actor.removeprefix("token:")
 
 
 def _event(name: str, data: Mapping[str, Any]) -> bytes:

@@ -19,7 +19,7 @@ for ``reasons``; ``within`` (seconds, default 20) for ``levels``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,10 @@ from ivr.desk.report_export import report_csv, report_xlsx
 from ivr.desk.report_figures import BY_VALUES
 from ivr.desk.report_service import DEFAULT_WITHIN_S
 from ivr.desk.reports import MAX_PERIOD, MAX_WITHIN_S, REPORTS, DeskQuery, DeskReports, InvalidQuery
-from ivr.ops.api import ApiError, ApiExtension, Call, ConsolePage, Handler, OpsApi
+from ivr.ops.api import ApiExtension, Call, ConsolePage, Handler, OpsApi
 from ivr.ops.flags import Role
 from ivr.ops.openapi import Operation, Param
+from ivr.ops.period import local_period
 from ivr.store.db import Database
 from ivr.xlsx_export import XLSX_MEDIA_TYPE
 
@@ -98,20 +99,7 @@ class DeskReportRoutes:
 
     def query(self, params: Mapping[str, Any]) -> DeskQuery:
         """The question of the checked query parameters; ApiError 422 when the days do not fit."""
-        last = date.fromisoformat(params["to"]) if "to" in params else self.today()
-        first = (
-            date.fromisoformat(params["from"])
-            if "from" in params
-            else last - timedelta(days=DEFAULT_DAYS - 1)
-        )
-        if first > last:
-            raise ApiError(422, "invalid_parameter", "el periodo termina antes de empezar",
-                           [{"field": "from", "message": "posterior a «to»"}])  # fmt: skip
-        if (last - first).days + 1 > MAX_PERIOD.days:
-            raise ApiError(422, "invalid_parameter", f"el periodo es de {MAX_PERIOD.days} días como máximo",
-                           [{"field": "from", "message": f"a lo sumo {MAX_PERIOD.days} días antes de «to»"}])  # fmt: skip
-        start = datetime.combine(first, time(0), self.tz)
-        end = datetime.combine(last + timedelta(days=1), time(0), self.tz)
+        start, end = local_period(params, self.tz, self.today, MAX_PERIOD, DEFAULT_DAYS)
         return DeskQuery(start, end, params.get("agent"), params.get("site"), params.get("by", "day"),
                          float(params.get("within", DEFAULT_WITHIN_S)))  # fmt: skip
 

@@ -133,6 +133,10 @@ class ScreenPop:
             previous_contact_id=previous.id if previous else None,
             journey_key=previous.journey_key if previous else event.uniqueid,
             source_key=event.dest_uniqueid or None,
+            # An escalated caller's script resumes where the previous level left it.
+            script_version=previous.script_version if previous else None,
+            script_node=previous.script_node if previous else None,
+            call_type=previous.call_type if previous else None,
         )  # fmt: skip
         contact = await self.store.open_contact(new)
         logger.info("desk: call %s (caller %s) answered by %s in %s: contact %s",
@@ -185,6 +189,12 @@ class ScreenPop:
         known = self.config.agents[agent]
         profile = self.config.profiles.get(known.profile)
         queue_id = profile.queues[0] if profile and profile.queues else ""
+        # An escalated chat (docs/desk/levels.md): re-queued for the target level's
+        # queue, chained to the contact that escalated it, its script resumed.
+        context = keys.context or {}
+        previous = await self._previous(str(context.get("desk_prev") or ""))
+        if previous is not None and str(context.get("desk_queue")) in self.config.queues:
+            queue_id = str(context["desk_queue"])
         queue = self.config.queues.get(queue_id)
         details = await self.source.for_chat(keys)
         now = self.clock()
@@ -195,8 +205,12 @@ class ScreenPop:
             context=details.as_json(), ivr_reason=details.ivr_reason,
             queued_at=queued_at, answered_at=now,
             hold_seconds=max(0, int((now - queued_at).total_seconds())), ring_seconds=0,
-            previous_contact_id=None, journey_key=keys.conversation_id,
+            previous_contact_id=previous.id if previous else None,
+            journey_key=previous.journey_key if previous else keys.conversation_id,
             source_key=f"handoff:{handoff_id}:{agent}",
+            script_version=previous.script_version if previous else None,
+            script_node=previous.script_node if previous else None,
+            call_type=previous.call_type if previous else None,
         )  # fmt: skip
         contact = await self.store.open_contact(new)
         await self.push_pop(contact)

@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from ivr.desk.config import load_desk_config
+from ivr.desk.config import load_desk_config, token_user
 from ivr.desk.errors import (
     AgentNotAllowed,
     ContactConflict,
@@ -163,7 +163,7 @@ def _tree_of(body: dict[str, Any]) -> dict[str, Any]:
 def agent_user(call: Call) -> str:
     """The desk.yaml ``user`` a request acts as: its token's name (the ops API names
     a token's actor ``token:<name>``)."""
-    return call.who.name.removeprefix("token:")
+    return token_user(call.who.name)
 
 
 def tree_yaml(tree: Any) -> str:

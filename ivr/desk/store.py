@@ -35,7 +35,9 @@ never a caller's number.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -77,8 +79,12 @@ from ivr.store.db import Database
 
 logger = logging.getLogger(__name__)
 
-# How often a ScriptStore write retries after losing a race on a unique index.
-RETRIES = 5
+# How often a ScriptStore write retries after losing a race on a unique index. Each
+# round of a race has one winner, so n writers at once need up to n attempts: the
+# bound is well above the administrators who could save at the same instant, and the
+# jittered pause between attempts spreads the losers out instead of colliding again.
+RETRIES = 20
+RETRY_PAUSE_S = 0.01
 
 
 def utcnow() -> datetime:
@@ -590,6 +596,7 @@ class ScriptStore:
             except IntegrityError:
                 if attempt == RETRIES - 1:
                     raise
+                await asyncio.sleep(random.uniform(0, RETRY_PAUSE_S * (attempt + 1)))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def create(self, tree: Mapping[str, Any], *, note: str, author: str) -> ScriptVersion:

@@ -88,10 +88,11 @@ class SippPhone:
         return PhoneReport(self.extension, rc, self.received_invites(), tail, self.calls)
 
     def stop(self) -> None:
-        """End sipp now if it still runs (a test's cleanup)."""
+        """End sipp now if it still runs (a test's cleanup); either way its output pipe
+        is read and closed (a phone whose sipp ended by itself left it open)."""
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.communicate(timeout=10)
+        self.proc.communicate(timeout=10)
 
 
 class SupportPhone(SippPhone):

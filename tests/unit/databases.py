@@ -18,7 +18,7 @@ PG_URL = os.environ.get("CITAS_TEST_PG_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 # Emptied between tests on PostgreSQL, which outlives one test (children first).
 APP_TABLES = (
-    "desk_steps", "desk_contacts", "desk_presence", "script_versions",
+    "desk_escalations", "desk_steps", "desk_contacts", "desk_presence", "script_versions",
     "escalation_attempts", "sla_marks", "surveys", "case_events", "cases",
     "chat_handoffs", "chat_outbound", "chat_inbound", "conversations",
     "bookings", "booking_guards", "slots", "sms_outbox", "mail_outbox", "call_records",

@@ -21,8 +21,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from ivr.ami import AmiTimeout
 from ivr.citas.flags import flag_registry
 from ivr.citas.reference import load_reference
-from ivr.desk.agents_http import agents_extension, token_user
+from ivr.desk.agents_http import agents_extension
 from ivr.desk.ami import AmiHealth, QueueControl
+from ivr.desk.config import token_user
 from ivr.desk.store import DeskStore
 from ivr.ops.api import build_ops_app
 from ivr.ops.flags import Role

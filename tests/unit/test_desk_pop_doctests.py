@@ -10,11 +10,10 @@ import pytest
 import ivr.citas.desk
 import ivr.desk.events
 import ivr.desk.pop
-import ivr.desk.pop_http
 import ivr.desk.push
 
 
-@pytest.mark.parametrize("module", [ivr.desk.events, ivr.desk.pop, ivr.desk.push, ivr.desk.pop_http, ivr.citas.desk],
+@pytest.mark.parametrize("module", [ivr.desk.events, ivr.desk.pop, ivr.desk.push, ivr.citas.desk],
                          ids=lambda m: m.__name__)  # fmt: skip
 def test_docstring_examples(module: ModuleType) -> None:
     result = doctest.testmod(module)
