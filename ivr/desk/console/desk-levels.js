@@ -13,24 +13,9 @@
 // Data from the API is always written with textContent.
 "use strict";
 
-const TOKEN_KEY = "citas-ops-token";
-
-async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` };
-  const init = { method, headers };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const response = await fetch(path, init);
-  const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    const error = new Error(data && data.message ? data.message : `error HTTP ${response.status}`);
-    error.status = response.status;
-    throw error;
-  }
-  return data;
-}
+// The page that imports this module loads /console/common.js first (docs/desk/core.md):
+// api() (the console's token in the Authorization header; throws ApiError with `status`
+// and the API's Spanish `message`) is its global, not a copy here.
 
 function el(tag, attrs = {}, text) {
   const node = document.createElement(tag);
