@@ -27,6 +27,9 @@ PAGES = [
     ("/console/tablero.html", "showLogin", "Consulta rechazada"),
     ("/console/incidents.html", "buildForm", "Reporte rechazado"),
     ("/console/keywords.html", "renderLists", "Cambio rechazado"),
+    ("/console/escritorio.html", "renderPop", "No se pudo"),
+    ("/console/guiones.html", "renderTree", "Rechazado"),
+    ("/console/reportes-escritorio.html", "barChart", "Consulta rechazada"),
 ]
 
 PROBE = """

@@ -97,9 +97,10 @@ def levels_server(tmp_path: Path) -> Iterator[LevelsServer]:
 
 
 def mount(driver: WebDriver, server: LevelsServer, who: str, contact: Contact) -> None:
-    """The console's origin, the agent's token, and the panel mounted on ``#escalar``
-    as the desktop page mounts it."""
-    driver.get(server.url + "/")
+    """The console's page (it loads common.js first, as the desktop does: the panel
+    calls its api()), the agent's token, and the panel mounted on ``#escalar`` as the
+    desktop page mounts it."""
+    driver.get(server.url + "/console")
     driver.execute_script("sessionStorage.setItem('citas-ops-token', arguments[0]);", server.tokens[who])
     driver.execute_async_script(
         """
