@@ -148,7 +148,7 @@ def test_an_operator_cannot_edit_admin_flags(browser: WebDriver, ops_server: Ops
 def test_a_wrong_token_shows_the_error(browser: WebDriver, ops_server: OpsServer) -> None:
     log_in(browser, ops_server, "not-a-token")
     wait_text(browser, "#login-error", "Token no válido")
-    assert "not valid" in browser.find_element(By.ID, "login-error").text
+    assert "no es válido" in browser.find_element(By.ID, "login-error").text
     assert not browser.find_element(By.ID, "app").is_displayed()
 
 
