@@ -84,6 +84,23 @@ def create_token(env: dict[str, str], name: str, role: str) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
+_AGENT_TOKENS: dict[tuple[str, str], str] = {}
+
+
+def agent_token(env: dict[str, str], user: str) -> str:
+    """The ops-API token of the desk agent whose desk.yaml ``user`` is ``user`` (ana,
+    bruno, carla...) on this sandbox's database, created once per test process.
+
+    A token's name is unique in a database and names the agent it acts as, so every
+    desk test file on one sandbox must share the agent's one token: two files creating
+    "ana" in one run failed with "a token named 'ana' exists". Role operator: an agent
+    follows scripts and escalates (a viewer may only log itself in and out)."""
+    key = (env["CITAS_STATE_DIR"], user)
+    if key not in _AGENT_TOKENS:
+        _AGENT_TOKENS[key] = create_token(env, user, "operator")
+    return _AGENT_TOKENS[key]
+
+
 class LoopThread:
     """An asyncio loop in a daemon thread; the peers below run their servers on it."""
 

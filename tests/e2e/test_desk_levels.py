@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -31,6 +29,7 @@ from ivr.scenarios.deskagent import DeskAgentPhone
 from ivr.scenarios.spec import SCENARIO_DIR
 from ivr.settings import Settings
 from tests.e2e.conftest import ControllerProcess, Sandbox, ok, wait_until
+from tests.e2e.ops_peers import agent_token
 
 pytestmark = pytest.mark.e2e
 
@@ -61,21 +60,9 @@ class OpsClient:
         return answer
 
 
-_TOKENS: dict[tuple[str, str], str] = {}
-
-
-def token(sandbox: Sandbox, name: str, role: str = "operator") -> str:
-    """The token named ``name`` on this sandbox's database (created once per session)."""
-    key = (sandbox.env["CITAS_STATE_DIR"], name)
-    if key in _TOKENS:
-        return _TOKENS[key]
-    done = subprocess.run(
-        [sys.executable, "-m", "ivr.cli", "ops", "token", "create", name, "--role", role],
-        env=sandbox.env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    _TOKENS[key] = done.stdout.strip()
-    return _TOKENS[key]
+def token(sandbox: Sandbox, name: str) -> str:
+    """Desk agent ``name``'s token on this sandbox (shared by every desk test file)."""
+    return agent_token(sandbox.env, name)
 
 
 class Caller(threading.Thread):

@@ -30,7 +30,7 @@ from ivr.scenarios.spec import SCENARIO_DIR
 from ivr.settings import Settings
 from tests.chromium import chromium
 from tests.e2e.conftest import ControllerProcess, Sandbox, ok, wait_until
-from tests.e2e.ops_peers import OpsApi, create_token
+from tests.e2e.ops_peers import OpsApi, agent_token, create_token
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +47,7 @@ _SENT_200 = re.compile(
 @pytest.fixture(scope="module")
 def tokens(sandbox: Sandbox, controller: ControllerProcess) -> dict[str, str]:
     return {
-        "ana": create_token(sandbox.env, "ana", "operator"),  # the agent's own token
+        "ana": agent_token(sandbox.env, "ana"),  # the agent's own token
         "admin": create_token(sandbox.env, "e2e-desk-pop-admin", "admin"),
     }
 

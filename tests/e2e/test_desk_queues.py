@@ -23,7 +23,7 @@ from ivr.scenarios.deskagent import DeskAgentPhone
 from ivr.scenarios.spec import SCENARIO_DIR
 from ivr.settings import REPO_ROOT, Settings
 from tests.e2e.conftest import ControllerProcess, Sandbox, ok, wait_until
-from tests.e2e.ops_peers import OpsApi, create_token
+from tests.e2e.ops_peers import OpsApi, agent_token, create_token
 
 pytestmark = pytest.mark.e2e
 
@@ -34,8 +34,8 @@ QUEUES = ["l1_general", "incidentes"]
 @pytest.fixture(scope="module")
 def tokens(sandbox: Sandbox, controller: ControllerProcess) -> dict[str, str]:
     return {
-        "ana": create_token(sandbox.env, "ana", "viewer"),  # an agent's own token
-        "bruno": create_token(sandbox.env, "bruno", "operator"),  # another agent
+        "ana": agent_token(sandbox.env, "ana"),  # an agent's own token
+        "bruno": agent_token(sandbox.env, "bruno"),  # another agent
         "admin": create_token(sandbox.env, "e2e-desk-admin", "admin"),
     }
 
