@@ -84,6 +84,9 @@ def own_dirs(tmp_path: Path) -> tuple[Path, Path]:
     config = tmp_path / "etc-citas"
     shutil.copytree(REPO_ROOT / "config", config)
     edit_once(config / "citas" / "line.yaml", 'non_target: "5550001"', f'non_target: "{OWN_VDN}"')
+    # Without the agent desktop: with desk.yaml, ivr serve refuses a line.yaml VDN that
+    # is no desk queue (docs/desk/core.md), and this deployment's own VDN is not.
+    (config / "citas" / "desk.yaml").unlink()
     edit_once(config / "citas" / "affiliates.yaml", '"2020202020"', f'"{OWN_DOCUMENT}"')
     # A node the call below never reaches: it only has to load.
     edit_once(config / "flows" / "citas.yaml", "prompt: document_not_found\n", f"prompt: {OWN_PROMPT}\n")

@@ -147,12 +147,24 @@ def without_vdn(context: dict[str, Any]) -> dict[str, Any]:
     return {**context, "facts": [f for f in context.get("facts", []) if f.get("label") != "VDN"]}
 
 
-def current_contact(api: OpsClient) -> dict[str, Any] | None:
+def current_contact(api: OpsClient, *, not_id: str | None = None) -> dict[str, Any] | None:
+    """The agent's active voice contact, other than ``not_id`` (the one it had before
+    this test's call: another test file on the same sandbox, e.g. the chat hand-off the
+    pop test takes as Ana, leaves its own contact active, and a test that took it for
+    its call's contact read another journey)."""
     status, answer = api.request("GET", "/api/desk/current")
     if status != 200 or not answer.get("contact"):
         return None
     contact: dict[str, Any] = answer["contact"]
-    return contact if contact["state"] == "active" else None
+    mine = contact["state"] == "active" and contact["kind"] == "voice" and contact["id"] != not_id
+    return contact if mine else None
+
+
+def contact_id_now(api: OpsClient) -> str | None:
+    """The id of the agent's current contact before a test's call, if any."""
+    status, answer = api.request("GET", "/api/desk/current")
+    contact = answer.get("contact") if status == 200 else None
+    return str(contact["id"]) if contact else None
 
 
 @pytest.mark.timeout(300)  # a call answered at level 1, moved, answered at level 2: about 60 s, slower under load
@@ -166,9 +178,10 @@ def test_an_escalated_call_reaches_level_two_with_the_same_context(
     carla.ok("POST", "/api/desk/agents/7003/login", {})
     watch = AmiWatch(sandbox.settings)
     caller = Caller(sandbox, desk_scenario(tmp_path))
+    before = contact_id_now(ana)
     caller.start()
     try:
-        first = poll(lambda: current_contact(ana), 120, "agent 7001's contact (the IVR transfer answered)")
+        first = poll(lambda: current_contact(ana, not_id=before), 120, "agent 7001's contact (the IVR transfer answered)")
         assert (first["agent"], first["level"]) == ("7001", 1)
         options = ana.ok("GET", f"/api/desk/contacts/{first['id']}/escalation")
         assert {t["area"] for t in options["targets"]} == {"tecnico", "clinico", "comercial"}
@@ -221,9 +234,10 @@ def test_an_escalation_nobody_takes_is_said_and_recorded_unanswered(
     ana.ok("POST", "/api/desk/agents/7001/login", {})
     watch = AmiWatch(sandbox.settings)
     caller = Caller(sandbox, desk_scenario(tmp_path))
+    before = contact_id_now(ana)
     caller.start()
     try:
-        first = poll(lambda: current_contact(ana), 120, "agent 7001's contact")
+        first = poll(lambda: current_contact(ana, not_id=before), 120, "agent 7001's contact")
         # Nobody is logged into l2_tecnico: the queue refuses the caller (joinempty).
         ana.ok("POST", f"/api/desk/contacts/{first['id']}/escalate",
                {"area": "tecnico", "reason": "Falla de la aplicación"})  # fmt: skip

@@ -56,6 +56,10 @@ def own_config(tmp_path: Path, table: str, old: str, new: str) -> Path:
     config = tmp_path / "config"
     shutil.copytree(REPO_ROOT / "config", config)
     edit_once(config / "citas" / table, old, new)
+    # A line without the agent desktop (no desk.yaml): its VDNs are plain dialplan
+    # destinations. With desk.yaml, ivr serve refuses a line.yaml VDN that is no desk
+    # queue (config/citas/desk.yaml, docs/desk/core.md), which these VDNs are not.
+    (config / "citas" / "desk.yaml").unlink()
     return config
 
 
