@@ -268,24 +268,6 @@ function lastDay(endIso) { // the day before the period's end, in the server's z
   return d.toISOString().slice(0, 10);
 }
 
-async function download(path, fallbackName) {
-  try {
-    const response = await fetch(path, { headers: authHeaders() });
-    if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
-    const blob = await response.blob();
-    const match = /filename=([^;]+)/.exec(response.headers.get("Content-Disposition") || "");
-    const link = document.createElement("a");
-    link.href = URL.createObjectURL(blob);
-    link.download = match ? match[1].trim() : fallbackName;
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(link.href), 60000);
-  } catch (err) {
-    showError(err);
-  }
-}
-
 function showLogin() {
   $("app").hidden = true;
   $("login").hidden = false;
@@ -300,16 +282,16 @@ function start() {
 document.addEventListener("DOMContentLoaded", () => {
   $("filters").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
   for (const id of ["f-by", "f-group", "f-site", "f-person"]) $(id).addEventListener("change", refresh);
-  $("dl-xlsx").addEventListener("click", (e) => { e.preventDefault(); download(`/api/reports/export?${params()}`, "tablero.xlsx"); });
+  $("dl-xlsx").addEventListener("click", (e) => { e.preventDefault(); downloadFile(`/api/reports/export?${params()}`, "tablero.xlsx"); });
   $("dl-figures-csv").addEventListener("click", (e) => {
     e.preventDefault();
     const q = params(); q.set("format", "csv");
-    download(`/api/reports/figures?${q}`, "indicadores.csv");
+    downloadFile(`/api/reports/figures?${q}`, "indicadores.csv");
   });
   $("dl-funnel-csv").addEventListener("click", (e) => {
     e.preventDefault();
     const q = funnelParams(); q.set("format", "csv");
-    download(`/api/reports/funnel?${q}`, "embudo.csv");
+    downloadFile(`/api/reports/funnel?${q}`, "embudo.csv");
   });
   $("login-form").addEventListener("submit", (e) => {
     e.preventDefault();

@@ -225,24 +225,11 @@ async function refresh() {
   }
 }
 
-async function download(report, format) {
-  try {
-    const q = params();
-    q.set("format", format);
-    const response = await fetch(`/api/desk/reports/${report}/export?${q}`, { headers: authHeaders() });
-    if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
-    const blob = await response.blob();
-    const match = /filename=([^;]+)/.exec(response.headers.get("Content-Disposition") || "");
-    const link = document.createElement("a");
-    link.href = URL.createObjectURL(blob);
-    link.download = match ? match[1].trim() : `escritorio-${report}.${format}`;
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(link.href), 60000);
-  } catch (err) {
-    showError(err);
-  }
+// The export of `report` in `format` (csv, xlsx) for the filters on screen.
+function download(report, format) {
+  const q = params();
+  q.set("format", format);
+  return downloadFile(`/api/desk/reports/${report}/export?${q}`, `escritorio-${report}.${format}`);
 }
 
 function showLogin() {

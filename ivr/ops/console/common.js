@@ -4,7 +4,7 @@
 //   <script src="/console/common.js" defer></script>
 //   <script src="/console/mine.js" defer></script>
 // It is a classic script: its top-level names (TOKEN_KEY, ROLE_LEVEL, ROLE_LABEL, $,
-// ApiError, authHeaders, api, setupErrors, showError, showNotice) are the page's too, so
+// ApiError, authHeaders, api, setupErrors, showError, showNotice, downloadFile) are the page's too, so
 // a page must not declare them again. Data from the API is always written with textContent.
 "use strict";
 
@@ -100,4 +100,24 @@ function showNotice(text) {
   $("error").hidden = true;
   $("notice").textContent = text;
   $("notice").hidden = false;
+}
+
+// Download what `path` answers (an export: CSV, XLSX) as a file, named as the server's
+// Content-Disposition says, else `fallbackName`; a refusal goes to showError.
+async function downloadFile(path, fallbackName) {
+  try {
+    const response = await fetch(path, { headers: authHeaders() });
+    if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+    const blob = await response.blob();
+    const match = /filename=([^;]+)/.exec(response.headers.get("Content-Disposition") || "");
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = match ? match[1].trim() : fallbackName;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+  } catch (err) {
+    showError(err);
+  }
 }
