@@ -83,6 +83,10 @@ class ProcessUsage:
     cpu_s: float
     rss_peak_mb: float
     window_s: float = 0.0  # how long the CPU was counted
+    # Peaks over the step's samples, summed over the process tree (ivr.bench.usage).
+    threads_peak: int = 0
+    fds_peak: int = 0
+    processes_peak: int = 0
 
 
 @dataclass
@@ -109,6 +113,10 @@ class StepResult:
     max_response_p99_ms: float = 0.0
     # The chat line: messages answered per second over the step (None on the call lines).
     achieved_rate: float | None = None
+    # The variant (ivr.bench.variants): its name, controller processes and database.
+    variant: str = ""
+    controllers: int = 0
+    db: str = ""
 
     @property
     def failure_ratio(self) -> float:
@@ -133,6 +141,17 @@ class StepResult:
             cpu_ms = max(0.0, cpu_ms - self.idle_ms_per_s.get(process, 0.0) * use.window_s)
         return cpu_ms / self.completed
 
+    def total_cpu_ms_per_call(self) -> float | None:
+        """What a call costs the system under test: controller + Asterisk + PostgreSQL
+        (whichever were watched; sipp and the chat simulator are the load, not counted)."""
+        parts = [self.cpu_ms_per_call(p) for p in ("controller", "asterisk", "postgres")]
+        known = [p for p in parts if p is not None]
+        return sum(known) if known else None
+
+    def _peak(self, process: str, what: str) -> int | None:
+        use = self.usage.get(process)
+        return int(getattr(use, what)) if use else None
+
     def rss_peak_mb(self, process: str) -> float | None:
         use = self.usage.get(process)
         return use.rss_peak_mb if use else None
@@ -140,7 +159,10 @@ class StepResult:
     def summary(self) -> dict[str, Any]:
         """One flat row: what the CSV holds and the plot reads."""
         return {
+            "variant": self.variant or self.line,
             "line": self.line,
+            "controllers": self.controllers,
+            "db": self.db,
             "concurrency": self.concurrency,
             "placed": self.placed,
             "completed": self.completed,
@@ -163,11 +185,17 @@ class StepResult:
             "asterisk_cpu_ms_per_call": _r(self.cpu_ms_per_call("asterisk")),
             "controller_cpu_gross_ms_per_call": _r(self.cpu_ms_per_call("controller", net=False)),
             "asterisk_cpu_gross_ms_per_call": _r(self.cpu_ms_per_call("asterisk", net=False)),
+            "postgres_cpu_ms_per_call": _r(self.cpu_ms_per_call("postgres")),
+            "total_cpu_ms_per_call": _r(self.total_cpu_ms_per_call()),
             "sipp_cpu_ms_per_call": _r(self.cpu_ms_per_call("sipp")),
             # The chat line's load generator (the bench process: simulator and contacts).
             "simulator_cpu_ms_per_call": _r(self.cpu_ms_per_call("simulator")),
             "controller_rss_peak_mb": _r(self.rss_peak_mb("controller")),
             "asterisk_rss_peak_mb": _r(self.rss_peak_mb("asterisk")),
+            "postgres_rss_peak_mb": _r(self.rss_peak_mb("postgres")),
+            "controller_processes": self._peak("controller", "processes_peak"),
+            "asterisk_threads_peak": self._peak("asterisk", "threads_peak"),
+            "asterisk_fds_peak": self._peak("asterisk", "fds_peak"),
             "host_cpu_pct": _r(self.host_cpu_pct, 1),
             "achieved_per_s": _r(self.achieved_rate),
             "controller_per_cpu_s": _r(per_cpu_second(self.cpu_ms_per_call("controller"))),
@@ -237,11 +265,17 @@ def capacity_ratio(ari: LineSummary, plain: LineSummary) -> dict[str, Any]:
 
 
 def cpu_ratio(ari_best: dict[str, Any] | None, plain_best: dict[str, Any] | None) -> float | None:
-    """CPU per call of the whole ARI path (controller + Asterisk) over plain Asterisk's."""
+    """CPU per call of the whole ARI path (controller + Asterisk [+ PostgreSQL]) over
+    plain dialplan Asterisk's (the issue's "CPU per call ≤ 1.3× plain")."""
     if not ari_best or not plain_best:
         return None
-    ari = (ari_best.get("controller_cpu_ms_per_call") or 0.0) + (
-        ari_best.get("asterisk_cpu_ms_per_call") or 0.0
+    ari = sum(
+        ari_best.get(key) or 0.0
+        for key in (
+            "controller_cpu_ms_per_call",
+            "asterisk_cpu_ms_per_call",
+            "postgres_cpu_ms_per_call",
+        )
     )
     plain = plain_best.get("asterisk_cpu_ms_per_call") or 0.0
     if plain <= 0:
@@ -354,3 +388,68 @@ def step_line(step: StepResult) -> str:
         f"ast {_fmt(s['asterisk_cpu_ms_per_call'])} ms; "
         f"RSS ctl {_fmt(s['controller_rss_peak_mb'])} MB; machine CPU {_fmt(s['host_cpu_pct'])}%"
     )
+
+
+def first_failed(steps: Sequence[StepResult]) -> int | None:
+    """The N of the first step that failed (None: none did, the capacity is a bound)."""
+    return next((s.concurrency for s in steps if not s.passed), None)
+
+
+def versus_plain(summaries: dict[str, LineSummary], lines: dict[str, str]) -> dict[str, Any]:
+    """Every controller variant against the plain-dialplan line (the issue's goals).
+
+    ``summaries``: variant name → its summary; ``lines``: variant name → its line.
+    For each variant other than ``smoke-dialplan``: ``capacity`` (its capacity over
+    plain's, with the bound of ``capacity_ratio``) and ``cpu_per_call`` (its CPU
+    per call — controller + Asterisk + PostgreSQL — over plain dialplan Asterisk's,
+    each at its own capacity step). Empty when plain dialplan did not run.
+    """
+    plain = next((s for n, s in summaries.items() if lines.get(n) == "smoke-dialplan"), None)
+    if plain is None:
+        return {}
+    return {
+        name: {
+            "capacity": capacity_ratio(s, plain),
+            "cpu_per_call": cpu_ratio(s.best, plain.best),
+        }
+        for name, s in summaries.items()
+        if lines.get(name) not in ("smoke-dialplan", "chat")
+    }
+
+
+def read_counts(path: Path) -> dict[str, Any] | None:
+    """The controller's ``CITAS_ARI_COUNTS`` snapshot (JSON), None if absent or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def per_call_counts(counts: dict[str, Any] | None, calls: int) -> dict[str, Any] | None:
+    """Each count of a snapshot divided by the calls placed (the snapshot covers the
+    controller's whole life in one variant: warm-up and every step). Nested dicts
+    keep their shape and each gets a ``total``; what is not a number is left out.
+
+    >>> per_call_counts({"events": {"StasisStart": 20, "ChannelDtmfReceived": 40}}, 20)
+    {'events': {'StasisStart': 1.0, 'ChannelDtmfReceived': 2.0, 'total': 3.0}}
+    """
+    if not counts or calls <= 0:
+        return None
+
+    def divide(node: Any, depth: int = 0) -> Any:
+        if isinstance(node, bool):
+            return None
+        if isinstance(node, int | float):
+            return round(node / calls, 3)
+        if isinstance(node, dict):
+            pairs = ((k, divide(v, depth + 1)) for k, v in node.items())
+            out = {str(k): v for k, v in pairs if v is not None}
+            numbers = [v for v in out.values() if isinstance(v, float)]
+            if depth and numbers and len(numbers) == len(out):
+                out["total"] = round(sum(numbers), 3)
+            return out or None
+        return None
+
+    result = divide(counts)
+    return result if isinstance(result, dict) else None
