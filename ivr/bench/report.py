@@ -54,11 +54,15 @@ def capacity_text(variant: dict[str, Any]) -> str:
 
 
 def ratio_text(ratio: dict[str, Any] | None) -> str:
-    """``0.97`` when exact, ``≥0.50`` / ``≤0.50`` when bounded, ``–`` unknown."""
+    """``0.97`` when exact, ``≥0.50`` / ``≤0.50`` when bounded one way, ``1.00
+    (both ≥)`` when both capacities are lower bounds, ``–`` when not measured."""
     if not ratio or ratio.get("ratio") is None:
         return "–"
-    sign = {"exact": "", "at least": "≥", "at most": "≤"}.get(str(ratio.get("bound")), "?")
-    return f"{sign}{float(ratio['ratio']):.2f}"
+    value = f"{float(ratio['ratio']):.2f}"
+    bound = str(ratio.get("bound"))
+    if bound == "unknown":
+        return f"{value} (both ≥)"
+    return {"at least": "≥", "at most": "≤"}.get(bound, "") + value
 
 
 def goal_checks(results: dict[str, Any]) -> list[str]:

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
 import uuid
@@ -85,7 +86,8 @@ from ivr.scenarios.sippxml import caller_xml
 from ivr.settings import Settings
 
 OK_MARK = "BENCH-OK"
-CONTROLLER_READY_S = 45.0
+# The first start synthesizes the prompts (espeak-ng): over 45 s on a busy machine.
+CONTROLLER_READY_S = 120.0
 RECORDS_WAIT_S = 30.0
 SAMPLE_EVERY_S = 0.5
 # Watched with their children: ivr serve and its voice workers, PostgreSQL's backends.
@@ -195,7 +197,13 @@ class Bench:
             facts["asterisk_nofile_limit"] = _nofile_limit(asterisk)
             self._measure_idle({"asterisk": asterisk})
             for variant in variants:
-                self.runs[variant.name] = self._run_variant(variant)
+                try:
+                    self.runs[variant.name] = self._run_variant(variant)
+                except Exception as exc:  # one variant's crash must not lose the others
+                    line = CHAT if variant.line == CHAT_LINE else LINES[variant.line]
+                    error = f"the bench failed in this variant: {exc!r}"
+                    self.say(f"  {error}\n{traceback.format_exc()}")
+                    self.runs[variant.name] = LineRun(line, variant, error=error)
         finally:
             self._stop_controller()
             if self.chat is not None:
@@ -533,9 +541,7 @@ class Bench:
         )
         procs = self._watched()
         t0 = time.time()
-        proc = subprocess.Popen(
-            cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
+        proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         procs["sipp"] = _proc(proc.pid)
         usage = UsageMeter(procs, trees=TREES)
         psutil.cpu_percent(None)  # starts the machine-wide count
@@ -548,14 +554,15 @@ class Bench:
             time.sleep(SAMPLE_EVERY_S)
         usage.sample()
         host_cpu = psutil.cpu_percent(None)
-        _, stderr = proc.communicate()
+        _, stderr_bytes = proc.communicate()
+        stderr = decode_output(stderr_bytes)
         sipp_s = time.time() - t0
         ok_ids = read_ok_ids(workdir / "bench.log")
         stat = read_stat(workdir / "stat.csv")
         failures = dict(stat.failures)
         if proc.returncode not in (0, 1):
             failures[f"sipp_exit_{proc.returncode}"] = 1
-            (workdir / "sipp-stderr.txt").write_text(stderr or "", encoding="utf-8")
+            (workdir / "sipp-stderr.txt").write_text(stderr, encoding="utf-8")
         completed_ids = ok_ids
         if line.uses_controller:
             good = self._good_records(variant.db, prefix, line.outcome, expected=len(ok_ids))
@@ -721,6 +728,17 @@ def sipp_command(
         "-trace_logs", "-log_file", str(workdir / "bench.log"),
         f"{settings.host}:{settings.ports.sip}",
     ]  # fmt: skip
+
+
+def decode_output(data: bytes | None) -> str:
+    """A child's output as text, whatever it wrote: sipp's stderr can hold bytes that
+    are not UTF-8 (a received packet echoed in a warning), which crashed a whole run
+    when read with ``text=True``; undecodable bytes become U+FFFD.
+
+    >>> decode_output(b"ok \x80 ok")
+    'ok \ufffd ok'
+    """
+    return (data or b"").decode("utf-8", errors="replace")
 
 
 def mark_success(xml: str) -> str:
@@ -899,10 +917,9 @@ def machine_facts() -> dict[str, Any]:
         pass
     sipp = ""
     try:
-        out = subprocess.run(["sipp", "-v"], capture_output=True, text=True, timeout=10)
-        sipp = next(
-            (ln.strip() for ln in (out.stdout + out.stderr).splitlines() if "SIPp" in ln), ""
-        )
+        out = subprocess.run(["sipp", "-v"], capture_output=True, timeout=10)
+        text = decode_output(out.stdout) + decode_output(out.stderr)
+        sipp = next((ln.strip() for ln in text.splitlines() if "SIPp" in ln), "")
     except (OSError, subprocess.TimeoutExpired):
         pass
     return {

@@ -225,6 +225,7 @@ class LineSummary:
     capacity: int  # the largest concurrency whose step passed (0: none did)
     capped: bool  # True when no step failed: the capacity is at least ``capacity``
     best: dict[str, Any] | None  # the summary row of the step at capacity
+    steps: int = 0  # how many steps ran (0: the line did not run, e.g. its warm-up failed)
 
     def capacity_text(self) -> str:
         return f"≥{self.capacity}" if self.capped else str(self.capacity)
@@ -240,6 +241,7 @@ def summarize_line(line: str, title: str, steps: Sequence[StepResult]) -> LineSu
         capacity=best.concurrency if best else 0,
         capped=bool(steps) and not failed_any,
         best=best.summary() if best else None,
+        steps=len(steps),
     )
 
 
@@ -250,7 +252,7 @@ def capacity_ratio(ari: LineSummary, plain: LineSummary) -> dict[str, Any]:
     only bounded: ``bound`` says which way ("exact", "at least", "at most",
     "unknown").
     """
-    if plain.capacity == 0:
+    if plain.capacity == 0 or not ari.steps:
         return {"ratio": None, "bound": "unknown"}
     ratio = ari.capacity / plain.capacity
     if ari.capped and plain.capped:
@@ -351,7 +353,7 @@ def _fmt(value: object, unit: str = "") -> str:
 def table(lines: Sequence[LineSummary]) -> str:
     """The human summary: one row per line, at its capacity (latencies in ms)."""
     head = (
-        f"{'line':<15} {'capacity':>8} {'done/placed':>11} {'react p50':>9} {'p99':>6} "
+        f"{'variant':<15} {'capacity':>8} {'done/placed':>11} {'react p50':>9} {'p99':>6} "
         f"{'from-ast p50':>12} {'p99':>6} {'resp p50':>8} {'p99':>6} "
         f"{'CPU ms/call ctl':>15} {'ast':>6} {'RSS MB ctl':>10} {'ast':>6}"
     )
@@ -378,14 +380,16 @@ def step_line(step: StepResult) -> str:
     verdict = "ok" if step.passed else ("SLOW" if step.too_slow else "FAIL")
     why = f" ({s['failures']})" if s["failures"] else ""
     return (
-        f"  {step.line:<15} N={step.concurrency:<4} {verdict:<4} "
+        f"  {step.variant or step.line:<15} N={step.concurrency:<4} {verdict:<4} "
         f"{step.completed}/{step.placed} done, {step.failed} failed{why}; "
         f"up at once {step.max_concurrent_seen}; "
         f"react p50/p99 {_fmt(s['reaction_p50_ms'])}/{_fmt(s['reaction_p99_ms'])} ms "
         f"(from Asterisk {_fmt(s['from_asterisk_p50_ms'])}/{_fmt(s['from_asterisk_p99_ms'])}); "
         f"resp p50/p99 {_fmt(s['response_p50_ms'])}/{_fmt(s['response_p99_ms'])} ms; "
         f"CPU/call ctl {_fmt(s['controller_cpu_ms_per_call'])} ms, "
-        f"ast {_fmt(s['asterisk_cpu_ms_per_call'])} ms; "
+        f"ast {_fmt(s['asterisk_cpu_ms_per_call'])} ms"
+        + (f", pg {_fmt(s['postgres_cpu_ms_per_call'])} ms" if step.db == "postgresql" else "")
+        + "; "
         f"RSS ctl {_fmt(s['controller_rss_peak_mb'])} MB; machine CPU {_fmt(s['host_cpu_pct'])}%"
     )
 

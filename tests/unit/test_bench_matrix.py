@@ -419,3 +419,21 @@ def test_total_cpu_per_call_is_controller_asterisk_and_postgres_not_sipp() -> No
 )
 def test_per_call_counts(counts: dict[str, object] | None, calls: int, expected: object) -> None:
     assert per_call_counts(counts, calls) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("data", "text"),
+    [
+        (None, ""),
+        (b"", ""),
+        (b"plain", "plain"),
+        ("Sí".encode(), "Sí"),
+        # the observed instance: sipp's stderr with a 0x80 byte crashed a whole run
+        (b"warning: \x80\x81 received", "warning: \ufffd\ufffd received"),
+        (b"\xff", "\ufffd"),
+    ],
+)
+def test_decode_output_never_raises_on_what_a_child_writes(data: bytes | None, text: str) -> None:
+    from ivr.bench.runner import decode_output
+
+    assert decode_output(data) == text
