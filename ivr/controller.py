@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from ivr.ari import AriClient, AriError, CallContext, CallRouter, Channel, Event, EventStream
+from ivr.ari.counters import AriCounters, AriCountersCollector
 from ivr.booking.source import SlotSource
 from ivr.cases.setup import case_store
 from ivr.channel import (
@@ -135,6 +136,7 @@ class Controller:
             self.settings.app_name,
             self.dispatch,
             on_connected=self.reconcile,
+            counters=self.client.counters,  # events and requests in one AriCounters
         )
         self.metrics.active_calls.set_function(lambda: self.router.active_calls)
 
@@ -457,12 +459,18 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     await db.migrate()
     await seed_default_scripts(db, settings.citas_dir)  # the desk's call scripts, version 1
     metrics = Metrics()
+    ari_counters = AriCounters()  # /metrics; CITAS_ARI_COUNTS at shutdown (ivr bench)
+    metrics.registry.register(AriCountersCollector(ari_counters))
     # DTMF in → ARI out: on /metrics, and to CITAS_REACTION_LOG when set (ivr bench).
     reaction = ReactionTimer.from_env(observer=metrics.reaction.observe)
     ops = OpsRuntime(settings, db, registry, metrics)
     await ops.start()
     client = AriClient(
-        settings.ari_url, settings.ari_user, settings.ari_password, timeout=settings.request_timeout
+        settings.ari_url,
+        settings.ari_user,
+        settings.ari_password,
+        timeout=settings.request_timeout,
+        counters=ari_counters,
     )
     booking = slot_source(
         settings, db, one_pending_per_service=reference.line.one_pending_per_service
@@ -571,6 +579,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         if isinstance(booking, OwnedSession):
             await booking.close()
         await client.close()
+        ari_counters.write_if_asked()
         reaction.close()
         await db.close()
 
