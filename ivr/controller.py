@@ -51,6 +51,7 @@ from ivr.sms.gateways import FileSmsGateway, HttpSmsGateway, SmsGateway
 from ivr.sms.outbox import SmsOutbox
 from ivr.sms.worker import SmsWorker
 from ivr.store import CallRecordStore, Database
+from ivr.store.changes import ChangeFeed
 from ivr.store.records import CallRecord
 from ivr.surveys.chat import SurveyReplies
 from ivr.surveys.store import CaseEvents, SurveyStore
@@ -360,12 +361,14 @@ def sms_gateway(settings: Settings) -> SmsGateway:
 
 
 def slot_source(
-    settings: Settings, db: Database, *, one_pending_per_service: bool = True
+    settings: Settings, db: Database, *, one_pending_per_service: bool = True,
+    feed: ChangeFeed | None = None,
 ) -> SlotSource:
     """The insurer's scheduling service when configured, else our own database.
 
     ``one_pending_per_service`` is the line's rule (config/citas/line.yaml); an
-    external service enforces its own.
+    external service enforces its own. ``feed``: our database's free slots are
+    kept in memory, invalidated through it (``ivr.booking.db``).
     """
     from ivr.booking.db import DbSlotSource
     from ivr.booking.http import HttpSlotSource
@@ -377,7 +380,8 @@ def slot_source(
             timeout=settings.request_timeout,
         )
     return DbSlotSource(
-        db, timeout=settings.request_timeout, one_pending_per_service=one_pending_per_service
+        db, timeout=settings.request_timeout, one_pending_per_service=one_pending_per_service,
+        feed=feed,
     )
 
 
@@ -459,13 +463,16 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     metrics = Metrics()
     # DTMF in → ARI out: on /metrics, and to CITAS_REACTION_LOG when set (ivr bench).
     reaction = ReactionTimer.from_env(observer=metrics.reaction.observe)
+    feed = ChangeFeed(db, poll_s=settings.changes_poll_s)  # what other processes changed
+    feed_task = asyncio.create_task(feed.run(), name="change-feed")
     ops = OpsRuntime(settings, db, registry, metrics)
+    ops.live.follow(feed)
     await ops.start()
     client = AriClient(
         settings.ari_url, settings.ari_user, settings.ari_password, timeout=settings.request_timeout
     )
     booking = slot_source(
-        settings, db, one_pending_per_service=reference.line.one_pending_per_service
+        settings, db, one_pending_per_service=reference.line.one_pending_per_service, feed=feed
     )
     slots = ops.guard(booking)
     actions, outbox = await build_actions(settings, db, slots, ops.live, reference)
@@ -568,6 +575,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         if not await records.flush():
             logger.error("%d call record(s) not written at shutdown", records.buffered)
         await ops.stop()
+        feed.stop()
+        await feed_task
         if isinstance(booking, OwnedSession):
             await booking.close()
         await client.close()
