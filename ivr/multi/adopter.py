@@ -5,7 +5,12 @@ other slots' locks without waiting. A lock it gets belongs to a slot with no
 living owner (the kernel released a dead process's flock, SIGKILL included),
 so the channels still in that slot's application are orphans: it moves each
 into its own application with ``POST /channels/{id}/move`` (arguments: the
-call's flow and SIP Call-ID, then ``ADOPTED_ARG``), then releases the lock so a
+call's flow and SIP Call-ID, then ``ADOPTED_ARG``). Asterisk runs the move when
+the channel's current command ends: a prompt the dead controller started plays
+to its end first (the caller is not in silence meanwhile), and a channel
+waiting for keys moves at once (docs/perf/multi.md has the measures). The
+adopter keeps the lock until the dead application has no channel left (so a
+restarted owner's reconcile cannot adopt a channel twice), then releases it so a
 restarted process can take the slot. The controller that receives the
 StasisStart treats the call as resumed: it closes the dead controller's open
 record as ``interrupted`` and hands the caller to the agents
@@ -23,6 +28,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from ivr.ari import AriClient, AriError
 from ivr.ari.errors import AriNotFound
@@ -35,7 +41,18 @@ ADOPTED_ARG = "adopted"
 # Channels moved at once (each move is one REST request of about 1 ms in Asterisk).
 MOVE_CONCURRENCY = 16
 
+# A dead slot is held until its channels have left its application; a move still
+# pending after this long (a stuck channel) no longer keeps a restarted owner out.
+HOLD_MAX_S = 120.0
+
 ArgsOf = Callable[[str], Awaitable[tuple[str, ...]]]
+
+
+@dataclass
+class _Held:
+    lock: SlotLock
+    moved: set[str]  # channels whose move was accepted
+    since: float  # time.monotonic() when the slot was taken
 
 
 class OrphanAdopter:
@@ -64,9 +81,17 @@ class OrphanAdopter:
         self.poll = poll
         self.adopted = 0  # channels moved here since start
         self.sweeps = 0
+        self._holding: dict[int, _Held] = {}  # dead slots with moves still pending
 
     async def run(self) -> None:
-        """Sweep every ``poll`` seconds until cancelled; never raises otherwise."""
+        """Sweep every ``poll`` seconds until cancelled (then every slot held for
+        pending moves is released); never raises otherwise."""
+        try:
+            await self._run()
+        finally:
+            self.release_all()
+
+    async def _run(self) -> None:
         while True:
             try:
                 await self.sweep()
@@ -81,44 +106,66 @@ class OrphanAdopter:
         for slot in range(1, self.slots.count + 1):
             if slot == self.own.slot:
                 continue
-            lock = self.slots.lock(slot)
-            if not lock.try_acquire(owner=False):
-                continue  # a living owner (or another adopter right now)
+            held = self._holding.get(slot)
+            if held is None:
+                lock = self.slots.lock(slot)
+                if not lock.try_acquire(owner=False):
+                    continue  # a living owner (or another adopter right now)
+                held = self._holding[slot] = _Held(lock, set(), time.monotonic())
+            before = len(held.moved)
             try:
-                moved += await self.adopt(slot)
-            finally:
-                lock.release()
+                remaining = await self.adopt(slot, held.moved)
+            except BaseException:
+                self._release(slot)
+                raise
+            moved += len(held.moved) - before
+            if not remaining or time.monotonic() - held.since > HOLD_MAX_S:
+                self._release(slot)
         return moved
 
-    async def adopt(self, slot: int) -> int:
-        """Move every channel of ``slot``'s application into ours; the caller holds
-        ``slot``'s lock. Returns how many moved."""
+    def _release(self, slot: int) -> None:
+        held = self._holding.pop(slot, None)
+        if held is not None:
+            held.lock.release()
+
+    def release_all(self) -> None:
+        """Give up every slot held for pending moves (at shutdown)."""
+        for slot in list(self._holding):
+            self._release(slot)
+
+    async def adopt(self, slot: int, moved: set[str]) -> list[str]:
+        """Move the channels of ``slot``'s application not in ``moved`` into ours
+        (adding them to ``moved``); the caller holds ``slot``'s lock. Returns the
+        channels still in that application: a move waits for the command the
+        channel is running (a playback the dead controller started plays to its
+        end first), and until then the slot stays held, so nobody adopts them twice."""
         app = slot_app(self.app_name, slot)
         try:
             channel_ids = await self.client.application_channel_ids(app)
         except AriNotFound:
-            return 0  # never registered since Asterisk started, or no channel left
+            return []  # never registered since Asterisk started, or no channel left
         except AriError as exc:
             logger.warning("orphans of %s: cannot list them: %s", app, exc)
-            return 0
-        if not channel_ids:
-            return 0
+            return []
+        todo = [c for c in channel_ids if c not in moved]
+        if not todo:
+            return channel_ids
         started = time.monotonic()
         gate = asyncio.Semaphore(MOVE_CONCURRENCY)
 
-        async def one(channel_id: str) -> bool:
+        async def one(channel_id: str) -> None:
             async with gate:
-                return await self._move(app, channel_id)
+                if await self._move(app, channel_id):
+                    moved.add(channel_id)
 
-        results = await asyncio.gather(*(one(c) for c in channel_ids))
-        moved = sum(results)
-        self.adopted += moved
+        await asyncio.gather(*(one(c) for c in todo))
+        done = sum(c in moved for c in todo)
+        self.adopted += done
         logger.warning(
             "slot %d (%s) has no controller: %d of %d channel(s) moved to %s in %.0f ms",
-            slot, app, moved, len(channel_ids), self.own_app,
-            (time.monotonic() - started) * 1000,
+            slot, app, done, len(todo), self.own_app, (time.monotonic() - started) * 1000,
         )  # fmt: skip
-        return moved
+        return channel_ids
 
     async def _move(self, app: str, channel_id: str) -> bool:
         try:
