@@ -57,8 +57,8 @@ from ivr.bench.report import headline_text
 from ivr.bench.stats import (
     StepResult,
     first_failed,
+    merge_counts,
     next_step,
-    per_call_counts,
     read_counts,
     read_samples,
     split_samples,
@@ -234,7 +234,9 @@ class Bench:
         )
         if variant.uses_controller:
             self._stop_controller()
-            run.ari_counts = read_counts(self._counts_file(variant))
+            run.ari_counts = merge_counts(
+                read_counts(self.config.out_dir.glob(f"ari-counts-{variant.slug}-*.json"))
+            )
         return run
 
     def _db_url(self, db: str) -> str:
@@ -290,9 +292,6 @@ class Bench:
                     "at_capacity": summaries[name].best,
                     "versus_plain": vs_plain.get(name),
                     "ari_counts": run.ari_counts,
-                    "ari_counts_per_call": per_call_counts(
-                        run.ari_counts, sum(s.placed for s in run.steps) + 1
-                    ),
                     "profile": run.profile,
                 }
                 for name, run in self.runs.items()
@@ -618,7 +617,8 @@ class Bench:
         return watched
 
     def _counts_file(self, variant: Variant) -> Path:
-        return self.config.out_dir / f"ari-counts-{variant.slug}.json"
+        # ivr/ari/counters.py: each controller process writes its own, {pid} replaced.
+        return self.config.out_dir / f"ari-counts-{variant.slug}-{{pid}}.json"
 
     def _start_controller(self, variant: Variant, db_url: str) -> None:
         env = {

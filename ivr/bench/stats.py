@@ -421,39 +421,54 @@ def versus_plain(summaries: dict[str, LineSummary], lines: dict[str, str]) -> di
     }
 
 
-def read_counts(path: Path) -> dict[str, Any] | None:
-    """The controller's ``CITAS_ARI_COUNTS`` snapshot (JSON), None if absent or unreadable."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+def read_counts(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """The controller processes' ``CITAS_ARI_COUNTS`` snapshots (ivr/ari/counters.py:
+    one JSON file per process, ``{pid}`` in the name); unreadable files are skipped."""
+    out = []
+    for path in sorted(paths):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            out.append(data)
+    return out
 
 
-def per_call_counts(counts: dict[str, Any] | None, calls: int) -> dict[str, Any] | None:
-    """Each count of a snapshot divided by the calls placed (the snapshot covers the
-    controller's whole life in one variant: warm-up and every step). Nested dicts
-    keep their shape and each gets a ``total``; what is not a number is left out.
+def merge_counts(snapshots: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """One variant's ARI counts: the snapshots of all its controller processes summed
+    (``calls``, ``events`` by type, ``requests`` by route), and per call (over the
+    ``StasisStart`` calls, as ivr.ari.counters does for one process): ``per_call``
+    totals and ``per_call_by_type``/``per_call_by_route``. None without snapshots.
 
-    >>> per_call_counts({"events": {"StasisStart": 20, "ChannelDtmfReceived": 40}}, 20)
-    {'events': {'StasisStart': 1.0, 'ChannelDtmfReceived': 2.0, 'total': 3.0}}
+    >>> merge_counts([{"calls": 2, "events": {"StasisStart": 2}, "requests": {"POST /x": 4}},
+    ...               {"calls": 2, "events": {"StasisStart": 2}, "requests": {"POST /x": 2}}])["per_call"]
+    {'events': 1.0, 'requests': 1.5, 'processes': 2}
     """
-    if not counts or calls <= 0:
+    if not snapshots:
         return None
+    calls = 0
+    events: dict[str, int] = {}
+    requests: dict[str, int] = {}
+    for snap in snapshots:
+        calls += int(snap.get("calls") or 0)
+        for key, table in (("events", events), ("requests", requests)):
+            for name, n in (snap.get(key) or {}).items():
+                if isinstance(n, int | float) and not isinstance(n, bool):
+                    table[str(name)] = table.get(str(name), 0) + int(n)
 
-    def divide(node: Any, depth: int = 0) -> Any:
-        if isinstance(node, bool):
-            return None
-        if isinstance(node, int | float):
-            return round(node / calls, 3)
-        if isinstance(node, dict):
-            pairs = ((k, divide(v, depth + 1)) for k, v in node.items())
-            out = {str(k): v for k, v in pairs if v is not None}
-            numbers = [v for v in out.values() if isinstance(v, float)]
-            if depth and numbers and len(numbers) == len(out):
-                out["total"] = round(sum(numbers), 3)
-            return out or None
-        return None
+    def per(n: int) -> float | None:
+        return round(n / calls, 3) if calls else None
 
-    result = divide(counts)
-    return result if isinstance(result, dict) else None
+    return {
+        "calls": calls,
+        "events": dict(sorted(events.items())),
+        "requests": dict(sorted(requests.items())),
+        "per_call": {
+            "events": per(sum(events.values())),
+            "requests": per(sum(requests.values())),
+            "processes": len(snapshots),
+        },
+        "per_call_by_type": {k: per(v) for k, v in sorted(events.items())},
+        "per_call_by_route": {k: per(v) for k, v in sorted(requests.items())},
+    }

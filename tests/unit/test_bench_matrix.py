@@ -7,7 +7,10 @@ command); these pin the rules it applies.
 from __future__ import annotations
 
 import itertools
+import json
 import resource
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +20,8 @@ from ivr.bench.stats import (
     StepResult,
     cpu_ratio,
     first_failed,
-    per_call_counts,
+    merge_counts,
+    read_counts,
     summarize_line,
     versus_plain,
 )
@@ -402,23 +406,64 @@ def test_total_cpu_per_call_is_controller_asterisk_and_postgres_not_sipp() -> No
 
 
 @pytest.mark.parametrize(
-    ("counts", "calls", "expected"),
+    ("snapshots", "calls", "per_call", "by_route"),
     [
-        (None, 10, None),
-        ({"events": {"a": 10}}, 0, None),
+        ([], None, None, None),
+        # one process: as ivr.ari.counters computes it
         (
-            {"events": {"StasisStart": 10, "ChannelDtmfReceived": 20}, "requests": {"POST /x": 30}},
+            [{"calls": 10, "events": {"StasisStart": 10, "ChannelDtmfReceived": 20},
+              "requests": {"POST /channels/{id}/play/{id}": 30}}],
             10,
-            {
-                "events": {"StasisStart": 1.0, "ChannelDtmfReceived": 2.0, "total": 3.0},
-                "requests": {"POST /x": 3.0, "total": 3.0},
-            },
+            {"events": 3.0, "requests": 3.0, "processes": 1},
+            {"POST /channels/{id}/play/{id}": 3.0},
         ),
-        ({"calls": 10, "note": "text", "flag": True}, 10, {"calls": 1.0}),
+        # two controller processes (CITAS_CONTROLLERS=2): summed, then divided
+        (
+            [{"calls": 6, "events": {"StasisStart": 6}, "requests": {"POST /a": 12}},
+             {"calls": 4, "events": {"StasisStart": 4}, "requests": {"POST /a": 3, "DELETE /b": 5}}],
+            10,
+            {"events": 1.0, "requests": 2.0, "processes": 2},
+            {"DELETE /b": 0.5, "POST /a": 1.5},
+        ),
+        # a process that took no call: counted, nothing divided by zero
+        (
+            [{"calls": 0, "events": {}, "requests": {"PUT /applications/{id}/eventFilter": 1}}],
+            0,
+            {"events": None, "requests": None, "processes": 1},
+            {"PUT /applications/{id}/eventFilter": None},
+        ),
+        # what is not a count is left out
+        (
+            [{"calls": 2, "events": {"StasisStart": 2, "x": "y", "flag": True}, "requests": {}}],
+            2,
+            {"events": 1.0, "requests": 0.0, "processes": 1},
+            {},
+        ),
     ],
-)
-def test_per_call_counts(counts: dict[str, object] | None, calls: int, expected: object) -> None:
-    assert per_call_counts(counts, calls) == expected  # type: ignore[arg-type]
+)  # fmt: skip
+def test_merge_counts(
+    snapshots: list[dict[str, Any]],
+    calls: int | None,
+    per_call: dict[str, Any] | None,
+    by_route: dict[str, Any] | None,
+) -> None:
+    merged = merge_counts(snapshots)
+    if calls is None:
+        assert merged is None
+        return
+    assert merged is not None
+    assert merged["calls"] == calls
+    assert merged["per_call"] == per_call
+    assert merged["per_call_by_route"] == by_route
+
+
+def test_read_counts_reads_every_process_file_and_skips_broken_ones(tmp_path: Path) -> None:
+    (tmp_path / "ari-counts-v-1.json").write_text(json.dumps({"calls": 1}), encoding="utf-8")
+    (tmp_path / "ari-counts-v-2.json").write_text(json.dumps({"calls": 2}), encoding="utf-8")
+    (tmp_path / "ari-counts-v-3.json").write_text("{cut short", encoding="utf-8")
+    (tmp_path / "ari-counts-v-4.json").write_text("[1, 2]", encoding="utf-8")
+    got = read_counts(tmp_path.glob("ari-counts-v-*.json"))
+    assert [g["calls"] for g in got] == [1, 2]
 
 
 @pytest.mark.parametrize(
