@@ -142,12 +142,12 @@ def headline_text(results: dict[str, Any]) -> str:
 VARIANT_HEAD = (
     "| variant | capacity | first failed N | vs plain: capacity | CPU ms/call at capacity: "
     "controller / Asterisk / PostgreSQL = total | vs plain: CPU/call | response p50 / p99 ms "
-    "| from Asterisk p99 ms | controller processes | note |"
+    "| from Asterisk p99 ms | controller processes | ARI events / requests per call | note |"
 )
 
 
 def variant_table(results: dict[str, Any]) -> str:
-    rows = [VARIANT_HEAD, "|" + " --- |" * 10]
+    rows = [VARIANT_HEAD, "|" + " --- |" * 11]
     for name, v in results["variants"].items():
         b = v.get("at_capacity") or {}
         vp = v.get("versus_plain") or {}
@@ -157,6 +157,8 @@ def variant_table(results: dict[str, Any]) -> str:
             if b
             else "–"
         )
+        per_call = (v.get("ari_counts") or {}).get("per_call") or {}
+        counts = _pair(per_call.get("events"), per_call.get("requests"))
         note = v.get("error") or ""
         if v.get("profile"):
             note = (note + "; " if note else "") + f"profile: {v['profile']}"
@@ -165,7 +167,7 @@ def variant_table(results: dict[str, Any]) -> str:
             f"| {ratio_text(vp.get('capacity'))} | {cpu} | {_num(vp.get('cpu_per_call'), 2)} "
             f"| {_pair(b.get('response_p50_ms'), b.get('response_p99_ms'))} "
             f"| {_num(b.get('from_asterisk_p99_ms'))} | {_num(b.get('controller_processes'))} "
-            f"| {note} |"
+            f"| {counts} | {note} |"
         )
     return "\n".join(rows)
 
@@ -181,6 +183,8 @@ def step_table(steps: Sequence[dict[str, Any]]) -> str:
     rows = [STEP_HEAD, "|" + " --- |" * 14]
     for s in steps:
         passed = "yes" if s.get("passed") else ("no (p99)" if s.get("too_slow") else "no")
+        if s.get("profiled"):
+            passed += " (py-spy)"
         rows.append(
             f"| {s.get('variant') or s.get('line')} | {s['concurrency']} | {_num(s.get('rate_cps'))} "
             f"| {s['completed']} / {s['placed']} | {passed} "
@@ -205,7 +209,7 @@ def render(results: dict[str, Any]) -> str:
         f"`{c.get('command') or 'ivr bench'}`, {wall / 60:.1f} min wall time.",
         f"Machine: {m.get('cpu_model', '?')}, {m.get('cores', '?')} cores, "
         f"{m.get('memory_gb', '?')} GB, {m.get('os', '?')}, kernel {m.get('kernel', '?')}, "
-        f"Python {m.get('python', '?')}, Asterisk {m.get('asterisk', '?')}, {m.get('sipp', '?')}; "
+        f"Python {m.get('python', '?')}, {m.get('asterisk', 'Asterisk ?')}, {m.get('sipp', '?')}; "
         f"load average at the start {load or '?'} (1, 5, 15 min).",
         f"Hold {_num(c.get('hold_s'))} s per step, a step fails above "
         f"{float(c.get('threshold', 0.05)) * 100:g} % failed calls or a response p99 above "
@@ -220,7 +224,8 @@ def render(results: dict[str, Any]) -> str:
         variant_table(results),
         "",
         "Every step (CPU per completed call with each process's idle taken off; "
-        "machine CPU: all processes, both cores, sipp included):",
+        "machine CPU: all processes, both cores, sipp included; *(py-spy)*: the "
+        "profiled step, whose controller CPU includes the sampler's pauses):",
         "",
         step_table(results["steps"]),
         "",

@@ -372,6 +372,7 @@ class Bench:
                 step = self._step(line, variant, n, rounds=rounds, call_seconds=call_s)
             return step, f"failed: {exc}"
         self.say(f"  flame graph: {out.name}")
+        step.profiled = True
         return step, out.name
 
     # -- the chat line -----------------------------------------------------------

@@ -117,6 +117,8 @@ class StepResult:
     variant: str = ""
     controllers: int = 0
     db: str = ""
+    # py-spy sampled the controller during this step: its CPU figures include the pauses.
+    profiled: bool = False
 
     @property
     def failure_ratio(self) -> float:
@@ -200,6 +202,7 @@ class StepResult:
             "achieved_per_s": _r(self.achieved_rate),
             "controller_per_cpu_s": _r(per_cpu_second(self.cpu_ms_per_call("controller"))),
             "failures": ";".join(f"{k}={v}" for k, v in sorted(self.failures.items())),
+            "profiled": self.profiled,
         }
 
 

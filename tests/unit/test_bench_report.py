@@ -84,6 +84,21 @@ def test_postgres_cpu_is_shown_for_the_postgresql_variant_only(results: dict[str
     assert "/ – =" in rows[sqlite_variant]
 
 
+def test_ari_events_and_requests_per_call_are_in_the_variant_table(
+    results: dict[str, Any],
+) -> None:
+    rows = {r.split("|")[1].strip(): r for r in variant_table(results).splitlines()[2:]}
+    counted = {
+        n: v["ari_counts"]["per_call"]
+        for n, v in results["variants"].items()
+        if v.get("ari_counts")
+    }
+    assert counted  # every ARI variant of the fixture wrote its counts
+    for name, per_call in counted.items():
+        assert f"| {per_call['events']:.1f} / {per_call['requests']:.1f} |" in rows[name]
+    assert "| – |" in rows["smoke-dialplan"]  # no controller, no counts
+
+
 def test_the_flame_graph_is_named_in_the_variant_table(results: dict[str, Any]) -> None:
     profiled = {n: v["profile"] for n, v in results["variants"].items() if v.get("profile")}
     assert profiled
@@ -252,3 +267,20 @@ def test_ivr_bench_report_prints_the_markdown(
     assert report(["report", str(tmp_path / "missing")]) == 2
     assert report(["report"]) == 2
     assert report(["nonsense", str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "cell"),
+    [
+        ({"passed": True, "profiled": False}, "yes"),
+        ({"passed": True, "profiled": True}, "yes (py-spy)"),
+        ({"passed": False, "too_slow": True}, "no (p99)"),
+        ({"passed": False, "too_slow": False, "profiled": True}, "no (py-spy)"),
+    ],
+)
+def test_the_passed_cell_says_why_and_marks_the_profiled_step(
+    results: dict[str, Any], changes: dict[str, Any], cell: str
+) -> None:
+    step = {**results["steps"][0], **changes}
+    row = step_table([step]).splitlines()[2]
+    assert row.split("|")[5].strip() == cell
