@@ -41,6 +41,9 @@ CLIENT_ROUTES = [
         "/channels/{id}/play/{id}",
     ),
     ("/playbacks/{playbackId}", "/playbacks/pb-1", "/playbacks/{id}"),
+    ("/asterisk/variable", "/asterisk/variable", "/asterisk/variable"),
+    ("/applications/{applicationName}", "/applications/citas-ivr-2", "/applications/{id}"),
+    ("/channels/{channelId}/move", "/channels/1700000000.12/move", "/channels/{id}/move"),
 ]
 
 
