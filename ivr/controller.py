@@ -17,7 +17,7 @@ import logging
 import signal
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -42,6 +42,7 @@ from ivr.httpsession import OwnedSession
 from ivr.incidents.http import incident_extension_for
 from ivr.line import Line
 from ivr.masking import mask_number
+from ivr.multi.adopter import ADOPTED_ARG
 from ivr.ops.api import ApiExtension
 from ivr.ops.flags import FlagReader, FlagRegistry
 from ivr.ops.metrics import Metrics
@@ -52,6 +53,8 @@ from ivr.sms.gateways import FileSmsGateway, HttpSmsGateway, SmsGateway
 from ivr.sms.outbox import SmsOutbox
 from ivr.sms.worker import SmsWorker
 from ivr.store import CallRecordStore, Database
+from ivr.store.changes import ChangeFeed
+from ivr.store.db import StoreUnavailable
 from ivr.store.records import CallRecord
 from ivr.surveys.chat import SurveyReplies
 from ivr.surveys.store import CaseEvents, SurveyStore
@@ -76,6 +79,24 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
+# The end reason of a record closed by the controller that adopted its call.
+CONTROLLER_LOST = "controller_lost"
+
+
+async def _interrupt_open_standin(records: CallRecordStore, channel_id: str, *, reason: str) -> int:
+    # STAND-IN until the db part's CallRecordStore.interrupt_open is in main (deleted then).
+    from sqlalchemy import update
+
+    from ivr.store.models import CallRecordRow
+    from ivr.store.records import INTERRUPTED
+
+    async with records.db.sessions.begin() as session:
+        result = await session.execute(
+            update(CallRecordRow)
+            .where(CallRecordRow.channel_id == channel_id, CallRecordRow.ended_at.is_(None))
+            .values(ended_at=datetime.now(UTC), outcome=INTERRUPTED, end_reason=reason)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 def load_line(settings: Settings) -> Line:
@@ -124,6 +145,10 @@ class Controller:
     reaction: ReactionTimer = field(default_factory=ReactionTimer)
     # Cases' escalation calls (ivr.escalation.call), when cases are enabled.
     escalation: AriEscalationCalls | None = None
+    # Controller processes on this Asterisk (Settings.controllers): set as the global
+    # dialplan variable CITAS_CONTROLLERS at every connect ([citas-ivr] spreads calls
+    # over that many slots); None: not set (a controller outside `ivr serve`).
+    controllers: int | None = None
     router: CallRouter = field(init=False)
     stream: EventStream = field(init=False)
 
@@ -151,6 +176,10 @@ class Controller:
         if self.escalation is not None and self.escalation.handles(ctx):
             await self.escalation.handle(ctx)
             return
+        if ctx.args[-1:] == (ADOPTED_ARG,):  # moved here from a dead controller's app
+            ctx.args, ctx.resumed, adopted = ctx.args[:-1], True, True
+        else:
+            adopted = False
         flow_name = ctx.args[0] if ctx.args else self.line.name
         sip_call_id = ctx.args[1] if len(ctx.args) > 1 else None
         caller = ctx.channel.caller.number or None
@@ -161,12 +190,22 @@ class Controller:
             mask_number(caller),
             ctx.resumed,
         )
+        interrupted = 0
+        if ctx.resumed:
+            # Whoever adopts a call closes the record its dead controller left open
+            # (issue 13), before opening its own under the same channel.
+            try:
+                interrupted = await _interrupt_open_standin(
+                    self.records, ctx.channel_id, reason=CONTROLLER_LOST
+                )
+            except StoreUnavailable as exc:  # never the caller's problem: rescue goes on
+                logger.warning("call %s: old record not closed: %s", ctx.channel_id, exc)
         record = await self._open_record(ctx, flow_name, sip_call_id, caller)
         channel = VoiceChannel(ctx, line=self.line.voice, reaction=self.reaction)
         reason = "flow_end"
         try:
             if ctx.resumed:
-                record.step("resumed_after_reconnect")
+                record.step("resumed_after_reconnect", adopted=adopted, interrupted=interrupted)
                 await self._rescue(channel, record, "ivr-restarted")
                 return
             flow = self.flows.get(flow_name)
@@ -262,6 +301,11 @@ class Controller:
         to the agents, since their dialogue state is lost); calls we still drive
         are told their events may be lost, and go to the agents too.
         """
+        if self.controllers is not None:
+            try:
+                await self.client.set_global_variable("CITAS_CONTROLLERS", str(self.controllers))
+            except AriError as exc:
+                logger.warning("reconcile: cannot set CITAS_CONTROLLERS: %s", exc)
         # Calls we still drive missed whatever was sent while we were away.
         if lost := self.router.events_lost():
             logger.warning("reconcile: %d running call(s) may have lost events", lost)
@@ -284,6 +328,17 @@ class Controller:
             self.settings.app_name,
             len(channel_ids),
         )
+
+    async def orphan_args(self, channel_id: str) -> tuple[str, ...]:
+        """Stasis arguments for a dead controller's channel moved here
+        (``ivr.multi.adopter``): (flow, SIP Call-ID), the line's flow when they
+        cannot be read, or ``()`` for an escalation call (only the main process's
+        SLA monitor drives those: the adopter hangs it up)."""
+        from ivr.escalation.order import CHANNEL_PREFIX
+
+        if channel_id.startswith(CHANNEL_PREFIX):
+            return ()
+        return await self._stasis_args(channel_id) or (self.line.name,)
 
     async def _stasis_args(self, channel_id: str) -> tuple[str, ...]:
         """An orphan's (flow, SIP Call-ID), from the variables the dialplan set
@@ -362,12 +417,14 @@ def sms_gateway(settings: Settings) -> SmsGateway:
 
 
 def slot_source(
-    settings: Settings, db: Database, *, one_pending_per_service: bool = True
+    settings: Settings, db: Database, *, one_pending_per_service: bool = True,
+    feed: ChangeFeed | None = None,
 ) -> SlotSource:
     """The insurer's scheduling service when configured, else our own database.
 
     ``one_pending_per_service`` is the line's rule (config/citas/line.yaml); an
-    external service enforces its own.
+    external service enforces its own. ``feed``: our database's free slots are
+    kept in memory, invalidated through it (``ivr.booking.db``).
     """
     from ivr.booking.db import DbSlotSource
     from ivr.booking.http import HttpSlotSource
@@ -379,7 +436,8 @@ def slot_source(
             timeout=settings.request_timeout,
         )
     return DbSlotSource(
-        db, timeout=settings.request_timeout, one_pending_per_service=one_pending_per_service
+        db, timeout=settings.request_timeout, one_pending_per_service=one_pending_per_service,
+        feed=feed,
     )
 
 
@@ -446,6 +504,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     from ivr.citas.reference import load_reference
     from ivr.desk.queues import build_queues
     from ivr.desk.scripts_http import seed_default_scripts
+    from ivr.multi.main import MainSlot
     from ivr.ops.runtime import OpsRuntime
 
     reference = load_reference(settings.citas_dir)
@@ -463,7 +522,10 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     metrics.registry.register(AriCountersCollector(ari_counters))
     # DTMF in → ARI out: on /metrics, and to CITAS_REACTION_LOG when set (ivr bench).
     reaction = ReactionTimer.from_env(observer=metrics.reaction.observe)
+    feed = ChangeFeed(db, poll_s=settings.changes_poll_s)  # what other processes changed
+    feed_task = asyncio.create_task(feed.run(), name="change-feed")
     ops = OpsRuntime(settings, db, registry, metrics)
+    ops.live.follow(feed)
     await ops.start()
     client = AriClient(
         settings.ari_url,
@@ -473,7 +535,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         counters=ari_counters,
     )
     booking = slot_source(
-        settings, db, one_pending_per_service=reference.line.one_pending_per_service
+        settings, db, one_pending_per_service=reference.line.one_pending_per_service, feed=feed
     )
     slots = ops.guard(booking)
     actions, outbox = await build_actions(settings, db, slots, ops.live, reference)
@@ -491,8 +553,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     sla = build_sla_monitor(settings, db, client, line)
     monitor, calls = sla if sla is not None else (None, None)
     controller = Controller(
-        settings, client, records, flows, engine, line, metrics, reaction, escalation=calls
-    )
+        settings, client, records, flows, engine, line, metrics, reaction, escalation=calls,
+        controllers=settings.controllers,
+    )  # fmt: skip
+    # Several controllers (docs/perf/multi.md): slot 1 before our app connects.
+    main_slot = await MainSlot.claim(settings)
     monitor_task = asyncio.create_task(monitor.run(), name="sla-monitor") if monitor else None
     gateway = sms_gateway(settings)
     sms_worker = SmsWorker(outbox, gateway, backoff_initial=settings.sms_retry_s)
@@ -502,6 +567,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     stream_task = asyncio.create_task(controller.stream.run(), name="ari-events")
+    if main_slot is not None:
+        main_slot.start(client, settings.app_name, controller.orphan_args)
     chat = build_chat(settings, db, engine, flows, reference) if settings.chat.enabled else None
     if chat is not None:
         metrics.watch_chat(lambda: chat.runner.counts, chat.counters.snapshot)
@@ -549,6 +616,10 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await stop.wait()
     finally:
         logger.info("shutting down: %d active call(s)", controller.router.active_calls)
+        # The workers get SIGTERM now and their grace runs beside ours.
+        workers_stopped = (
+            asyncio.ensure_future(main_slot.stop(SHUTDOWN_GRACE_S)) if main_slot else None
+        )
         survey_worker.stop()
         await survey_task
         if chat is not None:
@@ -565,6 +636,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await controller.router.shutdown(SHUTDOWN_GRACE_S)
         await controller.stream.stop()
         await stream_task
+        if main_slot is not None and workers_stopped is not None:
+            await workers_stopped
+            main_slot.release()
         sms_worker.stop()
         await sms_task
         texts.worker.stop()
@@ -576,6 +650,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         if not await records.flush():
             logger.error("%d call record(s) not written at shutdown", records.buffered)
         await ops.stop()
+        feed.stop()
+        await feed_task
         if isinstance(booking, OwnedSession):
             await booking.close()
         await client.close()

@@ -123,6 +123,22 @@ class AriClient(OwnedSession):
         apps = _expect_list(await self._request("GET", "/applications"), "applications")
         return [_expect_obj(app, "application") for app in apps]
 
+    async def application_channel_ids(self, app: str) -> list[str]:
+        """The channels application ``app`` is subscribed to (``GET /applications/{app}``);
+        ``AriNotFound`` when Asterisk does not know the application."""
+        data = _expect_obj(
+            await self._request("GET", "/applications/{applicationName}",
+                                path_params={"applicationName": app}),
+            "application",
+        )  # fmt: skip
+        return [str(c) for c in _expect_list(data.get("channel_ids", []), "channel_ids")]
+
+    async def set_global_variable(self, variable: str, value: str) -> None:
+        """A global dialplan variable (``POST /asterisk/variable``), e.g. ``CITAS_CONTROLLERS``."""
+        await self._request(
+            "POST", "/asterisk/variable", params={"variable": variable, "value": value}
+        )
+
     # -- channels ---------------------------------------------------------
 
     async def list_channels(self) -> list[Channel]:
@@ -201,6 +217,15 @@ class AriClient(OwnedSession):
             "label": label,
         }
         await self._channel_post(channel_id, "/continue", params)
+
+    async def move(self, channel_id: str, app: str, app_args: Sequence[str] = ()) -> None:
+        """Move a channel in Stasis into application ``app`` (``POST
+        /channels/{id}/move``): it gets a StasisStart with ``app_args`` there. Works
+        for a channel whose application's websocket is gone (docs/perf/multi.md).
+        ``AriNotFound`` when the channel is gone, ``AriConflict`` when not in Stasis."""
+        await self._channel_post(
+            channel_id, "/move", {"app": app, "appArgs": ",".join(app_args) or None}
+        )
 
     async def set_variable(self, channel_id: str, variable: str, value: str) -> None:
         await self._channel_post(channel_id, "/variable", {"variable": variable, "value": value})
