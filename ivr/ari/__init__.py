@@ -34,6 +34,7 @@ from ivr.ari.errors import (
     AriTimeout,
 )
 from ivr.ari.events import (
+    EVENT_FILTER,
     HANDLED_EVENT_TYPES,
     ApplicationReplaced,
     ChannelDestroyed,
@@ -52,6 +53,7 @@ from ivr.ari.router import CallContext, CallRouter
 from ivr.ari.stream import EventStream
 
 __all__ = [
+    "EVENT_FILTER",
     "HANDLED_EVENT_TYPES",
     "ApplicationReplaced",
     "AriAuthError",

@@ -118,6 +118,25 @@ class AriClient(OwnedSession):
         apps = _expect_list(await self._request("GET", "/applications"), "applications")
         return [_expect_obj(app, "application") for app in apps]
 
+    async def set_event_filter(self, app: str, allowed: Sequence[str]) -> dict[str, Any]:
+        """Let Stasis application ``app`` receive only the event types ``allowed``.
+
+        ``PUT /applications/{app}/eventFilter`` (Asterisk 13.26+; ARI's
+        ``events_allowed``): every other event type (``ChannelVarset``,
+        ``PlaybackContinuing``...) is no longer serialised and sent on the app's
+        websocket. Returns the application as Asterisk now describes it
+        (``events_allowed``/``events_disallowed`` lists of ``{"type": ...}``).
+        ``AriNotFound`` when the app is not registered (no websocket connected),
+        ``AriBadRequest`` for a malformed filter.
+        """
+        data = await self._request(
+            "PUT",
+            "/applications/{applicationName}/eventFilter",
+            path_params={"applicationName": app},
+            json={"allowed": [{"type": t} for t in allowed], "disallowed": []},
+        )
+        return _expect_obj(data, "application")
+
     # -- channels ---------------------------------------------------------
 
     async def list_channels(self) -> list[Channel]:

@@ -199,6 +199,15 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any]], Event]] = {
 # renamed or removed event type is caught before a call is.
 HANDLED_EVENT_TYPES: tuple[str, ...] = tuple(_PARSERS)
 
+# The event types the IVR asks Asterisk for: the application's event filter
+# (``AriClient.set_event_filter``, set by the controller at every connect).
+# Asterisk then neither serialises nor sends the others (per smoke call: 5
+# ``ChannelVarset`` and a ``PlaybackContinuing`` of 19 events, docs/perf/ari.md).
+# Every handled type must be in it (a type missing here would never arrive):
+# tests/unit/test_ari_event_filter.py checks it, and that no module of ``ivr/``
+# looks for a type that is not.
+EVENT_FILTER: tuple[str, ...] = HANDLED_EVENT_TYPES
+
 
 def parse_event(data: Mapping[str, Any]) -> Event:
     """Build the typed event for one ARI message (already decoded from JSON)."""
