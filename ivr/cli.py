@@ -100,9 +100,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.controller import serve
+    from ivr.eventloop import run
 
     settings = _settings(args)
-    asyncio.run(serve(settings))
+    run(serve(settings))  # on uvloop (ivr.eventloop)
     return 0
 
 
