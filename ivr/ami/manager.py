@@ -181,7 +181,7 @@ class AmiConnection:
             self._manager.register_event(pattern, self._bridge(handler))
         if self._filtered and self._logged_in:
             # A filter is in place: widen it (Asterisk keeps every include filter).
-            task = asyncio.get_running_loop().create_task(self._add_filter([pattern]))
+            task = asyncio.get_running_loop().create_task(self._widen_filter(pattern))
             self._handler_tasks.add(task)
             task.add_done_callback(self._handler_tasks.discard)
 
@@ -203,6 +203,9 @@ class AmiConnection:
         if not patterns or any(p.strip("*") == "" for p in patterns):
             return
         self._filtered = await self._add_filter([*patterns, *ALWAYS_SENT_EVENTS])
+
+    async def _widen_filter(self, pattern: str) -> None:
+        await self._add_filter([pattern])
 
     async def _add_filter(self, patterns: list[str]) -> bool:
         regex = event_filter_regex(patterns)
