@@ -120,6 +120,7 @@ async def serve_voice_worker(settings: Settings) -> None:
         if isinstance(booking, OwnedSession):
             await booking.close()
         await client.close()
+        client.counters.write_if_asked(tag=f"slot{own.slot}")  # CITAS_ARI_COUNTS (ivr bench)
         reaction.close()
         await db.close()
         own.release()
