@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -179,6 +179,44 @@ class CallRecordStore:
         record.end_reason = reason
         record.ended_at = datetime.now(UTC)
         await self._save(record, insert=False)
+
+    async def interrupt_open(self, channel_id: str, *, reason: str) -> int:
+        """Close every record of ``channel_id`` that has no end (``ended_at`` null)
+        as outcome ``INTERRUPTED`` with end_reason ``reason`` and ``ended_at`` now;
+        returns how many rows it closed (0 when none was open).
+
+        Whoever adopts a call (another controller after a controller's death, or
+        this one at reconcile after a restart) closes the call's old record with
+        this before opening its own, so no call stays without an end (issue 13,
+        item 6). Rows already closed are left as they are, so it is idempotent.
+        Waits for this store's queued writes first (a record of that channel
+        still buffered here lands before the update, never after it).
+
+        Raises StoreUnavailable when the database does not answer in time.
+        """
+        await self._settle(channel_id)
+        now = datetime.now(UTC)
+        row = CallRecordRow
+
+        async def op(session: AsyncSession) -> int:
+            result = await session.execute(
+                update(row)
+                .where(row.channel_id == channel_id, row.ended_at.is_(None))
+                .values(ended_at=now, outcome=INTERRUPTED, end_reason=reason)
+                .execution_options(synchronize_session=False)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+        closed = await self.db.run("close interrupted call records", op)
+        if closed:
+            logger.info("call %s: %d open record(s) closed as %s (%s)",
+                        channel_id, closed, INTERRUPTED, reason)  # fmt: skip
+        return closed
+
+    async def _settle(self, channel_id: str) -> None:
+        """Write this store's buffered records of ``channel_id`` (if any) now."""
+        if any(rec.channel_id == channel_id for rec, _ in self._buffer.values()):
+            await self.flush()
 
     async def run(self) -> None:
         """Write buffered records until ``stop()``, backing off while the database is down."""
