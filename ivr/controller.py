@@ -17,7 +17,7 @@ import logging
 import signal
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -79,22 +79,6 @@ logger = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 10.0
 # The end reason of a record closed by the controller that adopted its call.
 CONTROLLER_LOST = "controller_lost"
-
-
-async def _interrupt_open_standin(records: CallRecordStore, channel_id: str, *, reason: str) -> int:
-    # STAND-IN until the db part's CallRecordStore.interrupt_open is in main (deleted then).
-    from sqlalchemy import update
-
-    from ivr.store.models import CallRecordRow
-    from ivr.store.records import INTERRUPTED
-
-    async with records.db.sessions.begin() as session:
-        result = await session.execute(
-            update(CallRecordRow)
-            .where(CallRecordRow.channel_id == channel_id, CallRecordRow.ended_at.is_(None))
-            .values(ended_at=datetime.now(UTC), outcome=INTERRUPTED, end_reason=reason)
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
 
 
 def load_line(settings: Settings) -> Line:
@@ -192,8 +176,8 @@ class Controller:
             # Whoever adopts a call closes the record its dead controller left open
             # (issue 13), before opening its own under the same channel.
             try:
-                interrupted = await _interrupt_open_standin(
-                    self.records, ctx.channel_id, reason=CONTROLLER_LOST
+                interrupted = await self.records.interrupt_open(
+                    ctx.channel_id, reason=CONTROLLER_LOST
                 )
             except StoreUnavailable as exc:  # never the caller's problem: rescue goes on
                 logger.warning("call %s: old record not closed: %s", ctx.channel_id, exc)
