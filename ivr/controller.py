@@ -818,12 +818,14 @@ async def serve_voice_worker(settings: Settings) -> None:
     slots = Slots.of(settings)
     claim = asyncio.ensure_future(slots.wait_claim(range(2, slots.count + 1)))
     watch = asyncio.ensure_future(_until_orphaned(parent, stop))
-    await asyncio.wait({claim, watch}, return_when=asyncio.FIRST_COMPLETED)
+    stopped = asyncio.ensure_future(stop.wait())  # SIGTERM, or the parent's death
+    await asyncio.wait({claim, stopped}, return_when=asyncio.FIRST_COMPLETED)
     if not claim.done():
         claim.cancel()
         watch.cancel()
         logger.info("voice worker: stopped while a standby (no free slot)")
         return
+    stopped.cancel()
     own = claim.result()
     base_app = settings.app_name
     app = slot_app(base_app, own.slot)
