@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from ivr.ari import AriClient, AriError, CallContext, CallRouter, Channel, Event, EventStream
+from ivr.ari.counters import AriCounters, AriCountersCollector
 from ivr.booking.source import SlotSource
 from ivr.cases.setup import case_store
 from ivr.channel import (
@@ -53,6 +54,7 @@ from ivr.sms.gateways import FileSmsGateway, HttpSmsGateway, SmsGateway
 from ivr.sms.outbox import SmsOutbox
 from ivr.sms.worker import SmsWorker
 from ivr.store import CallRecordStore, Database
+from ivr.store.changes import ChangeFeed
 from ivr.store.db import StoreUnavailable
 from ivr.store.records import CallRecord
 from ivr.surveys.chat import SurveyReplies
@@ -144,6 +146,7 @@ class Controller:
             self.settings.app_name,
             self.dispatch,
             on_connected=self.reconcile,
+            counters=self.client.counters,  # events and requests in one AriCounters
         )
         self.metrics.active_calls.set_function(lambda: self.router.active_calls)
 
@@ -399,12 +402,14 @@ def sms_gateway(settings: Settings) -> SmsGateway:
 
 
 def slot_source(
-    settings: Settings, db: Database, *, one_pending_per_service: bool = True
+    settings: Settings, db: Database, *, one_pending_per_service: bool = True,
+    feed: ChangeFeed | None = None,
 ) -> SlotSource:
     """The insurer's scheduling service when configured, else our own database.
 
     ``one_pending_per_service`` is the line's rule (config/citas/line.yaml); an
-    external service enforces its own.
+    external service enforces its own. ``feed``: our database's free slots are
+    kept in memory, invalidated through it (``ivr.booking.db``).
     """
     from ivr.booking.db import DbSlotSource
     from ivr.booking.http import HttpSlotSource
@@ -416,7 +421,8 @@ def slot_source(
             timeout=settings.request_timeout,
         )
     return DbSlotSource(
-        db, timeout=settings.request_timeout, one_pending_per_service=one_pending_per_service
+        db, timeout=settings.request_timeout, one_pending_per_service=one_pending_per_service,
+        feed=feed,
     )
 
 
@@ -497,15 +503,24 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     await db.migrate()
     await seed_default_scripts(db, settings.citas_dir)  # the desk's call scripts, version 1
     metrics = Metrics()
+    ari_counters = AriCounters()  # /metrics; CITAS_ARI_COUNTS at shutdown (ivr bench)
+    metrics.registry.register(AriCountersCollector(ari_counters))
     # DTMF in → ARI out: on /metrics, and to CITAS_REACTION_LOG when set (ivr bench).
     reaction = ReactionTimer.from_env(observer=metrics.reaction.observe)
+    feed = ChangeFeed(db, poll_s=settings.changes_poll_s)  # what other processes changed
+    feed_task = asyncio.create_task(feed.run(), name="change-feed")
     ops = OpsRuntime(settings, db, registry, metrics)
+    ops.live.follow(feed)
     await ops.start()
     client = AriClient(
-        settings.ari_url, settings.ari_user, settings.ari_password, timeout=settings.request_timeout
+        settings.ari_url,
+        settings.ari_user,
+        settings.ari_password,
+        timeout=settings.request_timeout,
+        counters=ari_counters,
     )
     booking = slot_source(
-        settings, db, one_pending_per_service=reference.line.one_pending_per_service
+        settings, db, one_pending_per_service=reference.line.one_pending_per_service, feed=feed
     )
     slots = ops.guard(booking)
     actions, outbox = await build_actions(settings, db, slots, ops.live, reference)
@@ -620,9 +635,12 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         if not await records.flush():
             logger.error("%d call record(s) not written at shutdown", records.buffered)
         await ops.stop()
+        feed.stop()
+        await feed_task
         if isinstance(booking, OwnedSession):
             await booking.close()
         await client.close()
+        ari_counters.write_if_asked()
         reaction.close()
         await db.close()
 

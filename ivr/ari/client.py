@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from ivr.ari.counters import AriCounters
 from ivr.ari.errors import (
     AriConnectionError,
     AriProtocolError,
@@ -62,12 +63,15 @@ class AriClient(OwnedSession):
         *,
         timeout: float = 5.0,
         session: aiohttp.ClientSession | None = None,
+        counters: AriCounters | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._headers = {"Authorization": basic_auth_header(username, password)}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         super().__init__(session)
         self.calls_made: set[CallRecord] = set()
+        # Requests by route (and, given to the EventStream, events by type).
+        self.counters = counters if counters is not None else AriCounters()
 
     async def _request(
         self,
@@ -81,6 +85,7 @@ class AriClient(OwnedSession):
         """Send one request; return the decoded JSON body, or None for 204."""
         query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
         self.calls_made.add((method, path, frozenset(query)))
+        self.counters.request(method, path)
         url_path = path.format_map({k: quote(v, safe="") for k, v in (path_params or {}).items()})
         url = self._base_url + url_path
         try:
