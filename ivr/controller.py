@@ -855,14 +855,19 @@ async def serve_voice_worker(settings: Settings) -> None:
     flows = load_all_flows(settings, registry, line)
     db = Database(settings.database_url, timeout=settings.request_timeout)
     metrics = Metrics()  # not exported: /metrics is the main process's (docs/perf/multi.md)
+    ari_counters = AriCounters()  # CITAS_ARI_COUNTS at shutdown ({pid}: one file per process)
     reaction = ReactionTimer.from_env(observer=metrics.reaction.observe)
+    feed = ChangeFeed(db, poll_s=settings.changes_poll_s)  # flags and slots other processes changed
+    feed_task = asyncio.create_task(feed.run(), name="change-feed")
     ops = OpsRuntime(settings, db, registry, metrics)
+    ops.live.follow(feed)
     await ops.start()
     client = AriClient(
-        settings.ari_url, settings.ari_user, settings.ari_password, timeout=settings.request_timeout
-    )
+        settings.ari_url, settings.ari_user, settings.ari_password,
+        timeout=settings.request_timeout, counters=ari_counters,
+    )  # fmt: skip
     booking = slot_source(
-        settings, db, one_pending_per_service=reference.line.one_pending_per_service
+        settings, db, one_pending_per_service=reference.line.one_pending_per_service, feed=feed
     )
     actions, _outbox = await build_actions(settings, db, ops.guard(booking), ops.live, reference)
     engine = FlowEngine(
@@ -897,10 +902,13 @@ async def serve_voice_worker(settings: Settings) -> None:
         if not await records.flush():
             logger.error("%d call record(s) not written at shutdown", records.buffered)
         await ops.stop()
+        feed.stop()
+        await feed_task
         if isinstance(booking, OwnedSession):
             await booking.close()
         await client.close()
         reaction.close()
+        ari_counters.write_if_asked()
         await db.close()
         own.release()
 
