@@ -104,7 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if args.voice_worker:  # a child of `ivr serve` (CITAS_CONTROLLERS > 1)
-        from ivr.multi.voice import serve_voice_worker
+        from ivr.controller import serve_voice_worker
 
         run(serve_voice_worker(settings))  # on uvloop (ivr.eventloop)
         return 0
