@@ -51,16 +51,24 @@ def nofile_limits(
 
 
 def raise_nofile() -> tuple[int, int]:
-    """Raise this process's open-files limit (Asterisk inherits it); returns it."""
+    """Raise this process's open-files limit (Asterisk inherits it); returns it.
+
+    When the hard limit may not be raised (a container without CAP_SYS_RESOURCE,
+    measured here: "not allowed to raise maximum limit"), the soft one still goes
+    up to the hard one."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    new = nofile_limits(soft, hard, can_raise_hard=os.geteuid() == 0)
-    if new != (soft, hard):
+    for new in (
+        nofile_limits(soft, hard, can_raise_hard=os.geteuid() == 0),
+        nofile_limits(soft, hard, can_raise_hard=False),
+    ):
+        if new == (soft, hard):
+            return new
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, new)
+            return new
         except (ValueError, OSError) as exc:
-            logger.warning("cannot raise the open-files limit to %s: %s", new, exc)
-            return soft, hard
-    return new
+            logger.warning("cannot set the open-files limit to %s: %s", new, exc)
+    return soft, hard
 
 
 RESTART_WINDOW_S = 60.0

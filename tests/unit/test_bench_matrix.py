@@ -482,3 +482,23 @@ def test_decode_output_never_raises_on_what_a_child_writes(data: bytes | None, t
     from ivr.bench.runner import decode_output
 
     assert decode_output(data) == text
+
+
+def test_raise_nofile_lifts_the_soft_limit_even_where_the_hard_one_may_not_rise() -> None:
+    """The observed instance: in this container root may not raise the hard limit
+    ("not allowed to raise maximum limit"); the soft one must still reach it."""
+    import subprocess
+    import sys
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hard = min(hard, 4096) if hard != resource.RLIM_INFINITY else 4096
+    code = (
+        "import resource\n"
+        f"resource.setrlimit(resource.RLIMIT_NOFILE, (256, {hard}))\n"
+        "from ivr.sandbox.supervisor import raise_nofile\n"
+        "print(*raise_nofile(), *resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    told_soft, told_hard, soft, new_hard = (int(x) for x in out.stdout.split())
+    assert (told_soft, told_hard) == (soft, new_hard)  # it says what it set
+    assert soft == new_hard >= hard  # soft up to the hard limit, the hard one never lowered
