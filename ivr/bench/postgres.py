@@ -1,21 +1,28 @@
 """The benchmark's own PostgreSQL: a throwaway cluster in the results directory.
 
-``scripts/test-postgres.sh`` (the one the test run uses) creates it on a free
-loopback port and prints its SQLAlchemy URL; ``stop`` removes it. The server's
-process tree (the postmaster and one backend per connection) is what the
-benchmark measures as PostgreSQL's CPU per call. The script starts the server
-with ``fsync=off`` (a throwaway cluster): commits do not wait for the disk, so
-the figures are PostgreSQL's CPU, not a disk's latency (docs/perf/bench.md).
+What ``scripts/test-postgres.sh`` does for the test run, done here because a
+module must not find files through the checkout (tests/unit/test_config_location.py):
+the newest ``/usr/lib/postgresql/<version>/bin`` (Debian's layout), ``initdb``
+with trust authentication, ``pg_ctl start`` on a free loopback port with the
+socket in the cluster directory, ``createdb``; run as the ``postgres`` user
+when we are root (PostgreSQL refuses to run as root). Unlike the test script it
+keeps ``fsync`` on: the benchmark compares it with SQLite, which syncs each
+commit too. The server's process tree (the postmaster and one backend per
+connection) is what the benchmark measures as PostgreSQL's CPU per call.
 """
 
 from __future__ import annotations
 
+import glob
+import os
+import shutil
 import socket
 import subprocess
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "test-postgres.sh"
 START_TIMEOUT_S = 120.0
+USER = "citas"
+DATABASE = "citas_bench"
 
 
 class PostgresError(RuntimeError):
@@ -37,6 +44,26 @@ def postmaster_pid(data_dir: Path) -> int | None:
         return None
 
 
+def server_bin() -> Path:
+    """The newest PostgreSQL server's bin directory (``/usr/lib/postgresql/15/bin``).
+
+    Raises PostgresError when none is installed (apt-get install postgresql)."""
+
+    def version(path: str) -> tuple[int, ...]:
+        name = Path(path).parent.name
+        return tuple(int(x) for x in name.split(".") if x.isdigit())
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version)
+    if not found or not (Path(found[-1]) / "initdb").is_file():
+        raise PostgresError("PostgreSQL server binaries not found (apt-get install postgresql)")
+    return Path(found[-1])
+
+
+def as_server_user(cmd: list[str]) -> list[str]:
+    """``cmd`` run as ``postgres`` when we are root (PostgreSQL will not run as root)."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
 class ThrowawayPostgres:
     """``start()`` → the URL; ``pid()`` → the postmaster; ``stop()`` removes it all."""
 
@@ -44,35 +71,83 @@ class ThrowawayPostgres:
         self.directory = directory
         self.port = port or free_tcp_port()
         self.url = ""
+        self.data = directory / "data"
+
+    def _run(self, cmd: list[str], log: str) -> None:
+        with (self.directory / log).open("ab") as out:
+            done = subprocess.run(
+                as_server_user(cmd),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=START_TIMEOUT_S,
+                check=False,
+            )
+        if done.returncode != 0:
+            tail = (self.directory / log).read_text(errors="replace").strip()[-500:]
+            raise PostgresError(f"{Path(cmd[0]).name} failed ({done.returncode}): {tail}")
 
     def start(self) -> str:
-        if not SCRIPT.is_file():
-            raise PostgresError(f"{SCRIPT} not found")
+        bin_dir = server_bin()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres")
         try:
-            done = subprocess.run(
-                ["bash", str(SCRIPT), "start", str(self.directory), str(self.port)],
-                capture_output=True,
-                text=True,
-                timeout=START_TIMEOUT_S,
+            self._run(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    USER,
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                ],
+                "initdb.log",
+            )
+            options = (
+                f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+                f"-c unix_socket_directories={self.directory}"
+            )
+            self._run(
+                [str(bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.directory / "server.log"),
+                 "-w", "-t", "60", "-o", options, "start"],
+                "pg_ctl.log",
+            )  # fmt: skip
+            self._run(
+                [
+                    str(bin_dir / "createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    USER,
+                    DATABASE,
+                ],
+                "createdb.log",
             )
         except subprocess.TimeoutExpired as exc:
             raise PostgresError(f"PostgreSQL did not start in {START_TIMEOUT_S:.0f}s") from exc
-        lines = done.stdout.strip().splitlines()
-        if done.returncode != 0 or not lines or not lines[-1].startswith("postgresql"):
-            raise PostgresError(
-                f"scripts/test-postgres.sh start failed ({done.returncode}): "
-                f"{(done.stderr or done.stdout).strip()[-500:]}"
-            )
-        self.url = lines[-1].strip()
+        self.url = f"postgresql+asyncpg://{USER}@127.0.0.1:{self.port}/{DATABASE}"
         return self.url
 
     def pid(self) -> int | None:
-        return postmaster_pid(self.directory / "data")
+        return postmaster_pid(self.data)
 
     def stop(self) -> None:
-        subprocess.run(
-            ["bash", str(SCRIPT), "stop", str(self.directory)],
-            capture_output=True,
-            timeout=START_TIMEOUT_S,
-            check=False,
-        )
+        """Stop the server (fast shutdown) and delete the cluster; never raises."""
+        try:
+            if self.data.is_dir():
+                bin_dir = server_bin()
+                subprocess.run(
+                    as_server_user(
+                        [str(bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]
+                    ),
+                    capture_output=True,
+                    timeout=START_TIMEOUT_S,
+                    check=False,
+                )
+        except (PostgresError, OSError, subprocess.TimeoutExpired):
+            pass
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -242,6 +242,10 @@ class Bench:
     def _db_url(self, db: str) -> str:
         if db == "sqlite":
             return self.sqlite_url
+        if self.settings.db_url.startswith("postgresql"):
+            # CITAS_DB_URL names a PostgreSQL of the operator's: used as it is; its
+            # server's CPU is not measured (its processes are not ours to find).
+            return self.settings.db_url
         if self.postgres is None:
             self.postgres = ThrowawayPostgres(self.config.out_dir / "postgres")
             url = self.postgres.start()
@@ -701,7 +705,7 @@ class Bench:
 
     def _good_records(self, db: str, prefix: str, outcome: str | None, expected: int) -> set[str]:
         """SIP Call-IDs whose record is closed with ``outcome`` (waits for stragglers)."""
-        url = self.sqlite_url if db != "postgresql" or self.postgres is None else self.postgres.url
+        url = self.sqlite_url if db != "postgresql" else self._db_url(db)
         return asyncio.run(_good_records(url, prefix, outcome, expected))
 
 
