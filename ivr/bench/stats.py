@@ -188,6 +188,7 @@ class StepResult:
             "controller_cpu_gross_ms_per_call": _r(self.cpu_ms_per_call("controller", net=False)),
             "asterisk_cpu_gross_ms_per_call": _r(self.cpu_ms_per_call("asterisk", net=False)),
             "postgres_cpu_ms_per_call": _r(self.cpu_ms_per_call("postgres")),
+            "postgres_cpu_gross_ms_per_call": _r(self.cpu_ms_per_call("postgres", net=False)),
             "total_cpu_ms_per_call": _r(self.total_cpu_ms_per_call()),
             "sipp_cpu_ms_per_call": _r(self.cpu_ms_per_call("sipp")),
             # The chat line's load generator (the bench process: simulator and contacts).
