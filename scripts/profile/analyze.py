@@ -1,9 +1,10 @@
 import sys, json
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from ivr.bench.profile import read_collapsed, top_frames, top_self, by_area, under
+from ivr.bench.profile import merged, by_process, read_collapsed, top_frames, top_self, by_area, under
 name = sys.argv[1]
 stacks = read_collapsed(Path(name))
+stacks = merged(by_process(stacks))  # a --subprocesses recording: every process
 allN = sum(stacks.values())
 # steady state: drop startup/shutdown (stacks inside serve() itself) and the probe thread
 steady = {s: c for s, c in stacks.items() if not any(f.startswith("serve (ivr/controller.py") for f in s)

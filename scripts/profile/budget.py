@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from ivr.bench.profile import read_collapsed  # noqa: E402
+from ivr.bench.profile import merged, by_process, read_collapsed  # noqa: E402
 
 CATEGORIES = [
     ("REST answer", r"^AriClient\.answer "),
@@ -49,6 +49,7 @@ COMPILED = [(n, re.compile(p)) for n, p in CATEGORIES]
 def main() -> None:
     path, cpu_ms, main_share = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
     stacks = read_collapsed(Path(path))
+    stacks = merged(by_process(stacks))  # a --subprocesses recording: every process
     main = {s: c for s, c in stacks.items() if s[0].startswith("_run_module_as_main")
             and not any(f.startswith("serve (ivr/controller.py") for f in s)
             and any(f.startswith("BaseEventLoop._run_once") for f in s)}

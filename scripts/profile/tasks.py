@@ -1,8 +1,9 @@
 import sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from ivr.bench.profile import read_collapsed
+from ivr.bench.profile import merged, by_process, read_collapsed
 stacks = read_collapsed(Path(sys.argv[1]))
+stacks = merged(by_process(stacks))  # a --subprocesses recording: every process
 main = {s: c for s, c in stacks.items() if s[0].startswith("_run_module_as_main")
         and not any(f.startswith("serve (ivr/controller.py") for f in s)
         and any(f.startswith("BaseEventLoop._run_once") for f in s)}
