@@ -14,15 +14,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from ivr.ari import AriClient, AriError, CallContext, CallRouter, Channel, Event, EventStream
+from ivr.ari import (
+    EVENT_FILTER,
+    AriClient,
+    AriError,
+    CallContext,
+    CallRouter,
+    Channel,
+    Event,
+    EventStream,
+)
 from ivr.ari.counters import AriCounters, AriCountersCollector
 from ivr.booking.source import SlotSource
 from ivr.cases.setup import case_store
@@ -81,22 +91,6 @@ logger = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 10.0
 # The end reason of a record closed by the controller that adopted its call.
 CONTROLLER_LOST = "controller_lost"
-
-
-async def _interrupt_open_standin(records: CallRecordStore, channel_id: str, *, reason: str) -> int:
-    # STAND-IN until the db part's CallRecordStore.interrupt_open is in main (deleted then).
-    from sqlalchemy import update
-
-    from ivr.store.models import CallRecordRow
-    from ivr.store.records import INTERRUPTED
-
-    async with records.db.sessions.begin() as session:
-        result = await session.execute(
-            update(CallRecordRow)
-            .where(CallRecordRow.channel_id == channel_id, CallRecordRow.ended_at.is_(None))
-            .values(ended_at=datetime.now(UTC), outcome=INTERRUPTED, end_reason=reason)
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
 
 
 def load_line(settings: Settings) -> Line:
@@ -195,8 +189,8 @@ class Controller:
             # Whoever adopts a call closes the record its dead controller left open
             # (issue 13), before opening its own under the same channel.
             try:
-                interrupted = await _interrupt_open_standin(
-                    self.records, ctx.channel_id, reason=CONTROLLER_LOST
+                interrupted = await self.records.interrupt_open(
+                    ctx.channel_id, reason=CONTROLLER_LOST
                 )
             except StoreUnavailable as exc:  # never the caller's problem: rescue goes on
                 logger.warning("call %s: old record not closed: %s", ctx.channel_id, exc)
@@ -309,6 +303,7 @@ class Controller:
         # Calls we still drive missed whatever was sent while we were away.
         if lost := self.router.events_lost():
             logger.warning("reconcile: %d running call(s) may have lost events", lost)
+        await self._set_event_filter()
         try:
             apps = await self.client.list_applications()
         except AriError as exc:
@@ -339,6 +334,14 @@ class Controller:
         if channel_id.startswith(CHANNEL_PREFIX):
             return ()
         return await self._stasis_args(channel_id) or (self.line.name,)
+    async def _set_event_filter(self) -> None:
+        """Only the event types the IVR handles (``ivr.ari.EVENT_FILTER``), at every
+        connect: a restarted Asterisk has forgotten the filter. Best effort: without
+        it the app gets every event, which the parser ignores (slower, still right)."""
+        try:
+            await self.client.set_event_filter(self.settings.app_name, EVENT_FILTER)
+        except AriError as exc:
+            logger.warning("cannot set the ARI event filter of %s: %s", self.settings.app_name, exc)
 
     async def _stasis_args(self, channel_id: str) -> tuple[str, ...]:
         """An orphan's (flow, SIP Call-ID), from the variables the dialplan set
@@ -818,3 +821,128 @@ def case_history(settings: Settings, db: Database) -> CaseEvents:
         await cases.add_event(number, action, actor=SYSTEM, detail=detail)
 
     return add
+
+
+# --- several controllers (docs/perf/multi.md) ---------------------------------------
+# `ivr serve --voice-worker`: one more controller process for the same Asterisk. It
+# drives the calls of one slot's Stasis application (ivr.multi.slots) with what a
+# call needs: the ARI controller, the call records, the flags (read from the
+# database like the main process's), the booking, the SMS outbox (SMS queued here,
+# sent by the main process's sender). What there is one of per deployment stays
+# in the main process (docs/perf/multi.md has the table): the ops HTTP API and
+# /metrics, the SMS sender, the surveys, the SLA monitor and its escalation calls,
+# the desk's AMI, the WhatsApp chat, the text analysis, the back office. The main
+# process migrates the database before it starts the workers.
+PARENT_POLL_S = 0.5  # how often a worker checks that its parent `ivr serve` lives
+
+
+async def serve_voice_worker(settings: Settings) -> None:
+    """Claim a free slot 2..N (waiting as a standby while none is), drive its
+    application until SIGTERM/SIGINT or the parent's death, then give running
+    calls the grace and hand the rest to the agents, as ``serve`` does."""
+    from ivr.citas.line import CitasLine
+    from ivr.citas.reference import load_reference
+    from ivr.multi.adopter import OrphanAdopter
+    from ivr.multi.slots import Slots, slot_app
+    from ivr.ops.runtime import OpsRuntime
+
+    parent = os.getppid()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    slots = Slots.of(settings)
+    claim = asyncio.ensure_future(slots.wait_claim(range(2, slots.count + 1)))
+    watch = asyncio.ensure_future(_until_orphaned(parent, stop))
+    stopped = asyncio.ensure_future(stop.wait())  # SIGTERM, or the parent's death
+    await asyncio.wait({claim, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if not claim.done():
+        claim.cancel()
+        watch.cancel()
+        logger.info("voice worker: stopped while a standby (no free slot)")
+        return
+    stopped.cancel()
+    own = claim.result()
+    base_app = settings.app_name
+    app = slot_app(base_app, own.slot)
+    _tag_logs(own.slot)
+    settings = replace(settings, app_name=app, seed_demo=False)
+    reference = load_reference(settings.citas_dir)
+    line = CitasLine(reference)
+    registry = line.flag_registry()
+    flows = load_all_flows(settings, registry, line)
+    db = Database(settings.database_url, timeout=settings.request_timeout)
+    metrics = Metrics()  # not exported: /metrics is the main process's (docs/perf/multi.md)
+    ari_counters = AriCounters()  # CITAS_ARI_COUNTS at shutdown ({pid}: one file per process)
+    reaction = ReactionTimer.from_env(observer=metrics.reaction.observe)
+    feed = ChangeFeed(db, poll_s=settings.changes_poll_s)  # flags and slots other processes changed
+    feed_task = asyncio.create_task(feed.run(), name="change-feed")
+    ops = OpsRuntime(settings, db, registry, metrics)
+    ops.live.follow(feed)
+    await ops.start()
+    client = AriClient(
+        settings.ari_url, settings.ari_user, settings.ari_password,
+        timeout=settings.request_timeout, counters=ari_counters,
+    )  # fmt: skip
+    booking = slot_source(
+        settings, db, one_pending_per_service=reference.line.one_pending_per_service, feed=feed
+    )
+    actions, _outbox = await build_actions(settings, db, ops.guard(booking), ops.live, reference)
+    engine = FlowEngine(
+        actions,
+        default_vdn=reference.line.vdn_default,
+        flags=ops.live.value,
+        texts=load_prompt_texts(settings.prompts_file),
+    )
+    records = CallRecordStore(db)
+    records_task = asyncio.create_task(records.run(), name="call-records")
+    controller = Controller(
+        settings, client, records, flows, engine, line, metrics, reaction,
+        controllers=slots.count,
+    )  # fmt: skip
+    adopter = OrphanAdopter(slots, own, client, base_app, controller.orphan_args)
+    stream_task = asyncio.create_task(controller.stream.run(), name="ari-events")
+    adopter_task = asyncio.create_task(adopter.run(), name="orphan-adopter")
+    logger.info("voice worker pid %d serving slot %d (app %s)", os.getpid(), own.slot, app)
+    try:
+        await stop.wait()  # SIGTERM/SIGINT, or the parent's death (_until_orphaned)
+    finally:
+        watch.cancel()
+        logger.info("voice worker slot %d shutting down: %d active call(s)",
+                    own.slot, controller.router.active_calls)  # fmt: skip
+        adopter_task.cancel()
+        await asyncio.gather(adopter_task, return_exceptions=True)
+        await controller.router.shutdown(SHUTDOWN_GRACE_S)
+        await controller.stream.stop()
+        await stream_task
+        records.stop()
+        await records_task
+        if not await records.flush():
+            logger.error("%d call record(s) not written at shutdown", records.buffered)
+        await ops.stop()
+        feed.stop()
+        await feed_task
+        if isinstance(booking, OwnedSession):
+            await booking.close()
+        await client.close()
+        reaction.close()
+        ari_counters.write_if_asked()
+        await db.close()
+        own.release()
+
+
+async def _until_orphaned(parent: int, stop: asyncio.Event) -> None:
+    """Set ``stop`` when the parent ``ivr serve`` is gone (we are re-parented)."""
+    while True:  # polling: re-parenting sends no signal
+        if os.getppid() != parent:
+            break
+        await asyncio.sleep(PARENT_POLL_S)
+    logger.error("voice worker: parent %d is gone; stopping", parent)
+    stop.set()
+
+
+def _tag_logs(slot: int) -> None:
+    """Worker log lines say their slot (they share the main process's output)."""
+    fmt = logging.Formatter(f"%(asctime)s %(levelname)s [slot {slot}] %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(fmt)

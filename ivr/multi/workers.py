@@ -1,6 +1,6 @@
 """``ivr serve``'s voice workers: N-1 child processes it starts, restarts and stops.
 
-Each worker is ``ivr serve --voice-worker`` (``ivr.multi.voice``) with the
+Each worker is ``ivr serve --voice-worker`` (``ivr.controller.serve_voice_worker``) with the
 parent's environment: it claims a free slot (2..N), drives that slot's Stasis
 application, and ends when its parent does. The supervisor restarts a worker
 that dies (after ``restart_delay`` seconds, doubling up to ``max_delay`` while

@@ -44,6 +44,10 @@ CLIENT_ROUTES = [
         "/channels/{id}/play/{id}",
     ),
     ("/playbacks/{playbackId}", "/playbacks/pb-1", "/playbacks/{id}"),
+    # Several controllers (ivr.multi): the adopter and the CITAS_CONTROLLERS global.
+    ("/applications/{applicationName}", "/applications/citas-ivr-2", "/applications/{id}"),
+    ("/asterisk/variable", "/asterisk/variable", "/asterisk/variable"),
+    ("/channels/{channelId}/move", "/channels/1700000000.12/move", "/channels/{id}/move"),
 ]
 
 
