@@ -29,6 +29,11 @@ CLIENT_ROUTES = [
     ("/applications", "/applications", "/applications"),
     ("/applications/{applicationName}", "/applications/citas-ivr-2", "/applications/{id}"),
     ("/asterisk/variable", "/asterisk/variable", "/asterisk/variable"),
+    (
+        "/applications/{applicationName}/eventFilter",
+        "/applications/citas-ivr/eventFilter",
+        "/applications/{id}/eventFilter",
+    ),
     ("/channels/{channelId}/move", "/channels/1700000000.3/move", "/channels/{id}/move"),
     ("/channels", "/channels", "/channels"),
     ("/channels/{channelId}", "/channels/1700000000.12", "/channels/{id}"),
