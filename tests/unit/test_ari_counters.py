@@ -110,6 +110,18 @@ def test_path_words_are_kept(path: list[str]) -> None:
     assert route_template("/" + "/".join(path)) == "/" + "/".join(path)
 
 
+@given(
+    path=st.lists(
+        st.one_of(st.sampled_from(sorted(ARI_PATH_WORDS)), ID_CHARS, st.just("{channelId}")),
+        max_size=6,
+    )
+)
+def test_route_template_is_idempotent(path: list[str]) -> None:
+    """A route label is its own template: counting labels again changes nothing."""
+    route = route_template("/" + "/".join(path))
+    assert route_template(route) == route
+
+
 def smoke_call(c: AriCounters, channel: str) -> None:
     """What one smoke call sends and receives (the event types, in order)."""
     for ev in ("StasisStart", "ChannelDtmfReceived", "StasisEnd", "ChannelDestroyed"):
