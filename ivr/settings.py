@@ -139,6 +139,9 @@ class Settings:
     whatsapp_verify_token: str = field(default="", repr=False)
     chat: ChatSettings = field(default_factory=ChatSettings)
     mail: MailSettings = field(default_factory=MailSettings)
+    # Controller processes sharing this Asterisk (CITAS_CONTROLLERS: N >= 1, or
+    # "auto" = the cores): `ivr serve` plus N-1 voice workers (docs/perf/multi.md).
+    controllers: int = 1
 
     @property
     def ari_url(self) -> str:
@@ -239,7 +242,24 @@ class Settings:
             ),
             chat=_chat(env, base.chat),
             mail=_mail(env, base.mail),
+            controllers=_controllers(env),
         )
+
+
+def _controllers(env: Mapping[str, str]) -> int:
+    """``CITAS_CONTROLLERS``: an integer >= 1, or ``auto`` (the default) = the
+    cores this process may run on (``os.sched_getaffinity``). Raises
+    ``SettingsError`` naming the variable otherwise."""
+    raw = (env.get("CITAS_CONTROLLERS") or "auto").strip()
+    if raw == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"CITAS_CONTROLLERS={raw!r} is not an integer or 'auto'") from None
+    if not 1 <= value <= 64:
+        raise SettingsError(f"CITAS_CONTROLLERS={raw!r} is out of range 1-64")
+    return value
 
 
 def _chat(env: Mapping[str, str], base: ChatSettings) -> ChatSettings:

@@ -150,7 +150,9 @@ def sandbox(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Sandbox]:
     state_dir = tmp_path_factory.mktemp("state")  # per xdist worker: its own basetemp
-    env = {**os.environ, **E2E_ENV, "CITAS_STATE_DIR": str(state_dir)}
+    # One controller process per `ivr serve` (CITAS_CONTROLLERS=1): the session's
+    # controller and every test's own; tests/e2e/test_controllers.py sets 2.
+    env = {**os.environ, **E2E_ENV, "CITAS_STATE_DIR": str(state_dir), "CITAS_CONTROLLERS": "1"}
     request.config.stash[SANDBOX_KEY] = describe(env)
     try:
         settings = Settings.from_env(env)

@@ -171,3 +171,21 @@ def test_mail_variables_set_the_relay() -> None:
 def test_a_bad_mail_setting_is_refused_with_its_name(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=re.escape(message)):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("1", 1), ("2", 2), (" 3 ", 3), ("64", 64), ("", None), ("auto", None)],
+)
+def test_controllers_an_integer_or_auto_the_cores(raw: str, expected: int | None) -> None:
+    import os
+
+    s = Settings.from_env({"CITAS_CONTROLLERS": raw})
+
+    assert s.controllers == (expected or len(os.sched_getaffinity(0)))
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "65", "two", "1.5", "auto2"])
+def test_a_bad_controllers_value_is_refused_with_its_name(raw: str) -> None:
+    with pytest.raises(SettingsError, match="CITAS_CONTROLLERS"):
+        Settings.from_env({"CITAS_CONTROLLERS": raw})
