@@ -321,7 +321,7 @@ class CallRecordStore:
             self._next = asyncio.get_running_loop().create_future()
         batch = self._next
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain(), name="call-records-commit")
+            self._writer = asyncio.create_task(self._drain(), name="records-commit")
         return batch
 
     async def _drain(self) -> None:
