@@ -12,14 +12,15 @@ template must exist with that method, each query parameter must be declared).
 from __future__ import annotations
 
 import base64
-import json as jsonlib
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 
+from ivr.ari.counters import AriCounters
 from ivr.ari.errors import (
     AriConnectionError,
     AriProtocolError,
@@ -62,12 +63,15 @@ class AriClient(OwnedSession):
         *,
         timeout: float = 5.0,
         session: aiohttp.ClientSession | None = None,
+        counters: AriCounters | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._headers = {"Authorization": basic_auth_header(username, password)}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         super().__init__(session)
         self.calls_made: set[CallRecord] = set()
+        # Requests by route (and, given to the EventStream, events by type).
+        self.counters = counters if counters is not None else AriCounters()
 
     async def _request(
         self,
@@ -81,13 +85,14 @@ class AriClient(OwnedSession):
         """Send one request; return the decoded JSON body, or None for 204."""
         query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
         self.calls_made.add((method, path, frozenset(query)))
+        self.counters.request(method, path)
         url_path = path.format_map({k: quote(v, safe="") for k, v in (path_params or {}).items()})
         url = self._base_url + url_path
         try:
             async with self._get_session().request(
                 method, url, params=query, json=json, headers=self._headers, timeout=self._timeout
             ) as resp:
-                body = await resp.text()
+                body = await resp.read()
                 status = resp.status
         except TimeoutError as exc:
             # Checked first: aiohttp's ServerTimeoutError is also a connection error.
@@ -102,8 +107,8 @@ class AriClient(OwnedSession):
         if not body:
             return None
         try:
-            return jsonlib.loads(body)
-        except ValueError as exc:
+            return orjson.loads(body)
+        except ValueError as exc:  # orjson.JSONDecodeError is one
             raise AriProtocolError(f"{method} {url_path}: response is not JSON") from exc
 
     # -- asterisk ---------------------------------------------------------
@@ -117,6 +122,41 @@ class AriClient(OwnedSession):
     async def list_applications(self) -> list[dict[str, Any]]:
         apps = _expect_list(await self._request("GET", "/applications"), "applications")
         return [_expect_obj(app, "application") for app in apps]
+
+    async def application_channel_ids(self, app: str) -> list[str]:
+        """The channels application ``app`` is subscribed to (``GET /applications/{app}``);
+        ``AriNotFound`` when Asterisk does not know the application."""
+        data = _expect_obj(
+            await self._request("GET", "/applications/{applicationName}",
+                                path_params={"applicationName": app}),
+            "application",
+        )  # fmt: skip
+        return [str(c) for c in _expect_list(data.get("channel_ids", []), "channel_ids")]
+
+    async def set_global_variable(self, variable: str, value: str) -> None:
+        """A global dialplan variable (``POST /asterisk/variable``), e.g. ``CITAS_CONTROLLERS``."""
+        await self._request(
+            "POST", "/asterisk/variable", params={"variable": variable, "value": value}
+        )
+
+    async def set_event_filter(self, app: str, allowed: Sequence[str]) -> dict[str, Any]:
+        """Let Stasis application ``app`` receive only the event types ``allowed``.
+
+        ``PUT /applications/{app}/eventFilter`` (Asterisk 13.26+; ARI's
+        ``events_allowed``): every other event type (``ChannelVarset``,
+        ``PlaybackContinuing``...) is no longer serialised and sent on the app's
+        websocket. Returns the application as Asterisk now describes it
+        (``events_allowed``/``events_disallowed`` lists of ``{"type": ...}``).
+        ``AriNotFound`` when the app is not registered (no websocket connected),
+        ``AriBadRequest`` for a malformed filter.
+        """
+        data = await self._request(
+            "PUT",
+            "/applications/{applicationName}/eventFilter",
+            path_params={"applicationName": app},
+            json={"allowed": [{"type": t} for t in allowed], "disallowed": []},
+        )
+        return _expect_obj(data, "application")
 
     # -- channels ---------------------------------------------------------
 
@@ -197,6 +237,15 @@ class AriClient(OwnedSession):
         }
         await self._channel_post(channel_id, "/continue", params)
 
+    async def move(self, channel_id: str, app: str, app_args: Sequence[str] = ()) -> None:
+        """Move a channel in Stasis into application ``app`` (``POST
+        /channels/{id}/move``): it gets a StasisStart with ``app_args`` there. Works
+        for a channel whose application's websocket is gone (docs/perf/multi.md).
+        ``AriNotFound`` when the channel is gone, ``AriConflict`` when not in Stasis."""
+        await self._channel_post(
+            channel_id, "/move", {"app": app, "appArgs": ",".join(app_args) or None}
+        )
+
     async def set_variable(self, channel_id: str, variable: str, value: str) -> None:
         await self._channel_post(channel_id, "/variable", {"variable": variable, "value": value})
 
@@ -252,17 +301,17 @@ class AriClient(OwnedSession):
         )
 
 
-def _error_message(body: str) -> str:
+def _error_message(body: bytes) -> str:
     # ARI errors are {"message": "..."}; the HTTP layer's own 401 is plain text.
     try:
-        data = jsonlib.loads(body)
+        data = orjson.loads(body)
     except ValueError:
-        return body.strip()[:200]
+        return body.decode("utf-8", "replace").strip()[:200]
     if isinstance(data, dict):
         for key in ("message", "error"):
             if isinstance(data.get(key), str):
                 return str(data[key])
-    return body.strip()[:200]
+    return body.decode("utf-8", "replace").strip()[:200]
 
 
 def _expect_obj(data: Any, what: str) -> dict[str, Any]:
