@@ -10,11 +10,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, make_url
+from sqlalchemy import Connection, event, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
@@ -40,8 +40,44 @@ class StoreUnavailable(StoreError):
     """The database cannot be reached, or did not answer in time."""
 
 
+# SQLite's settings on every connection (docs/perf/db.md, "WAL"). WAL lets readers
+# go on while one writer commits (the rollback journal locked everyone out of the
+# file for each commit: the profile's "keys wait on the database", cap-profile.md
+# §0); synchronous=FULL keeps today's durability: a commit the caller was told
+# about survives a power loss (NORMAL may lose the last commits, sqlite.org/pragma.html).
+SQLITE_JOURNAL_MODE = "wal"
+SQLITE_SYNCHRONOUS = "FULL"
+SQLITE_SYNCHRONOUS_CODE = 2  # what ``PRAGMA synchronous`` reads back for FULL
+
+
+def sqlite_pragmas(timeout: float) -> Callable[[Any, Any], None]:
+    """A SQLAlchemy ``connect`` listener setting the pragmas on a new DB-API connection.
+
+    ``timeout`` (s) becomes ``busy_timeout`` (ms), the same wait as the driver's
+    ``timeout`` connect argument. ``journal_mode=WAL`` is persistent in the file
+    but set on every connection anyway (a file restored from a rollback-journal
+    backup is converted on first use); it needs no other connection holding the
+    file in rollback mode, else OperationalError ("database is locked").
+    """
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            cursor.execute(f"PRAGMA journal_mode = {SQLITE_JOURNAL_MODE}")
+            cursor.execute(f"PRAGMA synchronous = {SQLITE_SYNCHRONOUS}")
+        finally:
+            cursor.close()
+
+    return on_connect
+
+
 class Database:
-    """Owns the async engine; built once by the composition root."""
+    """Owns the async engine; built once by the composition root.
+
+    On SQLite every connection runs in WAL mode with ``synchronous=FULL`` and
+    ``busy_timeout`` = ``timeout`` (see :func:`sqlite_pragmas`).
+    """
 
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         self.url = url
@@ -54,6 +90,8 @@ class Database:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             connect_args["timeout"] = timeout
         self.engine: AsyncEngine = create_async_engine(url, connect_args=connect_args)
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", sqlite_pragmas(timeout))
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._probe = probe_from_env()  # CITAS_DB_STATEMENTS: statements counted (probe.py)
         if self._probe is not None:
