@@ -187,7 +187,10 @@ def sms_status(db_file: Path, sms_id: str) -> str | None:
 
 @contextlib.contextmanager
 def database_locked(db_file: Path) -> Iterator[sqlite3.Connection]:
-    """Hold SQLite's exclusive lock: every other reader and writer fails (busy)."""
+    """Hold SQLite's write lock (BEGIN EXCLUSIVE): every other writer fails (busy).
+
+    The controller's database is in WAL mode (ivr.store.db), so readers go on.
+    """
     conn = sqlite3.connect(db_file, timeout=10, isolation_level=None)
     try:
         conn.execute("BEGIN EXCLUSIVE")

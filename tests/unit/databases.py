@@ -50,7 +50,11 @@ async def migrated_database(backend: str, tmp_path: Path) -> AsyncIterator[Datab
 
 @contextlib.contextmanager
 def locked(db: Database) -> Iterator[None]:
-    """Another connection holds SQLite's exclusive lock: the database is unavailable to us."""
+    """Another connection holds SQLite's write lock (BEGIN EXCLUSIVE): our writes fail.
+
+    The database runs in WAL mode (ivr.store.db), so our reads still succeed: the
+    tests using this exercise writes only (records, SMS outbox, checkpoints).
+    """
     assert db.engine.url.database is not None
     conn = sqlite3.connect(db.engine.url.database, timeout=5, isolation_level=None)
     try:

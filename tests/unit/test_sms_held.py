@@ -50,9 +50,12 @@ async def test_held_while_locked_then_stored_and_sent_exactly_once(
         await eventually(lambda: len(sent_log.read_text().splitlines()) >= 1, within=5)
         # The worker marks it sent after the gateway took it: wait for that commit
         # (in WAL mode this read no longer waits behind the worker's write).
-        async with asyncio.timeout(5):
-            while (message := await outbox.get(message_id)) is None or message.status != SENT:
-                await asyncio.sleep(0.01)
+        for _ in range(500):  # up to 5 s
+            message = await outbox.get(message_id)
+            if message is not None and message.status == SENT:
+                break
+            await asyncio.sleep(0.01)
+        assert message is not None and message.status == SENT
         assert len(sent_log.read_text().splitlines()) == 1  # the duplicate key was not sent twice
     finally:
         worker.stop()

@@ -33,20 +33,20 @@ def rollback_journal_file(path: Path) -> None:
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["fresh-file", "rollback-journal-file"])
-@pytest.mark.parametrize("timeout", [0.2, 5.0])
+@pytest.mark.parametrize("wait_s", [0.2, 5.0])
 async def test_every_connection_is_wal_with_synchronous_full(
-    tmp_path: Path, existing: bool, timeout: float
+    tmp_path: Path, existing: bool, wait_s: float
 ) -> None:
     path = tmp_path / "sub" / "citas.db"
     if existing:
         path.parent.mkdir()
         rollback_journal_file(path)
-    db = Database(f"sqlite+aiosqlite:///{path}", timeout=timeout)
+    db = Database(f"sqlite+aiosqlite:///{path}", timeout=wait_s)
     try:
         await db.migrate()
         # Several connections at once: each gets the pragmas, not only the first.
         results = await asyncio.gather(*(pragmas(db) for _ in range(3)))
-        assert set(results) == {("wal", SQLITE_SYNCHRONOUS_CODE, int(timeout * 1000))}
+        assert set(results) == {("wal", SQLITE_SYNCHRONOUS_CODE, int(wait_s * 1000))}
     finally:
         await db.close()
     # WAL is persistent: a plain connection (no pragmas of ours) sees it in the file.
@@ -59,7 +59,9 @@ async def test_every_connection_is_wal_with_synchronous_full(
 
 async def count_versions(db: Database) -> int:
     async def op(session: AsyncSession) -> int:
-        return int((await session.execute(text("SELECT count(*) FROM change_versions"))).scalar_one())
+        return int(
+            (await session.execute(text("SELECT count(*) FROM change_versions"))).scalar_one()
+        )
 
     return await db.run("count", op)
 
