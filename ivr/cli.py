@@ -103,6 +103,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.eventloop import run
 
     settings = _settings(args)
+    if args.voice_worker:  # a child of `ivr serve` (CITAS_CONTROLLERS > 1)
+        from ivr.controller import serve_voice_worker
+
+        run(serve_voice_worker(settings))  # on uvloop (ivr.eventloop)
+        return 0
     run(serve(settings))  # on uvloop (ivr.eventloop)
     return 0
 
@@ -335,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sv = sub.add_parser("serve", help="run the controller in the foreground")
     sv.add_argument("--instance")
+    sv.add_argument(
+        "--voice-worker", action="store_true",
+        help="one more controller process for a free slot (ivr serve starts these itself)",
+    )  # fmt: skip
     sv.set_defaults(func=cmd_serve)
 
     call = sub.add_parser("call", help="place a tester scenario with sipp against the sandbox")

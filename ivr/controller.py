@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ from ivr.ari import (
     Event,
     EventStream,
 )
+from ivr.ari.counters import AriCounters, AriCountersCollector
 from ivr.booking.source import SlotSource
 from ivr.cases.setup import case_store
 from ivr.channel import (
@@ -50,6 +52,7 @@ from ivr.httpsession import OwnedSession
 from ivr.incidents.http import incident_extension_for
 from ivr.line import Line
 from ivr.masking import mask_number
+from ivr.multi.adopter import ADOPTED_ARG
 from ivr.ops.api import ApiExtension
 from ivr.ops.flags import FlagReader, FlagRegistry
 from ivr.ops.metrics import Metrics
@@ -60,6 +63,8 @@ from ivr.sms.gateways import FileSmsGateway, HttpSmsGateway, SmsGateway
 from ivr.sms.outbox import SmsOutbox
 from ivr.sms.worker import SmsWorker
 from ivr.store import CallRecordStore, Database
+from ivr.store.changes import ChangeFeed
+from ivr.store.db import StoreUnavailable
 from ivr.store.records import CallRecord
 from ivr.surveys.chat import SurveyReplies
 from ivr.surveys.store import CaseEvents, SurveyStore
@@ -84,6 +89,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
+# The end reason of a record closed by the controller that adopted its call.
+CONTROLLER_LOST = "controller_lost"
 
 
 def load_line(settings: Settings) -> Line:
@@ -132,6 +139,10 @@ class Controller:
     reaction: ReactionTimer = field(default_factory=ReactionTimer)
     # Cases' escalation calls (ivr.escalation.call), when cases are enabled.
     escalation: AriEscalationCalls | None = None
+    # Controller processes on this Asterisk (Settings.controllers): set as the global
+    # dialplan variable CITAS_CONTROLLERS at every connect ([citas-ivr] spreads calls
+    # over that many slots); None: not set (a controller outside `ivr serve`).
+    controllers: int | None = None
     router: CallRouter = field(init=False)
     stream: EventStream = field(init=False)
 
@@ -144,6 +155,7 @@ class Controller:
             self.settings.app_name,
             self.dispatch,
             on_connected=self.reconcile,
+            counters=self.client.counters,  # events and requests in one AriCounters
         )
         self.metrics.active_calls.set_function(lambda: self.router.active_calls)
 
@@ -158,6 +170,10 @@ class Controller:
         if self.escalation is not None and self.escalation.handles(ctx):
             await self.escalation.handle(ctx)
             return
+        if ctx.args[-1:] == (ADOPTED_ARG,):  # moved here from a dead controller's app
+            ctx.args, ctx.resumed, adopted = ctx.args[:-1], True, True
+        else:
+            adopted = False
         flow_name = ctx.args[0] if ctx.args else self.line.name
         sip_call_id = ctx.args[1] if len(ctx.args) > 1 else None
         caller = ctx.channel.caller.number or None
@@ -168,12 +184,22 @@ class Controller:
             mask_number(caller),
             ctx.resumed,
         )
+        interrupted = 0
+        if ctx.resumed:
+            # Whoever adopts a call closes the record its dead controller left open
+            # (issue 13), before opening its own under the same channel.
+            try:
+                interrupted = await self.records.interrupt_open(
+                    ctx.channel_id, reason=CONTROLLER_LOST
+                )
+            except StoreUnavailable as exc:  # never the caller's problem: rescue goes on
+                logger.warning("call %s: old record not closed: %s", ctx.channel_id, exc)
         record = await self._open_record(ctx, flow_name, sip_call_id, caller)
         channel = VoiceChannel(ctx, line=self.line.voice, reaction=self.reaction)
         reason = "flow_end"
         try:
             if ctx.resumed:
-                record.step("resumed_after_reconnect")
+                record.step("resumed_after_reconnect", adopted=adopted, interrupted=interrupted)
                 await self._rescue(channel, record, "ivr-restarted")
                 return
             flow = self.flows.get(flow_name)
@@ -269,6 +295,11 @@ class Controller:
         to the agents, since their dialogue state is lost); calls we still drive
         are told their events may be lost, and go to the agents too.
         """
+        if self.controllers is not None:
+            try:
+                await self.client.set_global_variable("CITAS_CONTROLLERS", str(self.controllers))
+            except AriError as exc:
+                logger.warning("reconcile: cannot set CITAS_CONTROLLERS: %s", exc)
         # Calls we still drive missed whatever was sent while we were away.
         if lost := self.router.events_lost():
             logger.warning("reconcile: %d running call(s) may have lost events", lost)
@@ -293,6 +324,16 @@ class Controller:
             len(channel_ids),
         )
 
+    async def orphan_args(self, channel_id: str) -> tuple[str, ...]:
+        """Stasis arguments for a dead controller's channel moved here
+        (``ivr.multi.adopter``): (flow, SIP Call-ID), the line's flow when they
+        cannot be read, or ``()`` for an escalation call (only the main process's
+        SLA monitor drives those: the adopter hangs it up)."""
+        from ivr.escalation.order import CHANNEL_PREFIX
+
+        if channel_id.startswith(CHANNEL_PREFIX):
+            return ()
+        return await self._stasis_args(channel_id) or (self.line.name,)
     async def _set_event_filter(self) -> None:
         """Only the event types the IVR handles (``ivr.ari.EVENT_FILTER``), at every
         connect: a restarted Asterisk has forgotten the filter. Best effort: without
@@ -379,12 +420,14 @@ def sms_gateway(settings: Settings) -> SmsGateway:
 
 
 def slot_source(
-    settings: Settings, db: Database, *, one_pending_per_service: bool = True
+    settings: Settings, db: Database, *, one_pending_per_service: bool = True,
+    feed: ChangeFeed | None = None,
 ) -> SlotSource:
     """The insurer's scheduling service when configured, else our own database.
 
     ``one_pending_per_service`` is the line's rule (config/citas/line.yaml); an
-    external service enforces its own.
+    external service enforces its own. ``feed``: our database's free slots are
+    kept in memory, invalidated through it (``ivr.booking.db``).
     """
     from ivr.booking.db import DbSlotSource
     from ivr.booking.http import HttpSlotSource
@@ -396,7 +439,8 @@ def slot_source(
             timeout=settings.request_timeout,
         )
     return DbSlotSource(
-        db, timeout=settings.request_timeout, one_pending_per_service=one_pending_per_service
+        db, timeout=settings.request_timeout, one_pending_per_service=one_pending_per_service,
+        feed=feed,
     )
 
 
@@ -463,6 +507,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     from ivr.citas.reference import load_reference
     from ivr.desk.queues import build_queues
     from ivr.desk.scripts_http import seed_default_scripts
+    from ivr.multi.main import MainSlot
     from ivr.ops.runtime import OpsRuntime
 
     reference = load_reference(settings.citas_dir)
@@ -476,15 +521,24 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     await db.migrate()
     await seed_default_scripts(db, settings.citas_dir)  # the desk's call scripts, version 1
     metrics = Metrics()
+    ari_counters = AriCounters()  # /metrics; CITAS_ARI_COUNTS at shutdown (ivr bench)
+    metrics.registry.register(AriCountersCollector(ari_counters))
     # DTMF in → ARI out: on /metrics, and to CITAS_REACTION_LOG when set (ivr bench).
     reaction = ReactionTimer.from_env(observer=metrics.reaction.observe)
+    feed = ChangeFeed(db, poll_s=settings.changes_poll_s)  # what other processes changed
+    feed_task = asyncio.create_task(feed.run(), name="change-feed")
     ops = OpsRuntime(settings, db, registry, metrics)
+    ops.live.follow(feed)
     await ops.start()
     client = AriClient(
-        settings.ari_url, settings.ari_user, settings.ari_password, timeout=settings.request_timeout
+        settings.ari_url,
+        settings.ari_user,
+        settings.ari_password,
+        timeout=settings.request_timeout,
+        counters=ari_counters,
     )
     booking = slot_source(
-        settings, db, one_pending_per_service=reference.line.one_pending_per_service
+        settings, db, one_pending_per_service=reference.line.one_pending_per_service, feed=feed
     )
     slots = ops.guard(booking)
     actions, outbox = await build_actions(settings, db, slots, ops.live, reference)
@@ -502,8 +556,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     sla = build_sla_monitor(settings, db, client, line)
     monitor, calls = sla if sla is not None else (None, None)
     controller = Controller(
-        settings, client, records, flows, engine, line, metrics, reaction, escalation=calls
-    )
+        settings, client, records, flows, engine, line, metrics, reaction, escalation=calls,
+        controllers=settings.controllers,
+    )  # fmt: skip
+    # Several controllers (docs/perf/multi.md): slot 1 before our app connects.
+    main_slot = await MainSlot.claim(settings)
     monitor_task = asyncio.create_task(monitor.run(), name="sla-monitor") if monitor else None
     gateway = sms_gateway(settings)
     sms_worker = SmsWorker(outbox, gateway, backoff_initial=settings.sms_retry_s)
@@ -513,6 +570,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     stream_task = asyncio.create_task(controller.stream.run(), name="ari-events")
+    if main_slot is not None:
+        main_slot.start(client, settings.app_name, controller.orphan_args)
     chat = build_chat(settings, db, engine, flows, reference) if settings.chat.enabled else None
     if chat is not None:
         metrics.watch_chat(lambda: chat.runner.counts, chat.counters.snapshot)
@@ -560,6 +619,10 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await stop.wait()
     finally:
         logger.info("shutting down: %d active call(s)", controller.router.active_calls)
+        # The workers get SIGTERM now and their grace runs beside ours.
+        workers_stopped = (
+            asyncio.ensure_future(main_slot.stop(SHUTDOWN_GRACE_S)) if main_slot else None
+        )
         survey_worker.stop()
         await survey_task
         if chat is not None:
@@ -576,6 +639,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await controller.router.shutdown(SHUTDOWN_GRACE_S)
         await controller.stream.stop()
         await stream_task
+        if main_slot is not None and workers_stopped is not None:
+            await workers_stopped
+            main_slot.release()
         sms_worker.stop()
         await sms_task
         texts.worker.stop()
@@ -587,9 +653,12 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         if not await records.flush():
             logger.error("%d call record(s) not written at shutdown", records.buffered)
         await ops.stop()
+        feed.stop()
+        await feed_task
         if isinstance(booking, OwnedSession):
             await booking.close()
         await client.close()
+        ari_counters.write_if_asked()
         reaction.close()
         await db.close()
 
@@ -752,3 +821,128 @@ def case_history(settings: Settings, db: Database) -> CaseEvents:
         await cases.add_event(number, action, actor=SYSTEM, detail=detail)
 
     return add
+
+
+# --- several controllers (docs/perf/multi.md) ---------------------------------------
+# `ivr serve --voice-worker`: one more controller process for the same Asterisk. It
+# drives the calls of one slot's Stasis application (ivr.multi.slots) with what a
+# call needs: the ARI controller, the call records, the flags (read from the
+# database like the main process's), the booking, the SMS outbox (SMS queued here,
+# sent by the main process's sender). What there is one of per deployment stays
+# in the main process (docs/perf/multi.md has the table): the ops HTTP API and
+# /metrics, the SMS sender, the surveys, the SLA monitor and its escalation calls,
+# the desk's AMI, the WhatsApp chat, the text analysis, the back office. The main
+# process migrates the database before it starts the workers.
+PARENT_POLL_S = 0.5  # how often a worker checks that its parent `ivr serve` lives
+
+
+async def serve_voice_worker(settings: Settings) -> None:
+    """Claim a free slot 2..N (waiting as a standby while none is), drive its
+    application until SIGTERM/SIGINT or the parent's death, then give running
+    calls the grace and hand the rest to the agents, as ``serve`` does."""
+    from ivr.citas.line import CitasLine
+    from ivr.citas.reference import load_reference
+    from ivr.multi.adopter import OrphanAdopter
+    from ivr.multi.slots import Slots, slot_app
+    from ivr.ops.runtime import OpsRuntime
+
+    parent = os.getppid()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    slots = Slots.of(settings)
+    claim = asyncio.ensure_future(slots.wait_claim(range(2, slots.count + 1)))
+    watch = asyncio.ensure_future(_until_orphaned(parent, stop))
+    stopped = asyncio.ensure_future(stop.wait())  # SIGTERM, or the parent's death
+    await asyncio.wait({claim, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if not claim.done():
+        claim.cancel()
+        watch.cancel()
+        logger.info("voice worker: stopped while a standby (no free slot)")
+        return
+    stopped.cancel()
+    own = claim.result()
+    base_app = settings.app_name
+    app = slot_app(base_app, own.slot)
+    _tag_logs(own.slot)
+    settings = replace(settings, app_name=app, seed_demo=False)
+    reference = load_reference(settings.citas_dir)
+    line = CitasLine(reference)
+    registry = line.flag_registry()
+    flows = load_all_flows(settings, registry, line)
+    db = Database(settings.database_url, timeout=settings.request_timeout)
+    metrics = Metrics()  # not exported: /metrics is the main process's (docs/perf/multi.md)
+    ari_counters = AriCounters()  # CITAS_ARI_COUNTS at shutdown ({pid}: one file per process)
+    reaction = ReactionTimer.from_env(observer=metrics.reaction.observe)
+    feed = ChangeFeed(db, poll_s=settings.changes_poll_s)  # flags and slots other processes changed
+    feed_task = asyncio.create_task(feed.run(), name="change-feed")
+    ops = OpsRuntime(settings, db, registry, metrics)
+    ops.live.follow(feed)
+    await ops.start()
+    client = AriClient(
+        settings.ari_url, settings.ari_user, settings.ari_password,
+        timeout=settings.request_timeout, counters=ari_counters,
+    )  # fmt: skip
+    booking = slot_source(
+        settings, db, one_pending_per_service=reference.line.one_pending_per_service, feed=feed
+    )
+    actions, _outbox = await build_actions(settings, db, ops.guard(booking), ops.live, reference)
+    engine = FlowEngine(
+        actions,
+        default_vdn=reference.line.vdn_default,
+        flags=ops.live.value,
+        texts=load_prompt_texts(settings.prompts_file),
+    )
+    records = CallRecordStore(db)
+    records_task = asyncio.create_task(records.run(), name="call-records")
+    controller = Controller(
+        settings, client, records, flows, engine, line, metrics, reaction,
+        controllers=slots.count,
+    )  # fmt: skip
+    adopter = OrphanAdopter(slots, own, client, base_app, controller.orphan_args)
+    stream_task = asyncio.create_task(controller.stream.run(), name="ari-events")
+    adopter_task = asyncio.create_task(adopter.run(), name="orphan-adopter")
+    logger.info("voice worker pid %d serving slot %d (app %s)", os.getpid(), own.slot, app)
+    try:
+        await stop.wait()  # SIGTERM/SIGINT, or the parent's death (_until_orphaned)
+    finally:
+        watch.cancel()
+        logger.info("voice worker slot %d shutting down: %d active call(s)",
+                    own.slot, controller.router.active_calls)  # fmt: skip
+        adopter_task.cancel()
+        await asyncio.gather(adopter_task, return_exceptions=True)
+        await controller.router.shutdown(SHUTDOWN_GRACE_S)
+        await controller.stream.stop()
+        await stream_task
+        records.stop()
+        await records_task
+        if not await records.flush():
+            logger.error("%d call record(s) not written at shutdown", records.buffered)
+        await ops.stop()
+        feed.stop()
+        await feed_task
+        if isinstance(booking, OwnedSession):
+            await booking.close()
+        await client.close()
+        reaction.close()
+        ari_counters.write_if_asked()
+        await db.close()
+        own.release()
+
+
+async def _until_orphaned(parent: int, stop: asyncio.Event) -> None:
+    """Set ``stop`` when the parent ``ivr serve`` is gone (we are re-parented)."""
+    while True:  # polling: re-parenting sends no signal
+        if os.getppid() != parent:
+            break
+        await asyncio.sleep(PARENT_POLL_S)
+    logger.error("voice worker: parent %d is gone; stopping", parent)
+    stop.set()
+
+
+def _tag_logs(slot: int) -> None:
+    """Worker log lines say their slot (they share the main process's output)."""
+    fmt = logging.Formatter(f"%(asctime)s %(levelname)s [slot {slot}] %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(fmt)

@@ -126,6 +126,9 @@ class Settings:
     sms_url: str = ""  # the SMS provider (HttpSmsGateway); empty: <state>/<instance>/sms-sent.jsonl
     sms_token: str = ""
     sms_retry_s: float = 2.0  # first SMS retry delay, doubling up to 5 min
+    # How often each process polls the change feed's versions (ivr.store.changes):
+    # on SQLite the delay of a change made by another process; PostgreSQL notifies.
+    changes_poll_s: float = 0.5
     # WhatsApp Cloud API (ivr.whatsapp; docs/whatsapp.md). The API base is the
     # simulator's URL in the sandbox and tests. Secrets stay out of repr/logs.
     whatsapp_api_base: str = "https://graph.facebook.com"
@@ -226,6 +229,7 @@ class Settings:
             sms_url=env.get("CITAS_SMS_URL", base.sms_url),
             sms_token=env.get("CITAS_SMS_TOKEN", base.sms_token),
             sms_retry_s=_float(env, "CITAS_SMS_RETRY_S", base.sms_retry_s),
+            changes_poll_s=_float(env, "CITAS_CHANGES_POLL_S", base.changes_poll_s),
             whatsapp_api_base=env.get("CITAS_WHATSAPP_API_BASE") or base.whatsapp_api_base,
             whatsapp_api_version=_api_version(env, base.whatsapp_api_version),
             whatsapp_phone_number_id=env.get(

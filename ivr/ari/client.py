@@ -20,6 +20,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
+from ivr.ari.counters import AriCounters
 from ivr.ari.errors import (
     AriConnectionError,
     AriProtocolError,
@@ -62,12 +63,15 @@ class AriClient(OwnedSession):
         *,
         timeout: float = 5.0,
         session: aiohttp.ClientSession | None = None,
+        counters: AriCounters | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._headers = {"Authorization": basic_auth_header(username, password)}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         super().__init__(session)
         self.calls_made: set[CallRecord] = set()
+        # Requests by route (and, given to the EventStream, events by type).
+        self.counters = counters if counters is not None else AriCounters()
 
     async def _request(
         self,
@@ -81,6 +85,7 @@ class AriClient(OwnedSession):
         """Send one request; return the decoded JSON body, or None for 204."""
         query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
         self.calls_made.add((method, path, frozenset(query)))
+        self.counters.request(method, path)
         url_path = path.format_map({k: quote(v, safe="") for k, v in (path_params or {}).items()})
         url = self._base_url + url_path
         try:
@@ -117,6 +122,22 @@ class AriClient(OwnedSession):
     async def list_applications(self) -> list[dict[str, Any]]:
         apps = _expect_list(await self._request("GET", "/applications"), "applications")
         return [_expect_obj(app, "application") for app in apps]
+
+    async def application_channel_ids(self, app: str) -> list[str]:
+        """The channels application ``app`` is subscribed to (``GET /applications/{app}``);
+        ``AriNotFound`` when Asterisk does not know the application."""
+        data = _expect_obj(
+            await self._request("GET", "/applications/{applicationName}",
+                                path_params={"applicationName": app}),
+            "application",
+        )  # fmt: skip
+        return [str(c) for c in _expect_list(data.get("channel_ids", []), "channel_ids")]
+
+    async def set_global_variable(self, variable: str, value: str) -> None:
+        """A global dialplan variable (``POST /asterisk/variable``), e.g. ``CITAS_CONTROLLERS``."""
+        await self._request(
+            "POST", "/asterisk/variable", params={"variable": variable, "value": value}
+        )
 
     async def set_event_filter(self, app: str, allowed: Sequence[str]) -> dict[str, Any]:
         """Let Stasis application ``app`` receive only the event types ``allowed``.
@@ -215,6 +236,15 @@ class AriClient(OwnedSession):
             "label": label,
         }
         await self._channel_post(channel_id, "/continue", params)
+
+    async def move(self, channel_id: str, app: str, app_args: Sequence[str] = ()) -> None:
+        """Move a channel in Stasis into application ``app`` (``POST
+        /channels/{id}/move``): it gets a StasisStart with ``app_args`` there. Works
+        for a channel whose application's websocket is gone (docs/perf/multi.md).
+        ``AriNotFound`` when the channel is gone, ``AriConflict`` when not in Stasis."""
+        await self._channel_post(
+            channel_id, "/move", {"app": app, "appArgs": ",".join(app_args) or None}
+        )
 
     async def set_variable(self, channel_id: str, variable: str, value: str) -> None:
         await self._channel_post(channel_id, "/variable", {"variable": variable, "value": value})

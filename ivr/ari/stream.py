@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import orjson
 
+from ivr.ari.counters import AriCounters
 from ivr.ari.errors import AriProtocolError
 from ivr.ari.events import ApplicationReplaced, Event, parse_event
 
@@ -68,6 +69,7 @@ class EventStream:
         rng: random.Random | None = None,
         heartbeat: float = 10.0,
         connect_timeout: float = 5.0,
+        counters: AriCounters | None = None,
     ) -> None:
         self._url = events_url(base_url)
         self._app = app
@@ -88,6 +90,8 @@ class EventStream:
         self._running = False
         self.connected = asyncio.Event()
         self.reconnects = 0
+        # Events by type as Asterisk sent them (the client's counters when given).
+        self.counters = counters if counters is not None else AriCounters()
 
     async def run(self) -> None:
         """Connect, deliver events, reconnect on loss; return after ``stop()``."""
@@ -210,6 +214,7 @@ class EventStream:
         except (ValueError, AriProtocolError) as exc:
             logger.warning("dropping unreadable ARI event: %s", exc)
             return
+        self.counters.event(event.type)
         if isinstance(event, ApplicationReplaced):
             logger.warning("another client took over ARI app %s; no more events", self._app)
         try:

@@ -43,6 +43,17 @@ taken the transaction rolls back and the old appointment stands. Only live
 Guard rows are taken in one order (guard, then slot) and each transaction holds
 one patient's guard, so the two locks cannot deadlock.
 
+**Free slots from memory** (issue 13, part db): given a change feed
+(``ivr.store.changes``), ``find`` reads the free slots of a (site, CUPS) from a
+per-process cache, filtered in Python exactly as the SQL below filters them
+(``_matches``); every write of slots here (book, cancel, reschedule, seed,
+delete, release) touches the site's topic ``slots.<site>`` in its own
+transaction, so every process drops that site's slots at once on PostgreSQL
+(NOTIFY) and within ``CITAS_CHANGES_POLL_S`` on SQLite. A slot offered from a
+stale cache is never double-booked: ``book`` still claims it in one transaction
+that checks it is free (step 3); a caller offered a slot taken meanwhile hears
+the next one, as before.
+
 SQLite answers "database is locked" when its busy timeout runs out under
 contention, and PostgreSQL may ask to retry a transaction (serialisation
 failure, deadlock): both are retried a few times within the call's deadline.
@@ -77,6 +88,7 @@ from ivr.booking.model import (
     SlotTaken,
 )
 from ivr.booking.tables import BookingGuardRow, BookingRow, SlotRow
+from ivr.store.changes import Cached, ChangeFeed, slots_topic, touch
 from ivr.store.db import Database
 
 logger = logging.getLogger(__name__)
@@ -107,11 +119,18 @@ class DbSlotSource:
         timeout: float,
         clock: Callable[[], datetime] = _utcnow,
         one_pending_per_service: bool = True,
+        feed: ChangeFeed | None = None,
     ) -> None:
+        """``feed``: cache the free slots per (site, CUPS), invalidated through it
+        (module docstring); None reads them from the database on every ``find``."""
         self.db = db
         self.timeout = timeout
         self._clock = clock
         self.one_pending_per_service = one_pending_per_service
+        self.free: Cached[tuple[str, str], list[Slot]] | None = (
+            Cached(feed, lambda key: slots_topic(key[0]), self._load_free)
+            if feed is not None else None
+        )  # fmt: skip
 
     async def find(
         self,
@@ -127,6 +146,15 @@ class DbSlotSource:
     ) -> list[Slot]:
         now = self._clock()
         floor = now if after is None or after < now else after
+        if self.free is not None:
+            excluded = frozenset(exclude_ids)
+            found = []
+            for slot in await self.free.get((site_id, cups)):
+                if _matches(slot, floor, time_band, doctor_id, exclude_doctor_id, excluded):
+                    found.append(slot)
+                    if len(found) == limit:
+                        break
+            return found
         query = select(SlotRow).where(
             SlotRow.site_id == site_id,
             SlotRow.cups == cups,
@@ -148,6 +176,26 @@ class DbSlotSource:
 
         return await self._run("find slots", op)
 
+    def _stale(self) -> None:
+        """A slot we offered was taken: our cache knew before the feed told us."""
+        if self.free is not None:
+            self.free.invalidate()
+
+    async def _load_free(self, key: tuple[str, str]) -> list[Slot]:
+        """Every free slot of (site, CUPS) not started yet, in ``find``'s order."""
+        site_id, cups = key
+        query = (
+            select(SlotRow)
+            .where(SlotRow.site_id == site_id, SlotRow.cups == cups,
+                   SlotRow.booked_by.is_(None), SlotRow.starts_at > self._clock())
+            .order_by(SlotRow.starts_at, SlotRow.id)
+        )  # fmt: skip
+
+        async def op(session: AsyncSession) -> list[Slot]:
+            return [_slot(row) for row in await session.scalars(query)]
+
+        return await self._run("load free slots", op)
+
     async def book(self, slot_id: str, *, affiliate_id: str, call_id: str | None) -> Booking:
         dialect = self.db.engine.dialect.name
 
@@ -158,7 +206,11 @@ class DbSlotSource:
             await conn.execute(_guard(dialect, affiliate_id, now))
             return await self._claim(session, slot_id, affiliate_id, call_id, now)
 
-        booking = await self._run(f"book slot {slot_id}", op)
+        try:
+            booking = await self._run(f"book slot {slot_id}", op)
+        except (SlotTaken, BookingRejected):  # taken, or gone: our cache is stale
+            self._stale()
+            raise
         logger.info("call %s: booked slot %s as %s", call_id, slot_id, booking.id)
         return booking
 
@@ -184,6 +236,7 @@ class DbSlotSource:
                 return old, False
             if old.slot.starts_at <= now:
                 raise BookingRejected(f"appointment {booking_id} has already started")
+            await touch(session, slots_topic(old.slot.site_id))
             return await _release(conn, old, now, replaced_by=None), True
 
         cancelled, changed = await self._run(f"cancel booking {booking_id}", op)
@@ -225,9 +278,14 @@ class DbSlotSource:
                 raise BookingRejected(f"appointment {booking_id} is already in slot {slot_id}")
             new = await self._claim(session, slot_id, affiliate_id, call_id, now, replacing=old.id)
             await _release(conn, old, now, replaced_by=new.id)
+            await touch(session, slots_topic(old.slot.site_id))
             return new
 
-        booking = await self._run(f"move booking {booking_id} to slot {slot_id}", op)
+        try:
+            booking = await self._run(f"move booking {booking_id} to slot {slot_id}", op)
+        except (SlotTaken, BookingRejected):  # taken, or gone: our cache is stale
+            self._stale()
+            raise
         logger.info(
             "call %s: moved booking %s to slot %s as %s", call_id, booking_id, slot_id, booking.id
         )
@@ -266,6 +324,7 @@ class DbSlotSource:
         )
         if claimed.rowcount != 1:
             raise await _why_not_bookable(conn, slot_id)
+        await touch(session, slots_topic(slot.site_id))
         row = BookingRow(
             id=str(uuid.uuid4()),
             slot_id=slot_id,
@@ -327,6 +386,8 @@ class DbSlotSource:
                 .values(booked_by=None, booked_at=None)
             )
             await conn.execute(delete(BookingGuardRow))
+            for site_id in await session.scalars(select(SlotRow.site_id).distinct()):
+                await touch(session, slots_topic(site_id))
             return (await conn.execute(delete(BookingRow))).rowcount
 
         return await self._run("release every booking", op)
@@ -360,6 +421,9 @@ class DbSlotSource:
             for values in rows:
                 result = await conn.execute(_insert_ignoring_existing(dialect, values))
                 inserted += max(result.rowcount, 0)
+            if inserted:
+                for site_id in sorted({slot.site_id for slot in slots}):
+                    await touch(session, slots_topic(site_id))
             return inserted
 
         return await self._run("seed slots", op)
@@ -370,6 +434,7 @@ class DbSlotSource:
             result = await conn.execute(
                 delete(SlotRow).where(SlotRow.site_id == site_id, SlotRow.booked_by.is_(None))
             )
+            await touch(session, slots_topic(site_id))
             return result.rowcount
 
         return await self._run(f"delete free slots of {site_id}", op)
@@ -450,6 +515,24 @@ async def _own_booking(session: AsyncSession, booking_id: str, affiliate_id: str
     if found is None or found[0].affiliate_id != affiliate_id:
         raise AppointmentNotFound(booking_id)
     return _booking(found[0], found[1])
+
+
+def _matches(
+    slot: Slot,
+    floor: datetime,
+    time_band: str | None,
+    doctor_id: str | None,
+    exclude_doctor_id: str | None,
+    exclude_ids: frozenset[str],
+) -> bool:
+    """``find``'s SQL filter, for a free slot of the right site and CUPS."""
+    return (
+        slot.starts_at > floor
+        and (time_band is None or slot.time_band == time_band)
+        and (doctor_id is None or slot.doctor_id == doctor_id)
+        and (exclude_doctor_id is None or slot.doctor_id != exclude_doctor_id)
+        and slot.id not in exclude_ids
+    )
 
 
 async def _release(

@@ -4,6 +4,9 @@ Each controller polls one integer (``ops_state.revision``) every 200 ms and
 reloads the snapshot only when it moved, so a change made anywhere (API, CLI,
 another controller's console) reaches every controller within a second,
 without a restart and without touching calls already past their decision.
+Given the change feed (``ivr.store.changes``, topic ``flags``), a change is
+read at once when the feed sees it: on PostgreSQL within ms of the commit
+(LISTEN/NOTIFY), in every process; the revision poll stays as the fallback.
 Windows need no polling at all: the effective value is computed at read time.
 
 When the database cannot be read, the last snapshot stays in use (and the
@@ -22,6 +25,7 @@ from ivr.ops.flags import FlagRegistry, FlagValue
 from ivr.ops.service import FlagView, base_values, effective
 from ivr.ops.store import FlagSnapshot, OpsStore, utcnow
 from ivr.store import StoreUnavailable
+from ivr.store.changes import FLAGS, ChangeFeed
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,7 @@ class LiveFlags:
         self.last_ok: datetime | None = None  # last successful read (readiness)
         self._healthy = True
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()  # the change feed saw the flags change
 
     # --- reading (never blocks, never fails) -----------------------------------
     def view(self, name: str) -> FlagView:
@@ -73,6 +78,14 @@ class LiveFlags:
         return frozenset(value) if isinstance(value, list) else frozenset()
 
     # --- keeping fresh --------------------------------------------------------------
+    def follow(self, feed: ChangeFeed) -> None:
+        """Reload at once when ``feed`` sees topic ``flags`` change (then the poll)."""
+        feed.subscribe(self._on_change)
+
+    def _on_change(self, topic: str) -> None:
+        if topic == FLAGS:
+            self._wake.set()
+
     async def refresh(self) -> bool:
         """Reload if the revision moved (or never loaded); True when reloaded."""
         try:
@@ -119,8 +132,24 @@ class LiveFlags:
             if tick % ticks_per_log == 0:
                 await self.log_windows()
             tick += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.poll_interval)
+            await self._sleep()
+
+    async def _sleep(self) -> None:
+        """Until the poll interval passed, the feed saw a change, or stop()."""
+        if self._wake.is_set():
+            self._wake.clear()
+            return
+        stop = asyncio.ensure_future(self._stop.wait())
+        wake = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait((stop, wake), timeout=self.poll_interval,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        finally:
+            for waiter in (stop, wake):
+                waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(stop, wake)
+        self._wake.clear()
 
     def stop(self) -> None:
         self._stop.set()

@@ -44,6 +44,7 @@ from ivr.ops.tables import (
     OpsStateRow,
     TokenRow,
 )
+from ivr.store.changes import FLAGS, touch
 from ivr.store.db import Database
 
 
@@ -227,6 +228,7 @@ async def _bump(session: AsyncSession) -> None:
     await session.execute(
         update(OpsStateRow).where(OpsStateRow.id == 1).values(revision=OpsStateRow.revision + 1)
     )
+    await touch(session, FLAGS)  # every controller's LiveFlags reloads (ivr.store.changes)
 
 
 async def _read_snapshot(session: AsyncSession, now: datetime) -> FlagSnapshot:

@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from ivr.store.probe import probe_from_env
+
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -53,6 +55,9 @@ class Database:
             connect_args["timeout"] = timeout
         self.engine: AsyncEngine = create_async_engine(url, connect_args=connect_args)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._probe = probe_from_env()  # CITAS_DB_STATEMENTS: statements counted (probe.py)
+        if self._probe is not None:
+            self._probe.attach(self.engine)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
@@ -88,6 +93,8 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._probe is not None:
+            self._probe.write()
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -53,3 +53,13 @@ class CallRecordRow(Base):
     steps: Mapped[int] = mapped_column(Integer, default=0)
     path: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ChangeVersionRow(Base):
+    """One row per change-feed topic (``ivr.store.changes``): its version moves
+    with every change of the topic, in the writer's transaction."""
+
+    __tablename__ = "change_versions"
+
+    topic: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)

@@ -113,13 +113,15 @@ def test_controller_killed_mid_call_the_restarted_one_sends_the_caller_to_agents
     assert report["agent_headers"]["X-Citas-Reason"] == "ivr-restarted", report
     assert report["agent_headers"]["X-Citas-Call-Id"].startswith(report["call_id_prefix"])
     killed, adopted = records_since(sandbox, since, "controller-killed-agent")
-    # The killed controller's row stays open: reports show the call as interrupted.
-    assert (killed.outcome, killed.ended_at) == (None, None)
-    assert report["failures"] == [f"record {killed.id} was never closed"], report
+    # Whoever adopts a call closes the record its dead controller left open (issue 13).
+    assert (killed.outcome, killed.end_reason) == ("interrupted", "controller_lost"), killed
+    assert killed.ended_at is not None and killed.ended_at.timestamp() > killed_at
+    assert report["failures"] == [], report
     # The new controller wrote its own record, under the same SIP Call-ID.
     assert adopted.sip_call_id == killed.sip_call_id and adopted.flow == "citas"
     assert adopted.outcome == "transferred" and adopted.ended_at is not None
     assert [s["kind"] for s in adopted.path] == ["resumed_after_reconnect", "transfer"]
+    assert adopted.path[0]["adopted"] is False and adopted.path[0]["interrupted"] == 1
     assert adopted.path[-1]["reason"] == "ivr-restarted"
 
     adopted_at = adopted.started_at.timestamp() + step_at(adopted, "resumed_after_reconnect")

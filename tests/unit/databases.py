@@ -24,6 +24,7 @@ APP_TABLES = (
     "bookings", "booking_guards", "slots", "sms_outbox", "mail_outbox", "call_records",
     "ops_flags", "ops_windows", "ops_audit", "ops_alerts", "ops_tokens",
     "keywords", "keyword_lists", "keyword_audit", "text_analyses", "incident_reports",
+    "change_versions",
 )  # fmt: skip
 
 

@@ -367,3 +367,20 @@ async def test_error_body_in_message(fake: FakeAri, client: AriClient) -> None:
 
     assert str(info.value) == "DELETE /channels/gone -> HTTP 404: Channel not found"
     assert info.value.message == "Channel not found"
+
+
+async def test_counters_count_requests_by_route(fake: FakeAri, client: AriClient) -> None:
+    """Every request is counted once by method and route template, failed ones too."""
+    for channel in ("1700000000.1", "1700000000.2"):
+        fake.reply("POST", f"/ari/channels/{channel}/answer", status=204)
+        fake.reply("POST", f"/ari/channels/{channel}/play/{channel}-a", status=201, body=PLAYBACK)
+        await client.answer(channel)
+        await client.play(channel, "sound:x", playback_id=f"{channel}-a")
+    with pytest.raises(AriNotFound):
+        await client.stop_playback("pb-1")
+
+    assert client.counters.snapshot()["requests"] == {
+        "DELETE /playbacks/{id}": 1,
+        "POST /channels/{id}/answer": 2,
+        "POST /channels/{id}/play/{id}": 2,
+    }

@@ -160,6 +160,22 @@ async def test_receives_typed_events(
     assert fake.queries == [{"app": APP, "subscribeAll": "false", "api_key": f"{USER}:{PASSWORD}"}]
 
 
+async def test_counters_count_events_by_type(
+    fake: FakeEvents, running: tuple[EventStream, Recorder]
+) -> None:
+    """Each event Asterisk sent is counted by its type, unhandled types included;
+    an unreadable message is not an event."""
+    stream, rec = running
+    await rec.connected.reach(1)
+    varset = event("ChannelVarset", variable="X", value="1", channel=CHANNEL)
+    await fake.push(STASIS_START, dtmf("5"), "not json", varset, dtmf("6"))
+    await rec.received.reach(4)
+
+    snap = stream.counters.snapshot()
+    assert snap["events"] == {"ChannelDtmfReceived": 2, "ChannelVarset": 1, "StasisStart": 1}
+    assert snap["calls"] == 1 and snap["per_call"]["events"] == 4.0
+
+
 async def test_reconnects_after_server_closes(
     fake: FakeEvents, running: tuple[EventStream, Recorder]
 ) -> None:

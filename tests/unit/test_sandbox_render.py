@@ -76,11 +76,20 @@ def test_rendered_dialplan_enters_stasis_and_falls_back_to_agents(
 
     assert f"CITAS_APP = {values['app_name']}" in dialplan
     assert f"CITAS_AGENT_VDN = {values['agent_vdn']}" in dialplan
-    assert "same => n,Stasis(${CITAS_APP},${ARG1},${CITAS_CALL_ID})" in dialplan
+    # Slot 1 is ${CITAS_APP}, slot i ${CITAS_APP}-i; the first slot is random and a
+    # failed Stasis() tries the next one, CITAS_CONTROLLERS (default 1) in all.
+    assert "\nCITAS_CONTROLLERS = 1\n" in dialplan
+    assert "Set(LOCAL(slot)=${RAND(1,${CITAS_CONTROLLERS})})" in dialplan
+    assert (
+        "same => n(slot),Stasis(${CITAS_APP}${IF($[${slot} > 1]?-${slot})},${ARG1},${CITAS_CALL_ID})"
+        in dialplan
+    )
+    assert "GotoIf($[${tries} >= ${CITAS_CONTROLLERS}]?controller-down)" in dialplan
+    assert "Set(LOCAL(slot)=$[${slot} % ${CITAS_CONTROLLERS} + 1])" in dialplan
     assert f"exten => {values['citas_number']},1,Gosub(citas-ivr,s,1(citas))" in dialplan
     assert f"exten => {SMOKE_NUMBER},1,Gosub(citas-ivr,s,1(smoke))" in dialplan
     # Controller down: Stasis returns FAILED and the dialplan sends the caller to agents.
-    assert 'GotoIf($["${STASISSTATUS}" = "FAILED"]?controller-down)' in dialplan
+    assert 'GotoIf($["${STASISSTATUS}" != "FAILED"]?done)' in dialplan
     fallback = dialplan[dialplan.index("n(controller-down)") :]
     assert "Set(__CITAS_REASON=ivr-unavailable)" in fallback
     assert "Goto(citas-agents,${CITAS_AGENT_VDN},1)" in fallback

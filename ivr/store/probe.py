@@ -1,0 +1,104 @@
+"""Count the SQL statements a process sends, by origin and kind (issue 13, part db).
+
+``CITAS_DB_STATEMENTS=<file>`` makes every ``Database`` of the process count the
+statements its engine executes (a SQLAlchemy ``before_cursor_execute`` listener:
+one dict increment per statement) and write the counts as JSON to that file when
+the database is closed (``ivr serve``'s shutdown). ``ivr bench`` divides them by
+the calls of the run (docs/perf/db.md). Without the variable nothing is installed.
+
+A statement's *origin* is the asyncio task that sent it: ``call`` for a call's
+task (the router names them ``call-<channel id>``), the task's name for the named
+background tasks (``sms-worker``, ``flags-poller``, ``call-records``...), ``other``
+for unnamed tasks (``Task-N``: a record checkpoint's write, an HTTP handler).
+Its *kind* is the verb and the first table it names (``SELECT slots``,
+``INSERT call_records``, ``BEGIN``...).
+
+The file: ``{"statements": {origin: {kind: count}}, "started": unix s,
+"written": unix s}``; several databases in one process add up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+ENV = "CITAS_DB_STATEMENTS"
+_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+\"?([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
+
+
+def statement_kind(sql: str) -> str:
+    """``"SELECT slots"`` for ``SELECT ... FROM slots JOIN ...``: the verb and the
+    first table named after FROM/INTO/UPDATE/JOIN; the verb alone when none is.
+
+    >>> statement_kind("SELECT slots.id FROM slots WHERE slots.site_id = ?")
+    'SELECT slots'
+    >>> statement_kind("INSERT INTO call_records (id) VALUES (?)")
+    'INSERT call_records'
+    >>> statement_kind("select 1")
+    'SELECT'
+    """
+    head = sql.lstrip().split(None, 1)
+    verb = head[0].upper() if head else "?"
+    found = _TABLE.search(sql)
+    return f"{verb} {found.group(1)}" if found else verb
+
+
+def _origin() -> str:
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return "sync"
+    if task is None:
+        return "sync"
+    name = task.get_name()
+    if name.startswith("call-") and name != "call-records":
+        return "call"
+    return "other" if name.startswith("Task-") else name
+
+
+class StatementProbe:
+    """Counts per (origin, kind) for the engines it is attached to."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.started = time.time()
+        self.counts: dict[str, Counter[str]] = {}
+
+    def attach(self, engine: AsyncEngine) -> None:
+        event.listen(engine.sync_engine, "before_cursor_execute", self._count)
+
+    def _count(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.counts.setdefault(_origin(), Counter())[statement_kind(statement)] += 1
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "statements": {o: dict(sorted(c.items())) for o, c in sorted(self.counts.items())},
+            "started": self.started,
+            "written": time.time(),
+        }
+
+    def write(self) -> None:
+        self.path.write_text(json.dumps(self.as_json(), indent=1) + "\n")
+
+
+_probe: StatementProbe | None = None
+
+
+def probe_from_env() -> StatementProbe | None:
+    """The process's probe when ``CITAS_DB_STATEMENTS`` is set, else None."""
+    global _probe
+    target = os.environ.get(ENV, "")
+    if not target:
+        return None
+    if _probe is None:
+        _probe = StatementProbe(Path(target))
+    return _probe
