@@ -100,14 +100,15 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.controller import serve
+    from ivr.eventloop import run
 
     settings = _settings(args)
     if args.voice_worker:  # a child of `ivr serve` (CITAS_CONTROLLERS > 1)
         from ivr.controller import serve_voice_worker
 
-        asyncio.run(serve_voice_worker(settings))
+        run(serve_voice_worker(settings))  # on uvloop (ivr.eventloop)
         return 0
-    asyncio.run(serve(settings))
+    run(serve(settings))  # on uvloop (ivr.eventloop)
     return 0
 
 

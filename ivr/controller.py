@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from ivr.ari import AriClient, AriError, CallContext, CallRouter, Channel, Event, EventStream
+from ivr.ari import (
+    EVENT_FILTER,
+    AriClient,
+    AriError,
+    CallContext,
+    CallRouter,
+    Channel,
+    Event,
+    EventStream,
+)
 from ivr.ari.counters import AriCounters, AriCountersCollector
 from ivr.booking.source import SlotSource
 from ivr.cases.setup import case_store
@@ -294,6 +303,7 @@ class Controller:
         # Calls we still drive missed whatever was sent while we were away.
         if lost := self.router.events_lost():
             logger.warning("reconcile: %d running call(s) may have lost events", lost)
+        await self._set_event_filter()
         try:
             apps = await self.client.list_applications()
         except AriError as exc:
@@ -324,6 +334,14 @@ class Controller:
         if channel_id.startswith(CHANNEL_PREFIX):
             return ()
         return await self._stasis_args(channel_id) or (self.line.name,)
+    async def _set_event_filter(self) -> None:
+        """Only the event types the IVR handles (``ivr.ari.EVENT_FILTER``), at every
+        connect: a restarted Asterisk has forgotten the filter. Best effort: without
+        it the app gets every event, which the parser ignores (slower, still right)."""
+        try:
+            await self.client.set_event_filter(self.settings.app_name, EVENT_FILTER)
+        except AriError as exc:
+            logger.warning("cannot set the ARI event filter of %s: %s", self.settings.app_name, exc)
 
     async def _stasis_args(self, channel_id: str) -> tuple[str, ...]:
         """An orphan's (flow, SIP Call-ID), from the variables the dialplan set

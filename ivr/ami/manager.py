@@ -59,6 +59,7 @@ class AmiConnection:
         self._disconnected = asyncio.Event()
         self._disconnected.set()
         self._handlers: list[tuple[str, AmiEventHandler]] = []
+        self._filtered = False  # an include filter is set on this session
         self._in_flight: set[asyncio.Future[Any]] = set()
         self._handler_tasks: set[asyncio.Task[None]] = set()
 
@@ -81,6 +82,7 @@ class AmiConnection:
             raise AmiConnectionError(f"cannot connect to AMI at {self._where}: {exc}") from exc
         self._attach(loop, protocol)
         await self._login()
+        await self._filter_events()
 
     async def close(self) -> None:
         """Close the connection and cancel the event handlers still running."""
@@ -177,6 +179,42 @@ class AmiConnection:
         self._handlers.append((pattern, handler))
         if self._manager is not None:
             self._manager.register_event(pattern, self._bridge(handler))
+        if self._filtered and self._logged_in:
+            # A filter is in place: widen it (Asterisk keeps every include filter).
+            task = asyncio.get_running_loop().create_task(self._widen_filter(pattern))
+            self._handler_tasks.add(task)
+            task.add_done_callback(self._handler_tasks.discard)
+
+    async def _filter_events(self) -> None:
+        """Have Asterisk send this session only the events it has handlers for.
+
+        Without it a session logged in with ``Events: on`` gets every event of its
+        read classes: per call dozens (``Newexten`` per dialplan priority,
+        ``VarSet``, ``Newstate``, ``DTMFBegin``...), each parsed by panoramisk in
+        the controller's event loop and dropped (docs/perf/ari.md). ``Action:
+        Filter`` (``Operation: Add``, an include regex) applies to broadcast events
+        only: action responses and their event lists (``QueueStatus``) are not
+        filtered. ``OriginateResponse`` (an ``originate()``'s answer) always
+        passes. No handler, or a ``*`` handler: no filter (every event, as before).
+        A refused filter is logged; the session then gets every event.
+        """
+        self._filtered = False
+        patterns = [pattern for pattern, _ in self._handlers]
+        if not patterns or any(p.strip("*") == "" for p in patterns):
+            return
+        self._filtered = await self._add_filter([*patterns, *ALWAYS_SENT_EVENTS])
+
+    async def _widen_filter(self, pattern: str) -> None:
+        await self._add_filter([pattern])
+
+    async def _add_filter(self, patterns: list[str]) -> bool:
+        regex = event_filter_regex(patterns)
+        try:
+            await self._action({"Action": "Filter", "Operation": "Add", "Filter": regex})
+        except AmiError as exc:
+            logger.warning("AMI %s: event filter %s refused: %s", self._where, regex, exc)
+            return False
+        return True
 
     @property
     def _where(self) -> str:
@@ -280,6 +318,33 @@ class AmiConnection:
         for future in self._in_flight:
             if not future.done():
                 future.set_exception(AmiConnectionError(f"AMI {self._where}: {reason}"))
+
+
+# Events an action of ours waits for, whether or not a handler is registered.
+ALWAYS_SENT_EVENTS = ("OriginateResponse",)
+_ERE_SPECIAL = set(".[]()*+?{}|^$\\")
+
+
+def event_filter_regex(patterns: list[str]) -> str:
+    """An AMI ``Filter`` include regex (POSIX extended, matched anywhere in the
+    event's text) for events named by shell ``patterns`` (``*``, ``?``): e.g.
+    ``["Hangup", "Queue*"]`` -> ``Event: (Hangup|Queue.*)[[:space:]]``. The
+    trailing space class (the header's CR) keeps ``Hangup`` from taking
+    ``HangupRequest``."""
+    alternatives: list[str] = []
+    for pattern in dict.fromkeys(patterns):
+        out = []
+        for ch in pattern:
+            if ch == "*":
+                out.append(".*")
+            elif ch == "?":
+                out.append(".")
+            elif ch in _ERE_SPECIAL:
+                out.append("[" + ch + "]" if ch not in "^\\" else "\\" + ch)
+            else:
+                out.append(ch)
+        alternatives.append("".join(out))
+    return "Event: (" + "|".join(alternatives) + ")[[:space:]]"
 
 
 async def _run_handler(handler: AmiEventHandler, event: AmiEvent) -> None:

@@ -10,7 +10,7 @@ Why not a library from PyPI:
   and has almost no tests;
 - ``ari-client`` 0.9.0 is brand new (late 2026) with no track record yet.
 
-The IVR uses about 12 REST calls and 10 event types. A small typed client on
+The IVR uses about 12 REST calls and 7 event types. A small typed client on
 aiohttp, tested against an in-process server and checked against Asterisk's
 own ``/ari/api-docs`` (see ``AriClient.calls_made`` and
 ``HANDLED_EVENT_TYPES``), is cheaper to own than any of those.
@@ -34,15 +34,14 @@ from ivr.ari.errors import (
     AriTimeout,
 )
 from ivr.ari.events import (
+    EVENT_FILTER,
     HANDLED_EVENT_TYPES,
     ApplicationReplaced,
     ChannelDestroyed,
     ChannelDtmfReceived,
     ChannelHangupRequest,
-    ChannelStateChange,
     Event,
     PlaybackFinished,
-    PlaybackStarted,
     StasisEnd,
     StasisStart,
     parse_event,
@@ -52,6 +51,7 @@ from ivr.ari.router import CallContext, CallRouter
 from ivr.ari.stream import EventStream
 
 __all__ = [
+    "EVENT_FILTER",
     "HANDLED_EVENT_TYPES",
     "ApplicationReplaced",
     "AriAuthError",
@@ -72,12 +72,10 @@ __all__ = [
     "ChannelDestroyed",
     "ChannelDtmfReceived",
     "ChannelHangupRequest",
-    "ChannelStateChange",
     "Event",
     "EventStream",
     "Playback",
     "PlaybackFinished",
-    "PlaybackStarted",
     "StasisEnd",
     "StasisStart",
     "parse_event",

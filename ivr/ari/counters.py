@@ -13,7 +13,8 @@ Read three ways:
   (:class:`AriCountersCollector`, registered by ``ivr serve``);
 - ``CITAS_ARI_COUNTS=<file>``: ``ivr serve`` writes :meth:`AriCounters.snapshot`
   there as JSON when it stops (``{pid}`` in the name is replaced by the
-  process id, so several controller processes can each write their own);
+  process id; without it a voice worker writes ``<name>.slot<N>.json``: each
+  process of a multi-controller ``ivr serve`` writes its own file, sum them);
 - :meth:`AriCounters.snapshot` in-process (tests, the benchmark).
 
 Per call means per ``StasisStart``: every channel that entered the application
@@ -95,9 +96,15 @@ def route_template(path: str) -> str:
     return "/" + "/".join(out)
 
 
-def snapshot_path(value: str, pid: int | None = None) -> Path:
-    """The snapshot file named by ``CITAS_ARI_COUNTS``: ``{pid}`` becomes the process id."""
-    return Path(value.replace("{pid}", str(os.getpid() if pid is None else pid)))
+def snapshot_path(value: str, pid: int | None = None, *, tag: str = "") -> Path:
+    """The snapshot file named by ``CITAS_ARI_COUNTS``: ``{pid}`` becomes the
+    process id. Without ``{pid}``, a ``tag`` (a voice worker's ``slot2``) goes
+    before the suffix (``counts.json`` -> ``counts.slot2.json``), so the
+    processes of one ``ivr serve`` never overwrite each other's file."""
+    if "{pid}" in value:
+        return Path(value.replace("{pid}", str(os.getpid() if pid is None else pid)))
+    path = Path(value)
+    return path.with_name(f"{path.stem}.{tag}{path.suffix}") if tag else path
 
 
 class AriCounters:
@@ -166,12 +173,15 @@ class AriCounters:
         tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         os.replace(tmp, path)
 
-    def write_if_asked(self, environ: Mapping[str, str] | None = None) -> Path | None:
-        """Write the snapshot where ``CITAS_ARI_COUNTS`` says; the path, or None when unset."""
+    def write_if_asked(
+        self, environ: Mapping[str, str] | None = None, *, tag: str = ""
+    ) -> Path | None:
+        """Write the snapshot where ``CITAS_ARI_COUNTS`` says (:func:`snapshot_path`,
+        ``tag`` for a voice worker); the path, or None when unset."""
         value = (os.environ if environ is None else environ).get(ENV_VAR, "")
         if not value:
             return None
-        path = snapshot_path(value)
+        path = snapshot_path(value, tag=tag)
         self.write(path)
         return path
 

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from ivr.ari import HANDLED_EVENT_TYPES, AriClient, AriError, AriNotFound
-from tests.e2e.conftest import Sandbox
+from ivr.ari import EVENT_FILTER, HANDLED_EVENT_TYPES, AriClient, AriError, AriNotFound
+from tests.e2e.conftest import ControllerProcess, Sandbox, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -80,8 +80,22 @@ async def test_every_rest_call_exists_in_asterisk_api_docs(sandbox: Sandbox) -> 
 
 def test_handled_event_types_exist_in_events_json(sandbox: Sandbox) -> None:
     models = sandbox.ari_get("/api-docs/events.json")["models"]
-    for event_type in HANDLED_EVENT_TYPES:
+    for event_type in (*HANDLED_EVENT_TYPES, *EVENT_FILTER):
         assert event_type in models, f"{event_type} is not an event of this Asterisk"
     dtmf = models["ChannelDtmfReceived"]["properties"]
     assert {"digit", "duration_ms", "channel"} <= set(dtmf)
     assert re.match(r"^22\.", sandbox.ari_get("/asterisk/info")["system"]["version"])
+
+
+def test_the_controller_sets_its_event_filter_at_connect(
+    sandbox: Sandbox, controller: ControllerProcess
+) -> None:
+    # ivr serve's reconcile (at every connect) sets the app's filter: Asterisk reports it.
+    app = sandbox.settings.app_name
+    wait_until(sandbox.app_registered, 30, f"app {app} registered")
+
+    def allowed() -> list[str]:
+        return [e["type"] for e in sandbox.ari_get(f"/applications/{app}")["events_allowed"]]
+
+    wait_until(lambda: allowed() == list(EVENT_FILTER), 10, "the event filter set")
+    assert "ChannelVarset" not in allowed()

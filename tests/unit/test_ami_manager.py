@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ivr.ami.errors import (
     AmiActionFailed,
@@ -21,7 +25,7 @@ from ivr.ami.errors import (
     AmiConnectionError,
     AmiTimeout,
 )
-from ivr.ami.manager import AmiConnection
+from ivr.ami.manager import AmiConnection, event_filter_regex
 
 DEADLINE = 2.0
 
@@ -95,6 +99,8 @@ ORIGINATE_NO_ANSWER = (
     "CallerIDName: Citas\r\n"
     "\r\n"
 )
+
+FILTER_ADDED = "Response: Success\r\nActionID: {action_id}\r\nMessage: Filter Added Successfully\r\n\r\n"
 
 HANG_UP = "<hang up>"
 
@@ -174,7 +180,7 @@ class FakeAsterisk:
 
 @contextlib.asynccontextmanager
 async def fake_asterisk(**replies: str | None) -> AsyncIterator[FakeAsterisk]:
-    server = FakeAsterisk({"login": LOGIN_ACCEPTED + FULLY_BOOTED, **replies})
+    server = FakeAsterisk({"login": LOGIN_ACCEPTED + FULLY_BOOTED, "filter": FILTER_ADDED, **replies})
     await server.start()
     try:
         yield server
@@ -373,3 +379,113 @@ async def test_line_break_in_a_field_is_refused() -> None:
     async with fake_asterisk() as server, connected(server) as ami:
         with pytest.raises(ValueError, match="line break"):
             await ami.command("core show uptime\r\n\r\nAction: Originate")
+
+
+# --- the event filter: only the events a handler waits for (docs/perf/ari.md) --------------
+def ere_as_python(regex: str) -> re.Pattern[str]:
+    # The two POSIX ERE constructs event_filter_regex writes that Python spells otherwise.
+    return re.compile(regex.replace("[[:space:]]", r"\s"))
+
+
+@pytest.mark.parametrize(
+    ("patterns", "expected"),
+    [
+        (["Hangup"], "Event: (Hangup)[[:space:]]"),
+        (["Hangup", "Queue*"], "Event: (Hangup|Queue.*)[[:space:]]"),
+        (["Agent?alled", "A.b(c)"], "Event: (Agent.alled|A[.]b[(]c[)])[[:space:]]"),
+        (["Hangup", "Hangup"], "Event: (Hangup)[[:space:]]"),
+    ],
+)
+def test_filter_regex_of_shell_patterns(patterns: list[str], expected: str) -> None:
+    assert event_filter_regex(patterns) == expected
+
+
+NAMES = ["Hangup", "HangupRequest", "SoftHangupRequest", "QueueCallerJoin", "QueueMemberPause",
+         "AgentConnect", "AgentCalled", "Newexten", "VarSet", "OriginateResponse", "FullyBooted",
+         "DTMFEnd", "UserEvent"]  # fmt: skip
+
+
+@given(
+    patterns=st.lists(
+        st.sampled_from(NAMES)
+        | st.sampled_from(["Queue*", "Agent*", "*Request", "Hang?p", "Q*Join", "A.b", "(x|y)"]),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_filter_passes_exactly_the_events_the_patterns_name(patterns: list[str]) -> None:
+    # The kind: a handler's event filtered out never arrives. fnmatch is the oracle
+    # (panoramisk matches handlers with it).
+    regex = ere_as_python(event_filter_regex(patterns))
+    for name in NAMES:
+        text = f"Event: {name}\r\nPrivilege: call,all\r\nChannel: PJSIP/x-1\r\n\r\n"
+        wanted = any(fnmatch.fnmatchcase(name, p) for p in patterns)
+        assert bool(regex.search(text)) == wanted, (name, patterns)
+
+
+async def filters_sent(server: FakeAsterisk) -> list[str]:
+    """The Filter actions the server has received so far (actions drained)."""
+    sent: list[str] = []
+    while not server.actions.empty():
+        action = dict(server.actions.get_nowait())
+        if action["Action"] == "Filter":
+            assert action["Operation"] == "Add"
+            sent.append(action["Filter"])
+    return sent
+
+
+async def noop(event: Mapping[str, str]) -> None:
+    return None
+
+
+async def test_connect_filters_to_the_handled_events_and_originate_responses() -> None:
+    async with fake_asterisk() as server:
+        ami = AmiConnection("127.0.0.1", server.port, "citas", "citas-sandbox")
+        ami.on_event("Hangup", noop)
+        ami.on_event("Queue*", noop)
+        await ami.connect()
+        try:
+            assert await filters_sent(server) == [
+                "Event: (Hangup|Queue.*|OriginateResponse)[[:space:]]"
+            ]
+            # A handler added later widens the filter on the live session.
+            ami.on_event("AgentConnect", noop)
+            action = dict(await server.next_action())
+            assert action["Filter"] == "Event: (AgentConnect)[[:space:]]"
+            # And after a reconnect the whole filter is set again.
+            await ami.close()
+            await ami.connect()
+            assert await filters_sent(server) == [
+                "Event: (Hangup|Queue.*|AgentConnect|OriginateResponse)[[:space:]]"
+            ]
+        finally:
+            await ami.close()
+
+
+@pytest.mark.parametrize("patterns", [[], ["*"], ["Hangup", "*"]])
+async def test_no_filter_without_handlers_or_with_a_catch_all(patterns: list[str]) -> None:
+    async with fake_asterisk(ping=PONG) as server:
+        ami = AmiConnection("127.0.0.1", server.port, "citas", "citas-sandbox")
+        for pattern in patterns:
+            ami.on_event(pattern, noop)
+        await ami.connect()
+        try:
+            assert await ami.ping()  # a later action is answered: no filter was waited for
+            actions = await filters_sent(server)
+            assert actions == []
+        finally:
+            await ami.close()
+
+
+async def test_a_refused_filter_leaves_the_session_working(caplog: pytest.LogCaptureFixture) -> None:
+    refused = "Response: Error\r\nActionID: {action_id}\r\nMessage: Permission denied\r\n\r\n"
+    async with fake_asterisk(filter=refused, ping=PONG) as server:
+        ami = AmiConnection("127.0.0.1", server.port, "citas", "citas-sandbox")
+        ami.on_event("Hangup", noop)
+        with caplog.at_level(logging.WARNING, logger="ivr.ami.manager"):
+            await ami.connect()
+        try:
+            assert "event filter" in caplog.text
+            assert await ami.ping()
+        finally:
+            await ami.close()

@@ -27,6 +27,9 @@ CLIENT_ROUTES = [
     ("/asterisk/ping", "/asterisk/ping", "/asterisk/ping"),
     ("/asterisk/info", "/asterisk/info", "/asterisk/info"),
     ("/applications", "/applications", "/applications"),
+    ("/applications/{applicationName}", "/applications/citas-ivr-2", "/applications/{id}"),
+    ("/asterisk/variable", "/asterisk/variable", "/asterisk/variable"),
+    ("/channels/{channelId}/move", "/channels/1700000000.3/move", "/channels/{id}/move"),
     ("/channels", "/channels", "/channels"),
     ("/channels/{channelId}", "/channels/1700000000.12", "/channels/{id}"),
     ("/channels/{channelId}/answer", "/channels/1700000000.12/answer", "/channels/{id}/answer"),
@@ -144,11 +147,22 @@ def test_write_if_asked(tmp_path: Path) -> None:
     assert data["calls"] == 1 and data["pid"] == os.getpid()
     assert data["requests"]["POST /channels/{id}/play/{id}"] == 2
     assert not list(tmp_path.glob("*.tmp"))
+    worker = c.write_if_asked({ENV_VAR: str(tmp_path / "c.json")}, tag="slot2")
+    assert worker == tmp_path / "c.slot2.json" and worker.is_file()
 
 
-def test_snapshot_path_without_placeholder() -> None:
-    assert snapshot_path("/tmp/x.json", pid=7) == Path("/tmp/x.json")
-    assert snapshot_path("/tmp/x-{pid}.json", pid=7) == Path("/tmp/x-7.json")
+@pytest.mark.parametrize(
+    ("value", "tag", "path"),
+    [
+        ("/tmp/x.json", "", "/tmp/x.json"),  # the main process
+        ("/tmp/x-{pid}.json", "", "/tmp/x-7.json"),
+        ("/tmp/x.json", "slot2", "/tmp/x.slot2.json"),  # a voice worker
+        ("/tmp/x-{pid}.json", "slot2", "/tmp/x-7.json"),  # the pid is unique already
+        ("/tmp/counts", "slot3", "/tmp/counts.slot3"),
+    ],
+)
+def test_snapshot_path(value: str, tag: str, path: str) -> None:
+    assert snapshot_path(value, pid=7, tag=tag) == Path(path)
 
 
 def test_metrics_exposition() -> None:
