@@ -873,7 +873,7 @@ async def serve_voice_worker(settings: Settings) -> None:
     flows = load_all_flows(settings, registry, line)
     db = Database(settings.database_url, timeout=settings.request_timeout)
     metrics = Metrics()  # not exported: /metrics is the main process's (docs/perf/multi.md)
-    ari_counters = AriCounters()  # CITAS_ARI_COUNTS at shutdown ({pid}: one file per process)
+    ari_counters = AriCounters()  # CITAS_ARI_COUNTS at shutdown: one file per process
     reaction = ReactionTimer.from_env(observer=metrics.reaction.observe)
     feed = ChangeFeed(db, poll_s=settings.changes_poll_s)  # flags and slots other processes changed
     feed_task = asyncio.create_task(feed.run(), name="change-feed")
@@ -926,7 +926,7 @@ async def serve_voice_worker(settings: Settings) -> None:
             await booking.close()
         await client.close()
         reaction.close()
-        ari_counters.write_if_asked()
+        ari_counters.write_if_asked(tag=f"slot{own.slot}")  # no {pid}: <name>.slot<N>.json
         await db.close()
         own.release()
 

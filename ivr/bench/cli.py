@@ -1,7 +1,9 @@
-"""``ivr bench``: its arguments, and the run.
+"""``ivr bench``: its arguments, and the run; ``ivr bench report DIR``: the markdown.
 
-``make bench`` runs ``ivr bench`` with these defaults; ``ivr bench --quick``
-is the short version (fewer, smaller steps) for a check in a few minutes.
+``make bench`` runs ``ivr bench`` with these defaults (every line, 1 and N
+controllers, SQLite and PostgreSQL, each line on its own ladder: about 40 min
+on 2 cores); ``ivr bench --quick`` is the short version (steps 10,40, N
+controllers, SQLite) for a check in a few minutes.
 """
 
 from __future__ import annotations
@@ -14,43 +16,104 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-DEFAULT_STEPS = "10,40,80,160,320,480,640"
-QUICK_STEPS = "10,40"
 DEFAULT_HOLD_S = 15.0
 QUICK_HOLD_S = 0.0
 DEFAULT_INSTANCE = "bench"
 DEFAULT_PORT_OFFSET = "3000"
-# A wider RTP range than a sandbox's default 1000 ports (500 calls): the steps go
-# past 500 calls. 16000-19999 overlaps neither the demo's nor the e2e tests' range,
-# nor the callers' own ports (--media-port, 20000 up).
-DEFAULT_RTP = ("16000", "19999")
-DEFAULT_MAX_CALLS = 640
+DEFAULT_CONTROLLERS = "1,auto"
+QUICK_CONTROLLERS = "auto"
+DEFAULT_DBS = "sqlite,postgresql"
+QUICK_DBS = "sqlite"
+RTP_PORTS_PER_CALL = 2  # Asterisk: one RTP and one RTCP port per call (rtp.conf range)
+SIPP_MEDIA_SPAN = 10_000  # sipp's [auto_media_port]: media_port + (4 × (call - 1)) % 10000
+
+
+def rtp_range(start: int, max_calls: int) -> tuple[int, int]:
+    """The sandbox's RTP range for a run up to ``max_calls`` at once: from the
+    instance's own start, 2 ports a call and a quarter more (Asterisk picks ports at
+    random and skips busy ones), at least the sandbox default of 1000, in 1000s.
+
+    >>> rtp_range(16000, 2560)
+    (16000, 22999)
+    >>> rtp_range(37000, 40)
+    (37000, 37999)
+    """
+    width = max(1000, RTP_PORTS_PER_CALL * max_calls * 5 // 4)
+    width = -(-width // 1000) * 1000
+    end = start + width - 1
+    if end > 65535:
+        raise ValueError(f"RTP range {start}-{end} for {max_calls} calls passes port 65535")
+    return start, end
+
+
+def media_port_after(rtp_end: int) -> int:
+    """The callers' first media port: the next 1000 above the RTP range plus 1000,
+    so caller and Asterisk ports never meet (sipp spans 10000 ports from it).
+
+    >>> media_port_after(22999)
+    24000
+    """
+    port = (rtp_end // 1000 + 2) * 1000
+    if port + SIPP_MEDIA_SPAN > 65535:
+        raise ValueError(f"no room for the callers' media ports above {rtp_end}")
+    return port
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     from ivr.bench.lines import ALL_LINES
+    from ivr.bench.variants import DEFAULT_LADDERS, QUICK_LADDER
 
     p: argparse.ArgumentParser = subparsers.add_parser(
         "bench",
         help="capacity and reaction-time benchmark: sipp callers, N at once, against the sandbox",
         description=(
             "Place N simultaneous sipp calls on each line (plain-dialplan smoke menu, the same "
-            "menu over ARI, the citas flow), stepping N up until more than --threshold of a "
-            "step's calls fail. Prints capacity, reaction time p50/p99, CPU per call and peak "
-            "RSS, and the ARI/plain-dialplan ratio; writes results.json, results.csv and "
-            "bench.png. Uses its own sandbox instance (CITAS_INSTANCE, default 'bench'; "
-            "CITAS_PORT_OFFSET, default 3000) and stops it at the end."
+            "menu over ARI, the citas flow) in every variant (1 and N controller processes, "
+            "SQLite and PostgreSQL), stepping N up each line's ladder until more than "
+            "--threshold of a step's calls fail. Prints capacity, reaction time p50/p99, CPU "
+            "per call (controller, Asterisk, PostgreSQL) and peak RSS, and each variant "
+            "against plain dialplan; writes results.json, results.csv and bench.png "
+            "(`ivr bench report DIR` renders them as markdown). Uses its own sandbox instance "
+            "(CITAS_INSTANCE, default 'bench'; CITAS_PORT_OFFSET, default 3000), restarts the "
+            "controller for each variant, and stops everything at the end."
         ),
     )
     p.add_argument(
-        "--steps", help=f"concurrency steps (default {DEFAULT_STEPS}; --quick {QUICK_STEPS})"
+        "what",
+        nargs="*",
+        metavar="report DIR",
+        help="`ivr bench report DIR`: print the markdown tables of DIR/results.json "
+        "(for docs/PERFORMANCE.md); without it, run the benchmark",
+    )
+    ladders = "; ".join(f"{k} {','.join(map(str, v))}" for k, v in DEFAULT_LADDERS.items())
+    p.add_argument(
+        "--steps",
+        help=f"concurrency steps for every line (default: each line's ladder: {ladders}; "
+        f"--quick {','.join(map(str, QUICK_LADDER))})",
     )
     p.add_argument(
         "--max-calls",
         type=int,
-        default=DEFAULT_MAX_CALLS,
-        help=f"never step above this N (default {DEFAULT_MAX_CALLS})",
+        help="never step above this N (default: the top of the ladders)",
     )
+    p.add_argument(
+        "--controllers",
+        help="controller processes (CITAS_CONTROLLERS) for the ARI lines, comma-separated; "
+        f"auto = one per core (default {DEFAULT_CONTROLLERS}; --quick {QUICK_CONTROLLERS})",
+    )
+    p.add_argument(
+        "--db",
+        help="databases for the citas line (sqlite, postgresql: a throwaway server in the "
+        f"results dir); smoke-ari and chat use the first (default {DEFAULT_DBS}; "
+        f"--quick {QUICK_DBS})",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy flame graph of the controller over one step per ARI variant "
+        "(the step nearest 60%% of plain dialplan's capacity), kept in the results dir",
+    )
+    p.add_argument("--profile-at", type=int, metavar="N", help="profile the step N instead")
     p.add_argument(
         "--hold",
         type=float,
@@ -82,8 +145,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--media-port",
         type=int,
-        default=20000,
-        help="sipp -mp: first caller RTP port (default 20000)",
+        help="sipp -mp: first caller RTP port (default: 1000 above the sandbox's RTP range)",
     )
     p.add_argument(
         "--chat-interval",
@@ -106,19 +168,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.what:
+        return report(args.what)
     from ivr.bench.lines import ALL_LINES
     from ivr.bench.runner import Bench, BenchConfig, BenchError
     from ivr.bench.stats import parse_steps
-    from ivr.settings import Settings
+    from ivr.bench.variants import cores, ladder_for, parse_controllers, parse_dbs
+    from ivr.settings import Settings, SettingsError
 
     # Our own sandbox unless told otherwise: never the demo's (0) or the e2e tests' (2000).
     os.environ.setdefault("CITAS_INSTANCE", DEFAULT_INSTANCE)
     os.environ.setdefault("CITAS_PORT_OFFSET", DEFAULT_PORT_OFFSET)
-    if os.environ["CITAS_PORT_OFFSET"] == DEFAULT_PORT_OFFSET:
-        os.environ.setdefault("CITAS_RTP_START", DEFAULT_RTP[0])
-        os.environ.setdefault("CITAS_RTP_END", DEFAULT_RTP[1])
     try:
-        steps = parse_steps(args.steps or (QUICK_STEPS if args.quick else DEFAULT_STEPS))
+        steps = parse_steps(args.steps) if args.steps else []
+        controllers = parse_controllers(
+            args.controllers or (QUICK_CONTROLLERS if args.quick else DEFAULT_CONTROLLERS), cores()
+        )
+        dbs = parse_dbs(args.db or (QUICK_DBS if args.quick else DEFAULT_DBS))
     except ValueError as exc:
         print(f"ivr bench: {exc}", file=sys.stderr)
         return 2
@@ -138,30 +204,64 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.threshold < 1:
         print("ivr bench: --threshold must be in [0, 1)", file=sys.stderr)
         return 2
+    top = max(max(ladder_for(line, steps, quick=args.quick, max_calls=10**9)) for line in lines)
+    max_calls = args.max_calls or top
+    try:
+        # The RTP range must hold the largest step's calls (2 ports each): widened
+        # from the instance's own start unless CITAS_RTP_START/END say otherwise.
+        base = Settings.from_env()
+        if "CITAS_RTP_START" not in os.environ and "CITAS_RTP_END" not in os.environ:
+            start, end = rtp_range(base.ports.rtp_start, min(max_calls, top))
+            os.environ["CITAS_RTP_START"], os.environ["CITAS_RTP_END"] = str(start), str(end)
+        settings = Settings.from_env()
+        media_port = args.media_port or media_port_after(settings.ports.rtp_end)
+    except (ValueError, SettingsError) as exc:
+        print(f"ivr bench: {exc}", file=sys.stderr)
+        return 2
     hold = args.hold if args.hold is not None else (QUICK_HOLD_S if args.quick else DEFAULT_HOLD_S)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path.cwd() / "bench-results" / stamp
-    settings = Settings.from_env()
     if getattr(args, "instance", None):
         settings = replace(settings, instance=args.instance)
     config = BenchConfig(
         steps=steps,
-        max_calls=args.max_calls,
+        max_calls=max_calls,
         hold=hold,
         threshold=args.threshold,
         max_response_p99_ms=max(0.0, args.max_p99_ms),
         lines=lines,
         out_dir=out.resolve(),
-        media_port=args.media_port,
+        media_port=media_port,
         keep_sandbox=args.keep_sandbox,
         quick=args.quick,
         chat_interval=args.chat_interval,
         chat_reply_timeout=args.chat_reply_timeout,
+        controllers=controllers,
+        dbs=dbs,
+        profile=args.profile or args.profile_at is not None,
+        profile_at=args.profile_at,
+        command=" ".join(["ivr", *sys.argv[1:]]) if sys.argv else "ivr bench",
     )
     try:
         results = Bench(config, settings).run()
     except BenchError as exc:
         print(f"ivr bench: {exc}", file=sys.stderr)
         return 1
-    broken = [name for name, line in results["lines"].items() if line["error"]]
+    broken = [name for name, v in results["variants"].items() if v["error"]]
     return 1 if broken else 0
+
+
+def report(what: list[str]) -> int:
+    """``ivr bench report DIR``: the markdown on stdout; 2 on a bad call or file."""
+    from ivr.bench.report import load, render
+
+    if len(what) != 2 or what[0] != "report":
+        print("ivr bench: usage: ivr bench report <results dir>", file=sys.stderr)
+        return 2
+    try:
+        results = load(Path(what[1]))
+    except (OSError, ValueError) as exc:
+        print(f"ivr bench report: {exc}", file=sys.stderr)
+        return 2
+    print(render(results))
+    return 0

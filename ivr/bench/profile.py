@@ -44,6 +44,8 @@ __all__ = [
     "ProfilerError",
     "Stacks",
     "by_area",
+    "by_process",
+    "merged",
     "profiling",
     "py_spy",
     "read_collapsed",
@@ -206,6 +208,39 @@ def read_collapsed(path: Path, *, working: bool = True) -> Stacks:
         key = tuple(frame_name(f) for f in frames)
         stacks[key] = stacks.get(key, 0) + int(count)
     return stacks
+
+
+_PROCESS = re.compile(r"^process (\d+):")
+
+
+def by_process(stacks: Mapping[tuple[str, ...], int]) -> dict[int | None, Stacks]:
+    """Split ``--subprocesses`` stacks by process: py-spy starts each stack with
+    one ``process <pid>:"<command line>"`` frame per level of the process tree
+    (the controller, then its voice worker); the innermost names the sampled
+    process. The ``process`` frames are removed; stacks without any (a
+    recording of one process) come under ``None``."""
+    out: dict[int | None, Stacks] = {}
+    for stack, count in stacks.items():
+        pid: int | None = None
+        i = 0
+        while i < len(stack) and (m := _PROCESS.match(stack[i])):
+            pid = int(m.group(1))
+            i += 1
+        rest = stack[i:]
+        if not rest:  # a sample of the process with no Python frame
+            continue
+        bucket = out.setdefault(pid, {})
+        bucket[rest] = bucket.get(rest, 0) + count
+    return out
+
+
+def merged(per_process: Mapping[int | None, Mapping[tuple[str, ...], int]]) -> Stacks:
+    """The stacks of several processes (:func:`by_process`) as one: equal stacks summed."""
+    out: Stacks = {}
+    for stacks in per_process.values():
+        for stack, count in stacks.items():
+            out[stack] = out.get(stack, 0) + count
+    return out
 
 
 def top_frames(

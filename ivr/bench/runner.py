@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import math
 import os
 import platform
 import signal
@@ -28,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
 import uuid
@@ -47,25 +47,37 @@ from ivr.bench.chat import (
     contact_script,
     contacts_needed,
     offered_rate,
-    rounds_for,
     wa_id,
     write_config,
 )
+from ivr.bench.chat import rounds_for as chat_rounds_for
 from ivr.bench.lines import CHAT, LINES, Line
+from ivr.bench.postgres import PostgresError, ThrowawayPostgres
+from ivr.bench.report import headline_text
 from ivr.bench.stats import (
-    LineSummary,
-    ProcessUsage,
     StepResult,
-    capacity_ratio,
-    cpu_ratio,
+    first_failed,
+    merge_counts,
     next_step,
+    read_counts,
     read_samples,
     split_samples,
     step_line,
     summarize_line,
     table,
+    versus_plain,
     window,
     write_results,
+)
+from ivr.bench.usage import UsageMeter
+from ivr.bench.variants import (
+    Variant,
+    estimate_seconds,
+    ladder_for,
+    matrix,
+    profile_step,
+    ramp_seconds,
+    rounds_for,
 )
 from ivr.reaction import ENV_VAR as REACTION_ENV
 from ivr.sandbox.instance import InstancePaths
@@ -74,14 +86,19 @@ from ivr.scenarios.sippxml import caller_xml
 from ivr.settings import Settings
 
 OK_MARK = "BENCH-OK"
-CONTROLLER_READY_S = 45.0
+# The first start synthesizes the prompts (espeak-ng): over 45 s on a busy machine.
+CONTROLLER_READY_S = 120.0
 RECORDS_WAIT_S = 30.0
 SAMPLE_EVERY_S = 0.5
+# Watched with their children: ivr serve and its voice workers, PostgreSQL's backends.
+TREES = frozenset({"controller", "postgres"})
+
+__all__ = ["Bench", "BenchConfig", "BenchError", "ramp_seconds"]
 
 
 @dataclass
 class BenchConfig:
-    steps: list[int]
+    steps: list[int]  # --steps for every variant; empty: each line's ladder (ivr.bench.variants)
     max_calls: int
     hold: float  # seconds each step keeps N calls up (at least one round of calls)
     threshold: float  # the failure ratio above which a step fails
@@ -94,14 +111,25 @@ class BenchConfig:
     quick: bool = False
     chat_interval: float = 2.0  # seconds between one chat contact's messages
     chat_reply_timeout: float = 10.0  # a chat message not answered in this is failed
+    controllers: list[int] = field(default_factory=lambda: [1])  # CITAS_CONTROLLERS values
+    dbs: list[str] = field(default_factory=lambda: ["sqlite"])  # "sqlite", "postgresql"
+    profile: bool = False  # py-spy around one step per ARI variant (ivr.bench.profile)
+    profile_at: int | None = None  # that step's N; None: nearest 60 % of expected capacity
+    command: str = ""  # the command line, kept in results.json
+
+    def ladder(self, line: str) -> list[int]:
+        return ladder_for(line, self.steps, quick=self.quick, max_calls=self.max_calls)
 
 
 @dataclass
 class LineRun:
     line: Line
+    variant: Variant
     call_seconds: float = 0.0  # the warm-up call, start to BYE
     steps: list[StepResult] = field(default_factory=list)
     error: str | None = None
+    ari_counts: dict[str, Any] | None = None  # the controller's CITAS_ARI_COUNTS snapshot
+    profile: str | None = None  # the flame graph file (results dir relative) or why none
 
 
 Say = Callable[[str], None]
@@ -110,19 +138,23 @@ Say = Callable[[str], None]
 class Bench:
     def __init__(self, config: BenchConfig, settings: Settings, say: Say = print) -> None:
         self.config = config
-        # Its own SQLite file unless CITAS_DB_URL names a database (e.g. PostgreSQL).
-        own_db = f"sqlite+aiosqlite:///{config.out_dir / 'citas.db'}"
-        self.settings = replace(settings, db_url=settings.db_url or own_db)
+        self.settings = settings
+        self.sqlite_url = f"sqlite+aiosqlite:///{config.out_dir / 'citas.db'}"
         self.say = say
         self.reaction_log = config.out_dir / "reaction.jsonl"
         self.controller: subprocess.Popen[bytes] | None = None
+        self.variant: Variant | None = None  # the variant the controller serves
         self.runs: dict[str, LineRun] = {}
         self.idle: dict[str, float] = {}
         self.chat: ChatDriver | None = None
         self.chat_contacts: list[str] = []  # wa_ids not used yet, in order
         self.controller_env: dict[str, str] = {}
+        self.postgres: ThrowawayPostgres | None = None
 
     # -- the whole run ---------------------------------------------------------
+
+    def variants(self) -> list[Variant]:
+        return matrix(self.config.lines, self.config.controllers, self.config.dbs)
 
     def run(self) -> dict[str, Any]:
         from ivr.sandbox import manager
@@ -131,38 +163,95 @@ class Bench:
         out.mkdir(parents=True, exist_ok=True)
         started = time.time()
         facts = machine_facts()
+        variants = self.variants()
+        ladders = {v.line: self.config.ladder(v.line) for v in variants}
+        estimate = estimate_seconds(variants, ladders, self.config.hold)
         self.say(
             f"ivr bench: instance {self.settings.instance}, SIP port {self.settings.ports.sip}, "
-            f"results in {out}"
+            f"RTP {self.settings.ports.rtp_start}-{self.settings.ports.rtp_end}, "
+            f"caller media from {self.config.media_port}, results in {out}"
         )
         self.say(
             f"  machine: {facts['cpu_model']}, {facts['cores']} cores, {facts['os']}, "
             f"load average {' '.join(map(str, facts['load_avg']))}"
         )
+        self.say(
+            f"  {len(variants)} variants: {', '.join(v.name for v in variants)}; "
+            f"at most {estimate / 60:.0f} min if every ladder is climbed to its top"
+        )
         try:
             sandbox = manager.up(self.settings)
             facts["asterisk"] = sandbox.asterisk_version
             self.settings = replace(self.settings, ports=_ports_of(self.settings))
+            ports = self.settings.ports
+            facts["rtp_range"] = [ports.rtp_start, ports.rtp_end]
+            top = max(max(self.config.ladder(v.line), default=0) for v in variants)
+            if (ports.rtp_end - ports.rtp_start + 1) // 2 < top:
+                self.say(
+                    f"  WARNING: the running sandbox's RTP range {ports.rtp_start}-"
+                    f"{ports.rtp_end} holds fewer calls than the top step {top}: "
+                    "`ivr sandbox down` it first so the bench starts it with a wider one"
+                )
             facts["idle_cpu_ms_per_s"] = self.idle
-            self._measure_idle("asterisk", self._watched()["asterisk"])
-            if CHAT_LINE in self.config.lines:
-                self._start_chat()
-            for name in self.config.lines:
-                line = CHAT if name == CHAT_LINE else LINES[name]
-                # Started for the first ARI line only: plain-dialplan steps run without it.
-                if line.uses_controller and self.controller is None:
-                    self._start_controller()
-                    self._measure_idle("controller", self._watched()["controller"])
-                run = self._run_chat() if name == CHAT_LINE else self._run_line(line)
-                self.runs[line.name] = run
+            asterisk = self._watched()["asterisk"]
+            facts["asterisk_nofile_limit"] = _nofile_limit(asterisk)
+            self._measure_idle({"asterisk": asterisk})
+            for variant in variants:
+                try:
+                    self.runs[variant.name] = self._run_variant(variant)
+                except Exception as exc:  # one variant's crash must not lose the others
+                    line = CHAT if variant.line == CHAT_LINE else LINES[variant.line]
+                    error = f"the bench failed in this variant: {exc!r}"
+                    self.say(f"  {error}\n{traceback.format_exc()}")
+                    self.runs[variant.name] = LineRun(line, variant, error=error)
         finally:
             self._stop_controller()
             if self.chat is not None:
                 self.chat.stop()
+            if self.postgres is not None:
+                self.postgres.stop()
+                self.say("  PostgreSQL stopped")
             if not self.config.keep_sandbox:
                 manager.down(self.settings)
                 self.say(f"  sandbox {self.settings.instance} stopped")
         return self._finish(facts, started)
+
+    def _run_variant(self, variant: Variant) -> LineRun:
+        line = CHAT if variant.line == CHAT_LINE else LINES[variant.line]
+        self.say(f"{variant.name}: {line.title}")
+        self._stop_controller()
+        if variant.uses_controller:
+            try:
+                db_url = self._db_url(variant.db)
+                if variant.line == CHAT_LINE:
+                    self._start_chat()
+                self._start_controller(variant, db_url)
+            except (BenchError, PostgresError) as exc:
+                self.say(f"  {exc}")
+                return LineRun(line, variant, error=str(exc))
+        run = (
+            self._run_chat(variant) if variant.line == CHAT_LINE else self._run_line(line, variant)
+        )
+        if variant.uses_controller:
+            self._stop_controller()
+            run.ari_counts = merge_counts(
+                read_counts(self.config.out_dir.glob(f"ari-counts-{variant.slug}-*.json"))
+            )
+        return run
+
+    def _db_url(self, db: str) -> str:
+        if db == "sqlite":
+            return self.sqlite_url
+        if self.settings.db_url.startswith("postgresql"):
+            # CITAS_DB_URL names a PostgreSQL of the operator's: used as it is; its
+            # server's CPU is not measured (its processes are not ours to find).
+            return self.settings.db_url
+        if self.postgres is None:
+            self.postgres = ThrowawayPostgres(self.config.out_dir / "postgres")
+            url = self.postgres.start()
+            self.say(f"  PostgreSQL up (port {self.postgres.port}, pid {self.postgres.pid()})")
+            return url
+        return self.postgres.url
 
     def _finish(self, facts: dict[str, Any], started: float) -> dict[str, Any]:
         from ivr.bench.plot import plot
@@ -170,42 +259,50 @@ class Bench:
         summaries = {
             name: summarize_line(name, run.line.title, run.steps) for name, run in self.runs.items()
         }
-        ratio: dict[str, Any] = {"ratio": None, "bound": "unknown"}
-        cpu: float | None = None
-        if "smoke-ari" in summaries and "smoke-dialplan" in summaries:
-            ratio = capacity_ratio(summaries["smoke-ari"], summaries["smoke-dialplan"])
-            cpu = cpu_ratio(summaries["smoke-ari"].best, summaries["smoke-dialplan"].best)
+        vs_plain = versus_plain(summaries, {n: r.variant.line for n, r in self.runs.items()})
         all_steps = [s for run in self.runs.values() for s in run.steps]
         results: dict[str, Any] = {
             "started_at": datetime.fromtimestamp(started).isoformat(timespec="seconds"),
             "wall_s": round(time.time() - started, 1),
             "machine": facts,
             "config": {
+                "command": self.config.command,
                 "steps": self.config.steps,
+                "ladders": {v.line: self.config.ladder(v.line) for v in self.variants()},
                 "max_calls": self.config.max_calls,
                 "hold_s": self.config.hold,
                 "threshold": self.config.threshold,
                 "max_response_p99_ms": self.config.max_response_p99_ms,
                 "lines": self.config.lines,
+                "controllers": self.config.controllers,
+                "dbs": self.config.dbs,
                 "media_port": self.config.media_port,
+                "rtp_range": [self.settings.ports.rtp_start, self.settings.ports.rtp_end],
                 "quick": self.config.quick,
+                "profile": self.config.profile,
             },
-            "lines": {
+            "variants": {
                 name: {
+                    "line": run.variant.line,
+                    "controllers": run.variant.controllers,
+                    "db": run.variant.db,
                     "title": run.line.title,
                     "dial": run.line.dial,
                     "call_seconds": round(run.call_seconds, 2),
                     "error": run.error,
                     "capacity": summaries[name].capacity,
                     "capacity_is_lower_bound": summaries[name].capped,
+                    "first_failed_step": first_failed(run.steps),
                     "at_capacity": summaries[name].best,
+                    "versus_plain": vs_plain.get(name),
+                    "ari_counts": run.ari_counts,
+                    "profile": run.profile,
                 }
                 for name, run in self.runs.items()
             },
-            "ari_over_dialplan": {"capacity": ratio, "cpu_per_call": cpu},
         }
         write_results(self.config.out_dir, results, all_steps)
-        headline = self._headline(summaries, ratio, cpu, facts)
+        headline = headline_text(results)
         try:
             plot([s.summary() for s in all_steps], headline, self.config.out_dir / "bench.png")
         except Exception as exc:  # the figures are in the files already
@@ -218,49 +315,69 @@ class Bench:
             if run.error:
                 self.say(f"  {name}: {run.error}")
         self.say(f"results: {self.config.out_dir}/results.json, results.csv, bench.png")
+        self.say(f"report:  ivr bench report {self.config.out_dir}")
         return results
-
-    def _headline(
-        self,
-        summaries: dict[str, LineSummary],
-        ratio: dict[str, Any],
-        cpu: float | None,
-        facts: dict[str, Any],
-    ) -> str:
-        parts = [f"{name} capacity {s.capacity_text()}" for name, s in summaries.items()]
-        text = "; ".join(parts)
-        if ratio["ratio"] is not None:
-            bound = "" if ratio["bound"] == "exact" else f" ({ratio['bound']})"
-            text += f"\nARI/plain-dialplan capacity ratio {ratio['ratio']:.2f}{bound}"
-            if cpu is not None:
-                text += f"; CPU per call ARI/plain {cpu:.1f}×"
-        text += f"\n{facts['cpu_model']}, {facts['cores']} cores, {facts['date']}"
-        return text
 
     # -- one line --------------------------------------------------------------
 
-    def _run_line(self, line: Line) -> LineRun:
-        run = LineRun(line)
-        self.say(f"{line.name}: {line.title}")
-        warm = self._step(line, 1, rounds=1, warmup=True)
+    def _expected_capacity(self) -> int | None:
+        """For --profile: the plain line's capacity if it ran (every ARI line's target)."""
+        plain = self.runs.get("smoke-dialplan")
+        if plain is None:
+            return None
+        return summarize_line(plain.variant.name, plain.line.title, plain.steps).capacity or None
+
+    def _run_line(self, line: Line, variant: Variant) -> LineRun:
+        run = LineRun(line, variant)
+        warm = self._step(line, variant, 1, rounds=1, warmup=True)
         if not warm.passed:
             run.error = (
-                f"the warm-up call failed ({warm.failures or 'see sipp logs'}); line skipped"
+                f"the warm-up call failed ({warm.failures or 'see sipp logs'}); variant skipped"
             )
             self.say(f"  {run.error}")
             return run
         run.call_seconds = warm.call_seconds or warm.duration_s
         self.say(f"  warm-up call: {run.call_seconds:.1f} s")
-        while (n := next_step(self.config.steps, run.steps, self.config.max_calls)) is not None:
-            rounds = max(1, math.ceil(self.config.hold / max(run.call_seconds, 1.0)))
+        if variant.uses_controller:
+            self._measure_controller_idle()
+        ladder = self.config.ladder(line.name)
+        profile_n = None
+        if self.config.profile and variant.uses_controller:
+            profile_n = self.config.profile_at or profile_step(ladder, self._expected_capacity())
+        while (n := next_step(ladder, run.steps, self.config.max_calls)) is not None:
+            rounds = rounds_for(self.config.hold, run.call_seconds)
             if line.uses_controller and not self._controller_alive():
                 run.error = "the controller exited; see controller.log"
                 self.say(f"  {run.error}")
                 break
-            step = self._step(line, n, rounds=rounds, call_seconds=run.call_seconds)
+            if n == profile_n:
+                step, run.profile = self._profiled_step(line, variant, n, rounds, run.call_seconds)
+            else:
+                step = self._step(line, variant, n, rounds=rounds, call_seconds=run.call_seconds)
             run.steps.append(step)
             self.say(step_line(step))
         return run
+
+    def _profiled_step(
+        self, line: Line, variant: Variant, n: int, rounds: int, call_s: float
+    ) -> tuple[StepResult, str]:
+        from ivr.bench.profile import profiling
+
+        assert self.controller is not None
+        seconds = ramp_seconds(call_s) + rounds * call_s
+        out = self.config.out_dir / f"flame-{variant.slug}-{n}.svg"
+        step: StepResult | None = None
+        try:
+            with profiling(self.controller.pid, out, seconds):
+                step = self._step(line, variant, n, rounds=rounds, call_seconds=call_s)
+        except Exception as exc:  # a profile that fails must not cost the step
+            self.say(f"  profile at N={n} failed: {exc}")
+            if step is None:
+                step = self._step(line, variant, n, rounds=rounds, call_seconds=call_s)
+            return step, f"failed: {exc}"
+        self.say(f"  flame graph: {out.name}")
+        step.profiled = True
+        return step, out.name
 
     # -- the chat line -----------------------------------------------------------
 
@@ -277,8 +394,9 @@ class Bench:
 
         if self.controller is not None:
             raise BenchError("the chat line must be set up before the controller starts")
-        rounds = rounds_for(self.config.hold, self.config.chat_interval, len(contact_script()))
-        phones = contact_phones(contacts_needed(self.config.steps, self.config.max_calls, rounds))
+        rounds = chat_rounds_for(self.config.hold, self.config.chat_interval, len(contact_script()))
+        ladder = self.config.ladder(CHAT_LINE)
+        phones = contact_phones(contacts_needed(ladder, self.config.max_calls, rounds))
         config_dir = write_config(
             self.settings.config_dir, self.config.out_dir / "chat-config", phones
         )
@@ -314,37 +432,44 @@ class Bench:
         taken, self.chat_contacts = self.chat_contacts[:need], self.chat_contacts[need:]
         return [taken[k * rounds : (k + 1) * rounds] for k in range(n)]
 
-    def _run_chat(self) -> LineRun:
-        run = LineRun(CHAT)
-        self.say(f"{CHAT_LINE}: {CHAT.title}")
+    def _run_chat(self, variant: Variant) -> LineRun:
+        run = LineRun(CHAT, variant)
         script = contact_script()
-        warm = self._chat_step(1, 1, script, warmup=True)
+        warm = self._chat_step(variant, 1, 1, script, warmup=True)
         if not warm.passed:
             run.error = f"the warm-up conversation failed ({warm.failures}); see chat-warmup.txt"
             self.say(f"  {run.error}")
             return run
         run.call_seconds = warm.duration_s
         self.say(f"  warm-up conversation: {run.call_seconds:.1f} s")
-        rounds = rounds_for(self.config.hold, self.config.chat_interval, len(script))
-        while (n := next_step(self.config.steps, run.steps, self.config.max_calls)) is not None:
+        self._measure_controller_idle()
+        rounds = chat_rounds_for(self.config.hold, self.config.chat_interval, len(script))
+        ladder = self.config.ladder(CHAT_LINE)
+        while (n := next_step(ladder, run.steps, self.config.max_calls)) is not None:
             if not self._controller_alive():
                 run.error = "the controller exited; see controller.log"
                 self.say(f"  {run.error}")
                 break
-            step = self._chat_step(n, rounds, script)
+            step = self._chat_step(variant, n, rounds, script)
             run.steps.append(step)
             self.say(step_line(step))
         return run
 
     def _chat_step(
-        self, n: int, rounds: int, script: Sequence[ChatMove], *, warmup: bool = False
+        self,
+        variant: Variant,
+        n: int,
+        rounds: int,
+        script: Sequence[ChatMove],
+        *,
+        warmup: bool = False,
     ) -> StepResult:
         assert self.chat is not None
         time.sleep(self.config.settle_s)
         contacts = self._take_contacts(n, rounds)
         # This process plays Meta and the contacts: its CPU is the load generator's.
         procs = {**self._watched(), "simulator": psutil.Process(os.getpid())}
-        usage = UsageMeter(procs)
+        usage = UsageMeter(procs, trees=TREES)
         psutil.cpu_percent(None)
         sampling = threading.Event()
 
@@ -388,18 +513,28 @@ class Bench:
             max_response_p99_ms=0.0 if warmup else self.config.max_response_p99_ms,
             threshold=self.config.threshold,
             achieved_rate=outcome.achieved_rate,
+            variant=variant.name,
+            controllers=variant.controllers,
+            db=variant.db,
         )
 
     def _step(
-        self, line: Line, n: int, *, rounds: int, call_seconds: float = 0.0, warmup: bool = False
+        self,
+        line: Line,
+        variant: Variant,
+        n: int,
+        *,
+        rounds: int,
+        call_seconds: float = 0.0,
+        warmup: bool = False,
     ) -> StepResult:
         time.sleep(self.config.settle_s)
         label = "warmup" if warmup else f"n{n:04d}"
-        workdir = self.config.out_dir / "sipp" / f"{line.name}-{label}"
+        workdir = self.config.out_dir / "sipp" / f"{variant.slug}-{label}"
         workdir.mkdir(parents=True, exist_ok=True)
         xml = caller_xml(line.scenario(), workdir)
         (workdir / "caller.xml").write_text(mark_success(xml), encoding="utf-8")
-        prefix = f"bench-{line.name}-{label}-{uuid.uuid4().hex[:8]}"
+        prefix = f"bench-{variant.slug}-{label}-{uuid.uuid4().hex[:8]}"
         calls = n * rounds
         call_s = call_seconds or line.nominal_seconds()
         ramp = 1.0 if warmup else ramp_seconds(call_s)
@@ -409,11 +544,9 @@ class Bench:
         )
         procs = self._watched()
         t0 = time.time()
-        proc = subprocess.Popen(
-            cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
+        proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         procs["sipp"] = _proc(proc.pid)
-        usage = UsageMeter(procs)
+        usage = UsageMeter(procs, trees=TREES)
         psutil.cpu_percent(None)  # starts the machine-wide count
         deadline = time.monotonic() + limit + 30.0
         while proc.poll() is None:
@@ -424,17 +557,18 @@ class Bench:
             time.sleep(SAMPLE_EVERY_S)
         usage.sample()
         host_cpu = psutil.cpu_percent(None)
-        _, stderr = proc.communicate()
+        _, stderr_bytes = proc.communicate()
+        stderr = decode_output(stderr_bytes)
         sipp_s = time.time() - t0
         ok_ids = read_ok_ids(workdir / "bench.log")
         stat = read_stat(workdir / "stat.csv")
         failures = dict(stat.failures)
         if proc.returncode not in (0, 1):
             failures[f"sipp_exit_{proc.returncode}"] = 1
-            (workdir / "sipp-stderr.txt").write_text(stderr or "", encoding="utf-8")
+            (workdir / "sipp-stderr.txt").write_text(stderr, encoding="utf-8")
         completed_ids = ok_ids
         if line.uses_controller:
-            good = self._good_records(prefix, line.outcome, expected=len(ok_ids))
+            good = self._good_records(variant.db, prefix, line.outcome, expected=len(ok_ids))
             wrong = ok_ids - good
             if wrong:
                 failures["wrong_outcome"] = len(wrong)
@@ -467,6 +601,9 @@ class Bench:
             host_cpu_pct=host_cpu,
             max_response_p99_ms=0.0 if warmup else self.config.max_response_p99_ms,
             threshold=self.config.threshold,
+            variant=variant.name,
+            controllers=variant.controllers,
+            db=variant.db,
         )
 
     # -- processes -------------------------------------------------------------
@@ -475,17 +612,31 @@ class Bench:
         state = InstancePaths(self.settings).load()
         asterisk = _proc(state.asterisk_pid if state else None)
         controller = _proc(self.controller.pid) if self.controller is not None else None
-        return {"controller": controller, "asterisk": asterisk}
+        watched = {"controller": controller, "asterisk": asterisk}
+        if (
+            self.postgres is not None
+            and self.variant is not None
+            and self.variant.db == "postgresql"
+        ):
+            watched["postgres"] = _proc(self.postgres.pid())
+        return watched
 
-    def _start_controller(self) -> None:
+    def _counts_file(self, variant: Variant) -> Path:
+        # ivr/ari/counters.py: each controller process writes its own, {pid} replaced.
+        return self.config.out_dir / f"ari-counts-{variant.slug}-{{pid}}.json"
+
+    def _start_controller(self, variant: Variant, db_url: str) -> None:
         env = {
             **os.environ,
             "CITAS_INSTANCE": self.settings.instance,
-            "CITAS_DB_URL": self.settings.db_url,
+            "CITAS_DB_URL": db_url,
+            "CITAS_CONTROLLERS": str(variant.controllers),
+            "CITAS_ARI_COUNTS": str(self._counts_file(variant)),
             REACTION_ENV: str(self.reaction_log),
-            **self.controller_env,
+            **(self.controller_env if variant.line == CHAT_LINE else {}),
         }
-        log = (self.config.out_dir / "controller.log").open("ab")
+        log_path = self.config.out_dir / f"controller-{variant.slug}.log"
+        log = log_path.open("ab")
         self.controller = subprocess.Popen(
             [sys.executable, "-m", "ivr.cli", "serve"],
             stdout=log,
@@ -493,38 +644,56 @@ class Bench:
             stdin=subprocess.DEVNULL,
             env=env,
         )
+        self.variant = variant
         log.close()
+        apps = controller_apps(self.settings.app_name, variant.controllers)
         deadline = time.monotonic() + CONTROLLER_READY_S
         while time.monotonic() < deadline:
             if self.controller.poll() is not None:
                 raise BenchError(
-                    f"the controller exited with {self.controller.returncode}; "
-                    f"see {self.config.out_dir / 'controller.log'}"
+                    f"the controller exited with {self.controller.returncode}; see {log_path}"
                 )
-            if app_registered(self.settings):
-                self.say(f"  controller up (pid {self.controller.pid})")
+            missing = apps - registered_apps(self.settings)
+            if not missing:
+                self.say(
+                    f"  controller up (pid {self.controller.pid}, "
+                    f"CITAS_CONTROLLERS={variant.controllers}, {variant.db or 'no db'})"
+                )
                 return
             time.sleep(0.25)
-        raise BenchError(f"the controller did not register with ARI in {CONTROLLER_READY_S:.0f}s")
+        self._stop_controller()
+        raise BenchError(
+            f"the controller did not register {sorted(missing)} with ARI in "
+            f"{CONTROLLER_READY_S:.0f}s (CITAS_CONTROLLERS={variant.controllers}); see {log_path}"
+        )
 
-    def _measure_idle(self, name: str, proc: psutil.Process | None, seconds: float = 5.0) -> None:
-        """A process's CPU with no call up (ms per second): its background work."""
-        if proc is None:
+    def _measure_controller_idle(self) -> None:
+        """The controller's (and PostgreSQL's) idle CPU, after the warm-up call: right
+        after a start the controller is still settling (56 ms/s measured then against
+        28 ms/s later on a busy machine), which made the net CPU per call 0."""
+        watched = self._watched()
+        self._measure_idle({k: v for k, v in watched.items() if k in ("controller", "postgres")})
+
+    def _measure_idle(self, procs: dict[str, psutil.Process | None], seconds: float = 5.0) -> None:
+        """Each process tree's CPU with no call up (ms per second): background work."""
+        procs = {k: p for k, p in procs.items() if p is not None}
+        if not procs:
             return
-        meter = UsageMeter({name: proc})
+        meter = UsageMeter(procs, trees=TREES)
         time.sleep(seconds)
         meter.sample()
-        use = meter.result().get(name)
-        if use is None or use.window_s <= 0:
-            return
-        self.idle[name] = round(use.cpu_s * 1000 / use.window_s, 2)
-        self.say(f"  {name} idle: {self.idle[name]:.1f} ms CPU per second (taken off per call)")
+        for name, use in meter.result().items():
+            if use.window_s <= 0:
+                continue
+            self.idle[name] = round(use.cpu_s * 1000 / use.window_s, 2)
+            self.say(f"  {name} idle: {self.idle[name]:.1f} ms CPU per second (taken off per call)")
 
     def _controller_alive(self) -> bool:
         return self.controller is not None and self.controller.poll() is None
 
     def _stop_controller(self) -> None:
-        proc = self.controller
+        proc, self.controller = self.controller, None
+        self.variant = None
         if proc is None or proc.poll() is not None:
             return
         proc.send_signal(signal.SIGTERM)  # our own child, by its pid
@@ -534,9 +703,10 @@ class Bench:
             proc.kill()
             proc.wait(timeout=10)
 
-    def _good_records(self, prefix: str, outcome: str | None, expected: int) -> set[str]:
+    def _good_records(self, db: str, prefix: str, outcome: str | None, expected: int) -> set[str]:
         """SIP Call-IDs whose record is closed with ``outcome`` (waits for stragglers)."""
-        return asyncio.run(_good_records(self.settings, prefix, outcome, expected))
+        url = self.sqlite_url if db != "postgresql" else self._db_url(db)
+        return asyncio.run(_good_records(url, prefix, outcome, expected))
 
 
 class BenchError(RuntimeError):
@@ -544,11 +714,6 @@ class BenchError(RuntimeError):
 
 
 # -- helpers (pure or nearly) ----------------------------------------------------
-
-
-def ramp_seconds(call_seconds: float) -> float:
-    """How long a step takes to start its first N calls: half a call, 1–10 s."""
-    return min(10.0, max(1.0, call_seconds / 2))
 
 
 def sipp_command(
@@ -574,6 +739,17 @@ def sipp_command(
         "-trace_logs", "-log_file", str(workdir / "bench.log"),
         f"{settings.host}:{settings.ports.sip}",
     ]  # fmt: skip
+
+
+def decode_output(data: bytes | None) -> str:
+    """A child's output as text, whatever it wrote: sipp's stderr can hold bytes that
+    are not UTF-8 (a received packet echoed in a warning), which crashed a whole run
+    when read with ``text=True``; undecodable bytes become U+FFFD.
+
+    >>> decode_output(b"ok \x80 ok")
+    'ok \ufffd ok'
+    """
+    return (data or b"").decode("utf-8", errors="replace")
 
 
 def mark_success(xml: str) -> str:
@@ -655,41 +831,6 @@ def sipp_duration(text: str) -> float:
     return h * 3600 + m * 60 + sec + micro / 1_000_000
 
 
-class UsageMeter:
-    """CPU seconds over the step and peak RSS, per watched process."""
-
-    def __init__(self, procs: dict[str, psutil.Process | None]) -> None:
-        self.procs = {k: p for k, p in procs.items() if p is not None}
-        self.cpu0: dict[str, float] = {}
-        self.cpu1: dict[str, float] = {}
-        self.rss: dict[str, int] = {}
-        self.t0 = self.t1 = time.monotonic()
-        self.sample()
-        self.cpu0 = dict(self.cpu1)
-
-    def sample(self) -> None:
-        self.t1 = time.monotonic()
-        for name, proc in self.procs.items():
-            try:
-                with proc.oneshot():
-                    times = proc.cpu_times()
-                    rss = proc.memory_info().rss
-            except psutil.Error:
-                continue
-            self.cpu1[name] = times.user + times.system
-            self.rss[name] = max(self.rss.get(name, 0), rss)
-
-    def result(self) -> dict[str, ProcessUsage]:
-        return {
-            name: ProcessUsage(
-                cpu_s=round(self.cpu1[name] - self.cpu0.get(name, self.cpu1[name]), 3),
-                rss_peak_mb=round(self.rss.get(name, 0) / 2**20, 1),
-                window_s=round(self.t1 - self.t0, 3),
-            )
-            for name in self.cpu1
-        }
-
-
 def _proc(pid: int | None) -> psutil.Process | None:
     if not pid:
         return None
@@ -704,7 +845,18 @@ def _ports_of(settings: Settings) -> Any:
     return state.settings_ports() if state else settings.ports
 
 
-def app_registered(settings: Settings) -> bool:
+def controller_apps(app_name: str, controllers: int) -> set[str]:
+    """The Stasis apps N controllers register: slot 1 is ``app_name``, slot i ≥ 2
+    ``app_name-i`` (CAP.md, part multi).
+
+    >>> sorted(controller_apps("citas", 3))
+    ['citas', 'citas-2', 'citas-3']
+    """
+    return {app_name} | {f"{app_name}-{i}" for i in range(2, controllers + 1)}
+
+
+def registered_apps(settings: Settings) -> set[str]:
+    """The names of the Stasis applications Asterisk lists now (empty on any error)."""
     url = f"http://{settings.host}:{settings.ports.http}/ari/applications"
     token = base64.b64encode(f"{settings.ari_user}:{settings.ari_password}".encode()).decode()
     request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
@@ -712,19 +864,21 @@ def app_registered(settings: Settings) -> bool:
         with urllib.request.urlopen(request, timeout=2.0) as response:
             apps = json.loads(response.read())
     except (urllib.error.URLError, OSError, ValueError):
-        return False
-    return any(isinstance(a, dict) and a.get("name") == settings.app_name for a in apps)
+        return set()
+    return {str(a["name"]) for a in apps if isinstance(a, dict) and "name" in a}
 
 
-async def _good_records(
-    settings: Settings, prefix: str, outcome: str | None, expected: int
-) -> set[str]:
+def app_registered(settings: Settings) -> bool:
+    return settings.app_name in registered_apps(settings)
+
+
+async def _good_records(db_url: str, prefix: str, outcome: str | None, expected: int) -> set[str]:
     from sqlalchemy import select
 
     from ivr.store import Database
     from ivr.store.models import CallRecordRow
 
-    db = Database(settings.database_url)
+    db = Database(db_url)
     deadline = time.monotonic() + RECORDS_WAIT_S
     try:
         while True:
@@ -745,6 +899,17 @@ async def _good_records(
         await db.close()
 
 
+def _nofile_limit(proc: psutil.Process | None) -> list[int] | None:
+    """A process's open-files limit (soft, hard): Asterisk needs about 4 per call."""
+    if proc is None:
+        return None
+    try:
+        soft, hard = proc.rlimit(psutil.RLIMIT_NOFILE)
+    except (psutil.Error, AttributeError):
+        return None
+    return [int(soft), int(hard)]
+
+
 def machine_facts() -> dict[str, Any]:
     model = ""
     try:
@@ -763,10 +928,9 @@ def machine_facts() -> dict[str, Any]:
         pass
     sipp = ""
     try:
-        out = subprocess.run(["sipp", "-v"], capture_output=True, text=True, timeout=10)
-        sipp = next(
-            (ln.strip() for ln in (out.stdout + out.stderr).splitlines() if "SIPp" in ln), ""
-        )
+        out = subprocess.run(["sipp", "-v"], capture_output=True, timeout=10)
+        text = decode_output(out.stdout) + decode_output(out.stderr)
+        sipp = next((ln.strip() for ln in text.splitlines() if "SIPp" in ln), "")
     except (OSError, subprocess.TimeoutExpired):
         pass
     return {

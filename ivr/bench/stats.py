@@ -83,6 +83,10 @@ class ProcessUsage:
     cpu_s: float
     rss_peak_mb: float
     window_s: float = 0.0  # how long the CPU was counted
+    # Peaks over the step's samples, summed over the process tree (ivr.bench.usage).
+    threads_peak: int = 0
+    fds_peak: int = 0
+    processes_peak: int = 0
 
 
 @dataclass
@@ -109,6 +113,12 @@ class StepResult:
     max_response_p99_ms: float = 0.0
     # The chat line: messages answered per second over the step (None on the call lines).
     achieved_rate: float | None = None
+    # The variant (ivr.bench.variants): its name, controller processes and database.
+    variant: str = ""
+    controllers: int = 0
+    db: str = ""
+    # py-spy sampled the controller during this step: its CPU figures include the pauses.
+    profiled: bool = False
 
     @property
     def failure_ratio(self) -> float:
@@ -133,6 +143,17 @@ class StepResult:
             cpu_ms = max(0.0, cpu_ms - self.idle_ms_per_s.get(process, 0.0) * use.window_s)
         return cpu_ms / self.completed
 
+    def total_cpu_ms_per_call(self) -> float | None:
+        """What a call costs the system under test: controller + Asterisk + PostgreSQL
+        (whichever were watched; sipp and the chat simulator are the load, not counted)."""
+        parts = [self.cpu_ms_per_call(p) for p in ("controller", "asterisk", "postgres")]
+        known = [p for p in parts if p is not None]
+        return sum(known) if known else None
+
+    def _peak(self, process: str, what: str) -> int | None:
+        use = self.usage.get(process)
+        return int(getattr(use, what)) if use else None
+
     def rss_peak_mb(self, process: str) -> float | None:
         use = self.usage.get(process)
         return use.rss_peak_mb if use else None
@@ -140,7 +161,10 @@ class StepResult:
     def summary(self) -> dict[str, Any]:
         """One flat row: what the CSV holds and the plot reads."""
         return {
+            "variant": self.variant or self.line,
             "line": self.line,
+            "controllers": self.controllers,
+            "db": self.db,
             "concurrency": self.concurrency,
             "placed": self.placed,
             "completed": self.completed,
@@ -163,15 +187,23 @@ class StepResult:
             "asterisk_cpu_ms_per_call": _r(self.cpu_ms_per_call("asterisk")),
             "controller_cpu_gross_ms_per_call": _r(self.cpu_ms_per_call("controller", net=False)),
             "asterisk_cpu_gross_ms_per_call": _r(self.cpu_ms_per_call("asterisk", net=False)),
+            "postgres_cpu_ms_per_call": _r(self.cpu_ms_per_call("postgres")),
+            "postgres_cpu_gross_ms_per_call": _r(self.cpu_ms_per_call("postgres", net=False)),
+            "total_cpu_ms_per_call": _r(self.total_cpu_ms_per_call()),
             "sipp_cpu_ms_per_call": _r(self.cpu_ms_per_call("sipp")),
             # The chat line's load generator (the bench process: simulator and contacts).
             "simulator_cpu_ms_per_call": _r(self.cpu_ms_per_call("simulator")),
             "controller_rss_peak_mb": _r(self.rss_peak_mb("controller")),
             "asterisk_rss_peak_mb": _r(self.rss_peak_mb("asterisk")),
+            "postgres_rss_peak_mb": _r(self.rss_peak_mb("postgres")),
+            "controller_processes": self._peak("controller", "processes_peak"),
+            "asterisk_threads_peak": self._peak("asterisk", "threads_peak"),
+            "asterisk_fds_peak": self._peak("asterisk", "fds_peak"),
             "host_cpu_pct": _r(self.host_cpu_pct, 1),
             "achieved_per_s": _r(self.achieved_rate),
             "controller_per_cpu_s": _r(per_cpu_second(self.cpu_ms_per_call("controller"))),
             "failures": ";".join(f"{k}={v}" for k, v in sorted(self.failures.items())),
+            "profiled": self.profiled,
         }
 
 
@@ -197,6 +229,7 @@ class LineSummary:
     capacity: int  # the largest concurrency whose step passed (0: none did)
     capped: bool  # True when no step failed: the capacity is at least ``capacity``
     best: dict[str, Any] | None  # the summary row of the step at capacity
+    steps: int = 0  # how many steps ran (0: the line did not run, e.g. its warm-up failed)
 
     def capacity_text(self) -> str:
         return f"≥{self.capacity}" if self.capped else str(self.capacity)
@@ -212,6 +245,7 @@ def summarize_line(line: str, title: str, steps: Sequence[StepResult]) -> LineSu
         capacity=best.concurrency if best else 0,
         capped=bool(steps) and not failed_any,
         best=best.summary() if best else None,
+        steps=len(steps),
     )
 
 
@@ -222,7 +256,7 @@ def capacity_ratio(ari: LineSummary, plain: LineSummary) -> dict[str, Any]:
     only bounded: ``bound`` says which way ("exact", "at least", "at most",
     "unknown").
     """
-    if plain.capacity == 0:
+    if plain.capacity == 0 or not ari.steps:
         return {"ratio": None, "bound": "unknown"}
     ratio = ari.capacity / plain.capacity
     if ari.capped and plain.capped:
@@ -237,11 +271,17 @@ def capacity_ratio(ari: LineSummary, plain: LineSummary) -> dict[str, Any]:
 
 
 def cpu_ratio(ari_best: dict[str, Any] | None, plain_best: dict[str, Any] | None) -> float | None:
-    """CPU per call of the whole ARI path (controller + Asterisk) over plain Asterisk's."""
+    """CPU per call of the whole ARI path (controller + Asterisk [+ PostgreSQL]) over
+    plain dialplan Asterisk's (the issue's "CPU per call ≤ 1.3× plain")."""
     if not ari_best or not plain_best:
         return None
-    ari = (ari_best.get("controller_cpu_ms_per_call") or 0.0) + (
-        ari_best.get("asterisk_cpu_ms_per_call") or 0.0
+    ari = sum(
+        ari_best.get(key) or 0.0
+        for key in (
+            "controller_cpu_ms_per_call",
+            "asterisk_cpu_ms_per_call",
+            "postgres_cpu_ms_per_call",
+        )
     )
     plain = plain_best.get("asterisk_cpu_ms_per_call") or 0.0
     if plain <= 0:
@@ -317,7 +357,7 @@ def _fmt(value: object, unit: str = "") -> str:
 def table(lines: Sequence[LineSummary]) -> str:
     """The human summary: one row per line, at its capacity (latencies in ms)."""
     head = (
-        f"{'line':<15} {'capacity':>8} {'done/placed':>11} {'react p50':>9} {'p99':>6} "
+        f"{'variant':<15} {'capacity':>8} {'done/placed':>11} {'react p50':>9} {'p99':>6} "
         f"{'from-ast p50':>12} {'p99':>6} {'resp p50':>8} {'p99':>6} "
         f"{'CPU ms/call ctl':>15} {'ast':>6} {'RSS MB ctl':>10} {'ast':>6}"
     )
@@ -344,13 +384,95 @@ def step_line(step: StepResult) -> str:
     verdict = "ok" if step.passed else ("SLOW" if step.too_slow else "FAIL")
     why = f" ({s['failures']})" if s["failures"] else ""
     return (
-        f"  {step.line:<15} N={step.concurrency:<4} {verdict:<4} "
+        f"  {step.variant or step.line:<15} N={step.concurrency:<4} {verdict:<4} "
         f"{step.completed}/{step.placed} done, {step.failed} failed{why}; "
         f"up at once {step.max_concurrent_seen}; "
         f"react p50/p99 {_fmt(s['reaction_p50_ms'])}/{_fmt(s['reaction_p99_ms'])} ms "
         f"(from Asterisk {_fmt(s['from_asterisk_p50_ms'])}/{_fmt(s['from_asterisk_p99_ms'])}); "
         f"resp p50/p99 {_fmt(s['response_p50_ms'])}/{_fmt(s['response_p99_ms'])} ms; "
         f"CPU/call ctl {_fmt(s['controller_cpu_ms_per_call'])} ms, "
-        f"ast {_fmt(s['asterisk_cpu_ms_per_call'])} ms; "
+        f"ast {_fmt(s['asterisk_cpu_ms_per_call'])} ms"
+        + (f", pg {_fmt(s['postgres_cpu_ms_per_call'])} ms" if step.db == "postgresql" else "")
+        + "; "
         f"RSS ctl {_fmt(s['controller_rss_peak_mb'])} MB; machine CPU {_fmt(s['host_cpu_pct'])}%"
     )
+
+
+def first_failed(steps: Sequence[StepResult]) -> int | None:
+    """The N of the first step that failed (None: none did, the capacity is a bound)."""
+    return next((s.concurrency for s in steps if not s.passed), None)
+
+
+def versus_plain(summaries: dict[str, LineSummary], lines: dict[str, str]) -> dict[str, Any]:
+    """Every controller variant against the plain-dialplan line (the issue's goals).
+
+    ``summaries``: variant name → its summary; ``lines``: variant name → its line.
+    For each variant other than ``smoke-dialplan``: ``capacity`` (its capacity over
+    plain's, with the bound of ``capacity_ratio``) and ``cpu_per_call`` (its CPU
+    per call — controller + Asterisk + PostgreSQL — over plain dialplan Asterisk's,
+    each at its own capacity step). Empty when plain dialplan did not run.
+    """
+    plain = next((s for n, s in summaries.items() if lines.get(n) == "smoke-dialplan"), None)
+    if plain is None:
+        return {}
+    return {
+        name: {
+            "capacity": capacity_ratio(s, plain),
+            "cpu_per_call": cpu_ratio(s.best, plain.best),
+        }
+        for name, s in summaries.items()
+        if lines.get(name) not in ("smoke-dialplan", "chat")
+    }
+
+
+def read_counts(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """The controller processes' ``CITAS_ARI_COUNTS`` snapshots (ivr/ari/counters.py:
+    one JSON file per process, ``{pid}`` in the name); unreadable files are skipped."""
+    out = []
+    for path in sorted(paths):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            out.append(data)
+    return out
+
+
+def merge_counts(snapshots: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """One variant's ARI counts: the snapshots of all its controller processes summed
+    (``calls``, ``events`` by type, ``requests`` by route), and per call (over the
+    ``StasisStart`` calls, as ivr.ari.counters does for one process): ``per_call``
+    totals and ``per_call_by_type``/``per_call_by_route``. None without snapshots.
+
+    >>> merge_counts([{"calls": 2, "events": {"StasisStart": 2}, "requests": {"POST /x": 4}},
+    ...               {"calls": 2, "events": {"StasisStart": 2}, "requests": {"POST /x": 2}}])["per_call"]
+    {'events': 1.0, 'requests': 1.5, 'processes': 2}
+    """
+    if not snapshots:
+        return None
+    calls = 0
+    events: dict[str, int] = {}
+    requests: dict[str, int] = {}
+    for snap in snapshots:
+        calls += int(snap.get("calls") or 0)
+        for key, table in (("events", events), ("requests", requests)):
+            for name, n in (snap.get(key) or {}).items():
+                if isinstance(n, int | float) and not isinstance(n, bool):
+                    table[str(name)] = table.get(str(name), 0) + int(n)
+
+    def per(n: int) -> float | None:
+        return round(n / calls, 3) if calls else None
+
+    return {
+        "calls": calls,
+        "events": dict(sorted(events.items())),
+        "requests": dict(sorted(requests.items())),
+        "per_call": {
+            "events": per(sum(events.values())),
+            "requests": per(sum(requests.values())),
+            "processes": len(snapshots),
+        },
+        "per_call_by_type": {k: per(v) for k, v in sorted(events.items())},
+        "per_call_by_route": {k: per(v) for k, v in sorted(requests.items())},
+    }

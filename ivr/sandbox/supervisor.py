@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -25,6 +26,51 @@ from ivr.settings import Settings
 logger = logging.getLogger("ivr.sandbox.supervisor")
 
 MAX_RESTARTS = 5
+# Asterisk holds about 4 descriptors per call (the SIP dialog's timers, 2 RTP sockets,
+# the channel's alert pipe): 5082 open at 1280 plain-dialplan calls (docs/perf/bench.md).
+# A login shell's soft limit of 1024 would stop it near 250 calls, so it gets the hard
+# limit, raised to this when we may (root).
+WANTED_NOFILE = 65536
+
+
+def nofile_limits(
+    soft: int, hard: int, *, can_raise_hard: bool, wanted: int = WANTED_NOFILE
+) -> tuple[int, int]:
+    """The (soft, hard) open-files limit to give Asterisk: the soft limit up to the hard
+    one, the hard one up to ``wanted`` when allowed; never lowered (pure).
+
+    >>> nofile_limits(1024, 4096, can_raise_hard=False)
+    (4096, 4096)
+    >>> nofile_limits(1024, 4096, can_raise_hard=True)
+    (65536, 65536)
+    """
+    if hard == resource.RLIM_INFINITY:  # no hard cap: a finite soft one that suffices
+        return max(soft, wanted) if soft != resource.RLIM_INFINITY else soft, hard
+    new_hard = hard if hard >= wanted or not can_raise_hard else wanted
+    return new_hard, new_hard
+
+
+def raise_nofile() -> tuple[int, int]:
+    """Raise this process's open-files limit (Asterisk inherits it); returns it.
+
+    When the hard limit may not be raised (a container without CAP_SYS_RESOURCE,
+    measured here: "not allowed to raise maximum limit"), the soft one still goes
+    up to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for new in (
+        nofile_limits(soft, hard, can_raise_hard=os.geteuid() == 0),
+        nofile_limits(soft, hard, can_raise_hard=False),
+    ):
+        if new == (soft, hard):
+            return new
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, new)
+            return new
+        except (ValueError, OSError) as exc:
+            logger.warning("cannot set the open-files limit to %s: %s", new, exc)
+    return soft, hard
+
+
 RESTART_WINDOW_S = 60.0
 STOP_GRACE_S = 15.0
 
@@ -88,6 +134,8 @@ class Supervisor:
             use.release()  # unmounts unless another instance still uses the root
 
     def _run_once(self) -> int:
+        soft, _ = raise_nofile()
+        logger.info("asterisk open-files limit %s", soft)
         with self.paths.asterisk_log.open("ab") as log:
             self.child = subprocess.Popen(
                 self.asterisk_cmd(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL

@@ -147,9 +147,8 @@ class SmsOutbox:
         (a ValueError) is raised and nothing is stored.
         """
         require_sms_destination(to_number)
-        existing = await self._id_for(dedupe_key)
-        if existing is not None:
-            return existing
+        # Insert first, look up only on a clash: a new message (every call's case)
+        # costs one transaction, not two (issue 13, docs/perf/db.md).
         now = self._clock()
         message_id = str(uuid.uuid4())
         row = SmsOutboxRow(
@@ -163,7 +162,7 @@ class SmsOutbox:
             created_at=now,
         )
         if not await self._insert(row):
-            # Lost the race to a concurrent enqueue of the same key.
+            # Queued before (a retried step), or a concurrent enqueue of the same key.
             winner = await self._id_for(dedupe_key)
             if winner is None:
                 raise StoreUnavailable(f"sms {dedupe_key} neither inserted nor found")

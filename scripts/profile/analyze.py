@@ -1,14 +1,15 @@
 import sys, json
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from ivr.bench.profile import read_collapsed, top_frames, top_self, by_area, under
+from ivr.bench.profile import merged, by_process, read_collapsed, top_frames, top_self, by_area, under
 name = sys.argv[1]
 stacks = read_collapsed(Path(name))
+stacks = merged(by_process(stacks))  # a --subprocesses recording: every process
 allN = sum(stacks.values())
 # steady state: drop startup/shutdown (stacks inside serve() itself) and the probe thread
 steady = {s: c for s, c in stacks.items() if not any(f.startswith("serve (ivr/controller.py") for f in s)
           and not any(f.startswith("dumper (") for f in s)
-          and any(f.startswith(("BaseEventLoop._run_once", "Thread.run")) for f in s)}
+          and any(f.startswith(("Runner.run ", "Thread.run")) for f in s)}  # asyncio or uvloop
 N = sum(steady.values())
 main = {s: c for s, c in steady.items() if s[0].startswith("_run_module_as_main")}
 threads = {s: c for s, c in steady.items() if not s[0].startswith("_run_module_as_main")}

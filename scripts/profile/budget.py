@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from ivr.bench.profile import read_collapsed  # noqa: E402
+from ivr.bench.profile import merged, by_process, read_collapsed  # noqa: E402
 
 CATEGORIES = [
     ("REST answer", r"^AriClient\.answer "),
@@ -44,17 +44,22 @@ CATEGORIES = [
     ("event loop: socket reads (HTTP responses)", r"^_SelectorSocketTransport\._read_ready"),
 ]
 COMPILED = [(n, re.compile(p)) for n, p in CATEGORIES]
+UVLOOP = "event loop: uvloop's C code (I/O, callbacks; may include waiting)"
 
 
 def main() -> None:
     path, cpu_ms, main_share = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
     stacks = read_collapsed(Path(path))
+    stacks = merged(by_process(stacks))  # a --subprocesses recording: every process
     main = {s: c for s, c in stacks.items() if s[0].startswith("_run_module_as_main")
             and not any(f.startswith("serve (ivr/controller.py") for f in s)
-            and any(f.startswith("BaseEventLoop._run_once") for f in s)}
+            and any(f.startswith("Runner.run ") for f in s)}  # asyncio or uvloop
     total = sum(main.values())
     out: dict[str, int] = {}
     for stack, count in main.items():
+        if stack[-1].startswith("Runner.run "):  # uvloop: its C loop has no Python frame
+            out[UVLOOP] = out.get(UVLOOP, 0) + count
+            continue
         for name, pat in COMPILED:
             if any(pat.search(f) for f in stack):
                 out[name] = out.get(name, 0) + count
@@ -63,7 +68,7 @@ def main() -> None:
             out["event loop: other"] = out.get("event loop: other", 0) + count
     per_call_main = cpu_ms * main_share
     print(f"main-thread samples {total}; {cpu_ms} ms/call x {main_share} = {per_call_main:.1f} ms on the loop")
-    for name, _ in [*CATEGORIES, ("event loop: other", "")]:
+    for name, _ in [*CATEGORIES, ("event loop: other", ""), (UVLOOP, "")]:
         n = out.get(name, 0)
         if n:
             print(f"| {name} | {100 * n / total:.1f} % | {per_call_main * n / total:.2f} |")

@@ -16,8 +16,10 @@ from ivr.bench.profile import (
     ProfilerError,
     area_of,
     by_area,
+    by_process,
     frame_name,
     is_waiting,
+    merged,
     profiling,
     read_collapsed,
     render_svg,
@@ -98,6 +100,11 @@ def test_profiling_a_real_process(target: subprocess.Popen[str], tmp_path: Path)
     json_cum, sum_cum = shares["burn_json"][1], shares["burn_sum"][1]
     assert json_cum > sum_cum > 0  # 2:1 by design; loose, the machine is shared
     assert "child_spin" in shares  # the child process was sampled too
+    processes = by_process(stacks)
+    assert target.pid in processes and len(processes) == 2
+    (child,) = set(processes) - {target.pid}
+    child_frames = {f.split(" ")[0] for s in processes[child] for f in s}
+    assert "child_spin" in child_frames and "burn_json" not in child_frames
     assert "waiter" not in shares  # the thread blocked in q.get() is not work
     with_waits = read_collapsed(profile.collapsed, working=False)
     assert sum(with_waits.values()) >= sum(stacks.values())
@@ -191,6 +198,28 @@ def test_under() -> None:
     assert under(STACKS, "asyncio/") == pytest.approx(0.6)
     assert under(STACKS, "json/") == pytest.approx(0.3)
     assert under(STACKS, "nothing") == 0.0
+
+
+def test_by_process() -> None:
+    parent, child = (
+        'process 10:"python -m ivr.cli serve"',
+        'process 11:"python -m ivr.cli serve --voice-worker"',
+    )
+    stacks = {
+        (parent, "main (a.py)", "work (a.py)"): 3,
+        (parent, child, "main (a.py)", "work (a.py)"): 2,
+        (parent, child, "main (a.py)", "idle (a.py)"): 1,
+        ("main (a.py)", "work (a.py)"): 4,  # recorded without --subprocesses
+    }
+    assert by_process(stacks) == {
+        10: {("main (a.py)", "work (a.py)"): 3},
+        11: {("main (a.py)", "work (a.py)"): 2, ("main (a.py)", "idle (a.py)"): 1},
+        None: {("main (a.py)", "work (a.py)"): 4},
+    }
+    assert merged(by_process(stacks)) == {
+        ("main (a.py)", "work (a.py)"): 9,
+        ("main (a.py)", "idle (a.py)"): 1,
+    }
 
 
 def test_recursion_counts_once() -> None:

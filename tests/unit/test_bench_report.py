@@ -1,0 +1,286 @@
+"""``ivr bench report``: the markdown for docs/PERFORMANCE.md, from results.json.
+
+tests/data/bench-results-small.json is the results.json of a real small run
+(docs/perf/bench.md gives its command): plain dialplan, smoke over ARI and
+citas on SQLite and PostgreSQL, steps 5 and 10, one with a flame graph.
+The goal checks are table-driven over copies of it with the capacities and
+CPU figures a goal turns on.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ivr.bench.report import (
+    capacity_text,
+    goal_checks,
+    headline_text,
+    load,
+    ratio_text,
+    render,
+    step_table,
+    variant_table,
+)
+
+FIXTURE = Path(__file__).resolve().parents[1] / "data" / "bench-results-small.json"
+
+
+@pytest.fixture
+def results() -> dict[str, Any]:
+    return load(FIXTURE)
+
+
+def test_the_fixture_is_a_real_run_of_every_line(results: dict[str, Any]) -> None:
+    lines = {v["line"] for v in results["variants"].values()}
+    assert lines == {"smoke-dialplan", "smoke-ari", "citas"}
+    assert {v["db"] for v in results["variants"].values() if v["line"] == "citas"} == {
+        "sqlite",
+        "postgresql",
+    }
+    assert results["machine"]["sipp"].startswith("SIPp")
+    assert all(s["placed"] > 0 for s in results["steps"])
+
+
+def test_render_has_the_facts_the_headline_every_variant_and_every_step(
+    results: dict[str, Any],
+) -> None:
+    md = render(results)
+    assert results["config"]["command"] in md
+    assert results["machine"]["cpu_model"] in md
+    assert headline_text(results) in md
+    for name, v in results["variants"].items():
+        row = next(line for line in md.splitlines() if line.startswith(f"| {name} | "))
+        assert f"| {capacity_text(v)} |" in row
+    step_rows = [line for line in md.splitlines() if line.startswith("| ") and " | yes" in line]
+    assert len(step_rows) == sum(1 for s in results["steps"] if s["passed"])
+
+
+def test_every_step_row_carries_its_measured_figures(results: dict[str, Any]) -> None:
+    table = step_table(results["steps"]).splitlines()
+    assert len(table) == 2 + len(results["steps"])
+    for row, step in zip(table[2:], results["steps"], strict=True):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[0] == step["variant"]
+        assert cells[1] == str(step["concurrency"])
+        assert cells[3] == f"{step['completed']} / {step['placed']}"
+        ast = step["asterisk_cpu_ms_per_call"]
+        assert cells[8] == (f"{ast:.1f}" if ast is not None else "–")
+        pg = step["postgres_cpu_ms_per_call"]
+        assert cells[9] == (f"{pg:.1f}" if pg is not None else "–")
+
+
+def test_postgres_cpu_is_shown_for_the_postgresql_variant_only(results: dict[str, Any]) -> None:
+    rows = {r.split("|")[1].strip(): r for r in variant_table(results).splitlines()[2:]}
+    pg_variant = next(n for n, v in results["variants"].items() if v["db"] == "postgresql")
+    pg_cpu = results["variants"][pg_variant]["at_capacity"]["postgres_cpu_ms_per_call"]
+    assert pg_cpu is not None
+    assert f"/ {pg_cpu:.1f} =" in rows[pg_variant]
+    sqlite_variant = next(n for n, v in results["variants"].items() if v["db"] == "sqlite")
+    assert "/ – =" in rows[sqlite_variant]
+
+
+def test_ari_events_and_requests_per_call_are_in_the_variant_table(
+    results: dict[str, Any],
+) -> None:
+    rows = {r.split("|")[1].strip(): r for r in variant_table(results).splitlines()[2:]}
+    counted = {
+        n: v["ari_counts"]["per_call"]
+        for n, v in results["variants"].items()
+        if v.get("ari_counts")
+    }
+    assert counted  # every ARI variant of the fixture wrote its counts
+    for name, per_call in counted.items():
+        assert f"| {per_call['events']:.1f} / {per_call['requests']:.1f} |" in rows[name]
+    assert "| – |" in rows["smoke-dialplan"]  # no controller, no counts
+
+
+def test_the_flame_graph_is_named_in_the_variant_table(results: dict[str, Any]) -> None:
+    profiled = {n: v["profile"] for n, v in results["variants"].items() if v.get("profile")}
+    assert profiled
+    table = variant_table(results)
+    for profile in profiled.values():
+        assert f"profile: {profile}" in table
+
+
+@pytest.mark.parametrize(
+    ("variant", "text"),
+    [
+        ({"capacity": 1280, "capacity_is_lower_bound": False, "at_capacity": {}}, "1280"),
+        ({"capacity": 640, "capacity_is_lower_bound": True, "at_capacity": {}}, "≥640"),
+        (
+            {"capacity": 0, "capacity_is_lower_bound": False, "error": "x", "at_capacity": None},
+            "not measured",
+        ),
+        ({"capacity": 0, "capacity_is_lower_bound": False, "at_capacity": None}, "0"),
+    ],
+)
+def test_capacity_text(variant: dict[str, Any], text: str) -> None:
+    assert capacity_text(variant) == text
+
+
+@pytest.mark.parametrize(
+    ("ratio", "text"),
+    [
+        ({"ratio": 0.97, "bound": "exact"}, "0.97"),
+        ({"ratio": 0.5, "bound": "at most"}, "≤0.50"),
+        ({"ratio": 1.0, "bound": "at least"}, "≥1.00"),
+        ({"ratio": 1.0, "bound": "unknown"}, "1.00 (both ≥)"),
+        ({"ratio": None, "bound": "unknown"}, "–"),
+        (None, "–"),
+    ],
+)
+def test_ratio_text(ratio: dict[str, Any] | None, text: str) -> None:
+    assert ratio_text(ratio) == text
+
+
+def _with(
+    results: dict[str, Any],
+    *,
+    plain: int,
+    plain_bound: bool,
+    smoke: int,
+    smoke_bound: bool,
+    citas: int,
+    cpu: float,
+) -> dict[str, Any]:
+    """The fixture with the capacities and ratios a goal check turns on."""
+    out = copy.deepcopy(results)
+    for v in out["variants"].values():
+        if v["line"] == "smoke-dialplan":
+            v["capacity"], v["capacity_is_lower_bound"] = plain, plain_bound
+        elif v["line"] == "smoke-ari":
+            v["capacity"], v["capacity_is_lower_bound"] = smoke, smoke_bound
+            bound = "at least" if smoke_bound and not plain_bound else "exact"
+            bound = "unknown" if smoke_bound and plain_bound else bound
+            bound = "at most" if plain_bound and not smoke_bound else bound
+            v["versus_plain"] = {
+                "capacity": {"ratio": round(smoke / plain, 3), "bound": bound},
+                "cpu_per_call": cpu,
+            }
+        elif v["line"] == "citas":
+            v["capacity"], v["capacity_is_lower_bound"] = citas, False
+            v["versus_plain"] = {
+                "capacity": {"ratio": citas / plain, "bound": "exact"},
+                "cpu_per_call": cpu,
+            }
+    return out
+
+
+@pytest.mark.parametrize(
+    ("case", "expect", "refuse"),
+    [
+        (
+            {
+                "plain": 1600,
+                "plain_bound": False,
+                "smoke": 1600,
+                "smoke_bound": False,
+                "citas": 1600,
+                "cpu": 1.2,
+            },
+            ["capacity / plain: 1.00 (goal ≥ 0.95): met", "(goal ≤ 1.3×): met", "ARI smoke"],
+            ["not met", "not decidable"],
+        ),
+        (
+            {
+                "plain": 1600,
+                "plain_bound": False,
+                "smoke": 960,
+                "smoke_bound": False,
+                "citas": 480,
+                "cpu": 2.3,
+            },
+            [
+                "capacity / plain: 0.60 (goal ≥ 0.95): **not met**",
+                "2.30× (goal ≤ 1.3×): **not met**",
+                "capacity 480 ≥ best ARI smoke 960: **not met**",
+            ],
+            [": met"],
+        ),
+        (  # plain never failed: the ratio is bounded, the goal cannot be decided
+            {
+                "plain": 2560,
+                "plain_bound": True,
+                "smoke": 1280,
+                "smoke_bound": False,
+                "citas": 1280,
+                "cpu": 1.1,
+            },
+            [
+                "not decidable**: plain dialplan never failed",
+                "≤0.50 (goal ≥ 0.95): **not met** (upper bound)",
+            ],
+            [],
+        ),
+        (  # ARI never failed, plain did: a lower bound above the goal is enough
+            {
+                "plain": 1280,
+                "plain_bound": False,
+                "smoke": 1280,
+                "smoke_bound": True,
+                "citas": 1280,
+                "cpu": 1.3,
+            },
+            ["≥1.00 (goal ≥ 0.95): met (lower bound)", "(goal ≤ 1.3×): met"],
+            ["not met"],
+        ),
+    ],
+)
+def test_goal_checks(
+    results: dict[str, Any], case: dict[str, Any], expect: list[str], refuse: list[str]
+) -> None:
+    text = "\n".join(goal_checks(_with(results, **case)))
+    for part in expect:
+        assert part in text, text
+    for part in refuse:
+        assert part not in text, text
+
+
+def test_goal_checks_without_the_plain_line() -> None:
+    results = {"variants": {"citas ×1 sqlite": {"line": "citas"}}, "steps": []}
+    assert goal_checks(results) == [
+        "Goals: not checked (the run has no smoke-dialplan or no smoke-ari variant)."
+    ]
+
+
+def test_load_refuses_what_is_not_a_bench_result(tmp_path: Path) -> None:
+    (tmp_path / "results.json").write_text(json.dumps({"lines": {}}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"not the results\.json"):
+        load(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "nowhere")
+
+
+def test_ivr_bench_report_prints_the_markdown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], results: dict[str, Any]
+) -> None:
+    from ivr.bench.cli import report
+
+    (tmp_path / "results.json").write_text(FIXTURE.read_text(encoding="utf-8"), encoding="utf-8")
+    assert report(["report", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == render(results).strip()
+    assert report(["report", str(tmp_path / "missing")]) == 2
+    assert report(["report"]) == 2
+    assert report(["nonsense", str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "cell"),
+    [
+        ({"passed": True, "profiled": False}, "yes"),
+        ({"passed": True, "profiled": True}, "yes (py-spy)"),
+        ({"passed": False, "too_slow": True}, "no (p99)"),
+        ({"passed": False, "too_slow": False, "profiled": True}, "no (py-spy)"),
+    ],
+)
+def test_the_passed_cell_says_why_and_marks_the_profiled_step(
+    results: dict[str, Any], changes: dict[str, Any], cell: str
+) -> None:
+    step = {**results["steps"][0], **changes}
+    row = step_table([step]).splitlines()[2]
+    assert row.split("|")[5].strip() == cell

@@ -1,0 +1,113 @@
+"""Call records' group commit (ivr/store/records.py): one transaction for the
+records queued during a commit, none added at low load, and nothing a SIGKILL
+can take that the store had returned from. SQLite and (CITAS_TEST_PG_URL)
+PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import textwrap
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from ivr.store import CallRecordStore, Database
+from ivr.store.models import CallRecordRow
+
+CALLS = 50
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def count(db: Database) -> int:
+    async with db.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(CallRecordRow)) or 0)
+
+
+async def test_a_lone_record_is_committed_before_open_returns(db: Database) -> None:
+    store = CallRecordStore(db)
+    record = await store.open(channel_id="c1", flow="citas", sip_call_id="s1", caller_number=None)
+
+    assert [r.id for r in await store.find_by_sip_call_id("s1")] == [record.id]
+    assert (store.batches, store.batched) == (1, 1)
+
+
+async def test_records_queued_together_share_one_commit(db: Database) -> None:
+    store = CallRecordStore(db)
+
+    records = await asyncio.gather(*(
+        store.open(channel_id=f"c{n}", flow="citas", sip_call_id=f"s{n}", caller_number=None)
+        for n in range(CALLS)
+    ))  # fmt: skip
+    assert (store.batches, store.batched) == (1, CALLS)
+    assert await count(db) == CALLS
+
+    for record in records:
+        record.step("node", node="welcome")
+    await asyncio.gather(*(store.close(r, outcome="completed", reason="hangup") for r in records))
+    assert (store.batches, store.batched) == (2, 2 * CALLS)
+    rows = {r.id: r for r in await store.recent(CALLS)}
+    assert {(r.outcome, r.steps) for r in rows.values()} == {("completed", 1)}
+    assert set(rows) == {r.id for r in records}
+
+
+async def test_a_close_queued_behind_a_commit_in_flight_lands_in_the_next(db: Database) -> None:
+    store = CallRecordStore(db)
+    first = asyncio.create_task(
+        store.open(channel_id="c1", flow="citas", sip_call_id="s1", caller_number=None)
+    )
+    await asyncio.sleep(0)  # the writer has taken the first batch
+    second = await store.open(channel_id="c2", flow="citas", sip_call_id="s2", caller_number=None)
+    await store.close(second, outcome="booked", reason="flow_end")
+    await first
+
+    assert [r.outcome for r in await store.find_by_sip_call_id("s2")] == ["booked"]
+    assert await count(db) == 2
+
+
+CHILD = textwrap.dedent("""
+    import asyncio, sys
+    from ivr.store import CallRecordStore, Database
+
+    async def main() -> None:
+        db = Database(sys.argv[1], timeout=5.0)
+        store = CallRecordStore(db)
+        n = 0
+        async def call(k: int) -> None:
+            record = await store.open(channel_id=f"k{k}", flow="citas",
+                                      sip_call_id=f"kill-{k}", caller_number=None)
+            print(record.id, flush=True)  # open returned: the record must survive
+        while True:
+            await asyncio.gather(*(call(n + i) for i in range(5)))
+            n += 5
+
+    asyncio.run(main())
+""")
+
+
+async def test_sigkill_loses_no_record_whose_open_had_returned(db: Database) -> None:
+    """A child process opens records five at a time and prints each id once
+    ``open`` returned; SIGKILL it mid-stream: every printed id is in the table."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHILD, db.engine.url.render_as_string(hide_password=False),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert child.stdout is not None
+    printed: list[str] = []
+    try:
+        async with asyncio.timeout(60):
+            while len(printed) < 40:
+                line = await child.stdout.readline()
+                assert line, "the child stopped before writing 40 records"
+                printed.append(line.decode().strip())
+    finally:
+        child.send_signal(signal.SIGKILL)
+        await child.wait()
+
+    store = CallRecordStore(db)
+    found = {r.id for r in await store.recent(10_000)}
+    assert set(printed) <= found
+    assert child.returncode == -signal.SIGKILL
