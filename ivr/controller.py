@@ -195,11 +195,15 @@ class Controller:
             except StoreUnavailable as exc:  # never the caller's problem: rescue goes on
                 logger.warning("call %s: old record not closed: %s", ctx.channel_id, exc)
         record = await self._open_record(ctx, flow_name, sip_call_id, caller)
-        channel = VoiceChannel(ctx, line=self.line.voice, reaction=self.reaction)
+        channel = VoiceChannel(
+            ctx, line=self.line.voice, reaction=self.reaction, known_playback_ids=not ctx.resumed
+        )
         reason = "flow_end"
         try:
             if ctx.resumed:
                 record.step("resumed_after_reconnect", adopted=adopted, interrupted=interrupted)
+                if not adopted:  # restarted in place: the dead one's prompt still plays
+                    await channel.stop_inherited_playbacks()
                 await self._rescue(channel, record, "ivr-restarted")
                 return
             flow = self.flows.get(flow_name)

@@ -37,6 +37,7 @@ from ivr.ari import (
     PlaybackFinished,
     StasisEnd,
 )
+from ivr.ari.playbacks import playback_id_of, playback_ids
 from ivr.ari.router import EVENTS_LOST
 from ivr.channel import (
     CallerHungUp,
@@ -191,9 +192,16 @@ class VoiceChannel(VoiceDialogue):
         line: LineSounds,
         language: str = "es",
         reaction: ReactionTimer | None = None,
+        known_playback_ids: bool = True,
     ) -> None:
         super().__init__(line)
         self.ctx = ctx
+        # Playback ids from playback_ids(channel) in turn, so that whoever adopts the
+        # call after this controller dies can stop the prompt it left playing; a
+        # resumed call (the rescue) uses ids of its own, as a dead controller's
+        # playback may still hold one of those names.
+        self._known_ids = known_playback_ids
+        self._playbacks = 0
         self.client = ctx.client
         self.language = language
         self.keys = Keypad()
@@ -251,7 +259,11 @@ class VoiceChannel(VoiceDialogue):
     async def play(self, media: Sequence[str], *, barge_in: bool) -> bool:
         if barge_in and self.keys.pending:
             return True  # keys typed ahead: the caller already answered this prompt
-        playback_id = str(uuid.uuid4())
+        if self._known_ids:
+            playback_id = playback_id_of(self.call_id, self._playbacks)
+            self._playbacks += 1
+        else:
+            playback_id = str(uuid.uuid4())
         self.keys.listening(time.monotonic())
         await self._ari(
             "play",
@@ -277,6 +289,14 @@ class VoiceChannel(VoiceDialogue):
                     self.keys.ignore(key)
                 logger.debug("call %s: key dropped during a prompt", self.call_id)
                 self._reaction.discard(self.call_id)
+
+    async def stop_inherited_playbacks(self) -> None:
+        """Stop whatever prompt a dead controller left playing on this channel (its
+        ids are ``playback_ids(channel)``): a resumed call's rescue message would
+        otherwise wait for it (the promo: 8 s). Not found is the usual answer."""
+        await asyncio.gather(
+            *(self._stop_playback(pid) for pid in playback_ids(self.call_id))
+        )
 
     async def _stop_playback(self, playback_id: str) -> None:
         self._reaction.command_sent(self.call_id, "stop playback")

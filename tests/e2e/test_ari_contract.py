@@ -49,11 +49,12 @@ async def exercise_every_call(client: AriClient) -> None:
         client.get_variable(gone, "CITAS_X"),
         client.play(gone, ["sound:citas/goodbye"], playback_id="pb-contract", lang="es"),
         client.stop_playback("no-such-playback"),
+        client.set_event_filter("no-such-app-0", EVENT_FILTER),
     ]
     for call in calls:
         with pytest.raises(AriError) as info:
             await call
-        # 404 for the missing channel: the route itself exists and accepted our parameters.
+        # 404 for the missing channel (app): the route exists and accepted our parameters.
         assert isinstance(info.value, AriNotFound), info.value
     # The escalation call's originate (ivr/escalation/call.py): an endpoint that does
     # not exist is refused, after the route took our parameters.

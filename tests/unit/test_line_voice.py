@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 import ivr.citas.line
 import ivr.line
+from ivr.ari.counters import AriCounters
 from ivr.channel import CallTransferred, DigitRequest, DigitResult
 from ivr.citas.line import CitasLine, citas_line
 from ivr.citas.reference import CITAS_DIR, DEFAULT_VOICE, load_line, load_reference
@@ -157,6 +158,7 @@ class FakeClient:
     def __init__(self, variables: dict[str, str] | None = None) -> None:
         self.log: list[tuple[Any, ...]] = []
         self.variables = variables or {}
+        self.counters = AriCounters()  # the Controller hands them to its EventStream
 
     async def set_variable(self, channel_id: str, name: str, value: str) -> None:
         self.log.append(("set", channel_id, name, value))

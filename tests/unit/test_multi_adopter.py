@@ -33,8 +33,10 @@ class FakeAri:
     channel leaves its app only when ``execute_moves()`` runs (Asterisk runs a move
     after the channel's current playback)."""
 
-    def __init__(self, apps: dict[str, list[str]]) -> None:
+    def __init__(self, apps: dict[str, list[str]], playing: dict[str, str] | None = None) -> None:
         self.apps = apps
+        self.playing = playing or {}  # channel id -> the playback id it is running
+        self.stopped: list[str] = []
         self.moves: list[tuple[str, str, tuple[str, ...]]] = []
         self.hung_up: list[str] = []
         self._pending: list[tuple[str, str]] = []
@@ -48,6 +50,14 @@ class FakeAri:
         self.moves.append((channel_id, app, tuple(app_args)))
         self._pending.append((channel_id, app))
 
+    async def stop_playback(self, playback_id: str) -> None:
+        for channel_id, running in list(self.playing.items()):
+            if running == playback_id:
+                del self.playing[channel_id]
+                self.stopped.append(playback_id)
+                return
+        raise AriNotFound(404, "DELETE", f"/playbacks/{playback_id}", "Playback not found")
+
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         self.hung_up.append(channel_id)
         for ids in self.apps.values():
@@ -55,12 +65,14 @@ class FakeAri:
                 ids.remove(channel_id)
 
     def execute_moves(self) -> None:
-        for channel_id, app in self._pending:
+        """Asterisk runs each pending move, except on a channel still playing."""
+        waiting = [(c, a) for c, a in self._pending if c in self.playing]
+        for channel_id, app in [(c, a) for c, a in self._pending if c not in self.playing]:
             for ids in self.apps.values():
                 if channel_id in ids:
                     ids.remove(channel_id)
             self.apps.setdefault(app, []).append(channel_id)
-        self._pending.clear()
+        self._pending = waiting
 
 
 async def args_of(channel_id: str) -> tuple[str, ...]:
@@ -149,3 +161,26 @@ async def test_a_slot_still_held_by_a_living_owner_is_left_alone(
     assert await a.sweep() == 0 and ari.moves == []
     holders[0].kill()
     assert await a.sweep() == 1
+
+
+@pytest.mark.parametrize("prompt_number", [0, 1, 7, 8, 13])
+async def test_the_prompt_a_dead_controller_left_playing_is_stopped_so_the_move_runs_now(
+    tmp_path: Path, prompt_number: int
+) -> None:
+    # Observed: adopted callers waited for the dead worker's promo to end (5-9 s)
+    # before their move ran. Whichever prompt of the call was playing, its id is one
+    # of playback_ids(channel) and the adopter stops it.
+    from ivr.ari.playbacks import playback_id_of, playback_ids
+
+    ari = FakeAri(
+        {APP: ["live"], slot_app(APP, 2): ["c1"]},
+        playing={"c1": playback_id_of("c1", prompt_number), "live": playback_id_of("live", 0)},
+    )
+    a = adopter(tmp_path, ari, 2, 1)
+
+    assert await a.sweep() == 1
+    assert ari.stopped == [playback_id_of("c1", prompt_number)]
+    assert playback_id_of("c1", prompt_number) in playback_ids("c1")
+    ari.execute_moves()
+    assert ari.apps[APP] == ["live", "c1"]  # moved now, not after the prompt
+    assert ari.playing == {"live": playback_id_of("live", 0)}  # a living call's untouched
