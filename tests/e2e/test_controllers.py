@@ -34,7 +34,7 @@ import pytest
 
 from ivr.multi.slots import Slots, slot_app
 from ivr.scenarios.runner import free_udp_port
-from ivr.scenarios.sippxml import caller_xml
+from ivr.scenarios.sippxml import agent_xml, caller_xml
 from ivr.scenarios.spec import Expect, Scenario, Step
 from ivr.settings import Settings
 from tests.e2e.conftest import ControllerProcess, Sandbox, wait_until
@@ -217,8 +217,8 @@ LOAD_CALLER = Scenario(
     agent=False,
     controller=True,
     expect=Expect(),
-    # An adopted caller: the dead worker's prompt, the rescue message (6 s), then the
-    # agents' queue (30 s without an agent), then the IVR's BYE.
+    # An adopted caller: the dead worker's prompt cut short, the rescue message (6 s),
+    # then the agents' queue (the tester agent answers, or 30 s), then the BYE.
     timeout=100.0,
 )
 
@@ -239,6 +239,17 @@ def test_fault_at_load_a_controller_killed_under_50_calls(
         "-trace_err", "-error_file", str(tmp_path / "errors.log"),
         f"{s.host}:{s.ports.sip}",
     ]  # fmt: skip
+    # The tester agent answers the adopted callers the queue offers it. Without it
+    # the queue's INVITEs to its port went unanswered and their retransmissions
+    # (SIP timer B: 32 s) reached the next test's agent, which took a call of this
+    # test for its own (seen: test_faults' killed-controller test, right after).
+    (tmp_path / "agent.xml").write_text(agent_xml(hold_ms=300), encoding="utf-8")
+    agent = subprocess.Popen(
+        ["sipp", "-i", "127.0.0.1", "-p", str(s.ports.agent_sip), "-mi", "127.0.0.1",
+         "-mp", str(free_udp_port()), "-nostdin", "-sf", str(tmp_path / "agent.xml"),
+         "-m", "1000", "-trace_err", "-error_file", str(tmp_path / "agent-errors.log")],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     worker = two.worker_pid()
     assert worker is not None
     sipp = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -252,6 +263,8 @@ def test_fault_at_load_a_controller_killed_under_50_calls(
         if sipp.poll() is None:
             sipp.kill()
             sipp.wait(timeout=10)
+        agent.terminate()  # ours, by its pid
+        agent.wait(timeout=10)
     failed = _sipp_failed(tmp_path / "stat.csv")
     assert failed == 0, f"sipp: {failed} failed calls\n{stderr!r}\n{_tail(tmp_path / 'errors.log')}"
 
