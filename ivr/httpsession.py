@@ -14,13 +14,30 @@ import aiohttp
 
 
 class OwnedSession:
-    def __init__(self, session: aiohttp.ClientSession | None) -> None:
+    """``connections``/``keepalive_s``: the own session's connection pool (at most
+    that many sockets to the server, idle ones closed after ``keepalive_s``);
+    None keeps aiohttp's defaults (100 sockets, 15 s)."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession | None,
+        *,
+        connections: int | None = None,
+        keepalive_s: float | None = None,
+    ) -> None:
         self._session = session
         self._owns_session = session is None
+        self._connections = connections
+        self._keepalive_s = keepalive_s
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            connector = None
+            if self._connections is not None or self._keepalive_s is not None:
+                connector = aiohttp.TCPConnector(
+                    limit=self._connections or 100, keepalive_timeout=self._keepalive_s or 15.0
+                )
+            self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
     async def close(self) -> None:

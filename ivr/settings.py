@@ -246,6 +246,9 @@ class Settings:
         )
 
 
+MAX_CONTROLLERS = 64  # CITAS_CONTROLLERS' bound (Asterisk's HTTP sessionlimit covers it)
+
+
 def _controllers(env: Mapping[str, str]) -> int:
     """``CITAS_CONTROLLERS``: an integer >= 1, or ``auto`` (the default) = the
     cores this process may run on (``os.sched_getaffinity``). Raises
@@ -257,8 +260,8 @@ def _controllers(env: Mapping[str, str]) -> int:
         value = int(raw)
     except ValueError:
         raise SettingsError(f"CITAS_CONTROLLERS={raw!r} is not an integer or 'auto'") from None
-    if not 1 <= value <= 64:
-        raise SettingsError(f"CITAS_CONTROLLERS={raw!r} is out of range 1-64")
+    if not 1 <= value <= MAX_CONTROLLERS:
+        raise SettingsError(f"CITAS_CONTROLLERS={raw!r} is out of range 1-{MAX_CONTROLLERS}")
     return value
 
 

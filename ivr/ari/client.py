@@ -52,8 +52,31 @@ def _query_value(value: str | int | bool) -> str:
     return str(value)
 
 
+# Asterisk's HTTP server gives each connection a thread and refuses or drops
+# connections past its http.conf ``sessionlimit`` (Asterisk's default: 100).
+# aiohttp's default pool (100 sockets) let two controllers under load open
+# more than that: Asterisk dropped connections mid-request ("Server
+# disconnected", answer and play failing on 114 of 1280 calls in the bench at
+# 640 calls on 2 controllers). Each controller process keeps at most
+# ARI_CONNECTIONS REST sockets (plus its event websocket); the sandbox's
+# http.conf sessionlimit covers MAX_CONTROLLERS of them (ari_sessions_needed).
+ARI_CONNECTIONS = 16
+# Idle keep-alive sockets are closed before Asterisk's own 15 s
+# (http.conf session_keep_alive), so a request never goes out on a socket
+# Asterisk is closing.
+ARI_KEEPALIVE_S = 10.0
+
+
+def ari_sessions_needed(controllers: int) -> int:
+    """HTTP sessions Asterisk must accept for ``controllers`` processes: each
+    one's REST pool and event websocket, plus one for a CLI or test client."""
+    return controllers * (ARI_CONNECTIONS + 1) + 1
+
+
 class AriClient(OwnedSession):
-    """Async client of the Asterisk REST Interface, e.g. ``http://127.0.0.1:8088/ari``."""
+    """Async client of the Asterisk REST Interface, e.g. ``http://127.0.0.1:8088/ari``.
+
+    Its own session keeps at most ``ARI_CONNECTIONS`` sockets to Asterisk."""
 
     def __init__(
         self,
@@ -68,7 +91,7 @@ class AriClient(OwnedSession):
         self._base_url = base_url.rstrip("/")
         self._headers = {"Authorization": basic_auth_header(username, password)}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        super().__init__(session)
+        super().__init__(session, connections=ARI_CONNECTIONS, keepalive_s=ARI_KEEPALIVE_S)
         self.calls_made: set[CallRecord] = set()
         # Requests by route (and, given to the EventStream, events by type).
         self.counters = counters if counters is not None else AriCounters()

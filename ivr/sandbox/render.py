@@ -15,9 +15,10 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from ivr.ari.client import ari_sessions_needed
 from ivr.sandbox.desk import template_values as desk_template_values
 from ivr.sandbox.errors import SandboxError
-from ivr.settings import TEMPLATE_DIR, Settings
+from ivr.settings import MAX_CONTROLLERS, TEMPLATE_DIR, Settings
 
 _PLACEHOLDER = re.compile(r"@@([a-z_]+)@@")
 
@@ -51,6 +52,8 @@ def template_values(
         "host": settings.host,
         "sip_port": str(p.sip),
         "http_port": str(p.http),
+        # Every controller's REST pool and websocket (ivr.ari.client.ari_sessions_needed).
+        "http_session_limit": str(ari_sessions_needed(MAX_CONTROLLERS)),
         "ami_port": str(p.ami),
         "agi_port": str(p.agi),
         "rtp_start": str(p.rtp_start),
