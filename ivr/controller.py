@@ -84,6 +84,7 @@ if TYPE_CHECKING:
     from ivr.escalation.call import AriEscalationCalls
     from ivr.escalation.monitor import SlaMonitor
     from ivr.ops.api import ApiExtension
+    from ivr.ops.runtime import OpsRuntime
     from ivr.surveys.worker import SurveyWorker
 
 logger = logging.getLogger(__name__)
@@ -652,19 +653,39 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await texts_task
         if isinstance(gateway, OwnedSession):
             await gateway.close()
-        records.stop()
-        await records_task
-        if not await records.flush():
-            logger.error("%d call record(s) not written at shutdown", records.buffered)
-        await ops.stop()
-        feed.stop()
-        await feed_task
-        if isinstance(booking, OwnedSession):
-            await booking.close()
-        await client.close()
+        await _close_call_path(
+            records, records_task, ops, feed, feed_task, booking, client, reaction, db
+        )
         ari_counters.write_if_asked()
-        reaction.close()
-        await db.close()
+
+
+async def _close_call_path(
+    records: CallRecordStore,
+    records_task: asyncio.Task[None],
+    ops: OpsRuntime,
+    feed: ChangeFeed,
+    feed_task: asyncio.Task[None],
+    booking: object,
+    client: AriClient,
+    reaction: ReactionTimer,
+    db: Database,
+) -> None:
+    """The end of what every controller process runs for its calls (``serve`` and
+    ``serve_voice_worker``), in order: the records written (or logged as lost),
+    flags, the change feed, the booking client, ARI, the reaction log, the
+    database. The calls themselves have ended or gone to the agents before."""
+    records.stop()
+    await records_task
+    if not await records.flush():
+        logger.error("%d call record(s) not written at shutdown", records.buffered)
+    await ops.stop()
+    feed.stop()
+    await feed_task
+    if isinstance(booking, OwnedSession):
+        await booking.close()
+    await client.close()
+    reaction.close()
+    await db.close()
 
 
 def cases_file(settings: Settings) -> Path:
@@ -919,19 +940,10 @@ async def serve_voice_worker(settings: Settings) -> None:
         await controller.router.shutdown(SHUTDOWN_GRACE_S)
         await controller.stream.stop()
         await stream_task
-        records.stop()
-        await records_task
-        if not await records.flush():
-            logger.error("%d call record(s) not written at shutdown", records.buffered)
-        await ops.stop()
-        feed.stop()
-        await feed_task
-        if isinstance(booking, OwnedSession):
-            await booking.close()
-        await client.close()
-        reaction.close()
+        await _close_call_path(
+            records, records_task, ops, feed, feed_task, booking, client, reaction, db
+        )
         ari_counters.write_if_asked(tag=f"slot{own.slot}")  # no {pid}: <name>.slot<N>.json
-        await db.close()
         own.release()
 
 
