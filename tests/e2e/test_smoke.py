@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+import yaml
+
+from ivr.scenarios.spec import SCENARIO_DIR as SCENARIOS
 from tests.e2e.conftest import ControllerProcess, Sandbox
 
 pytestmark = pytest.mark.e2e
@@ -51,12 +55,19 @@ def test_caller_hangup_closes_the_record(sandbox: Sandbox, controller: Controlle
 
 
 def test_scenario_fails_when_the_ivr_misbehaves(
-    sandbox: Sandbox, controller: ControllerProcess
+    sandbox: Sandbox, controller: ControllerProcess, tmp_path: Path
 ) -> None:
     """The judge is not a rubber stamp: with no controller, the smoke scenario fails."""
+    # With no controller the dialplan sends the caller to the agents' queue: the
+    # tester agent answers it here. Unanswered, the queue's INVITE to the agent's
+    # port was retransmitted for 32 s (SIP timer B) into the next test's agent,
+    # which took it for its own call (test_controller_down_..., seen 2026-11-30).
+    smoke = yaml.safe_load((SCENARIOS / "smoke.yaml").read_text(encoding="utf-8"))
+    scenario = tmp_path / "smoke-with-agent.yaml"
+    scenario.write_text(yaml.safe_dump({**smoke, "agent": True}), encoding="utf-8")
     controller.stop()
     try:
-        report = sandbox.call("smoke")
+        report = sandbox.call(str(scenario))
         assert report["exit_code"] == 1
         assert any("call record" in f for f in report["failures"]), report
     finally:
