@@ -513,7 +513,6 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     from ivr.desk.queues import build_queues
     from ivr.desk.scripts_http import seed_default_scripts
     from ivr.multi.main import MainSlot
-    from ivr.ops.runtime import OpsRuntime
 
     reference = load_reference(settings.citas_dir)
     line = CitasLine(reference)
@@ -528,35 +527,12 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     metrics = Metrics()
     ari_counters = AriCounters()  # /metrics; CITAS_ARI_COUNTS at shutdown (ivr bench)
     metrics.registry.register(AriCountersCollector(ari_counters))
-    # DTMF in → ARI out: on /metrics, and to CITAS_REACTION_LOG when set (ivr bench).
-    reaction = ReactionTimer.from_env(observer=metrics.reaction.observe)
-    feed = ChangeFeed(db, poll_s=settings.changes_poll_s)  # what other processes changed
-    feed_task = asyncio.create_task(feed.run(), name="change-feed")
-    ops = OpsRuntime(settings, db, registry, metrics)
-    ops.live.follow(feed)
-    await ops.start()
-    client = AriClient(
-        settings.ari_url,
-        settings.ari_user,
-        settings.ari_password,
-        timeout=settings.request_timeout,
-        counters=ari_counters,
-    )
-    booking = slot_source(
-        settings, db, one_pending_per_service=reference.line.one_pending_per_service, feed=feed
-    )
-    slots = ops.guard(booking)
-    actions, outbox = await build_actions(settings, db, slots, ops.live, reference)
-    # The line's general agents (line.yaml agent_vdn.default): where a flow with
-    # no VDN of its own, and every rescued caller, goes.
-    engine = FlowEngine(
-        actions,
-        default_vdn=reference.line.vdn_default,
-        flags=ops.live.value,
-        texts=load_prompt_texts(settings.prompts_file),
-    )
-    records = CallRecordStore(db)
-    records_task = asyncio.create_task(records.run(), name="call-records")
+    call_path = await CallPath.open(settings, db, reference, registry, metrics, ari_counters)
+    ops, client, slots, outbox, engine, records = (
+        call_path.ops, call_path.client, call_path.slots, call_path.outbox, call_path.engine,
+        call_path.records,
+    )  # fmt: skip
+    reaction = call_path.reaction
     desk = desk_pop(settings, db, flows=flows, reference=reference, slots=slots)
     sla = build_sla_monitor(settings, db, client, line)
     monitor, calls = sla if sla is not None else (None, None)
@@ -653,39 +629,88 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await texts_task
         if isinstance(gateway, OwnedSession):
             await gateway.close()
-        await _close_call_path(
-            records, records_task, ops, feed, feed_task, booking, client, reaction, db
-        )
+        await call_path.close()
         ari_counters.write_if_asked()
 
 
-async def _close_call_path(
-    records: CallRecordStore,
-    records_task: asyncio.Task[None],
-    ops: OpsRuntime,
-    feed: ChangeFeed,
-    feed_task: asyncio.Task[None],
-    booking: object,
-    client: AriClient,
-    reaction: ReactionTimer,
-    db: Database,
-) -> None:
-    """The end of what every controller process runs for its calls (``serve`` and
-    ``serve_voice_worker``), in order: the records written (or logged as lost),
-    flags, the change feed, the booking client, ARI, the reaction log, the
-    database. The calls themselves have ended or gone to the agents before."""
-    records.stop()
-    await records_task
-    if not await records.flush():
-        logger.error("%d call record(s) not written at shutdown", records.buffered)
-    await ops.stop()
-    feed.stop()
-    await feed_task
-    if isinstance(booking, OwnedSession):
-        await booking.close()
-    await client.close()
-    reaction.close()
-    await db.close()
+@dataclass
+class CallPath:
+    """What every controller process runs for its calls, ``serve`` and
+    ``serve_voice_worker`` alike: the change feed (flags and slots another process
+    changed), the flags with the booking breaker, the ARI client, the booking
+    source, the flow engine with its actions and SMS outbox, the call records and
+    the DTMF reaction timer. ``open`` starts them in that order, ``close`` ends
+    them (the calls themselves have ended or gone to the agents before)."""
+
+    db: Database
+    reaction: ReactionTimer
+    feed: ChangeFeed
+    feed_task: asyncio.Task[None]
+    ops: OpsRuntime
+    client: AriClient
+    booking: SlotSource
+    slots: SlotSource  # ``booking`` behind the breaker (ops.guard): what the flow books through
+    outbox: SmsOutbox
+    engine: FlowEngine
+    records: CallRecordStore
+    records_task: asyncio.Task[None]
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        db: Database,
+        reference: Reference,
+        registry: FlagRegistry,
+        metrics: Metrics,
+        counters: AriCounters,
+    ) -> CallPath:
+        from ivr.ops.runtime import OpsRuntime
+
+        # DTMF in → ARI out: on metrics, and to CITAS_REACTION_LOG when set (ivr bench).
+        reaction = ReactionTimer.from_env(observer=metrics.reaction.observe)
+        feed = ChangeFeed(db, poll_s=settings.changes_poll_s)  # what other processes changed
+        feed_task = asyncio.create_task(feed.run(), name="change-feed")
+        ops = OpsRuntime(settings, db, registry, metrics)
+        ops.live.follow(feed)
+        await ops.start()
+        client = AriClient(
+            settings.ari_url, settings.ari_user, settings.ari_password,
+            timeout=settings.request_timeout, counters=counters,
+        )  # fmt: skip
+        booking = slot_source(
+            settings, db, one_pending_per_service=reference.line.one_pending_per_service, feed=feed
+        )
+        slots = ops.guard(booking)
+        actions, outbox = await build_actions(settings, db, slots, ops.live, reference)
+        # The line's general agents (line.yaml agent_vdn.default): where a flow with
+        # no VDN of its own, and every rescued caller, goes.
+        engine = FlowEngine(
+            actions,
+            default_vdn=reference.line.vdn_default,
+            flags=ops.live.value,
+            texts=load_prompt_texts(settings.prompts_file),
+        )
+        records = CallRecordStore(db)
+        records_task = asyncio.create_task(records.run(), name="call-records")
+        return cls(db, reaction, feed, feed_task, ops, client, booking, slots, outbox, engine,
+                   records, records_task)  # fmt: skip
+
+    async def close(self) -> None:
+        """In order: the records written (or logged as lost), flags, the change
+        feed, the booking client, ARI, the reaction log, the database."""
+        self.records.stop()
+        await self.records_task
+        if not await self.records.flush():
+            logger.error("%d call record(s) not written at shutdown", self.records.buffered)
+        await self.ops.stop()
+        self.feed.stop()
+        await self.feed_task
+        if isinstance(self.booking, OwnedSession):
+            await self.booking.close()
+        await self.client.close()
+        self.reaction.close()
+        await self.db.close()
 
 
 def cases_file(settings: Settings) -> Path:
@@ -869,7 +894,6 @@ async def serve_voice_worker(settings: Settings) -> None:
     from ivr.citas.reference import load_reference
     from ivr.multi.adopter import OrphanAdopter
     from ivr.multi.slots import Slots, slot_app
-    from ivr.ops.runtime import OpsRuntime
 
     parent = os.getppid()
     stop = asyncio.Event()
@@ -899,33 +923,12 @@ async def serve_voice_worker(settings: Settings) -> None:
     db = Database(settings.database_url, timeout=settings.request_timeout)
     metrics = Metrics()  # not exported: /metrics is the main process's (docs/perf/multi.md)
     ari_counters = AriCounters()  # CITAS_ARI_COUNTS at shutdown: one file per process
-    reaction = ReactionTimer.from_env(observer=metrics.reaction.observe)
-    feed = ChangeFeed(db, poll_s=settings.changes_poll_s)  # flags and slots other processes changed
-    feed_task = asyncio.create_task(feed.run(), name="change-feed")
-    ops = OpsRuntime(settings, db, registry, metrics)
-    ops.live.follow(feed)
-    await ops.start()
-    client = AriClient(
-        settings.ari_url, settings.ari_user, settings.ari_password,
-        timeout=settings.request_timeout, counters=ari_counters,
-    )  # fmt: skip
-    booking = slot_source(
-        settings, db, one_pending_per_service=reference.line.one_pending_per_service, feed=feed
-    )
-    actions, _outbox = await build_actions(settings, db, ops.guard(booking), ops.live, reference)
-    engine = FlowEngine(
-        actions,
-        default_vdn=reference.line.vdn_default,
-        flags=ops.live.value,
-        texts=load_prompt_texts(settings.prompts_file),
-    )
-    records = CallRecordStore(db)
-    records_task = asyncio.create_task(records.run(), name="call-records")
+    calls = await CallPath.open(settings, db, reference, registry, metrics, ari_counters)
     controller = Controller(
-        settings, client, records, flows, engine, line, metrics, reaction,
-        controllers=slots.count,
+        settings, calls.client, calls.records, flows, calls.engine, line, metrics,
+        calls.reaction, controllers=slots.count,
     )  # fmt: skip
-    adopter = OrphanAdopter(slots, own, client, base_app, controller.orphan_args)
+    adopter = OrphanAdopter(slots, own, calls.client, base_app, controller.orphan_args)
     stream_task = asyncio.create_task(controller.stream.run(), name="ari-events")
     adopter_task = asyncio.create_task(adopter.run(), name="orphan-adopter")
     logger.info("voice worker pid %d serving slot %d (app %s)", os.getpid(), own.slot, app)
@@ -940,9 +943,7 @@ async def serve_voice_worker(settings: Settings) -> None:
         await controller.router.shutdown(SHUTDOWN_GRACE_S)
         await controller.stream.stop()
         await stream_task
-        await _close_call_path(
-            records, records_task, ops, feed, feed_task, booking, client, reaction, db
-        )
+        await calls.close()
         ari_counters.write_if_asked(tag=f"slot{own.slot}")  # no {pid}: <name>.slot<N>.json
         own.release()
 
