@@ -37,7 +37,7 @@ from ivr.ari import (
     PlaybackFinished,
     StasisEnd,
 )
-from ivr.ari.playbacks import playback_id_of, playback_ids
+from ivr.ari.playbacks import playback_id_of, stop_known_playbacks
 from ivr.ari.router import EVENTS_LOST
 from ivr.channel import (
     CallerHungUp,
@@ -293,10 +293,8 @@ class VoiceChannel(VoiceDialogue):
     async def stop_inherited_playbacks(self) -> None:
         """Stop whatever prompt a dead controller left playing on this channel (its
         ids are ``playback_ids(channel)``): a resumed call's rescue message would
-        otherwise wait for it (the promo: 8 s). Not found is the usual answer."""
-        await asyncio.gather(
-            *(self._stop_playback(pid) for pid in playback_ids(self.call_id))
-        )
+        otherwise wait for it (the promo: 8 s)."""
+        await stop_known_playbacks(self.client, self.call_id)
 
     async def _stop_playback(self, playback_id: str) -> None:
         self._reaction.command_sent(self.call_id, "stop playback")

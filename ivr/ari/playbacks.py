@@ -14,6 +14,17 @@ in flight on one channel never happens (one prompt at a time).
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from ivr.ari.errors import AriError, AriNotFound
+
+if TYPE_CHECKING:
+    from ivr.ari.client import AriClient
+
+logger = logging.getLogger(__name__)
+
 PLAYBACK_ID_SLOTS = 8
 
 
@@ -25,3 +36,19 @@ def playback_id_of(channel_id: str, n: int) -> str:
 def playback_ids(channel_id: str) -> list[str]:
     """Every id a prompt on ``channel_id`` may have (``PLAYBACK_ID_SLOTS`` of them)."""
     return [playback_id_of(channel_id, n) for n in range(PLAYBACK_ID_SLOTS)]
+
+
+async def stop_known_playbacks(client: AriClient, channel_id: str) -> None:
+    """Stop whatever prompt a controller left playing on ``channel_id``: one
+    ``DELETE /playbacks/{id}`` per known id, at once; not found is the usual
+    answer, another error is logged. Never raises ``AriError``."""
+
+    async def stop(playback_id: str) -> None:
+        try:
+            await client.stop_playback(playback_id)
+        except AriNotFound:
+            pass
+        except AriError as exc:
+            logger.info("channel %s: cannot stop playback %s: %s", channel_id, playback_id, exc)
+
+    await asyncio.gather(*(stop(p) for p in playback_ids(channel_id)))

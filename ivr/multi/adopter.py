@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from ivr.ari import AriClient, AriError
 from ivr.ari.errors import AriNotFound
-from ivr.ari.playbacks import playback_ids
+from ivr.ari.playbacks import stop_known_playbacks
 from ivr.multi.slots import SLOT_POLL_S, SlotLock, Slots, slot_app
 
 logger = logging.getLogger(__name__)
@@ -181,11 +181,5 @@ class OrphanAdopter:
             return False
         # The move runs after the command the channel is running: stop the prompt
         # the dead controller left playing (ivr.ari.playbacks), so it runs now.
-        for playback_id in playback_ids(channel_id):
-            try:
-                await self.client.stop_playback(playback_id)
-            except AriNotFound:
-                pass
-            except AriError as exc:
-                logger.info("orphan %s: cannot stop playback %s: %s", channel_id, playback_id, exc)
+        await stop_known_playbacks(self.client, channel_id)
         return True
