@@ -51,7 +51,7 @@ def ensure_host_tools() -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
         proc = subprocess.run(
-            cmd, env=env, capture_output=True, text=True, timeout=900, check=False
+            cmd, env=env, capture_output=True, text=True, errors="replace", timeout=900, check=False
         )
         if proc.returncode != 0:
             raise HostToolsError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")

@@ -36,7 +36,7 @@ def mounted_points(mountinfo: Path = Path("/proc/self/mountinfo")) -> set[Path]:
 
 
 def _run(cmd: list[str]) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=30, check=False)
     if proc.returncode != 0:
         raise SandboxError(f"{' '.join(cmd)} failed: {proc.stderr.strip()}")
 

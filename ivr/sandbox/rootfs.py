@@ -72,7 +72,7 @@ class RootFs:
         out = subprocess.run(
             ["chroot", str(self.path), "asterisk", "-V"],
             capture_output=True,
-            text=True,
+            text=True, errors="replace",
             timeout=30,
             check=False,
         )

@@ -84,7 +84,7 @@ class DeskAgentPhone:
             f"{s.host}:{s.ports.sip}",
         ]  # fmt: skip
         done = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=REGISTER_TIMEOUT_S + 15,
+            cmd, capture_output=True, text=True, errors="replace", timeout=REGISTER_TIMEOUT_S + 15,
             cwd=self.workdir, check=False,
         )  # fmt: skip
         if done.returncode != 0:

@@ -9,6 +9,7 @@ agent scenarios, the headers the agent's INVITE carried are checked too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -48,9 +49,32 @@ class CallReport:
 
 
 def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 the kernel just gave us (free now, not reserved)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_media_port(attempts: int = 64) -> int:
+    """An even UDP port ``p`` with ``p`` and ``p + 1`` free now: sipp's ``-mp``.
+
+    Asterisk sends RTP to the port in the SDP and RTCP to the next one (RFC 3550
+    §11); a media port taken alone could sit just below another sipp's SIP port,
+    whose socket then received RTCP reports it echoed into its stderr as bytes
+    that are not UTF-8 (seen in CI, 2026-11-30). Raises ``OSError`` when no pair
+    is found in ``attempts`` tries.
+    """
+    for _ in range(attempts):
+        port = free_udp_port() & ~1
+        with contextlib.ExitStack() as held:
+            try:
+                for p in (port, port + 1):
+                    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                    sock.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free even UDP port pair on 127.0.0.1 in {attempts} tries")
 
 
 def _sipp_base(workdir: Path, name: str, port: int) -> list[str]:
@@ -76,14 +100,14 @@ def place(scenario: Scenario, settings: Settings, workdir: Path) -> CallReport:
         (workdir / "agent.xml").write_text(agent_xml(), encoding="utf-8")
         cmd = _sipp_base(workdir, "agent", settings.ports.agent_sip) + [
             "-sf", str(workdir / "agent.xml"), "-m", str(scenario.calls),
-            "-mp", str(free_udp_port()), "-timeout", f"{int(scenario.timeout) + 30}s", "-timeout_error",
+            "-mp", str(free_media_port()), "-timeout", f"{int(scenario.timeout) + 30}s", "-timeout_error",
         ]  # fmt: skip
         agent_proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=workdir
         )
     cmd = _sipp_base(workdir, "caller", free_udp_port()) + [
         "-sf", str(caller_file), "-s", scenario.dial, "-m", str(scenario.calls), "-l", str(scenario.calls),
-        "-r", str(scenario.calls), "-mp", str(free_udp_port()), "-cid_str", f"{prefix}-%u@%s",
+        "-r", str(scenario.calls), "-mp", str(free_media_port()), "-cid_str", f"{prefix}-%u@%s",
         "-timeout", f"{int(scenario.timeout)}s", "-timeout_error", *inject,
         f"{settings.host}:{settings.ports.sip}",
     ]  # fmt: skip
@@ -91,7 +115,7 @@ def place(scenario: Scenario, settings: Settings, workdir: Path) -> CallReport:
         proc = subprocess.run(
             cmd,
             capture_output=True,
-            text=True,
+            text=True, errors="replace",
             timeout=scenario.timeout + 30,
             cwd=workdir,
             check=False,

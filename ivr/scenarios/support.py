@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.sandbox.render import support_port
-from ivr.scenarios.runner import free_udp_port
+from ivr.scenarios.runner import free_media_port
 from ivr.scenarios.sippxml import support_xml
 from ivr.settings import Settings
 
@@ -54,7 +54,7 @@ class SippPhone:
         self.messages = workdir / f"{name}_messages.log"
         cmd = [
             "sipp", "-i", settings.host, "-p", str(port),
-            "-mi", settings.host, "-mp", str(free_udp_port()), "-nostdin", "-sf", str(scenario),
+            "-mi", settings.host, "-mp", str(free_media_port()), "-nostdin", "-sf", str(scenario),
             "-trace_err", "-error_file", str(workdir / f"{name}_errors.log"),
             "-trace_msg", "-message_file", str(self.messages),
         ]  # fmt: skip

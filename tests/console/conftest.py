@@ -37,7 +37,7 @@ class OpsServer:
         """Run ``ivr`` on the same instance; its stdout (fails on a non-zero exit)."""
         done = subprocess.run(
             [sys.executable, "-m", "ivr.cli", *argv],
-            env=self.env, capture_output=True, text=True, timeout=60, check=False,
+            env=self.env, capture_output=True, text=True, errors="replace", timeout=60, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         return done.stdout

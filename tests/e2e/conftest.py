@@ -117,7 +117,7 @@ class Sandbox:
         its JSON report, with the process's ``exit_code``."""
         proc = subprocess.run(
             [sys.executable, "-m", "ivr.cli", command, scenario, "--json"],
-            capture_output=True, text=True, timeout=timeout, env=self.env, cwd=REPO_ROOT,
+            capture_output=True, text=True, errors="replace", timeout=timeout, env=self.env, cwd=REPO_ROOT,
             check=False,
         )  # fmt: skip
         try:

@@ -78,7 +78,7 @@ def create_token(env: dict[str, str], name: str, role: str) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "ivr.cli", "ops", "token", "create", name, "--role", role,
          "--reason", "e2e tests"],
-        capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=60, check=False,
+        capture_output=True, text=True, errors="replace", env=env, cwd=REPO_ROOT, timeout=60, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip().splitlines()[-1]

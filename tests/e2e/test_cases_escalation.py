@@ -87,7 +87,7 @@ def escalating(
 def clock(sandbox: Sandbox, *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "ivr.cli", "cases", "clock", *args], capture_output=True,
-        text=True, env=sandbox.env, cwd=REPO_ROOT, timeout=60, check=False,
+        text=True, errors="replace", env=sandbox.env, cwd=REPO_ROOT, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
@@ -162,7 +162,7 @@ def test_the_first_person_answers_and_presses_1(escalating: tuple[Sandbox, Path]
     number = file_case(sandbox, cases_yaml)
     phone = subprocess.Popen(
         [sys.executable, "-m", "ivr.cli", "cases", "phone", "6001", "--timeout", "150"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=sandbox.env, cwd=REPO_ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=sandbox.env, cwd=REPO_ROOT,
     )  # fmt: skip
     try:
         assert phone.stdout is not None

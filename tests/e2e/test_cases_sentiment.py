@@ -53,7 +53,7 @@ def file_case(sandbox: Sandbox, affiliate: str, summary: str) -> str:
 def show_case(sandbox: Sandbox, number: str) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-m", "ivr.cli", "cases", "show", number, "--json"],
-        capture_output=True, text=True, env=sandbox.env, cwd=REPO_ROOT, timeout=60, check=False,
+        capture_output=True, text=True, errors="replace", env=sandbox.env, cwd=REPO_ROOT, timeout=60, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     found: dict[str, Any] = json.loads(proc.stdout)

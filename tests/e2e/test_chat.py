@@ -325,7 +325,7 @@ def test_the_terminal_chat_talks_through_the_simulator(
     fresh(sandbox, ANA)
     proc = subprocess.Popen(
         [sys.executable, "-m", "ivr.cli", "chat", "--from", "3001234567"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
         env=sandbox.env, cwd=REPO_ROOT,
     )  # fmt: skip
     assert proc.stdin is not None and proc.stdout is not None

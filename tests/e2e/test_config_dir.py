@@ -40,7 +40,7 @@ def run(
     command: list[str], env: dict[str, str], cwd: Path, timeout: float
 ) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        command, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout, check=False
+        command, capture_output=True, text=True, errors="replace", env=env, cwd=cwd, timeout=timeout, check=False
     )
     assert done.returncode == 0, (
         f"{command} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
@@ -145,7 +145,7 @@ def test_a_non_editable_install_serves_the_line_from_a_config_dir_outside_the_ch
         scenario = own_scenario(tmp_path)
         done = subprocess.run(
             [str(installed / "ivr"), "call", str(scenario), "--json"],
-            capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path, check=False,
+            capture_output=True, text=True, errors="replace", timeout=240, env=env, cwd=tmp_path, check=False,
         )  # fmt: skip
         report = json.loads(done.stdout or "{}") | {"exit_code": done.returncode}
         assert "failures" in report, f"no report:\n{done.stdout}\n{done.stderr}"

@@ -14,6 +14,7 @@ The session's controller steps aside for this module's own (one ops port).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -33,7 +34,7 @@ import psutil
 import pytest
 
 from ivr.multi.slots import Slots, slot_app
-from ivr.scenarios.runner import free_udp_port
+from ivr.scenarios.runner import free_media_port, free_udp_port, seed
 from ivr.scenarios.sippxml import agent_xml, caller_xml
 from ivr.scenarios.spec import Expect, Scenario, Step
 from ivr.settings import Settings
@@ -227,12 +228,17 @@ LOAD_CALLER = Scenario(
 def test_fault_at_load_a_controller_killed_under_50_calls(
     sandbox: Sandbox, two: TwoControllers, tmp_path: Path
 ) -> None:
+    # Ana's bookings released first, as `ivr call` does for a scenario's seed: a
+    # test before this one on the same sandbox may have left her an appointment for
+    # the service, and then every caller heard it (outcome has_appointment; CI of
+    # 2026-11-30, when test_citas ran first on the worker).
+    asyncio.run(seed(sandbox.settings, "agenda"))
     (tmp_path / "caller.xml").write_text(caller_xml(LOAD_CALLER, tmp_path), encoding="utf-8")
     prefix = f"fault-load-{os.getpid()}-{int(time.time())}"
     s = sandbox.settings
     cmd = [
         "sipp", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1",
-        "-mp", str(free_udp_port()), "-nostdin", "-sf", str(tmp_path / "caller.xml"),
+        "-mp", str(free_media_port()), "-nostdin", "-sf", str(tmp_path / "caller.xml"),
         "-s", LOAD_CALLER.dial, "-m", str(LOAD_CALLS), "-l", str(LOAD_CALLS),
         "-r", "10", "-rp", "1000", "-cid_str", f"{prefix}-%u@%s", "-timeout", "180s",
         "-trace_stat", "-stf", str(tmp_path / "stat.csv"), "-fd", "1",
@@ -248,7 +254,7 @@ def test_fault_at_load_a_controller_killed_under_50_calls(
     (tmp_path / "agent.xml").write_text(agent_xml(hold_ms=20_000), encoding="utf-8")
     agent = subprocess.Popen(
         ["sipp", "-i", "127.0.0.1", "-p", str(s.ports.agent_sip), "-mi", "127.0.0.1",
-         "-mp", str(free_udp_port()), "-nostdin", "-sf", str(tmp_path / "agent.xml"),
+         "-mp", str(free_media_port()), "-nostdin", "-sf", str(tmp_path / "agent.xml"),
          "-m", "1000", "-trace_err", "-error_file", str(tmp_path / "agent-errors.log")],
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -117,7 +117,7 @@ def test_a_paused_then_logged_out_agent_is_not_rung_the_tester_agent_takes_the_c
 
     # Logged out from the command line (ivr desk logout), as a supervisor on the server.
     done = subprocess.run([sys.executable, "-m", "ivr.cli", "desk", "logout", AGENT],
-                          capture_output=True, text=True, env=sandbox.env, cwd=REPO_ROOT,
+                          capture_output=True, text=True, errors="replace", env=sandbox.env, cwd=REPO_ROOT,
                           timeout=60, check=False)  # fmt: skip
     assert done.returncode == 0 and "sin sesión" in done.stdout, done
     assert not agent_json(own, AGENT)["logged_in"]

@@ -151,7 +151,7 @@ def test_the_incident_queue_comes_from_line_yaml(
     def incident(own: Sandbox, state: str) -> None:
         done = subprocess.run(
             [sys.executable, "-m", "ivr.cli", "incident", state, "--reason", "e2e: incident VDN"],
-            capture_output=True, text=True, timeout=60, env=own.env, cwd=REPO_ROOT, check=False,
+            capture_output=True, text=True, errors="replace", timeout=60, env=own.env, cwd=REPO_ROOT, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
 

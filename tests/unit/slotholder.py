@@ -27,7 +27,7 @@ class Holder:
     def __init__(self, directory: Path, count: int, slot: int) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", HOLDER, str(directory), str(count), str(slot)],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, text=True, errors="replace",
         )  # fmt: skip
         assert self.proc.stdout is not None
         assert self.proc.stdout.readline().strip() == "held"

@@ -498,7 +498,7 @@ def test_raise_nofile_lifts_the_soft_limit_even_where_the_hard_one_may_not_rise(
         "from ivr.sandbox.supervisor import raise_nofile\n"
         "print(*raise_nofile(), *resource.getrlimit(resource.RLIMIT_NOFILE))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, errors="replace", check=True)
     told_soft, told_hard, soft, new_hard = (int(x) for x in out.stdout.split())
     assert (told_soft, told_hard) == (soft, new_hard)  # it says what it set
     assert soft == new_hard >= hard  # soft up to the hard limit, the hard one never lowered

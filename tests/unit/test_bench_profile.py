@@ -73,7 +73,7 @@ def target(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     script = tmp_path / "target.py"
     script.write_text(TARGET)
     proc = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, errors="replace", cwd=tmp_path
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"

@@ -65,7 +65,7 @@ def test_a_support_phone_stops_its_sipp_when_the_command_is_ended(
     ivr = Path(sys.executable).with_name("ivr")
     children: list[int] = []
     proc = subprocess.Popen([str(ivr), "cases", "phone", "6001", "--timeout", "60"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")  # fmt: skip
     try:
         assert until(lambda: port_taken(port), 30), "sipp never listened on the support port"
         children = children_of(proc.pid)  # sipp: ended by the finally below if the test fails

@@ -23,7 +23,7 @@ def ivr(*args: str, config_dir: Path | None = None) -> subprocess.CompletedProce
         env["CITAS_CONFIG_DIR"] = str(config_dir)
     return subprocess.run(
         [sys.executable, "-m", "ivr.cli", *args],
-        capture_output=True, text=True, timeout=90, check=False, env=env,
+        capture_output=True, text=True, errors="replace", timeout=90, check=False, env=env,
     )  # fmt: skip
 
 

@@ -115,7 +115,7 @@ def lint(tree: Path) -> tuple[int, str]:
         cwd=tree,
         env=env,
         capture_output=True,
-        text=True,
+        text=True, errors="replace",
         timeout=90,
         check=False,
     )

@@ -286,7 +286,7 @@ def ivr(instance: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     env |= {"CITAS_STATE_DIR": str(instance), "CITAS_INSTANCE": "clitest"}
     return subprocess.run(
         [sys.executable, "-m", "ivr.cli", *argv],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env, capture_output=True, text=True, errors="replace", timeout=60, check=False,
     )  # fmt: skip
 
 

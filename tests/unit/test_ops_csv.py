@@ -170,7 +170,7 @@ def test_the_command_history_csv_neutralises_reasons(tmp_path: Path) -> None:
     def ivr(*argv: str) -> str:
         done = subprocess.run(
             [sys.executable, "-m", "ivr.cli", *argv],
-            env=env, capture_output=True, text=True, timeout=60, check=False,
+            env=env, capture_output=True, text=True, errors="replace", timeout=60, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         return done.stdout

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+
+import pytest
 
 from ivr.scenarios.runner import CallReport, agent_invite_headers
 
@@ -88,3 +91,30 @@ def test_call_report_is_ok_only_without_failures() -> None:
     assert report.ok
     report.failures.append("sipp caller failed (exit 1)")
     assert not report.ok
+
+
+def test_media_port_is_an_even_pair_and_skips_one_whose_rtcp_port_is_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RTCP goes to the RTP port + 1 (RFC 3550 §11): a media port just below another
+    process's socket (a sipp SIP port, in CI) is never handed out."""
+    import socket
+
+    from ivr.scenarios import runner
+
+    with contextlib.ExitStack() as held:
+        while True:  # a socket on an odd port (the kernel gives one half of the time)
+            taken = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            taken.bind(("127.0.0.1", 0))
+            busy = int(taken.getsockname()[1])
+            if busy % 2 == 1:
+                break
+        offered = iter([busy - 1, busy])  # its even neighbour offered first, then itself
+        real = runner.free_udp_port
+        monkeypatch.setattr(runner, "free_udp_port", lambda: next(offered, None) or real())
+        port = runner.free_media_port()
+        assert port not in (busy - 1, busy)
+        assert port % 2 == 0
+        for p in (port, port + 1):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", p))

@@ -110,7 +110,7 @@ def test_serve_exits_2_at_start_naming_it(tmp_path: Path) -> None:
     }
     done = subprocess.run(
         [sys.executable, "-m", "ivr.cli", "serve"],
-        capture_output=True, text=True, timeout=90, check=False, env=env,
+        capture_output=True, text=True, errors="replace", timeout=90, check=False, env=env,
     )  # fmt: skip
 
     assert done.returncode == 2, done.stderr
