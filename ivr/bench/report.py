@@ -175,12 +175,12 @@ def variant_table(results: dict[str, Any]) -> str:
 STEP_HEAD = (
     "| variant | N | calls/s | done / placed | passed | response p50 / p99 ms "
     "| from Asterisk p50 / p99 ms | CPU ms/call ctl | Asterisk | PostgreSQL | sipp "
-    "| Asterisk threads / fds | machine CPU % | failures |"
+    "| Asterisk threads / fds | machine CPU % | failures | slowest waits p50/p99 ms |"
 )
 
 
 def step_table(steps: Sequence[dict[str, Any]]) -> str:
-    rows = [STEP_HEAD, "|" + " --- |" * 14]
+    rows = [STEP_HEAD, "|" + " --- |" * 15]
     for s in steps:
         passed = "yes" if s.get("passed") else ("no (p99)" if s.get("too_slow") else "no")
         if s.get("profiled"):
@@ -193,7 +193,8 @@ def step_table(steps: Sequence[dict[str, Any]]) -> str:
             f"| {_num(s.get('controller_cpu_ms_per_call'))} | {_num(s.get('asterisk_cpu_ms_per_call'))} "
             f"| {_num(s.get('postgres_cpu_ms_per_call'))} | {_num(s.get('sipp_cpu_ms_per_call'), 2)} "
             f"| {_pair(s.get('asterisk_threads_peak'), s.get('asterisk_fds_peak'), 0)} "
-            f"| {_num(s.get('host_cpu_pct'), 0)} | {s.get('failures') or ''} |"
+            f"| {_num(s.get('host_cpu_pct'), 0)} | {s.get('failures') or ''} "
+            f"| {s.get('slowest_waits_ms') or ''} |"
         )
     return "\n".join(rows)
 

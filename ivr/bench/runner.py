@@ -59,6 +59,7 @@ from ivr.bench.stats import (
     first_failed,
     merge_counts,
     next_step,
+    path_waits,
     read_counts,
     read_samples,
     split_samples,
@@ -567,8 +568,9 @@ class Bench:
             failures[f"sipp_exit_{proc.returncode}"] = 1
             (workdir / "sipp-stderr.txt").write_text(stderr, encoding="utf-8")
         completed_ids = ok_ids
+        waits: dict[str, list[float]] = {}
         if line.uses_controller:
-            good = self._good_records(variant.db, prefix, line.outcome, expected=len(ok_ids))
+            good, waits = self._good_records(variant.db, prefix, line.outcome, expected=len(ok_ids))
             wrong = ok_ids - good
             if wrong:
                 failures["wrong_outcome"] = len(wrong)
@@ -604,6 +606,7 @@ class Bench:
             variant=variant.name,
             controllers=variant.controllers,
             db=variant.db,
+            waits_ms=waits,
         )
 
     # -- processes -------------------------------------------------------------
@@ -703,8 +706,11 @@ class Bench:
             proc.kill()
             proc.wait(timeout=10)
 
-    def _good_records(self, db: str, prefix: str, outcome: str | None, expected: int) -> set[str]:
-        """SIP Call-IDs whose record is closed with ``outcome`` (waits for stragglers)."""
+    def _good_records(
+        self, db: str, prefix: str, outcome: str | None, expected: int
+    ) -> tuple[set[str], dict[str, list[float]]]:
+        """SIP Call-IDs whose record is closed with ``outcome`` (waits for stragglers),
+        and where the step's callers waited (``path_waits`` of every closed record)."""
         url = self.sqlite_url if db != "postgresql" else self._db_url(db)
         return asyncio.run(_good_records(url, prefix, outcome, expected))
 
@@ -872,7 +878,9 @@ def app_registered(settings: Settings) -> bool:
     return settings.app_name in registered_apps(settings)
 
 
-async def _good_records(db_url: str, prefix: str, outcome: str | None, expected: int) -> set[str]:
+async def _good_records(
+    db_url: str, prefix: str, outcome: str | None, expected: int
+) -> tuple[set[str], dict[str, list[float]]]:
     from sqlalchemy import select
 
     from ivr.store import Database
@@ -885,15 +893,17 @@ async def _good_records(db_url: str, prefix: str, outcome: str | None, expected:
             async with db.sessions() as session:
                 rows = (
                     await session.execute(
-                        select(CallRecordRow.sip_call_id, CallRecordRow.outcome).where(
+                        select(
+                            CallRecordRow.sip_call_id, CallRecordRow.outcome, CallRecordRow.path
+                        ).where(
                             CallRecordRow.sip_call_id.like(prefix + "-%"),
                             CallRecordRow.ended_at.is_not(None),
                         )
                     )
                 ).all()
-            good = {str(cid) for cid, got in rows if got == outcome}
+            good = {str(cid) for cid, got, _ in rows if got == outcome}
             if len(rows) >= expected or time.monotonic() > deadline:
-                return good
+                return good, path_waits(path or [] for _, _, path in rows)
             await asyncio.sleep(0.5)
     finally:
         await db.close()

@@ -119,6 +119,8 @@ class StepResult:
     db: str = ""
     # py-spy sampled the controller during this step: its CPU figures include the pauses.
     profiled: bool = False
+    # Where the callers waited (``path_waits`` of the step's call records), ms.
+    waits_ms: dict[str, list[float]] = field(default_factory=dict, repr=False)
 
     @property
     def failure_ratio(self) -> float:
@@ -204,6 +206,7 @@ class StepResult:
             "controller_per_cpu_s": _r(per_cpu_second(self.cpu_ms_per_call("controller"))),
             "failures": ";".join(f"{k}={v}" for k, v in sorted(self.failures.items())),
             "profiled": self.profiled,
+            "slowest_waits_ms": slowest_waits(self.waits_ms),
         }
 
 
@@ -310,6 +313,45 @@ def split_samples(
         elif s.get("kind") == "response":
             response.append(ms)
     return reaction, response, from_asterisk
+
+
+def path_waits(paths: Iterable[Sequence[dict[str, Any]]]) -> dict[str, list[float]]:
+    """Where the callers waited, from their call records' paths (``CallRecord.step``):
+    ``{name: [ms, ...]}``, one sample per occurrence.
+
+    - ``<node>``: a node's action (its ``node`` step to the ``action`` step that
+      follows: the database reads, the booking, the SMS enqueue, REST requests an
+      action makes);
+    - ``key@<node>``: a key taken at ``node`` (its ``digits`` step) to the next
+      ``prompt`` step (what the caller hears next is sent).
+
+    Steps carry ``at`` (seconds from the call's start, ms resolution); paths with
+    other steps in between are read the same way. Nodes without an action (menus,
+    decisions) give no sample.
+    """
+    waits: dict[str, list[float]] = {}
+    for path in paths:
+        for i, step in enumerate(path):
+            kind = step.get("kind")
+            if kind == "node" and i + 1 < len(path) and path[i + 1].get("kind") == "action":
+                name = str(step.get("node"))
+                waits.setdefault(name, []).append((path[i + 1]["at"] - step["at"]) * 1000)
+            elif kind == "digits":
+                heard = next((s for s in path[i + 1 :] if s.get("kind") == "prompt"), None)
+                if heard is not None:
+                    name = f"key@{step.get('node')}"
+                    waits.setdefault(name, []).append((heard["at"] - step["at"]) * 1000)
+    return waits
+
+
+def slowest_waits(waits: dict[str, list[float]], top: int = 4) -> str:
+    """``"open_case_check 91/1245; find_slot 81/1215"``: the ``top`` waits by p99
+    (ms, p50/p99), for a step's row; empty without samples."""
+    ranked = sorted(
+        ((percentile(v, 99) or 0.0, percentile(v, 50) or 0.0, k) for k, v in waits.items() if v),
+        reverse=True,
+    )
+    return "; ".join(f"{k} {p50:.0f}/{p99:.0f}" for p99, p50, k in ranked[:top])
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:

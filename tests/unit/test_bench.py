@@ -6,6 +6,7 @@ import csv
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -277,3 +278,71 @@ def test_a_step_with_slow_responses_fails_even_if_every_call_completed() -> None
     no_samples = step(10, 10, 0, max_response_p99_ms=1000.0)  # plain dialplan: no samples
     assert no_samples.passed
     assert summarize_line("x", "t", [fast, slow]).capacity == 10
+
+
+# --- where the callers waited (issue 13: the citas wait at 400) ------------------------
+# A citas call of `make bench` (bench-results/20261130-152655, citas ×2 SQLite at 400),
+# trimmed to the steps around its keys: the open-case read took 118 ms.
+CITAS_PATH = [
+    {"at": 10.146, "kind": "digits", "node": "main_menu", "digits": "1"},
+    {"at": 10.147, "kind": "node", "node": "ask_service"},
+    {"at": 10.147, "kind": "prompt", "media": ["sound:citas/ask_service"]},
+    {"at": 12.464, "kind": "digits", "node": "ask_service", "digits": "1"},
+    {"at": 12.464, "kind": "node", "node": "select_service"},
+    {"at": 12.464, "kind": "action", "action": "select_service", "outcome": "ok"},
+    {"at": 12.464, "kind": "node", "node": "eligibility"},
+    {"at": 12.476, "kind": "action", "action": "evaluate_eligibility", "outcome": "target"},
+    {"at": 12.476, "kind": "node", "node": "self_service_gate"},
+    {"at": 12.476, "kind": "decision", "flag": "self_service_booking", "value": "true"},
+    {"at": 12.476, "kind": "node", "node": "open_case_check"},
+    {"at": 12.594, "kind": "action", "action": "open_case_check", "outcome": "none"},
+    {"at": 12.594, "kind": "node", "node": "find_slot"},
+    {"at": 12.63, "kind": "action", "action": "find_slot", "outcome": "found"},
+    {"at": 12.63, "kind": "node", "node": "offer_slot"},
+    {"at": 12.63, "kind": "prompt", "media": ["sound:citas/slot_offer_intro"]},
+    {"at": 15.789, "kind": "digits", "node": "offer_slot", "digits": "0"},
+    {"at": 30.724, "kind": "hangup", "outcome": "redirected_whatsapp"},
+]
+
+
+def test_path_waits_splits_a_citas_call_into_its_actions_and_keys() -> None:
+    from ivr.bench.stats import path_waits
+
+    waits = {k: [round(x) for x in v] for k, v in path_waits([CITAS_PATH]).items()}
+    assert waits == {
+        "key@main_menu": [1],
+        "key@ask_service": [166],  # the key to the slot offer: every action between
+        "select_service": [0],
+        "eligibility": [12],
+        "open_case_check": [118],
+        "find_slot": [36],
+    }  # the last key has no prompt after it (hung up): no sample; decisions give none
+
+
+@pytest.mark.parametrize(
+    ("paths", "expected"),
+    [
+        ([], {}),
+        ([[]], {}),
+        ([[{"at": 1.0, "kind": "node", "node": "a"}]], {}),  # a node cut short
+        ([[{"at": 1.0, "kind": "digits", "node": "m"}, {"at": 1.5, "kind": "hangup"}]], {}),
+        (
+            [[{"at": 1.0, "kind": "node", "node": "a"}, {"at": 1.25, "kind": "action"}]] * 3,
+            {"a": [250.0, 250.0, 250.0]},
+        ),
+    ],
+)
+def test_path_waits_over_short_and_repeated_paths(
+    paths: list[list[dict[str, Any]]], expected: dict[str, list[float]]
+) -> None:
+    from ivr.bench.stats import path_waits
+
+    assert path_waits(paths) == expected
+
+
+def test_slowest_waits_ranks_by_p99_and_keeps_the_top() -> None:
+    from ivr.bench.stats import slowest_waits
+
+    waits = {"fast": [1.0] * 100, "slow": [10.0] * 90 + [900.0] * 10, "mid": [50.0] * 100, "none": []}
+    assert slowest_waits(waits, top=2) == "slow 10/900; mid 50/50"
+    assert slowest_waits({}) == ""
