@@ -140,6 +140,29 @@ def _row_values(record: CallRecord) -> dict[str, Any]:
     }
 
 
+_UPSERTS: dict[str, Any] = {}
+
+
+def _upsert(dialect: str) -> Any:
+    """``INSERT INTO call_records ... ON CONFLICT (id) DO UPDATE SET <every other
+    column> = excluded.<column>`` for ``dialect`` (``postgresql`` or ``sqlite``):
+    built once, its compiled form cached by SQLAlchemy. Profiled: building one
+    ORM upsert per record cost 15 % of the controller's samples on the smoke line
+    (docs/perf/budget.md)."""
+    statement = _UPSERTS.get(dialect)
+    if statement is None:
+        insert = (
+            pg_insert(CallRecordRow) if dialect == "postgresql" else sqlite_insert(CallRecordRow)
+        )
+        columns = [c.name for c in CallRecordRow.__table__.columns if c.name != "id"]
+        statement = insert.on_conflict_do_update(
+            index_elements=[CallRecordRow.id],
+            set_={name: insert.excluded[name] for name in columns},
+        )
+        _UPSERTS[dialect] = statement
+    return statement
+
+
 class CallRecordStore:
     def __init__(
         self,
@@ -258,9 +281,7 @@ class CallRecordStore:
         inflight, done = self._inflight
         if done is not None and channel_id in inflight:
             await asyncio.shield(done)
-        if self._next is not None and any(
-            r.channel_id == channel_id for r in self._queue.values()
-        ):
+        if self._next is not None and any(r.channel_id == channel_id for r in self._queue.values()):
             await asyncio.shield(self._next)
         if any(rec.channel_id == channel_id for rec, _ in self._buffer.values()):
             await self.flush()
@@ -374,21 +395,16 @@ class CallRecordStore:
         await self._write_batch([record])
 
     async def _write_batch(self, records: list[CallRecord]) -> None:
-        """Upsert ``records`` as they are now, in one transaction (one statement
-        per record: no read first). Raises StoreUnavailable."""
+        """Upsert ``records`` as they are now, in one transaction: one Core statement
+        (built once per dialect), executed for all rows (executemany; no read first,
+        no ORM unit of work). Raises StoreUnavailable."""
         if not records:
             return
-        dialect = self.db.engine.dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = _upsert(self.db.engine.dialect.name)
         rows = [_row_values(record) for record in records]
         try:
-            async with asyncio.timeout(self.db.timeout), self.db.sessions.begin() as session:
-                for values in rows:
-                    statement = insert(CallRecordRow).values(**values)
-                    await session.execute(statement.on_conflict_do_update(
-                        index_elements=[CallRecordRow.id],
-                        set_={k: v for k, v in values.items() if k != "id"},
-                    ))  # fmt: skip
+            async with asyncio.timeout(self.db.timeout), self.db.engine.begin() as conn:
+                await conn.execute(statement, rows)
         except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
             ids = ", ".join(r.id for r in records[:3]) + ("..." if len(records) > 3 else "")
             raise StoreUnavailable(f"cannot write call record(s) {ids}: {exc}") from exc
