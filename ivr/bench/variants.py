@@ -35,9 +35,10 @@ ONE_CONTROLLER_LINES = frozenset({"chat"})
 # limits measured on 2 cores (docs/PERFORMANCE.md): plain dialplan passed 1280 and
 # failed 1920 with the machine CPU-bound (Asterisk ~15 ms per call); the ARI smoke
 # line's target is ≥ 0.95 of plain, so it gets the same ladder (the ratio is then
-# read at the same resolution); citas, whose target is the ARI smoke line's, gets a
-# finer ladder lower down, where SQLite stopped it before (320–480), and goes on up.
-SMOKE_LADDER = (40, 320, 640, 960, 1280, 1440, 1600, 1760, 1920, 2240, 2560)
+# read at the same resolution; 800 since the ARI line stopped between 640 and 960
+# on 2026-11-30); citas, whose target is the ARI smoke line's, gets a finer ladder
+# lower down, where SQLite stopped it before (320–480), and goes on up.
+SMOKE_LADDER = (40, 320, 640, 800, 960, 1280, 1440, 1600, 1760, 1920, 2240, 2560)
 CITAS_LADDER = (40, 160, 320, 400, 480, 560, 640, 800, 960, 1280, 1600)
 CHAT_LADDER = (5, 10, 20, 30, 40)
 DEFAULT_LADDERS: dict[str, tuple[int, ...]] = {
