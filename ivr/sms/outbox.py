@@ -212,7 +212,7 @@ class SmsOutbox:
             )
             return [_message(row) for row in await session.scalars(claim)]
 
-        claimed = await self._run("claim due sms", op)
+        claimed = await self._run("claim due sms", op, write=True)
         return sorted(claimed, key=lambda m: (m.next_attempt_at, m.id))
 
     async def mark_sent(self, id: str, provider_id: str) -> None:
@@ -273,7 +273,7 @@ class SmsOutbox:
         caller's path (no ORM unit of work: its flush was 8 % of the loop in
         scripts/db_call_cost.py's profile)."""
         try:
-            async with asyncio.timeout(self.timeout), self.db.engine.begin() as conn:
+            async with asyncio.timeout(self.timeout), self.db.writing() as conn:
                 await conn.execute(_INSERT, row)
         except IntegrityError:
             return False
@@ -293,10 +293,12 @@ class SmsOutbox:
         async def op(session: AsyncSession) -> None:
             await session.execute(change)
 
-        await self._run(f"{what} sms {id}", op)
+        await self._run(f"{what} sms {id}", op, write=True)
 
-    async def _run(self, what: str, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        return await self.db.run(what, op, deadline_s=self.timeout)
+    async def _run(
+        self, what: str, op: Callable[[AsyncSession], Awaitable[T]], *, write: bool = False
+    ) -> T:
+        return await self.db.run(what, op, deadline_s=self.timeout, write=write)
 
 
 def _message(row: SmsOutboxRow) -> OutboxMessage:

@@ -403,7 +403,7 @@ class CallRecordStore:
         statement = _upsert(self.db.engine.dialect.name)
         rows = [_row_values(record) for record in records]
         try:
-            async with asyncio.timeout(self.db.timeout), self.db.engine.begin() as conn:
+            async with asyncio.timeout(self.db.timeout), self.db.writing() as conn:
                 await conn.execute(statement, rows)
         except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
             ids = ", ".join(r.id for r in records[:3]) + ("..." if len(records) > 3 else "")
