@@ -1,0 +1,105 @@
+"""A process's writers take turns on SQLite (``Database.writing``, ``run(write=True)``).
+
+The kind of fault: writers of one process waiting for SQLite's write lock inside
+its busy handler, each holding a pooled connection, until the process's reads
+find no connection left. Seen in the citas bench at 400 calls with two
+controllers on SQLite (2026-11-30): the open-case and pending-appointment reads
+waited up to 1.2 s, the SMS enqueue up to 3.8 s, with "database is locked"
+errors. Now writers wait their turn in the event loop, holding nothing; reads
+go on. On PostgreSQL (row locks, no file lock) writers do not take turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from ivr.sms.outbox import SmsOutbox
+from tests.unit.databases import BACKENDS, migrated_database
+
+pytestmark = pytest.mark.asyncio
+
+
+async def _hold(db, entered: list[str], name: str, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    async with db.writing() as conn:
+        entered.append(f"{name} in")
+        await conn.execute(text("UPDATE ops_state SET revision = revision + 1"))
+        await asyncio.sleep(seconds)
+        entered.append(f"{name} out")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_writers_take_turns_on_sqlite_only(backend: str, tmp_path: Path) -> None:
+    async with migrated_database(backend, tmp_path) as db:
+        seen: list[str] = []
+        await asyncio.gather(_hold(db, seen, "a", 0.2), _hold(db, seen, "b", 0.0))
+        if backend == "sqlite":
+            assert seen == ["a in", "a out", "b in", "b out"]
+        else:  # PostgreSQL: b waits for a's row lock inside the database, after entering
+            assert seen[:2] == ["a in", "b in"], seen
+
+
+async def test_reads_go_on_while_many_writers_wait_their_turn(tmp_path: Path) -> None:
+    """The instance: more writers waiting than the pool has connections (5 + 10
+    overflow), and a read still gets a connection at once."""
+    async with migrated_database("sqlite", tmp_path) as db:
+        seen: list[str] = []
+        first = asyncio.create_task(_hold(db, seen, "first", 1.0))
+        await asyncio.sleep(0.05)
+        waiting = [asyncio.create_task(_hold(db, seen, f"w{i}", 0.0)) for i in range(30)]
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        async with db.sessions() as session:
+            assert await session.scalar(text("SELECT count(*) FROM call_records")) == 0
+        read_s = time.monotonic() - started
+        assert seen == ["first in"]  # every other writer still waits for its turn
+        await asyncio.gather(first, *waiting)
+        assert read_s < 0.5, f"the read waited {read_s:.2f} s behind the writers"
+        assert len(seen) == 62
+
+
+async def test_the_turn_counts_against_the_operation_deadline(tmp_path: Path) -> None:
+    """A writer that cannot get its turn within the deadline fails as an outage
+    (StoreUnavailable), like one the database itself kept waiting."""
+    from ivr.store.db import StoreUnavailable
+
+    async with migrated_database("sqlite", tmp_path) as db:
+        seen: list[str] = []
+        holder = asyncio.create_task(_hold(db, seen, "holder", 0.6))
+        await asyncio.sleep(0.05)
+
+        async def op(session):  # type: ignore[no-untyped-def]
+            await session.execute(text("UPDATE ops_state SET revision = revision + 1"))
+
+        with pytest.raises(StoreUnavailable):
+            await db.run("bump", op, deadline_s=0.2, write=True)
+        await holder
+        await db.run("bump", op, deadline_s=0.2, write=True)  # its turn comes now
+
+
+async def test_sms_enqueues_of_one_process_all_land_while_its_worker_claims(tmp_path: Path) -> None:
+    """Many enqueues at once with the worker's claims between them: every message
+    stored once, none lost to "database is locked"."""
+    async with migrated_database("sqlite", tmp_path) as db:
+        outbox = SmsOutbox(db, timeout=5.0)
+
+        async def enqueue(i: int) -> str:
+            return await outbox.enqueue(to_number="+573001234567", text=f"m{i}", dedupe_key=f"k{i}")
+
+        async def claims() -> int:
+            claimed = 0
+            for _ in range(10):
+                from datetime import UTC, datetime
+
+                claimed += len(await outbox.claim_due(datetime.now(UTC), 30.0, 10))
+                await asyncio.sleep(0)
+            return claimed
+
+        ids, claimed = await asyncio.gather(asyncio.gather(*(enqueue(i) for i in range(80))), claims())
+        assert len(set(ids)) == 80
+        assert len(await outbox.list()) == 80
+        assert claimed <= 80
