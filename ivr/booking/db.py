@@ -62,6 +62,7 @@ failure, deadlock): both are retried a few times within the call's deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Collection
@@ -207,7 +208,7 @@ class DbSlotSource:
             return await self._claim(session, slot_id, affiliate_id, call_id, now)
 
         try:
-            booking = await self._run(f"book slot {slot_id}", op)
+            booking = await self._run(f"book slot {slot_id}", op, write=True)
         except (SlotTaken, BookingRejected):  # taken, or gone: our cache is stale
             self._stale()
             raise
@@ -239,7 +240,7 @@ class DbSlotSource:
             await touch(session, slots_topic(old.slot.site_id))
             return await _release(conn, old, now, replaced_by=None), True
 
-        cancelled, changed = await self._run(f"cancel booking {booking_id}", op)
+        cancelled, changed = await self._run(f"cancel booking {booking_id}", op, write=True)
         if changed:
             logger.info("call %s: cancelled booking %s", call_id, booking_id)
         else:
@@ -282,7 +283,7 @@ class DbSlotSource:
             return new
 
         try:
-            booking = await self._run(f"move booking {booking_id} to slot {slot_id}", op)
+            booking = await self._run(f"move booking {booking_id} to slot {slot_id}", op, write=True)
         except (SlotTaken, BookingRejected):  # taken, or gone: our cache is stale
             self._stale()
             raise
@@ -390,7 +391,7 @@ class DbSlotSource:
                 await touch(session, slots_topic(site_id))
             return (await conn.execute(delete(BookingRow))).rowcount
 
-        return await self._run("release every booking", op)
+        return await self._run("release every booking", op, write=True)
 
     async def health(self) -> bool:
         async def op(session: AsyncSession) -> bool:
@@ -426,7 +427,7 @@ class DbSlotSource:
                     await touch(session, slots_topic(site_id))
             return inserted
 
-        return await self._run("seed slots", op)
+        return await self._run("seed slots", op, write=True)
 
     async def delete_free_slots(self, site_id: str) -> int:
         async def op(session: AsyncSession) -> int:
@@ -437,7 +438,7 @@ class DbSlotSource:
             await touch(session, slots_topic(site_id))
             return result.rowcount
 
-        return await self._run(f"delete free slots of {site_id}", op)
+        return await self._run(f"delete free slots of {site_id}", op, write=True)
 
     async def bookings_for(self, affiliate_id: str) -> list[Booking]:
         """Every booking of the patient, past, pending and cancelled, earliest first."""
@@ -461,13 +462,19 @@ class DbSlotSource:
 
         return await self._run("count free slots", op)
 
-    async def _run(self, what: str, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        """Run ``op`` in one transaction, retrying lock contention, within the deadline."""
+    async def _run(
+        self, what: str, op: Callable[[AsyncSession], Awaitable[T]], *, write: bool = False
+    ) -> T:
+        """Run ``op`` in one transaction, retrying lock contention, within the
+        deadline; ``write``: in the process's write turn (``Database.write_turn``)."""
         try:
             async with asyncio.timeout(self.timeout):
                 for attempt in range(1, ATTEMPTS + 1):
                     try:
-                        async with self.db.sessions.begin() as session:
+                        async with (
+                            self.db.write_turn() if write else contextlib.nullcontext(),
+                            self.db.sessions.begin() as session,
+                        ):
                             return await op(session)
                     except DBAPIError as exc:
                         if attempt == ATTEMPTS or not _worth_retrying(exc):

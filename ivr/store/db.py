@@ -121,10 +121,13 @@ class Database:
         holding no pooled connection, so reads are never starved of one (the
         citas bench at 400 calls, two controllers: reads waited up to 1.2 s
         while writers slept in the busy handler, docs/perf/db.md)."""
-        async with self._turn(), self.engine.begin() as conn:
+        async with self.write_turn(), self.engine.begin() as conn:
             yield conn
 
-    def _turn(self) -> contextlib.AbstractAsyncContextManager[object]:
+    def write_turn(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """The process's turn to write (``async with``): on SQLite one holder at a
+        time (not reentrant: never take it again while holding it), elsewhere
+        free. Take it before checking out the connection the write runs on."""
         return self._write_turn if self._write_turn is not None else contextlib.nullcontext()
 
     async def run(
@@ -144,7 +147,7 @@ class Database:
         try:
             async with (
                 asyncio.timeout(deadline_s or self.timeout),
-                self._turn() if write else contextlib.nullcontext(),
+                self.write_turn() if write else contextlib.nullcontext(),
                 self.sessions.begin() as session,
             ):
                 return await op(session)

@@ -103,3 +103,34 @@ async def test_sms_enqueues_of_one_process_all_land_while_its_worker_claims(tmp_
         assert len(set(ids)) == 80
         assert len(await outbox.list()) == 80
         assert claimed <= 80
+
+
+async def test_a_booking_waits_for_the_write_turn_and_a_slot_search_does_not(tmp_path: Path) -> None:
+    """The booking (on a call's path when the caller accepts) takes the turn; the
+    search and the patient's pending appointments (reads) do not."""
+    from datetime import date
+
+    from ivr.booking.db import DbSlotSource
+    from ivr.booking.seed import race_slot
+
+    async with migrated_database("sqlite", tmp_path) as db:
+        slots = DbSlotSource(db, timeout=5.0)
+        slot = race_slot(date.today())
+        await slots.seed_slots([slot])
+        seen: list[str] = []
+        holder = asyncio.create_task(_hold(db, seen, "holder", 0.5))
+        await asyncio.sleep(0.05)
+        [found] = await slots.find(site_id=slot.site_id, cups=slot.cups, limit=1)
+        assert await slots.pending_for("1010101010") == []
+        assert seen == ["holder in"]  # the reads ran while the turn was held
+
+        async def book() -> None:
+            await slots.book(found.id, affiliate_id="1010101010", call_id="c1")
+            seen.append("booked")
+
+        booking = asyncio.create_task(book())
+        await asyncio.sleep(0.1)
+        # Waiting for its turn, the booking holds no connection (the holder has one).
+        assert db.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+        await asyncio.gather(holder, booking)
+        assert seen == ["holder in", "holder out", "booked"]
