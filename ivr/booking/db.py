@@ -62,7 +62,6 @@ failure, deadlock): both are retried a few times within the call's deadline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Collection
@@ -195,7 +194,7 @@ class DbSlotSource:
         async def op(session: AsyncSession) -> list[Slot]:
             return [_slot(row) for row in await session.scalars(query)]
 
-        return await self._run("load free slots", op)
+        return await self._run("load free slots", op, read_only=True)
 
     async def book(self, slot_id: str, *, affiliate_id: str, call_id: str | None) -> Booking:
         dialect = self.db.engine.dialect.name
@@ -373,7 +372,7 @@ class DbSlotSource:
         async def op(session: AsyncSession) -> list[Booking]:
             return [_booking(b, s) for b, s in await session.execute(query)]
 
-        return await self._run("list pending bookings", op)
+        return await self._run("list pending bookings", op, read_only=True)
 
     async def release_bookings(self) -> int:
         """Demo reset (``ivr call`` seeds, the sandbox only): every booking is
@@ -463,18 +462,20 @@ class DbSlotSource:
         return await self._run("count free slots", op)
 
     async def _run(
-        self, what: str, op: Callable[[AsyncSession], Awaitable[T]], *, write: bool = False
+        self,
+        what: str,
+        op: Callable[[AsyncSession], Awaitable[T]],
+        *,
+        write: bool = False,
+        read_only: bool = False,
     ) -> T:
         """Run ``op`` in one transaction, retrying lock contention, within the
-        deadline; ``write``: in the process's write turn (``Database.write_turn``)."""
+        deadline; ``write``, ``read_only``: as ``Database.session``."""
         try:
             async with asyncio.timeout(self.timeout):
                 for attempt in range(1, ATTEMPTS + 1):
                     try:
-                        async with (
-                            self.db.write_turn() if write else contextlib.nullcontext(),
-                            self.db.sessions.begin() as session,
-                        ):
+                        async with self.db.session(write=write, read_only=read_only) as session:
                             return await op(session)
                     except DBAPIError as exc:
                         if attempt == ATTEMPTS or not _worth_retrying(exc):

@@ -204,7 +204,7 @@ class CaseStore:
             row = await _open_row(session, affiliate_id, specialty)
             return None if row is None else _case(row)
 
-        return await self.db.run("find an open case", op)
+        return await self.db.run("find an open case", op, read_only=True)
 
     async def get(self, number: str) -> Case | None:
         """The case with this number (None when there is none)."""

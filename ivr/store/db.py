@@ -124,6 +124,32 @@ class Database:
         async with self.write_turn(), self.engine.begin() as conn:
             yield conn
 
+    @contextlib.asynccontextmanager
+    async def session(
+        self, *, write: bool = False, read_only: bool = False
+    ) -> AsyncIterator[AsyncSession]:
+        """An ORM session in a transaction, committed on exit (rolled back on an
+        exception). ``write``: in the process's write turn (``write_turn``).
+
+        ``read_only`` on PostgreSQL: the session runs on a connection in
+        autocommit, each statement its own snapshot: no BEGIN and no COMMIT
+        round trip (one round trip for a one-statement read instead of three;
+        each waits for the event loop, which is what a read on a busy controller
+        waited for: docs/perf/db.md). For reads of one statement, or that need no
+        snapshot across statements. Elsewhere the same as a plain session.
+        """
+        if read_only and not write and self.engine.dialect.name == "postgresql":
+            async with self.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                async with AsyncSession(bind=conn, expire_on_commit=False) as session:
+                    yield session
+            return
+        async with (
+            self.write_turn() if write else contextlib.nullcontext(),
+            self.sessions.begin() as session,
+        ):
+            yield session
+
     def write_turn(self) -> contextlib.AbstractAsyncContextManager[object]:
         """The process's turn to write (``async with``): on SQLite one holder at a
         time (not reentrant: never take it again while holding it), elsewhere
@@ -137,18 +163,19 @@ class Database:
         *,
         deadline_s: float | None = None,
         write: bool = False,
+        read_only: bool = False,
     ) -> T:
         """Run ``op`` in one transaction within the timeout (the engine's unless
         given); failures are StoreUnavailable. ``write``: ``op`` writes (on
         SQLite it waits for the process's write turn first, see ``writing``).
+        ``read_only``: ``op`` only reads (see ``session``).
 
         A constraint violation (IntegrityError) is a conflict the caller handles, not an outage.
         """
         try:
             async with (
                 asyncio.timeout(deadline_s or self.timeout),
-                self.write_turn() if write else contextlib.nullcontext(),
-                self.sessions.begin() as session,
+                self.session(write=write, read_only=read_only) as session,
             ):
                 return await op(session)
         except IntegrityError:
