@@ -56,25 +56,26 @@ def free_udp_port() -> int:
 
 
 def free_media_port(attempts: int = 64) -> int:
-    """An even UDP port ``p`` with ``p`` and ``p + 1`` free now: sipp's ``-mp``.
+    """An even UDP port ``p`` with ``p`` to ``p + 3`` free now: sipp's ``-mp``.
 
     Asterisk sends RTP to the port in the SDP and RTCP to the next one (RFC 3550
-    §11); a media port taken alone could sit just below another sipp's SIP port,
-    whose socket then received RTCP reports it echoed into its stderr as bytes
-    that are not UTF-8 (seen in CI, 2026-11-30). Raises ``OSError`` when no pair
-    is found in ``attempts`` tries.
+    §11), and sipp binds ``p`` (audio echo) and ``p + 2`` (video echo). A media
+    port taken alone could sit just below another sipp's SIP port, whose socket
+    then received RTCP reports it echoed into its stderr as bytes that are not
+    UTF-8 (seen in CI, 2026-11-30). Raises ``OSError`` when no free block is
+    found in ``attempts`` tries.
     """
     for _ in range(attempts):
         port = free_udp_port() & ~1
         with contextlib.ExitStack() as held:
             try:
-                for p in (port, port + 1):
+                for p in range(port, port + 4):
                     sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
                     sock.bind(("127.0.0.1", p))
             except OSError:
                 continue
             return port
-    raise OSError(f"no free even UDP port pair on 127.0.0.1 in {attempts} tries")
+    raise OSError(f"no four free UDP ports from an even one on 127.0.0.1 in {attempts} tries")
 
 
 def _sipp_base(workdir: Path, name: str, port: int) -> list[str]:

@@ -93,10 +93,10 @@ class Database:
             connect_args["timeout"] = timeout
         self.engine: AsyncEngine = create_async_engine(url, connect_args=connect_args)
         # SQLite takes one writer at a time per file; a process's writers wait
-        # their turn here, holding no connection (``writing``).
-        self._write_turn: asyncio.Lock | None = (
-            asyncio.Lock() if parsed.get_backend_name() == "sqlite" else None
-        )
+        # their turn here, holding no connection (``writing``). One lock per
+        # event loop: an asyncio.Lock belongs to the loop it first waited on.
+        self._takes_turns = parsed.get_backend_name() == "sqlite"
+        self._turns: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine.sync_engine, "connect", sqlite_pragmas(timeout))
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -154,7 +154,15 @@ class Database:
         """The process's turn to write (``async with``): on SQLite one holder at a
         time (not reentrant: never take it again while holding it), elsewhere
         free. Take it before checking out the connection the write runs on."""
-        return self._write_turn if self._write_turn is not None else contextlib.nullcontext()
+        if not self._takes_turns:
+            return contextlib.nullcontext()
+        loop = asyncio.get_running_loop()
+        turn = self._turns.get(loop)
+        if turn is None:
+            for gone in [other for other in self._turns if other.is_closed()]:
+                del self._turns[gone]
+            turn = self._turns[loop] = asyncio.Lock()
+        return turn
 
     async def run(
         self,

@@ -355,9 +355,13 @@ class CallRecordStore:
                 await self._write_batch(list(batch.values()))
                 self.batches += 1
                 self.batched += len(batch)
-            except StoreUnavailable as exc:
-                logger.warning("%d call record(s) buffered, database unavailable: %s",
-                               len(batch), exc)  # fmt: skip
+            except Exception as exc:  # any failure: the records are kept, never lost
+                if isinstance(exc, StoreUnavailable):
+                    logger.warning("%d call record(s) buffered, database unavailable: %s",
+                                   len(batch), exc)  # fmt: skip
+                else:
+                    logger.exception("%d call record(s) buffered after an unexpected error",
+                                     len(batch))  # fmt: skip
                 for record in batch.values():
                     self._keep(record)
             finally:

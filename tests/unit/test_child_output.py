@@ -39,7 +39,11 @@ def decoding_calls_without_errors(source: str) -> list[int]:
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
         if name not in CALLS:
             continue
-        given = {k.arg for k in node.keywords}
+        # errors=None is the strict default spelled out: not an error handler.
+        given = {
+            k.arg for k in node.keywords
+            if not (isinstance(k.value, ast.Constant) and k.value.value is None)
+        }
         decodes = any(
             k.arg in DECODING and not (isinstance(k.value, ast.Constant) and k.value.value in (False, None))
             for k in node.keywords
@@ -61,6 +65,7 @@ def test_the_check_sees_every_spelling_of_decoding_and_accepts_errors_given() ->
         "subprocess.Popen(c, stdout=PIPE, universal_newlines=True)",
         "subprocess.check_output(c, encoding='utf-8')",
         "Popen(c, text=True)",
+        "subprocess.run(c, text=True, errors=None)",
     ]
     good = [
         "subprocess.run(c, capture_output=True, text=True, errors='replace')",

@@ -10,7 +10,9 @@ import signal
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from ivr.store import CallRecordStore, Database
@@ -111,3 +113,25 @@ async def test_sigkill_loses_no_record_whose_open_had_returned(db: Database) -> 
     found = {r.id for r in await store.recent(10_000)}
     assert set(printed) <= found
     assert child.returncode == -signal.SIGKILL
+
+
+async def test_an_unexpected_write_error_buffers_the_records_it_does_not_lose_them(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any failure of a batch keeps its records for the retry, not only the database
+    being unavailable (a RuntimeError from a lock of another event loop once let
+    ``open`` return with the record neither written nor kept)."""
+    store = CallRecordStore(db)
+    real = store._write_batch
+    failures = iter([RuntimeError("bound to a different event loop")])
+
+    async def flaky(records: list[Any]) -> None:
+        if (exc := next(failures, None)) is not None:
+            raise exc
+        await real(records)
+
+    monkeypatch.setattr(store, "_write_batch", flaky)
+    record = await store.open(channel_id="c-err", flow="smoke", sip_call_id="s", caller_number=None)
+    assert store.buffered == 1
+    assert await store.flush()
+    assert [r.id for r in await store.recent()] == [record.id]
