@@ -66,16 +66,18 @@ def cmd_phone(args: argparse.Namespace, settings: Settings) -> int:
     from ivr.scenarios.support import SupportPhone
 
     workdir = Path(tempfile.mkdtemp(prefix=f"citas-support-{args.extension}-"))
-    phone = SupportPhone(
-        settings, args.extension, workdir, answer=not args.no_answer, timeout_s=args.timeout
-    )
-    print(f"support extension {args.extension}: waiting for an escalation call "
-          f"({'refusing it' if args.no_answer else 'answering and pressing 1'})", flush=True)  # fmt: skip
-    try:
+    phone: SupportPhone | None = None
+    try:  # from sipp's start: a Ctrl-C or SIGTERM (ivr.cli) at any point never leaves it on the port
+        phone = SupportPhone(
+            settings, args.extension, workdir, answer=not args.no_answer, timeout_s=args.timeout
+        )
+        print(f"support extension {args.extension}: waiting for an escalation call "
+              f"({'refusing it' if args.no_answer else 'answering and pressing 1'})", flush=True)  # fmt: skip
         report = phone.wait()
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (ivr.cli): never leave sipp on the port
-        phone.stop()
-        print(f"support extension {args.extension}: stopped")
+    except KeyboardInterrupt:
+        if phone is not None:
+            phone.stop()
+        print(f"support extension {args.extension}: stopped", flush=True)
         return 130
     verdict = "ok" if report.ok else "FAILED"
     print(f"{verdict}: sipp exit {report.rc}, {report.invites} call(s) received; SIP log: {phone.messages}")
