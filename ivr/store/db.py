@@ -85,8 +85,9 @@ class Database:
         self.url = url
         self.timeout = timeout
         parsed = make_url(url)
+        sqlite = parsed.get_backend_name() == "sqlite"
         connect_args: dict[str, object] = {}
-        if parsed.get_backend_name() == "sqlite":
+        if sqlite:
             database = parsed.database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -95,9 +96,9 @@ class Database:
         # SQLite takes one writer at a time per file; a process's writers wait
         # their turn here, holding no connection (``writing``). One lock per
         # event loop: an asyncio.Lock belongs to the loop it first waited on.
-        self._takes_turns = parsed.get_backend_name() == "sqlite"
+        self._takes_turns = sqlite
         self._turns: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
-        if parsed.get_backend_name() == "sqlite":
+        if sqlite:
             event.listen(self.engine.sync_engine, "connect", sqlite_pragmas(timeout))
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._probe = probe_from_env()  # CITAS_DB_STATEMENTS: statements counted (probe.py)

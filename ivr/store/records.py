@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections import OrderedDict
@@ -140,27 +141,19 @@ def _row_values(record: CallRecord) -> dict[str, Any]:
     }
 
 
-_UPSERTS: dict[str, Any] = {}
-
-
+@functools.cache
 def _upsert(dialect: str) -> Any:
     """``INSERT INTO call_records ... ON CONFLICT (id) DO UPDATE SET <every other
     column> = excluded.<column>`` for ``dialect`` (``postgresql`` or ``sqlite``):
     built once, its compiled form cached by SQLAlchemy. Profiled: building one
     ORM upsert per record cost 15 % of the controller's samples on the smoke line
     (docs/perf/budget.md)."""
-    statement = _UPSERTS.get(dialect)
-    if statement is None:
-        insert = (
-            pg_insert(CallRecordRow) if dialect == "postgresql" else sqlite_insert(CallRecordRow)
-        )
-        columns = [c.name for c in CallRecordRow.__table__.columns if c.name != "id"]
-        statement = insert.on_conflict_do_update(
-            index_elements=[CallRecordRow.id],
-            set_={name: insert.excluded[name] for name in columns},
-        )
-        _UPSERTS[dialect] = statement
-    return statement
+    insert = pg_insert(CallRecordRow) if dialect == "postgresql" else sqlite_insert(CallRecordRow)
+    columns = [c.name for c in CallRecordRow.__table__.columns if c.name != "id"]
+    return insert.on_conflict_do_update(
+        index_elements=[CallRecordRow.id],
+        set_={name: insert.excluded[name] for name in columns},
+    )
 
 
 class CallRecordStore:
