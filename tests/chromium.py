@@ -19,6 +19,9 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -50,3 +53,34 @@ def chromium(*, window: str, allowed_ports: Iterable[int] = ()) -> Iterator[webd
         yield driver
     finally:
         driver.quit()
+
+
+def wait_text(driver: WebDriver, selector: str, text: str, timeout: float) -> None:
+    """Wait until an element matching ``selector`` shows ``text`` (a substring).
+
+    Raises ``ValueError`` for an empty ``text``: every element "contains" the
+    empty string, so such a wait passes at once and checks nothing (it let
+    the 409 test of the desktop's script read the message before the click
+    was answered). Wait for a shown message with :func:`wait_shown`.
+    Raises selenium's ``TimeoutException`` after ``timeout`` seconds.
+    """
+    if not text:
+        raise ValueError(f"wait_text({selector!r}, '') cannot fail: use wait_shown")
+    WebDriverWait(driver, timeout).until(
+        lambda d: any(text in e.text for e in d.find_elements(By.CSS_SELECTOR, selector)),
+        f"{selector} never showed {text!r}",
+    )
+
+
+def wait_shown(driver: WebDriver, selector: str, timeout: float) -> str:
+    """Wait until an element matching ``selector`` is displayed with some text; return the text.
+
+    Raises selenium's ``TimeoutException`` after ``timeout`` seconds.
+    """
+    def shown(d: WebDriver) -> str | bool:
+        for element in d.find_elements(By.CSS_SELECTOR, selector):
+            if element.is_displayed() and element.text.strip():
+                return str(element.text)
+        return False
+
+    return str(WebDriverWait(driver, timeout).until(shown, f"{selector} never shown with a text"))

@@ -9,6 +9,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from tests.chromium import wait_shown as browser_wait_shown
+from tests.chromium import wait_text as browser_wait_text
 from tests.console.conftest import OpsServer
 
 pytestmark = pytest.mark.console
@@ -22,10 +24,13 @@ def css(driver: WebDriver, selector: str) -> WebElement:
 
 
 def wait_text(driver: WebDriver, selector: str, text: str) -> None:
-    WebDriverWait(driver, WAIT_S).until(
-        ec.text_to_be_present_in_element((By.CSS_SELECTOR, selector), text),
-        f"{selector} never showed {text!r}",
-    )
+    """``tests.chromium.wait_text`` with this suite's wait (refuses an empty ``text``)."""
+    browser_wait_text(driver, selector, text, WAIT_S)
+
+
+def wait_shown(driver: WebDriver, selector: str) -> str:
+    """``tests.chromium.wait_shown`` with this suite's wait: the shown element's text."""
+    return browser_wait_shown(driver, selector, WAIT_S)
 
 
 def log_in(driver: WebDriver, server: OpsServer, token: str) -> None:

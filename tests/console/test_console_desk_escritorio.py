@@ -16,7 +16,7 @@ from ivr.chat.store import ConversationStore, InboundMessage
 from ivr.settings import Settings
 from ivr.store.db import Database
 from tests.console.conftest import OpsServer
-from tests.console.test_console import css, log_in, wait_text
+from tests.console.test_console import css, log_in, wait_shown, wait_text
 
 pytestmark = pytest.mark.console
 
@@ -171,9 +171,8 @@ def test_after_an_escalation_the_pop_and_the_script_say_so(browser: WebDriver, o
     )
     assert status == 200, status
     css(browser, f'#guion .script-node[data-node="{node}"] .script-answers button').click()
-    wait_text(browser, "#guion .script-message", "")
-    message = css(browser, "#guion .script-message")
-    assert message.is_displayed() and message.text, "the 409 must stay on screen"
+    # The message is there from the start, hidden and empty: wait for the refusal itself.
+    assert "ya no está en ese paso" in wait_shown(browser, "#guion .script-message"), "the 409 must stay"
 
     Select(css(browser, '#escalar [data-role="area"]')).select_by_visible_text("Nivel 2 – Clínico")
     css(browser, '#escalar [data-role="reason"]').send_keys("Refiere dolor en el pecho")

@@ -28,6 +28,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from ivr.scenarios.deskagent import DeskAgentPhone
 from tests.chromium import chromium
+from tests.chromium import wait_text as browser_wait_text
 from tests.e2e.conftest import ControllerProcess, Sandbox, ok
 from tests.e2e.test_desk_levels import CONTEXT_HEADERS, Caller, OpsClient, desk_scenario, token
 
@@ -53,10 +54,7 @@ def css(driver: WebDriver, selector: str, timeout: float = WAIT_S) -> Any:
 
 
 def wait_text(driver: WebDriver, selector: str, text: str, timeout: float = WAIT_S) -> None:
-    WebDriverWait(driver, timeout).until(
-        lambda d: any(text in e.text for e in d.find_elements(By.CSS_SELECTOR, selector)),
-        f"{selector} never showed {text!r}",
-    )
+    browser_wait_text(driver, selector, text, timeout)
 
 
 def open_desktop(driver: WebDriver, base: str, secret: str, extension: str) -> None:

@@ -29,6 +29,7 @@ from ivr.scenarios.deskagent import DeskAgentPhone
 from ivr.scenarios.spec import SCENARIO_DIR
 from ivr.settings import Settings
 from tests.chromium import chromium
+from tests.chromium import wait_text as browser_wait_text
 from tests.e2e.conftest import ControllerProcess, Sandbox, ok, wait_until
 from tests.e2e.ops_peers import OpsApi, agent_token, create_token
 
@@ -84,10 +85,7 @@ def agent_device(admin: OpsApi) -> str:
 
 
 def wait_text(driver: WebDriver, selector: str, text: str) -> None:
-    WebDriverWait(driver, WAIT_S).until(
-        ec.text_to_be_present_in_element((By.CSS_SELECTOR, selector), text),
-        f"{selector} never showed {text!r}",
-    )
+    browser_wait_text(driver, selector, text, WAIT_S)
 
 
 def open_desktop(driver: WebDriver, settings: Settings, token: str) -> None:
