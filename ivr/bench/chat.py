@@ -150,13 +150,17 @@ def rounds_for(hold: float, interval: float, moves: int) -> int:
     return max(1, math.ceil(hold / max(interval * moves, 0.001)))
 
 
-def contacts_needed(steps: Sequence[int], max_n: int, rounds: int, warmup: int = 1) -> int:
-    """Directory size for a run: one fresh contact per conversation.
+def contacts_needed(
+    steps: Sequence[int], max_n: int, rounds: int, warmup: int = 1, repeat: int = 1
+) -> int:
+    """Directory size for a run: one fresh contact per conversation, every step ``repeat`` times.
 
     >>> contacts_needed([10, 40, 80], max_n=40, rounds=2)
     101
+    >>> contacts_needed([10, 40, 80], max_n=40, rounds=2, repeat=3)
+    301
     """
-    return warmup + sum(n * rounds for n in steps if n <= max_n)
+    return warmup + repeat * sum(n * rounds for n in steps if n <= max_n)
 
 
 def start_offsets(n: int, interval: float, rng: random.Random) -> list[float]:

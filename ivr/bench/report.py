@@ -175,12 +175,20 @@ def variant_table(results: dict[str, Any]) -> str:
 STEP_HEAD = (
     "| variant | N | calls/s | done / placed | passed | response p50 / p99 ms "
     "| from Asterisk p50 / p99 ms | CPU ms/call ctl | Asterisk | PostgreSQL | sipp "
-    "| Asterisk threads / fds | machine CPU % | failures | slowest waits p50/p99 ms |"
+    "| Asterisk threads / fds | machine CPU % | failures | slowest waits p50/p99 ms "
+    "| runs passed: p99 ms per run |"
 )
 
 
+def _runs(step: dict[str, Any]) -> str:
+    """``--repeat``: "2 of 3: 610 / 720 / 1070" (a step run once, or an older file: empty)."""
+    if int(step.get("runs") or 1) < 2:
+        return ""
+    return f"{step.get('runs_passed')} of {step['runs']}: {step.get('response_p99_ms_runs', '')}"
+
+
 def step_table(steps: Sequence[dict[str, Any]]) -> str:
-    rows = [STEP_HEAD, "|" + " --- |" * 15]
+    rows = [STEP_HEAD, "|" + " --- |" * 16]
     for s in steps:
         passed = "yes" if s.get("passed") else ("no (p99)" if s.get("too_slow") else "no")
         if s.get("profiled"):
@@ -194,7 +202,7 @@ def step_table(steps: Sequence[dict[str, Any]]) -> str:
             f"| {_num(s.get('postgres_cpu_ms_per_call'))} | {_num(s.get('sipp_cpu_ms_per_call'), 2)} "
             f"| {_pair(s.get('asterisk_threads_peak'), s.get('asterisk_fds_peak'), 0)} "
             f"| {_num(s.get('host_cpu_pct'), 0)} | {s.get('failures') or ''} "
-            f"| {s.get('slowest_waits_ms') or ''} |"
+            f"| {s.get('slowest_waits_ms') or ''} | {_runs(s)} |"
         )
     return "\n".join(rows)
 

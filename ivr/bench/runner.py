@@ -56,6 +56,7 @@ from ivr.bench.postgres import PostgresError, ThrowawayPostgres
 from ivr.bench.report import headline_text
 from ivr.bench.stats import (
     StepResult,
+    combine_runs,
     first_failed,
     merge_counts,
     next_step,
@@ -117,6 +118,7 @@ class BenchConfig:
     profile: bool = False  # py-spy around one step per ARI variant (ivr.bench.profile)
     profile_at: int | None = None  # that step's N; None: nearest 60 % of expected capacity
     command: str = ""  # the command line, kept in results.json
+    repeat: int = 1  # runs of every step; the step's verdict is the majority's (combine_runs)
 
     def ladder(self, line: str) -> list[int]:
         return ladder_for(line, self.steps, quick=self.quick, max_calls=self.max_calls)
@@ -166,7 +168,7 @@ class Bench:
         facts = machine_facts()
         variants = self.variants()
         ladders = {v.line: self.config.ladder(v.line) for v in variants}
-        estimate = estimate_seconds(variants, ladders, self.config.hold)
+        estimate = estimate_seconds(variants, ladders, self.config.hold, repeat=self.config.repeat)
         self.say(
             f"ivr bench: instance {self.settings.instance}, SIP port {self.settings.ports.sip}, "
             f"RTP {self.settings.ports.rtp_start}-{self.settings.ports.rtp_end}, "
@@ -281,6 +283,7 @@ class Bench:
                 "rtp_range": [self.settings.ports.rtp_start, self.settings.ports.rtp_end],
                 "quick": self.config.quick,
                 "profile": self.config.profile,
+                "repeat": self.config.repeat,
             },
             "variants": {
                 name: {
@@ -315,7 +318,7 @@ class Bench:
         for name, run in self.runs.items():
             if run.error:
                 self.say(f"  {name}: {run.error}")
-        self.say(f"results: {self.config.out_dir}/results.json, results.csv, bench.png")
+        self.say(f"results: {self.config.out_dir}/results.json, results.csv, runs.csv, bench.png")
         self.say(f"report:  ivr bench report {self.config.out_dir}")
         return results
 
@@ -351,16 +354,44 @@ class Bench:
                 run.error = "the controller exited; see controller.log"
                 self.say(f"  {run.error}")
                 break
-            if n == profile_n:
-                step, run.profile = self._profiled_step(line, variant, n, rounds, run.call_seconds)
-            else:
-                step = self._step(line, variant, n, rounds=rounds, call_seconds=run.call_seconds)
-            run.steps.append(step)
-            self.say(step_line(step))
+
+            def one(k: int, n: int = n, rounds: int = rounds) -> StepResult:
+                if n == profile_n and k == 1:  # one flame graph per variant: the first run
+                    step, run.profile = self._profiled_step(
+                        line, variant, n, rounds, run.call_seconds, attempt=self._attempt(k)
+                    )
+                    return step
+                return self._step(
+                    line, variant, n, rounds=rounds, call_seconds=run.call_seconds,
+                    attempt=self._attempt(k),
+                )  # fmt: skip
+
+            run.steps.append(self._repeated(n, one, controller=line.uses_controller))
         return run
 
+    def _attempt(self, k: int) -> int:
+        """The run number in file names: 0 (none) when every step runs once."""
+        return k if self.config.repeat > 1 else 0
+
+    def _repeated(
+        self, n: int, one: Callable[[int], StepResult], *, controller: bool = True
+    ) -> StepResult:
+        """Step N run ``config.repeat`` times (``one(k)``, k = 1..K), combined by
+        ``combine_runs``; with a ``controller``, stops early when it has exited (what ran
+        counts; the next step's check reports it)."""
+        runs: list[StepResult] = []
+        for k in range(1, self.config.repeat + 1):
+            if k > 1 and controller and not self._controller_alive():
+                break
+            runs.append(one(k))
+            if self.config.repeat > 1:
+                self.say(step_line(runs[-1], run=f"{k}/{self.config.repeat}"))
+        step = combine_runs(runs)
+        self.say(step_line(step))
+        return step
+
     def _profiled_step(
-        self, line: Line, variant: Variant, n: int, rounds: int, call_s: float
+        self, line: Line, variant: Variant, n: int, rounds: int, call_s: float, attempt: int = 0
     ) -> tuple[StepResult, str]:
         from ivr.bench.profile import profiling
 
@@ -370,11 +401,15 @@ class Bench:
         step: StepResult | None = None
         try:
             with profiling(self.controller.pid, out, seconds):
-                step = self._step(line, variant, n, rounds=rounds, call_seconds=call_s)
+                step = self._step(
+                    line, variant, n, rounds=rounds, call_seconds=call_s, attempt=attempt
+                )
         except Exception as exc:  # a profile that fails must not cost the step
             self.say(f"  profile at N={n} failed: {exc}")
             if step is None:
-                step = self._step(line, variant, n, rounds=rounds, call_seconds=call_s)
+                step = self._step(
+                    line, variant, n, rounds=rounds, call_seconds=call_s, attempt=attempt
+                )
             return step, f"failed: {exc}"
         self.say(f"  flame graph: {out.name}")
         step.profiled = True
@@ -397,7 +432,9 @@ class Bench:
             raise BenchError("the chat line must be set up before the controller starts")
         rounds = chat_rounds_for(self.config.hold, self.config.chat_interval, len(contact_script()))
         ladder = self.config.ladder(CHAT_LINE)
-        phones = contact_phones(contacts_needed(ladder, self.config.max_calls, rounds))
+        phones = contact_phones(
+            contacts_needed(ladder, self.config.max_calls, rounds, repeat=self.config.repeat)
+        )
         config_dir = write_config(
             self.settings.config_dir, self.config.out_dir / "chat-config", phones
         )
@@ -451,9 +488,11 @@ class Bench:
                 run.error = "the controller exited; see controller.log"
                 self.say(f"  {run.error}")
                 break
-            step = self._chat_step(variant, n, rounds, script)
-            run.steps.append(step)
-            self.say(step_line(step))
+
+            def one(k: int, n: int = n) -> StepResult:
+                return self._chat_step(variant, n, rounds, script, attempt=self._attempt(k))
+
+            run.steps.append(self._repeated(n, one))
         return run
 
     def _chat_step(
@@ -464,6 +503,7 @@ class Bench:
         script: Sequence[ChatMove],
         *,
         warmup: bool = False,
+        attempt: int = 0,
     ) -> StepResult:
         assert self.chat is not None
         time.sleep(self.config.settle_s)
@@ -492,7 +532,7 @@ class Bench:
         usage.sample()
         host_cpu = psutil.cpu_percent(None)
         duration = time.time() - t0
-        label = "warmup" if warmup else f"n{n:04d}"
+        label = "warmup" if warmup else f"n{n:04d}" + (f"-r{attempt}" if attempt else "")
         (self.config.out_dir / f"chat-{label}.txt").write_text(
             "\n\n".join(outcome.transcript) + "\n", encoding="utf-8"
         )
@@ -528,9 +568,11 @@ class Bench:
         rounds: int,
         call_seconds: float = 0.0,
         warmup: bool = False,
+        attempt: int = 0,
     ) -> StepResult:
+        """One run of N calls; ``attempt`` (``--repeat``) names its sipp directory."""
         time.sleep(self.config.settle_s)
-        label = "warmup" if warmup else f"n{n:04d}"
+        label = "warmup" if warmup else f"n{n:04d}" + (f"-r{attempt}" if attempt else "")
         workdir = self.config.out_dir / "sipp" / f"{variant.slug}-{label}"
         workdir.mkdir(parents=True, exist_ok=True)
         xml = caller_xml(line.scenario(), workdir)

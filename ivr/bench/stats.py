@@ -10,7 +10,7 @@ import itertools
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,10 @@ class StepResult:
     profiled: bool = False
     # Where the callers waited (``path_waits`` of the step's call records), ms.
     waits_ms: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    # ``ivr bench --repeat K``: every run of this N (summary rows, in the order run) and the
+    # majority's verdict; this result is the median run (``combine_runs``). Empty: one run.
+    runs: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    majority_passed: bool | None = None
 
     @property
     def failure_ratio(self) -> float:
@@ -133,6 +137,14 @@ class StepResult:
 
     @property
     def passed(self) -> bool:
+        """This run held; for a repeated step (``runs``), more than half of its runs held."""
+        if self.majority_passed is not None:
+            return self.majority_passed
+        return self.run_passed
+
+    @property
+    def run_passed(self) -> bool:
+        """This one run held: few enough failed calls and a response p99 under the limit."""
         return step_passes(self.placed, self.failed, self.threshold) and not self.too_slow
 
     def cpu_ms_per_call(self, process: str, *, net: bool = True) -> float | None:
@@ -207,7 +219,41 @@ class StepResult:
             "failures": ";".join(f"{k}={v}" for k, v in sorted(self.failures.items())),
             "profiled": self.profiled,
             "slowest_waits_ms": slowest_waits(self.waits_ms),
+            "runs": len(self.runs) or 1,
+            "runs_passed": (
+                sum(bool(r["run_passed"]) for r in self.runs) if self.runs else int(self.run_passed)
+            ),
+            "run_passed": self.run_passed,
+            # Every run's p99 and failure share, in the order run ("" for one run).
+            "response_p99_ms_runs": " / ".join(_fmt(r["response_p99_ms"]) for r in self.runs),
+            "failure_ratio_runs": " / ".join(f"{r['failure_ratio']:.3f}" for r in self.runs),
         }
+
+
+def combine_runs(runs: Sequence[StepResult]) -> StepResult:
+    """One step from ``K`` runs of the same N (``ivr bench --repeat K``).
+
+    The verdict is the majority's: the step passes when more than half of its
+    runs passed (2 of 3), so one unlucky run neither makes nor breaks a
+    capacity. The figures are the median run's, the runs ordered by response
+    p99 (a run without samples last); ``runs`` keeps every run's summary row,
+    so a report shows the spread. One run is returned as it is.
+    Raises ``ValueError`` for no runs or runs of different N.
+    """
+    if not runs:
+        raise ValueError("combine_runs needs at least one run")
+    if len({r.concurrency for r in runs}) != 1:
+        raise ValueError(f"runs of different N: {sorted({r.concurrency for r in runs})}")
+    if len(runs) == 1:
+        return runs[0]
+
+    def p99_order(run: StepResult) -> tuple[bool, float]:
+        p99 = percentile(run.response_ms, 99)
+        return (p99 is None, p99 or 0.0)
+
+    median = sorted(runs, key=p99_order)[(len(runs) - 1) // 2]
+    majority = sum(r.run_passed for r in runs) * 2 > len(runs)
+    return replace(median, runs=[r.summary() for r in runs], majority_passed=majority)
 
 
 def per_cpu_second(cpu_ms_per_unit: float | None) -> float | None:
@@ -370,14 +416,20 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
 
 
 def write_results(out_dir: Path, results: dict[str, Any], steps: Sequence[StepResult]) -> None:
+    """results.json (``results`` with every step's row under "steps" and, for ``--repeat``,
+    every run's row under "step_runs"), results.csv (the steps) and runs.csv (every run:
+    the step's own row when it ran once)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [s.summary() for s in steps]
+    runs = [run for s, row in zip(steps, rows, strict=True) for run in (s.runs or [row])]
     (out_dir / "results.json").write_text(
-        json.dumps(results | {"steps": rows}, indent=2, default=_json_default) + "\n",
+        json.dumps(results | {"steps": rows, "step_runs": runs}, indent=2, default=_json_default)
+        + "\n",
         encoding="utf-8",
     )
-    header = list(rows[0]) if rows else []
-    write_csv(out_dir / "results.csv", header, [[row[k] for k in header] for row in rows])
+    for name, table_rows in (("results.csv", rows), ("runs.csv", runs)):
+        header = list(table_rows[0]) if table_rows else []
+        write_csv(out_dir / name, header, [[row[k] for k in header] for row in table_rows])
 
 
 def _json_default(value: object) -> object:
@@ -420,14 +472,24 @@ def table(lines: Sequence[LineSummary]) -> str:
     return "\n".join(out)
 
 
-def step_line(step: StepResult) -> str:
-    """One progress line per step, printed as the run goes."""
+def step_line(step: StepResult, run: str = "") -> str:
+    """One progress line per step, printed as the run goes; ``run`` ("2/3") names one run
+    of a repeated step."""
     s = step.summary()
+    if step.runs:
+        verdict = "ok" if step.passed else "FAIL"
+        return (
+            f"  {step.variant or step.line:<15} N={step.concurrency:<4} {verdict:<4} "
+            f"{s['runs_passed']} of {s['runs']} runs passed; response p99 per run "
+            f"{s['response_p99_ms_runs']} ms; failed share per run {s['failure_ratio_runs']}; "
+            f"median run: resp p50/p99 {_fmt(s['response_p50_ms'])}/{_fmt(s['response_p99_ms'])} ms"
+        )
     verdict = "ok" if step.passed else ("SLOW" if step.too_slow else "FAIL")
     why = f" ({s['failures']})" if s["failures"] else ""
     return (
-        f"  {step.variant or step.line:<15} N={step.concurrency:<4} {verdict:<4} "
-        f"{step.completed}/{step.placed} done, {step.failed} failed{why}; "
+        f"  {step.variant or step.line:<15} N={step.concurrency:<4} "
+        + (f"run {run} " if run else "")
+        + f"{verdict:<4} {step.completed}/{step.placed} done, {step.failed} failed{why}; "
         f"up at once {step.max_concurrent_seen}; "
         f"react p50/p99 {_fmt(s['reaction_p50_ms'])}/{_fmt(s['reaction_p99_ms'])} ms "
         f"(from Asterisk {_fmt(s['from_asterisk_p50_ms'])}/{_fmt(s['from_asterisk_p99_ms'])}); "

@@ -207,10 +207,12 @@ def estimate_seconds(
     ladders: Mapping[str, Sequence[int]],
     hold_s: float,
     expected_capacity: dict[str, int] | None = None,
+    repeat: int = 1,
 ) -> float:
     """The run's wall time if each variant climbs its ladder up to the first step
     above ``expected_capacity[variant.name]`` (that failed step included; all of it
-    without an expectation), plus the controller start and the warm-up call."""
+    without an expectation), every step run ``repeat`` times, plus the controller
+    start and the warm-up call."""
     total = 0.0
     for v in variants:
         call_s = TYPICAL_CALL_S.get(v.line, 10.0)
@@ -219,6 +221,6 @@ def estimate_seconds(
         if cap is not None:
             passing = [n for n in ladder if n <= cap]
             ladder = ladder[: len(passing) + 1]
-        total += len(ladder) * step_seconds(call_s, hold_s)
+        total += repeat * len(ladder) * step_seconds(call_s, hold_s)
         total += WARMUP_S + call_s + (CONTROLLER_START_S if v.uses_controller else 0.0)
     return total

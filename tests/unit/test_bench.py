@@ -343,6 +343,123 @@ def test_path_waits_over_short_and_repeated_paths(
 def test_slowest_waits_ranks_by_p99_and_keeps_the_top() -> None:
     from ivr.bench.stats import slowest_waits
 
-    waits = {"fast": [1.0] * 100, "slow": [10.0] * 90 + [900.0] * 10, "mid": [50.0] * 100, "none": []}
+    waits = {
+        "fast": [1.0] * 100,
+        "slow": [10.0] * 90 + [900.0] * 10,
+        "mid": [50.0] * 100,
+        "none": [],
+    }
     assert slowest_waits(waits, top=2) == "slow 10/900; mid 50/50"
     assert slowest_waits({}) == ""
+
+
+# -- --repeat: a step from several runs ----------------------------------------------
+
+
+def _run(n: int, p99: float, failed: int = 0, placed: int = 100) -> StepResult:
+    """One run whose response p99 is ``p99`` ms (100 samples, the top one at p99's height)."""
+    return step(n, placed, failed, response_ms=[10.0] * 98 + [p99, p99], max_response_p99_ms=1000.0)
+
+
+@pytest.mark.parametrize(
+    ("p99s", "failed", "verdict", "median_p99"),
+    [
+        ((610.0, 1070.0, 720.0), (0, 0, 0), True, 720.0),  # one slow run does not fail the step
+        ((1200.0, 700.0, 1500.0), (0, 0, 0), False, 1200.0),  # one good run does not pass it
+        ((100.0, 100.0, 100.0), (0, 9, 8), False, 100.0),  # failed calls count per run
+        ((100.0, 200.0), (0, 0), True, 100.0),  # 2 of 2
+        ((100.0, 2000.0), (0, 0), False, 100.0),  # 1 of 2 is not more than half
+        ((300.0, 100.0, 200.0, 400.0, 1500.0), (0, 0, 0, 0, 0), True, 300.0),
+    ],
+)
+def test_a_repeated_step_passes_on_the_majority_with_the_median_runs_figures(
+    p99s: tuple[float, ...], failed: tuple[int, ...], verdict: bool, median_p99: float
+) -> None:
+    from ivr.bench.stats import combine_runs
+
+    runs = [_run(480, p, f) for p, f in zip(p99s, failed, strict=True)]
+    combined = combine_runs(runs)
+    assert combined.passed is verdict
+    assert percentile(combined.response_ms, 99) == pytest.approx(median_p99)
+    row = combined.summary()
+    assert row["runs"] == len(runs)
+    assert row["runs_passed"] == sum(r.run_passed for r in runs)
+    assert row["response_p99_ms_runs"] == " / ".join(f"{p:.1f}" for p in p99s)  # in run order
+    assert row["passed"] is verdict
+    # The stop rule and the capacity read the verdict, not the median run's own.
+    assert (next_step([480, 560], [combined], 10_000) == 560) is verdict
+    assert summarize_line("citas", "t", [combined]).capacity == (480 if verdict else 0)
+
+
+def test_one_run_is_returned_as_it_is_and_bad_calls_raise() -> None:
+    from ivr.bench.stats import combine_runs
+
+    alone = _run(80, 50.0)
+    assert combine_runs([alone]) is alone
+    assert alone.summary()["runs"] == 1 and alone.summary()["response_p99_ms_runs"] == ""
+    with pytest.raises(ValueError, match="at least one"):
+        combine_runs([])
+    with pytest.raises(ValueError, match="different N"):
+        combine_runs([_run(80, 50.0), _run(160, 50.0)])
+
+
+def test_a_run_without_samples_is_ordered_last() -> None:
+    from ivr.bench.stats import combine_runs
+
+    empty = step(80, 100, 100, max_response_p99_ms=1000.0)
+    combined = combine_runs([empty, _run(80, 40.0), _run(80, 60.0)])
+    assert percentile(combined.response_ms, 99) == pytest.approx(60.0)
+    assert combined.summary()["response_p99_ms_runs"] == "- / 40.0 / 60.0"
+
+
+def test_every_run_is_in_the_files(tmp_path: Path) -> None:
+    from ivr.bench.stats import combine_runs
+
+    steps = [combine_runs([_run(80, 40.0), _run(80, 60.0), _run(80, 1500.0)]), _run(160, 70.0)]
+    write_results(tmp_path, {}, steps)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert [r["concurrency"] for r in data["step_runs"]] == [80, 80, 80, 160]
+    assert [r["run_passed"] for r in data["step_runs"]] == [True, True, False, True]
+    with (tmp_path / "runs.csv").open() as f:
+        assert [r["response_p99_ms"] for r in csv.DictReader(f)] == [
+            "40.0",
+            "60.0",
+            "1500.0",
+            "70.0",
+        ]
+    with (tmp_path / "results.csv").open() as f:
+        assert [r["runs_passed"] for r in csv.DictReader(f)] == ["2", "1"]
+
+
+@pytest.mark.parametrize(
+    ("repeat", "alive", "calls"), [(1, True, [1]), (3, True, [1, 2, 3]), (3, False, [1])]
+)
+def test_the_bench_runs_a_step_k_times_and_stops_when_the_controller_has_exited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repeat: int, alive: bool, calls: list[int]
+) -> None:
+    from ivr.bench.runner import Bench, BenchConfig
+    from ivr.settings import Settings
+
+    config = BenchConfig(
+        steps=[80], max_calls=80, hold=10.0, threshold=0.05, max_response_p99_ms=1000.0,
+        lines=["citas"], out_dir=tmp_path, repeat=repeat,
+    )  # fmt: skip
+    said: list[str] = []
+    bench = Bench(config, Settings.from_env(), say=said.append)
+    monkeypatch.setattr(bench, "_controller_alive", lambda: alive)
+    ran: list[int] = []
+
+    def one(k: int) -> StepResult:
+        ran.append(k)
+        return _run(80, 100.0 * k)
+
+    combined = bench._repeated(80, one)
+    assert ran == calls
+    assert combined.summary()["runs"] == len(calls)
+    runs_said = [line for line in said if "N=80   run " in line]
+    assert len(runs_said) == (len(calls) if repeat > 1 else 0)
+    assert said[-1].lstrip().startswith("smoke-ari")  # the step's own line last
+    # Without a controller (plain dialplan) every run is made.
+    ran.clear()
+    bench._repeated(80, one, controller=False)
+    assert ran == list(range(1, repeat + 1))

@@ -220,6 +220,9 @@ def test_the_default_run_fits_in_about_40_minutes_on_2_cores() -> None:
     assert 25 <= minutes <= 45, minutes
     # and every ladder climbed to its top (nothing failing) is the worst case
     assert estimate_seconds(variants, DEFAULT_LADDERS, 15.0) / 60 > minutes
+    # --repeat 3 runs every step three times: the steps triple, the warm-ups and starts do not
+    thrice = estimate_seconds(variants, DEFAULT_LADDERS, 15.0, expected, repeat=3) / 60
+    assert 2 * minutes < thrice < 3 * minutes, (minutes, thrice)
 
 
 def test_quick_run_is_a_few_minutes() -> None:

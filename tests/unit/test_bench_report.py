@@ -284,3 +284,22 @@ def test_the_passed_cell_says_why_and_marks_the_profiled_step(
     step = {**results["steps"][0], **changes}
     row = step_table([step]).splitlines()[2]
     assert row.split("|")[5].strip() == cell
+
+
+def test_a_repeated_step_shows_every_runs_p99(results: dict[str, Any]) -> None:
+    step = {
+        **results["steps"][0],
+        "runs": 3,
+        "runs_passed": 2,
+        "response_p99_ms_runs": "610.0 / 1070.0 / 720.0",
+    }
+    once = {**results["steps"][0], "runs": 1}
+    older = {
+        k: v for k, v in results["steps"][0].items() if k != "runs"
+    }  # a results.json of before
+    rows = step_table([step, once, older]).splitlines()[2:]
+    assert [r.rstrip("|").split("|")[-1].strip() for r in rows] == [
+        "2 of 3: 610.0 / 1070.0 / 720.0",
+        "",
+        "",
+    ]
