@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import logging
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Index,
@@ -40,12 +41,13 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     func,
-    insert,
     or_,
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -53,6 +55,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ivr.masking import mask_number
 from ivr.phone import require_sms_destination
 from ivr.store.db import Database, StoreUnavailable
+from ivr.store.group import GroupCommit
 from ivr.store.models import Base, UtcDateTime
 
 logger = logging.getLogger(__name__)
@@ -104,7 +107,17 @@ class OutboxMessage:
     sent_at: datetime | None
 
 
-_INSERT = insert(SmsOutboxRow)
+@functools.cache
+def _insert_new(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT (dedupe_key) DO NOTHING`` for ``dialect`` (``postgresql``
+    or ``sqlite``), built once: a batch's clash with a stored key, or two items of one
+    batch with the same key, leave the first message in place."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(SmsOutboxRow).on_conflict_do_nothing(index_elements=["dedupe_key"])
+
+
+# A mark: the message's id, what is being marked (for the error), the new values.
+Mark = tuple[str, str, dict[str, object]]
 
 
 class SmsOutbox:
@@ -118,6 +131,11 @@ class SmsOutbox:
         # Messages the database could not take yet (to_number, text, dedupe_key),
         # oldest first; the worker stores them when it can (``store_held``).
         self.held: deque[tuple[str, str, str]] = deque()
+        # The enqueues and the worker's marks of the same moment, one commit each batch.
+        self.inserts: GroupCommit[dict[str, object], str | None] = GroupCommit(
+            self._insert_batch, name="sms enqueue"
+        )
+        self.marks: GroupCommit[Mark, None] = GroupCommit(self._mark_batch, name="sms marks")
 
     async def enqueue_or_hold(self, *, to_number: str, text: str, dedupe_key: str) -> str | None:
         """``enqueue``; while the database is unavailable, keep the message in memory
@@ -151,8 +169,9 @@ class SmsOutbox:
         (a ValueError) is raised and nothing is stored.
         """
         require_sms_destination(to_number)
-        # Insert first, look up only on a clash: a new message (every call's case)
-        # costs one transaction, not two (issue 13, docs/perf/db.md).
+        # Queued with the other enqueues of the moment (``GroupCommit``): one
+        # transaction for the batch, an INSERT that skips a stored key and one
+        # read of the batch's ids (issue 13, docs/perf/db.md).
         now = self._clock()
         message_id = str(uuid.uuid4())
         row = {
@@ -160,12 +179,15 @@ class SmsOutbox:
             "status": PENDING, "attempts": 0, "next_attempt_at": now, "lease_until": None,
             "provider_id": None, "last_error": None, "created_at": now, "sent_at": None,
         }  # fmt: skip
-        if not await self._insert(row):
-            # Queued before (a retried step), or a concurrent enqueue of the same key.
-            winner = await self._id_for(dedupe_key)
-            if winner is None:
-                raise StoreUnavailable(f"sms {dedupe_key} neither inserted nor found")
-            return winner
+        try:
+            async with asyncio.timeout(self.timeout):
+                stored = await self.inserts.submit(row)
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"cannot queue sms {dedupe_key}: no answer in time") from exc
+        if stored is None:
+            raise StoreUnavailable(f"sms {dedupe_key} neither inserted nor found")
+        if stored != message_id:
+            return stored  # queued before (a retried step), or by another enqueue of the key
         logger.info("sms %s queued for %s (%s)", message_id, mask_number(to_number), dedupe_key)
         self.wakeup.set()
         return message_id
@@ -260,40 +282,45 @@ class SmsOutbox:
 
         return await self._run("list sms", op)
 
-    async def _id_for(self, dedupe_key: str) -> str | None:
-        async def op(session: AsyncSession) -> str | None:
-            return await session.scalar(
-                select(SmsOutboxRow.id).where(SmsOutboxRow.dedupe_key == dedupe_key)
-            )
-
-        return await self._run(f"look up sms {dedupe_key}", op)
-
-    async def _insert(self, row: dict[str, object]) -> bool:
-        """False when the dedupe key is already there. One Core INSERT on the
-        caller's path (no ORM unit of work: its flush was 8 % of the loop in
-        scripts/db_call_cost.py's profile)."""
+    async def _insert_batch(self, rows: Sequence[dict[str, object]]) -> builtins.list[str | None]:
+        """Store the rows whose dedupe key is new, in one transaction; return, per row,
+        the id stored under its key (the row's own id: it was inserted; another: the
+        key was there first; None: neither, which should not happen). Core statements
+        on the caller's path (no ORM unit of work: its flush was 8 % of the loop in
+        scripts/db_call_cost.py's profile). Raises ``StoreUnavailable``."""
+        keys = [str(row["dedupe_key"]) for row in rows]
+        ids = select(SmsOutboxRow.dedupe_key, SmsOutboxRow.id).where(
+            SmsOutboxRow.dedupe_key.in_(keys)
+        )
         try:
             async with asyncio.timeout(self.timeout), self.db.writing() as conn:
-                await conn.execute(_INSERT, row)
-        except IntegrityError:
-            return False
+                await conn.execute(_insert_new(conn.dialect.name), builtins.list(rows))
+                stored = {str(key): str(id) for key, id in (await conn.execute(ids)).all()}
         except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"cannot queue sms {row['dedupe_key']}: {exc}") from exc
-        return True
+            raise StoreUnavailable(f"cannot queue {len(rows)} sms: {exc}") from exc
+        return [stored.get(key) for key in keys]
 
     async def _update(self, id: str, what: str, **values: object) -> None:
-        # A sent message stays sent, whatever a late or confused worker says.
-        change = (
-            update(SmsOutboxRow)
-            .where(SmsOutboxRow.id == id, SmsOutboxRow.status != SENT)
-            .values(lease_until=None, **values)
-            .execution_options(synchronize_session=False)
-        )
+        """Mark one message, committed with the other marks of the moment (``marks``)."""
+        await self.marks.submit((id, what, values))
+
+    async def _mark_batch(self, marks: Sequence[Mark]) -> builtins.list[None]:
+        """The marks in one transaction. A sent message stays sent, whatever a late
+        or confused worker says. Raises ``StoreUnavailable``."""
 
         async def op(session: AsyncSession) -> None:
-            await session.execute(change)
+            for id, _what, values in marks:
+                await session.execute(
+                    update(SmsOutboxRow)
+                    .where(SmsOutboxRow.id == id, SmsOutboxRow.status != SENT)
+                    .values(lease_until=None, **values)
+                    .execution_options(synchronize_session=False)
+                )
 
-        await self._run(f"{what} sms {id}", op, write=True)
+        what = ", ".join(f"{what} sms {id}" for id, what, _ in marks[:3])
+        more = f" and {len(marks) - 3} more" if len(marks) > 3 else ""
+        await self._run(what + more, op, write=True)
+        return [None] * len(marks)
 
     async def _run(
         self, what: str, op: Callable[[AsyncSession], Awaitable[T]], *, write: bool = False

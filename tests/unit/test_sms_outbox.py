@@ -125,3 +125,93 @@ async def test_next_due(outbox: SmsOutbox) -> None:
     await outbox.enqueue(to_number="+573001234567", text="b", dedupe_key="b")
     await outbox.claim_due(NOW, lease_s=10, limit=10)  # leases b until NOW+10s
     assert await outbox.next_due() == NOW + timedelta(seconds=10)
+
+
+# -- group commit (issue 13: one commit per batch of enqueues and of marks) ----------
+
+
+async def test_enqueues_of_the_same_moment_are_one_commit_each_caller_its_own_id(
+    outbox: SmsOutbox,
+) -> None:
+    before = await outbox.enqueue(to_number="+573001234567", text="antes", dedupe_key="call:0")
+    flushes = outbox.inserts.flushes
+    keys = [f"call:{i % 30}" for i in range(40)]  # 10 keys twice, call:0 stored already
+    ids = await asyncio.gather(
+        *(outbox.enqueue(to_number="+573001234567", text=k, dedupe_key=k) for k in keys)
+    )
+    assert outbox.inserts.flushes - flushes <= 2  # one batch, or two if the first started alone
+    stored = {m.dedupe_key: m for m in await outbox.list()}
+    assert sorted(stored) == sorted(set(keys))
+    for key, message_id in zip(keys, ids, strict=True):
+        assert stored[key].id == message_id  # twice the same key: the same, first, message
+    assert stored["call:0"].id == before and stored["call:0"].text == "antes"
+    assert stored["call:1"].text == "call:1"
+
+
+async def test_two_outboxes_on_one_database_never_make_a_key_twice(db: Database) -> None:
+    """Two controllers' outboxes (two GroupCommits) queue the same keys at once."""
+    a, b = (SmsOutbox(db, timeout=5.0, clock=lambda: NOW) for _ in range(2))
+    keys = [f"k{i}" for i in range(25)]
+    ids = await asyncio.gather(
+        *(
+            box.enqueue(to_number="+573001234567", text="x", dedupe_key=k)
+            for k in keys
+            for box in (a, b)
+        )
+    )
+    assert all(ids[2 * i] == ids[2 * i + 1] for i in range(len(keys)))
+    assert sorted(m.dedupe_key for m in await a.list()) == sorted(keys)
+
+
+async def test_a_batch_the_database_refuses_fails_each_caller_and_stores_nothing(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    from ivr.store.db import StoreUnavailable
+
+    outbox = SmsOutbox(db, timeout=5.0, clock=lambda: NOW)
+
+    @contextlib.asynccontextmanager
+    async def reset() -> AsyncIterator[None]:
+        raise OSError("connection reset")
+        yield  # pragma: no cover - an async generator that fails on entry
+
+    with monkeypatch.context() as patched:
+        patched.setattr(db, "writing", reset)
+        outcomes = await asyncio.gather(
+            *(
+                outbox.enqueue(to_number="+573001234567", text="x", dedupe_key=f"k{i}")
+                for i in range(5)
+            ),
+            return_exceptions=True,
+        )
+    assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
+    assert "connection reset" in str(outcomes[0])
+    assert await outbox.list() == []
+    assert await outbox.enqueue(to_number="+573001234567", text="x", dedupe_key="k0")  # next batch
+
+
+async def test_the_marks_of_one_round_are_one_commit(outbox: SmsOutbox) -> None:
+    ids = [
+        await outbox.enqueue(to_number="+573001234567", text="x", dedupe_key=f"k{i}")
+        for i in range(12)
+    ]
+    claimed = await outbox.claim_due(NOW, 60.0, 20)
+    assert len(claimed) == 12
+    flushes = outbox.marks.flushes
+    await asyncio.gather(
+        *(outbox.mark_sent(i, f"p{i}") for i in ids[:8]),
+        *(outbox.mark_retry(i, "503", NOW + timedelta(seconds=5)) for i in ids[8:11]),
+        outbox.mark_failed(ids[11], "número inválido"),
+    )
+    assert outbox.marks.flushes - flushes <= 2
+    by_id = {m.id: m for m in await outbox.list()}
+    assert [by_id[i].status for i in ids] == [SENT] * 8 + [PENDING] * 3 + [FAILED]
+    assert by_id[ids[0]].provider_id == f"p{ids[0]}" and by_id[ids[0]].lease_until is None
+    assert by_id[ids[8]].next_attempt_at == NOW + timedelta(seconds=5)
+    # A sent message stays sent, also when a late mark comes in the same batch as others.
+    await asyncio.gather(outbox.mark_retry(ids[0], "tarde", NOW), outbox.mark_sent(ids[8], "p8"))
+    by_id = {m.id: m for m in await outbox.list()}
+    assert by_id[ids[0]].status == SENT and by_id[ids[8]].status == SENT
