@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
@@ -55,6 +56,12 @@ def chromium(*, window: str, allowed_ports: Iterable[int] = ()) -> Iterator[webd
         driver.quit()
 
 
+# A page that redraws (the desktop's script panel on every render) replaces an
+# element between finding it and reading it: "not yet", as selenium's own
+# text_to_be_present_in_element takes it, not a failure.
+REDRAWN = (NoSuchElementException, StaleElementReferenceException)
+
+
 def wait_text(driver: WebDriver, selector: str, text: str, timeout: float) -> None:
     """Wait until an element matching ``selector`` shows ``text`` (a substring).
 
@@ -66,7 +73,7 @@ def wait_text(driver: WebDriver, selector: str, text: str, timeout: float) -> No
     """
     if not text:
         raise ValueError(f"wait_text({selector!r}, '') cannot fail: use wait_shown")
-    WebDriverWait(driver, timeout).until(
+    WebDriverWait(driver, timeout, ignored_exceptions=REDRAWN).until(
         lambda d: any(text in e.text for e in d.find_elements(By.CSS_SELECTOR, selector)),
         f"{selector} never showed {text!r}",
     )
@@ -77,10 +84,15 @@ def wait_shown(driver: WebDriver, selector: str, timeout: float) -> str:
 
     Raises selenium's ``TimeoutException`` after ``timeout`` seconds.
     """
+
     def shown(d: WebDriver) -> str | bool:
         for element in d.find_elements(By.CSS_SELECTOR, selector):
             if element.is_displayed() and element.text.strip():
                 return str(element.text)
         return False
 
-    return str(WebDriverWait(driver, timeout).until(shown, f"{selector} never shown with a text"))
+    return str(
+        WebDriverWait(driver, timeout, ignored_exceptions=REDRAWN).until(
+            shown, f"{selector} never shown with a text"
+        )
+    )

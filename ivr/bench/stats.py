@@ -234,10 +234,13 @@ def combine_runs(runs: Sequence[StepResult]) -> StepResult:
     """One step from ``K`` runs of the same N (``ivr bench --repeat K``).
 
     The verdict is the majority's: the step passes when more than half of its
-    runs passed (2 of 3), so one unlucky run neither makes nor breaks a
-    capacity. The figures are the median run's, the runs ordered by response
-    p99 (a run without samples last); ``runs`` keeps every run's summary row,
-    so a report shows the spread. One run is returned as it is.
+    runs passed (2 of 3; with an even K, 1 of 2 is not more than half), so one
+    unlucky run neither makes nor breaks a capacity. The figures are those of
+    the median run (the lower middle one of an even count) among the runs
+    that agree with the verdict, ordered by response p99 (a run without samples last): a passing step never shows a
+    failed run's figures, nor a failing step a passing run's. ``runs`` keeps
+    every run's summary row, so a report shows the spread. One run is
+    returned as it is.
     Raises ``ValueError`` for no runs or runs of different N.
     """
     if not runs:
@@ -251,9 +254,15 @@ def combine_runs(runs: Sequence[StepResult]) -> StepResult:
         p99 = percentile(run.response_ms, 99)
         return (p99 is None, p99 or 0.0)
 
-    median = sorted(runs, key=p99_order)[(len(runs) - 1) // 2]
     majority = sum(r.run_passed for r in runs) * 2 > len(runs)
-    return replace(median, runs=[r.summary() for r in runs], majority_passed=majority)
+    agreeing = sorted((r for r in runs if r.run_passed == majority), key=p99_order)
+    median = agreeing[(len(agreeing) - 1) // 2]
+    return replace(
+        median,
+        runs=[r.summary() for r in runs],
+        majority_passed=majority,
+        profiled=any(r.profiled for r in runs),  # py-spy ran in one of them: the CPU may show it
+    )
 
 
 def per_cpu_second(cpu_ms_per_unit: float | None) -> float | None:

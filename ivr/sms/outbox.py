@@ -47,7 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -120,6 +120,19 @@ def _insert_new(dialect: str) -> Any:
 Mark = tuple[str, str, dict[str, object]]
 
 
+def _maybe_one_rows(exc: Exception) -> bool:
+    """A batch's failure that may be one row's: the database refused a statement (a
+    value it cannot store, a deadlock victim), not an outage (no connection, a busy
+    or locked database, a timeout). ``GroupCommit`` then writes the batch's rows one
+    by one, so one message's bad row never fails the others' callers."""
+    cause = exc.__cause__
+    return (
+        isinstance(cause, DBAPIError)
+        and not isinstance(cause, OperationalError | InterfaceError)
+        and not cause.connection_invalidated
+    )
+
+
 class SmsOutbox:
     def __init__(
         self, db: Database, *, timeout: float, clock: Callable[[], datetime] = _utcnow
@@ -133,9 +146,11 @@ class SmsOutbox:
         self.held: deque[tuple[str, str, str]] = deque()
         # The enqueues and the worker's marks of the same moment, one commit each batch.
         self.inserts: GroupCommit[dict[str, object], str | None] = GroupCommit(
-            self._insert_batch, name="sms enqueue"
+            self._insert_batch, name="sms enqueue", alone=_maybe_one_rows
         )
-        self.marks: GroupCommit[Mark, None] = GroupCommit(self._mark_batch, name="sms marks")
+        self.marks: GroupCommit[Mark, None] = GroupCommit(
+            self._mark_batch, name="sms marks", alone=_maybe_one_rows
+        )
 
     async def enqueue_or_hold(self, *, to_number: str, text: str, dedupe_key: str) -> str | None:
         """``enqueue``; while the database is unavailable, keep the message in memory
@@ -292,9 +307,12 @@ class SmsOutbox:
         ids = select(SmsOutboxRow.dedupe_key, SmsOutboxRow.id).where(
             SmsOutboxRow.dedupe_key.in_(keys)
         )
+        # In key order: two controllers' batches sharing keys wait for each other in
+        # the same order, never in a cycle (PostgreSQL: "deadlock detected").
+        ordered = sorted(rows, key=lambda row: str(row["dedupe_key"]))
         try:
             async with asyncio.timeout(self.timeout), self.db.writing() as conn:
-                await conn.execute(_insert_new(conn.dialect.name), builtins.list(rows))
+                await conn.execute(_insert_new(conn.dialect.name), ordered)
                 stored = {str(key): str(id) for key, id in (await conn.execute(ids)).all()}
         except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"cannot queue {len(rows)} sms: {exc}") from exc
@@ -309,7 +327,8 @@ class SmsOutbox:
         or confused worker says. Raises ``StoreUnavailable``."""
 
         async def op(session: AsyncSession) -> None:
-            for id, _what, values in marks:
+            # In id order: two workers' batches never lock two rows in opposite orders.
+            for id, _what, values in sorted(marks, key=lambda mark: mark[0]):
                 await session.execute(
                     update(SmsOutboxRow)
                     .where(SmsOutboxRow.id == id, SmsOutboxRow.status != SENT)

@@ -14,8 +14,12 @@ The shape is the classic database group commit (PostgreSQL's
 batch is what queued up while the previous flush was writing.
 
 A flush that raises fails every item in its batch with that exception; the
-next batch is flushed anyway. A caller cancelled while waiting does not take
-its item back (it is written or failed with its batch; nothing is half-done).
+next batch is flushed anyway. When the failure may be one item's own (a row
+the database refuses: ``alone(exc)`` says so), the batch's items are flushed
+again one by one, so only that item's caller gets the error: batching never
+makes one caller's bad row another caller's failure. A caller cancelled while
+waiting does not take its item back (it is written or failed with its batch;
+nothing is half-done).
 """
 
 from __future__ import annotations
@@ -33,16 +37,26 @@ Flush = Callable[[Sequence[I]], Awaitable[Sequence[R]]]
 class GroupCommit(Generic[I, R]):
     """Batch ``submit(item)`` calls into ``flush(items) -> results`` (one result per
     item, in order); at most ``max_batch`` items per flush. One flush runs at a
-    time per instance; use an instance from one event loop.
+    time per instance; use an instance from one event loop. ``alone(exc)``: the
+    failure may be one item's, flush the batch's items one by one (default: never;
+    an outage fails the whole batch at once instead of once per item).
 
     Raises, from ``submit``: whatever the item's flush raised; ``RuntimeError``
     when ``flush`` returns a different number of results than it was given.
     """
 
-    def __init__(self, flush: Flush[I, R], *, max_batch: int = 256, name: str = "group commit"):
+    def __init__(
+        self,
+        flush: Flush[I, R],
+        *,
+        max_batch: int = 256,
+        name: str = "group commit",
+        alone: Callable[[Exception], bool] = lambda exc: False,
+    ):
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, not {max_batch}")
         self._flush = flush
+        self._alone = alone
         self.max_batch = max_batch
         self.name = name
         self._pending: list[tuple[I, asyncio.Future[R]]] = []
@@ -64,27 +78,35 @@ class GroupCommit(Generic[I, R]):
                 self._pending[: self.max_batch],
                 self._pending[self.max_batch :],
             )
-            self.flushes += 1
-            self.items += len(batch)
             try:
-                results = await self._flush([item for item, _ in batch])
-                if len(results) != len(batch):
-                    raise RuntimeError(
-                        f"{self.name}: flush returned {len(results)} results for {len(batch)} items"
-                    )
+                await self._flush_batch(batch)
             except asyncio.CancelledError:
                 for _, future in batch + self._pending:
                     future.cancel()
                 self._pending = []
                 raise
-            except Exception as exc:  # every waiter of this batch gets it
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-            else:
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
+
+    async def _flush_batch(self, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
+        self.flushes += 1
+        self.items += len(batch)
+        try:
+            results = await self._flush([item for item, _ in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(
+                    f"{self.name}: flush returned {len(results)} results for {len(batch)} items"
+                )
+        except Exception as exc:
+            if len(batch) > 1 and self._alone(exc):
+                for one in batch:  # each item's own outcome, in the order submitted
+                    await self._flush_batch([one])
+                return
+            for _, future in batch:  # every waiter of this batch gets it
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
 
     async def close(self) -> None:
         """Wait for the queued items to be flushed (at shutdown)."""

@@ -364,12 +364,24 @@ def _run(n: int, p99: float, failed: int = 0, placed: int = 100) -> StepResult:
 @pytest.mark.parametrize(
     ("p99s", "failed", "verdict", "median_p99"),
     [
-        ((610.0, 1070.0, 720.0), (0, 0, 0), True, 720.0),  # one slow run does not fail the step
+        ((610.0, 1070.0, 720.0), (0, 0, 0), True, 610.0),  # one slow run does not fail the step
         ((1200.0, 700.0, 1500.0), (0, 0, 0), False, 1200.0),  # one good run does not pass it
         ((100.0, 100.0, 100.0), (0, 9, 8), False, 100.0),  # failed calls count per run
         ((100.0, 200.0), (0, 0), True, 100.0),  # 2 of 2
-        ((100.0, 2000.0), (0, 0), False, 100.0),  # 1 of 2 is not more than half
-        ((300.0, 100.0, 200.0, 400.0, 1500.0), (0, 0, 0, 0, 0), True, 300.0),
+        (
+            (100.0, 2000.0),
+            (0, 0),
+            False,
+            2000.0,
+        ),  # 1 of 2 is not more than half: a failed run's figures
+        (
+            (600.0, 700.0, 800.0),
+            (0, 20, 0),
+            True,
+            600.0,
+        ),  # the failed run (700) is never the figures
+        ((600.0, 700.0, 800.0), (0, 20, 20), False, 700.0),
+        ((300.0, 100.0, 200.0, 400.0, 1500.0), (0, 0, 0, 0, 0), True, 200.0),  # lower middle of 4
     ],
 )
 def test_a_repeated_step_passes_on_the_majority_with_the_median_runs_figures(
@@ -406,7 +418,7 @@ def test_one_run_is_returned_as_it_is_and_bad_calls_raise() -> None:
 def test_a_run_without_samples_is_ordered_last() -> None:
     from ivr.bench.stats import combine_runs
 
-    empty = step(80, 100, 100, max_response_p99_ms=1000.0)
+    empty = step(80, 100, 0, max_response_p99_ms=1000.0)  # passed, but no response measured
     combined = combine_runs([empty, _run(80, 40.0), _run(80, 60.0)])
     assert percentile(combined.response_ms, 99) == pytest.approx(60.0)
     assert combined.summary()["response_p99_ms_runs"] == "- / 40.0 / 60.0"

@@ -35,7 +35,42 @@ def test_no_browser_test_waits_for_an_empty_literal() -> None:
             name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
             if name not in {"wait_text", "browser_wait_text", "text_to_be_present_in_element"}:
                 continue
-            for arg in node.args[1:]:
+            texts = [*node.args[1:], *(k.value for k in node.keywords if k.arg == "text")]
+            for arg in texts:
                 if isinstance(arg, ast.Constant) and arg.value == "":
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert found == [], found
+
+
+def test_an_element_redrawn_while_read_is_not_yet_not_a_failure() -> None:
+    """Review: the shared waits read ``e.text`` on elements the page may have replaced
+    since (StaleElementReferenceException); selenium's own condition took it as "not yet"."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    from tests.chromium import wait_shown
+
+    class Element:
+        def __init__(self, stale: bool) -> None:
+            self.stale = stale
+
+        @property
+        def text(self) -> str:
+            if self.stale:
+                raise StaleElementReferenceException("redrawn")
+            return "ya no está en ese paso"
+
+        def is_displayed(self) -> bool:
+            return not self.stale
+
+    class Driver:
+        def __init__(self) -> None:
+            self.polls = 0
+
+        def find_elements(self, _by: str, _selector: str) -> list[Element]:
+            self.polls += 1
+            return [Element(stale=self.polls == 1)]
+
+    driver = Driver()
+    wait_text(cast(Any, driver), ".script-message", "ya no está", 5)
+    assert driver.polls == 2
+    assert wait_shown(cast(Any, Driver()), ".script-message", 5) == "ya no está en ese paso"

@@ -215,3 +215,61 @@ async def test_the_marks_of_one_round_are_one_commit(outbox: SmsOutbox) -> None:
     await asyncio.gather(outbox.mark_retry(ids[0], "tarde", NOW), outbox.mark_sent(ids[8], "p8"))
     by_id = {m.id: m for m in await outbox.list()}
     assert by_id[ids[0]].status == SENT and by_id[ids[8]].status == SENT
+
+
+async def test_a_row_the_database_refuses_fails_only_its_own_caller(outbox: SmsOutbox) -> None:
+    """Review of the group commit: a provider's 503 body with a NUL byte (PostgreSQL
+    refuses it in a text column) failed the whole round's marks, so the messages
+    already delivered stayed leased and were sent again after the lease."""
+    from ivr.store.db import StoreUnavailable
+
+    ids = [
+        await outbox.enqueue(to_number="+573001234567", text="x", dedupe_key=f"k{i}")
+        for i in range(3)
+    ]
+    await outbox.claim_due(NOW, 60.0, 10)
+    outcomes = await asyncio.gather(
+        outbox.mark_sent(ids[0], "p0"),
+        outbox.mark_retry(ids[2], "HTTP 503: mal\x00cuerpo", NOW),
+        outbox.mark_sent(ids[1], "p1"),
+        return_exceptions=True,
+    )
+    by_id = {m.id: m for m in await outbox.list()}
+    assert outcomes[0] is None and outcomes[2] is None, outcomes
+    assert by_id[ids[0]].status == SENT and by_id[ids[1]].status == SENT
+    if outbox.db.engine.dialect.name == "postgresql":  # SQLite stores the NUL byte
+        assert isinstance(outcomes[1], StoreUnavailable) and by_id[ids[2]].status == SENDING
+    else:
+        assert outcomes[1] is None and by_id[ids[2]].status == PENDING
+    # The same for the enqueues of one moment: one message's text the database refuses.
+    texts = ["hola", "mal\x00texto", "adiós"]
+    queued = await asyncio.gather(
+        *(
+            outbox.enqueue(to_number="+573001234567", text=t, dedupe_key=f"e{i}")
+            for i, t in enumerate(texts)
+        ),
+        return_exceptions=True,
+    )
+    assert isinstance(queued[0], str) and isinstance(queued[2], str), queued
+    stored = {m.dedupe_key for m in await outbox.list()}
+    assert {"e0", "e2"} <= stored
+    assert ("e1" in stored) is (outbox.db.engine.dialect.name != "postgresql")
+
+
+async def test_two_outboxes_batches_sharing_keys_in_opposite_orders_do_not_deadlock(
+    db: Database,
+) -> None:
+    """Review: two controllers' batches inserting shared keys in opposite orders waited for
+    each other ("deadlock detected" on PostgreSQL, every enqueue of both batches failed)."""
+    a, b = (SmsOutbox(db, timeout=5.0, clock=lambda: NOW) for _ in range(2))
+    for trial in range(3):
+        keys = [f"d{trial}-{i:03d}" for i in range(120)]
+        ids_a, ids_b = await asyncio.gather(
+            asyncio.gather(
+                *(a.enqueue(to_number="+573001234567", text="x", dedupe_key=k) for k in keys)
+            ),
+            asyncio.gather(
+                *(b.enqueue(to_number="+573001234567", text="x", dedupe_key=k) for k in keys[::-1])
+            ),
+        )
+        assert ids_a == ids_b[::-1]

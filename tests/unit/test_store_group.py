@@ -97,3 +97,25 @@ async def test_a_caller_that_gives_up_does_not_take_its_item_back() -> None:
 def test_max_batch_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         GroupCommit(Recorder(), max_batch=0)
+
+
+@pytest.mark.parametrize("size", [2, 5])
+async def test_a_failure_that_may_be_one_items_is_retried_item_by_item(size: int) -> None:
+    flush = Recorder()
+    flush.fail_on = {3}
+    group: GroupCommit[int, int] = GroupCommit(flush, alone=lambda exc: isinstance(exc, OSError))
+    outcomes = await asyncio.gather(
+        *(group.submit(i) for i in range(1, size + 2)), return_exceptions=True
+    )
+    assert [o if isinstance(o, int) else "OSError" for o in outcomes] == [
+        "OSError" if i == 3 else i * 10 for i in range(1, size + 2)
+    ]
+    assert flush.batches == [list(range(1, size + 2)), *([i] for i in range(1, size + 2))]
+
+
+async def test_an_outage_fails_the_batch_once_not_once_per_item() -> None:
+    flush = Recorder()
+    flush.fail_on = set(range(10))
+    group: GroupCommit[int, int] = GroupCommit(flush, alone=lambda exc: False)
+    outcomes = await asyncio.gather(*(group.submit(i) for i in range(10)), return_exceptions=True)
+    assert all(isinstance(o, OSError) for o in outcomes) and flush.batches == [list(range(10))]
