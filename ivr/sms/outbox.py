@@ -109,11 +109,16 @@ class OutboxMessage:
 
 @functools.cache
 def _insert_new(dialect: str) -> Any:
-    """``INSERT … ON CONFLICT (dedupe_key) DO NOTHING`` for ``dialect`` (``postgresql``
-    or ``sqlite``), built once: a batch's clash with a stored key, or two items of one
-    batch with the same key, leave the first message in place."""
+    """``INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, id`` for
+    ``dialect`` (``postgresql`` or ``sqlite``), built once: a batch's clash with a stored
+    key, or two items of one batch with the same key, leave the first message in place
+    and return nothing for the later one."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(SmsOutboxRow).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return (
+        insert(SmsOutboxRow)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(SmsOutboxRow.dedupe_key, SmsOutboxRow.id)
+    )
 
 
 # A mark: the message's id, what is being marked (for the error), the new values.
@@ -304,16 +309,22 @@ class SmsOutbox:
         on the caller's path (no ORM unit of work: its flush was 8 % of the loop in
         scripts/db_call_cost.py's profile). Raises ``StoreUnavailable``."""
         keys = [str(row["dedupe_key"]) for row in rows]
-        ids = select(SmsOutboxRow.dedupe_key, SmsOutboxRow.id).where(
-            SmsOutboxRow.dedupe_key.in_(keys)
-        )
         # In key order: two controllers' batches sharing keys wait for each other in
         # the same order, never in a cycle (PostgreSQL: "deadlock detected").
         ordered = sorted(rows, key=lambda row: str(row["dedupe_key"]))
         try:
             async with asyncio.timeout(self.timeout), self.db.writing() as conn:
-                await conn.execute(_insert_new(conn.dialect.name), ordered)
-                stored = {str(key): str(id) for key, id in (await conn.execute(ids)).all()}
+                # RETURNING names the rows inserted; only a key already there (a retried
+                # step) costs a read: on a busy loop every statement in the write turn
+                # holds the turn one more loop round (bench t6, docs/perf/db.md).
+                inserted = await conn.execute(_insert_new(conn.dialect.name), ordered)
+                stored = {str(key): str(id) for key, id in inserted.all()}
+                clashed = [key for key in keys if key not in stored]
+                if clashed:
+                    known = select(SmsOutboxRow.dedupe_key, SmsOutboxRow.id).where(
+                        SmsOutboxRow.dedupe_key.in_(clashed)
+                    )
+                    stored |= {str(key): str(id) for key, id in (await conn.execute(known)).all()}
         except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"cannot queue {len(rows)} sms: {exc}") from exc
         return [stored.get(key) for key in keys]

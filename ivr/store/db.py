@@ -154,7 +154,8 @@ class Database:
     def write_turn(self) -> contextlib.AbstractAsyncContextManager[object]:
         """The process's turn to write (``async with``): on SQLite one holder at a
         time (not reentrant: never take it again while holding it), elsewhere
-        free. Take it before checking out the connection the write runs on."""
+        free. Take it before checking out the connection the write runs on.
+        Timed per origin when ``CITAS_DB_STATEMENTS`` is set (ivr/store/probe.py)."""
         if not self._takes_turns:
             return contextlib.nullcontext()
         loop = asyncio.get_running_loop()
@@ -163,7 +164,7 @@ class Database:
             for gone in [other for other in self._turns if other.is_closed()]:
                 del self._turns[gone]
             turn = self._turns[loop] = asyncio.Lock()
-        return turn
+        return turn if self._probe is None else self._probe.timed_turn(turn)
 
     async def run(
         self,

@@ -13,18 +13,26 @@ for unnamed tasks (``Task-N``: a record checkpoint's write, an HTTP handler).
 Its *kind* is the verb and the first table it names (``SELECT slots``,
 ``INSERT call_records``, ``BEGIN``...).
 
-The file: ``{"statements": {origin: {kind: count}}, "started": unix s,
-"written": unix s}``; several databases in one process add up.
+It also times the SQLite write turns (``Database.write_turn``): per origin, how
+long a writer waited for its turn and how long it held it (ms).
+
+The file: ``{"statements": {origin: {kind: count}}, "turns": {origin: {"n",
+"wait_p50_ms", "wait_p99_ms", "wait_max_ms", "hold_p50_ms", "hold_p99_ms",
+"hold_max_ms"}}, "started": unix s, "written": unix s}``; several databases in
+one process add up. A ``{pid}`` in the file name becomes the process id (each
+controller process its own file).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +80,21 @@ class StatementProbe:
         self.path = path
         self.started = time.time()
         self.counts: dict[str, Counter[str]] = {}
+        self.turns: dict[str, list[tuple[float, float]]] = {}  # origin: [(wait, hold) s]
+
+    @contextlib.asynccontextmanager
+    async def timed_turn(
+        self, turn: contextlib.AbstractAsyncContextManager[object]
+    ) -> AsyncIterator[None]:
+        """``turn`` entered and left, its wait and hold times kept under the task's origin."""
+        origin = _origin()
+        asked = time.perf_counter()
+        async with turn:
+            got = time.perf_counter()
+            try:
+                yield
+            finally:
+                self.turns.setdefault(origin, []).append((got - asked, time.perf_counter() - got))
 
     def attach(self, engine: AsyncEngine) -> None:
         event.listen(engine.sync_engine, "before_cursor_execute", self._count)
@@ -82,12 +105,28 @@ class StatementProbe:
     def as_json(self) -> dict[str, Any]:
         return {
             "statements": {o: dict(sorted(c.items())) for o, c in sorted(self.counts.items())},
+            "turns": {o: _turn_figures(t) for o, t in sorted(self.turns.items())},
             "started": self.started,
             "written": time.time(),
         }
 
     def write(self) -> None:
         self.path.write_text(json.dumps(self.as_json(), indent=1) + "\n")
+
+
+def _turn_figures(turns: list[tuple[float, float]]) -> dict[str, float]:
+    """p50/p99/max of the waits and holds (ms) of ``turns``: ``[(wait s, hold s), ...]``.
+
+    >>> _turn_figures([(0.001, 0.002), (0.003, 0.004)])["hold_max_ms"]
+    4.0
+    """
+    out: dict[str, float] = {"n": len(turns)}
+    for i, name in enumerate(("wait", "hold")):
+        values = sorted(t[i] * 1000 for t in turns)
+        for label, q in (("p50", 0.5), ("p99", 0.99)):
+            out[f"{name}_{label}_ms"] = round(values[min(len(values) - 1, int(q * len(values)))], 2)
+        out[f"{name}_max_ms"] = round(values[-1], 2)
+    return out
 
 
 _probe: StatementProbe | None = None
@@ -100,5 +139,5 @@ def probe_from_env() -> StatementProbe | None:
     if not target:
         return None
     if _probe is None:
-        _probe = StatementProbe(Path(target))
+        _probe = StatementProbe(Path(target.replace("{pid}", str(os.getpid()))))
     return _probe
