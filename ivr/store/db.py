@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from ivr.store.filelock import WriteLockFile
 from ivr.store.probe import probe_from_env
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,11 @@ class Database:
         # event loop: an asyncio.Lock belongs to the loop it first waited on.
         self._takes_turns = sqlite
         self._turns: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        # ... and the processes writing one file take turns through a lock file beside
+        # it (ivr/store/filelock.py), not by polling in SQLite's busy handler.
+        self._file_turn: WriteLockFile | None = None
+        if sqlite and parsed.database and parsed.database != ":memory:":
+            self._file_turn = WriteLockFile(Path(f"{parsed.database}.write-lock"))
         if sqlite:
             event.listen(self.engine.sync_engine, "connect", sqlite_pragmas(timeout))
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -152,10 +158,12 @@ class Database:
             yield session
 
     def write_turn(self) -> contextlib.AbstractAsyncContextManager[object]:
-        """The process's turn to write (``async with``): on SQLite one holder at a
-        time (not reentrant: never take it again while holding it), elsewhere
-        free. Take it before checking out the connection the write runs on.
-        Timed per origin when ``CITAS_DB_STATEMENTS`` is set (ivr/store/probe.py)."""
+        """The turn to write (``async with``): on SQLite one holder at a time in the
+        process (an ``asyncio.Lock``), then, for a file, one process at a time (the
+        ``flock`` of ``<file>.write-lock``, ivr/store/filelock.py); not reentrant:
+        never take it again while holding it. Elsewhere free. Take it before
+        checking out the connection the write runs on. Timed per origin when
+        ``CITAS_DB_STATEMENTS`` is set (ivr/store/probe.py)."""
         if not self._takes_turns:
             return contextlib.nullcontext()
         loop = asyncio.get_running_loop()
@@ -164,7 +172,10 @@ class Database:
             for gone in [other for other in self._turns if other.is_closed()]:
                 del self._turns[gone]
             turn = self._turns[loop] = asyncio.Lock()
-        return turn if self._probe is None else self._probe.timed_turn(turn)
+        held: contextlib.AbstractAsyncContextManager[object] = (
+            turn if self._file_turn is None else _both(turn, self._file_turn)
+        )
+        return held if self._probe is None else self._probe.timed_turn(held)
 
     async def run(
         self,
@@ -197,6 +208,13 @@ class Database:
         await self.engine.dispose()
         if self._probe is not None:
             self._probe.write()
+
+
+@contextlib.asynccontextmanager
+async def _both(turn: asyncio.Lock, file_turn: WriteLockFile) -> AsyncIterator[None]:
+    """The process's turn, then the file's (a process waits for the file holding its own)."""
+    async with turn, file_turn.held():
+        yield
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -1,0 +1,138 @@
+"""The SQLite writers' turn across processes (ivr/store/filelock.py), with real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ivr.store.db import Database
+from ivr.store.filelock import WriteLockFile
+
+HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def hold_in_another_process(path: Path, seconds: float) -> subprocess.Popen[str]:
+    """A child process holding ``path``'s lock for ``seconds``, returned once it holds it."""
+    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), str(seconds)],
+                             stdout=subprocess.PIPE, text=True, errors="replace")  # fmt: skip
+    assert child.stdout is not None and child.stdout.readline().strip() == "held"
+    return child
+
+
+def ended(child: subprocess.Popen[str]) -> bool:
+    """The holder exited cleanly (its pipe read and closed)."""
+    child.communicate(timeout=5)
+    return child.returncode == 0
+
+
+def free(path: Path) -> bool:
+    """Nobody holds the lock: a new description takes it at once."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+async def test_a_writer_waits_for_another_process_and_goes_the_moment_it_lets_go(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "citas.db.write-lock"
+    child = hold_in_another_process(path, 0.5)
+    lock = WriteLockFile(path)
+    ticks = 0
+
+    async def ticking() -> None:  # the event loop keeps serving while the writer waits
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(ticking())
+    start = time.monotonic()
+    async with lock.held():
+        waited = time.monotonic() - start
+        assert ended(child)
+        assert not free(path)
+    ticker.cancel()
+    assert free(path)
+    assert 0.3 <= waited < 2.0, waited
+    assert ticks >= 20, ticks
+
+
+async def test_two_holders_in_one_process_exclude_each_other(tmp_path: Path) -> None:
+    lock = WriteLockFile(tmp_path / "x.write-lock")
+    inside: list[int] = []
+    overlaps = 0
+
+    async def one(k: int) -> None:
+        nonlocal overlaps
+        async with lock.held():
+            inside.append(k)
+            overlaps += len(inside) > 1
+            await asyncio.sleep(0.02)
+            inside.remove(k)
+
+    await asyncio.gather(*(one(k) for k in range(5)))
+    assert overlaps == 0
+
+
+async def test_a_waiter_given_up_does_not_keep_the_lock_once_its_thread_gets_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "citas.db.write-lock"
+    child = hold_in_another_process(path, 0.4)
+    lock = WriteLockFile(path)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.1), lock.held():
+            pytest.fail("the lock was held by the other process")
+    assert ended(child)
+    for _ in range(100):  # the abandoned thread takes the lock, then lets it go
+        await asyncio.sleep(0.01)
+        if free(path):
+            break
+    assert free(path)
+    async with asyncio.timeout(1), lock.held():  # and the next writer gets it
+        assert not free(path)
+
+
+async def test_the_database_takes_the_file_turn_for_a_file_and_none_in_memory(
+    tmp_path: Path,
+) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}")
+    lock_path = tmp_path / "citas.db.write-lock"
+    try:
+        async with db.write_turn():
+            assert not free(lock_path)
+        assert free(lock_path)
+        # Another process holding it makes this process's writer wait.
+        child = hold_in_another_process(lock_path, 0.3)
+        start = time.monotonic()
+        async with db.write_turn():
+            assert time.monotonic() - start >= 0.15
+        assert ended(child)
+    finally:
+        await db.close()
+    memory = Database("sqlite+aiosqlite:///:memory:")
+    try:
+        async with memory.write_turn():
+            pass
+        assert memory._file_turn is None
+    finally:
+        await memory.close()
