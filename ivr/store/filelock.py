@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -34,9 +35,11 @@ from pathlib import Path
 class WriteLockFile:
     """``async with lock.held():`` holds ``path`` exclusively (``flock``, ``LOCK_EX``).
 
-    Waits without blocking the event loop (a thread of the loop's default
-    executor blocks in ``flock`` when the lock is taken). Raises ``OSError``
-    when the file cannot be opened or created.
+    Waits without blocking the event loop: when the lock is taken, a daemon
+    thread of its own blocks in ``flock`` (not the loop's default executor, whose
+    few threads resolve host names; and a blocked thread never delays the
+    process's exit). Raises ``OSError`` when the file cannot be opened, created
+    or locked.
     """
 
     def __init__(self, path: Path) -> None:
@@ -60,14 +63,34 @@ class WriteLockFile:
         except BaseException:
             os.close(fd)
             raise
-        waiting = asyncio.get_running_loop().run_in_executor(None, fcntl.flock, fd, fcntl.LOCK_EX)
+        loop = asyncio.get_running_loop()
+        waiting: asyncio.Future[None] = loop.create_future()
+
+        def block() -> None:  # in a daemon thread: never holds up the interpreter's exit
+            failure: OSError | None = None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                failure = exc
+
+            def settle() -> None:  # in the loop: the waiter's fate is decided there only
+                if waiting.cancelled():
+                    os.close(fd)  # given up meanwhile: a lock nobody holds is never kept
+                elif failure is not None:
+                    waiting.set_exception(failure)
+                else:
+                    waiting.set_result(None)
+
+            try:
+                loop.call_soon_threadsafe(settle)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                os.close(fd)
+
+        threading.Thread(target=block, name="sqlite-write-turn", daemon=True).start()
         try:
-            await asyncio.shield(waiting)
+            await waiting
         except asyncio.CancelledError:
-            # The thread still waits for the lock: close the description when it is done
-            # (taken or failed), so a lock nobody holds any more is never kept.
-            waiting.add_done_callback(lambda _: os.close(fd))
-            raise
+            raise  # settle() closes the description once the thread is done
         except BaseException:
             os.close(fd)
             raise

@@ -136,3 +136,33 @@ async def test_the_database_takes_the_file_turn_for_a_file_and_none_in_memory(
         assert memory._file_turn is None
     finally:
         await memory.close()
+
+
+WAITER = """
+import asyncio, sys
+from pathlib import Path
+from ivr.store.filelock import WriteLockFile
+
+async def main():
+    try:
+        async with asyncio.timeout(0.2), WriteLockFile(Path(sys.argv[1])).held():
+            print("got it", flush=True)
+    except TimeoutError:
+        print("gave up", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_a_waiter_still_blocked_in_flock_does_not_hold_up_the_process_exit(tmp_path: Path) -> None:
+    path = tmp_path / "citas.db.write-lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # held by this process for the whole test
+    try:
+        start = time.monotonic()
+        done = subprocess.run([sys.executable, "-c", WAITER, str(path)], capture_output=True,
+                              text=True, errors="replace", timeout=20)  # fmt: skip
+        assert done.returncode == 0 and done.stdout.strip() == "gave up", done
+        assert time.monotonic() - start < 10
+    finally:
+        os.close(fd)
