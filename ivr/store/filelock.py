@@ -90,7 +90,12 @@ class WriteLockFile:
         try:
             await waiting
         except asyncio.CancelledError:
-            raise  # settle() closes the description once the thread is done
+            if waiting.done() and not waiting.cancelled():
+                # The lock came (or failed) just before the cancellation reached this
+                # task: settle() saw a live waiter, so the description is ours to close.
+                os.close(fd)
+            # Otherwise settle() closes it once the thread is done.
+            raise
         except BaseException:
             os.close(fd)
             raise

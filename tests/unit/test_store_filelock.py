@@ -166,3 +166,36 @@ def test_a_waiter_still_blocked_in_flock_does_not_hold_up_the_process_exit(tmp_p
         assert time.monotonic() - start < 10
     finally:
         os.close(fd)
+
+
+async def test_a_cancellation_that_lands_just_as_the_lock_comes_does_not_keep_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: the thread got the lock and settle() handed it to the waiter, but the waiter's
+    task was cancelled before it resumed (its deadline): nobody closed the description, and
+    the file's lock was held for good by a writer that had given up."""
+    path = tmp_path / "citas.db.write-lock"
+    holder = os.open(path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    loop = asyncio.get_running_loop()
+    tasks: list[asyncio.Task[int]] = []
+    plain = loop.create_future
+
+    def future_that_cancels_its_waiter_when_done() -> asyncio.Future[object]:
+        future = plain()
+        if asyncio.current_task() is tasks[0]:  # the waiter's future, not this test's sleeps
+            future.add_done_callback(lambda _: tasks[0].cancel())  # before the task's wake-up
+        return future
+
+    monkeypatch.setattr(loop, "create_future", future_that_cancels_its_waiter_when_done)
+    tasks.append(asyncio.create_task(WriteLockFile(path)._acquire()))
+    await asyncio.sleep(0.1)  # the waiter blocks in its thread
+    monkeypatch.undo()
+    os.close(holder)  # the lock comes: settle() gives it to the waiter, then the cancel lands
+    with pytest.raises(asyncio.CancelledError):
+        await tasks[0]
+    for _ in range(100):
+        if free(path):
+            break
+        await asyncio.sleep(0.01)
+    assert free(path)
