@@ -190,8 +190,8 @@ class SmsOutbox:
         """
         require_sms_destination(to_number)
         # Queued with the other enqueues of the moment (``GroupCommit``): one
-        # transaction for the batch, an INSERT that skips a stored key and one
-        # read of the batch's ids (issue 13, docs/perf/db.md).
+        # transaction for the batch, an INSERT that skips a stored key and returns
+        # the ids it inserted (issue 13, docs/perf/db.md).
         now = self._clock()
         message_id = str(uuid.uuid4())
         row = {

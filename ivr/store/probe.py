@@ -32,7 +32,7 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,8 @@ class StatementProbe:
         self.started = time.time()
         self.counts: dict[str, Counter[str]] = {}
         self.turns: dict[str, list[tuple[float, float]]] = {}  # origin: [(wait, hold) s]
+        self.gave_up: dict[str, list[float]] = {}  # origin: [wait s] of turns never got
+        self.pid = os.getpid()
 
     @contextlib.asynccontextmanager
     async def timed_turn(
@@ -89,7 +91,13 @@ class StatementProbe:
         """``turn`` entered and left, its wait and hold times kept under the task's origin."""
         origin = _origin()
         asked = time.perf_counter()
-        async with turn:
+        try:
+            await turn.__aenter__()
+        except BaseException:  # the deadline came first: the longest waits are these
+            self.gave_up.setdefault(origin, []).append(time.perf_counter() - asked)
+            raise
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_exit(turn)
             got = time.perf_counter()
             try:
                 yield
@@ -105,7 +113,10 @@ class StatementProbe:
     def as_json(self) -> dict[str, Any]:
         return {
             "statements": {o: dict(sorted(c.items())) for o, c in sorted(self.counts.items())},
-            "turns": {o: _turn_figures(t) for o, t in sorted(self.turns.items())},
+            "turns": {
+                o: _turn_figures(self.turns.get(o, []), self.gave_up.get(o, []))
+                for o in sorted(self.turns.keys() | self.gave_up.keys())
+            },
             "started": self.started,
             "written": time.time(),
         }
@@ -114,19 +125,36 @@ class StatementProbe:
         self.path.write_text(json.dumps(self.as_json(), indent=1) + "\n")
 
 
-def _turn_figures(turns: list[tuple[float, float]]) -> dict[str, float]:
-    """p50/p99/max of the waits and holds (ms) of ``turns``: ``[(wait s, hold s), ...]``.
+def _turn_figures(
+    turns: Sequence[tuple[float, float]], gave_up: Sequence[float] = ()
+) -> dict[str, float]:
+    """p50/p99/max (ms, linear between the nearest ranks) of the waits and holds of
+    ``turns`` (``[(wait s, hold s), ...]``), and how many waits were given up
+    (``gave_up``: their seconds; the caller's deadline came first) and the longest.
 
-    >>> _turn_figures([(0.001, 0.002), (0.003, 0.004)])["hold_max_ms"]
-    4.0
+    >>> _turn_figures([(0.001, 0.002), (0.003, 0.004)])["hold_p50_ms"]
+    3.0
     """
     out: dict[str, float] = {"n": len(turns)}
     for i, name in enumerate(("wait", "hold")):
         values = sorted(t[i] * 1000 for t in turns)
+        if not values:
+            continue
         for label, q in (("p50", 0.5), ("p99", 0.99)):
-            out[f"{name}_{label}_ms"] = round(values[min(len(values) - 1, int(q * len(values)))], 2)
+            out[f"{name}_{label}_ms"] = round(_quantile(values, q), 2)
         out[f"{name}_max_ms"] = round(values[-1], 2)
+    if gave_up:
+        out["gave_up"] = len(gave_up)
+        out["gave_up_max_ms"] = round(max(gave_up) * 1000, 2)
     return out
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    """The ``q`` quantile of sorted values, linear between ranks (numpy's default)."""
+    at = q * (len(ordered) - 1)
+    low = int(at)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
 
 
 _probe: StatementProbe | None = None
@@ -138,6 +166,6 @@ def probe_from_env() -> StatementProbe | None:
     target = os.environ.get(ENV, "")
     if not target:
         return None
-    if _probe is None:
+    if _probe is None or _probe.pid != os.getpid():  # a forked child counts its own
         _probe = StatementProbe(Path(target.replace("{pid}", str(os.getpid()))))
     return _probe

@@ -199,3 +199,34 @@ async def test_a_cancellation_that_lands_just_as_the_lock_comes_does_not_keep_it
             break
         await asyncio.sleep(0.01)
     assert free(path)
+
+
+def test_a_loop_closed_with_a_writer_waiting_leaves_no_lock_and_closes_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    """Review: the loop closed while a writer waited; the thread then got the lock. It
+    closed the description itself, and the waiter's finaliser closed the same number again,
+    by then another file's (a SQLite connection's, in a real process)."""
+    import gc
+    import warnings
+
+    path = tmp_path / "citas.db.write-lock"
+    holder = os.open(path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(WriteLockFile(path)._acquire())
+    loop.run_until_complete(asyncio.sleep(0.1))  # the waiter blocks in its thread
+    loop.close()  # with the waiter still in it (no asyncio.run to cancel it first)
+    os.close(holder)
+    for _ in range(100):  # the thread gets the lock, finds the loop closed, lets it go
+        if free(path):
+            break
+        time.sleep(0.01)
+    assert free(path)
+    victim = os.open(tmp_path / "victim", os.O_RDWR | os.O_CREAT)  # may reuse the number
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Task was destroyed but it is pending"
+        del task
+        gc.collect()  # the waiter's coroutine is closed: it must not close `victim`
+    os.fstat(victim)  # raises EBADF if it was closed behind our back
+    os.close(victim)
