@@ -38,6 +38,7 @@ from tests.unit.test_fuzz_ops_api import (
     ROLES,
     OpsServer,
     assert_error_shape,
+    auth_headers,
 )
 
 PARTS = r"^/api/(keyword-lists|keywords|keyword-audit|text/analyse|incident-reports)"
@@ -122,7 +123,7 @@ def known_ids(server: PartsServer, case: Case[Any]) -> list[str]:
 
 def send(server: PartsServer, http: requests.Session, case: Case[Any], role: str, checks: list[Any]) -> int:  # fmt: skip
     before = server.state()
-    headers = {"Authorization": f"Bearer {server.tokens[role]}"}
+    headers = auth_headers(case, server.tokens[role])
     response = case.call(base_url=server.base_url, session=http, headers=headers, timeout=10)
     case.validate_response(response, checks=checks, headers=headers)
     assert response.status_code < 500, response.text
