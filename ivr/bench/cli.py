@@ -126,8 +126,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=1,
         metavar="K",
         help="run every step K times; a step passes when more than half of its runs pass, "
-        "its figures are the median run's (by response p99) and the report shows every "
-        "run's p99 (default 1; 3 for a capacity worth quoting)",
+        "its figures are the median run (by response p99) of the runs that agree with that "
+        "verdict, and the report shows every run's p99 (default 1; 3 for a capacity worth "
+        "quoting)",
     )
     p.add_argument(
         "--threshold",

@@ -532,7 +532,7 @@ class Bench:
         usage.sample()
         host_cpu = psutil.cpu_percent(None)
         duration = time.time() - t0
-        label = "warmup" if warmup else f"n{n:04d}" + (f"-r{attempt}" if attempt else "")
+        label = step_label(n, attempt, warmup=warmup)
         (self.config.out_dir / f"chat-{label}.txt").write_text(
             "\n\n".join(outcome.transcript) + "\n", encoding="utf-8"
         )
@@ -572,7 +572,7 @@ class Bench:
     ) -> StepResult:
         """One run of N calls; ``attempt`` (``--repeat``) names its sipp directory."""
         time.sleep(self.config.settle_s)
-        label = "warmup" if warmup else f"n{n:04d}" + (f"-r{attempt}" if attempt else "")
+        label = step_label(n, attempt, warmup=warmup)
         workdir = self.config.out_dir / "sipp" / f"{variant.slug}-{label}"
         workdir.mkdir(parents=True, exist_ok=True)
         xml = caller_xml(line.scenario(), workdir)
@@ -755,6 +755,13 @@ class Bench:
         and where the step's callers waited (``path_waits`` of every closed record)."""
         url = self.sqlite_url if db != "postgresql" else self._db_url(db)
         return asyncio.run(_good_records(url, prefix, outcome, expected))
+
+
+def step_label(n: int, attempt: int = 0, *, warmup: bool = False) -> str:
+    """A step's name in its files: ``warmup``, ``n0480``, ``n0480-r2`` (the 2nd of ``--repeat``)."""
+    if warmup:
+        return "warmup"
+    return f"n{n:04d}" + (f"-r{attempt}" if attempt else "")
 
 
 class BenchError(RuntimeError):

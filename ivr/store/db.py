@@ -87,11 +87,16 @@ class Database:
         self.timeout = timeout
         parsed = make_url(url)
         sqlite = parsed.get_backend_name() == "sqlite"
+        # The SQLite file (None: another database, or SQLite in memory).
+        file = (
+            Path(parsed.database)
+            if sqlite and parsed.database not in (None, "", ":memory:")
+            else None
+        )
         connect_args: dict[str, object] = {}
         if sqlite:
-            database = parsed.database
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            if file is not None:
+                file.parent.mkdir(parents=True, exist_ok=True)
             connect_args["timeout"] = timeout
         self.engine: AsyncEngine = create_async_engine(url, connect_args=connect_args)
         # SQLite takes one writer at a time per file; a process's writers wait
@@ -101,9 +106,7 @@ class Database:
         self._turns: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
         # ... and the processes writing one file take turns through a lock file beside
         # it (ivr/store/filelock.py), not by polling in SQLite's busy handler.
-        self._file_turn: WriteLockFile | None = None
-        if sqlite and parsed.database and parsed.database != ":memory:":
-            self._file_turn = WriteLockFile(Path(f"{parsed.database}.write-lock"))
+        self._file_turn = WriteLockFile(file.with_name(f"{file.name}.write-lock")) if file else None
         if sqlite:
             event.listen(self.engine.sync_engine, "connect", sqlite_pragmas(timeout))
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)

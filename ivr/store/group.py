@@ -107,9 +107,3 @@ class GroupCommit(Generic[I, R]):
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
-
-    async def close(self) -> None:
-        """Wait for the queued items to be flushed (at shutdown)."""
-        task = self._task
-        if task is not None and not task.done():
-            await asyncio.shield(task)

@@ -38,6 +38,16 @@ def ended(child: subprocess.Popen[str]) -> bool:
     return child.returncode == 0
 
 
+def freed_within(path: Path, seconds: float) -> bool:
+    """The lock comes free within ``seconds`` (polled from a thread that may not block the loop)."""
+    end = time.monotonic() + seconds
+    while not free(path):
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def free(path: Path) -> bool:
     """Nobody holds the lock: a new description takes it at once."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT)
@@ -103,11 +113,7 @@ async def test_a_waiter_given_up_does_not_keep_the_lock_once_its_thread_gets_it(
         async with asyncio.timeout(0.1), lock.held():
             pytest.fail("the lock was held by the other process")
     assert ended(child)
-    for _ in range(100):  # the abandoned thread takes the lock, then lets it go
-        await asyncio.sleep(0.01)
-        if free(path):
-            break
-    assert free(path)
+    assert await asyncio.to_thread(freed_within, path, 1.0)  # the abandoned thread lets it go
     async with asyncio.timeout(1), lock.held():  # and the next writer gets it
         assert not free(path)
 
@@ -194,11 +200,7 @@ async def test_a_cancellation_that_lands_just_as_the_lock_comes_does_not_keep_it
     os.close(holder)  # the lock comes: settle() gives it to the waiter, then the cancel lands
     with pytest.raises(asyncio.CancelledError):
         await tasks[0]
-    for _ in range(100):
-        if free(path):
-            break
-        await asyncio.sleep(0.01)
-    assert free(path)
+    assert await asyncio.to_thread(freed_within, path, 1.0)
 
 
 def test_a_loop_closed_with_a_writer_waiting_leaves_no_lock_and_closes_nothing_twice(
@@ -218,11 +220,7 @@ def test_a_loop_closed_with_a_writer_waiting_leaves_no_lock_and_closes_nothing_t
     loop.run_until_complete(asyncio.sleep(0.1))  # the waiter blocks in its thread
     loop.close()  # with the waiter still in it (no asyncio.run to cancel it first)
     os.close(holder)
-    for _ in range(100):  # the thread gets the lock, finds the loop closed, lets it go
-        if free(path):
-            break
-        time.sleep(0.01)
-    assert free(path)
+    assert freed_within(path, 1.0)  # the thread gets the lock, finds the loop closed, lets it go
     victim = os.open(tmp_path / "victim", os.O_RDWR | os.O_CREAT)  # may reuse the number
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "Task was destroyed but it is pending"
