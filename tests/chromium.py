@@ -11,9 +11,10 @@ serves on in ``allowed_ports``, and Chromium is told to allow them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from selenium import webdriver
@@ -24,6 +25,7 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+T = TypeVar("T")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
@@ -62,6 +64,36 @@ def chromium(*, window: str, allowed_ports: Iterable[int] = ()) -> Iterator[webd
 REDRAWN = (NoSuchElementException, StaleElementReferenceException)
 
 
+def wait_for(
+    driver: WebDriver, condition: Callable[[WebDriver], T], message: str, timeout: float
+) -> T:
+    """Poll ``condition(driver)`` until it returns a truthy value; return that value.
+
+    The browser tests' only wait (``tests/unit/test_browser_waits.py`` checks that
+    no test builds its own ``WebDriverWait``): an element the page replaced or
+    removed between finding and reading it (:data:`REDRAWN`) is "not yet", not a
+    failure. A bare ``WebDriverWait`` ignores only ``NoSuchElementException``, so
+    the desktop's script panel, redrawn while a test read its node, failed stop
+    21's CI with ``StaleElementReferenceException``.
+    Raises selenium's ``TimeoutException`` with ``message`` after ``timeout`` seconds.
+    """
+    return WebDriverWait(driver, timeout, ignored_exceptions=REDRAWN).until(condition, message)
+
+
+def attribute(driver: WebDriver, selector: str, name: str, timeout: float) -> str | None:
+    """The attribute ``name`` of the first element matching ``selector``, read afresh.
+
+    Finds and reads in one poll of :func:`wait_for`, so a redraw between the two
+    is retried; waits up to ``timeout`` seconds for the element to exist.
+    """
+
+    def read(d: WebDriver) -> tuple[str | None] | None:
+        found = d.find_elements(By.CSS_SELECTOR, selector)
+        return (found[0].get_attribute(name),) if found else None
+
+    return wait_for(driver, read, f"{selector} never appeared", timeout)[0]
+
+
 def wait_text(driver: WebDriver, selector: str, text: str, timeout: float) -> None:
     """Wait until an element matching ``selector`` shows ``text`` (a substring).
 
@@ -73,9 +105,11 @@ def wait_text(driver: WebDriver, selector: str, text: str, timeout: float) -> No
     """
     if not text:
         raise ValueError(f"wait_text({selector!r}, '') cannot fail: use wait_shown")
-    WebDriverWait(driver, timeout, ignored_exceptions=REDRAWN).until(
+    wait_for(
+        driver,
         lambda d: any(text in e.text for e in d.find_elements(By.CSS_SELECTOR, selector)),
         f"{selector} never showed {text!r}",
+        timeout,
     )
 
 
@@ -91,8 +125,4 @@ def wait_shown(driver: WebDriver, selector: str, timeout: float) -> str:
                 return str(element.text)
         return False
 
-    return str(
-        WebDriverWait(driver, timeout, ignored_exceptions=REDRAWN).until(
-            shown, f"{selector} never shown with a text"
-        )
-    )
+    return str(wait_for(driver, shown, f"{selector} never shown with a text", timeout))

@@ -7,8 +7,9 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
+from tests.chromium import wait_for
 from tests.chromium import wait_shown as browser_wait_shown
 from tests.chromium import wait_text as browser_wait_text
 from tests.console.conftest import OpsServer
@@ -18,9 +19,8 @@ WAIT_S = 15
 
 
 def css(driver: WebDriver, selector: str) -> WebElement:
-    return WebDriverWait(driver, WAIT_S).until(
-        ec.presence_of_element_located((By.CSS_SELECTOR, selector))
-    )
+    return wait_for(driver, ec.presence_of_element_located((By.CSS_SELECTOR, selector)),
+                      f"{selector} never appeared", WAIT_S)  # fmt: skip
 
 
 def wait_text(driver: WebDriver, selector: str, text: str) -> None:
@@ -50,11 +50,8 @@ def test_an_operator_switches_self_service_off(browser: WebDriver, ops_server: O
     wait_text(browser, f"{row} .value", "encendido")
 
     css(browser, f"{row} .toggle").click()
-    WebDriverWait(browser, WAIT_S).until(
-        lambda d: (
-            d.find_element(By.ID, "change-name").get_attribute("value") == "self_service_booking"
-        )
-    )
+    wait_for(browser, lambda d: d.find_element(By.ID, "change-name").get_attribute("value") == "self_service_booking",
+               "the change form never named self_service_booking", WAIT_S)  # fmt: skip
     assert (
         Select(browser.find_element(By.ID, "change-value")).first_selected_option.text == "apagado"
     )
@@ -116,9 +113,8 @@ def test_a_short_window_is_shown_and_can_be_cancelled(
 
     browser.find_element(By.CSS_SELECTOR, f"{window} .cancel-reason").send_keys("campaña retomada")
     browser.find_element(By.CSS_SELECTOR, f"{window} .cancel").click()
-    WebDriverWait(browser, WAIT_S).until(
-        ec.invisibility_of_element_located((By.CSS_SELECTOR, window))
-    )
+    wait_for(browser, ec.invisibility_of_element_located((By.CSS_SELECTOR, window)),
+               f"{window} never went away", WAIT_S)  # fmt: skip
     wait_text(browser, f"{row} .value", "encendido")
     wait_text(browser, '#audit tr[data-action="cancel_window"] .reason', "campaña retomada")
     assert ops_server.flag("promo_audio")["value"] is True

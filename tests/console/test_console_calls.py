@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
 
 from ivr.settings import Settings
 from ivr.store.db import Database
 from ivr.store.models import CallRecordRow
 from ivr.store.records import CallRecord, CallRecordStore
+from tests.chromium import wait_for
 from tests.console.conftest import OpsServer
 from tests.console.test_console import css, log_in, wait_text
 
@@ -111,8 +111,11 @@ def test_the_calls_panel_refreshes_by_itself(browser: WebDriver, ops_server: Ops
 
     asyncio.run(_close(ops_server, [(running[0], "transferred"), (running[1], "no_input")]))
 
-    WebDriverWait(browser, REFRESH_WAIT_S).until(
-        lambda d: css(d, "#call-in-progress").text == "0", "the panel never refreshed"
+    wait_for(
+        browser,
+        lambda d: css(d, "#call-in-progress").text == "0",
+        "the panel never refreshed",
+        REFRESH_WAIT_S,
     )
     wait_text(browser, '#call-outcomes tr[data-outcome="transferred"] .count', "3")
     wait_text(browser, '#call-outcomes tr[data-outcome="no_input"] .label',

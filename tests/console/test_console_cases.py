@@ -27,7 +27,7 @@ from aiohttp.test_utils import unused_port
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from ivr.cases.http import cases_extension
 from ivr.cases.model import Case
@@ -39,6 +39,7 @@ from ivr.ops.metrics import Metrics
 from ivr.ops.service import FlagService
 from ivr.ops.store import OpsStore
 from ivr.store.db import Database
+from tests.chromium import wait_for
 from tests.console.conftest import OpsServer
 from tests.console.test_console import css, wait_text
 from tests.unit.cases_office import BOOTSTRAP, Office, office_on
@@ -111,8 +112,12 @@ def queue(driver: WebDriver) -> list[str]:
 
 
 def wait_queue(driver: WebDriver, expected: list[str]) -> None:
-    WebDriverWait(driver, WAIT_S).until(lambda d: sorted(queue(d)) == sorted(expected),
-                                        f"the queue never showed {expected}")  # fmt: skip
+    wait_for(
+        driver,
+        lambda d: sorted(queue(d)) == sorted(expected),
+        f"the queue never showed {expected}",
+        WAIT_S,
+    )
 
 
 def seed(server: CasesServer) -> tuple[Case, Case, Case]:
@@ -203,9 +208,8 @@ def test_a_case_without_email_cannot_be_answered_by_email_and_a_viewer_sees_no_f
     log_in(browser, server, "vera")
     css(browser, f'#cases tr[data-number="{pediatria.number}"] .open-case').click()
     wait_text(browser, "#detail-number", pediatria.number)
-    WebDriverWait(browser, WAIT_S).until(
-        ec.invisibility_of_element_located((By.ID, "operator-forms"))
-    )
+    wait_for(browser, ec.invisibility_of_element_located((By.ID, "operator-forms")),
+               "the operator's forms stayed shown", WAIT_S)  # fmt: skip
 
 
 def test_the_overdue_filter_and_marks_in_red(browser: WebDriver, cases_server: CasesServer) -> None:

@@ -13,12 +13,12 @@ import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
 
 from ivr.chat.store import ConversationStore, InboundMessage
 from ivr.masking import mask_number
 from ivr.settings import Settings
 from ivr.store.db import Database
+from tests.chromium import wait_for
 from tests.console.conftest import OpsServer
 from tests.console.test_console import WAIT_S, css, log_in, wait_text
 
@@ -113,7 +113,12 @@ def test_an_operator_takes_then_releases_a_handed_off_chat(
     assert asyncio.run(_state(ops_server, BETO)) == ("agent", "token:olivia")
 
     css(browser, f"{row} .release").click()
-    WebDriverWait(browser, WAIT_S).until(ec.invisibility_of_element_located((By.CSS_SELECTOR, row)))
+    wait_for(
+        browser,
+        ec.invisibility_of_element_located((By.CSS_SELECTOR, row)),
+        f"{row} never went away",
+        WAIT_S,
+    )
     wait_text(browser, "#handoffs tbody", "Nadie espera a un asesor.")
     wait_text(browser, "#notice", "de vuelta al asistente automático")
     wait_text(browser, "#chat-active", "1")  # Beto waits for his next message, with the bot

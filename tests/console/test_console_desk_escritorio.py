@@ -15,6 +15,7 @@ from selenium.webdriver.common.by import By
 from ivr.chat.store import ConversationStore, InboundMessage
 from ivr.settings import Settings
 from ivr.store.db import Database
+from tests.chromium import wait_for
 from tests.console.conftest import OpsServer
 from tests.console.test_console import css, log_in, wait_shown, wait_text
 
@@ -34,7 +35,9 @@ async def _seed(server: OpsServer) -> list[int]:
         for n, (wa_id, document, segment) in enumerate(
             ((BRUNO_WA, BRUNO_DOC, "non_target"), (CARLA_WA, "3030303030", "target"))
         ):
-            await store.receive(InboundMessage(f"wamid.desk{n}", wa_id, "text", now, "Quiero una cita"))
+            await store.receive(
+                InboundMessage(f"wamid.desk{n}", wa_id, "text", now, "Quiero una cita")
+            )
             async with store.turn(wa_id) as turn:
                 turn.queue_outbound("k1", {"type": "text", "text": {"body": "Hola, soy Lina."}})
                 turn.hand_to_agent("non-target", {
@@ -46,7 +49,9 @@ async def _seed(server: OpsServer) -> list[int]:
         await db.close()
 
 
-def test_an_agent_takes_a_chat_and_its_context_pops(browser: WebDriver, ops_server: OpsServer) -> None:
+def test_an_agent_takes_a_chat_and_its_context_pops(
+    browser: WebDriver, ops_server: OpsServer
+) -> None:
     bruno, carla = asyncio.run(_seed(ops_server))
     token = ops_server.token("ana", "operator")
     log_in(browser, ops_server, token)
@@ -77,7 +82,9 @@ def test_an_agent_takes_a_chat_and_its_context_pops(browser: WebDriver, ops_serv
     assert BRUNO_DOC not in page and BRUNO_WA not in page and BRUNO_WA[2:] not in page
 
     # The token travels in a header: no request the page made has it in its URL.
-    urls = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    urls = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
     assert any("/api/desk/current" in u for u in urls)
     assert not any(token in u for u in urls)
 
@@ -121,7 +128,9 @@ def test_the_desktop_speaks_spanish_with_and_without_a_contact(
     assert css(browser, "#error").get_attribute("hidden") is not None, css(browser, "#error").text
 
     # Any error that is not the API's (a script's TypeError) reaches the agent in Spanish.
-    browser.execute_script("showError(new TypeError(\"Cannot read properties of null (reading 'id')\"))")
+    browser.execute_script(
+        "showError(new TypeError(\"Cannot read properties of null (reading 'id')\"))"
+    )
     wait_text(browser, "#error", "la página falló")
     assert "Cannot read" not in css(browser, "#error").text
     browser.execute_script("showError(null)")
@@ -145,7 +154,9 @@ def test_the_desktop_speaks_spanish_with_and_without_a_contact(
     assert css(browser, "#error").get_attribute("hidden") is not None, css(browser, "#error").text
 
 
-def test_after_an_escalation_the_pop_and_the_script_say_so(browser: WebDriver, ops_server: OpsServer) -> None:
+def test_after_an_escalation_the_pop_and_the_script_say_so(
+    browser: WebDriver, ops_server: OpsServer
+) -> None:
     """Review of issue 12: after the agent escalated, the pop still said "(en curso)" and the
     script kept its answer buttons; a click on one was refused (409) and the refusal was
     hidden by the panel's own re-read: nothing happened, silently."""
@@ -167,12 +178,17 @@ def test_after_an_escalation_the_pop_and_the_script_say_so(browser: WebDriver, o
 
     # Another tab answers first: this tab's click is refused, and the agent is told why.
     status, _ = ops_server.request(
-        "POST", f"/api/desk/contacts/{contact}/script/answer", token, {"node_id": node, "answer": answer}
+        "POST",
+        f"/api/desk/contacts/{contact}/script/answer",
+        token,
+        {"node_id": node, "answer": answer},
     )
     assert status == 200, status
     css(browser, f'#guion .script-node[data-node="{node}"] .script-answers button').click()
     # The message is there from the start, hidden and empty: wait for the refusal itself.
-    assert "ya no está en ese paso" in wait_shown(browser, "#guion .script-message"), "the 409 must stay"
+    assert "ya no está en ese paso" in wait_shown(browser, "#guion .script-message"), (
+        "the 409 must stay"
+    )
 
     Select(css(browser, '#escalar [data-role="area"]')).select_by_visible_text("Nivel 2 – Clínico")
     css(browser, '#escalar [data-role="reason"]').send_keys("Refiere dolor en el pecho")
@@ -180,5 +196,64 @@ def test_after_an_escalation_the_pop_and_the_script_say_so(browser: WebDriver, o
     css(browser, '#escalar [data-role="confirm"]').click()
     wait_text(browser, "#pop-state", "escalado")
     assert css(browser, "#pop").get_attribute("data-state") == "escalated"
-    wait_text(browser, "#guion", "Contacto escalado: el guion sigue con el asesor del siguiente nivel.")
+    wait_text(
+        browser, "#guion", "Contacto escalado: el guion sigue con el asesor del siguiente nivel."
+    )
     assert browser.find_elements(By.CSS_SELECTOR, "#guion .script-answers button") == []
+
+
+def test_a_re_read_redraws_only_a_changed_script_and_a_redraw_keeps_the_agents_draft(
+    browser: WebDriver, ops_server: OpsServer
+) -> None:
+    """Stop 21's CI: the desktop re-reads the script on every pop of the same contact, and
+    the panel redrew it each time, unchanged: the node under the agent's pointer (and the
+    test's) was replaced (StaleElementReferenceException), and a redraw threw away a
+    half-typed note and the chosen disposition."""
+    from selenium.webdriver.support.ui import Select
+
+    bruno, _carla = asyncio.run(_seed(ops_server))
+    token = ops_server.token("ana", "operator")
+    log_in(browser, ops_server, token)
+    wait_text(browser, "#whoami", "token:ana")
+    browser.get(ops_server.url + "/console/escritorio.html")
+    wait_text(browser, "#stream-state", "conectado")
+    status, _ = ops_server.request("POST", f"/api/desk/handoffs/{bruno}/take", token, {})
+    assert status == 200
+    wait_text(browser, "#pop-name", "Bruno")
+    wait_text(browser, "#guion", "Camino")
+
+    # A re-read (what the desktop does on a pop of the same contact) that changed nothing.
+    browser.execute_script("document.querySelector('#guion .script-node').citasMark = 'drawn once'")
+    browser.execute_script("return document.getElementById('guion').citasScript.panel.refresh()")
+    assert (
+        browser.execute_script("return document.querySelector('#guion .script-node').citasMark")
+        == "drawn once"
+    )
+
+    # The agent starts closing early, then answers the script: the redraw keeps the draft.
+    css(browser, "#guion details.script-early-box summary").click()
+    select = Select(css(browser, "#guion form.script-early select"))
+    chosen = select.options[1].get_attribute("value")
+    select.select_by_value(chosen)
+    css(browser, "#guion form.script-early textarea").send_keys("Pide que lo llamen en la tarde")
+    node = css(browser, "#guion .script-node").get_attribute("data-node")
+    css(browser, "#guion .script-node .script-answers button").click()
+    wait_for(browser, lambda d: d.execute_script(
+        "const n = document.querySelector('#guion .script-node'); return n && n.dataset.node") not in (None, node),
+        f"the script stayed at {node}", 15)  # fmt: skip
+    assert (
+        browser.execute_script(
+            "return document.querySelector('#guion details.script-early-box').open"
+        )
+        is True
+    )
+    assert (
+        Select(css(browser, "#guion form.script-early select")).first_selected_option.get_attribute(
+            "value"
+        )
+        == chosen
+    )
+    assert (
+        css(browser, "#guion form.script-early textarea").get_attribute("value")
+        == "Pide que lo llamen en la tarde"
+    )

@@ -19,11 +19,13 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import Select
 
 from ivr.desk.model import VOICE, Contact, NewContact, Step
 from ivr.desk.store import DeskStore
 from ivr.store.db import Database
+from tests.chromium import wait_for
 from tests.console.conftest import OpsServer
 from tests.console.test_console import WAIT_S, css, log_in, wait_text
 
@@ -33,7 +35,9 @@ CONTEXT = {"ivr": {"reason": "non-target", "segment": "non_target", "eligibility
 
 
 def database(ops_server: OpsServer) -> Database:
-    return Database(f"sqlite+aiosqlite:///{Path(ops_server.env['CITAS_STATE_DIR']) / 'default' / 'citas.db'}")
+    return Database(
+        f"sqlite+aiosqlite:///{Path(ops_server.env['CITAS_STATE_DIR']) / 'default' / 'citas.db'}"
+    )
 
 
 def open_contact(ops_server: OpsServer) -> str:
@@ -68,7 +72,9 @@ def set_editor(browser: WebDriver, text: str) -> None:
     browser.execute_script("document.getElementById('editor').value = arguments[0]", text)
 
 
-def test_an_admin_edits_sees_a_spanish_error_and_publishes(browser: WebDriver, ops_server: OpsServer) -> None:
+def test_an_admin_edits_sees_a_spanish_error_and_publishes(
+    browser: WebDriver, ops_server: OpsServer
+) -> None:
     admin = ops_server.token("admin", "admin")
     log_in(browser, ops_server, admin)
     wait_text(browser, "#whoami", "token:admin")
@@ -84,14 +90,20 @@ def test_an_admin_edits_sees_a_spanish_error_and_publishes(browser: WebDriver, o
     created = listed["versions"][-1]["created_at"]
     bogota, utc = browser.execute_script(
         "const d = new Date(arguments[0]); return [d.toLocaleString('es-CO', {timeZone: 'America/Bogota'}),"
-        " d.toLocaleString('es-CO', {timeZone: 'UTC'})];", created)
+        " d.toLocaleString('es-CO', {timeZone: 'UTC'})];",
+        created,
+    )
     assert bogota != utc
     wait_text(browser, '#versions tr[data-version="1"]', bogota)
 
     broken = original.replace("next: invitar_lina", "next: invitar_a_lina", 1)
     set_editor(browser, broken)
     css(browser, "#check").click()
-    wait_text(browser, "#problems", "'next: invitar_a_lina' no es un paso de este escenario ni un procedimiento")
+    wait_text(
+        browser,
+        "#problems",
+        "'next: invitar_a_lina' no es un paso de este escenario ni un procedimiento",
+    )
     assert "problema" in css(browser, "#check-state").text
     css(browser, "#note").send_keys("Lina: texto nuevo")
     css(browser, "#save").click()  # refused: the same messages, nothing saved
@@ -107,14 +119,18 @@ def test_an_admin_edits_sees_a_spanish_error_and_publishes(browser: WebDriver, o
     row = '#versions tr[data-version="2"]'
     wait_text(browser, row, "borrador")
     css(browser, f"{row} button.publish").click()
-    alert = WebDriverWait(browser, WAIT_S).until(lambda d: d.switch_to.alert)
+    alert = wait_for(browser, ec.alert_is_present(), "no confirmation asked", WAIT_S)
     assert "¿Publicar la versión 2?" in alert.text
     alert.accept()
     wait_text(browser, "#notice", "Versión 2 publicada")
     wait_text(browser, "#live-version", "versión 2")
     wait_text(browser, '#versions tr[data-version="1"]', "retirada")
     status, detail = ops_server.request("GET", "/api/desk/scripts/2", admin, None)
-    assert status == 200 and detail["state"] == "published" and "Lina le ofrece los cupos" in detail["yaml"]
+    assert (
+        status == 200
+        and detail["state"] == "published"
+        and "Lina le ofrece los cupos" in detail["yaml"]
+    )
 
 
 def mount_panel(browser: WebDriver, contact_id: str) -> None:
@@ -133,15 +149,17 @@ PANEL_AT = ("const form = document.querySelector('#guion form.script-close');"
 def answer(browser: WebDriver, answer_id: str) -> None:
     """Click an answer and wait for the panel to move on. The panel redraws its
     element on each move, so where it is is read in one script (no stale element)."""
-    node = WebDriverWait(browser, WAIT_S).until(lambda d: d.execute_script(PANEL_AT))
-    css(browser, f'#guion .script-node button[data-answer="{answer_id}"]').click()
-    WebDriverWait(browser, WAIT_S).until(
-        lambda d: d.execute_script(PANEL_AT) not in (None, node),
-        f"the panel stayed at {node} after {answer_id}",
+    node = wait_for(
+        browser, lambda d: d.execute_script(PANEL_AT), "the script panel never showed", WAIT_S
     )
+    css(browser, f'#guion .script-node button[data-answer="{answer_id}"]').click()
+    wait_for(browser, lambda d: d.execute_script(PANEL_AT) not in (None, node),
+               f"the panel stayed at {node} after {answer_id}", WAIT_S)  # fmt: skip
 
 
-def test_an_agent_follows_the_script_to_a_disposition(browser: WebDriver, ops_server: OpsServer) -> None:
+def test_an_agent_follows_the_script_to_a_disposition(
+    browser: WebDriver, ops_server: OpsServer
+) -> None:
     contact_id = open_contact(ops_server)
     log_in(browser, ops_server, ops_server.token("ana", "operator"))
     wait_text(browser, "#whoami", "token:ana")
@@ -149,7 +167,9 @@ def test_an_agent_follows_the_script_to_a_disposition(browser: WebDriver, ops_se
     wait_text(browser, "#admin-only", "administradores")
     mount_panel(browser, contact_id)
     wait_text(browser, "#guion .script-text", "Buenos días, Ana María Pérez. Le habla Ana Gómez")
-    wait_text(browser, "#guion .script-labels", "Agendamiento de citas › No es población objetivo del IVR")
+    wait_text(
+        browser, "#guion .script-labels", "Agendamiento de citas › No es población objetivo del IVR"
+    )
     for choice in ("continuar", "continuar", "afiliado", "continuar"):
         answer(browser, choice)
     wait_text(browser, "#guion .script-text", "¿El afiliado aceptó un cupo?")
@@ -157,11 +177,17 @@ def test_an_agent_follows_the_script_to_a_disposition(browser: WebDriver, ops_se
     answer(browser, "si")
     answer(browser, "continuar")
     form = css(browser, "#guion form.script-close")
-    options = [o.get_attribute("value") for o in Select(form.find_element(By.NAME, "disposition")).options]
+    options = [
+        o.get_attribute("value") for o in Select(form.find_element(By.NAME, "disposition")).options
+    ]
     assert options == ["", "agendado", "caso_radicado", "sin_cupo"]
-    browser.execute_script("arguments[0].noValidate = true", form)  # the page's own check, not the browser's
+    browser.execute_script(
+        "arguments[0].noValidate = true", form
+    )  # the page's own check, not the browser's
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait_text(browser, "#guion .script-message", "Elija una tipificación: es obligatoria para cerrar.")
+    wait_text(
+        browser, "#guion .script-message", "Elija una tipificación: es obligatoria para cerrar."
+    )
     Select(form.find_element(By.NAME, "disposition")).select_by_value("agendado")
     form.find_element(By.NAME, "note").send_keys("Cita del martes")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
@@ -170,7 +196,10 @@ def test_an_agent_follows_the_script_to_a_disposition(browser: WebDriver, ops_se
 
     contact, steps = stored(ops_server, contact_id)
     assert contact is not None and (contact.state, contact.disposition) == ("closed", "agendado")
-    assert contact.disposition_note == "Cita del martes" and contact.procedure == "El asesor agenda la cita"
+    assert (
+        contact.disposition_note == "Cita del martes"
+        and contact.procedure == "El asesor agenda la cita"
+    )
     assert [s.node_id.rsplit("/", 1)[-1] for s in steps] == [
         "saludo", "contexto", "para_quien", "buscar", "cupo", "confirmar", "cierre"]  # fmt: skip
     assert all(s.seconds is not None and s.seconds >= 0 for s in steps)

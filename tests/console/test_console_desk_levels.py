@@ -23,7 +23,7 @@ from aiohttp import web
 from aiohttp.test_utils import unused_port
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from ivr.citas.flags import flag_registry
 from ivr.citas.reference import load_reference
@@ -38,6 +38,7 @@ from ivr.ops.metrics import Metrics
 from ivr.ops.service import Actor, FlagService
 from ivr.ops.store import OpsStore
 from ivr.store.db import Database
+from tests.chromium import wait_for
 from tests.console.test_console import css, wait_text
 from tests.unit.test_desk_levels import CONFIG, PROMPTS, T0, Clock, RecordingAmi, voice
 
@@ -101,7 +102,9 @@ def mount(driver: WebDriver, server: LevelsServer, who: str, contact: Contact) -
     calls its api()), the agent's token, and the panel mounted on ``#escalar`` as the
     desktop page mounts it."""
     driver.get(server.url + "/console")
-    driver.execute_script("sessionStorage.setItem('citas-ops-token', arguments[0]);", server.tokens[who])
+    driver.execute_script(
+        "sessionStorage.setItem('citas-ops-token', arguments[0]);", server.tokens[who]
+    )
     driver.execute_async_script(
         """
         const [contact, done] = arguments;
@@ -132,15 +135,25 @@ def test_an_agent_escalates_a_call_after_a_reason_and_a_confirmation(
     assert server.ami.actions == []
 
     Select(css(browser, '#escalar [data-role="area"]')).select_by_visible_text("Nivel 2 – Clínico")
-    css(browser, '#escalar [data-role="reason"]').send_keys("Pregunta por un resultado de laboratorio")
+    css(browser, '#escalar [data-role="reason"]').send_keys(
+        "Pregunta por un resultado de laboratorio"
+    )
     css(browser, '#escalar [data-role="escalate"]').click()
-    wait_text(browser, '#escalar [data-role="confirmation"]', "¿Escalar a Nivel 2 – Clínico (nivel dos)?")
+    wait_text(
+        browser, '#escalar [data-role="confirmation"]', "¿Escalar a Nivel 2 – Clínico (nivel dos)?"
+    )
     css(browser, '#escalar [data-role="cancel"]').click()  # back to the form, nothing sent
     css(browser, '#escalar [data-role="escalation-form"]')
     assert server.ami.actions == []
     # The agent's choice and words survive the cancel (regression: the form came back empty).
-    assert Select(css(browser, '#escalar [data-role="area"]')).first_selected_option.text == "Nivel 2 – Clínico"
-    assert css(browser, '#escalar [data-role="reason"]').get_attribute("value") == "Pregunta por un resultado de laboratorio"
+    assert (
+        Select(css(browser, '#escalar [data-role="area"]')).first_selected_option.text
+        == "Nivel 2 – Clínico"
+    )
+    assert (
+        css(browser, '#escalar [data-role="reason"]').get_attribute("value")
+        == "Pregunta por un resultado de laboratorio"
+    )
     css(browser, '#escalar [data-role="reason"]').clear()
 
     # The telephony is down: the agent reads why, and the call stays with the agent.
@@ -148,14 +161,22 @@ def test_an_agent_escalates_a_call_after_a_reason_and_a_confirmation(
     css(browser, '#escalar [data-role="reason"]').send_keys("Resultado de laboratorio")
     css(browser, '#escalar [data-role="escalate"]').click()
     css(browser, '#escalar [data-role="confirm"]').click()
-    wait_text(browser, '#escalar [data-role="confirmation"] [data-role="error"]', "La llamada sigue con usted")
+    wait_text(
+        browser,
+        '#escalar [data-role="confirmation"] [data-role="error"]',
+        "La llamada sigue con usted",
+    )
     after = server.run(server.levels.contacts.get(contact.id))
     assert after is not None and after.state == "active"
 
     server.ami.healthy = True
     css(browser, '#escalar [data-role="confirm"]').click()
     wait_text(browser, "#escalar", "Contacto escalado: el usuario pasó al siguiente nivel.")
-    wait_text(browser, '#escalar [data-role="escalations"]', "l2_clinico · nivel 2: En espera del siguiente nivel")
+    wait_text(
+        browser,
+        '#escalar [data-role="escalations"]',
+        "l2_clinico · nivel 2: En espera del siguiente nivel",
+    )
     assert [a["Action"] for a in server.ami.actions] == ["Setvar"] * 3 + ["Redirect"]
     after = server.run(server.levels.contacts.get(contact.id))
     assert after is not None and (after.state, after.escalated_to) == ("escalated", "l2_clinico")
@@ -179,7 +200,7 @@ def test_each_level_offers_only_its_own_targets(
     ))  # fmt: skip
     mount(browser, server, who, contact)
     if shown:
-        WebDriverWait(browser, WAIT_S).until(lambda d: options(d) == shown, f"never offered {shown}")
+        wait_for(browser, lambda d: options(d) == shown, f"never offered {shown}", WAIT_S)
     else:
         wait_text(browser, "#escalar", "Nivel 3: es el último nivel, no hay a dónde escalar.")
         assert browser.find_elements(By.CSS_SELECTOR, '#escalar [data-role="area"]') == []

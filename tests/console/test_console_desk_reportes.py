@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from ivr.desk import report_figures as f
 from ivr.desk import report_service as sl
@@ -26,6 +26,7 @@ from ivr.desk.seed import SEED_TREE, DeskSeed, facts, generate, write
 from ivr.settings import Settings
 from ivr.store.db import Database
 from ivr.xlsx_export import read_back
+from tests.chromium import wait_for
 from tests.console.conftest import OpsServer
 from tests.console.test_console import css, log_in, wait_text
 from tests.unit.test_desk_reports_db import publish
@@ -125,10 +126,8 @@ def _walk_the_page(
     Select(css(browser, "#f-agent")).select_by_value("7001")
     ana = [c for c in contacts if c.agent == "7001"]
     wait_text(browser, "#reasons-contacts", str(len(ana)))
-    WebDriverWait(browser, WAIT_S).until(
-        lambda d: [r.get_attribute("data-agent") for r in d.find_elements(By.CSS_SELECTOR, "#t-agents tbody tr")]
-        == ["7001"]
-    )  # fmt: skip
+    wait_for(browser, lambda d: [r.get_attribute("data-agent") for r in d.find_elements(By.CSS_SELECTOR, "#t-agents tbody tr")]
+               == ["7001"], "the agents' table never showed 7001 alone", WAIT_S)  # fmt: skip
 
     offered = [o.get_attribute("value") for o in Select(css(browser, "#f-agent")).options]
     assert {"", "7001", "7002"} <= set(offered)  # the other agents stay offered

@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from ivr.settings import Settings
 from ivr.store.db import Database
 from ivr.xlsx_export import read_back
+from tests.chromium import wait_for
 from tests.console.conftest import OpsServer
 from tests.console.test_console import css, log_in, wait_text
 from tests.unit import cases_report_tables as t
@@ -106,15 +107,8 @@ def test_the_dashboard_shows_filters_draws_and_exports(
     Select(css(browser, "#f-site")).select_by_value("norte")
     wait_text(browser, "#fig-cases", "2")
     wait_text(browser, "#fig-sla", "100 %")
-    WebDriverWait(browser, WAIT_S).until(
-        lambda d: (
-            [
-                r.get_attribute("data-site")
-                for r in d.find_elements(By.CSS_SELECTOR, "#funnel-sites tbody tr")
-            ]
-            == ["norte"]
-        )
-    )
+    wait_for(browser, lambda d: [r.get_attribute("data-site") for r in d.find_elements(By.CSS_SELECTOR, "#funnel-sites tbody tr")]
+               == ["norte"], "the funnel never showed Norte alone", WAIT_S)  # fmt: skip
 
     # The workbook: every sheet, Norte's figures.
     browser.find_element(By.ID, "dl-xlsx").click()

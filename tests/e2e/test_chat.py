@@ -279,12 +279,12 @@ def test_the_demo_chat_page_books_in_chromium(
     sandbox: Sandbox, controller: ControllerProcess, browser: Any
 ) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.chromium import wait_for
 
     fresh(sandbox, ANA)
     browser.get(f"http://127.0.0.1:{sandbox.settings.ports.ops_http}/chat")
     assert browser.find_element(By.ID, "contact").get_attribute("value") == ANA
-    wait = WebDriverWait(browser, 30)
 
     def bot_said(words: str) -> bool:
         # What the person reads (the text and the options' titles), in any case:
@@ -301,17 +301,24 @@ def test_the_demo_chat_page_books_in_chromium(
         browser.find_element(By.ID, "send").click()
 
     write("Hola")
-    wait.until(lambda _: bot_said("pedir una cita"))
+    wait_for(browser, lambda _: bot_said("pedir una cita"), "the bot never said pedir una cita", 30)
     write("1")
-    wait.until(lambda _: bot_said("medicina general"))
+    wait_for(
+        browser, lambda _: bot_said("medicina general"), "the bot never said medicina general", 30
+    )
     write("1")
-    wait.until(lambda _: bot_said("Tenemos disponible"))
+    wait_for(
+        browser,
+        lambda _: bot_said("Tenemos disponible"),
+        "the bot never said Tenemos disponible",
+        30,
+    )
     buttons = browser.find_elements(By.CSS_SELECTOR, ".msg.bot:last-child button.option")
     if buttons:
         buttons[0].click()
     else:
         write("1")
-    wait.until(lambda _: bot_said("quedó asignada"))
+    wait_for(browser, lambda _: bot_said("quedó asignada"), "the bot never said quedó asignada", 30)
     assert browser.find_element(By.ID, "error").get_attribute("hidden") is not None
 
 

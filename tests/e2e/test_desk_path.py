@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from ivr.scenarios.deskagent import DeskAgentPhone
-from tests.chromium import chromium
+from tests.chromium import attribute, chromium, wait_for
 from tests.chromium import wait_text as browser_wait_text
 from tests.e2e.conftest import ControllerProcess, Sandbox, ok
 from tests.e2e.test_desk_levels import CONTEXT_HEADERS, Caller, OpsClient, desk_scenario, token
@@ -47,10 +47,13 @@ new MutationObserver(() => {
 
 
 def css(driver: WebDriver, selector: str, timeout: float = WAIT_S) -> Any:
-    return WebDriverWait(driver, timeout).until(
-        lambda d: (found := d.find_elements(By.CSS_SELECTOR, selector)) and found[0],
-        f"{selector} never appeared",
-    )
+    return wait_for(driver, lambda d: (found := d.find_elements(By.CSS_SELECTOR, selector)) and found[0],
+                      f"{selector} never appeared", timeout)  # fmt: skip
+
+
+def node_at(driver: WebDriver) -> str | None:
+    """The script panel's node, found and read in one poll (the panel redraws on a move)."""
+    return attribute(driver, "#guion .script-node", "data-node", WAIT_S)
 
 
 def wait_text(driver: WebDriver, selector: str, text: str, timeout: float = WAIT_S) -> None:
@@ -62,10 +65,8 @@ def open_desktop(driver: WebDriver, base: str, secret: str, extension: str) -> N
     css(driver, "#token-input").send_keys(secret)
     css(driver, "#login-button").click()
     wait_text(driver, "#agent-ext", extension)
-    WebDriverWait(driver, WAIT_S).until(
-        lambda d: d.find_element(By.ID, "stream-state").get_attribute("data-state") == "on",
-        "the desktop's stream never connected",
-    )
+    wait_for(driver, lambda d: d.find_element(By.ID, "stream-state").get_attribute("data-state") == "on",
+               "the desktop's stream never connected", WAIT_S)  # fmt: skip
     driver.execute_script(WATCH_POP)
 
 
@@ -89,20 +90,42 @@ def pop_text(driver: WebDriver) -> dict[str, str]:
             ("pop-name", "pop-document", "pop-segment", "pop-reasons", "pop-path", "pop-case")}  # fmt: skip
 
 
+def click_first_answer(driver: WebDriver, node: str) -> str:
+    """Click the first answer of ``node``: "clicked", or "none" when it has none.
+
+    Found and clicked in one poll of ``wait_for``: a redraw in between raises
+    ``StaleElementReferenceException`` before the click leaves, and is retried.
+    """
+    buttons = driver.find_elements(
+        By.CSS_SELECTOR, f'#guion .script-node[data-node="{node}"] button[data-answer]'
+    )
+    if not buttons:
+        return "none"
+    buttons[0].click()
+    return "clicked"
+
+
 def follow(driver: WebDriver, answers: int) -> list[str]:
     """Click the first answer of the script's node ``answers`` times; the nodes left."""
     left = []
     for _ in range(answers):
-        node = css(driver, "#guion .script-node").get_attribute("data-node")
-        buttons = driver.find_elements(By.CSS_SELECTOR, "#guion .script-node button[data-answer]")
-        if not buttons or driver.find_elements(By.CSS_SELECTOR, "#guion form.script-close"):
+        node = node_at(driver)
+        assert node, "the script panel shows no node"
+        if driver.find_elements(By.CSS_SELECTOR, "#guion form.script-close"):
             break
-        buttons[0].click()
-        WebDriverWait(driver, WAIT_S).until(
-            lambda d: d.find_elements(By.CSS_SELECTOR, "#guion form.script-close")
-            or css(d, "#guion .script-node").get_attribute("data-node") != node,  # noqa: B023 (waited here)
-            f"the script stayed at {node}",
-        )
+        if (
+            wait_for(
+                driver,
+                lambda d: click_first_answer(d, node),
+                f"no answer to click at {node}",
+                WAIT_S,
+            )
+            == "none"
+        ):  # noqa: B023
+            break
+        wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#guion form.script-close")
+                   or d.find_element(By.CSS_SELECTOR, "#guion .script-node").get_attribute("data-node") != node,  # noqa: B023
+                   f"the script stayed at {node}", WAIT_S)  # fmt: skip
         left.append(node)
     return left
 
@@ -121,7 +144,9 @@ def phones(sandbox: Sandbox, tmp_path: Path) -> Iterator[dict[str, DeskAgentPhon
             phone.stop()
 
 
-@pytest.mark.timeout(420)  # the whole path: two agents, two desktops, one call of about 100 s (104 s alone, over 120 s under load)
+@pytest.mark.timeout(
+    420
+)  # the whole path: two agents, two desktops, one call of about 100 s (104 s alone, over 120 s under load)
 def test_the_testers_path_from_login_to_level_two(
     sandbox: Sandbox, controller: ControllerProcess, phones: dict[str, DeskAgentPhone],
     tmp_path: Path,
@@ -137,10 +162,8 @@ def test_the_testers_path_from_login_to_level_two(
             open_desktop(browser, base, ana_token, "7001")
             ana_window = browser.current_window_handle
             css(browser, "#btn-login").click()
-            WebDriverWait(browser, WAIT_S).until(
-                lambda d: d.find_element(By.ID, "btn-login").get_attribute("disabled") is not None,
-                "Ana never got into the queues",
-            )
+            wait_for(browser, lambda d: d.find_element(By.ID, "btn-login").get_attribute("disabled") is not None,
+                       "Ana never got into the queues", WAIT_S)  # fmt: skip
             browser.switch_to.new_window("window")  # Carla's desktop: its own session
             carla_window = browser.current_window_handle
             open_desktop(browser, base, carla_token, "7003")
@@ -149,8 +172,12 @@ def test_the_testers_path_from_login_to_level_two(
 
             # 2-3. The call; Ana's phone answers; the pop within a second.
             caller.start()
-            WebDriverWait(browser, 150).until(lambda d: d.execute_script("return window.popShownAt"),
-                                              "Ana's desktop never popped")  # fmt: skip
+            wait_for(
+                browser,
+                lambda d: d.execute_script("return window.popShownAt"),
+                "Ana's desktop never popped",
+                150,
+            )
             shown = browser.execute_script("return window.popShownAt") / 1000
             delay = shown - answered_at(phones["7001"])
             print(f"pop shown {delay:.3f} s after the agent's 200 OK")  # the measure, in -s runs
@@ -165,30 +192,43 @@ def test_the_testers_path_from_login_to_level_two(
             css(browser, "#guion .script-node")
             left = follow(browser, 3)
             assert left, "the script offered no answer"
-            at = css(browser, "#guion .script-node").get_attribute("data-node")
+            at = node_at(browser)
 
             # 5. Escalate to level 2, clínico.
-            Select(css(browser, '#escalar [data-role="area"]')).select_by_visible_text("Nivel 2 – Clínico")
-            css(browser, '#escalar [data-role="reason"]').send_keys("Consulta clínica sobre su tratamiento")
+            Select(css(browser, '#escalar [data-role="area"]')).select_by_visible_text(
+                "Nivel 2 – Clínico"
+            )
+            css(browser, '#escalar [data-role="reason"]').send_keys(
+                "Consulta clínica sobre su tratamiento"
+            )
             css(browser, '#escalar [data-role="escalate"]').click()
             css(browser, '#escalar [data-role="confirm"]').click()
             wait_text(browser, "#escalar", "Contacto escalado", timeout=WAIT_S)
 
             # 6. Carla's phone answers; her desktop shows the same context and Ana's hop.
             browser.switch_to.window(carla_window)
-            WebDriverWait(browser, 90).until(lambda d: d.execute_script("return window.popShownAt"),
-                                             "Carla's desktop never popped")  # fmt: skip
+            wait_for(
+                browser,
+                lambda d: d.execute_script("return window.popShownAt"),
+                "Carla's desktop never popped",
+                90,
+            )
             carla_pop = pop_text(browser)
             assert carla_pop == ana_pop
             wait_text(browser, "#pop-hops", "Nivel 1 · Ana Gómez")
             wait_text(browser, "#pop-hops", "Consulta clínica sobre su tratamiento")
-            assert css(browser, "#guion .script-node").get_attribute("data-node") == at
+            assert node_at(browser) == at
 
             # 7. Carla follows the script to its disposition.
             follow(browser, 12)
             form = css(browser, "#guion form.script-close")
-            choices = [o.get_attribute("value") for o in Select(form.find_element(By.NAME, "disposition")).options]
-            Select(form.find_element(By.NAME, "disposition")).select_by_value(next(c for c in choices if c))
+            choices = [
+                o.get_attribute("value")
+                for o in Select(form.find_element(By.NAME, "disposition")).options
+            ]
+            Select(form.find_element(By.NAME, "disposition")).select_by_value(
+                next(c for c in choices if c)
+            )
             form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
             wait_text(browser, "#guion .script-closed", "Contacto cerrado")
         finally:
@@ -197,8 +237,13 @@ def test_the_testers_path_from_login_to_level_two(
     ok(caller.result(240))
     (level1,) = phones["7001"].invite_headers()
     (level2,) = phones["7003"].invite_headers()
-    assert {h: level2.get(h) for h in CONTEXT_HEADERS} == {h: level1.get(h) for h in CONTEXT_HEADERS}
+    assert {h: level2.get(h) for h in CONTEXT_HEADERS} == {
+        h: level1.get(h) for h in CONTEXT_HEADERS
+    }
     hops = carla.ok("GET", f"/api/desk/journeys/{journey_key}")["hops"]
-    assert [(h["contact"]["level"], h["contact"]["state"]) for h in hops] == [(1, "escalated"), (2, "closed")]
+    assert [(h["contact"]["level"], h["contact"]["state"]) for h in hops] == [
+        (1, "escalated"),
+        (2, "closed"),
+    ]
     assert [s["node_id"] for s in hops[0]["steps"]][: len(left)] == left
     assert hops[0]["escalations"][0]["outcome"] == "answered"

@@ -22,13 +22,12 @@ import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
 
 from ivr.citas.desk import TRANSFER_REASONS
 from ivr.scenarios.deskagent import DeskAgentPhone
 from ivr.scenarios.spec import SCENARIO_DIR
 from ivr.settings import Settings
-from tests.chromium import chromium
+from tests.chromium import chromium, wait_for
 from tests.chromium import wait_text as browser_wait_text
 from tests.e2e.conftest import ControllerProcess, Sandbox, ok, wait_until
 from tests.e2e.ops_peers import OpsApi, agent_token, create_token
@@ -71,7 +70,9 @@ def ana(sandbox: Sandbox, tokens: dict[str, str], tmp_path: Path) -> Iterator[De
             "POST", f"/api/desk/agents/{AGENT}/login"
         )
         assert status == 200 and body["logged_in"], body
-        wait_until(lambda: agent_device(admin) == "not_inuse", 20, "app_queue to see 7001's phone free")
+        wait_until(
+            lambda: agent_device(admin) == "not_inuse", 20, "app_queue to see 7001's phone free"
+        )
         yield phone
     finally:
         phone.stop()
@@ -92,7 +93,9 @@ def open_desktop(driver: WebDriver, settings: Settings, token: str) -> None:
     driver.get(f"http://127.0.0.1:{settings.ports.ops_http}/console/escritorio.html")
     driver.execute_script("sessionStorage.clear()")
     driver.refresh()
-    WebDriverWait(driver, WAIT_S).until(ec.visibility_of_element_located((By.ID, "token-input")))
+    wait_for(
+        driver, ec.visibility_of_element_located((By.ID, "token-input")), "no token input", WAIT_S
+    )
     driver.find_element(By.ID, "token-input").send_keys(token)
     driver.find_element(By.ID, "login-button").click()
     wait_text(driver, "#agent-name", "Ana Gómez")
@@ -133,7 +136,11 @@ def desk_scenario(tmp_path: Path) -> str:
 
 @pytest.mark.timeout(300)  # one transferred call answered by a sipp agent, with Chromium
 def test_the_desktop_shows_the_ivr_context_within_a_second_of_the_answer(
-    sandbox: Sandbox, ana: DeskAgentPhone, tokens: dict[str, str], browser: WebDriver, tmp_path: Path
+    sandbox: Sandbox,
+    ana: DeskAgentPhone,
+    tokens: dict[str, str],
+    browser: WebDriver,
+    tmp_path: Path,
 ) -> None:
     open_desktop(browser, sandbox.settings, tokens["ana"])
     browser.execute_script(WATCH_POP)
@@ -141,11 +148,18 @@ def test_the_desktop_shows_the_ivr_context_within_a_second_of_the_answer(
     ok(sandbox.call(desk_scenario(tmp_path)))
     assert ana.wait(60).ok
 
-    WebDriverWait(browser, WAIT_S).until(lambda d: d.execute_script("return window.__popSeen"))
+    wait_for(
+        browser,
+        lambda d: d.execute_script("return window.__popSeen"),
+        "the desktop never popped",
+        WAIT_S,
+    )
     seen: dict[str, Any] = browser.execute_script("return window.__popSeen")
     answered = sent_200_ok_at(ana.messages)
     latency = seen["at"] / 1000 - answered
-    print(f"\nscreen pop: 200 OK at {answered:.3f}, on screen at {seen['at'] / 1000:.3f}: {latency * 1000:.0f} ms")
+    print(
+        f"\nscreen pop: 200 OK at {answered:.3f}, on screen at {seen['at'] / 1000:.3f}: {latency * 1000:.0f} ms"
+    )
     assert 0 <= latency < POP_WITHIN_S, (answered, seen)
 
     # The first pop already carried the IVR context (the record was written before the queue).
@@ -158,9 +172,8 @@ def test_the_desktop_shows_the_ivr_context_within_a_second_of_the_answer(
     assert browser.find_element(By.ID, "pop-pending").get_attribute("hidden") is not None
 
     # The call ended (the agent hung up after talking): the contact waits for its disposition.
-    WebDriverWait(browser, WAIT_S).until(
-        lambda d: d.find_element(By.ID, "pop").get_attribute("data-state") == "wrapup"
-    )
+    wait_for(browser, lambda d: d.find_element(By.ID, "pop").get_attribute("data-state") == "wrapup",
+               "the pop never went to wrap-up", WAIT_S)  # fmt: skip
     assert browser.find_element(By.ID, "pop-document").text == "*******020"
     assert "2020202020" not in browser.page_source
 
@@ -174,15 +187,27 @@ def test_a_chat_handed_off_and_taken_pops_the_same_way(
     admin = OpsApi(sandbox.settings.ports.ops_http, tokens["admin"])
     status, body = admin.request("GET", "/api/chat/handoffs")
     assert status == 200, body
-    [handoff] = [h for h in body["handoffs"] if h["wa_id"].endswith("3001234567") and not h["taken_by"]]
+    [handoff] = [
+        h for h in body["handoffs"] if h["wa_id"].endswith("3001234567") and not h["taken_by"]
+    ]
 
     open_desktop(browser, sandbox.settings, tokens["ana"])
     row = f'#handoffs tr[data-handoff="{handoff["id"]}"]'
-    WebDriverWait(browser, WAIT_S).until(ec.element_to_be_clickable((By.CSS_SELECTOR, f"{row} button.take")))
+    wait_for(
+        browser,
+        ec.element_to_be_clickable((By.CSS_SELECTOR, f"{row} button.take")),
+        f"{row} cannot be taken",
+        WAIT_S,
+    )
     browser.execute_script(WATCH_POP)
     browser.find_element(By.CSS_SELECTOR, f"{row} button.take").click()
 
-    WebDriverWait(browser, WAIT_S).until(lambda d: d.execute_script("return window.__popSeen"))
+    wait_for(
+        browser,
+        lambda d: d.execute_script("return window.__popSeen"),
+        "the desktop never popped",
+        WAIT_S,
+    )
     seen: dict[str, Any] = browser.execute_script("return window.__popSeen")
     assert seen["name"] == "Ana"
     wait_text(browser, "#pop-kind", "chat")

@@ -4,6 +4,11 @@
 contains the empty string. The desktop's 409 test (stop 20's CI) used it to
 wait for a message that was already on the page, hidden and empty, and read
 it before the click had been answered.
+
+Every wait goes through ``tests.chromium.wait_for``: a bare ``WebDriverWait``
+ignores only ``NoSuchElementException``, and the desktop's script panel, redrawn
+while stop 21's end-to-end test read its node, failed that CI with
+``StaleElementReferenceException``.
 """
 
 from __future__ import annotations
@@ -74,3 +79,50 @@ def test_an_element_redrawn_while_read_is_not_yet_not_a_failure() -> None:
     wait_text(cast(Any, driver), ".script-message", "ya no está", 5)
     assert driver.polls == 2
     assert wait_shown(cast(Any, Driver()), ".script-message", 5) == "ya no está en ese paso"
+
+
+def test_every_browser_wait_is_wait_until() -> None:
+    """No test module but ``tests/chromium.py`` names ``WebDriverWait`` (imported,
+    called, or as an attribute): a wait of its own would fail on a redrawn element."""
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        if path == ROOT / "tests" / "chromium.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            named = (
+                (isinstance(node, ast.Name) and node.id == "WebDriverWait")
+                or (isinstance(node, ast.Attribute) and node.attr == "WebDriverWait")
+                or (isinstance(node, ast.alias) and node.name == "WebDriverWait")
+            )
+            if named:
+                found.append(f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}")
+    assert found == [], found
+
+
+def test_wait_until_retries_a_redrawn_element_and_returns_the_value() -> None:
+    """``attribute`` finds and reads in one poll: the first poll's element is replaced
+    between the two (stale), the second reads the redrawn one."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    from tests.chromium import attribute
+
+    class Node:
+        def __init__(self, stale: bool) -> None:
+            self.stale = stale
+
+        def get_attribute(self, name: str) -> str:
+            if self.stale:
+                raise StaleElementReferenceException("redrawn")
+            return "n2" if name == "data-node" else ""
+
+    class Driver:
+        def __init__(self) -> None:
+            self.polls = 0
+
+        def find_elements(self, _by: str, _selector: str) -> list[Node]:
+            self.polls += 1
+            return [Node(stale=self.polls == 1)]
+
+    driver = Driver()
+    assert attribute(cast(Any, driver), "#guion .script-node", "data-node", 5) == "n2"
+    assert driver.polls == 2

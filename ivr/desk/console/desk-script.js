@@ -43,7 +43,11 @@ export function mountScript(element, contact) {
   }
   const base = `/api/desk/contacts/${encodeURIComponent(contactId)}`;
   let view = null;
+  let drawn = null;  // the view last drawn, as JSON: a re-read that changed nothing draws nothing
   let busy = false;
+  // What the agent has started in the disposition forms: a redraw (an answer, a re-read
+  // that changed the view) builds new forms, and must not lose a choice or a half-typed note.
+  const draft = { disposition: "", note: "", earlyOpen: false };
 
   const message = el("p", null, "script-message");
   message.setAttribute("role", "alert");
@@ -99,11 +103,16 @@ export function mountScript(element, contact) {
     select.required = true;
     select.append(new Option("— elija la tipificación —", ""));
     for (const d of view.dispositions) select.append(new Option(d.label, d.id));
+    select.value = draft.disposition;
+    if (select.value !== draft.disposition) select.value = "";  // no longer offered
+    select.addEventListener("change", () => { draft.disposition = select.value; });
     const note = el("textarea");
     note.name = "note";
     note.rows = 2;
     note.maxLength = 4000;
     note.placeholder = "Nota (opcional)";
+    note.value = draft.note;
+    note.addEventListener("input", () => { draft.note = note.value; });
     const button = el("button", early ? "Cerrar sin terminar el guion" : "Cerrar contacto");
     button.type = "submit";
     const label = el("label", "Tipificación ");
@@ -124,6 +133,7 @@ export function mountScript(element, contact) {
   }
 
   function draw() {
+    drawn = JSON.stringify(view);
     element.replaceChildren();
     element.append(el("h2", "Guion"));
     if (!view) {
@@ -166,15 +176,19 @@ export function mountScript(element, contact) {
     element.append(message, el("h3", "Camino"), pathList());
     if (!view.closing && view.dispositions.length) {
       const early = el("details", null, "script-early-box");
+      early.open = draft.earlyOpen;
+      early.addEventListener("toggle", () => { draft.earlyOpen = early.open; });
       early.append(el("summary", "La llamada terminó antes"), dispositionForm(true));
       element.append(early);
     }
   }
 
   async function refresh() {
+    // The desktop re-reads on every pop and wrap-up of the same contact: most change
+    // nothing, and a redraw then would only replace the buttons under the agent's pointer.
     const started = await act("POST", `${base}/script/start`);
     if (started) view = started;
-    draw();
+    if (JSON.stringify(view) !== drawn || !element.contains(message)) draw();
   }
 
   draw();
