@@ -70,7 +70,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -89,7 +88,7 @@ from ivr.booking.model import (
 )
 from ivr.booking.tables import BookingGuardRow, BookingRow, SlotRow
 from ivr.store.changes import Cached, ChangeFeed, slots_topic, touch
-from ivr.store.db import Database
+from ivr.store.db import Database, UnsupportedDialect, dialect_insert
 
 logger = logging.getLogger(__name__)
 
@@ -564,19 +563,11 @@ def _guard(dialect: str, affiliate_id: str, now: datetime) -> Executable:
     """Upsert the patient's guard row: the write that serialises their bookings."""
     values = {"affiliate_id": affiliate_id, "bookings": 1, "updated_at": now}
     bump = {"bookings": BookingGuardRow.bookings + 1, "updated_at": now}
-    if dialect == "postgresql":
-        return (
-            postgresql.insert(BookingGuardRow)
-            .values(values)
-            .on_conflict_do_update(index_elements=["affiliate_id"], set_=bump)
-        )
-    if dialect == "sqlite":
-        return (
-            sqlite.insert(BookingGuardRow)
-            .values(values)
-            .on_conflict_do_update(index_elements=["affiliate_id"], set_=bump)
-        )
-    raise BookingUnavailable(f"booking is not supported on {dialect}")
+    try:
+        insert = dialect_insert(dialect, BookingGuardRow)
+    except UnsupportedDialect as exc:
+        raise BookingUnavailable(f"booking: {exc}") from exc
+    return insert.values(values).on_conflict_do_update(index_elements=["affiliate_id"], set_=bump)
 
 
 def _worth_retrying(exc: DBAPIError) -> bool:
@@ -587,13 +578,11 @@ def _worth_retrying(exc: DBAPIError) -> bool:
 
 
 def _insert_ignoring_existing(dialect: str, values: dict[str, Any]) -> Executable:
-    if dialect == "postgresql":
-        return (
-            postgresql.insert(SlotRow).values(values).on_conflict_do_nothing(index_elements=["id"])
-        )
-    if dialect == "sqlite":
-        return sqlite.insert(SlotRow).values(values).on_conflict_do_nothing(index_elements=["id"])
-    raise BookingUnavailable(f"seeding slots is not supported on {dialect}")
+    try:
+        insert = dialect_insert(dialect, SlotRow)
+    except UnsupportedDialect as exc:
+        raise BookingUnavailable(f"seeding slots: {exc}") from exc
+    return insert.values(values).on_conflict_do_nothing(index_elements=["id"])
 
 
 def _row_values(slot: Slot) -> dict[str, Any]:

@@ -74,7 +74,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, func, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -82,7 +81,7 @@ from sqlalchemy.orm import aliased
 
 from ivr.chat.tables import ChatHandoffRow, ChatInboundRow, ChatOutboundRow, ConversationRow
 from ivr.masking import mask_number
-from ivr.store.db import Database, StoreError, StoreUnavailable
+from ivr.store.db import Database, DialectInsert, StoreError, StoreUnavailable, dialect_insert
 
 logger = logging.getLogger(__name__)
 
@@ -1038,8 +1037,8 @@ class ConversationStore:
     # --- helpers -----------------------------------------------------------------------------
     def _insert(
         self, table: type[ConversationRow] | type[ChatInboundRow] | type[ChatOutboundRow]
-    ) -> postgresql.Insert | sqlite.Insert:
-        return postgresql.insert(table) if self._postgres else sqlite.insert(table)
+    ) -> DialectInsert:
+        return dialect_insert(self.db.engine.dialect.name, table)
 
     async def _ensure_conversation(self, session: AsyncSession, wa_id: str, now: datetime) -> str:
         await session.execute(

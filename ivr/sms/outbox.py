@@ -45,8 +45,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,7 +52,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ivr.masking import mask_number
 from ivr.phone import require_sms_destination
-from ivr.store.db import Database, StoreUnavailable
+from ivr.store.db import Database, StoreUnavailable, dialect_insert
 from ivr.store.group import GroupCommit
 from ivr.store.models import Base, UtcDateTime
 
@@ -113,9 +111,8 @@ def _insert_new(dialect: str) -> Any:
     ``dialect`` (``postgresql`` or ``sqlite``), built once: a batch's clash with a stored
     key, or two items of one batch with the same key, leave the first message in place
     and return nothing for the later one."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     return (
-        insert(SmsOutboxRow)
+        dialect_insert(dialect, SmsOutboxRow)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(SmsOutboxRow.dedupe_key, SmsOutboxRow.id)
     )

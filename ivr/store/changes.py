@@ -36,12 +36,10 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ivr.store.db import Database, StoreUnavailable
+from ivr.store.db import Database, StoreUnavailable, dialect_insert
 from ivr.store.models import ChangeVersionRow
 
 logger = logging.getLogger(__name__)
@@ -71,8 +69,7 @@ async def touch(session: AsyncSession, topic: str) -> None:
     Raises what the session raises (the writer's transaction fails with it).
     """
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(ChangeVersionRow).values(topic=topic, version=1)
+    statement = dialect_insert(dialect, ChangeVersionRow).values(topic=topic, version=1)
     statement = statement.on_conflict_do_update(
         index_elements=[ChangeVersionRow.topic], set_={"version": ChangeVersionRow.version + 1}
     )

@@ -1,7 +1,8 @@
 """The database engine, its migrations and the store's exception tree.
 
 StoreError
- └── StoreUnavailable   the database cannot be reached or timed out
+ ├── StoreUnavailable   the database cannot be reached or timed out
+ └── UnsupportedDialect  a statement the store builds per database, on another one
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, make_url
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
@@ -41,6 +46,30 @@ class StoreError(RuntimeError):
 
 class StoreUnavailable(StoreError):
     """The database cannot be reached, or did not answer in time."""
+
+
+class UnsupportedDialect(StoreError):
+    """The database is neither PostgreSQL nor SQLite, the two the store's upserts are written for."""
+
+
+DialectInsert = PgInsert | SqliteInsert  # what dialect_insert builds
+
+
+def dialect_insert(dialect: str, entity: Any) -> DialectInsert:
+    """``INSERT INTO <entity>`` with its database's ``ON CONFLICT`` clauses
+    (``on_conflict_do_nothing``, ``on_conflict_do_update``, ``excluded``).
+
+    ``dialect``: ``engine.dialect.name``, ``postgresql`` or ``sqlite``; ``entity``: an
+    ORM class or a ``Table``. Both clauses are SQL's upsert as each database spells
+    it (PostgreSQL ``INSERT … ON CONFLICT``, SQLite 3.24+ the same syntax);
+    SQLAlchemy has no dialect-neutral one. Raises :class:`UnsupportedDialect` for
+    another dialect (a store that guessed SQLite's would fail later, less clearly).
+    """
+    if dialect == "postgresql":
+        return pg_insert(entity)
+    if dialect == "sqlite":
+        return sqlite_insert(entity)
+    raise UnsupportedDialect(f"no upsert for the {dialect} database: PostgreSQL and SQLite only")
 
 
 # SQLite's settings on every connection (docs/perf/db.md, "WAL"). WAL lets readers

@@ -38,12 +38,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ivr.store.db import Database, StoreUnavailable
+from ivr.store.db import Database, StoreUnavailable, dialect_insert
 from ivr.store.models import CallRecordRow
 
 logger = logging.getLogger(__name__)
@@ -148,7 +146,7 @@ def _upsert(dialect: str) -> Any:
     built once, its compiled form cached by SQLAlchemy. Profiled: building one
     ORM upsert per record cost 15 % of the controller's samples on the smoke line
     (docs/perf/budget.md)."""
-    insert = pg_insert(CallRecordRow) if dialect == "postgresql" else sqlite_insert(CallRecordRow)
+    insert = dialect_insert(dialect, CallRecordRow)
     columns = [c.name for c in CallRecordRow.__table__.columns if c.name != "id"]
     return insert.on_conflict_do_update(
         index_elements=[CallRecordRow.id],

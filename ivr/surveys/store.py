@@ -36,13 +36,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import String, and_, column, or_, select, table, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.cases.model import SYSTEM
 from ivr.cases.store import CaseError
 from ivr.masking import mask_number
-from ivr.store.db import Database, StoreUnavailable
+from ivr.store.db import Database, DialectInsert, StoreUnavailable, dialect_insert
 from ivr.store.models import UtcDateTime
 from ivr.surveys.tables import (
     ANSWERED,
@@ -180,7 +179,6 @@ class SurveyStore:
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = _utcnow) -> None:
         self.db = db
         self.clock = clock
-        self._postgres = db.engine.dialect.name == "postgresql"
 
     # --- creation -----------------------------------------------------------------------
     async def ensure_for_closed_cases(self, *, limit: int = 100) -> int:
@@ -395,8 +393,8 @@ class SurveyStore:
         return await self._run("list surveys", op)
 
     # --- helpers ------------------------------------------------------------------------
-    def _insert(self) -> postgresql.Insert | sqlite.Insert:
-        return postgresql.insert(SurveyRow) if self._postgres else sqlite.insert(SurveyRow)
+    def _insert(self) -> DialectInsert:
+        return dialect_insert(self.db.engine.dialect.name, SurveyRow)
 
     async def _one(self, *where: Any) -> Survey | None:
         async def op(session: AsyncSession) -> Survey | None:

@@ -16,6 +16,7 @@ through the real Asterisk, sipp and a real Chromium:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -105,6 +106,16 @@ def click_first_answer(driver: WebDriver, node: str) -> str:
     return "clicked"
 
 
+def moved_on(driver: WebDriver, node: str) -> bool:
+    """The script panel left ``node``, or shows the closing form."""
+    if driver.find_elements(By.CSS_SELECTOR, "#guion form.script-close"):
+        return True
+    return (
+        driver.find_element(By.CSS_SELECTOR, "#guion .script-node").get_attribute("data-node")
+        != node
+    )
+
+
 def follow(driver: WebDriver, answers: int) -> list[str]:
     """Click the first answer of the script's node ``answers`` times; the nodes left."""
     left = []
@@ -113,19 +124,14 @@ def follow(driver: WebDriver, answers: int) -> list[str]:
         assert node, "the script panel shows no node"
         if driver.find_elements(By.CSS_SELECTOR, "#guion form.script-close"):
             break
-        if (
-            wait_for(
-                driver,
-                lambda d: click_first_answer(d, node),
-                f"no answer to click at {node}",
-                WAIT_S,
-            )
-            == "none"
-        ):  # noqa: B023
+        clicked = wait_for(
+            driver, functools.partial(click_first_answer, node=node), f"no answer at {node}", WAIT_S
+        )
+        if clicked == "none":
             break
-        wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#guion form.script-close")
-                   or d.find_element(By.CSS_SELECTOR, "#guion .script-node").get_attribute("data-node") != node,  # noqa: B023
-                   f"the script stayed at {node}", WAIT_S)  # fmt: skip
+        wait_for(
+            driver, functools.partial(moved_on, node=node), f"the script stayed at {node}", WAIT_S
+        )
         left.append(node)
     return left
 
