@@ -154,14 +154,8 @@ def test_the_desktop_speaks_spanish_with_and_without_a_contact(
     assert css(browser, "#error").get_attribute("hidden") is not None, css(browser, "#error").text
 
 
-def test_after_an_escalation_the_pop_and_the_script_say_so(
-    browser: WebDriver, ops_server: OpsServer
-) -> None:
-    """Review of issue 12: after the agent escalated, the pop still said "(en curso)" and the
-    script kept its answer buttons; a click on one was refused (409) and the refusal was
-    hidden by the panel's own re-read: nothing happened, silently."""
-    from selenium.webdriver.support.ui import Select
-
+def ana_takes_bruno(browser: WebDriver, ops_server: OpsServer) -> str:
+    """Ana's desktop with Bruno's chat taken and its script open; her token."""
     bruno, _carla = asyncio.run(_seed(ops_server))
     token = ops_server.token("ana", "operator")
     log_in(browser, ops_server, token)
@@ -172,6 +166,18 @@ def test_after_an_escalation_the_pop_and_the_script_say_so(
     assert status == 200
     wait_text(browser, "#pop-name", "Bruno")
     wait_text(browser, "#guion", "Camino")
+    return token
+
+
+def test_after_an_escalation_the_pop_and_the_script_say_so(
+    browser: WebDriver, ops_server: OpsServer
+) -> None:
+    """Review of issue 12: after the agent escalated, the pop still said "(en curso)" and the
+    script kept its answer buttons; a click on one was refused (409) and the refusal was
+    hidden by the panel's own re-read: nothing happened, silently."""
+    from selenium.webdriver.support.ui import Select
+
+    token = ana_takes_bruno(browser, ops_server)
     contact = css(browser, "#pop").get_attribute("data-contact")
     node = css(browser, "#guion .script-node").get_attribute("data-node")
     answer = css(browser, "#guion .script-node .script-answers button").get_attribute("data-answer")
@@ -211,16 +217,7 @@ def test_a_re_read_redraws_only_a_changed_script_and_a_redraw_keeps_the_agents_d
     half-typed note and the chosen disposition."""
     from selenium.webdriver.support.ui import Select
 
-    bruno, _carla = asyncio.run(_seed(ops_server))
-    token = ops_server.token("ana", "operator")
-    log_in(browser, ops_server, token)
-    wait_text(browser, "#whoami", "token:ana")
-    browser.get(ops_server.url + "/console/escritorio.html")
-    wait_text(browser, "#stream-state", "conectado")
-    status, _ = ops_server.request("POST", f"/api/desk/handoffs/{bruno}/take", token, {})
-    assert status == 200
-    wait_text(browser, "#pop-name", "Bruno")
-    wait_text(browser, "#guion", "Camino")
+    ana_takes_bruno(browser, ops_server)
 
     # A re-read (what the desktop does on a pop of the same contact) that changed nothing.
     browser.execute_script("document.querySelector('#guion .script-node').citasMark = 'drawn once'")
