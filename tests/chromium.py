@@ -87,9 +87,9 @@ def attribute(driver: WebDriver, selector: str, name: str, timeout: float) -> st
     is retried; waits up to ``timeout`` seconds for the element to exist.
     """
 
-    def read(d: WebDriver) -> tuple[str | None] | None:
+    def read(d: WebDriver) -> list[str | None]:
         found = d.find_elements(By.CSS_SELECTOR, selector)
-        return (found[0].get_attribute(name),) if found else None
+        return [found[0].get_attribute(name)] if found else []
 
     return wait_for(driver, read, f"{selector} never appeared", timeout)[0]
 

@@ -81,7 +81,7 @@ def test_an_element_redrawn_while_read_is_not_yet_not_a_failure() -> None:
     assert wait_shown(cast(Any, Driver()), ".script-message", 5) == "ya no está en ese paso"
 
 
-def test_every_browser_wait_is_wait_until() -> None:
+def test_every_browser_wait_is_wait_for() -> None:
     """No test module but ``tests/chromium.py`` names ``WebDriverWait`` (imported,
     called, or as an attribute): a wait of its own would fail on a redrawn element."""
     found = []
@@ -99,7 +99,7 @@ def test_every_browser_wait_is_wait_until() -> None:
     assert found == [], found
 
 
-def test_wait_until_retries_a_redrawn_element_and_returns_the_value() -> None:
+def test_wait_for_retries_a_redrawn_element_and_returns_the_value() -> None:
     """``attribute`` finds and reads in one poll: the first poll's element is replaced
     between the two (stale), the second reads the redrawn one."""
     from selenium.common.exceptions import StaleElementReferenceException

@@ -16,7 +16,9 @@ DIALECTS = {"postgresql": postgresql.dialect(), "sqlite": sqlite.dialect()}
 
 @pytest.mark.parametrize("name", sorted(DIALECTS))
 def test_each_database_gets_its_own_on_conflict(name: str) -> None:
-    statement = dialect_insert(name, ChangeVersionRow).values(topic="flags", version=1)
+    built = dialect_insert(name, ChangeVersionRow)
+    assert isinstance(built, {"postgresql": postgresql.Insert, "sqlite": sqlite.Insert}[name])
+    statement = built.values(topic="flags", version=1)
     statement = statement.on_conflict_do_update(index_elements=["topic"], set_={"version": 2})
     sql = str(statement.compile(dialect=DIALECTS[name]))
     assert sql.startswith("INSERT INTO change_versions")

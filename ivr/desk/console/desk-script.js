@@ -45,9 +45,11 @@ export function mountScript(element, contact) {
   let view = null;
   let drawn = null;  // the view last drawn, as JSON: a re-read that changed nothing draws nothing
   let busy = false;
-  // What the agent has started in the disposition forms: a redraw (an answer, a re-read
-  // that changed the view) builds new forms, and must not lose a choice or a half-typed note.
-  const draft = { disposition: "", note: "", earlyOpen: false };
+  // What the agent has started in each disposition form (the early close, the closing
+  // one): a redraw (an answer, a re-read that changed the view) builds new forms, and
+  // must not lose a choice or a half-typed note. Each form keeps its own.
+  const drafts = { early: { disposition: "", note: "" }, close: { disposition: "", note: "" } };
+  let earlyOpen = false;
 
   const message = el("p", null, "script-message");
   message.setAttribute("role", "alert");
@@ -102,9 +104,10 @@ export function mountScript(element, contact) {
     select.name = "disposition";
     select.required = true;
     select.append(new Option("— elija la tipificación —", ""));
+    const draft = early ? drafts.early : drafts.close;
     for (const d of view.dispositions) select.append(new Option(d.label, d.id));
     select.value = draft.disposition;
-    if (select.value !== draft.disposition) select.value = "";  // no longer offered
+    if (select.value !== draft.disposition) select.value = draft.disposition = "";  // no longer offered
     select.addEventListener("change", () => { draft.disposition = select.value; });
     const note = el("textarea");
     note.name = "note";
@@ -176,8 +179,8 @@ export function mountScript(element, contact) {
     element.append(message, el("h3", "Camino"), pathList());
     if (!view.closing && view.dispositions.length) {
       const early = el("details", null, "script-early-box");
-      early.open = draft.earlyOpen;
-      early.addEventListener("toggle", () => { draft.earlyOpen = early.open; });
+      early.open = earlyOpen;
+      early.addEventListener("toggle", () => { earlyOpen = early.open; });
       early.append(el("summary", "La llamada terminó antes"), dispositionForm(true));
       element.append(early);
     }
@@ -187,6 +190,9 @@ export function mountScript(element, contact) {
     // The desktop re-reads on every pop and wrap-up of the same contact: most change
     // nothing, and a redraw then would only replace the buttons under the agent's pointer.
     const started = await act("POST", `${base}/script/start`);
+    // Another contact's panel (or the between-calls hint) took the element meanwhile:
+    // this late answer must not draw the old contact over it.
+    if (!element.citasScript || element.citasScript.contactId !== contactId) return;
     if (started) view = started;
     if (JSON.stringify(view) !== drawn || !element.contains(message)) draw();
   }
