@@ -139,6 +139,33 @@ async def test_the_period_boundaries(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("name", "at", "counted"), BOUNDARIES, ids=[b[0] for b in BOUNDARIES])
+async def test_a_period_given_in_local_time_counts_the_same_calls(
+    backend: str, tmp_path: Path, name: str, at: datetime, counted: bool
+) -> None:
+    """Stop 22's local CI, at 21:30 in Bogotá: the API gives the period in Bogotá's zone
+    (``local_period``), and on SQLite ``call_records.started_at`` was a plain
+    ``DateTime``, which dropped the bound's offset: the evening's calls (past midnight
+    UTC) fell after the period's end and the day's funnel was empty. The column is
+    ``UtcDateTime`` now (bounds converted to UTC, as stored)."""
+    async with report_database(backend, tmp_path) as db:
+        await add_rows(db, CALLS, [call(at)])
+        funnel = await reports(db).funnel(START.astimezone(BOGOTA), END.astimezone(BOGOTA))
+    assert funnel.total().target == int(counted), name
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("hour", [0, 18, 19, 21, 23])
+async def test_an_evening_call_is_in_its_local_day_asked_in_local_time(
+    backend: str, tmp_path: Path, hour: int
+) -> None:
+    async with report_database(backend, tmp_path) as db:
+        await add_rows(db, CALLS, [call(local(2026, 11, 30, hour, 30))])
+        funnel = await reports(db).funnel(START.astimezone(BOGOTA), END.astimezone(BOGOTA))
+    assert funnel.total().target == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("minute", [0, 59])
 @pytest.mark.parametrize("hour", [0, 4, 5, 12, 18, 19, 23])
 async def test_the_local_hour_of_a_call(
