@@ -126,7 +126,8 @@ class VoiceDialogue(ABC):
 
     @abstractmethod
     async def set_variables(self, variables: Mapping[str, str]) -> None:
-        """Set channel variables, in order."""
+        """Set channel variables (distinct names: in no particular order); all are
+        set, or one's error is raised, when it returns."""
 
     @abstractmethod
     async def transfer(self, *, context: str, extension: str) -> None:
@@ -250,6 +251,10 @@ class VoiceChannel(VoiceDialogue):
             raise ChannelError(f"{what} failed on {self.call_id}: {exc}") from exc
 
     async def answer(self) -> None:
+        # A call the dialplan answered before Stasis() (extensions.conf, [citas-ivr])
+        # enters Up: answering it again would be a request with no effect.
+        if self.ctx.channel.state == "Up":
+            return
         await self._ari("answer", self.client.answer(self.call_id))
 
     def _key(self, ev: ChannelDtmfReceived) -> Key:
@@ -339,8 +344,19 @@ class VoiceChannel(VoiceDialogue):
         self.keys.discard_typed_ahead()
 
     async def set_variables(self, variables: Mapping[str, str]) -> None:
-        for name, value in variables.items():
-            await self._ari("set variable", self.client.set_variable(self.call_id, name, value))
+        # ARI sets one variable per request; distinct names need no order, so the
+        # requests go out together: one round trip on the caller's path, not one per
+        # variable (citas' eligibility sets four before the slot is read out).
+        results = await asyncio.gather(
+            *(
+                self._ari("set variable", self.client.set_variable(self.call_id, name, value))
+                for name, value in variables.items()
+            ),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def transfer(self, *, context: str, extension: str) -> None:
         await self._ari(

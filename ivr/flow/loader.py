@@ -358,3 +358,18 @@ def load_flows(directory: Path, loader: FlowLoader) -> dict[str, Flow]:
     if not flows:
         raise ConfigError(str(directory), None, "flows", "no flow files (*.yaml)")
     return flows
+
+
+def flow_answers(directory: Path) -> dict[str, bool]:
+    """Each flow's name -> its ``answer`` (default true), read from ``directory/*.yaml``
+    without building the nodes: what the dialplan needs to answer a call before
+    ``Stasis()`` (``ivr.sandbox.render``). Raises ``ConfigError`` for a file the
+    schema refuses or a name used twice."""
+    answers: dict[str, bool] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        top = Fields(load_checked(path, "flow", flow_field), "flow")
+        name = top.get("flow", str)
+        if name in answers:
+            raise ConfigError(str(path), 1, "flow", f"name {name!r} used by two flow files")
+        answers[name] = top.get("answer", bool, True)
+    return answers

@@ -194,13 +194,15 @@ class CallState:
     """What the flow knows about this call; actions read and write it.
 
     ``resume`` is set by ``FlowEngine.run`` for the node it resumes and taken by it
-    (``take_resume``)."""
+    (``take_resume``); ``said_ahead`` names the hang-up node whose prompt a ``play``
+    node already said in its own media list (``PlayNode.run``)."""
 
     channel: CallChannel
     record: CallRecord
     flow: Flow
     variables: dict[str, Any] = field(default_factory=dict)
     resume: Resume | None = field(default=None, repr=False)
+    said_ahead: str | None = field(default=None, repr=False)
 
     def set(self, name: str, value: Any) -> None:
         """Set a variable, kept in the call record too (``Phrase``s as JSON mappings)."""

@@ -42,8 +42,10 @@ def template_values(
     package's directory by default (the docker image copies the prompts there), the
     instance's own in a sandbox, so instances sharing a root never share prompts."""
     from ivr.citas.reference import load_line
+    from ivr.flow.loader import flow_answers
 
     line = load_line(settings.citas_dir / "line.yaml")
+    answers = flow_answers(settings.flows_dir)
     p = settings.ports
     return {
         "instance": settings.instance,
@@ -69,9 +71,26 @@ def template_values(
         "citas_number": line.number,
         "agent_vdn": line.vdn_default,
         "smoke_number": SMOKE_NUMBER,
+        # How [citas-ivr] enters each flow: answered in the dialplan before Stasis()
+        # (one ARI request less per call, docs/perf/ari.md) unless it says answer: false.
+        "citas_entry": entry_arguments("citas", answers),
+        "smoke_entry": entry_arguments("smoke", answers),
         "dialplan_smoke_number": DIALPLAN_SMOKE_NUMBER,
         **desk_template_values(settings),
     }
+
+
+def entry_arguments(flow: str, answers: Mapping[str, bool]) -> str:
+    """The arguments of ``Gosub(citas-ivr,s,1(...))`` for ``flow``: its name, then
+    ``answer`` when it answers calls (``Flow.answer``) or ``ring`` when the controller
+    decides. Raises ``SandboxError`` for a flow the flows directory does not have.
+
+    >>> entry_arguments("smoke", {"smoke": True}), entry_arguments("q", {"q": False})
+    ('smoke,answer', 'q,ring')
+    """
+    if flow not in answers:
+        raise SandboxError(f"the dialplan enters flow {flow!r}, which no flow file defines")
+    return f"{flow},{'answer' if answers[flow] else 'ring'}"
 
 
 def support_port(settings: Settings, extension: str) -> int:

@@ -62,12 +62,15 @@ def test_one_smoke_call_is_counted(
     assert report["failures"] == [] and report["exit_code"] == 0, report
 
     events, requests = counted(ops)
-    # One call: one StasisStart, the one key pressed, answered once; its prompts
-    # played over POST /channels/{id}/play/{id} (the route, not the ids).
+    # One call: one StasisStart, the one key pressed. The dialplan answered it before
+    # Stasis(): no answer request. Two plays over POST /channels/{id}/play/{id} (the
+    # route, not the ids): the welcome, then the confirmation with the goodbye in one
+    # media list; the barge-in stop and the hang-up.
     assert events["StasisStart"] == 1
     assert events["ChannelDtmfReceived"] == 1
-    assert requests["POST /channels/{id}/answer"] == 1
-    assert requests["POST /channels/{id}/play/{id}"] >= 1
+    assert "POST /channels/{id}/answer" not in requests
+    assert requests["POST /channels/{id}/play/{id}"] == 2
+    assert sum(requests.values()) == 4, requests
     # Labels are templates already: no channel or playback id made its own route.
     assert all(route_template(r.split(" ", 1)[1]) == r.split(" ", 1)[1] for r in requests)
     assert sum(events.values()) >= 4  # at least start, DTMF, playback finished, end

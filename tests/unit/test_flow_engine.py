@@ -269,7 +269,9 @@ async def test_the_real_smoke_flow_plays_back_the_key_pressed() -> None:
 
     await engine().run(state)
 
-    assert ("play-no-barge", "sound:citas/smoke_you_pressed", "digits:7") in channel.log
+    # The confirmation and the goodbye in one media list (PlayNode: one playback).
+    confirm = ("play-no-barge", "sound:citas/smoke_you_pressed", "digits:7", "sound:citas/goodbye")
+    assert channel.log[-2:] == [confirm, ("hangup",)]
     assert state.record.variables == {"smoke_digit": "7"}
     assert state.record.outcome == "completed"
 

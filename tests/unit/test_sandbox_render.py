@@ -11,6 +11,7 @@ from ivr.sandbox.render import (
     DIALPLAN_SMOKE_NUMBER,
     SMOKE_NUMBER,
     TEMPLATE_DIR,
+    entry_arguments,
     render_all,
     render_text,
     template_values,
@@ -86,8 +87,11 @@ def test_rendered_dialplan_enters_stasis_and_falls_back_to_agents(
     )
     assert "GotoIf($[${tries} >= ${CITAS_CONTROLLERS}]?controller-down)" in dialplan
     assert "Set(LOCAL(slot)=$[${slot} % ${CITAS_CONTROLLERS} + 1])" in dialplan
-    assert f"exten => {values['citas_number']},1,Gosub(citas-ivr,s,1(citas))" in dialplan
-    assert f"exten => {SMOKE_NUMBER},1,Gosub(citas-ivr,s,1(smoke))" in dialplan
+    # Both flows answer (the default): answered in the dialplan, before Stasis().
+    assert f"exten => {values['citas_number']},1,Gosub(citas-ivr,s,1(citas,answer))" in dialplan
+    assert f"exten => {SMOKE_NUMBER},1,Gosub(citas-ivr,s,1(smoke,answer))" in dialplan
+    entry = dialplan[dialplan.index("[citas-ivr]") : dialplan.index("n(slot),Stasis")]
+    assert 'same => n,ExecIf($["${ARG2}" = "answer"]?Answer(,i))' in entry
     # Controller down: Stasis returns FAILED and the dialplan sends the caller to agents.
     assert 'GotoIf($["${STASISSTATUS}" != "FAILED"]?done)' in dialplan
     fallback = dialplan[dialplan.index("n(controller-down)") :]
@@ -144,3 +148,20 @@ def test_render_all_stops_at_a_template_with_an_unknown_placeholder(
 
     with pytest.raises(SandboxError, match=r"bad\.conf:2: unknown placeholder @@nope@@"):
         render_all(tmp_path / "out", values, template_dir=templates)
+
+
+def test_a_flow_that_does_not_answer_is_entered_ringing(tmp_path: Path) -> None:
+    """``answer: false`` leaves the answer to the controller; a flow the dialplan
+    names but no file defines is an error, never a silent default."""
+    from ivr.flow.loader import flow_answers
+
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    src = (Settings.from_env({}).flows_dir / "smoke.yaml").read_text(encoding="utf-8")
+    (flows / "smoke.yaml").write_text(src.replace("start: welcome", "answer: false\nstart: welcome"))
+    answers = flow_answers(flows)
+
+    assert answers == {"smoke": False}
+    assert entry_arguments("smoke", answers) == "smoke,ring"
+    with pytest.raises(SandboxError, match="'citas'"):
+        entry_arguments("citas", answers)

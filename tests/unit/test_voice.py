@@ -352,8 +352,10 @@ async def test_channel_gone_on_play_is_a_hang_up(call: VoiceChannel, ari: FakeAr
         await within(call.play(["sound:citas/smoke_welcome"], barge_in=True))
 
 
-async def test_other_ari_errors_are_channel_errors(call: VoiceChannel, ari: FakeAri) -> None:
+async def test_other_ari_errors_are_channel_errors(ari: FakeAri) -> None:
     ari.fail["answer"] = AriServerError(500, "POST", f"/channels/{CHANNEL_ID}/answer", "boom")
+    ringing = Channel.from_json({**CHANNEL, "state": "Ring"})  # not answered in the dialplan
+    call = VoiceChannel(CallContext(channel=ringing, args=(), client=ari), line=CITAS_VOICE)  # type: ignore[arg-type]
 
     with pytest.raises(ChannelError, match=f"answer failed on {CHANNEL_ID}"):
         await within(call.answer())
@@ -508,3 +510,66 @@ async def test_end_says_the_phrases_without_barge_in_then_hangs_up(
         ("hangup", CHANNEL_ID),
     ]
     assert call.kind == "voice"
+
+
+@pytest.mark.parametrize(("state", "requests"), [("Up", []), ("Ring", [("answer", CHANNEL_ID)])])
+async def test_answer_sends_a_request_only_for_a_channel_not_yet_up(
+    ari: FakeAri, state: str, requests: list[tuple[str, str]]
+) -> None:
+    # Up: the dialplan answered before Stasis() (extensions.conf, [citas-ivr]).
+    ctx = CallContext(channel=Channel.from_json({**CHANNEL, "state": state}), args=(), client=ari)  # type: ignore[arg-type]
+    await within(VoiceChannel(ctx, line=CITAS_VOICE).answer())
+
+    assert ari.calls == requests
+
+
+class SlowVariables(FakeAri):
+    """set_variable requests that finish only when the test says: how many are in
+    flight at once shows whether they went out together."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.release = asyncio.Event()
+
+    async def set_variable(self, channel_id: str, variable: str, value: str) -> None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await self.release.wait()
+        self.in_flight -= 1
+        await super().set_variable(channel_id, variable, value)
+
+
+@pytest.mark.parametrize("count", [1, 2, 4, 9])
+async def test_variables_go_out_together_and_the_transfer_waits_for_all(count: int) -> None:
+    ari = SlowVariables()
+    ctx = CallContext(channel=Channel.from_json(CHANNEL), args=(), client=ari)  # type: ignore[arg-type]
+    call = VoiceChannel(ctx, line=CITAS_VOICE)
+    context = {f"k{i}": str(i) for i in range(count - 1)}  # + the reason
+    hand_off = asyncio.create_task(call.hand_off(HandOff("5550001", "non-target", context)))
+
+    await within(_until(lambda: ari.in_flight == count))
+    assert ari.calls == []  # nothing continued while a variable was still being set
+    ari.release.set()
+    with pytest.raises(CallTransferred):
+        await within(hand_off)
+
+    assert ari.most_in_flight == count
+    assert len(ari.calls) == count + 1 and ari.calls[-1][0] == "continue_in_dialplan"
+
+
+async def test_a_failed_variable_is_raised_after_the_others_were_sent(ari: FakeAri) -> None:
+    ari.fail["set_variable"] = not_found("/channels/x/variable")
+    ctx = CallContext(channel=Channel.from_json(CHANNEL), args=(), client=ari)  # type: ignore[arg-type]
+    call = VoiceChannel(ctx, line=CITAS_VOICE)
+
+    with pytest.raises(CallerHungUp):
+        await within(call.annotate({"segment": "target", "cups": "890201", "vdn_hint": "1"}))
+
+    assert [c[0] for c in ari.calls] == ["set_variable"] * 3  # each was tried
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0)

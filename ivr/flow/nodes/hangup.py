@@ -38,8 +38,12 @@ class HangupNode(Node):
         return []
 
     async def run(self, engine: Engine, state: CallState) -> str | None:
-        # Said before the outcome is set: a caller who leaves during it abandoned the call.
-        await engine.say(state, self.prompts, interruptible=False)
+        # Said before the outcome is set: a caller who leaves during it abandoned the
+        # call. A play node before may have said it already, in its own media list.
+        if state.said_ahead == self.id:
+            state.said_ahead = None
+        else:
+            await engine.say(state, self.prompts, interruptible=False)
         outcome = self.outcome or state.record.outcome or "completed"
         state.record.outcome = outcome
         state.record.step("hangup", outcome=outcome)

@@ -2,6 +2,12 @@
 
 YAML: ``prompt`` (one part or a list), ``next``, ``barge_in`` (voice: a key
 stops the prompt and is kept for the next question; default false).
+
+On a call, a ``play`` without barge-in whose ``next`` is a ``hangup`` with a prompt
+says both in one media list: one ARI playback and one request fewer per call
+(docs/perf/ari.md), with nothing to wait for in between. The hang-up then says
+nothing again (``CallState.said_ahead``); a caller who leaves during its words
+abandoned the call, as before.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from ivr.flow.model import Node, PromptPart
+from ivr.flow.nodes.hangup import HangupNode
 
 if TYPE_CHECKING:
     from ivr.flow.fields import Builder, Fields
@@ -38,5 +45,21 @@ class PlayNode(Node):
         return [("next", self.next)]
 
     async def run(self, engine: Engine, state: CallState) -> str | None:
-        await engine.say(state, self.prompts, interruptible=self.barge_in)
+        ending = self._ending(state)
+        if ending is None:
+            await engine.say(state, self.prompts, interruptible=self.barge_in)
+            return self.next
+        await engine.say(state, (*self.prompts, *ending.prompts), interruptible=False)
+        state.said_ahead = ending.id
         return self.next
+
+    def _ending(self, state: CallState) -> HangupNode | None:
+        """The hang-up node next, when its prompt can join this one's (a call, no
+        barge-in, the node runs on calls and says something)."""
+        kind = state.channel.kind
+        if self.barge_in or kind != "voice":
+            return None
+        nxt = state.flow.node(self.next)
+        if isinstance(nxt, HangupNode) and nxt.prompts and nxt.runs_on(kind):
+            return nxt
+        return None
