@@ -97,7 +97,9 @@ def support_port(settings: Settings, extension: str) -> int:
     """The loopback port where the sandbox's support extension listens
     (``support_sip`` + its last digit): ``6001`` -> 5081 at offset 0."""
     if extension not in SUPPORT_EXTENSIONS:
-        raise SandboxError(f"{extension} is not a sandbox support extension ({', '.join(SUPPORT_EXTENSIONS)})")
+        raise SandboxError(
+            f"{extension} is not a sandbox support extension ({', '.join(SUPPORT_EXTENSIONS)})"
+        )
     return settings.ports.support_sip + SUPPORT_EXTENSIONS.index(extension) + 1
 
 

@@ -158,7 +158,9 @@ def test_a_flow_that_does_not_answer_is_entered_ringing(tmp_path: Path) -> None:
     flows = tmp_path / "flows"
     flows.mkdir()
     src = (Settings.from_env({}).flows_dir / "smoke.yaml").read_text(encoding="utf-8")
-    (flows / "smoke.yaml").write_text(src.replace("start: welcome", "answer: false\nstart: welcome"))
+    (flows / "smoke.yaml").write_text(
+        src.replace("start: welcome", "answer: false\nstart: welcome")
+    )
     answers = flow_answers(flows)
 
     assert answers == {"smoke": False}

@@ -527,15 +527,19 @@ class SlowVariables(FakeAri):
     """set_variable requests that finish only when the test says: how many are in
     flight at once shows whether they went out together."""
 
-    def __init__(self) -> None:
+    def __init__(self, expected: int) -> None:
         super().__init__()
+        self.expected = expected
         self.in_flight = 0
         self.most_in_flight = 0
+        self.all_sent = asyncio.Event()  # ``expected`` requests in flight at once
         self.release = asyncio.Event()
 
     async def set_variable(self, channel_id: str, variable: str, value: str) -> None:
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        if self.in_flight == self.expected:
+            self.all_sent.set()
         await self.release.wait()
         self.in_flight -= 1
         await super().set_variable(channel_id, variable, value)
@@ -543,13 +547,13 @@ class SlowVariables(FakeAri):
 
 @pytest.mark.parametrize("count", [1, 2, 4, 9])
 async def test_variables_go_out_together_and_the_transfer_waits_for_all(count: int) -> None:
-    ari = SlowVariables()
+    ari = SlowVariables(count)
     ctx = CallContext(channel=Channel.from_json(CHANNEL), args=(), client=ari)  # type: ignore[arg-type]
     call = VoiceChannel(ctx, line=CITAS_VOICE)
     context = {f"k{i}": str(i) for i in range(count - 1)}  # + the reason
     hand_off = asyncio.create_task(call.hand_off(HandOff("5550001", "non-target", context)))
 
-    await within(_until(lambda: ari.in_flight == count))
+    await within(ari.all_sent.wait())
     assert ari.calls == []  # nothing continued while a variable was still being set
     ari.release.set()
     with pytest.raises(CallTransferred):
@@ -568,8 +572,3 @@ async def test_a_failed_variable_is_raised_after_the_others_were_sent(ari: FakeA
         await within(call.annotate({"segment": "target", "cups": "890201", "vdn_hint": "1"}))
 
     assert [c[0] for c in ari.calls] == ["set_variable"] * 3  # each was tried
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    while not condition():
-        await asyncio.sleep(0)
