@@ -159,6 +159,8 @@ class Controller:
             counters=self.client.counters,  # events and requests in one AriCounters
         )
         self.metrics.active_calls.set_function(lambda: self.router.active_calls)
+        if self.settings.ari_rest == "websocket":
+            self.client.websocket = self.stream.rest  # used once the filter is set
 
     async def dispatch(self, ev: Event) -> None:
         """The event stream's ``on_event``: escalation calls see their channel's end
@@ -339,14 +341,20 @@ class Controller:
         if channel_id.startswith(CHANNEL_PREFIX):
             return ()
         return await self._stasis_args(channel_id) or (self.line.name,)
+
     async def _set_event_filter(self) -> None:
         """Only the event types the IVR handles (``ivr.ari.EVENT_FILTER``), at every
         connect: a restarted Asterisk has forgotten the filter. Best effort: without
-        it the app gets every event, which the parser ignores (slower, still right)."""
+        it the app gets every event, which the parser ignores (slower, still right),
+        and the requests stay on HTTP (``ivr.ari.wsrest``: only a connection whose
+        filter lets ``RESTResponse`` through carries them)."""
         try:
             await self.client.set_event_filter(self.settings.app_name, EVENT_FILTER)
         except AriError as exc:
             logger.warning("cannot set the ARI event filter of %s: %s", self.settings.app_name, exc)
+            return
+        # RESTResponse is let through now: requests may go over the websocket.
+        self.stream.rest.mark_ready()
 
     async def _stasis_args(self, channel_id: str) -> tuple[str, ...]:
         """An orphan's (flow, SIP Call-ID), from the variables the dialplan set
@@ -372,7 +380,10 @@ class Controller:
 
 
 def ops_extensions(
-    settings: Settings, db: Database, *, keywords: ApiExtension | None = None,
+    settings: Settings,
+    db: Database,
+    *,
+    keywords: ApiExtension | None = None,
     levels: ApiExtension | None = None,
 ) -> list[ApiExtension]:
     """The parts' ops-API routes and console pages over ``db`` (``ivr serve`` and
@@ -394,10 +405,14 @@ def ops_extensions(
     return [
         keywords or keyword_extension(KeywordStore(db)),  # Palabras clave (docs/cases/sentiment.md)
         incident_extension_for(db),  # Reportes de incidente (docs/cases/incidents.md)
-        *([scripts_extension_for(db, settings.citas_dir, CallRecordFacts(CallRecordStore(db)))]
-          if desk else []),  # Guiones and the agent's script (docs/desk/scripts.md)
-        build_desk_reports_extension(db, line_zone, reason_labels=TRANSFER_REASONS,
-                                     pause_labels=pauses),  # Reportes del escritorio (docs/desk/reports.md)
+        *(
+            [scripts_extension_for(db, settings.citas_dir, CallRecordFacts(CallRecordStore(db)))]
+            if desk
+            else []
+        ),  # Guiones and the agent's script (docs/desk/scripts.md)
+        build_desk_reports_extension(
+            db, line_zone, reason_labels=TRANSFER_REASONS, pause_labels=pauses
+        ),  # Reportes del escritorio (docs/desk/reports.md)
         *([levels] if levels is not None else []),
     ]
 
@@ -425,7 +440,10 @@ def sms_gateway(settings: Settings) -> SmsGateway:
 
 
 def slot_source(
-    settings: Settings, db: Database, *, one_pending_per_service: bool = True,
+    settings: Settings,
+    db: Database,
+    *,
+    one_pending_per_service: bool = True,
     feed: ChangeFeed | None = None,
 ) -> SlotSource:
     """The insurer's scheduling service when configured, else our own database.
@@ -444,7 +462,9 @@ def slot_source(
             timeout=settings.request_timeout,
         )
     return DbSlotSource(
-        db, timeout=settings.request_timeout, one_pending_per_service=one_pending_per_service,
+        db,
+        timeout=settings.request_timeout,
+        one_pending_per_service=one_pending_per_service,
         feed=feed,
     )
 
@@ -490,8 +510,12 @@ def reports_extension(settings: Settings, db: Database) -> ApiExtension:
 
 
 def desk_pop(
-    settings: Settings, db: Database, *, flows: Mapping[str, Flow] | None = None,
-    reference: Reference | None = None, slots: SlotSource | None = None,
+    settings: Settings,
+    db: Database,
+    *,
+    flows: Mapping[str, Flow] | None = None,
+    reference: Reference | None = None,
+    slots: SlotSource | None = None,
 ) -> DeskPop | None:
     """The agents' screen pop over the citas line (docs/desk/pop.md), or None without
     desk.yaml: ``ivr serve`` listens to AMI with it, ``ivr ops serve`` only serves the page."""
@@ -766,7 +790,9 @@ def build_sla_monitor(
     return SlaMonitor(store, calls, clock=clock), calls
 
 
-def build_backoffice(settings: Settings, db: Database, chats: ConversationStore | None) -> Backoffice:
+def build_backoffice(
+    settings: Settings, db: Database, chats: ConversationStore | None
+) -> Backoffice:
     """The cases' back office (``ivr.cases.backoffice``): the console's case routes,
     the answers by e-mail (``settings.mail``) and by WhatsApp (``chats``; None:
     e-mail only), on the cases config of ``settings.citas_dir``."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -34,6 +34,9 @@ DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 DEFAULT_CONFIG_DIR = (DEFAULTS_DIR / "config").resolve()
 DEFAULT_PROMPTS_DIR = (DEFAULTS_DIR / "prompts").resolve()
 TEMPLATE_DIR = (DEFAULTS_DIR / "dialplans").resolve()
+
+
+ARI_REST_TRANSPORTS = ("websocket", "http")
 
 
 class SettingsError(ValueError):
@@ -120,6 +123,9 @@ class Settings:
     config_dir: Path = DEFAULT_CONFIG_DIR  # flows/*.yaml, citas/*.yaml (CITAS_CONFIG_DIR)
     prompts_dir: Path = DEFAULT_PROMPTS_DIR  # prompts.yaml, recorded/, build/ (CITAS_PROMPTS_DIR)
     request_timeout: float = 5.0
+    # How the controller sends its ARI requests (CITAS_ARI_REST): over the event
+    # websocket (ivr.ari.wsrest; HTTP until its filter is set) or always over HTTP.
+    ari_rest: str = "websocket"
     seed_demo: bool = True  # seed the demo slots (sandbox/demo); off in production
     booking_url: str = ""  # the scheduling web service; empty: slots in our own database
     booking_token: str = ""
@@ -223,6 +229,7 @@ class Settings:
             config_dir=_dir(env, "CITAS_CONFIG_DIR", base.config_dir, CONFIG_LAYOUT),
             prompts_dir=_dir(env, "CITAS_PROMPTS_DIR", base.prompts_dir, PROMPTS_LAYOUT),
             request_timeout=_float(env, "CITAS_REQUEST_TIMEOUT", base.request_timeout),
+            ari_rest=_one_of(env, "CITAS_ARI_REST", base.ari_rest, ARI_REST_TRANSPORTS),
             seed_demo=env.get("CITAS_SEED_DEMO", "1") not in ("0", "false", "no"),
             booking_url=env.get("CITAS_BOOKING_URL", base.booking_url),
             booking_token=env.get("CITAS_BOOKING_TOKEN", base.booking_token),
@@ -340,6 +347,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 0 or value > 65535:
         raise SettingsError(f"{name}={raw!r} is out of range 0-65535")
     return value
+
+
+def _one_of(env: Mapping[str, str], name: str, default: str, choices: Sequence[str]) -> str:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw not in choices:
+        raise SettingsError(f"{name}={raw!r} is not one of: {', '.join(choices)}")
+    return raw
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

@@ -28,12 +28,26 @@ from ivr.ari.errors import (
     error_for_status,
 )
 from ivr.ari.models import Channel, Playback
+from ivr.ari.wsrest import WebSocketRest
 from ivr.httpsession import OwnedSession
 
 logger = logging.getLogger(__name__)
 
 QueryValue = str | int | bool | None
 CallRecord = tuple[str, str, frozenset[str]]
+
+
+def _decoded(status: int, body: bytes, method: str, url_path: str) -> Any:
+    """A response's JSON body, None when empty; ``AriError`` for a status of 400 up."""
+    logger.debug("ARI %s %s -> %s", method, url_path, status)
+    if status >= 400:
+        raise error_for_status(status, method, url_path, _error_message(body))
+    if not body:
+        return None
+    try:
+        return orjson.loads(body)
+    except ValueError as exc:  # orjson.JSONDecodeError is one
+        raise AriProtocolError(f"{method} {url_path}: response is not JSON") from exc
 
 
 def basic_auth_header(username: str, password: str) -> str:
@@ -95,6 +109,8 @@ class AriClient(OwnedSession):
         self.calls_made: set[CallRecord] = set()
         # Requests by route (and, given to the EventStream, events by type).
         self.counters = counters if counters is not None else AriCounters()
+        # The event websocket's requests (EventStream.rest), used while usable.
+        self.websocket: WebSocketRest | None = None
 
     async def _request(
         self,
@@ -108,8 +124,17 @@ class AriClient(OwnedSession):
         """Send one request; return the decoded JSON body, or None for 204."""
         query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
         self.calls_made.add((method, path, frozenset(query)))
-        self.counters.request(method, path)
         url_path = path.format_map({k: quote(v, safe="") for k, v in (path_params or {}).items()})
+        websocket = self.websocket
+        over_websocket = websocket is not None and websocket.usable
+        self.counters.request(method, path, websocket=over_websocket)
+        if websocket is not None and over_websocket:
+            body_in = None if json is None else orjson.dumps(json)
+            assert self._timeout.total is not None
+            status, body = await websocket.request(
+                method, url_path[1:], query, body_in, self._timeout.total
+            )
+            return _decoded(status, body, method, url_path)
         url = self._base_url + url_path
         try:
             async with self._get_session().request(
@@ -124,15 +149,7 @@ class AriClient(OwnedSession):
             ) from exc
         except aiohttp.ClientError as exc:
             raise AriConnectionError(f"{method} {url_path}: {exc!r}") from exc
-        logger.debug("ARI %s %s -> %s", method, url_path, status)
-        if status >= 400:
-            raise error_for_status(status, method, url_path, _error_message(body))
-        if not body:
-            return None
-        try:
-            return orjson.loads(body)
-        except ValueError as exc:  # orjson.JSONDecodeError is one
-            raise AriProtocolError(f"{method} {url_path}: response is not JSON") from exc
+        return _decoded(status, body, method, url_path)
 
     # -- asterisk ---------------------------------------------------------
 

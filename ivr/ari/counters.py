@@ -114,15 +114,18 @@ class AriCounters:
         self.events: dict[str, int] = {}
         # Keyed by the client's template as given; route_template() at read time.
         self._requests: dict[tuple[str, str], int] = {}
+        self.over_websocket = 0  # of the requests, those sent on the event websocket
 
     def event(self, event_type: str) -> None:
         """One event of ``event_type`` (the ARI ``type`` field) came in."""
         self.events[event_type] = self.events.get(event_type, 0) + 1
 
-    def request(self, method: str, path: str) -> None:
-        """One request went out: ``method`` (``POST``) and the path or its template."""
+    def request(self, method: str, path: str, *, websocket: bool = False) -> None:
+        """One request went out: ``method`` (``POST``) and the path or its template;
+        ``websocket``: on the event websocket (``ivr.ari.wsrest``), not HTTP."""
         key = (method, path)
         self._requests[key] = self._requests.get(key, 0) + 1
+        self.over_websocket += websocket
 
     @property
     def calls(self) -> int:
@@ -139,7 +142,8 @@ class AriCounters:
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy: ``calls``, ``events`` ``{type: n}``, ``requests``
-        ``{"POST /channels/{id}/play/{id}": n}``, ``per_call`` (``events``,
+        ``{"POST /channels/{id}/play/{id}": n}``, ``requests_over_websocket`` (how
+        many of them went on the event websocket), ``per_call`` (``events``,
         ``requests``: totals over ``calls``, ``None`` before the first call)
         and ``per_call_by_type``/``per_call_by_route`` (the same per type/route)."""
         calls = self.calls
@@ -153,6 +157,7 @@ class AriCounters:
             "calls": calls,
             "events": events,
             "requests": requests,
+            "requests_over_websocket": self.over_websocket,
             "per_call": {
                 "events": per(sum(events.values())),
                 "requests": per(sum(requests.values())),
@@ -209,6 +214,11 @@ class AriCountersCollector(Collector):
         for (method, route), n in sorted(self.counters.requests().items()):
             requests.add_metric([method, route], n)
         yield requests
+        yield CounterMetricFamily(
+            "citas_ari_requests_websocket",
+            "ARI REST requests sent on the event websocket (REST over WebSocket).",
+            value=self.counters.over_websocket,
+        )
         yield CounterMetricFamily(
             "citas_ari_calls",
             "Channels that entered the application (StasisStart events).",

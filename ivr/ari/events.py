@@ -186,7 +186,9 @@ HANDLED_EVENT_TYPES: tuple[str, ...] = tuple(_PARSERS)
 # Every handled type must be in it (a type missing here would never arrive):
 # tests/unit/test_ari_event_filter.py checks it, and that no module of ``ivr/``
 # looks for a type that is not.
-EVENT_FILTER: tuple[str, ...] = HANDLED_EVENT_TYPES
+# ``RESTResponse`` is the answer to a request sent over the websocket
+# (``ivr.ari.wsrest``): filtered out, it would never arrive.
+EVENT_FILTER: tuple[str, ...] = (*HANDLED_EVENT_TYPES, "RESTResponse")
 
 
 def parse_event(data: Mapping[str, Any]) -> Event:

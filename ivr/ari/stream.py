@@ -31,6 +31,7 @@ import orjson
 from ivr.ari.counters import AriCounters
 from ivr.ari.errors import AriProtocolError
 from ivr.ari.events import ApplicationReplaced, Event, parse_event
+from ivr.ari.wsrest import RESPONSE_TYPE, WebSocketRest
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class EventStream:
         self.reconnects = 0
         # Events by type as Asterisk sent them (the client's counters when given).
         self.counters = counters if counters is not None else AriCounters()
+        # REST requests over this websocket (ivr.ari.wsrest), for the AriClient.
+        self.rest = WebSocketRest()
 
     async def run(self) -> None:
         """Connect, deliver events, reconnect on loss; return after ``stop()``."""
@@ -160,6 +163,7 @@ class EventStream:
         except (aiohttp.ClientError, TimeoutError) as exc:
             logger.warning("cannot reach ARI events at %s: %r", self._url, exc)
             return
+        self.rest.attach(ws, reader=asyncio.current_task())
         try:
             await self._opened()
             await self._read(ws)
@@ -167,6 +171,7 @@ class EventStream:
             logger.warning("ARI events websocket for app %s failed: %r", self._app, exc)
         finally:
             self.connected.clear()
+            self.rest.detach()
             await ws.close()
         if not self._stopping.is_set():
             logger.warning(
@@ -210,7 +215,11 @@ class EventStream:
         try:
             # orjson: about 3x faster than json on ARI's events (docs/perf/ari.md);
             # its JSONDecodeError is a ValueError.
-            event = parse_event(orjson.loads(text))
+            data = orjson.loads(text)
+            if isinstance(data, dict) and data.get("type") == RESPONSE_TYPE:
+                self.rest.answer(data)  # a request's answer, not an event
+                return
+            event = parse_event(data)
         except (ValueError, AriProtocolError) as exc:
             logger.warning("dropping unreadable ARI event: %s", exc)
             return

@@ -89,3 +89,6 @@ def test_one_smoke_call_is_counted(
     assert data["events"] == {k: int(v) for k, v in events.items()}
     assert data["requests"] == {k: int(v) for k, v in requests.items()}
     assert data["per_call"]["events"] == sum(events.values())
+    # The call's own requests went on the event websocket (ivr.ari.wsrest): the
+    # connection's filter was set before the call came.
+    assert data["requests_over_websocket"] >= sum(per_call.values()), data
