@@ -347,14 +347,22 @@ class Controller:
         connect: a restarted Asterisk has forgotten the filter. Best effort: without
         it the app gets every event, which the parser ignores (slower, still right),
         and the requests stay on HTTP (``ivr.ari.wsrest``: only a connection whose
-        filter lets ``RESTResponse`` through carries them)."""
+        filter lets ``RESTResponse`` through, and whose probe came back, carries them)."""
         try:
             await self.client.set_event_filter(self.settings.app_name, EVENT_FILTER)
         except AriError as exc:
             logger.warning("cannot set the ARI event filter of %s: %s", self.settings.app_name, exc)
             return
-        # RESTResponse is let through now: requests may go over the websocket.
-        self.stream.rest.mark_ready()
+        # RESTResponse is let through now: requests go over the websocket once a
+        # probe came back over it (ivr.ari.wsrest; else they stay on HTTP).
+        if self.client.websocket is not None and not await self.client.websocket.probe(
+            self.settings.request_timeout
+        ):
+            logger.warning(
+                "ARI REST over WebSocket did not answer (Asterisk before 22.4?): "
+                "requests of %s stay on HTTP",
+                self.settings.app_name,
+            )
 
     async def _stasis_args(self, channel_id: str) -> tuple[str, ...]:
         """An orphan's (flow, SIP Call-ID), from the variables the dialplan set

@@ -62,7 +62,7 @@ async def main(n: int, asterisk_pid: int | None) -> None:
     try:
         await asyncio.wait_for(stream.connected.wait(), 5)
         await client.set_event_filter(PROBE_APP, EVENT_FILTER)  # lets RESTResponse through
-        stream.rest.mark_ready()
+        assert await stream.rest.probe(5.0), "this Asterisk does not take REST over WebSocket"
         for transport in ("http", "websocket", "http", "websocket"):
             client.websocket = stream.rest if transport == "websocket" else None
             ast0, me0, t0 = cpu_s(asterisk), cpu_s(me), time.perf_counter()

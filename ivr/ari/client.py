@@ -109,7 +109,7 @@ class AriClient(OwnedSession):
         self.calls_made: set[CallRecord] = set()
         # Requests by route (and, given to the EventStream, events by type).
         self.counters = counters if counters is not None else AriCounters()
-        # The event websocket's requests (EventStream.rest), used while usable.
+        # The event websocket's requests (EventStream.rest), used while ready.
         self.websocket: WebSocketRest | None = None
 
     async def _request(
@@ -126,7 +126,7 @@ class AriClient(OwnedSession):
         self.calls_made.add((method, path, frozenset(query)))
         url_path = path.format_map({k: quote(v, safe="") for k, v in (path_params or {}).items()})
         websocket = self.websocket
-        over_websocket = websocket is not None and websocket.usable
+        over_websocket = websocket is not None and websocket.ready
         self.counters.request(method, path, websocket=over_websocket)
         if websocket is not None and over_websocket:
             body_in = None if json is None else orjson.dumps(json)

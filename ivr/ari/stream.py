@@ -163,15 +163,22 @@ class EventStream:
         except (aiohttp.ClientError, TimeoutError) as exc:
             logger.warning("cannot reach ARI events at %s: %r", self._url, exc)
             return
-        self.rest.attach(ws, reader=asyncio.current_task())
+        self.rest.attach(ws)
+        # The reader only reads: it answers REST requests (ivr.ari.wsrest) at once and
+        # queues events, which this task hands to on_connected's and on_event's code
+        # in order. So a handler may await a request sent on this websocket: its
+        # answer never waits behind the handler (one task doing both waited on itself).
+        inbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        reader = asyncio.create_task(self._read(ws, inbox), name=f"ari-read-{self._app}")
         try:
             await self._opened()
-            await self._read(ws)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            logger.warning("ARI events websocket for app %s failed: %r", self._app, exc)
+            while (data := await inbox.get()) is not None:
+                await self._deliver(data)
         finally:
             self.connected.clear()
             self.rest.detach()
+            reader.cancel()
+            await asyncio.wait((reader,))
             await ws.close()
         if not self._stopping.is_set():
             logger.warning(
@@ -194,33 +201,58 @@ class EventStream:
             # reconnect, while dropping the socket would lose live hangups.
             logger.exception("on_connected failed for ARI app %s", self._app)
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse[Any]) -> None:
-        while True:
-            msg = await ws.receive()
-            if msg.type is aiohttp.WSMsgType.TEXT:
-                await self._deliver(msg.data)
-            elif msg.type is aiohttp.WSMsgType.ERROR:
-                logger.warning("ARI events websocket error: %r", ws.exception())
-                return
-            elif msg.type in (
-                aiohttp.WSMsgType.CLOSE,
-                aiohttp.WSMsgType.CLOSING,
-                aiohttp.WSMsgType.CLOSED,
-            ):
-                return
-            else:
-                logger.warning("ignoring ARI websocket message of type %s", msg.type.name)
+    async def _read(
+        self,
+        ws: aiohttp.ClientWebSocketResponse[Any],
+        inbox: asyncio.Queue[dict[str, Any] | None],
+    ) -> None:
+        """Read until the websocket closes (then put None): answers to their
+        requests, every other message into ``inbox``."""
+        try:
+            while True:
+                msg = await ws.receive()
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    data = self._decoded(msg.data)
+                    if data is None:
+                        continue
+                    if data.get("type") == RESPONSE_TYPE:
+                        self.rest.answer(data)  # a request's answer, not an event
+                    else:
+                        inbox.put_nowait(data)
+                elif msg.type is aiohttp.WSMsgType.ERROR:
+                    logger.warning("ARI events websocket error: %r", ws.exception())
+                    return
+                elif msg.type in (
+                    aiohttp.WSMsgType.CLOSE,
+                    aiohttp.WSMsgType.CLOSING,
+                    aiohttp.WSMsgType.CLOSED,
+                ):
+                    return
+                else:
+                    logger.warning("ignoring ARI websocket message of type %s", msg.type.name)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            logger.warning("ARI events websocket for app %s failed: %r", self._app, exc)
+        finally:
+            inbox.put_nowait(None)
 
-    async def _deliver(self, text: str) -> None:
+    @staticmethod
+    def _decoded(text: str) -> dict[str, Any] | None:
         try:
             # orjson: about 3x faster than json on ARI's events (docs/perf/ari.md);
             # its JSONDecodeError is a ValueError.
             data = orjson.loads(text)
-            if isinstance(data, dict) and data.get("type") == RESPONSE_TYPE:
-                self.rest.answer(data)  # a request's answer, not an event
-                return
+        except ValueError as exc:
+            logger.warning("dropping unreadable ARI event: %s", exc)
+            return None
+        if not isinstance(data, dict):
+            logger.warning("dropping ARI message that is not an object: %.80s", text)
+            return None
+        return data
+
+    async def _deliver(self, data: dict[str, Any]) -> None:
+        try:
             event = parse_event(data)
-        except (ValueError, AriProtocolError) as exc:
+        except AriProtocolError as exc:
             logger.warning("dropping unreadable ARI event: %s", exc)
             return
         self.counters.event(event.type)

@@ -18,12 +18,14 @@ CPU (aiohttp) and Asterisk 0.14–0.15 ms (its HTTP session); over the websocket
 A smoke call makes four, a citas call about twelve.
 
 ``WebSocketRest`` is attached by ``EventStream`` to each websocket it opens and
-detached when it closes; the controller marks it ``ready`` once the event filter
-with ``RESTResponse`` is set on that connection. ``AriClient`` sends over it while
-it is ``usable`` and over HTTP otherwise: before the filter, between reconnects, and
-from the stream's own task (its ``on_connected`` and ``on_event`` handlers), which
-reads the answers and so cannot wait for one (a reconcile's requests waited 5 s
-each before this rule).
+detached when it closes. The stream's reader answers requests as their answers
+arrive, apart from the events, whose handlers run in another task: a handler (the
+controller's reconcile, an event's) may await a request on the same websocket.
+The controller makes a connection ``ready`` once the event filter with
+``RESTResponse`` is set on it and a ``probe`` (``GET /asterisk/ping``) came back
+over it: an Asterisk without REST over WebSocket ignores the message, and its
+requests then stay on HTTP. ``AriClient`` sends over the websocket while it is
+ready, over HTTP otherwise (before the probe, between reconnects).
 """
 
 from __future__ import annotations
@@ -50,23 +52,19 @@ class WebSocketRest:
 
     def __init__(self) -> None:
         self._ws: Any = None  # aiohttp.ClientWebSocketResponse while attached
-        self._reader: asyncio.Task[Any] | None = None  # the task that reads the answers
         self._pending: dict[str, asyncio.Future[tuple[int, bytes]]] = {}
         self._ids = itertools.count(1)
         self.ready = False
 
-    def attach(self, ws: Any, reader: asyncio.Task[Any] | None = None) -> None:
-        """A new websocket, whose messages ``reader`` reads: not ready until the
-        controller has set the filter on it."""
+    def attach(self, ws: Any) -> None:
+        """A new websocket: not ready until the controller has probed it."""
         self.detach()
         self._ws = ws
-        self._reader = reader
 
     def detach(self) -> None:
         """The websocket is gone: every request waiting for an answer fails."""
         self.ready = False
         self._ws = None
-        self._reader = None
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
@@ -74,15 +72,18 @@ class WebSocketRest:
                     AriConnectionError("ARI websocket closed before the answer arrived")
                 )
 
-    def mark_ready(self) -> None:
-        """The attached websocket's application lets ``RESTResponse`` through."""
-        self.ready = self._ws is not None
-
-    @property
-    def usable(self) -> bool:
-        """Whether the running task may send a request here: ready, and not the
-        reader (its answer would wait behind the request it is waiting in)."""
-        return self.ready and asyncio.current_task() is not self._reader
+    async def probe(self, timeout_s: float) -> bool:
+        """Send ``GET /asterisk/ping`` over the attached websocket; ready (and True)
+        when it is answered 200 within ``timeout_s``. Call it once the application's
+        event filter lets ``RESTResponse`` through. False, and not ready, for an
+        Asterisk before 20.14/21.9/22.4 (the message is ignored) or no websocket."""
+        ws = self._ws
+        try:
+            status, _ = await self.request("GET", "asterisk/ping", {}, None, timeout_s)
+        except (AriConnectionError, AriTimeout, AriProtocolError):
+            return False
+        self.ready = status == 200 and ws is not None and ws is self._ws
+        return self.ready
 
     @property
     def waiting(self) -> int:

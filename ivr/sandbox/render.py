@@ -82,15 +82,16 @@ def template_values(
 
 def entry_arguments(flow: str, answers: Mapping[str, bool]) -> str:
     """The arguments of ``Gosub(citas-ivr,s,1(...))`` for ``flow``: its name, then
-    ``answer`` when it answers calls (``Flow.answer``) or ``ring`` when the controller
-    decides. Raises ``SandboxError`` for a flow the flows directory does not have.
+    ``answer`` when it answers calls (``Flow.answer``), or ``ring`` when the controller
+    decides: a flow that says ``answer: false``, or one the flows directory does not
+    have (the controller's business then, as before the dialplan answered).
 
     >>> entry_arguments("smoke", {"smoke": True}), entry_arguments("q", {"q": False})
     ('smoke,answer', 'q,ring')
+    >>> entry_arguments("smoke", {})
+    'smoke,ring'
     """
-    if flow not in answers:
-        raise SandboxError(f"the dialplan enters flow {flow!r}, which no flow file defines")
-    return f"{flow},{'answer' if answers[flow] else 'ring'}"
+    return f"{flow},{'answer' if answers.get(flow, False) else 'ring'}"
 
 
 def support_port(settings: Settings, extension: str) -> int:

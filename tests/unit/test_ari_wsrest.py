@@ -44,6 +44,7 @@ class FakeAsterisk:
         self.connections = 0
         self.connected = asyncio.Event()
         self.shuffle = False  # answer a burst of requests in a random order
+        self.rest_over_ws = True  # False: an Asterisk before 22.4 ignores RESTRequest
         self._burst: list[dict[str, Any]] = []
 
     @staticmethod
@@ -78,7 +79,7 @@ class FakeAsterisk:
             assert data["type"] == "RESTRequest"
             self.over_ws.append(data)
             self.received.bump()
-            if data["uri"] == SILENT:
+            if data["uri"] == SILENT or not self.rest_over_ws:
                 continue
             if data["uri"] == DROP:
                 await ws.close(code=WSCloseCode.GOING_AWAY)
@@ -139,6 +140,15 @@ class Live:
         self.delivered.bump()
 
 
+async def probed(live: Live) -> None:
+    """As the controller does once the filter is set; the probe's own request is
+    then forgotten, so a test sees only its own."""
+    assert await live.stream.rest.probe(DEADLINE)
+    assert live.fake.over_ws[-1]["uri"] == "asterisk/ping"
+    live.fake.over_ws.clear()
+    live.fake.received.value = 0
+
+
 @pytest.fixture
 async def live() -> AsyncIterator[Live]:
     fake = FakeAsterisk()
@@ -174,21 +184,33 @@ async def live() -> AsyncIterator[Live]:
 
 async def test_requests_go_over_http_until_the_connection_is_ready(live: Live) -> None:
     """Ready only once the controller has set the filter that lets RESTResponse
-    through (``Controller._set_event_filter``): before, HTTP."""
+    through and a probe came back (``Controller._set_event_filter``): before, HTTP."""
     await live.client.answer("1700000000.1")
-    live.stream.rest.mark_ready()
+    await probed(live)
     await live.client.answer("1700000000.1")
 
     assert live.fake.over_http == ["POST channels/1700000000.1/answer"]
     assert [(m["method"], m["uri"]) for m in live.fake.over_ws] == [
         ("POST", "channels/1700000000.1/answer")
     ]
-    assert live.client.counters.over_websocket == 1
+    assert live.client.counters.over_websocket == 1  # the probe is not a client request
     assert live.client.counters.snapshot()["requests"] == {"POST /channels/{id}/answer": 2}
 
 
+async def test_an_asterisk_without_rest_over_websocket_keeps_http(live: Live) -> None:
+    """Before 20.14/21.9/22.4 Asterisk ignores the RESTRequest message: the probe
+    times out, the connection is not ready, requests go over HTTP at once."""
+    live.fake.rest_over_ws = False
+
+    assert not await live.stream.rest.probe(0.2)
+    await live.client.answer("1700000000.1")
+
+    assert not live.stream.rest.ready and live.stream.rest.waiting == 0
+    assert live.fake.over_http == ["POST channels/1700000000.1/answer"]
+
+
 async def test_a_request_carries_its_query_and_body_and_gets_its_answer(live: Live) -> None:
-    live.stream.rest.mark_ready()
+    await probed(live)
 
     media = ["sound:citas/slot_offer", "digits:15", "sound:citas/goodbye"]
     playback = await live.client.play("1700000000.1", media, playback_id="pb-1", lang="es")
@@ -213,7 +235,7 @@ async def test_a_request_carries_its_query_and_body_and_gets_its_answer(live: Li
 
 
 async def test_answers_in_any_order_reach_their_own_requests(live: Live) -> None:
-    live.stream.rest.mark_ready()
+    await probed(live)
     live.fake.shuffle = True
     client = live.client
 
@@ -232,7 +254,7 @@ async def test_answers_in_any_order_reach_their_own_requests(live: Live) -> None
 
 
 async def test_answers_are_not_events_and_events_still_flow(live: Live) -> None:
-    live.stream.rest.mark_ready()
+    await probed(live)
     await live.fake.push(STASIS_START)
     await live.client.answer("1700000000.2")
     await live.fake.push(dtmf("5"))
@@ -243,7 +265,7 @@ async def test_answers_are_not_events_and_events_still_flow(live: Live) -> None:
 
 
 async def test_no_answer_in_time_is_a_timeout_and_the_late_answer_is_dropped(live: Live) -> None:
-    live.stream.rest.mark_ready()
+    await probed(live)
 
     with pytest.raises(AriTimeout, match=r"no answer within 0\.5s"):
         await live.client.answer("silent")
@@ -259,7 +281,7 @@ async def test_a_websocket_lost_mid_request_fails_it_and_the_next_connection_wai
     """Whether Asterisk ran it is unknown, as with HTTP dropped mid-request: an
     AriConnectionError at once, not the timeout. The new connection has no filter
     yet: requests go over HTTP until it is ready again."""
-    live.stream.rest.mark_ready()
+    await probed(live)
     live.fake.connected.clear()
 
     with pytest.raises(AriConnectionError, match="closed before the answer"):
@@ -275,8 +297,8 @@ async def test_a_websocket_lost_mid_request_fails_it_and_the_next_connection_wai
 
 async def test_without_a_websocket_nothing_is_ready_and_a_request_refuses() -> None:
     rest = WebSocketRest()
-    rest.mark_ready()
 
+    assert not await rest.probe(1.0)
     assert not rest.ready
     with pytest.raises(AriConnectionError, match="no ARI websocket"):
         await rest.request("POST", "channels/x/answer", {}, None, 1.0)
@@ -300,14 +322,21 @@ async def test_a_malformed_answer_is_a_protocol_error(answer: dict[str, Any]) ->
         await rest.request("GET", "asterisk/ping", {}, None, 1.0)
 
 
-async def test_the_streams_own_task_sends_over_http_and_is_not_stuck(live: Live) -> None:
-    """A handler the stream awaits (``on_event``; ``on_connected`` runs in the same
-    task) cannot wait for an answer only that task would read: its requests go over
-    HTTP, at once, and the calls' own tasks keep the websocket."""
-    live.stream.rest.mark_ready()
+async def test_a_handler_of_the_stream_may_wait_for_a_request_on_its_websocket(
+    live: Live,
+) -> None:
+    """The stream's handlers (``on_event`` here; ``on_connected``, the controller's
+    reconcile, runs in the same task) await requests on the websocket whose
+    messages the stream reads: the answer is read apart from the events, so it
+    does not wait behind the handler that waits for it (a first version, one task
+    for both, waited for the request timeout)."""
+    await probed(live)
     await live.fake.push(STASIS_START)
-    await live.delivered.reach(1)
+    await live.delivered.reach(1)  # the handler's request was answered first
     await live.client.answer("1700000000.1")
 
-    assert live.fake.over_http == ["POST channels/from-the-handler/answer"]
-    assert [m["uri"] for m in live.fake.over_ws] == ["channels/1700000000.1/answer"]
+    assert live.fake.over_http == []
+    assert [m["uri"] for m in live.fake.over_ws] == [
+        "channels/from-the-handler/answer",
+        "channels/1700000000.1/answer",
+    ]

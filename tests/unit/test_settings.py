@@ -189,3 +189,16 @@ def test_controllers_an_integer_or_auto_the_cores(raw: str, expected: int | None
 def test_a_bad_controllers_value_is_refused_with_its_name(raw: str) -> None:
     with pytest.raises(SettingsError, match="CITAS_CONTROLLERS"):
         Settings.from_env({"CITAS_CONTROLLERS": raw})
+
+
+@pytest.mark.parametrize(("raw", "chosen"), [(None, "websocket"), ("", "websocket"),
+                                             ("websocket", "websocket"), ("http", "http")])  # fmt: skip
+def test_the_ari_rest_transport_is_the_websocket_unless_told(raw: str | None, chosen: str) -> None:
+    env = {} if raw is None else {"CITAS_ARI_REST": raw}
+    assert Settings.from_env(env).ari_rest == chosen
+
+
+@pytest.mark.parametrize("raw", ["HTTP", "ws", "websockets", " http"])
+def test_an_unknown_ari_rest_transport_is_refused_by_name(raw: str) -> None:
+    with pytest.raises(SettingsError, match=r"CITAS_ARI_REST=.* is not one of: websocket, http"):
+        Settings.from_env({"CITAS_ARI_REST": raw})
