@@ -176,7 +176,13 @@ CYCLES = [
 ]
 
 
-@pytest.mark.parametrize(("module", "imported", "broken"), CYCLES, ids=lambda v: str(v))
+def _case_id(value: object) -> str:
+    # Sorted: a set's order follows the process's hash seed, and pytest-xdist
+    # refuses workers that collected different ids.
+    return ",".join(sorted(value)) if isinstance(value, set) else str(value)
+
+
+@pytest.mark.parametrize(("module", "imported", "broken"), CYCLES, ids=_case_id)
 def test_a_cycle_or_a_line_import_is_found(
     tree: Path, module: str, imported: str, broken: set[str]
 ) -> None:
