@@ -388,10 +388,7 @@ class Controller:
 
 
 def ops_extensions(
-    settings: Settings,
-    db: Database,
-    *,
-    keywords: ApiExtension | None = None,
+    settings: Settings, db: Database, *, keywords: ApiExtension | None = None,
     levels: ApiExtension | None = None,
 ) -> list[ApiExtension]:
     """The parts' ops-API routes and console pages over ``db`` (``ivr serve`` and
@@ -413,14 +410,10 @@ def ops_extensions(
     return [
         keywords or keyword_extension(KeywordStore(db)),  # Palabras clave (docs/cases/sentiment.md)
         incident_extension_for(db),  # Reportes de incidente (docs/cases/incidents.md)
-        *(
-            [scripts_extension_for(db, settings.citas_dir, CallRecordFacts(CallRecordStore(db)))]
-            if desk
-            else []
-        ),  # Guiones and the agent's script (docs/desk/scripts.md)
-        build_desk_reports_extension(
-            db, line_zone, reason_labels=TRANSFER_REASONS, pause_labels=pauses
-        ),  # Reportes del escritorio (docs/desk/reports.md)
+        *([scripts_extension_for(db, settings.citas_dir, CallRecordFacts(CallRecordStore(db)))]
+          if desk else []),  # Guiones and the agent's script (docs/desk/scripts.md)
+        build_desk_reports_extension(db, line_zone, reason_labels=TRANSFER_REASONS,
+                                     pause_labels=pauses),  # Reportes del escritorio (docs/desk/reports.md)
         *([levels] if levels is not None else []),
     ]
 
@@ -448,10 +441,7 @@ def sms_gateway(settings: Settings) -> SmsGateway:
 
 
 def slot_source(
-    settings: Settings,
-    db: Database,
-    *,
-    one_pending_per_service: bool = True,
+    settings: Settings, db: Database, *, one_pending_per_service: bool = True,
     feed: ChangeFeed | None = None,
 ) -> SlotSource:
     """The insurer's scheduling service when configured, else our own database.
@@ -470,9 +460,7 @@ def slot_source(
             timeout=settings.request_timeout,
         )
     return DbSlotSource(
-        db,
-        timeout=settings.request_timeout,
-        one_pending_per_service=one_pending_per_service,
+        db, timeout=settings.request_timeout, one_pending_per_service=one_pending_per_service,
         feed=feed,
     )
 
@@ -518,12 +506,8 @@ def reports_extension(settings: Settings, db: Database) -> ApiExtension:
 
 
 def desk_pop(
-    settings: Settings,
-    db: Database,
-    *,
-    flows: Mapping[str, Flow] | None = None,
-    reference: Reference | None = None,
-    slots: SlotSource | None = None,
+    settings: Settings, db: Database, *, flows: Mapping[str, Flow] | None = None,
+    reference: Reference | None = None, slots: SlotSource | None = None,
 ) -> DeskPop | None:
     """The agents' screen pop over the citas line (docs/desk/pop.md), or None without
     desk.yaml: ``ivr serve`` listens to AMI with it, ``ivr ops serve`` only serves the page."""
@@ -798,9 +782,7 @@ def build_sla_monitor(
     return SlaMonitor(store, calls, clock=clock), calls
 
 
-def build_backoffice(
-    settings: Settings, db: Database, chats: ConversationStore | None
-) -> Backoffice:
+def build_backoffice(settings: Settings, db: Database, chats: ConversationStore | None) -> Backoffice:
     """The cases' back office (``ivr.cases.backoffice``): the console's case routes,
     the answers by e-mail (``settings.mail``) and by WhatsApp (``chats``; None:
     e-mail only), on the cases config of ``settings.citas_dir``."""
