@@ -124,7 +124,8 @@ class Settings:
     prompts_dir: Path = DEFAULT_PROMPTS_DIR  # prompts.yaml, recorded/, build/ (CITAS_PROMPTS_DIR)
     request_timeout: float = 5.0
     # How the controller sends its ARI requests (CITAS_ARI_REST): over the event
-    # websocket (ivr.ari.wsrest; HTTP until its filter is set) or always over HTTP.
+    # websocket (ivr.ari.wsrest; HTTP until its filter is set and a probe came back
+    # over it) or always over HTTP.
     ari_rest: str = "websocket"
     seed_demo: bool = True  # seed the demo slots (sandbox/demo); off in production
     booking_url: str = ""  # the scheduling web service; empty: slots in our own database
@@ -285,11 +286,7 @@ MAIL_SECURITIES = ("starttls", "tls", "none")
 
 
 def _mail(env: Mapping[str, str], base: MailSettings) -> MailSettings:
-    security = env.get("CITAS_MAIL_SECURITY") or base.security
-    if security not in MAIL_SECURITIES:
-        raise SettingsError(
-            f"CITAS_MAIL_SECURITY={security!r} is not one of {', '.join(MAIL_SECURITIES)}"
-        )
+    security = _one_of(env, "CITAS_MAIL_SECURITY", base.security, MAIL_SECURITIES)
     return MailSettings(
         host=env.get("CITAS_MAIL_HOST", base.host),
         port=_int(env, "CITAS_MAIL_PORT", base.port),
@@ -354,7 +351,7 @@ def _one_of(env: Mapping[str, str], name: str, default: str, choices: Sequence[s
     if raw is None or raw == "":
         return default
     if raw not in choices:
-        raise SettingsError(f"{name}={raw!r} is not one of: {', '.join(choices)}")
+        raise SettingsError(f"{name}={raw!r} is not one of {', '.join(choices)}")
     return raw
 
 

@@ -125,10 +125,9 @@ class AriClient(OwnedSession):
         query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
         self.calls_made.add((method, path, frozenset(query)))
         url_path = path.format_map({k: quote(v, safe="") for k, v in (path_params or {}).items()})
-        websocket = self.websocket
-        over_websocket = websocket is not None and websocket.ready
-        self.counters.request(method, path, websocket=over_websocket)
-        if websocket is not None and over_websocket:
+        websocket = self.websocket if self.websocket is not None and self.websocket.ready else None
+        self.counters.request(method, path, websocket=websocket is not None)
+        if websocket is not None:
             body_in = None if json is None else orjson.dumps(json)
             assert self._timeout.total is not None
             status, body = await websocket.request(

@@ -124,7 +124,7 @@ class WebSocketRest:
             except (ConnectionError, RuntimeError) as exc:  # a closing websocket
                 raise AriConnectionError(f"{method} /{uri}: {exc!r}") from exc
             try:
-                return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+                return await asyncio.wait_for(future, timeout_s)
             except TimeoutError as exc:
                 raise AriTimeout(f"{method} /{uri}: no answer within {timeout_s}s") from exc
         finally:
