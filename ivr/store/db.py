@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, make_url
+from sqlalchemy import Connection, create_engine, event, make_url
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -31,8 +31,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from ivr.store.filelock import WriteLockFile
 from ivr.store.probe import probe_from_env
+from ivr.store.writer import SqliteWriter
 
 logger = logging.getLogger(__name__)
 
@@ -133,15 +133,26 @@ class Database:
         # event loop: an asyncio.Lock belongs to the loop it first waited on.
         self._takes_turns = sqlite
         self._turns: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
-        # ... and the processes writing one file take turns through a lock file beside
-        # it (ivr/store/filelock.py), not by polling in SQLite's busy handler.
-        self._file_turn = WriteLockFile(file.with_name(f"{file.name}.write-lock")) if file else None
         if sqlite:
             event.listen(self.engine.sync_engine, "connect", sqlite_pragmas(timeout))
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._probe = probe_from_env()  # CITAS_DB_STATEMENTS: statements counted (probe.py)
         if self._probe is not None:
             self._probe.attach(self.engine)
+        # A file's writes run in a thread of their own, the turn held there for
+        # SQLite's time only (ivr/store/writer.py); the processes writing one file
+        # take turns through a lock file beside it (ivr/store/filelock.py), not by
+        # polling in SQLite's busy handler. In memory: the loop's lock above.
+        self._writer: SqliteWriter | None = None
+        if file is not None:
+            sync = create_engine(
+                parsed.set(drivername="sqlite+pysqlite"), connect_args={"timeout": timeout}
+            )
+            event.listen(sync, "connect", sqlite_pragmas(timeout))
+            if self._probe is not None:
+                self._probe.attach(sync)
+            lock = file.with_name(f"{file.name}.write-lock")
+            self._writer = SqliteWriter(sync, lock, timer=self._probe)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
@@ -192,22 +203,50 @@ class Database:
     def write_turn(self) -> contextlib.AbstractAsyncContextManager[object]:
         """The turn to write (``async with``): on SQLite one holder at a time in the
         process (an ``asyncio.Lock``), then, for a file, one process at a time (the
-        ``flock`` of ``<file>.write-lock``, ivr/store/filelock.py); not reentrant:
-        never take it again while holding it. Elsewhere free. Take it before
+        ``flock`` of ``<file>.write-lock``, ivr/store/filelock.py), for a file in the
+        database's writer thread, queued with the ``write_sync`` jobs (ivr/store/writer.py);
+        not reentrant: never take it again, nor call ``write_sync``, while holding it. Elsewhere free. Take it before
         checking out the connection the write runs on. Timed per origin when
         ``CITAS_DB_STATEMENTS`` is set (ivr/store/probe.py)."""
         if not self._takes_turns:
             return contextlib.nullcontext()
+        if self._writer is not None:
+            return self._writer.hold()  # timed by the writer itself
         loop = asyncio.get_running_loop()
         turn = self._turns.get(loop)
         if turn is None:
             for gone in [other for other in self._turns if other.is_closed()]:
                 del self._turns[gone]
             turn = self._turns[loop] = asyncio.Lock()
-        held: contextlib.AbstractAsyncContextManager[object] = (
-            turn if self._file_turn is None else _both(turn, self._file_turn)
-        )
-        return held if self._probe is None else self._probe.timed_turn(held)
+        return turn if self._probe is None else self._probe.timed_turn(turn)
+
+    async def write_sync(
+        self, what: str, fn: Callable[[Connection], T], *, deadline_s: float | None = None
+    ) -> T:
+        """``fn(conn)`` in one write transaction, committed when it returns (rolled back
+        when it raises), within the timeout (the engine's unless given); its result.
+        ``fn`` is a plain function of a synchronous SQLAlchemy ``Connection`` (Core
+        statements, or an ORM ``Session(bind=conn)``); it must not touch the loop.
+
+        On a SQLite file it runs whole in the database's writer thread, which takes
+        the write turn, runs it, commits and gives the turn back without a round
+        trip through the event loop (ivr/store/writer.py: on a busy controller the
+        turn was otherwise held for six loop rounds per write, bench t16). Elsewhere
+        it runs through the async engine (``conn.run_sync``), in the loop's turn.
+
+        Raises StoreUnavailable (``what`` names the write) when the database fails or
+        does not answer in time (the write may still be made: see writer.py), and
+        for a row it refuses too (``__cause__``: the ``IntegrityError``, which a
+        batch writer tells from an outage by, ivr/store/group.py).
+        """
+        try:
+            async with asyncio.timeout(deadline_s or self.timeout):
+                if self._writer is not None:
+                    return await self._writer.run(fn)
+                async with self.writing() as conn:
+                    return await conn.run_sync(fn)
+        except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"cannot {what}: {exc}") from exc
 
     async def run(
         self,
@@ -237,16 +276,11 @@ class Database:
             raise StoreUnavailable(f"cannot {what}: {exc}") from exc
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.close)  # the queued writes first
         await self.engine.dispose()
         if self._probe is not None:
             self._probe.write()
-
-
-@contextlib.asynccontextmanager
-async def _both(turn: asyncio.Lock, file_turn: WriteLockFile) -> AsyncIterator[None]:
-    """The process's turn, then the file's (a process waits for the file holding its own)."""
-    async with turn, file_turn.held():
-        yield
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

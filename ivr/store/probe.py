@@ -13,8 +13,10 @@ for unnamed tasks (``Task-N``: a record checkpoint's write, an HTTP handler).
 Its *kind* is the verb and the first table it names (``SELECT slots``,
 ``INSERT call_records``, ``BEGIN``...).
 
-It also times the SQLite write turns (``Database.write_turn``): per origin, how
-long a writer waited for its turn and how long it held it (ms).
+It also times the SQLite write turns (``Database.write_turn``, the writer
+thread's jobs: ivr/store/writer.py): per origin, how long a writer waited for
+its turn and how long it held it (ms). A statement the writer thread sends
+counts under the origin of the task that queued it.
 
 The file: ``{"statements": {origin: {kind: count}}, "turns": {origin: {"n",
 "wait_p50_ms", "wait_p99_ms", "wait_max_ms", "hold_p50_ms", "hold_p99_ms",
@@ -30,13 +32,14 @@ import contextlib
 import json
 import os
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 ENV = "CITAS_DB_STATEMENTS"
@@ -60,7 +63,16 @@ def statement_kind(sql: str) -> str:
     return f"{verb} {found.group(1)}" if found else verb
 
 
-def _origin() -> str:
+# The origin of the job a writer thread runs (ivr/store/writer.py sets ``name``).
+thread_origin = threading.local()
+
+
+def task_origin() -> str:
+    """The running task's origin (see the module docstring); in a writer thread, the
+    origin of the task whose job it runs; ``sync`` outside any task."""
+    queued = getattr(thread_origin, "name", None)
+    if queued is not None:
+        return str(queued)
     try:
         task = asyncio.current_task()
     except RuntimeError:
@@ -89,12 +101,12 @@ class StatementProbe:
         self, turn: contextlib.AbstractAsyncContextManager[object]
     ) -> AsyncIterator[None]:
         """``turn`` entered and left, its wait and hold times kept under the task's origin."""
-        origin = _origin()
+        origin = task_origin()
         asked = time.perf_counter()
         try:
             await turn.__aenter__()
         except BaseException:  # the deadline came first: the longest waits are these
-            self.gave_up.setdefault(origin, []).append(time.perf_counter() - asked)
+            self.record_gave_up(origin, time.perf_counter() - asked)
             raise
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_exit(turn)
@@ -102,13 +114,22 @@ class StatementProbe:
             try:
                 yield
             finally:
-                self.turns.setdefault(origin, []).append((got - asked, time.perf_counter() - got))
+                self.record_turn(origin, got - asked, time.perf_counter() - got)
 
-    def attach(self, engine: AsyncEngine) -> None:
-        event.listen(engine.sync_engine, "before_cursor_execute", self._count)
+    def record_turn(self, origin: str, wait: float, hold: float) -> None:
+        """One turn taken: waited ``wait`` s, held ``hold`` s (any thread)."""
+        self.turns.setdefault(origin, []).append((wait, hold))
+
+    def record_gave_up(self, origin: str, wait: float) -> None:
+        """One turn never taken: the writer gave up after ``wait`` s (any thread)."""
+        self.gave_up.setdefault(origin, []).append(wait)
+
+    def attach(self, engine: AsyncEngine | Engine) -> None:
+        sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+        event.listen(sync, "before_cursor_execute", self._count)
 
     def _count(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        self.counts.setdefault(_origin(), Counter())[statement_kind(statement)] += 1
+        self.counts.setdefault(task_origin(), Counter())[statement_kind(statement)] += 1
 
     def as_json(self) -> dict[str, Any]:
         return {

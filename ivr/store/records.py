@@ -38,7 +38,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.store.db import Database, StoreUnavailable, dialect_insert
@@ -397,12 +396,10 @@ class CallRecordStore:
             return
         statement = _upsert(self.db.engine.dialect.name)
         rows = [_row_values(record) for record in records]
-        try:
-            async with asyncio.timeout(self.db.timeout), self.db.writing() as conn:
-                await conn.execute(statement, rows)
-        except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
-            ids = ", ".join(r.id for r in records[:3]) + ("..." if len(records) > 3 else "")
-            raise StoreUnavailable(f"cannot write call record(s) {ids}: {exc}") from exc
+        ids = ", ".join(r.id for r in records[:3]) + ("..." if len(records) > 3 else "")
+        await self.db.write_sync(
+            f"write call record(s) {ids}", lambda conn: conn.execute(statement, rows)
+        )
 
     async def summary(
         self, now: datetime | None = None, window: timedelta = SUMMARY_WINDOW

@@ -63,3 +63,28 @@ def locked(db: Database) -> Iterator[None]:
         conn.execute("ROLLBACK")
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def refusing_writes(db: Database, error: Exception) -> Iterator[None]:
+    """Every write transaction's connection fails with ``error`` (a connection reset,
+    say), whichever way the database writes: its writer thread's engine on a SQLite
+    file (ivr/store/writer.py), else the async engine (``Database.writing``)."""
+    import pytest
+
+    def refuse(*args: object, **kwargs: object) -> object:
+        raise error
+
+    with pytest.MonkeyPatch.context() as patched:
+        writer = db._writer
+        if writer is not None:
+            patched.setattr(writer.engine, "connect", refuse)
+        else:
+
+            @asynccontextmanager
+            async def writing() -> AsyncIterator[None]:
+                refuse()
+                yield  # pragma: no cover - fails on entry
+
+            patched.setattr(db, "writing", writing)
+        yield

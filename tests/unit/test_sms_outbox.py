@@ -13,6 +13,7 @@ import pytest
 
 from ivr.sms.outbox import FAILED, PENDING, SENDING, SENT, SmsOutbox
 from ivr.store.db import Database
+from tests.unit.databases import refusing_writes
 
 NOW = datetime(2025, 3, 7, 12, 0, tzinfo=UTC)
 
@@ -164,22 +165,12 @@ async def test_two_outboxes_on_one_database_never_make_a_key_twice(db: Database)
 
 
 async def test_a_batch_the_database_refuses_fails_each_caller_and_stores_nothing(
-    db: Database, monkeypatch: pytest.MonkeyPatch
+    db: Database,
 ) -> None:
-    import contextlib
-    from collections.abc import AsyncIterator
-
     from ivr.store.db import StoreUnavailable
 
     outbox = SmsOutbox(db, timeout=5.0, clock=lambda: NOW)
-
-    @contextlib.asynccontextmanager
-    async def reset() -> AsyncIterator[None]:
-        raise OSError("connection reset")
-        yield  # pragma: no cover - an async generator that fails on entry
-
-    with monkeypatch.context() as patched:
-        patched.setattr(db, "writing", reset)
+    with refusing_writes(db, OSError("connection reset")):
         outcomes = await asyncio.gather(
             *(
                 outbox.enqueue(to_number="+573001234567", text="x", dedupe_key=f"k{i}")

@@ -5,8 +5,9 @@ its busy handler, each holding a pooled connection, until the process's reads
 find no connection left. Seen in the citas bench at 400 calls with two
 controllers on SQLite (2026-11-30): the open-case and pending-appointment reads
 waited up to 1.2 s, the SMS enqueue up to 3.8 s, with "database is locked"
-errors. Now writers wait their turn in the event loop, holding nothing; reads
-go on. On PostgreSQL (row locks, no file lock) writers do not take turns.
+errors. Now writers wait their turn holding nothing (on a file, queued in the
+database's writer thread: ivr/store/writer.py, tests/unit/test_store_writer.py);
+reads go on. On PostgreSQL (row locks, no file lock) writers do not take turns.
 """
 
 from __future__ import annotations
