@@ -69,10 +69,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Connection, Select, delete, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
 
 from ivr.booking.model import (
@@ -88,7 +89,7 @@ from ivr.booking.model import (
 )
 from ivr.booking.tables import BookingGuardRow, BookingRow, SlotRow
 from ivr.store.changes import Cached, ChangeFeed, slots_topic, touch
-from ivr.store.db import Database, UnsupportedDialect, dialect_insert
+from ivr.store.db import Database, StoreUnavailable, UnsupportedDialect, dialect_insert
 
 logger = logging.getLogger(__name__)
 
@@ -368,10 +369,14 @@ class DbSlotSource:
         """The patient's live appointments that have not started yet, earliest first."""
         query = _live_bookings_of(affiliate_id).where(SlotRow.starts_at > self._clock())
 
-        async def op(session: AsyncSession) -> list[Booking]:
-            return [_booking(b, s) for b, s in await session.execute(query)]
+        def op(conn: Connection) -> list[Booking]:  # in a reader thread on SQLite: a call's path
+            with Session(bind=conn) as session:
+                return [_booking(b, s) for b, s in session.execute(query)]
 
-        return await self._run("list pending bookings", op, read_only=True)
+        try:
+            return await self.db.read_sync("list pending bookings", op, deadline_s=self.timeout)
+        except StoreUnavailable as exc:
+            raise BookingUnavailable(str(exc)) from exc
 
     async def release_bookings(self) -> int:
         """Demo reset (``ivr call`` seeds, the sandbox only): every booking is

@@ -45,9 +45,10 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Connection, Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from ivr.cases.calendar import BusinessCalendar
 from ivr.cases.config import CasesConfig
@@ -200,11 +201,14 @@ class CaseStore:
     async def open_for(self, affiliate_id: str, specialty: str) -> Case | None:
         """The affiliate's open (not closed) case for ``specialty``, if any."""
 
-        async def op(session: AsyncSession) -> Case | None:
-            row = await _open_row(session, affiliate_id, specialty)
-            return None if row is None else _case(row)
+        query = _open_query(affiliate_id, specialty)
 
-        return await self.db.run("find an open case", op, read_only=True)
+        def op(conn: Connection) -> Case | None:  # in a reader thread on SQLite: on a call's path
+            with Session(bind=conn) as session:
+                row = session.scalar(query)
+                return None if row is None else _case(row)
+
+        return await self.db.read_sync("find an open case", op)
 
     async def get(self, number: str) -> Case | None:
         """The case with this number (None when there is none)."""
@@ -530,14 +534,16 @@ def _filtered(
     return query
 
 
-async def _open_row(session: AsyncSession, affiliate_id: str, specialty: str) -> CaseRow | None:
-    row: CaseRow | None = await session.scalar(
-        select(CaseRow).where(
-            CaseRow.affiliate_id == affiliate_id,
-            CaseRow.specialty == specialty,
-            CaseRow.state != CLOSED,
-        )
+def _open_query(affiliate_id: str, specialty: str) -> Select[CaseRow]:
+    return select(CaseRow).where(
+        CaseRow.affiliate_id == affiliate_id,
+        CaseRow.specialty == specialty,
+        CaseRow.state != CLOSED,
     )
+
+
+async def _open_row(session: AsyncSession, affiliate_id: str, specialty: str) -> CaseRow | None:
+    row: CaseRow | None = await session.scalar(_open_query(affiliate_id, specialty))
     return row
 
 

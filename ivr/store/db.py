@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -31,12 +33,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from ivr.store.probe import probe_from_env
+from ivr.store.probe import probe_from_env, task_origin, thread_origin
 from ivr.store.writer import SqliteWriter
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+READERS = 4  # reader threads (and connections) of a SQLite file's ``read_sync``
 T = TypeVar("T")
 
 
@@ -153,6 +156,19 @@ class Database:
                 self._probe.attach(sync)
             lock = file.with_name(f"{file.name}.write-lock")
             self._writer = SqliteWriter(sync, lock, timer=self._probe)
+        # ... and the reads that sit on a caller's path (``read_sync``) in threads of
+        # their own, each a connection of this engine: one loop round per read.
+        self._readers: tuple[int, ThreadPoolExecutor] | None = None
+        self._read_engine: Engine | None = None
+        if file is not None:
+            self._read_engine = create_engine(
+                parsed.set(drivername="sqlite+pysqlite"),
+                connect_args={"timeout": timeout},
+                pool_size=READERS,
+            )
+            event.listen(self._read_engine, "connect", sqlite_pragmas(timeout))
+            if self._probe is not None:
+                self._probe.attach(self._read_engine)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
@@ -248,6 +264,54 @@ class Database:
         except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"cannot {what}: {exc}") from exc
 
+    async def read_sync(
+        self, what: str, fn: Callable[[Connection], T], *, deadline_s: float | None = None
+    ) -> T:
+        """``fn(conn)`` on a connection of its own, for reads (rolled back after): its
+        result, within the timeout (the engine's unless given). ``fn`` is a plain
+        function of a synchronous SQLAlchemy ``Connection`` (Core, or an ORM
+        ``Session(bind=conn)``); it must not touch the loop.
+
+        On a SQLite file it runs whole in one of ``READERS`` reader threads (WAL:
+        readers never wait for the writer): through the async driver every
+        statement, fetch and the connection's return was a round trip through the
+        event loop, and the citas call's two reads before its slot offer (the open
+        case, the pending appointments) waited 0.4 s p50, 2.5 s p99 for them at 320
+        calls (bench t17, docs/PERFORMANCE.md). Elsewhere through the async engine
+        (``conn.run_sync``; on PostgreSQL in autocommit, like ``session(read_only=True)``).
+
+        Raises StoreUnavailable (``what`` names the read) when the database fails or
+        does not answer in time.
+        """
+        try:
+            async with asyncio.timeout(deadline_s or self.timeout):
+                if self._read_engine is not None:
+                    return await self._read_in_thread(self._read_engine, fn)
+                async with self.engine.connect() as conn:
+                    if self.engine.dialect.name == "postgresql":
+                        await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    return await conn.run_sync(fn)
+        except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+
+    async def _read_in_thread(self, engine: Engine, fn: Callable[[Connection], T]) -> T:
+        if self._readers is None or self._readers[0] != os.getpid():  # none yet, or forked
+            if self._readers is not None:
+                engine.dispose(close=False)  # the parent's connections stay the parent's
+            pool = ThreadPoolExecutor(READERS, thread_name_prefix="sqlite-reader")
+            self._readers = (os.getpid(), pool)
+        origin = task_origin()
+
+        def job() -> T:
+            thread_origin.name = origin
+            try:
+                with engine.connect() as conn:
+                    return fn(conn)
+            finally:
+                thread_origin.name = None
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers[1], job)
+
     async def run(
         self,
         what: str,
@@ -278,6 +342,11 @@ class Database:
     async def close(self) -> None:
         if self._writer is not None:
             await asyncio.to_thread(self._writer.close)  # the queued writes first
+        readers, self._readers = self._readers, None
+        if readers is not None and readers[0] == os.getpid():
+            await asyncio.to_thread(readers[1].shutdown)
+        if self._read_engine is not None:
+            self._read_engine.dispose()
         await self.engine.dispose()
         if self._probe is not None:
             self._probe.write()
