@@ -251,16 +251,17 @@ class Database:
         it runs through the async engine (``conn.run_sync``), in the loop's turn.
 
         Raises StoreUnavailable (``what`` names the write) when the database fails or
-        does not answer in time (the write may still be made: see writer.py), and
+        does not answer in time (on a file: then nothing was written; a write already
+        committing is waited for, see writer.py), and
         for a row it refuses too (``__cause__``: the ``IntegrityError``, which a
         batch writer tells from an outage by, ivr/store/group.py).
         """
+        deadline = deadline_s or self.timeout
         try:
-            async with asyncio.timeout(deadline_s or self.timeout):
-                if self._writer is not None:
-                    return await self._writer.run(fn)
-                async with self.writing() as conn:
-                    return await conn.run_sync(fn)
+            if self._writer is not None:
+                return await self._writer.run(fn, deadline)
+            async with asyncio.timeout(deadline), self.writing() as conn:
+                return await conn.run_sync(fn)
         except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"cannot {what}: {exc}") from exc
 

@@ -95,6 +95,7 @@ class StatementProbe:
         self.turns: dict[str, list[tuple[float, float]]] = {}  # origin: [(wait, hold) s]
         self.gave_up: dict[str, list[float]] = {}  # origin: [wait s] of turns never got
         self.pid = os.getpid()
+        self._lock = threading.Lock()  # the loop, the writer and the reader threads count
 
     @contextlib.asynccontextmanager
     async def timed_turn(
@@ -118,20 +119,28 @@ class StatementProbe:
 
     def record_turn(self, origin: str, wait: float, hold: float) -> None:
         """One turn taken: waited ``wait`` s, held ``hold`` s (any thread)."""
-        self.turns.setdefault(origin, []).append((wait, hold))
+        with self._lock:
+            self.turns.setdefault(origin, []).append((wait, hold))
 
     def record_gave_up(self, origin: str, wait: float) -> None:
         """One turn never taken: the writer gave up after ``wait`` s (any thread)."""
-        self.gave_up.setdefault(origin, []).append(wait)
+        with self._lock:
+            self.gave_up.setdefault(origin, []).append(wait)
 
     def attach(self, engine: AsyncEngine | Engine) -> None:
         sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
         event.listen(sync, "before_cursor_execute", self._count)
 
     def _count(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        self.counts.setdefault(task_origin(), Counter())[statement_kind(statement)] += 1
+        origin, kind = task_origin(), statement_kind(statement)
+        with self._lock:
+            self.counts.setdefault(origin, Counter())[kind] += 1
 
     def as_json(self) -> dict[str, Any]:
+        with self._lock:
+            return self._as_json()
+
+    def _as_json(self) -> dict[str, Any]:
         return {
             "statements": {o: dict(sorted(c.items())) for o, c in sorted(self.counts.items())},
             "turns": {

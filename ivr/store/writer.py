@@ -21,12 +21,14 @@ of writer take turns in one order (first come, first served). Across
 processes the turn is the ``flock`` of ``<file>.write-lock``, taken and
 dropped by the thread around each job (ivr/store/filelock.py).
 
-A job whose waiter gave up (its deadline, a cancellation) before the thread
-reached it is skipped; one running is rolled back instead of committed (a
-statement already in SQLite is not interrupted: the check comes after ``fn``).
-Only a waiter that leaves during the commit itself is told of a failure for a
-write that was made, which every writer here allows for (the upserts and the
-SMS dedupe key make a retry harmless; a claimed message's lease expires).
+A write whose deadline passes before the thread reached it is skipped; one
+running is rolled back instead of committed (a statement already in SQLite is
+not interrupted: the check comes after ``fn``), and one already committing is
+waited for: its waiter is told what happened, never a failure for a write that
+was made (a claim told failed would leave its messages leased and unsent). A
+waiter cancelled from outside (a shutdown), or whose loop is closed, does the
+same but is not told. A hold given up is released, whichever comes first of
+the grant and the giving up; a hold whose loop is closed is taken back.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +72,9 @@ class TurnTimer(Protocol):
 
 @dataclass(eq=False)
 class _Job(Generic[T]):
+    """A write or a hold, queued. ``state`` goes queued → running → committing
+    (writes only), under ``lock``; ``gone``: its waiter gave up."""
+
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[T]
     origin: str
@@ -76,9 +82,25 @@ class _Job(Generic[T]):
     asked: float = field(default_factory=time.perf_counter)
     started: float | None = None  # when the thread took the turn for it
     released: threading.Event = field(default_factory=threading.Event)
+    state: str = "queued"
+    gone: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def gone(self) -> bool:
-        return self.future.cancelled() or self.released.is_set()
+    def give_up(self) -> bool:
+        """The waiter leaves; True when the job will not be run at all."""
+        with self.lock:
+            self.gone = True
+            self.released.set()
+            return self.state == "queued"
+
+    def advance(self, to: str) -> bool:
+        """The thread moves the job on (``running``, ``committing``); False: its waiter
+        is gone, so the thread skips it or rolls it back instead."""
+        with self.lock:
+            if self.gone:
+                return False
+            self.state = to
+            return True
 
 
 _STOP = object()
@@ -115,16 +137,27 @@ class SqliteWriter:
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._start_lock = threading.Lock()
+        self._held: int | None = None  # the lock file's descriptor while a job has the turn
+        _WRITERS.add(self)
 
-    async def run(self, fn: Callable[[Connection], T]) -> T:
+    async def run(self, fn: Callable[[Connection], T], deadline_s: float) -> T:
         """``fn(conn)`` in a transaction of its own, committed when ``fn`` returns
-        (rolled back when it raises), in the turn; its result."""
+        (rolled back when it raises), in the turn; its result. Raises TimeoutError
+        when ``deadline_s`` passed and nothing was written (skipped, or rolled back)."""
         job: _Job[T] = self._submit(fn)
         try:
-            return await job.future
-        except asyncio.CancelledError:
-            self._gave_up(job)  # not started yet: skipped; running: result dropped
+            async with asyncio.timeout(deadline_s):
+                return await asyncio.shield(job.future)
+        except TimeoutError:
+            if self._gave_up(job):
+                raise  # never started: nothing written
+        except BaseException:  # cancelled, or closed with its loop: not told
+            self._gave_up(job)
             raise
+        try:  # started: rolled back, unless it was committing; the thread says which
+            return await job.future
+        except _GaveUp:
+            raise TimeoutError(f"no write turn within {deadline_s} s") from None
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
@@ -133,7 +166,7 @@ class SqliteWriter:
         job: _Job[None] = self._submit(None)
         try:
             await job.future
-        except asyncio.CancelledError:
+        except BaseException:  # a deadline, or closed with its loop: granted or not, given back
             self._gave_up(job)
             raise
         try:
@@ -152,11 +185,12 @@ class SqliteWriter:
             thread.join(timeout=MAX_HOLD_S)
         self.engine.dispose()
 
-    def _gave_up(self, job: _Job[Any]) -> None:
-        started = job.started
-        job.released.set()
-        if started is None and self._timer is not None:
+    def _gave_up(self, job: _Job[Any]) -> bool:
+        never_run = job.give_up()
+        job.future.add_done_callback(_consume)  # an answer nobody awaits is not an error
+        if never_run and self._timer is not None:
             self._timer.record_gave_up(job.origin, time.perf_counter() - job.asked)
+        return never_run
 
     def _submit(self, fn: Callable[[Connection], T] | None) -> _Job[T]:
         loop = asyncio.get_running_loop()
@@ -181,7 +215,7 @@ class SqliteWriter:
 
     def _serve(self, jobs: queue.SimpleQueue[Any]) -> None:
         while (job := jobs.get()) is not _STOP:
-            if job.gone():
+            if job.gone:
                 continue
             try:
                 self._turn(job)
@@ -189,8 +223,9 @@ class SqliteWriter:
                 _answer(job, exc=exc)
 
     def _turn(self, job: _Job[Any]) -> None:
-        fd = self._lock()
-        if job.gone():  # gave up while another process had the file's turn
+        fd = self._held = self._lock()
+        if not job.advance("running"):  # gave up while another process had the file's turn
+            self._held = None
             if fd is not None:
                 os.close(fd)
             return
@@ -199,22 +234,35 @@ class SqliteWriter:
         try:
             if job.fn is None:
                 _answer(job, result=None)
-                if not job.released.wait(MAX_HOLD_S):
-                    logger.error("write turn held %.0f s by %s: taken back", MAX_HOLD_S, job.origin)
+                self._until_released(job)
             else:
                 with self.engine.connect() as conn, conn.begin():
                     result = job.fn(conn)
-                    if job.gone():  # the waiter gave up meanwhile: roll back, not commit
+                    if not job.advance("committing"):  # its deadline passed: roll back
                         raise _GaveUp
                 _answer(job, result=result)
-        except _GaveUp:
-            pass
+        except _GaveUp as exc:
+            _answer(job, exc=exc)  # the waiter, if still there, learns nothing was written
         finally:
             thread_origin.name = None
+            self._held = None
             if fd is not None:
                 os.close(fd)  # closing the description releases its lock
             if self._timer is not None:
                 self._timer.record_turn(job.origin, got - job.asked, time.perf_counter() - got)
+
+    def _until_released(self, job: _Job[Any]) -> None:
+        """A hold: wait for its holder, or take the turn back when its loop is closed
+        (nobody will release it) or after ``MAX_HOLD_S``."""
+        while not job.released.wait(0.5):
+            if job.loop.is_closed():
+                logger.warning(
+                    "write turn held by %s, whose loop is closed: taken back", job.origin
+                )
+                return
+            if time.perf_counter() - (job.started or job.asked) > MAX_HOLD_S:
+                logger.error("write turn held %.0f s by %s: taken back", MAX_HOLD_S, job.origin)
+                return
 
     def _lock(self) -> int | None:
         if self.lock_path is None:
@@ -226,6 +274,28 @@ class SqliteWriter:
             os.close(fd)
             raise
         return fd
+
+
+# A child forked while a writer thread has the turn inherits the lock file's
+# descriptor, and with it the lock (``flock`` belongs to the description): it
+# closes its copy, so the parent's close still releases the lock.
+_WRITERS: weakref.WeakSet[SqliteWriter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for writer in list(_WRITERS):
+        fd, writer._held = writer._held, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _answer(job: _Job[Any], *, result: object = None, exc: BaseException | None = None) -> None:

@@ -313,7 +313,7 @@ async def setup():
 asyncio.run(setup())
 pid = os.fork()
 if pid == 0:
-    asyncio.run(asyncio.wait_for(db.write_sync("child", insert("child")), 5))
+    asyncio.run(asyncio.wait_for(db.write_sync("child", insert("child")), 20))
     os._exit(0)
 _, status = os.waitpid(pid, 0)
 asyncio.run(db.write_sync("parent again", insert("parent again")))
@@ -327,3 +327,84 @@ def test_a_forked_child_writes_through_a_thread_of_its_own(tmp_path: Path) -> No
                           errors="replace", timeout=30)  # fmt: skip
     assert done.returncode == 0 and done.stdout.strip() == "0", done
     assert names_in(tmp_path / "citas.db") == ["parent", "child", "parent again"]
+
+
+def test_a_hold_granted_just_before_its_loop_closed_gives_the_turn_back(tmp_path: Path) -> None:
+    """Review: granted (the answer queued on the loop), then the loop closed before the
+    task resumed: the coroutine closed with GeneratorExit, not CancelledError, and the
+    thread kept the turn for MAX_HOLD_S (120 s), every write of the process behind it."""
+    import gc
+
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}", timeout=1.0)
+    asyncio.run(database.migrate())
+    loop = asyncio.new_event_loop()
+
+    async def holder() -> None:
+        async with database.write_turn():
+            await asyncio.sleep(10)
+
+    task = loop.create_task(holder())
+    loop.run_until_complete(asyncio.sleep(0))  # the hold is queued
+    time.sleep(0.2)  # granted: the answer waits in a loop that no longer runs
+    loop.close()
+    del task
+    gc.collect()  # the coroutine is closed at its await
+    assert freed_within(tmp_path / "citas.db.write-lock", 2.0)
+    asyncio.run(database.write_sync("after", lambda conn: None, deadline_s=2.0))
+    asyncio.run(database.close())
+
+
+@pytest.mark.parametrize("busy_s", [0.3, 0.6])
+async def test_a_write_committed_while_the_loop_was_busy_past_its_deadline_is_told_done(
+    db: Database, tmp_path: Path, busy_s: float
+) -> None:
+    """Review: the deadline passed in the loop round after the commit, and the caller was
+    told the write failed (an SMS claim would then leave its messages leased, unsent)."""
+    task = asyncio.create_task(db.write_sync("w", insert("w"), deadline_s=0.2))
+    await asyncio.sleep(0)  # queued
+    time.sleep(busy_s)  # noqa: ASYNC251 - a busy loop round: the thread commits meanwhile
+    assert await task == "w"
+    assert names_in(tmp_path / "citas.db") == ["w"]
+
+
+FORK_HOLDING = """
+import asyncio, os, sys, time
+from sqlalchemy import text
+from ivr.store.db import Database, StoreUnavailable
+
+db = Database(sys.argv[1], timeout=1.0)
+
+async def main():
+    async with db.engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (name TEXT)"))
+
+    def slow(conn):
+        conn.execute(text("INSERT INTO t VALUES ('slow')"))
+        time.sleep(0.3)
+
+    task = asyncio.create_task(db.write_sync("slow", slow))
+    await asyncio.sleep(0.1)  # the writer thread has the lock file's descriptor now
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(3)  # the child lives on, never writing
+        os._exit(0)
+    await task
+    try:
+        await db.write_sync("next", lambda c: c.execute(text("INSERT INTO t VALUES ('n')")),
+                            deadline_s=1.0)
+        print("ok", flush=True)
+    except StoreUnavailable as exc:
+        print("stuck:", exc, flush=True)
+    os.waitpid(pid, 0)
+
+asyncio.run(main())
+"""
+
+
+def test_a_child_forked_while_the_writer_has_the_turn_does_not_keep_it(tmp_path: Path) -> None:
+    """Review: the child inherited the lock file's descriptor, and flock's lock with it;
+    the parent's close no longer released it, and every write waited for the child."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}"
+    done = subprocess.run([sys.executable, "-c", FORK_HOLDING, url], capture_output=True,
+                          text=True, errors="replace", timeout=30)  # fmt: skip
+    assert done.stdout.strip() == "ok", (done.stdout, done.stderr[-800:])
