@@ -147,28 +147,27 @@ class Database:
         # take turns through a lock file beside it (ivr/store/filelock.py), not by
         # polling in SQLite's busy handler. In memory: the loop's lock above.
         self._writer: SqliteWriter | None = None
-        if file is not None:
-            sync = create_engine(
-                parsed.set(drivername="sqlite+pysqlite"), connect_args={"timeout": timeout}
-            )
-            event.listen(sync, "connect", sqlite_pragmas(timeout))
-            if self._probe is not None:
-                self._probe.attach(sync)
-            lock = file.with_name(f"{file.name}.write-lock")
-            self._writer = SqliteWriter(sync, lock, timer=self._probe)
         # ... and the reads that sit on a caller's path (``read_sync``) in threads of
         # their own, each a connection of this engine: one loop round per read.
         self._readers: tuple[int, ThreadPoolExecutor] | None = None
         self._read_engine: Engine | None = None
         if file is not None:
-            self._read_engine = create_engine(
-                parsed.set(drivername="sqlite+pysqlite"),
-                connect_args={"timeout": timeout},
-                pool_size=READERS,
-            )
-            event.listen(self._read_engine, "connect", sqlite_pragmas(timeout))
-            if self._probe is not None:
-                self._probe.attach(self._read_engine)
+            lock = file.with_name(f"{file.name}.write-lock")
+            self._writer = SqliteWriter(self._sync_engine(1), lock, timer=self._probe)
+            self._read_engine = self._sync_engine(READERS)
+
+    def _sync_engine(self, connections: int) -> Engine:
+        """A synchronous (pysqlite) engine on this SQLite file, for threads of this
+        process: the same pragmas, timeout and statement probe as the async engine."""
+        engine = create_engine(
+            make_url(self.url).set(drivername="sqlite+pysqlite"),
+            connect_args={"timeout": self.timeout},
+            pool_size=connections,
+        )
+        event.listen(engine, "connect", sqlite_pragmas(self.timeout))
+        if self._probe is not None:
+            self._probe.attach(engine)
+        return engine
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
@@ -219,9 +218,10 @@ class Database:
     def write_turn(self) -> contextlib.AbstractAsyncContextManager[object]:
         """The turn to write (``async with``): on SQLite one holder at a time in the
         process (an ``asyncio.Lock``), then, for a file, one process at a time (the
-        ``flock`` of ``<file>.write-lock``, ivr/store/filelock.py), for a file in the
-        database's writer thread, queued with the ``write_sync`` jobs (ivr/store/writer.py);
-        not reentrant: never take it again, nor call ``write_sync``, while holding it. Elsewhere free. Take it before
+        ``flock`` of ``<file>.write-lock``, ivr/store/filelock.py), for a file in
+        the database's writer thread, queued with the ``write_sync`` jobs
+        (ivr/store/writer.py); not reentrant: never take it again, nor call
+        ``write_sync``, while holding it. Elsewhere free. Take it before
         checking out the connection the write runs on. Timed per origin when
         ``CITAS_DB_STATEMENTS`` is set (ivr/store/probe.py)."""
         if not self._takes_turns:
@@ -252,9 +252,9 @@ class Database:
 
         Raises StoreUnavailable (``what`` names the write) when the database fails or
         does not answer in time (on a file: then nothing was written; a write already
-        committing is waited for, see writer.py), and
-        for a row it refuses too (``__cause__``: the ``IntegrityError``, which a
-        batch writer tells from an outage by, ivr/store/group.py).
+        committing is waited for, see writer.py), and for a row it refuses too
+        (``__cause__``: the ``IntegrityError``, by which a batch writer tells it from
+        an outage, ivr/store/group.py).
         """
         deadline = deadline_s or self.timeout
         try:
