@@ -251,10 +251,15 @@ async def test_two_outboxes_batches_sharing_keys_in_opposite_orders_do_not_deadl
     db: Database,
 ) -> None:
     """Review: two controllers' batches inserting shared keys in opposite orders waited for
-    each other ("deadlock detected" on PostgreSQL, every enqueue of both batches failed)."""
-    a, b = (SmsOutbox(db, timeout=5.0, clock=lambda: NOW) for _ in range(2))
+    each other ("deadlock detected" on PostgreSQL, every enqueue of both batches failed).
+    A deadlock victim's batch is written again row by row (``_maybe_one_rows``), so the
+    flushes are counted: one batch per outbox per trial, none written again. The
+    timeout is generous: this test is about waiting in a cycle, not about latency
+    (a 5 s one expired once on a busy CI machine with no lock wait logged)."""
+    a, b = (SmsOutbox(db, timeout=60.0, clock=lambda: NOW) for _ in range(2))
     for trial in range(3):
         keys = [f"d{trial}-{i:03d}" for i in range(120)]
+        flushes = a.inserts.flushes + b.inserts.flushes
         ids_a, ids_b = await asyncio.gather(
             asyncio.gather(
                 *(a.enqueue(to_number="+573001234567", text="x", dedupe_key=k) for k in keys)
@@ -264,3 +269,4 @@ async def test_two_outboxes_batches_sharing_keys_in_opposite_orders_do_not_deadl
             ),
         )
         assert ids_a == ids_b[::-1]
+        assert a.inserts.flushes + b.inserts.flushes - flushes == 2, "a batch was written again"
