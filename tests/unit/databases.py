@@ -14,7 +14,39 @@ from sqlalchemy import text
 
 from ivr.store.db import Database
 
-PG_URL = os.environ.get("CITAS_TEST_PG_URL", "")
+
+def _own_database(url: str, worker: str) -> str:
+    """``url`` for this pytest-xdist worker: a database of its own beside the one named
+    (``citas_test_gw0``...), created when missing, so workers never empty each
+    other's tables between tests. The URL as given outside xdist."""
+    if not url or not worker:
+        return url
+    import asyncio
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(
+            host=base.host, port=base.port, user=base.username, password=base.password,
+            database=base.database,
+        )  # fmt: skip
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+PG_URL = _own_database(
+    os.environ.get("CITAS_TEST_PG_URL", ""), os.environ.get("PYTEST_XDIST_WORKER", "")
+)
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 # Emptied between tests on PostgreSQL, which outlives one test (children first).
 APP_TABLES = (
