@@ -35,7 +35,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from ivr.ami.errors import AmiError
+from ivr.ami.errors import AmiError, AmiTimeout
 from ivr.ami.manager import AmiConnection, AmiEvent
 from ivr.settings import Settings
 
@@ -88,6 +88,9 @@ async def main(seconds: float, interval: float, pattern: str, out: Path | None) 
             asked = time.monotonic()
             try:
                 rows = parse(await ami.command("core show taskprocessors"))
+            except AmiTimeout as exc:  # a busy Asterisk: this sample is lost, not the run
+                print(f"sample skipped: {exc}", file=sys.stderr)
+                continue
             except AmiError as exc:  # Asterisk stopped (the bench's step is over)
                 print(f"sampling stopped: {exc}", file=sys.stderr)
                 break

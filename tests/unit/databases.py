@@ -15,38 +15,77 @@ from sqlalchemy import text
 from ivr.store.db import Database
 
 
-def _own_database(url: str, worker: str) -> str:
+def _worker_url(url: str, worker: str) -> str:
     """``url`` for this pytest-xdist worker: a database of its own beside the one named
-    (``citas_test_gw0``...), created when missing, so workers never empty each
-    other's tables between tests. The URL as given outside xdist."""
+    (``citas_test`` -> ``citas_test_gw0``...), so workers never empty each other's
+    tables between tests; ``url`` itself outside xdist. The database is created
+    on first use (``url_for``)."""
     if not url or not worker:
         return url
-    import asyncio
-
-    import asyncpg
     from sqlalchemy.engine import make_url
 
     base = make_url(url)
-    name = f"{base.database}_{worker}"
+    return base.set(database=f"{base.database}_{worker}").render_as_string(hide_password=False)
+
+
+_CREATED: set[str] = set()
+
+
+def _create_worker_database(base_url: str, url: str) -> None:
+    """Create ``url``'s database through ``base_url``'s server, unless there (once
+    per process). Connects as the project does (SQLAlchemy, asyncpg: the URL's
+    query string counts), within 10 s. Raises ``RuntimeError`` saying what is
+    needed (the server up, a role allowed to CREATE DATABASE)."""
+    if url == base_url or url in _CREATED:
+        return
+    import asyncio
+    import threading
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    name = make_url(url).database
+    failure: list[BaseException] = []
 
     async def create() -> None:
-        conn = await asyncpg.connect(
-            host=base.host, port=base.port, user=base.username, password=base.password,
-            database=base.database,
-        )  # fmt: skip
+        engine = create_async_engine(
+            base_url, isolation_level="AUTOCOMMIT", connect_args={"timeout": 10}
+        )
         try:
-            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-                await conn.execute(f'CREATE DATABASE "{name}"')
+            async with engine.connect() as conn:
+                found = await conn.scalar(
+                    text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+                )
+                if not found:
+                    try:
+                        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+                    except DBAPIError as exc:  # another run made it meanwhile
+                        if "already exists" not in str(exc.orig):
+                            raise
         finally:
-            await conn.close()
+            await engine.dispose()
 
-    asyncio.run(create())
-    return base.set(database=name).render_as_string(hide_password=False)
+    def run() -> None:  # its own loop: the caller may be inside a test's loop
+        try:
+            asyncio.run(create())
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="create-worker-database")
+    thread.start()
+    thread.join()
+    if failure:
+        raise RuntimeError(
+            f"cannot create the test database {name!r} beside CITAS_TEST_PG_URL's (the "
+            "server must be up and its role allowed to CREATE DATABASE; or run one "
+            f"process: CITAS_UNIT_WORKERS=1): {failure[0]!r}"
+        ) from failure[0]
+    _CREATED.add(url)
 
 
-PG_URL = _own_database(
-    os.environ.get("CITAS_TEST_PG_URL", ""), os.environ.get("PYTEST_XDIST_WORKER", "")
-)
+_BASE_PG_URL = os.environ.get("CITAS_TEST_PG_URL", "")
+PG_URL = _worker_url(_BASE_PG_URL, os.environ.get("PYTEST_XDIST_WORKER", ""))
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 # Emptied between tests on PostgreSQL, which outlives one test (children first).
 APP_TABLES = (
@@ -61,7 +100,12 @@ APP_TABLES = (
 
 
 def url_for(backend: str, tmp_path: Path) -> str:
-    return PG_URL if backend == "postgresql" else f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}"
+    """The database URL of ``backend`` for a test (PostgreSQL: this worker's, created
+    the first time it is asked for)."""
+    if backend == "postgresql":
+        _create_worker_database(_BASE_PG_URL, PG_URL)
+        return PG_URL
+    return f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}"
 
 
 @asynccontextmanager
