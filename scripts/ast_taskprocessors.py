@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import statistics
 import sys
 import time
 from collections import defaultdict
@@ -37,6 +36,7 @@ from pathlib import Path
 
 from ivr.ami.errors import AmiError, AmiTimeout
 from ivr.ami.manager import AmiConnection, AmiEvent
+from ivr.bench.stats import percentile
 from ivr.settings import Settings
 
 # Asterisk 22: "Processor  Processed  In Queue  Max Depth  Low water  High water
@@ -58,12 +58,6 @@ def parse(output: str) -> dict[str, tuple[int, ...]]:
     return rows
 
 
-def percentile(values: list[int], p: int) -> float:
-    if len(values) == 1:
-        return float(values[0])
-    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
-
-
 async def main(seconds: float, interval: float, pattern: str, out: Path | None) -> None:
     settings = Settings.from_env()
     ami = AmiConnection(
@@ -78,7 +72,7 @@ async def main(seconds: float, interval: float, pattern: str, out: Path | None) 
     ami.on_event("FullyBooted", booted)
     await ami.connect()
     wanted = re.compile(pattern)
-    depths: dict[str, list[int]] = defaultdict(list)
+    depths: dict[str, list[float]] = defaultdict(list)
     first: dict[str, tuple[float, int]] = {}
     last: dict[str, tuple[float, int, int, int]] = {}
     sink = out.open("w", encoding="utf-8", buffering=1) if out is not None else None
@@ -95,14 +89,12 @@ async def main(seconds: float, interval: float, pattern: str, out: Path | None) 
                 print(f"sampling stopped: {exc}", file=sys.stderr)
                 break
             now = time.time()
-            for name, (processed, in_queue, max_depth, high_us) in rows.items():
-                if not wanted.search(name):
-                    continue
+            kept = {name: row for name, row in rows.items() if wanted.search(name)}
+            for name, (processed, in_queue, max_depth, high_us) in kept.items():
                 depths[name].append(in_queue)
                 first.setdefault(name, (now, processed))
                 last[name] = (now, processed, max_depth, high_us)
             if sink is not None:
-                kept = {n: r for n, r in rows.items() if wanted.search(n)}
                 sink.write(json.dumps({"t": round(now, 3), "rows": kept}) + "\n")
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - asked)))
     finally:
@@ -117,8 +109,9 @@ async def main(seconds: float, interval: float, pattern: str, out: Path | None) 
         values = depths[name]
         (t0, p0), (t1, p1, deepest, high_us) = first[name], last[name]
         rate = (p1 - p0) / (t1 - t0) if t1 > t0 else 0.0
-        print(f"{name[:60]:60} {len(values):7} {percentile(values, 50):6.0f} "
-              f"{percentile(values, 99):6.0f} {max(values):6} {deepest:9} {rate:8.1f} "
+        p50, p99 = percentile(values, 50) or 0.0, percentile(values, 99) or 0.0  # never empty
+        print(f"{name[:60]:60} {len(values):7} {p50:6.0f} "
+              f"{p99:6.0f} {max(values):6} {deepest:9} {rate:8.1f} "
               f"{high_us / 1000:15.1f}")  # fmt: skip
 
 

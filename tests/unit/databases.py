@@ -29,6 +29,7 @@ def _worker_url(url: str, worker: str) -> str:
 
 
 _CREATED: set[str] = set()
+DUPLICATE_DATABASE = "42P04"  # PostgreSQL's SQLSTATE duplicate_database (Appendix A)
 
 
 def _create_worker_database(base_url: str, url: str) -> None:
@@ -61,7 +62,7 @@ def _create_worker_database(base_url: str, url: str) -> None:
                     try:
                         await conn.execute(text(f'CREATE DATABASE "{name}"'))
                     except DBAPIError as exc:  # another run made it meanwhile
-                        if "already exists" not in str(exc.orig):
+                        if getattr(exc.orig, "sqlstate", None) != DUPLICATE_DATABASE:
                             raise
         finally:
             await engine.dispose()
