@@ -175,8 +175,9 @@ def variant_table(results: dict[str, Any]) -> str:
 STEP_HEAD = (
     "| variant | N | calls/s | done / placed | passed | response p50 / p99 ms "
     "| from Asterisk p50 / p99 ms | CPU ms/call ctl | Asterisk | PostgreSQL | sipp "
-    "| Asterisk threads / fds | machine CPU % | failures | slowest waits p50/p99 ms "
-    "| runs passed: p99 ms per run |"
+    "| Asterisk threads / fds | machine CPU % step / busiest 2 s "
+    "| busiest 2 s: cores Asterisk / ctl, ctl run-queue wait ms/s "
+    "| failures | slowest waits p50/p99 ms | runs passed: p99 ms per run |"
 )
 
 
@@ -187,8 +188,19 @@ def _runs(step: dict[str, Any]) -> str:
     return f"{step.get('runs_passed')} of {step['runs']}: {step.get('response_p99_ms_runs', '')}"
 
 
+def _busiest(step: dict[str, Any]) -> str:
+    """``1.35 / 0.55, 612``: the cores Asterisk and the controllers used in the step's
+    busiest 2 s, and how long the controllers' threads waited for a core then
+    (ms per second, summed over their threads); empty for an older results.json."""
+    wait = step.get("controller_peak_runqueue_wait_ms_per_s")
+    cores = (step.get("asterisk_peak_cores"), step.get("controller_peak_cores"))
+    if wait is None and cores == (None, None):
+        return ""
+    return f"{_pair(*cores, 2)}, {_num(wait, 0)}"
+
+
 def step_table(steps: Sequence[dict[str, Any]]) -> str:
-    rows = [STEP_HEAD, "|" + " --- |" * 16]
+    rows = [STEP_HEAD, "|" + " --- |" * 17]
     for s in steps:
         passed = "yes" if s.get("passed") else ("no (p99)" if s.get("too_slow") else "no")
         if s.get("profiled"):
@@ -201,7 +213,8 @@ def step_table(steps: Sequence[dict[str, Any]]) -> str:
             f"| {_num(s.get('controller_cpu_ms_per_call'))} | {_num(s.get('asterisk_cpu_ms_per_call'))} "
             f"| {_num(s.get('postgres_cpu_ms_per_call'))} | {_num(s.get('sipp_cpu_ms_per_call'), 2)} "
             f"| {_pair(s.get('asterisk_threads_peak'), s.get('asterisk_fds_peak'), 0)} "
-            f"| {_num(s.get('host_cpu_pct'), 0)} | {s.get('failures') or ''} "
+            f"| {_pair(s.get('host_cpu_pct'), s.get('host_cpu_peak_pct'), 0)} | {_busiest(s)} "
+            f"| {s.get('failures') or ''} "
             f"| {s.get('slowest_waits_ms') or ''} | {_runs(s)} |"
         )
     return "\n".join(rows)
@@ -233,7 +246,9 @@ def render(results: dict[str, Any]) -> str:
         variant_table(results),
         "",
         "Every step (CPU per completed call with each process's idle taken off; "
-        "machine CPU: all processes, both cores, sipp included; *(py-spy)*: the "
+        "machine CPU: all processes, both cores, sipp included, over the step and in "
+        "its busiest 2 s; run-queue wait: the controllers' threads runnable but not "
+        "running, from the kernel's schedstat; *(py-spy)*: the "
         "profiled step, whose controller CPU includes the sampler's pauses):",
         "",
         step_table(results["steps"]),

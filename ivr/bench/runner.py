@@ -94,6 +94,8 @@ RECORDS_WAIT_S = 30.0
 SAMPLE_EVERY_S = 0.5
 # Watched with their children: ivr serve and its voice workers, PostgreSQL's backends.
 TREES = frozenset({"controller", "postgres"})
+# Whose threads' run-queue wait a step reads (ivr.bench.usage): the controllers'.
+WAITS = frozenset({"controller"})
 
 __all__ = ["Bench", "BenchConfig", "BenchError", "ramp_seconds"]
 
@@ -510,7 +512,7 @@ class Bench:
         contacts = self._take_contacts(n, rounds)
         # This process plays Meta and the contacts: its CPU is the load generator's.
         procs = {**self._watched(), "simulator": psutil.Process(os.getpid())}
-        usage = UsageMeter(procs, trees=TREES)
+        usage = UsageMeter(procs, trees=TREES, waits=WAITS)
         psutil.cpu_percent(None)
         sampling = threading.Event()
 
@@ -551,6 +553,7 @@ class Bench:
             call_seconds=duration / rounds,
             idle_ms_per_s=dict(self.idle),
             host_cpu_pct=host_cpu,
+            host_cpu_peak_pct=_peak_pct(usage),
             max_response_p99_ms=0.0 if warmup else self.config.max_response_p99_ms,
             threshold=self.config.threshold,
             achieved_rate=outcome.achieved_rate,
@@ -589,7 +592,7 @@ class Bench:
         t0 = time.time()
         proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         procs["sipp"] = _proc(proc.pid)
-        usage = UsageMeter(procs, trees=TREES)
+        usage = UsageMeter(procs, trees=TREES, waits=WAITS)
         psutil.cpu_percent(None)  # starts the machine-wide count
         deadline = time.monotonic() + limit + 30.0
         while proc.poll() is None:
@@ -643,6 +646,7 @@ class Bench:
             call_seconds=stat.call_length_s,
             idle_ms_per_s=dict(self.idle),
             host_cpu_pct=host_cpu,
+            host_cpu_peak_pct=_peak_pct(usage),
             max_response_p99_ms=0.0 if warmup else self.config.max_response_p99_ms,
             threshold=self.config.threshold,
             variant=variant.name,
@@ -688,6 +692,11 @@ class Bench:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
+            # A session of its own, as a service manager starts it: with the kernel's
+            # autogroup scheduling a session shares the CPU with other sessions as one,
+            # so the controllers compete with Asterisk's session, not inside the
+            # bench's with sipp (docs/PERFORMANCE.md, runs t29-t36).
+            start_new_session=True,
         )
         self.variant = variant
         log.close()
@@ -884,6 +893,11 @@ def sipp_duration(text: str) -> float:
     except ValueError:
         return 0.0
     return h * 3600 + m * 60 + sec + micro / 1_000_000
+
+
+def _peak_pct(usage: UsageMeter) -> float | None:
+    peak = usage.peak()
+    return peak.machine_pct if peak else None
 
 
 def _proc(pid: int | None) -> psutil.Process | None:

@@ -87,6 +87,12 @@ class ProcessUsage:
     threads_peak: int = 0
     fds_peak: int = 0
     processes_peak: int = 0
+    # Its threads' run-queue wait over the step, summed (s; None: not measured),
+    # and in the step's busiest window: cores used, run-queue wait in ms per
+    # second (ivr.bench.usage.busiest).
+    runqueue_wait_s: float | None = None
+    peak_cores: float | None = None
+    peak_wait_ms_per_s: float | None = None
 
 
 @dataclass
@@ -109,6 +115,8 @@ class StepResult:
     # Each process's CPU with no call up (ms per second), taken off the per-call figure.
     idle_ms_per_s: dict[str, float] = field(default_factory=dict)
     host_cpu_pct: float | None = None  # the whole machine's CPU busy over the step (all cores)
+    # ... and in the step's busiest window (ivr.bench.usage.PEAK_WINDOW_S).
+    host_cpu_peak_pct: float | None = None
     # The step also fails when the response p99 (key → next prompt) is above this (0: off).
     max_response_p99_ms: float = 0.0
     # The chat line: messages answered per second over the step (None on the call lines).
@@ -168,6 +176,18 @@ class StepResult:
         use = self.usage.get(process)
         return int(getattr(use, what)) if use else None
 
+    def _usage(self, process: str, what: str) -> float | None:
+        use = self.usage.get(process)
+        value = getattr(use, what) if use else None
+        return float(value) if value is not None else None
+
+    def _wait_ms_per_s(self, process: str) -> float | None:
+        """``process``'s threads' run-queue wait over the step, ms per second."""
+        use = self.usage.get(process)
+        if use is None or use.runqueue_wait_s is None or not use.window_s:
+            return None
+        return use.runqueue_wait_s * 1000 / use.window_s
+
     def rss_peak_mb(self, process: str) -> float | None:
         use = self.usage.get(process)
         return use.rss_peak_mb if use else None
@@ -214,6 +234,13 @@ class StepResult:
             "asterisk_threads_peak": self._peak("asterisk", "threads_peak"),
             "asterisk_fds_peak": self._peak("asterisk", "fds_peak"),
             "host_cpu_pct": _r(self.host_cpu_pct, 1),
+            "host_cpu_peak_pct": _r(self.host_cpu_peak_pct, 1),
+            "controller_runqueue_wait_ms_per_s": _r(self._wait_ms_per_s("controller")),
+            "controller_peak_runqueue_wait_ms_per_s": _r(
+                self._usage("controller", "peak_wait_ms_per_s")
+            ),
+            "controller_peak_cores": _r(self._usage("controller", "peak_cores"), 2),
+            "asterisk_peak_cores": _r(self._usage("asterisk", "peak_cores"), 2),
             "achieved_per_s": _r(self.achieved_rate),
             "controller_per_cpu_s": _r(per_cpu_second(self.cpu_ms_per_call("controller"))),
             "failures": ";".join(f"{k}={v}" for k, v in sorted(self.failures.items())),
@@ -508,6 +535,13 @@ def step_line(step: StepResult, run: str = "") -> str:
         + (f", pg {_fmt(s['postgres_cpu_ms_per_call'])} ms" if step.db == "postgresql" else "")
         + "; "
         f"RSS ctl {_fmt(s['controller_rss_peak_mb'])} MB; machine CPU {_fmt(s['host_cpu_pct'])}%"
+        + (
+            f" (busiest 2 s {_fmt(s['host_cpu_peak_pct'])}%: ast {_fmt(s['asterisk_peak_cores'])}"
+            f" / ctl {_fmt(s['controller_peak_cores'])} cores, ctl run-queue wait "
+            f"{_fmt(s['controller_peak_runqueue_wait_ms_per_s'])} ms/s)"
+            if s["host_cpu_peak_pct"] is not None
+            else ""
+        )
     )
 
 

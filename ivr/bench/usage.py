@@ -8,19 +8,118 @@ process that lived during the step: one that started during the step counts
 from zero, one that ended counts up to its last sample (at most
 ``SAMPLE_EVERY_S`` of its CPU is lost). Processes are keyed by (pid, start
 time), so a pid the kernel reuses is a new process.
+
+An average over the step hides its busiest moment: a citas step at 400 calls
+averaged 71-80 % of the machine while its busiest seconds were 94-99 %, where
+the controllers' threads were runnable but waited for a core 450-740 ms in
+every second (docs/PERFORMANCE.md, runs t29-t36). So every sample also keeps
+the machine's busy CPU time (``psutil.cpu_times()``: all but idle and iowait)
+and, for the trees named in ``waits``, the time their threads waited on a run
+queue (the second field of ``/proc/<pid>/task/<tid>/schedstat``, ns; the kernel's
+scheduler statistics, Documentation/scheduler/sched-stats.rst): the busiest
+window of ``PEAK_WINDOW_S`` says who had the cores then, and who waited.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil
 
 from ivr.bench.stats import ProcessUsage
 
 ProcKey = tuple[int, float]  # (pid, create_time in epoch seconds)
+PEAK_WINDOW_S = 2.0  # the busiest window of a step: at least this long
+PROC = Path("/proc")
+
+
+def runqueue_wait_s(pid: int, proc_root: Path = PROC) -> float | None:
+    """Seconds the threads of process ``pid`` have waited on a run queue (runnable,
+    not running) since each started: the sum over ``/proc/<pid>/task/*/schedstat``
+    of its second field (ns). None when the kernel keeps no schedstat (built
+    without ``CONFIG_SCHED_INFO``) or the process is gone. A thread that ended
+    takes its wait with it: the sum can fall, which ``tree_cpu_seconds`` then
+    counts as zero."""
+    total = 0
+    try:
+        tasks = list((proc_root / str(pid) / "task").iterdir())
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            fields = (task / "schedstat").read_text().split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        if len(fields) < 2:
+            return None
+        total += int(fields[1])
+    return total / 1e9
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One sample: monotonic seconds, the machine's busy CPU seconds (all cores),
+    and per tree its CPU seconds and run-queue wait seconds (cumulative, from the
+    window's start)."""
+
+    t: float
+    machine_busy_s: float
+    cpu_s: Mapping[str, float]
+    wait_s: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Peak:
+    """The busiest window of a step: the machine's CPU busy (% of all cores),
+    each tree's cores used, and each waiting-measured tree's run-queue wait (ms
+    per second, summed over its threads)."""
+
+    seconds: float
+    machine_pct: float
+    cores: Mapping[str, float] = field(default_factory=dict)
+    wait_ms_per_s: Mapping[str, float] = field(default_factory=dict)
+
+
+def busiest(moments: Sequence[Moment], cores: int, window_s: float = PEAK_WINDOW_S) -> Peak | None:
+    """The window of consecutive samples, at least ``window_s`` long, in which the
+    machine was busiest (pure); None with fewer samples than one window.
+
+    >>> ms = [Moment(0, 0.0, {"a": 0.0}, {"a": 0.0}), Moment(2, 1.0, {"a": 0.5}, {"a": 0.2}),
+    ...       Moment(4, 4.8, {"a": 2.5}, {"a": 1.8})]
+    >>> p = busiest(ms, cores=2)
+    >>> p.seconds, p.machine_pct, p.cores["a"], p.wait_ms_per_s["a"]
+    (2.0, 95.0, 1.0, 800.0)
+    """
+    best: Peak | None = None
+    j = 0
+    for i in range(len(moments)):
+        while j < len(moments) and moments[j].t - moments[i].t < window_s:
+            j += 1
+        if j == len(moments):
+            break
+        a, b = moments[i], moments[j]
+        span = float(b.t - a.t)
+        # The clock and the kernel's counters are read a moment apart: at most 100 %.
+        pct = min(100.0, 100.0 * (b.machine_busy_s - a.machine_busy_s) / (span * cores))
+        if best is None or pct > best.machine_pct:
+            best = Peak(
+                seconds=round(span, 3),
+                machine_pct=round(pct, 1),
+                cores={k: round(max(0.0, b.cpu_s[k] - a.cpu_s.get(k, 0.0)) / span, 3)
+                       for k in b.cpu_s},
+                wait_ms_per_s={k: round(max(0.0, b.wait_s[k] - a.wait_s.get(k, 0.0)) * 1000 / span, 1)
+                               for k in b.wait_s},
+            )  # fmt: skip
+    return best
+
+
+def machine_busy_s() -> float:
+    """The machine's CPU seconds not idle (all cores; iowait counts as idle)."""
+    t = psutil.cpu_times()
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
 
 
 def tree_cpu_seconds(start: Mapping[ProcKey, float], last: Mapping[ProcKey, float]) -> float:
@@ -47,25 +146,39 @@ class _Tree:
     threads_peak: int = 0
     fds_peak: int = 0
     processes_peak: int = 0
+    # Run-queue wait (s) per process, where measured (``waits``): as ``start``/``last``.
+    wait_start: dict[ProcKey, float] = field(default_factory=dict)
+    wait_last: dict[ProcKey, float] = field(default_factory=dict)
+    measures_wait: bool = False
 
 
 class UsageMeter:
     """CPU seconds over a window, peak RSS (summed over the tree), peak threads and
-    file descriptors, per watched process tree. ``trees``: name → root process,
-    with its children (True) or alone (False)."""
+    file descriptors, per watched process tree, and the window's busiest
+    ``PEAK_WINDOW_S`` (``peak()``). ``trees``: name → root process, with its
+    children (True) or alone (False); ``waits``: the trees whose threads'
+    run-queue wait is read too (a file per thread and sample: the controllers,
+    not Asterisk's hundreds of threads)."""
 
     def __init__(
-        self, procs: Mapping[str, psutil.Process | None], *, trees: frozenset[str] = frozenset()
+        self,
+        procs: Mapping[str, psutil.Process | None],
+        *,
+        trees: frozenset[str] = frozenset(),
+        waits: frozenset[str] = frozenset(),
     ) -> None:
         self.trees = {
-            name: _Tree(proc, name in trees, {}, {})
+            name: _Tree(proc, name in trees, {}, {}, measures_wait=name in waits)
             for name, proc in procs.items()
             if proc is not None
         }
+        self.moments: list[Moment] = []
         self.t0 = self.t1 = time.monotonic()
         self.sample()
         for tree in self.trees.values():
             tree.start = dict(tree.last)
+            tree.wait_start = dict(tree.wait_last)
+        self.moments = [self._moment()]
 
     def sample(self) -> None:
         self.t1 = time.monotonic()
@@ -92,12 +205,35 @@ class UsageMeter:
                     continue
                 alive += 1
                 tree.last[key] = times.user + times.system
+                if tree.measures_wait:
+                    wait = runqueue_wait_s(proc.pid)
+                    if wait is not None:
+                        tree.wait_last[key] = wait
             tree.rss_peak = max(tree.rss_peak, rss)
             tree.threads_peak = max(tree.threads_peak, threads)
             tree.fds_peak = max(tree.fds_peak, fds)
             tree.processes_peak = max(tree.processes_peak, alive)
+        if self.moments:
+            self.moments.append(self._moment())
+
+    def _moment(self) -> Moment:
+        return Moment(
+            t=self.t1,
+            machine_busy_s=machine_busy_s(),
+            cpu_s={n: tree_cpu_seconds(t.start, t.last) for n, t in self.trees.items()},
+            wait_s={
+                n: tree_cpu_seconds(t.wait_start, t.wait_last)
+                for n, t in self.trees.items()
+                if t.measures_wait and t.wait_last
+            },
+        )
+
+    def peak(self) -> Peak | None:
+        """The busiest ``PEAK_WINDOW_S`` of the samples so far (None: too few)."""
+        return busiest(self.moments, psutil.cpu_count() or 1)
 
     def result(self) -> dict[str, ProcessUsage]:
+        peak = self.peak()
         return {
             name: ProcessUsage(
                 cpu_s=round(tree_cpu_seconds(tree.start, tree.last), 3),
@@ -106,6 +242,13 @@ class UsageMeter:
                 threads_peak=tree.threads_peak,
                 fds_peak=tree.fds_peak,
                 processes_peak=tree.processes_peak,
+                runqueue_wait_s=(
+                    round(tree_cpu_seconds(tree.wait_start, tree.wait_last), 3)
+                    if tree.measures_wait and tree.wait_last
+                    else None
+                ),
+                peak_cores=peak.cores.get(name) if peak else None,
+                peak_wait_ms_per_s=peak.wait_ms_per_s.get(name) if peak else None,
             )
             for name, tree in self.trees.items()
             if tree.last

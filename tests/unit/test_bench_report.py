@@ -303,3 +303,41 @@ def test_a_repeated_step_shows_every_runs_p99(results: dict[str, Any]) -> None:
         "",
         "",
     ]
+
+
+@pytest.mark.parametrize(
+    ("figures", "machine", "busiest"),
+    [
+        (
+            {"host_cpu_pct": 76.4, "host_cpu_peak_pct": 98.6, "asterisk_peak_cores": 1.35,
+             "controller_peak_cores": 0.55, "controller_peak_runqueue_wait_ms_per_s": 612.4},
+            "76 / 99",
+            "1.35 / 0.55, 612",
+        ),
+        # plain dialplan: no controller, Asterisk's cores only
+        (
+            {"host_cpu_pct": 60.0, "host_cpu_peak_pct": 70.0, "asterisk_peak_cores": 1.2,
+             "controller_peak_cores": None, "controller_peak_runqueue_wait_ms_per_s": None},
+            "60 / 70",
+            "1.20 / –, –",
+        ),
+        # a results.json from before the busiest window was kept
+        ({"host_cpu_pct": 55.0}, "55 / –", ""),
+    ],
+)  # fmt: skip
+def test_a_step_shows_the_machine_and_who_waited_in_its_busiest_seconds(
+    results: dict[str, Any], figures: dict[str, Any], machine: str, busiest: str
+) -> None:
+    base = {
+        k: v
+        for k, v in results["steps"][0].items()
+        if not k.startswith(("host_cpu", "asterisk_peak", "controller_peak"))
+    }
+    row = step_table([{**base, **figures}]).splitlines()[2]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    head = [c.strip() for c in step_table([]).splitlines()[0].strip("|").split("|")]
+    assert len(cells) == len(head) == 17
+    assert cells[head.index("machine CPU % step / busiest 2 s")] == machine
+    assert (
+        cells[head.index("busiest 2 s: cores Asterisk / ctl, ctl run-queue wait ms/s")] == busiest
+    )
