@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from dataclasses import replace
 from datetime import datetime
@@ -256,13 +257,24 @@ def run(args: argparse.Namespace) -> int:
         command=" ".join(["ivr", *sys.argv[1:]]) if sys.argv else "ivr bench",
         repeat=args.repeat,
     )
+    # Its controller runs in a session of its own (ivr.bench.runner): a hang-up or a
+    # SIGTERM to the bench no longer reaches it, so they end the bench the way
+    # Ctrl-C does, through its cleanup (controller, sandbox, PostgreSQL stopped).
+    previous = {sig: signal.signal(sig, _exit_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         results = Bench(config, settings).run()
     except BenchError as exc:
         print(f"ivr bench: {exc}", file=sys.stderr)
         return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     broken = [name for name, v in results["variants"].items() if v["error"]]
     return 1 if broken else 0
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def report(what: list[str]) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import platform
@@ -286,6 +287,11 @@ class Bench:
                 "quick": self.config.quick,
                 "profile": self.config.profile,
                 "repeat": self.config.repeat,
+                # Since b3d90bb the controller runs in a session of its own (before: in
+                # the bench's, with sipp); the kernel's autogroup setting says whether
+                # that changes its share of the CPU (docs/perf/bench.md).
+                "controller_session": "own",
+                "sched_autogroup": _autogroup(),
             },
             "variants": {
                 name: {
@@ -754,7 +760,10 @@ class Bench:
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            # Its process group is its session (start_new_session): it and its voice
+            # workers, nobody else's processes.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
 
     def _good_records(
@@ -893,6 +902,14 @@ def sipp_duration(text: str) -> float:
     except ValueError:
         return 0.0
     return h * 3600 + m * 60 + sec + micro / 1_000_000
+
+
+def _autogroup() -> bool | None:
+    """The kernel's ``sched_autogroup_enabled`` (None: no such setting here)."""
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return None
 
 
 def _peak_pct(usage: UsageMeter) -> float | None:

@@ -10,72 +10,80 @@ from zero, one that ended counts up to its last sample (at most
 time), so a pid the kernel reuses is a new process.
 
 An average over the step hides its busiest moment: a citas step at 400 calls
-averaged 71-80 % of the machine while its busiest seconds were 94-99 %, where
-the controllers' threads were runnable but waited for a core 450-740 ms in
-every second (docs/PERFORMANCE.md, runs t29-t36). So every sample also keeps
-the machine's busy CPU time (``psutil.cpu_times()``: all but idle and iowait)
-and, for the trees named in ``waits``, the time their threads waited on a run
-queue (the second field of ``/proc/<pid>/task/<tid>/schedstat``, ns; the kernel's
-scheduler statistics, Documentation/scheduler/sched-stats.rst): the busiest
-window of ``PEAK_WINDOW_S`` says who had the cores then, and who waited.
+averaged 71-80 % of the machine while its busiest seconds were 93-99 % (runs
+t33, t35), where each controller's main thread was runnable but waited for a
+core 450-740 ms in every second (docs/PERFORMANCE.md, runs t29-t36). So every
+sample also keeps the machine's busy and total CPU time (``psutil.cpu_times()``)
+and, for the trees named in ``waits``, the time each of their threads waited on
+a run queue (the second field of ``/proc/<pid>/task/<tid>/schedstat``, ns; the
+kernel's scheduler statistics, Documentation/scheduler/sched-stats.rst): the
+busiest window of ``PEAK_WINDOW_S`` says who had the cores then, and who
+waited. The wait is summed over every thread of the tree (the main threads,
+the reader and writer threads, every controller process), so it can pass
+1000 ms per second.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 
 from ivr.bench.stats import ProcessUsage
 
 ProcKey = tuple[int, float]  # (pid, create_time in epoch seconds)
+ThreadKey = tuple[int, float, int]  # (pid, create_time, tid)
+K = TypeVar("K", bound=Hashable)
 PEAK_WINDOW_S = 2.0  # the busiest window of a step: at least this long
 PROC = Path("/proc")
 
 
-def runqueue_wait_s(pid: int, proc_root: Path = PROC) -> float | None:
-    """Seconds the threads of process ``pid`` have waited on a run queue (runnable,
-    not running) since each started: the sum over ``/proc/<pid>/task/*/schedstat``
-    of its second field (ns). None when the kernel keeps no schedstat (built
-    without ``CONFIG_SCHED_INFO``) or the process is gone. A thread that ended
-    takes its wait with it: the sum can fall, which ``tree_cpu_seconds`` then
-    counts as zero."""
-    total = 0
+def runqueue_waits(pid: int, proc_root: Path = PROC) -> dict[int, float] | None:
+    """Each thread's run-queue wait (runnable, not running) since it started, in
+    seconds, by thread id: the second field of ``/proc/<pid>/task/<tid>/schedstat``
+    (ns). None when the kernel keeps no schedstat (no ``/proc/<pid>/schedstat``:
+    built without ``CONFIG_SCHED_INFO``) or the process is gone. A thread that
+    ends between the listing and its read is left out."""
+    base = proc_root / str(pid)
     try:
-        tasks = list((proc_root / str(pid) / "task").iterdir())
+        if len((base / "schedstat").read_text().split()) < 2:
+            return None
+        tasks = list((base / "task").iterdir())
     except OSError:
         return None
+    waits: dict[int, float] = {}
     for task in tasks:
         try:
             fields = (task / "schedstat").read_text().split()
         except OSError:
             continue  # the thread ended meanwhile
-        if len(fields) < 2:
-            return None
-        total += int(fields[1])
-    return total / 1e9
+        if len(fields) >= 2 and task.name.isdigit():
+            waits[int(task.name)] = int(fields[1]) / 1e9
+    return waits
 
 
 @dataclass(frozen=True)
 class Moment:
-    """One sample: monotonic seconds, the machine's busy CPU seconds (all cores),
-    and per tree its CPU seconds and run-queue wait seconds (cumulative, from the
-    window's start)."""
+    """One sample: monotonic seconds; the machine's busy and total CPU seconds
+    (all cores, from the kernel's counters); per tree its CPU seconds and its
+    threads' run-queue wait seconds (cumulative, from the window's start)."""
 
     t: float
     machine_busy_s: float
+    machine_total_s: float
     cpu_s: Mapping[str, float]
     wait_s: Mapping[str, float]
 
 
 @dataclass(frozen=True)
 class Peak:
-    """The busiest window of a step: the machine's CPU busy (% of all cores),
-    each tree's cores used, and each waiting-measured tree's run-queue wait (ms
-    per second, summed over its threads)."""
+    """The busiest window of a step: its length (s), the machine's CPU busy (% of
+    all cores), each tree's cores used, and each waiting-measured tree's run-queue
+    wait (ms per second, summed over all its threads)."""
 
     seconds: float
     machine_pct: float
@@ -84,11 +92,15 @@ class Peak:
 
 
 def busiest(moments: Sequence[Moment], cores: int, window_s: float = PEAK_WINDOW_S) -> Peak | None:
-    """The window of consecutive samples, at least ``window_s`` long, in which the
-    machine was busiest (pure); None with fewer samples than one window.
+    """The window of consecutive samples, at least ``window_s`` long by the
+    clock, in which the machine was busiest (pure); None with fewer samples
+    than one window. Its shares are ratios of the kernel's counters (busy over
+    total CPU time; a window lasts total / ``cores`` seconds), so a sample read
+    late does not inflate them.
 
-    >>> ms = [Moment(0, 0.0, {"a": 0.0}, {"a": 0.0}), Moment(2, 1.0, {"a": 0.5}, {"a": 0.2}),
-    ...       Moment(4, 4.8, {"a": 2.5}, {"a": 1.8})]
+    >>> ms = [Moment(0, 0.0, 0.0, {"a": 0.0}, {"a": 0.0}),
+    ...       Moment(2, 1.0, 4.0, {"a": 0.5}, {"a": 0.2}),
+    ...       Moment(4, 4.8, 8.0, {"a": 2.5}, {"a": 1.8})]
     >>> p = busiest(ms, cores=2)
     >>> p.seconds, p.machine_pct, p.cores["a"], p.wait_ms_per_s["a"]
     (2.0, 95.0, 1.0, 800.0)
@@ -101,29 +113,36 @@ def busiest(moments: Sequence[Moment], cores: int, window_s: float = PEAK_WINDOW
         if j == len(moments):
             break
         a, b = moments[i], moments[j]
-        span = float(b.t - a.t)
-        # The clock and the kernel's counters are read a moment apart: at most 100 %.
-        pct = min(100.0, 100.0 * (b.machine_busy_s - a.machine_busy_s) / (span * cores))
+        total = b.machine_total_s - a.machine_total_s
+        if total <= 0:
+            continue  # the counters did not move (a clock step): no share to give
+        wall = total / cores
+        pct = 100.0 * (b.machine_busy_s - a.machine_busy_s) / total
         if best is None or pct > best.machine_pct:
             best = Peak(
-                seconds=round(span, 3),
+                seconds=round(wall, 3),
                 machine_pct=round(pct, 1),
-                cores={k: round(max(0.0, b.cpu_s[k] - a.cpu_s.get(k, 0.0)) / span, 3)
+                cores={k: round(max(0.0, b.cpu_s[k] - a.cpu_s.get(k, 0.0)) / wall, 3)
                        for k in b.cpu_s},
-                wait_ms_per_s={k: round(max(0.0, b.wait_s[k] - a.wait_s.get(k, 0.0)) * 1000 / span, 1)
+                wait_ms_per_s={k: round(max(0.0, b.wait_s[k] - a.wait_s.get(k, 0.0)) * 1000 / wall, 1)
                                for k in b.wait_s},
             )  # fmt: skip
     return best
 
 
-def machine_busy_s() -> float:
-    """The machine's CPU seconds not idle (all cores; iowait counts as idle)."""
+def machine_cpu_s() -> tuple[float, float]:
+    """The machine's (busy, total) CPU seconds over all cores since boot, from
+    ``/proc/stat`` through psutil: busy is all but idle and iowait; guest time is
+    already inside user time on Linux, so it is not counted twice."""
     t = psutil.cpu_times()
-    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+    guest = getattr(t, "guest", 0.0) + getattr(t, "guest_nice", 0.0)
+    total = float(sum(t)) - guest
+    return total - t.idle - getattr(t, "iowait", 0.0), total
 
 
-def tree_cpu_seconds(start: Mapping[ProcKey, float], last: Mapping[ProcKey, float]) -> float:
-    """CPU seconds a tree used between two snapshots (pure).
+def tree_cpu_seconds(start: Mapping[K, float], last: Mapping[K, float]) -> float:
+    """CPU seconds a tree used between two snapshots (pure); also its threads'
+    run-queue wait, keyed by thread instead of process.
 
     ``start``: each process's CPU (user + system, s) when the window opened;
     ``last``: the latest CPU seen of every process seen since (alive or not).
@@ -146,9 +165,10 @@ class _Tree:
     threads_peak: int = 0
     fds_peak: int = 0
     processes_peak: int = 0
-    # Run-queue wait (s) per process, where measured (``waits``): as ``start``/``last``.
-    wait_start: dict[ProcKey, float] = field(default_factory=dict)
-    wait_last: dict[ProcKey, float] = field(default_factory=dict)
+    # Run-queue wait (s) per thread, where measured (``waits``): as ``start``/``last``,
+    # by thread, so a thread that ends takes only its own wait with it.
+    wait_start: dict[ThreadKey, float] = field(default_factory=dict)
+    wait_last: dict[ThreadKey, float] = field(default_factory=dict)
     measures_wait: bool = False
 
 
@@ -206,9 +226,9 @@ class UsageMeter:
                 alive += 1
                 tree.last[key] = times.user + times.system
                 if tree.measures_wait:
-                    wait = runqueue_wait_s(proc.pid)
-                    if wait is not None:
-                        tree.wait_last[key] = wait
+                    waits = runqueue_waits(proc.pid)
+                    for tid, wait in (waits or {}).items():
+                        tree.wait_last[(*key, tid)] = wait
             tree.rss_peak = max(tree.rss_peak, rss)
             tree.threads_peak = max(tree.threads_peak, threads)
             tree.fds_peak = max(tree.fds_peak, fds)
@@ -217,9 +237,11 @@ class UsageMeter:
             self.moments.append(self._moment())
 
     def _moment(self) -> Moment:
+        busy, total = machine_cpu_s()
         return Moment(
             t=self.t1,
-            machine_busy_s=machine_busy_s(),
+            machine_busy_s=busy,
+            machine_total_s=total,
             cpu_s={n: tree_cpu_seconds(t.start, t.last) for n, t in self.trees.items()},
             wait_s={
                 n: tree_cpu_seconds(t.wait_start, t.wait_last)
