@@ -122,6 +122,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         f"(default {DEFAULT_HOLD_S:g}; --quick {QUICK_HOLD_S:g})",
     )
     p.add_argument(
+        "--load",
+        choices=["steady", "burst"],
+        default="steady",
+        help="how a step places its calls: steady (N per call length, so N are up at once, "
+        "each at its own point of the call; judged while N are up) or burst (the first N "
+        "within half a call, at most 10 s, the calls then in step: a surge) (default steady)",
+    )
+    p.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -141,8 +149,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--max-p99-ms",
         type=float,
         default=1000.0,
-        help="a step also fails when the response p99 (key → next prompt) is above this many "
-        "ms; 0: off (default 1000)",
+        help="a step also fails when the response p99 (key → next prompt, the controller's "
+        "lines) or the callers' lateness p99 (last key → the IVR's BYE past the warm-up "
+        "call's, every line) is above this many ms; 0: off (default 1000)",
     )
     p.add_argument(
         "--lines",
@@ -152,7 +161,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--out", metavar="DIR", help="results directory (default ./bench-results/<time>)"
     )
-    p.add_argument("--quick", action="store_true", help="a short run (about 4 minutes)")
+    p.add_argument("--quick", action="store_true", help="a short run (about 9 minutes)")
     p.add_argument(
         "--media-port",
         type=int,
@@ -256,6 +265,7 @@ def run(args: argparse.Namespace) -> int:
         profile_at=args.profile_at,
         command=" ".join(["ivr", *sys.argv[1:]]) if sys.argv else "ivr bench",
         repeat=args.repeat,
+        load=args.load,
     )
     # Its controller runs in a session of its own (ivr.bench.runner): a hang-up or a
     # SIGTERM to the bench no longer reaches it, so they end the bench the way

@@ -142,12 +142,12 @@ def headline_text(results: dict[str, Any]) -> str:
 VARIANT_HEAD = (
     "| variant | capacity | first failed N | vs plain: capacity | CPU ms/call at capacity: "
     "controller / Asterisk / PostgreSQL = total | vs plain: CPU/call | response p50 / p99 ms "
-    "| from Asterisk p99 ms | controller processes | ARI events / requests per call | note |"
+    "| late p99 ms | from Asterisk p99 ms | controller processes | ARI events / requests per call | note |"
 )
 
 
 def variant_table(results: dict[str, Any]) -> str:
-    rows = [VARIANT_HEAD, "|" + " --- |" * 11]
+    rows = [VARIANT_HEAD, "|" + " --- |" * 12]
     for name, v in results["variants"].items():
         b = v.get("at_capacity") or {}
         vp = v.get("versus_plain") or {}
@@ -166,7 +166,7 @@ def variant_table(results: dict[str, Any]) -> str:
             f"| {name} | {capacity_text(v)} | {_num(v.get('first_failed_step'))} "
             f"| {ratio_text(vp.get('capacity'))} | {cpu} | {_num(vp.get('cpu_per_call'), 2)} "
             f"| {_pair(b.get('response_p50_ms'), b.get('response_p99_ms'))} "
-            f"| {_num(b.get('from_asterisk_p99_ms'))} | {_num(b.get('controller_processes'))} "
+            f"| {_num(b.get('late_p99_ms'))} | {_num(b.get('from_asterisk_p99_ms'))} | {_num(b.get('controller_processes'))} "
             f"| {counts} | {note} |"
         )
     return "\n".join(rows)
@@ -174,7 +174,7 @@ def variant_table(results: dict[str, Any]) -> str:
 
 STEP_HEAD = (
     "| variant | N | calls/s | done / placed | passed | response p50 / p99 ms "
-    "| from Asterisk p50 / p99 ms | CPU ms/call ctl | Asterisk | PostgreSQL | sipp "
+    "| late p50 / p99 ms | from Asterisk p50 / p99 ms | CPU ms/call ctl | Asterisk | PostgreSQL | sipp "
     "| Asterisk threads / fds | machine CPU % step / busiest 2 s "
     "| busiest 2 s: cores Asterisk / ctl, ctl run-queue wait ms/s "
     "| failures | slowest waits p50/p99 ms | runs passed: p99 ms per run |"
@@ -200,7 +200,7 @@ def _busiest(step: dict[str, Any]) -> str:
 
 
 def step_table(steps: Sequence[dict[str, Any]]) -> str:
-    rows = [STEP_HEAD, "|" + " --- |" * 17]
+    rows = [STEP_HEAD, "|" + " --- |" * 18]
     for s in steps:
         passed = "yes" if s.get("passed") else ("no (p99)" if s.get("too_slow") else "no")
         if s.get("profiled"):
@@ -209,6 +209,7 @@ def step_table(steps: Sequence[dict[str, Any]]) -> str:
             f"| {s.get('variant') or s.get('line')} | {s['concurrency']} | {_num(s.get('rate_cps'))} "
             f"| {s['completed']} / {s['placed']} | {passed} "
             f"| {_pair(s.get('response_p50_ms'), s.get('response_p99_ms'))} "
+            f"| {_pair(s.get('late_p50_ms'), s.get('late_p99_ms'))} "
             f"| {_pair(s.get('from_asterisk_p50_ms'), s.get('from_asterisk_p99_ms'))} "
             f"| {_num(s.get('controller_cpu_ms_per_call'))} | {_num(s.get('asterisk_cpu_ms_per_call'))} "
             f"| {_num(s.get('postgres_cpu_ms_per_call'))} | {_num(s.get('sipp_cpu_ms_per_call'), 2)} "
@@ -218,6 +219,14 @@ def step_table(steps: Sequence[dict[str, Any]]) -> str:
             f"| {s.get('slowest_waits_ms') or ''} | {_runs(s)} |"
         )
     return "\n".join(rows)
+
+
+def _load_shape(load: object) -> str:
+    """How the run's steps placed their calls (results.json ``config.load``; runs before
+    it was recorded were bursts)."""
+    if load == "steady":
+        return "steady (N calls per call length, judged while N were up)"
+    return "burst (the first N calls within half a call, at most 10 s)"
 
 
 def render(results: dict[str, Any]) -> str:
@@ -233,8 +242,10 @@ def render(results: dict[str, Any]) -> str:
         f"{m.get('memory_gb', '?')} GB, {m.get('os', '?')}, kernel {m.get('kernel', '?')}, "
         f"Python {m.get('python', '?')}, {m.get('asterisk', 'Asterisk ?')}, {m.get('sipp', '?')}; "
         f"load average at the start {load or '?'} (1, 5, 15 min).",
-        f"Hold {_num(c.get('hold_s'))} s per step, a step fails above "
-        f"{float(c.get('threshold', 0.05)) * 100:g} % failed calls or a response p99 above "
+        f"Load {_load_shape(c.get('load'))}; hold {_num(c.get('hold_s'))} s per step, "
+        "a step fails above "
+        f"{float(c.get('threshold', 0.05)) * 100:g} % failed calls or a "
+        f"{'response or lateness' if c.get('load') else 'response'} p99 above "
         f"{_num(c.get('max_response_p99_ms'), 0)} ms; RTP {c.get('rtp_range', '?')}.",
         "",
         "```",
@@ -245,7 +256,9 @@ def render(results: dict[str, Any]) -> str:
         "",
         variant_table(results),
         "",
-        "Every step (CPU per completed call with each process's idle taken off; "
+        "Every step (late: the callers' wait from their last key to the IVR's BYE past "
+        "the warm-up call's, sipp's clock, every line; "
+        "CPU per completed call with each process's idle taken off; "
         "machine CPU: all processes, both cores, sipp included, over the step and in "
         "its busiest 2 s; run-queue wait: the controllers' threads runnable but not "
         "running, from the kernel's schedstat; *(py-spy)*: the "

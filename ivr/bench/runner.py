@@ -76,11 +76,13 @@ from ivr.bench.usage import UsageMeter
 from ivr.bench.variants import (
     Variant,
     estimate_seconds,
+    full_window,
     ladder_for,
     matrix,
     profile_step,
     ramp_seconds,
     rounds_for,
+    step_seconds,
 )
 from ivr.reaction import ENV_VAR as REACTION_ENV
 from ivr.sandbox.instance import InstancePaths
@@ -89,6 +91,8 @@ from ivr.scenarios.sippxml import caller_xml
 from ivr.settings import Settings
 
 OK_MARK = "BENCH-OK"
+KEY_MARK = "BENCH-KEY"  # the last key's RFC 4733 capture starts: "BENCH-KEY <call-id> <ms>"
+BYE_MARK = "BENCH-BYE"  # the IVR's BYE received: "BENCH-BYE <call-id> <ms>" (sipp's clock)
 # The first start synthesizes the prompts (espeak-ng): over 45 s on a busy machine.
 CONTROLLER_READY_S = 120.0
 RECORDS_WAIT_S = 30.0
@@ -122,6 +126,7 @@ class BenchConfig:
     profile_at: int | None = None  # that step's N; None: nearest 60 % of expected capacity
     command: str = ""  # the command line, kept in results.json
     repeat: int = 1  # runs of every step; the step's verdict is the majority's (combine_runs)
+    load: str = "steady"  # how a step places its calls: "steady" or "burst" (variants.LOADS)
 
     def ladder(self, line: str) -> list[int]:
         return ladder_for(line, self.steps, quick=self.quick, max_calls=self.max_calls)
@@ -152,6 +157,9 @@ class Bench:
         self.variant: Variant | None = None  # the variant the controller serves
         self.runs: dict[str, LineRun] = {}
         self.idle: dict[str, float] = {}
+        # Variant name → its warm-up call's last key → BYE, ms: the callers' lateness is
+        # counted from it (StepResult.late_ms).
+        self.key_to_bye_nominal: dict[str, float] = {}
         self.chat: ChatDriver | None = None
         self.chat_contacts: list[str] = []  # wa_ids not used yet, in order
         self.controller_env: dict[str, str] = {}
@@ -171,7 +179,9 @@ class Bench:
         facts = machine_facts()
         variants = self.variants()
         ladders = {v.line: self.config.ladder(v.line) for v in variants}
-        estimate = estimate_seconds(variants, ladders, self.config.hold, repeat=self.config.repeat)
+        estimate = estimate_seconds(
+            variants, ladders, self.config.hold, repeat=self.config.repeat, load=self.config.load
+        )
         self.say(
             f"ivr bench: instance {self.settings.instance}, SIP port {self.settings.ports.sip}, "
             f"RTP {self.settings.ports.rtp_start}-{self.settings.ports.rtp_end}, "
@@ -183,7 +193,8 @@ class Bench:
         )
         self.say(
             f"  {len(variants)} variants: {', '.join(v.name for v in variants)}; "
-            f"at most {estimate / 60:.0f} min if every ladder is climbed to its top"
+            f"at most {estimate / 60:.0f} min if every ladder is climbed to its top; "
+            f"{self.config.load} load"
         )
         try:
             sandbox = manager.up(self.settings)
@@ -287,6 +298,7 @@ class Bench:
                 "quick": self.config.quick,
                 "profile": self.config.profile,
                 "repeat": self.config.repeat,
+                "load": self.config.load,
                 # Since b3d90bb the controller runs in a session of its own (before: in
                 # the bench's, with sipp); the kernel's autogroup setting says whether
                 # that changes its share of the CPU (docs/perf/bench.md).
@@ -349,6 +361,8 @@ class Bench:
             self.say(f"  {run.error}")
             return run
         run.call_seconds = warm.call_seconds or warm.duration_s
+        if warm.key_to_bye_ms:
+            self.key_to_bye_nominal[variant.name] = min(warm.key_to_bye_ms)
         self.say(f"  warm-up call: {run.call_seconds:.1f} s")
         if variant.uses_controller:
             self._measure_controller_idle()
@@ -357,7 +371,7 @@ class Bench:
         if self.config.profile and variant.uses_controller:
             profile_n = self.config.profile_at or profile_step(ladder, self._expected_capacity())
         while (n := next_step(ladder, run.steps, self.config.max_calls)) is not None:
-            rounds = rounds_for(self.config.hold, run.call_seconds)
+            rounds = rounds_for(self.config.hold, run.call_seconds, self.config.load)
             if line.uses_controller and not self._controller_alive():
                 run.error = "the controller exited; see controller.log"
                 self.say(f"  {run.error}")
@@ -404,7 +418,7 @@ class Bench:
         from ivr.bench.profile import profiling
 
         assert self.controller is not None
-        seconds = ramp_seconds(call_s) + rounds * call_s
+        seconds = step_seconds(call_s, self.config.hold, 0.0, 0.0, self.config.load)
         out = self.config.out_dir / f"flame-{variant.slug}-{n}.svg"
         step: StepResult | None = None
         try:
@@ -585,11 +599,11 @@ class Bench:
         workdir = self.config.out_dir / "sipp" / f"{variant.slug}-{label}"
         workdir.mkdir(parents=True, exist_ok=True)
         xml = caller_xml(line.scenario(), workdir)
-        (workdir / "caller.xml").write_text(mark_success(xml), encoding="utf-8")
+        (workdir / "caller.xml").write_text(mark_success(mark_key_to_bye(xml)), encoding="utf-8")
         prefix = f"bench-{variant.slug}-{label}-{uuid.uuid4().hex[:8]}"
         calls = n * rounds
         call_s = call_seconds or line.nominal_seconds()
-        ramp = 1.0 if warmup else ramp_seconds(call_s)
+        ramp = 1.0 if warmup else ramp_seconds(call_s, self.config.load)
         limit = ramp * rounds + call_s * rounds + 60.0
         cmd = sipp_command(
             self.settings, line, workdir, prefix, n, calls, ramp, self.config.media_port, limit
@@ -628,9 +642,19 @@ class Bench:
             completed_ids = ok_ids & good
         usage.sample()
         t1 = time.time()
+        # Judged while N were up: a steady step's first call length (N coming up) and
+        # its tail (N going down) would dilute its p99 with lighter seconds.
+        start, end = (t0, None) if warmup else full_window(t0, call_s, rounds, self.config.load)
+        until = t1 if end is None else min(end, t1)
         reaction, response, from_asterisk = split_samples(
-            window(read_samples(self.reaction_log), t0, t1)
+            window(read_samples(self.reaction_log), start, until)
         )
+        # sipp's clock starts with its process (t0, within a few ms): the same window.
+        key_to_bye = [
+            ms
+            for call_id, (key_s, ms) in read_key_to_bye(workdir / "bench.log").items()
+            if call_id in completed_ids and start <= t0 + key_s <= until
+        ]
         completed = len(completed_ids)
         not_created = max(0, calls - stat.created) if stat.created else 0
         if not_created:
@@ -646,6 +670,8 @@ class Bench:
             max_concurrent_seen=stat.max_current,
             reaction_ms=reaction,
             response_ms=response,
+            key_to_bye_ms=key_to_bye,
+            nominal_key_to_bye_ms=None if warmup else self.key_to_bye_nominal.get(variant.name),
             from_asterisk_ms=from_asterisk,
             usage=usage.result(),
             failures=failures,
@@ -832,6 +858,46 @@ def mark_success(xml: str) -> str:
     if anchor not in xml:
         raise ValueError("caller XML without ResponseTimeRepartition: cannot mark success")
     return xml.replace(anchor, mark + anchor, 1)
+
+
+def mark_key_to_bye(xml: str) -> str:
+    """Log sipp's clock (``[clock_tick]``, ms since sipp started) when each call starts
+    playing its last key and when it receives the IVR's BYE: the caller's side of the
+    response (``read_key_to_bye``). A scenario without a played key or without the
+    IVR's BYE (the caller hangs up) is returned as it is: its calls give no samples.
+    """
+    key = xml.rfind("play_pcap_audio=")
+    bye = xml.find('<recv request="BYE"')
+    if key < 0 or bye < key:
+        return xml
+    key_end = xml.index("</nop>", key) + len("</nop>")
+    bye_end = xml.index("/>", bye) + len("/>")
+    log = '\n<nop><action><log message="{mark} [call_id] [clock_tick]"/></action></nop>'
+    return (
+        xml[:key_end]
+        + log.format(mark=KEY_MARK)
+        + xml[key_end:bye_end]
+        + log.format(mark=BYE_MARK)
+        + xml[bye_end:]
+    )
+
+
+def read_key_to_bye(log_file: Path) -> dict[str, tuple[float, float]]:
+    """Call-ID → (when its last key started, s from sipp's start; the key → the IVR's
+    BYE, ms) for every call that logged both marks of ``mark_key_to_bye``."""
+    if not log_file.is_file():
+        return {}
+    keys: dict[str, int] = {}
+    byes: dict[str, int] = {}
+    for line in log_file.read_text(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) != 3 or parts[0] not in (KEY_MARK, BYE_MARK) or not parts[2].isdigit():
+            continue
+        (keys if parts[0] == KEY_MARK else byes)[parts[1]] = int(parts[2])
+    return {
+        call_id: (keys[call_id] / 1000, float(byes[call_id] - keys[call_id]))
+        for call_id in keys.keys() & byes.keys()
+    }
 
 
 def read_ok_ids(log_file: Path) -> set[str]:

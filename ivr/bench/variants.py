@@ -31,15 +31,17 @@ NO_CONTROLLER_LINES = frozenset({"smoke-dialplan"})
 ONE_DB_LINES = frozenset({"smoke-ari", "chat"})  # first database only
 ONE_CONTROLLER_LINES = frozenset({"chat"})
 
-# Default ladders (``make bench``), per line. Coarse below, ~10 % apart near the
-# limits measured on 2 cores (docs/PERFORMANCE.md): plain dialplan passed 1280 and
-# failed 1920 with the machine CPU-bound (Asterisk ~15 ms per call); the ARI smoke
-# line's target is ≥ 0.95 of plain, so it gets the same ladder (the ratio is then
-# read at the same resolution; 800 since the ARI line stopped between 640 and 960
-# on 2026-11-30); citas, whose target is the ARI smoke line's, gets a finer ladder
-# lower down, where SQLite stopped it before (320–480), and goes on up.
-SMOKE_LADDER = (40, 320, 640, 800, 960, 1280, 1440, 1600, 1760, 1920, 2240, 2560)
-CITAS_LADDER = (40, 160, 320, 400, 480, 560, 640, 800, 960, 1280, 1600)
+# Default ladders (``make bench``), per line. One ladder for every call line, so their
+# capacities (and the ARI/plain ratio) are read at the same steps: coarse below,
+# 80 apart (12–20 %) from 400 to 800, where this machine's lines stopped (2 cores,
+# steady load, docs/PERFORMANCE.md: plain dialplan 800, ARI smoke 320–400, citas
+# 400–480), then ≤ 17 % apart on up past where plain dialplan failed on faster
+# machines (1920).
+CALL_LADDER = (
+    40, 320, 400, 480, 560, 640, 720, 800, 960, 1120, 1280, 1440, 1600, 1760, 1920, 2240, 2560,
+)  # fmt: skip
+SMOKE_LADDER = CALL_LADDER
+CITAS_LADDER = CALL_LADDER
 CHAT_LADDER = (5, 10, 20, 30, 40)
 DEFAULT_LADDERS: dict[str, tuple[int, ...]] = {
     "smoke-dialplan": SMOKE_LADDER,
@@ -171,23 +173,74 @@ def profile_step(ladder: Sequence[int], expected_capacity: int | None) -> int | 
     return min(ladder, key=lambda n: (abs(n - target), n))
 
 
-def rounds_for(hold_s: float, call_s: float) -> int:
-    """Calls per slot in one step: enough to keep N up for ``hold_s`` (at least one)."""
-    return max(1, math.ceil(hold_s / max(call_s, 1.0)))
+LOADS = ("steady", "burst")
+"""How a step places its calls (``--load``):
+
+- ``steady``: calls arrive at N per call length (sipp ``-r N -rp <call>``), so N are
+  up at once from the end of the first call length on, each call at its own point of
+  the flow: the steady state of a line carrying N calls (Little's law: N = arrival
+  rate × call length), the load a contact centre is sized for (Erlang). The step is
+  judged on the calls answered while N were up.
+- ``burst``: the first N calls start within half a call (1–10 s) and their successors
+  take their places as they end, so the calls run in step: a surge, harder on a line
+  whose calls are long (citas 31 s: 10 s, three times its steady rate) than on a short
+  one (smoke 10 s: 5 s, twice). The bench's only shape before the ninth session of
+  issue 13 (docs/perf/bench.md).
+"""
 
 
-def ramp_seconds(call_seconds: float) -> float:
-    """How long a step takes to start its first N calls: half a call, 1–10 s."""
-    return min(10.0, max(1.0, call_seconds / 2))
+def rounds_for(hold_s: float, call_s: float, load: str = "steady") -> int:
+    """Calls per slot in one step: enough to keep N up for ``hold_s`` (at least one
+    call length); ``steady`` adds the first call length, while N are coming up."""
+    rounds = max(1, math.ceil(hold_s / max(call_s, 1.0)))
+    return rounds + 1 if load == "steady" else rounds
+
+
+def ramp_seconds(call_seconds: float, load: str = "steady") -> float:
+    """sipp's rate period (``-rp``), in s, over which it starts N calls: one call length
+    (``steady``), half a call within 1–10 s (``burst``). At least 1 s.
+
+    Raises ValueError for a load not in ``LOADS``.
+    """
+    if load == "steady":
+        return max(1.0, call_seconds)
+    if load == "burst":
+        return min(10.0, max(1.0, call_seconds / 2))
+    raise ValueError(f"unknown load {load!r}; choose from {', '.join(LOADS)}")
+
+
+def full_window(
+    t0: float, call_s: float, rounds: int, load: str = "steady"
+) -> tuple[float, float | None]:
+    """The part of a step, in epoch seconds from its start ``t0``, whose responses
+    judge it: while N are up. ``steady``: from the end of the first call length to the
+    last call placed (rounds × call); ``burst``: all of it (end None: the step's end).
+    """
+    if load == "steady":
+        ramp = ramp_seconds(call_s, load)
+        return t0 + ramp, t0 + rounds * ramp
+    return t0, None
 
 
 def step_seconds(
-    call_s: float, hold_s: float, settle_s: float = 3.0, drain_s: float = 4.0
+    call_s: float,
+    hold_s: float,
+    settle_s: float = 3.0,
+    drain_s: float = 4.0,
+    load: str = "steady",
 ) -> float:
-    """Wall time of one step: settle + ramp + rounds × call + drain (sipp's last BYEs,
-    the records check). Measured on 2 cores: smoke (9.2 s calls, hold 15) 30 s a step.
+    """Wall time of one step: settle + placing the calls + the last call + drain
+    (sipp's last BYEs, the records check). ``burst`` places N per ramp, so its calls
+    are placed as slots free: ramp + rounds × call; ``steady`` places them at N per call
+    length: rounds × call + call. Measured on 2 cores, burst: smoke (9.2 s calls, hold
+    15) 30 s a step.
     """
-    return settle_s + ramp_seconds(call_s) + rounds_for(hold_s, call_s) * call_s + drain_s
+    rounds = rounds_for(hold_s, call_s, load)
+    if load == "steady":
+        placing = rounds * ramp_seconds(call_s, load) + call_s
+    else:
+        placing = ramp_seconds(call_s, load) + rounds * call_s
+    return settle_s + placing + drain_s
 
 
 # Typical call lengths (warm-up calls on 2 cores) and per-variant overheads, for the
@@ -208,6 +261,7 @@ def estimate_seconds(
     hold_s: float,
     expected_capacity: dict[str, int] | None = None,
     repeat: int = 1,
+    load: str = "steady",
 ) -> float:
     """The run's wall time if each variant climbs its ladder up to the first step
     above ``expected_capacity[variant.name]`` (that failed step included; all of it
@@ -221,6 +275,6 @@ def estimate_seconds(
         if cap is not None:
             passing = [n for n in ladder if n <= cap]
             ladder = ladder[: len(passing) + 1]
-        total += repeat * len(ladder) * step_seconds(call_s, hold_s)
+        total += repeat * len(ladder) * step_seconds(call_s, hold_s, load=load)
         total += WARMUP_S + call_s + (CONTROLLER_START_S if v.uses_controller else 0.0)
     return total

@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from ivr.bench.lines import CITAS, LINES, SMOKE_ARI, SMOKE_DIALPLAN
-from ivr.bench.runner import mark_success, ramp_seconds, read_ok_ids, read_stat, sipp_duration
+from ivr.bench.runner import (
+    mark_key_to_bye,
+    mark_success,
+    ramp_seconds,
+    read_key_to_bye,
+    read_ok_ids,
+    read_stat,
+    sipp_duration,
+)
 from ivr.bench.stats import (
     ProcessUsage,
     StepResult,
@@ -218,6 +226,72 @@ def test_each_line_scenario_waits_for_the_bye_in_time(tmp_path: Path) -> None:
     assert SMOKE_DIALPLAN.steps == SMOKE_ARI.steps
 
 
+@pytest.mark.parametrize("line", list(LINES.values()), ids=lambda line: line.name)
+def test_every_line_logs_its_last_key_and_the_ivrs_bye(line: Any, tmp_path: Path) -> None:
+    """The caller's side of the response, on every line (plain dialplan's included):
+    sipp's clock when the last key starts playing and when the IVR's BYE arrives."""
+    xml = mark_success(mark_key_to_bye(caller_xml(line.scenario(), tmp_path)))
+    root = ET.fromstring(xml)
+    children = list(root)
+    plays = [i for i, el in enumerate(children) if el.find("action/exec") is not None]
+    marks = {
+        el.find("action/log").get("message"): i  # type: ignore[union-attr]
+        for i, el in enumerate(children)
+        if el.find("action/log") is not None
+    }
+    assert set(marks) == {
+        "BENCH-KEY [call_id] [clock_tick]",
+        "BENCH-BYE [call_id] [clock_tick]",
+        "BENCH-OK [call_id]",
+    }
+    key, bye = marks["BENCH-KEY [call_id] [clock_tick]"], marks["BENCH-BYE [call_id] [clock_tick]"]
+    assert key == plays[-1] + 1, "right after the last key, not an earlier one"
+    assert children[bye - 1].tag == "recv" and children[bye - 1].get("request") == "BYE"
+    assert key < bye < marks["BENCH-OK [call_id]"]
+
+
+def test_a_scenario_without_a_key_or_the_ivrs_bye_is_left_alone() -> None:
+    hangs_up = '<scenario><nop><action><exec play_pcap_audio="k.pcap"/></action></nop></scenario>'
+    assert mark_key_to_bye(hangs_up) == hangs_up
+    no_key = '<scenario><recv request="BYE" timeout="1000"/></scenario>'
+    assert mark_key_to_bye(no_key) == no_key
+
+
+def test_read_key_to_bye(tmp_path: Path) -> None:
+    log = tmp_path / "bench.log"
+    log.write_text(
+        "BENCH-KEY a-1@h 3100\nBENCH-KEY a-2@h 3150\nnoise here\nBENCH-BYE a-1@h 7352\n"
+        "BENCH-OK a-1@h\nBENCH-KEY a-3@h x\nBENCH-BYE a-3@h 9000\n"
+    )
+    # a-2 never got its BYE, a-3's key line is garbled: neither gives a sample
+    assert read_key_to_bye(log) == {"a-1@h": (3.1, 4252.0)}
+    assert read_key_to_bye(tmp_path / "none.log") == {}
+
+
+def test_the_callers_lateness_judges_every_line() -> None:
+    """Plain dialplan has no response samples; its callers' wait after the key past the
+    warm-up call's fails it as the response p99 fails the controller's lines."""
+    nominal = 4200.0
+    late = step(
+        10, 100, 0, key_to_bye_ms=[nominal + 20] * 98 + [nominal + 1500] * 2,
+        nominal_key_to_bye_ms=nominal, max_response_p99_ms=1000.0,
+    )  # fmt: skip
+    assert late.late_ms[0] == pytest.approx(20.0)
+    assert late.too_slow and not late.passed
+    row = late.summary()
+    assert row["late_samples"] == 100 and row["key_to_bye_nominal_ms"] == nominal
+    assert row["late_p50_ms"] == pytest.approx(20.0) and row["late_p99_ms"] > 1000
+    on_time = step(
+        10, 100, 0, key_to_bye_ms=[nominal - 5, nominal + 900], nominal_key_to_bye_ms=nominal,
+        max_response_p99_ms=1000.0,
+    )  # fmt: skip
+    assert on_time.passed and on_time.late_ms == pytest.approx([-5.0, 900.0])
+    # the warm-up call (no nominal yet) and the rule off (0) judge nothing
+    assert step(10, 10, 0, key_to_bye_ms=[9e9], max_response_p99_ms=1000.0).passed
+    assert step(10, 10, 0, key_to_bye_ms=[9e9], nominal_key_to_bye_ms=0.0).passed
+    assert step(10, 10, 0, key_to_bye_ms=[9e9], nominal_key_to_bye_ms=0.0).late_ms == [9e9]
+
+
 def test_read_ok_ids(tmp_path: Path) -> None:
     log = tmp_path / "bench.log"
     log.write_text("BENCH-OK a-1@127.0.0.1\nnoise\nBENCH-OK a-2@127.0.0.1\n")
@@ -245,9 +319,15 @@ def test_read_stat(tmp_path: Path) -> None:
 def test_sipp_duration_and_ramp() -> None:
     assert sipp_duration("00:00:09:168000") == pytest.approx(9.168)
     assert sipp_duration("garbage") == 0.0
-    assert ramp_seconds(28.0) == 10.0
-    assert ramp_seconds(9.0) == 4.5
-    assert ramp_seconds(0.5) == 1.0
+    assert ramp_seconds(28.0, "burst") == 10.0
+    assert ramp_seconds(9.0, "burst") == 4.5
+    assert ramp_seconds(0.5, "burst") == 1.0
+    # steady: N per call length, whatever the length (citas' 31 s calls are not capped)
+    assert ramp_seconds(31.0) == ramp_seconds(31.0, "steady") == 31.0
+    assert ramp_seconds(9.0, "steady") == 9.0
+    assert ramp_seconds(0.5, "steady") == 1.0
+    with pytest.raises(ValueError, match="unknown load 'surge'"):
+        ramp_seconds(9.0, "surge")
 
 
 def test_cpu_per_call_takes_off_idle_background() -> None:

@@ -33,11 +33,13 @@ from ivr.bench.variants import (
     SMOKE_LADDER,
     Variant,
     estimate_seconds,
+    full_window,
     ladder_for,
     matrix,
     parse_controllers,
     parse_dbs,
     profile_step,
+    ramp_seconds,
     rounds_for,
     step_seconds,
 )
@@ -161,12 +163,14 @@ def test_default_ladders_increase(ladder: tuple[int, ...]) -> None:
     assert list(ladder) == sorted(set(ladder))
 
 
-def test_the_plain_ladder_goes_past_where_plain_dialplan_failed_here() -> None:
-    # 1920 failed on 2 cores (docs/perf/bench.md): the ladder must reach past it and
-    # be at most ~15 % apart near it, so the capacity is measured, not bounded.
+def test_one_ladder_for_every_call_line_fine_where_the_lines_stopped() -> None:
+    # The ratios are read at the same steps; 1920 failed plain dialplan on 2 cores
+    # before (docs/perf/bench.md): the ladder reaches past it, at most 20 % apart from
+    # 400 on, so a capacity near the lines' limits is measured, not bounded.
+    assert SMOKE_LADDER == CITAS_LADDER == DEFAULT_LADDERS["smoke-ari"]
     assert max(SMOKE_LADDER) > 1920
-    near = [n for n in SMOKE_LADDER if 1280 <= n <= 1920]
-    assert all(b / a <= 1.15 for a, b in itertools.pairwise(near))
+    near = [n for n in SMOKE_LADDER if n >= 400]
+    assert all(b / a <= 1.2 for a, b in itertools.pairwise(near))
 
 
 @pytest.mark.parametrize(
@@ -189,35 +193,58 @@ def test_profile_step(ladder: list[int], expected_capacity: int | None, step: in
     [(15.0, 9.2, 2), (15.0, 30.0, 1), (0.0, 9.2, 1), (20.0, 10.0, 2), (21.0, 10.0, 3)],
 )
 def test_rounds_for(hold: float, call: float, rounds: int) -> None:
-    assert rounds_for(hold, call) == rounds
+    assert rounds_for(hold, call, "burst") == rounds
+    # steady: one more call length, the one while the N calls come up
+    assert rounds_for(hold, call, "steady") == rounds_for(hold, call) == rounds + 1
 
 
 def test_step_seconds_is_settle_ramp_calls_drain() -> None:
-    # smoke on 2 cores: 9.2 s calls, hold 15 → 2 rounds: 3 + 4.6 + 18.4 + 4
-    assert step_seconds(9.2, 15.0) == pytest.approx(30.0)
-    # citas: 30 s calls, 1 round, the ramp capped at 10 s
-    assert step_seconds(30.0, 15.0) == pytest.approx(47.0)
+    # burst, smoke on 2 cores: 9.2 s calls, hold 15 → 2 rounds: 3 + 4.6 + 18.4 + 4
+    assert step_seconds(9.2, 15.0, load="burst") == pytest.approx(30.0)
+    # burst, citas: 30 s calls, 1 round, the ramp capped at 10 s
+    assert step_seconds(30.0, 15.0, load="burst") == pytest.approx(47.0)
+    # steady, smoke: 3 rounds placed at N per 9.2 s, the last call, 3 + 27.6 + 9.2 + 4
+    assert step_seconds(9.2, 15.0) == pytest.approx(43.8)
+    # steady, citas: 2 rounds of 30 s placed, the last call: 3 + 60 + 30 + 4
+    assert step_seconds(30.0, 15.0, load="steady") == pytest.approx(97.0)
 
 
-def test_the_default_run_fits_in_about_40_minutes_on_2_cores() -> None:
-    """Where each variant stopped on 2 cores (docs/perf/bench.md), or the issue's
-    targets for the variants the other parts improve: the default run must stay
-    near 40 min."""
+@pytest.mark.parametrize("call", [1.0, 9.2, 31.0, 60.0])
+@pytest.mark.parametrize("hold", [0.0, 15.0, 45.0])
+def test_a_steady_step_is_judged_while_n_are_up(call: float, hold: float) -> None:
+    """N calls are up from one call length after the first (N per call length) to the
+    last call placed; that window is at least the hold and at least one call long."""
+    rounds = rounds_for(hold, call, "steady")
+    start, end = full_window(1000.0, call, rounds, "steady")
+    assert start == pytest.approx(1000.0 + call)
+    assert end is not None
+    assert end - start >= max(hold, call) - 1e-9
+    # placing N × rounds calls at N per call length ends exactly there
+    assert end == pytest.approx(1000.0 + rounds * ramp_seconds(call, "steady"))
+    # a burst is judged whole, as before
+    assert full_window(1000.0, call, rounds, "burst") == (1000.0, None)
+
+
+def test_the_default_run_fits_in_under_an_hour_on_2_cores() -> None:
+    """Where each variant stopped on 2 cores under steady load (docs/PERFORMANCE.md,
+    ninth session): the default run must stay under an hour."""
     variants = matrix(
         ["smoke-dialplan", "smoke-ari", "citas", "chat"], [1, 2], ["sqlite", "postgresql"]
     )
     expected = {
-        "smoke-dialplan": 1440,
-        "smoke-ari ×1": 960,
-        "smoke-ari ×2": 1440,
-        "citas ×1 sqlite": 480,
-        "citas ×2 sqlite": 640,
-        "citas ×1 pg": 640,
-        "citas ×2 pg": 1280,
+        "smoke-dialplan": 800,
+        "smoke-ari ×1": 320,
+        "smoke-ari ×2": 320,
+        "citas ×1 sqlite": 400,
+        "citas ×2 sqlite": 400,
+        "citas ×1 pg": 400,
+        "citas ×2 pg": 400,
         "chat ×1": 20,
     }
     minutes = estimate_seconds(variants, DEFAULT_LADDERS, 15.0, expected) / 60
-    assert 25 <= minutes <= 45, minutes
+    assert 30 <= minutes <= 55, minutes
+    # a burst (the shape before) places the calls in less time
+    assert estimate_seconds(variants, DEFAULT_LADDERS, 15.0, expected, load="burst") < 60 * minutes
     # and every ladder climbed to its top (nothing failing) is the worst case
     assert estimate_seconds(variants, DEFAULT_LADDERS, 15.0) / 60 > minutes
     # --repeat 3 runs every step three times: the steps triple, the warm-ups and starts do not
@@ -228,7 +255,7 @@ def test_the_default_run_fits_in_about_40_minutes_on_2_cores() -> None:
 def test_quick_run_is_a_few_minutes() -> None:
     variants = matrix(["smoke-dialplan", "smoke-ari", "citas", "chat"], [2], ["sqlite"])
     ladders = {v.line: QUICK_LADDER for v in variants}
-    assert estimate_seconds(variants, ladders, 0.0) / 60 <= 8
+    assert estimate_seconds(variants, ladders, 0.0) / 60 <= 10
 
 
 @pytest.mark.parametrize(
@@ -501,7 +528,9 @@ def test_raise_nofile_lifts_the_soft_limit_even_where_the_hard_one_may_not_rise(
         "from ivr.sandbox.supervisor import raise_nofile\n"
         "print(*raise_nofile(), *resource.getrlimit(resource.RLIMIT_NOFILE))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, errors="replace", check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, errors="replace", check=True
+    )
     told_soft, told_hard, soft, new_hard = (int(x) for x in out.stdout.split())
     assert (told_soft, told_hard) == (soft, new_hard)  # it says what it set
     assert soft == new_hard >= hard  # soft up to the hard limit, the hard one never lowered

@@ -62,16 +62,17 @@ def test_render_has_the_facts_the_headline_every_variant_and_every_step(
 
 def test_every_step_row_carries_its_measured_figures(results: dict[str, Any]) -> None:
     table = step_table(results["steps"]).splitlines()
+    head = [c.strip() for c in table[0].strip("|").split("|")]
     assert len(table) == 2 + len(results["steps"])
     for row, step in zip(table[2:], results["steps"], strict=True):
-        cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[0] == step["variant"]
-        assert cells[1] == str(step["concurrency"])
-        assert cells[3] == f"{step['completed']} / {step['placed']}"
+        cells = dict(zip(head, (c.strip() for c in row.strip("|").split("|")), strict=True))
+        assert cells["variant"] == step["variant"]
+        assert cells["N"] == str(step["concurrency"])
+        assert cells["done / placed"] == f"{step['completed']} / {step['placed']}"
         ast = step["asterisk_cpu_ms_per_call"]
-        assert cells[8] == (f"{ast:.1f}" if ast is not None else "–")
+        assert cells["Asterisk"] == (f"{ast:.1f}" if ast is not None else "–")
         pg = step["postgres_cpu_ms_per_call"]
-        assert cells[9] == (f"{pg:.1f}" if pg is not None else "–")
+        assert cells["PostgreSQL"] == (f"{pg:.1f}" if pg is not None else "–")
 
 
 def test_postgres_cpu_is_shown_for_the_postgresql_variant_only(results: dict[str, Any]) -> None:
@@ -336,7 +337,14 @@ def test_a_step_shows_the_machine_and_who_waited_in_its_busiest_seconds(
     row = step_table([{**base, **figures}]).splitlines()[2]
     cells = [c.strip() for c in row.strip("|").split("|")]
     head = [c.strip() for c in step_table([]).splitlines()[0].strip("|").split("|")]
-    assert len(cells) == len(head) == 17
+    assert len(cells) == len(head) == 18
+    # the callers' lateness (every line), "–" in a results.json from before it was kept
+    late = head.index("late p50 / p99 ms")
+    older = {k: v for k, v in base.items() if not k.startswith("late_")}
+    row = step_table([{**older, **figures, "late_p50_ms": 12.5, "late_p99_ms": 840.04}])
+    assert row.splitlines()[2].strip("|").split("|")[late].strip() == "12.5 / 840.0"
+    row = step_table([{**older, **figures}])
+    assert row.splitlines()[2].strip("|").split("|")[late].strip() == "–"
     assert cells[head.index("machine CPU % step / busiest 2 s")] == machine
     assert (
         cells[head.index("busiest 2 s: cores Asterisk / ctl, ctl run-queue wait ms/s")] == busiest
