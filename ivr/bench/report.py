@@ -173,7 +173,8 @@ def variant_table(results: dict[str, Any]) -> str:
 
 
 STEP_HEAD = (
-    "| variant | N | calls/s | done / placed | passed | response p50 / p99 ms "
+    "| variant | N | up while judged: mean / fewest | calls/s | done / placed | passed "
+    "| response p50 / p99 ms "
     "| late p50 / p99 ms | from Asterisk p50 / p99 ms | CPU ms/call ctl | Asterisk | PostgreSQL | sipp "
     "| Asterisk threads / fds | machine CPU % step / busiest 2 s "
     "| busiest 2 s: cores Asterisk / ctl, ctl run-queue wait ms/s "
@@ -185,7 +186,10 @@ def _runs(step: dict[str, Any]) -> str:
     """``--repeat``: "2 of 3: 610 / 720 / 1070" (a step run once, or an older file: empty)."""
     if int(step.get("runs") or 1) < 2:
         return ""
-    return f"{step.get('runs_passed')} of {step['runs']}: {step.get('response_p99_ms_runs', '')}"
+    p99s = step.get("response_p99_ms_runs", "")
+    if not step.get("response_p99_ms") and step.get("late_p99_ms_runs"):
+        p99s = f"late {step['late_p99_ms_runs']}"  # plain dialplan: the callers' lateness
+    return f"{step.get('runs_passed')} of {step['runs']}: {p99s}"
 
 
 def _busiest(step: dict[str, Any]) -> str:
@@ -200,13 +204,14 @@ def _busiest(step: dict[str, Any]) -> str:
 
 
 def step_table(steps: Sequence[dict[str, Any]]) -> str:
-    rows = [STEP_HEAD, "|" + " --- |" * 18]
+    rows = [STEP_HEAD, "|" + " --- |" * 19]
     for s in steps:
         passed = "yes" if s.get("passed") else ("no (p99)" if s.get("too_slow") else "no")
         if s.get("profiled"):
             passed += " (py-spy)"
         rows.append(
-            f"| {s.get('variant') or s.get('line')} | {s['concurrency']} | {_num(s.get('rate_cps'))} "
+            f"| {s.get('variant') or s.get('line')} | {s['concurrency']} "
+            f"| {_pair(s.get('up_mean'), s.get('up_min'))} | {_num(s.get('rate_cps'))} "
             f"| {s['completed']} / {s['placed']} | {passed} "
             f"| {_pair(s.get('response_p50_ms'), s.get('response_p99_ms'))} "
             f"| {_pair(s.get('late_p50_ms'), s.get('late_p99_ms'))} "
@@ -244,9 +249,14 @@ def render(results: dict[str, Any]) -> str:
         f"load average at the start {load or '?'} (1, 5, 15 min).",
         f"Load {_load_shape(c.get('load'))}; hold {_num(c.get('hold_s'))} s per step, "
         "a step fails above "
-        f"{float(c.get('threshold', 0.05)) * 100:g} % failed calls or a "
-        f"{'response or lateness' if c.get('load') else 'response'} p99 above "
-        f"{_num(c.get('max_response_p99_ms'), 0)} ms; RTP {c.get('rtp_range', '?')}.",
+        f"{float(c.get('threshold', 0.05)) * 100:g} % failed calls, a response p99 above "
+        f"{_num(c.get('max_response_p99_ms'), 0)} ms"
+        + (
+            f" or a lateness p99 above {_num(c.get('max_late_p99_ms'), 0)} ms"
+            if c.get("max_late_p99_ms") is not None
+            else ""
+        )
+        + f"; RTP {c.get('rtp_range', '?')}.",
         "",
         "```",
         headline_text(results),

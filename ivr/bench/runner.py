@@ -127,6 +127,8 @@ class BenchConfig:
     command: str = ""  # the command line, kept in results.json
     repeat: int = 1  # runs of every step; the step's verdict is the majority's (combine_runs)
     load: str = "steady"  # how a step places its calls: "steady" or "burst" (variants.LOADS)
+    # ... or when the callers' lateness p99 (last key → the IVR's BYE past the warm-up's) is
+    max_late_p99_ms: float = 1000.0
 
     def ladder(self, line: str) -> list[int]:
         return ladder_for(line, self.steps, quick=self.quick, max_calls=self.max_calls)
@@ -290,6 +292,7 @@ class Bench:
                 "hold_s": self.config.hold,
                 "threshold": self.config.threshold,
                 "max_response_p99_ms": self.config.max_response_p99_ms,
+                "max_late_p99_ms": self.config.max_late_p99_ms,
                 "lines": self.config.lines,
                 "controllers": self.config.controllers,
                 "dbs": self.config.dbs,
@@ -363,6 +366,9 @@ class Bench:
         run.call_seconds = warm.call_seconds or warm.duration_s
         if warm.key_to_bye_ms:
             self.key_to_bye_nominal[variant.name] = min(warm.key_to_bye_ms)
+        else:  # every call line's caller keys and waits for the IVR's BYE: say it loudly
+            self.say("  no lateness baseline: the warm-up call logged no key → BYE; its steps "
+                     "are judged without the callers' lateness")  # fmt: skip
         self.say(f"  warm-up call: {run.call_seconds:.1f} s")
         if variant.uses_controller:
             self._measure_controller_idle()
@@ -649,12 +655,10 @@ class Bench:
         reaction, response, from_asterisk = split_samples(
             window(read_samples(self.reaction_log), start, until)
         )
-        # sipp's clock starts with its process (t0, within a few ms): the same window.
-        key_to_bye = [
-            ms
-            for call_id, (key_s, ms) in read_key_to_bye(workdir / "bench.log").items()
-            if call_id in completed_ids and start <= t0 + key_s <= until
-        ]
+        key_to_bye = judged_key_to_bye(
+            read_key_to_bye(workdir / "bench.log"), completed_ids, t0, start, until
+        )
+        up = stat.up_within(start, until)
         completed = len(completed_ids)
         not_created = max(0, calls - stat.created) if stat.created else 0
         if not_created:
@@ -668,6 +672,8 @@ class Bench:
             duration_s=sipp_s,
             rate_cps=n / ramp,
             max_concurrent_seen=stat.max_current,
+            up_mean=up[0] if up else None,
+            up_min=up[1] if up else None,
             reaction_ms=reaction,
             response_ms=response,
             key_to_bye_ms=key_to_bye,
@@ -680,6 +686,7 @@ class Bench:
             host_cpu_pct=host_cpu,
             host_cpu_peak_pct=_peak_pct(usage),
             max_response_p99_ms=0.0 if warmup else self.config.max_response_p99_ms,
+            max_late_p99_ms=0.0 if warmup else self.config.max_late_p99_ms,
             threshold=self.config.threshold,
             variant=variant.name,
             controllers=variant.controllers,
@@ -900,6 +907,24 @@ def read_key_to_bye(log_file: Path) -> dict[str, tuple[float, float]]:
     }
 
 
+def judged_key_to_bye(
+    timings: dict[str, tuple[float, float]],
+    completed: set[str],
+    t0: float,
+    start: float,
+    end: float,
+) -> list[float]:
+    """The key → BYE ms (``read_key_to_bye``) of the completed calls whose whole wait
+    fell between ``start`` and ``end`` (epoch s): a key near the window's end would be
+    answered while the calls up go down. sipp's clock starts with its process, at
+    ``t0`` (within a few ms)."""
+    return [
+        ms
+        for call_id, (key_s, ms) in timings.items()
+        if call_id in completed and start <= t0 + key_s and t0 + key_s + ms / 1000 <= end
+    ]
+
+
 def read_ok_ids(log_file: Path) -> set[str]:
     if not log_file.is_file():
         return set()
@@ -918,6 +943,18 @@ class SippStat:
     max_current: int = 0
     call_length_s: float = 0.0  # the average length of the step's successful calls
     failures: dict[str, int] = field(default_factory=dict)
+    # (epoch s, CurrentCall) of every row: the calls up, once a second (``-fd 1``)
+    up: tuple[tuple[float, int], ...] = ()
+
+    def up_within(self, start: float, end: float | None) -> tuple[float, int] | None:
+        """The mean and the fewest calls up in sipp's rows from ``start`` to ``end``
+        (epoch s; None: to the last row); None without a row there. sipp drops an
+        arrival that finds ``-l N`` calls up (it does not place it later), so calls
+        that take longer under load leave fewer than N up."""
+        counts = [n for t, n in self.up if t >= start and (end is None or t <= end)]
+        if not counts:
+            return None
+        return sum(counts) / len(counts), min(counts)
 
 
 def read_stat(path: Path) -> SippStat:
@@ -935,6 +972,13 @@ def read_stat(path: Path) -> SippStat:
         except (ValueError, IndexError):
             return 0
 
+    def epoch(row: list[str]) -> float | None:
+        # "2026-12-01\t17:38:54.960750\t1796146734.960750": the last field
+        try:
+            return float(row[head.index("CurrentTime")].split("\t")[-1])
+        except (ValueError, IndexError):
+            return None
+
     last = body[-1]
     failures = {}
     for name in head:
@@ -951,6 +995,7 @@ def read_stat(path: Path) -> SippStat:
         if "CallLength(C)" in head and len(last) > head.index("CallLength(C)")
         else 0.0,
         failures=failures,
+        up=tuple((t, col(r, "CurrentCall")) for r in body if (t := epoch(r)) is not None),
     )
 
 

@@ -122,8 +122,14 @@ class StepResult:
     host_cpu_pct: float | None = None  # the whole machine's CPU busy over the step (all cores)
     # ... and in the step's busiest window (ivr.bench.usage.PEAK_WINDOW_S).
     host_cpu_peak_pct: float | None = None
-    # The step also fails when the response p99 (key → next prompt) is above this (0: off).
+    # The step also fails when the response p99 (key → next prompt) is above this (0: off),
     max_response_p99_ms: float = 0.0
+    # ... or the callers' lateness p99 (``late_ms``) above this (0: off).
+    max_late_p99_ms: float = 0.0
+    # The calls up while the step was judged (sipp's rows, once a second): mean and fewest
+    # (None: no row in that window). sipp drops an arrival that finds N up.
+    up_mean: float | None = None
+    up_min: int | None = None
     # The chat line: messages answered per second over the step (None on the call lines).
     achieved_rate: float | None = None
     # The variant (ivr.bench.variants): its name, controller processes and database.
@@ -154,12 +160,14 @@ class StepResult:
 
     @property
     def too_slow(self) -> bool:
-        """The response p99 (key → next prompt, the controller's lines) or the callers'
-        lateness p99 (``late_ms``, every line) above ``max_response_p99_ms``."""
-        if not self.max_response_p99_ms:
-            return False
-        p99s = (percentile(self.response_ms, 99), percentile(self.late_ms, 99))
-        return any(p is not None and p > self.max_response_p99_ms for p in p99s)
+        """The response p99 (key → next prompt, the controller's lines) above
+        ``max_response_p99_ms``, or the callers' lateness p99 (``late_ms``, every line)
+        above ``max_late_p99_ms`` (either limit 0: that rule off)."""
+        rules = (
+            (percentile(self.response_ms, 99), self.max_response_p99_ms),
+            (percentile(self.late_ms, 99), self.max_late_p99_ms),
+        )
+        return any(limit and p99 is not None and p99 > limit for p99, limit in rules)
 
     @property
     def passed(self) -> bool:
@@ -225,6 +233,8 @@ class StepResult:
             "passed": self.passed,
             "too_slow": self.too_slow,
             "max_concurrent_seen": self.max_concurrent_seen,
+            "up_mean": _r(self.up_mean, 1),
+            "up_min": self.up_min,
             "rate_cps": round(self.rate_cps, 2),
             "duration_s": round(self.duration_s, 1),
             "call_seconds": round(self.call_seconds, 2),
@@ -275,6 +285,7 @@ class StepResult:
             "run_passed": self.run_passed,
             # Every run's p99 and failure share, in the order run ("" for one run).
             "response_p99_ms_runs": " / ".join(_fmt(r["response_p99_ms"]) for r in self.runs),
+            "late_p99_ms_runs": " / ".join(_fmt(r.get("late_p99_ms")) for r in self.runs),
             "failure_ratio_runs": " / ".join(f"{r['failure_ratio']:.3f}" for r in self.runs),
         }
 
@@ -543,7 +554,8 @@ def step_line(step: StepResult, run: str = "") -> str:
         return (
             f"  {step.variant or step.line:<15} N={step.concurrency:<4} {verdict:<4} "
             f"{s['runs_passed']} of {s['runs']} runs passed; response p99 per run "
-            f"{s['response_p99_ms_runs']} ms; failed share per run {s['failure_ratio_runs']}; "
+            f"{s['response_p99_ms_runs']} ms; late p99 per run {s['late_p99_ms_runs']} ms; "
+            f"failed share per run {s['failure_ratio_runs']}; "
             f"median run: resp p50/p99 {_fmt(s['response_p50_ms'])}/{_fmt(s['response_p99_ms'])} ms"
         )
     verdict = "ok" if step.passed else ("SLOW" if step.too_slow else "FAIL")
@@ -552,7 +564,13 @@ def step_line(step: StepResult, run: str = "") -> str:
         f"  {step.variant or step.line:<15} N={step.concurrency:<4} "
         + (f"run {run} " if run else "")
         + f"{verdict:<4} {step.completed}/{step.placed} done, {step.failed} failed{why}; "
-        f"up at once {step.max_concurrent_seen}; "
+        f"up at once {step.max_concurrent_seen}"
+        + (
+            f" (judged while {_fmt(s['up_mean'])} up on average, {s['up_min']} at the fewest)"
+            if step.up_mean is not None
+            else ""
+        )
+        + "; "
         f"react p50/p99 {_fmt(s['reaction_p50_ms'])}/{_fmt(s['reaction_p99_ms'])} ms "
         f"(from Asterisk {_fmt(s['from_asterisk_p50_ms'])}/{_fmt(s['from_asterisk_p99_ms'])}); "
         f"resp p50/p99 {_fmt(s['response_p50_ms'])}/{_fmt(s['response_p99_ms'])} ms; "

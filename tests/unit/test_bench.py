@@ -12,6 +12,7 @@ import pytest
 
 from ivr.bench.lines import CITAS, LINES, SMOKE_ARI, SMOKE_DIALPLAN
 from ivr.bench.runner import (
+    judged_key_to_bye,
     mark_key_to_bye,
     mark_success,
     ramp_seconds,
@@ -30,6 +31,7 @@ from ivr.bench.stats import (
     percentile,
     read_samples,
     split_samples,
+    step_line,
     step_passes,
     summarize_line,
     table,
@@ -268,13 +270,37 @@ def test_read_key_to_bye(tmp_path: Path) -> None:
     assert read_key_to_bye(tmp_path / "none.log") == {}
 
 
+def test_only_waits_wholly_inside_the_judged_window_count() -> None:
+    t0 = 1000.0
+    timings = {
+        "in": (40.0, 4000.0),  # key at 1040, BYE at 1044
+        "ends-after": (58.0, 4000.0),  # BYE at 1062: answered while N went down
+        "starts-before": (9.0, 2000.0),  # key at 1009, during the ramp
+        "failed": (40.0, 100.0),  # not a completed call
+        "edge": (31.0, 29000.0),  # key at the start, BYE exactly at the end
+    }
+    completed = {"in", "ends-after", "starts-before", "edge"}
+    assert sorted(judged_key_to_bye(timings, completed, t0, 1031.0, 1060.0)) == [4000.0, 29000.0]
+    # a burst is judged whole: every completed call's wait counts
+    assert len(judged_key_to_bye(timings, completed, t0, t0, 1e12)) == 4
+
+
+def test_the_console_line_says_how_many_were_up_while_judged() -> None:
+    judged = step(400, 800, 13, up_mean=388.46, up_min=361)
+    assert judged.summary()["up_mean"] == 388.5 and judged.summary()["up_min"] == 361
+    assert "up at once 400 (judged while 388.5 up on average, 361 at the fewest);" in (
+        step_line(judged)
+    )
+    assert "judged while" not in step_line(step(400, 800, 13))  # no sipp row in the window
+
+
 def test_the_callers_lateness_judges_every_line() -> None:
     """Plain dialplan has no response samples; its callers' wait after the key past the
     warm-up call's fails it as the response p99 fails the controller's lines."""
     nominal = 4200.0
     late = step(
         10, 100, 0, key_to_bye_ms=[nominal + 20] * 98 + [nominal + 1500] * 2,
-        nominal_key_to_bye_ms=nominal, max_response_p99_ms=1000.0,
+        nominal_key_to_bye_ms=nominal, max_late_p99_ms=1000.0,
     )  # fmt: skip
     assert late.late_ms[0] == pytest.approx(20.0)
     assert late.too_slow and not late.passed
@@ -283,13 +309,19 @@ def test_the_callers_lateness_judges_every_line() -> None:
     assert row["late_p50_ms"] == pytest.approx(20.0) and row["late_p99_ms"] > 1000
     on_time = step(
         10, 100, 0, key_to_bye_ms=[nominal - 5, nominal + 900], nominal_key_to_bye_ms=nominal,
-        max_response_p99_ms=1000.0,
+        max_late_p99_ms=1000.0,
     )  # fmt: skip
     assert on_time.passed and on_time.late_ms == pytest.approx([-5.0, 900.0])
     # the warm-up call (no nominal yet) and the rule off (0) judge nothing
-    assert step(10, 10, 0, key_to_bye_ms=[9e9], max_response_p99_ms=1000.0).passed
+    assert step(10, 10, 0, key_to_bye_ms=[9e9], max_late_p99_ms=1000.0).passed
     assert step(10, 10, 0, key_to_bye_ms=[9e9], nominal_key_to_bye_ms=0.0).passed
     assert step(10, 10, 0, key_to_bye_ms=[9e9], nominal_key_to_bye_ms=0.0).late_ms == [9e9]
+    # each rule has its own limit: a total budget after the key, a per-key response
+    both = {"key_to_bye_ms": [nominal + 1500], "nominal_key_to_bye_ms": nominal,
+            "response_ms": [700.0]}  # fmt: skip
+    assert step(10, 10, 0, **both, max_response_p99_ms=1000.0, max_late_p99_ms=2000.0).passed
+    assert not step(10, 10, 0, **both, max_response_p99_ms=500.0, max_late_p99_ms=2000.0).passed
+    assert not step(10, 10, 0, **both, max_response_p99_ms=1000.0, max_late_p99_ms=1000.0).passed
 
 
 def test_read_ok_ids(tmp_path: Path) -> None:
@@ -314,6 +346,24 @@ def test_read_stat(tmp_path: Path) -> None:
     assert stat.failures == {"TimeoutOnRecv": 2}
     assert stat.call_length_s == pytest.approx(9.25)
     assert read_stat(tmp_path / "missing.csv").created == 0
+
+
+def test_the_calls_up_while_judged_come_from_sipps_rows(tmp_path: Path) -> None:
+    head = "StartTime;LastResetTime;CurrentTime;TotalCallCreated;CurrentCall"
+    rows = [
+        f"2026-12-01\t17:38:53.9\t1000.9;x;2026-12-01\t17:38:{s}.0\t{t};{n};{n}"
+        for s, t, n in [(53, 1000.0, 0), (54, 1001.0, 40), (55, 1002.0, 38), (56, 1003.0, 37)]
+    ]
+    path = tmp_path / "stat.csv"
+    path.write_text("\n".join([head, *rows]) + "\n")
+    stat = read_stat(path)
+    assert stat.up == ((1000.0, 0), (1001.0, 40), (1002.0, 38), (1003.0, 37))
+    assert stat.up_within(1001.0, 1002.0) == (39.0, 38)
+    assert stat.up_within(1001.0, None) == (pytest.approx(115 / 3), 37)
+    assert stat.up_within(2000.0, None) is None
+    # a row whose time cannot be read is left out, not guessed
+    path.write_text(head + "\n" + "a;b;garbled;1;1\n")
+    assert read_stat(path).up == ()
 
 
 def test_sipp_duration_and_ramp() -> None:

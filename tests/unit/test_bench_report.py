@@ -284,7 +284,7 @@ def test_the_passed_cell_says_why_and_marks_the_profiled_step(
 ) -> None:
     step = {**results["steps"][0], **changes}
     row = step_table([step]).splitlines()[2]
-    assert row.split("|")[5].strip() == cell
+    assert row.split("|")[6].strip() == cell
 
 
 def test_a_repeated_step_shows_every_runs_p99(results: dict[str, Any]) -> None:
@@ -298,11 +298,16 @@ def test_a_repeated_step_shows_every_runs_p99(results: dict[str, Any]) -> None:
     older = {
         k: v for k, v in results["steps"][0].items() if k != "runs"
     }  # a results.json of before
-    rows = step_table([step, once, older]).splitlines()[2:]
+    plain = {
+        **step, "response_p99_ms": None, "response_p99_ms_runs": "- / - / -",
+        "late_p99_ms_runs": "776.0 / 1204.5 / 810.0",
+    }  # fmt: skip
+    rows = step_table([step, once, older, plain]).splitlines()[2:]
     assert [r.rstrip("|").split("|")[-1].strip() for r in rows] == [
         "2 of 3: 610.0 / 1070.0 / 720.0",
         "",
         "",
+        "2 of 3: late 776.0 / 1204.5 / 810.0",  # plain dialplan: no response, its lateness
     ]
 
 
@@ -337,7 +342,12 @@ def test_a_step_shows_the_machine_and_who_waited_in_its_busiest_seconds(
     row = step_table([{**base, **figures}]).splitlines()[2]
     cells = [c.strip() for c in row.strip("|").split("|")]
     head = [c.strip() for c in step_table([]).splitlines()[0].strip("|").split("|")]
-    assert len(cells) == len(head) == 18
+    assert len(cells) == len(head) == 19
+    # the calls up while the step was judged (sipp's rows): "–" before they were kept
+    up = head.index("up while judged: mean / fewest")
+    assert "up_mean" not in base and cells[up] == "–"
+    row = step_table([{**base, **figures, "up_mean": 388.46, "up_min": 361}])
+    assert row.splitlines()[2].strip("|").split("|")[up].strip() == "388.5 / 361"
     # the callers' lateness (every line), "–" in a results.json from before it was kept
     late = head.index("late p50 / p99 ms")
     older = {k: v for k, v in base.items() if not k.startswith("late_")}
