@@ -10,14 +10,14 @@ test:  ## ruff, mypy, unit and end-to-end tests (what CI runs)
 # Capacity and reaction time (docs/PERFORMANCE.md); not part of `make test`.
 # One run, every variant: plain dialplan, ARI smoke and citas with 1 and N controllers
 # (N = cores), citas on SQLite and PostgreSQL (a throwaway server in the results dir),
-# each line up its own ladder to its first failed step; about 40 min on 2 cores.
+# each line up its own ladder to its first failed step; about 35 min on 2 cores.
 # Uses its own sandbox (CITAS_INSTANCE=bench, CITAS_PORT_OFFSET=3000). Then
 # `make bench-report` prints the markdown for docs/PERFORMANCE.md from the newest run.
 # Extra options: make bench BENCH_ARGS="--profile" or BENCH_ARGS="--lines citas --db postgresql"
 bench: $(VENV_IVR)
 	$(VENV_IVR) bench $(BENCH_ARGS)
 
-bench-quick: $(VENV_IVR)  ## steps 10,40, N controllers, SQLite (a few minutes)
+bench-quick: $(VENV_IVR)  ## steps 10,40, N controllers, SQLite (about 9 min)
 	$(VENV_IVR) bench --quick $(BENCH_ARGS)
 
 bench-report: $(VENV_IVR)  ## the markdown tables of the newest bench-results/<time>/
