@@ -254,6 +254,9 @@ def render(results: dict[str, Any]) -> str:
         + (
             f" or a lateness p99 above {_num(c.get('max_late_p99_ms'), 0)} ms"
             if c.get("max_late_p99_ms") is not None
+            # 25061c2 (b47) judged the lateness on the response limit; it kept only "load"
+            else f" or a lateness p99 above {_num(c.get('max_response_p99_ms'), 0)} ms"
+            if c.get("load")
             else ""
         )
         + f"; RTP {c.get('rtp_range', '?')}.",

@@ -948,9 +948,10 @@ class SippStat:
 
     def up_within(self, start: float, end: float | None) -> tuple[float, int] | None:
         """The mean and the fewest calls up in sipp's rows from ``start`` to ``end``
-        (epoch s; None: to the last row); None without a row there. sipp drops an
-        arrival that finds ``-l N`` calls up (it does not place it later), so calls
-        that take longer under load leave fewer than N up."""
+        (epoch s; None: to the last row); None without a row there. sipp places no
+        call while ``-l N`` are up and does not catch up afterwards (the step's calls
+        are all placed, later), so calls that take longer under load leave fewer
+        than N up."""
         counts = [n for t, n in self.up if t >= start and (end is None or t <= end)]
         if not counts:
             return None

@@ -127,7 +127,8 @@ class StepResult:
     # ... or the callers' lateness p99 (``late_ms``) above this (0: off).
     max_late_p99_ms: float = 0.0
     # The calls up while the step was judged (sipp's rows, once a second): mean and fewest
-    # (None: no row in that window). sipp drops an arrival that finds N up.
+    # (None: no row in that window). sipp places no call while N are up and does not
+    # catch up afterwards, so where calls take longer fewer than N are up.
     up_mean: float | None = None
     up_min: int | None = None
     # The chat line: messages answered per second over the step (None on the call lines).

@@ -33,9 +33,9 @@ ONE_CONTROLLER_LINES = frozenset({"chat"})
 
 # Default ladders (``make bench``), per line. One ladder for every call line, so their
 # capacities (and the ARI/plain ratio) are read at the same steps: coarse below,
-# 80 apart (12–20 %) from 400 to 800, where this machine's lines stopped (2 cores,
+# 80 apart (11–25 %) from 320 to 800, where this machine's lines stopped (2 cores,
 # steady load, every line judged on its callers' lateness; docs/PERFORMANCE.md, b47
-# and t49: plain dialplan 440–480, the ARI lines 320), then ≤ 17 % apart on up past
+# and t49: plain dialplan 440–480, the ARI lines 320), then 9–20 % apart on up past
 # where plain dialplan failed on faster machines (1920).
 CALL_LADDER = (
     40, 320, 400, 480, 560, 640, 720, 800, 960, 1120, 1280, 1440, 1600, 1760, 1920, 2240, 2560,

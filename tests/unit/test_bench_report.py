@@ -46,6 +46,26 @@ def test_the_fixture_is_a_real_run_of_every_line(results: dict[str, Any]) -> Non
     assert all(s["placed"] > 0 for s in results["steps"])
 
 
+@pytest.mark.parametrize(
+    ("config", "rules"),
+    [
+        ({}, "Load burst"),  # a run before the load was recorded: a burst, no lateness
+        ({"load": "steady", "max_response_p99_ms": 800.0},  # 25061c2: one limit for both
+         "a response p99 above 800 ms or a lateness p99 above 800 ms"),
+        ({"load": "steady", "max_response_p99_ms": 800.0, "max_late_p99_ms": 1500.0},
+         "a response p99 above 800 ms or a lateness p99 above 1500 ms"),
+    ],
+)  # fmt: skip
+def test_the_header_says_the_load_and_every_rule_the_run_judged_on(
+    results: dict[str, Any], config: dict[str, Any], rules: str
+) -> None:
+    kept = {k: v for k, v in results["config"].items() if "p99" not in k and k != "load"}
+    md = render({**results, "config": {**kept, **config}})
+    assert rules in md
+    if "load" not in config:
+        assert "lateness p99 above" not in md
+
+
 def test_render_has_the_facts_the_headline_every_variant_and_every_step(
     results: dict[str, Any],
 ) -> None:
