@@ -62,7 +62,7 @@ def media_port_after(rtp_end: int) -> int:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     from ivr.bench.lines import ALL_LINES
-    from ivr.bench.variants import DEFAULT_LADDERS, QUICK_LADDER
+    from ivr.bench.variants import DEFAULT_LADDERS, LOADS, QUICK_LADDER
 
     p: argparse.ArgumentParser = subparsers.add_parser(
         "bench",
@@ -123,8 +123,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--load",
-        choices=["steady", "burst"],
-        default="steady",
+        choices=LOADS,
+        default=LOADS[0],
         help="how a step places its calls: steady (N per call length, so N are up at once, "
         "each at its own point of the call; judged while N are up) or burst (the first N "
         "within half a call, at most 10 s, the calls then in step: a surge) (default steady)",

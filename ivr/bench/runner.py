@@ -79,10 +79,10 @@ from ivr.bench.variants import (
     full_window,
     ladder_for,
     matrix,
+    placing_seconds,
     profile_step,
     ramp_seconds,
     rounds_for,
-    step_seconds,
 )
 from ivr.reaction import ENV_VAR as REACTION_ENV
 from ivr.sandbox.instance import InstancePaths
@@ -424,7 +424,7 @@ class Bench:
         from ivr.bench.profile import profiling
 
         assert self.controller is not None
-        seconds = step_seconds(call_s, self.config.hold, 0.0, 0.0, self.config.load)
+        seconds = placing_seconds(call_s, rounds, self.config.load)
         out = self.config.out_dir / f"flame-{variant.slug}-{n}.svg"
         step: StepResult | None = None
         try:

@@ -235,12 +235,16 @@ def step_seconds(
     length: rounds × call + call. Measured on 2 cores, burst: smoke (9.2 s calls, hold
     15) 30 s a step.
     """
-    rounds = rounds_for(hold_s, call_s, load)
+    return settle_s + placing_seconds(call_s, rounds_for(hold_s, call_s, load), load) + drain_s
+
+
+def placing_seconds(call_s: float, rounds: int, load: str = "steady") -> float:
+    """How long sipp runs for ``rounds`` calls per slot, s: until the last call placed
+    ends. ``steady`` places them at N per call length: rounds × call + call; ``burst``
+    places N per ramp, then each as a slot frees: ramp + rounds × call."""
     if load == "steady":
-        placing = rounds * ramp_seconds(call_s, load) + call_s
-    else:
-        placing = ramp_seconds(call_s, load) + rounds * call_s
-    return settle_s + placing + drain_s
+        return rounds * ramp_seconds(call_s, load) + call_s
+    return ramp_seconds(call_s, load) + rounds * call_s
 
 
 # Typical call lengths (warm-up calls on 2 cores) and per-variant overheads, for the

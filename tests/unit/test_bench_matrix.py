@@ -38,6 +38,7 @@ from ivr.bench.variants import (
     matrix,
     parse_controllers,
     parse_dbs,
+    placing_seconds,
     profile_step,
     ramp_seconds,
     rounds_for,
@@ -207,6 +208,9 @@ def test_step_seconds_is_settle_ramp_calls_drain() -> None:
     assert step_seconds(9.2, 15.0) == pytest.approx(43.8)
     # steady, citas: 2 rounds of 30 s placed, the last call: 3 + 60 + 30 + 4
     assert step_seconds(30.0, 15.0, load="steady") == pytest.approx(97.0)
+    # the profiled step samples sipp's part alone, for the rounds it was given
+    assert placing_seconds(30.0, 2) == pytest.approx(90.0)
+    assert placing_seconds(9.2, 2, "burst") == pytest.approx(4.6 + 18.4)
 
 
 @pytest.mark.parametrize("call", [1.0, 9.2, 31.0, 60.0])
