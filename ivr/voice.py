@@ -222,13 +222,17 @@ class VoiceChannel(VoiceDialogue):
     async def _next_event(self, wait_s: float | None) -> Event | None:
         if self._hung_up:
             raise CallerHungUp(self.call_id)
-        try:
-            if wait_s is None:
-                ev = await self.ctx.events.get()
-            else:
-                ev = await asyncio.wait_for(self.ctx.events.get(), max(wait_s, 0.0))
-        except TimeoutError:
-            return None
+        events = self.ctx.events
+        if not events.empty():  # already here: no wait, no timer
+            ev = events.get_nowait()
+        elif wait_s is None:
+            ev = await events.get()
+        else:
+            try:  # a timeout scope, not wait_for's task per event (its profile share)
+                async with asyncio.timeout(max(wait_s, 0.0)):
+                    ev = await events.get()
+            except TimeoutError:
+                return None
         if ev.type == EVENTS_LOST:
             raise EventsLost(f"events for {self.call_id} may have been lost (ARI reconnected)")
         if isinstance(ev, StasisEnd | ChannelHangupRequest | ChannelDestroyed):

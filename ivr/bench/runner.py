@@ -370,8 +370,7 @@ class Bench:
             self.say("  no lateness baseline: the warm-up call logged no key → BYE; its steps "
                      "are judged without the callers' lateness")  # fmt: skip
         self.say(f"  warm-up call: {run.call_seconds:.1f} s")
-        if variant.uses_controller:
-            self._measure_controller_idle()
+        self._measure_variant_idle()
         ladder = self.config.ladder(line.name)
         profile_n = None
         if self.config.profile and variant.uses_controller:
@@ -508,7 +507,7 @@ class Bench:
             return run
         run.call_seconds = warm.duration_s
         self.say(f"  warm-up conversation: {run.call_seconds:.1f} s")
-        self._measure_controller_idle()
+        self._measure_variant_idle()
         rounds = chat_rounds_for(self.config.hold, self.config.chat_interval, len(script))
         ladder = self.config.ladder(CHAT_LINE)
         while (n := next_step(ladder, run.steps, self.config.max_calls)) is not None:
@@ -760,12 +759,15 @@ class Bench:
             f"{CONTROLLER_READY_S:.0f}s (CITAS_CONTROLLERS={variant.controllers}); see {log_path}"
         )
 
-    def _measure_controller_idle(self) -> None:
-        """The controller's (and PostgreSQL's) idle CPU, after the warm-up call: right
-        after a start the controller is still settling (56 ms/s measured then against
-        28 ms/s later on a busy machine), which made the net CPU per call 0."""
-        watched = self._watched()
-        self._measure_idle({k: v for k, v in watched.items() if k in ("controller", "postgres")})
+    def _measure_variant_idle(self) -> None:
+        """Asterisk's, the controller's and PostgreSQL's idle CPU as this variant runs
+        them, after its warm-up call. After a start the controller is still settling
+        (56 ms/s measured then against 28 ms/s later on a busy machine), which made
+        the net CPU per call 0. Asterisk's idle is measured again with the variant's
+        controllers connected: it serves their websockets and AMI sessions with no
+        call up (bench t53: 10 ms/s alone, docs/PERFORMANCE.md), which the figure
+        taken before any controller started counted as the calls' CPU."""
+        self._measure_idle(self._watched())
 
     def _measure_idle(self, procs: dict[str, psutil.Process | None], seconds: float = 5.0) -> None:
         """Each process tree's CPU with no call up (ms per second): background work."""

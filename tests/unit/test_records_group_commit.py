@@ -54,6 +54,31 @@ async def test_records_queued_together_share_one_commit(db: Database) -> None:
     assert set(rows) == {r.id for r in records}
 
 
+async def test_records_arriving_one_by_one_share_a_commit_per_interval(db: Database) -> None:
+    # Calls arrive one at a time, not together: at most one commit per interval,
+    # the records that arrive meanwhile in it; after a quiet interval, none waits.
+    store = CallRecordStore(db, commit_interval=0.2)
+    loop = asyncio.get_running_loop()
+    await store.open(channel_id="c0", flow="citas", sip_call_id="s0", caller_number=None)
+    first = loop.time()
+
+    async def arrive(n: int) -> float:
+        await asyncio.sleep(0.01 * n)
+        await store.open(channel_id=f"c{n}", flow="citas", sip_call_id=f"s{n}", caller_number=None)
+        return loop.time()
+
+    landed = await asyncio.gather(*(arrive(n) for n in range(1, 9)))
+    assert (store.batches, store.batched) == (2, 9)
+    assert min(landed) - first >= 0.2 - 0.01  # loop clock granularity
+    assert await count(db) == 9
+
+    await asyncio.sleep(0.25)
+    asked = loop.time()
+    await store.open(channel_id="c9", flow="citas", sip_call_id="s9", caller_number=None)
+    assert loop.time() - asked < 0.15
+    assert (store.batches, store.batched) == (3, 10)
+
+
 async def test_a_close_queued_behind_a_commit_in_flight_lands_in_the_next(db: Database) -> None:
     store = CallRecordStore(db)
     first = asyncio.create_task(
