@@ -1,0 +1,28 @@
+#!/bin/bash
+# One bench step of the ARI smoke line (one controller, N=320, 40 s held) with the
+# controller's CPU per thread over 25 s in the middle of it and, with PYSPY=1, a
+# py-spy sample of 20 s after that (--nonblocking: the controller is never paused,
+# so the step is not broken as with `ivr bench --profile`). Runs t51-t54
+# (docs/PERFORMANCE.md). Usage, from the repository:
+#   scripts/profile/step.sh OUT [more ivr bench arguments]
+# writes bench-results/OUT/ (the bench's own files), OUT/threads.txt and, with
+# PYSPY=1, OUT/pyspy.collapsed (read it with scripts/profile/analyze.py ... main).
+set -euo pipefail
+out=$1; shift
+dir=bench-results/$out; log=$dir.log
+mkdir -p bench-results
+(setsid .venv/bin/ivr bench --lines smoke-ari --controllers 1 --steps 320 --hold 40 \
+    --out "$dir" "$@" > "$log" 2>&1 < /dev/null &)
+for _ in $(seq 1 180); do grep -q "controller idle" "$log" && break; sleep 1; done
+pid=$(grep -o "controller up (pid [0-9]*" "$log" | grep -o "[0-9]*$")
+sleep 22  # the ramp (N per call length: one call length) and a little more
+python3 "$(dirname "$0")/threads.py" "$pid" 25 > "$dir.threads.txt"
+if [ -n "${PYSPY:-}" ]; then
+    .venv/bin/py-spy record --nonblocking --rate 200 -d 20 --format raw -p "$pid" \
+        -o "$dir.pyspy.collapsed" > /dev/null 2>&1
+fi
+for _ in $(seq 1 300); do grep -q "^report:" "$log" && break; sleep 2; done
+mv "$dir.threads.txt" "$dir/threads.txt"
+[ -f "$dir.pyspy.collapsed" ] && mv "$dir.pyspy.collapsed" "$dir/pyspy.collapsed"
+mv "$log" "$dir/bench.out"
+grep "N=320" "$dir/bench.out"
