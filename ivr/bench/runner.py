@@ -764,9 +764,10 @@ class Bench:
         them, after its warm-up call. After a start the controller is still settling
         (56 ms/s measured then against 28 ms/s later on a busy machine), which made
         the net CPU per call 0. Asterisk's idle is measured again with the variant's
-        controllers connected: it serves their websockets and AMI sessions with no
-        call up (bench t53: 10 ms/s alone, docs/PERFORMANCE.md), which the figure
-        taken before any controller started counted as the calls' CPU."""
+        controllers connected (their websockets and AMI sessions stay open with no
+        call up). Runs t51-t56 (docs/PERFORMANCE.md) read it at 8-14 ms/s with or
+        without them, within the 2 ms/s resolution of a 5 s window: this removes a
+        doubt, not a measured error."""
         self._measure_idle(self._watched())
 
     def _measure_idle(self, procs: dict[str, psutil.Process | None], seconds: float = 5.0) -> None:

@@ -17,12 +17,17 @@ first call of an outage waits for the database's timeout).
 the record's latest state in a queue and wait for the commit that carries it.
 One writer (a task started on demand) writes everything queued in one
 transaction, one upsert per record, then the next batch, at least
-``COMMIT_INTERVAL_S`` (0.1 s) after the one before: a lone write goes out at
-once (no added delay at low load), and under load the calls that queue
-meanwhile share the next one (one commit, one write lock on SQLite, for many
-records). Each call still returns only once its record is committed, so
-a crash (SIGKILL included) loses nothing this store had returned from: exactly
-what it lost before group commit (a write in flight).
+``COMMIT_INTERVAL_S`` (0.1 s) after the one before started: a write that comes
+that long after the last batch goes out at once, and otherwise waits for the
+next batch with the records queued meanwhile (one commit, one write lock on
+SQLite, for many records). A checkpoint and ``interrupt_open`` do not wait for
+the interval. Each call still returns only once its record is committed, so a
+crash (SIGKILL included) loses nothing this store had returned from; what it
+loses are the writes still waiting for their commit, as before group commit
+(a write in flight), but under load up to ``COMMIT_INTERVAL_S`` of them: a lost
+close leaves its record without an end, counted in progress, then interrupted
+after ``IN_PROGRESS_MAX``. A writer cancelled while waiting keeps its queued
+records in the buffer.
 """
 
 from __future__ import annotations
@@ -54,15 +59,18 @@ SUMMARY_WINDOW = timedelta(hours=24)  # the console's "last 24 h" of calls by ou
 INTERRUPTED = "interrupted"
 # How long a transfer waits for its record to be written (the caller hears the
 # transfer prompt end, then this, then the queue's music): the write takes a few
-# ms; a slow database is not worth more of the caller's silence.
+# ms, and is not paced (COMMIT_INTERVAL_S); a slow database is not worth more of
+# the caller's silence.
 CHECKPOINT_S = 0.3  # the outcome reported for a record that never closed
 # Under load, at most one group commit per this many seconds: the records queued
 # meanwhile share it. Calls arrive one by one, so without it a commit carried about
-# one record (t52: 485 commits for 512 records at 32 calls/s), and one record per
-# commit cost the controller 0.9 ms of CPU against 0.1 ms in batches of 16
-# (SQLite; docs/PERFORMANCE.md, run t52). A record waits at most this long more,
-# a lone one after a quiet moment not at all: the welcome prompt waits for the
-# call's open, so this is also the most it starts later.
+# one record (485 commits for 512 records at 32 calls/s), and one record per commit
+# cost 0.9 ms of CPU against 0.17 ms in batches of 16 (SQLite, the process and its
+# writer thread: scripts/profile/records_commit.py, docs/PERFORMANCE.md runs
+# t51-t59). A write waits at most this long more; one that comes this long after
+# the last batch started goes at once. The welcome prompt waits for the call's
+# open: at 32 calls/s it waited 53 ms at p50, 102 ms at p99 (2 and 7 ms before).
+# A checkpoint (a transfer) and interrupt_open are not paced.
 COMMIT_INTERVAL_S = 0.1
 
 
@@ -191,6 +199,7 @@ class CallRecordStore:
         self._next: asyncio.Future[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._last_batch = float("-inf")  # loop time the last batch started
+        self._urgent = asyncio.Event()  # a queued write that must not wait for the interval
         # The batch being written: its records' channels and its future.
         self._inflight: tuple[frozenset[str], asyncio.Future[None] | None] = (frozenset(), None)
         self.batches = 0  # transactions the group-commit writer committed
@@ -227,7 +236,7 @@ class CallRecordStore:
         if self._buffer:
             self._keep(record)
             return
-        write = self._enqueue(record)
+        write = self._enqueue(record, urgent=True)
         done, _ = await asyncio.wait({write}, timeout=CHECKPOINT_S if within is None else within)
         if write in done and record.id not in self._buffer:
             return
@@ -284,6 +293,7 @@ class CallRecordStore:
         if done is not None and channel_id in inflight:
             await asyncio.shield(done)
         if self._next is not None and any(r.channel_id == channel_id for r in self._queue.values()):
+            self._urgent.set()
             await asyncio.shield(self._next)
         if any(rec.channel_id == channel_id for rec, _ in self._buffer.values()):
             await self.flush()
@@ -307,7 +317,11 @@ class CallRecordStore:
         self._stopping.set()
 
     async def flush(self) -> bool:
-        """Write the buffer, oldest first; True when it is empty."""
+        """Write what is queued for the next batch now, then the buffer, oldest first;
+        True when it is empty."""
+        if self._next is not None:
+            self._urgent.set()
+            await asyncio.shield(self._next)
         while self._buffer:
             record_id, (record, generation) = next(iter(self._buffer.items()))
             slow = self._slow.pop(record_id, None)
@@ -336,10 +350,13 @@ class CallRecordStore:
             return
         self._keep(record)
 
-    def _enqueue(self, record: CallRecord) -> asyncio.Future[None]:
+    def _enqueue(self, record: CallRecord, *, urgent: bool = False) -> asyncio.Future[None]:
         """Queue ``record`` for the next batch; the future resolves when that batch
-        is over (committed, or its records moved to the buffer). Never fails."""
+        is over (committed, or its records moved to the buffer). ``urgent``: the
+        batch goes without waiting for the interval. Never fails."""
         self._queue[record.id] = record
+        if urgent:
+            self._urgent.set()
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()
         batch = self._next
@@ -352,9 +369,17 @@ class CallRecordStore:
         a batch starts at least ``commit_interval`` s after the one before."""
         loop = asyncio.get_running_loop()
         while self._queue:
-            wait = self._last_batch + self.commit_interval - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)  # the records queuing meanwhile join this batch
+            try:
+                await self._paced(loop)  # the records queuing meanwhile join this batch
+            except BaseException:  # cancelled while waiting: the queued records are kept
+                queued, self._queue = self._queue, {}
+                waiting, self._next = self._next, None
+                for record in queued.values():
+                    self._keep(record)
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(None)
+                raise
+            self._urgent.clear()
             self._last_batch = loop.time()
             batch, self._queue = self._queue, {}
             done, self._next = self._next, None
@@ -372,10 +397,24 @@ class CallRecordStore:
                                      len(batch))  # fmt: skip
                 for record in batch.values():
                     self._keep(record)
+            except asyncio.CancelledError:  # the write may have landed: written again
+                for record in batch.values():
+                    self._keep(record)
+                raise
             finally:
                 self._inflight = (frozenset(), None)
                 if done is not None and not done.done():
                     done.set_result(None)
+
+    async def _paced(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Until ``commit_interval`` s after the last batch started, or until an
+        urgent write is queued."""
+        wait = self._last_batch + self.commit_interval - loop.time()
+        if wait <= 0 or self._urgent.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._urgent.wait()
 
     def _keep(self, record: CallRecord) -> None:
         self._generation += 1

@@ -119,6 +119,22 @@ def test_asterisk_timestamp_gives_from_asterisk_ms(tmp_path: Path) -> None:
     assert "from_asterisk_ms" not in lines(tmp_path / "s.jsonl")[0]
 
 
+@pytest.mark.parametrize(
+    ("stamp", "epoch"),
+    [
+        ("2024-05-02T10:00:01.123-0500", 1714662001.123),  # Asterisk's ARI timestamp
+        ("2024-05-02T15:00:01.123+0000", 1714662001.123),
+        ("2024-05-02T15:00:01.000+0000", 1714662001.0),
+        ("2024-05-02T15:00:01.123", None),  # no offset: not read as local time
+        ("not a time", None),
+        ("", None),
+    ],
+)
+def test_asterisk_timestamps_are_read_exactly(stamp: str, epoch: float | None) -> None:
+    got = reaction._epoch(stamp)
+    assert got == pytest.approx(epoch) if epoch is not None else got is None
+
+
 def test_a_failing_observer_does_not_raise() -> None:
     def broken(_: float) -> None:
         raise RuntimeError("metrics down")

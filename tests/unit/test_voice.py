@@ -14,7 +14,16 @@ import pytest
 
 from ivr import dtmf as dtmf_module
 from ivr import voice
-from ivr.ari import AriError, AriNotFound, AriServerError, CallContext, Channel, Event, parse_event
+from ivr.ari import (
+    AriError,
+    AriNotFound,
+    AriServerError,
+    CallContext,
+    Channel,
+    ChannelDtmfReceived,
+    Event,
+    parse_event,
+)
 from ivr.channel import (
     CallerHungUp,
     CallTransferred,
@@ -572,3 +581,19 @@ async def test_a_failed_variable_is_raised_after_the_others_were_sent(ari: FakeA
         await within(call.annotate({"segment": "target", "cups": "890201", "vdn_hint": "1"}))
 
     assert [c[0] for c in ari.calls] == ["set_variable"] * 3  # each was tried
+
+
+async def test_an_event_already_queued_is_taken_even_when_the_wait_is_over(
+    call: VoiceChannel,
+) -> None:
+    # A key that reached the controller before the entry's time ran out is the
+    # caller's, even when the call's task gets to it only at the deadline.
+    queue_of(call).put_nowait(dtmf("7"))
+    ev = await within(call._next_event(0.0))
+    assert isinstance(ev, ChannelDtmfReceived) and ev.digit == "7"
+    ev = await within(call._next_event(-1.0))  # nothing queued and no time left
+    assert ev is None
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    assert await within(call._next_event(0.05)) is None  # waits its time, then None
+    assert loop.time() - asked >= 0.04

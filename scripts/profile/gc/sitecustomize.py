@@ -33,3 +33,15 @@ if "serve" in sys.argv and os.environ.get("GC_OUT"):
 
     gc.callbacks.append(_on_gc)
     threading.Thread(target=_dump, name="gc-probe", daemon=True).start()
+
+    # GC_FREEZE_AFTER=<s>: gc.collect() then gc.freeze() once, that many seconds after
+    # the start (the process built, before the bench's calls): run t54-gc-freeze.
+    def _freeze_later(delay: float) -> None:
+        time.sleep(delay)
+        gc.collect()
+        gc.freeze()
+
+    if os.environ.get("GC_FREEZE_AFTER"):
+        threading.Thread(
+            target=_freeze_later, args=(float(os.environ["GC_FREEZE_AFTER"]),), daemon=True
+        ).start()
