@@ -1,6 +1,7 @@
 """Call records' group commit (ivr/store/records.py): one transaction for the
-records queued during a commit, none added at low load, and nothing a SIGKILL
-can take that the store had returned from. SQLite and (CITAS_TEST_PG_URL)
+records queued during a commit, at most one commit per interval under load (none
+for a write after a quiet interval, a checkpoint, interrupt_open or a flush),
+and nothing a SIGKILL can take that the store had returned from. SQLite and (CITAS_TEST_PG_URL)
 PostgreSQL."""
 
 from __future__ import annotations
