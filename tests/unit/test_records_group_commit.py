@@ -95,13 +95,23 @@ async def test_a_checkpoint_does_not_wait_for_the_interval(db: Database) -> None
     assert [r.steps for r in await store.find_by_sip_call_id("s1")] == [1]
 
 
-async def test_interrupt_open_does_not_wait_for_the_interval(db: Database) -> None:
+async def one_open_waiting_for_the_interval(
+    db: Database,
+) -> tuple[CallRecordStore, asyncio.Task[Any]]:
+    """A store that committed c0 just now and paces 30 s, and c1's ``open`` queued
+    behind that interval (its task, not done)."""
     store = CallRecordStore(db, commit_interval=30.0)
     await store.open(channel_id="c0", flow="citas", sip_call_id="s0", caller_number=None)
     opening = asyncio.create_task(
         store.open(channel_id="c1", flow="citas", sip_call_id="s1", caller_number=None)
     )
-    await asyncio.sleep(0.05)  # c1 queued, the writer waiting for the interval
+    await asyncio.sleep(0.05)
+    assert not opening.done()
+    return store, opening
+
+
+async def test_interrupt_open_does_not_wait_for_the_interval(db: Database) -> None:
+    store, opening = await one_open_waiting_for_the_interval(db)
     async with asyncio.timeout(5):
         closed = await store.interrupt_open("c1", reason="controller_lost")
     await opening
@@ -109,12 +119,7 @@ async def test_interrupt_open_does_not_wait_for_the_interval(db: Database) -> No
 
 
 async def test_a_writer_cancelled_while_waiting_keeps_its_records(db: Database) -> None:
-    store = CallRecordStore(db, commit_interval=30.0)
-    await store.open(channel_id="c0", flow="citas", sip_call_id="s0", caller_number=None)
-    opening = asyncio.create_task(
-        store.open(channel_id="c1", flow="citas", sip_call_id="s1", caller_number=None)
-    )
-    await asyncio.sleep(0.05)
+    store, opening = await one_open_waiting_for_the_interval(db)
     assert store._writer is not None
     store._writer.cancel()
     async with asyncio.timeout(5):
@@ -126,12 +131,7 @@ async def test_a_writer_cancelled_while_waiting_keeps_its_records(db: Database) 
 
 
 async def test_flush_writes_what_waits_for_the_interval(db: Database) -> None:
-    store = CallRecordStore(db, commit_interval=30.0)
-    await store.open(channel_id="c0", flow="citas", sip_call_id="s0", caller_number=None)
-    opening = asyncio.create_task(
-        store.open(channel_id="c1", flow="citas", sip_call_id="s1", caller_number=None)
-    )
-    await asyncio.sleep(0.05)
+    store, opening = await one_open_waiting_for_the_interval(db)
     async with asyncio.timeout(5):
         assert await store.flush()
     assert await count(db) == 2  # written by the flush, not 30 s later
