@@ -29,7 +29,7 @@ from ivr.ops.service import Actor, FlagService
 from ivr.ops.store import OpsStore
 from ivr.store.changes import ChangeFeed, slots_topic, touch
 from ivr.store.db import Database
-from tests.unit.databases import BACKENDS, migrated_database, url_for
+from tests.unit.databases import BACKENDS, TEST_DB_TIMEOUT_S, migrated_database, url_for
 from tests.unit.eventually import eventually
 
 WITHIN = 3.0  # s: a change must reach the other process within this
@@ -57,7 +57,7 @@ class Process:
 
 @contextlib.asynccontextmanager
 async def process(backend: str, tmp_path: Path) -> AsyncIterator[Process]:
-    db = Database(url_for(backend, tmp_path), timeout=5.0)
+    db = Database(url_for(backend, tmp_path), timeout=TEST_DB_TIMEOUT_S)
     feed = ChangeFeed(db, poll_s=SLOW_POLL if backend == "postgresql" else 0.05)
     task = asyncio.create_task(feed.run())
     try:
