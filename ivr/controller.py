@@ -170,7 +170,10 @@ class Controller:
         await self.router.dispatch(ev)
 
     async def handle_call(self, ctx: CallContext) -> None:
+        """One call, from its StasisStart: its one INFO line at the start (the router's
+        is DEBUG), then the escalation's or the flow's handler."""
         if self.escalation is not None and self.escalation.handles(ctx):
+            logger.info("call %s: escalation resumed=%s", ctx.channel_id, ctx.resumed)
             await self.escalation.handle(ctx)
             return
         if ctx.args[-1:] == (ADOPTED_ARG,):  # moved here from a dead controller's app

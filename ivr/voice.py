@@ -32,7 +32,6 @@ from ivr.ari import (
     CallContext,
     ChannelDestroyed,
     ChannelDtmfReceived,
-    ChannelHangupRequest,
     Event,
     PlaybackFinished,
     StasisEnd,
@@ -235,7 +234,7 @@ class VoiceChannel(VoiceDialogue):
                 return None
         if ev.type == EVENTS_LOST:
             raise EventsLost(f"events for {self.call_id} may have been lost (ARI reconnected)")
-        if isinstance(ev, StasisEnd | ChannelHangupRequest | ChannelDestroyed):
+        if isinstance(ev, StasisEnd | ChannelDestroyed):
             self._hung_up = True
             raise CallerHungUp(self.call_id)
         if isinstance(ev, ChannelDtmfReceived):

@@ -44,12 +44,6 @@ def req_int(data: Mapping[str, Any], key: str, where: str) -> int:
     return value
 
 
-def opt_int(data: Mapping[str, Any], key: str, where: str) -> int | None:
-    if data.get(key) is None:
-        return None
-    return req_int(data, key, where)
-
-
 def req_obj(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
     value = data.get(key, _MISSING)
     if not isinstance(value, Mapping):

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ivr.ari._fields import opt_int, opt_obj, opt_str, req_int, req_obj, req_str, str_list
+from ivr.ari._fields import opt_obj, opt_str, req_int, req_obj, req_str, str_list
 from ivr.ari.errors import AriProtocolError
 from ivr.ari.models import Channel, Playback
 
@@ -68,11 +68,6 @@ class StasisEnd(_ChannelEvent):
 class ChannelDtmfReceived(_ChannelEvent):
     digit: str
     duration_ms: int
-
-
-@dataclass(frozen=True)
-class ChannelHangupRequest(_ChannelEvent):
-    cause: int | None
 
 
 @dataclass(frozen=True)
@@ -138,14 +133,6 @@ def _dtmf(d: Mapping[str, Any]) -> Event:
     )
 
 
-def _hangup_request(d: Mapping[str, Any]) -> Event:
-    return ChannelHangupRequest(
-        **_head(d),
-        channel=_channel(d, "ChannelHangupRequest"),
-        cause=opt_int(d, "cause", "ChannelHangupRequest"),
-    )
-
-
 def _destroyed(d: Mapping[str, Any]) -> Event:
     return ChannelDestroyed(
         **_head(d),
@@ -168,7 +155,6 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any]], Event]] = {
     "StasisStart": _stasis_start,
     "StasisEnd": _stasis_end,
     "ChannelDtmfReceived": _dtmf,
-    "ChannelHangupRequest": _hangup_request,
     "ChannelDestroyed": _destroyed,
     "PlaybackFinished": _playback_finished,
     "ApplicationReplaced": _application_replaced,
@@ -182,7 +168,12 @@ HANDLED_EVENT_TYPES: tuple[str, ...] = tuple(_PARSERS)
 # (``AriClient.set_event_filter``, set by the controller at every connect).
 # Asterisk then neither serialises nor sends the others (per smoke call 7
 # events of 19: no ``ChannelVarset``, ``PlaybackStarted``, ``PlaybackContinuing``
-# or ``ChannelStateChange``, which no code reads; docs/perf/ari.md).
+# or ``ChannelStateChange``, which no code reads; docs/perf/ari.md). Nor
+# ``ChannelHangupRequest``: a channel hung up in Stasis leaves it, and its
+# ``StasisEnd`` follows at once; with no bridge in this IVR nothing holds a
+# hung-up channel in the application, so that event told nothing the end does
+# not (one event fewer per call for Asterisk to build and send, and for us to
+# read: docs/PERFORMANCE.md, run t63).
 # Every handled type must be in it (a type missing here would never arrive):
 # tests/unit/test_ari_event_filter.py checks it, and that no module of ``ivr/``
 # looks for a type that is not.

@@ -68,6 +68,7 @@ def test_one_smoke_call_is_counted(
     # media list; the barge-in stop and the hang-up.
     assert events["StasisStart"] == 1
     assert events["ChannelDtmfReceived"] == 1
+    assert "ChannelHangupRequest" not in events  # filtered: its StasisEnd says it
     assert "POST /channels/{id}/answer" not in requests
     assert requests["POST /channels/{id}/play/{id}"] == 2
     per_call = {r: n for r, n in requests.items() if "/channels/" in r or "/playbacks/" in r}

@@ -84,7 +84,9 @@ def records(sandbox: Sandbox, sip_prefix: str) -> list[Row]:
     for id_, channel, sip, started, ended, outcome, reason, path in rows:
         started_at = _when(started)
         assert started_at is not None
-        out.append(Row(id_, channel, sip, started_at, _when(ended), outcome, reason, json.loads(path)))
+        out.append(
+            Row(id_, channel, sip, started_at, _when(ended), outcome, reason, json.loads(path))
+        )
     return out
 
 
@@ -122,8 +124,8 @@ class TwoControllers:
 
     def slot_of(self, channel_id: str) -> int | None:
         """The slot whose process started ``channel_id``'s first handler (from the log)."""
-        pattern = re.compile(r"(\[slot (\d+)\] )?ivr\.ari\.router: call started on channel "
-                             + re.escape(channel_id) + r" \(resumed=False\)")  # fmt: skip
+        pattern = re.compile(r"(\[slot (\d+)\] )?ivr\.controller: call "
+                             + re.escape(channel_id) + r": flow=\S+ caller=\S+ resumed=False")  # fmt: skip
         for line in self.log.read_text(errors="replace").splitlines():
             if m := pattern.search(line):
                 return int(m.group(2)) if m.group(2) else 1
@@ -132,8 +134,8 @@ class TwoControllers:
     def started_at(self, channel_id: str, *, slot: int) -> float | None:
         """Epoch seconds when ``slot``'s process got ``channel_id``'s StasisStart (log)."""
         tag = "" if slot == 1 else rf"\[slot {slot}\] "
-        pattern = re.compile(r"^(\S+ \S+) INFO " + tag + r"ivr\.ari\.router: call started on "
-                             r"channel " + re.escape(channel_id) + r" \(resumed=False\)")  # fmt: skip
+        pattern = re.compile(r"^(\S+ \S+) INFO " + tag + r"ivr\.controller: call "
+                             + re.escape(channel_id) + r": flow=\S+ caller=\S+ resumed=False")  # fmt: skip
         for line in self.log.read_text(errors="replace").splitlines():
             if m := pattern.search(line):  # asctime is local time: strptime reads it so
                 return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
@@ -211,8 +213,12 @@ LOAD_CALLER = Scenario(
     dial="4441234",
     caller_ids=("3001234567",),
     steps=(
-        Step("wait", seconds=10.0), Step("dtmf", digits="1"), Step("wait", seconds=2.0),
-        Step("dtmf", digits="1"), Step("wait", seconds=3.0), Step("dtmf", digits="0"),
+        Step("wait", seconds=10.0),
+        Step("dtmf", digits="1"),
+        Step("wait", seconds=2.0),
+        Step("dtmf", digits="1"),
+        Step("wait", seconds=3.0),
+        Step("dtmf", digits="0"),
     ),
     ends_by="ivr",
     agent=False,

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from ivr.ari import (
+    EVENT_FILTER,
     HANDLED_EVENT_TYPES,
     ApplicationReplaced,
     AriProtocolError,
     CallerId,
     ChannelDestroyed,
     ChannelDtmfReceived,
-    ChannelHangupRequest,
     Event,
     PlaybackFinished,
     StasisEnd,
@@ -92,14 +92,13 @@ def test_dtmf() -> None:
     assert (ev.channel_id, ev.digit, ev.duration_ms) == ("1700000000.1", "#", 160)
 
 
-def test_hangup_request_with_and_without_cause() -> None:
-    with_cause = parse_event(message("ChannelHangupRequest", cause=16, channel=CHANNEL))
-    soft = parse_event(message("ChannelHangupRequest", soft=True, channel=CHANNEL))
+def test_a_hangup_request_is_not_handled() -> None:
+    # Filtered out (ivr.ari.events: its StasisEnd follows); an Asterisk that refused
+    # the filter still sends it, and it is read as an event of no use, not refused.
+    ev = parse_event(message("ChannelHangupRequest", cause=16, soft=True, channel=CHANNEL))
 
-    assert isinstance(with_cause, ChannelHangupRequest)
-    assert isinstance(soft, ChannelHangupRequest)
-    assert (with_cause.cause, soft.cause) == (16, None)
-    assert soft.channel_id == "1700000000.1"
+    assert type(ev) is Event and ev.type == "ChannelHangupRequest"
+    assert "ChannelHangupRequest" not in EVENT_FILTER
 
 
 def test_channel_destroyed() -> None:
@@ -195,7 +194,6 @@ def test_minimal_channel_gets_defaults() -> None:
             message("ChannelDestroyed", cause_txt="Normal Clearing", channel=CHANNEL),
             "ChannelDestroyed.cause: expected integer, got missing",
         ),
-        (message("ChannelHangupRequest", cause=True, channel=CHANNEL), "cause"),
         (message("StasisEnd", channel={"id": 17, "name": "x", "state": "Up"}), "Channel.id"),
         (message("StasisEnd", channel={**CHANNEL, "caller": "3001234567"}), "Channel.caller"),
         (message("PlaybackFinished", playback={"id": "p"}), "Playback.media_uri"),
@@ -214,7 +212,7 @@ def test_non_object_message_raises() -> None:
 
 
 def test_handled_types_each_have_their_class() -> None:
-    assert len(HANDLED_EVENT_TYPES) == len(set(HANDLED_EVENT_TYPES)) == 7
+    assert len(HANDLED_EVENT_TYPES) == len(set(HANDLED_EVENT_TYPES)) == 6
     for name in HANDLED_EVENT_TYPES:
         cls = getattr(events_module, name)
         assert issubclass(cls, Event)

@@ -83,7 +83,13 @@ def stasis_end() -> Event:
     return message("StasisEnd", channel=CHANNEL)
 
 
+def destroyed() -> Event:
+    return message("ChannelDestroyed", cause=16, cause_txt="Normal Clearing", channel=CHANNEL)
+
+
 def hangup_request() -> Event:
+    """Filtered out (ivr.ari.events.EVENT_FILTER); an Asterisk that refused the
+    filter sends it before the StasisEnd."""
     return message("ChannelHangupRequest", cause=16, soft=False, channel=CHANNEL)
 
 
@@ -330,7 +336,7 @@ async def test_without_type_ahead_a_key_after_hearing_the_prompt_barges_in(
     assert await within(call.collect(request())) == DigitResult("1", "complete")
 
 
-@pytest.mark.parametrize("ending", [stasis_end, hangup_request])
+@pytest.mark.parametrize("ending", [stasis_end, destroyed])
 async def test_hang_up_during_play_raises(
     call: VoiceChannel, ari: FakeAri, ending: Callable[[], Event]
 ) -> None:
@@ -343,13 +349,24 @@ async def test_hang_up_during_play_raises(
         await within(call.collect(request()), 0.5)
 
 
-@pytest.mark.parametrize("ending", [stasis_end, hangup_request])
+@pytest.mark.parametrize("ending", [stasis_end, destroyed])
 async def test_hang_up_during_collect_raises(
     call: VoiceChannel, ending: Callable[[], Event]
 ) -> None:
     typed(call, "1")
     queue_of(call).put_nowait(ending())
 
+    with pytest.raises(CallerHungUp):
+        await within(call.collect(request(max_digits=4)))
+
+
+async def test_a_hangup_request_is_not_the_end_its_stasis_end_is(call: VoiceChannel) -> None:
+    queue_of(call).put_nowait(hangup_request())
+    typed(call, "1")
+
+    assert await within(call.collect(request(max_digits=1))) == DigitResult("1", "complete")
+    queue_of(call).put_nowait(hangup_request())
+    queue_of(call).put_nowait(stasis_end())
     with pytest.raises(CallerHungUp):
         await within(call.collect(request(max_digits=4)))
 
