@@ -50,17 +50,56 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _with_sandbox_ports(settings: Settings) -> Settings:
-    """Use the ports the running sandbox was started with, when there is one."""
+    """Use the ports the running sandbox was started with, when there is one; for
+    a cluster (``ivr sandbox up --nodes N``), its database unless CITAS_DB_URL
+    names one (the cluster's front SIP port is the instance's own)."""
+    from ivr.sandbox.cluster import as_started, load_state
     from ivr.sandbox.instance import InstancePaths
 
+    cluster = load_state(settings)
+    if cluster is not None:
+        return replace(
+            as_started(settings, cluster), db_url=settings.db_url or cluster.database_url
+        )
     state = InstancePaths(settings).load()
     if state is None:
         return settings
     return replace(settings, ports=state.settings_ports(), host=state.host)
 
 
+def _cmd_cluster(args: argparse.Namespace, settings: Settings) -> int:
+    """``ivr sandbox up --nodes N`` and the cluster's ``status`` and ``down``
+    (ivr/sandbox/cluster.py). Exit status: ``status`` 3 when not serving."""
+    from dataclasses import asdict
+
+    from ivr.sandbox import cluster
+
+    if args.action == "up":
+        running = cluster.load_state(settings)
+        nodes = args.nodes if args.nodes is not None else len(running.nodes) if running else 2
+        result = cluster.up(settings, nodes, say=print)
+        print("\n".join(result.lines()))
+        print(
+            f"  call it: ivr call smoke --instance {settings.instance}   (or a softphone: {result.front})"
+        )
+        return 0
+    if args.action == "down":
+        cluster.down(settings)
+        print(f"cluster {settings.instance}: stopped")
+        return 0
+    if args.action != "status":
+        print(f"ivr sandbox {args.action}: not for a cluster", file=sys.stderr)
+        return 2
+    found = cluster.status(settings)
+    if found is None:
+        print(f"cluster {settings.instance}: not running")
+        return 3
+    print(json.dumps(asdict(found), indent=2) if args.json else "\n".join(found.lines()))
+    return 0 if found.serving else 3
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from ivr.sandbox import manager
+    from ivr.sandbox import cluster, manager
 
     settings = _base_settings(args)
     if args.action == "render":
@@ -76,6 +115,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         root = manager.prepare(settings)
         print(f"sandbox root ready: {root.path} ({root.asterisk_version})")
         return 0
+    if args.nodes is not None or cluster.load_state(settings) is not None:
+        return _cmd_cluster(args, settings)
     if args.action == "up":
         result = manager.up(settings)
     elif args.action == "down":
@@ -336,6 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sb.add_argument("--instance", help="instance name (default: CITAS_INSTANCE or 'default')")
     sb.add_argument("--json", action="store_true", help="status as JSON")
+    sb.add_argument(
+        "--nodes", type=int,
+        help="up: a cluster of N Asterisk nodes behind Kamailio, a controller each, "
+        "one PostgreSQL (docs/cluster.md); status and down find it by its instance",
+    )  # fmt: skip
     sb.set_defaults(func=cmd_sandbox)
 
     sv = sub.add_parser("serve", help="run the controller in the foreground")

@@ -17,7 +17,8 @@ case "$mode" in
 esac
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc debootstrap sip-tester espeak-ng sox
-              ca-certificates mount coreutils util-linux postgresql chromium chromium-driver)
+              ca-certificates mount coreutils util-linux postgresql chromium chromium-driver
+              kamailio)
 
 log() { printf '\n==> %s\n' "$*"; }
 

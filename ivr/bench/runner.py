@@ -53,7 +53,6 @@ from ivr.bench.chat import (
 )
 from ivr.bench.chat import rounds_for as chat_rounds_for
 from ivr.bench.lines import CHAT, LINES, Line
-from ivr.bench.postgres import PostgresError, ThrowawayPostgres
 from ivr.bench.report import headline_text
 from ivr.bench.stats import (
     StepResult,
@@ -86,6 +85,7 @@ from ivr.bench.variants import (
 )
 from ivr.reaction import ENV_VAR as REACTION_ENV
 from ivr.sandbox.instance import InstancePaths
+from ivr.sandbox.postgres import PostgresError, ThrowawayPostgres
 from ivr.scenarios.runner import free_udp_port
 from ivr.scenarios.sippxml import caller_xml
 from ivr.settings import Settings

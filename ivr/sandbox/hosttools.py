@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from ivr.sandbox.errors import HostToolsError
@@ -26,14 +27,20 @@ HOST_TOOLS = {
     "chroot": "coreutils",
     "mount": "mount",
 }
+# ... and what a cluster adds (``ivr sandbox up --nodes N``: ivr/sandbox/cluster.py)
+CLUSTER_TOOLS = {"kamailio": "kamailio", "kamcmd": "kamailio"}
 
 
-def missing_tools() -> dict[str, str]:
-    return {cmd: pkg for cmd, pkg in HOST_TOOLS.items() if shutil.which(cmd) is None}
+def missing_tools(tools: Mapping[str, str] = HOST_TOOLS) -> dict[str, str]:
+    return {cmd: pkg for cmd, pkg in tools.items() if shutil.which(cmd) is None}
 
 
-def ensure_host_tools() -> None:
-    missing = missing_tools()
+def ensure_host_tools(tools: Mapping[str, str] = HOST_TOOLS) -> None:
+    """Install the Debian packages of the missing ``tools`` (command -> package).
+
+    Raises HostToolsError when that cannot be done here (not Debian, not root,
+    apt-get failed) or the commands are still missing after it."""
+    missing = missing_tools(tools)
     if not missing:
         return
     packages = sorted(set(missing.values()))
@@ -55,6 +62,6 @@ def ensure_host_tools() -> None:
         )
         if proc.returncode != 0:
             raise HostToolsError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    still = missing_tools()
+    still = missing_tools(tools)
     if still:
         raise HostToolsError(f"still missing after install: {sorted(still)}")

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,11 +46,20 @@ class Peer:
             return None
         return pid if pid_alive(pid, self.module) else None
 
-    def start(self, settings: Settings, command: Sequence[str], ready: Callable[[], bool]) -> int:
-        """Run ``command`` unless the peer runs; returns its pid once ``ready()``.
+    def start(
+        self,
+        settings: Settings,
+        command: Sequence[str],
+        ready: Callable[[], bool],
+        *,
+        env: Mapping[str, str] | None = None,
+        within: float = START_TIMEOUT_S,
+    ) -> int:
+        """Run ``command`` (in ``env``, else ours) unless the peer runs; returns its
+        pid once ``ready()``.
 
-        Raises ``RuntimeError`` when it exits, or is not ready within
-        ``START_TIMEOUT_S`` (it is stopped then)."""
+        Raises ``RuntimeError`` when it exits, or is not ready within ``within``
+        seconds (it is stopped then)."""
         pid = self.running_pid(settings)
         if pid is not None:
             return pid
@@ -58,13 +67,13 @@ class Peer:
         with self.log_file(settings).open("ab") as log:
             proc = subprocess.Popen(
                 list(command), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=True, env=dict(env) if env is not None else None,
             )  # fmt: skip
         self.pid_file(settings).write_text(str(proc.pid))
         # It outlives this command; a daemon thread reaps it if it ends while we still
         # run (a test session), so it never lingers as a zombie (as the supervisor).
         threading.Thread(target=proc.wait, name=f"reap-{self.stem}", daemon=True).start()
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {proc.returncode}")
@@ -72,7 +81,7 @@ class Peer:
                 return proc.pid
             time.sleep(0.1)
         self.stop(settings)
-        raise RuntimeError(f"{self.name} did not answer within {START_TIMEOUT_S:g} s")
+        raise RuntimeError(f"{self.name} did not answer within {within:g} s")
 
     def stop(self, settings: Settings) -> None:
         """Stop it (SIGTERM, SIGKILL after ``STOP_TIMEOUT_S``), if it runs."""

@@ -343,7 +343,8 @@ def judge(scenario: Scenario, report: CallReport, rows: list[CallRecordRow]) -> 
 
 def _row_json(row: CallRecordRow) -> dict[str, Any]:
     return {
-        "id": row.id, "sip_call_id": row.sip_call_id, "flow": row.flow, "outcome": row.outcome,
+        "id": row.id, "channel_id": row.channel_id, "sip_call_id": row.sip_call_id,
+        "flow": row.flow, "outcome": row.outcome,
         "end_reason": row.end_reason, "path": row.path, "variables": row.variables,
     }  # fmt: skip
 

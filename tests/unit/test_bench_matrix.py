@@ -545,7 +545,7 @@ def test_raise_nofile_lifts_the_soft_limit_even_where_the_hard_one_may_not_rise(
     [("4321\n/var/lib/data\n1732000000\n", 4321), ("", None), ("not a pid\n", None)],
 )
 def test_postmaster_pid(tmp_path: Path, text: str, pid: int | None) -> None:
-    from ivr.bench.postgres import postmaster_pid
+    from ivr.sandbox.postgres import postmaster_pid
 
     (tmp_path / "postmaster.pid").write_text(text, encoding="utf-8")
     assert postmaster_pid(tmp_path) == pid
@@ -555,7 +555,7 @@ def test_postmaster_pid(tmp_path: Path, text: str, pid: int | None) -> None:
 def test_postgres_runs_as_its_own_user_when_we_are_root() -> None:
     import os
 
-    from ivr.bench.postgres import as_server_user
+    from ivr.sandbox.postgres import as_server_user
 
     cmd = ["/usr/lib/postgresql/15/bin/initdb", "-D", "x"]
     wrapped = as_server_user(cmd)

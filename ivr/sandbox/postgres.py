@@ -1,4 +1,5 @@
-"""The benchmark's own PostgreSQL: a throwaway cluster in the results directory.
+"""A throwaway PostgreSQL: the benchmark's (in its results directory) and a
+sandbox cluster's (``ivr sandbox up --nodes N``, ivr/sandbox/cluster.py).
 
 What ``scripts/test-postgres.sh`` does for the test run, done here because a
 module must not find files through the checkout (tests/unit/test_config_location.py):
@@ -67,8 +68,9 @@ def as_server_user(cmd: list[str]) -> list[str]:
 class ThrowawayPostgres:
     """``start()`` → the URL; ``pid()`` → the postmaster; ``stop()`` removes it all."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, database: str = DATABASE) -> None:
         self.directory = directory
+        self.database = database
         self.port = port or free_tcp_port()
         self.url = ""
         self.data = directory / "data"
@@ -123,13 +125,13 @@ class ThrowawayPostgres:
                     str(self.port),
                     "-U",
                     USER,
-                    DATABASE,
+                    self.database,
                 ],
                 "createdb.log",
             )
         except subprocess.TimeoutExpired as exc:
             raise PostgresError(f"PostgreSQL did not start in {START_TIMEOUT_S:.0f}s") from exc
-        self.url = f"postgresql+asyncpg://{USER}@127.0.0.1:{self.port}/{DATABASE}"
+        self.url = f"postgresql+asyncpg://{USER}@127.0.0.1:{self.port}/{self.database}"
         return self.url
 
     def pid(self) -> int | None:

@@ -1,0 +1,558 @@
+"""``ivr sandbox up --nodes N``: a cluster on one machine (issue 14).
+
+Kamailio (Debian's package) is the SIP dispatcher in front of N Asterisk sandbox
+nodes. Each node has its controller (``ivr serve``), and one PostgreSQL serves
+them all. This is the standard way a telephony team grows a line past one box:
+callers reach one SIP address, and the dispatcher spreads INVITEs round robin
+(Kamailio's dispatcher, algorithm 4) over the nodes that answer its OPTIONS
+probes. A node that stops answering is skipped within ``PROBE_INTERVAL_S``, and
+an INVITE it does not answer in 2 s (``fr_timer``) goes to the next node.
+
+Layout, for a cluster named ``c`` at port offset ``o`` (``CITAS_PORT_OFFSET``):
+
+- Kamailio listens on ``c``'s own SIP port (5060 + ``o``), the one a softphone or
+  ``ivr call`` dials; its files live under ``<state>/c/kamailio/``;
+- node ``i`` (1..N) is the sandbox instance ``c-n<i>`` at offset
+  ``o + i * NODE_PORT_STEP``: every port moves by 500 and the RTP range (1000
+  ports, moved by twice the offset) by 1000, so nodes never share a port, as
+  the e2e suite's workers do (tests/e2e/conftest.py);
+- each node's controller is ``ivr serve --instance c-n<i>``, which finds the
+  node's ports in its ``sandbox.json``;
+- the database is ``CITAS_DB_URL`` when that names PostgreSQL. Otherwise the
+  cluster starts a PostgreSQL of its own (``ivr.sandbox.postgres``, on a free
+  loopback port, in a directory of the system's temporary one, see
+  ``start_postgres``); ``down`` stops it and deletes it.
+
+``<state>/c/cluster.json`` records what runs (``ClusterState``).
+``ivr sandbox status`` and ``down`` find the cluster through it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ivr.sandbox.errors import SandboxError
+from ivr.sandbox.hosttools import CLUSTER_TOOLS, ensure_host_tools
+from ivr.sandbox.peers import Peer
+from ivr.sandbox.render import render_text
+from ivr.settings import Ports, Settings
+
+logger = logging.getLogger(__name__)
+
+NODE_PORT_STEP = 500
+PROBE_INTERVAL_S = 2  # Kamailio's OPTIONS to each node (dispatcher ds_ping_interval)
+# On one machine: with more, a node's HTTP port (8088 + its offset) lands in
+# another block's RTP range (10000 + twice its offset) at port offset 0
+# (tests/unit/test_sandbox_cluster.py checks every count up to this one).
+MAX_NODES = 3
+CONTROLLER_READY_S = 90.0  # its Stasis application registered on its node
+DISPATCHER_READY_S = 20.0  # every node active in Kamailio's dispatcher
+TEMPLATE = Path(__file__).with_name("kamailio.cfg")
+DISPATCHER_SET = 1
+STATE_FILE = "cluster.json"
+
+
+class ClusterError(SandboxError):
+    """The cluster cannot be started, reached or stopped (the message says which part)."""
+
+
+@dataclass
+class ClusterState:
+    """What ``up`` started, as ``<state>/<instance>/cluster.json`` keeps it."""
+
+    instance: str
+    host: str
+    front_port: int  # Kamailio's SIP port: the line's address
+    nodes: list[str]  # the nodes' sandbox instances, in dispatcher order
+    node_sip_ports: list[int]
+    database_url: str
+    own_postgres: bool  # started by ``up`` (stopped and deleted by ``down``)
+    postgres_dir: str = ""  # where that one lives
+    ports: dict[str, int] = field(default_factory=dict)  # the cluster's own block (Ports)
+    started_at: float = field(default_factory=time.time)
+
+
+def as_started(settings: Settings, state: ClusterState) -> Settings:
+    """``settings`` with the host and ports the cluster was started with, whatever
+    ``CITAS_PORT_OFFSET`` says now (its nodes' ports derive from them)."""
+    return replace(
+        settings, host=state.host, ports=Ports(**state.ports) if state.ports else settings.ports
+    )
+
+
+def node_settings(settings: Settings, index: int) -> Settings:
+    """Node ``index``'s (1-based) settings: instance ``<cluster>-n<index>``, ports
+    moved by ``index * NODE_PORT_STEP`` from the cluster's.
+
+    >>> from ivr.settings import Settings
+    >>> s = node_settings(Settings.from_env({"CITAS_INSTANCE": "c", "CITAS_PORT_OFFSET": "1000"}), 2)
+    >>> (s.instance, s.ports.sip, s.ports.http, s.ports.rtp_start)
+    ('c-n2', 7060, 10088, 14000)
+    """
+    if not 1 <= index <= MAX_NODES:
+        raise ClusterError(f"node {index}: a cluster has 1 to {MAX_NODES} nodes")
+    return replace(
+        settings,
+        instance=f"{settings.instance}-n{index}",
+        ports=settings.ports.shifted(index * NODE_PORT_STEP),
+    )
+
+
+def state_file(settings: Settings) -> Path:
+    return settings.state_dir / settings.instance / STATE_FILE
+
+
+def load_state(settings: Settings) -> ClusterState | None:
+    """The cluster's state, or None when ``settings.instance`` names no cluster."""
+    path = state_file(settings)
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return ClusterState(**data)
+
+
+def _save_state(settings: Settings, state: ClusterState) -> None:
+    path = state_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(state), indent=2), encoding="utf-8")
+    tmp.replace(path)
+
+
+# --- Kamailio --------------------------------------------------------------------
+
+
+def kamailio_dir(settings: Settings) -> Path:
+    return settings.state_dir / settings.instance / "kamailio"
+
+
+def kamailio_peer(settings: Settings) -> Peer:
+    """Kamailio as a sandbox peer (pid file, log, stop), told from any other
+    Kamailio on the machine by its configuration file's path on its command line."""
+    return Peer("Kamailio", str(kamailio_dir(settings) / "kamailio.cfg"), "kamailio/kamailio")
+
+
+def module_path() -> str:
+    """Kamailio's modules directory (Debian: ``/usr/lib/<triplet>/kamailio/modules``).
+
+    Raises ClusterError when the dispatcher module is not there."""
+    found = sorted(Path("/usr/lib").glob("*/kamailio/modules/dispatcher.so"))
+    if not found:
+        raise ClusterError("Kamailio's dispatcher module not found (apt-get install kamailio)")
+    return f"{found[0].parent}/"
+
+
+def kamailio_values(settings: Settings, run_dir: Path, dispatcher_list: Path) -> dict[str, str]:
+    return {
+        "host": settings.host,
+        "front_port": str(settings.ports.sip),
+        "run_dir": str(run_dir),
+        "dispatcher_list": str(dispatcher_list),
+        "module_path": module_path(),
+        "probe_interval": str(PROBE_INTERVAL_S),
+    }
+
+
+def dispatcher_list(host: str, node_ports: list[int]) -> str:
+    """The dispatcher module's list file: ``<set> <uri>`` per node.
+
+    >>> print(dispatcher_list("127.0.0.1", [5560, 6060]), end="")
+    1 sip:127.0.0.1:5560
+    1 sip:127.0.0.1:6060
+    """
+    return "".join(f"{DISPATCHER_SET} sip:{host}:{port}\n" for port in node_ports)
+
+
+def render_kamailio(settings: Settings, node_ports: list[int]) -> Path:
+    """Write ``kamailio.cfg`` and ``dispatcher.list`` under ``kamailio_dir``; the
+    configuration's path. Raises ClusterError when Kamailio refuses it (``-c``)."""
+    base = kamailio_dir(settings)
+    run_dir = base / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    listing = base / "dispatcher.list"
+    listing.write_text(dispatcher_list(settings.host, node_ports), encoding="utf-8")
+    values = kamailio_values(settings, run_dir, listing)
+    cfg = base / "kamailio.cfg"
+    cfg.write_text(
+        render_text(TEMPLATE.read_text(encoding="utf-8"), values, str(TEMPLATE)), encoding="utf-8"
+    )
+    check = subprocess.run(
+        ["kamailio", "-c", "-f", str(cfg), "-Y", str(run_dir)],
+        capture_output=True, text=True, errors="replace", timeout=30, check=False,
+    )  # fmt: skip
+    if check.returncode != 0:
+        raise ClusterError(f"kamailio -c refused {cfg}:\n{check.stderr[-2000:]}")
+    return cfg
+
+
+def kamcmd(settings: Settings, *command: str, timeout: float = 5.0) -> str:
+    """``kamcmd`` on the cluster's Kamailio control socket; its output.
+
+    Raises ClusterError when Kamailio does not answer."""
+    socket = kamailio_dir(settings) / "run" / "kamailio_ctl"
+    try:
+        done = subprocess.run(
+            ["kamcmd", "-s", f"unix:{socket}", *command],
+            capture_output=True, text=True, errors="replace", timeout=timeout, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise ClusterError(f"kamcmd {' '.join(command)}: no answer in {timeout:g} s") from exc
+    if done.returncode != 0:
+        raise ClusterError(
+            f"kamcmd {' '.join(command)}: {done.stderr.strip() or done.stdout.strip()}"
+        )
+    return done.stdout
+
+
+_DEST = re.compile(r"URI:\s*(\S+)\s+FLAGS:\s*(\S+)")
+
+
+def parse_dispatcher_list(text: str) -> dict[str, str]:
+    """``kamcmd dispatcher.list``'s output → {node URI: flags}. Flags (Kamailio 5.6
+    dispatcher docs): ``A`` active, ``I`` inactive, ``D`` disabled, ``P`` probing.
+
+    >>> parse_dispatcher_list("DEST: {\\n URI: sip:127.0.0.1:5560\\n FLAGS: AP\\n PRIORITY: 0\\n}")
+    {'sip:127.0.0.1:5560': 'AP'}
+    """
+    return dict(_DEST.findall(text))
+
+
+def dispatcher_states(settings: Settings) -> dict[str, str]:
+    """Every node's flags in the running Kamailio's dispatcher (ClusterError if it
+    does not answer)."""
+    return parse_dispatcher_list(kamcmd(settings, "dispatcher.list"))
+
+
+def node_uri(host: str, port: int) -> str:
+    return f"sip:{host}:{port}"
+
+
+def start_kamailio(settings: Settings, node_ports: list[int]) -> int:
+    """Render and start Kamailio; its pid once it answers on its control socket.
+
+    ``-DD``: it stays the process we started (its workers are its children),
+    so its pid file is ours and a SIGTERM to it stops them all; ``-E``: its log
+    on stderr, which is the peer's log file."""
+    cfg = render_kamailio(settings, node_ports)
+    run_dir = kamailio_dir(settings) / "run"
+    command = [
+        "kamailio",
+        "-DD",
+        "-E",
+        "-f",
+        str(cfg),
+        "-Y",
+        str(run_dir),
+        "-P",
+        str(run_dir / "kamailio.pid"),
+    ]
+
+    def answers() -> bool:
+        try:
+            kamcmd(settings, "core.version", timeout=1.0)
+        except ClusterError:
+            return False
+        return True
+
+    try:
+        return kamailio_peer(settings).start(settings, command, answers)
+    except RuntimeError as exc:
+        raise ClusterError(f"{exc}; see {kamailio_peer(settings).log_file(settings)}") from exc
+
+
+def wait_for_nodes_active(settings: Settings, uris: list[str], within: float) -> None:
+    """Until Kamailio's probes found every node in ``uris`` active (ClusterError after ``within`` s)."""
+    deadline = time.monotonic() + within
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        states = dispatcher_states(settings)
+        if all("A" in states.get(uri, "") for uri in uris):
+            return
+        time.sleep(0.2)
+    raise ClusterError(
+        f"Kamailio's dispatcher did not see every node active in {within:g} s: {states}"
+    )
+
+
+# --- controllers and the database ---------------------------------------------------
+
+
+def controller_peer(node: Settings) -> Peer:
+    """A node's controller (``ivr serve --instance <node>``) as a sandbox peer."""
+    return Peer(
+        f"the controller of {node.instance}",
+        f"ivr.cli serve --instance {node.instance}",
+        "controller",
+    )
+
+
+def ari_applications(node: Settings) -> set[str]:
+    """The Stasis applications registered on ``node``'s Asterisk (empty when ARI does not answer)."""
+    url = f"http://{node.host}:{node.ports.http}/ari/applications"
+    token = base64.b64encode(f"{node.ari_user}:{node.ari_password}".encode()).decode()
+    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=2.0) as response:
+            return {str(app.get("name")) for app in json.load(response)}
+    except (urllib.error.URLError, OSError, TimeoutError, ValueError):
+        return set()
+
+
+def controller_ready(node: Settings) -> bool:
+    """The node's controller answers 200 on ``/health/ready`` (its ARI and database)."""
+    try:
+        with urllib.request.urlopen(
+            f"http://{node.host}:{node.ports.ops_http}/health/ready", timeout=2.0
+        ) as r:
+            return bool(r.status == 200)
+    except (urllib.error.URLError, OSError, TimeoutError):  # not listening yet, or 503
+        return False
+
+
+def start_controller(node: Settings, database_url: str) -> int:
+    """``ivr serve`` for ``node`` on ``database_url``; its pid once its Stasis
+    application is registered on the node's Asterisk and it says it is ready
+    (ClusterError otherwise)."""
+    peer = controller_peer(node)
+    command = [sys.executable, "-m", "ivr.cli", "serve", "--instance", node.instance]
+    env = {**os.environ, "CITAS_INSTANCE": node.instance, "CITAS_DB_URL": database_url}
+
+    def registered() -> bool:  # and its own ARI and database checks pass
+        return node.app_name in ari_applications(node) and controller_ready(node)
+
+    try:
+        return peer.start(node, command, registered, env=env, within=CONTROLLER_READY_S)
+    except RuntimeError as exc:
+        raise ClusterError(f"{exc}; see {peer.log_file(node)}") from exc
+
+
+def start_postgres(instance: str) -> tuple[str, Path]:
+    """The cluster's own PostgreSQL (``ivr.sandbox.postgres.ThrowawayPostgres``, fsync
+    on) in a new directory under the system's temporary one; its URL and directory.
+
+    Not under the state directory: as root the server runs as ``postgres``, which
+    must reach its directory, and a state directory may sit in a private one
+    (pytest's basetemp is 0700). Raises ClusterError when it does not start."""
+    import tempfile
+
+    from ivr.sandbox.postgres import PostgresError, ThrowawayPostgres
+
+    directory = Path(tempfile.mkdtemp(prefix=f"citas-{instance}-pg-"))
+    directory.chmod(0o711)  # mkdtemp's 0700: the server's user passes through to its own
+    server = ThrowawayPostgres(directory / "pg", database="citas")
+    try:
+        return server.start(), directory
+    except PostgresError as exc:
+        stop_postgres(directory)
+        raise ClusterError(f"the cluster's PostgreSQL did not start: {exc}") from exc
+
+
+def stop_postgres(directory: Path) -> None:
+    """Stop the cluster's own PostgreSQL and delete its directory (never raises)."""
+    import shutil
+
+    from ivr.sandbox.postgres import ThrowawayPostgres
+
+    if (directory / "pg").is_dir():
+        ThrowawayPostgres(directory / "pg").stop()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+# --- up, status, down ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    instance: str
+    sip_port: int
+    asterisk: bool  # its supervisor runs and ARI answers
+    controller_pid: int | None
+    registered: bool  # the controller's Stasis application is on the node
+    dispatcher: str  # Kamailio's flags for it ("AP": active, probing), "" if unknown
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    instance: str
+    front: str  # the line's SIP address (Kamailio)
+    kamailio_pid: int | None
+    database: str  # the URL, password hidden
+    database_up: bool
+    nodes: list[NodeStatus]
+
+    @property
+    def serving(self) -> bool:
+        """Kamailio runs and at least one node is active with its controller."""
+        return self.kamailio_pid is not None and any(
+            n.asterisk and n.registered and "A" in n.dispatcher for n in self.nodes
+        )
+
+    def lines(self) -> list[str]:
+        kam = f"running (pid {self.kamailio_pid})" if self.kamailio_pid else "NOT running"
+        out = [
+            f"cluster {self.instance}: {'serving' if self.serving else 'NOT serving'}",
+            f"  kamailio: {kam}, callers dial {self.front}",
+            f"  database: {self.database} ({'answers' if self.database_up else 'NOT answering'})",
+        ]
+        for n in self.nodes:
+            ast = "asterisk up" if n.asterisk else "asterisk DOWN"
+            ctl = (
+                f"controller pid {n.controller_pid}" + ("" if n.registered else " (not registered)")
+                if n.controller_pid
+                else "controller DOWN"
+            )
+            dispatch = {"": "unknown"}.get(n.dispatcher, n.dispatcher)
+            out.append(
+                f"  node {n.instance} (sip {n.sip_port}): {ast}, {ctl}, dispatcher {dispatch}"
+            )
+        return out
+
+
+def _database_answers(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return True
+    import socket
+
+    try:
+        with socket.create_connection(
+            (parsed.host or "127.0.0.1", parsed.port or 5432), timeout=1.0
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def status(settings: Settings) -> ClusterStatus | None:
+    """The cluster's status, or None when ``settings.instance`` names no cluster."""
+    from sqlalchemy.engine import make_url
+
+    from ivr.sandbox import manager
+
+    state = load_state(settings)
+    if state is None:
+        return None
+    settings = as_started(settings, state)
+    kam_pid = kamailio_peer(settings).running_pid(settings)
+    flags: dict[str, str] = {}
+    if kam_pid is not None:
+        try:
+            flags = dispatcher_states(settings)
+        except ClusterError as exc:
+            logger.warning("cluster %s: %s", settings.instance, exc)
+    nodes = []
+    for index, name in enumerate(state.nodes, start=1):
+        node = node_settings(settings, index)
+        assert node.instance == name, (node.instance, name)
+        sandbox = manager.status(node)
+        pid = controller_peer(node).running_pid(node)
+        nodes.append(NodeStatus(
+            instance=name, sip_port=node.ports.sip, asterisk=sandbox.running and sandbox.ari_ready,
+            controller_pid=pid, registered=pid is not None and node.app_name in ari_applications(node),
+            dispatcher=flags.get(node_uri(state.host, node.ports.sip), ""),
+        ))  # fmt: skip
+    return ClusterStatus(
+        instance=state.instance,
+        front=f"sip:{state.host}:{state.front_port}",
+        kamailio_pid=kam_pid,
+        database=make_url(state.database_url).render_as_string(hide_password=True),
+        database_up=_database_answers(state.database_url),
+        nodes=nodes,
+    )
+
+
+def up(
+    settings: Settings, nodes: int, *, say: Callable[[str], None] = logger.info
+) -> ClusterStatus:
+    """Start the cluster (each part unless it runs): the PostgreSQL, the nodes, a
+    controller per node (one after the other: the first migrates the schema),
+    then Kamailio, and wait until its dispatcher finds every node active.
+
+    Raises ClusterError (or SandboxError from a node) naming the part that failed;
+    what started stays up for ``down`` and the logs."""
+    if not 1 <= nodes <= MAX_NODES:
+        raise ClusterError(f"--nodes {nodes}: a cluster has 1 to {MAX_NODES} nodes")
+    from sqlalchemy.engine import make_url
+
+    from ivr.sandbox import manager
+
+    ensure_host_tools(CLUSTER_TOOLS)
+    previous = load_state(settings)
+    if previous is not None and len(previous.nodes) != nodes:
+        raise ClusterError(
+            f"cluster {settings.instance} runs {len(previous.nodes)} node(s); "
+            f"`ivr sandbox down --instance {settings.instance}` first"
+        )
+    given = (
+        settings.db_url
+        if settings.db_url and make_url(settings.db_url).get_backend_name() == "postgresql"
+        else ""
+    )
+    pg_dir = ""
+    if previous is not None:
+        settings = as_started(settings, previous)
+        database_url, own, pg_dir = (
+            previous.database_url,
+            previous.own_postgres,
+            previous.postgres_dir,
+        )
+    elif given:
+        database_url, own = given, False
+    else:
+        database_url, directory = start_postgres(settings.instance)
+        own, pg_dir = True, str(directory)
+        say(f"cluster {settings.instance}: its own PostgreSQL in {pg_dir}")
+    members = [node_settings(settings, i) for i in range(1, nodes + 1)]
+    state = ClusterState(
+        instance=settings.instance, host=settings.host, front_port=settings.ports.sip,
+        nodes=[m.instance for m in members], node_sip_ports=[m.ports.sip for m in members],
+        database_url=database_url, own_postgres=own, postgres_dir=pg_dir, ports=asdict(settings.ports),
+    )  # fmt: skip
+    _save_state(settings, state)
+    for member in members:
+        say(f"cluster {settings.instance}: node {member.instance} (sip {member.ports.sip})")
+        manager.up(replace(member, db_url=database_url))
+        start_controller(member, database_url)
+    say(f"cluster {settings.instance}: Kamailio on sip:{settings.host}:{settings.ports.sip}")
+    start_kamailio(settings, state.node_sip_ports)
+    wait_for_nodes_active(
+        settings, [node_uri(settings.host, p) for p in state.node_sip_ports], DISPATCHER_READY_S
+    )
+    result = status(settings)
+    assert result is not None
+    return result
+
+
+def down(settings: Settings) -> None:
+    """Stop Kamailio, the controllers, the nodes and the cluster's own PostgreSQL
+    (deleting it), and forget the cluster. Raises SandboxError when a node's
+    supervisor does not stop (the state is kept, so ``down`` can be run again)."""
+    from ivr.sandbox import manager
+
+    state = load_state(settings)
+    if state is None:
+        return
+    settings = as_started(settings, state)
+    kamailio_peer(settings).stop(settings)
+    for index in range(1, len(state.nodes) + 1):
+        node = node_settings(settings, index)
+        controller_peer(node).stop(node)
+        manager.down(node)
+    if state.own_postgres and state.postgres_dir:
+        stop_postgres(Path(state.postgres_dir))
+    state_file(settings).unlink(missing_ok=True)
