@@ -132,10 +132,11 @@ class TwoControllers:
         return None
 
     def started_at(self, channel_id: str, *, slot: int) -> float | None:
-        """Epoch seconds when ``slot``'s process got ``channel_id``'s StasisStart (log)."""
+        """Epoch seconds when ``slot``'s process began ``channel_id``'s handler (its
+        first log line: resumed=True for a call adopted from a dead controller)."""
         tag = "" if slot == 1 else rf"\[slot {slot}\] "
         pattern = re.compile(r"^(\S+ \S+) INFO " + tag + r"ivr\.controller: call "
-                             + re.escape(channel_id) + r": flow=\S+ caller=\S+ resumed=False")  # fmt: skip
+                             + re.escape(channel_id) + r": flow=\S+ caller=\S+ resumed=")  # fmt: skip
         for line in self.log.read_text(errors="replace").splitlines():
             if m := pattern.search(line):  # asctime is local time: strptime reads it so
                 return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
