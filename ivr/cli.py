@@ -38,11 +38,14 @@ CONFIG_ERROR = 2  # exit status when a file the product reads is invalid
 
 
 def _base_settings(args: argparse.Namespace) -> Settings:
-    """Settings from the environment, with ``--instance`` applied."""
+    """Settings from the environment, with ``--instance`` applied; for a cluster or
+    one of its nodes, on the cluster's database (docs/cluster.md)."""
+    from ivr.sandbox.cluster import with_cluster_database
+
     settings = Settings.from_env()
     if getattr(args, "instance", None):
         settings = replace(settings, instance=args.instance)
-    return settings
+    return with_cluster_database(settings)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -51,16 +54,14 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _with_sandbox_ports(settings: Settings) -> Settings:
     """Use the ports the running sandbox was started with, when there is one; for
-    a cluster (``ivr sandbox up --nodes N``), its database unless CITAS_DB_URL
-    names one (the cluster's front SIP port is the instance's own)."""
-    from ivr.sandbox.cluster import as_started, load_state
+    a cluster (``ivr sandbox up --nodes N``), the ports it was started with (its
+    front SIP port is Kamailio's) and its database."""
+    from ivr.sandbox.cluster import as_started, load_state, with_cluster_database
     from ivr.sandbox.instance import InstancePaths
 
     cluster = load_state(settings)
     if cluster is not None:
-        return replace(
-            as_started(settings, cluster), db_url=settings.db_url or cluster.database_url
-        )
+        return with_cluster_database(as_started(settings, cluster))
     state = InstancePaths(settings).load()
     if state is None:
         return settings
@@ -115,8 +116,14 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         root = manager.prepare(settings)
         print(f"sandbox root ready: {root.path} ({root.asterisk_version})")
         return 0
-    if args.nodes is not None or cluster.load_state(settings) is not None:
+    if (args.action == "up" and args.nodes is not None) or cluster.load_state(settings) is not None:
         return _cmd_cluster(args, settings)
+    if args.nodes is not None:
+        print(
+            f"ivr sandbox {args.action}: --nodes is for up; {settings.instance} is no cluster",
+            file=sys.stderr,
+        )
+        return 2
     if args.action == "up":
         result = manager.up(settings)
     elif args.action == "down":

@@ -40,6 +40,12 @@ install_system() {
     exit 1
   fi
   log "installing system packages: ${missing[*]}"
+  # Debian's kamailio package enables and starts its own service (the stock
+  # configuration, SIP on every interface) under systemd: the cluster runs its
+  # own Kamailio (docs/cluster.md), so the system one is masked before it exists.
+  if [ -d /run/systemd/system ] && [[ " ${missing[*]} " == *" kamailio "* ]]; then
+    systemctl mask kamailio.service >/dev/null
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }

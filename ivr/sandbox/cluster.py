@@ -7,6 +7,8 @@ callers reach one SIP address, and the dispatcher spreads INVITEs round robin
 (Kamailio's dispatcher, algorithm 4) over the nodes that answer its OPTIONS
 probes. A node that stops answering is skipped within ``PROBE_INTERVAL_S``, and
 an INVITE it does not answer in 2 s (``fr_timer``) goes to the next node.
+Kamailio's own part (its configuration, process and ``kamcmd``) is
+ivr/sandbox/kamailio.py.
 
 Layout, for a cluster named ``c`` at port offset ``o`` (``CITAS_PORT_OFFSET``):
 
@@ -21,7 +23,9 @@ Layout, for a cluster named ``c`` at port offset ``o`` (``CITAS_PORT_OFFSET``):
 - the database is ``CITAS_DB_URL`` when that names PostgreSQL. Otherwise the
   cluster starts a PostgreSQL of its own (``ivr.sandbox.postgres``, on a free
   loopback port, in a directory of the system's temporary one, see
-  ``start_postgres``); ``down`` stops it and deletes it.
+  ``start_postgres``); ``up`` restarts it when it is down, ``down`` stops it and
+  deletes it. Every ``ivr`` command run for the cluster or one of its nodes
+  uses this database (``with_cluster_database``).
 
 ``<state>/c/cluster.json`` records what runs (``ClusterState``).
 ``ivr sandbox status`` and ``down`` find the cluster through it.
@@ -33,8 +37,7 @@ import base64
 import json
 import logging
 import os
-import re
-import subprocess
+import socket
 import sys
 import time
 import urllib.error
@@ -46,23 +49,29 @@ from typing import Any
 
 from ivr.sandbox.errors import SandboxError
 from ivr.sandbox.hosttools import CLUSTER_TOOLS, ensure_host_tools
+from ivr.sandbox.kamailio import (
+    KamailioError,
+    dispatcher_states,
+    kamailio_peer,
+    node_uri,
+    start_kamailio,
+    wait_for_nodes_active,
+)
 from ivr.sandbox.peers import Peer
-from ivr.sandbox.render import render_text
 from ivr.settings import Ports, Settings
 
 logger = logging.getLogger(__name__)
 
 NODE_PORT_STEP = 500
-PROBE_INTERVAL_S = 2  # Kamailio's OPTIONS to each node (dispatcher ds_ping_interval)
-# On one machine: with more, a node's HTTP port (8088 + its offset) lands in
-# another block's RTP range (10000 + twice its offset) at port offset 0
-# (tests/unit/test_sandbox_cluster.py checks every count up to this one).
-MAX_NODES = 3
+# On one machine: at port offset 0, a tenth node's SIP port (UDP, 5060 + 5000)
+# would land in the cluster's own RTP range (UDP, 10000-10999);
+# tests/unit/test_sandbox_cluster.py checks every count up to this one, per
+# protocol, at offsets 0, 2000 and 14000.
+MAX_NODES = 8
 CONTROLLER_READY_S = 90.0  # its Stasis application registered on its node
 DISPATCHER_READY_S = 20.0  # every node active in Kamailio's dispatcher
-TEMPLATE = Path(__file__).with_name("kamailio.cfg")
-DISPATCHER_SET = 1
 STATE_FILE = "cluster.json"
+CONTROLLER_STOP_S = 15.0  # ivr serve's SHUTDOWN_GRACE_S (10 s) for its calls, and a margin
 
 
 class ClusterError(SandboxError):
@@ -120,171 +129,51 @@ def load_state(settings: Settings) -> ClusterState | None:
     path = state_file(settings)
     if not path.is_file():
         return None
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return ClusterState(**data)
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return ClusterState(**data)
+    except (ValueError, TypeError) as exc:
+        raise ClusterError(
+            f"{path} is not a cluster's state ({exc}): remove it, or `ivr sandbox down`"
+        ) from exc
+
+
+def cluster_of(settings: Settings) -> ClusterState | None:
+    """The cluster ``settings.instance`` is, or is a node of (``<cluster>-n<i>``); None
+    for any other instance."""
+    state = load_state(settings)
+    if state is not None:
+        return state
+    parent, sep, index = settings.instance.rpartition("-n")
+    if not (sep and parent and index.isdigit()):
+        return None
+    state = load_state(replace(settings, instance=parent))
+    return state if state is not None and settings.instance in state.nodes else None
+
+
+def with_cluster_database(settings: Settings) -> Settings:
+    """``settings`` on its cluster's database when its instance is a cluster or one of
+    its nodes (their controllers use no other: a ``CITAS_DB_URL`` naming another is
+    overridden, with a warning); ``settings`` unchanged otherwise."""
+    state = cluster_of(settings)
+    if state is None:
+        return settings
+    if settings.db_url and settings.db_url != state.database_url:
+        logger.warning(
+            "instance %s is in cluster %s: its database, not CITAS_DB_URL's",
+            settings.instance,
+            state.instance,
+        )
+    return replace(settings, db_url=state.database_url)
 
 
 def _save_state(settings: Settings, state: ClusterState) -> None:
     path = state_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
+    tmp.touch(mode=0o600)  # a database URL may carry a password
     tmp.write_text(json.dumps(asdict(state), indent=2), encoding="utf-8")
     tmp.replace(path)
-
-
-# --- Kamailio --------------------------------------------------------------------
-
-
-def kamailio_dir(settings: Settings) -> Path:
-    return settings.state_dir / settings.instance / "kamailio"
-
-
-def kamailio_peer(settings: Settings) -> Peer:
-    """Kamailio as a sandbox peer (pid file, log, stop), told from any other
-    Kamailio on the machine by its configuration file's path on its command line."""
-    return Peer("Kamailio", str(kamailio_dir(settings) / "kamailio.cfg"), "kamailio/kamailio")
-
-
-def module_path() -> str:
-    """Kamailio's modules directory (Debian: ``/usr/lib/<triplet>/kamailio/modules``).
-
-    Raises ClusterError when the dispatcher module is not there."""
-    found = sorted(Path("/usr/lib").glob("*/kamailio/modules/dispatcher.so"))
-    if not found:
-        raise ClusterError("Kamailio's dispatcher module not found (apt-get install kamailio)")
-    return f"{found[0].parent}/"
-
-
-def kamailio_values(settings: Settings, run_dir: Path, dispatcher_list: Path) -> dict[str, str]:
-    return {
-        "host": settings.host,
-        "front_port": str(settings.ports.sip),
-        "run_dir": str(run_dir),
-        "dispatcher_list": str(dispatcher_list),
-        "module_path": module_path(),
-        "probe_interval": str(PROBE_INTERVAL_S),
-    }
-
-
-def dispatcher_list(host: str, node_ports: list[int]) -> str:
-    """The dispatcher module's list file: ``<set> <uri>`` per node.
-
-    >>> print(dispatcher_list("127.0.0.1", [5560, 6060]), end="")
-    1 sip:127.0.0.1:5560
-    1 sip:127.0.0.1:6060
-    """
-    return "".join(f"{DISPATCHER_SET} sip:{host}:{port}\n" for port in node_ports)
-
-
-def render_kamailio(settings: Settings, node_ports: list[int]) -> Path:
-    """Write ``kamailio.cfg`` and ``dispatcher.list`` under ``kamailio_dir``; the
-    configuration's path. Raises ClusterError when Kamailio refuses it (``-c``)."""
-    base = kamailio_dir(settings)
-    run_dir = base / "run"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    listing = base / "dispatcher.list"
-    listing.write_text(dispatcher_list(settings.host, node_ports), encoding="utf-8")
-    values = kamailio_values(settings, run_dir, listing)
-    cfg = base / "kamailio.cfg"
-    cfg.write_text(
-        render_text(TEMPLATE.read_text(encoding="utf-8"), values, str(TEMPLATE)), encoding="utf-8"
-    )
-    check = subprocess.run(
-        ["kamailio", "-c", "-f", str(cfg), "-Y", str(run_dir)],
-        capture_output=True, text=True, errors="replace", timeout=30, check=False,
-    )  # fmt: skip
-    if check.returncode != 0:
-        raise ClusterError(f"kamailio -c refused {cfg}:\n{check.stderr[-2000:]}")
-    return cfg
-
-
-def kamcmd(settings: Settings, *command: str, timeout: float = 5.0) -> str:
-    """``kamcmd`` on the cluster's Kamailio control socket; its output.
-
-    Raises ClusterError when Kamailio does not answer."""
-    socket = kamailio_dir(settings) / "run" / "kamailio_ctl"
-    try:
-        done = subprocess.run(
-            ["kamcmd", "-s", f"unix:{socket}", *command],
-            capture_output=True, text=True, errors="replace", timeout=timeout, check=False,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired as exc:
-        raise ClusterError(f"kamcmd {' '.join(command)}: no answer in {timeout:g} s") from exc
-    if done.returncode != 0:
-        raise ClusterError(
-            f"kamcmd {' '.join(command)}: {done.stderr.strip() or done.stdout.strip()}"
-        )
-    return done.stdout
-
-
-_DEST = re.compile(r"URI:\s*(\S+)\s+FLAGS:\s*(\S+)")
-
-
-def parse_dispatcher_list(text: str) -> dict[str, str]:
-    """``kamcmd dispatcher.list``'s output → {node URI: flags}. Flags (Kamailio 5.6
-    dispatcher docs): ``A`` active, ``I`` inactive, ``D`` disabled, ``P`` probing.
-
-    >>> parse_dispatcher_list("DEST: {\\n URI: sip:127.0.0.1:5560\\n FLAGS: AP\\n PRIORITY: 0\\n}")
-    {'sip:127.0.0.1:5560': 'AP'}
-    """
-    return dict(_DEST.findall(text))
-
-
-def dispatcher_states(settings: Settings) -> dict[str, str]:
-    """Every node's flags in the running Kamailio's dispatcher (ClusterError if it
-    does not answer)."""
-    return parse_dispatcher_list(kamcmd(settings, "dispatcher.list"))
-
-
-def node_uri(host: str, port: int) -> str:
-    return f"sip:{host}:{port}"
-
-
-def start_kamailio(settings: Settings, node_ports: list[int]) -> int:
-    """Render and start Kamailio; its pid once it answers on its control socket.
-
-    ``-DD``: it stays the process we started (its workers are its children),
-    so its pid file is ours and a SIGTERM to it stops them all; ``-E``: its log
-    on stderr, which is the peer's log file."""
-    cfg = render_kamailio(settings, node_ports)
-    run_dir = kamailio_dir(settings) / "run"
-    command = [
-        "kamailio",
-        "-DD",
-        "-E",
-        "-f",
-        str(cfg),
-        "-Y",
-        str(run_dir),
-        "-P",
-        str(run_dir / "kamailio.pid"),
-    ]
-
-    def answers() -> bool:
-        try:
-            kamcmd(settings, "core.version", timeout=1.0)
-        except ClusterError:
-            return False
-        return True
-
-    try:
-        return kamailio_peer(settings).start(settings, command, answers)
-    except RuntimeError as exc:
-        raise ClusterError(f"{exc}; see {kamailio_peer(settings).log_file(settings)}") from exc
-
-
-def wait_for_nodes_active(settings: Settings, uris: list[str], within: float) -> None:
-    """Until Kamailio's probes found every node in ``uris`` active (ClusterError after ``within`` s)."""
-    deadline = time.monotonic() + within
-    states: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        states = dispatcher_states(settings)
-        if all("A" in states.get(uri, "") for uri in uris):
-            return
-        time.sleep(0.2)
-    raise ClusterError(
-        f"Kamailio's dispatcher did not see every node active in {within:g} s: {states}"
-    )
 
 
 # --- controllers and the database ---------------------------------------------------
@@ -294,8 +183,9 @@ def controller_peer(node: Settings) -> Peer:
     """A node's controller (``ivr serve --instance <node>``) as a sandbox peer."""
     return Peer(
         f"the controller of {node.instance}",
-        f"ivr.cli serve --instance {node.instance}",
+        f"ivr.cli serve --instance {node.instance} ",  # its last argument: not c-n10's
         "controller",
+        stop_within=CONTROLLER_STOP_S,
     )
 
 
@@ -360,6 +250,32 @@ def start_postgres(instance: str) -> tuple[str, Path]:
         raise ClusterError(f"the cluster's PostgreSQL did not start: {exc}") from exc
 
 
+def ensure_postgres(state: ClusterState) -> None:
+    """The cluster's own PostgreSQL running: restarted when its data directory is
+    there and it does not answer (after a reboot, or its postmaster killed).
+    Raises ClusterError when its directory is gone (``/tmp`` cleaned)."""
+    from ivr.sandbox.postgres import PostgresError, ThrowawayPostgres
+
+    if not state.own_postgres or database_answers(state.database_url):
+        return
+    from sqlalchemy.engine import make_url
+
+    server = ThrowawayPostgres(
+        Path(state.postgres_dir) / "pg", port=make_url(state.database_url).port
+    )
+    if not server.data.is_dir():
+        raise ClusterError(
+            f"cluster {state.instance}: its PostgreSQL in {state.postgres_dir} is gone; "
+            f"`ivr sandbox down --instance {state.instance}`, then `up` again"
+        )
+    try:
+        server.start_again()
+    except PostgresError as exc:
+        raise ClusterError(
+            f"cluster {state.instance}: its PostgreSQL did not start again: {exc}"
+        ) from exc
+
+
 def stop_postgres(directory: Path) -> None:
     """Stop the cluster's own PostgreSQL and delete its directory (never raises)."""
     import shutil
@@ -393,12 +309,7 @@ class ClusterStatus:
     database_up: bool
     nodes: list[NodeStatus]
 
-    @property
-    def serving(self) -> bool:
-        """Kamailio runs and at least one node is active with its controller."""
-        return self.kamailio_pid is not None and any(
-            n.asterisk and n.registered and "A" in n.dispatcher for n in self.nodes
-        )
+    serving: bool  # Kamailio runs, the database answers, one node is active with its controller
 
     def lines(self) -> list[str]:
         kam = f"running (pid {self.kamailio_pid})" if self.kamailio_pid else "NOT running"
@@ -421,14 +332,14 @@ class ClusterStatus:
         return out
 
 
-def _database_answers(url: str) -> bool:
+def database_answers(url: str) -> bool:
+    """A PostgreSQL URL's server accepts a TCP connection (within 1 s); True for
+    any other database (a file)."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql":
         return True
-    import socket
-
     try:
         with socket.create_connection(
             (parsed.host or "127.0.0.1", parsed.port or 5432), timeout=1.0
@@ -453,7 +364,7 @@ def status(settings: Settings) -> ClusterStatus | None:
     if kam_pid is not None:
         try:
             flags = dispatcher_states(settings)
-        except ClusterError as exc:
+        except KamailioError as exc:
             logger.warning("cluster %s: %s", settings.instance, exc)
     nodes = []
     for index, name in enumerate(state.nodes, start=1):
@@ -466,14 +377,35 @@ def status(settings: Settings) -> ClusterStatus | None:
             controller_pid=pid, registered=pid is not None and node.app_name in ari_applications(node),
             dispatcher=flags.get(node_uri(state.host, node.ports.sip), ""),
         ))  # fmt: skip
+    database_up = database_answers(state.database_url)
     return ClusterStatus(
         instance=state.instance,
-        front=f"sip:{state.host}:{state.front_port}",
+        front=f"sip:{line_number(settings)}@{state.host}:{state.front_port}",
         kamailio_pid=kam_pid,
         database=make_url(state.database_url).render_as_string(hide_password=True),
-        database_up=_database_answers(state.database_url),
+        database_up=database_up,
         nodes=nodes,
+        serving=kam_pid is not None
+        and database_up
+        and any(n.asterisk and n.registered and "A" in n.dispatcher for n in nodes),
     )
+
+
+def line_number(settings: Settings) -> str:
+    """The number callers dial (line.yaml)."""
+    from ivr.citas.reference import load_line
+
+    return load_line(settings.citas_dir / "line.yaml").number
+
+
+def port_taken(host: str, port: int) -> bool:
+    """Something holds UDP ``host:port`` already (Kamailio's front would fail to bind)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def up(
@@ -491,12 +423,23 @@ def up(
 
     from ivr.sandbox import manager
 
+    if manager.status(settings).running:  # its SIP port is the cluster's front
+        raise ClusterError(
+            f"sandbox {settings.instance} runs as a single node; "
+            f"`ivr sandbox down --instance {settings.instance}` first"
+        )
     ensure_host_tools(CLUSTER_TOOLS)
     previous = load_state(settings)
     if previous is not None and len(previous.nodes) != nodes:
         raise ClusterError(
             f"cluster {settings.instance} runs {len(previous.nodes)} node(s); "
             f"`ivr sandbox down --instance {settings.instance}` first"
+        )
+    front = as_started(settings, previous) if previous is not None else settings
+    if kamailio_peer(front).running_pid(front) is None and port_taken(front.host, front.ports.sip):
+        raise ClusterError(
+            f"UDP {front.host}:{front.ports.sip}, the cluster's front SIP port, is taken "
+            "(another sandbox, a system Kamailio?): choose another CITAS_PORT_OFFSET"
         )
     given = (
         settings.db_url
@@ -506,6 +449,7 @@ def up(
     pg_dir = ""
     if previous is not None:
         settings = as_started(settings, previous)
+        ensure_postgres(previous)
         database_url, own, pg_dir = (
             previous.database_url,
             previous.own_postgres,
@@ -529,10 +473,12 @@ def up(
         manager.up(replace(member, db_url=database_url))
         start_controller(member, database_url)
     say(f"cluster {settings.instance}: Kamailio on sip:{settings.host}:{settings.ports.sip}")
-    start_kamailio(settings, state.node_sip_ports)
-    wait_for_nodes_active(
-        settings, [node_uri(settings.host, p) for p in state.node_sip_ports], DISPATCHER_READY_S
-    )
+    try:
+        start_kamailio(settings, state.node_sip_ports)
+        uris = [node_uri(settings.host, p) for p in state.node_sip_ports]
+        wait_for_nodes_active(settings, uris, DISPATCHER_READY_S)
+    except KamailioError as exc:
+        raise ClusterError(str(exc)) from exc
     result = status(settings)
     assert result is not None
     return result

@@ -1,4 +1,5 @@
-"""A sandbox's peer processes (the WhatsApp simulator, the SMTP peer): started once
+"""A sandbox's peer processes (the WhatsApp simulator, the SMTP peer; a cluster's
+Kamailio and controllers, ivr/sandbox/cluster.py): started once
 by ``ivr sandbox up`` as their own process (so they outlive restarts of ``ivr serve``),
 found again by a pid file checked against their command line, stopped by ``ivr
 sandbox down``. One mechanism for every peer, so they start, wait and stop alike.
@@ -24,13 +25,15 @@ STOP_TIMEOUT_S = 5.0
 
 @dataclass(frozen=True)
 class Peer:
-    """``name`` in messages ("the SMTP peer"), the Python ``module`` it runs (its
-    command line is checked for it before any signal), ``stem`` of its pid and log
-    files under ``<state>/<instance>/``."""
+    """``name`` in messages ("the SMTP peer"); ``module``, what its command line
+    must contain before any signal is sent (the Python module it runs, or for
+    Kamailio its configuration's path); ``stem`` of its pid and log files under
+    ``<state>/<instance>/``."""
 
     name: str
     module: str
     stem: str
+    stop_within: float = STOP_TIMEOUT_S  # after SIGTERM, before SIGKILL to its process group
 
     def pid_file(self, settings: Settings) -> Path:
         return settings.state_dir / settings.instance / f"{self.stem}.pid"
@@ -84,13 +87,15 @@ class Peer:
         raise RuntimeError(f"{self.name} did not answer within {within:g} s")
 
     def stop(self, settings: Settings) -> None:
-        """Stop it (SIGTERM, SIGKILL after ``STOP_TIMEOUT_S``), if it runs."""
+        """Stop it (SIGTERM, then SIGKILL to its process group after ``stop_within``
+        seconds: it was started in a session of its own, so its children go too),
+        if it runs."""
         pid = self.running_pid(settings)
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + STOP_TIMEOUT_S
+            deadline = time.monotonic() + self.stop_within
             while pid_alive(pid, self.module) and time.monotonic() < deadline:
                 time.sleep(0.05)
             if pid_alive(pid, self.module):
-                os.kill(pid, signal.SIGKILL)
+                os.killpg(pid, signal.SIGKILL)
         self.pid_file(settings).unlink(missing_ok=True)

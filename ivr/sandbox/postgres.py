@@ -107,10 +107,7 @@ class ThrowawayPostgres:
                 ],
                 "initdb.log",
             )
-            options = (
-                f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-                f"-c unix_socket_directories={self.directory}"
-            )
+            options = self._options()
             self._run(
                 [str(bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.directory / "server.log"),
                  "-w", "-t", "60", "-o", options, "start"],
@@ -134,8 +131,40 @@ class ThrowawayPostgres:
         self.url = f"postgresql+asyncpg://{USER}@127.0.0.1:{self.port}/{self.database}"
         return self.url
 
+    def _options(self) -> str:
+        return (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+            f"-c unix_socket_directories={self.directory}"
+        )
+
     def pid(self) -> int | None:
         return postmaster_pid(self.data)
+
+    def start_again(self) -> None:
+        """Start the server of an existing data directory (stopped, or gone with a
+        reboot) on ``self.port``, as ``start`` did. Raises PostgresError."""
+        try:
+            self._run(
+                [str(server_bin() / "pg_ctl"), "-D", str(self.data), "-l", str(self.directory / "server.log"),
+                 "-w", "-t", "60", "-o", self._options(), "start"],
+                "pg_ctl.log",
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            raise PostgresError(f"PostgreSQL did not start in {START_TIMEOUT_S:.0f}s") from exc
+
+    def restart(self) -> None:
+        """Restart the server (fast shutdown: its sessions are cut, as in a crash
+        of the database host's service) with the options it was started with
+        (``pg_ctl restart`` reads them from ``postmaster.opts``). Raises
+        PostgresError when it does not come back."""
+        try:
+            self._run(
+                [str(server_bin() / "pg_ctl"), "-D", str(self.data), "-l", str(self.directory / "server.log"),
+                 "-m", "fast", "-w", "-t", "60", "restart"],
+                "pg_ctl.log",
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            raise PostgresError(f"PostgreSQL did not restart in {START_TIMEOUT_S:.0f}s") from exc
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and delete the cluster; never raises."""

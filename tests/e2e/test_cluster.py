@@ -2,47 +2,56 @@
 --nodes 2`` starts Kamailio in front of two Asterisk sandbox nodes, a controller
 on each and one PostgreSQL; sipp calls the front address.
 
-- Calls are answered on either node: Kamailio's dispatcher takes turns (round
+- Calls are answered on either node. Kamailio's dispatcher takes turns (round
   robin), and each node's channel ids carry its name (asterisk.conf's
   ``systemname``), so the call records say which node served a call.
-- A node stopped: the calls placed at once, before the OPTIONS probe has
-  noticed, still get answered. Kamailio's INVITE to the dead node times out
-  (``fr_timer``, 2 s) and goes to the next node. Once the probe has marked the
-  node inactive, new calls go only to the living node.
-- ``ivr sandbox status`` says all of it; ``down`` leaves nothing running.
+- A node that dies between two probes loses no call. The probes are held still
+  for the test (``dispatcher.ping_active 0``), so Kamailio still takes the node
+  for alive: the INVITE sent to it gets no answer within ``fr_timer`` (2 s), and
+  the failure route (its line in Kamailio's log) gives the call to the other node.
+- A stopped node is found by the probes alone within two probe intervals; new
+  calls then go straight to the living node, and the node comes back the same way.
+- A flag set once reaches the controllers of both nodes within a second
+  (PostgreSQL LISTEN/NOTIFY: ivr/store/changes.py).
+- The cluster's PostgreSQL restarted during a call: the call goes on, and its
+  record is written and closed (the records' buffer, ivr/store/records.py).
+- ``ivr sandbox status`` says all of it, and ``down`` leaves nothing running.
 
-Slow (two Asterisks and a PostgreSQL start); its own ports: the session's
-sandbox offset + ``CLUSTER_OFFSET`` for Kamailio, the nodes 500 and 1000 above
-(ivr/sandbox/cluster.py), clear of both xdist workers' sandboxes
-(tests/e2e/conftest.py: +0 and +500).
+Slow: two Asterisks and a PostgreSQL start. It uses its own ports: the session's
+sandbox offset + ``CLUSTER_OFFSET`` for Kamailio, and the nodes 500 and 1000
+above that (ivr/sandbox/cluster.py). Both xdist workers' sandboxes stay clear
+(tests/e2e/conftest.py: +0 and +500; tests/unit/test_sandbox_cluster.py checks it).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ivr.sandbox import cluster, manager
+from ivr.sandbox import cluster, kamailio, manager
 from ivr.settings import REPO_ROOT, Settings
 from tests.e2e.conftest import E2E_ENV, ok, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 CLUSTER_OFFSET = 1000
+# The failure route's line in Kamailio's log (ivr/sandbox/kamailio.cfg).
+FAILED_OVER = re.compile(r"node sip:\S+ failed call (\S+) \((\d+)\): next node")
 
 
 @pytest.fixture(scope="module")
 def cluster_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    import os
-
     env = {
         **os.environ,
         "CITAS_INSTANCE": f"{E2E_ENV['CITAS_INSTANCE']}-cl",
@@ -51,11 +60,11 @@ def cluster_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         "CITAS_CONTROLLERS": "1",
     }
     env.pop("CITAS_DB_URL", None)  # the cluster's own PostgreSQL
-    up = ivr(env, "sandbox", "up", "--nodes", "2", timeout=420)
     try:
+        up = ivr(env, "sandbox", "up", "--nodes", "2", timeout=420)
         assert up.returncode == 0, up.stdout + up.stderr
         yield env
-    finally:
+    finally:  # also when `up` failed or timed out half-way: nothing left running
         down = ivr(env, "sandbox", "down", timeout=180)
         settings = Settings.from_env(env)
         assert down.returncode == 0, down.stdout + down.stderr
@@ -64,7 +73,7 @@ def cluster_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             node = cluster.node_settings(settings, index)
             assert not manager.status(node).running, node.instance
             assert cluster.controller_peer(node).running_pid(node) is None, node.instance
-        assert cluster.kamailio_peer(settings).running_pid(settings) is None
+        assert kamailio.kamailio_peer(settings).running_pid(settings) is None
 
 
 def ivr(env: dict[str, str], *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -102,18 +111,36 @@ def served_by(report: dict[str, Any]) -> str:
     return node
 
 
+def flags_of(settings: Settings, node: Settings) -> str:
+    return kamailio.dispatcher_states(settings).get(
+        kamailio.node_uri(settings.host, node.ports.sip), ""
+    )
+
+
+def restart_node(settings: Settings, node: Settings, cluster_env: dict[str, str]) -> None:
+    """The node's Asterisk up again; the probes make it active, its controller
+    registers again by itself."""
+    manager.up(node)
+    wait_until(lambda: "A" in flags_of(settings, node), kamailio.PROBE_INTERVAL_S * 2 + 5,
+               "the node back in the dispatcher")  # fmt: skip
+    wait_until(lambda: status(cluster_env)["exit_code"] == 0
+               and all(n["registered"] for n in status(cluster_env)["nodes"]), 60,
+               "its controller back")  # fmt: skip
+
+
 def test_the_status_names_every_part(cluster_env: dict[str, str]) -> None:
     found = status(cluster_env)
-    assert found["exit_code"] == 0, found
+    assert found["exit_code"] == 0 and found["serving"], found
     assert found["kamailio_pid"] and found["database_up"], found
-    assert found["front"].endswith(f":{Settings.from_env(cluster_env).ports.sip}")
+    assert found["front"].endswith(f"@127.0.0.1:{Settings.from_env(cluster_env).ports.sip}")
     nodes = found["nodes"]
     assert [n["instance"] for n in nodes] == [
         f"{cluster_env['CITAS_INSTANCE']}-n{i}" for i in (1, 2)
     ]
     for node in nodes:
         assert node["asterisk"] and node["registered"] and node["controller_pid"], node
-        assert "A" in node["dispatcher"], node  # active in Kamailio's dispatcher
+        # Listed inactive: active means a probe was answered (kamailio.dispatcher_list).
+        assert "A" in node["dispatcher"], node
 
 
 def test_calls_through_kamailio_are_answered_on_either_node(cluster_env: dict[str, str]) -> None:
@@ -124,40 +151,121 @@ def test_calls_through_kamailio_are_answered_on_either_node(cluster_env: dict[st
     ), served
 
 
-def test_a_stopped_node_loses_no_call(cluster_env: dict[str, str]) -> None:
+def test_a_node_dead_between_two_probes_loses_no_call(cluster_env: dict[str, str]) -> None:
     settings = Settings.from_env(cluster_env)
     first, second = (cluster.node_settings(settings, i) for i in (1, 2))
-    state = cluster.load_state(settings)
-    assert state is not None
-    second = replace(second, db_url=state.database_url)
-    manager.down(second)  # its Asterisk stops: its port goes silent
-    stopped_at = time.monotonic()
+    log = kamailio.kamailio_peer(settings).log_file(settings)
+    kamailio.set_probing(settings, False)  # the dispatcher's view held still
     try:
-        # At once, before the probe has noticed: the calls that Kamailio first
-        # sends to the dead node are answered by the other, after fr_timer.
-        with ThreadPoolExecutor(2) as pool:
+        manager.down(second)  # its Asterisk stops: its port goes silent
+        assert "A" in flags_of(settings, second)  # Kamailio does not know yet
+        seen = len(FAILED_OVER.findall(log.read_text(errors="replace")))
+        with ThreadPoolExecutor(2) as pool:  # round robin: one of the two goes to the dead node
             reports = list(pool.map(lambda _: smoke_call(cluster_env), range(2)))
         assert {served_by(r) for r in reports} == {first.instance}
-        # Within the probe interval (and a probe's own time), the node is inactive...
-        uri = cluster.node_uri(settings.host, second.ports.sip)
-        wait_until(
-            lambda: "I" in cluster.dispatcher_states(settings).get(uri, ""),
-            cluster.PROBE_INTERVAL_S * 2 + 2, "Kamailio to mark the stopped node inactive",
-        )  # fmt: skip
-        assert time.monotonic() - stopped_at < 60
+        failed_over = FAILED_OVER.findall(log.read_text(errors="replace"))[seen:]
+        prefixes = {r["call_id_prefix"] for r in reports}
+        assert [code for call, code in failed_over if call.startswith(tuple(prefixes))] == [
+            "408"
+        ], failed_over
+        assert "I" in flags_of(settings, second)  # marked by the failure route, not a probe
+    finally:
+        kamailio.set_probing(settings, True)
+        restart_node(settings, second, cluster_env)
+
+
+def test_a_stopped_node_is_found_by_the_probes(cluster_env: dict[str, str]) -> None:
+    settings = Settings.from_env(cluster_env)
+    first, second = (cluster.node_settings(settings, i) for i in (1, 2))
+    manager.down(second)
+    stopped_at = time.monotonic()
+    try:
+        wait_until(lambda: "I" in flags_of(settings, second), kamailio.PROBE_INTERVAL_S * 2 + 2,
+                   "the probes to mark the stopped node inactive")  # fmt: skip
         found = status(cluster_env)
-        assert found["exit_code"] == 0, found  # still serving, on one node
+        assert found["exit_code"] == 0 and found["serving"], found  # still serving, on one node
         [dead] = [n for n in found["nodes"] if n["instance"] == second.instance]
         assert not dead["asterisk"] and "I" in dead["dispatcher"], dead
-        # ... and new calls go straight to the living one.
-        assert served_by(smoke_call(cluster_env)) == first.instance
+        print(f"\nstopped node inactive after {time.monotonic() - stopped_at:.1f} s")
+        # New calls go straight to the living node.
+        assert [served_by(smoke_call(cluster_env)) for _ in range(2)] == [first.instance] * 2
     finally:
-        manager.up(second)  # the same node again; its controller reconnects
-        wait_until(
-            lambda: "A" in cluster.dispatcher_states(settings).get(
-                cluster.node_uri(settings.host, second.ports.sip), ""
-            ),
-            60, "the node back in the dispatcher",
-        )  # fmt: skip
-    wait_until(lambda: status(cluster_env)["exit_code"] == 0 and all(
-        n["registered"] for n in status(cluster_env)["nodes"]), 60, "its controller back")  # fmt: skip
+        restart_node(settings, second, cluster_env)
+
+
+REVISION = re.compile(r"^citas_flags_revision (\S+)$", re.M)
+
+
+def flags_revision(node: Settings) -> float:
+    """The flags revision a node's controller runs (its ``/metrics``)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.ports.ops_http}/metrics", timeout=5) as r:
+        found = REVISION.search(r.read().decode())
+    assert found is not None, "citas_flags_revision not in /metrics"
+    return float(found.group(1))
+
+
+def test_a_flag_change_reaches_both_nodes_within_a_second(cluster_env: dict[str, str]) -> None:
+    settings = Settings.from_env(cluster_env)
+    nodes = [cluster.node_settings(settings, i) for i in (1, 2)]
+    before = [flags_revision(n) for n in nodes]
+    assert before[0] == before[1], before
+    # The CLI with the cluster's instance writes the cluster's database (its own
+    # PostgreSQL: no CITAS_DB_URL in this environment).
+    done = ivr(
+        cluster_env,
+        "flags",
+        "set",
+        "promo_audio",
+        "off",
+        "--reason",
+        "prueba del clúster",
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    set_at = time.monotonic()
+    try:
+        wait_until(lambda: all(flags_revision(n) > before[0] for n in nodes), 1.0,
+                   "both nodes' controllers to run the new flags revision")  # fmt: skip
+        assert time.monotonic() - set_at < 1.0
+        assert flags_revision(nodes[0]) == flags_revision(nodes[1])
+    finally:
+        reset = ivr(
+            cluster_env, "flags", "reset", "promo_audio", "--reason", "fin de la prueba", timeout=60
+        )
+        assert reset.returncode == 0, reset.stdout + reset.stderr
+
+
+def test_a_postgresql_restart_loses_no_call_record(cluster_env: dict[str, str]) -> None:
+    from ivr.sandbox.postgres import ThrowawayPostgres
+
+    state = cluster.load_state(Settings.from_env(cluster_env))
+    assert state is not None and state.own_postgres
+    server = ThrowawayPostgres(Path(state.postgres_dir) / "pg")
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(smoke_call, cluster_env)
+        time.sleep(2.0)  # the call is up: its record opened, its steps to come
+        pid_before = server.pid()
+        server.restart()  # every session cut, as when the database host restarts it
+        assert server.pid() not in (None, pid_before)
+        report = running.result(timeout=240)  # ok(): record written and closed, path as expected
+    [record] = report["records"]
+    assert record["outcome"] == "completed", record
+
+
+def test_a_second_up_is_refused_while_a_plain_sandbox_holds_the_instance(
+    cluster_env: dict[str, str], tmp_path: Path
+) -> None:
+    # The README's demo sandbox and a cluster on the same instance: refused before
+    # anything starts (docs/cluster.md), here with a sandbox of this test's own.
+    del cluster_env  # the cluster keeps running beside it
+    env = {**os.environ, "CITAS_INSTANCE": f"{E2E_ENV['CITAS_INSTANCE']}-solo",
+           "CITAS_PORT_OFFSET": str(int(E2E_ENV["CITAS_PORT_OFFSET"]) + CLUSTER_OFFSET + 1500),
+           "CITAS_STATE_DIR": str(tmp_path)}  # fmt: skip
+    solo = Settings.from_env(env)
+    manager.up(solo)
+    try:
+        refused = ivr(env, "sandbox", "up", "--nodes", "2", timeout=60)
+        assert refused.returncode != 0 and "runs as a single node" in refused.stderr, refused.stderr
+        assert cluster.load_state(solo) is None  # no cluster.json written
+    finally:
+        manager.down(solo)
