@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from ivr.ari import (
+    AriConflict,
     AriError,
     AriNotFound,
     CallContext,
@@ -57,6 +58,9 @@ logger = logging.getLogger(__name__)
 
 # A playback that never reports its end (lost event) must not hold a caller.
 PLAYBACK_SAFETY_S = 180.0
+# A request refused with 409 (the channel not in Stasis) waits this long for the
+# StasisEnd that tells a caller's hang-up from the controller's own mistake.
+HANGUP_SETTLE_S = 0.5
 
 
 class LineSounds(Protocol):
@@ -250,8 +254,26 @@ class VoiceChannel(VoiceDialogue):
             # The channel is gone: the caller hung up between two events.
             self._hung_up = True
             raise CallerHungUp(self.call_id) from None
+        except AriConflict as exc:
+            # 409, "not in Stasis": the caller hung up and the StasisEnd is on its way
+            # (the hang-up request itself is filtered out, ivr.ari.events). Only a
+            # channel still in the application after that is the controller's error.
+            if await self._leaves_stasis_within(HANGUP_SETTLE_S):
+                self._hung_up = True
+                raise CallerHungUp(self.call_id) from None
+            raise ChannelError(f"{what} failed on {self.call_id}: {exc}") from exc
         except AriError as exc:
             raise ChannelError(f"{what} failed on {self.call_id}: {exc}") from exc
+
+    async def _leaves_stasis_within(self, seconds: float) -> bool:
+        """Whether the router sees the channel leave Stasis (StasisEnd, ChannelDestroyed)
+        within ``seconds``."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self.ctx.gone.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def answer(self) -> None:
         # A call the dialplan answered before Stasis() (extensions.conf, [citas-ivr])

@@ -7,6 +7,7 @@ Timeouts are small deadlines; every await is bounded by ``asyncio.wait_for``.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ import pytest
 from ivr import dtmf as dtmf_module
 from ivr import voice
 from ivr.ari import (
+    AriConflict,
     AriError,
     AriNotFound,
     AriServerError,
@@ -36,7 +38,7 @@ from ivr.channel import (
 )
 from ivr.line import LineVoice
 from ivr.masking import mask_number
-from ivr.voice import VoiceChannel
+from ivr.voice import HANGUP_SETTLE_S, VoiceChannel
 from tests.unit.lines import CITAS_VOICE
 
 T = TypeVar("T")
@@ -376,6 +378,31 @@ async def test_channel_gone_on_play_is_a_hang_up(call: VoiceChannel, ari: FakeAr
 
     with pytest.raises(CallerHungUp):
         await within(call.play(["sound:citas/smoke_welcome"], barge_in=True))
+
+
+def not_in_stasis(path: str) -> AriConflict:
+    return AriConflict(409, "POST", path, "Channel not in Stasis application")
+
+
+async def test_a_409_then_the_stasis_end_is_a_hang_up(call: VoiceChannel, ari: FakeAri) -> None:
+    # The caller hung up as the request went out: Asterisk refuses it (409) and the
+    # StasisEnd follows (the hang-up request itself is filtered out).
+    ari.fail["play"] = not_in_stasis(f"/channels/{CHANNEL_ID}/play")
+    asyncio.get_running_loop().call_later(0.05, call.ctx.gone.set)
+
+    with pytest.raises(CallerHungUp):
+        await within(call.play(["sound:citas/smoke_welcome"], barge_in=True))
+
+
+async def test_a_409_with_the_channel_still_in_stasis_is_a_channel_error(
+    call: VoiceChannel, ari: FakeAri
+) -> None:
+    ari.fail["play"] = not_in_stasis(f"/channels/{CHANNEL_ID}/play")
+    started = time.monotonic()
+
+    with pytest.raises(ChannelError, match=f"play failed on {CHANNEL_ID}"):
+        await within(call.play(["sound:citas/smoke_welcome"], barge_in=True))
+    assert time.monotonic() - started >= HANGUP_SETTLE_S  # it waited for a StasisEnd first
 
 
 async def test_other_ari_errors_are_channel_errors(ari: FakeAri) -> None:
