@@ -18,9 +18,7 @@ Stepping stops after the first step with more than ``threshold`` failed.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 import os
 import platform
 import signal
@@ -29,8 +27,6 @@ import sys
 import threading
 import time
 import traceback
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -85,6 +81,7 @@ from ivr.bench.variants import (
 )
 from ivr.reaction import ENV_VAR as REACTION_ENV
 from ivr.sandbox.instance import InstancePaths
+from ivr.sandbox.manager import registered_apps
 from ivr.sandbox.postgres import PostgresError, ThrowawayPostgres
 from ivr.scenarios.runner import free_udp_port
 from ivr.scenarios.sippxml import caller_xml
@@ -1054,19 +1051,6 @@ def controller_apps(app_name: str, controllers: int) -> set[str]:
     ['citas', 'citas-2', 'citas-3']
     """
     return {app_name} | {f"{app_name}-{i}" for i in range(2, controllers + 1)}
-
-
-def registered_apps(settings: Settings) -> set[str]:
-    """The names of the Stasis applications Asterisk lists now (empty on any error)."""
-    url = f"http://{settings.host}:{settings.ports.http}/ari/applications"
-    token = base64.b64encode(f"{settings.ari_user}:{settings.ari_password}".encode()).decode()
-    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=2.0) as response:
-            apps = json.loads(response.read())
-    except (urllib.error.URLError, OSError, ValueError):
-        return set()
-    return {str(a["name"]) for a in apps if isinstance(a, dict) and "name" in a}
 
 
 def app_registered(settings: Settings) -> bool:

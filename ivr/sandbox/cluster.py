@@ -33,7 +33,6 @@ Layout, for a cluster named ``c`` at port offset ``o`` (``CITAS_PORT_OFFSET``):
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
@@ -189,18 +188,6 @@ def controller_peer(node: Settings) -> Peer:
     )
 
 
-def ari_applications(node: Settings) -> set[str]:
-    """The Stasis applications registered on ``node``'s Asterisk (empty when ARI does not answer)."""
-    url = f"http://{node.host}:{node.ports.http}/ari/applications"
-    token = base64.b64encode(f"{node.ari_user}:{node.ari_password}".encode()).decode()
-    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=2.0) as response:
-            return {str(app.get("name")) for app in json.load(response)}
-    except (urllib.error.URLError, OSError, TimeoutError, ValueError):
-        return set()
-
-
 def controller_ready(node: Settings) -> bool:
     """The node's controller answers 200 on ``/health/ready`` (its ARI and database)."""
     try:
@@ -216,12 +203,14 @@ def start_controller(node: Settings, database_url: str) -> int:
     """``ivr serve`` for ``node`` on ``database_url``; its pid once its Stasis
     application is registered on the node's Asterisk and it says it is ready
     (ClusterError otherwise)."""
+    from ivr.sandbox import manager  # not at import: every ivr command reads this module
+
     peer = controller_peer(node)
     command = [sys.executable, "-m", "ivr.cli", "serve", "--instance", node.instance]
     env = {**os.environ, "CITAS_INSTANCE": node.instance, "CITAS_DB_URL": database_url}
 
     def registered() -> bool:  # and its own ARI and database checks pass
-        return node.app_name in ari_applications(node) and controller_ready(node)
+        return node.app_name in manager.registered_apps(node) and controller_ready(node)
 
     try:
         return peer.start(node, command, registered, env=env, within=CONTROLLER_READY_S)
@@ -353,7 +342,7 @@ def status(settings: Settings) -> ClusterStatus | None:
     """The cluster's status, or None when ``settings.instance`` names no cluster."""
     from sqlalchemy.engine import make_url
 
-    from ivr.sandbox import manager
+    from ivr.sandbox import manager  # not at import: every ivr command reads this module
 
     state = load_state(settings)
     if state is None:
@@ -374,7 +363,7 @@ def status(settings: Settings) -> ClusterStatus | None:
         pid = controller_peer(node).running_pid(node)
         nodes.append(NodeStatus(
             instance=name, sip_port=node.ports.sip, asterisk=sandbox.running and sandbox.ari_ready,
-            controller_pid=pid, registered=pid is not None and node.app_name in ari_applications(node),
+            controller_pid=pid, registered=pid is not None and node.app_name in manager.registered_apps(node),
             dispatcher=flags.get(node_uri(state.host, node.ports.sip), ""),
         ))  # fmt: skip
     database_up = database_answers(state.database_url)
@@ -417,11 +406,11 @@ def up(
 
     Raises ClusterError (or SandboxError from a node) naming the part that failed;
     what started stays up for ``down`` and the logs."""
+    from ivr.sandbox import manager  # not at import: every ivr command reads this module
+
     if not 1 <= nodes <= MAX_NODES:
         raise ClusterError(f"--nodes {nodes}: a cluster has 1 to {MAX_NODES} nodes")
     from sqlalchemy.engine import make_url
-
-    from ivr.sandbox import manager
 
     if manager.status(settings).running:  # its SIP port is the cluster's front
         raise ClusterError(
@@ -488,7 +477,7 @@ def down(settings: Settings) -> None:
     """Stop Kamailio, the controllers, the nodes and the cluster's own PostgreSQL
     (deleting it), and forget the cluster. Raises SandboxError when a node's
     supervisor does not stop (the state is kept, so ``down`` can be run again)."""
-    from ivr.sandbox import manager
+    from ivr.sandbox import manager  # not at import: every ivr command reads this module
 
     state = load_state(settings)
     if state is None:

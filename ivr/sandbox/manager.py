@@ -76,6 +76,20 @@ def ari_ping(settings: Settings, host: str, http_port: int, timeout: float = 2.0
         return False
 
 
+def registered_apps(settings: Settings) -> set[str]:
+    """The names of the Stasis applications the sandbox's Asterisk lists now (empty
+    when ARI does not answer)."""
+    url = f"http://{settings.host}:{settings.ports.http}/ari/applications"
+    token = base64.b64encode(f"{settings.ari_user}:{settings.ari_password}".encode()).decode()
+    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=2.0) as response:
+            apps = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return set()
+    return {str(a["name"]) for a in apps if isinstance(a, dict) and "name" in a}
+
+
 def status(settings: Settings) -> SandboxStatus:
     paths = InstancePaths(settings)
     state = paths.load()
