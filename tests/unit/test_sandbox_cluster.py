@@ -10,6 +10,7 @@ import doctest
 import json
 import logging
 import os
+import re
 import stat
 import subprocess
 from dataclasses import asdict, replace
@@ -283,3 +284,14 @@ def test_the_peers_are_told_apart_by_their_whole_last_argument(tmp_path: Path) -
     assert one.module not in command_of_ten and ten.module in command_of_ten
     assert os.path.basename(kamailio.kamailio_peer(settings).module.split()[1]) == "kamailio.cfg"
     json.dumps(asdict(cluster.ClusterState("c", "h", 1, [], [], "u", False)))  # JSON-able as saved
+
+
+def test_the_documented_cluster_clears_the_demo_sandbox() -> None:
+    # docs/cluster.md's quick start runs beside the README's demo (offset 0).
+    from ivr.settings import REPO_ROOT
+
+    found = re.search(r"CITAS_PORT_OFFSET=(\d+)", (REPO_ROOT / "docs" / "cluster.md").read_text())
+    assert found is not None
+    ours = Settings.from_env({"CITAS_INSTANCE": "lab", "CITAS_PORT_OFFSET": found.group(1)})
+    demo = Settings.from_env({}).ports
+    assert clash([demo, ours.ports] + [cluster.node_settings(ours, i).ports for i in (1, 2)]) == ""
