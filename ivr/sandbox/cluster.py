@@ -287,6 +287,41 @@ class NodeStatus:
     controller_pid: int | None
     registered: bool  # the controller's Stasis application is on the node
     dispatcher: str  # Kamailio's flags for it ("AP": active, probing), "" if unknown
+    # From the controller's /metrics (None when it does not answer):
+    flags_revision: int | None = None  # the flags revision it runs
+    breaker: str = ""  # the booking service's breaker: closed, open, half_open
+    active_calls: int | None = None
+
+
+def breaker_name(value: float | None) -> str:
+    """``citas_booking_breaker_state``'s value as the breaker's state's name
+    (ivr.ops.metrics.BREAKER_STATES); "" for none or an unknown one."""
+    from ivr.ops.metrics import BREAKER_STATES
+
+    names = {number: name for name, number in BREAKER_STATES.items()}
+    return names.get(int(value), "") if value is not None else ""
+
+
+def controller_metrics(node: Settings) -> dict[str, float]:
+    """The controller's ``citas_flags_revision``, ``citas_booking_breaker_state`` and
+    ``citas_active_calls`` from its ``/metrics`` (prometheus_client's own parser);
+    empty when it does not answer."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    wanted = ("citas_flags_revision", "citas_booking_breaker_state", "citas_active_calls")
+    try:
+        with urllib.request.urlopen(
+            f"http://{node.host}:{node.ports.ops_http}/metrics", timeout=2.0
+        ) as r:
+            text = r.read().decode("utf-8", errors="replace")
+    except (urllib.error.URLError, OSError, TimeoutError):
+        return {}
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in wanted and not sample.labels:
+                found[sample.name] = sample.value
+    return found
 
 
 @dataclass(frozen=True)
@@ -315,9 +350,10 @@ class ClusterStatus:
                 else "controller DOWN"
             )
             dispatch = {"": "unknown"}.get(n.dispatcher, n.dispatcher)
-            out.append(
-                f"  node {n.instance} (sip {n.sip_port}): {ast}, {ctl}, dispatcher {dispatch}"
-            )
+            line = f"  node {n.instance} (sip {n.sip_port}): {ast}, {ctl}, dispatcher {dispatch}"
+            if n.flags_revision is not None:
+                line += f"; flags revision {n.flags_revision}, breaker {n.breaker or '?'}, {n.active_calls} call(s)"
+            out.append(line)
         return out
 
 
@@ -361,10 +397,19 @@ def status(settings: Settings) -> ClusterStatus | None:
         assert node.instance == name, (node.instance, name)
         sandbox = manager.status(node)
         pid = controller_peer(node).running_pid(node)
+        metrics = controller_metrics(node) if pid is not None else {}
+        revision, breaker = (
+            metrics.get("citas_flags_revision"),
+            metrics.get("citas_booking_breaker_state"),
+        )
+        calls = metrics.get("citas_active_calls")
         nodes.append(NodeStatus(
             instance=name, sip_port=node.ports.sip, asterisk=sandbox.running and sandbox.ari_ready,
             controller_pid=pid, registered=pid is not None and node.app_name in manager.registered_apps(node),
             dispatcher=flags.get(node_uri(state.host, node.ports.sip), ""),
+            flags_revision=int(revision) if revision is not None else None,
+            breaker=breaker_name(breaker),
+            active_calls=int(calls) if calls is not None else None,
         ))  # fmt: skip
     database_up = database_answers(state.database_url)
     return ClusterStatus(

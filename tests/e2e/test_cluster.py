@@ -228,6 +228,10 @@ def test_a_flag_change_reaches_both_nodes_within_a_second(cluster_env: dict[str,
                    "both nodes' controllers to run the new flags revision")  # fmt: skip
         assert time.monotonic() - set_at < 1.0
         assert flags_revision(nodes[0]) == flags_revision(nodes[1])
+        # `ivr sandbox status` says it per node, beside the breaker and the calls.
+        shown = status(cluster_env)["nodes"]
+        assert {n["flags_revision"] for n in shown} == {int(flags_revision(nodes[0]))}, shown
+        assert {n["breaker"] for n in shown} == {"closed"}, shown
     finally:
         reset = ivr(
             cluster_env, "flags", "reset", "promo_audio", "--reason", "fin de la prueba", timeout=60

@@ -191,6 +191,13 @@ def test_the_status_lines_say_what_serves() -> None:
         "  node c-n1 (sip 5560): asterisk up, controller pid 42, dispatcher AP",
         "  node c-n2 (sip 6060): asterisk DOWN, controller DOWN, dispatcher IP",
     ]
+    read = replace(
+        status, nodes=[replace(node, flags_revision=12, breaker="closed", active_calls=4)]
+    )
+    assert read.lines()[3] == (
+        "  node c-n1 (sip 5560): asterisk up, controller pid 42, dispatcher AP; "
+        "flags revision 12, breaker closed, 4 call(s)"
+    )
     assert replace(status, serving=False, kamailio_pid=None).lines()[:2] == [
         "cluster c: NOT serving",
         "  kamailio: NOT running, callers dial sip:4440000@127.0.0.1:5060",
@@ -295,3 +302,47 @@ def test_the_documented_cluster_clears_the_demo_sandbox() -> None:
     ours = Settings.from_env({"CITAS_INSTANCE": "lab", "CITAS_PORT_OFFSET": found.group(1)})
     demo = Settings.from_env({}).ports
     assert clash([demo, ours.ports] + [cluster.node_settings(ours, i).ports for i in (1, 2)]) == ""
+
+
+def test_a_controller_s_flags_revision_breaker_and_calls_are_read_from_its_metrics(
+    tmp_path: Path,
+) -> None:
+    # A real ops Metrics registry served over real HTTP, as `ivr serve` serves /metrics.
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ivr.ops.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.flags_reloaded(6, 7)
+    metrics.set_breaker_state("half_open")
+    metrics.active_calls.set(3)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = metrics.exposition()
+            self.send_response(200 if self.path == "/metrics" else 404)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        node = settings_in(tmp_path, "c-n1")
+        node = replace(node, ports=replace(node.ports, ops_http=server.server_address[1]))
+        found = cluster.controller_metrics(node)
+        assert found == {
+            "citas_flags_revision": 7.0,
+            "citas_booking_breaker_state": 2.0,
+            "citas_active_calls": 3.0,
+        }
+        assert cluster.breaker_name(found["citas_booking_breaker_state"]) == "half_open"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert cluster.controller_metrics(node) == {}  # nobody listening: nothing, no error
+    assert [cluster.breaker_name(v) for v in (0, 1, None, 9)] == ["closed", "open", "", ""]
