@@ -101,9 +101,9 @@ APP_TABLES = (
 
 
 # The deadline of a test's database (s): long enough that a stall of a loaded CI
-# machine does not read as an outage. One SELECT of a token on PostgreSQL, under
-# the suite's two workers, once took more than the 5 s this used to be (CI of
-# stop 25: 503 where a 422 was due). Tests of what a timeout does open a Database
+# machine does not read as an outage. One SELECT of a token on PostgreSQL, in the
+# unit phase of a CI run (one process; the cause of the stall not found), once
+# took more than the 5 s this used to be (CI of stop 25: 503 where a 422 was due). Tests of what a timeout does open a Database
 # of their own with a short one (test_records_buffer.py, test_store_wal.py...).
 TEST_DB_TIMEOUT_S = 30.0
 
