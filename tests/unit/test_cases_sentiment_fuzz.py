@@ -34,6 +34,7 @@ from tests.unit.databases import migrated_database
 from tests.unit.test_fuzz_ops_api import (
     BOOTSTRAP,
     CHECKS,
+    CLIENT_TIMEOUT_S,
     FUZZ,
     ROLES,
     OpsServer,
@@ -124,7 +125,9 @@ def known_ids(server: PartsServer, case: Case[Any]) -> list[str]:
 def send(server: PartsServer, http: requests.Session, case: Case[Any], role: str, checks: list[Any]) -> int:  # fmt: skip
     before = server.state()
     headers = auth_headers(case, server.tokens[role])
-    response = case.call(base_url=server.base_url, session=http, headers=headers, timeout=10)
+    response = case.call(
+        base_url=server.base_url, session=http, headers=headers, timeout=CLIENT_TIMEOUT_S
+    )
     case.validate_response(response, checks=checks, headers=headers)
     assert response.status_code < 500, response.text
     if response.status_code >= 400:

@@ -51,7 +51,12 @@ from ivr.ops.service import Actor, FlagService
 from ivr.ops.store import OpsStore
 from ivr.store.db import Database
 from ivr.store.records import CallRecordStore
-from tests.unit.databases import migrated_database
+from tests.unit.databases import TEST_DB_TIMEOUT_S, migrated_database
+
+# Above the test database's own deadline: a stall reads as a 503 from the API, not
+# as the client giving up first.
+CLIENT_TIMEOUT_S = TEST_DB_TIMEOUT_S + 10
+
 
 T = TypeVar("T")
 BOOTSTRAP = Actor("cli:fuzz", Role.ADMIN)
@@ -233,7 +238,9 @@ def send_and_check(
 ) -> Response:
     before = server.state()
     headers = auth_headers(case, server.tokens[role])
-    response = case.call(base_url=server.base_url, session=http, headers=headers, timeout=10)
+    response = case.call(
+        base_url=server.base_url, session=http, headers=headers, timeout=CLIENT_TIMEOUT_S
+    )
     case.validate_response(response, checks=checks, headers=headers)
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
@@ -301,7 +308,9 @@ def test_protected_routes_without_a_valid_token_are_401(
         before = server.state()
         case.headers.pop("Authorization", None)  # generated from the security scheme
         headers = {} if authorization is None else {"Authorization": authorization}
-        response = case.call(base_url=server.base_url, session=http, headers=headers, timeout=10)
+        response = case.call(
+            base_url=server.base_url, session=http, headers=headers, timeout=CLIENT_TIMEOUT_S
+        )
         assert response.status_code == 401, (case.method, case.formatted_path, response.text)
         assert header(response, "WWW-Authenticate").startswith("Bearer"), response.headers
         assert_error_shape(response)
