@@ -48,7 +48,9 @@ def mask_service(package: str) -> None:
     unit = SERVICES_MASKED.get(package)
     if unit is None or not Path("/run/systemd/system").is_dir():
         return
-    done = subprocess.run(["systemctl", "mask", unit], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["systemctl", "mask", unit], capture_output=True, text=True, errors="replace", check=False
+    )
     if done.returncode != 0:
         raise HostToolsError(f"systemctl mask {unit} failed: {done.stderr.strip()}")
 

@@ -76,7 +76,7 @@ from ivr.store.records import CallRecord
 from ivr.voice import VoiceChannel, VoiceDialogue
 from tests.unit.databases import migrated_database
 from tests.unit.lines import CITAS_VOICE
-from tests.unit.test_voice import CHANNEL, FakeAri, dtmf, hangup_request, stasis_end
+from tests.unit.test_voice import CHANNEL, FakeAri, dtmf, stasis_end
 
 FUZZ = settings(
     max_examples=200,
@@ -747,7 +747,8 @@ async def voice_collects(typing: Typing, questions: int) -> list[DigitResult | s
     channel = VoiceChannel(ctx, line=CITAS_VOICE)
     for n, key in enumerate(typing.keys):
         if n == typing.hang_up_after:
-            ctx.events.put_nowait(hangup_request())
+            # A hang-up is its StasisEnd (ChannelHangupRequest is filtered out).
+            ctx.events.put_nowait(stasis_end())
         ctx.events.put_nowait(dtmf(key))
     if typing.hang_up_after is not None and typing.hang_up_after >= len(typing.keys):
         ctx.events.put_nowait(stasis_end())
