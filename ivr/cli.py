@@ -56,12 +56,12 @@ def _with_sandbox_ports(settings: Settings) -> Settings:
     """Use the ports the running sandbox was started with, when there is one; for
     a cluster (``ivr sandbox up --nodes N``), the ports it was started with (its
     front SIP port is Kamailio's) and its database."""
-    from ivr.sandbox.cluster import as_started, load_state, with_cluster_database
+    from ivr.sandbox.cluster import as_started, load_state
     from ivr.sandbox.instance import InstancePaths
 
     cluster = load_state(settings)
-    if cluster is not None:
-        return with_cluster_database(as_started(settings, cluster))
+    if cluster is not None:  # its database: _base_settings gave it already
+        return as_started(settings, cluster)
     state = InstancePaths(settings).load()
     if state is None:
         return settings

@@ -48,6 +48,7 @@ from typing import Any
 
 from ivr.sandbox.errors import SandboxError
 from ivr.sandbox.hosttools import CLUSTER_TOOLS, ensure_host_tools
+from ivr.sandbox.instance import udp_port_taken
 from ivr.sandbox.kamailio import (
     KamailioError,
     dispatcher_states,
@@ -432,16 +433,6 @@ def line_number(settings: Settings) -> str:
     return load_line(settings.citas_dir / "line.yaml").number
 
 
-def port_taken(host: str, port: int) -> bool:
-    """Something holds UDP ``host:port`` already (Kamailio's front would fail to bind)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
 def up(
     settings: Settings, nodes: int, *, say: Callable[[str], None] = logger.info
 ) -> ClusterStatus:
@@ -470,7 +461,9 @@ def up(
             f"`ivr sandbox down --instance {settings.instance}` first"
         )
     front = as_started(settings, previous) if previous is not None else settings
-    if kamailio_peer(front).running_pid(front) is None and port_taken(front.host, front.ports.sip):
+    if kamailio_peer(front).running_pid(front) is None and udp_port_taken(
+        front.host, front.ports.sip
+    ):
         raise ClusterError(
             f"UDP {front.host}:{front.ports.sip}, the cluster's front SIP port, is taken "
             "(another sandbox, a system Kamailio?): choose another CITAS_PORT_OFFSET"

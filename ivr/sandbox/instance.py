@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,16 @@ def other_instances_alive(state_dir: Path, root: str, except_instance: str) -> b
         if data.get("instance") == except_instance or data.get("root") != root:
             continue
         if pid_alive(data.get("supervisor_pid"), "ivr.sandbox.supervisor"):
+            return True
+    return False
+
+
+def udp_port_taken(host: str, port: int) -> bool:
+    """Something holds UDP ``host:port`` already (a bind there would fail)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
             return True
     return False
 

@@ -107,12 +107,7 @@ class ThrowawayPostgres:
                 ],
                 "initdb.log",
             )
-            options = self._options()
-            self._run(
-                [str(bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.directory / "server.log"),
-                 "-w", "-t", "60", "-o", options, "start"],
-                "pg_ctl.log",
-            )  # fmt: skip
+            self.start_again()
             self._run(
                 [
                     str(bin_dir / "createdb"),
@@ -140,31 +135,29 @@ class ThrowawayPostgres:
     def pid(self) -> int | None:
         return postmaster_pid(self.data)
 
-    def start_again(self) -> None:
-        """Start the server of an existing data directory (stopped, or gone with a
-        reboot) on ``self.port``, as ``start`` did. Raises PostgresError."""
+    def _pg_ctl(self, *args: str, what: str) -> None:
+        """``pg_ctl`` on this data directory, logging to ``server.log``; raises
+        PostgresError when it fails or does not ``what`` in ``START_TIMEOUT_S``."""
         try:
             self._run(
                 [str(server_bin() / "pg_ctl"), "-D", str(self.data), "-l", str(self.directory / "server.log"),
-                 "-w", "-t", "60", "-o", self._options(), "start"],
+                 *args],
                 "pg_ctl.log",
             )  # fmt: skip
         except subprocess.TimeoutExpired as exc:
-            raise PostgresError(f"PostgreSQL did not start in {START_TIMEOUT_S:.0f}s") from exc
+            raise PostgresError(f"PostgreSQL did not {what} in {START_TIMEOUT_S:.0f}s") from exc
+
+    def start_again(self) -> None:
+        """Start the server of an existing data directory (``start``'s second step;
+        stopped, or gone with a reboot) on ``self.port``. Raises PostgresError."""
+        self._pg_ctl("-w", "-t", "60", "-o", self._options(), "start", what="start")
 
     def restart(self) -> None:
         """Restart the server (fast shutdown: its sessions are cut, as in a crash
         of the database host's service) with the options it was started with
         (``pg_ctl restart`` reads them from ``postmaster.opts``). Raises
         PostgresError when it does not come back."""
-        try:
-            self._run(
-                [str(server_bin() / "pg_ctl"), "-D", str(self.data), "-l", str(self.directory / "server.log"),
-                 "-m", "fast", "-w", "-t", "60", "restart"],
-                "pg_ctl.log",
-            )  # fmt: skip
-        except subprocess.TimeoutExpired as exc:
-            raise PostgresError(f"PostgreSQL did not restart in {START_TIMEOUT_S:.0f}s") from exc
+        self._pg_ctl("-m", "fast", "-w", "-t", "60", "restart", what="restart")
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and delete the cluster; never raises."""

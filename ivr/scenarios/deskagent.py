@@ -10,11 +10,11 @@ so Asterisk sees the agent UNAVAILABLE (app_queue skips it) once the phone is go
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from pathlib import Path
 
 from ivr.sandbox.desk import desk_agent_port
+from ivr.sandbox.instance import udp_port_taken
 from ivr.scenarios.runner import free_udp_port, invite_headers
 from ivr.scenarios.sippxml import desk_agent_xml, register_xml
 from ivr.scenarios.support import PhoneReport, SippPhone
@@ -26,15 +26,6 @@ REGISTER_TIMEOUT_S = 15
 
 class RegistrationFailed(RuntimeError):
     """Asterisk did not answer the agent's REGISTER with 200 OK; the message has sipp's output."""
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 class DeskAgentPhone:
@@ -51,7 +42,7 @@ class DeskAgentPhone:
     ) -> None:  # fmt: skip
         self.settings, self.extension, self.workdir = settings, extension, workdir
         self.port = desk_agent_port(settings, extension)
-        if not _port_free(settings.host, self.port):
+        if udp_port_taken(settings.host, self.port):
             # Registering would hand Asterisk the contact of whatever holds the port.
             raise RegistrationFailed(
                 f"desk agent {extension}: port {settings.host}:{self.port} is taken "

@@ -31,7 +31,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -193,15 +192,11 @@ def test_a_stopped_node_is_found_by_the_probes(cluster_env: dict[str, str]) -> N
         restart_node(settings, second, cluster_env)
 
 
-REVISION = re.compile(r"^citas_flags_revision (\S+)$", re.M)
-
-
 def flags_revision(node: Settings) -> float:
-    """The flags revision a node's controller runs (its ``/metrics``)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{node.ports.ops_http}/metrics", timeout=5) as r:
-        found = REVISION.search(r.read().decode())
-    assert found is not None, "citas_flags_revision not in /metrics"
-    return float(found.group(1))
+    """The flags revision a node's controller runs (its ``/metrics``, as ``status`` reads it)."""
+    found = cluster.controller_metrics(node)
+    assert "citas_flags_revision" in found, f"no citas_flags_revision on {node.instance}'s /metrics"
+    return found["citas_flags_revision"]
 
 
 def test_a_flag_change_reaches_both_nodes_within_a_second(cluster_env: dict[str, str]) -> None:

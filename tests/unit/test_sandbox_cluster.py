@@ -20,6 +20,7 @@ import pytest
 
 from ivr import cli
 from ivr.sandbox import cluster, kamailio
+from ivr.sandbox.instance import udp_port_taken
 from ivr.settings import Ports, Settings
 from tests.e2e.conftest import WORKER_PORT_STEP
 from tests.e2e.test_cluster import CLUSTER_OFFSET
@@ -210,8 +211,8 @@ def test_a_taken_front_port_is_found(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
         holder.bind(("127.0.0.1", 0))
         port = holder.getsockname()[1]
-        assert cluster.port_taken("127.0.0.1", port)
-    assert not cluster.port_taken("127.0.0.1", port)
+        assert udp_port_taken("127.0.0.1", port)
+    assert not udp_port_taken("127.0.0.1", port)
 
 
 # --- Kamailio ---------------------------------------------------------------------
