@@ -89,7 +89,14 @@ from ivr.booking.model import (
 )
 from ivr.booking.tables import BookingGuardRow, BookingRow, SlotRow
 from ivr.store.changes import Cached, ChangeFeed, slots_topic, touch
-from ivr.store.db import Database, StoreUnavailable, UnsupportedDialect, dialect_insert
+from ivr.store.db import (
+    Attempt,
+    Database,
+    StoreUnavailable,
+    UnsupportedDialect,
+    cut_worth_retrying,
+    dialect_insert,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +204,15 @@ class DbSlotSource:
         return await self._run("load free slots", op, read_only=True)
 
     async def book(self, slot_id: str, *, affiliate_id: str, call_id: str | None) -> Booking:
+        """Book ``slot_id`` for the patient (steps 1-3 above); the booking.
+
+        Idempotent per call: a call that books the slot it already holds gets its
+        booking back, not a second one nor a refusal, so a try whose COMMIT took
+        effect but whose answer was lost (the database cut the connection) can run
+        again. Without a ``call_id`` (the booking API's requests may have none) a
+        try cut at its COMMIT is not run again: ``BookingUnavailable``. Raises ``SlotTaken``, ``PatientHasAppointment``, ``BookingRejected``
+        (no such slot, or it has started) or ``BookingUnavailable``.
+        """
         dialect = self.db.engine.dialect.name
 
         async def op(session: AsyncSession) -> Booking:
@@ -204,10 +220,16 @@ class DbSlotSource:
             conn = await session.connection()
             # 1. The patient's serialisation point, before anything is read.
             await conn.execute(_guard(dialect, affiliate_id, now))
+            if call_id is not None and (
+                done := await _booked_by_call(session, slot_id, affiliate_id, call_id)
+            ):
+                return done  # this call's booking, committed by a try whose answer was lost
             return await self._claim(session, slot_id, affiliate_id, call_id, now)
 
         try:
-            booking = await self._run(f"book slot {slot_id}", op, write=True)
+            booking = await self._run(
+                f"book slot {slot_id}", op, write=True, idempotent=call_id is not None
+            )
         except (SlotTaken, BookingRejected):  # taken, or gone: our cache is stale
             self._stale()
             raise
@@ -239,7 +261,9 @@ class DbSlotSource:
             await touch(session, slots_topic(old.slot.site_id))
             return await _release(conn, old, now, replaced_by=None), True
 
-        cancelled, changed = await self._run(f"cancel booking {booking_id}", op, write=True)
+        cancelled, changed = await self._run(
+            f"cancel booking {booking_id}", op, write=True, idempotent=True
+        )
         if changed:
             logger.info("call %s: cancelled booking %s", call_id, booking_id)
         else:
@@ -282,7 +306,9 @@ class DbSlotSource:
             return new
 
         try:
-            booking = await self._run(f"move booking {booking_id} to slot {slot_id}", op, write=True)
+            booking = await self._run(
+                f"move booking {booking_id} to slot {slot_id}", op, write=True
+            )
         except (SlotTaken, BookingRejected):  # taken, or gone: our cache is stale
             self._stale()
             raise
@@ -472,23 +498,52 @@ class DbSlotSource:
         *,
         write: bool = False,
         read_only: bool = False,
+        idempotent: bool = False,
     ) -> T:
         """Run ``op`` in one transaction, retrying lock contention, within the
-        deadline; ``write``, ``read_only``: as ``Database.session``."""
+        deadline; ``write``, ``read_only``: as ``Database.session``. A connection
+        the database cut is retried once on a new one (``ivr.store.db.once_more_if_cut``)
+        when the transaction had not reached its commit, or whatever it had
+        reached when ``idempotent`` (``op`` run twice does what it does once)."""
+        cut = False
         try:
             async with asyncio.timeout(self.timeout):
-                for attempt in range(1, ATTEMPTS + 1):
+                for number in range(1, ATTEMPTS + 1):
+                    attempt = Attempt()
                     try:
                         async with self.db.session(write=write, read_only=read_only) as session:
-                            return await op(session)
+                            result = await op(session)
+                            await session.flush()  # pending writes, before the COMMIT
+                            attempt.committing = True
+                        return result
                     except DBAPIError as exc:
-                        if attempt == ATTEMPTS or not _worth_retrying(exc):
+                        if not cut and cut_worth_retrying(exc, attempt, idempotent=idempotent):
+                            cut = True
+                            logger.warning("cannot %s: the database cut the connection (%s); once more",
+                                           what, str(exc.orig).splitlines()[0] if exc.orig else exc)  # fmt: skip
+                            continue
+                        if number == ATTEMPTS or not _worth_retrying(exc):
                             raise
-                        logger.info("cannot %s (attempt %d), retrying: %s", what, attempt, exc)
-                    await asyncio.sleep(RETRY_DELAY * attempt)
+                        logger.info("cannot %s (attempt %d), retrying: %s", what, number, exc)
+                    await asyncio.sleep(RETRY_DELAY * number)
                 raise AssertionError("unreachable")
         except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
             raise BookingUnavailable(f"cannot {what}: {exc}") from exc
+
+
+async def _booked_by_call(
+    session: AsyncSession, slot_id: str, affiliate_id: str, call_id: str
+) -> Booking | None:
+    """The live booking of ``slot_id`` this call made for this patient, if any (the
+    slot's one live booking: ``uq_bookings_live_slot_id``)."""
+    row = await session.scalar(
+        select(BookingRow).where(BookingRow.slot_id == slot_id, BookingRow.cancelled_at.is_(None))
+    )
+    if row is None or row.affiliate_id != affiliate_id or row.call_id != call_id:
+        return None
+    found = await session.scalar(select(SlotRow).where(SlotRow.id == slot_id))
+    assert found is not None  # a booking's slot (foreign key)
+    return Booking(row.id, _slot(found), affiliate_id, call_id, row.created_at)
 
 
 async def _why_not_bookable(conn: AsyncConnection, slot_id: str) -> Exception:

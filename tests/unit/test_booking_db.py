@@ -107,12 +107,27 @@ async def test_booking_a_taken_slot_raises_slot_taken(source: DbSlotSource) -> N
 
     with pytest.raises(SlotTaken) as taken:
         await source.book("b", affiliate_id="1002", call_id="call-2")
-    # The holder trying again hears their own appointment (test_booking_patient.py).
+    # The holder trying again, in another call, hears their own appointment
+    # (test_booking_patient.py); the same call gets its booking back (below).
     with pytest.raises(PatientHasAppointment):
-        await source.book("b", affiliate_id="1001", call_id="call-1")
+        await source.book("b", affiliate_id="1001", call_id="call-3")
     assert taken.value.slot_id == "b"
     assert [b.affiliate_id for b in await source.bookings_for("1001")] == ["1001"]
     assert await source.bookings_for("1002") == []
+
+
+async def test_a_call_booking_its_own_slot_again_gets_its_booking_back(
+    source: DbSlotSource,
+) -> None:
+    # A try whose COMMIT took effect but whose answer was lost runs again
+    # (ivr.store.db.once_more_if_cut): the call's one booking, not a refusal.
+    first = await source.book("b", affiliate_id="1001", call_id="call-1")
+    again = await source.book("b", affiliate_id="1001", call_id="call-1")
+    assert again == first
+    assert await source.bookings_for("1001") == [first]
+    # Another patient's call with the same id (ids are the call records'): refused.
+    with pytest.raises(SlotTaken):
+        await source.book("b", affiliate_id="1002", call_id="call-1")
 
 
 async def test_unknown_and_past_slots_are_rejected(source: DbSlotSource) -> None:
