@@ -15,9 +15,12 @@ Layout, for a cluster named ``c`` at port offset ``o`` (``CITAS_PORT_OFFSET``):
 - Kamailio listens on ``c``'s own SIP port (5060 + ``o``), the one a softphone or
   ``ivr call`` dials; its files live under ``<state>/c/kamailio/``;
 - node ``i`` (1..N) is the sandbox instance ``c-n<i>`` at offset
-  ``o + i * NODE_PORT_STEP``: every port moves by 500 and the RTP range (1000
-  ports, moved by twice the offset) by 1000, so nodes never share a port, as
-  the e2e suite's workers do (tests/e2e/conftest.py);
+  ``o + i * NODE_PORT_STEP``: every port it binds moves by 500 and the RTP range
+  (1000 ports, moved by twice the offset) by 1000, so nodes never share a port,
+  as the e2e suite's workers do (tests/e2e/conftest.py). The phones outside
+  the nodes stay where the cluster's are (``SHARED_PHONES``): the agent VDN's
+  and the support extensions' contacts are one set for the whole line, so a
+  caller handed to the agents reaches the same phones whichever node answered;
 - each node's controller is ``ivr serve --instance c-n<i>``, which finds the
   node's ports in its ``sandbox.json``;
 - the database is ``CITAS_DB_URL`` when that names PostgreSQL. Otherwise the
@@ -68,6 +71,12 @@ NODE_PORT_STEP = 500
 # tests/unit/test_sandbox_cluster.py checks every count up to this one, per
 # protocol, at offsets 0, 2000 and 14000.
 MAX_NODES = 8
+# The phones every node calls at the same address (Ports fields): the agent VDN's
+# destination (the IVR's transfers and the dialplan's controller-down fallback)
+# and the support extensions (cases escalation). They are the contact centre's,
+# not a node's: no node binds them. The desk agents' phones (``desk_sip``)
+# REGISTER with one node, so theirs move with it.
+SHARED_PHONES = ("agent_sip", "support_sip")
 CONTROLLER_READY_S = 90.0  # its Stasis application registered on its node
 DISPATCHER_READY_S = 20.0  # every node active in Kamailio's dispatcher
 STATE_FILE = "cluster.json"
@@ -103,21 +112,22 @@ def as_started(settings: Settings, state: ClusterState) -> Settings:
 
 
 def node_settings(settings: Settings, index: int) -> Settings:
-    """Node ``index``'s (1-based) settings: instance ``<cluster>-n<index>``, ports
-    moved by ``index * NODE_PORT_STEP`` from the cluster's.
+    """Node ``index``'s (1-based) settings: instance ``<cluster>-n<index>``, the
+    ports it binds moved by ``index * NODE_PORT_STEP`` from the cluster's, the
+    phones it calls (``SHARED_PHONES``) the cluster's. Raises ``ClusterError``
+    for an index outside 1..``MAX_NODES``.
 
     >>> from ivr.settings import Settings
-    >>> s = node_settings(Settings.from_env({"CITAS_INSTANCE": "c", "CITAS_PORT_OFFSET": "1000"}), 2)
-    >>> (s.instance, s.ports.sip, s.ports.http, s.ports.rtp_start)
-    ('c-n2', 7060, 10088, 14000)
+    >>> c = Settings.from_env({"CITAS_INSTANCE": "c", "CITAS_PORT_OFFSET": "1000"})
+    >>> s = node_settings(c, 2)
+    >>> (s.instance, s.ports.sip, s.ports.http, s.ports.rtp_start, s.ports.agent_sip)
+    ('c-n2', 7060, 10088, 14000, 6070)
     """
     if not 1 <= index <= MAX_NODES:
         raise ClusterError(f"node {index}: a cluster has 1 to {MAX_NODES} nodes")
-    return replace(
-        settings,
-        instance=f"{settings.instance}-n{index}",
-        ports=settings.ports.shifted(index * NODE_PORT_STEP),
-    )
+    own = settings.ports.shifted(index * NODE_PORT_STEP)
+    shared = {name: getattr(settings.ports, name) for name in SHARED_PHONES}
+    return replace(settings, instance=f"{settings.instance}-n{index}", ports=replace(own, **shared))
 
 
 def state_file(settings: Settings) -> Path:

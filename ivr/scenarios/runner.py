@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -258,11 +258,22 @@ async def seed_cases(settings: Settings, db: Database, *, keep_open: bool) -> No
             )  # fmt: skip
 
 
+def sms_logs(settings: Settings) -> list[Path]:
+    """The file gateways' logs an SMS of a call placed with ``settings`` may be in:
+    its instance's, or for a cluster or one of its nodes every node's (their SMS
+    outbox is the cluster's database: any node's worker may send a message)."""
+    from ivr.controller import sms_log_path
+    from ivr.sandbox.cluster import cluster_of
+
+    state = cluster_of(settings)
+    instances = state.nodes if state is not None else [settings.instance]
+    return [sms_log_path(replace(settings, instance=name)) for name in instances]
+
+
 async def fetch_sms(
     settings: Settings, rows: list[CallRecordRow], wait: float
 ) -> list[dict[str, Any]]:
     """The SMS these calls queued, once the worker has dealt with them."""
-    from ivr.controller import sms_log_path
     from ivr.sms.outbox import SmsOutbox
 
     ids = [str(r.variables["sms_id"]) for r in rows if r.variables.get("sms_id")]
@@ -280,8 +291,12 @@ async def fetch_sms(
             await asyncio.sleep(0.2)
     finally:
         await db.close()
-    log = sms_log_path(settings)
-    lines = log.read_text(encoding="utf-8").splitlines() if log.is_file() else []
+    lines = [
+        line
+        for log in sms_logs(settings)
+        if log.is_file()
+        for line in log.read_text(encoding="utf-8").splitlines()
+    ]
     out = []
     for message_id, message in zip(ids, messages, strict=True):
         sent_lines = sum(1 for line in lines if json.loads(line).get("id") == message_id)

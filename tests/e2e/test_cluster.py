@@ -14,7 +14,10 @@ on each and one PostgreSQL; sipp calls the front address.
 - A flag set once reaches the controllers of both nodes within a second
   (PostgreSQL LISTEN/NOTIFY: ivr/store/changes.py).
 - The cluster's PostgreSQL restarted during a call: the call goes on, and its
-  record is written and closed (the records' buffer, ivr/store/records.py).
+  record is written and closed (the records' buffer, ivr/store/records.py); and
+  during two citas calls: one is booked, the other's SMS is sent exactly once.
+- With its controller down, each node's dialplan sends its callers to the
+  agents, and Kamailio keeps the node in rotation.
 - ``ivr sandbox status`` says all of it, and ``down`` leaves nothing running.
 
 Slow: two Asterisks and a PostgreSQL start. It uses its own ports: the session's
@@ -25,6 +28,7 @@ above that (ivr/sandbox/cluster.py). Both xdist workers' sandboxes stay clear
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -89,17 +93,22 @@ def status(env: dict[str, str]) -> dict[str, Any]:
     return found
 
 
-def smoke_call(env: dict[str, str]) -> dict[str, Any]:
-    """``ivr call smoke`` against the cluster's front address; its passed report."""
-    done = ivr(env, "call", "smoke", "--json", timeout=240)
+def call(env: dict[str, str], scenario: str, *options: str) -> dict[str, Any]:
+    """``ivr call SCENARIO`` against the cluster's front address; its passed report
+    (the scenario's own expectations met: tests/e2e/conftest.py ``ok``)."""
+    done = ivr(env, "call", scenario, "--json", *options, timeout=240)
     try:
         report: dict[str, Any] = json.loads(done.stdout)
     except ValueError:
         raise AssertionError(
-            f"ivr call smoke printed no report:\n{done.stdout}\n{done.stderr}"
+            f"ivr call {scenario} printed no report:\n{done.stdout}\n{done.stderr}"
         ) from None
     report["exit_code"] = done.returncode
     return ok(report)
+
+
+def smoke_call(env: dict[str, str]) -> dict[str, Any]:
+    return call(env, "smoke")
 
 
 def served_by(report: dict[str, Any]) -> str:
@@ -249,6 +258,69 @@ def test_a_postgresql_restart_loses_no_call_record(cluster_env: dict[str, str]) 
         report = running.result(timeout=240)  # ok(): record written and closed, path as expected
     [record] = report["records"]
     assert record["outcome"] == "completed", record
+
+
+def test_a_postgresql_restart_loses_no_booking_nor_sms(cluster_env: dict[str, str]) -> None:
+    # Two citas calls, one per node (round robin), both in the promotional audio
+    # when the database restarts: every step after it (the caller identified, the
+    # slot found and booked; the SMS queued, then sent by a node's worker) runs on
+    # connections opened after the restart.
+    from ivr.booking.db import DbSlotSource
+    from ivr.sandbox.postgres import ThrowawayPostgres
+    from ivr.store import Database
+
+    settings = cluster.with_cluster_database(Settings.from_env(cluster_env))
+    state = cluster.load_state(settings)
+    assert state is not None and state.own_postgres
+    server = ThrowawayPostgres(Path(state.postgres_dir) / "pg")
+    with ThreadPoolExecutor(2) as pool:
+        booked = pool.submit(call, cluster_env, "target-booked")  # seeds the agenda first
+        time.sleep(2.0)
+        redirected = pool.submit(call, cluster_env, "target-no-slots")
+        time.sleep(4.0)  # both in the promotional audio (10 s)
+        server.restart()
+        reports = [booked.result(timeout=240), redirected.result(timeout=240)]
+    assert {served_by(r) for r in reports} == set(state.nodes), "one call per node"
+    # ok() checked each call's path, its outcome, and the SMS: sent exactly once, by
+    # one node's gateway. The booking is in the database, the call's own.
+    [record] = reports[0]["records"]
+    variables = record["variables"]
+
+    async def bookings() -> list[Any]:
+        db = Database(settings.database_url)
+        try:
+            source = DbSlotSource(db, timeout=10.0)
+            return await source.bookings_for(str(variables["affiliate_id"]))
+        finally:
+            await db.close()
+
+    found = [b for b in asyncio.run(bookings()) if b.id == variables["booking_id"]]
+    assert [b.call_id for b in found] == [record["id"]], found
+
+
+def test_with_no_controller_a_node_sends_its_callers_to_the_agents(
+    cluster_env: dict[str, str], tmp_path: Path
+) -> None:
+    # Both controllers stopped: Kamailio keeps both nodes active (its probes ask
+    # Asterisk), and each node's dialplan sends its callers to the agent VDN, at
+    # the cluster's one agent address (cluster.SHARED_PHONES).
+    settings = Settings.from_env(cluster_env)
+    nodes = [cluster.node_settings(settings, i) for i in (1, 2)]
+    for node in nodes:
+        cluster.controller_peer(node).stop(node)
+    try:
+        time.sleep(kamailio.PROBE_INTERVAL_S * 2)
+        assert all("A" in flags_of(settings, n) for n in nodes), "a node left rotation"
+        sources = []
+        for attempt in (1, 2):  # round robin: one call per node
+            keep = tmp_path / f"call-{attempt}"
+            call(cluster_env, "controller-down-agent", "--keep", str(keep))  # agent headers
+            invite = (keep / "agent_messages.log").read_text(errors="replace")
+            sources.append(int(re.findall(r"Via: SIP/2.0/UDP [\d.]+:(\d+)", invite)[0]))
+        assert sorted(sources) == sorted(n.ports.sip for n in nodes), sources
+    finally:
+        up = ivr(cluster_env, "sandbox", "up", "--nodes", "2", timeout=300)  # the controllers again
+        assert up.returncode == 0, up.stdout + up.stderr
 
 
 def test_a_second_up_is_refused_while_a_plain_sandbox_holds_the_instance(

@@ -40,27 +40,41 @@ def test_doctests() -> None:
 UDP_FIELDS = ("sip", "agent_sip", "support_sip", "desk_sip")
 
 
-def used_ports(ports: Ports, protocol: str) -> set[int]:
+def used_ports(ports: Ports, protocol: str, shared: tuple[str, ...] = ()) -> set[int]:
     """Every port a block uses over ``protocol``: the single ones, the desk agents'
-    and support phones' few, the RTP range."""
-    fields = asdict(ports)
+    and support phones' few, the RTP range; but the ``shared`` fields' (a node's
+    phones that are the cluster's, ``cluster.SHARED_PHONES``)."""
+    fields = {k: v for k, v in asdict(ports).items() if k not in shared}
     if protocol == "tcp":
         return {v for k, v in fields.items() if k not in (*UDP_FIELDS, "rtp_start", "rtp_end")}
-    phones = {ports.desk_sip + n for n in range(1, 10)} | {
-        ports.support_sip + n for n in range(1, 5)
-    }
-    return {fields[k] for k in UDP_FIELDS} | phones | set(range(ports.rtp_start, ports.rtp_end + 1))
+    phones = {ports.desk_sip + n for n in range(1, 10)}
+    if "support_sip" not in shared:
+        phones |= {ports.support_sip + n for n in range(1, 5)}
+    udp = {fields[k] for k in UDP_FIELDS if k in fields}
+    return udp | phones | set(range(ports.rtp_start, ports.rtp_end + 1))
 
 
-def clash(blocks: list[Ports]) -> str:
+Block = Ports | tuple[Ports, tuple[str, ...]]  # a block, or a node's and the fields it shares
+
+
+def node_block(cluster_settings: Settings, index: int) -> Block:
+    """Node ``index``'s ports, checked to call the cluster's own phones."""
+    ports = cluster.node_settings(cluster_settings, index).ports
+    for name in cluster.SHARED_PHONES:
+        assert getattr(ports, name) == getattr(cluster_settings.ports, name), name
+    return ports, cluster.SHARED_PHONES
+
+
+def clash(blocks: list[Block]) -> str:
     """The first pair of blocks sharing a port, or a port past 65535; "" if none."""
+    pairs = [b if isinstance(b, tuple) else (b, ()) for b in blocks]
     for protocol in ("udp", "tcp"):
-        for i, a in enumerate(blocks):
-            if max(used_ports(a, protocol)) > 65535:
+        for i, (a, a_shared) in enumerate(pairs):
+            if max(used_ports(a, protocol, a_shared)) > 65535:
                 return f"{protocol} port past 65535 in {a}"
-            for b in blocks[i + 1 :]:
-                if shared := used_ports(a, protocol) & used_ports(b, protocol):
-                    return f"{protocol} {sorted(shared)[:3]} in {a} and {b}"
+            for b, b_shared in pairs[i + 1 :]:
+                if both := used_ports(a, protocol, a_shared) & used_ports(b, protocol, b_shared):
+                    return f"{protocol} {sorted(both)[:3]} in {a} and {b}"
     return ""
 
 
@@ -68,7 +82,7 @@ def clash(blocks: list[Ports]) -> str:
 @pytest.mark.parametrize("nodes", range(1, cluster.MAX_NODES + 1))
 def test_no_two_parts_of_a_cluster_share_a_port(offset: int, nodes: int) -> None:
     base = Settings.from_env({"CITAS_INSTANCE": "c", "CITAS_PORT_OFFSET": str(offset)})
-    blocks = [base.ports] + [cluster.node_settings(base, i).ports for i in range(1, nodes + 1)]
+    blocks = [base.ports] + [node_block(base, i) for i in range(1, nodes + 1)]
     assert clash(blocks) == ""
 
 
@@ -89,7 +103,7 @@ def test_the_e2e_cluster_clears_both_workers_sandboxes(worker: int) -> None:
     ]
     offset = base + worker * WORKER_PORT_STEP + CLUSTER_OFFSET
     ours = Settings.from_env({"CITAS_INSTANCE": "c", "CITAS_PORT_OFFSET": str(offset)})
-    blocks = [ours.ports] + [cluster.node_settings(ours, i).ports for i in (1, 2)]
+    blocks = [ours.ports] + [node_block(ours, i) for i in (1, 2)]
     assert clash(blocks + sandboxes) == ""
 
 
@@ -302,7 +316,7 @@ def test_the_documented_cluster_clears_the_demo_sandbox() -> None:
     assert found is not None
     ours = Settings.from_env({"CITAS_INSTANCE": "lab", "CITAS_PORT_OFFSET": found.group(1)})
     demo = Settings.from_env({}).ports
-    assert clash([demo, ours.ports] + [cluster.node_settings(ours, i).ports for i in (1, 2)]) == ""
+    assert clash([demo, ours.ports] + [node_block(ours, i) for i in (1, 2)]) == ""
 
 
 def test_a_controller_s_flags_revision_breaker_and_calls_are_read_from_its_metrics(
