@@ -559,6 +559,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         settings, client, records, flows, engine, line, metrics, reaction, escalation=calls,
         controllers=settings.controllers,
     )  # fmt: skip
+    start_heartbeat(ops, controller)  # the controller registry (docs/operations.md)
     # Several controllers (docs/perf/multi.md): slot 1 before our app connects.
     main_slot = await MainSlot.claim(settings)
     monitor_task = asyncio.create_task(monitor.run(), name="sla-monitor") if monitor else None
@@ -650,6 +651,12 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             await gateway.close()
         await call_path.close()
         ari_counters.write_if_asked()
+
+
+def start_heartbeat(ops: OpsRuntime, controller: Controller) -> None:
+    """This process in the controller registry (``ivr.ops.controllers``), with the
+    calls it drives and its ARI connection (what ``/health/ready`` knows)."""
+    ops.start_heartbeat(lambda: controller.router.active_calls, controller.stream.connected.is_set)
 
 
 @dataclass
@@ -947,6 +954,7 @@ async def serve_voice_worker(settings: Settings) -> None:
         settings, calls.client, calls.records, flows, calls.engine, line, metrics,
         calls.reaction, controllers=slots.count,
     )  # fmt: skip
+    start_heartbeat(calls.ops, controller)  # a worker is in the registry too
     adopter = OrphanAdopter(slots, own, calls.client, base_app, controller.orphan_args)
     stream_task = asyncio.create_task(controller.stream.run(), name="ari-events")
     adopter_task = asyncio.create_task(adopter.run(), name="orphan-adopter")

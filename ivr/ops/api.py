@@ -45,6 +45,7 @@ from ivr.chat.store import (
     ConversationStore,
     HandoffNotFound,
 )
+from ivr.ops.controllers import ControllerStore, registry_json
 from ivr.ops.flags import ROLE_WORDS, Role
 from ivr.ops.metrics import CONTENT_TYPE_LATEST, Metrics
 from ivr.ops.openapi import (
@@ -64,6 +65,7 @@ from ivr.ops.service import (
     OpsError,
     audit_csv,
 )
+from ivr.ops.store import utcnow
 from ivr.store import StoreUnavailable
 from ivr.store.records import CallRecordStore
 
@@ -76,6 +78,7 @@ CONSOLE_ASSETS = {
     "console.js": "text/javascript",
     "console.css": "text/css",
     "common.js": "text/javascript",
+    "nodes.js": "text/javascript",
 }
 CONSOLE_HEADERS = {
     "Cache-Control": "no-cache",
@@ -231,6 +234,7 @@ class OpsApi:
             "list_windows": self.list_windows, "create_window": self.create_window,
             "cancel_window": self.cancel_window, "set_incident": self.set_incident,
             "audit": self.audit, "alerts": self.alerts, "breaker": self.breaker_state,
+            "controllers": self.controllers,
             "list_tokens": self.list_tokens, "create_token": self.create_token,
             "revoke_token": self.revoke_token,
             "list_handoffs": self.list_handoffs, "take_handoff": self.take_handoff,
@@ -427,6 +431,10 @@ class OpsApi:
         if self.breaker is None:
             raise NotFound("this process has no booking-service breaker")
         return web.json_response(dict(self.breaker()))
+
+    async def controllers(self, request: web.Request, call: Call) -> web.StreamResponse:
+        registry = await ControllerStore(self.service.store.db).registry()
+        return web.json_response(registry_json(registry, utcnow()))
 
     # --- tokens --------------------------------------------------------------------------------
     async def list_tokens(self, request: web.Request, call: Call) -> web.StreamResponse:

@@ -1,7 +1,8 @@
 """The operations side of one controller process, built by the composition root.
 
 Live flags (polled), the booking-service breaker (its alerts and audit
-entries), the metrics, and the ops HTTP server (API, console, health,
+entries), the metrics, the heartbeat in the controller registry
+(``ivr.ops.heartbeat``), and the ops HTTP server (API, console, health,
 ``/metrics``) on ``settings.ports.ops_http``.
 """
 
@@ -19,12 +20,14 @@ from aiohttp import web
 from ivr.booking.source import SlotSource
 from ivr.chat.store import ConversationStore
 from ivr.ops.breaker import CLOSED, OPEN, BreakerSlotSource, CircuitBreaker
+from ivr.ops.controllers import ControllerIdentity, ControllerStatus, ControllerStore
 from ivr.ops.flags import (
     BREAKER_OPEN_SECONDS,
     BREAKER_THRESHOLD,
     FlagRegistry,
     missing_platform_flags,
 )
+from ivr.ops.heartbeat import Heartbeat
 from ivr.ops.live import LiveFlags
 from ivr.ops.metrics import Metrics
 from ivr.ops.service import FlagService
@@ -55,9 +58,13 @@ class OpsRuntime:
         self.metrics = metrics
         self.store = OpsStore(db)
         self.service = FlagService(self.store, registry)
-        self.live = LiveFlags(self.store, registry, on_reload=metrics.flags_reloaded)
-        self.source_id = f"{settings.instance}@{socket.gethostname()}:{os.getpid()}"
+        self.live = LiveFlags(self.store, registry, on_reload=self._flags_reloaded)
+        self.host, self.pid = socket.gethostname(), os.getpid()
+        self.source_id = f"{settings.instance}@{self.host}:{self.pid}"
+        self.started_at = utcnow()
         self.breaker: CircuitBreaker | None = None
+        self.heartbeat: Heartbeat | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._http: web.AppRunner | None = None
 
@@ -66,6 +73,33 @@ class OpsRuntime:
         await self.live.refresh()
         await self.check_rules()
         self._poller = asyncio.create_task(self.live.run(), name="flags-poller")
+
+    def start_heartbeat(
+        self, active_calls: Callable[[], int], ari_connected: Callable[[], bool]
+    ) -> Heartbeat:
+        """Report this process in the controller registry (``ivr.ops.controllers``)
+        until ``stop``: its flags revision and breaker, and from the controller its
+        calls in progress and whether its ARI connection is up. Every controller
+        process starts one, the voice workers too (``ivr.controller``)."""
+        identity = ControllerIdentity(
+            self.source_id, self.settings.instance, self.host, self.pid,
+            self.settings.app_name, self.started_at,
+        )  # fmt: skip
+
+        def status() -> ControllerStatus:
+            breaker = self.breaker.state if self.breaker is not None else None
+            return ControllerStatus(
+                self.live.snapshot.revision, breaker, active_calls(), ari_connected()
+            )
+
+        self.heartbeat = Heartbeat(ControllerStore(self.store.db), identity, status)
+        self._heartbeat_task = asyncio.create_task(self.heartbeat.run(), name="heartbeat")
+        return self.heartbeat
+
+    def _flags_reloaded(self, old: int, new: int) -> None:
+        self.metrics.flags_reloaded(old, new)
+        if self.heartbeat is not None:
+            self.heartbeat.beat_soon()  # the console sees the new revision at once
 
     async def check_rules(self) -> None:
         """Alert when the stored flags, under this process's defaults, break a rule.
@@ -104,6 +138,8 @@ class OpsRuntime:
 
     async def _breaker_moved(self, old: str, new: str, detail: str) -> None:
         self.metrics.set_breaker_state(new)
+        if self.heartbeat is not None:
+            self.heartbeat.beat_soon()
         now = utcnow()
         try:
             if old == CLOSED and new == OPEN:
@@ -149,9 +185,14 @@ class OpsRuntime:
         self._http = await start_ops_site(app, self.settings.host, self.settings.ports.ops_http)
 
     async def stop(self) -> None:
+        """The poller and the heartbeat end; the registry row is marked stopped."""
         self.live.stop()
         if self._poller is not None:
             await self._poller
+        if self.heartbeat is not None and self._heartbeat_task is not None:
+            self.heartbeat.stop()
+            await self._heartbeat_task
+            await self.heartbeat.mark_stopped()
         if self.breaker is not None:
             await self.breaker.close()
         if self._http is not None:

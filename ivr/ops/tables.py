@@ -86,3 +86,22 @@ class TokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     created_by: Mapped[str] = mapped_column(String(128))
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class ControllerRow(Base):
+    """One controller process's last heartbeat (migration 0015, ``ivr.ops.controllers``)."""
+
+    __tablename__ = "ops_controllers"
+
+    source_id: Mapped[str] = mapped_column(String(128), primary_key=True)  # instance@host:pid
+    instance: Mapped[str] = mapped_column(String(128))  # the node (its sandbox instance)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    app: Mapped[str] = mapped_column(String(128))  # the Stasis application (the slot)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    flags_revision: Mapped[int] = mapped_column(Integer)
+    breaker: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    active_calls: Mapped[int] = mapped_column(Integer)
+    ari_connected: Mapped[bool] = mapped_column(Boolean)

@@ -94,7 +94,7 @@ APP_TABLES = (
     "escalation_attempts", "sla_marks", "surveys", "case_events", "cases",
     "chat_handoffs", "chat_outbound", "chat_inbound", "conversations",
     "bookings", "booking_guards", "slots", "sms_outbox", "mail_outbox", "call_records",
-    "ops_flags", "ops_windows", "ops_audit", "ops_alerts", "ops_tokens",
+    "ops_flags", "ops_windows", "ops_audit", "ops_alerts", "ops_tokens", "ops_controllers",
     "keywords", "keyword_lists", "keyword_audit", "text_analyses", "incident_reports",
     "change_versions",
 )  # fmt: skip

@@ -519,3 +519,43 @@ async def test_cancelling_a_window_that_a_rule_needs_is_refused(ops: Ops) -> Non
         in (answer["message"])
     )
     assert await ops.state() == before
+
+
+# --- the controller registry (ivr/ops/controllers.py) ----------------------------------------
+async def test_controllers_are_listed_by_node_with_health_revision_and_alerts(
+    ops: Ops, db: Database
+) -> None:
+    from ivr.ops.controllers import (
+        STALE_AFTER_S,
+        ControllerIdentity,
+        ControllerStatus,
+        ControllerStore,
+    )
+
+    now = utcnow()
+    store = ControllerStore(db)
+    await ops.service.set_flag(BOOTSTRAP, "promo_audio", False, "campaña pausada")
+    revision = await ops.service.store.revision()
+
+    def who(node: str, pid: int) -> ControllerIdentity:
+        return ControllerIdentity(f"{node}@box:{pid}", node, "box", pid, "citas-ivr",
+                                  now - timedelta(minutes=5))  # fmt: skip
+
+    await store.beat(who("lab-n1", 11), ControllerStatus(revision, "open", 4, True), now)
+    stale = now - timedelta(seconds=STALE_AFTER_S + 5)
+    await store.beat(who("lab-n2", 21), ControllerStatus(revision - 1, "closed", 0, False), stale)
+    await ops.service.store.raise_alert("booking_breaker_open", "lab-n1@box:11", "5 fallos", now)
+
+    assert (await ops.call(None, "GET", "/api/controllers")).status == 401
+    answer = await json_of(await ops.call("viewer", "GET", "/api/controllers"), 200)
+    doc = await json_of(await ops.client.get("/api/openapi.json"), 200)
+    assert not BodyValidator(doc).problems("ControllerRegistry", answer)
+    assert answer["flags_revision"] == revision
+    one, two = answer["nodes"]
+    assert (one["node"], two["node"]) == ("lab-n1@box", "lab-n2@box")
+    (first,) = one["controllers"]
+    assert (first["health"], first["flags_current"], first["breaker"]) == ("active", True, "open")
+    assert [a["kind"] for a in first["alerts"]] == ["booking_breaker_open"]
+    (second,) = two["controllers"]
+    assert (second["health"], second["flags_current"]) == ("unresponsive", False)
+    assert second["ari_connected"] is False and second["alerts"] == []

@@ -1,6 +1,7 @@
 // The ops console: plain DOM over the ops API (docs/operations.md). No framework,
 // no build step. Data from the API is always written with textContent.
-// TOKEN_KEY, ROLE_LEVEL, ROLE_LABEL, $, api, ApiError, showError, showNotice: common.js.
+// TOKEN_KEY, ROLE_LEVEL, ROLE_LABEL, $, api, ApiError, showError, showNotice: common.js;
+// refreshNodes: nodes.js.
 "use strict";
 
 const SOURCE_LABEL = { default: "por defecto", set: "fijado", window: "ventana" };
@@ -340,7 +341,7 @@ async function refresh() {
   } catch (err) {
     showError(err);
   }
-  await Promise.all([refreshCalls(), refreshChats()]);
+  await Promise.all([refreshCalls(), refreshChats(), refreshNodes()]);
 }
 
 // --- changing ------------------------------------------------------------------------

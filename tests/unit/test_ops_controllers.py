@@ -1,0 +1,215 @@
+"""The controller registry (ivr/ops/controllers.py) and the heartbeat (ivr/ops/heartbeat.py)
+on the real database of each backend, and the runtime that beats (ivr/ops/runtime.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import unused_port
+
+from ivr.booking.model import BookingUnavailable
+from ivr.citas.flags import flag_registry
+from ivr.citas.reference import load_reference
+from ivr.ops.controllers import (
+    HEARTBEAT_S,
+    PRUNE_AFTER,
+    STALE_AFTER_S,
+    ControllerIdentity,
+    ControllerStatus,
+    ControllerStore,
+    registry_json,
+)
+from ivr.ops.flags import Role
+from ivr.ops.heartbeat import Heartbeat
+from ivr.ops.metrics import Metrics
+from ivr.ops.runtime import BREAKER_ALERT, OpsRuntime
+from ivr.ops.service import Actor, FlagService
+from ivr.ops.store import OpsStore, utcnow
+from ivr.settings import Ports, Settings
+from ivr.store.db import Database
+from tests.unit.eventually import eventually
+from tests.unit.test_ops_breaker import FlakySource
+
+ADMIN = Actor("cli:test", Role.ADMIN)
+NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+OK = ControllerStatus(flags_revision=0, breaker="closed", active_calls=2, ari_connected=True)
+
+
+def who(instance: str, pid: int, app: str = "citas-ivr", host: str = "box") -> ControllerIdentity:
+    return ControllerIdentity(f"{instance}@{host}:{pid}", instance, host, pid, app,
+                              NOW - timedelta(hours=1))  # fmt: skip
+
+
+def by_source(answer: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["source_id"]: c for n in answer["nodes"] for c in n["controllers"]}
+
+
+async def test_a_fresh_controller_is_active_and_grouped_under_its_node(db: Database) -> None:
+    store = ControllerStore(db)
+    await store.beat(who("lab-n1", 11), OK, NOW)
+    await store.beat(who("lab-n1", 12, app="citas-ivr-2"), replace(OK, active_calls=0), NOW)
+    await store.beat(who("lab-n2", 21), OK, NOW - timedelta(seconds=3))
+    answer = registry_json(await store.registry(), NOW)
+    assert [n["node"] for n in answer["nodes"]] == ["lab-n1@box", "lab-n2@box"]
+    first = answer["nodes"][0]["controllers"]
+    assert [(c["app"], c["pid"], c["active_calls"]) for c in first] == [
+        ("citas-ivr", 11, 2), ("citas-ivr-2", 12, 0),
+    ]  # fmt: skip
+    one = by_source(answer)["lab-n2@box:21"]
+    assert one["health"] == "active" and one["seen_age_s"] == 3.0
+    assert one["flags_current"] and one["breaker"] == "closed" and one["ari_connected"]
+    assert one["stopped_at"] is None and one["alerts"] == []
+    assert answer["heartbeat_s"] == HEARTBEAT_S and answer["stale_after_s"] == STALE_AFTER_S
+
+
+async def test_a_controller_past_three_missed_beats_is_unresponsive(db: Database) -> None:
+    store = ControllerStore(db)
+    await store.beat(who("lab-n1", 11), OK, NOW - timedelta(seconds=STALE_AFTER_S))
+    await store.beat(who("lab-n1", 12), OK, NOW - timedelta(seconds=STALE_AFTER_S + 1))
+    health = {
+        s: c["health"] for s, c in by_source(registry_json(await store.registry(), NOW)).items()
+    }
+    assert health == {"lab-n1@box:11": "active", "lab-n1@box:12": "unresponsive"}
+
+
+async def test_a_clean_stop_marks_the_controller_stopped(db: Database) -> None:
+    store = ControllerStore(db)
+    beat = Heartbeat(store, who("lab-n1", 11), lambda: OK, interval_s=0.05)
+    task = asyncio.create_task(beat.run())
+    await eventually(lambda: beat.beats >= 2)
+    beat.stop()
+    await task
+    assert await beat.mark_stopped()
+    (one,) = by_source(registry_json(await store.registry(), utcnow())).values()
+    assert one["health"] == "stopped" and one["stopped_at"] is not None
+    # A stop outranks the heartbeat's age: a day later it is still "stopped", not lost.
+    later = registry_json(await store.registry(), utcnow() + timedelta(hours=23))
+    assert by_source(later)["lab-n1@box:11"]["health"] == "stopped"
+
+
+async def test_controllers_gone_for_a_day_are_pruned_by_a_beat(db: Database) -> None:
+    store = ControllerStore(db)
+    await store.stopped(who("lab-n1", 1), OK, NOW - PRUNE_AFTER - timedelta(seconds=1))
+    await store.beat(who("lab-n1", 2), OK, NOW - PRUNE_AFTER - timedelta(seconds=1))  # killed
+    await store.stopped(who("lab-n1", 3), OK, NOW - PRUNE_AFTER + timedelta(minutes=1))
+    assert await store.beat(who("lab-n2", 4), OK, NOW) == 2
+    assert set(by_source(registry_json(await store.registry(), NOW))) == {
+        "lab-n1@box:3", "lab-n2@box:4",
+    }  # fmt: skip
+
+
+async def test_a_controller_on_an_older_flags_revision_is_behind(db: Database) -> None:
+    service = FlagService(OpsStore(db), flag_registry(load_reference()))
+    await service.set_flag(ADMIN, "promo_audio", False, "campaña pausada")
+    revision = await service.store.revision()
+    store = ControllerStore(db)
+    await store.beat(who("lab-n1", 11), replace(OK, flags_revision=revision), NOW)
+    await store.beat(who("lab-n2", 21), replace(OK, flags_revision=revision - 1), NOW)
+    answer = registry_json(await store.registry(), NOW)
+    assert answer["flags_revision"] == revision
+    current = {s: (c["flags_revision"], c["flags_current"]) for s, c in by_source(answer).items()}
+    assert current == {"lab-n1@box:11": (revision, True), "lab-n2@box:21": (revision - 1, False)}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(state_dir=tmp_path, instance="lab-n1", ports=Ports(ops_http=unused_port()))
+
+
+async def test_the_runtime_reports_a_new_revision_at_once_and_its_stop(
+    db: Database, settings: Settings
+) -> None:
+    ops = OpsRuntime(settings, db, flag_registry(load_reference()), Metrics())
+    await ops.start()
+    heartbeat = ops.start_heartbeat(lambda: 3, lambda: True)
+    store = ControllerStore(db)
+    await eventually(lambda: heartbeat.beats >= 1)
+    await ops.service.set_flag(ADMIN, "promo_audio", False, "campaña pausada")
+    revision = await ops.store.revision()
+
+    async def reported() -> dict[str, Any]:
+        return by_source(registry_json(await store.registry(), utcnow()))[ops.source_id]
+
+    # Well within one beat: the reload wakes the heartbeat (the poll reloads in 0.2 s).
+    async with asyncio.timeout(HEARTBEAT_S / 2):
+        while (await reported())["flags_revision"] != revision:  # noqa: ASYNC110 (the database)
+            await asyncio.sleep(0.05)
+    row = await reported()
+    assert row["flags_current"] and row["health"] == "active"
+    assert (row["instance"], row["host"], row["pid"]) == (
+        "lab-n1",
+        socket.gethostname(),
+        os.getpid(),
+    )
+    assert (row["app"], row["active_calls"], row["ari_connected"]) == (settings.app_name, 3, True)
+    assert row["breaker"] is None  # no booking source guarded in this process
+    await ops.stop()
+    assert (await reported())["health"] == "stopped"
+
+
+async def test_an_open_breaker_shows_with_its_alert_on_its_controller(
+    db: Database, settings: Settings
+) -> None:
+    ops = OpsRuntime(settings, db, flag_registry(load_reference()), Metrics())
+    await ops.start()
+    source = FlakySource()
+    slots = ops.guard(source)
+    heartbeat = ops.start_heartbeat(lambda: 0, lambda: True)
+    await eventually(lambda: heartbeat.beats >= 1)
+    source.failing, source.healthy = True, False
+    assert ops.breaker is not None
+    while ops.breaker.state == "closed":
+        with pytest.raises(BookingUnavailable):
+            await slots.find(site_id="norte", cups="890201")
+    store = ControllerStore(db)
+    await eventually(lambda: heartbeat.beats >= 2)  # woken by the transition
+
+    async def reported() -> dict[str, Any]:
+        return by_source(registry_json(await store.registry(), utcnow()))[ops.source_id]
+
+    async with asyncio.timeout(HEARTBEAT_S / 2):
+        while not (await reported())["alerts"]:  # noqa: ASYNC110 (polls the database)
+            await asyncio.sleep(0.05)
+    row = await reported()
+    assert row["breaker"] in ("open", "half_open")
+    (alert,) = row["alerts"]
+    assert alert["kind"] == BREAKER_ALERT and alert["source"] == ops.source_id
+    await ops.stop()
+
+
+async def test_a_node_shows_the_alerts_raised_under_its_instance(db: Database) -> None:
+    store = ControllerStore(db)
+    await store.beat(who("lab-n1", 11), OK, NOW)
+    await OpsStore(db).raise_alert("flag_rule_broken", "lab-n1", "la edad mínima…", NOW)
+    await OpsStore(db).raise_alert("flag_rule_broken", "otra", "no es de este nodo", NOW)
+    (node,) = registry_json(await store.registry(), NOW)["nodes"]
+    assert [a["source"] for a in node["alerts"]] == ["lab-n1"]
+    assert node["controllers"][0]["alerts"] == []
+
+
+async def test_a_database_outage_is_logged_once_and_never_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A real driver against a port nothing listens on: the connection is refused.
+    down = Database(f"postgresql+asyncpg://citas@127.0.0.1:{unused_port()}/citas", timeout=1.0)
+    beat = Heartbeat(ControllerStore(down), who("lab-n1", 11), lambda: OK, interval_s=0.01)
+    try:
+        with caplog.at_level(logging.WARNING, logger="ivr.ops.heartbeat"):
+            task = asyncio.create_task(beat.run())
+            await eventually(lambda: beat.failures >= 3, within=10.0)
+            beat.stop()
+            await task  # the loop went on: nothing raised
+            assert not await beat.mark_stopped()
+        assert beat.beats == 0
+        lost = [r for r in caplog.records if "heartbeat not written" in r.getMessage()]
+        assert len(lost) == 1  # once per outage, not once per beat
+    finally:
+        await down.close()
