@@ -18,6 +18,9 @@ on each and one PostgreSQL; sipp calls the front address.
   during two citas calls: one is booked, the other's SMS is sent exactly once.
 - With its controller down, each node's dialplan sends its callers to the
   agents, and Kamailio keeps the node in rotation.
+- The console of either node lists both nodes' controllers (the registry's
+  heartbeats in the shared PostgreSQL), on the flags revision just set; a
+  controller stopped cleanly shows "detenido" beside the one that replaced it.
 - ``ivr sandbox status`` says all of it, and ``down`` leaves nothing running.
 
 Slow: two Asterisks and a PostgreSQL start. It uses its own ports: the session's
@@ -35,6 +38,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -208,6 +212,26 @@ def flags_revision(node: Settings) -> float:
     return found["citas_flags_revision"]
 
 
+def viewer_token(env: dict[str, str]) -> str:
+    """A viewer's token for the ops API, made in the cluster's database."""
+    name = f"e2e-viewer-{time.monotonic_ns()}"
+    done = ivr(env, "ops", "token", "create", name, "--role", "viewer", "--reason", "prueba",
+               timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def registry(node: Settings, token: str) -> dict[str, Any]:
+    """``GET /api/controllers`` on ``node``'s ops API (the controller registry)."""
+    request = urllib.request.Request(
+        f"http://{node.host}:{node.ports.ops_http}/api/controllers",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        found: dict[str, Any] = json.loads(answer.read())
+    return found
+
+
 def test_a_flag_change_reaches_both_nodes_within_a_second(cluster_env: dict[str, str]) -> None:
     settings = Settings.from_env(cluster_env)
     nodes = [cluster.node_settings(settings, i) for i in (1, 2)]
@@ -236,6 +260,20 @@ def test_a_flag_change_reaches_both_nodes_within_a_second(cluster_env: dict[str,
         shown = status(cluster_env)["nodes"]
         assert {n["flags_revision"] for n in shown} == {int(flags_revision(nodes[0]))}, shown
         assert {n["breaker"] for n in shown} == {"closed"}, shown
+        # And the console of either node shows both nodes' controllers, each on the
+        # new revision (their heartbeats, written at once on a reload).
+        token = viewer_token(cluster_env)
+        for node in nodes:
+            wait_until(lambda node=node: all(
+                c["flags_current"] for n in registry(node, token)["nodes"] for c in n["controllers"]
+            ), 5.0, f"{node.instance}'s console to show every controller on the new revision")  # fmt: skip
+            found = registry(node, token)
+            assert [n["instance"] for n in found["nodes"]] == [n.instance for n in nodes], found
+            for shown_node in found["nodes"]:
+                active = [c for c in shown_node["controllers"] if c["health"] == "active"]
+                assert len(active) == 1, shown_node  # CITAS_CONTROLLERS=1: one process a node
+                assert active[0]["ari_connected"] and active[0]["breaker"] == "closed", active
+                assert active[0]["flags_revision"] == found["flags_revision"], active
     finally:
         reset = ivr(
             cluster_env, "flags", "reset", "promo_audio", "--reason", "fin de la prueba", timeout=60
@@ -321,6 +359,11 @@ def test_with_no_controller_a_node_sends_its_callers_to_the_agents(
     finally:
         up = ivr(cluster_env, "sandbox", "up", "--nodes", "2", timeout=300)  # the controllers again
         assert up.returncode == 0, up.stdout + up.stderr
+    # The console: each node's stopped controller "detenido" beside its new one.
+    found = registry(nodes[0], viewer_token(cluster_env))
+    for shown_node in found["nodes"]:
+        health = sorted(c["health"] for c in shown_node["controllers"])
+        assert health[:1] == ["active"] and "stopped" in health, shown_node
 
 
 def test_a_second_up_is_refused_while_a_plain_sandbox_holds_the_instance(
