@@ -109,6 +109,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         f"--quick {QUICK_DBS})",
     )
     p.add_argument(
+        "--nodes",
+        help="also each call line through Kamailio in front of this many Asterisk nodes, "
+        "a controller each, on PostgreSQL (ivr sandbox up --nodes K, docs/cluster.md); "
+        "comma-separated counts, e.g. 1,2 (default: none)",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="py-spy flame graph of the controller over one step per ARI variant "
@@ -200,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     from ivr.bench.lines import ALL_LINES
     from ivr.bench.runner import Bench, BenchConfig, BenchError
     from ivr.bench.stats import parse_steps
-    from ivr.bench.variants import cores, ladder_for, parse_controllers, parse_dbs
+    from ivr.bench.variants import cores, ladder_for, parse_controllers, parse_dbs, parse_nodes
     from ivr.settings import Settings, SettingsError
 
     # Our own sandbox unless told otherwise: never the demo's (0) or the e2e tests' (2000).
@@ -212,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
             args.controllers or (QUICK_CONTROLLERS if args.quick else DEFAULT_CONTROLLERS), cores()
         )
         dbs = parse_dbs(args.db or (QUICK_DBS if args.quick else DEFAULT_DBS))
+        nodes = parse_nodes(args.nodes or "")
     except ValueError as exc:
         print(f"ivr bench: {exc}", file=sys.stderr)
         return 2
@@ -269,6 +276,7 @@ def run(args: argparse.Namespace) -> int:
         chat_reply_timeout=args.chat_reply_timeout,
         controllers=controllers,
         dbs=dbs,
+        nodes=nodes,
         profile=args.profile or args.profile_at is not None,
         profile_at=args.profile_at,
         command=" ".join(["ivr", *sys.argv[1:]]) if sys.argv else "ivr bench",

@@ -141,7 +141,8 @@ def headline_text(results: dict[str, Any]) -> str:
 
 VARIANT_HEAD = (
     "| variant | capacity | first failed N | vs plain: capacity | CPU ms/call at capacity: "
-    "controller / Asterisk / PostgreSQL = total | vs plain: CPU/call | response p50 / p99 ms "
+    "controller / Asterisk / PostgreSQL (+ Kamailio) = total | vs plain: CPU/call "
+    "| response p50 / p99 ms "
     "| late p99 ms | from Asterisk p99 ms | controller processes | ARI events / requests per call | note |"
 )
 
@@ -151,9 +152,12 @@ def variant_table(results: dict[str, Any]) -> str:
     for name, v in results["variants"].items():
         b = v.get("at_capacity") or {}
         vp = v.get("versus_plain") or {}
+        kamailio = b.get("kamailio_cpu_ms_per_call")
         cpu = (
             f"{_num(b.get('controller_cpu_ms_per_call'))} / {_num(b.get('asterisk_cpu_ms_per_call'))}"
-            f" / {_num(b.get('postgres_cpu_ms_per_call'))} = {_num(b.get('total_cpu_ms_per_call'))}"
+            f" / {_num(b.get('postgres_cpu_ms_per_call'))}"
+            + (f" + {_num(kamailio)}" if kamailio is not None else "")
+            + f" = {_num(b.get('total_cpu_ms_per_call'))}"
             if b
             else "–"
         )

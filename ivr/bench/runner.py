@@ -80,6 +80,7 @@ from ivr.bench.variants import (
     rounds_for,
 )
 from ivr.reaction import ENV_VAR as REACTION_ENV
+from ivr.sandbox.errors import SandboxError
 from ivr.sandbox.instance import InstancePaths
 from ivr.sandbox.manager import registered_apps
 from ivr.sandbox.postgres import PostgresError, ThrowawayPostgres
@@ -92,10 +93,14 @@ KEY_MARK = "BENCH-KEY"  # the last key's RFC 4733 capture starts: "BENCH-KEY <ca
 BYE_MARK = "BENCH-BYE"  # the IVR's BYE received: "BENCH-BYE <call-id> <ms>" (sipp's clock)
 # The first start synthesizes the prompts (espeak-ng): over 45 s on a busy machine.
 CONTROLLER_READY_S = 120.0
+# A cluster variant's ports (``Variant.nodes``, docs/cluster.md) above the bench
+# sandbox's offset: its nodes' RTP ranges (1000 ports each, 500 calls) then lie above
+# the callers' media ports (``media_port`` + 10000 at most: cli.media_port_after).
+CLUSTER_PORT_STEP = 10_000
 RECORDS_WAIT_S = 30.0
 SAMPLE_EVERY_S = 0.5
 # Watched with their children: ivr serve and its voice workers, PostgreSQL's backends.
-TREES = frozenset({"controller", "postgres"})
+TREES = frozenset({"controller", "postgres", "kamailio"})
 # Whose threads' run-queue wait a step reads (ivr.bench.usage): the controllers'.
 WAITS = frozenset({"controller"})
 
@@ -119,6 +124,7 @@ class BenchConfig:
     chat_reply_timeout: float = 10.0  # a chat message not answered in this is failed
     controllers: list[int] = field(default_factory=lambda: [1])  # CITAS_CONTROLLERS values
     dbs: list[str] = field(default_factory=lambda: ["sqlite"])  # "sqlite", "postgresql"
+    nodes: list[int] = field(default_factory=list)  # --nodes: cluster variants (Variant.nodes)
     profile: bool = False  # py-spy around one step per ARI variant (ivr.bench.profile)
     profile_at: int | None = None  # that step's N; None: nearest 60 % of expected capacity
     command: str = ""  # the command line, kept in results.json
@@ -163,11 +169,15 @@ class Bench:
         self.chat_contacts: list[str] = []  # wa_ids not used yet, in order
         self.controller_env: dict[str, str] = {}
         self.postgres: ThrowawayPostgres | None = None
+        self.cluster: Settings | None = None  # the front's, while a cluster variant runs
+        self._cluster_env: dict[str, str | None] = {}  # os.environ's values it replaced
 
     # -- the whole run ---------------------------------------------------------
 
     def variants(self) -> list[Variant]:
-        return matrix(self.config.lines, self.config.controllers, self.config.dbs)
+        return matrix(
+            self.config.lines, self.config.controllers, self.config.dbs, self.config.nodes
+        )
 
     def run(self) -> dict[str, Any]:
         from ivr.sandbox import manager
@@ -209,7 +219,11 @@ class Bench:
                     "`ivr sandbox down` it first so the bench starts it with a wider one"
                 )
             facts["idle_cpu_ms_per_s"] = self.idle
-            asterisk = self._watched()["asterisk"]
+            asterisk = (
+                _proc(state.asterisk_pid)
+                if (state := InstancePaths(self.settings).load())
+                else None
+            )
             facts["asterisk_nofile_limit"] = _nofile_limit(asterisk)
             self._measure_idle({"asterisk": asterisk})
             for variant in variants:
@@ -222,6 +236,7 @@ class Bench:
                     self.runs[variant.name] = LineRun(line, variant, error=error)
         finally:
             self._stop_controller()
+            self._stop_cluster()
             if self.chat is not None:
                 self.chat.stop()
             if self.postgres is not None:
@@ -236,6 +251,8 @@ class Bench:
         line = CHAT if variant.line == CHAT_LINE else LINES[variant.line]
         self.say(f"{variant.name}: {line.title}")
         self._stop_controller()
+        if variant.nodes:
+            return self._run_cluster_variant(line, variant)
         if variant.uses_controller:
             try:
                 db_url = self._db_url(variant.db)
@@ -254,6 +271,87 @@ class Bench:
                 read_counts(self.config.out_dir.glob(f"ari-counts-{variant.slug}-*.json"))
             )
         return run
+
+    def _run_cluster_variant(self, line: Line, variant: Variant) -> LineRun:
+        """``line`` through Kamailio in front of ``variant.nodes`` nodes, started for
+        this variant alone (fresh controllers, as every variant gets) and stopped after."""
+        try:
+            self._start_cluster(variant)
+        except (BenchError, PostgresError, SandboxError) as exc:
+            self.say(f"  {exc}")
+            self._stop_cluster()
+            return LineRun(line, variant, error=str(exc))
+        try:
+            run = self._run_line(line, variant)
+        finally:
+            self._stop_cluster()
+        run.ari_counts = merge_counts(
+            read_counts(self.config.out_dir.glob(f"ari-counts-{variant.slug}-*.json"))
+        )
+        return run
+
+    def _start_cluster(self, variant: Variant) -> None:
+        """``ivr sandbox up --nodes K`` (ivr.sandbox.cluster) at ``CLUSTER_PORT_STEP``
+        above the bench's ports, on the bench's PostgreSQL, a controller per node with
+        the variant's count, reaction log and ARI counts. The bench's own sandbox is
+        stopped first (unless ``keep_sandbox``): its idle Asterisk is not the cluster's."""
+        from ivr.sandbox import cluster, manager
+
+        if not self.config.keep_sandbox and manager.status(self.settings).running:
+            manager.down(self.settings)
+            self.say(f"  sandbox {self.settings.instance} stopped: the cluster's turn")
+        db_url = self._db_url(variant.db)
+        # Its controllers are `ivr serve` children of this process (cluster.start_controller).
+        own = {
+            "CITAS_CONTROLLERS": str(variant.controllers),
+            "CITAS_ARI_COUNTS": str(self._counts_file(variant)),
+            REACTION_ENV: str(self.reaction_log),
+        }
+        for name, value in own.items():
+            self._cluster_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+        # The nodes' RTP ranges move 1000 ports a node: the bench's widened range
+        # (CITAS_RTP_START/END) would make them overlap.
+        env = {k: v for k, v in os.environ.items() if k not in ("CITAS_RTP_START", "CITAS_RTP_END")}
+        offset = self.settings.ports.sip - Settings().ports.sip + CLUSTER_PORT_STEP
+        front = Settings.from_env({
+            **env, "CITAS_INSTANCE": f"{self.settings.instance}-cl",
+            "CITAS_PORT_OFFSET": str(offset), "CITAS_DB_URL": db_url,
+        })  # fmt: skip
+        self.cluster, self.variant = front, variant
+        self.say(
+            f"  cluster {front.instance}: Kamailio on {front.ports.sip}, {variant.nodes} node(s)"
+        )
+        cluster.up(front, variant.nodes, say=lambda text: self.say(f"  {text}"))
+
+    def _stop_cluster(self) -> None:
+        from ivr.sandbox import cluster
+
+        front, self.cluster = self.cluster, None
+        if front is not None:
+            self.variant = None
+            cluster.down(front)
+            self.say(f"  cluster {front.instance} stopped")
+        for name, value in self._cluster_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._cluster_env = {}
+
+    def _cluster_nodes(self) -> list[Settings]:
+        from ivr.sandbox import cluster
+
+        front = self.cluster
+        if front is None:
+            return []
+        state = cluster.load_state(front)
+        count = len(state.nodes) if state is not None else 0
+        return [cluster.node_settings(front, i) for i in range(1, count + 1)]
+
+    def _target(self) -> Settings:
+        """Where sipp calls: the cluster's Kamailio during a cluster variant, else the sandbox."""
+        return self.cluster or self.settings
 
     def _db_url(self, db: str) -> str:
         if db == "sqlite":
@@ -370,7 +468,7 @@ class Bench:
         self._measure_variant_idle()
         ladder = self.config.ladder(line.name)
         profile_n = None
-        if self.config.profile and variant.uses_controller:
+        if self.config.profile and variant.uses_controller and not variant.nodes:
             profile_n = self.config.profile_at or profile_step(ladder, self._expected_capacity())
         while (n := next_step(ladder, run.steps, self.config.max_calls)) is not None:
             rounds = rounds_for(self.config.hold, run.call_seconds, self.config.load)
@@ -608,7 +706,7 @@ class Bench:
         ramp = 1.0 if warmup else ramp_seconds(call_s, self.config.load)
         limit = ramp * rounds + call_s * rounds + 60.0
         cmd = sipp_command(
-            self.settings, line, workdir, prefix, n, calls, ramp, self.config.media_port, limit
+            self._target(), line, workdir, prefix, n, calls, ramp, self.config.media_port, limit
         )
         procs = self._watched()
         t0 = time.time()
@@ -692,11 +790,16 @@ class Bench:
 
     # -- processes -------------------------------------------------------------
 
-    def _watched(self) -> dict[str, psutil.Process | None]:
+    def _watched(self) -> dict[str, psutil.Process | list[psutil.Process] | None]:
+        if self.cluster is not None:
+            return self._cluster_watched(self.cluster)
         state = InstancePaths(self.settings).load()
         asterisk = _proc(state.asterisk_pid if state else None)
         controller = _proc(self.controller.pid) if self.controller is not None else None
-        watched = {"controller": controller, "asterisk": asterisk}
+        watched: dict[str, psutil.Process | list[psutil.Process] | None] = {
+            "controller": controller,
+            "asterisk": asterisk,
+        }
         if (
             self.postgres is not None
             and self.variant is not None
@@ -704,6 +807,24 @@ class Bench:
         ):
             watched["postgres"] = _proc(self.postgres.pid())
         return watched
+
+    def _cluster_watched(
+        self, front: Settings
+    ) -> dict[str, psutil.Process | list[psutil.Process] | None]:
+        """A cluster variant's parts: every node's Asterisk and controller (each summed
+        as one part), Kamailio (its children: the SIP workers) and PostgreSQL."""
+        from ivr.sandbox import cluster, kamailio
+
+        nodes = self._cluster_nodes()
+        asterisks = [InstancePaths(n).load() for n in nodes]
+        return {
+            "asterisk": [p for s in asterisks if s and (p := _proc(s.asterisk_pid))],
+            "controller": [
+                p for n in nodes if (p := _proc(cluster.controller_peer(n).running_pid(n)))
+            ],
+            "kamailio": _proc(kamailio.kamailio_peer(front).running_pid(front)),
+            "postgres": _proc(self.postgres.pid()) if self.postgres is not None else None,
+        }
 
     def _counts_file(self, variant: Variant) -> Path:
         # ivr/ari/counters.py: each controller process writes its own, {pid} replaced.
@@ -767,7 +888,9 @@ class Bench:
         doubt, not a measured error."""
         self._measure_idle(self._watched())
 
-    def _measure_idle(self, procs: dict[str, psutil.Process | None], seconds: float = 5.0) -> None:
+    def _measure_idle(
+        self, procs: dict[str, psutil.Process | list[psutil.Process] | None], seconds: float = 5.0
+    ) -> None:
         """Each process tree's CPU with no call up (ms per second): background work."""
         procs = {k: p for k, p in procs.items() if p is not None}
         if not procs:
@@ -782,6 +905,11 @@ class Bench:
             self.say(f"  {name} idle: {self.idle[name]:.1f} ms CPU per second (taken off per call)")
 
     def _controller_alive(self) -> bool:
+        if self.cluster is not None:  # every node's
+            from ivr.sandbox import cluster
+
+            nodes = self._cluster_nodes()
+            return bool(nodes) and all(cluster.controller_peer(n).running_pid(n) for n in nodes)
         return self.controller is not None and self.controller.poll() is None
 
     def _stop_controller(self) -> None:

@@ -193,9 +193,12 @@ class StepResult:
         return cpu_ms / self.completed
 
     def total_cpu_ms_per_call(self) -> float | None:
-        """What a call costs the system under test: controller + Asterisk + PostgreSQL
-        (whichever were watched; sipp and the chat simulator are the load, not counted)."""
-        parts = [self.cpu_ms_per_call(p) for p in ("controller", "asterisk", "postgres")]
+        """What a call costs the system under test: controller + Asterisk + PostgreSQL,
+        and Kamailio in front of a cluster (whichever were watched; sipp and the chat
+        simulator are the load, not counted)."""
+        parts = [
+            self.cpu_ms_per_call(p) for p in ("controller", "asterisk", "postgres", "kamailio")
+        ]
         known = [p for p in parts if p is not None]
         return sum(known) if known else None
 
@@ -256,6 +259,7 @@ class StepResult:
             "asterisk_cpu_gross_ms_per_call": _r(self.cpu_ms_per_call("asterisk", net=False)),
             "postgres_cpu_ms_per_call": _r(self.cpu_ms_per_call("postgres")),
             "postgres_cpu_gross_ms_per_call": _r(self.cpu_ms_per_call("postgres", net=False)),
+            "kamailio_cpu_ms_per_call": _r(self.cpu_ms_per_call("kamailio")),
             "total_cpu_ms_per_call": _r(self.total_cpu_ms_per_call()),
             "sipp_cpu_ms_per_call": _r(self.cpu_ms_per_call("sipp")),
             # The chat line's load generator (the bench process: simulator and contacts).

@@ -157,7 +157,7 @@ def tree_cpu_seconds(start: Mapping[K, float], last: Mapping[K, float]) -> float
 
 @dataclass
 class _Tree:
-    root: psutil.Process
+    roots: list[psutil.Process]  # one, or a cluster's nodes' (their Asterisks, controllers)
     children: bool
     start: dict[ProcKey, float]
     last: dict[ProcKey, float]
@@ -175,22 +175,24 @@ class _Tree:
 class UsageMeter:
     """CPU seconds over a window, peak RSS (summed over the tree), peak threads and
     file descriptors, per watched process tree, and the window's busiest
-    ``PEAK_WINDOW_S`` (``peak()``). ``trees``: name → root process, with its
-    children (True) or alone (False); ``waits``: the trees whose threads'
-    run-queue wait is read too (a file per thread and sample: the controllers,
-    not Asterisk's hundreds of threads)."""
+    ``PEAK_WINDOW_S`` (``peak()``). ``procs``: name → its root process, or the
+    roots of several processes counted as one part (a cluster's Asterisks: the
+    sums over them); ``trees``: the names counted with their children (else a
+    root alone); ``waits``: the trees whose threads' run-queue wait is read too
+    (a file per thread and sample: the controllers, not Asterisk's hundreds of
+    threads)."""
 
     def __init__(
         self,
-        procs: Mapping[str, psutil.Process | None],
+        procs: Mapping[str, psutil.Process | Sequence[psutil.Process] | None],
         *,
         trees: frozenset[str] = frozenset(),
         waits: frozenset[str] = frozenset(),
     ) -> None:
         self.trees = {
-            name: _Tree(proc, name in trees, {}, {}, measures_wait=name in waits)
+            name: _Tree(roots, name in trees, {}, {}, measures_wait=name in waits)
             for name, proc in procs.items()
-            if proc is not None
+            if (roots := [proc] if isinstance(proc, psutil.Process) else list(proc or ()))
         }
         self.moments: list[Moment] = []
         self.t0 = self.t1 = time.monotonic()
@@ -203,12 +205,13 @@ class UsageMeter:
     def sample(self) -> None:
         self.t1 = time.monotonic()
         for tree in self.trees.values():
-            members = [tree.root]
+            members = list(tree.roots)
             if tree.children:
-                try:
-                    members += tree.root.children(recursive=True)
-                except psutil.Error:
-                    pass
+                for root in tree.roots:
+                    try:
+                        members += root.children(recursive=True)
+                    except psutil.Error:
+                        pass
             rss = threads = fds = alive = 0
             for proc in members:
                 try:

@@ -15,7 +15,12 @@ Which variants the matrix holds (docs/perf/bench.md, "The matrix"):
 - ``citas`` with every controller count on every database: the issue's
   "with 1 and with N controllers, SQLite and PostgreSQL";
 - ``chat`` once, one controller, first database (the serving process answers
-  WhatsApp; voice workers do not).
+  WhatsApp; voice workers do not);
+- with ``--nodes`` (issue 14), each call line with a controller once more per node
+  count K, last: Kamailio in front of K Asterisk nodes (``ivr sandbox up --nodes K``,
+  docs/cluster.md), a controller each, on PostgreSQL (the cluster's database):
+  ``citas ×1 pg · 2 nodes``. sipp calls Kamailio's address; the CPU per call is
+  every node's Asterisk and controller, Kamailio and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ DATABASES: dict[str, str] = {"sqlite": "sqlite", "postgresql": "pg"}
 NO_CONTROLLER_LINES = frozenset({"smoke-dialplan"})
 ONE_DB_LINES = frozenset({"smoke-ari", "chat"})  # first database only
 ONE_CONTROLLER_LINES = frozenset({"chat"})
+CLUSTER_DB = "postgresql"  # a cluster's nodes share one PostgreSQL (docs/cluster.md)
 
 # Default ladders (``make bench``), per line. One ladder for every call line, so their
 # capacities (and the ARI/plain ratio) are read at the same steps: coarse below,
@@ -59,21 +65,31 @@ class Variant:
     line: str
     controllers: int = 0
     db: str = ""
+    nodes: int = 0  # 0: the one sandbox, called directly; K: Kamailio in front of K nodes
 
     @property
     def name(self) -> str:
-        """``smoke-dialplan``, ``smoke-ari ×2``, ``citas ×1 sqlite``, ``citas ×2 pg``."""
+        """``smoke-dialplan``, ``smoke-ari ×2``, ``citas ×1 sqlite``, ``citas ×2 pg``,
+        ``citas ×1 pg · 2 nodes`` (through Kamailio; ×1: controllers per node)."""
         if self.line in NO_CONTROLLER_LINES:
             return self.line
         name = f"{self.line} ×{self.controllers}"
         if self.line not in ONE_DB_LINES:
             name += f" {DATABASES.get(self.db, self.db)}"
+        if self.nodes:
+            name += f" · {self.nodes} node{'s' if self.nodes > 1 else ''}"
         return name
 
     @property
     def slug(self) -> str:
-        """The name as a file-name part: ``citas-x2-pg``."""
-        return self.name.replace(" ×", "-x").replace(" ", "-")
+        """The name as a file-name part: ``citas-x2-pg``, ``citas-x1-pg-2nodes``.
+
+        >>> Variant("smoke-ari", 1, "postgresql", nodes=1).slug
+        'smoke-ari-x1-1nodes'
+        """
+        base = self.name.partition(" · ")[0]
+        slug = base.replace(" ×", "-x").replace(" ", "-")
+        return f"{slug}-{self.nodes}nodes" if self.nodes else slug
 
     @property
     def uses_controller(self) -> bool:
@@ -133,12 +149,46 @@ def parse_dbs(text: str) -> list[str]:
     return out
 
 
-def matrix(lines: Sequence[str], controllers: Sequence[int], dbs: Sequence[str]) -> list[Variant]:
+def parse_nodes(text: str) -> list[int]:
+    """``"1,2"`` → [1, 2]: the node counts of ``--nodes``, increasing, unique; "" → [].
+
+    >>> parse_nodes("2, 1,2")
+    [1, 2]
+
+    Raises ValueError on anything but integers from 1 to the cluster's
+    ``MAX_NODES``.
+    """
+    from ivr.sandbox.cluster import MAX_NODES
+
+    counts: set[int] = set()
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if not part.isdigit() or not 1 <= int(part) <= MAX_NODES:
+            raise ValueError(f"--nodes takes counts from 1 to {MAX_NODES}, got {part!r}")
+        counts.add(int(part))
+    return sorted(counts)
+
+
+def matrix(
+    lines: Sequence[str],
+    controllers: Sequence[int],
+    dbs: Sequence[str],
+    nodes: Sequence[int] = (),
+) -> list[Variant]:
     """Every variant of one run, in run order: ``lines`` in the order given; within a
     line, database by database (so PostgreSQL is up once, for a contiguous stretch),
-    controller counts increasing. The rules are the module docstring's."""
+    controller counts increasing; then, for each count of ``nodes`` (increasing), the
+    call lines with a controller through Kamailio, one controller per node, on
+    PostgreSQL. The rules are the module docstring's.
+
+    >>> [v.name for v in matrix(["smoke-dialplan", "citas"], [1], ["sqlite"], [2, 1])]
+    ['smoke-dialplan', 'citas ×1 sqlite', 'citas ×1 pg · 1 node', 'citas ×1 pg · 2 nodes']
+    """
     if not controllers or not dbs:
         raise ValueError("matrix needs at least one controller count and one database")
+    if any(k < 1 for k in nodes):
+        raise ValueError(f"node counts must be at least 1, got {list(nodes)}")
     out: list[Variant] = []
     for line in lines:
         if line in NO_CONTROLLER_LINES:
@@ -147,6 +197,12 @@ def matrix(lines: Sequence[str], controllers: Sequence[int], dbs: Sequence[str])
         line_dbs = dbs[:1] if line in ONE_DB_LINES else dbs
         counts = [1] if line in ONE_CONTROLLER_LINES else controllers
         out.extend(Variant(line, n, db) for db in line_dbs for n in counts)
+    for k in sorted(set(nodes)):
+        out.extend(
+            Variant(line, 1, CLUSTER_DB, nodes=k)
+            for line in lines
+            if line not in NO_CONTROLLER_LINES and line not in ONE_CONTROLLER_LINES
+        )
     return out
 
 
@@ -256,6 +312,7 @@ TYPICAL_CALL_S: dict[str, float] = {
     "chat": 8.0,
 }
 CONTROLLER_START_S = 20.0
+CLUSTER_START_S = 40.0  # a cluster node's Asterisk and controller, then its down
 WARMUP_S = 3.0
 
 
@@ -281,4 +338,5 @@ def estimate_seconds(
             ladder = ladder[: len(passing) + 1]
         total += repeat * len(ladder) * step_seconds(call_s, hold_s, load=load)
         total += WARMUP_S + call_s + (CONTROLLER_START_S if v.uses_controller else 0.0)
+        total += CLUSTER_START_S * v.nodes  # each node's Asterisk and controller
     return total

@@ -130,6 +130,18 @@ def test_step_summary_figures() -> None:
     assert row["sipp_cpu_ms_per_call"] is None
 
 
+def test_a_cluster_step_bills_kamailio_in_the_total() -> None:
+    s = step(10, 10, 0, usage={
+        "controller": ProcessUsage(cpu_s=0.5, rss_peak_mb=1.0),
+        "asterisk": ProcessUsage(cpu_s=1.0, rss_peak_mb=1.0),
+        "kamailio": ProcessUsage(cpu_s=0.05, rss_peak_mb=1.0),
+    })  # fmt: skip
+    row = s.summary()
+    assert row["kamailio_cpu_ms_per_call"] == 5.0
+    assert row["total_cpu_ms_per_call"] == 155.0
+    assert step(10, 10, 0).summary()["kamailio_cpu_ms_per_call"] is None
+
+
 def test_cpu_per_call_is_none_without_completed_calls() -> None:
     s = step(5, 5, 5, usage={"controller": ProcessUsage(1.0, 1.0)})
     assert s.cpu_ms_per_call("controller") is None

@@ -38,6 +38,7 @@ from ivr.bench.variants import (
     matrix,
     parse_controllers,
     parse_dbs,
+    parse_nodes,
     placing_seconds,
     profile_step,
     ramp_seconds,
@@ -56,6 +57,12 @@ from ivr.sandbox.supervisor import nofile_limits
         (Variant("citas", 1, "sqlite"), "citas ×1 sqlite", "citas-x1-sqlite"),
         (Variant("citas", 2, "postgresql"), "citas ×2 pg", "citas-x2-pg"),
         (Variant("chat", 1, "sqlite"), "chat ×1", "chat-x1"),
+        (Variant("citas", 1, "postgresql", nodes=2), "citas ×1 pg · 2 nodes", "citas-x1-pg-2nodes"),
+        (
+            Variant("smoke-ari", 1, "postgresql", nodes=1),
+            "smoke-ari ×1 · 1 node",
+            "smoke-ari-x1-1nodes",
+        ),
     ],
 )
 def test_variant_names(variant: Variant, name: str, slug: str) -> None:
@@ -136,6 +143,33 @@ def test_matrix_rules(
     variants = matrix(lines, controllers, dbs)
     assert [v.name for v in variants] == expected
     assert len({v.name for v in variants}) == len(variants)  # names are unique
+
+
+def test_cluster_variants_come_last_per_node_count_on_postgresql() -> None:
+    # issue 14: each call line with a controller through Kamailio, one controller a
+    # node, whatever --controllers and --db say; the plain line and chat are not.
+    variants = matrix(["smoke-dialplan", "smoke-ari", "citas", "chat"], [1, 2], ["sqlite"], [2, 1])
+    cluster = [v for v in variants if v.nodes]
+    assert [v.name for v in cluster] == [
+        "smoke-ari ×1 · 1 node", "citas ×1 pg · 1 node",
+        "smoke-ari ×1 · 2 nodes", "citas ×1 pg · 2 nodes",
+    ]  # fmt: skip
+    assert variants[-len(cluster) :] == cluster
+    assert {(v.controllers, v.db) for v in cluster} == {(1, "postgresql")}
+    assert [v.name for v in variants if not v.nodes] == [
+        v.name for v in matrix(["smoke-dialplan", "smoke-ari", "citas", "chat"], [1, 2], ["sqlite"])
+    ]
+
+
+@pytest.mark.parametrize(("text", "expected"), [("", []), ("1,2", [1, 2]), (" 2,1, 2", [1, 2])])
+def test_parse_nodes(text: str, expected: list[int]) -> None:
+    assert parse_nodes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "two", "9", "1.5"])
+def test_parse_nodes_refuses(text: str) -> None:
+    with pytest.raises(ValueError, match="from 1 to 8"):
+        parse_nodes(text)
 
 
 def test_smoke_ari_runs_on_the_first_database() -> None:

@@ -379,3 +379,15 @@ def test_a_step_shows_the_machine_and_who_waited_in_its_busiest_seconds(
     assert (
         cells[head.index("busiest 2 s: cores Asterisk / ctl, ctl run-queue wait ms/s")] == busiest
     )
+
+
+def test_kamailio_cpu_is_added_for_a_cluster_variant_only(results: dict[str, Any]) -> None:
+    # A cluster variant (issue 14) bills Kamailio beside the nodes' parts: "+ K".
+    pg_variant = next(n for n, v in results["variants"].items() if v["db"] == "postgresql")
+    cluster = copy.deepcopy(results["variants"][pg_variant])
+    cluster["at_capacity"]["kamailio_cpu_ms_per_call"] = 1.5
+    results["variants"]["citas ×1 pg · 2 nodes"] = cluster
+    rows = {r.split("|")[1].strip(): r for r in variant_table(results).splitlines()[2:]}
+    pg = cluster["at_capacity"]["postgres_cpu_ms_per_call"]
+    assert f"/ {pg:.1f} + 1.5 =" in rows["citas ×1 pg · 2 nodes"]
+    assert " + " not in rows[pg_variant].split("|")[5]

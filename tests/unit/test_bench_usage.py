@@ -192,3 +192,25 @@ def test_a_real_busy_tree_has_a_peak_and_a_measured_wait() -> None:
     assert controller.peak_wait_ms_per_s is not None
     assert result["other"].runqueue_wait_s is None  # not asked for
     assert result["other"].peak_wait_ms_per_s is None
+
+
+def test_several_roots_are_one_part_summed() -> None:
+    # A cluster's Asterisks (or controllers) are one part of the bill: the meter sums
+    # their CPU, their processes and their memory, each counted once (issue 14).
+    burn = "import time\nt=time.process_time()\nwhile time.process_time()-t<1.0: pass\n"
+    procs = [subprocess.Popen([sys.executable, "-c", burn]) for _ in range(3)]
+    try:
+        roots = [psutil.Process(p.pid) for p in procs]
+        meter = UsageMeter({"asterisk": roots[:2], "alone": roots[2], "none": [], "gone": None})
+        while any(p.poll() is None for p in procs):
+            meter.sample()
+            time.sleep(0.1)
+        meter.sample()
+        result = meter.result()
+    finally:
+        for p in procs:
+            p.wait(timeout=30)
+    assert set(result) == {"asterisk", "alone"}  # an empty list is no part, as None
+    assert result["asterisk"].processes_peak == 2 and result["alone"].processes_peak == 1
+    assert result["asterisk"].cpu_s >= 1.9  # both roots' second, not one
+    assert result["alone"].cpu_s < 1.5
