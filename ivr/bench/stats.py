@@ -583,6 +583,11 @@ def step_line(step: StepResult, run: str = "") -> str:
         f"CPU/call ctl {_fmt(s['controller_cpu_ms_per_call'])} ms, "
         f"ast {_fmt(s['asterisk_cpu_ms_per_call'])} ms"
         + (f", pg {_fmt(s['postgres_cpu_ms_per_call'])} ms" if step.db == "postgresql" else "")
+        + (
+            f", kam {_fmt(s['kamailio_cpu_ms_per_call'])} ms"
+            if s["kamailio_cpu_ms_per_call"] is not None
+            else ""
+        )
         + "; "
         f"RSS ctl {_fmt(s['controller_rss_peak_mb'])} MB; machine CPU {_fmt(s['host_cpu_pct'])}%"
         + (

@@ -140,6 +140,7 @@ def test_a_cluster_step_bills_kamailio_in_the_total() -> None:
     assert row["kamailio_cpu_ms_per_call"] == 5.0
     assert row["total_cpu_ms_per_call"] == 155.0
     assert step(10, 10, 0).summary()["kamailio_cpu_ms_per_call"] is None
+    assert ", kam 5.0 ms" in step_line(s) and "kam" not in step_line(step(10, 10, 0))
 
 
 def test_cpu_per_call_is_none_without_completed_calls() -> None:
