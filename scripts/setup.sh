@@ -18,7 +18,7 @@ esac
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc debootstrap sip-tester espeak-ng sox
               ca-certificates mount coreutils util-linux postgresql chromium chromium-driver
-              kamailio)
+              kamailio docker.io docker-compose)
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -45,6 +45,11 @@ install_system() {
   # own Kamailio (docs/cluster.md), so the system one is masked before it exists.
   if [ -d /run/systemd/system ] && [[ " ${missing[*]} " == *" kamailio "* ]]; then
     systemctl mask kamailio.service >/dev/null
+  fi
+  # Likewise Debian's docker.io starts the system Docker engine (a bridge, firewall
+  # rules) and containerd: the compose stack runs its own engine (ivr/sandbox/dockerd.py).
+  if [ -d /run/systemd/system ] && [[ " ${missing[*]} " == *" docker.io "* ]]; then
+    systemctl mask docker.service docker.socket containerd.service >/dev/null
   fi
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"

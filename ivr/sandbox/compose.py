@@ -46,7 +46,7 @@ from ivr.sandbox.cluster import (
 )
 from ivr.sandbox.dockerd import DockerDaemon, DockerError, run_tool
 from ivr.sandbox.errors import SandboxError
-from ivr.sandbox.hosttools import CLUSTER_TOOLS, ensure_host_tools
+from ivr.sandbox.hosttools import CLUSTER_TOOLS, DOCKER_TOOLS, ensure_host_tools
 from ivr.sandbox.images import StackImages, build_images
 from ivr.sandbox.instance import udp_port_taken
 from ivr.sandbox.kamailio import (
@@ -71,8 +71,6 @@ DB_USER = "citas"
 UP_TIMEOUT_S = 300.0  # one `docker-compose up` (it pulls nothing: the images are here)
 ASTERISK_READY_S = 90.0
 DATABASE_READY_S = 60.0
-# docker/compose.yaml's tools (Debian's packages): the engine and compose v1.
-DOCKER_TOOLS = {"dockerd": "docker.io", "docker": "docker.io", "docker-compose": "docker-compose"}
 
 
 @dataclass

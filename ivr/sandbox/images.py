@@ -106,23 +106,57 @@ def import_root(daemon: DockerDaemon, root: RootFs, tag: str) -> None:
     del done
 
 
-def wheelhouse(checkout: Path, cache_dir: Path) -> Path:
-    """Wheels of the project and every dependency, made on the host by ``pip wheel``
-    (the host's pip configuration: its index or mirror); the directory.
-
-    The dependencies' wheels are cached (``<cache>/wheels-<digest of
-    pyproject.toml>``); the project's own wheel is made anew each time, since
-    its code changes between builds. Raises SandboxError when pip fails."""
+def dependency_wheels(checkout: Path, cache_dir: Path) -> Path:
+    """Wheels of every dependency of the project (not the project's own), made on
+    the host by ``pip wheel`` with the host's pip configuration (its index or
+    mirror); cached as ``<cache>/wheels-<digest of pyproject.toml>``. Raises
+    SandboxError when pip fails."""
     pyproject = (checkout / "pyproject.toml").read_bytes()
     house = cache_dir / f"wheels-{hashlib.sha256(pyproject).hexdigest()[:10]}"
-    stamp = house / ".complete"
-    if not stamp.is_file():
+    if not (house / ".complete").is_file():
         _pip_wheel(["--wheel-dir", str(house), str(checkout)])
-        stamp.write_text("ok\n", encoding="utf-8")
-    for old in house.glob("citas_ivr-*.whl"):
-        old.unlink()
-    _pip_wheel(["--no-deps", "--wheel-dir", str(house), str(checkout)])
+        for own in house.glob("citas_ivr-*.whl"):
+            own.unlink()
+        (house / ".complete").write_text("ok\n", encoding="utf-8")
     return house
+
+
+def project_wheel(checkout: Path, cache_dir: Path) -> Path:
+    """The directory holding the project's own wheel, made by ``pip wheel --no-deps``
+    unless the checkout's sources are unchanged since the last one (cached as
+    ``<cache>/project-<digest>``, the newest only). Raises SandboxError."""
+    target = cache_dir / f"project-{source_digest(checkout)}"
+    if (target / ".complete").is_file():
+        return target
+    for old in cache_dir.glob("project-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    _pip_wheel(["--no-deps", "--wheel-dir", str(target), str(checkout)])
+    (target / ".complete").write_text("ok\n", encoding="utf-8")
+    return target
+
+
+# What the project's wheel is made of (the package, and what ivr/defaults links
+# to); not built audio, byte code or the tests.
+SOURCE_PARTS = (
+    "pyproject.toml",
+    "ivr",
+    "config",
+    "dialplans",
+    "prompts/prompts.yaml",
+    "prompts/recorded",
+)
+
+
+def source_digest(checkout: Path) -> str:
+    """A digest of the files the project's wheel is made of: their paths and contents."""
+    digest = hashlib.sha256()
+    for part in SOURCE_PARTS:
+        top = checkout / part
+        files = [top] if top.is_file() else sorted(top.rglob("*")) if top.is_dir() else []
+        for f in files:
+            if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc":
+                digest.update(str(f.relative_to(checkout)).encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _pip_wheel(args: list[str]) -> None:
@@ -174,7 +208,10 @@ def build_images(
     build_image(daemon, docker_dir / "Dockerfile.asterisk", images.asterisk, asterisk_base, {})
     build_image(
         daemon, docker_dir / "Dockerfile.controller", images.controller, services_base,
-        {"wheels": wheelhouse(checkout, cache_dir)},
+        {
+            "wheels": dependency_wheels(checkout, cache_dir),
+            "project": project_wheel(checkout, cache_dir),
+        },
     )  # fmt: skip
     build_image(daemon, docker_dir / "Dockerfile.kamailio", images.kamailio, services_base, {})
     build_image(

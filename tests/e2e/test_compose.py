@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -31,12 +32,14 @@ import pytest
 
 from ivr.sandbox import compose
 from ivr.sandbox.dockerd import DockerDaemon
-from ivr.settings import REPO_ROOT, Ports, Settings
-from tests.e2e.conftest import E2E_ENV, ok
+from ivr.settings import DEFAULT_CONFIG_DIR, REPO_ROOT, Ports, Settings
+from tests.e2e.conftest import E2E_ENV, edit_once, ok
 
 pytestmark = [pytest.mark.e2e, pytest.mark.compose, pytest.mark.timeout(900)]
 
 COMPOSE_OFFSET = 3000
+SAID_ONCE = 'prompt: [smoke_you_pressed, "digits:{smoke_digit}"]'
+SAID_TWICE = 'prompt: [smoke_you_pressed, "digits:{smoke_digit}", "digits:{smoke_digit}"]'
 # A node's RTP range is 1000 ports above the one before (+2 x 500).
 RTP_SPAN = (compose.NODES + 1) * 1000
 
@@ -69,11 +72,18 @@ def ivr(env: dict[str, str], *args: str, timeout: float) -> subprocess.Completed
 
 @pytest.fixture(scope="module")
 def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    # The operator's configuration directory, mounted into the controllers: a copy
+    # of the shipped one whose smoke flow reads the caller's key back twice, so the
+    # call's record shows which files the controller served the line from.
+    config = tmp_path_factory.mktemp("operator") / "config"
+    shutil.copytree(DEFAULT_CONFIG_DIR, config)
+    edit_once(config / "flows" / "smoke.yaml", SAID_ONCE, SAID_TWICE)
     env = {
         **os.environ,
         **compose_env(int(E2E_ENV["CITAS_PORT_OFFSET"])),
         "CITAS_INSTANCE": f"{E2E_ENV['CITAS_INSTANCE']}-dk",
         "CITAS_STATE_DIR": str(tmp_path_factory.mktemp("compose-state")),
+        "CITAS_CONFIG_DIR": str(config),
         "CITAS_CONTROLLERS": "1",
     }
     env.pop("CITAS_DB_URL", None)  # the stack's own PostgreSQL
@@ -102,7 +112,14 @@ def test_a_call_through_the_containers_is_answered_and_recorded(
     done = ivr(stack_env, "compose", "status", "--json", timeout=60)
     stack = json.loads(done.stdout)
     assert done.returncode == 0 and stack["serving"], stack
-    services = {"postgres", "kamailio", "asterisk-n1", "asterisk-n2", "controller-n1", "controller-n2"}
+    services = {
+        "postgres",
+        "kamailio",
+        "asterisk-n1",
+        "asterisk-n2",
+        "controller-n1",
+        "controller-n2",
+    }
     assert set(stack["containers"]) == services, stack
     # What the containers say about themselves: the images built here, no registry.
     daemon = DockerDaemon(settings.cache_dir)
@@ -120,3 +137,6 @@ def test_a_call_through_the_containers_is_answered_and_recorded(
     assert record["outcome"] == "completed", record
     node, _, _ = str(record["channel_id"]).rpartition("-")
     assert node in {f"{settings.instance}-n1", f"{settings.instance}-n2"}, record
+    # The flow came from the mounted configuration directory: the key read back twice.
+    media = [m for step in record["path"] if step["kind"] == "prompt" for m in step["media"]]
+    assert media.count("digits:1") == 2, media
