@@ -93,6 +93,12 @@ TXT
   test)
     log "the Asterisk sandbox root (built once, cached; about a minute the first time)"
     .venv/bin/ivr sandbox prepare
+    # The compose stack's images (docker/README.md), built before the tests so their
+    # debootstrap and builds never share the CPU with the e2e calls' real-time audio
+    # (cached: seconds when nothing changed). A failure here is tests/e2e/test_compose.py's
+    # to report, with the rest of the suite.
+    log "the compose stack's images (base roots cached; about 3 minutes the first time)"
+    .venv/bin/ivr compose build || log "ivr compose build failed: tests/e2e/test_compose.py will say why"
     log "lint (ruff), types (mypy) and the import contracts (import-linter: pyproject.toml)"
     .venv/bin/ruff check ivr tests
     .venv/bin/mypy
