@@ -245,9 +245,9 @@ def up(
     except KamailioError as exc:
         raise ClusterError(str(exc)) from exc
     values = stack_env(settings, state, build_audio(settings), images)
-    (directory / ENV_FILE).write_text(
-        "".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8"
-    )
+    env_file = directory / ENV_FILE
+    env_file.touch(mode=0o600)  # the ARI and AMI passwords
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
     (directory / STATE_FILE).write_text(json.dumps(asdict(state), indent=2), encoding="utf-8")
     compose = Compose(daemon, settings, checkout)
 
@@ -354,8 +354,10 @@ def down(settings: Settings) -> None:
     ``down`` can be run again)."""
     state = load_stack(settings)
     daemon = DockerDaemon(settings.cache_dir)
-    if state is not None and daemon.pid() is not None:
-        daemon.start()  # answering, or an error that says why not
+    if state is not None:
+        # Also when the engine stopped (a reboot): its containers would start again
+        # with it (restart: unless-stopped) at the next `up`, of any stack.
+        daemon.start()
         Compose(daemon, settings, Path(state.checkout))("down", "-v", "--timeout", "15")
     daemon.stop()
     if state is not None:

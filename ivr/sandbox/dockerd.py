@@ -109,7 +109,7 @@ class DockerDaemon:
             "--data-root", str(self.data_root), "--exec-root", str(self.run_dir / "exec"),
             "--pidfile", str(self.pid_file), "-H", self.host,
         ]  # fmt: skip
-        with self.log_file.open("ab") as log:
+        with self.log_file.open("wb") as log:  # this run's only: it never grows past one
             proc = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,

@@ -94,7 +94,7 @@ def import_root(daemon: DockerDaemon, root: RootFs, tag: str) -> None:
     )  # fmt: skip
     assert tar.stdout is not None
     try:
-        done = daemon.run(["import", "-", tag], stdin=tar.stdout, timeout=IMPORT_TIMEOUT_S)
+        daemon.run(["import", "-", tag], stdin=tar.stdout, timeout=IMPORT_TIMEOUT_S)
     finally:
         tar.stdout.close()
         _, tar_err = tar.communicate(timeout=60)
@@ -103,7 +103,6 @@ def import_root(daemon: DockerDaemon, root: RootFs, tag: str) -> None:
             f"tar of {root.path} failed ({tar.returncode}): "
             f"{tar_err.decode('utf-8', errors='replace')[-1000:]}"
         )
-    del done
 
 
 def dependency_wheels(checkout: Path, cache_dir: Path) -> Path:

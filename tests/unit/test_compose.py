@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ivr import cli
 from ivr.sandbox import cluster, compose, dockerd, images, rootfs
 from ivr.sandbox.images import StackImages
 from ivr.settings import REPO_ROOT, Settings
@@ -127,3 +128,16 @@ def test_the_project_name_is_one_compose_accepts() -> None:
     settings = Settings.from_env({"CITAS_INSTANCE": "E2e_gw0.dk"})
 
     assert compose.project_name(settings) == "citas-e2e-gw0-dk"
+
+
+def test_status_and_down_of_no_stack_start_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CITAS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("CITAS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CITAS_INSTANCE", "nostack")
+
+    assert cli.main(["compose", "status"]) == 3
+    assert cli.main(["compose", "down"]) == 0
+    assert "stack nostack: not running" in capsys.readouterr().out
+    assert not (tmp_path / "cache").exists()  # no engine was started for either
