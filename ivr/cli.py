@@ -40,12 +40,16 @@ CONFIG_ERROR = 2  # exit status when a file the product reads is invalid
 
 def _base_settings(args: argparse.Namespace) -> Settings:
     """Settings from the environment, with ``--instance`` applied; for a cluster or
-    one of its nodes, on the cluster's database (docs/cluster.md)."""
+    one of its nodes, on the cluster's database (docs/cluster.md); for a compose
+    stack, on its database, host and ports (docker/README.md)."""
     from ivr.sandbox.cluster import with_cluster_database
+    from ivr.sandbox.compose import with_stack
 
     settings = Settings.from_env()
     if getattr(args, "instance", None):
         settings = replace(settings, instance=args.instance)
+    if getattr(args, "func", None) is not cmd_compose:  # `ivr compose up` lays it out anew
+        settings = with_stack(settings)
     return with_cluster_database(settings)
 
 
@@ -231,7 +235,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
     print(json.dumps(asdict(found), indent=2) if args.json else "\n".join(found.lines()))
     if args.action == "up":
         print(
-            f"  call it: CITAS_DB_URL={found.database_url} ivr call smoke --instance {settings.instance}"
+            f"  call it: ivr call smoke --instance {settings.instance}   (or a softphone: {found.front})"
         )
     return 0 if found.serving else 3
 

@@ -84,6 +84,8 @@ class StackState:
     nodes: list[str]
     database_url: str  # the stack's PostgreSQL, as the host (and the containers) reach it
     images: dict[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    ports: dict[str, int] = field(default_factory=dict)  # the stack's own block (Ports)
     started_at: float = field(default_factory=time.time)
 
 
@@ -105,6 +107,18 @@ def load_stack(settings: Settings) -> StackState | None:
         return StackState(**data)
     except (ValueError, TypeError) as exc:
         raise SandboxError(f"{path} is not a stack's state ({exc}): remove it") from exc
+
+
+def with_stack(settings: Settings) -> Settings:
+    """``settings`` on the stack's database, host and ports when its instance runs a
+    stack (every ``ivr`` command given the stack's instance: ``ivr call``, ``ivr
+    flags``...), whatever ``CITAS_PORT_OFFSET`` or ``CITAS_DB_URL`` say now;
+    ``settings`` unchanged otherwise."""
+    state = load_stack(settings)
+    if state is None:
+        return settings
+    ports = Ports(**state.ports) if state.ports else settings.ports
+    return replace(settings, db_url=state.database_url, host=state.host, ports=ports)
 
 
 def stack_env(
@@ -234,7 +248,7 @@ def up(
         instance=settings.instance, project=project_name(settings), checkout=str(checkout),
         front_port=settings.ports.sip, nodes=[n.instance for n in nodes],
         database_url=f"postgresql+asyncpg://{DB_USER}@127.0.0.1:{free_tcp_port()}/{DATABASE}",
-        images=asdict(images),
+        images=asdict(images), host=settings.host, ports=asdict(settings.ports),
     )  # fmt: skip
     directory = stack_dir(settings)
     directory.mkdir(parents=True, exist_ok=True)

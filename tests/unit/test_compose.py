@@ -6,7 +6,9 @@ tests/e2e/test_compose.py."""
 from __future__ import annotations
 
 import doctest
+import json
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -141,3 +143,29 @@ def test_status_and_down_of_no_stack_start_nothing(
     assert cli.main(["compose", "down"]) == 0
     assert "stack nostack: not running" in capsys.readouterr().out
     assert not (tmp_path / "cache").exists()  # no engine was started for either
+
+
+def test_the_cli_takes_the_stack_s_ports_and_database_whatever_the_offset_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = Settings.from_env(
+        {"CITAS_INSTANCE": "s", "CITAS_PORT_OFFSET": "3000", "CITAS_STATE_DIR": str(tmp_path)}
+    )
+    url = "postgresql+asyncpg://citas@127.0.0.1:55997/citas"
+    state = compose.StackState(
+        instance="s", project="citas-s", checkout=str(REPO_ROOT), front_port=started.ports.sip,
+        nodes=["s-n1", "s-n2"], database_url=url, ports=asdict(started.ports),
+    )  # fmt: skip
+    compose.stack_dir(started).mkdir(parents=True)
+    (compose.stack_dir(started) / compose.STATE_FILE).write_text(json.dumps(asdict(state)))
+    monkeypatch.setenv("CITAS_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("CITAS_PORT_OFFSET", "0")
+    monkeypatch.setenv("CITAS_DB_URL", "sqlite+aiosqlite:////tmp/other.db")
+
+    call = cli._settings(cli.build_parser().parse_args(["call", "smoke", "--instance", "s"]))
+    flags = cli._base_settings(cli.build_parser().parse_args(["flags", "list", "--instance", "s"]))
+    up = cli._base_settings(cli.build_parser().parse_args(["compose", "up", "--instance", "s"]))
+
+    assert (call.ports.sip, call.db_url) == (8060, url)  # Kamailio's front, at 3000
+    assert flags.db_url == url
+    assert (up.ports.sip, up.db_url) == (5060, "sqlite+aiosqlite:////tmp/other.db")  # anew
