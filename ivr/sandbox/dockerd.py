@@ -11,7 +11,9 @@ it has its own socket, and every ``docker`` command here names it
 
 One engine serves every stack on the machine (they differ by compose project):
 ``start`` reuses a running one, and ``stop`` ends it only when no container is
-left in it. Errors are ``DockerError``.
+left in it. A stack lives as long as the engine that runs it: a fresh engine
+removes the containers it finds (a killed run's, a rebooted machine's), and
+``ivr compose up`` makes them anew. Errors are ``DockerError``.
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ class DockerDaemon:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.data_root.mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
+        self._unmount_netns()  # left by an engine killed without its stop
         command = [
             "dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
             "--data-root", str(self.data_root), "--exec-root", str(self.run_dir / "exec"),
@@ -120,6 +123,7 @@ class DockerDaemon:
                 raise DockerError(f"dockerd exited with {proc.returncode}\n{self.log_tail()}")
             if self.socket.exists() and self.answers():
                 logger.info("Docker engine %s running (pid %s)", self.host, proc.pid)
+                self._remove_leftovers()
                 return proc.pid
             time.sleep(0.25)
         os.kill(proc.pid, signal.SIGTERM)
@@ -146,11 +150,24 @@ class DockerDaemon:
             time.sleep(0.1)
         if pid_alive(pid, self.marker):
             raise DockerError(f"dockerd (pid {pid}) did not stop in {STOP_TIMEOUT_S:.0f} s")
-        # Its network namespace mount outlives it (exec-root/netns/default).
+        self._unmount_netns()
+        return True
+
+    def _unmount_netns(self) -> None:
+        """Its network namespace's mount outlives it (``<exec-root>/netns/default``)."""
         netns = self.run_dir / "exec" / "netns" / "default"
         if netns.exists():
             subprocess.run(["umount", str(netns)], capture_output=True, timeout=10, check=False)
-        return True
+
+    def _remove_leftovers(self) -> None:
+        """Remove the containers a fresh engine finds: a stack lives as long as the
+        engine that ran it, so these are a killed run's or a rebooted machine's
+        (``restart: unless-stopped`` has just started them again, on ports a new
+        stack may need). Their volumes stay until their stack's ``down``."""
+        leftovers = self.containers()
+        if leftovers:
+            logger.warning("removing containers left by a previous engine: %s", " ".join(leftovers))
+            self.run(["rm", "-f", *leftovers])
 
     def has_image(self, tag: str) -> bool:
         done = subprocess.run(
