@@ -233,17 +233,20 @@ def up(
         )
     if load_stack(settings) is not None:
         down(settings)
-    if udp_port_taken(settings.host, settings.ports.sip):
-        raise ClusterError(
-            f"UDP {settings.host}:{settings.ports.sip}, the stack's front SIP port, is taken: "
-            "choose another CITAS_PORT_OFFSET"
-        )
+    nodes = [node_settings(settings, i) for i in range(1, NODES + 1)]
+    for what, port in [("the front", settings.ports.sip)] + [
+        (f"node {n.instance}'s", n.ports.sip) for n in nodes
+    ]:  # another sandbox's RTP range may hold one: Kamailio would find the node mute
+        if udp_port_taken(settings.host, port):
+            raise ClusterError(
+                f"UDP {settings.host}:{port}, {what} SIP port, is taken: "
+                "choose another CITAS_PORT_OFFSET"
+            )
     daemon = DockerDaemon(settings.cache_dir)
     say(f"stack {settings.instance}: Docker engine {daemon.host}")
     daemon.start()
     say(f"stack {settings.instance}: building the images (no registry; base roots cached)")
     images = build_images(daemon, checkout, settings.cache_dir)
-    nodes = [node_settings(settings, i) for i in range(1, NODES + 1)]
     state = StackState(
         instance=settings.instance, project=project_name(settings), checkout=str(checkout),
         front_port=settings.ports.sip, nodes=[n.instance for n in nodes],
@@ -297,7 +300,8 @@ def up(
             settings, [node_uri(settings.host, n.ports.sip) for n in nodes], DISPATCHER_READY_S
         )
     except KamailioError as exc:
-        raise ClusterError(f"{exc}\n{_logs(compose, ('kamailio',))}") from exc
+        said = _logs(compose, ("kamailio", *(f"asterisk-n{i}" for i in range(1, NODES + 1))))
+        raise ClusterError(f"{exc}\n{said}") from exc
     return state
 
 
