@@ -2,7 +2,7 @@
 
 VENV_IVR := .venv/bin/ivr
 
-.PHONY: test bench bench-quick bench-report
+.PHONY: test bench bench-quick bench-report compose-up compose-down compose-test
 
 test:  ## ruff, mypy, unit and end-to-end tests (what CI runs)
 	bash scripts/setup.sh test
@@ -26,3 +26,15 @@ bench-report: $(VENV_IVR)  ## the markdown tables of the newest bench-results/<t
 # On a fresh machine the benchmark's first step is the install (apt packages, .venv).
 $(VENV_IVR):
 	bash scripts/setup.sh install
+
+# The 2-node cluster in containers, built on this machine with no registry
+# (docker/README.md): base images from debootstrap roots, the images, then
+# docker-compose up; CITAS_INSTANCE and CITAS_PORT_OFFSET as for the sandbox.
+compose-up: $(VENV_IVR)
+	$(VENV_IVR) compose up
+
+compose-down: $(VENV_IVR)
+	$(VENV_IVR) compose down
+
+compose-test: $(VENV_IVR)  ## the stack answers a sipp call (tests/e2e/test_compose.py)
+	.venv/bin/python -m pytest -p no:cacheprovider -m compose tests/e2e

@@ -1,6 +1,7 @@
 """The ``ivr`` command.
 
 ivr sandbox up | down | status    a real Asterisk 22 in a chroot
+ivr compose up | down | status    the 2-node cluster in containers built here (docker/)
 ivr serve                         the controller, in the foreground
 ivr call SCENARIO|FILE | --list   place a tester scenario (bundled name or YAML file) with sipp
 ivr flow check FILE               validate a flow file without starting anything
@@ -39,12 +40,16 @@ CONFIG_ERROR = 2  # exit status when a file the product reads is invalid
 
 def _base_settings(args: argparse.Namespace) -> Settings:
     """Settings from the environment, with ``--instance`` applied; for a cluster or
-    one of its nodes, on the cluster's database (docs/cluster.md)."""
+    one of its nodes, on the cluster's database (docs/cluster.md); for a compose
+    stack, on its database, host and ports (docker/README.md)."""
     from ivr.sandbox.cluster import with_cluster_database
+    from ivr.sandbox.compose import with_stack
 
     settings = Settings.from_env()
     if getattr(args, "instance", None):
         settings = replace(settings, instance=args.instance)
+    if getattr(args, "func", None) is not cmd_compose:  # `ivr compose up` lays it out anew
+        settings = with_stack(settings)
     return with_cluster_database(settings)
 
 
@@ -195,6 +200,44 @@ def find_scenario(arg: str) -> Scenario:
 
 class ScenarioNotFound(LookupError):
     """``ivr call`` was given a name or file that does not exist."""
+
+
+def cmd_compose(args: argparse.Namespace) -> int:
+    """``ivr compose up | down | status | build`` (ivr/sandbox/compose.py, docker/README.md).
+    Exit status: ``status`` 3 when not serving."""
+    from dataclasses import asdict
+
+    from ivr.sandbox import compose
+    from ivr.sandbox.dockerd import DockerDaemon
+    from ivr.sandbox.images import build_images
+
+    settings = _base_settings(args)
+    checkout = Path(args.checkout).resolve()
+    if args.action == "build":
+        daemon = DockerDaemon(settings.cache_dir)
+        daemon.start()
+        try:
+            images = build_images(daemon, checkout, settings.cache_dir)
+        finally:
+            daemon.stop()
+        print("\n".join(f"{role}: {tag}" for role, tag in asdict(images).items()))
+        return 0
+    if args.action == "up":
+        compose.up(settings, checkout, say=print)
+    elif args.action == "down":
+        compose.down(settings)
+        print(f"stack {settings.instance}: down")
+        return 0
+    found = compose.status(settings)
+    if found is None:
+        print(f"stack {settings.instance}: not running")
+        return 3
+    print(json.dumps(asdict(found), indent=2) if args.json else "\n".join(found.lines()))
+    if args.action == "up":
+        print(
+            f"  call it: ivr call smoke --instance {settings.instance}   (or a softphone: {found.front})"
+        )
+    return 0 if found.serving else 3
 
 
 def cmd_call(args: argparse.Namespace) -> int:
@@ -390,6 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
         "one PostgreSQL (docs/cluster.md); status and down find it by its instance",
     )  # fmt: skip
     sb.set_defaults(func=cmd_sandbox)
+
+    dc = sub.add_parser(
+        "compose",
+        help="the 2-node cluster in containers built here, no registry (docker/README.md): "
+        "up (build and start) | down | status | build",
+    )
+    dc.add_argument("action", choices=("up", "down", "status", "build"))
+    dc.add_argument("--instance", help="the stack's instance (default: CITAS_INSTANCE)")
+    dc.add_argument(
+        "--checkout", default=".", help="the checkout whose docker/ builds and runs (default: .)"
+    )
+    dc.add_argument("--json", action="store_true", help="status as JSON")
+    dc.set_defaults(func=cmd_compose)
 
     sv = sub.add_parser("serve", help="run the controller in the foreground")
     sv.add_argument("--instance")

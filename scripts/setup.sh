@@ -18,7 +18,7 @@ esac
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc debootstrap sip-tester espeak-ng sox
               ca-certificates mount coreutils util-linux postgresql chromium chromium-driver
-              kamailio)
+              kamailio docker.io docker-compose)
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -45,6 +45,11 @@ install_system() {
   # own Kamailio (docs/cluster.md), so the system one is masked before it exists.
   if [ -d /run/systemd/system ] && [[ " ${missing[*]} " == *" kamailio "* ]]; then
     systemctl mask kamailio.service >/dev/null
+  fi
+  # Likewise Debian's docker.io starts the system Docker engine (a bridge, firewall
+  # rules) and containerd: the compose stack runs its own engine (ivr/sandbox/dockerd.py).
+  if [ -d /run/systemd/system ] && [[ " ${missing[*]} " == *" docker.io "* ]]; then
+    systemctl mask docker.service docker.socket containerd.service >/dev/null
   fi
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
@@ -88,6 +93,12 @@ TXT
   test)
     log "the Asterisk sandbox root (built once, cached; about a minute the first time)"
     .venv/bin/ivr sandbox prepare
+    # The compose stack's images (docker/README.md), built before the tests so their
+    # debootstrap and builds never share the CPU with the e2e calls' real-time audio
+    # (cached: seconds when nothing changed). A failure here is tests/e2e/test_compose.py's
+    # to report, with the rest of the suite.
+    log "the compose stack's images (base roots cached; about 3 minutes the first time)"
+    .venv/bin/ivr compose build || log "ivr compose build failed: tests/e2e/test_compose.py will say why"
     log "lint (ruff), types (mypy) and the import contracts (import-linter: pyproject.toml)"
     .venv/bin/ruff check ivr tests
     .venv/bin/mypy

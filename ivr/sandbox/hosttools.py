@@ -35,24 +35,33 @@ def missing_tools(tools: Mapping[str, str] = HOST_TOOLS) -> dict[str, str]:
     return {cmd: pkg for cmd, pkg in tools.items() if shutil.which(cmd) is None}
 
 
+# ... and what the compose stack adds (``ivr compose up``: ivr/sandbox/compose.py)
+DOCKER_TOOLS = {"dockerd": "docker.io", "docker": "docker.io", "docker-compose": "docker-compose"}
+
 # Packages whose Debian install enables and starts a system service we must not
 # have running: the cluster starts its own Kamailio (docs/cluster.md), and the
-# stock one would take SIP port 5060 on every interface.
-SERVICES_MASKED = {"kamailio": "kamailio.service"}
+# stock one would take SIP port 5060 on every interface; the compose stack starts
+# its own Docker engine (ivr/sandbox/dockerd.py), and the system one would make a
+# bridge and firewall rules, and lend its containerd to ours.
+SERVICES_MASKED = {
+    "kamailio": ("kamailio.service",),
+    "docker.io": ("docker.service", "docker.socket"),
+    "containerd": ("containerd.service",),
+}
 
 
 def mask_service(package: str) -> None:
     """Under systemd, mask ``package``'s service before it is installed, so its
     postinst neither enables nor starts it (``systemctl mask``); elsewhere nothing
     starts services at install. Raises HostToolsError when masking fails."""
-    unit = SERVICES_MASKED.get(package)
-    if unit is None or not Path("/run/systemd/system").is_dir():
+    units = SERVICES_MASKED.get(package, ())
+    if not units or not Path("/run/systemd/system").is_dir():
         return
     done = subprocess.run(
-        ["systemctl", "mask", unit], capture_output=True, text=True, errors="replace", check=False
+        ["systemctl", "mask", *units], capture_output=True, text=True, errors="replace", check=False
     )
     if done.returncode != 0:
-        raise HostToolsError(f"systemctl mask {unit} failed: {done.stderr.strip()}")
+        raise HostToolsError(f"systemctl mask {' '.join(units)} failed: {done.stderr.strip()}")
 
 
 def ensure_host_tools(tools: Mapping[str, str] = HOST_TOOLS) -> None:
@@ -75,7 +84,7 @@ def ensure_host_tools(tools: Mapping[str, str] = HOST_TOOLS) -> None:
             f"apt-get install {' '.join(packages)}"
         )
     logger.info("installing host packages: %s", " ".join(packages))
-    for package in packages:
+    for package in {*packages, *(["containerd"] if "docker.io" in packages else [])}:
         mask_service(package)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):

@@ -72,7 +72,8 @@ class RootFs:
         out = subprocess.run(
             ["chroot", str(self.path), "asterisk", "-V"],
             capture_output=True,
-            text=True, errors="replace",
+            text=True,
+            errors="replace",
             timeout=30,
             check=False,
         )
@@ -114,34 +115,68 @@ def _uris_in(sources_dir: Path) -> list[str]:
     return uris
 
 
+@dataclass(frozen=True)
+class RootRecipe:
+    """What ``debootstrap`` puts in a cached root: a Debian ``suite`` (minbase) with
+    ``packages``, and a command run in the built root (``chroot``) whose output
+    must start with ``expect``, or the root is refused. The sandbox's is
+    ``SANDBOX_RECIPE``; the compose stack's service images have their own
+    (ivr/sandbox/images.py).
+
+    >>> RootRecipe("bookworm", ("python3",), ("python3", "-V"), "Python 3").key().startswith("bookworm-")
+    True
+    """
+
+    suite: str
+    packages: tuple[str, ...]
+    check: tuple[str, ...]
+    expect: str
+
+    def key(self) -> str:
+        """The cache key: the suite and a digest of the suite and packages, so a
+        changed recipe builds a new root and never reuses an old one."""
+        digest = hashlib.sha256(" ".join((self.suite, *self.packages)).encode()).hexdigest()
+        return f"{self.suite}-{digest[:10]}"
+
+
+SANDBOX_RECIPE = RootRecipe(SUITE, PACKAGES, ("asterisk", "-V"), "Asterisk ")
+
+
 def rootfs_key() -> str:
-    digest = hashlib.sha256(" ".join((SUITE, *PACKAGES)).encode()).hexdigest()
-    return f"{SUITE}-{digest[:10]}"
+    return SANDBOX_RECIPE.key()
 
 
 def ensure_rootfs(cache_dir: Path, mirror: str | None = None) -> RootFs:
-    """Return the cached root, building it first if needed."""
-    target = cache_dir / f"rootfs-{rootfs_key()}"
+    """Return the cached sandbox root (Asterisk 22), building it first if needed."""
+    return ensure_root(cache_dir, SANDBOX_RECIPE, mirror)
+
+
+def ensure_root(cache_dir: Path, recipe: RootRecipe, mirror: str | None = None) -> RootFs:
+    """Return the cached root of ``recipe`` (``<cache>/rootfs-<key>``), building it
+    first with ``debootstrap`` from ``mirror`` (default: the machine's apt mirror).
+    Raises SandboxError when debootstrap fails or takes over ``BUILD_TIMEOUT_S``, or
+    when the recipe's check does not pass in the built root."""
+    target = cache_dir / f"rootfs-{recipe.key()}"
     if (target / STAMP).is_file():
         return RootFs(target)
     if target.exists():
-        logger.warning("discarding incomplete sandbox root %s", target)
+        logger.warning("discarding incomplete root %s", target)
         shutil.rmtree(target)
     cache_dir.mkdir(parents=True, exist_ok=True)
     mirror = mirror or apt_mirror()
-    building = cache_dir / f"building-{rootfs_key()}"
+    building = cache_dir / f"building-{recipe.key()}"
     if building.exists():
         shutil.rmtree(building)
     cmd = [
         "debootstrap",
         "--variant=minbase",
-        f"--include={','.join(PACKAGES)}",
-        SUITE,
+        f"--include={','.join(recipe.packages)}",
+        recipe.suite,
         str(building),
         mirror,
     ]
-    logger.info("building sandbox root (debootstrap %s, once; cached in %s)", SUITE, cache_dir)
-    log_file = cache_dir / "debootstrap.log"
+    logger.info("building root %s (debootstrap, once; cached in %s)", recipe.key(), cache_dir)
+    log_file = cache_dir / f"debootstrap-{recipe.key()}.log"
     with log_file.open("w", encoding="utf-8") as log:
         try:
             proc = subprocess.run(
@@ -154,11 +189,16 @@ def ensure_rootfs(cache_dir: Path, mirror: str | None = None) -> RootFs:
     if proc.returncode != 0:
         tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-15:])
         raise SandboxError(f"debootstrap failed (exit {proc.returncode}); see {log_file}\n{tail}")
-    root = RootFs(building)
-    version = root.asterisk_version
-    if not version.startswith("Asterisk "):
-        raise SandboxError(f"the built root has no working asterisk binary (got {version!r})")
-    (building / STAMP).write_text(version + "\n", encoding="utf-8")
+    checked = subprocess.run(
+        ["chroot", str(building), *recipe.check],
+        capture_output=True, text=True, errors="replace", timeout=30, check=False,
+    )  # fmt: skip
+    said = (checked.stdout + checked.stderr).strip()
+    if not said.startswith(recipe.expect):
+        raise SandboxError(
+            f"the built root {building} fails its check {' '.join(recipe.check)!r} (got {said!r})"
+        )
+    (building / STAMP).write_text(said.splitlines()[0] + "\n", encoding="utf-8")
     building.rename(target)
-    logger.info("sandbox root ready: %s (%s)", target, version)
+    logger.info("root ready: %s (%s)", target, said.splitlines()[0])
     return RootFs(target)
