@@ -12,12 +12,12 @@ clean stop writes a last beat marking the row stopped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
 from ivr.ops.controllers import HEARTBEAT_S, ControllerIdentity, ControllerStatus, ControllerStore
+from ivr.ops.live import until_set
 from ivr.ops.store import utcnow
 from ivr.store import StoreUnavailable
 
@@ -76,16 +76,7 @@ class Heartbeat:
 
     async def _sleep(self) -> None:
         """Until the interval passed, ``beat_soon()`` or ``stop()``."""
-        stop = asyncio.ensure_future(self._stop.wait())
-        wake = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait((stop, wake), timeout=self.interval_s,
-                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-        finally:
-            for waiter in (stop, wake):
-                waiter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(stop, wake)
+        await until_set(self.interval_s, self._stop, self._wake)
         self._wake.clear()
 
     def stop(self) -> None:

@@ -33,6 +33,19 @@ POLL_INTERVAL_S = 0.2
 WINDOW_LOG_INTERVAL_S = 1.0
 
 
+async def until_set(seconds: float, *events: asyncio.Event) -> None:
+    """Return when one of ``events`` is set or ``seconds`` have passed,
+    whichever comes first; the waiters on the others are cancelled, not left behind."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*waiters)
+
+
 class LiveFlags:
     def __init__(
         self,
@@ -139,16 +152,7 @@ class LiveFlags:
         if self._wake.is_set():
             self._wake.clear()
             return
-        stop = asyncio.ensure_future(self._stop.wait())
-        wake = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait((stop, wake), timeout=self.poll_interval,
-                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-        finally:
-            for waiter in (stop, wake):
-                waiter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(stop, wake)
+        await until_set(self.poll_interval, self._stop, self._wake)
         self._wake.clear()
 
     def stop(self) -> None:
