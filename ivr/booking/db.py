@@ -506,9 +506,10 @@ class DbSlotSource:
         when the transaction had not reached its commit, or whatever it had
         reached when ``idempotent`` (``op`` run twice does what it does once)."""
         cut = False
+        number = 1  # the try, counting contention's retries (the cut's is on top)
         try:
             async with asyncio.timeout(self.timeout):
-                for number in range(1, ATTEMPTS + 1):
+                while True:
                     attempt = Attempt()
                     try:
                         async with self.db.session(write=write, read_only=read_only) as session:
@@ -526,7 +527,7 @@ class DbSlotSource:
                             raise
                         logger.info("cannot %s (attempt %d), retrying: %s", what, number, exc)
                     await asyncio.sleep(RETRY_DELAY * number)
-                raise AssertionError("unreachable")
+                    number += 1
         except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
             raise BookingUnavailable(f"cannot {what}: {exc}") from exc
 

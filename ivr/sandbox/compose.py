@@ -164,7 +164,7 @@ def node_offset(node: Settings) -> int:
     >>> node_offset(node_settings(Settings.from_env({"CITAS_PORT_OFFSET": "1000"}), 2))
     2000
     """
-    return node.ports.support_sip - Ports().support_sip  # set by the offset alone
+    return node.ports.sip - Ports().sip  # its own port (the phones are the cluster's)
 
 
 def render_node(node: Settings, directory: Path) -> None:

@@ -31,7 +31,7 @@ import pytest
 from sqlalchemy import Connection, event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from ivr.booking.db import DbSlotSource
+from ivr.booking.db import ATTEMPTS, DbSlotSource
 from ivr.booking.model import BookingUnavailable, Slot
 from ivr.booking.tables import BookingRow
 from ivr.store.db import Database, StoreUnavailable
@@ -235,3 +235,51 @@ async def test_a_booking_without_a_call_cut_at_its_commit_is_not_run_again(db: D
         await source.book(SLOT.id, affiliate_id="1001", call_id=None)
     assert cuts == [1]
     assert await source.bookings_for("1001") == []
+
+
+async def test_a_cut_on_contention_s_last_try_still_gets_its_own_try(db: Database) -> None:
+    # Lock contention's tries (serialisation failures, ATTEMPTS of them) and the cut's
+    # one more are counted apart: a cut on contention's last try is retried too, and
+    # never escapes as anything but a booking or BookingUnavailable.
+    source = DbSlotSource(db, timeout=10.0, clock=lambda: NOW)
+    await source.seed_slots([SLOT])
+    async with db.engine.begin() as conn:
+        await conn.execute(text(
+            "CREATE OR REPLACE FUNCTION citas_test_conflict() RETURNS void AS $$ BEGIN"
+            " RAISE EXCEPTION 'test conflict' USING ERRCODE = '40001'; END $$ LANGUAGE plpgsql"
+        ))  # fmt: skip
+    conflicts: list[int] = []
+
+    def on_begin(conn: Connection) -> None:
+        if len(conflicts) < ATTEMPTS - 1:
+            conflicts.append(1)
+            conn.exec_driver_sql("SELECT citas_test_conflict()")  # PostgreSQL's own 40001
+
+    event.listen(db.engine.sync_engine, "begin", on_begin)
+    cuts = cut_at_commit(db)  # the last contention try reaches its COMMIT: cut there
+    booking = await source.book(SLOT.id, affiliate_id="1001", call_id="call-busy")
+    event.remove(db.engine.sync_engine, "begin", on_begin)
+    assert (len(conflicts), cuts) == (ATTEMPTS - 1, [1])
+    assert await source.bookings_for("1001") == [booking]
+
+
+async def test_a_booking_whose_commit_took_effect_but_was_cut_is_found_not_refused(
+    db: Database,
+) -> None:
+    # The COMMIT reached the server, then the connection was cut before its answer:
+    # the try runs again and finds the call's own booking (DbSlotSource._booked_by_call).
+    source = DbSlotSource(db, timeout=10.0, clock=lambda: NOW)
+    await source.seed_slots([SLOT])
+    done: list[int] = []
+
+    def on_commit(conn: Connection) -> None:
+        if not done:
+            done.append(1)
+            conn.exec_driver_sql("COMMIT")  # it takes effect...
+            conn.exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())")  # ...unheard
+
+    event.listen(db.engine.sync_engine, "commit", on_commit)
+    booking = await source.book(SLOT.id, affiliate_id="1001", call_id="call-lost")
+    assert done == [1]
+    assert booking.call_id == "call-lost"
+    assert await source.bookings_for("1001") == [booking]
