@@ -157,7 +157,9 @@ class ControllerStore:
         stopped_at: datetime | None,
     ) -> int:
         values = {**_row_values(identity, status), "seen_at": now, "stopped_at": stopped_at}
-        changing = {k: v for k, v in values.items() if k not in ("source_id", "started_at")}
+        # started_at too: a container's controller is pid 1 on the host's name after
+        # every restart, so a new process may find its key taken by its predecessor.
+        changing = {k: v for k, v in values.items() if k != "source_id"}
 
         def write(conn: Connection) -> int:
             insert = dialect_insert(conn.dialect.name, ControllerRow).values(values)

@@ -53,7 +53,9 @@ class Heartbeat:
         """One beat; False (logged) when the database cannot be written."""
         try:
             pruned = await self.store.beat(self.identity, self.status(), self.clock())
-        except StoreUnavailable as exc:
+        except Exception as exc:  # the line goes on whatever the registry does
+            if not isinstance(exc, StoreUnavailable):
+                logger.exception("controller %s: heartbeat failed", self.identity.source_id)
             self.failures += 1
             if self._healthy:
                 logger.warning("controller %s: heartbeat not written (%s); the line goes on",

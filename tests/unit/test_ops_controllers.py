@@ -95,6 +95,21 @@ async def test_a_clean_stop_marks_the_controller_stopped(db: Database) -> None:
     assert by_source(later)["lab-n1@box:11"]["health"] == "stopped"
 
 
+async def test_a_restarted_container_s_controller_takes_its_key_over(db: Database) -> None:
+    # In a container the controller is pid 1 on the host's name after every restart:
+    # the new process's key is its predecessor's, and the row becomes the new one.
+    store = ControllerStore(db)
+    old = who("dk-n1", 1)
+    await store.stopped(old, OK, NOW)
+    new = replace(old, started_at=NOW + timedelta(minutes=1))
+    await store.beat(new, OK, NOW + timedelta(minutes=1, seconds=1))
+    (one,) = by_source(
+        registry_json(await store.registry(), NOW + timedelta(minutes=1, seconds=2))
+    ).values()
+    assert one["health"] == "active" and one["stopped_at"] is None
+    assert one["started_at"] == new.started_at.isoformat()
+
+
 async def test_controllers_gone_for_a_day_are_pruned_by_a_beat(db: Database) -> None:
     store = ControllerStore(db)
     await store.stopped(who("lab-n1", 1), OK, NOW - PRUNE_AFTER - timedelta(seconds=1))
