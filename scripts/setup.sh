@@ -51,8 +51,23 @@ install_system() {
   if [ -d /run/systemd/system ] && [[ " ${missing[*]} " == *" docker.io "* ]]; then
     systemctl mask docker.service docker.socket containerd.service >/dev/null
   fi
+  # Without systemd, the same packages' postinst scripts start their SysV services
+  # through invoke-rc.d unless a policy-rc.d says no (Debian's policy-rc.d interface,
+  # /usr/share/doc/init-system-helpers/README.policy-rc.d): one that refuses every
+  # action (exit 101) stands for the install, if the machine has none of its own.
+  local policy=/usr/sbin/policy-rc.d own_policy=""
+  if [ ! -d /run/systemd/system ] && [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# scripts/setup.sh: no service starts during its install\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if [ -n "$own_policy" ]; then
+    rm -f "$policy"
+    trap - EXIT
+  fi
 }
 
 install_python() {

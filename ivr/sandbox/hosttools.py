@@ -7,11 +7,12 @@ exactly which packages to install.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from ivr.sandbox.errors import HostToolsError
@@ -52,8 +53,8 @@ SERVICES_MASKED = {
 
 def mask_service(package: str) -> None:
     """Under systemd, mask ``package``'s service before it is installed, so its
-    postinst neither enables nor starts it (``systemctl mask``); elsewhere nothing
-    starts services at install. Raises HostToolsError when masking fails."""
+    postinst neither enables nor starts it (``systemctl mask``); without systemd
+    ``services_held`` keeps them from starting. Raises HostToolsError when masking fails."""
     units = SERVICES_MASKED.get(package, ())
     if not units or not Path("/run/systemd/system").is_dir():
         return
@@ -62,6 +63,28 @@ def mask_service(package: str) -> None:
     )
     if done.returncode != 0:
         raise HostToolsError(f"systemctl mask {' '.join(units)} failed: {done.stderr.strip()}")
+
+
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+
+
+@contextlib.contextmanager
+def services_held(policy: Path = POLICY_RC_D) -> Iterator[None]:
+    """Without systemd, no package's service starts while this holds: the postinst
+    scripts start SysV services through invoke-rc.d unless a ``policy-rc.d`` refuses
+    (Debian's interface, /usr/share/doc/init-system-helpers/README.policy-rc.d), so
+    one that refuses every action (exit 101) stands in, if the machine has none of
+    its own, and goes after. Under systemd ``mask_service`` does it (scripts/setup.sh
+    does both the same way)."""
+    if Path("/run/systemd/system").is_dir() or policy.exists():
+        yield
+        return
+    policy.write_text("#!/bin/sh\n# ivr: no service starts during its install\nexit 101\n")
+    policy.chmod(0o755)
+    try:
+        yield
+    finally:
+        policy.unlink(missing_ok=True)
 
 
 def ensure_host_tools(tools: Mapping[str, str] = HOST_TOOLS) -> None:
@@ -87,12 +110,14 @@ def ensure_host_tools(tools: Mapping[str, str] = HOST_TOOLS) -> None:
     for package in {*packages, *(["containerd"] if "docker.io" in packages else [])}:
         mask_service(package)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
-        proc = subprocess.run(
-            cmd, env=env, capture_output=True, text=True, errors="replace", timeout=900, check=False
-        )
-        if proc.returncode != 0:
-            raise HostToolsError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    with services_held():
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
+            proc = subprocess.run(
+                cmd, env=env, capture_output=True, text=True, errors="replace", timeout=900,
+                check=False,
+            )  # fmt: skip
+            if proc.returncode != 0:
+                raise HostToolsError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
     still = missing_tools(tools)
     if still:
         raise HostToolsError(f"still missing after install: {sorted(still)}")
