@@ -51,7 +51,7 @@ from typing import Any
 
 from ivr.sandbox.errors import SandboxError
 from ivr.sandbox.hosttools import CLUSTER_TOOLS, ensure_host_tools
-from ivr.sandbox.instance import udp_port_taken
+from ivr.sandbox.instance import refuse_a_stack, udp_port_taken
 from ivr.sandbox.kamailio import (
     KamailioError,
     dispatcher_states,
@@ -458,6 +458,7 @@ def up(
         raise ClusterError(f"--nodes {nodes}: a cluster has 1 to {MAX_NODES} nodes")
     from sqlalchemy.engine import make_url
 
+    refuse_a_stack(settings)
     if manager.status(settings).running:  # its SIP port is the cluster's front
         raise ClusterError(
             f"sandbox {settings.instance} runs as a single node; "

@@ -48,7 +48,7 @@ from ivr.sandbox.dockerd import DockerDaemon, DockerError, run_tool
 from ivr.sandbox.errors import SandboxError
 from ivr.sandbox.hosttools import CLUSTER_TOOLS, DOCKER_TOOLS, ensure_host_tools
 from ivr.sandbox.images import StackImages, build_images
-from ivr.sandbox.instance import udp_port_taken
+from ivr.sandbox.instance import stack_file, udp_port_taken
 from ivr.sandbox.kamailio import (
     KamailioError,
     dispatcher_states,
@@ -64,7 +64,6 @@ from ivr.settings import Ports, Settings
 logger = logging.getLogger(__name__)
 
 NODES = 2  # compose.yaml's asterisk-n1/n2 and controller-n1/n2
-STATE_FILE = "stack.json"
 ENV_FILE = "stack.env"
 DATABASE = "citas"
 DB_USER = "citas"
@@ -99,7 +98,7 @@ def project_name(settings: Settings) -> str:
 
 
 def load_stack(settings: Settings) -> StackState | None:
-    path = stack_dir(settings) / STATE_FILE
+    path = stack_file(settings)
     if not path.is_file():
         return None
     try:
@@ -188,13 +187,17 @@ def build_audio(settings: Settings) -> Path:
     return settings.prompts_build_dir
 
 
+COMPOSE_FILE = "compose.yaml"  # the checkout's docker/compose.yaml, as ``up`` ran it
+
+
 class Compose:
     """``docker-compose`` on our engine for one stack (its project, env file and
-    the checkout's ``docker/compose.yaml``)."""
+    the copy of ``docker/compose.yaml`` ``up`` keeps beside them, so that ``down``
+    needs no checkout: the one it came from may be gone)."""
 
-    def __init__(self, daemon: DockerDaemon, settings: Settings, checkout: Path) -> None:
+    def __init__(self, daemon: DockerDaemon, settings: Settings) -> None:
         self.daemon = daemon
-        self.file = checkout / "docker" / "compose.yaml"
+        self.file = stack_dir(settings) / COMPOSE_FILE
         self.env_file = stack_dir(settings) / ENV_FILE
         self.project = project_name(settings)
 
@@ -263,10 +266,12 @@ def up(
         raise ClusterError(str(exc)) from exc
     values = stack_env(settings, state, build_audio(settings), images)
     env_file = directory / ENV_FILE
-    env_file.touch(mode=0o600)  # the ARI and AMI passwords
+    env_file.touch(mode=0o600)
+    env_file.chmod(0o600)  # the ARI and AMI passwords, also in a file an older run left
     env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
-    (directory / STATE_FILE).write_text(json.dumps(asdict(state), indent=2), encoding="utf-8")
-    compose = Compose(daemon, settings, checkout)
+    shutil.copyfile(checkout / "docker" / COMPOSE_FILE, directory / COMPOSE_FILE)
+    stack_file(settings).write_text(json.dumps(asdict(state), indent=2), encoding="utf-8")
+    compose = Compose(daemon, settings)
 
     def logs(*services: str) -> Callable[[], str]:
         return lambda: _logs(compose, services)
@@ -376,7 +381,7 @@ def down(settings: Settings) -> None:
         # Also when the engine stopped (a reboot): its containers would start again
         # with it (restart: unless-stopped) at the next `up`, of any stack.
         daemon.start()
-        Compose(daemon, settings, Path(state.checkout))("down", "-v", "--timeout", "15")
+        Compose(daemon, settings)("down", "-v", "--timeout", "15")
     daemon.stop()
     if state is not None:
         shutil.rmtree(stack_dir(settings), ignore_errors=True)

@@ -95,10 +95,22 @@ class DockerDaemon:
         """Start the engine unless it runs; its pid once it answers.
 
         Raises DockerError when ``dockerd`` is missing or does not answer within
-        ``START_TIMEOUT_S`` (its log's tail says why)."""
+        ``START_TIMEOUT_S`` (its log's tail says why), a running one included: its
+        socket and data are never taken from under it."""
         running = self.pid()
-        if running is not None and self.answers():
-            return running
+        if running is not None:  # a live engine: never a second beside it on its data
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while not self.answers():
+                if self.pid() is None:
+                    break  # it died meanwhile: start a new one below
+                if time.monotonic() > deadline:
+                    raise DockerError(
+                        f"dockerd (pid {running}) runs but does not answer in "
+                        f"{START_TIMEOUT_S:.0f} s: stop it first\n{self.log_tail()}"
+                    )
+                time.sleep(0.5)
+            else:
+                return running
         if shutil.which("dockerd") is None or shutil.which("docker") is None:
             raise DockerError("dockerd is not installed: apt-get install docker.io docker-compose")
         if os.geteuid() != 0:
@@ -136,12 +148,14 @@ class DockerDaemon:
 
     def stop(self) -> bool:
         """Stop the engine when no container is left in it; True when it is stopped
-        (or never ran). Raises DockerError when it does not stop within
-        ``STOP_TIMEOUT_S``."""
+        (or never ran). Raises DockerError when it does not answer (whether
+        containers remain is unknown) or does not stop within ``STOP_TIMEOUT_S``."""
         pid = self.pid()
         if pid is None:
             return True
-        if self.answers() and self.containers():
+        if not self.answers():  # maybe busy, with others' containers: not ours to stop
+            raise DockerError(f"dockerd (pid {pid}) does not answer: not stopped")
+        if self.containers():
             logger.info("Docker engine %s kept: containers remain", self.host)
             return False
         os.kill(pid, signal.SIGTERM)

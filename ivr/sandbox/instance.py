@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ivr.sandbox.errors import SandboxError
 from ivr.settings import Ports, Settings
 
 
@@ -94,6 +95,22 @@ def other_instances_alive(state_dir: Path, root: str, except_instance: str) -> b
         if pid_alive(data.get("supervisor_pid"), "ivr.sandbox.supervisor"):
             return True
     return False
+
+
+def stack_file(settings: Settings) -> Path:
+    """Where a compose stack of ``settings.instance`` keeps its state
+    (ivr/sandbox/compose.py): its being there means the instance is a stack's."""
+    return settings.state_dir / settings.instance / "compose" / "stack.json"
+
+
+def refuse_a_stack(settings: Settings) -> None:
+    """Raise SandboxError when ``settings.instance`` is a compose stack's: its ports
+    are the stack's containers' (``ivr compose down`` first)."""
+    if stack_file(settings).is_file():
+        raise SandboxError(
+            f"instance {settings.instance} runs a compose stack; "
+            f"`ivr compose down --instance {settings.instance}` first"
+        )
 
 
 def udp_port_taken(host: str, port: int) -> bool:

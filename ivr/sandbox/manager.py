@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ivr.sandbox.errors import SandboxError
 from ivr.sandbox.hosttools import ensure_host_tools
-from ivr.sandbox.instance import InstancePaths, InstanceState, pid_alive
+from ivr.sandbox.instance import InstancePaths, InstanceState, pid_alive, refuse_a_stack
 from ivr.sandbox.mailpeer import mail_peer_line, start_mail_peer, stop_mail_peer
 from ivr.sandbox.render import ASTERISK_DATA_DIR, render_all, template_values
 from ivr.sandbox.rootfs import RootFs, ensure_rootfs
@@ -117,6 +117,7 @@ def prepare(settings: Settings) -> RootFs:
 
 
 def up(settings: Settings) -> SandboxStatus:
+    refuse_a_stack(settings)
     current = status(settings)
     if current.running and current.ari_ready:
         logger.info("sandbox %s already running", settings.instance)

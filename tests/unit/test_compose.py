@@ -161,7 +161,7 @@ def test_the_cli_takes_the_stack_s_ports_and_database_whatever_the_offset_now(
         nodes=["s-n1", "s-n2"], database_url=url, ports=asdict(started.ports),
     )  # fmt: skip
     compose.stack_dir(started).mkdir(parents=True)
-    (compose.stack_dir(started) / compose.STATE_FILE).write_text(json.dumps(asdict(state)))
+    compose.stack_file(started).write_text(json.dumps(asdict(state)))
     monkeypatch.setenv("CITAS_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("CITAS_PORT_OFFSET", "0")
     monkeypatch.setenv("CITAS_DB_URL", "sqlite+aiosqlite:////tmp/other.db")
@@ -173,3 +173,19 @@ def test_the_cli_takes_the_stack_s_ports_and_database_whatever_the_offset_now(
     assert (call.ports.sip, call.db_url) == (8060, url)  # Kamailio's front, at 3000
     assert flags.db_url == url
     assert (up.ports.sip, up.db_url) == (5060, "sqlite+aiosqlite:////tmp/other.db")  # anew
+
+
+def test_a_sandbox_or_cluster_is_refused_on_a_stack_s_instance(tmp_path: Path) -> None:
+    # Their ports would be the stack's containers' (review, 2026-12-02): refused
+    # before anything starts, naming the way out.
+    from ivr.sandbox import manager
+    from ivr.sandbox.errors import SandboxError
+
+    settings = Settings.from_env({"CITAS_INSTANCE": "s", "CITAS_STATE_DIR": str(tmp_path)})
+    compose.stack_dir(settings).mkdir(parents=True)
+    compose.stack_file(settings).write_text("{}")
+    for start in (lambda: manager.up(settings), lambda: cluster.up(settings, 2)):
+        with pytest.raises(SandboxError, match="ivr compose down --instance s"):
+            start()
+    assert not (tmp_path / "s" / "sandbox.json").exists()
+    assert cluster.load_state(settings) is None
