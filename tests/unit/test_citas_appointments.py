@@ -7,6 +7,7 @@ are placed by sipp in tests/e2e/test_citas.py.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -41,9 +42,14 @@ def actions_for(db: Database, *, rule: bool) -> CitasActions:
     return CitasActions(ref, directory, slots, SmsOutbox(db, timeout=5.0), clock=lambda: NOW)
 
 
+_RECORDS = itertools.count(1)
+
+
 def call(cups: str, affiliate_id: str = ANA) -> CallState:
+    # Each call its own record id, as real records' are (uuid): a booking is
+    # idempotent per call (DbSlotSource.book), so two calls must not share one.
     channel = SimpleNamespace(call_id="call", caller_number=None)
-    record = CallRecord("rec", "chan", "citas", None, None, NOW)
+    record = CallRecord(f"rec-{next(_RECORDS)}", "chan", "citas", None, None, NOW)
     state = CallState(channel, record, SimpleNamespace(name="citas"))  # type: ignore[arg-type]
     for name, value in {"affiliate_id": affiliate_id, "site_id": "norte", "cups": cups}.items():
         state.set(name, value)

@@ -209,7 +209,9 @@ async def test_a_core_integer_id_beyond_the_database_is_a_422(api: Api, raw: str
     # Observed (schemathesis, test_fuzz_ops_api): a 20-digit hand-off id overflowed
     # SQLite's INTEGER, a 500. The kind: an integer path parameter outside the
     # columns' range; the extension routes are bounded by the same rule (above).
-    refused = await answer(await api.call("operator", "POST", f"/api/chat/handoffs/{raw}/take"), 422)
+    refused = await answer(
+        await api.call("operator", "POST", f"/api/chat/handoffs/{raw}/take"), 422
+    )
     assert refused["error"] == "invalid_parameter"
 
 
@@ -261,7 +263,9 @@ async def test_extension_routes_and_schemas_are_in_the_openapi_document(api: Api
     ] == {"$ref": "#/components/schemas/NoteCreate"}
     assert {"NoteCreate", "Note", "NoteList", "Flag"} <= set(doc["components"]["schemas"])
     files = doc["paths"]["/console/{file}"]["get"]["parameters"][0]["schema"]["enum"]
-    assert {"console.js", "console.css", "common.js", "notes.html", "notes.js"} == set(files)
+    assert {"console.js", "console.css", "common.js", "nodes.js", "notes.html", "notes.js"} == set(
+        files
+    )
     # The answers match the documented schemas.
     bodies = BodyValidator(doc)
     await api.call("operator", "POST", "/api/notes", {"text": "x"})
