@@ -46,6 +46,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -210,21 +211,26 @@ def controller_ready(node: Settings) -> bool:
         return False
 
 
+def controller_serves(node: Settings) -> bool:
+    """The node's controller serves: its Stasis application is registered on the
+    node's Asterisk, and its own ARI and database checks pass (``controller_ready``)."""
+    from ivr.sandbox import manager  # not at import: every ivr command reads this module
+
+    return node.app_name in manager.registered_apps(node) and controller_ready(node)
+
+
 def start_controller(node: Settings, database_url: str) -> int:
     """``ivr serve`` for ``node`` on ``database_url``; its pid once its Stasis
     application is registered on the node's Asterisk and it says it is ready
     (ClusterError otherwise)."""
-    from ivr.sandbox import manager  # not at import: every ivr command reads this module
-
     peer = controller_peer(node)
     command = [sys.executable, "-m", "ivr.cli", "serve", "--instance", node.instance]
     env = {**os.environ, "CITAS_INSTANCE": node.instance, "CITAS_DB_URL": database_url}
 
-    def registered() -> bool:  # and its own ARI and database checks pass
-        return node.app_name in manager.registered_apps(node) and controller_ready(node)
-
     try:
-        return peer.start(node, command, registered, env=env, within=CONTROLLER_READY_S)
+        return peer.start(
+            node, command, partial(controller_serves, node), env=env, within=CONTROLLER_READY_S
+        )
     except RuntimeError as exc:
         raise ClusterError(f"{exc}; see {peer.log_file(node)}") from exc
 

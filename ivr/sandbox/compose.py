@@ -38,7 +38,7 @@ from ivr.sandbox.cluster import (
     CONTROLLER_READY_S,
     DISPATCHER_READY_S,
     ClusterError,
-    controller_ready,
+    controller_serves,
     database_answers,
     line_number,
     load_state,
@@ -295,7 +295,7 @@ def up(
         )  # fmt: skip
         compose("up", "-d", "--no-build", "--no-deps", f"controller-n{index}")
         wait_for(
-            partial(_controller_serves, node),
+            partial(controller_serves, node),
             CONTROLLER_READY_S, f"the controller of {node.instance}", logs(f"controller-n{index}"),
         )  # fmt: skip
     say(f"stack {settings.instance}: Kamailio on sip:{settings.host}:{settings.ports.sip}")
@@ -308,13 +308,6 @@ def up(
         said = _logs(compose, ("kamailio", *(f"asterisk-n{i}" for i in range(1, NODES + 1))))
         raise ClusterError(f"{exc}\n{said}") from exc
     return state
-
-
-def _controller_serves(node: Settings) -> bool:
-    """Its Stasis application registered on the node, and its own checks pass."""
-    from ivr.sandbox import manager
-
-    return node.app_name in manager.registered_apps(node) and controller_ready(node)
 
 
 def _logs(compose: Compose, services: tuple[str, ...]) -> str:

@@ -46,8 +46,7 @@ DOCKER_TOOLS = {"dockerd": "docker.io", "docker": "docker.io", "docker-compose":
 # bridge and firewall rules, and lend its containerd to ours.
 SERVICES_MASKED = {
     "kamailio": ("kamailio.service",),
-    "docker.io": ("docker.service", "docker.socket"),
-    "containerd": ("containerd.service",),
+    "docker.io": ("docker.service", "docker.socket", "containerd.service"),
 }
 
 
@@ -107,7 +106,7 @@ def ensure_host_tools(tools: Mapping[str, str] = HOST_TOOLS) -> None:
             f"apt-get install {' '.join(packages)}"
         )
     logger.info("installing host packages: %s", " ".join(packages))
-    for package in {*packages, *(["containerd"] if "docker.io" in packages else [])}:
+    for package in packages:
         mask_service(package)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     with services_held():
