@@ -35,7 +35,7 @@ def declared(path: Path) -> set[str]:
 def test_common_js_is_a_console_asset_and_declares_the_shared_helpers() -> None:
     assert CONSOLE_ASSETS["common.js"] == "text/javascript"
     assert {"TOKEN_KEY", "ROLE_LEVEL", "ROLE_LABEL", "$", "ApiError", "authHeaders", "api",
-            "setupErrors", "showError", "showNotice", "downloadFile"} <= declared(COMMON)  # fmt: skip
+            "setupErrors", "showError", "showNotice", "downloadFile", "textCell"} <= declared(COMMON)  # fmt: skip
 
 
 def test_the_pages_are_found() -> None:

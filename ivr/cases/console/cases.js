@@ -1,7 +1,7 @@
 // The console's cases page (docs/cases/backoffice.md): the queue, one case's history,
 // assign, answer, close. Plain DOM over the ops API; data always written with textContent.
 // The token is the console's (sessionStorage, the same key as console.js).
-// TOKEN_KEY, ROLE_LEVEL, ROLE_LABEL, $, api, ApiError, showError, showNotice: common.js.
+// TOKEN_KEY, ROLE_LEVEL, ROLE_LABEL, $, api, ApiError, showError, showNotice, textCell: common.js.
 "use strict";
 
 const STATE_LABEL = { open: "abierto", assigned: "asignado", answered: "respondido", closed: "cerrado" };
@@ -36,13 +36,6 @@ function zonedToIso(local, zone) {
 }
 const isOperator = () => page.me && ROLE_LEVEL[page.me.role] >= ROLE_LEVEL.operator;
 
-function cell(text, className) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (className) td.className = className;
-  return td;
-}
-
 function slaText(sla) {
   const marks = [];
   if (sla.due_overdue) marks.push("promesa vencida");
@@ -74,10 +67,10 @@ async function loadQueue() {
     tr.dataset.state = c.state;
     const overdue = c.sla.due_overdue || c.sla.first_response_overdue || c.sla.resolution_overdue;
     tr.append(
-      cell(c.number, "name"), cell(formatTime(c.filed_at)), cell(formatTime(c.due_at)),
-      cell(STATE_LABEL[c.state] || c.state, "state"), cell(PRIORITY_LABEL[c.priority] || c.priority, c.priority === "high" ? "value-off" : ""),
-      cell(c.site_id), cell(c.service_id), cell(groupName(c.group)), cell(c.assignee || "—", "assignee"),
-      cell(slaText(c.sla), overdue ? "sla value-off" : "sla"),
+      textCell(c.number, "name"), textCell(formatTime(c.filed_at)), textCell(formatTime(c.due_at)),
+      textCell(STATE_LABEL[c.state] || c.state, "state"), textCell(PRIORITY_LABEL[c.priority] || c.priority, c.priority === "high" ? "value-off" : ""),
+      textCell(c.site_id), textCell(c.service_id), textCell(groupName(c.group)), textCell(c.assignee || "—", "assignee"),
+      textCell(slaText(c.sla), overdue ? "sla value-off" : "sla"),
     );
     const td = document.createElement("td");
     const open = document.createElement("button");
@@ -157,7 +150,7 @@ function eventRow(e) {
   else if (e.action === "filed" && e.new) detail = `por ${CHANNEL_LABEL[e.new.channel] || e.new.channel}`;
   else if (e.action === "assigned" && e.new) detail = `${e.new.assignee || "sin responsable"} · grupo ${groupName(e.new.group)}`;
   else if (e.action === "answered" && e.new && e.new.channels) detail = `(${e.new.channels.map((ch) => CHANNEL_LABEL[ch] || ch).join(", ")}) ${detail}`;
-  tr.append(cell(formatTime(e.at)), cell(e.actor), cell(ACTION_LABEL[e.action] || e.action, "action"), cell(detail));
+  tr.append(textCell(formatTime(e.at)), textCell(e.actor), textCell(ACTION_LABEL[e.action] || e.action, "action"), textCell(detail));
   return tr;
 }
 

@@ -1,6 +1,6 @@
 // The console page "Reportes de incidente" (ivr/incidents/http.py): plain DOM over the
 // ops API, with the token the console keeps in sessionStorage. Data is written with textContent.
-// TOKEN_KEY, ROLE_LEVEL, ROLE_LABEL, $, api, ApiError, showError, showNotice: common.js.
+// TOKEN_KEY, ROLE_LEVEL, ROLE_LABEL, $, api, ApiError, showError, showNotice, textCell: common.js.
 "use strict";
 
 const CHANNELS = {
@@ -19,13 +19,6 @@ setupErrors({ prefixes: { 422: "Reporte rechazado" } });
 
 const formatTime = (iso) => (iso ? new Date(iso).toLocaleString("es-CO") : "");
 const channelNames = (list) => list.map((c) => CHANNELS[c] || c).join(", ");
-
-function cell(text, className) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (className) td.className = className;
-  return td;
-}
 
 // --- the form ------------------------------------------------------------------------
 function buildForm() {
@@ -98,9 +91,9 @@ function renderReports(reports) {
     const tr = document.createElement("tr");
     tr.dataset.report = String(r.id);
     const who = [r.affiliate_name, r.document_type && r.document ? `${r.document_type} ${r.document}` : r.document].filter((x) => x).join(" · ");
-    tr.append(cell(String(r.id), "id"), cell(formatTime(r.occurred_at)), cell(channelNames(r.channels), "channels"),
-      cell(who, "affiliate"), cell(r.error_message, "error-message"),
-      cell(r.incident.active ? "encendido" : "apagado", "incident"), cell(r.case_numbers.join(", ")), cell(r.reported_by));
+    tr.append(textCell(String(r.id), "id"), textCell(formatTime(r.occurred_at)), textCell(channelNames(r.channels), "channels"),
+      textCell(who, "affiliate"), textCell(r.error_message, "error-message"),
+      textCell(r.incident.active ? "encendido" : "apagado", "incident"), textCell(r.case_numbers.join(", ")), textCell(r.reported_by));
     tr.addEventListener("click", () => showDetail(r.id));
     tr.style.cursor = "pointer";
     return tr;

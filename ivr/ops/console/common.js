@@ -102,6 +102,14 @@ function showNotice(text) {
   $("notice").hidden = false;
 }
 
+// A table cell holding `text` (as textContent: API data is never HTML), with `className`.
+function textCell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
 // Download what `path` answers (an export: CSV, XLSX) as a file, named as the server's
 // Content-Disposition says, else `fallbackName`; a refusal goes to showError.
 async function downloadFile(path, fallbackName) {

@@ -1,6 +1,6 @@
 // The ops console: plain DOM over the ops API (docs/operations.md). No framework,
 // no build step. Data from the API is always written with textContent.
-// TOKEN_KEY, ROLE_LEVEL, ROLE_LABEL, $, api, ApiError, showError, showNotice: common.js;
+// TOKEN_KEY, ROLE_LEVEL, ROLE_LABEL, $, api, ApiError, showError, showNotice, textCell: common.js;
 // refreshNodes: nodes.js.
 "use strict";
 
@@ -59,13 +59,6 @@ function formatTime(iso) {
   return iso ? new Date(iso).toLocaleString("es-CO") : "";
 }
 
-function cell(text, className) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (className) td.className = className;
-  return td;
-}
-
 function button(text, className, onClick, enabled) {
   const b = document.createElement("button");
   b.type = "button";
@@ -89,9 +82,9 @@ function renderFlags(flags) {
     const updated = flag.updated_by ? `${flag.updated_by}, ${formatTime(flag.updated_at)}` : "";
     const source = SOURCE_LABEL[flag.source] + (flag.window_ends_at ? ` (hasta ${formatTime(flag.window_ends_at)})` : "");
     tr.append(
-      cell(flag.name, "name"), cell(flag.description),
-      cell(formatValue(flag.value), flag.value === false ? "value value-off" : "value"),
-      cell(source, `source source-${flag.source}`), cell(updated, "updated"),
+      textCell(flag.name, "name"), textCell(flag.description),
+      textCell(formatValue(flag.value), flag.value === false ? "value value-off" : "value"),
+      textCell(source, `source source-${flag.source}`), textCell(updated, "updated"),
     );
     const actions = document.createElement("td");
     if (flag.name === "incident_mode") {
@@ -130,9 +123,9 @@ function renderWindows(windows) {
     tr.dataset.window = w.id;
     tr.dataset.state = w.state;
     tr.append(
-      cell(w.name, "name"), cell(formatValue(w.value), "value"), cell(formatTime(w.starts_at)),
-      cell(formatTime(w.ends_at)), cell(STATE_LABEL[w.state] || w.state, "state"), cell(w.reason),
-      cell(w.created_by),
+      textCell(w.name, "name"), textCell(formatValue(w.value), "value"), textCell(formatTime(w.starts_at)),
+      textCell(formatTime(w.ends_at)), textCell(STATE_LABEL[w.state] || w.state, "state"), textCell(w.reason),
+      textCell(w.created_by),
     );
     const td = document.createElement("td");
     if (w.state === "scheduled" || w.state === "active") {
@@ -157,9 +150,9 @@ function renderAudit(entries) {
     tr.dataset.action = e.action;
     tr.dataset.name = e.name || "";
     tr.append(
-      cell(formatTime(e.at)), cell(e.actor, "actor"), cell(e.role),
-      cell(ACTION_LABEL[e.action] || e.action, "action"), cell(e.name || "", "name"),
-      cell(formatValue(e.old_value)), cell(formatValue(e.new_value)), cell(e.reason, "reason"),
+      textCell(formatTime(e.at)), textCell(e.actor, "actor"), textCell(e.role),
+      textCell(ACTION_LABEL[e.action] || e.action, "action"), textCell(e.name || "", "name"),
+      textCell(formatValue(e.old_value)), textCell(formatValue(e.new_value)), textCell(e.reason, "reason"),
     );
     return tr;
   });
@@ -185,12 +178,12 @@ function outcomeRowsOf(byOutcome, empty) {
   const rows = Object.entries(byOutcome).sort((a, b) => b[1] - a[1]).map(([outcome, count]) => {
     const tr = document.createElement("tr");
     tr.dataset.outcome = outcome;
-    tr.append(cell(label(OUTCOME_LABEL, outcome), "label"), cell(String(count), "count"));
+    tr.append(textCell(label(OUTCOME_LABEL, outcome), "label"), textCell(String(count), "count"));
     return tr;
   });
   if (!rows.length) {
     const tr = document.createElement("tr");
-    tr.append(cell(empty), cell(""));
+    tr.append(textCell(empty), textCell(""));
     rows.push(tr);
   }
   return rows;
@@ -247,15 +240,15 @@ function renderChats(summary, conversations, handoffs) {
     tr.dataset.conversation = c.id;
     tr.dataset.state = c.state;
     tr.append(
-      cell(c.wa_id_masked, "number"), cell(c.node || "(esperando al asesor)", "node name"),
-      cell(chatHolder(c), c.state === "agent" ? "holder chat-agent" : "holder"),
-      cell(formatTime(c.last_activity_at), "activity"), cell(windowLeft(c.service_window_ends_at), "window"),
+      textCell(c.wa_id_masked, "number"), textCell(c.node || "(esperando al asesor)", "node name"),
+      textCell(chatHolder(c), c.state === "agent" ? "holder chat-agent" : "holder"),
+      textCell(formatTime(c.last_activity_at), "activity"), textCell(windowLeft(c.service_window_ends_at), "window"),
     );
     return tr;
   });
   if (!chatRows.length) {
     const tr = document.createElement("tr");
-    tr.append(cell("Ninguna conversación activa."), cell(""), cell(""), cell(""), cell(""));
+    tr.append(textCell("Ninguna conversación activa."), textCell(""), textCell(""), textCell(""), textCell(""));
     chatRows.push(tr);
   }
   $("chats").tBodies[0].replaceChildren(...chatRows);
@@ -266,8 +259,8 @@ function renderChats(summary, conversations, handoffs) {
     tr.dataset.conversation = h.conversation_id;
     tr.dataset.taken = String(Boolean(h.taken_by));
     tr.append(
-      cell(h.wa_id_masked, "number"), cell(label(HANDOFF_REASON_LABEL, h.reason), "reason"),
-      cell(formatTime(h.queued_at), "queued"), cell(h.taken_by ? h.taken_by : "nadie todavía", "taken-by"),
+      textCell(h.wa_id_masked, "number"), textCell(label(HANDOFF_REASON_LABEL, h.reason), "reason"),
+      textCell(formatTime(h.queued_at), "queued"), textCell(h.taken_by ? h.taken_by : "nadie todavía", "taken-by"),
     );
     const td = document.createElement("td");
     td.append(
@@ -279,7 +272,7 @@ function renderChats(summary, conversations, handoffs) {
   });
   if (!handoffRows.length) {
     const tr = document.createElement("tr");
-    tr.append(cell("Nadie espera a un asesor."), cell(""), cell(""), cell(""), cell(""));
+    tr.append(textCell("Nadie espera a un asesor."), textCell(""), textCell(""), textCell(""), textCell(""));
     handoffRows.push(tr);
   }
   $("handoffs").tBodies[0].replaceChildren(...handoffRows);

@@ -7,13 +7,6 @@
 const HEALTH_LABEL = { active: "activo", unresponsive: "sin respuesta", stopped: "detenido" };
 const BREAKER_LABEL = { closed: "cerrado", open: "ABIERTO", half_open: "probando el servicio" };
 
-function nodesCell(text, className) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (className) td.className = className;
-  return td;
-}
-
 function beatAge(seconds) {
   if (seconds < 60) return `hace ${Math.round(seconds)} s`;
   if (seconds < 3600) return `hace ${Math.floor(seconds / 60)} min`;
@@ -41,16 +34,16 @@ function controllerRow(node, c, current) {
     : beatAge(c.seen_age_s);
   const behind = c.health !== "stopped" && !c.flags_current;
   tr.append(
-    nodesCell(node.instance, "node name"),
-    nodesCell(`${c.app} (pid ${c.pid})`, "controller name"),
-    nodesCell(HEALTH_LABEL[c.health] || c.health, `health health-${c.health}`),
-    nodesCell(seen, "seen"),
-    nodesCell(revisionText(c, current), behind ? "revision flags-behind" : "revision"),
-    nodesCell(c.breaker ? BREAKER_LABEL[c.breaker] || c.breaker : "—",
+    textCell(node.instance, "node name"),
+    textCell(`${c.app} (pid ${c.pid})`, "controller name"),
+    textCell(HEALTH_LABEL[c.health] || c.health, `health health-${c.health}`),
+    textCell(seen, "seen"),
+    textCell(revisionText(c, current), behind ? "revision flags-behind" : "revision"),
+    textCell(c.breaker ? BREAKER_LABEL[c.breaker] || c.breaker : "—",
       c.breaker && c.breaker !== "closed" ? "breaker breaker-open" : "breaker"),
-    nodesCell(String(c.active_calls), "calls"),
-    nodesCell(c.ari_connected ? "conectado" : "desconectado", c.ari_connected ? "ari" : "ari ari-down"),
-    nodesCell(alertsText(c.alerts), c.alerts.length ? "alerts has-alerts" : "alerts"),
+    textCell(String(c.active_calls), "calls"),
+    textCell(c.ari_connected ? "conectado" : "desconectado", c.ari_connected ? "ari" : "ari ari-down"),
+    textCell(alertsText(c.alerts), c.alerts.length ? "alerts has-alerts" : "alerts"),
   );
   return tr;
 }
@@ -73,7 +66,7 @@ function renderNodes(registry) {
   }
   if (!rows.length) {
     const tr = document.createElement("tr");
-    const td = nodesCell("Ningún controlador ha reportado todavía (ivr serve escribe su latido al arrancar).");
+    const td = textCell("Ningún controlador ha reportado todavía (ivr serve escribe su latido al arrancar).");
     td.colSpan = 9;
     tr.append(td);
     rows.push(tr);
