@@ -23,6 +23,14 @@ Rows whose last heartbeat is older than ``PRUNE_AFTER`` (stopped or gone) are
 deleted by the heartbeats themselves. Storage failures raise
 ``ivr.store.StoreUnavailable``.
 
+A controller's own alerts (source ``instance@host:pid``: its booking breaker) end
+with the process, so they are resolved, in the beat's own transaction, when it is
+known to be gone: at its clean stop; when a new process takes its key over (a
+container's pid 1), those raised before the new one started; and when its row is
+pruned. An unresponsive controller keeps them open until then: it may be alive and
+cut off from the database, its breaker still open. A node's alerts (source: the
+instance, a broken flag rule) are the node's and outlive its processes.
+
 >>> from datetime import UTC
 >>> now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 >>> health_of(now - timedelta(seconds=4), None, now), health_of(now - timedelta(minutes=1), None, now)
@@ -38,7 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, and_, delete, or_, select, update
 
 from ivr.ops.store import Alert
 from ivr.ops.tables import AlertRow, ControllerRow, OpsStateRow
@@ -137,15 +145,17 @@ class ControllerStore:
     async def beat(
         self, identity: ControllerIdentity, status: ControllerStatus, now: datetime
     ) -> int:
-        """Upsert this controller's row as seen ``now`` (not stopped), and delete the
-        rows last seen before ``now - PRUNE_AFTER``, in one transaction; how many
-        were deleted."""
+        """Upsert this controller's row as seen ``now`` (not stopped), resolve the
+        alerts of processes known to be gone (its predecessor's under its key, the
+        pruned ones'), and delete the rows last seen before ``now - PRUNE_AFTER``, in
+        one transaction; how many were deleted."""
         return await self._write("write a controller heartbeat", identity, status, now, None)
 
     async def stopped(
         self, identity: ControllerIdentity, status: ControllerStatus, now: datetime
     ) -> None:
-        """The last beat of a clean stop: the row is marked stopped ``now``."""
+        """The last beat of a clean stop: the row is marked stopped ``now``, and the
+        process's own open alerts are resolved."""
         await self._write("mark a controller stopped", identity, status, now, now)
 
     async def _write(
@@ -160,10 +170,24 @@ class ControllerStore:
         # started_at too: a container's controller is pid 1 on the host's name after
         # every restart, so a new process may find its key taken by its predecessor.
         changing = {k: v for k, v in values.items() if k != "source_id"}
+        mine = AlertRow.source == identity.source_id
 
         def write(conn: Connection) -> int:
             insert = dialect_insert(conn.dialect.name, ControllerRow).values(values)
             conn.execute(insert.on_conflict_do_update(index_elements=["source_id"], set_=changing))
+            gone = select(ControllerRow.source_id).where(ControllerRow.seen_at < now - PRUNE_AFTER)
+            # Alerts of processes known to be gone (the module's docstring): this one
+            # stopping, its predecessor under the same key, the pruned ones.
+            ended = or_(
+                and_(mine, AlertRow.at < identity.started_at),
+                AlertRow.source.in_(gone),
+                *([mine] if stopped_at is not None else []),
+            )
+            conn.execute(
+                update(AlertRow)
+                .where(AlertRow.resolved_at.is_(None), ended)
+                .values(resolved_at=now)
+            )
             pruned = conn.execute(
                 delete(ControllerRow).where(ControllerRow.seen_at < now - PRUNE_AFTER)
             )

@@ -210,6 +210,45 @@ async def test_a_node_shows_the_alerts_raised_under_its_instance(db: Database) -
     assert node["controllers"][0]["alerts"] == []
 
 
+async def open_alerts(db: Database) -> list[tuple[str, str]]:
+    return sorted((a.source, a.detail) for a in await OpsStore(db).alerts(open_only=True))
+
+
+async def test_a_controller_s_alerts_end_when_it_is_known_to_be_gone(db: Database) -> None:
+    # Its own alerts (its breaker) die with the process: at its clean stop, when a new
+    # process takes its key over, when its row is pruned. Not while it is only
+    # unresponsive (it may be cut off from the database, its breaker still open), and
+    # never a node's (a broken flag rule) or another controller's.
+    store, ops = ControllerStore(db), OpsStore(db)
+    stopping, killed, hung = who("lab-n1", 11), who("dk-n1", 1), who("lab-n2", 21)
+    long_gone, alive = who("lab-n3", 31), who("lab-n1", 12)
+    await store.beat(long_gone, OK, NOW - PRUNE_AFTER - timedelta(minutes=1))
+    for one in (stopping, killed, hung, alive):
+        await store.beat(one, OK, NOW - timedelta(minutes=2))
+    for one in (stopping, killed, hung, long_gone, alive):
+        await ops.raise_alert(
+            BREAKER_ALERT, one.source_id, f"breaker {one.pid}", NOW - timedelta(minutes=2)
+        )
+    await ops.raise_alert(
+        "flag_rule_broken", "lab-n1", "regla del nodo", NOW - timedelta(minutes=2)
+    )
+
+    await store.stopped(stopping, OK, NOW)
+    # The container restarted: pid 1 again, started after its predecessor's alert.
+    reborn = replace(killed, started_at=NOW - timedelta(minutes=1))
+    await store.beat(reborn, OK, NOW)
+    await ops.raise_alert(BREAKER_ALERT, reborn.source_id, "breaker del nuevo", NOW)
+    await store.beat(reborn, OK, NOW + timedelta(seconds=5))  # its own stays open
+    assert await open_alerts(db) == [
+        ("dk-n1@box:1", "breaker del nuevo"),
+        ("lab-n1", "regla del nodo"),
+        ("lab-n1@box:12", "breaker 12"),
+        ("lab-n2@box:21", "breaker 21"),  # unresponsive for 2 min: kept
+    ]  # fmt: skip
+    rows = {e.identity.source_id for e in (await store.registry()).controllers}
+    assert rows == {one.source_id for one in (stopping, killed, hung, alive)}  # pruned: lab-n3
+
+
 async def test_a_database_outage_is_logged_once_and_never_raised(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
