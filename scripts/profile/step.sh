@@ -1,7 +1,8 @@
 #!/bin/bash
 # One bench step of the ARI smoke line (one controller, N=320, 40 s held) with the
 # controller's CPU per thread over 25 s in the middle of it and, with PYSPY=1, a
-# py-spy sample of 20 s after that (--nonblocking: the controller is never paused,
+# py-spy sample of 20 s after that (PERF=1: 20 s of perf's CPU cycles, native
+# stacks, by shared object in OUT/perf-dso.txt) (--nonblocking: the controller is never paused,
 # so the step is not broken as with `ivr bench --profile`). Runs t51-t54
 # (docs/PERFORMANCE.md). Usage, from the repository:
 #   scripts/profile/step.sh OUT [more ivr bench arguments]
@@ -17,6 +18,14 @@ for _ in $(seq 1 180); do grep -q "controller idle" "$log" && break; sleep 1; do
 pid=$(grep -o "controller up (pid [0-9]*" "$log" | grep -o "[0-9]*$")
 sleep 22  # the ramp (N per call length: one call length) and a little more
 python3 "$(dirname "$0")/threads.py" "$pid" 25 > "$dir.threads.txt"
+if [ -n "${CPROF:-}" ]; then  # run with PYTHONPATH=scripts/profile/cprof CPROF_OUT=...
+    kill -USR1 "$pid"; sleep 10; kill -USR2 "$pid"; sleep 2
+fi
+if [ -n "${PERF:-}" ]; then  # CPU cycles, native stacks: the kernel's and uvloop's share
+    perf record -F 499 -g -p "$pid" -o "$dir.perf.data" -- sleep 20 > /dev/null 2>&1
+    perf report -i "$dir.perf.data" --no-children --sort dso --stdio 2> /dev/null \
+        | grep -v "^#" | grep -v "^$" | head -30 > "$dir.perf-dso.txt"
+fi
 if [ -n "${PYSPY:-}" ]; then
     .venv/bin/py-spy record --nonblocking --rate 200 -d 20 --format raw -p "$pid" \
         -o "$dir.pyspy.collapsed" > /dev/null 2>&1
@@ -24,5 +33,6 @@ fi
 for _ in $(seq 1 300); do grep -q "^report:" "$log" && break; sleep 2; done
 mv "$dir.threads.txt" "$dir/threads.txt"
 [ -f "$dir.pyspy.collapsed" ] && mv "$dir.pyspy.collapsed" "$dir/pyspy.collapsed"
+for f in perf.data perf-dso.txt; do [ -f "$dir.$f" ] && mv "$dir.$f" "$dir/$f"; done
 mv "$log" "$dir/bench.out"
 grep "N=320" "$dir/bench.out"
