@@ -173,24 +173,38 @@ class ControllerStore:
         mine = AlertRow.source == identity.source_id
 
         def write(conn: Connection) -> int:
+            before = conn.execute(
+                select(ControllerRow.started_at).where(
+                    ControllerRow.source_id == identity.source_id
+                )
+            ).scalar_one_or_none()
             insert = dialect_insert(conn.dialect.name, ControllerRow).values(values)
             conn.execute(insert.on_conflict_do_update(index_elements=["source_id"], set_=changing))
-            gone = select(ControllerRow.source_id).where(ControllerRow.seen_at < now - PRUNE_AFTER)
-            # Alerts of processes known to be gone (the module's docstring): this one
-            # stopping, its predecessor under the same key, the pruned ones.
-            ended = or_(
-                and_(mine, AlertRow.at < identity.started_at),
-                AlertRow.source.in_(gone),
-                *([mine] if stopped_at is not None else []),
+            gone = (
+                conn.execute(
+                    select(ControllerRow.source_id).where(ControllerRow.seen_at < now - PRUNE_AFTER)
+                )
+                .scalars()
+                .all()
             )
-            conn.execute(
-                update(AlertRow)
-                .where(AlertRow.resolved_at.is_(None), ended)
-                .values(resolved_at=now)
-            )
-            pruned = conn.execute(
-                delete(ControllerRow).where(ControllerRow.seen_at < now - PRUNE_AFTER)
-            )
+            # Alerts of processes known to be gone (the module's docstring), looked for
+            # only when one is: most beats write nothing to the alerts.
+            ended = []
+            if stopped_at is not None:
+                ended.append(mine)
+            elif before is not None and before != identity.started_at:
+                ended.append(and_(mine, AlertRow.at < identity.started_at))  # its predecessor
+            if gone:
+                ended.append(AlertRow.source.in_(gone))
+            if ended:
+                conn.execute(
+                    update(AlertRow)
+                    .where(AlertRow.resolved_at.is_(None), or_(*ended))
+                    .values(resolved_at=now)
+                )
+            if not gone:
+                return 0
+            pruned = conn.execute(delete(ControllerRow).where(ControllerRow.source_id.in_(gone)))
             return int(pruned.rowcount)
 
         return await self.db.write_sync(what, write)

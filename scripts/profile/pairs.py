@@ -12,9 +12,15 @@ from pathlib import Path
 
 
 def pair(directory: Path) -> tuple[float, float, float, float] | None:
+    if not (directory / "results.csv").is_file():
+        return None
     rows = {r["line"]: r for r in csv.DictReader((directory / "results.csv").open())}
     plain, ari = rows.get("smoke-dialplan"), rows.get("smoke-ari")
-    if plain is None or ari is None or not plain["asterisk_cpu_ms_per_call"]:
+    if plain is None or ari is None:
+        return None
+    needed = (plain["asterisk_cpu_ms_per_call"], ari["controller_cpu_ms_per_call"],
+              ari["asterisk_cpu_ms_per_call"])  # fmt: skip
+    if not all(needed):
         return None
     base = float(plain["asterisk_cpu_ms_per_call"])
     ctl, ast = float(ari["controller_cpu_ms_per_call"]), float(ari["asterisk_cpu_ms_per_call"])

@@ -8,8 +8,12 @@
 # and the median, with scripts/profile/pairs.py.
 set -euo pipefail
 out=$1; pairs=$2; n=${3:-320}; shift; shift; [ $# -gt 0 ] && shift
+mkdir -p bench-results
+dirs=()
 for i in $(seq 1 "$pairs"); do
+    dirs+=("bench-results/$out-$i")
     .venv/bin/ivr bench --lines smoke-dialplan,smoke-ari --controllers 1 --steps "$n" \
-        --out "bench-results/$out-$i" "$@" > "bench-results/$out-$i.log" 2>&1 < /dev/null
+        --out "bench-results/$out-$i" "$@" > "bench-results/$out-$i.log" 2>&1 < /dev/null \
+        || echo "pair $i: ivr bench failed, see bench-results/$out-$i.log"
 done
-.venv/bin/python "$(dirname "$0")/pairs.py" bench-results/"$out"-*/
+.venv/bin/python "$(dirname "$0")/pairs.py" "${dirs[@]}"

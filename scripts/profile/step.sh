@@ -18,12 +18,15 @@ for _ in $(seq 1 180); do grep -q "controller idle" "$log" && break; sleep 1; do
 pid=$(grep -o "controller up (pid [0-9]*" "$log" | grep -o "[0-9]*$")
 sleep 22  # the ramp (N per call length: one call length) and a little more
 python3 "$(dirname "$0")/threads.py" "$pid" 25 > "$dir.threads.txt"
-if [ -n "${CPROF:-}" ]; then  # run with PYTHONPATH=scripts/profile/cprof CPROF_OUT=...
+if [ -n "${CPROF:-}" ]; then
+    # Without the probe's handlers SIGUSR1 would end the controller mid-step.
+    [ -n "${CPROF_OUT:-}" ] && [[ "${PYTHONPATH:-}" == *profile/cprof* ]] \
+        || { echo "CPROF=1 needs PYTHONPATH=scripts/profile/cprof CPROF_OUT=<file>" >&2; exit 2; }
     kill -USR1 "$pid"; sleep 10; kill -USR2 "$pid"; sleep 2
 fi
 if [ -n "${PERF:-}" ]; then  # CPU cycles, native stacks: the kernel's and uvloop's share
     perf record -F 499 -g -p "$pid" -o "$dir.perf.data" -- sleep 20 > /dev/null 2>&1
-    perf report -i "$dir.perf.data" --no-children --sort dso --stdio 2> /dev/null \
+    perf report -i "$dir.perf.data" --no-children --sort dso -g none --stdio 2> /dev/null \
         | grep -v "^#" | grep -v "^$" | head -30 > "$dir.perf-dso.txt"
 fi
 if [ -n "${PYSPY:-}" ]; then
