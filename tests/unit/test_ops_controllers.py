@@ -249,6 +249,18 @@ async def test_a_controller_s_alerts_end_when_it_is_known_to_be_gone(db: Databas
     assert rows == {one.source_id for one in (stopping, killed, hung, alive)}  # pruned: lab-n3
 
 
+async def test_a_live_controller_s_alert_is_not_taken_for_its_predecessor_s(db: Database) -> None:
+    # Its wall clock stepped back (NTP) after it started: its breaker's alert reads
+    # older than its start, yet no other process took its key: the alert stays.
+    store, one = ControllerStore(db), who("lab-n1", 11)
+    await store.beat(one, OK, NOW)
+    await OpsStore(db).raise_alert(
+        BREAKER_ALERT, one.source_id, "5 fallos", one.started_at - timedelta(seconds=30)
+    )
+    await store.beat(one, OK, NOW + timedelta(seconds=5))
+    assert await open_alerts(db) == [(one.source_id, "5 fallos")]
+
+
 async def test_a_database_outage_is_logged_once_and_never_raised(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
