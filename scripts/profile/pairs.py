@@ -18,12 +18,11 @@ def pair(directory: Path) -> tuple[float, float, float, float] | None:
     plain, ari = rows.get("smoke-dialplan"), rows.get("smoke-ari")
     if plain is None or ari is None:
         return None
-    needed = (plain["asterisk_cpu_ms_per_call"], ari["controller_cpu_ms_per_call"],
+    values = (plain["asterisk_cpu_ms_per_call"], ari["controller_cpu_ms_per_call"],
               ari["asterisk_cpu_ms_per_call"])  # fmt: skip
-    if not all(needed):
+    if not all(values):  # an empty cell: the step gave no figure
         return None
-    base = float(plain["asterisk_cpu_ms_per_call"])
-    ctl, ast = float(ari["controller_cpu_ms_per_call"]), float(ari["asterisk_cpu_ms_per_call"])
+    base, ctl, ast = map(float, values)
     return base, ctl, ast, (ctl + ast) / base
 
 

@@ -1,9 +1,10 @@
 #!/bin/bash
 # One bench step of the ARI smoke line (one controller, N=320, 40 s held) with the
-# controller's CPU per thread over 25 s in the middle of it and, with PYSPY=1, a
-# py-spy sample of 20 s after that (PERF=1: 20 s of perf's CPU cycles, native
-# stacks, by shared object in OUT/perf-dso.txt) (--nonblocking: the controller is never paused,
-# so the step is not broken as with `ivr bench --profile`). Runs t51-t54
+# controller's CPU per thread over 25 s in the middle of it, then, each in turn:
+# CPROF=1, 10 s of cProfile (scripts/profile/cprof); PERF=1, 20 s of perf's CPU
+# cycles with native stacks (by shared object in OUT/perf-dso.txt); PYSPY=1, a
+# py-spy sample of 20 s (--nonblocking: the controller is never paused, so the step
+# is not broken as with `ivr bench --profile`). Runs t51-t54, s1-s4
 # (docs/PERFORMANCE.md). Usage, from the repository:
 #   scripts/profile/step.sh OUT [more ivr bench arguments]
 # writes bench-results/OUT/ (the bench's own files), OUT/threads.txt and, with

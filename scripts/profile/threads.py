@@ -2,10 +2,10 @@
 
 Prints one line per thread that used CPU, busiest first: thread id, name, ms of
 CPU per second (utime + stime from /proc/PID/task/*/stat; stime, the kernel's
-part, apart), and its voluntary and
-involuntary context switches per second (/proc/PID/task/*/status: a voluntary one
-is the thread going to sleep, so about one per wake-up of an event loop); then the
-process's read and write system calls per second (/proc/PID/io syscr, syscw).
+part, apart), and its voluntary and involuntary context switches per second
+(/proc/PID/task/*/status: a voluntary one is the thread going to sleep, so about
+one per wake-up of an event loop); then the process's read and write system calls
+per second (/proc/PID/io syscr, syscw).
 Used by step.sh.
 """
 
