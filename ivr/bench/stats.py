@@ -357,6 +357,8 @@ class LineSummary:
     capped: bool  # True when no step failed: the capacity is at least ``capacity``
     best: dict[str, Any] | None  # the summary row of the step at capacity
     steps: int = 0  # how many steps ran (0: the line did not run, e.g. its warm-up failed)
+    # the summary row of every step that passed, by its N (cpu_ratio at one load)
+    passed: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def capacity_text(self) -> str:
         return f"≥{self.capacity}" if self.capped else str(self.capacity)
@@ -373,6 +375,7 @@ def summarize_line(line: str, title: str, steps: Sequence[StepResult]) -> LineSu
         capped=bool(steps) and not failed_any,
         best=best.summary() if best else None,
         steps=len(steps),
+        passed={s.concurrency: s.summary() for s in passed},
     )
 
 
@@ -610,9 +613,15 @@ def versus_plain(summaries: dict[str, LineSummary], lines: dict[str, str]) -> di
 
     ``summaries``: variant name → its summary; ``lines``: variant name → its line.
     For each variant other than ``smoke-dialplan``: ``capacity`` (its capacity over
-    plain's, with the bound of ``capacity_ratio``) and ``cpu_per_call`` (its CPU
-    per call — controller + Asterisk + PostgreSQL — over plain dialplan Asterisk's,
-    each at its own capacity step). Empty when plain dialplan did not run.
+    plain's, with the bound of ``capacity_ratio``), ``cpu_per_call`` (its CPU per
+    call — controller + Asterisk + PostgreSQL — over plain dialplan Asterisk's,
+    each at its own capacity step) and ``cpu_per_call_same_n`` (``{"n": N,
+    "ratio": r}``: the same ratio with both lines at the variant's capacity N, the
+    same number of callers up; None when plain dialplan did not pass that step).
+    Plain dialplan's capacity step carries more callers than the variant's, and
+    Asterisk's CPU per call moves with the load, so the same-N figure compares one
+    workload (docs/perf/bench.md, "CPU per call"). Empty when plain dialplan did
+    not run.
     """
     plain = next((s for n, s in summaries.items() if lines.get(n) == "smoke-dialplan"), None)
     if plain is None:
@@ -621,10 +630,18 @@ def versus_plain(summaries: dict[str, LineSummary], lines: dict[str, str]) -> di
         name: {
             "capacity": capacity_ratio(s, plain),
             "cpu_per_call": cpu_ratio(s.best, plain.best),
+            "cpu_per_call_same_n": _same_n_ratio(s, plain),
         }
         for name, s in summaries.items()
         if lines.get(name) not in ("smoke-dialplan", "chat")
     }
+
+
+def _same_n_ratio(variant: LineSummary, plain: LineSummary) -> dict[str, Any] | None:
+    """``cpu_ratio`` with plain dialplan's step at the variant's capacity N, or None."""
+    at = plain.passed.get(variant.capacity)
+    ratio = cpu_ratio(variant.best, at) if at is not None else None
+    return None if ratio is None else {"n": variant.capacity, "ratio": ratio}
 
 
 def read_counts(paths: Iterable[Path]) -> list[dict[str, Any]]:

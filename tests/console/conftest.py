@@ -24,6 +24,7 @@ from aiohttp.test_utils import unused_port
 from selenium import webdriver
 
 from tests.chromium import chromium
+from tests.leaks import pytest_configure, pytest_sessionfinish  # noqa: F401
 
 START_TIMEOUT_S = 30.0
 

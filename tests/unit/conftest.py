@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from ivr.store.db import Database
+from tests.leaks import pytest_configure, pytest_sessionfinish  # noqa: F401
 from tests.unit.databases import BACKENDS, migrated_database
 
 

@@ -438,7 +438,27 @@ def test_versus_plain_every_controller_variant_with_postgres_cpu_counted() -> No
     assert out["smoke-ari ×2"]["cpu_per_call"] == 2.0
     assert out["citas ×2 pg"]["cpu_per_call"] == pytest.approx(2.33)
     assert out["citas ×2 pg"]["capacity"]["bound"] == "at least"
+    # plain passed 1280, not 640: no step of plain at the variants' N
+    assert out["smoke-ari ×2"]["cpu_per_call_same_n"] is None
     assert versus_plain({k: v for k, v in summaries.items() if k != "smoke-dialplan"}, lines) == {}
+
+
+def test_versus_plain_also_compares_the_cpu_with_plain_at_the_variant_s_capacity() -> None:
+    # Plain's CPU per call moves with the load: 15 ms a call at 640 up, 10 ms at 1280.
+    plain = [
+        _step("smoke-dialplan", "smoke-dialplan", 640, cpu={"asterisk": 1.5}),
+        _step("smoke-dialplan", "smoke-dialplan", 1280, cpu={"asterisk": 1.0}),
+        _step("smoke-dialplan", "smoke-dialplan", 1920, failed=30, cpu={"asterisk": 3.0}),
+    ]
+    ari = [
+        _step("smoke-ari ×1", "smoke-ari", 640, cpu={"asterisk": 1.6, "controller": 0.3}),
+        _step("smoke-ari ×1", "smoke-ari", 960, failed=20, cpu={"asterisk": 2.0}),
+    ]
+    summaries = {s[0].variant: summarize_line(s[0].variant, "", s) for s in (plain, ari)}
+    lines = {"smoke-dialplan": "smoke-dialplan", "smoke-ari ×1": "smoke-ari"}
+    out = versus_plain(summaries, lines)["smoke-ari ×1"]
+    assert out["cpu_per_call"] == 1.9  # 19 ms against plain's 10 at its own 1280
+    assert out["cpu_per_call_same_n"] == {"n": 640, "ratio": 1.27}  # 19 against 15 at 640
 
 
 @pytest.mark.parametrize(

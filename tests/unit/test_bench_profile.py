@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -10,6 +13,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from ivr.bench.profile import (
@@ -72,17 +76,40 @@ TARGET = textwrap.dedent(
 def target(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     script = tmp_path / "target.py"
     script.write_text(TARGET)
+    # A session of its own: its forked child (a daemon, which a killed parent does not
+    # end) goes with its process group, not 60 s of a core later.
     proc = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, errors="replace", cwd=tmp_path
-    )
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, errors="replace",
+        cwd=tmp_path, start_new_session=True,
+    )  # fmt: skip
     assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
     try:
+        assert proc.stdout.readline().strip() == "ready"
         yield proc
     finally:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         proc.stdout.close()
+        _gone_within(proc.pid, 5.0)
+
+
+def _gone_within(pgid: int, seconds: float) -> None:
+    """Wait until no live process of group ``pgid`` is left (a zombie waiting for
+    whatever reaps orphans here runs nothing). Raises AssertionError naming what is
+    left after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = []
+        for p in psutil.process_iter(["pid", "status"]):
+            with contextlib.suppress(psutil.Error, OSError):
+                if os.getpgid(p.pid) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                    left.append(p.pid)
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process group {pgid} still runs {left}")
+        time.sleep(0.05)
 
 
 @pytest.mark.timeout(90)

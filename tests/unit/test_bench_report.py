@@ -262,6 +262,26 @@ def test_goal_checks(
         assert part not in text, text
 
 
+@pytest.mark.parametrize(
+    ("same_n", "expect"),
+    [
+        ({"n": 480, "ratio": 1.25}, "with plain dialplan at the same N (480): 1.25×, met"),
+        ({"n": 480, "ratio": 1.31}, "with plain dialplan at the same N (480): 1.31×, **not met**"),
+        (None, "with plain dialplan at the same N: not measured (plain did not pass it)"),
+    ],
+)
+def test_goal_checks_give_the_cpu_ratio_at_the_same_n_beside_each_at_its_capacity(
+    results: dict[str, Any], same_n: dict[str, Any] | None, expect: str
+) -> None:
+    case = {"plain": 640, "plain_bound": False, "smoke": 480, "smoke_bound": False}
+    out = _with(results, **case, citas=480, cpu=1.45)
+    smoke = next(v for v in out["variants"].values() if v["line"] == "smoke-ari")
+    smoke["versus_plain"]["cpu_per_call_same_n"] = same_n
+    line = next(x for x in goal_checks(out) if x.startswith("- smoke-ari") and "CPU" in x)
+    assert "each at its capacity: 1.45× (goal ≤ 1.3×): **not met**" in line, line
+    assert line.endswith(expect), line
+
+
 def test_goal_checks_without_the_plain_line() -> None:
     results = {"variants": {"citas ×1 sqlite": {"line": "citas"}}, "steps": []}
     assert goal_checks(results) == [
