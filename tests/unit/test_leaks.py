@@ -23,6 +23,7 @@ def test_an_orphan_of_a_test_s_process_stays_this_session_s_descendant() -> None
         ["sh", "-c", "sleep 30 >/dev/null 2>&1 & echo $!"],
         capture_output=True,
         text=True,
+        errors="replace",
         check=True,
     )
     pid = int(out.stdout)
@@ -47,7 +48,8 @@ def _session(tmp_path: Path, body: str) -> tuple[subprocess.CompletedProcess[str
     env = {**os.environ, "PYTHONPATH": str(REPO), "PID_FILE": str(pid_file)}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(tmp_path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=tmp_path, env=env, capture_output=True, text=True, errors="replace", timeout=120,
+        check=False,
     )  # fmt: skip
     return done, pid_file
 
