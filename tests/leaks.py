@@ -5,19 +5,29 @@ process's own children running when they do not die with their parent (a
 ``multiprocessing`` daemon whose parent was SIGKILLed, a shell's background
 job): orphans, re-parented to pid 1, that take a core from every test after
 them and from whatever runs on the machine next (a benchmark). They are found
-here, for the whole kind, in two steps:
+here, for the whole kind:
 
-- at the start of the session the pytest process becomes a *child subreaper*
-  (Linux ``prctl(PR_SET_CHILD_SUBREAPER)``, proc(5), prctl(2)): an orphan of
-  any process it started is re-parented to it, not to pid 1, so it stays a
-  descendant;
-- at the end of the session, after every fixture's teardown, any live
-  descendant is a leak: the session fails with their pids and command lines
-  (which name the test's ``tmp_path``), and they are killed, being ours.
+- when the session is configured, the process that runs the tests becomes a
+  *child subreaper* (Linux ``prctl(PR_SET_CHILD_SUBREAPER)``, prctl(2)): an
+  orphan of any process it started is re-parented to it, not to pid 1, so it
+  stays a descendant;
+- at the end of the session, after pytest's own teardown of the fixtures still
+  up (``trylast``), descendants still alive after a short grace (a browser's
+  helpers exit a moment after it) are leaks: they are killed, being ours, and
+  the session fails with their pids and command lines;
+- under pytest-xdist each worker checks itself and hands its findings to the
+  controller in ``workeroutput`` (a worker's own output and exit status do not
+  reach the run's), which reports them and fails the run.
 
-Zombies re-parented to the session are reaped there. The conftests of
-tests/unit and tests/console take the two hooks from here; with both in one
-session the check runs once.
+Found only at the session's end: a leak keeps its core until then, and the
+command line names the test only when it holds the test's ``tmp_path``.
+
+Hooks: ``pytest_configure`` and ``pytest_sessionfinish`` go in the conftests of
+tests/unit and tests/console (with both in one session the check runs once);
+``pytest_testnodedown`` and ``pytest_sessionfinish``, not ``pytest_configure``,
+in tests/conftest.py, which an xdist controller loads (it imports no test
+directory's conftest: the workers collect). The end-to-end suite arms nothing:
+its sandboxes and the compose stack's daemons are ended by their own fixtures.
 """
 
 from __future__ import annotations
@@ -31,69 +41,71 @@ import psutil
 import pytest
 
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
-_state = {"armed": False, "checked": False}
+GRACE_S = 3.0  # for descendants already on their way out at the session's end
+LEAKS_KEY = "process_leaks"  # in an xdist worker's workeroutput: list[str]
+
+_armed = pytest.StashKey[bool]()
+_checked = pytest.StashKey[bool]()
+_from_workers = pytest.StashKey[list[str]]()
 
 
 def become_subreaper() -> None:
-    """Make this process the child subreaper of its descendants (Linux only).
+    """Make this process the child subreaper of its descendants.
 
-    Raises OSError when the kernel refuses: the check could not find anything
-    then, and a check that cannot fail must not pass quietly."""
-    if _state["armed"]:
-        return
+    Raises OSError off Linux or when the kernel refuses: the check could find
+    nothing then, and a check that cannot fail must not pass quietly."""
     if not sys.platform.startswith("linux"):
         raise OSError("the process-leak check needs Linux's PR_SET_CHILD_SUBREAPER")
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(errno)}")
-    _state["armed"] = True
 
 
-def live_descendants() -> list[psutil.Process]:
-    """This process's descendants that are not zombies; zombie children are reaped."""
+def live_descendants(*, reap: bool = False) -> list[psutil.Process]:
+    """This process's descendants that are not zombies.
+
+    ``reap``: also wait for its zombie children, which only the session's end may
+    do (mid-session one may belong to a ``Popen`` that has yet to wait for it)."""
     out = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if child.status() == psutil.STATUS_ZOMBIE:
-                if child.ppid() == os.getpid():
-                    os.waitpid(child.pid, os.WNOHANG)
-                continue
-            out.append(child)
+            if child.status() != psutil.STATUS_ZOMBIE:
+                out.append(child)
+            elif reap and child.ppid() == os.getpid():
+                os.waitpid(child.pid, os.WNOHANG)
         except (psutil.Error, ChildProcessError):
             continue
     return out
 
 
 def describe(proc: psutil.Process) -> str:
+    """``pid N: <command line>`` (at most 300 characters of it)."""
     try:
         return f"pid {proc.pid}: {' '.join(proc.cmdline())[:300]}"
     except psutil.Error:
         return f"pid {proc.pid}: (gone)"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    become_subreaper()
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _state["checked"] or not _state["armed"]:
-        return
-    _state["checked"] = True
-    is_worker = hasattr(session.config, "workerinput")
-    if not is_worker and session.config.pluginmanager.has_plugin("dsession"):
-        return  # the xdist controller runs no test (its workers are its children)
-    left = live_descendants()
-    if not left:
-        return
+def end_leaks() -> list[str]:
+    """Kill what outlived the session (after ``GRACE_S``) and describe it: one line
+    per process, and one per process that even SIGKILL left running."""
+    left = live_descendants(reap=True)
+    if left:
+        _, left = psutil.wait_procs(left, timeout=GRACE_S)
     lines = [describe(p) for p in left]
     for proc in left:
         try:
             proc.send_signal(signal.SIGKILL)
         except psutil.Error:
             pass
-    psutil.wait_procs(left, timeout=5)
-    live_descendants()  # reap what just died
+    _, alive = psutil.wait_procs(left, timeout=5)
+    lines += [f"{describe(p)} (still running after SIGKILL)" for p in alive]
+    live_descendants(reap=True)
+    return lines
+
+
+def _fail(session: pytest.Session, lines: list[str]) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     text = "processes left running by the tests (killed now):\n  " + "\n  ".join(lines)
     if reporter is not None:
@@ -101,4 +113,45 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter.write_line(text)
     else:
         print(text, file=sys.stderr)
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if session.exitstatus == pytest.ExitCode.OK:  # an earlier failure or interrupt stays
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Arm the check in the process that runs the tests (not an xdist controller)."""
+    if config.stash.get(_armed, False):
+        return
+    if config.pluginmanager.has_plugin("dsession"):
+        return  # an xdist controller: its children are the workers, which check themselves
+    become_subreaper()
+    config.stash[_armed] = True
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The check (a test-running process) or the workers' findings (a controller)."""
+    config = session.config
+    if config.stash.get(_checked, False):
+        return
+    config.stash[_checked] = True
+    if config.stash.get(_armed, False):
+        lines = end_leaks()
+        workeroutput = getattr(config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[LEAKS_KEY] = lines  # sent to the controller after this hook
+    else:
+        lines = config.stash.get(_from_workers, [])
+    if lines:
+        _fail(session, lines)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """An xdist worker ended: keep the leaks it found (``workeroutput[LEAKS_KEY]``)."""
+    output = getattr(node, "workeroutput", None) or {}
+    config = getattr(node, "config", None)
+    if config is None or not output.get(LEAKS_KEY):
+        return
+    worker = getattr(getattr(node, "gateway", None), "id", "?")
+    found = config.stash.setdefault(_from_workers, [])
+    found.extend(f"[{worker}] {line}" for line in output[LEAKS_KEY])

@@ -38,6 +38,11 @@ def _num(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def _times(ratio: Any) -> str:
+    """``1.27×``, or ``–`` when there is no ratio."""
+    return "–" if ratio is None else f"{_num(ratio, 2)}×"
+
+
 def _pair(a: Any, b: Any, digits: int = 1) -> str:
     if a is None and b is None:
         return "–"
@@ -92,12 +97,18 @@ def goal_checks(results: dict[str, Any]) -> list[str]:
         verdict = "–" if cpu is None else ("met" if cpu <= CPU_GOAL else "**not met**")
         same_n = vp.get("cpu_per_call_same_n") or {}
         at_n = same_n.get("ratio")
-        same_text = (
-            "; with plain dialplan at the same N: not measured (plain did not pass it)"
-            if at_n is None
-            else f"; with plain dialplan at the same N ({same_n.get('n')}): {_num(at_n, 2)}×, "
-            + ("met" if at_n <= CPU_GOAL else "**not met**")
-        )
+        if "cpu_per_call_same_n" not in vp:
+            same_text = ""  # a results.json from before the figure
+        elif at_n is None:
+            same_text = (
+                "; with plain dialplan at the same N: – (no step that both passed "
+                "at the variant's capacity)"
+            )
+        else:
+            same_text = (
+                f"; with plain dialplan at the same N ({same_n.get('n')}): {_num(at_n, 2)}×, "
+                + ("met" if at_n <= CPU_GOAL else "**not met**")
+            )
         out.append(
             f"- {name} CPU per call / plain dialplan Asterisk's, each at its capacity: "
             f"{_num(cpu, 2)}× (goal ≤ {CPU_GOAL}×): {verdict}" + same_text
@@ -137,13 +148,16 @@ def headline_text(results: dict[str, Any]) -> str:
     text = "capacity: " + "; ".join(parts)
     ratios = [
         f"{name} {ratio_text(v['versus_plain']['capacity'])}"
-        f" (CPU/call {_num(v['versus_plain'].get('cpu_per_call'), 2)}×, at the same N "
-        f"{_num((v['versus_plain'].get('cpu_per_call_same_n') or {}).get('ratio'), 2)}×)"
+        f" (CPU/call {_times(v['versus_plain'].get('cpu_per_call'))}, at the same N "
+        f"{_times((v['versus_plain'].get('cpu_per_call_same_n') or {}).get('ratio'))})"
         for name, v in variants.items()
         if v.get("versus_plain")
     ]
     if ratios:
-        text += "\nversus plain dialplan (capacity ratio, CPU per call ratio): " + "; ".join(ratios)
+        text += (
+            "\nversus plain dialplan (capacity ratio; CPU per call ratio, each at its capacity"
+            " and at the same N): " + "; ".join(ratios)
+        )
     m = results.get("machine", {})
     text += f"\n{m.get('cpu_model', '?')}, {m.get('cores', '?')} cores, {m.get('date', '?')}"
     return text

@@ -620,7 +620,7 @@ def versus_plain(summaries: dict[str, LineSummary], lines: dict[str, str]) -> di
     same number of callers up; None when plain dialplan did not pass that step).
     Plain dialplan's capacity step carries more callers than the variant's, and
     Asterisk's CPU per call moves with the load, so the same-N figure compares one
-    workload (docs/perf/bench.md, "CPU per call"). Empty when plain dialplan did
+    workload (docs/perf/bench.md, "What is measured per step"). Empty when plain dialplan did
     not run.
     """
     plain = next((s for n, s in summaries.items() if lines.get(n) == "smoke-dialplan"), None)

@@ -105,6 +105,25 @@ def test_postgres_cpu_is_shown_for_the_postgresql_variant_only(results: dict[str
     assert "/ – =" in rows[sqlite_variant]
 
 
+@pytest.mark.parametrize(
+    ("same_n", "cell", "headline"),
+    [
+        ({"n": 480, "ratio": 1.27}, "| 1.45 / 1.27 |", "(CPU/call 1.45×, at the same N 1.27×)"),
+        (None, "| 1.45 / – |", "(CPU/call 1.45×, at the same N –)"),
+    ],
+)
+def test_the_table_and_the_headline_give_the_cpu_ratio_both_ways(
+    results: dict[str, Any], same_n: dict[str, Any] | None, cell: str, headline: str
+) -> None:
+    name = next(n for n, v in results["variants"].items() if v["line"] == "smoke-ari")
+    vp = results["variants"][name]["versus_plain"]
+    vp["cpu_per_call"], vp["cpu_per_call_same_n"] = 1.45, same_n
+    rows = {r.split("|")[1].strip(): r for r in variant_table(results).splitlines()[2:]}
+    assert cell in rows[name], rows[name]
+    assert f"{name} " in headline_text(results)
+    assert headline in headline_text(results).split(f"{name} ", 1)[1], headline_text(results)
+
+
 def test_ari_events_and_requests_per_call_are_in_the_variant_table(
     results: dict[str, Any],
 ) -> None:
@@ -267,16 +286,21 @@ def test_goal_checks(
     [
         ({"n": 480, "ratio": 1.25}, "with plain dialplan at the same N (480): 1.25×, met"),
         ({"n": 480, "ratio": 1.31}, "with plain dialplan at the same N (480): 1.31×, **not met**"),
-        (None, "with plain dialplan at the same N: not measured (plain did not pass it)"),
+        (
+            None,
+            "with plain dialplan at the same N: – (no step that both passed at the variant's capacity)",
+        ),
+        ("absent", "each at its capacity: 1.45× (goal ≤ 1.3×): **not met**"),
     ],
 )
 def test_goal_checks_give_the_cpu_ratio_at_the_same_n_beside_each_at_its_capacity(
-    results: dict[str, Any], same_n: dict[str, Any] | None, expect: str
+    results: dict[str, Any], same_n: dict[str, Any] | str | None, expect: str
 ) -> None:
     case = {"plain": 640, "plain_bound": False, "smoke": 480, "smoke_bound": False}
     out = _with(results, **case, citas=480, cpu=1.45)
     smoke = next(v for v in out["variants"].values() if v["line"] == "smoke-ari")
-    smoke["versus_plain"]["cpu_per_call_same_n"] = same_n
+    if same_n != "absent":  # a results.json from before the figure has no key
+        smoke["versus_plain"]["cpu_per_call_same_n"] = same_n
     line = next(x for x in goal_checks(out) if x.startswith("- smoke-ari") and "CPU" in x)
     assert "each at its capacity: 1.45× (goal ≤ 1.3×): **not met**" in line, line
     assert line.endswith(expect), line
