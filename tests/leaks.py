@@ -26,8 +26,9 @@ Hooks: ``pytest_configure`` and ``pytest_sessionfinish`` go in the conftests of
 tests/unit and tests/console (with both in one session the check runs once);
 ``pytest_testnodedown`` and ``pytest_sessionfinish``, not ``pytest_configure``,
 in tests/conftest.py, which an xdist controller loads (it imports no test
-directory's conftest: the workers collect). The end-to-end suite arms nothing:
-its sandboxes and the compose stack's daemons are ended by their own fixtures.
+directory's conftest when given tests/: the workers collect). A session whose
+items include tests/e2e is not checked: the end-to-end suite's sandboxes and the
+compose stack's daemons are its fixtures' and scripts' to end.
 """
 
 from __future__ import annotations
@@ -117,12 +118,22 @@ def _fail(session: pytest.Session, lines: list[str]) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    # Read from the options, not from xdist's "dsession" plugin, which its own
+    # pytest_configure (trylast) registers after a conftest's has run.
+    if hasattr(config, "workerinput"):
+        return False
+    option = config.option
+    return bool(getattr(option, "numprocesses", None) or getattr(option, "tx", None)) or (
+        getattr(option, "dist", "no") != "no"
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Arm the check in the process that runs the tests (not an xdist controller)."""
-    if config.stash.get(_armed, False):
+    """Arm the check in the process that runs the tests (not an xdist controller:
+    its children are the workers, which check themselves)."""
+    if config.stash.get(_armed, False) or _is_xdist_controller(config):
         return
-    if config.pluginmanager.has_plugin("dsession"):
-        return  # an xdist controller: its children are the workers, which check themselves
     become_subreaper()
     config.stash[_armed] = True
 
@@ -134,13 +145,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if config.stash.get(_checked, False):
         return
     config.stash[_checked] = True
+    lines = list(config.stash.get(_from_workers, []))  # an xdist controller's
     if config.stash.get(_armed, False):
-        lines = end_leaks()
+        if any("e2e" in item.path.parts for item in session.items):
+            # A run that takes in the end-to-end suite: its sandboxes and daemons are
+            # its fixtures' and scripts' to end (a dockerd may outlive a test on purpose).
+            return
+        own = end_leaks()
         workeroutput = getattr(config, "workeroutput", None)
         if workeroutput is not None:
-            workeroutput[LEAKS_KEY] = lines  # sent to the controller after this hook
-    else:
-        lines = config.stash.get(_from_workers, [])
+            workeroutput[LEAKS_KEY] = own  # sent to the controller after this hook
+        lines += own
     if lines:
         _fail(session, lines)
 

@@ -9,6 +9,24 @@ from typing import Any
 COLORS = {"smoke-dialplan": "tab:gray", "smoke-ari": "tab:blue", "citas": "tab:orange"}
 
 
+TITLE_WIDTH = 170  # characters a line of the title holds at figsize 13 in and 9 pt
+
+
+def wrapped(headline: str, width: int = TITLE_WIDTH) -> str:
+    """``headline``'s lines wrapped at ``width`` characters, at a space, so that a
+    long line of ratios is not cut at the figure's edges.
+
+    >>> wrapped("a 1; b 2; c 3", width=9).splitlines()
+    ['a 1; b 2;', 'c 3']
+    """
+    import textwrap
+
+    out: list[str] = []
+    for line in headline.splitlines():
+        out.extend(textwrap.wrap(line, width=width, break_on_hyphens=False) or [""])
+    return "\n".join(out)
+
+
 def plot(rows: Sequence[dict[str, Any]], headline: str, path: Path) -> Path:
     import matplotlib
 
@@ -17,7 +35,7 @@ def plot(rows: Sequence[dict[str, Any]], headline: str, path: Path) -> Path:
 
     lines = list(dict.fromkeys(str(r["line"]) for r in rows))
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
-    fig.suptitle(headline, fontsize=11)
+    fig.suptitle(wrapped(headline), fontsize=9)
     ax_done, ax_lat, ax_cpu, ax_rss = axes[0][0], axes[0][1], axes[1][0], axes[1][1]
 
     for line in lines:

@@ -435,3 +435,17 @@ def test_kamailio_cpu_is_added_for_a_cluster_variant_only(results: dict[str, Any
     pg = cluster["at_capacity"]["postgres_cpu_ms_per_call"]
     assert f"/ {pg:.1f} + 1.5 =" in rows["citas ×1 pg · 2 nodes"]
     assert " + " not in rows[pg_variant].split("|")[5]
+
+
+def test_the_plot_s_title_wraps_the_headline_s_long_line_and_keeps_every_figure(
+    results: dict[str, Any],
+) -> None:
+    import doctest
+
+    import ivr.bench.plot as plot_module
+
+    assert doctest.testmod(plot_module).failed == 0
+    headline = headline_text(results)
+    title = plot_module.wrapped(headline)
+    assert max(len(line) for line in title.splitlines()) <= plot_module.TITLE_WIDTH
+    assert title.split() == headline.split()  # nothing dropped, only lines broken
