@@ -94,7 +94,7 @@ def goal_checks(results: dict[str, Any]) -> list[str]:
     for name, v in {**smoke, **citas}.items():
         vp = v.get("versus_plain") or {}
         cpu = vp.get("cpu_per_call")
-        verdict = "–" if cpu is None else ("met" if cpu <= CPU_GOAL else "**not met**")
+        verdict = "–" if cpu is None else _cpu_verdict(cpu)
         same_n = vp.get("cpu_per_call_same_n") or {}
         at_n = same_n.get("ratio")
         if "cpu_per_call_same_n" not in vp:
@@ -107,7 +107,7 @@ def goal_checks(results: dict[str, Any]) -> list[str]:
         else:
             same_text = (
                 f"; with plain dialplan at the same N ({same_n.get('n')}): {_num(at_n, 2)}×, "
-                + ("met" if at_n <= CPU_GOAL else "**not met**")
+                + _cpu_verdict(at_n)
             )
         out.append(
             f"- {name} CPU per call / plain dialplan Asterisk's, each at its capacity: "
@@ -125,6 +125,10 @@ def goal_checks(results: dict[str, Any]) -> list[str]:
             f"{capacity_text(best_smoke)}: {verdict}"
         )
     return out
+
+
+def _cpu_verdict(ratio: float) -> str:
+    return "met" if ratio <= CPU_GOAL else "**not met**"
 
 
 def _verdict(ratio: dict[str, Any], goal: float, *, higher_is_better: bool) -> str:
