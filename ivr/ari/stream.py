@@ -196,7 +196,10 @@ class EventStream:
             return
         try:
             await self._on_connected()
-        except Exception:
+        except Exception as exc:
+            if not self.connected.is_set():  # the websocket closed under it (_read)
+                logger.warning("on_connected for ARI app %s cut short: %s", self._app, exc)
+                return
             # Keep the events flowing: a failed reconcile is retried on the next
             # reconnect, while dropping the socket would lose live hangups.
             logger.exception("on_connected failed for ARI app %s", self._app)
@@ -207,7 +210,14 @@ class EventStream:
         inbox: asyncio.Queue[dict[str, Any] | None],
     ) -> None:
         """Read until the websocket closes (then put None): answers to their
-        requests, every other message into ``inbox``."""
+        requests, every other message into ``inbox``.
+
+        The close is known here first, while the delivering task may be inside a
+        handler (``on_connected``'s reconcile, an ``on_event``) that waits on a request
+        over this websocket: so ``connected`` is cleared and the waiting requests fail
+        here, at once, rather than when the handler's request times out (seen: Asterisk
+        killed during the reconcile, ``/health/ready`` said ARI up for the 5 s of
+        ``GET /applications``' timeout, then down for 43 ms)."""
         try:
             while True:
                 msg = await ws.receive()
@@ -233,6 +243,8 @@ class EventStream:
         except (aiohttp.ClientError, TimeoutError) as exc:
             logger.warning("ARI events websocket for app %s failed: %r", self._app, exc)
         finally:
+            self.connected.clear()
+            self.rest.detach()
             inbox.put_nowait(None)
 
     @staticmethod

@@ -30,6 +30,7 @@ from ivr.ops.metrics import Metrics
 from ivr.ops.service import Actor, FlagService
 from ivr.ops.store import OpsStore
 from ivr.store.db import Database
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 
 # Monday 30 November 2026, 9:00 in Bogotá.
 MONDAY = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
@@ -84,7 +85,7 @@ def office_on(db: Database) -> Office:
     config = load_cases_config()
     cases = CaseStore(db, config.calendar_for, config, clock=clock)
     chats = ConversationStore(db, flow="citas", clock=clock)
-    mail = MailOutbox(db, timeout=5.0, clock=clock)
+    mail = MailOutbox(db, timeout=TEST_DB_TIMEOUT_S, clock=clock)
     answers = AnswerDelivery(cases, mail, chats, sender=SENDER, tz=ZoneInfo(config.timezone))
     return Office(db, clock, cases, chats, mail, answers)
 

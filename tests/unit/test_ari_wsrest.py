@@ -28,6 +28,7 @@ from tests.unit.test_ari_stream import (
     dtmf,
 )
 
+CLIENT_TIMEOUT_S = 5.0  # the fixture's AriClient
 SILENT = "channels/silent/answer"  # a request Asterisk never answers (for the timeout)
 DROP = "channels/drop/answer"  # a request during which the websocket goes down
 
@@ -128,8 +129,10 @@ class FakeAsterisk:
 
 
 class Live:
-    def __init__(self, fake: FakeAsterisk, stream: EventStream, client: AriClient) -> None:
-        self.fake, self.stream, self.client = fake, stream, client
+    def __init__(
+        self, fake: FakeAsterisk, stream: EventStream, client: AriClient, base: str
+    ) -> None:
+        self.fake, self.stream, self.client, self.base = fake, stream, client, base
         self.events: list[Event] = []
         self.delivered = Counter()
 
@@ -158,7 +161,9 @@ async def live() -> AsyncIterator[Live]:
     server = TestServer(app)
     await server.start_server()
     base = str(server.make_url("/ari"))
-    client = AriClient(base, USER, PASSWORD, timeout=0.5)
+    # Not the timeout under test (test_no_answer_in_time... has its own 0.5 s): an
+    # answer over HTTP on a loaded 2-core machine once took longer than 0.5 s.
+    client = AriClient(base, USER, PASSWORD, timeout=CLIENT_TIMEOUT_S)
     holder: list[Live] = []
 
     async def on_event(ev: Event) -> None:
@@ -168,7 +173,7 @@ async def live() -> AsyncIterator[Live]:
         base, USER, PASSWORD, APP, on_event, backoff_initial=0.001, backoff_max=0.01
     )
     client.websocket = stream.rest
-    holder.append(Live(fake, stream, client))
+    holder.append(Live(fake, stream, client, base))
     task = asyncio.create_task(stream.run())
     try:
         async with asyncio.timeout(DEADLINE):
@@ -266,9 +271,13 @@ async def test_answers_are_not_events_and_events_still_flow(live: Live) -> None:
 
 async def test_no_answer_in_time_is_a_timeout_and_the_late_answer_is_dropped(live: Live) -> None:
     await probed(live)
-
-    with pytest.raises(AriTimeout, match=r"no answer within 0\.5s"):
-        await live.client.answer("silent")
+    quick = AriClient(live.base, USER, PASSWORD, timeout=0.5)
+    quick.websocket = live.stream.rest
+    try:
+        with pytest.raises(AriTimeout, match=r"no answer within 0\.5s"):
+            await quick.answer("silent")
+    finally:
+        await quick.close()
     live.stream.rest.answer({"request_id": live.fake.over_ws[-1]["request_id"], "status_code": 204})
 
     assert live.stream.rest.waiting == 0
@@ -285,7 +294,7 @@ async def test_a_websocket_lost_mid_request_fails_it_and_the_next_connection_wai
     live.fake.connected.clear()
 
     with pytest.raises(AriConnectionError, match="closed before the answer"):
-        await asyncio.wait_for(live.client.answer("drop"), 0.4)  # under the 0.5 s timeout
+        await asyncio.wait_for(live.client.answer("drop"), CLIENT_TIMEOUT_S / 2)
     async with asyncio.timeout(DEADLINE):
         await live.fake.connected.wait()
     await live.client.answer("1700000000.1")
@@ -340,3 +349,70 @@ async def test_a_handler_of_the_stream_may_wait_for_a_request_on_its_websocket(
         "channels/from-the-handler/answer",
         "channels/1700000000.1/answer",
     ]
+
+
+@pytest.mark.parametrize("handler", ["on_connected", "on_event"])
+async def test_the_websocket_lost_under_a_handler_fails_its_request_and_clears_connected_at_once(
+    handler: str,
+) -> None:
+    """The kind of a CI failure: Asterisk killed while the controller's reconcile
+    (``on_connected``) waited for ``GET /applications`` over the websocket. The
+    reader saw the close at once, but the request waited for its 5 s timeout and
+    ``connected`` (``/health/ready``'s ARI check) stayed set all that time. Now both
+    end as soon as the websocket closes, whichever handler is waiting."""
+    fake = FakeAsterisk()
+    app = web.Application()
+    app.router.add_get("/ari/events", fake.events)
+    app.router.add_route("*", "/ari/{tail:.*}", fake.http)
+    server = TestServer(app)
+    await server.start_server()
+    base = str(server.make_url("/ari"))
+    timeout = 5.0
+    client = AriClient(base, USER, PASSWORD, timeout=timeout)
+    seen: list[tuple[str, float, bool]] = []  # (error, seconds waited, connected after)
+
+    async def cut_under_the_handler() -> None:
+        assert await stream.rest.probe(DEADLINE)
+        started = asyncio.get_running_loop().time()
+        try:
+            await client.answer("drop")
+        except AriConnectionError as exc:
+            waited = asyncio.get_running_loop().time() - started
+            seen.append((str(exc), waited, stream.connected.is_set()))
+
+    async def on_event(ev: Event) -> None:
+        if handler == "on_event" and not seen:
+            await cut_under_the_handler()
+
+    async def on_connected() -> None:
+        if handler == "on_connected" and not seen:
+            await cut_under_the_handler()
+
+    stream = EventStream(
+        base, USER, PASSWORD, APP, on_event, on_connected=on_connected,
+        backoff_initial=0.001, backoff_max=0.01,
+    )  # fmt: skip
+    client.websocket = stream.rest
+    task = asyncio.create_task(stream.run())
+    try:
+        async with asyncio.timeout(DEADLINE):
+            await fake.connected.wait()
+            if handler == "on_event":
+                await stream.connected.wait()
+                fake.connected.clear()
+                await fake.push(STASIS_START)
+            else:
+                fake.connected.clear()
+            await fake.connected.wait()  # the stream came back on a new connection
+            await stream.connected.wait()
+    finally:
+        await asyncio.wait_for(stream.stop(), DEADLINE)
+        await asyncio.wait_for(task, DEADLINE)
+        await client.close()
+        await server.close()
+
+    ((error, waited, connected_after),) = seen
+    assert "closed before the answer" in error
+    assert waited < timeout / 5, waited
+    assert not connected_after
+    assert fake.connections == 2

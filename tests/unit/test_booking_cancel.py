@@ -30,6 +30,7 @@ from ivr.booking.db import DbSlotSource
 from ivr.booking.seed import BOGOTA
 from ivr.booking.tables import BookingRow, SlotRow
 from ivr.store.db import Database, alembic_config
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 
 NOW = datetime(2025, 3, 7, 12, 0, tzinfo=UTC)  # a Friday
 MONDAY = datetime(2025, 3, 10, tzinfo=BOGOTA)
@@ -158,7 +159,7 @@ async def test_only_the_holder_can_cancel(
 
 async def test_an_appointment_that_has_started_cannot_be_cancelled(db: Database) -> None:
     now = [NOW]
-    source = DbSlotSource(db, timeout=10.0, clock=lambda: now[0])
+    source = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=lambda: now[0])
     await source.seed_slots([HELD])
     booking = await source.book("held", affiliate_id="1001", call_id=None)
     now[0] = HELD.starts_at
@@ -183,7 +184,7 @@ async def test_an_appointment_that_has_started_cannot_be_cancelled(db: Database)
 async def test_reschedule_books_the_new_slot_and_cancels_the_old_at_once(
     db: Database, target: str, rule: bool
 ) -> None:
-    source = DbSlotSource(db, timeout=10.0, clock=clock, one_pending_per_service=rule)
+    source = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=clock, one_pending_per_service=rule)
     await source.seed_slots(SLOTS)
     old = await source.book("held", affiliate_id="1001", call_id="call-1")
 
@@ -357,7 +358,7 @@ async def test_migration_0005_keeps_bookings_live_and_downgrades(tmp_path: Path)
                 )
             )
         await db.migrate()
-        source = DbSlotSource(db, timeout=5.0, clock=clock)
+        source = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=clock)
         [kept] = await source.pending_for("1001")
         assert (kept.id, kept.cancelled_at) == ("bk-old", None)
         await source.cancel("bk-old", affiliate_id="1001", call_id=None)

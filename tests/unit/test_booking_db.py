@@ -28,6 +28,7 @@ from ivr.booking.seed import BOGOTA, demo_slots, race_slot
 from ivr.booking.tables import BookingRow
 from ivr.citas.reference import load_sites
 from ivr.store.db import Database
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 
 SITES = Path(__file__).resolve().parents[2] / "config" / "citas" / "sites.yaml"
 
@@ -63,7 +64,7 @@ PAST = slot("past", days=0, hour=6)  # 06:00 Bogotá is 11:00 UTC, before NOW
 
 @pytest.fixture
 async def source(db: Database) -> DbSlotSource:
-    slots = DbSlotSource(db, timeout=10.0, clock=clock)
+    slots = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=clock)
     await slots.seed_slots([C, B, A, OTHER_CUPS, OTHER_SITE, PAST])
     return slots
 
@@ -159,7 +160,7 @@ async def test_twenty_callers_racing_for_one_slot_book_it_once(db: Database) -> 
 
 
 async def test_seeding_is_idempotent(db: Database) -> None:
-    source = DbSlotSource(db, timeout=10.0, clock=clock)
+    source = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=clock)
     slots = demo_slots(NOW.date(), load_sites(SITES))
 
     assert await source.seed_slots(slots) == len(slots) == 150
@@ -203,7 +204,7 @@ async def test_a_locked_sqlite_database_means_unavailable_not_a_crash(tmp_path: 
     db = Database(f"sqlite+aiosqlite:///{locked_sqlite}", timeout=0.1)
     try:
         await db.migrate()
-        source = DbSlotSource(db, timeout=10.0, clock=clock)
+        source = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=clock)
         await source.seed_slots([A])
         holder = sqlite3.connect(locked_sqlite, isolation_level=None)
         try:

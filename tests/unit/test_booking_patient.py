@@ -24,6 +24,7 @@ from ivr.booking.model import DEFAULT_LENGTH, OVERLAP, SAME_SERVICE, overlaps
 from ivr.booking.seed import BOGOTA
 from ivr.booking.tables import BookingRow, SlotRow
 from ivr.store.db import Database, alembic_config
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 
 NOW = datetime(2025, 3, 7, 12, 0, tzinfo=UTC)  # a Friday
 MONDAY = datetime(2025, 3, 10, tzinfo=BOGOTA)
@@ -106,7 +107,7 @@ async def test_the_database_refuses_exactly_the_overlapping_intervals(
     db: Database, a_start: datetime, a_min: int, b_start: datetime, b_min: int, expected: bool
 ) -> None:
     """The SQL predicate agrees with ``overlaps`` (different services, so only time counts)."""
-    source = DbSlotSource(db, timeout=10.0, clock=clock)
+    source = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=clock)
     first = slot("first", a_start, minutes=a_min)
     second = slot("second", b_start, minutes=b_min, doctor_id="dr_rojas", cups="890301")
     await source.seed_slots([first, second])
@@ -127,7 +128,7 @@ async def test_the_database_refuses_exactly_the_overlapping_intervals(
 
 async def test_observed_two_calls_book_her_twice_at_0830_with_two_doctors(db: Database) -> None:
     """Regression: the second booking, same 08:30, another doctor and service, is refused."""
-    source = DbSlotSource(db, timeout=10.0, clock=clock)
+    source = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=clock)
     gomez = slot("gomez-0830", at(8, 30), cups="890201")
     rojas = slot("rojas-0830", at(8, 30), doctor_id="dr_rojas", cups="890301")
     await source.seed_slots([gomez, rojas])
@@ -146,7 +147,7 @@ async def test_observed_two_calls_book_her_twice_at_0830_with_two_doctors(db: Da
 async def test_one_pending_appointment_per_service_follows_the_rule(
     db: Database, rule: bool
 ) -> None:
-    source = DbSlotSource(db, timeout=10.0, clock=clock, one_pending_per_service=rule)
+    source = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=clock, one_pending_per_service=rule)
     monday, tuesday = slot("mon", at(8)), slot("tue", at(8, day=1))
     other_service = slot("tue-ctl", at(10, day=1), cups="890301")
     await source.seed_slots([monday, tuesday, other_service])
@@ -166,13 +167,13 @@ async def test_one_pending_appointment_per_service_follows_the_rule(
 
 async def test_a_past_appointment_is_not_pending(db: Database) -> None:
     booked_at = NOW - timedelta(days=3)
-    early = DbSlotSource(db, timeout=10.0, clock=lambda: booked_at)
+    early = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=lambda: booked_at)
     past = slot("past", at(8, day=-5))  # Wednesday before NOW
     future = slot("future", at(8))
     await early.seed_slots([past, future])
     await early.book("past", affiliate_id="1001", call_id=None)
 
-    source = DbSlotSource(db, timeout=10.0, clock=clock)
+    source = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=clock)
     assert await source.pending_for("1001") == []
     assert [b.slot.id for b in await source.bookings_for("1001")] == ["past"]
     booking = await source.book("future", affiliate_id="1001", call_id=None)  # same service
@@ -180,7 +181,7 @@ async def test_a_past_appointment_is_not_pending(db: Database) -> None:
 
 
 async def test_the_same_patient_booking_the_slot_they_hold_hears_it(db: Database) -> None:
-    source = DbSlotSource(db, timeout=10.0, clock=clock)
+    source = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=clock)
     await source.seed_slots([slot("a", at(8))])
     held = await source.book("a", affiliate_id="1001", call_id="call-1")
 
@@ -192,7 +193,7 @@ async def test_the_same_patient_booking_the_slot_they_hold_hears_it(db: Database
 
 
 async def test_slots_must_last(db: Database) -> None:
-    source = DbSlotSource(db, timeout=10.0, clock=clock)
+    source = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=clock)
     with pytest.raises(ValueError, match="must last"):
         await source.seed_slots([slot("zero", at(8), minutes=0)])
 
@@ -314,7 +315,7 @@ async def test_migration_0004_gives_old_slots_the_default_length_and_downgrades(
                 )
             )
         await db.migrate()
-        source = DbSlotSource(db, timeout=5.0, clock=clock)
+        source = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=clock)
         [old] = await source.find(site_id="norte", cups="890201")
         assert (old.starts_at, old.ends_at) == (at(8), at(8, 20))
         async with db.engine.begin() as conn:

@@ -15,11 +15,12 @@ from ivr.booking.seed import demo_slots
 from ivr.booking.service import booking_service_app
 from ivr.citas.reference import CITAS_DIR, load_sites
 from ivr.store.db import Database
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 
 
 @pytest.fixture
 async def adapter(db: Database) -> AsyncIterator[HttpSlotSource]:
-    source = DbSlotSource(db, timeout=5)
+    source = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S)
     await source.seed_slots(demo_slots(date.today(), load_sites(CITAS_DIR / "sites.yaml")))
     async with TestServer(booking_service_app(source)) as server:
         async with HttpSlotSource(str(server.make_url("")), token=None, timeout=5) as http:

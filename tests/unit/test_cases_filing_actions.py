@@ -43,6 +43,7 @@ from ivr.ops.flags import StaticFlags
 from ivr.settings import REPO_ROOT
 from ivr.sms.outbox import SmsOutbox
 from ivr.store.db import Database
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 from tests.unit.test_flow_engine import ScriptedChannel, new_state
 
 CITAS = flow_loader().load(REPO_ROOT / "config" / "flows" / "citas.yaml")
@@ -75,8 +76,8 @@ class Line:
         self.db = db
         config = load_cases_config(CITAS_DIR / "cases.yaml")
         self.cases = CaseStore(db, config.calendar_for, config, clock=lambda: NOW)
-        self.slots = DbSlotSource(db, timeout=10.0, clock=lambda: NOW)
-        self.outbox = SmsOutbox(db, timeout=5.0)
+        self.slots = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=lambda: NOW)
+        self.outbox = SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S)
         self.flags = StaticFlags(flag_registry(load_reference()), {"promo_audio": False})
         self.actions = CitasActions(
             load_reference(),

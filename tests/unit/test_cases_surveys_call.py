@@ -24,6 +24,7 @@ from ivr.settings import REPO_ROOT
 from ivr.sms.outbox import SmsOutbox
 from ivr.store.db import Database
 from ivr.surveys.store import SurveyStore
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 from tests.unit.test_flow_engine import HANGS_UP, ScriptedChannel, new_state, state_for
 
 REFERENCE = load_reference()
@@ -51,7 +52,7 @@ async def served_call(
 ) -> tuple[ScriptedChannel, Any]:
     flags = StaticFlags(flag_registry(REFERENCE), {CALL_SURVEY: survey})
     actions = CitasActions(
-        REFERENCE, cast(Any, None), cast(Any, None), SmsOutbox(db, timeout=5.0), flags=flags
+        REFERENCE, cast(Any, None), cast(Any, None), SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S), flags=flags
     )
     engine = FlowEngine(actions.registry(), default_vdn="5550001", flags=flags.value)
     channel = ScriptedChannel(*script)

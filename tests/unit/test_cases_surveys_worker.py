@@ -26,6 +26,7 @@ from ivr.surveys.chat import SurveyReplies
 from ivr.surveys.store import CASE_MAX_AGE, SurveyStore
 from ivr.surveys.tables import FAILED, SENT, SMS, WHATSAPP
 from ivr.surveys.worker import SurveyWorker
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 from tests.unit.eventually import eventually
 from tests.unit.test_chat_runner import ANA, Chat, chat, shown  # noqa: F401 (the fixture)
 
@@ -79,7 +80,7 @@ async def closed_case(cases: CaseStore, affiliate: str, **kw: str | None) -> str
 
 def worker(db: Database, clock: Clock, chats: ConversationStore | None = None) -> SurveyWorker:
     return SurveyWorker(
-        SurveyStore(db, clock=clock), SmsOutbox(db, timeout=5.0, clock=clock), TEXTS,
+        SurveyStore(db, clock=clock), SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S, clock=clock), TEXTS,
         chats=chats, whatsapp_number=ASSISTANT, clock=clock,
     )  # fmt: skip
 
@@ -101,7 +102,7 @@ async def test_closed_cases_are_surveyed_once_by_concurrent_workers_and_passes(
     for survey in surveys:
         assert survey.case_id is not None
         assert await SurveyStore(db).for_case(survey.case_id) == survey
-    messages = await SmsOutbox(db, timeout=5.0).list()
+    messages = await SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S).list()
     assert sorted(m.dedupe_key for m in messages) == sorted(f"survey:{s.id}" for s in surveys)
     for message in messages:
         link = unquote(message.text)
@@ -118,7 +119,7 @@ async def test_a_worker_that_died_before_marking_sends_the_same_message_again(
     (pending,) = await first.store.pending()
     assert await first.send(pending) == 1
     assert await worker(db, clock).send(pending) == 0  # the same keyed row again: no new SMS
-    assert len(await SmsOutbox(db, timeout=5.0).list()) == 1
+    assert len(await SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S).list()) == 1
     assert (await first.store.get(pending.survey.id)).state == SENT
 
 
@@ -141,7 +142,7 @@ async def test_whatsapp_inside_the_window_else_sms(
     (survey,) = await SurveyStore(db).list()
     assert (survey.channel, survey.case_number) == (channel, number)
     queued = await chats.outbound_of((await chats.conversation(wa_id)).id)  # type: ignore[union-attr]
-    sms = await SmsOutbox(db, timeout=5.0).list()
+    sms = await SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S).list()
     if channel == WHATSAPP:
         assert [o.key for o in queued] == [f"survey:{survey.id}"] and sms == []
         assert number in queued[0].payload["text"]["body"]
@@ -275,7 +276,7 @@ async def test_two_replies_without_a_rating_give_the_contact_back_to_the_assista
 async def test_an_sms_survey_is_answered_from_the_links_prefilled_text(surveyed_chat: Chat) -> None:
     talk = surveyed_chat
     number = await survey_sent_to(talk, by_sms=True)
-    (sms,) = await SmsOutbox(talk.db, timeout=5.0).list()
+    (sms,) = await SmsOutbox(talk.db, timeout=TEST_DB_TIMEOUT_S).list()
     prefilled = unquote(sms.text.split("?text=")[1])
     await talk.says("573009998877", prefilled + "10")  # another number: not its survey
     await talk.says(ANA, prefilled + "8")
@@ -290,7 +291,7 @@ async def test_the_sms_links_text_alone_gets_the_question_then_the_rating_counts
 ) -> None:
     talk = surveyed_chat
     number = await survey_sent_to(talk, by_sms=True)
-    (sms,) = await SmsOutbox(talk.db, timeout=5.0).list()
+    (sms,) = await SmsOutbox(talk.db, timeout=TEST_DB_TIMEOUT_S).list()
     await talk.says(ANA, unquote(sms.text.split("?text=")[1]))
     await talk.sees(ANA, f"su caso {number} fue cerrado")
     await talk.says(ANA, "diez")
@@ -319,4 +320,4 @@ async def test_the_case_history_tells_the_survey_and_a_history_that_fails_sends_
     assert [
         (e.action, e.detail) for e in await cases.events(told) if e.action.startswith("survey")
     ] == [("survey_sent", "encuesta por SMS")]
-    assert len(await SmsOutbox(db, timeout=5.0).list()) == 2
+    assert len(await SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S).list()) == 2

@@ -155,7 +155,7 @@ async def _set_flag(p: Process, name: str, value: object) -> None:
 
 
 async def _seed(a: Process, b: Process) -> None:
-    await DbSlotSource(a.db, timeout=5.0).seed_slots([slot(1), slot(2)])
+    await DbSlotSource(a.db, timeout=TEST_DB_TIMEOUT_S).seed_slots([slot(1), slot(2)])
 
 
 async def _first_free(p: Process) -> object:
@@ -167,7 +167,7 @@ _sources: dict[int, DbSlotSource] = {}
 
 
 def _slots_of(p: Process) -> DbSlotSource:
-    return _sources.setdefault(id(p), DbSlotSource(p.db, timeout=5.0, feed=p.feed))
+    return _sources.setdefault(id(p), DbSlotSource(p.db, timeout=TEST_DB_TIMEOUT_S, feed=p.feed))
 
 
 async def _book_first(p: Process) -> None:
@@ -239,9 +239,9 @@ async def test_a_stale_slot_offered_by_one_process_is_never_double_booked(
     """b's cache still offers norte-1 (its feed has not seen a's booking yet):
     b's booking of it fails as taken, and b's next search offers norte-2."""
     a, b = two
-    await DbSlotSource(a.db, timeout=5.0).seed_slots([slot(1), slot(2)])
-    source_a = DbSlotSource(a.db, timeout=5.0, feed=a.feed)
-    source_b = DbSlotSource(b.db, timeout=5.0, feed=b.feed)
+    await DbSlotSource(a.db, timeout=TEST_DB_TIMEOUT_S).seed_slots([slot(1), slot(2)])
+    source_a = DbSlotSource(a.db, timeout=TEST_DB_TIMEOUT_S, feed=a.feed)
+    source_b = DbSlotSource(b.db, timeout=TEST_DB_TIMEOUT_S, feed=b.feed)
     b.feed.stop()  # b sees no change from now on: its cache is as stale as it gets
     await b.task
     offered = await source_b.find(site_id="norte", cups="890201")

@@ -28,6 +28,7 @@ from ivr.sms.outbox import SmsOutbox
 from ivr.store.db import Database
 from ivr.store.records import CallRecordStore
 from ivr.yamlsrc import ConfigError
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 from tests.unit.test_phone_boundaries import TODAY, actions, directory_file, state
 
 LINE = REPO_ROOT / "config" / "citas" / "line.yaml"
@@ -69,7 +70,7 @@ def test_a_prefilled_text_with_another_placeholder_is_refused_at_load(tmp_path: 
 
 @pytest.fixture
 def outbox(db: Database) -> SmsOutbox:
-    return SmsOutbox(db, timeout=5.0)
+    return SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S)
 
 
 async def sms_call(tmp_path: Path, outbox: SmsOutbox) -> tuple[CallRecordStore, str, str]:

@@ -36,6 +36,7 @@ from ivr.prompts import load_prompt_texts
 from ivr.settings import Ports, Settings
 from ivr.store.db import Database
 from ivr.whatsapp.simulator import SentMessage, WhatsAppSimulator
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 from tests.unit.eventually import eventually
 
 APP_SECRET, VERIFY, TOKEN = "secret-live-ops", "verify-live-ops", "token-live-ops"
@@ -170,7 +171,7 @@ async def line(tmp_path: Path) -> AsyncIterator[Line]:
     metrics = Metrics()
     ops = OpsRuntime(settings, db, registry, metrics)
     await ops.start()
-    source = SwitchableSource(DbSlotSource(db, timeout=5.0))
+    source = SwitchableSource(DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S))
     slots = ops.guard(source)
     actions, _ = await build_actions(settings, db, slots, ops.live, reference)
     prompts = load_prompt_texts(settings.prompts_file)

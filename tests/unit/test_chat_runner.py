@@ -34,6 +34,7 @@ from ivr.store.records import CallRecordStore
 from ivr.whatsapp.client import RetryPolicy, WhatsAppClient
 from ivr.whatsapp.simulator import SentMessage, WhatsAppSimulator
 from ivr.whatsapp.webhook import add_webhook_routes
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 from tests.unit.eventually import eventually
 
 APP_SECRET, VERIFY, TOKEN = "secret-runner-tests", "verify-runner-tests", "token-runner-tests"
@@ -81,7 +82,7 @@ async def chat(tmp_path: Path) -> AsyncIterator[Chat]:
     reference = load_reference(settings.citas_dir)
     registry = flag_registry(reference)
     flags = StaticFlags(registry)
-    slots = DbSlotSource(db, timeout=5.0)
+    slots = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S)
     actions, _ = await build_actions(settings, db, slots, flags, reference)
     prompts = load_prompt_texts(settings.prompts_file)
     engine = FlowEngine(actions, default_vdn="5550001", flags=flags.value, texts=prompts)
@@ -129,7 +130,7 @@ async def test_a_chat_books_the_first_slot(chat: Chat) -> None:
     await chat.sees(ANA, "quedó asignada")
     conv = await chat.store.conversation(ANA)
     assert conv is not None and (conv.state, conv.outcome) == ("closed", "booked")
-    pending = await DbSlotSource(chat.db, timeout=5.0).pending_for("1010101010")
+    pending = await DbSlotSource(chat.db, timeout=TEST_DB_TIMEOUT_S).pending_for("1010101010")
     assert len(pending) == 1
     assert conv.journey_id  # a chat that opens without a call is its own journey
 

@@ -25,6 +25,7 @@ from ivr.flow.engine import CallState
 from ivr.sms.outbox import SmsOutbox
 from ivr.store.db import Database
 from ivr.store.records import CallRecord
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 
 NOW = datetime(2025, 3, 7, 12, 0, tzinfo=UTC)
 MONDAY_0800 = datetime(2025, 3, 10, 8, 0, tzinfo=BOGOTA)
@@ -37,9 +38,9 @@ ANA = "1010101010"
 def actions_for(db: Database, *, rule: bool) -> CitasActions:
     ref = load_reference()
     ref = replace(ref, line=replace(ref.line, one_pending_per_service=rule))
-    slots = DbSlotSource(db, timeout=10.0, clock=lambda: NOW, one_pending_per_service=rule)
+    slots = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=lambda: NOW, one_pending_per_service=rule)
     directory = YamlAffiliateDirectory.load(CITAS_DIR / "affiliates.yaml", NOW.date())
-    return CitasActions(ref, directory, slots, SmsOutbox(db, timeout=5.0), clock=lambda: NOW)
+    return CitasActions(ref, directory, slots, SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S), clock=lambda: NOW)
 
 
 _RECORDS = itertools.count(1)

@@ -23,6 +23,7 @@ from ivr.flow.engine import CallState
 from ivr.sms.outbox import SmsOutbox
 from ivr.store.db import Database
 from ivr.store.records import CallRecord
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 
 NOW = datetime(2025, 3, 7, 12, 0, tzinfo=UTC)
 MONDAY_0800 = datetime(2025, 3, 10, 8, 0, tzinfo=BOGOTA)
@@ -58,10 +59,10 @@ ANA = "1010101010"
 
 @pytest.fixture
 async def actions(db: Database) -> CitasActions:
-    slots = DbSlotSource(db, timeout=10.0, clock=lambda: NOW)
+    slots = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=lambda: NOW)
     directory = YamlAffiliateDirectory.load(CITAS_DIR / "affiliates.yaml", NOW.date())
     citas = CitasActions(
-        load_reference(), directory, slots, SmsOutbox(db, timeout=5.0), clock=lambda: NOW
+        load_reference(), directory, slots, SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S), clock=lambda: NOW
     )
     await slots.seed_slots([GOMEZ, PEDIATRICS, *FREE, *VARIOUS])
     return citas

@@ -28,6 +28,7 @@ from ivr.ops.flags import FlagValue, StaticFlags
 from ivr.settings import REPO_ROOT
 from ivr.sms.outbox import SmsOutbox
 from ivr.store.db import Database
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 from tests.unit.test_flow_engine import ScriptedChannel, new_state
 
 CITAS = flow_loader().load(REPO_ROOT / "config" / "flows" / "citas.yaml")
@@ -68,7 +69,7 @@ async def run(
     directory = YamlAffiliateDirectory.load(CITAS_DIR / "affiliates.yaml", NOW.date())
     live = StaticFlags(flag_registry(ref), {"promo_audio": False, **(flags or {})})
     actions = CitasActions(
-        ref, directory, slots, SmsOutbox(db, timeout=5.0), flags=live, clock=lambda: NOW
+        ref, directory, slots, SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S), flags=live, clock=lambda: NOW
     )
     channel = ScriptedChannel(*keys(*digits))
     state = new_state(channel, CITAS)

@@ -30,6 +30,7 @@ from ivr.settings import Settings
 from ivr.store.db import Database
 from ivr.store.records import CallRecordStore
 from tests.unit.cases_office import MONDAY, WA, office_on
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 
 BRUNO = "2020202020"  # 70 years old: non-target by age (config/citas/affiliates.yaml)
 BRUNO_PHONE = "+573002222222"
@@ -38,7 +39,7 @@ BRUNO_PHONE = "+573002222222"
 def source_on(db: Database, *, chats: bool = True) -> tuple[CitasPopSource, CallRecordStore, DbSlotSource]:
     reference = load_reference()
     records = CallRecordStore(db)
-    slots = DbSlotSource(db, timeout=5.0)
+    slots = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S)
     office = office_on(db)
     texts = load_prompt_texts(Settings().prompts_file)
     flow = load_all_flows()["citas"]

@@ -74,7 +74,7 @@ from ivr.sms.outbox import SmsOutbox, SmsOutboxRow
 from ivr.store.db import Database
 from ivr.store.records import CallRecord
 from ivr.voice import VoiceChannel, VoiceDialogue
-from tests.unit.databases import migrated_database
+from tests.unit.databases import TEST_DB_TIMEOUT_S, migrated_database
 from tests.unit.lines import CITAS_VOICE
 from tests.unit.test_voice import CHANNEL, FakeAri, dtmf, stasis_end
 
@@ -304,9 +304,9 @@ def open_line(tmp: Path) -> Iterator[Line]:
         context = migrated_database("sqlite", tmp)
         db = runner.run(context.__aenter__())
         try:
-            slots = DbSlotSource(db, timeout=5.0)
+            slots = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S)
             runner.run(slots.seed_slots(demo_slots(TODAY, load_sites(CITAS_DIR / "sites.yaml"))))
-            actions = CitasActions(REFERENCE, DIRECTORY, slots, SmsOutbox(db, timeout=5.0))
+            actions = CitasActions(REFERENCE, DIRECTORY, slots, SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S))
             yield Line(runner, db, actions)
         finally:
             runner.run(context.__aexit__(None, None, None))

@@ -11,6 +11,7 @@ import pytest
 from ivr.mail.message import InvalidAddress
 from ivr.mail.outbox import FAILED, PENDING, SENDING, SENT, MailOutbox
 from ivr.store.db import Database
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 SENDER = "Línea de citas <citas@example.org>"
@@ -18,7 +19,7 @@ SENDER = "Línea de citas <citas@example.org>"
 
 @pytest.fixture
 def outbox(db: Database) -> MailOutbox:
-    return MailOutbox(db, timeout=5.0, clock=lambda: NOW)
+    return MailOutbox(db, timeout=TEST_DB_TIMEOUT_S, clock=lambda: NOW)
 
 
 async def queue(outbox: MailOutbox, key: str = "case-answer:0000013:1", to: str = "ana@example.org") -> str:  # fmt: skip

@@ -16,6 +16,7 @@ from ivr.mail.outbox import FAILED, PENDING, SENT, MailMessage, MailOutbox
 from ivr.mail.smtp import SmtpMailer, SmtpServer
 from ivr.mail.worker import MailWorker
 from ivr.store.db import Database
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 from tests.unit.eventually import eventually
 from tests.unit.mail_peer import Peer, smtp_peer
 
@@ -65,7 +66,7 @@ class Rig:
 async def rig(db: Database, tmp_path: Path) -> AsyncIterator[Rig]:
     clock = Clock()
     async with smtp_peer(tmp_path) as peer:
-        yield Rig(MailOutbox(db, timeout=5, clock=clock), peer, clock)
+        yield Rig(MailOutbox(db, timeout=TEST_DB_TIMEOUT_S, clock=clock), peer, clock)
 
 
 async def test_every_queued_message_goes_out_once_and_is_marked_sent(rig: Rig) -> None:
@@ -137,7 +138,7 @@ def test_the_backoff_doubles_up_to_its_cap(db: Database) -> None:
     async def never(message: MailMessage) -> str:
         raise AssertionError
 
-    worker = MailWorker(MailOutbox(db, timeout=5), never, backoff_initial=5, backoff_max=60)
+    worker = MailWorker(MailOutbox(db, timeout=TEST_DB_TIMEOUT_S), never, backoff_initial=5, backoff_max=60)
     assert [worker.backoff(n) for n in range(1, 7)] == [5, 10, 20, 40, 60, 60]
 
 

@@ -30,6 +30,7 @@ from ivr.settings import REPO_ROOT
 from ivr.sms.outbox import SmsOutbox
 from ivr.store.db import Database
 from ivr.yamlsrc import ConfigError
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 from tests.unit.test_flow_engine import ScriptedChannel, new_state
 from tests.unit.test_phone import FORMS
 
@@ -80,11 +81,11 @@ def state(caller: str | None) -> CallState:
 
 @pytest.fixture
 def outbox(db: Database) -> SmsOutbox:
-    return SmsOutbox(db, timeout=5.0)
+    return SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S)
 
 
 def actions(outbox: SmsOutbox, directory: YamlAffiliateDirectory) -> CitasActions:
-    return CitasActions(load_reference(), directory, DbSlotSource(outbox.db, timeout=5.0), outbox)
+    return CitasActions(load_reference(), directory, DbSlotSource(outbox.db, timeout=TEST_DB_TIMEOUT_S), outbox)
 
 
 # --- the directory file ----------------------------------------------------------------------

@@ -13,14 +13,14 @@ import pytest
 
 from ivr.sms.outbox import FAILED, PENDING, SENDING, SENT, SmsOutbox
 from ivr.store.db import Database
-from tests.unit.databases import refusing_writes
+from tests.unit.databases import TEST_DB_TIMEOUT_S, refusing_writes
 
 NOW = datetime(2025, 3, 7, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def outbox(db: Database) -> SmsOutbox:
-    return SmsOutbox(db, timeout=5.0, clock=lambda: NOW)
+    return SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S, clock=lambda: NOW)
 
 
 async def test_enqueue_is_idempotent_by_dedupe_key(outbox: SmsOutbox) -> None:
@@ -151,7 +151,7 @@ async def test_enqueues_of_the_same_moment_are_one_commit_each_caller_its_own_id
 
 async def test_two_outboxes_on_one_database_never_make_a_key_twice(db: Database) -> None:
     """Two controllers' outboxes (two GroupCommits) queue the same keys at once."""
-    a, b = (SmsOutbox(db, timeout=5.0, clock=lambda: NOW) for _ in range(2))
+    a, b = (SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S, clock=lambda: NOW) for _ in range(2))
     keys = [f"k{i}" for i in range(25)]
     ids = await asyncio.gather(
         *(
@@ -169,7 +169,7 @@ async def test_a_batch_the_database_refuses_fails_each_caller_and_stores_nothing
 ) -> None:
     from ivr.store.db import StoreUnavailable
 
-    outbox = SmsOutbox(db, timeout=5.0, clock=lambda: NOW)
+    outbox = SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S, clock=lambda: NOW)
     with refusing_writes(db, OSError("connection reset")):
         outcomes = await asyncio.gather(
             *(

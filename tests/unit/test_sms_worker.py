@@ -17,7 +17,7 @@ from ivr.sms.gateways import FileSmsGateway, SmsPermanentError, SmsTemporaryErro
 from ivr.sms.outbox import FAILED, PENDING, SENT, OutboxMessage, SmsOutbox
 from ivr.sms.worker import SmsWorker
 from ivr.store.db import Database
-from tests.unit.databases import BACKENDS, url_for
+from tests.unit.databases import BACKENDS, TEST_DB_TIMEOUT_S, url_for
 
 PHONE = "+573001234567"
 
@@ -68,7 +68,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def outbox(db: Database, clock: Clock) -> SmsOutbox:
-    return SmsOutbox(db, timeout=5.0, clock=clock)
+    return SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S, clock=clock)
 
 
 def lines(path: Path) -> list[dict[str, str]]:
@@ -204,13 +204,13 @@ async def test_two_workers_send_each_message_once(tmp_path: Path, backend: str) 
         await first_db.migrate()
         async with first_db.engine.begin() as conn:
             await conn.execute(text("DELETE FROM sms_outbox"))
-        outbox = SmsOutbox(first_db, timeout=10.0)
+        outbox = SmsOutbox(first_db, timeout=TEST_DB_TIMEOUT_S)
         ids = [
             await outbox.enqueue(to_number=PHONE, text=f"m{i}", dedupe_key=f"k{i}")
             for i in range(30)
         ]
         workers = [
-            SmsWorker(SmsOutbox(db, timeout=10.0), FileSmsGateway(log), batch=4)
+            SmsWorker(SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S), FileSmsGateway(log), batch=4)
             for db in (first_db, second_db)
         ]
 
@@ -235,7 +235,7 @@ async def test_two_workers_send_each_message_once(tmp_path: Path, backend: str) 
 async def test_run_wakes_on_enqueue_and_on_the_next_retry(outbox: SmsOutbox) -> None:
     # Real clock: the idle wait is long, so only the wakeup event and the
     # deadline at the next due retry can make these sends happen in time.
-    real_outbox = SmsOutbox(outbox.db, timeout=5.0)
+    real_outbox = SmsOutbox(outbox.db, timeout=TEST_DB_TIMEOUT_S)
     gateway = ScriptedGateway([SmsTemporaryError("busy")])
     worker = SmsWorker(real_outbox, gateway, backoff_initial=0.2, idle_wait=60.0)
     task = asyncio.create_task(worker.run())

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from ivr.sms.outbox import SmsOutbox
-from tests.unit.databases import BACKENDS, migrated_database
+from tests.unit.databases import BACKENDS, TEST_DB_TIMEOUT_S, migrated_database
 
 
 async def _hold(db, entered: list[str], name: str, seconds: float) -> None:  # type: ignore[no-untyped-def]
@@ -84,7 +84,7 @@ async def test_sms_enqueues_waiting_for_the_turn_hold_no_connection(tmp_path: Pa
     """40 callers' SMS enqueues while another write holds the turn: one pooled
     connection in use (the holder's), then every message stored once."""
     async with migrated_database("sqlite", tmp_path) as db:
-        outbox = SmsOutbox(db, timeout=5.0)
+        outbox = SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S)
         seen: list[str] = []
         holder = asyncio.create_task(_hold(db, seen, "holder", 0.5))
         await asyncio.sleep(0.05)
@@ -130,7 +130,7 @@ async def test_a_booking_waits_for_the_write_turn_and_a_slot_search_does_not(tmp
     from ivr.booking.seed import race_slot
 
     async with migrated_database("sqlite", tmp_path) as db:
-        slots = DbSlotSource(db, timeout=5.0)
+        slots = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S)
         slot = race_slot(date.today())
         await slots.seed_slots([slot])
         seen: list[str] = []
