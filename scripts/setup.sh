@@ -150,9 +150,10 @@ TXT
     fi
     status=0
     log "tests: unit and console (SQLite and PostgreSQL, headless Chromium), on $unit_workers process(es)"
-    .venv/bin/python -m pytest -p no:cacheprovider -ra "${unit_args[@]}" || status=$?
+    # --durations: the slowest tests in the log, to see what to move where it belongs.
+    .venv/bin/python -m pytest -p no:cacheprovider -ra --durations=15 "${unit_args[@]}" || status=$?
     log "tests: end-to-end through the real Asterisk sandbox, on $e2e_workers sandbox(es) at once"
-    .venv/bin/python -m pytest -p no:cacheprovider -ra "${e2e_args[@]}" || status=$?
+    .venv/bin/python -m pytest -p no:cacheprovider -ra --durations=15 "${e2e_args[@]}" || status=$?
     exit "$status"
     ;;
 esac

@@ -19,6 +19,7 @@ from ivr.store.records import CallRecord, CallRecordStore
 from tests.chromium import wait_for
 from tests.console.conftest import OpsServer
 from tests.console.test_console import css, log_in, wait_text
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 
 pytestmark = pytest.mark.console
 
@@ -27,7 +28,7 @@ REFRESH_WAIT_S = 40  # the console refreshes every 10 s; a loaded machine is slo
 
 
 async def _open(server: OpsServer, n: int) -> list[CallRecord]:
-    db = Database(Settings.from_env(server.env).database_url, timeout=5.0)
+    db = Database(Settings.from_env(server.env).database_url, timeout=TEST_DB_TIMEOUT_S)
     store = CallRecordStore(db)
     try:
         return [await store.open(channel_id=f"chan-{k}", flow="citas", sip_call_id=f"sip-{k}",
@@ -37,7 +38,7 @@ async def _open(server: OpsServer, n: int) -> list[CallRecord]:
 
 
 async def _close(server: OpsServer, records: list[tuple[CallRecord, str]]) -> None:
-    db = Database(Settings.from_env(server.env).database_url, timeout=5.0)
+    db = Database(Settings.from_env(server.env).database_url, timeout=TEST_DB_TIMEOUT_S)
     store = CallRecordStore(db)
     try:
         for record, outcome in records:
@@ -48,7 +49,7 @@ async def _close(server: OpsServer, records: list[tuple[CallRecord, str]]) -> No
 
 async def _interrupted(server: OpsServer) -> None:
     """A call that started 3 h ago and never ended (the controller died mid-call)."""
-    db = Database(Settings.from_env(server.env).database_url, timeout=5.0)
+    db = Database(Settings.from_env(server.env).database_url, timeout=TEST_DB_TIMEOUT_S)
     try:
         async with db.sessions.begin() as session:
             session.add(CallRecordRow(

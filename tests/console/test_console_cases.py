@@ -43,6 +43,7 @@ from tests.chromium import wait_for
 from tests.console.conftest import OpsServer
 from tests.console.test_console import css, wait_text
 from tests.unit.cases_office import BOOTSTRAP, Office, office_on
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 
 pytestmark = pytest.mark.console
 WAIT_S = 15
@@ -69,7 +70,7 @@ def cases_server(tmp_path: Path) -> Iterator[CasesServer]:
     port = unused_port()
 
     async def start() -> tuple[CasesServer, web.AppRunner]:
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}", timeout=5.0)
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}", timeout=TEST_DB_TIMEOUT_S)
         await db.migrate()
         office = office_on(db)
         service = FlagService(OpsStore(db), flag_registry(load_reference()))

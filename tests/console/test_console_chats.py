@@ -21,6 +21,7 @@ from ivr.store.db import Database
 from tests.chromium import wait_for
 from tests.console.conftest import OpsServer
 from tests.console.test_console import WAIT_S, css, log_in, wait_text
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 
 pytestmark = pytest.mark.console
 
@@ -31,7 +32,7 @@ NUMBERS = (ANA, BETO, CARLA)
 
 
 async def _seed(server: OpsServer) -> None:
-    db = Database(Settings.from_env(server.env).database_url, timeout=5.0)
+    db = Database(Settings.from_env(server.env).database_url, timeout=TEST_DB_TIMEOUT_S)
     store = ConversationStore(db, flow="citas")
     try:
         now = datetime.now(UTC).replace(microsecond=0)
@@ -50,7 +51,7 @@ async def _seed(server: OpsServer) -> None:
 
 
 async def _state(server: OpsServer, wa_id: str) -> tuple[str, str | None]:
-    db = Database(Settings.from_env(server.env).database_url, timeout=5.0)
+    db = Database(Settings.from_env(server.env).database_url, timeout=TEST_DB_TIMEOUT_S)
     try:
         conv = await ConversationStore(db, flow="citas").conversation(wa_id)
         assert conv is not None

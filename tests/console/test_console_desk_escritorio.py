@@ -18,6 +18,7 @@ from ivr.store.db import Database
 from tests.chromium import wait_for
 from tests.console.conftest import OpsServer
 from tests.console.test_console import css, log_in, wait_shown, wait_text
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 
 pytestmark = pytest.mark.console
 
@@ -28,7 +29,7 @@ CARLA_WA = "573003333333"
 
 async def _seed(server: OpsServer) -> list[int]:
     """Two chats handed to a person: Bruno's (non-target) and Carla's (target)."""
-    db = Database(Settings.from_env(server.env).database_url, timeout=5.0)
+    db = Database(Settings.from_env(server.env).database_url, timeout=TEST_DB_TIMEOUT_S)
     store = ConversationStore(db, flow="citas")
     try:
         now = datetime.now(UTC).replace(microsecond=0)

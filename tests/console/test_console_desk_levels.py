@@ -40,6 +40,7 @@ from ivr.ops.store import OpsStore
 from ivr.store.db import Database
 from tests.chromium import wait_for
 from tests.console.test_console import css, wait_text
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 from tests.unit.test_desk_levels import CONFIG, PROMPTS, T0, Clock, RecordingAmi, voice
 
 pytestmark = pytest.mark.console
@@ -68,7 +69,7 @@ def levels_server(tmp_path: Path) -> Iterator[LevelsServer]:
     port = unused_port()
 
     async def start() -> tuple[LevelsServer, web.AppRunner, Database]:
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}", timeout=5.0)
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}", timeout=TEST_DB_TIMEOUT_S)
         await db.migrate()
         clock, ami = Clock(), RecordingAmi()
         levels = Levels(CONFIG, DeskStore(db, clock=clock), EscalationLog(db, clock=clock),

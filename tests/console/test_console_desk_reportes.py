@@ -29,6 +29,7 @@ from ivr.xlsx_export import read_back
 from tests.chromium import wait_for
 from tests.console.conftest import OpsServer
 from tests.console.test_console import css, log_in, wait_text
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 from tests.unit.test_desk_reports_db import publish
 
 pytestmark = pytest.mark.console
@@ -49,7 +50,7 @@ def _plan() -> DeskSeed:
 
 
 async def _seed(server: OpsServer, plan: DeskSeed) -> None:
-    db = Database(Settings.from_env(server.env).database_url, timeout=5.0)
+    db = Database(Settings.from_env(server.env).database_url, timeout=TEST_DB_TIMEOUT_S)
     try:
         await write(db, plan)
         await publish(db, SEED_TREE)

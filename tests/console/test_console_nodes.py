@@ -18,6 +18,7 @@ from ivr.store.db import Database
 from tests.chromium import wait_text as browser_wait_text
 from tests.console.conftest import OpsServer
 from tests.console.test_console import css, log_in, wait_text
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 
 pytestmark = pytest.mark.console
 
@@ -38,7 +39,7 @@ async def _beat(
     beats: list[tuple[ControllerIdentity, ControllerStatus, datetime]],
     alert: str | None = None,
 ) -> None:
-    db = Database(Settings.from_env(server.env).database_url, timeout=5.0)
+    db = Database(Settings.from_env(server.env).database_url, timeout=TEST_DB_TIMEOUT_S)
     try:
         store = ControllerStore(db)
         for identity, status, at in beats:
@@ -51,7 +52,7 @@ async def _beat(
 
 
 async def _revision(server: OpsServer) -> int:
-    db = Database(Settings.from_env(server.env).database_url, timeout=5.0)
+    db = Database(Settings.from_env(server.env).database_url, timeout=TEST_DB_TIMEOUT_S)
     try:
         return await OpsStore(db).revision()
     finally:

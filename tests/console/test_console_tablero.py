@@ -35,6 +35,7 @@ from tests.unit.cases_report_seed import (
     case,
     conversation,
 )
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 
 pytestmark = pytest.mark.console
 
@@ -45,7 +46,7 @@ DOWNLOAD_WAIT_S = 30
 async def _seed(server: OpsServer) -> None:
     """Three cases of today: at Norte one answered and closed in time and one waiting, at
     Sur one answered late; three calls and a chat; a flag change; in the server's database."""
-    db = Database(Settings.from_env(server.env).database_url, timeout=5.0)
+    db = Database(Settings.from_env(server.env).database_url, timeout=TEST_DB_TIMEOUT_S)
     now = datetime.now(UTC)
     try:
         # Today in Bogotá (the line's zone) whatever the hour the test runs at.

@@ -339,7 +339,7 @@ async def test_two_patients_moving_to_one_slot_one_moves_the_other_keeps_theirs(
 async def test_migration_0005_keeps_bookings_live_and_downgrades(tmp_path: Path) -> None:
     from alembic import command
 
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}", timeout=5.0)
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}", timeout=TEST_DB_TIMEOUT_S)
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "0004"))

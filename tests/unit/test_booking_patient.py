@@ -303,7 +303,7 @@ async def test_migration_0004_gives_old_slots_the_default_length_and_downgrades(
 ) -> None:
     from alembic import command
 
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}", timeout=5.0)
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}", timeout=TEST_DB_TIMEOUT_S)
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "0003"))

@@ -34,7 +34,7 @@ SERVED = [n for n in FLOW.nodes.values() if getattr(n, "action", None) == "call_
 
 @pytest.fixture
 async def sqlite(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}", timeout=5.0)
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}", timeout=TEST_DB_TIMEOUT_S)
     await db.migrate()
     yield db
     await db.close()

@@ -162,7 +162,7 @@ class Line:
 @pytest.fixture
 async def line(tmp_path: Path) -> AsyncIterator[Line]:
     settings = Settings(state_dir=tmp_path, ports=Ports(ops_http=unused_port()))
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}", timeout=5.0)
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}", timeout=TEST_DB_TIMEOUT_S)
     await db.migrate()
     reference = load_reference(settings.citas_dir)
     from ivr.citas.flags import flag_registry

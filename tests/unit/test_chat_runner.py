@@ -77,7 +77,7 @@ class Chat:
 @pytest.fixture
 async def chat(tmp_path: Path) -> AsyncIterator[Chat]:
     settings = Settings(state_dir=tmp_path)
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}", timeout=5.0)
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}", timeout=TEST_DB_TIMEOUT_S)
     await db.migrate()
     reference = load_reference(settings.citas_dir)
     registry = flag_registry(reference)

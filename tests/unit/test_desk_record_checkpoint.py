@@ -8,7 +8,7 @@ import time
 
 from ivr.store.db import Database
 from ivr.store.records import CHECKPOINT_S, CallRecordStore
-from tests.unit.databases import locked
+from tests.unit.databases import TEST_DB_TIMEOUT_S, locked
 
 
 async def test_checkpoint_writes_the_path_before_the_close(db: Database) -> None:
@@ -41,7 +41,7 @@ async def test_checkpoint_with_the_database_locked_is_bounded_and_buffered(tmp_p
     from pathlib import Path
 
     assert isinstance(tmp_path, Path)
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}", timeout=5.0)
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}", timeout=TEST_DB_TIMEOUT_S)
     await db.migrate()
     try:
         store = CallRecordStore(db)

@@ -53,7 +53,7 @@ class ScriptedGateway:
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}", timeout=5.0)
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'citas.db'}", timeout=TEST_DB_TIMEOUT_S)
     await database.migrate()
     try:
         yield database

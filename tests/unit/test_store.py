@@ -10,11 +10,12 @@ from sqlalchemy import inspect
 
 from ivr.store import CallRecordStore, Database
 from ivr.store.models import CallRecordRow
+from tests.unit.databases import TEST_DB_TIMEOUT_S
 
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'nested' / 'citas.db'}", timeout=5.0)
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'nested' / 'citas.db'}", timeout=TEST_DB_TIMEOUT_S)
     try:
         await database.migrate()
         yield database
