@@ -67,6 +67,10 @@ class OpsRuntime:
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._http: web.AppRunner | None = None
+        # The breaker's alert writes and the stop's last beat, one at a time: the
+        # last beat resolves this process's open alerts, so none may land after it.
+        self._alerts_turn = asyncio.Lock()
+        self._stopping = False
 
     async def start(self) -> None:
         """First read of the flags (defaults if the database is down), then keep polling."""
@@ -140,20 +144,27 @@ class OpsRuntime:
         self.metrics.set_breaker_state(new)
         if self.heartbeat is not None:
             self.heartbeat.beat_soon()
-        now = utcnow()
-        try:
-            if old == CLOSED and new == OPEN:
-                await self.store.raise_alert(BREAKER_ALERT, self.source_id, detail, now)
-                await self.store.record_event(
-                    Change("system:breaker", "system", "breaker_open", detail), now
-                )
-            elif new == CLOSED:
-                await self.store.resolve_alerts(BREAKER_ALERT, self.source_id, now)
-                await self.store.record_event(
-                    Change("system:breaker", "system", "breaker_closed", detail), now
-                )
-        except StoreUnavailable as exc:
-            logger.error("booking breaker %s → %s not recorded: %s", old, new, exc)
+        async with self._alerts_turn:
+            if self._stopping:
+                # The row is (about to be) marked stopped, which resolves this
+                # process's alerts: a new one would stay open until the row is pruned.
+                logger.warning("booking breaker %s → %s while stopping: no alert (%s)",
+                               old, new, detail)  # fmt: skip
+                return
+            now = utcnow()
+            try:
+                if old == CLOSED and new == OPEN:
+                    await self.store.raise_alert(BREAKER_ALERT, self.source_id, detail, now)
+                    await self.store.record_event(
+                        Change("system:breaker", "system", "breaker_open", detail), now
+                    )
+                elif new == CLOSED:
+                    await self.store.resolve_alerts(BREAKER_ALERT, self.source_id, now)
+                    await self.store.record_event(
+                        Change("system:breaker", "system", "breaker_closed", detail), now
+                    )
+            except StoreUnavailable as exc:
+                logger.error("booking breaker %s → %s not recorded: %s", old, new, exc)
 
     async def serve_http(
         self,
@@ -185,15 +196,20 @@ class OpsRuntime:
         self._http = await start_ops_site(app, self.settings.host, self.settings.ports.ops_http)
 
     async def stop(self) -> None:
-        """The poller and the heartbeat end; the registry row is marked stopped."""
+        """The poller, the breaker's probe and the heartbeat end; the registry row is
+        marked stopped last, which resolves this process's open alerts: a breaker
+        alert being written is waited for, and none is raised after (a call still
+        failing on the booking service while the controller stops is logged)."""
         self.live.stop()
         if self._poller is not None:
             await self._poller
+        if self.breaker is not None:
+            await self.breaker.close()
+        async with self._alerts_turn:
+            self._stopping = True
         if self.heartbeat is not None and self._heartbeat_task is not None:
             self.heartbeat.stop()
             await self._heartbeat_task
             await self.heartbeat.mark_stopped()
-        if self.breaker is not None:
-            await self.breaker.close()
         if self._http is not None:
             await self._http.cleanup()

@@ -200,6 +200,63 @@ async def test_an_open_breaker_shows_with_its_alert_on_its_controller(
     await ops.stop()
 
 
+async def test_no_breaker_alert_outlives_the_stop_that_marks_the_controller_stopped(
+    db: Database, settings: Settings
+) -> None:
+    """The stop's last beat resolves this process's open alerts, so an alert written
+    after it would stay open until the row is pruned. A breaker alert being written
+    when the stop begins is waited for (then resolved); a breaker that opens after
+    the stop began raises none (a call failing on the booking service as the
+    controller goes)."""
+    ops = OpsRuntime(settings, db, flag_registry(load_reference()), Metrics())
+    await ops.start()
+    source = FlakySource()
+    slots = ops.guard(source)
+    heartbeat = ops.start_heartbeat(lambda: 0, lambda: True)
+    await eventually(lambda: heartbeat.beats >= 1)
+    writing, release = asyncio.Event(), asyncio.Event()
+    raise_alert = ops.store.raise_alert
+
+    async def slow_raise(kind: str, source_id: str, detail: str, now: datetime) -> int:
+        writing.set()
+        await release.wait()
+        return await raise_alert(kind, source_id, detail, now)
+
+    ops.store.raise_alert = slow_raise  # type: ignore[method-assign]
+
+    async def open_the_breaker() -> None:
+        assert ops.breaker is not None
+        while ops.breaker.state == "closed":
+            with pytest.raises(BookingUnavailable):
+                await slots.find(site_id="norte", cups="890201")
+
+    source.failing, source.healthy = True, False
+    opening = asyncio.create_task(open_the_breaker())
+    async with asyncio.timeout(5):
+        await writing.wait()
+    stopping = asyncio.create_task(ops.stop())
+    await asyncio.sleep(0.2)
+    assert not stopping.done()  # waits for the alert being written
+    release.set()
+    async with asyncio.timeout(10):
+        await asyncio.gather(opening, stopping)
+    assert [a for a in await ops.store.alerts(open_only=True) if a.source == ops.source_id] == []
+
+    # A breaker that opens once the stop has begun (here: after it) raises none.
+    later = OpsRuntime(settings, db, flag_registry(load_reference()), Metrics())
+    await later.start()
+    later_source = FlakySource()
+    later_slots = later.guard(later_source)
+    later.start_heartbeat(lambda: 0, lambda: True)
+    await later.stop()
+    later_source.failing = True
+    assert later.breaker is not None
+    while later.breaker.state == "closed":
+        with pytest.raises(BookingUnavailable):
+            await later_slots.find(site_id="norte", cups="890201")
+    assert [a for a in await ops.store.alerts(open_only=True) if a.source == later.source_id] == []
+
+
 async def test_a_node_shows_the_alerts_raised_under_its_instance(db: Database) -> None:
     store = ControllerStore(db)
     await store.beat(who("lab-n1", 11), OK, NOW)
