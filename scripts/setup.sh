@@ -137,10 +137,10 @@ TXT
       e2e_args=(-n "$e2e_workers" --dist loadfile tests/e2e)
     fi
     # The unit and console tests on CITAS_UNIT_WORKERS processes (each its own
-    # PostgreSQL database, tests/unit/databases.py). One by default: on 2 they took
-    # 12.8-18 min instead of 22.6, but two tests then missed their 5 s store
-    # timeout on a loaded machine (docs/testing.md).
-    unit_workers="${CITAS_UNIT_WORKERS:-1}"
+    # PostgreSQL database, tests/unit/databases.py). Two by default: 19.7 min against
+    # 35.3 in one process on a slower 2-core machine (docs/testing.md); 1 runs them
+    # in this process, without xdist.
+    unit_workers="${CITAS_UNIT_WORKERS:-2}"
     case "$unit_workers" in
       ''|*[!0-9]*|0) echo "CITAS_UNIT_WORKERS=$unit_workers: give a number of processes, 1 or more" >&2; exit 2 ;;
     esac
