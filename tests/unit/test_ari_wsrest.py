@@ -152,15 +152,20 @@ async def probed(live: Live) -> None:
     live.fake.received.value = 0
 
 
-@pytest.fixture
-async def live() -> AsyncIterator[Live]:
-    fake = FakeAsterisk()
+async def served(fake: FakeAsterisk) -> tuple[TestServer, str]:
+    """``fake`` on a local port: its server and ARI's base URL there."""
     app = web.Application()
     app.router.add_get("/ari/events", fake.events)
     app.router.add_route("*", "/ari/{tail:.*}", fake.http)
     server = TestServer(app)
     await server.start_server()
-    base = str(server.make_url("/ari"))
+    return server, str(server.make_url("/ari"))
+
+
+@pytest.fixture
+async def live() -> AsyncIterator[Live]:
+    fake = FakeAsterisk()
+    server, base = await served(fake)
     # Not the timeout under test (test_no_answer_in_time... has its own 0.5 s): an
     # answer over HTTP on a loaded 2-core machine once took longer than 0.5 s.
     client = AriClient(base, USER, PASSWORD, timeout=CLIENT_TIMEOUT_S)
@@ -361,12 +366,7 @@ async def test_the_websocket_lost_under_a_handler_fails_its_request_and_clears_c
     ``connected`` (``/health/ready``'s ARI check) stayed set all that time. Now both
     end as soon as the websocket closes, whichever handler is waiting."""
     fake = FakeAsterisk()
-    app = web.Application()
-    app.router.add_get("/ari/events", fake.events)
-    app.router.add_route("*", "/ari/{tail:.*}", fake.http)
-    server = TestServer(app)
-    await server.start_server()
-    base = str(server.make_url("/ari"))
+    server, base = await served(fake)
     timeout = 5.0
     client = AriClient(base, USER, PASSWORD, timeout=timeout)
     seen: list[tuple[str, float, bool]] = []  # (error, seconds waited, connected after)

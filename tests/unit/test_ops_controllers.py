@@ -18,6 +18,7 @@ from aiohttp.test_utils import unused_port
 from ivr.booking.model import BookingUnavailable
 from ivr.citas.flags import flag_registry
 from ivr.citas.reference import load_reference
+from ivr.ops.breaker import BreakerSlotSource
 from ivr.ops.controllers import (
     HEARTBEAT_S,
     PRUNE_AFTER,
@@ -170,15 +171,23 @@ async def test_the_runtime_reports_a_new_revision_at_once_and_its_stop(
     assert (await reported())["health"] == "stopped"
 
 
-async def test_an_open_breaker_shows_with_its_alert_on_its_controller(
+async def guarded_runtime(
     db: Database, settings: Settings
-) -> None:
+) -> tuple[OpsRuntime, FlakySource, BreakerSlotSource, Heartbeat]:
+    """A started runtime guarding a FlakySource, its heartbeat past its first beat."""
     ops = OpsRuntime(settings, db, flag_registry(load_reference()), Metrics())
     await ops.start()
     source = FlakySource()
     slots = ops.guard(source)
     heartbeat = ops.start_heartbeat(lambda: 0, lambda: True)
     await eventually(lambda: heartbeat.beats >= 1)
+    return ops, source, slots, heartbeat
+
+
+async def test_an_open_breaker_shows_with_its_alert_on_its_controller(
+    db: Database, settings: Settings
+) -> None:
+    ops, source, slots, heartbeat = await guarded_runtime(db, settings)
     source.failing, source.healthy = True, False
     assert ops.breaker is not None
     while ops.breaker.state == "closed":
@@ -208,12 +217,7 @@ async def test_no_breaker_alert_outlives_the_stop_that_marks_the_controller_stop
     when the stop begins is waited for (then resolved); a breaker that opens after
     the stop began raises none (a call failing on the booking service as the
     controller goes)."""
-    ops = OpsRuntime(settings, db, flag_registry(load_reference()), Metrics())
-    await ops.start()
-    source = FlakySource()
-    slots = ops.guard(source)
-    heartbeat = ops.start_heartbeat(lambda: 0, lambda: True)
-    await eventually(lambda: heartbeat.beats >= 1)
+    ops, source, slots, _ = await guarded_runtime(db, settings)
     writing, release = asyncio.Event(), asyncio.Event()
     raise_alert = ops.store.raise_alert
 
