@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -145,6 +146,9 @@ class StepResult:
     # majority's verdict; this result is the median run (``combine_runs``). Empty: one run.
     runs: list[dict[str, Any]] = field(default_factory=list, repr=False)
     majority_passed: bool | None = None
+    # ``--repeat K``: each process's CPU per call, (process, net) -> ms, as the median over
+    # the runs that agree with the verdict (``combine_runs``). Empty: this run's own.
+    cpu_medians: dict[tuple[str, bool], float | None] = field(default_factory=dict, repr=False)
 
     @property
     def failure_ratio(self) -> float:
@@ -183,7 +187,10 @@ class StepResult:
         return step_passes(self.placed, self.failed, self.threshold) and not self.too_slow
 
     def cpu_ms_per_call(self, process: str, *, net: bool = True) -> float | None:
-        """CPU per completed call; ``net``: less what the process burns when idle."""
+        """CPU per completed call; ``net``: less what the process burns when idle. A
+        repeated step's is the median over its agreeing runs (``cpu_medians``)."""
+        if (process, net) in self.cpu_medians:
+            return self.cpu_medians[(process, net)]
         use = self.usage.get(process)
         if use is None or self.completed == 0:
             return None
@@ -304,9 +311,12 @@ def combine_runs(runs: Sequence[StepResult]) -> StepResult:
     the median run (the lower middle one of an even count) among the runs
     that agree with the verdict, ordered by response p99 (lines without the
     controller: the callers' lateness p99; a run without samples last): a passing
-    step never shows a failed run's figures, nor a failing step a passing run's. ``runs`` keeps
-    every run's summary row, so a report shows the spread. One run is
-    returned as it is.
+    step never shows a failed run's figures, nor a failing step a passing run's.
+    Its CPU per call, though, is each process's median over those same runs
+    (``statistics.median``: of two, their mean), not the median-latency run's own:
+    a run's CPU and its p99 do not rank alike, and the CPU goal reads the CPU.
+    ``runs`` keeps every run's summary row, so a report shows the spread. One run
+    is returned as it is.
     Raises ``ValueError`` for no runs or runs of different N.
     """
     if not runs:
@@ -326,8 +336,14 @@ def combine_runs(runs: Sequence[StepResult]) -> StepResult:
     majority = sum(r.run_passed for r in runs) * 2 > len(runs)
     agreeing = sorted((r for r in runs if r.run_passed == majority), key=p99_order)
     median = agreeing[(len(agreeing) - 1) // 2]
+    cpu_medians: dict[tuple[str, bool], float | None] = {}
+    for process in sorted({p for r in agreeing for p in r.usage}):
+        for net in (True, False):
+            values = [v for r in agreeing if (v := r.cpu_ms_per_call(process, net=net)) is not None]
+            cpu_medians[(process, net)] = statistics.median(values) if values else None
     return replace(
         median,
+        cpu_medians=cpu_medians,
         runs=[r.summary() for r in runs],
         majority_passed=majority,
         profiled=any(r.profiled for r in runs),  # py-spy ran in one of them: the CPU may show it

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -544,6 +545,46 @@ def test_a_repeated_step_passes_on_the_majority_with_the_median_runs_figures(
     # The stop rule and the capacity read the verdict, not the median run's own.
     assert (next_step([480, 560], [combined], 10_000) == 560) is verdict
     assert summarize_line("citas", "t", [combined]).capacity == (480 if verdict else 0)
+
+
+@pytest.mark.parametrize(
+    ("runs", "controller_ms", "asterisk_ms"),
+    [
+        # (p99 ms, failed, controller CPU s, Asterisk CPU s) per run of 100 placed calls
+        # The median-latency run (720) has the highest controller CPU and the lowest
+        # Asterisk CPU; each median is another run's.
+        ([(610.0, 0, 0.5, 5.0), (900.0, 0, 0.7, 4.0), (720.0, 0, 0.9, 3.0)], 7.0, 40.0),
+        # The failed run's CPU is left out with its figures: of the two left, the mean.
+        ([(600.0, 0, 0.6, 4.0), (700.0, 20, 9.0, 90.0), (800.0, 0, 0.8, 5.0)], 7.0, 45.0),
+    ],
+)
+def test_a_repeated_step_s_cpu_per_call_is_the_median_of_its_agreeing_runs(
+    runs: list[tuple[float, int, float, float]], controller_ms: float, asterisk_ms: float
+) -> None:
+    """Not the median-latency run's own CPU: a run's CPU and its p99 do not rank alike."""
+    from ivr.bench.stats import combine_runs
+
+    made = []
+    for p99, failed, controller_s, asterisk_s in runs:
+        run = _run(480, p99, failed)
+        made.append(replace(run, completed=100, usage={
+            "controller": ProcessUsage(cpu_s=controller_s, rss_peak_mb=1.0, window_s=10.0),
+            "asterisk": ProcessUsage(cpu_s=asterisk_s, rss_peak_mb=1.0, window_s=10.0),
+        }, idle_ms_per_s={"controller": 2.0}))  # fmt: skip
+    combined = combine_runs(made)
+
+    # net: less 2 ms/s idle over the 10 s window, per 100 calls (0.2 ms a call)
+    assert combined.cpu_ms_per_call("controller") == pytest.approx(controller_ms - 0.2)
+    assert combined.cpu_ms_per_call("controller", net=False) == pytest.approx(controller_ms)
+    assert combined.cpu_ms_per_call("asterisk") == pytest.approx(asterisk_ms)
+    row = combined.summary()
+    assert row["controller_cpu_ms_per_call"] == pytest.approx(controller_ms - 0.2, abs=0.01)
+    assert row["total_cpu_ms_per_call"] == pytest.approx(
+        controller_ms - 0.2 + asterisk_ms, abs=0.01
+    )
+    # Each run's own row keeps its own CPU.
+    own = [r["controller_cpu_gross_ms_per_call"] for r in combined.runs]
+    assert own == pytest.approx([c * 10 for _, _, c, _ in runs])
 
 
 def test_one_run_is_returned_as_it_is_and_bad_calls_raise() -> None:
