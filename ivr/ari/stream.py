@@ -29,7 +29,7 @@ import aiohttp
 import orjson
 
 from ivr.ari.counters import AriCounters
-from ivr.ari.errors import AriProtocolError
+from ivr.ari.errors import AriError, AriProtocolError
 from ivr.ari.events import ApplicationReplaced, Event, parse_event
 from ivr.ari.wsrest import RESPONSE_TYPE, WebSocketRest
 
@@ -197,7 +197,8 @@ class EventStream:
         try:
             await self._on_connected()
         except Exception as exc:
-            if not self.connected.is_set():  # the websocket closed under it (_read)
+            if isinstance(exc, AriError) and not self.connected.is_set():
+                # the websocket closed under it (_read): its requests failed, not a bug
                 logger.warning("on_connected for ARI app %s cut short: %s", self._app, exc)
                 return
             # Keep the events flowing: a failed reconcile is retried on the next

@@ -63,6 +63,7 @@ class CircuitBreaker:
         self.last_error = ""
         self.opened_at: float | None = None
         self._probe_task: asyncio.Task[None] | None = None
+        self._closed = False  # close() was called: no probe starts after it
 
     def describe(self) -> dict[str, object]:
         return {
@@ -94,7 +95,10 @@ class CircuitBreaker:
         self.last_error = error
         if self.state == CLOSED and self.failures >= self.threshold():
             await self._move(OPEN, f"{self.failures} consecutive failures; last: {error}")
-            self._probe_task = asyncio.create_task(self._probe_until_closed(), name="breaker-probe")
+            if not self._closed:  # close() may have run while the transition was recorded
+                self._probe_task = asyncio.create_task(
+                    self._probe_until_closed(), name="breaker-probe"
+                )
 
     async def _probe_until_closed(self) -> None:
         while self.state != CLOSED:
@@ -120,6 +124,9 @@ class CircuitBreaker:
                 logger.exception("booking breaker: transition %s → %s not recorded", old, new)
 
     async def close(self) -> None:
+        """End the probe, if one runs, and start none after: the breaker still opens
+        on callers' failures, and then stays open (its owner is stopping)."""
+        self._closed = True
         if self._probe_task is not None:
             self._probe_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -197,16 +197,17 @@ class OpsRuntime:
 
     async def stop(self) -> None:
         """The poller, the breaker's probe and the heartbeat end; the registry row is
-        marked stopped last, which resolves this process's open alerts: a breaker
-        alert being written is waited for, and none is raised after (a call still
-        failing on the booking service while the controller stops is logged)."""
+        marked stopped last, which resolves this process's open alerts. A breaker
+        transition being recorded (a caller's or the probe's) is waited for, and none
+        is recorded after (a call still failing on the booking service while the
+        controller stops is logged); then the probe ends and no new one starts."""
         self.live.stop()
         if self._poller is not None:
             await self._poller
-        if self.breaker is not None:
-            await self.breaker.close()
         async with self._alerts_turn:
             self._stopping = True
+        if self.breaker is not None:
+            await self.breaker.close()
         if self.heartbeat is not None and self._heartbeat_task is not None:
             self.heartbeat.stop()
             await self._heartbeat_task

@@ -6,6 +6,7 @@ same routes over HTTP, so a test sees which way each request went."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections.abc import AsyncIterator
@@ -416,3 +417,49 @@ async def test_the_websocket_lost_under_a_handler_fails_its_request_and_clears_c
     assert waited < timeout / 5, waited
     assert not connected_after
     assert fake.connections == 2
+
+
+@pytest.mark.parametrize(("raised", "traceback"), [(AriConnectionError, False), (TypeError, True)])
+async def test_a_handler_cut_short_by_the_close_is_a_warning_and_a_bug_keeps_its_traceback(
+    raised: type[Exception], traceback: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``on_connected`` failing as the websocket closes: its request's failure
+    (an ARI error) is one warning line; anything else is a bug, logged with its
+    traceback even then."""
+    fake = FakeAsterisk()
+    server, base = await served(fake)
+    client = AriClient(base, USER, PASSWORD, timeout=CLIENT_TIMEOUT_S)
+    calls: list[int] = []
+    reconnected = asyncio.Event()
+
+    async def on_connected() -> None:
+        calls.append(1)
+        if len(calls) > 1:
+            reconnected.set()
+            return
+        assert await stream.rest.probe(DEADLINE)
+        with contextlib.suppress(AriConnectionError):
+            await client.answer("drop")
+        raise raised("cut short")
+
+    async def on_event(ev: Event) -> None:
+        pass
+
+    stream = EventStream(
+        base, USER, PASSWORD, APP, on_event, on_connected=on_connected,
+        backoff_initial=0.001, backoff_max=0.01,
+    )  # fmt: skip
+    client.websocket = stream.rest
+    task = asyncio.create_task(stream.run())
+    try:
+        async with asyncio.timeout(DEADLINE):
+            await reconnected.wait()
+    finally:
+        await asyncio.wait_for(stream.stop(), DEADLINE)
+        await asyncio.wait_for(task, DEADLINE)
+        await client.close()
+        await server.close()
+
+    (record,) = [r for r in caplog.records if "on_connected" in r.getMessage()]
+    assert (record.exc_info is not None) is traceback
+    assert record.levelname == ("ERROR" if traceback else "WARNING")

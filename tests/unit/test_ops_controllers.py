@@ -28,12 +28,12 @@ from ivr.ops.controllers import (
     ControllerStore,
     registry_json,
 )
-from ivr.ops.flags import Role
+from ivr.ops.flags import BREAKER_OPEN_SECONDS, Role
 from ivr.ops.heartbeat import Heartbeat
 from ivr.ops.metrics import Metrics
 from ivr.ops.runtime import BREAKER_ALERT, OpsRuntime
 from ivr.ops.service import Actor, FlagService
-from ivr.ops.store import OpsStore, utcnow
+from ivr.ops.store import Change, OpsStore, utcnow
 from ivr.settings import Ports, Settings
 from ivr.store.db import Database
 from tests.unit.eventually import eventually
@@ -245,6 +245,7 @@ async def test_no_breaker_alert_outlives_the_stop_that_marks_the_controller_stop
     async with asyncio.timeout(10):
         await asyncio.gather(opening, stopping)
     assert [a for a in await ops.store.alerts(open_only=True) if a.source == ops.source_id] == []
+    assert probes() == []  # the transition ended after close(): it started no probe
 
     # A breaker that opens once the stop has begun (here: after it) raises none.
     later = OpsRuntime(settings, db, flag_registry(load_reference()), Metrics())
@@ -259,6 +260,54 @@ async def test_no_breaker_alert_outlives_the_stop_that_marks_the_controller_stop
         with pytest.raises(BookingUnavailable):
             await later_slots.find(site_id="norte", cups="890201")
     assert [a for a in await ops.store.alerts(open_only=True) if a.source == later.source_id] == []
+    assert probes() == []
+
+
+def probes() -> list[asyncio.Task[Any]]:
+    """Breaker probes still running (``CircuitBreaker`` names its task)."""
+    return [t for t in asyncio.all_tasks() if t.get_name() == "breaker-probe" and not t.done()]
+
+
+async def test_a_probe_recording_the_breaker_closed_when_the_stop_begins_is_waited_for(
+    db: Database, settings: Settings
+) -> None:
+    """The probe found the booking service back and is recording it (its alert
+    resolved, ``breaker_closed`` in the audit log) when the stop begins: the stop
+    waits for the record instead of cancelling it half written."""
+    ops, source, slots, _ = await guarded_runtime(db, settings)
+    await ops.service.set_flag(ADMIN, BREAKER_OPEN_SECONDS, 1, "probar pronto")
+    await ops.live.refresh()
+    recording, release = asyncio.Event(), asyncio.Event()
+    record_event = ops.store.record_event
+
+    async def slow_record(change: Change, now: datetime) -> None:
+        if change.action == "breaker_closed":
+            recording.set()
+            await release.wait()
+        await record_event(change, now)
+
+    ops.store.record_event = slow_record  # type: ignore[method-assign]
+    source.failing, source.healthy = True, False
+    assert ops.breaker is not None
+    while ops.breaker.state == "closed":
+        with pytest.raises(BookingUnavailable):
+            await slots.find(site_id="norte", cups="890201")
+    source.failing, source.healthy = False, True
+    async with asyncio.timeout(10):
+        await recording.wait()  # the probe (after 1 s) is recording the close
+    stopping = asyncio.create_task(ops.stop())
+    await asyncio.sleep(0.2)
+    assert not stopping.done()
+    release.set()
+    async with asyncio.timeout(10):
+        await stopping
+
+    assert [e.action for e in await ops.store.audit() if e.action.startswith("breaker_")][:2] == [
+        "breaker_closed",
+        "breaker_open",
+    ]  # newest first
+    assert [a for a in await ops.store.alerts(open_only=True) if a.source == ops.source_id] == []
+    assert probes() == []
 
 
 async def test_a_node_shows_the_alerts_raised_under_its_instance(db: Database) -> None:
