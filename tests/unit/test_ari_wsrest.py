@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -161,6 +161,31 @@ async def served(fake: FakeAsterisk) -> tuple[TestServer, str]:
     server = TestServer(app)
     await server.start_server()
     return server, str(server.make_url("/ari"))
+
+
+@contextlib.asynccontextmanager
+async def streaming(
+    server: TestServer,
+    base: str,
+    client: AriClient,
+    on_event: Callable[[Event], Awaitable[None]],
+    on_connected: Callable[[], Awaitable[None]],
+) -> AsyncIterator[EventStream]:
+    """An EventStream on ``base`` running, ``client``'s requests over its websocket
+    once ready; on exit the stream, the client and ``server`` are closed."""
+    stream = EventStream(
+        base, USER, PASSWORD, APP, on_event, on_connected=on_connected,
+        backoff_initial=0.001, backoff_max=0.01,
+    )  # fmt: skip
+    client.websocket = stream.rest
+    task = asyncio.create_task(stream.run())
+    try:
+        yield stream
+    finally:
+        await asyncio.wait_for(stream.stop(), DEADLINE)
+        await asyncio.wait_for(task, DEADLINE)
+        await client.close()
+        await server.close()
 
 
 @pytest.fixture
@@ -389,13 +414,7 @@ async def test_the_websocket_lost_under_a_handler_fails_its_request_and_clears_c
         if handler == "on_connected" and not seen:
             await cut_under_the_handler()
 
-    stream = EventStream(
-        base, USER, PASSWORD, APP, on_event, on_connected=on_connected,
-        backoff_initial=0.001, backoff_max=0.01,
-    )  # fmt: skip
-    client.websocket = stream.rest
-    task = asyncio.create_task(stream.run())
-    try:
+    async with streaming(server, base, client, on_event, on_connected) as stream:
         async with asyncio.timeout(DEADLINE):
             await fake.connected.wait()
             if handler == "on_event":
@@ -406,11 +425,6 @@ async def test_the_websocket_lost_under_a_handler_fails_its_request_and_clears_c
                 fake.connected.clear()
             await fake.connected.wait()  # the stream came back on a new connection
             await stream.connected.wait()
-    finally:
-        await asyncio.wait_for(stream.stop(), DEADLINE)
-        await asyncio.wait_for(task, DEADLINE)
-        await client.close()
-        await server.close()
 
     ((error, waited, connected_after),) = seen
     assert "closed before the answer" in error
@@ -445,20 +459,9 @@ async def test_a_handler_cut_short_by_the_close_is_a_warning_and_a_bug_keeps_its
     async def on_event(ev: Event) -> None:
         pass
 
-    stream = EventStream(
-        base, USER, PASSWORD, APP, on_event, on_connected=on_connected,
-        backoff_initial=0.001, backoff_max=0.01,
-    )  # fmt: skip
-    client.websocket = stream.rest
-    task = asyncio.create_task(stream.run())
-    try:
+    async with streaming(server, base, client, on_event, on_connected) as stream:
         async with asyncio.timeout(DEADLINE):
             await reconnected.wait()
-    finally:
-        await asyncio.wait_for(stream.stop(), DEADLINE)
-        await asyncio.wait_for(task, DEADLINE)
-        await client.close()
-        await server.close()
 
     (record,) = [r for r in caplog.records if "on_connected" in r.getMessage()]
     assert (record.exc_info is not None) is traceback
