@@ -52,7 +52,11 @@ async def served_call(
 ) -> tuple[ScriptedChannel, Any]:
     flags = StaticFlags(flag_registry(REFERENCE), {CALL_SURVEY: survey})
     actions = CitasActions(
-        REFERENCE, cast(Any, None), cast(Any, None), SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S), flags=flags
+        REFERENCE,
+        cast(Any, None),
+        cast(Any, None),
+        SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S),
+        flags=flags,
     )
     engine = FlowEngine(actions.registry(), default_vdn="5550001", flags=flags.value)
     channel = ScriptedChannel(*script)

@@ -38,9 +38,13 @@ ANA = "1010101010"
 def actions_for(db: Database, *, rule: bool) -> CitasActions:
     ref = load_reference()
     ref = replace(ref, line=replace(ref.line, one_pending_per_service=rule))
-    slots = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=lambda: NOW, one_pending_per_service=rule)
+    slots = DbSlotSource(
+        db, timeout=TEST_DB_TIMEOUT_S, clock=lambda: NOW, one_pending_per_service=rule
+    )
     directory = YamlAffiliateDirectory.load(CITAS_DIR / "affiliates.yaml", NOW.date())
-    return CitasActions(ref, directory, slots, SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S), clock=lambda: NOW)
+    return CitasActions(
+        ref, directory, slots, SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S), clock=lambda: NOW
+    )
 
 
 _RECORDS = itertools.count(1)

@@ -62,7 +62,11 @@ async def actions(db: Database) -> CitasActions:
     slots = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S, clock=lambda: NOW)
     directory = YamlAffiliateDirectory.load(CITAS_DIR / "affiliates.yaml", NOW.date())
     citas = CitasActions(
-        load_reference(), directory, slots, SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S), clock=lambda: NOW
+        load_reference(),
+        directory,
+        slots,
+        SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S),
+        clock=lambda: NOW,
     )
     await slots.seed_slots([GOMEZ, PEDIATRICS, *FREE, *VARIOUS])
     return citas

@@ -69,7 +69,12 @@ async def run(
     directory = YamlAffiliateDirectory.load(CITAS_DIR / "affiliates.yaml", NOW.date())
     live = StaticFlags(flag_registry(ref), {"promo_audio": False, **(flags or {})})
     actions = CitasActions(
-        ref, directory, slots, SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S), flags=live, clock=lambda: NOW
+        ref,
+        directory,
+        slots,
+        SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S),
+        flags=live,
+        clock=lambda: NOW,
     )
     channel = ScriptedChannel(*keys(*digits))
     state = new_state(channel, CITAS)

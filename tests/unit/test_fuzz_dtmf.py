@@ -306,7 +306,9 @@ def open_line(tmp: Path) -> Iterator[Line]:
         try:
             slots = DbSlotSource(db, timeout=TEST_DB_TIMEOUT_S)
             runner.run(slots.seed_slots(demo_slots(TODAY, load_sites(CITAS_DIR / "sites.yaml"))))
-            actions = CitasActions(REFERENCE, DIRECTORY, slots, SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S))
+            actions = CitasActions(
+                REFERENCE, DIRECTORY, slots, SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S)
+            )
             yield Line(runner, db, actions)
         finally:
             runner.run(context.__aexit__(None, None, None))

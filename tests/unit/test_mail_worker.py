@@ -138,7 +138,9 @@ def test_the_backoff_doubles_up_to_its_cap(db: Database) -> None:
     async def never(message: MailMessage) -> str:
         raise AssertionError
 
-    worker = MailWorker(MailOutbox(db, timeout=TEST_DB_TIMEOUT_S), never, backoff_initial=5, backoff_max=60)
+    worker = MailWorker(
+        MailOutbox(db, timeout=TEST_DB_TIMEOUT_S), never, backoff_initial=5, backoff_max=60
+    )
     assert [worker.backoff(n) for n in range(1, 7)] == [5, 10, 20, 40, 60, 60]
 
 

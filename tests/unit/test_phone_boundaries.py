@@ -85,7 +85,9 @@ def outbox(db: Database) -> SmsOutbox:
 
 
 def actions(outbox: SmsOutbox, directory: YamlAffiliateDirectory) -> CitasActions:
-    return CitasActions(load_reference(), directory, DbSlotSource(outbox.db, timeout=TEST_DB_TIMEOUT_S), outbox)
+    return CitasActions(
+        load_reference(), directory, DbSlotSource(outbox.db, timeout=TEST_DB_TIMEOUT_S), outbox
+    )
 
 
 # --- the directory file ----------------------------------------------------------------------

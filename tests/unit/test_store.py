@@ -15,7 +15,9 @@ from tests.unit.databases import TEST_DB_TIMEOUT_S
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'nested' / 'citas.db'}", timeout=TEST_DB_TIMEOUT_S)
+    database = Database(
+        f"sqlite+aiosqlite:///{tmp_path / 'nested' / 'citas.db'}", timeout=TEST_DB_TIMEOUT_S
+    )
     try:
         await database.migrate()
         yield database
