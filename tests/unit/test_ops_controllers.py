@@ -184,15 +184,20 @@ async def guarded_runtime(
     return ops, source, slots, heartbeat
 
 
+async def open_breaker(ops: OpsRuntime, slots: BreakerSlotSource) -> None:
+    """Callers fail on the booking service until ``ops``' breaker opens."""
+    assert ops.breaker is not None
+    while ops.breaker.state == "closed":
+        with pytest.raises(BookingUnavailable):
+            await slots.find(site_id="norte", cups="890201")
+
+
 async def test_an_open_breaker_shows_with_its_alert_on_its_controller(
     db: Database, settings: Settings
 ) -> None:
     ops, source, slots, heartbeat = await guarded_runtime(db, settings)
     source.failing, source.healthy = True, False
-    assert ops.breaker is not None
-    while ops.breaker.state == "closed":
-        with pytest.raises(BookingUnavailable):
-            await slots.find(site_id="norte", cups="890201")
+    await open_breaker(ops, slots)
     store = ControllerStore(db)
     await eventually(lambda: heartbeat.beats >= 2)  # woken by the transition
 
@@ -227,15 +232,8 @@ async def test_no_breaker_alert_outlives_the_stop_that_marks_the_controller_stop
         return await raise_alert(kind, source_id, detail, now)
 
     ops.store.raise_alert = slow_raise  # type: ignore[method-assign]
-
-    async def open_the_breaker() -> None:
-        assert ops.breaker is not None
-        while ops.breaker.state == "closed":
-            with pytest.raises(BookingUnavailable):
-                await slots.find(site_id="norte", cups="890201")
-
     source.failing, source.healthy = True, False
-    opening = asyncio.create_task(open_the_breaker())
+    opening = asyncio.create_task(open_breaker(ops, slots))
     async with asyncio.timeout(5):
         await writing.wait()
     stopping = asyncio.create_task(ops.stop())
@@ -244,22 +242,15 @@ async def test_no_breaker_alert_outlives_the_stop_that_marks_the_controller_stop
     release.set()
     async with asyncio.timeout(10):
         await asyncio.gather(opening, stopping)
-    assert [a for a in await ops.store.alerts(open_only=True) if a.source == ops.source_id] == []
+    assert ops.source_id not in {source for source, _ in await open_alerts(db)}
     assert probes() == []  # the transition ended after close(): it started no probe
 
     # A breaker that opens once the stop has begun (here: after it) raises none.
-    later = OpsRuntime(settings, db, flag_registry(load_reference()), Metrics())
-    await later.start()
-    later_source = FlakySource()
-    later_slots = later.guard(later_source)
-    later.start_heartbeat(lambda: 0, lambda: True)
+    later, later_source, later_slots, _ = await guarded_runtime(db, settings)
     await later.stop()
     later_source.failing = True
-    assert later.breaker is not None
-    while later.breaker.state == "closed":
-        with pytest.raises(BookingUnavailable):
-            await later_slots.find(site_id="norte", cups="890201")
-    assert [a for a in await ops.store.alerts(open_only=True) if a.source == later.source_id] == []
+    await open_breaker(later, later_slots)
+    assert later.source_id not in {source for source, _ in await open_alerts(db)}
     assert probes() == []
 
 
@@ -288,10 +279,7 @@ async def test_a_probe_recording_the_breaker_closed_when_the_stop_begins_is_wait
 
     ops.store.record_event = slow_record  # type: ignore[method-assign]
     source.failing, source.healthy = True, False
-    assert ops.breaker is not None
-    while ops.breaker.state == "closed":
-        with pytest.raises(BookingUnavailable):
-            await slots.find(site_id="norte", cups="890201")
+    await open_breaker(ops, slots)
     source.failing, source.healthy = False, True
     async with asyncio.timeout(10):
         await recording.wait()  # the probe (after 1 s) is recording the close
@@ -306,7 +294,7 @@ async def test_a_probe_recording_the_breaker_closed_when_the_stop_begins_is_wait
         "breaker_closed",
         "breaker_open",
     ]  # newest first
-    assert [a for a in await ops.store.alerts(open_only=True) if a.source == ops.source_id] == []
+    assert ops.source_id not in {source for source, _ in await open_alerts(db)}
     assert probes() == []
 
 
