@@ -27,8 +27,9 @@ A controller's own alerts (source ``instance@host:pid``: its booking breaker) en
 with the process, so they are resolved, in the beat's own transaction, when it is
 known to be gone: at its clean stop; when a new process takes its key over (a
 container's pid 1), those raised before the new one started; and when its row is
-pruned. An unresponsive controller keeps them open until then: it may be alive and
-cut off from the database, its breaker still open. A node's alerts (source: the
+pruned (migration 0016 resolved those that older code left open). An unresponsive
+controller keeps them open until then: it may be alive and cut off from the
+database, its breaker still open. A node's alerts (source: the
 instance, a broken flag rule) are the node's and outlive its processes.
 
 >>> from datetime import UTC

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import unused_port
+from alembic import command
 
 from ivr.booking.model import BookingUnavailable
 from ivr.citas.flags import flag_registry
@@ -35,7 +36,7 @@ from ivr.ops.runtime import BREAKER_ALERT, OpsRuntime
 from ivr.ops.service import Actor, FlagService
 from ivr.ops.store import Change, OpsStore, utcnow
 from ivr.settings import Ports, Settings
-from ivr.store.db import Database
+from ivr.store.db import Database, alembic_config
 from tests.unit.eventually import eventually
 from tests.unit.test_ops_breaker import FlakySource
 
@@ -357,6 +358,43 @@ async def test_a_live_controller_s_alert_is_not_taken_for_its_predecessor_s(db: 
     )
     await store.beat(one, OK, NOW + timedelta(seconds=5))
     assert await open_alerts(db) == [(one.source_id, "5 fallos")]
+
+
+async def test_migration_0016_resolves_the_breaker_alerts_of_processes_without_a_row(
+    db: Database,
+) -> None:
+    # Left open for good before a pruned row resolved its alerts: those of processes
+    # from before the registry (never a row) and of rows pruned by older code.
+    async with db.engine.begin() as conn:
+        await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0015"))
+    store, ops, long_ago = ControllerStore(db), OpsStore(db), NOW - timedelta(days=3)
+    listed = who("lab-n1", 11)
+    await store.beat(listed, OK, NOW - timedelta(minutes=5))  # a row: its alert is its own
+    orphans = ["lab-n1@box:7", "dk-n1@3f2a9c1d0b7e:1", "lab-n2@nodo-2.eps.example:40123"]
+    for source in [listed.source_id, *orphans]:
+        await ops.raise_alert(BREAKER_ALERT, source, f"breaker {source}", long_ago)
+    await ops.raise_alert("flag_rule_broken", "lab-n1", "regla del nodo", long_ago)
+    await ops.raise_alert("otro_tipo", "lab-n1@box:8", "no es del breaker", long_ago)
+    await ops.raise_alert(BREAKER_ALERT, "lab-n3@box:5", "ya resuelta", long_ago)
+    await ops.resolve_alerts(BREAKER_ALERT, "lab-n3@box:5", long_ago + timedelta(hours=1))
+
+    upgraded_at = datetime.now(UTC)
+    await db.migrate()
+
+    kept = [
+        ("lab-n1", "regla del nodo"),
+        ("lab-n1@box:11", "breaker lab-n1@box:11"),
+        ("lab-n1@box:8", "no es del breaker"),
+    ]  # fmt: skip
+    assert await open_alerts(db) == kept
+    resolved = {a.source: a.resolved_at for a in await ops.alerts() if a.resolved_at}
+    assert resolved.keys() == {*orphans, "lab-n3@box:5"}
+    assert resolved["lab-n3@box:5"] == long_ago + timedelta(hours=1)  # not touched again
+    assert all(resolved[s] >= upgraded_at for s in orphans)  # resolved at the upgrade
+    async with db.engine.begin() as conn:  # the downgrade leaves them resolved
+        await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0015"))
+    assert await open_alerts(db) == kept
+    await db.migrate()
 
 
 async def test_a_database_outage_is_logged_once_and_never_raised(
