@@ -374,6 +374,7 @@ async def test_migration_0016_resolves_the_breaker_alerts_of_processes_without_a
     for source in [listed.source_id, *orphans]:
         await ops.raise_alert(BREAKER_ALERT, source, f"breaker {source}", long_ago)
     await ops.raise_alert("flag_rule_broken", "lab-n1", "regla del nodo", long_ago)
+    await ops.raise_alert(BREAKER_ALERT, "lab-n2", "fuente sin proceso", long_ago)
     await ops.raise_alert("otro_tipo", "lab-n1@box:8", "no es del breaker", long_ago)
     await ops.raise_alert(BREAKER_ALERT, "lab-n3@box:5", "ya resuelta", long_ago)
     await ops.resolve_alerts(BREAKER_ALERT, "lab-n3@box:5", long_ago + timedelta(hours=1))
@@ -385,6 +386,7 @@ async def test_migration_0016_resolves_the_breaker_alerts_of_processes_without_a
         ("lab-n1", "regla del nodo"),
         ("lab-n1@box:11", "breaker lab-n1@box:11"),
         ("lab-n1@box:8", "no es del breaker"),
+        ("lab-n2", "fuente sin proceso"),  # not a process's source: not its to resolve
     ]  # fmt: skip
     assert await open_alerts(db) == kept
     resolved = {a.source: a.resolved_at for a in await ops.alerts() if a.resolved_at}

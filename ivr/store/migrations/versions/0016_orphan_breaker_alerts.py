@@ -17,8 +17,8 @@ alert whose source has no row in ``ops_controllers``. Alerts of the processes th
 have a row, and a node's alerts (source: the bare instance, a broken flag rule),
 are left as they are. A controller still running code older than 0015 while its
 database is upgraded (a rolling upgrade) has no row either: its open breaker alert
-is resolved too, and is raised again only if its breaker opens again once that
-controller runs the new code.
+is resolved too, and while that breaker stays open the console shows no alert for
+it, until the breaker closes and opens again or the controller is replaced.
 
 The kind's name and the process source's shape are copied here, as in 0004, so
 the migration never changes with the code. The downgrade leaves the rows resolved:
