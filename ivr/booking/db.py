@@ -88,6 +88,7 @@ from ivr.booking.model import (
     SlotTaken,
 )
 from ivr.booking.tables import BookingGuardRow, BookingRow, SlotRow
+from ivr.failures import failure_text
 from ivr.store.changes import Cached, ChangeFeed, slots_topic, touch
 from ivr.store.db import (
     Attempt,
@@ -529,7 +530,9 @@ class DbSlotSource:
                     await asyncio.sleep(RETRY_DELAY * number)
                     number += 1
         except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
-            raise BookingUnavailable(f"cannot {what}: {exc}") from exc
+            raise BookingUnavailable(
+                f"cannot {what}: {failure_text(exc, deadline_s=self.timeout)}"
+            ) from exc
 
 
 async def _booked_by_call(

@@ -80,6 +80,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from ivr.chat.tables import ChatHandoffRow, ChatInboundRow, ChatOutboundRow, ConversationRow
+from ivr.failures import failure_text
 from ivr.masking import mask_number
 from ivr.store.db import Database, DialectInsert, StoreError, StoreUnavailable, dialect_insert
 
@@ -1124,7 +1125,8 @@ class ConversationStore:
             async with asyncio.timeout(self.db.timeout + extra_s):
                 return await step
         except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+            reason = failure_text(exc, deadline_s=self.db.timeout + extra_s)
+            raise StoreUnavailable(f"cannot {what}: {reason}") from exc
 
 
 class _Retry(Exception):

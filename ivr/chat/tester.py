@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 
 from ivr.chat.replies import normalize
+from ivr.failures import failure_text
 
 POLL_S = 0.1
 
@@ -118,7 +119,8 @@ class SimulatedUser:
                 data: dict[str, Any] = await response.json()
                 return data
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise SimulatorUnavailable(f"WhatsApp simulator at {self.base_url}: {exc}") from exc
+            reason = failure_text(exc, deadline_s=self.timeout)
+            raise SimulatorUnavailable(f"WhatsApp simulator at {self.base_url}: {reason}") from exc
 
     async def _next_index(self) -> int:
         data = await self._call("GET", "/_simulator/messages", params={"to": "-", "since": "0"})

@@ -16,6 +16,8 @@ from importlib import resources
 import aiohttp
 from aiohttp import web
 
+from ivr.failures import failure_text
+
 PAGE_TIMEOUT_S = 5.0
 
 
@@ -40,7 +42,8 @@ def add_chat_page(app: web.Application, simulator_url: str) -> None:
                 async with session.request(method, base + path, **kw) as answer:  # type: ignore[arg-type]
                     return web.json_response(await answer.json(), status=answer.status)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return web.json_response({"error": f"simulator: {exc}"}, status=502)
+            reason = failure_text(exc, deadline_s=PAGE_TIMEOUT_S)
+            return web.json_response({"error": f"simulator: {reason}"}, status=502)
 
     async def send(request: web.Request) -> web.Response:
         return await forward("POST", "/_simulator/inbound", json=await request.json())

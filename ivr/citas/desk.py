@@ -41,6 +41,7 @@ from ivr.chat.tables import ChatInboundRow, ChatOutboundRow, ConversationRow
 from ivr.citas.affiliates import Affiliate, AffiliateDirectory, YamlAffiliateDirectory
 from ivr.citas.reference import Reference
 from ivr.desk.pop import CallKeys, ChatKeys, PopDetails, masked_person
+from ivr.failures import failure_text
 from ivr.flow.model import Flow, chat_text
 from ivr.flow.nodes.menu import MenuNode
 from ivr.masking import mask_number
@@ -95,7 +96,10 @@ ACTIONS = {
     ("identify_by_document", "exhausted"): "No se pudo identificar por documento",
     ("evaluate_eligibility", "non_target"): "Evaluado: población no objetivo",
     ("evaluate_eligibility", "target_self_service"): "Evaluado: población objetivo",
-    ("evaluate_eligibility", "target_digital"): "Evaluado: su sede agenda solo por canales digitales",
+    (
+        "evaluate_eligibility",
+        "target_digital",
+    ): "Evaluado: su sede agenda solo por canales digitales",
     ("find_slot", "none"): "No había cupos",
     ("find_slot", "has_appointment"): "Ya tiene una cita pendiente de ese servicio",
     ("next_slot", "none"): "No hubo más cupos",
@@ -106,7 +110,12 @@ ACTIONS = {
     ("open_case_check", "open"): "Tiene un caso abierto",
     ("send_whatsapp_sms", "queued"): "Se le envió el enlace de WhatsApp por SMS",
 }
-CASE_STATES = {"open": "abierto", "assigned": "asignado", "answered": "respondido", "closed": "cerrado"}
+CASE_STATES = {
+    "open": "abierto",
+    "assigned": "asignado",
+    "answered": "respondido",
+    "closed": "cerrado",
+}
 
 
 def eligibility_words(reason: str) -> str:
@@ -130,7 +139,9 @@ def eligibility_words(reason: str) -> str:
     return words.get(kind, reason)
 
 
-def path_words(path: Sequence[Mapping[str, Any]], flow: Flow | None, title: Callable[[str], str]) -> list[str]:
+def path_words(
+    path: Sequence[Mapping[str, Any]], flow: Flow | None, title: Callable[[str], str]
+) -> list[str]:
     """The call record's path as the agent reads it: the caller's choices in each
     menu (menu name and the option's title), what the IVR found (identification,
     eligibility, slots) and the transfer. Prompts, nodes and decisions are left
@@ -161,7 +172,9 @@ def path_words(path: Sequence[Mapping[str, Any]], flow: Flow | None, title: Call
     return lines
 
 
-def _digits_words(step: Mapping[str, Any], flow: Flow | None, title: Callable[[str], str]) -> str | None:
+def _digits_words(
+    step: Mapping[str, Any], flow: Flow | None, title: Callable[[str], str]
+) -> str | None:
     node_id = str(step.get("node", ""))
     digits = str(step.get("digits") or "")
     node = flow.nodes.get(node_id) if flow is not None else None
@@ -195,7 +208,9 @@ class ChatHistory(Protocol):
     """The conversations of a journey and their messages, oldest first:
     ``[{"at", "from", "text"}]`` (``from``: ``persona`` or ``Lina``)."""
 
-    async def history(self, *, journey_id: str | None, conversation_id: str | None) -> list[dict[str, str]]: ...
+    async def history(
+        self, *, journey_id: str | None, conversation_id: str | None
+    ) -> list[dict[str, str]]: ...
 
 
 class CitasPopSource:
@@ -233,11 +248,15 @@ class CitasPopSource:
         variables = dict(record.variables or {}) if record is not None else {}
         segment = call.variables.get("CITAS_SEGMENT") or str(variables.get("segment") or "unknown")
         reason = call.variables.get("CITAS_REASON") or _transfer_reason(record) or ""
-        affiliate_id = call.variables.get("CITAS_AFFILIATE") or str(variables.get("affiliate_id") or "")
+        affiliate_id = call.variables.get("CITAS_AFFILIATE") or str(
+            variables.get("affiliate_id") or ""
+        )
         details = PopDetails(segment={"code": segment, "label": SEGMENTS.get(segment, segment)})
         details.ivr_reason = TRANSFER_REASONS.get(reason, reason) if reason else None
         details.reasons = [details.ivr_reason] if details.ivr_reason else []
-        details.reasons += [eligibility_words(str(r)) for r in variables.get("eligibility_reasons") or []]
+        details.reasons += [
+            eligibility_words(str(r)) for r in variables.get("eligibility_reasons") or []
+        ]
         if record is not None and _complete(record):
             details.call_record_id = record.id
             details.path = path_words(record.path or [], self.flow, self.title)
@@ -260,9 +279,14 @@ class CitasPopSource:
         details = PopDetails(segment={"code": segment, "label": SEGMENTS.get(segment, segment)})
         details.ivr_reason = TRANSFER_REASONS.get(chat.reason, chat.reason)
         details.reasons = [details.ivr_reason]
-        details.reasons += [eligibility_words(str(r)) for r in context.get("eligibility_reasons") or []]
+        details.reasons += [
+            eligibility_words(str(r)) for r in context.get("eligibility_reasons") or []
+        ]
         details.caller = self._person(affiliate, affiliate_id or None, "+" + chat.wa_id)
-        details.facts = [{"label": "Canal", "value": "WhatsApp (Lina)"}, *self._facts(context, {}, affiliate)]
+        details.facts = [
+            {"label": "Canal", "value": "WhatsApp (Lina)"},
+            *self._facts(context, {}, affiliate),
+        ]
         await self._affiliate_parts(details, affiliate_id, str(context.get("specialty") or ""))
         if self.chats is not None:
             details.chat = await self._guard("chat history", self.chats.history(
@@ -281,16 +305,23 @@ class CitasPopSource:
             return None
         return await self._guard("affiliate", self.directory.by_document(affiliate_id), None)
 
-    def _person(self, affiliate: Affiliate | None, document: str | None, number: str | None) -> dict[str, str | None]:
+    def _person(
+        self, affiliate: Affiliate | None, document: str | None, number: str | None
+    ) -> dict[str, str | None]:
         if affiliate is None:
             return masked_person(name=None, document=document, phone=number)
         site = self.reference.sites.get(affiliate.site_id)
         return masked_person(
-            name=affiliate.name, document=affiliate.document, phone=number or affiliate.phone,
-            plan=affiliate.plan, site=site.name if site else affiliate.site_id,
+            name=affiliate.name,
+            document=affiliate.document,
+            phone=number or affiliate.phone,
+            plan=affiliate.plan,
+            site=site.name if site else affiliate.site_id,
         )
 
-    def _facts(self, variables: Mapping[str, Any], channel: Mapping[str, str], affiliate: Affiliate | None) -> list[dict[str, str]]:
+    def _facts(
+        self, variables: Mapping[str, Any], channel: Mapping[str, str], affiliate: Affiliate | None
+    ) -> list[dict[str, str]]:
         facts: list[dict[str, str]] = []
         service = next((s for s in self.reference.services.values()
                         if s.id == variables.get("service")), None)  # fmt: skip
@@ -305,14 +336,20 @@ class CitasPopSource:
             facts.append({"label": "VDN", "value": channel["CITAS_VDN"]})
         return facts
 
-    async def _affiliate_parts(self, details: PopDetails, affiliate_id: str, specialty: str) -> None:
+    async def _affiliate_parts(
+        self, details: PopDetails, affiliate_id: str, specialty: str
+    ) -> None:
         if not affiliate_id:
             return
         if self.appointments is not None:
-            bookings = await self._guard("appointments", self.appointments.pending_for(affiliate_id), [])
+            bookings = await self._guard(
+                "appointments", self.appointments.pending_for(affiliate_id), []
+            )
             details.appointments = [self._appointment(b) for b in bookings]
         if self.cases is not None and specialty:
-            case = await self._guard("open case", self.cases.open_for(affiliate_id, specialty), None)
+            case = await self._guard(
+                "open case", self.cases.open_for(affiliate_id, specialty), None
+            )
             if case is not None:
                 details.open_case = {
                     "number": case.number, "state": CASE_STATES.get(case.state, case.state),
@@ -324,7 +361,9 @@ class CitasPopSource:
         slot = booking.slot
         site = self.reference.sites.get(slot.site_id)
         doctor = site.doctors.get(slot.doctor_id) if site else None
-        service = next((s.name for s in self.reference.services.values() if s.cups == slot.cups), slot.cups)
+        service = next(
+            (s.name for s in self.reference.services.values() if s.cups == slot.cups), slot.cups
+        )
         return {
             "when": slot.starts_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M"),
             "what": service, "doctor": doctor.name if doctor else slot.doctor_id,
@@ -336,7 +375,7 @@ class CitasPopSource:
         try:
             return await step
         except (StoreUnavailable, OSError, TimeoutError) as exc:
-            logger.warning("desk pop: %s unavailable: %s", what, exc)
+            logger.warning("desk pop: %s unavailable: %s", what, failure_text(exc))
             return default
 
 
@@ -362,7 +401,9 @@ class ConversationHistory:
         self.zone = zone
         self.limit = limit
 
-    async def history(self, *, journey_id: str | None, conversation_id: str | None) -> list[dict[str, str]]:
+    async def history(
+        self, *, journey_id: str | None, conversation_id: str | None
+    ) -> list[dict[str, str]]:
         keys = [c for c in (ConversationRow.id == conversation_id if conversation_id else None,
                             ConversationRow.journey_id == journey_id if journey_id else None)
                 if c is not None]  # fmt: skip
@@ -373,11 +414,13 @@ class ConversationHistory:
             ids = list(await session.scalars(select(ConversationRow.id).where(or_(*keys))))
             lines: list[tuple[datetime, str, str]] = []
             inbound = await session.scalars(
-                select(ChatInboundRow).where(ChatInboundRow.conversation_id.in_(ids)))
+                select(ChatInboundRow).where(ChatInboundRow.conversation_id.in_(ids))
+            )
             for msg in inbound:
                 lines.append((msg.meta_timestamp, "persona", msg.text or f"[{msg.kind}]"))
             outbound = await session.scalars(
-                select(ChatOutboundRow).where(ChatOutboundRow.conversation_id.in_(ids)))
+                select(ChatOutboundRow).where(ChatOutboundRow.conversation_id.in_(ids))
+            )
             for out in outbound:
                 lines.append((out.created_at, "Lina", _outbound_text(out.payload)))
             return lines
@@ -400,8 +443,12 @@ def _outbound_text(payload: Mapping[str, Any]) -> str:
 
 
 def citas_pop_source(
-    settings: Settings, db: Database, *, flows: Mapping[str, Flow],
-    reference: Reference | None = None, slots: Appointments | None = None,
+    settings: Settings,
+    db: Database,
+    *,
+    flows: Mapping[str, Flow],
+    reference: Reference | None = None,
+    slots: Appointments | None = None,
 ) -> CitasPopSource:
     """The citas pop source over ``db`` for ``settings``' deployment (composition root):
     the affiliates directory, the call records, the booking source (``slots``: the

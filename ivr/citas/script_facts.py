@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.desk.model import Contact
+from ivr.failures import failure_text
 from ivr.store import StoreUnavailable
 from ivr.store.records import CallRecordStore
 
@@ -45,14 +46,18 @@ class CallRecordFacts:
         try:
             rows = await self.records.find_by_sip_call_id(contact.sip_call_id)
         except (StoreUnavailable, SQLAlchemyError, OSError, TimeoutError) as exc:
-            logger.warning("script entry for contact %s: no call record (%s)", contact.id, exc)
+            logger.warning(
+                "script entry for contact %s: no call record (%s)", contact.id, failure_text(exc)
+            )
             return {}
         if not rows:
             return {}
         return facts_of_record(rows[-1].variables or {}, rows[-1].path or [])
 
 
-def facts_of_record(variables: Mapping[str, Any], path: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def facts_of_record(
+    variables: Mapping[str, Any], path: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
     """The entry facts of one call record (its ``variables`` and ``path``).
 
     >>> facts_of_record({"segment": "non_target", "eligibility_reasons": ["age_out_of_band:70"],
@@ -60,12 +65,16 @@ def facts_of_record(variables: Mapping[str, Any], path: Sequence[Mapping[str, An
     ...                 [{"kind": "node", "node": "main_menu"}, {"kind": "transfer", "reason": "non-target"}])
     {'reason': 'non-target', 'segment': 'non_target', 'eligibility': ['age_out_of_band:70'], 'choice': '1', 'path': ['main_menu']}
     """
-    transfers = [str(s.get("reason")) for s in path if s.get("kind") == "transfer" and s.get("reason")]
+    transfers = [
+        str(s.get("reason")) for s in path if s.get("kind") == "transfer" and s.get("reason")
+    ]
     facts: dict[str, Any] = {
         "reason": transfers[-1] if transfers else None,
         "segment": variables.get("segment"),
         "eligibility": [str(r) for r in variables.get("eligibility_reasons") or []],
-        "choice": str(variables["main_choice"]) if variables.get("main_choice") is not None else None,
+        "choice": str(variables["main_choice"])
+        if variables.get("main_choice") is not None
+        else None,
         "path": [str(s["node"]) for s in path if s.get("kind") == "node" and s.get("node")],
     }
     return {k: v for k, v in facts.items() if v not in (None, "", [])}

@@ -50,6 +50,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ivr.failures import failure_text
 from ivr.mail import mask_address
 from ivr.mail.message import compose, new_message_id, require_address
 from ivr.store.db import Database, StoreUnavailable
@@ -289,7 +290,8 @@ class MailOutbox:
         except IntegrityError:
             return False
         except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"cannot queue mail {row.dedupe_key}: {exc}") from exc
+            reason = failure_text(exc, deadline_s=self.timeout)
+            raise StoreUnavailable(f"cannot queue mail {row.dedupe_key}: {reason}") from exc
         return True
 
     async def _update(self, id: str, what: str, **values: object) -> None:

@@ -39,6 +39,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ivr.failures import failure_text
 from ivr.store.db import Database, StoreUnavailable, dialect_insert
 from ivr.store.models import ChangeVersionRow
 
@@ -189,7 +190,7 @@ class ChangeFeed:
                 await self._listen_once(asyncpg, dsn, resync=not first)
                 logger.warning("change feed: the LISTEN connection dropped; reconnecting")
             except (OSError, DBAPIError, asyncpg.PostgresError, TimeoutError) as exc:
-                logger.warning("change feed: cannot LISTEN (%s); retrying", exc)
+                logger.warning("change feed: cannot LISTEN (%s); retrying", failure_text(exc))
             first = False
             await asyncio.sleep(RECONNECT_S)
 

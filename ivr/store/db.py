@@ -33,12 +33,14 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from ivr.failures import failure_text
 from ivr.store.probe import probe_from_env, task_origin, thread_origin
 from ivr.store.writer import SqliteWriter
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATE_DEADLINE_S = 60.0  # seconds for the whole Alembic upgrade
 READERS = 4  # reader threads (and connections) of a SQLite file's ``read_sync``
 T = TypeVar("T")
 
@@ -220,11 +222,13 @@ class Database:
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
         try:
-            async with asyncio.timeout(60):
+            async with asyncio.timeout(MIGRATE_DEADLINE_S):
                 async with self.engine.begin() as conn:
                     await conn.run_sync(_upgrade)
         except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"cannot migrate the database: {exc}") from exc
+            raise StoreUnavailable(
+                f"cannot migrate the database: {failure_text(exc, deadline_s=MIGRATE_DEADLINE_S)}"
+            ) from exc
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncConnection]:
@@ -318,7 +322,9 @@ class Database:
             async with asyncio.timeout(deadline):
                 return await once_more_if_cut(what, write)
         except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+            raise StoreUnavailable(
+                f"cannot {what}: {failure_text(exc, deadline_s=deadline)}"
+            ) from exc
 
     async def read_sync(
         self, what: str, fn: Callable[[Connection], T], *, deadline_s: float | None = None
@@ -346,13 +352,16 @@ class Database:
                     await conn.execution_options(isolation_level="AUTOCOMMIT")
                 return await conn.run_sync(fn)
 
+        deadline = deadline_s or self.timeout
         try:
-            async with asyncio.timeout(deadline_s or self.timeout):
+            async with asyncio.timeout(deadline):
                 if self._read_engine is not None:
                     return await self._read_in_thread(self._read_engine, fn)
                 return await once_more_if_cut(what, read)
         except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+            raise StoreUnavailable(
+                f"cannot {what}: {failure_text(exc, deadline_s=deadline)}"
+            ) from exc
 
     async def _read_in_thread(self, engine: Engine, fn: Callable[[Connection], T]) -> T:
         if self._readers is None or self._readers[0] != os.getpid():  # none yet, or forked
@@ -398,13 +407,16 @@ class Database:
                 attempt.committing = True
             return result
 
+        deadline = deadline_s or self.timeout
         try:
-            async with asyncio.timeout(deadline_s or self.timeout):
+            async with asyncio.timeout(deadline):
                 return await once_more_if_cut(what, attempt_op)
         except IntegrityError:
             raise
         except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+            raise StoreUnavailable(
+                f"cannot {what}: {failure_text(exc, deadline_s=deadline)}"
+            ) from exc
 
     async def close(self) -> None:
         if self._writer is not None:
