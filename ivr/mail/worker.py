@@ -4,7 +4,8 @@ The same loop as the SMS worker (``ivr.sms.worker``): a temporary failure is
 retried with exponential backoff (``backoff_initial`` doubling up to
 ``backoff_max``) until ``max_attempts`` sends have started; a permanent one is
 final at once. Between rounds it waits on the outbox's ``wakeup`` event with a
-deadline at the next message due.
+deadline at the next message due, claiming at most every ``claim_interval``
+seconds under load (``ivr.store.claimpace``).
 
 ``on_final`` (optional) is awaited with each message once it is marked sent or
 failed — the cases' answer tracker records ``answer_sent`` / ``answer_failed``
@@ -23,11 +24,10 @@ from datetime import UTC, datetime, timedelta
 from ivr.mail import mask_address
 from ivr.mail.outbox import FAILED, SENT, MailMessage, MailOutbox
 from ivr.mail.smtp import MailError, MailPermanentError
+from ivr.store.claimpace import CLAIM_INTERVAL_S, ClaimPace
 from ivr.store.db import StoreUnavailable
 
 logger = logging.getLogger(__name__)
-
-MIN_WAIT = 0.05  # seconds: a due time already past is not worth a busy loop
 
 Sender = Callable[[MailMessage], Awaitable[str]]
 OnFinal = Callable[[MailMessage], Awaitable[None]]
@@ -53,6 +53,7 @@ class MailWorker:
         idle_wait: float = 5.0,
         batch: int = 10,
         on_final: OnFinal | None = None,
+        claim_interval: float = CLAIM_INTERVAL_S,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.outbox = outbox
@@ -66,6 +67,14 @@ class MailWorker:
         self.on_final = on_final
         self._clock = clock
         self._stopping = False
+        self.pace = ClaimPace(
+            "mail worker",
+            outbox.wakeup,
+            outbox.next_due,
+            clock,
+            idle_wait=idle_wait,
+            claim_interval=claim_interval,
+        )
 
     async def run(self) -> None:
         """Send until ``stop()``; a database outage is logged and waited out."""
@@ -73,12 +82,14 @@ class MailWorker:
         while not self._stopping:
             self.outbox.wakeup.clear()  # before claiming: a message queued meanwhile wakes us
             try:
-                processed = await self.run_once()
+                claimed = await self.run_once()
             except StoreUnavailable as exc:
                 logger.warning("mail worker: outbox unavailable: %s", exc)
-                processed = 0
-            if not processed and not self._stopping:
-                await self._wait_for_work()
+                self.pace.forget_due()
+                claimed = 0
+            if claimed >= self.batch or self._stopping:
+                continue  # a full batch: more may be due now
+            await self.pace.wait()  # every message due at the claim was in it
         logger.info("mail worker stopped")
 
     def stop(self) -> None:
@@ -87,6 +98,7 @@ class MailWorker:
 
     async def run_once(self) -> int:
         """Claim the messages due now and deal with each; returns how many."""
+        self.pace.claimed()
         messages = await self.outbox.claim_due(self._clock(), self.lease_s, self.batch)
         async with asyncio.TaskGroup() as group:
             for msg in messages:
@@ -121,6 +133,7 @@ class MailWorker:
             retry_at = self._clock() + timedelta(seconds=delay)
             try:
                 await self.outbox.mark_retry(msg.id, str(exc), retry_at)
+                self.pace.due(retry_at)
             except StoreUnavailable as store_exc:
                 logger.error("mail %s: retry not saved, claimed again after its lease: %s", msg.id, store_exc)  # fmt: skip
         else:
@@ -144,17 +157,3 @@ class MailWorker:
             await self.on_final(outcome)
         except StoreUnavailable as exc:
             logger.warning("mail %s: outcome callback failed (read again later): %s", msg.id, exc)
-
-    async def _wait_for_work(self) -> None:
-        wait = self.idle_wait
-        try:
-            due = await self.outbox.next_due()
-        except StoreUnavailable as exc:
-            logger.warning("mail worker: outbox unavailable: %s", exc)
-            due = None
-        if due is not None:
-            wait = min(wait, max(MIN_WAIT, (due - self._clock()).total_seconds()))
-        try:
-            await asyncio.wait_for(self.outbox.wakeup.wait(), timeout=wait)
-        except TimeoutError:
-            pass

@@ -5,6 +5,10 @@ doubling up to ``backoff_max``) until ``max_attempts`` sends have started; a
 permanent failure is final at once. Between rounds the worker waits on the
 outbox's ``wakeup`` event, with a deadline at the next message due, so a new
 message goes out at once and a retry goes out on time.
+
+Under load it claims at most every ``claim_interval`` seconds, so the messages
+queued meanwhile share one claim, and the next due time is not read again
+after every message (``ivr.store.claimpace``).
 """
 
 from __future__ import annotations
@@ -17,11 +21,10 @@ from datetime import UTC, datetime, timedelta
 from ivr.masking import mask_number
 from ivr.sms.gateways import SmsError, SmsGateway, SmsPermanentError
 from ivr.sms.outbox import OutboxMessage, SmsOutbox
+from ivr.store.claimpace import CLAIM_INTERVAL_S, ClaimPace
 from ivr.store.db import StoreUnavailable
 
 logger = logging.getLogger(__name__)
-
-MIN_WAIT = 0.05  # seconds: a due time already past is not worth a busy loop
 
 
 def _utcnow() -> datetime:
@@ -40,6 +43,7 @@ class SmsWorker:
         lease_s: float = 60.0,
         idle_wait: float = 5.0,
         batch: int = 20,
+        claim_interval: float = CLAIM_INTERVAL_S,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.outbox = outbox
@@ -52,6 +56,14 @@ class SmsWorker:
         self.batch = batch
         self._clock = clock
         self._stopping = False
+        self.pace = ClaimPace(
+            "sms worker",
+            outbox.wakeup,
+            outbox.next_due,
+            clock,
+            idle_wait=idle_wait,
+            claim_interval=claim_interval,
+        )
 
     async def run(self) -> None:
         """Send until ``stop()``; a database outage is logged and waited out."""
@@ -59,13 +71,17 @@ class SmsWorker:
         while not self._stopping:
             self.outbox.wakeup.clear()  # before claiming: a message queued meanwhile wakes us
             try:
-                processed = await self.outbox.store_held()
-                processed += await self.run_once()
+                await self.outbox.store_held()
+                claimed = await self.run_once()
             except StoreUnavailable as exc:
                 logger.warning("sms worker: outbox unavailable: %s", exc)
-                processed = 0
-            if not processed and not self._stopping:
-                await self._wait_for_work()  # held messages are retried at least every idle_wait
+                self.pace.forget_due()
+                claimed = 0
+            if claimed >= self.batch or self._stopping:
+                continue  # a full batch: more may be due now
+            # Every message due at the claim was in it. Held messages are retried
+            # at least every idle_wait.
+            await self.pace.wait()
         logger.info("sms worker stopped")
 
     def stop(self) -> None:
@@ -74,6 +90,7 @@ class SmsWorker:
 
     async def run_once(self) -> int:
         """Claim the messages due now and deal with each; returns how many."""
+        self.pace.claimed()
         messages = await self.outbox.claim_due(self._clock(), self.lease_s, self.batch)
         # Concurrently, so the whole batch ends well inside its lease.
         async with asyncio.TaskGroup() as group:
@@ -117,6 +134,7 @@ class SmsWorker:
             )
             retry_at = self._clock() + timedelta(seconds=delay)
             await self._record(msg, self.outbox.mark_retry(msg.id, str(exc), retry_at))
+            self.pace.due(retry_at)
         else:
             logger.info("sms %s to %s sent (%s, attempt %d)", msg.id, to, provider_id, msg.attempts)
             await self._record(msg, self.outbox.mark_sent(msg.id, provider_id))
@@ -127,17 +145,3 @@ class SmsWorker:
         except StoreUnavailable as exc:
             # The message stays leased: it is claimed again when the lease expires.
             logger.error("sms %s: outcome not saved, retried after its lease: %s", msg.id, exc)
-
-    async def _wait_for_work(self) -> None:
-        wait = self.idle_wait
-        try:
-            due = await self.outbox.next_due()
-        except StoreUnavailable as exc:
-            logger.warning("sms worker: outbox unavailable: %s", exc)
-            due = None
-        if due is not None:
-            wait = min(wait, max(MIN_WAIT, (due - self._clock()).total_seconds()))
-        try:
-            await asyncio.wait_for(self.outbox.wakeup.wait(), timeout=wait)
-        except TimeoutError:
-            pass

@@ -179,3 +179,45 @@ async def test_the_running_worker_sends_a_message_as_soon_as_it_is_queued(rig: R
     finally:
         worker.stop()
         await asyncio.wait_for(task, 5)
+
+
+async def test_under_load_messages_share_claims_and_the_next_due_time_is_not_reread(
+    rig: Rig,
+) -> None:
+    # The SMS worker's kind (tests/unit/test_sms_worker.py), through the same
+    # ClaimPace: at most one claim per claim interval, no empty claim after each
+    # message, the next due time read once while idle_wait has not passed.
+    claims: list[int] = []
+    due_reads = 0
+    claim_due, next_due = rig.outbox.claim_due, rig.outbox.next_due
+
+    async def counted_claim(*args: object, **kwargs: object) -> list[MailMessage]:
+        claimed = await claim_due(*args, **kwargs)  # type: ignore[arg-type]
+        claims.append(len(claimed))
+        return claimed
+
+    async def counted_next_due() -> datetime | None:
+        nonlocal due_reads
+        due_reads += 1
+        return await next_due()
+
+    rig.outbox.claim_due = counted_claim  # type: ignore[method-assign]
+    rig.outbox.next_due = counted_next_due  # type: ignore[method-assign]
+    worker = rig.worker(idle_wait=60)
+    worker.pace.next_due = counted_next_due
+    task = asyncio.create_task(worker.run())
+    try:
+        started = asyncio.get_running_loop().time()
+        for i in range(15):
+            await rig.queue(f"k{i}", to=f"p{i}@example.org")
+            await asyncio.sleep(0.02)
+        await eventually(lambda: len(rig.peer.received()) == 15, within=10)
+        took = asyncio.get_running_loop().time() - started
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 5)
+
+    assert sum(claims) == 15
+    assert len(claims) <= took / worker.pace.claim_interval + 3
+    assert claims.count(0) <= 1
+    assert due_reads == 1
