@@ -130,3 +130,39 @@ async def test_a_stop_before_the_poller_starts_still_stops_it(db: Database) -> N
     poller = asyncio.create_task(live.run())
     live.stop()
     await asyncio.wait_for(poller, timeout=5)
+
+
+async def test_following_a_change_feed_the_revision_poll_is_a_fallback_once_a_second(
+    db: Database,
+) -> None:
+    # d1: the 200 ms revision poll was 2 % of a busy citas controller's loop, in
+    # every process, reading what the change feed already brings. Following the
+    # feed, a change still arrives at the feed's pace (0.1 s here), not the poll's.
+    from ivr.ops.live import FOLLOWING_POLL_S
+    from ivr.store.changes import ChangeFeed
+
+    class Counting(OpsStore):
+        reads = 0
+
+        async def revision(self) -> int:
+            Counting.reads += 1
+            return await super().revision()
+
+    feed = ChangeFeed(db, poll_s=0.1)
+    live = LiveFlags(Counting(db), REGISTRY)
+    live.follow(feed)
+    assert live.poll_interval == FOLLOWING_POLL_S
+    tasks = [asyncio.create_task(feed.run()), asyncio.create_task(live.run())]
+    try:
+        await eventually(lambda: live.healthy)
+        Counting.reads = 0
+        await asyncio.sleep(2.0)
+        assert Counting.reads <= 3  # 10 at the unfollowed 0.2 s
+        await FlagService(OpsStore(db), REGISTRY).set_flag(
+            OPERATOR, SELF_SERVICE, False, "booking WS down"
+        )
+        await eventually(lambda: not live.enabled(SELF_SERVICE), within=0.5 + 0.3)
+    finally:
+        live.stop()
+        feed.stop()
+        await asyncio.gather(*tasks)
