@@ -332,7 +332,8 @@ async def test_a_message_queued_by_another_process_is_found_within_idle_wait(
 ) -> None:
     # No wakeup crosses processes: the next-due read, at most idle_wait old, finds it.
     gateway = ScriptedGateway()
-    worker = SmsWorker(SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S), gateway, idle_wait=0.3)
+    outbox = SmsOutbox(db, timeout=TEST_DB_TIMEOUT_S)
+    worker = SmsWorker(outbox, gateway, idle_wait=0.3, claim_interval=0.1)
     task = asyncio.create_task(worker.run())
     try:
         await asyncio.sleep(0.1)  # the worker waits: nothing was due
@@ -351,7 +352,7 @@ async def test_a_retry_after_a_busy_moment_goes_out_on_time(db: Database) -> Non
     # The worker's own retry moves the known next due time forward without a read.
     outbox = CountingOutbox(db)
     gateway = ScriptedGateway([SmsTemporaryError("busy")])
-    worker = SmsWorker(outbox, gateway, backoff_initial=0.3, idle_wait=60.0)
+    worker = SmsWorker(outbox, gateway, backoff_initial=0.3, idle_wait=60.0, claim_interval=0.1)
     task = asyncio.create_task(worker.run())
     try:
         first = await outbox.enqueue(to_number=PHONE, text="uno", dedupe_key="k1")
