@@ -29,6 +29,7 @@ from panoramisk.actions import Action
 from panoramisk.ami_protocol import AMIProtocol
 
 from ivr.ami.errors import AmiActionFailed, AmiAuthError, AmiConnectionError, AmiError, AmiTimeout
+from ivr.failures import failure_text
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ class AmiConnection:
         except TimeoutError as exc:
             raise AmiTimeout(f"AMI connect to {self._where} took over {self._timeout}s") from exc
         except OSError as exc:
-            raise AmiConnectionError(f"cannot connect to AMI at {self._where}: {exc}") from exc
+            reason = failure_text(exc)
+            raise AmiConnectionError(f"cannot connect to AMI at {self._where}: {reason}") from exc
         self._attach(loop, protocol)
         await self._login()
         await self._filter_events()
@@ -165,7 +167,9 @@ class AmiConnection:
         first = _as_dict(messages[0])
         if not messages[0].success or first.get("Response") in ("Error", "Failure"):
             raise AmiActionFailed(name, first)
-        return [_as_dict(m) for m in messages[1:] if not str(m.get("Event", "")).endswith("Complete")]
+        return [
+            _as_dict(m) for m in messages[1:] if not str(m.get("Event", "")).endswith("Complete")
+        ]
 
     def on_event(self, pattern: str, handler: AmiEventHandler) -> None:
         """Call ``handler(event)`` for every event whose name matches ``pattern``.
@@ -257,7 +261,9 @@ class AmiConnection:
     ) -> dict[str, str]:
         """Send one action and return its final response; raise on error or timeout."""
         name = str(fields["Action"])
-        answer = await self._send(name, fields, self._timeout if within is None else within, as_list)
+        answer = await self._send(
+            name, fields, self._timeout if within is None else within, as_list
+        )
         # Multi-message answers (Originate with Async) end with the message that decides.
         final = answer[-1] if isinstance(answer, list) else answer
         response = _as_dict(final)

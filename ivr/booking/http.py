@@ -34,6 +34,7 @@ from ivr.booking.model import (
     Slot,
     SlotTaken,
 )
+from ivr.failures import failure_text
 from ivr.httpsession import OwnedSession
 
 logger = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ class HttpSlotSource(OwnedSession):
         except TimeoutError as exc:
             raise BookingUnavailable(f"{method} {path}: no answer in {self.timeout}s") from exc
         except aiohttp.ClientError as exc:
-            raise BookingUnavailable(f"{method} {path}: {exc}") from exc
+            raise BookingUnavailable(f"{method} {path}: {failure_text(exc)}") from exc
         return response.status, _json_or_text(text)
 
     def _booking(self, body: Any, slot_id: str, affiliate_id: str, call_id: str | None) -> Booking:

@@ -27,6 +27,7 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
+from ivr.failures import failure_text
 from ivr.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,8 @@ class SmtpMailer:
         except aiosmtplib.SMTPResponseException as exc:
             raise _by_code(exc.code, f"{exc.code} {exc.message}") from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise MailError(f"{type(exc).__name__}: {exc}") from exc
+            reason = failure_text(exc, deadline_s=server.timeout)
+            raise MailError(f"{type(exc).__name__}: {reason}") from exc
         if refused:
             worst = min(code for code, _ in refused.values())
             raise _by_code(worst, "; ".join(f"{code} {text}" for code, text in refused.values()))

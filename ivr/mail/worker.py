@@ -94,7 +94,7 @@ class MailWorker:
 
     def stop(self) -> None:
         self._stopping = True
-        self.outbox.wakeup.set()
+        self.pace.stop()
 
     async def run_once(self) -> int:
         """Claim the messages due now and deal with each; returns how many."""

@@ -1,7 +1,8 @@
 """The flags as a running controller sees them: a snapshot kept fresh by polling.
 
-Each controller polls one integer (``ops_state.revision``) every 200 ms and
-reloads the snapshot only when it moved, so a change made anywhere (API, CLI,
+Each controller polls one integer (``ops_state.revision``) every 200 ms, or
+once a second when it follows the change feed (below), and reloads the
+snapshot only when it moved, so a change made anywhere (API, CLI,
 another controller's console) reaches every controller within a second,
 without a restart and without touching calls already past their decision.
 Given the change feed (``ivr.store.changes``, topic ``flags``), a change is

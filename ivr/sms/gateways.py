@@ -20,6 +20,7 @@ from typing import Protocol
 
 import aiohttp
 
+from ivr.failures import failure_text
 from ivr.httpsession import OwnedSession
 from ivr.masking import mask_number
 from ivr.sms.outbox import OutboxMessage
@@ -113,7 +114,7 @@ class HttpSmsGateway(OwnedSession):
         except TimeoutError as exc:
             raise SmsTemporaryError(f"sms {msg.id}: no answer in {self.timeout}s") from exc
         except aiohttp.ClientError as exc:
-            raise SmsTemporaryError(f"sms {msg.id}: {exc}") from exc
+            raise SmsTemporaryError(f"sms {msg.id}: {failure_text(exc)}") from exc
         if 200 <= status < 300:
             return self._provider_id(msg, body)
         problem = f"sms {msg.id} to {mask_number(msg.to_number)}: HTTP {status}: {body[:200]}"

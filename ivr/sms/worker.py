@@ -4,7 +4,7 @@ A temporary failure is retried with exponential backoff (``backoff_initial``
 doubling up to ``backoff_max``) until ``max_attempts`` sends have started; a
 permanent failure is final at once. Between rounds the worker waits on the
 outbox's ``wakeup`` event, with a deadline at the next message due, so a new
-message goes out at once and a retry goes out on time.
+message goes out within half a second and a retry on time.
 
 Under load it claims at most every ``claim_interval`` seconds, so the messages
 queued meanwhile share one claim, and the next due time is not read again
@@ -71,6 +71,7 @@ class SmsWorker:
         while not self._stopping:
             self.outbox.wakeup.clear()  # before claiming: a message queued meanwhile wakes us
             try:
+                self.pace.claimed()  # paced too when storing the held messages fails
                 await self.outbox.store_held()
                 claimed = await self.run_once()
             except StoreUnavailable as exc:
@@ -86,7 +87,7 @@ class SmsWorker:
 
     def stop(self) -> None:
         self._stopping = True
-        self.outbox.wakeup.set()
+        self.pace.stop()
 
     async def run_once(self) -> int:
         """Claim the messages due now and deal with each; returns how many."""

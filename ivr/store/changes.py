@@ -35,7 +35,7 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,9 +65,11 @@ async def touch(session: AsyncSession, topic: str) -> None:
 
     The version row moves with the transaction; on PostgreSQL the notification is
     sent at commit. This process's feeds count the change at once (their readers
-    must not serve their own write's old data for a poll interval); a reader that
-    loads in between is caught again when the feed sees the committed version.
-    Raises what the session raises (the writer's transaction fails with it).
+    must not serve their own write's old data for a poll interval) and again right
+    after the commit: a reader that loaded in between read the old data (the
+    flags' revision, say) and is told to load once more, without waiting for the
+    feed's poll (0.5 s on SQLite). Raises what the session raises (the writer's
+    transaction fails with it).
     """
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     statement = dialect_insert(dialect, ChangeVersionRow).values(topic=topic, version=1)
@@ -78,9 +80,16 @@ async def touch(session: AsyncSession, topic: str) -> None:
     if dialect == "postgresql":
         await session.execute(text("SELECT pg_notify(:channel, :topic)"),
                               {"channel": CHANNEL, "topic": topic})  # fmt: skip
-    for feed in _local:
-        if feed.db.engine is session.bind:  # this process's feed on this database
-            feed.changed(topic)
+    feeds = [feed for feed in _local if feed.db.engine is session.bind]  # this process's
+    for feed in feeds:
+        feed.changed(topic)
+    if feeds:
+
+        def committed(_session: object) -> None:
+            for feed in feeds:
+                feed.changed(topic)
+
+        event.listen(session.sync_session, "after_commit", committed, once=True)
 
 
 Listener = Callable[[str], None]

@@ -15,8 +15,8 @@ A claim that came back full is followed by another at once, by the worker, not
 through here. The next due time is read from the database (``next_due``) at most
 every ``idle_wait`` seconds, or once the time read has passed (a claim took what
 was due then); the worker's own retries move it forward in memory (``due``).
-Messages queued by another process wake no one here: the read, at most
-``idle_wait`` old, finds them.
+Messages queued by another process wake no one here: the claim after a wait
+of at most ``idle_wait`` finds them.
 
 Why: run d1 (docs/PERFORMANCE.md) measured the SMS worker at 8.1 % of a busy
 citas controller's event loop, and at 320 citas calls (10.7 SMS a second) it
@@ -69,6 +69,12 @@ class ClaimPace:
         self._claimed_at = -math.inf  # time.monotonic() of the last claim
         self._due: datetime | None = None  # as last read, moved forward by ``due``
         self._due_read_at = -math.inf  # time.monotonic() of that read
+        self._stopped = asyncio.Event()
+
+    def stop(self) -> None:
+        """The worker stops: a wait in progress or to come returns at once."""
+        self._stopped.set()
+        self.wakeup.set()
 
     def claimed(self) -> None:
         """A claim starts now."""
@@ -94,8 +100,11 @@ class ClaimPace:
         except TimeoutError:
             pass
         rest = self._claimed_at + self.claim_interval - time.monotonic()
-        if rest > 0:
-            await asyncio.sleep(rest)
+        if rest > 0 and not self._stopped.is_set():
+            try:  # a stop ends the rest at once
+                await asyncio.wait_for(self._stopped.wait(), timeout=rest)
+            except TimeoutError:
+                pass
 
     async def _next_due(self) -> datetime | None:
         stale = time.monotonic() - self._due_read_at >= self.idle_wait

@@ -207,6 +207,9 @@ async def test_under_load_messages_share_claims_and_the_next_due_time_is_not_rer
     worker.pace.next_due = counted_next_due
     task = asyncio.create_task(worker.run())
     try:
+        await eventually(lambda: due_reads == 1)  # idle first: the start is not counted
+        claims.clear()
+        due_reads = 0
         started = asyncio.get_running_loop().time()
         for i in range(15):
             await rig.queue(f"k{i}", to=f"p{i}@example.org")
@@ -218,6 +221,6 @@ async def test_under_load_messages_share_claims_and_the_next_due_time_is_not_rer
         await asyncio.wait_for(task, 5)
 
     assert sum(claims) == 15
-    assert len(claims) <= took / worker.pace.claim_interval + 3
+    assert len(claims) <= took / worker.pace.claim_interval + 2
     assert claims.count(0) <= 1
-    assert due_reads == 1
+    assert due_reads == 0
