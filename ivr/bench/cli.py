@@ -140,10 +140,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="K",
-        help="run every step K times; a step passes when more than half of its runs pass, "
-        "its figures are the median run (by response p99) of the runs that agree with that "
-        "verdict, and the report shows every run's p99 (default 1; 3 for a capacity worth "
-        "quoting)",
+        help="run every step up to K times; a step passes when more than half of its runs "
+        "pass (it stops once the runs so far decide that: 2 of 3 agreeing), its figures are "
+        "the median run (by response p99) of the runs that agree with that verdict, and the "
+        "report shows every run's p99 (default 1; 3 for a capacity worth quoting)",
     )
     p.add_argument(
         "--threshold",

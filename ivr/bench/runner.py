@@ -54,6 +54,7 @@ from ivr.bench.stats import (
     StepResult,
     combine_runs,
     first_failed,
+    majority_decided,
     merge_counts,
     next_step,
     path_waits,
@@ -498,11 +499,14 @@ class Bench:
     def _repeated(
         self, n: int, one: Callable[[int], StepResult], *, controller: bool = True
     ) -> StepResult:
-        """Step N run ``config.repeat`` times (``one(k)``, k = 1..K), combined by
-        ``combine_runs``; with a ``controller``, stops early when it has exited (what ran
-        counts; the next step's check reports it)."""
+        """Step N run up to ``config.repeat`` times (``one(k)``, k = 1..K), combined by
+        ``combine_runs``: stops once the runs so far decide the majority
+        (``majority_decided``: 2 of 3 agreeing), and with a ``controller`` when it has
+        exited (what ran counts; the next step's check reports it)."""
         runs: list[StepResult] = []
         for k in range(1, self.config.repeat + 1):
+            if k > 1 and majority_decided([r.run_passed for r in runs], self.config.repeat):
+                break
             if k > 1 and controller and not self._controller_alive():
                 break
             runs.append(one(k))

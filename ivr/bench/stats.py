@@ -302,6 +302,23 @@ class StepResult:
         }
 
 
+def majority_decided(passed: Sequence[bool], repeat: int) -> bool:
+    """Whether the runs so far (``passed``: each run's own verdict, in order) already
+    fix the majority verdict of ``repeat`` runs (``combine_runs``: more than half
+    passed), whatever the runs left would give: with 3, two passes or two failures.
+
+    ``ivr bench --repeat K`` stops a step there: a third run after two that agree
+    changes neither the verdict nor which runs the figures come from, only which
+    of them is the median. Raises ``ValueError`` for ``repeat`` < 1 or more runs
+    than ``repeat``.
+    """
+    if repeat < 1 or len(passed) > repeat:
+        raise ValueError(f"{len(passed)} runs of a step repeated {repeat} times")
+    passes = sum(passed)
+    left = repeat - len(passed)
+    return passes * 2 > repeat or (passes + left) * 2 <= repeat
+
+
 def combine_runs(runs: Sequence[StepResult]) -> StepResult:
     """One step from ``K`` runs of the same N (``ivr bench --repeat K``).
 

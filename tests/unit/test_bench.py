@@ -628,10 +628,24 @@ def test_every_run_is_in_the_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("repeat", "alive", "calls"), [(1, True, [1]), (3, True, [1, 2, 3]), (3, False, [1])]
+    ("repeat", "alive", "failed", "calls"),
+    [
+        (1, True, (0,), [1]),
+        (3, True, (0, 0, 0), [1, 2]),  # two passes decide 3
+        (3, True, (20, 20, 0), [1, 2]),  # two failures too
+        (3, True, (0, 20, 0), [1, 2, 3]),  # split: the third decides
+        (3, True, (20, 0, 20), [1, 2, 3]),
+        (5, True, (0, 20, 0, 0, 20), [1, 2, 3, 4]),
+        (3, False, (0, 20, 0), [1]),
+    ],
 )
-def test_the_bench_runs_a_step_k_times_and_stops_when_the_controller_has_exited(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repeat: int, alive: bool, calls: list[int]
+def test_the_bench_runs_a_step_until_its_majority_is_decided_or_the_controller_has_exited(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    repeat: int,
+    alive: bool,
+    failed: tuple[int, ...],
+    calls: list[int],
 ) -> None:
     from ivr.bench.runner import Bench, BenchConfig
     from ivr.settings import Settings
@@ -647,15 +661,41 @@ def test_the_bench_runs_a_step_k_times_and_stops_when_the_controller_has_exited(
 
     def one(k: int) -> StepResult:
         ran.append(k)
-        return _run(80, 100.0 * k)
+        return _run(80, 100.0 * k, failed[k - 1])
 
     combined = bench._repeated(80, one)
     assert ran == calls
     assert combined.summary()["runs"] == len(calls)
+    expected = sum(f == 0 for f in failed[: len(calls)]) * 2 > len(calls)
+    if alive:  # what ran decides what all K would have
+        assert combined.passed is (sum(f == 0 for f in failed) * 2 > repeat) is expected
     runs_said = [line for line in said if "N=80   run " in line]
     assert len(runs_said) == (len(calls) if repeat > 1 else 0)
     assert said[-1].lstrip().startswith("smoke-ari")  # the step's own line last
-    # Without a controller (plain dialplan) every run is made.
+    # Without a controller (plain dialplan) the runs stop on the majority alone.
     ran.clear()
     bench._repeated(80, one, controller=False)
-    assert ran == list(range(1, repeat + 1))
+    assert ran == (calls if alive else [1, 2, 3][:repeat])
+
+
+@pytest.mark.parametrize("repeat", [1, 2, 3, 4, 5, 7])
+def test_a_majority_is_decided_exactly_when_no_remaining_runs_can_change_it(repeat: int) -> None:
+    """Over every sequence of run verdicts up to ``repeat``: decided iff every way of
+    finishing the runs gives the same majority (``combine_runs``' rule)."""
+    from itertools import product
+
+    from ivr.bench.stats import majority_decided
+
+    def verdict(runs: tuple[bool, ...]) -> bool:
+        return sum(runs) * 2 > repeat
+
+    for done in range(repeat + 1):
+        for so_far in product((True, False), repeat=done):
+            endings = {
+                verdict(so_far + rest) for rest in product((True, False), repeat=repeat - done)
+            }
+            assert majority_decided(list(so_far), repeat) is (len(endings) == 1), so_far
+    with pytest.raises(ValueError):
+        majority_decided([True] * (repeat + 1), repeat)
+    with pytest.raises(ValueError):
+        majority_decided([], 0)
