@@ -241,9 +241,10 @@ class CallChannel(Protocol):
 
     async def annotate(self, context: Mapping[str, str]) -> None:
         """Context a hand-off will carry, known before it (segment, affiliate…):
-        voice sets the hand-off's channel variables now (visible while the call
-        runs, kept when the call is rescued to the agents); chat may keep nothing
-        (the ``HandOff`` carries what it needs)."""
+        voice keeps it on the channel now, every key so far in one variable
+        (``<PREFIX>CONTEXT``), so a rescue to the agents carries it even from
+        another controller; chat may keep nothing (the ``HandOff`` carries what it
+        needs)."""
         ...
 
     async def hand_off(self, hand_off: HandOff) -> None:

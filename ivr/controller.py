@@ -264,7 +264,10 @@ class Controller:
                     [Phrase("prompt", "service_unavailable_agent")], interruptible=False
                 )
             vdn = self.engine.default_vdn
-            await channel.hand_off(HandOff(vdn, reason, {"segment": "unknown"}))
+            # What the flow knew before it was cut off (segment, affiliate, CUPS: its
+            # annotate), even when another controller set it; else the segment is unknown.
+            context = {"segment": "unknown"} | await channel.annotated()
+            await channel.hand_off(HandOff(vdn, reason, context))
         except CallTransferred:
             record.outcome = "transferred"
             record.step("transfer", vdn=self.engine.default_vdn, reason=reason)

@@ -16,7 +16,15 @@ contains a prompt's length or a timeout.
 
 The timer does nothing unless ``CITAS_REACTION_LOG=<path>`` is set (each
 sample becomes a JSON line there, for ``ivr bench``) or an observer is set
-(a callback given each reaction in seconds, e.g. a metrics histogram):
+(a callback given each reaction in seconds, e.g. a metrics histogram).
+
+The log is the bench's measuring instrument, so it costs the loop as little as
+it can: samples are kept in memory and a thread of the timer's own appends them
+every ``FLUSH_EVERY_S`` (and at ``close``), whole lines in one ``write`` on an
+``O_APPEND`` file, so several controllers share one log without a line cut in
+two. Before, each sample was a line-buffered write on the loop (run d1: 3.9 %
+of a busy citas controller's loop, three keys a call, two samples a key).
+
 
 >>> seen: list[float] = []
 >>> timer = ReactionTimer(observer=seen.append, clock=iter([1.0, 1.25]).__next__)
@@ -46,6 +54,9 @@ RESPONSE_COMMANDS = frozenset({"play", "continue", "hangup"})
 # Keys whose channel never issues a command again (hung up) are pruned.
 MAX_PENDING = 4096
 STALE_S = 120.0
+# The log's samples are appended at most this late (s); the bench reads a step's
+# samples after its calls have ended, seconds after the last judged one.
+FLUSH_EVERY_S = 0.5
 
 Observer = Callable[[float], None]
 
@@ -59,7 +70,9 @@ class ReactionTimer:
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._log_path = log_path
-        self._log: IO[str] | None = None
+        self._log: IO[bytes] | None = None
+        self._lines: list[str] = []  # samples not yet appended
+        self._stop_flusher: threading.Event | None = None  # set: the flusher thread ends
         self._observer = observer
         self._clock = clock
         self._lock = threading.Lock()
@@ -120,7 +133,13 @@ class ReactionTimer:
             self._write("response", channel_id, command, now - response[0], response[1], wall)
 
     def close(self) -> None:
+        """Append what is pending and close the log (the flusher thread ends; a later
+        sample opens it again)."""
         with self._lock:
+            if self._stop_flusher is not None:
+                self._stop_flusher.set()
+                self._stop_flusher = None
+            self._flush()
             if self._log is not None:
                 self._log.close()
                 self._log = None
@@ -149,15 +168,45 @@ class ReactionTimer:
             sample["from_asterisk_ms"] = round((wall - sent_at) * 1000, 1)
         line = json.dumps(sample, separators=(",", ":")) + "\n"
         with self._lock:
-            try:
-                if self._log is None:
+            if self._log is None:  # opened here: an unusable path is known at once
+                try:
                     self._log_path.parent.mkdir(parents=True, exist_ok=True)
-                    self._log = self._log_path.open("a", encoding="utf-8", buffering=1)
-                self._log.write(line)
-            except OSError as exc:
-                logger.warning("reaction log %s: %s; no more samples", self._log_path, exc)
-                self._log_path = None
-                self.enabled = self._observer is not None
+                    self._log = self._log_path.open("ab", buffering=0)
+                except OSError as exc:
+                    self._give_up(exc)
+                    return
+            if self._stop_flusher is None:  # the first sample since the start or a close
+                self._stop_flusher = threading.Event()
+                threading.Thread(
+                    target=self._flush_every, args=(self._stop_flusher,),
+                    name="reaction-log", daemon=True,
+                ).start()  # fmt: skip
+            self._lines.append(line)
+
+    def _flush_every(self, stop: threading.Event) -> None:
+        while not stop.wait(FLUSH_EVERY_S):
+            with self._lock:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Append the pending samples, under ``_lock``: one ``write`` of whole lines."""
+        if not self._lines or self._log is None or self._log_path is None:
+            return
+        data = "".join(self._lines).encode("utf-8")
+        self._lines.clear()
+        try:
+            self._log.write(data)
+        except OSError as exc:
+            self._give_up(exc)
+
+    def _give_up(self, exc: OSError) -> None:
+        logger.warning("reaction log %s: %s; no more samples", self._log_path, exc)
+        self._log_path = None
+        self._lines.clear()
+        self.enabled = self._observer is not None
+        if self._stop_flusher is not None:
+            self._stop_flusher.set()
+            self._stop_flusher = None
 
     def _prune(self, now: float) -> None:
         for table in (self._first, self._response):

@@ -25,6 +25,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Protocol
+from urllib.parse import parse_qsl, urlencode
 
 from ivr.ari import (
     AriConflict,
@@ -72,7 +73,8 @@ class LineSounds(Protocol):
     extensions are the agents' VDNs (a hand-off continues there at the queue);
     ``variable(key)``: the channel variable a hand-off sets for a context key
     (``segment`` -> ``__<PREFIX>SEGMENT``, inherited by the agent's leg: the
-    dialplan turns it into a SIP header).
+    dialplan turns it into a SIP header); ``dialplan_variable(key)``: the same
+    name, not inherited (``context`` -> ``<PREFIX>CONTEXT``).
     """
 
     @property
@@ -82,6 +84,36 @@ class LineSounds(Protocol):
 
     def variable(self, key: str) -> str: ...
 
+    def dialplan_variable(self, key: str) -> str: ...
+
+
+# ``annotate``'s one channel variable (``<PREFIX>CONTEXT``), its keys and values
+# URL-encoded (``segment=target&affiliate=1010101010&cups=890201``).
+CONTEXT_KEY = "context"
+
+
+def encode_context(context: Mapping[str, str]) -> str:
+    """``annotate``'s context as one variable's value: ``application/x-www-form-urlencoded``
+    (the stdlib's ``urlencode``, keys sorted), so no ``,`` ``|`` or ``=`` of a value
+    reaches the dialplan unescaped.
+
+    >>> encode_context({"segment": "target", "cups": "890201"})
+    'cups=890201&segment=target'
+    """
+    return urlencode(sorted(context.items()))
+
+
+def decode_context(value: str) -> dict[str, str]:
+    """``encode_context`` read back; a value that is not one (empty, another program's)
+    gives the keys it can parse, nothing else.
+
+    >>> decode_context("cups=890201&segment=target")
+    {'cups': '890201', 'segment': 'target'}
+    >>> decode_context("")
+    {}
+    """
+    return dict(parse_qsl(value, keep_blank_values=True))
+
 
 class VoiceDialogue(ABC):
     """The dialogue (``ivr.channel.CallChannel``) rendered as telephony; subclasses
@@ -89,6 +121,7 @@ class VoiceDialogue(ABC):
 
     def __init__(self, line: LineSounds) -> None:
         self.line = line
+        self._context: dict[str, str] = {}  # what ``annotate`` was told, merged
 
     @property
     def kind(self) -> ChannelKind:
@@ -172,7 +205,19 @@ class VoiceDialogue(ABC):
         return await self.collect(request)
 
     async def annotate(self, context: Mapping[str, str]) -> None:
-        await self.set_variables({self.line.variable(k): v for k, v in context.items()})
+        # One variable (``<PREFIX>CONTEXT``, every key so far) in one request on the
+        # caller's path, not one per key (citas' eligibility: three, 3 of a citas
+        # call's 13 ARI requests; docs/perf/budget.md). A hand-off sets the agents'
+        # variables itself; a rescue reads this one back (VoiceChannel.annotated).
+        self._context |= context
+        await self.set_variables(
+            {self.line.dialplan_variable(CONTEXT_KEY): encode_context(self._context)}
+        )
+
+    async def annotated(self) -> dict[str, str]:
+        """The context ``annotate`` was told, for a rescue's hand-off (``VoiceChannel``
+        reads it from the channel: another controller may have set it)."""
+        return dict(self._context)
 
     async def hand_off(self, hand_off: HandOff) -> None:
         variables = {self.line.variable("reason"): hand_off.reason}
@@ -382,6 +427,21 @@ class VoiceChannel(VoiceDialogue):
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+    async def annotated(self) -> dict[str, str]:
+        """The context ``annotate`` left on the channel, whichever controller set it
+        (a dead one's, for the one that adopted the call): ``{}`` when none was set.
+        Best effort, one ``GET /channels/{id}/variable``: when it cannot be read, what
+        this controller annotated itself (a rescue goes on without the rest)."""
+        name = self.line.dialplan_variable(CONTEXT_KEY)
+        try:
+            value = await self.client.get_variable(self.call_id, name)
+        except AriNotFound:  # never set (Asterisk: "Provided variable was not found")
+            return dict(self._context)
+        except AriError as exc:
+            logger.warning("call %s: context not read back: %s", self.call_id, exc)
+            return dict(self._context)
+        return decode_context(value)
 
     async def transfer(self, *, context: str, extension: str) -> None:
         await self._ari(

@@ -323,10 +323,11 @@ class CitasActions:
         state.set("eligibility_route", result.route)
         state.set("eligibility_reasons", list(result.reasons))
         state.set("agent_vdn", vdn)
-        # Known now for any later hand-off (voice: __CITAS_SEGMENT… set at once).
+        # Known now for a rescue's hand-off, even by another controller (voice: the
+        # channel's CITAS_CONTEXT, set at once).
         await state.channel.annotate(
             {"segment": result.segment, "affiliate": affiliate.id,
-             "cups": str(state.variables["cups"]), "vdn_hint": vdn}
+             "cups": str(state.variables["cups"])}
         )  # fmt: skip
         return result.route
 

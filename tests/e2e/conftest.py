@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
@@ -134,6 +135,19 @@ def ok(report: dict[str, Any]) -> dict[str, Any]:
     """A scenario report that passed: no failure and exit code 0."""
     assert report["failures"] == [] and report["exit_code"] == 0, report
     return report
+
+
+def call_past_eligibility(sandbox: Sandbox) -> bool:
+    """A channel in the app whose flow has annotated its context (citas: eligibility
+    done): ``CITAS_CONTEXT`` holds a segment (an unset variable is a 404)."""
+    for channel in sandbox.ari_get("/channels"):
+        try:
+            found = sandbox.ari_get(f"/channels/{channel['id']}/variable?variable=CITAS_CONTEXT")
+        except urllib.error.HTTPError:
+            continue
+        if "segment=" in found.get("value", ""):
+            return True
+    return False
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> None:

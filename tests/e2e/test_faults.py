@@ -23,7 +23,7 @@ import pytest
 
 from ivr.controller import sms_log_path
 from ivr.sandbox import manager
-from tests.e2e.conftest import ControllerProcess, Sandbox, ok, wait_until
+from tests.e2e.conftest import ControllerProcess, Sandbox, call_past_eligibility, ok, wait_until
 from tests.e2e.fault_peers import (
     RecordRow,
     SmsProviderPeer,
@@ -137,6 +137,33 @@ def test_controller_killed_mid_call_the_restarted_one_sends_the_caller_to_agents
     assert silence < 10.0
     # The dead controller's promo keeps playing; the rescue message is queued after it.
     assert transfer_at - adopted_at < PROMO_S + RESCUE_PROMPT_S + 2.0
+
+
+def test_controller_killed_after_eligibility_the_rescue_keeps_its_context(
+    sandbox: Sandbox, own_controllers: None, tmp_path: Path
+) -> None:
+    """The agents get the segment, affiliate and CUPS eligibility found before the
+    controller died, from the channel (before: a rescue always said segment
+    ``unknown``; the scenario's expectations are the headers)."""
+    first = started(sandbox, sandbox.env, tmp_path / "serve-killed.log")
+    second = ControllerProcess(sandbox, tmp_path / "serve-restarted.log")
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            running = place(pool, sandbox, "controller-killed-after-eligibility")
+            wait_until(lambda: call_past_eligibility(sandbox), 40, "eligibility's context")
+            assert first.proc is not None
+            os.kill(first.proc.pid, signal.SIGKILL)  # a crash, mid-offer
+            first.proc.wait(timeout=10)
+            second.start()
+            report = running.result(timeout=110)
+    finally:
+        second.stop()
+        first.stop()
+
+    ok(report)
+    headers = report["agent_headers"]
+    assert (headers["X-Citas-Reason"], headers["X-Citas-Segment"]) == ("ivr-restarted", "target")
+    assert (headers["X-Citas-Affiliate"], headers["X-Citas-Cups"]) == ("1010101010", "890201")
 
 
 def ops(sandbox: Sandbox) -> OpsApi:

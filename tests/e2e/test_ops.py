@@ -5,7 +5,6 @@ booking-service breaker; refused requests change nothing."""
 from __future__ import annotations
 
 import time
-import urllib.error
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ControllerProcess, Sandbox, ok, wait_until
+from tests.e2e.conftest import ControllerProcess, Sandbox, call_past_eligibility, ok, wait_until
 from tests.e2e.ops_peers import BookingPeer, OpsApi, create_token
 
 pytestmark = pytest.mark.e2e
@@ -52,17 +51,6 @@ def applied_by_controller(api: OpsApi, before: float, within: float = 1.0) -> fl
     wait_until(lambda: api.metric("citas_flags_revision") > before, within,
                "the controller to load the change")  # fmt: skip
     return time.monotonic() - started
-
-
-def call_past_eligibility(sandbox: Sandbox) -> bool:
-    for channel in sandbox.ari_get("/channels"):
-        try:
-            found = sandbox.ari_get(f"/channels/{channel['id']}/variable?variable=CITAS_SEGMENT")
-        except urllib.error.HTTPError:
-            continue
-        if found.get("value"):
-            return True
-    return False
 
 
 def test_self_service_switched_off_while_calls_run_takes_the_next_call_to_the_agents(

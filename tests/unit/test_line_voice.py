@@ -244,6 +244,25 @@ async def test_a_rescued_caller_hears_and_goes_where_the_line_says(voice: LineVo
 
 
 @pytest.mark.parametrize("voice", [DEFAULT_VOICE, OTHER], ids=["citas", "other"])
+async def test_a_rescued_caller_keeps_the_context_the_flow_annotated(voice: LineVoice) -> None:
+    """Eligibility's segment, affiliate and CUPS reach the agents' variables, not a
+    segment ``unknown`` over the known one (before: every rescue said ``unknown``)."""
+    channel, record = FakeChannel(voice), FakeRecord()
+    await channel.annotate({"segment": "non_target", "affiliate": "1010101010"})
+    await channel.annotate({"cups": "890201"})
+    channel.log.clear()
+
+    await controller(FakeClient(), voice)._rescue(channel, record, "ivr-restarted")  # type: ignore[arg-type]
+
+    p = voice.variable_prefix
+    assert channel.log[1] == ("vars", {
+        f"__{p}REASON": "ivr-restarted", f"__{p}SEGMENT": "non_target",
+        f"__{p}AFFILIATE": "1010101010", f"__{p}CUPS": "890201",
+    })  # fmt: skip
+    assert channel.log[2] == ("transfer", voice.agent_context, "5550009")
+
+
+@pytest.mark.parametrize("voice", [DEFAULT_VOICE, OTHER], ids=["citas", "other"])
 async def test_a_call_rejected_at_shutdown_goes_to_the_lines_agents(voice: LineVoice) -> None:
     client = FakeClient()
 

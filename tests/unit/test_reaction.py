@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,6 +175,62 @@ def test_stale_pending_keys_are_pruned() -> None:
     clock.now += reaction.STALE_S + 1
     timer.dtmf_received("fresh")
     assert list(timer._first) == ["fresh"]
+
+
+def test_samples_leave_the_callers_path_and_reach_the_log_within_the_flush_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reaction, "FLUSH_EVERY_S", 1.0)
+    log = tmp_path / "r.jsonl"
+    timer = ReactionTimer(log)
+    try:
+        timer.dtmf_received("c1")
+        timer.command_sent("c1", "play")
+        assert log.read_bytes() == b""  # nothing written on the loop: kept for the flusher
+        deadline = time.monotonic() + 5.0
+        while not log.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [(s["kind"], s["command"]) for s in lines(log)] == [
+            ("reaction", "play"),
+            ("response", "play"),
+        ]  # without a close: the bench reads the log while the controller runs
+    finally:
+        timer.close()
+
+
+def test_timers_sharing_a_log_append_whole_lines(tmp_path: Path) -> None:
+    """Two controllers (two timers, two O_APPEND files), four threads each: every
+    line is one sample, none lost or cut."""
+    log = tmp_path / "r.jsonl"
+    timers = [ReactionTimer(log), ReactionTimer(log)]
+
+    def keys(timer: ReactionTimer, worker: int) -> None:
+        for i in range(300):
+            channel = f"c{id(timer)}-{worker}-{i}-" + "x" * 200  # long lines
+            timer.dtmf_received(channel)
+            timer.command_sent(channel, "stop playback")
+            if i % 50 == 0:
+                time.sleep(0.01)  # let a flush fall between samples
+
+    threads = [threading.Thread(target=keys, args=(t, w)) for t in timers for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for timer in timers:
+        timer.close()
+    samples = lines(log)  # a cut line would not parse
+    assert len(samples) == 2 * 4 * 300
+    assert len({s["channel"] for s in samples}) == len(samples)
+
+
+def test_a_sample_after_a_close_opens_the_log_again(tmp_path: Path) -> None:
+    timer = ReactionTimer(tmp_path / "r.jsonl")
+    for channel in ("c1", "c2"):
+        timer.dtmf_received(channel)
+        timer.command_sent(channel, "stop playback")
+        timer.close()
+    assert [s["channel"] for s in lines(tmp_path / "r.jsonl")] == ["c1", "c2"]
 
 
 # -- wired into VoiceChannel --------------------------------------------------------

@@ -104,6 +104,7 @@ class FakeAri:
         self.on_play: Callable[[str], list[Event]] = lambda pid: [finished(pid)]
         self.fail: dict[str, AriError] = {}
         self.last_playback_id = ""
+        self.variables: dict[str, str] = {}  # the channel's, as set
 
     def _call(self, *call: Any) -> None:
         self.calls.append(call)
@@ -128,6 +129,13 @@ class FakeAri:
 
     async def set_variable(self, channel_id: str, variable: str, value: str) -> None:
         self._call("set_variable", channel_id, variable, value)
+        self.variables[variable] = value
+
+    async def get_variable(self, channel_id: str, variable: str) -> str:
+        self._call("get_variable", channel_id, variable)
+        if variable not in self.variables:  # Asterisk 22's answer for a variable never set
+            raise AriNotFound(404, "GET", "/channels/x/variable", "Provided variable was not found")
+        return self.variables[variable]
 
     async def continue_in_dialplan(
         self, channel_id: str, *, context: str, extension: str, priority: int
@@ -540,15 +548,52 @@ async def test_hand_off_sets_the_lines_variables_then_continues_in_its_agent_con
     ]
 
 
-async def test_annotate_sets_the_hand_off_variables_at_once(
+async def test_annotate_keeps_the_context_in_one_variable_in_one_request(
     call: VoiceChannel, ari: FakeAri
 ) -> None:
-    await within(call.annotate({"segment": "target", "vdn_hint": "5550001"}))
+    await within(call.annotate({"segment": "target", "affiliate": "1010101010", "cups": "890201"}))
 
+    # One request however many keys (citas' eligibility: three), not inherited.
     assert ari.calls == [
-        ("set_variable", CHANNEL_ID, "__CITAS_SEGMENT", "target"),
-        ("set_variable", CHANNEL_ID, "__CITAS_VDN_HINT", "5550001"),
-    ]
+        ("set_variable", CHANNEL_ID, "CITAS_CONTEXT",
+         "affiliate=1010101010&cups=890201&segment=target"),
+    ]  # fmt: skip
+    # A later annotate keeps the earlier keys; a key told again takes its new value.
+    await within(call.annotate({"segment": "non_target", "reason_hint": "a&b=c,d|e"}))
+    assert ari.calls[-1][2:] == (
+        "CITAS_CONTEXT",
+        "affiliate=1010101010&cups=890201&reason_hint=a%26b%3Dc%2Cd%7Ce&segment=non_target",
+    )
+    assert await within(call.annotated()) == {
+        "affiliate": "1010101010",
+        "cups": "890201",
+        "reason_hint": "a&b=c,d|e",
+        "segment": "non_target",
+    }
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {},
+        {"segment": "target"},
+        {"segment": "", "affiliate": "CC 1.010.101.010"},
+        {"a": '=&%+ ,|;ñáé"', "b": "x" * 300},
+    ],
+)
+def test_the_context_variable_reads_back_as_it_was_set(context: dict[str, str]) -> None:
+    assert voice.decode_context(voice.encode_context(context)) == context
+
+
+async def test_annotated_is_empty_when_nothing_was_annotated_or_it_cannot_be_read(
+    call: VoiceChannel, ari: FakeAri
+) -> None:
+    assert await within(call.annotated()) == {}  # 404: never set
+    ari.variables["CITAS_CONTEXT"] = "segment=target"
+    ari.fail["get_variable"] = AriServerError(500, "GET", "/channels/x/variable", "Internal")
+    assert await within(call.annotated()) == {}  # best effort: the rescue goes on
+    del ari.fail["get_variable"]
+    assert await within(call.annotated()) == {"segment": "target"}
 
 
 async def test_end_says_the_phrases_without_barge_in_then_hangs_up(
@@ -622,7 +667,8 @@ async def test_a_failed_variable_is_raised_after_the_others_were_sent(ari: FakeA
     call = VoiceChannel(ctx, line=CITAS_VOICE)
 
     with pytest.raises(CallerHungUp):
-        await within(call.annotate({"segment": "target", "cups": "890201", "vdn_hint": "1"}))
+        await within(call.set_variables({"__CITAS_SEGMENT": "target", "__CITAS_CUPS": "890201",
+                                         "__CITAS_REASON": "x"}))  # fmt: skip
 
     assert [c[0] for c in ari.calls] == ["set_variable"] * 3  # each was tried
 
