@@ -209,7 +209,8 @@ class VoiceDialogue(ABC):
         # caller's path, not one per key (citas' eligibility: three, 3 of a citas
         # call's 13 ARI requests; docs/perf/budget.md). A hand-off sets the agents'
         # variables itself; a rescue reads this one back (VoiceChannel.annotated).
-        self._context |= context
+        # (getattr: a subclass that is a dataclass runs no __init__ of ours)
+        self._context = {**getattr(self, "_context", {}), **context}
         await self.set_variables(
             {self.line.dialplan_variable(CONTEXT_KEY): encode_context(self._context)}
         )
@@ -217,7 +218,7 @@ class VoiceDialogue(ABC):
     async def annotated(self) -> dict[str, str]:
         """The context ``annotate`` was told, for a rescue's hand-off (``VoiceChannel``
         reads it from the channel: another controller may have set it)."""
-        return dict(self._context)
+        return dict(getattr(self, "_context", {}))
 
     async def hand_off(self, hand_off: HandOff) -> None:
         variables = {self.line.variable("reason"): hand_off.reason}
@@ -437,10 +438,10 @@ class VoiceChannel(VoiceDialogue):
         try:
             value = await self.client.get_variable(self.call_id, name)
         except AriNotFound:  # never set (Asterisk: "Provided variable was not found")
-            return dict(self._context)
+            return dict(getattr(self, "_context", {}))
         except AriError as exc:
             logger.warning("call %s: context not read back: %s", self.call_id, exc)
-            return dict(self._context)
+            return dict(getattr(self, "_context", {}))
         return decode_context(value)
 
     async def transfer(self, *, context: str, extension: str) -> None:
