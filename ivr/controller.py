@@ -48,6 +48,7 @@ from ivr.channel import (
 from ivr.flow.engine import Action, CallState, FlowEngine
 from ivr.flow.loader import FlowLoader, load_flows
 from ivr.flow.model import Flow
+from ivr.flow.nodes.transfer import CONTEXT_VARIABLES
 from ivr.httpsession import OwnedSession
 from ivr.incidents.http import incident_extension_for
 from ivr.line import Line
@@ -90,6 +91,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
+# The keys of the flow's context a rescue carries to the agents: a transfer's
+# (ivr.flow.nodes.transfer), nothing else read back from the channel.
+RESCUE_CONTEXT = frozenset({"segment", *CONTEXT_VARIABLES})
 # The end reason of a record closed by the controller that adopted its call.
 CONTROLLER_LOST = "controller_lost"
 
@@ -266,7 +270,8 @@ class Controller:
             vdn = self.engine.default_vdn
             # What the flow knew before it was cut off (segment, affiliate, CUPS: its
             # annotate), even when another controller set it; else the segment is unknown.
-            context = {"segment": "unknown"} | await channel.annotated()
+            known = await channel.annotated()
+            context = {"segment": "unknown"} | {k: v for k, v in known.items() if k in RESCUE_CONTEXT}
             await channel.hand_off(HandOff(vdn, reason, context))
         except CallTransferred:
             record.outcome = "transferred"

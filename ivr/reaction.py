@@ -36,6 +36,7 @@ of a busy citas controller's loop, three keys a call, two samples a key).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -168,6 +169,8 @@ class ReactionTimer:
             sample["from_asterisk_ms"] = round((wall - sent_at) * 1000, 1)
         line = json.dumps(sample, separators=(",", ":")) + "\n"
         with self._lock:
+            if self._log_path is None:  # given up meanwhile (by the flusher)
+                return
             if self._log is None:  # opened here: an unusable path is known at once
                 try:
                     self._log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,10 +195,14 @@ class ReactionTimer:
         """Append the pending samples, under ``_lock``: one ``write`` of whole lines."""
         if not self._lines or self._log is None or self._log_path is None:
             return
-        data = "".join(self._lines).encode("utf-8")
+        data = memoryview("".join(self._lines).encode("utf-8"))
         self._lines.clear()
         try:
-            self._log.write(data)
+            while data:  # unbuffered: a short write (a full disk) leaves the rest
+                written = self._log.write(data)
+                if not written:
+                    raise OSError("the reaction log takes no more bytes")
+                data = data[written:]
         except OSError as exc:
             self._give_up(exc)
 
@@ -204,6 +211,10 @@ class ReactionTimer:
         self._log_path = None
         self._lines.clear()
         self.enabled = self._observer is not None
+        if self._log is not None:
+            with contextlib.suppress(OSError):
+                self._log.close()
+            self._log = None
         if self._stop_flusher is not None:
             self._stop_flusher.set()
             self._stop_flusher = None

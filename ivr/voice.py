@@ -53,12 +53,15 @@ from ivr.channel import (
     Phrase,
 )
 from ivr.dtmf import Entry, Key, Keypad
+from ivr.failures import failure_text
 from ivr.reaction import ReactionTimer
 
 logger = logging.getLogger(__name__)
 
 # A playback that never reports its end (lost event) must not hold a caller.
 PLAYBACK_SAFETY_S = 180.0
+# A rescue reads the flow's context back from the channel for at most this long (s).
+READ_BACK_S = 1.0
 # A request refused with 409 (the channel not in Stasis) waits this long for the
 # StasisEnd that tells a caller's hang-up from the controller's own mistake.
 HANGUP_SETTLE_S = 0.5
@@ -221,8 +224,8 @@ class VoiceDialogue(ABC):
         return dict(getattr(self, "_context", {}))
 
     async def hand_off(self, hand_off: HandOff) -> None:
-        variables = {self.line.variable("reason"): hand_off.reason}
-        variables |= {self.line.variable(k): v for k, v in hand_off.context.items()}
+        variables = {self.line.variable(k): v for k, v in hand_off.context.items()}
+        variables[self.line.variable("reason")] = hand_off.reason  # no context key overrides it
         await self.set_variables(variables)
         await self.transfer(context=self.line.agent_context, extension=hand_off.queue)
 
@@ -417,7 +420,7 @@ class VoiceChannel(VoiceDialogue):
     async def set_variables(self, variables: Mapping[str, str]) -> None:
         # ARI sets one variable per request; distinct names need no order, so the
         # requests go out together: one round trip on the caller's path, not one per
-        # variable (citas' eligibility sets four before the slot is read out).
+        # variable (citas' hand-off sets up to four before the transfer).
         results = await asyncio.gather(
             *(
                 self._ari("set variable", self.client.set_variable(self.call_id, name, value))
@@ -431,18 +434,27 @@ class VoiceChannel(VoiceDialogue):
 
     async def annotated(self) -> dict[str, str]:
         """The context ``annotate`` left on the channel, whichever controller set it
-        (a dead one's, for the one that adopted the call): ``{}`` when none was set.
-        Best effort, one ``GET /channels/{id}/variable``: when it cannot be read, what
-        this controller annotated itself (a rescue goes on without the rest)."""
+        (a dead one's, for the one that adopted the call), with what this controller
+        annotated itself over it: ``{}`` when none was set. Best effort, one
+        ``GET /channels/{id}/variable`` of at most ``READ_BACK_S``: a rescue (often
+        while ARI is unwell) goes on without what it cannot read in time."""
+        own = dict(getattr(self, "_context", {}))
+        if self._hung_up:
+            return own
         name = self.line.dialplan_variable(CONTEXT_KEY)
         try:
-            value = await self.client.get_variable(self.call_id, name)
-        except AriNotFound:  # never set (Asterisk: "Provided variable was not found")
-            return dict(getattr(self, "_context", {}))
-        except AriError as exc:
-            logger.warning("call %s: context not read back: %s", self.call_id, exc)
-            return dict(getattr(self, "_context", {}))
-        return decode_context(value)
+            async with asyncio.timeout(READ_BACK_S):
+                value = await self.client.get_variable(self.call_id, name)
+        except AriNotFound:  # never set (Asterisk: "Variable Not Found"), or the call is gone
+            return own
+        except (AriError, TimeoutError) as exc:
+            logger.warning(
+                "call %s: context not read back: %s",
+                self.call_id,
+                failure_text(exc, deadline_s=READ_BACK_S),
+            )
+            return own
+        return decode_context(value) | own
 
     async def transfer(self, *, context: str, extension: str) -> None:
         await self._ari(

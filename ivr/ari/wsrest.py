@@ -15,7 +15,7 @@ allow ``RESTResponse`` (``ivr.ari.EVENT_FILTER``), or answers are never sent.
 Why: through ``AriClient``, a request over HTTP costs the controller 0.23–0.27 ms of
 CPU (aiohttp) and Asterisk 0.14–0.15 ms (its HTTP session); over the websocket
 0.10–0.11 and 0.09–0.12 ms (``scripts/ari_rest_transport.py``, docs/perf/ari.md).
-A smoke call makes four, a citas call about twelve.
+A smoke call makes four, a citas call ten.
 
 ``WebSocketRest`` is attached by ``EventStream`` to each websocket it opens and
 detached when it closes. The stream's reader answers requests as their answers

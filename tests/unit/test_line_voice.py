@@ -262,6 +262,19 @@ async def test_a_rescued_caller_keeps_the_context_the_flow_annotated(voice: Line
     assert channel.log[2] == ("transfer", voice.agent_context, "5550009")
 
 
+async def test_a_rescue_carries_only_a_transfers_keys_and_its_own_reason() -> None:
+    """Whatever else the channel's context holds (another program's keys, a
+    ``reason``) never reaches the agents' variables nor replaces the rescue's reason."""
+    channel, record = FakeChannel(DEFAULT_VOICE), FakeRecord()
+    await channel.annotate({"segment": "target", "reason": "forged", "queue": "9", "level": "3"})
+    channel.log.clear()
+
+    await controller(FakeClient(), DEFAULT_VOICE)._rescue(channel, record, "ivr-error")  # type: ignore[arg-type]
+
+    p = DEFAULT_VOICE.variable_prefix
+    assert channel.log[1] == ("vars", {f"__{p}REASON": "ivr-error", f"__{p}SEGMENT": "target"})
+
+
 @pytest.mark.parametrize("voice", [DEFAULT_VOICE, OTHER], ids=["citas", "other"])
 async def test_a_call_rejected_at_shutdown_goes_to_the_lines_agents(voice: LineVoice) -> None:
     client = FakeClient()

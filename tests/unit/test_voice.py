@@ -540,10 +540,10 @@ async def test_hand_off_sets_the_lines_variables_then_continues_in_its_agent_con
 
     p = line.variable_prefix
     assert ari.calls == [
-        ("set_variable", CHANNEL_ID, f"__{p}REASON", "non-target"),
         ("set_variable", CHANNEL_ID, f"__{p}SEGMENT", "target"),
         ("set_variable", CHANNEL_ID, f"__{p}AFFILIATE", "1010101010"),
         ("set_variable", CHANNEL_ID, f"__{p}CUPS", "890201"),
+        ("set_variable", CHANNEL_ID, f"__{p}REASON", "non-target"),
         ("continue_in_dialplan", CHANNEL_ID, line.agent_context, "5550001", 1),
     ]
 
@@ -594,6 +594,36 @@ async def test_annotated_is_empty_when_nothing_was_annotated_or_it_cannot_be_rea
     assert await within(call.annotated()) == {}  # best effort: the rescue goes on
     del ari.fail["get_variable"]
     assert await within(call.annotated()) == {"segment": "target"}
+
+
+async def test_annotated_puts_this_controllers_own_context_over_the_channels(
+    call: VoiceChannel, ari: FakeAri
+) -> None:
+    """A later annotate whose request failed still counts; a dead controller's keys
+    this one never told are kept; an unreadable channel gives this one's own."""
+    ari.variables["CITAS_CONTEXT"] = "affiliate=1010101010&segment=target"
+    ari.fail["set_variable"] = AriServerError(500, "POST", "/channels/x/variable", "Internal")
+    with pytest.raises(ChannelError):
+        await within(call.annotate({"segment": "non_target", "cups": "890201"}))
+    assert await within(call.annotated()) == {
+        "affiliate": "1010101010", "segment": "non_target", "cups": "890201",
+    }  # fmt: skip
+    ari.fail["get_variable"] = AriServerError(500, "GET", "/channels/x/variable", "Internal")
+    assert await within(call.annotated()) == {"segment": "non_target", "cups": "890201"}
+
+
+async def test_annotated_gives_up_on_a_read_that_does_not_answer(
+    call: VoiceChannel, ari: FakeAri, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(voice, "READ_BACK_S", 0.05)
+    never = asyncio.Event()
+
+    async def hung(channel_id: str, variable: str) -> str:
+        await never.wait()
+        return ""
+
+    monkeypatch.setattr(ari, "get_variable", hung)
+    assert await within(call.annotated(), 1.0) == {}  # not the client's own 5 s timeout
 
 
 async def test_end_says_the_phrases_without_barge_in_then_hangs_up(
