@@ -25,7 +25,6 @@ every ``FLUSH_EVERY_S`` (and at ``close``), whole lines in one ``write`` on an
 two. Before, each sample was a line-buffered write on the loop (run d1: 3.9 %
 of a busy citas controller's loop, three keys a call, two samples a key).
 
-
 >>> seen: list[float] = []
 >>> timer = ReactionTimer(observer=seen.append, clock=iter([1.0, 1.25]).__next__)
 >>> timer.dtmf_received("chan-1")
@@ -137,9 +136,7 @@ class ReactionTimer:
         """Append what is pending and close the log (the flusher thread ends; a later
         sample opens it again)."""
         with self._lock:
-            if self._stop_flusher is not None:
-                self._stop_flusher.set()
-                self._stop_flusher = None
+            self._end_flusher()
             self._flush()
             if self._log is not None:
                 self._log.close()
@@ -215,6 +212,10 @@ class ReactionTimer:
             with contextlib.suppress(OSError):
                 self._log.close()
             self._log = None
+        self._end_flusher()
+
+    def _end_flusher(self) -> None:
+        """The flusher thread ends at its next wake-up; the next sample starts another."""
         if self._stop_flusher is not None:
             self._stop_flusher.set()
             self._stop_flusher = None

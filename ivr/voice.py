@@ -24,6 +24,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Protocol
 from urllib.parse import parse_qsl, urlencode
 
@@ -122,9 +123,12 @@ class VoiceDialogue(ABC):
     """The dialogue (``ivr.channel.CallChannel``) rendered as telephony; subclasses
     give the primitives."""
 
+    # What ``annotate`` was told, merged: a new mapping each time, never mutated, so
+    # this read-only empty one is every dialogue's start (dataclass subclasses too).
+    _context: Mapping[str, str] = MappingProxyType({})
+
     def __init__(self, line: LineSounds) -> None:
         self.line = line
-        self._context: dict[str, str] = {}  # what ``annotate`` was told, merged
 
     @property
     def kind(self) -> ChannelKind:
@@ -212,8 +216,7 @@ class VoiceDialogue(ABC):
         # caller's path, not one per key (citas' eligibility: three, 3 of a citas
         # call's 13 ARI requests; docs/perf/budget.md). A hand-off sets the agents'
         # variables itself; a rescue reads this one back (VoiceChannel.annotated).
-        # (getattr: a subclass that is a dataclass runs no __init__ of ours)
-        self._context = {**getattr(self, "_context", {}), **context}
+        self._context = {**self._context, **context}
         await self.set_variables(
             {self.line.dialplan_variable(CONTEXT_KEY): encode_context(self._context)}
         )
@@ -221,7 +224,7 @@ class VoiceDialogue(ABC):
     async def annotated(self) -> dict[str, str]:
         """The context ``annotate`` was told, for a rescue's hand-off (``VoiceChannel``
         reads it from the channel: another controller may have set it)."""
-        return dict(getattr(self, "_context", {}))
+        return dict(self._context)
 
     async def hand_off(self, hand_off: HandOff) -> None:
         variables = {self.line.variable(k): v for k, v in hand_off.context.items()}
@@ -438,7 +441,7 @@ class VoiceChannel(VoiceDialogue):
         annotated itself over it: ``{}`` when none was set. Best effort, one
         ``GET /channels/{id}/variable`` of at most ``READ_BACK_S``: a rescue (often
         while ARI is unwell) goes on without what it cannot read in time."""
-        own = dict(getattr(self, "_context", {}))
+        own = dict(self._context)
         if self._hung_up:
             return own
         name = self.line.dialplan_variable(CONTEXT_KEY)
