@@ -105,6 +105,11 @@ class HandOff:
     context: Mapping[str, str]
 
 
+# The key of an annotated context (``annotate``) naming the queue the flow has chosen
+# for its hand-off (citas' eligibility: the non-target VDN), so a rescue goes there.
+QUEUE_KEY = "queue"
+
+
 EndedBy = Literal["complete", "terminator", "no_input", "between_digits", "total", "invalid"]
 ChannelKind = Literal["voice", "chat"]
 

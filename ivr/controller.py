@@ -37,6 +37,7 @@ from ivr.ari.counters import AriCounters, AriCountersCollector
 from ivr.booking.source import SlotSource
 from ivr.cases.setup import case_store
 from ivr.channel import (
+    QUEUE_KEY,
     CallEnded,
     CallerHungUp,
     CallTransferred,
@@ -260,22 +261,27 @@ class Controller:
 
         The message is the line's prompt ``service_unavailable_agent``; the channel
         variables and the agents' context are the line's (``line.yaml`` ``voice``,
-        which the voice channel renders)."""
+        which the voice channel renders). The queue is the one the flow had chosen
+        (``QUEUE_KEY`` of its annotated context, when it is one of the line's
+        ``agent_queues``), else the line's ``default_vdn``."""
+        vdn = self.engine.default_vdn
         try:
             # EventsLost here (another reconnect): hand over without waiting for the end.
             with contextlib.suppress(CallEnded, EventsLost):
                 await channel.say(
                     [Phrase("prompt", "service_unavailable_agent")], interruptible=False
                 )
-            vdn = self.engine.default_vdn
-            # What the flow knew before it was cut off (segment, affiliate, CUPS: its
-            # annotate), even when another controller set it; else the segment is unknown.
+            # What the flow knew before it was cut off (segment, affiliate, CUPS, its
+            # queue: its annotate), even when another controller set it; else the
+            # segment is unknown and the queue the default.
             known = await channel.annotated()
+            if known.get(QUEUE_KEY) in self.line.agent_queues:
+                vdn = known[QUEUE_KEY]
             context = {"segment": "unknown"} | {k: v for k, v in known.items() if k in RESCUE_CONTEXT}
             await channel.hand_off(HandOff(vdn, reason, context))
         except CallTransferred:
             record.outcome = "transferred"
-            record.step("transfer", vdn=self.engine.default_vdn, reason=reason)
+            record.step("transfer", vdn=vdn, reason=reason)
         except CallEnded:
             pass
         except ChannelError as exc:

@@ -90,7 +90,14 @@ class Line(Protocol):
 
     @property
     def default_vdn(self) -> str:
-        """The general agents' VDN: where a rescued caller goes."""
+        """The general agents' VDN: where a rescued caller goes when the flow had not
+        chosen one of ``agent_queues`` (``RESCUE_QUEUE_KEY`` in its annotated context)."""
+        ...
+
+    @property
+    def agent_queues(self) -> Collection[str]:
+        """Every VDN the line's flows hand over to (``default_vdn`` among them): the
+        only ones a rescue takes from a channel's context."""
         ...
 
     @property

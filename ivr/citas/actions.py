@@ -30,7 +30,7 @@ from ivr.booking.model import (
 )
 from ivr.booking.source import SlotSource
 from ivr.cases.store import CaseStore
-from ivr.channel import Phrase
+from ivr.channel import QUEUE_KEY, Phrase
 from ivr.chat.callref import DESTINATION_VARIABLE, REFERENCE_VARIABLE, new_reference
 from ivr.citas.affiliates import Affiliate, AffiliateDirectory
 from ivr.citas.cases import (
@@ -324,10 +324,11 @@ class CitasActions:
         state.set("eligibility_reasons", list(result.reasons))
         state.set("agent_vdn", vdn)
         # Known now for a rescue's hand-off, even by another controller (voice: the
-        # channel's CITAS_CONTEXT, set at once).
+        # channel's CITAS_CONTEXT, set at once): a non-target caller rescued from here
+        # reaches the non-target agents, as the flow would have sent them.
         await state.channel.annotate(
             {"segment": result.segment, "affiliate": affiliate.id,
-             "cups": str(state.variables["cups"])}
+             "cups": str(state.variables["cups"]), QUEUE_KEY: vdn}
         )  # fmt: skip
         return result.route
 

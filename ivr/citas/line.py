@@ -36,6 +36,12 @@ class CitasLine:
         return self.reference.line.vdn_default
 
     @property
+    def agent_queues(self) -> Collection[str]:
+        """line.yaml's ``agent_vdn``: default, non-target, incident."""
+        line = self.reference.line
+        return frozenset({line.vdn_default, line.vdn_non_target, line.vdn_incident})
+
+    @property
     def action_outcomes(self) -> Mapping[str, Collection[str]]:
         return OUTCOMES
 

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ivr.channel import (
+    QUEUE_KEY,
     AwaitingReply,
     CallerHungUp,
     CallTransferred,
@@ -228,6 +229,7 @@ def test_a_chat_books_the_first_slot_pausing_at_each_question(line: Line) -> Non
     assert (channel.offered[2][0].key, channel.offered[2][0].title) == ("1", "Aceptar esta cita")
     # The hand-off context was noted for the chat as the voice variables are set.
     assert channel.context["segment"] == "target" and channel.context["cups"] == "890201"
+    assert channel.context[QUEUE_KEY] == REFERENCE.line.vdn_default  # a rescue's queue
 
 
 def test_an_invalid_reply_is_told_then_the_question_waits_again_at_the_next_attempt(

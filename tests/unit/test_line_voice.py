@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import ivr.citas.line
 import ivr.line
 from ivr.ari.counters import AriCounters
-from ivr.channel import CallTransferred, DigitRequest, DigitResult
+from ivr.channel import QUEUE_KEY, CallTransferred, DigitRequest, DigitResult
 from ivr.citas.line import CitasLine, citas_line
 from ivr.citas.reference import CITAS_DIR, DEFAULT_VOICE, load_line, load_reference
 from ivr.controller import Controller
@@ -273,6 +273,41 @@ async def test_a_rescue_carries_only_a_transfers_keys_and_its_own_reason() -> No
 
     p = DEFAULT_VOICE.variable_prefix
     assert channel.log[1] == ("vars", {f"__{p}REASON": "ivr-error", f"__{p}SEGMENT": "target"})
+    # "9" is no queue of the line's: the rescue goes to the default VDN.
+    assert channel.log[2] == ("transfer", DEFAULT_VOICE.agent_context, "5550009")
+
+
+def line_queues() -> list[str]:
+    return sorted(CitasLine(load_reference()).agent_queues)
+
+
+@pytest.mark.parametrize(
+    ("annotated", "expected"),
+    [*((queue, queue) for queue in line_queues()),
+     ("", "5550009"), ("5550001 ", "5550009"), ("s@evil/5550001", "5550009"), (None, "5550009")],
+)  # fmt: skip
+async def test_a_rescue_goes_to_the_queue_the_flow_chose_if_it_is_the_lines(
+    annotated: str | None, expected: str
+) -> None:
+    """A non-target caller rescued after eligibility reaches the non-target agents, as
+    the flow would have sent them (before: always the default VDN); any other value
+    of the context's queue (another program's, empty, none) goes to the default."""
+    channel, record = FakeChannel(DEFAULT_VOICE), FakeRecord()
+    context = {"segment": "non_target"} | ({} if annotated is None else {QUEUE_KEY: annotated})
+    await channel.annotate(context)
+    channel.log.clear()
+
+    await controller(FakeClient(), DEFAULT_VOICE)._rescue(channel, record, "ivr-error")  # type: ignore[arg-type]
+
+    assert channel.log[2] == ("transfer", DEFAULT_VOICE.agent_context, expected)
+    assert QUEUE_KEY not in {k.removeprefix(f"__{DEFAULT_VOICE.variable_prefix}").lower()
+                             for k in channel.log[1][1]}  # fmt: skip
+    assert record.steps == [("transfer", {"vdn": expected, "reason": "ivr-error"})]
+
+
+def test_the_citas_lines_queues_are_line_yamls_agent_vdns() -> None:
+    line = load_reference().line
+    assert set(line_queues()) == {line.vdn_default, line.vdn_non_target, line.vdn_incident}
 
 
 @pytest.mark.parametrize("voice", [DEFAULT_VOICE, OTHER], ids=["citas", "other"])
