@@ -106,7 +106,8 @@ class HandOff:
 
 
 # The key of an annotated context (``annotate``) naming the queue the flow has chosen
-# for its hand-off (citas' eligibility: the non-target VDN), so a rescue goes there.
+# for its hand-off (citas' eligibility: the target or non-target VDN), so a rescue
+# goes there (``Controller._rescue``, if it is one of the line's ``agent_queues``).
 QUEUE_KEY = "queue"
 
 

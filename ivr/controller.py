@@ -724,7 +724,7 @@ class CallPath:
         slots = ops.guard(booking)
         actions, outbox = await build_actions(settings, db, slots, ops.live, reference)
         # The line's general agents (line.yaml agent_vdn.default): where a flow with
-        # no VDN of its own, and every rescued caller, goes.
+        # no VDN of its own goes, and a rescued caller whose flow had chosen none.
         engine = FlowEngine(
             actions,
             default_vdn=reference.line.vdn_default,

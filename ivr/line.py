@@ -91,7 +91,7 @@ class Line(Protocol):
     @property
     def default_vdn(self) -> str:
         """The general agents' VDN: where a rescued caller goes when the flow had not
-        chosen one of ``agent_queues`` (``RESCUE_QUEUE_KEY`` in its annotated context)."""
+        chosen one of ``agent_queues`` (``ivr.channel.QUEUE_KEY`` in its annotated context)."""
         ...
 
     @property

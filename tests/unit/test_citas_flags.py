@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from ivr.channel import QUEUE_KEY
 from ivr.citas.actions import CitasActions
 from ivr.citas.affiliates import Affiliate
 from ivr.citas.flags import AGE_MAX, AGE_MIN, CUPS_IN_SCOPE, flag_registry, site_closure_flag
-from ivr.citas.reference import load_reference
+from ivr.citas.reference import Reference, load_reference
 from ivr.controller import flow_loader
+from ivr.flow.engine import CallState
 from ivr.ops.flags import StaticFlags
 from ivr.settings import REPO_ROOT
 from tests.unit.test_flow_engine import ScriptedChannel, new_state
@@ -27,17 +30,40 @@ def affiliate(age: int = 30, site: str = "norte") -> Affiliate:
                      site, frozenset())  # fmt: skip
 
 
-async def route(flags: dict[str, Any], who: Affiliate) -> tuple[str, list[str]]:
-    tz = ZoneInfo(REFERENCE.line.timezone)
+async def eligibility(
+    flags: dict[str, Any], who: Affiliate, reference: Reference = REFERENCE
+) -> tuple[str, CallState]:
+    tz = ZoneInfo(reference.line.timezone)
     actions = CitasActions(
-        REFERENCE, cast(Any, None), cast(Any, None), cast(Any, None),
-        flags=StaticFlags(flag_registry(REFERENCE), flags),
+        reference, cast(Any, None), cast(Any, None), cast(Any, None),
+        flags=StaticFlags(flag_registry(reference), flags),
         clock=lambda: datetime(2026, 11, 23, 9, 0, tzinfo=tz),
     )  # fmt: skip
     state = new_state(ScriptedChannel(), FLOW, cups="890201")
     state.variables["_affiliate"] = who
-    result = await actions.evaluate_eligibility(state, {})
+    return await actions.evaluate_eligibility(state, {}), state
+
+
+async def route(flags: dict[str, Any], who: Affiliate) -> tuple[str, list[str]]:
+    result, state = await eligibility(flags, who)
     return result, list(state.variables["eligibility_reasons"])
+
+
+@pytest.mark.parametrize(("age", "segment", "vdn"), [
+    (30, "target", "5550001"), (60, "non_target", "5550003"),
+])  # fmt: skip
+async def test_eligibility_annotates_the_vdn_it_chose_for_a_rescue(
+    age: int, segment: str, vdn: str
+) -> None:
+    """A rescue after eligibility goes where the flow would have sent the caller:
+    line.yaml's ``agent_vdn.non_target`` for a non-target caller (here apart from
+    the default, as a deployment may set it), the default for a target one."""
+    line = replace(REFERENCE.line, vdn_default="5550001", vdn_non_target="5550003")
+    _, state = await eligibility({}, affiliate(age), replace(REFERENCE, line=line))
+
+    annotated = await state.channel.annotated()
+    assert (annotated["segment"], annotated[QUEUE_KEY]) == (segment, vdn)
+    assert state.variables["agent_vdn"] == vdn
 
 
 async def test_the_defaults_are_the_reference_tables() -> None:

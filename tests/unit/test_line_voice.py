@@ -306,7 +306,10 @@ async def test_a_rescue_goes_to_the_queue_the_flow_chose_if_it_is_the_lines(
 
 
 def test_the_citas_lines_queues_are_line_yamls_agent_vdns() -> None:
-    line = load_reference().line
+    reference = load_reference()
+    apart = replace(reference.line, vdn_default="1", vdn_non_target="2", vdn_incident="3")
+    assert CitasLine(replace(reference, line=apart)).agent_queues == {"1", "2", "3"}
+    line = reference.line
     assert set(line_queues()) == {line.vdn_default, line.vdn_non_target, line.vdn_incident}
 
 
